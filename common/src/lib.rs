@@ -1,0 +1,7 @@
+//! What the server, the agent and the tools share: identifiers, rights, and the wire types of every
+//! protocol. Nothing in this crate does IO; protocol logic lives in pure state machines that the
+//! binaries drive from their sockets.
+
+pub mod control;
+pub mod ids;
+pub mod rights;

@@ -1,0 +1,4 @@
+//! STUB: being written.
+
+#[derive(Default)]
+pub struct LoginLimiter {}

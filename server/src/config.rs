@@ -1,0 +1,174 @@
+//! Server settings: built-in defaults, then `config.toml` in the data folder, then command-line
+//! flags (flags win). Option names follow MeshCentral's where it has one, so its users feel at home.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+/// Command line of `tether-server`.
+#[derive(Debug, Clone, Parser, Default)]
+#[command(name = "tether-server", version, about = "Tether remote management server")]
+pub struct Cli {
+    /// Data folder: certificates, database, config.toml.
+    #[arg(long, value_name = "DIR", default_value = "./tether-data")]
+    pub datapath: PathBuf,
+    /// HTTPS port for browsers, agents and the relay (0 picks a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Plain-HTTP port that redirects to HTTPS (0 turns it off).
+    #[arg(long)]
+    pub redirport: Option<u16>,
+    /// Intel AMT MPS port.
+    #[arg(long)]
+    pub mpsport: Option<u16>,
+    /// Address to listen on.
+    #[arg(long)]
+    pub bind: Option<IpAddr>,
+    /// Server name written into generated certificates (DNS name or IP address).
+    #[arg(long, value_name = "NAME")]
+    pub cert: Option<String>,
+    /// Generate RSA-2048 instead of RSA-3072 certificates on first run (faster, weaker).
+    #[arg(long)]
+    pub fastcert: bool,
+    /// Serve plain HTTP on --port, for a TLS-terminating reverse proxy in front.
+    #[arg(long)]
+    pub tlsoffload: bool,
+    /// Create an account (the first one becomes the site administrator) and exit.
+    #[arg(long, value_name = "NAME", requires = "pass")]
+    pub createaccount: Option<String>,
+    /// Set a new password for an existing account and exit.
+    #[arg(long, value_name = "NAME", requires = "pass", conflicts_with = "createaccount")]
+    pub resetaccount: Option<String>,
+    /// Password for --createaccount / --resetaccount.
+    #[arg(long, value_name = "PW")]
+    pub pass: Option<String>,
+    /// E-mail address for --createaccount.
+    #[arg(long, value_name = "E")]
+    pub email: Option<String>,
+}
+
+/// Everything the running server needs to know. Every field can be set in `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    #[serde(skip)]
+    pub datapath: PathBuf,
+    /// HTTPS port (MeshCentral: `port`).
+    pub port: u16,
+    /// HTTP→HTTPS redirect port, 0 = off (MeshCentral: `redirPort`).
+    pub redirport: u16,
+    /// Intel AMT MPS port (MeshCentral: `mpsPort`); the listener comes with the AMT work.
+    pub mpsport: u16,
+    pub bind: IpAddr,
+    /// Name in generated certificates (MeshCentral: `cert`).
+    pub cert: String,
+    pub fastcert: bool,
+    pub tlsoffload: bool,
+    /// Let anyone create an account on the login page (MeshCentral: `newAccounts`). Off by default.
+    pub new_accounts: bool,
+    /// Audit events older than this are deleted.
+    pub event_retention_days: u32,
+    /// Login sessions last this long.
+    pub session_hours: u32,
+    /// Failed logins allowed per source address (IPv4 /24, IPv6 /64) per window.
+    pub login_limit_per_ip: u32,
+    /// Failed logins allowed per account per window.
+    pub login_limit_per_account: u32,
+    /// The rate-limit window, in minutes.
+    pub login_limit_window_minutes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            datapath: PathBuf::from("./tether-data"),
+            port: 443,
+            redirport: 80,
+            mpsport: 4433,
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            cert: "localhost".to_owned(),
+            fastcert: false,
+            tlsoffload: false,
+            new_accounts: false,
+            event_retention_days: 90,
+            session_hours: 12,
+            login_limit_per_ip: 10,
+            login_limit_per_account: 10,
+            login_limit_window_minutes: 10,
+        }
+    }
+}
+
+pub const CONFIG_FILE: &str = "config.toml";
+
+impl Config {
+    /// Reads `config.toml` from the data folder (if present) and lays the flags over it.
+    pub fn load(cli: &Cli) -> anyhow::Result<Config> {
+        let path = cli.datapath.join(CONFIG_FILE);
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str::<Config>(&text).with_context(|| format!("reading {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        config.datapath = cli.datapath.clone();
+        config.apply_flags(cli);
+        Ok(config)
+    }
+
+    fn apply_flags(&mut self, cli: &Cli) {
+        if let Some(port) = cli.port {
+            self.port = port;
+        }
+        if let Some(port) = cli.redirport {
+            self.redirport = port;
+        }
+        if let Some(port) = cli.mpsport {
+            self.mpsport = port;
+        }
+        if let Some(bind) = cli.bind {
+            self.bind = bind;
+        }
+        if let Some(cert) = &cli.cert {
+            self.cert = cert.clone();
+        }
+        self.fastcert |= cli.fastcert;
+        self.tlsoffload |= cli.tlsoffload;
+    }
+
+    pub fn data_file(&self, name: &str) -> PathBuf {
+        self.datapath.join(name)
+    }
+
+    pub fn datapath(&self) -> &Path {
+        &self.datapath
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "port = 8443\nredirport = 8080\ncert = \"file.example\"\n").unwrap();
+        let cli = Cli::parse_from(["tether-server", "--datapath", dir.path().to_str().unwrap(), "--port", "9443"]);
+        let config = Config::load(&cli).unwrap();
+        assert_eq!(config.port, 9443);
+        assert_eq!(config.redirport, 8080);
+        assert_eq!(config.cert, "file.example");
+        assert_eq!(config.mpsport, 4433);
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error_not_a_silent_default() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "prot = 1\n").unwrap();
+        let cli = Cli::parse_from(["tether-server", "--datapath", dir.path().to_str().unwrap()]);
+        let err = Config::load(&cli).unwrap_err();
+        assert!(format!("{err:#}").contains("prot"), "{err:#}");
+    }
+}

@@ -1,0 +1,1 @@
+//! `WSS /control`. STUB: being written.

@@ -1,0 +1,1 @@
+//! The HTTP surface (router). STUB: being written.

@@ -1,0 +1,20 @@
+//! The one shared state of the server. Cloned into every handler; every field is cheap to clone.
+
+use std::sync::Arc;
+
+use crate::agents::OnlineAgents;
+use crate::auth::ratelimit::LoginLimiter;
+use crate::certs::ServerCerts;
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub certs: Arc<ServerCerts>,
+    pub store: Arc<dyn Store>,
+    pub events: EventBus,
+    pub login_limiter: Arc<LoginLimiter>,
+    pub agents: Arc<OnlineAgents>,
+}

@@ -1,0 +1,1 @@
+//! redb backend. STUB: being written.

@@ -1,0 +1,1 @@
+//! rustls configuration for the HTTPS port. STUB: being written.
