@@ -1,5 +1,70 @@
-//! tether-agent: the endpoint side. Its control channel arrives with the agent issue.
+//! tether-agent: runs on a managed machine and keeps a control channel open to the server.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("tether-agent: not implemented yet")
+mod agent;
+mod backoff;
+mod files;
+mod handshake;
+mod identity;
+mod pin;
+mod session;
+mod sysinfo;
+mod tls;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tether_common::msh::Msh;
+
+#[derive(Parser)]
+#[command(name = "tether-agent", version, about = "Tether agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect to the server named in the .msh file and stay connected (foreground).
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Install policy (MeshCentral .msh format): server URL, ServerID, device group.
+    #[arg(long, value_name = "FILE.msh")]
+    config: PathBuf,
+    /// Folder for the agent's identity and pinned server certificate (made 0700).
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
+    /// Make an RSA-2048 identity instead of RSA-3072 on first start (for slow devices).
+    #[arg(long)]
+    small_key: bool,
+    /// Seconds to connect and authenticate before retrying.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    handshake_timeout: u64,
+    /// Seconds between keepalive pings.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    ping_interval: u64,
+    /// Reconnect after this many seconds without hearing from the server.
+    #[arg(long, value_name = "SECS", default_value_t = 150)]
+    idle_timeout: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Run(args) = Cli::parse().command;
+    let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
+    let msh = Msh::parse(&text).with_context(|| format!("reading {}", args.config.display()))?;
+    let timing = agent::Timing {
+        handshake_timeout: Duration::from_secs(args.handshake_timeout.max(1)),
+        ping_interval: Duration::from_secs(args.ping_interval.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+    };
+    agent::Agent::new(msh, args.state, args.small_key, timing)?.run().await
 }

@@ -3,6 +3,25 @@
 //! A client sends `{"action": "...", "id": 7, ...arguments}`. The server answers every request with
 //! exactly one [`Reply`] carrying the same `action` and `id`, and pushes [`Event`]s as
 //! `{"action": "event", "event": {...}}` whenever something the client may see changes.
+//!
+//! `result` of a successful reply, per action:
+//!
+//! | action | result |
+//! |---|---|
+//! | `serverInfo` | [`ServerInfo`] |
+//! | `whoAmI` | [`WhoAmI`] |
+//! | `listGroups` | `[GroupInfo]` (the groups the caller can see) |
+//! | `createGroup`, `editGroup`, `setGroupRights` | the [`GroupInfo`] as it is now |
+//! | `listDevices` | `[DeviceInfo]` |
+//! | `renameDevice` | the [`DeviceInfo`] as it is now |
+//! | `listUsers` | `[UserInfo]` |
+//! | `addUser`, `resetPassword`, `editUser` | the [`UserInfo`] as it is now |
+//! | `listEvents` | `[EventRecord]`, newest first |
+//! | `deleteGroup`, `deleteDevice`, `removeUser` | `{"deleted": "<id>"}` |
+//! | `changePassword` | `{}` |
+//!
+//! A group the caller may not see answers `not_found`, exactly as a group that does not exist, so
+//! that ids cannot be probed; `forbidden` means "you can see it but may not do that".
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -73,6 +92,14 @@ pub enum RequestBody {
         user: UserId,
         password: String,
     },
+    /// Changes another account's e-mail address or site-administrator flag (site admins only).
+    EditUser {
+        user: UserId,
+        #[serde(default)]
+        email: Option<String>,
+        #[serde(default)]
+        site_admin: Option<bool>,
+    },
     /// Change one's own password; the old one must be given.
     ChangePassword {
         old_password: String,
@@ -111,6 +138,7 @@ impl RequestBody {
             RequestBody::AddUser { .. } => "addUser",
             RequestBody::RemoveUser { .. } => "removeUser",
             RequestBody::ResetPassword { .. } => "resetPassword",
+            RequestBody::EditUser { .. } => "editUser",
             RequestBody::ChangePassword { .. } => "changePassword",
             RequestBody::SetGroupRights { .. } => "setGroupRights",
             RequestBody::ListEvents { .. } => "listEvents",
@@ -133,6 +161,7 @@ pub const ACTIONS: &[&str] = &[
     "addUser",
     "removeUser",
     "resetPassword",
+    "editUser",
     "changePassword",
     "setGroupRights",
     "listEvents",
@@ -170,7 +199,10 @@ pub fn parse_request(text: &str) -> Result<Request, (Option<u64>, Option<String>
         return Err((None, None, ParseError::NotJson));
     };
     let id = object.get("id").and_then(Value::as_u64);
-    let action = object.get("action").and_then(Value::as_str).map(str::to_owned);
+    let action = object
+        .get("action")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let Some(id) = id else {
         return Err((None, action, ParseError::MissingId));
     };
@@ -178,11 +210,19 @@ pub fn parse_request(text: &str) -> Result<Request, (Option<u64>, Option<String>
         return Err((Some(id), None, ParseError::MissingAction));
     };
     if !ACTIONS.contains(&action.as_str()) {
-        return Err((Some(id), Some(action.clone()), ParseError::UnknownAction(action)));
+        return Err((
+            Some(id),
+            Some(action.clone()),
+            ParseError::UnknownAction(action),
+        ));
     }
     serde_json::from_value(value).map_err(|e| {
         let detail = e.to_string();
-        (Some(id), Some(action.clone()), ParseError::BadArguments { action, detail })
+        (
+            Some(id),
+            Some(action.clone()),
+            ParseError::BadArguments { action, detail },
+        )
     })
 }
 
@@ -222,16 +262,30 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(action: &str, id: u64, result: Value) -> Reply {
-        Reply { action: action.to_owned(), id: Some(id), ok: true, result: Some(result), error: None }
+        Reply {
+            action: action.to_owned(),
+            id: Some(id),
+            ok: true,
+            result: Some(result),
+            error: None,
+        }
     }
 
-    pub fn error(action: Option<&str>, id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Reply {
+    pub fn error(
+        action: Option<&str>,
+        id: Option<u64>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Reply {
         Reply {
             action: action.unwrap_or_default().to_owned(),
             id,
             ok: false,
             result: None,
-            error: Some(ErrorBody { code, message: message.into() }),
+            error: Some(ErrorBody {
+                code,
+                message: message.into(),
+            }),
         }
     }
 }
@@ -252,7 +306,10 @@ pub enum EventTag {
 
 impl EventFrame {
     pub fn new(event: Event) -> Self {
-        EventFrame { action: EventTag::Event, event }
+        EventFrame {
+            action: EventTag::Event,
+            event,
+        }
     }
 }
 
@@ -260,19 +317,48 @@ impl EventFrame {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Event {
-    GroupCreated { group: GroupInfo },
-    GroupChanged { group: GroupInfo },
-    GroupDeleted { group: GroupId },
-    DeviceAdded { device: DeviceInfo },
-    DeviceChanged { device: DeviceInfo },
-    DeviceRemoved { device: DeviceId, group: GroupId },
-    DeviceOnline { device: DeviceId, group: GroupId },
-    DeviceOffline { device: DeviceId, group: GroupId },
-    UserAdded { user: UserInfo },
-    UserChanged { user: UserInfo },
-    UserRemoved { user: UserId },
+    GroupCreated {
+        group: GroupInfo,
+    },
+    /// Also sent to a user whose rights were just removed: a client drops the group when its
+    /// own id is no longer among `members` (and it is not a site admin).
+    GroupChanged {
+        group: GroupInfo,
+    },
+    GroupDeleted {
+        group: GroupId,
+    },
+    DeviceAdded {
+        device: DeviceInfo,
+    },
+    DeviceChanged {
+        device: DeviceInfo,
+    },
+    DeviceRemoved {
+        device: DeviceId,
+        group: GroupId,
+    },
+    DeviceOnline {
+        device: DeviceId,
+        group: GroupId,
+    },
+    DeviceOffline {
+        device: DeviceId,
+        group: GroupId,
+    },
+    UserAdded {
+        user: UserInfo,
+    },
+    UserChanged {
+        user: UserInfo,
+    },
+    UserRemoved {
+        user: UserId,
+    },
     /// An audit record was written (login, session start, …) that this console may read.
-    Logged { record: EventRecord },
+    Logged {
+        record: EventRecord,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -364,7 +450,13 @@ mod tests {
     fn parses_a_request_with_arguments() {
         let r = parse_request(r#"{"action":"createGroup","id":3,"name":"Office"}"#).unwrap();
         assert_eq!(r.id, 3);
-        assert_eq!(r.body, RequestBody::CreateGroup { name: "Office".into(), description: String::new() });
+        assert_eq!(
+            r.body,
+            RequestBody::CreateGroup {
+                name: "Office".into(),
+                description: String::new()
+            }
+        );
     }
 
     #[test]
@@ -374,13 +466,24 @@ mod tests {
         let (id, _, e) = parse_request(r#"{"action":"createGroup","id":4,"name":5}"#).unwrap_err();
         assert_eq!((id, e.code()), (Some(4), ErrorCode::BadRequest));
         assert_eq!(parse_request("[1,2]").unwrap_err().2, ParseError::NotJson);
-        assert_eq!(parse_request(r#"{"action":"listGroups"}"#).unwrap_err().2, ParseError::MissingId);
+        assert_eq!(
+            parse_request(r#"{"action":"listGroups"}"#).unwrap_err().2,
+            ParseError::MissingId
+        );
     }
 
     #[test]
     fn request_action_names_match_the_list() {
-        let body = RequestBody::SetGroupRights { group: "g".into(), user: "u".into(), rights: Rights::VIEW };
-        let json = serde_json::to_value(Request { id: 1, body: body.clone() }).unwrap();
+        let body = RequestBody::SetGroupRights {
+            group: "g".into(),
+            user: "u".into(),
+            rights: Rights::VIEW,
+        };
+        let json = serde_json::to_value(Request {
+            id: 1,
+            body: body.clone(),
+        })
+        .unwrap();
         assert_eq!(json["action"], body.action());
         assert!(ACTIONS.contains(&body.action()));
     }
@@ -389,6 +492,9 @@ mod tests {
     fn event_frames_carry_the_event_tag() {
         let frame = EventFrame::new(Event::GroupDeleted { group: "g".into() });
         let json = serde_json::to_string(&frame).unwrap();
-        assert_eq!(json, r#"{"action":"event","event":{"type":"groupDeleted","group":"g"}}"#);
+        assert_eq!(
+            json,
+            r#"{"action":"event","event":{"type":"groupDeleted","group":"g"}}"#
+        );
     }
 }

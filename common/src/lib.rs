@@ -2,6 +2,9 @@
 //! protocol. Nothing in this crate does IO; protocol logic lives in pure state machines that the
 //! binaries drive from their sockets.
 
+pub mod agent_proto;
 pub mod control;
+pub mod handshake;
 pub mod ids;
+pub mod msh;
 pub mod rights;

@@ -1,1 +1,38 @@
-fn main() {}
+//! `tetherctl`: log in to a Tether server and run one command over its control channel.
+//!
+//! Every failure ends with exit status 1 and exactly one line `tetherctl: <reason>` on stderr, so
+//! scripts can test `$?` and show the line.
+
+mod cli;
+mod commands;
+mod connection;
+mod login;
+mod output;
+mod target;
+mod trust;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::anyhow!("cannot start: {e}")),
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    // `{:#}` joins the context chain with ": "; messages never span lines.
+    let line = format!("{error:#}").replace(['\n', '\r'], " ");
+    eprintln!("tetherctl: {line}");
+    ExitCode::FAILURE
+}

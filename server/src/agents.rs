@@ -1,18 +1,50 @@
-//! Connected agents (`/agent.ashx`). The handshake and command handling arrive with the agent issue;
-//! for now this only answers "is this device online".
+//! Agents (`wss://…/agent.ashx`): MeshCentral's agent control channel. A connection runs the
+//! binary handshake from `tether_common::handshake` (admission), then lives as a session that keeps
+//! the device online until it closes, goes silent, or is replaced by a newer connection of the
+//! same device. Also serves a group's `.msh` install file.
+//!
+//! Stock MeshCentral agents are served too: they authenticate the same way, and are told their
+//! JavaScript core is fine so they stay connected without one.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod admission;
+mod keys;
+mod msh_download;
+mod records;
+mod registry;
+mod session;
 
-use tether_common::ids::DeviceId;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-#[derive(Default)]
-pub struct OnlineAgents {
-    connected: Mutex<HashMap<DeviceId, u64>>,
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use axum::routing::get;
+
+pub use registry::{OnlineAgents, Outgoing};
+
+use crate::state::AppState;
+
+/// Largest message accepted after authentication (before it, see `admission::MAX_FRAME_BEFORE_AUTH`).
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agent.ashx", get(get_agent_socket))
+        .route("/api/groups/{id}/agent.msh", get(msh_download::get_agent_msh))
 }
 
-impl OnlineAgents {
-    pub fn is_online(&self, device: &DeviceId) -> bool {
-        self.connected.lock().map(|m| m.contains_key(device)).unwrap_or(false)
-    }
+async fn get_agent_socket(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE).on_upgrade(move |mut socket| async move {
+        match admission::run(&state, &mut socket, peer).await {
+            admission::Outcome::Admitted(admission) => session::run(state, socket, peer, admission).await,
+            admission::Outcome::Hold => admission::hold(socket, Duration::from_secs(state.config.agent_hold_secs)).await,
+            admission::Outcome::Closed => {}
+        }
+    })
 }

@@ -1,5 +1,23 @@
-//! Accounts and logins: password hashing, login sessions, and the rate limiter.
+//! Accounts and logins: password hashing, login sessions, the rate limiter, and the `/api/` login
+//! routes the console page uses.
 
+pub mod accounts;
+pub mod http;
 pub mod passwords;
 pub mod ratelimit;
 pub mod sessions;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/status", get(http::get_status))
+        .route("/api/setup", post(http::post_setup))
+        .route("/api/login", post(http::post_login))
+        .route("/api/logout", post(http::post_logout))
+        .route("/api/password", post(http::post_password))
+        .route("/api/register", post(http::post_register))
+}

@@ -79,6 +79,18 @@ pub struct Config {
     pub login_limit_per_account: u32,
     /// The rate-limit window, in minutes.
     pub login_limit_window_minutes: u32,
+    /// Seconds between the WebSocket pings the server sends each connected agent (keeps NAT and
+    /// proxy mappings alive and proves the agent is still there).
+    pub agent_ping_interval_secs: u64,
+    /// An agent that sends nothing, not even a pong, for this many seconds is dropped and shown
+    /// offline (MeshCentral: `agentIdleTimeout`, 150).
+    pub agent_idle_timeout_secs: u64,
+    /// An agent must complete the authentication handshake within this many seconds.
+    pub agent_handshake_timeout_secs: u64,
+    /// How long the server silently holds the connection of an agent it cannot admit (unknown
+    /// device group, a web certificate that is not ours) before closing it. Closing at once would
+    /// make the agent reconnect at once; MeshCentral holds for the same reason.
+    pub agent_hold_secs: u64,
 }
 
 impl Default for Config {
@@ -98,6 +110,10 @@ impl Default for Config {
             login_limit_per_ip: 10,
             login_limit_per_account: 10,
             login_limit_window_minutes: 10,
+            agent_ping_interval_secs: 30,
+            agent_idle_timeout_secs: 150,
+            agent_handshake_timeout_secs: 30,
+            agent_hold_secs: 600,
         }
     }
 }

@@ -1,1 +1,75 @@
-//! `WSS /control`. STUB: being written.
+//! `WSS /control`: the console's and `tetherctl`'s one connection to the server.
+//!
+//! A logged-in user (session cookie, checked by [`AuthUser`]) upgrades `GET /control` to a WebSocket
+//! and then exchanges JSON text frames as described in [`tether_common::control`]: requests answered
+//! by exactly one reply each, and events pushed whenever something the user may see changes.
+//! Every action checks the caller's rights here on the server; the client's view is never trusted.
+
+mod access;
+mod actions;
+mod audit;
+mod connection;
+mod devices;
+mod flood;
+mod groups;
+mod origin;
+mod users;
+pub mod views;
+
+#[cfg(test)]
+mod tests;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tether_common::control::{MAX_CONTROL_FRAME, PROTOCOL_VERSION, ServerInfo};
+
+use crate::auth::sessions::AuthUser;
+use crate::state::AppState;
+
+pub use actions::{ActionContext, ActionError, perform};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/control", get(get_control))
+}
+
+async fn get_control(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !origin::same_origin(origin, host) {
+        // A page on another site must not drive this user's console with their cookie.
+        tracing::warn!(user = %user.id, origin = origin.unwrap_or_default(), "control: cross-origin WebSocket refused");
+        let body = json!({"error": "forbidden", "message": "cross-origin WebSocket refused"});
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
+    let Some(token) = connection::session_token(&headers) else {
+        // AuthUser found a session cookie a moment ago; this cannot happen, but do not panic.
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    upgrade
+        .max_message_size(MAX_CONTROL_FRAME)
+        .max_frame_size(MAX_CONTROL_FRAME)
+        .on_failed_upgrade(|error| tracing::info!("control: WebSocket upgrade failed: {error}"))
+        .on_upgrade(move |socket| connection::serve(state, user, token, socket))
+}
+
+/// What `serverInfo` answers; the certificate hashes are what agents and `.msh` files pin.
+pub fn server_info(state: &AppState) -> ServerInfo {
+    ServerInfo {
+        name: state.config.cert.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol: PROTOCOL_VERSION,
+        agent_cert_hash: hex::encode(state.certs.agent_server_id()),
+        web_cert_hash: hex::encode(state.certs.web_cert_hash()),
+        https_port: state.config.port,
+    }
+}

@@ -1,1 +1,161 @@
-//! The HTTP surface (router). STUB: being written.
+//! The HTTP surface: every feature's routes merged into one router, the console page, a health
+//! check, security headers on every response, and the plain-HTTP redirect port.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{StatusCode, Uri};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+/// Largest request body any handler reads (JSON API calls are tiny).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// No inline script or style anywhere, so scripts injected into a page cannot run.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' wss: ws:; img-src 'self' data:; \
+     style-src 'self'; script-src 'self'; frame-ancestors 'none'";
+
+/// The console page, built into the binary so the server is one file to install.
+const INDEX_HTML: &str = include_str!("../../console/web/index.html");
+const APP_JS: &str = include_str!("../../console/web/app.js");
+const STYLE_CSS: &str = include_str!("../../console/web/style.css");
+
+pub fn router(state: AppState) -> Router {
+    let hsts = !state.config.tlsoffload;
+    Router::new()
+        .route("/", get(get_index))
+        .route("/app.js", get(get_app_js))
+        .route("/style.css", get(get_style_css))
+        .route("/health", get(get_health))
+        .merge(crate::auth::routes())
+        .merge(crate::control::routes())
+        .merge(crate::agents::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response_with_state(
+            hsts,
+            add_security_headers,
+        ))
+        .with_state(state)
+}
+
+async fn get_health() -> &'static str {
+    "ok"
+}
+
+async fn get_index() -> Response {
+    static_file("text/html; charset=utf-8", INDEX_HTML)
+}
+
+async fn get_app_js() -> Response {
+    static_file("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn get_style_css() -> Response {
+    static_file("text/css; charset=utf-8", STYLE_CSS)
+}
+
+/// `no-cache` (revalidate each time): after an upgrade the browser must not keep an old app.js.
+fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Adds the headers a handler did not set itself.
+async fn add_security_headers(State(hsts): State<bool>, mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let mut set = |name: HeaderName, value: &'static str| {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    };
+    set(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    if hsts {
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    response
+}
+
+/// Where the redirect port sends browsers.
+#[derive(Clone)]
+struct RedirectTarget {
+    https_port: u16,
+    /// Used when the request's Host header is missing or not a plain host name.
+    default_host: String,
+}
+
+/// The plain-HTTP port: every request gets a 301 to the same path on the HTTPS port.
+pub fn redirect_router(https_port: u16, default_host: String) -> Router {
+    Router::new()
+        .fallback(redirect_to_https)
+        .with_state(RedirectTarget {
+            https_port,
+            default_host,
+        })
+}
+
+async fn redirect_to_https(
+    State(target): State<RedirectTarget>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .and_then(host_without_port)
+        .unwrap_or(&target.default_host);
+    let port = match target.https_port {
+        443 => String::new(),
+        port => format!(":{port}"),
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{host}{port}{path}");
+    match HeaderValue::try_from(location) {
+        Ok(location) => (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, location)],
+        )
+            .into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// `example.com:80` → `example.com`, `[::1]:80` → `[::1]`; `None` for anything that is not a
+/// plain host, so a crafted Host header cannot smuggle a path or user info into the Location.
+fn host_without_port(host: &str) -> Option<&str> {
+    let host = match host.strip_prefix('[') {
+        Some(rest) => &host[..rest.find(']')? + 2],
+        None => host.split(':').next()?,
+    };
+    let plain = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c));
+    (plain && !host.is_empty() && host.len() <= 255).then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_without_port;
+
+    #[test]
+    fn host_header_is_reduced_to_a_plain_host() {
+        assert_eq!(host_without_port("example.com:8080"), Some("example.com"));
+        assert_eq!(host_without_port("example.com"), Some("example.com"));
+        assert_eq!(host_without_port("[::1]:80"), Some("[::1]"));
+        assert_eq!(host_without_port("evil.com/path"), None);
+        assert_eq!(host_without_port("user@evil.com"), None);
+        assert_eq!(host_without_port("[::1"), None);
+        assert_eq!(host_without_port(""), None);
+    }
+}

@@ -1,5 +1,317 @@
-//! Listeners and start-up. STUB: being written.
+//! Start-up and the listeners: the HTTPS port (or plain HTTP behind a TLS-offloading proxy), the
+//! HTTP→HTTPS redirect port, background chores, and a graceful stop on SIGINT/SIGTERM.
 
-pub async fn run(_config: crate::config::Config) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+use std::io::{ErrorKind, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::Service;
+
+use crate::agents::OnlineAgents;
+use crate::auth::ratelimit::LoginLimiter;
+use crate::certs::{self, ServerCerts};
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::store::redb::RedbStore;
+
+/// A client that has not finished the TLS handshake by then is dropped (slowloris guard).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An HTTP/1 client must send its request headers within this long.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// On shutdown, open requests get this long to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    certs::ensure_private_dir(config.datapath()).context("preparing the data folder")?;
+    let db_path = config.data_file("tether.redb");
+    let store: Arc<dyn Store> = Arc::new(
+        RedbStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?,
+    );
+
+    // Bind before the (slow, first-run) certificate generation, so a busy port fails at once.
+    let https = bind(config.bind, config.port, "--port", 8443).await?;
+    let redirect = match (config.redirport, config.tlsoffload) {
+        (0, _) => None,
+        (_, true) => {
+            tracing::info!(
+                "--tlsoffload: no redirect port, the proxy in front owns the public ports"
+            );
+            None
+        }
+        (port, false) => Some(bind(config.bind, port, "--redirport", 8080).await?),
+    };
+
+    let certs = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || ServerCerts::load_or_create(&config)
+    })
+    .await
+    .context("certificate task failed")?
+    .context("loading the server certificates")?;
+    tracing::info!(server_id = %hex::encode(certs.agent_server_id()), "agent-server certificate ready");
+
+    let tls = match config.tlsoffload {
+        true => None,
+        false => Some(TlsAcceptor::from(crate::tls::server_config(&certs)?)),
+    };
+    let config = Arc::new(config);
+    let state = AppState {
+        login_limiter: Arc::new(LoginLimiter::new(&config)),
+        config: config.clone(),
+        certs: Arc::new(certs),
+        store: store.clone(),
+        events: EventBus::default(),
+        agents: Arc::new(OnlineAgents::default()),
+    };
+    let app = crate::http::router(state);
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let https_port = https.local_addr()?.port();
+    let host = public_host(&config);
+    if let Some(listener) = redirect {
+        let port = listener.local_addr()?.port();
+        println!("tether-server redirecting http://{host}:{port}/ to https://{host}:{https_port}/");
+        let app = crate::http::redirect_router(https_port, host.clone());
+        tasks.spawn(accept_loop(
+            listener,
+            None,
+            app,
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+    }
+    tasks.spawn(accept_loop(
+        https,
+        tls,
+        app,
+        shutdown.clone(),
+        tasks.clone(),
+    ));
+    tasks.spawn(prune_events_daily(
+        store,
+        config.event_retention_days,
+        shutdown.clone(),
+    ));
+    let stop = shutdown_signal();
+    let scheme = if config.tlsoffload { "http" } else { "https" };
+    // Tests and scripts wait for exactly this line.
+    println!("tether-server listening on {scheme}://{host}:{https_port}/");
+    std::io::stdout().flush().ok();
+
+    stop.await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}; closing them");
+    }
+    Ok(())
+}
+
+/// The host name shown to people: loopback stays loopback, anything else is the certificate name.
+fn public_host(config: &Config) -> String {
+    match config.bind {
+        IpAddr::V4(ip) if ip.is_loopback() => "127.0.0.1".to_owned(),
+        IpAddr::V6(ip) if ip.is_loopback() => "[::1]".to_owned(),
+        _ if config.cert.contains(':') => format!("[{}]", config.cert),
+        _ => config.cert.clone(),
+    }
+}
+
+async fn bind(ip: IpAddr, port: u16, flag: &str, example: u16) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind((ip, port)).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => anyhow::bail!(
+            "cannot listen on port {port}: permission denied (ports below 1024 need root or \
+             CAP_NET_BIND_SERVICE); choose another with {flag} {example}"
+        ),
+        Err(e) if e.kind() == ErrorKind::AddrInUse => {
+            anyhow::bail!("port {port} is already in use; choose another with {flag}")
+        }
+        Err(e) if e.kind() == ErrorKind::AddrNotAvailable => {
+            anyhow::bail!(
+                "cannot listen on {ip}: this machine has no such address; choose another with --bind"
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {ip}:{port}")),
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let failures = Arc::new(HandshakeFailures::default());
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let (app, shutdown, tls, failures) =
+            (app.clone(), shutdown.clone(), tls.clone(), failures.clone());
+        tasks.spawn(async move {
+            let Some(tls) = tls else {
+                return serve_connection(tcp, peer, app, shutdown).await;
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_connection(stream, peer, app, shutdown).await,
+                Ok(Err(e)) => failures.record(peer, &e.to_string()),
+                Err(_) => failures.record(peer, "timed out"),
+            }
+        });
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 (with WebSocket upgrades) on one connection, handing handlers the
+/// peer address as `ConnectInfo<SocketAddr>`.
+async fn serve_connection<I>(io: I, peer: SocketAddr, app: Router, shutdown: CancellationToken)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let service = match make_service.call(peer).await {
+        Ok(service) => TowerToHyperService::new(service),
+        Err(never) => match never {},
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Failed TLS handshakes are routine on a public port (scanners, old clients): each goes to the
+/// debug log, and at most one summary a minute to the info log.
+struct HandshakeFailures {
+    since_report: AtomicU64,
+    last_report: Mutex<Instant>,
+}
+
+impl Default for HandshakeFailures {
+    fn default() -> Self {
+        HandshakeFailures {
+            since_report: AtomicU64::new(0),
+            last_report: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl HandshakeFailures {
+    fn record(&self, peer: SocketAddr, error: &str) {
+        tracing::debug!(%peer, error, "TLS handshake failed");
+        let count = self.since_report.fetch_add(1, Ordering::Relaxed) + 1;
+        let Ok(mut last) = self.last_report.lock() else {
+            return;
+        };
+        if last.elapsed() >= Duration::from_secs(60) {
+            *last = Instant::now();
+            self.since_report.store(0, Ordering::Relaxed);
+            tracing::info!(
+                count,
+                "TLS handshakes failed recently (RUST_LOG=tether_server=debug shows each)"
+            );
+        }
+    }
+}
+
+/// Deletes audit events older than the retention period, at start and then daily. 0 keeps them all.
+async fn prune_events_daily(
+    store: Arc<dyn Store>,
+    retention_days: u32,
+    shutdown: CancellationToken,
+) {
+    if retention_days == 0 {
+        return;
+    }
+    let mut every_day = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every_day.tick() => {}
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let before_ms = now_ms - i64::from(retention_days) * 24 * 60 * 60 * 1000;
+        match store.prune_events(before_ms).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, retention_days, "deleted old audit events"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old audit events"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it is
+/// first polled, so a signal that arrives right after the "listening" line is not missed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGINT/SIGTERM; stop the server with SIGKILL");
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -93,6 +93,7 @@ pub struct SessionRecord {
 /// An audit record before the store has numbered it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewEvent {
+    /// Unix milliseconds; 0 means "now" (the store fills it in).
     pub time: i64,
     pub kind: String,
     pub user: Option<UserId>,
@@ -104,6 +105,7 @@ pub struct NewEvent {
 /// Which events to read, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
+    /// At most this many records; 0 means no limit.
     pub limit: usize,
     pub group: Option<GroupId>,
     pub device: Option<DeviceId>,
@@ -152,4 +154,6 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &str) -> StoreResult<Option<SessionRecord>>;
     async fn put_session(&self, token_hash: &str, session: &SessionRecord) -> StoreResult<()>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Deletes sessions whose `expires` is before `now` (Unix seconds); returns how many went.
+    async fn prune_sessions(&self, now: i64) -> StoreResult<u64>;
 }

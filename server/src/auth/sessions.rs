@@ -1,1 +1,199 @@
-//! STUB: being written.
+//! Login sessions: a random token in the `tether_session` cookie, and the SHA-256 of that token in
+//! the store, so that a copy of the database hands out no live sessions.
+//!
+//! A session is void once it expires, once its user is deleted, and once the user's password
+//! changes after it was issued (`SessionRecord::created <= UserRecord::password_changed`).
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::COOKIE;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use super::http::ApiError;
+use crate::config::Config;
+use crate::state::AppState;
+use crate::store::{SessionRecord, StoreResult, UserRecord};
+
+pub const COOKIE_NAME: &str = "tether_session";
+
+const TOKEN_BYTES: usize = 32;
+/// Length of a token's text form: 32 bytes in unpadded base64url.
+const TOKEN_CHARS: usize = 43;
+
+/// A fresh session token: 32 bytes from the operating system's generator, in base64url.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The key a session is stored under.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The `Set-Cookie` value that hands `token` to the browser.
+pub fn session_cookie(config: &Config, token: &str) -> String {
+    let max_age = u64::from(config.session_hours) * 3600;
+    cookie_with(config, token, max_age)
+}
+
+/// The `Set-Cookie` value that makes the browser forget its session cookie.
+pub fn cleared_cookie(config: &Config) -> String {
+    cookie_with(config, "", 0)
+}
+
+fn cookie_with(config: &Config, value: &str, max_age: u64) -> String {
+    // Secure is left out only behind a TLS-terminating proxy, where the browser→proxy leg is
+    // HTTPS but the server itself sees plain HTTP.
+    let secure = if config.tlsoffload { "" } else { "; Secure" };
+    format!("{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+}
+
+/// The session token the request carries, if it looks like one.
+pub fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, token)| token)
+        .filter(|token| token.len() == TOKEN_CHARS)
+}
+
+/// Issues a session for `user`; returns the `Set-Cookie` value to send.
+pub async fn start_session(state: &AppState, user: &UserRecord) -> StoreResult<String> {
+    let token = new_token();
+    // A session counts as issued strictly after the last password change, even within the same
+    // second, so that the session a password change hands out survives it.
+    let created = now_secs().max(user.password_changed + 1);
+    let expires = created + i64::from(state.config.session_hours) * 3600;
+    let record = SessionRecord {
+        user: user.id.clone(),
+        created,
+        expires,
+    };
+    state
+        .store
+        .put_session(&token_hash(&token), &record)
+        .await?;
+    Ok(session_cookie(&state.config, &token))
+}
+
+/// Deletes the request's session, if it has one.
+pub async fn end_session(state: &AppState, headers: &HeaderMap) -> StoreResult<()> {
+    match token_from_headers(headers) {
+        Some(token) => state.store.delete_session(&token_hash(token)).await,
+        None => Ok(()),
+    }
+}
+
+/// The user behind `token`, when the session is still valid. Void sessions are deleted on sight.
+pub async fn session_user(state: &AppState, token: &str) -> StoreResult<Option<UserRecord>> {
+    let key = token_hash(token);
+    let Some(session) = state.store.session(&key).await? else {
+        return Ok(None);
+    };
+    let user = state.store.user(&session.user).await?;
+    let valid = match &user {
+        Some(user) => session.expires > now_secs() && session.created > user.password_changed,
+        None => false,
+    };
+    if !valid {
+        state.store.delete_session(&key).await?;
+        return Ok(None);
+    }
+    Ok(user)
+}
+
+/// The user behind the request's session cookie, if any.
+pub async fn request_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> StoreResult<Option<UserRecord>> {
+    match token_from_headers(headers) {
+        Some(token) => session_user(state, token).await,
+        None => Ok(None),
+    }
+}
+
+/// A logged-in user. Handlers that take this run only for requests with a valid session; others
+/// get 401 `{"error":"unauthorized"}`.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub UserRecord);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match request_user(state, &parts.headers).await? {
+            Some(user) => Ok(AuthUser(user)),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn tokens_are_43_chars_of_base64url_and_differ() {
+        let (a, b) = (new_token(), new_token());
+        assert_eq!(a.len(), TOKEN_CHARS);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+            "{a}"
+        );
+        assert_ne!(a, b);
+        assert_eq!(token_hash(&a).len(), 64);
+    }
+
+    #[test]
+    fn the_cookie_is_locked_down() {
+        let config = Config {
+            session_hours: 2,
+            ..Config::default()
+        };
+        let cookie = session_cookie(&config, "tok");
+        assert_eq!(
+            cookie,
+            "tether_session=tok; Path=/; HttpOnly; SameSite=Strict; Max-Age=7200; Secure"
+        );
+        let offload = Config {
+            tlsoffload: true,
+            ..config
+        };
+        assert!(!session_cookie(&offload, "tok").contains("Secure"));
+        assert!(cleared_cookie(&offload).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn finds_the_token_among_other_cookies() {
+        let token = new_token();
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("theme=dark"));
+        headers.append(
+            COOKIE,
+            HeaderValue::from_str(&format!("a=b; {COOKIE_NAME}={token}; c=d")).unwrap(),
+        );
+        assert_eq!(token_from_headers(&headers), Some(token.as_str()));
+        let mut bad = HeaderMap::new();
+        bad.append(COOKIE, HeaderValue::from_static("tether_session=short"));
+        assert_eq!(token_from_headers(&bad), None);
+    }
+}

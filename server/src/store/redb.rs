@@ -1,1 +1,637 @@
-//! redb backend. STUB: being written.
+//! The embedded backend: one redb file, `<datapath>/tether.redb`.
+//!
+//! Every table maps a text key (or the event number) to the record as serde_json bytes, so the
+//! file stays readable with a generic redb dump and records can grow fields without a migration.
+//! redb is blocking; each call runs one transaction on tokio's blocking pool, and every write
+//! commits with redb's default durability (fsync before `commit` returns), which is what the
+//! [`Store`] contract promises.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tether_common::control::EventRecord;
+use tether_common::ids::{DeviceId, GroupId, UserId};
+
+use super::{
+    DeviceRecord, EventFilter, GroupRecord, NewEvent, SCHEMA_VERSION, SessionRecord, Store,
+    StoreError, StoreResult, UserRecord,
+};
+
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
+const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// Internal sequence numbers. The last event id lives here too, so that pruning every event does
+/// not make the next one reuse an id.
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+const SCHEMA_VERSION_KEY: &str = "schema_version";
+const LAST_EVENT_ID: &str = "last_event_id";
+
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+impl RedbStore {
+    /// Opens the database at `path`, creating it (readable by the owner only) if it is missing,
+    /// and brings its schema up to [`SCHEMA_VERSION`].
+    pub fn open(path: &Path) -> StoreResult<RedbStore> {
+        create_private_file(path)?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            other => backend(other),
+        })?;
+        let txn = db.begin_write().map_err(backend)?;
+        let found = read_schema_version(&txn)?;
+        if found > SCHEMA_VERSION {
+            // Dropping the transaction aborts it: a newer file is left exactly as it was.
+            return Err(StoreError::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        create_tables(&txn)?;
+        if found < SCHEMA_VERSION {
+            migrate(&txn, found, SCHEMA_VERSION)?;
+        }
+        txn.commit().map_err(backend)?;
+        Ok(RedbStore { db: Arc::new(db) })
+    }
+
+    /// Runs `work` in one write transaction on the blocking pool and commits it (durably) when it
+    /// returns `Ok`; an `Err` drops the transaction, which aborts it.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write().map_err(backend)?;
+            let value = work(&txn)?;
+            txn.commit().map_err(backend)?;
+            Ok(value)
+        })
+        .await
+    }
+
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || work(&db.begin_read().map_err(backend)?)).await
+    }
+
+    async fn get<T>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> StoreResult<Option<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let key = key.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(table).map_err(backend)?;
+            let value = table.get(key.as_str()).map_err(backend)?;
+            value.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn all<T>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+    ) -> StoreResult<Vec<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.read(move |txn| {
+            let table = txn.open_table(table).map_err(backend)?;
+            table
+                .iter()
+                .map_err(backend)?
+                .map(|row| decode(row.map_err(backend)?.1.value()))
+                .collect()
+        })
+        .await
+    }
+
+    async fn put<T>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+        value: &T,
+    ) -> StoreResult<()>
+    where
+        T: Serialize,
+    {
+        let key = key.to_owned();
+        let bytes = encode(value)?;
+        self.write(move |txn| {
+            let mut table = txn.open_table(table).map_err(backend)?;
+            table
+                .insert(key.as_str(), bytes.as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.write(move |txn| {
+            let mut table = txn.open_table(table).map_err(backend)?;
+            let existed = table.remove(key.as_str()).map_err(backend)?.is_some();
+            Ok(existed)
+        })
+        .await
+    }
+}
+
+/// Creates the file with mode 0600 before redb opens it: it holds password hashes and session
+/// digests, which no other local account should read.
+fn create_private_file(path: &Path) -> StoreResult<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Backend(format!(
+            "creating {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn read_schema_version(txn: &WriteTransaction) -> StoreResult<u32> {
+    let settings = txn.open_table(SETTINGS).map_err(backend)?;
+    let Some(value) = settings.get(SCHEMA_VERSION_KEY).map_err(backend)? else {
+        return Ok(0);
+    };
+    value
+        .value()
+        .parse()
+        .map_err(|_| StoreError::Backend(format!("unreadable schema_version {:?}", value.value())))
+}
+
+fn create_tables(txn: &WriteTransaction) -> StoreResult<()> {
+    for table in [USERS, GROUPS, DEVICES, SESSIONS] {
+        txn.open_table(table).map_err(backend)?;
+    }
+    txn.open_table(EVENTS).map_err(backend)?;
+    txn.open_table(SETTINGS).map_err(backend)?;
+    txn.open_table(COUNTERS).map_err(backend)?;
+    Ok(())
+}
+
+/// Converts the records of schema `from` to schema `to`, inside the opening transaction so that a
+/// crash mid-way leaves the old file untouched. Version 0 is "no database yet".
+fn migrate(txn: &WriteTransaction, from: u32, to: u32) -> StoreResult<()> {
+    for version in from..to {
+        match version {
+            // 0 → 1: a new database; `create_tables` already made everything.
+            0 => {}
+            other => {
+                return Err(StoreError::Backend(format!(
+                    "no migration from schema version {other}"
+                )));
+            }
+        }
+    }
+    let mut settings = txn.open_table(SETTINGS).map_err(backend)?;
+    settings
+        .insert(SCHEMA_VERSION_KEY, to.to_string().as_str())
+        .map_err(backend)?;
+    Ok(())
+}
+
+async fn blocking<T, F>(work: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> StoreResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Backend(format!("database task failed: {e}")))?
+}
+
+fn backend(error: impl Into<redb::Error>) -> StoreError {
+    StoreError::Backend(error.into().to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding a record: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Backend(format!("decoding a record: {e}")))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn matches(filter: &EventFilter, record: &EventRecord) -> bool {
+    filter
+        .group
+        .as_ref()
+        .is_none_or(|g| record.group.as_ref() == Some(g))
+        && filter
+            .device
+            .as_ref()
+            .is_none_or(|d| record.device.as_ref() == Some(d))
+        && filter
+            .user
+            .as_ref()
+            .is_none_or(|u| record.user.as_ref() == Some(u))
+}
+
+#[async_trait]
+impl Store for RedbStore {
+    async fn user(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
+        self.get(USERS, id.as_str()).await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        self.all(USERS).await
+    }
+
+    async fn user_count(&self) -> StoreResult<u64> {
+        self.read(|txn| {
+            txn.open_table(USERS)
+                .map_err(backend)?
+                .len()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let user = user.clone();
+        let bytes = encode(&user)?;
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS).map_err(backend)?;
+            if users.get(user.id.as_str()).map_err(backend)?.is_some() {
+                return Err(StoreError::Conflict(format!("user {}", user.id)));
+            }
+            users
+                .insert(user.id.as_str(), bytes.as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_first_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let id = user.id.clone();
+        let bytes = encode(user)?;
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS).map_err(backend)?;
+            // Counted inside the write transaction: two concurrent setups cannot both see zero.
+            if !users.is_empty().map_err(backend)? {
+                return Err(StoreError::Conflict("an account".to_owned()));
+            }
+            users
+                .insert(id.as_str(), bytes.as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.put(USERS, user.id.as_str(), user).await
+    }
+
+    async fn delete_user(&self, id: &UserId) -> StoreResult<bool> {
+        let id = id.clone();
+        self.write(move |txn| {
+            let existed = txn
+                .open_table(USERS)
+                .map_err(backend)?
+                .remove(id.as_str())
+                .map_err(backend)?
+                .is_some();
+            if !existed {
+                return Ok(false);
+            }
+            let mut groups = txn.open_table(GROUPS).map_err(backend)?;
+            let mut changed = Vec::new();
+            for row in groups.iter().map_err(backend)? {
+                let mut group: GroupRecord = decode(row.map_err(backend)?.1.value())?;
+                if group.members.remove(&id).is_some() {
+                    changed.push(group);
+                }
+            }
+            for group in changed {
+                groups
+                    .insert(group.id.as_str(), encode(&group)?.as_slice())
+                    .map_err(backend)?;
+            }
+            let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+            let mut ended = Vec::new();
+            for row in sessions.iter().map_err(backend)? {
+                let (key, value) = row.map_err(backend)?;
+                let session: SessionRecord = decode(value.value())?;
+                if session.user == id {
+                    ended.push(key.value().to_owned());
+                }
+            }
+            for key in ended {
+                sessions.remove(key.as_str()).map_err(backend)?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn group(&self, id: &GroupId) -> StoreResult<Option<GroupRecord>> {
+        self.get(GROUPS, id.as_str()).await
+    }
+
+    async fn groups(&self) -> StoreResult<Vec<GroupRecord>> {
+        self.all(GROUPS).await
+    }
+
+    async fn put_group(&self, group: &GroupRecord) -> StoreResult<()> {
+        self.put(GROUPS, group.id.as_str(), group).await
+    }
+
+    async fn delete_group(&self, id: &GroupId) -> StoreResult<bool> {
+        let id = id.clone();
+        self.write(move |txn| {
+            let existed = txn
+                .open_table(GROUPS)
+                .map_err(backend)?
+                .remove(id.as_str())
+                .map_err(backend)?
+                .is_some();
+            let mut devices = txn.open_table(DEVICES).map_err(backend)?;
+            let mut orphans = Vec::new();
+            for row in devices.iter().map_err(backend)? {
+                let (key, value) = row.map_err(backend)?;
+                let device: DeviceRecord = decode(value.value())?;
+                if device.group == id {
+                    orphans.push(key.value().to_owned());
+                }
+            }
+            for key in orphans {
+                devices.remove(key.as_str()).map_err(backend)?;
+            }
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn device(&self, id: &DeviceId) -> StoreResult<Option<DeviceRecord>> {
+        self.get(DEVICES, id.as_str()).await
+    }
+
+    async fn devices(&self, group: Option<&GroupId>) -> StoreResult<Vec<DeviceRecord>> {
+        let devices: Vec<DeviceRecord> = self.all(DEVICES).await?;
+        Ok(match group {
+            Some(group) => devices.into_iter().filter(|d| &d.group == group).collect(),
+            None => devices,
+        })
+    }
+
+    async fn put_device(&self, device: &DeviceRecord) -> StoreResult<()> {
+        self.put(DEVICES, device.id.as_str(), device).await
+    }
+
+    async fn delete_device(&self, id: &DeviceId) -> StoreResult<bool> {
+        self.remove(DEVICES, id.as_str()).await
+    }
+
+    async fn append_event(&self, event: NewEvent) -> StoreResult<EventRecord> {
+        self.write(move |txn| {
+            let mut events = txn.open_table(EVENTS).map_err(backend)?;
+            let mut counters = txn.open_table(COUNTERS).map_err(backend)?;
+            let last_stored = events
+                .last()
+                .map_err(backend)?
+                .map_or(0, |(key, _)| key.value());
+            let last_issued = counters
+                .get(LAST_EVENT_ID)
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
+            let id = last_stored.max(last_issued) + 1;
+            let record = EventRecord {
+                id,
+                time: if event.time == 0 {
+                    now_ms()
+                } else {
+                    event.time
+                },
+                kind: event.kind,
+                user: event.user,
+                group: event.group,
+                device: event.device,
+                message: event.message,
+            };
+            events
+                .insert(id, encode(&record)?.as_slice())
+                .map_err(backend)?;
+            counters.insert(LAST_EVENT_ID, id).map_err(backend)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<EventRecord>> {
+        let filter = filter.clone();
+        let limit = if filter.limit == 0 {
+            usize::MAX
+        } else {
+            filter.limit
+        };
+        self.read(move |txn| {
+            let events = txn.open_table(EVENTS).map_err(backend)?;
+            let mut found = Vec::new();
+            for row in events.iter().map_err(backend)?.rev() {
+                if found.len() >= limit {
+                    break;
+                }
+                let record: EventRecord = decode(row.map_err(backend)?.1.value())?;
+                if matches(&filter, &record) {
+                    found.push(record);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn prune_events(&self, before_ms: i64) -> StoreResult<u64> {
+        self.write(move |txn| {
+            let mut events = txn.open_table(EVENTS).map_err(backend)?;
+            let mut old = Vec::new();
+            for row in events.iter().map_err(backend)? {
+                let (key, value) = row.map_err(backend)?;
+                let record: EventRecord = decode(value.value())?;
+                if record.time < before_ms {
+                    old.push(key.value());
+                }
+            }
+            for key in &old {
+                events.remove(key).map_err(backend)?;
+            }
+            Ok(old.len() as u64)
+        })
+        .await
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_owned();
+        self.read(move |txn| {
+            let settings = txn.open_table(SETTINGS).map_err(backend)?;
+            Ok(settings
+                .get(key.as_str())
+                .map_err(backend)?
+                .map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |txn| {
+            txn.open_table(SETTINGS)
+                .map_err(backend)?
+                .insert(key.as_str(), value.as_str())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, token_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        self.get(SESSIONS, token_hash).await
+    }
+
+    async fn put_session(&self, token_hash: &str, session: &SessionRecord) -> StoreResult<()> {
+        self.put(SESSIONS, token_hash, session).await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        self.remove(SESSIONS, token_hash).await.map(drop)
+    }
+
+    async fn prune_sessions(&self, now: i64) -> StoreResult<u64> {
+        let expired = self
+            .read(move |txn| {
+                let sessions = txn.open_table(SESSIONS).map_err(backend)?;
+                let mut expired = Vec::new();
+                for row in sessions.iter().map_err(backend)? {
+                    let (key, value) = row.map_err(backend)?;
+                    let session: SessionRecord = decode(value.value())?;
+                    if session.expires < now {
+                        expired.push(key.value().to_owned());
+                    }
+                }
+                Ok(expired)
+            })
+            .await?;
+        // Found with a read first: most runs delete nothing and then cost no write (and no fsync).
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |txn| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+            let mut count = 0;
+            for key in expired {
+                count += u64::from(sessions.remove(key.as_str()).map_err(backend)?.is_some());
+            }
+            Ok(count)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.redb");
+        let first = RedbStore::open(&path).unwrap();
+        assert!(matches!(RedbStore::open(&path), Err(StoreError::Locked)));
+        drop(first);
+        RedbStore::open(&path).expect("reopens once the first handle is gone");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.redb");
+        RedbStore::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_new_database_records_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.redb");
+        drop(RedbStore::open(&path).unwrap());
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert_eq!(read_schema_version(&txn).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(SETTINGS)
+                .unwrap()
+                .insert(SCHEMA_VERSION_KEY, "99")
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        match RedbStore::open(&path) {
+            Err(StoreError::TooNew {
+                found: 99,
+                supported,
+            }) => assert_eq!(supported, SCHEMA_VERSION),
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("a newer database was opened"),
+        }
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        assert!(
+            txn.open_table(USERS).is_err(),
+            "no tables were added to the newer file"
+        );
+    }
+}

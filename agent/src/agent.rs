@@ -1,0 +1,73 @@
+//! The agent process: its configuration and identity, and the loop that keeps one control channel
+//! open, reconnecting with backoff whenever it drops.
+//!
+//! Lines on stdout are part of the interface (tests and service wrappers read them):
+//! `tether-agent device <id>`, `tether-agent connected <url>`, `tether-agent disconnected: <why>`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tether_common::handshake::rsa::RsaSigner;
+use tether_common::msh::Msh;
+
+use crate::identity::Identity;
+use crate::{backoff, handshake, session};
+
+/// Keepalive and deadline settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Connect and authenticate within this, or give up and retry.
+    pub handshake_timeout: Duration,
+    /// How often to ping the server when connected.
+    pub ping_interval: Duration,
+    /// Reconnect when nothing, not even a pong, arrived for this long.
+    pub idle_timeout: Duration,
+}
+
+pub struct Agent {
+    pub msh: Msh,
+    pub identity: Identity,
+    pub signer: Arc<RsaSigner>,
+    pub state_dir: PathBuf,
+    pub timing: Timing,
+}
+
+impl Agent {
+    pub fn new(msh: Msh, state_dir: PathBuf, small_key: bool, timing: Timing) -> anyhow::Result<Agent> {
+        let identity = Identity::load_or_create(&state_dir, small_key)?;
+        let signer = Arc::new(RsaSigner::from_pkcs8(&identity.key_pkcs8_der).context("the agent key is unusable")?);
+        Ok(Agent { msh, identity, signer, state_dir, timing })
+    }
+
+    /// Runs until the process is stopped.
+    pub async fn run(&self) -> anyhow::Result<()> {
+        println!("tether-agent device {}", self.identity.device_id);
+        let urls: Vec<String> = self.msh.servers().map(str::to_owned).collect();
+        anyhow::ensure!(!urls.is_empty(), "the .msh file names no MeshServer");
+        let mut failures = 0u32;
+        for url in urls.iter().cycle() {
+            match handshake::connect(self, url).await {
+                Ok(authenticated) => {
+                    failures = 0;
+                    let pinned = if authenticated.skipped_server_check { " (pinned certificate)" } else { "" };
+                    tracing::info!("connected to {url}{pinned}");
+                    println!("tether-agent connected {url}");
+                    let why = session::serve(self, authenticated.socket).await;
+                    tracing::info!("disconnected from {url}: {why:#}");
+                    println!("tether-agent disconnected: {why:#}");
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!("cannot connect to {url}: {e:#}");
+                    println!("tether-agent disconnected: {e:#}");
+                }
+            }
+            let delay = backoff::reconnect_delay(failures, rand::random::<f64>());
+            tracing::debug!("reconnecting in {delay:?}");
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
+}

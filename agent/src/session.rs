@@ -1,0 +1,100 @@
+//! The authenticated control channel: report the machine, answer pings, keep the connection alive,
+//! and notice when the server goes silent.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tether_common::agent_proto::{self, AgentToServer, ServerToAgent};
+use tether_common::handshake::wire::{self, cmd};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::agent::Agent;
+use crate::handshake::Socket;
+use crate::sysinfo;
+
+/// A send that takes longer than this means the server stopped reading.
+pub const SEND_DEADLINE: Duration = Duration::from_secs(20);
+
+type Sink = SplitSink<Socket, Message>;
+
+/// Serves until the connection ends; the error says why.
+pub async fn serve(agent: &Agent, socket: Socket) -> anyhow::Error {
+    let (mut sink, mut stream) = socket.split();
+    match tokio::task::spawn_blocking(sysinfo::collect).await {
+        Ok(info) => {
+            if let Err(e) = send(&mut sink, Message::text(agent_proto::to_json(&AgentToServer::AgentInfo(info)))).await {
+                return e;
+            }
+        }
+        Err(e) => tracing::warn!("cannot collect the machine's information: {e}"),
+    }
+    let every = agent.timing.ping_interval;
+    let mut ticks = interval_at(Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    loop {
+        let result = tokio::select! {
+            message = stream.next() => match message {
+                None => Err(anyhow!("the server closed the connection")),
+                Some(Err(e)) => Err(anyhow!("connection failed: {e}")),
+                Some(Ok(message)) => {
+                    last_heard = Instant::now();
+                    on_message(&mut sink, message).await
+                }
+            },
+            _ = ticks.tick() => {
+                if last_heard.elapsed() >= agent.timing.idle_timeout {
+                    Err(anyhow!("the server went silent for {:?}", agent.timing.idle_timeout))
+                } else {
+                    // A WebSocket ping for the server and the TCP path, an application ping for
+                    // proxies that answer WebSocket pings themselves.
+                    match send(&mut sink, Message::Ping(Default::default())).await {
+                        Ok(()) => send(&mut sink, Message::text(agent_proto::to_json(&AgentToServer::Ping))).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            let _ = timeout(SEND_DEADLINE, sink.send(Message::Close(None))).await;
+            return e;
+        }
+    }
+}
+
+async fn on_message(sink: &mut Sink, message: Message) -> anyhow::Result<()> {
+    match message {
+        Message::Text(text) => on_json(sink, text.as_str()).await,
+        Message::Binary(frame) if frame.first() == Some(&b'{') => match std::str::from_utf8(&frame) {
+            Ok(text) => on_json(sink, text).await,
+            Err(_) => Ok(()),
+        },
+        Message::Binary(frame) => match wire::command_id(&frame) {
+            // "Which JavaScript core do you run?" None: a 4-byte answer, as MeshAgent gives.
+            Some(cmd::CORE_MODULE_HASH) => send(sink, Message::binary(wire::encode_command(cmd::CORE_MODULE_HASH, 0, &[]))).await,
+            Some(command) if command < cmd::FIRST_POST_AUTH => bail!("handshake command {command} after authentication"),
+            _ => Ok(()),
+        },
+        Message::Close(frame) => bail!("the server closed the connection ({frame:?})"),
+        _ => Ok(()),
+    }
+}
+
+async fn on_json(sink: &mut Sink, text: &str) -> anyhow::Result<()> {
+    match agent_proto::parse_from_server(text) {
+        Some(ServerToAgent::Ping) => send(sink, Message::text(agent_proto::to_json(&AgentToServer::Pong))).await,
+        Some(ServerToAgent::Pong) => Ok(()),
+        Some(ServerToAgent::Unknown) | None => {
+            tracing::debug!("ignoring a server message this agent does not know");
+            Ok(())
+        }
+    }
+}
+
+async fn send(sink: &mut Sink, message: Message) -> anyhow::Result<()> {
+    timeout(SEND_DEADLINE, sink.send(message)).await.map_err(|_| anyhow!("the server stopped reading"))??;
+    Ok(())
+}

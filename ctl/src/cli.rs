@@ -1,0 +1,116 @@
+//! The command line. Connection options go before the command
+//! (`tetherctl --url wss://host:443 --user admin listgroups`); `--json` may go anywhere.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tetherctl",
+    version,
+    about = "Administer a Tether server from scripts"
+)]
+pub struct Cli {
+    /// Server address, e.g. wss://tether.example:443 (https:// works too).
+    #[arg(long, env = "TETHER_URL", value_name = "URL")]
+    pub url: String,
+    /// Account to log in as.
+    #[arg(long, env = "TETHER_USER", value_name = "NAME")]
+    pub user: String,
+    /// Its password (prefer the TETHER_PASS environment variable: command lines are visible to
+    /// other local users).
+    #[arg(long, env = "TETHER_PASS", value_name = "PW", hide_env_values = true)]
+    pub pass: String,
+    /// Trust server certificates issued by this PEM root (the server's root-cert-public.crt).
+    #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+    pub trust_root: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint (hex, colons allowed).
+    #[arg(long, value_name = "SHA256HEX")]
+    pub fingerprint: Option<String>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Server version, certificate hashes and port.
+    Serverinfo,
+    /// The account you are logged in as.
+    Whoami,
+    /// Device groups you can see.
+    Listgroups,
+    /// Create a device group (site administrators).
+    Addgroup {
+        name: String,
+        #[arg(long = "desc", value_name = "D", default_value = "")]
+        description: String,
+    },
+    /// Delete a device group and its devices.
+    Removegroup {
+        /// Group id, or a name only one group has.
+        group: String,
+    },
+    /// Every account (site administrators).
+    Listusers,
+    /// Create an account.
+    Adduser {
+        name: String,
+        #[arg(long = "pass", value_name = "PW")]
+        password: String,
+        #[arg(long, value_name = "E")]
+        email: Option<String>,
+        /// Make the account a site administrator.
+        #[arg(long)]
+        siteadmin: bool,
+    },
+    /// Delete an account.
+    Removeuser { name: String },
+    /// Set a new password for an account.
+    Resetpassword {
+        name: String,
+        #[arg(long = "pass", value_name = "PW")]
+        password: String,
+    },
+    /// Change an account's e-mail address or site-administrator flag.
+    Edituser {
+        name: String,
+        #[arg(long, value_name = "E")]
+        email: Option<String>,
+        #[arg(long, value_name = "true|false")]
+        siteadmin: Option<bool>,
+    },
+    /// Set a user's rights on a device group ("none" removes them).
+    Grouprights {
+        #[arg(long, value_name = "G")]
+        group: String,
+        #[arg(long, value_name = "U")]
+        user: String,
+        /// full, none, a number, or names: view,manage,devices,desktop,viewonly,terminal,files,chat,power,events,uninstall
+        #[arg(long, value_name = "LIST")]
+        rights: String,
+    },
+    /// Devices you can see, optionally of one group.
+    Listdevices {
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+    },
+    /// Give a device a new display name.
+    Renamedevice {
+        /// Device id, or a name only one device has.
+        device: String,
+        name: String,
+    },
+    /// Remove a device.
+    Removedevice { device: String },
+    /// The audit log, newest first.
+    Events {
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+    },
+}

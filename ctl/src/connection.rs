@@ -1,0 +1,102 @@
+//! Login, then the `/control` WebSocket: send a request, wait for the reply with its id (events
+//! that arrive meanwhile are skipped).
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tether_common::control::{Reply, Request, RequestBody};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::cli::Cli;
+use crate::login;
+use crate::target::Target;
+use crate::trust::Trust;
+
+pub struct Control {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+impl Control {
+    pub async fn open(cli: &Cli) -> anyhow::Result<Control> {
+        let target = Target::parse(&cli.url)?;
+        let mut trust = Trust::new(
+            cli.trust_root.as_deref(),
+            cli.fingerprint.as_deref(),
+            &target,
+        )?;
+        let cookie = login::login(&target, &mut trust, &cli.user, &cli.pass).await?;
+
+        let mut request = format!("wss://{}/control", target.authority()).into_client_request()?;
+        let cookie_header = HeaderValue::from_str(&format!("tether_session={cookie}"))
+            .context("odd session cookie")?;
+        request.headers_mut().insert("Cookie", cookie_header);
+        // Connect ourselves so that a refused connection reads the same as for the login.
+        let tcp = login::connect_tcp(&target).await?;
+        let connector = Connector::Rustls(trust.config.clone());
+        let (socket, _) =
+            tokio_tungstenite::client_async_tls_with_config(request, tcp, None, Some(connector))
+                .await
+                .map_err(|e| {
+                    trust.explain(
+                        &format!("opening the control channel of {}", target.authority()),
+                        e,
+                    )
+                })?;
+        Ok(Control { socket, next_id: 1 })
+    }
+
+    /// Sends one request and returns its result, or the server's error message as the error.
+    pub async fn call(&mut self, body: RequestBody) -> anyhow::Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let text = serde_json::to_string(&Request { id, body })?;
+        self.socket
+            .send(Message::text(text))
+            .await
+            .context("sending to the server")?;
+        loop {
+            let message = match self.socket.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => bail!("the control connection failed: {e}"),
+                None => bail!("the server closed the control connection"),
+            };
+            let text = match message {
+                Message::Text(text) => text,
+                Message::Close(frame) => {
+                    let reason = frame
+                        .map(|f| f.reason.to_string())
+                        .filter(|r| !r.is_empty());
+                    bail!(
+                        "the server closed the control connection ({})",
+                        reason.as_deref().unwrap_or("no reason given")
+                    )
+                }
+                _ => continue,
+            };
+            let value: Value = serde_json::from_str(&text)
+                .context("the server sent something that is not JSON")?;
+            if value.get("action").and_then(Value::as_str) == Some("event") {
+                continue;
+            }
+            let reply: Reply =
+                serde_json::from_value(value).context("the server sent an unreadable reply")?;
+            if reply.id != Some(id) && reply.id.is_some() {
+                continue;
+            }
+            return match (reply.ok, reply.error) {
+                (true, _) => Ok(reply.result.unwrap_or(Value::Null)),
+                (false, Some(error)) => bail!("{}", error.message),
+                (false, None) => bail!("the server refused the request without saying why"),
+            };
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, then unit and integration tests against the real binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+
+cargo fmt --all -- --check
+# Integration tests start the real binaries (server, agent, tetherctl), so build them all first.
+cargo build --workspace --bins
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --no-fail-fast

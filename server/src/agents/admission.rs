@@ -1,0 +1,185 @@
+//! From a fresh `/agent.ashx` socket to an admitted device: the handshake, then the decision.
+//!
+//! Failures are logged with the peer address (never key material). A peer that merely fails is
+//! disconnected; one that cannot be admitted while doing nothing wrong (its group does not exist,
+//! it reached us through a TLS endpoint we do not know) is *held*: reconnecting would not help it,
+//! and a closed socket would make it retry at once, so a misconfigured fleet would hammer us.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use tether_common::handshake::wire::capabilities;
+use tether_common::handshake::{HandshakeError, ServerEvent, ServerHandshake};
+use tokio::time::{Instant, timeout, timeout_at};
+
+use super::keys::HandshakeKeys;
+use super::records::{self, Admitted};
+use crate::state::AppState;
+
+/// Frames before authentication are small (the largest is a certificate plus a signature).
+pub const MAX_FRAME_BEFORE_AUTH: usize = 64 * 1024;
+/// Stock agents may send one `agentName` JSON before authenticating; a few more are tolerated.
+const MAX_TEXT_BEFORE_AUTH: u32 = 4;
+/// A send that takes longer than this means the peer stopped reading.
+pub const SEND_DEADLINE: Duration = Duration::from_secs(20);
+
+pub enum Outcome {
+    Admitted(Admission),
+    /// Keep the socket open, silently, for `agent_hold_secs`.
+    Hold,
+    Closed,
+}
+
+pub struct Admission {
+    pub admitted: Admitted,
+    /// AuthInfo capability bits (a stock MeshAgent with a JavaScript engine sets 0x10).
+    pub capabilities: u32,
+}
+
+impl Admission {
+    pub fn runs_javascript(&self) -> bool {
+        self.capabilities & capabilities::JAVASCRIPT != 0
+    }
+}
+
+pub async fn run(state: &AppState, socket: &mut WebSocket, peer: SocketAddr) -> Outcome {
+    let keys = match HandshakeKeys::get(&state.agents.keys, &state.certs) {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::error!("agent: cannot use the agent-server key: {e}");
+            return Outcome::Closed;
+        }
+    };
+    let mut nonce = [0u8; 48];
+    rand::fill(&mut nonce);
+    let mut handshake = ServerHandshake::new(keys.config.clone(), nonce, keys.signer.clone(), keys.verifier.clone());
+    let deadline = Instant::now() + Duration::from_secs(state.config.agent_handshake_timeout_secs);
+    let mut agent_name: Option<String> = None;
+    let mut texts = 0;
+    loop {
+        let message = match timeout_at(deadline, socket.recv()).await {
+            Err(_) => {
+                tracing::info!(%peer, "agent: handshake not completed in time; closing");
+                return Outcome::Closed;
+            }
+            Ok(None | Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return Outcome::Closed,
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Binary(frame) => {
+                if frame.len() > MAX_FRAME_BEFORE_AUTH {
+                    tracing::warn!(%peer, len = frame.len(), "agent: oversized frame before authentication; closing");
+                    return Outcome::Closed;
+                }
+                if let Err(e) = handshake.handle_input(&frame) {
+                    return refuse(peer, e);
+                }
+            }
+            Message::Text(text) => {
+                texts += 1;
+                if texts > MAX_TEXT_BEFORE_AUTH || text.len() > MAX_FRAME_BEFORE_AUTH {
+                    tracing::warn!(%peer, "agent: too much JSON before authentication; closing");
+                    return Outcome::Closed;
+                }
+                if let Some(name) = agent_name_of(text.as_str()) {
+                    agent_name = Some(name);
+                }
+            }
+            _ => {}
+        }
+        if !flush(socket, &mut handshake).await {
+            return Outcome::Closed;
+        }
+        if handshake.poll_event() != Some(ServerEvent::AgentVerified) {
+            continue;
+        }
+        // Only a verified agent gets here: its device id is proven, its claims are not.
+        let Some(verified) = handshake.verified_agent().cloned() else {
+            return Outcome::Closed;
+        };
+        match records::admit(state.store.as_ref(), &verified, agent_name.as_deref()).await {
+            Ok(Some(admitted)) => {
+                if handshake.accept().is_err() || !flush(socket, &mut handshake).await {
+                    return Outcome::Closed;
+                }
+                let capabilities = verified.auth_info.capabilities;
+                return Outcome::Admitted(Admission { admitted, capabilities });
+            }
+            Ok(None) => {
+                let group = tether_common::ids::GroupId::from_bytes(&verified.auth_info.mesh_id);
+                tracing::warn!(%peer, device = %verified.device_id, %group, "agent: unknown device group; holding the connection");
+                return Outcome::Hold;
+            }
+            Err(e) => {
+                tracing::error!(%peer, "agent: cannot record the device: {e}");
+                return Outcome::Closed;
+            }
+        }
+    }
+}
+
+fn refuse(peer: SocketAddr, error: HandshakeError) -> Outcome {
+    match error {
+        HandshakeError::UnknownWebCertHash => {
+            tracing::warn!(
+                %peer,
+                "agent: it saw a web certificate that is not ours (a TLS proxy we do not know, or a man in the middle); holding the connection"
+            );
+            Outcome::Hold
+        }
+        other => {
+            tracing::warn!(%peer, "agent: handshake refused: {other}");
+            Outcome::Closed
+        }
+    }
+}
+
+/// Sends what the handshake queued; `false` if the socket is gone.
+async fn flush(socket: &mut WebSocket, handshake: &mut ServerHandshake) -> bool {
+    while let Some(frame) = handshake.poll_transmit() {
+        match timeout(SEND_DEADLINE, socket.send(Message::Binary(frame.into()))).await {
+            Ok(Ok(())) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// A stock agent's `{"action":"agentName","value":"..."}` (under 256 characters, as MeshCentral
+/// accepts it).
+fn agent_name_of(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if value.get("action")?.as_str()? != "agentName" {
+        return None;
+    }
+    let name = value.get("value")?.as_str()?;
+    (!name.is_empty() && name.chars().count() < 256).then(|| name.to_owned())
+}
+
+/// Keeps a socket open without serving it, then closes it.
+pub async fn hold(mut socket: WebSocket, for_how_long: Duration) {
+    let deadline = Instant::now() + for_how_long;
+    loop {
+        match timeout_at(deadline, socket.recv()).await {
+            Err(_) => break,
+            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+    let _ = timeout(SEND_DEADLINE, socket.send(Message::Close(None))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_stock_agents_name() {
+        assert_eq!(agent_name_of(r#"{"action":"agentName","value":"Front desk"}"#), Some("Front desk".into()));
+        assert_eq!(agent_name_of(r#"{"action":"agentName","value":""}"#), None);
+        assert_eq!(agent_name_of(&format!(r#"{{"action":"agentName","value":"{}"}}"#, "x".repeat(256))), None);
+        assert_eq!(agent_name_of(r#"{"action":"other","value":"x"}"#), None);
+        assert_eq!(agent_name_of("not json"), None);
+    }
+}

@@ -1,0 +1,133 @@
+//! What an agent connection changes in the store, and the events that tell consoles about it.
+
+use tether_common::agent_proto::AgentInfo;
+use tether_common::control::Event;
+use tether_common::handshake::VerifiedAgent;
+use tether_common::ids::{DeviceId, GroupId};
+use tether_common::rights::Rights;
+
+use crate::control::views::{device_info, now_millis, now_secs};
+use crate::events::{Audience, EventBus};
+use crate::store::{DeviceRecord, GroupRecord, NewEvent, Store, StoreResult};
+
+/// A device admitted to the server, as stored after this connection.
+pub struct Admitted {
+    pub device: DeviceRecord,
+    pub group: GroupRecord,
+    pub is_new: bool,
+}
+
+/// Finds where a verified agent belongs and records the connection. A device the server already
+/// knows stays in its stored group whatever its `.msh` says (the server side wins, as in
+/// MeshCentral); a new one joins the group its MeshID names. `None`: that group does not exist.
+pub async fn admit(store: &dyn Store, agent: &VerifiedAgent, agent_name: Option<&str>) -> StoreResult<Option<Admitted>> {
+    let now = now_secs();
+    let hostname = agent.auth_info.hostname.trim().to_owned();
+    if let Some(mut device) = store.device(&agent.device_id).await? {
+        let Some(group) = store.group(&device.group).await? else {
+            return Ok(None);
+        };
+        if !hostname.is_empty() {
+            device.hostname = hostname;
+        }
+        device.last_seen = now;
+        store.put_device(&device).await?;
+        return Ok(Some(Admitted { device, group, is_new: false }));
+    }
+    let Some(group) = store.group(&GroupId::from_bytes(&agent.auth_info.mesh_id)).await? else {
+        return Ok(None);
+    };
+    let name = [agent_name.unwrap_or_default().trim(), hostname.as_str()]
+        .into_iter()
+        .find(|n| !n.is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| agent.device_id.as_str().chars().take(8).collect());
+    let device = DeviceRecord {
+        id: agent.device_id.clone(),
+        group: group.id.clone(),
+        name,
+        hostname,
+        os: String::new(),
+        agent_info: serde_json::Value::Null,
+        last_seen: now,
+        created: now,
+    };
+    store.put_device(&device).await?;
+    Ok(Some(Admitted { device, group, is_new: true }))
+}
+
+/// Tells consoles a device connected (and, the first time, that it exists).
+pub async fn announce_online(store: &dyn Store, events: &EventBus, admitted: &Admitted) {
+    let Admitted { device, group, is_new } = admitted;
+    let viewers = Audience::group(group, Rights::VIEW);
+    if *is_new {
+        events.publish(Event::DeviceAdded { device: device_info(device, true, now_secs()) }, viewers.clone());
+        let record = NewEvent {
+            time: now_millis(),
+            kind: "device_added".into(),
+            user: None,
+            group: Some(group.id.clone()),
+            device: Some(device.id.clone()),
+            message: format!("Device {} joined group {}", device.name, group.name),
+        };
+        match store.append_event(record).await {
+            Ok(record) => events.publish(Event::Logged { record }, Audience::group(group, Rights::EVENTS)),
+            Err(e) => tracing::error!("agent: could not write the audit record of a new device: {e}"),
+        }
+    }
+    events.publish(Event::DeviceOnline { device: device.id.clone(), group: group.id.clone() }, viewers);
+}
+
+/// Records the disconnection time and tells consoles. The group is re-read: it may have changed
+/// (or gone) while the agent was connected.
+pub async fn announce_offline(store: &dyn Store, events: &EventBus, device_id: &DeviceId, group_id: &GroupId) {
+    let now = now_secs();
+    let group_id = match store.device(device_id).await {
+        Ok(Some(mut device)) => {
+            device.last_seen = now;
+            if let Err(e) = store.put_device(&device).await {
+                tracing::warn!(device = %device_id, "agent: could not record the last-seen time: {e}");
+            }
+            device.group
+        }
+        Ok(None) => group_id.clone(),
+        Err(e) => {
+            tracing::warn!(device = %device_id, "agent: could not read the device record: {e}");
+            group_id.clone()
+        }
+    };
+    let audience = match store.group(&group_id).await {
+        Ok(Some(group)) => Audience::group(&group, Rights::VIEW),
+        _ => Audience::admins_only(),
+    };
+    events.publish(Event::DeviceOffline { device: device_id.clone(), group: group_id }, audience);
+}
+
+/// Stores what the agent reported about its machine; consoles see it as a device change.
+/// Nothing is written when nothing changed (agents resend on every reconnect).
+pub async fn store_agent_info(
+    store: &dyn Store,
+    events: &EventBus,
+    device_id: &DeviceId,
+    info: &AgentInfo,
+) -> StoreResult<()> {
+    let Some(mut device) = store.device(device_id).await? else {
+        return Ok(());
+    };
+    let value = serde_json::to_value(info).unwrap_or_default();
+    let os = info.os_description();
+    let hostname = if info.hostname.trim().is_empty() { device.hostname.clone() } else { info.hostname.trim().to_owned() };
+    if device.agent_info == value && device.os == os && device.hostname == hostname {
+        return Ok(());
+    }
+    device.agent_info = value;
+    device.os = os;
+    device.hostname = hostname;
+    store.put_device(&device).await?;
+    let audience = match store.group(&device.group).await? {
+        Some(group) => Audience::group(&group, Rights::VIEW),
+        None => Audience::admins_only(),
+    };
+    events.publish(Event::DeviceChanged { device: device_info(&device, true, now_secs()) }, audience);
+    Ok(())
+}

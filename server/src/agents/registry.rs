@@ -1,0 +1,135 @@
+//! Which devices have a live, authenticated agent connection, and a handle to each.
+//!
+//! One device, one connection: registering a device that is already connected hands the entry to
+//! the newcomer and cancels the older connection (MeshCentral closes the duplicate the same way).
+//! Every registration gets a generation number, so the older connection's clean-up cannot remove
+//! the newer entry.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tether_common::ids::{DeviceId, GroupId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How many outgoing messages may wait for one agent before senders are told it is congested.
+pub const OUTBOX_CAPACITY: usize = 64;
+
+/// A message for one agent's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+struct Entry {
+    generation: u64,
+    group: GroupId,
+    outbox: mpsc::Sender<Outgoing>,
+    replaced: CancellationToken,
+}
+
+/// What a connection keeps after registering.
+pub struct Registration {
+    pub generation: u64,
+    /// Cancelled when a newer connection of the same device takes over.
+    pub replaced: CancellationToken,
+    /// Messages other parts of the server want sent to this agent.
+    pub outbox: mpsc::Receiver<Outgoing>,
+    /// Whether an older connection of the same device was still registered (and is now told to go).
+    pub replaced_older: bool,
+}
+
+#[derive(Default)]
+pub struct OnlineAgents {
+    connected: Mutex<HashMap<DeviceId, Entry>>,
+    next_generation: AtomicU64,
+    pub(super) keys: super::keys::KeysCell,
+}
+
+impl OnlineAgents {
+    pub fn is_online(&self, device: &DeviceId) -> bool {
+        self.lock().contains_key(device)
+    }
+
+    pub fn online_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The group a connected device was admitted to.
+    pub fn group_of(&self, device: &DeviceId) -> Option<GroupId> {
+        self.lock().get(device).map(|e| e.group.clone())
+    }
+
+    /// Queues a message for a connected agent; `false` if it is offline or its outbox is full.
+    pub fn send(&self, device: &DeviceId, message: Outgoing) -> bool {
+        let outbox = match self.lock().get(device) {
+            Some(entry) => entry.outbox.clone(),
+            None => return false,
+        };
+        outbox.try_send(message).is_ok()
+    }
+
+    pub fn register(&self, device: DeviceId, group: GroupId) -> Registration {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let (outbox, receiver) = mpsc::channel(OUTBOX_CAPACITY);
+        let replaced = CancellationToken::new();
+        let entry = Entry { generation, group, outbox, replaced: replaced.clone() };
+        let older = self.lock().insert(device, entry);
+        if let Some(older) = &older {
+            older.replaced.cancel();
+        }
+        Registration { generation, replaced, outbox: receiver, replaced_older: older.is_some() }
+    }
+
+    /// Removes the device if `generation` still owns it. `true` means the device is now offline.
+    pub fn unregister(&self, device: &DeviceId, generation: u64) -> bool {
+        let mut connected = self.lock();
+        match connected.get(device) {
+            Some(entry) if entry.generation == generation => {
+                connected.remove(device);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Entry>> {
+        // A panic while holding this lock cannot leave the map half-updated (single inserts and
+        // removes), so a poisoned lock is still safe to use.
+        self.connected.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_connection_replaces_the_first() {
+        let agents = OnlineAgents::default();
+        let device = DeviceId::from("d");
+        let first = agents.register(device.clone(), GroupId::from("g"));
+        assert!(!first.replaced_older);
+        let second = agents.register(device.clone(), GroupId::from("g"));
+        assert!(second.replaced_older);
+        assert!(first.replaced.is_cancelled(), "the older connection is told to go");
+        assert!(!second.replaced.is_cancelled());
+        assert!(!agents.unregister(&device, first.generation), "the old clean-up leaves the new entry");
+        assert!(agents.is_online(&device));
+        assert!(agents.unregister(&device, second.generation));
+        assert!(!agents.is_online(&device));
+    }
+
+    #[test]
+    fn messages_reach_the_current_connection() {
+        let agents = OnlineAgents::default();
+        let device = DeviceId::from("d");
+        assert!(!agents.send(&device, Outgoing::Text("x".into())), "offline");
+        let mut registration = agents.register(device.clone(), GroupId::from("g"));
+        assert!(agents.send(&device, Outgoing::Text("hello".into())));
+        assert_eq!(registration.outbox.try_recv().unwrap(), Outgoing::Text("hello".into()));
+        assert_eq!(agents.group_of(&device), Some(GroupId::from("g")));
+    }
+}

@@ -1,0 +1,142 @@
+//! An admitted agent's connection: registered as online, kept alive with pings, serving the
+//! post-authentication commands until it closes, goes silent, or a newer connection replaces it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tether_common::agent_proto::{self, AgentToServer, MAX_AGENT_JSON, ServerToAgent};
+use tether_common::handshake::wire::{self, cmd};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+
+use super::admission::{Admission, SEND_DEADLINE};
+use super::records;
+use super::registry::Outgoing;
+use crate::state::AppState;
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// Why a session ended, for the log.
+#[derive(Debug)]
+enum End {
+    Closed,
+    Silent,
+    Replaced,
+    SendFailed,
+}
+
+pub async fn run(state: AppState, socket: WebSocket, peer: SocketAddr, admission: Admission) {
+    let device_id = admission.admitted.device.id.clone();
+    let group_id = admission.admitted.group.id.clone();
+    let mut registration = state.agents.register(device_id.clone(), group_id.clone());
+    if registration.replaced_older {
+        tracing::info!(device = %device_id, %peer, "agent: a new connection of this device replaces the older one");
+    } else {
+        records::announce_online(state.store.as_ref(), &state.events, &admission.admitted).await;
+    }
+    tracing::info!(device = %device_id, %peer, group = %group_id, "agent: connected");
+
+    let (mut sink, mut stream) = socket.split();
+    let end = 'session: {
+        // A stock MeshAgent waits to hear about its JavaScript core; asking for its hash and then
+        // answering "core OK" keeps it connected without sending one.
+        if admission.runs_javascript() && !send(&mut sink, Message::Binary(wire::encode_command(cmd::CORE_MODULE_HASH, 0, &[]).into())).await {
+            break 'session End::SendFailed;
+        }
+        let ping_every = Duration::from_secs(state.config.agent_ping_interval_secs.max(1));
+        let silent_after = Duration::from_secs(state.config.agent_idle_timeout_secs.max(1));
+        let mut pings = interval_at(Instant::now() + ping_every, ping_every);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                _ = registration.replaced.cancelled() => break End::Replaced,
+                message = stream.next() => {
+                    let Some(Ok(message)) = message else { break End::Closed };
+                    last_heard = Instant::now();
+                    let ok = match message {
+                        Message::Binary(frame) => on_binary(&state, &mut sink, &device_id, &frame).await,
+                        Message::Text(text) => on_json(&state, &mut sink, &device_id, text.as_str()).await,
+                        Message::Close(_) => break End::Closed,
+                        Message::Ping(_) | Message::Pong(_) => true,
+                    };
+                    if !ok {
+                        break End::SendFailed;
+                    }
+                }
+                Some(outgoing) = registration.outbox.recv() => {
+                    let message = match outgoing {
+                        Outgoing::Text(text) => Message::Text(text.into()),
+                        Outgoing::Binary(bytes) => Message::Binary(bytes.into()),
+                    };
+                    if !send(&mut sink, message).await {
+                        break End::SendFailed;
+                    }
+                }
+                _ = pings.tick() => {
+                    if last_heard.elapsed() >= silent_after {
+                        break End::Silent;
+                    }
+                    if !send(&mut sink, Message::Ping(Default::default())).await {
+                        break End::SendFailed;
+                    }
+                }
+            }
+        }
+    };
+    if !matches!(end, End::Closed) {
+        let _ = timeout(SEND_DEADLINE, sink.send(Message::Close(None))).await;
+    }
+    tracing::info!(device = %device_id, %peer, reason = ?end, "agent: disconnected");
+    if state.agents.unregister(&device_id, registration.generation) {
+        records::announce_offline(state.store.as_ref(), &state.events, &device_id, &group_id).await;
+    }
+}
+
+/// Post-authentication binary commands: `[u16 command][u16 request id][body]`.
+async fn on_binary(state: &AppState, sink: &mut Sink, device: &tether_common::ids::DeviceId, frame: &[u8]) -> bool {
+    if frame.first() == Some(&b'{') {
+        // MeshCentral-era peers may carry JSON in binary frames.
+        return match std::str::from_utf8(frame) {
+            Ok(text) => on_json(state, sink, device, text).await,
+            Err(_) => true,
+        };
+    }
+    match wire::command_id(frame) {
+        // The agent's core hash (or "no core"): whatever it runs, it needs nothing from us.
+        Some(cmd::CORE_MODULE_HASH) => send(sink, Message::Binary(wire::encode_command(cmd::CORE_OK, 0, &[]).into())).await,
+        Some(command) => {
+            tracing::debug!(%device, command, "agent: ignoring a binary command");
+            true
+        }
+        None => true,
+    }
+}
+
+async fn on_json(state: &AppState, sink: &mut Sink, device: &tether_common::ids::DeviceId, text: &str) -> bool {
+    if text.len() > MAX_AGENT_JSON {
+        tracing::warn!(%device, len = text.len(), "agent: ignoring an oversized JSON message");
+        return true;
+    }
+    match agent_proto::parse_from_agent(text) {
+        Some(AgentToServer::AgentInfo(info)) => {
+            if let Err(e) = records::store_agent_info(state.store.as_ref(), &state.events, device, &info).await {
+                tracing::error!(%device, "agent: cannot store the agent's info: {e}");
+            }
+            true
+        }
+        Some(AgentToServer::Ping) => send(sink, Message::Text(agent_proto::to_json(&ServerToAgent::Pong).into())).await,
+        Some(AgentToServer::Pong) => true,
+        Some(AgentToServer::Unknown) | None => {
+            tracing::debug!(%device, "agent: ignoring a JSON message it is too early to understand");
+            true
+        }
+    }
+}
+
+/// `false` when the peer is gone or stopped reading.
+async fn send(sink: &mut Sink, message: Message) -> bool {
+    matches!(timeout(SEND_DEADLINE, sink.send(message)).await, Ok(Ok(())))
+}

@@ -1,0 +1,135 @@
+//! Dispatch of one parsed request to the function that performs it, and the error type every
+//! action returns.
+
+use serde_json::{Value, json};
+use tether_common::control::{ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
+
+use super::{devices, groups, users, views};
+use crate::agents::OnlineAgents;
+use crate::events::EventBus;
+use crate::store::{Store, StoreError, UserRecord};
+
+/// What an action may touch. Built per request from `AppState` and the caller's freshly read record,
+/// so a revoked right takes effect on the very next request.
+pub struct ActionContext<'a> {
+    pub store: &'a dyn Store,
+    pub events: &'a EventBus,
+    pub agents: &'a OnlineAgents,
+    pub server_info: &'a ServerInfo,
+    pub caller: &'a UserRecord,
+}
+
+/// Why an action failed. The message goes to the client; `Internal` details go to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ActionError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ActionError::BadRequest(_) => ErrorCode::BadRequest,
+            ActionError::Forbidden(_) => ErrorCode::Forbidden,
+            ActionError::NotFound(_) => ErrorCode::NotFound,
+            ActionError::Conflict(_) => ErrorCode::Conflict,
+            ActionError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// What the client is told.
+    pub fn client_message(&self) -> String {
+        match self {
+            ActionError::Internal(_) => "internal server error (see the server log)".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn into_reply(self, action: &str, id: u64) -> Reply {
+        if let ActionError::Internal(detail) = &self {
+            tracing::error!(action, "control: {detail}");
+        }
+        Reply::error(Some(action), Some(id), self.code(), self.client_message())
+    }
+}
+
+impl From<StoreError> for ActionError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ActionError::Conflict(format!("{what} already exists")),
+            other => ActionError::Internal(other.to_string()),
+        }
+    }
+}
+
+pub type ActionResult = Result<Value, ActionError>;
+
+pub fn to_value<T: serde::Serialize>(value: &T) -> ActionResult {
+    serde_json::to_value(value)
+        .map_err(|e| ActionError::Internal(format!("serializing a reply: {e}")))
+}
+
+pub fn deleted(id: &str) -> Value {
+    json!({ "deleted": id })
+}
+
+/// Performs one request on behalf of `ctx.caller`.
+pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> ActionResult {
+    match body {
+        RequestBody::ServerInfo => to_value(ctx.server_info),
+        RequestBody::WhoAmI => to_value(&WhoAmI {
+            user: views::user_info(ctx.caller),
+        }),
+        RequestBody::ListGroups => groups::list(ctx).await,
+        RequestBody::CreateGroup { name, description } => {
+            groups::create(ctx, &name, &description).await
+        }
+        RequestBody::EditGroup {
+            group,
+            name,
+            description,
+        } => groups::edit(ctx, &group, name, description).await,
+        RequestBody::DeleteGroup { group } => groups::delete(ctx, &group).await,
+        RequestBody::SetGroupRights {
+            group,
+            user,
+            rights,
+        } => groups::set_rights(ctx, &group, &user, rights).await,
+        RequestBody::ListDevices { group } => devices::list(ctx, group.as_ref()).await,
+        RequestBody::RenameDevice { device, name } => devices::rename(ctx, &device, &name).await,
+        RequestBody::DeleteDevice { device } => devices::delete(ctx, &device).await,
+        RequestBody::ListUsers => users::list(ctx).await,
+        RequestBody::AddUser {
+            name,
+            password,
+            email,
+            site_admin,
+        } => users::add(ctx, &name, &password, email, site_admin).await,
+        RequestBody::RemoveUser { user } => users::remove(ctx, &user).await,
+        RequestBody::ResetPassword { user, password } => {
+            users::reset_password(ctx, &user, &password).await
+        }
+        RequestBody::EditUser {
+            user,
+            email,
+            site_admin,
+        } => users::edit(ctx, &user, email, site_admin).await,
+        RequestBody::ChangePassword {
+            old_password,
+            new_password,
+        } => users::change_own_password(ctx, &old_password, &new_password).await,
+        RequestBody::ListEvents {
+            limit,
+            group,
+            device,
+        } => super::audit::list(ctx, limit, group.as_ref(), device.as_ref()).await,
+    }
+}

@@ -1,0 +1,117 @@
+//! The audit log as the control channel sees it: every mutation writes one record (and pushes it
+//! live as `Event::Logged`), and `listEvents` reads back what the caller may read.
+
+use std::collections::BTreeMap;
+
+use tether_common::control::{Event, EventRecord};
+use tether_common::ids::{DeviceId, GroupId, UserId};
+use tether_common::rights::Rights;
+
+use super::access::{device_with, group_with, rights_on};
+use super::actions::{ActionContext, ActionError, ActionResult, to_value};
+use super::views::now_millis;
+use crate::events::Audience;
+use crate::store::{EventFilter, NewEvent};
+
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 1000;
+
+/// What one mutation is about, for its audit record.
+#[derive(Default)]
+pub struct Subject<'a> {
+    pub user: Option<&'a UserId>,
+    pub group: Option<&'a GroupId>,
+    pub device: Option<&'a DeviceId>,
+}
+
+/// Writes the audit record of a mutation done by the caller and pushes it to `audience` (which
+/// should be the readers of the subject's events, e.g. `Audience::group(g, Rights::EVENTS)`).
+///
+/// The mutation already happened, so a failure to log is reported in the server log rather than
+/// failing the request.
+pub async fn record(
+    ctx: &ActionContext<'_>,
+    kind: &str,
+    subject: Subject<'_>,
+    message: String,
+    audience: Audience,
+) {
+    let event = NewEvent {
+        time: now_millis(),
+        kind: kind.to_owned(),
+        user: Some(subject.user.unwrap_or(&ctx.caller.id).clone()),
+        group: subject.group.cloned(),
+        device: subject.device.cloned(),
+        message,
+    };
+    match ctx.store.append_event(event).await {
+        Ok(record) => ctx.events.publish(Event::Logged { record }, audience),
+        Err(e) => tracing::error!(kind, "control: could not write an audit record: {e}"),
+    }
+}
+
+/// `listEvents`: site admins read everything; other users read the events of groups (and their
+/// devices) where they hold EVENTS, and the events about their own account.
+pub async fn list(
+    ctx: &ActionContext<'_>,
+    limit: Option<u32>,
+    group: Option<&GroupId>,
+    device: Option<&DeviceId>,
+) -> ActionResult {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+    // Asking for one group's or device's events: check that one, then the store filters.
+    if let Some(device) = device {
+        device_with(ctx, device, Rights::EVENTS).await?;
+    } else if let Some(group) = group {
+        group_with(ctx, group, Rights::EVENTS).await?;
+    }
+    if ctx.caller.site_admin || device.is_some() || group.is_some() {
+        let filter = EventFilter {
+            limit,
+            group: group.cloned(),
+            device: device.cloned(),
+            user: None,
+        };
+        return to_value(&ctx.store.events(&filter).await?);
+    }
+    to_value(&readable_events(ctx, limit).await?)
+}
+
+/// The newest `limit` events a non-admin may read, merged from one query per readable group plus
+/// one for their own account.
+async fn readable_events(
+    ctx: &ActionContext<'_>,
+    limit: usize,
+) -> Result<Vec<EventRecord>, ActionError> {
+    let mut merged: BTreeMap<u64, EventRecord> = BTreeMap::new();
+    for group in ctx.store.groups().await? {
+        if !rights_on(ctx.caller, &group).contains(Rights::EVENTS) {
+            continue;
+        }
+        let filter = EventFilter {
+            limit,
+            group: Some(group.id.clone()),
+            ..EventFilter::default()
+        };
+        merged.extend(
+            ctx.store
+                .events(&filter)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r)),
+        );
+    }
+    let own = EventFilter {
+        limit,
+        user: Some(ctx.caller.id.clone()),
+        ..EventFilter::default()
+    };
+    let about_me = ctx
+        .store
+        .events(&own)
+        .await?
+        .into_iter()
+        .filter(|r| r.group.is_none() && r.device.is_none());
+    merged.extend(about_me.map(|r| (r.id, r)));
+    Ok(merged.into_values().rev().take(limit).collect())
+}

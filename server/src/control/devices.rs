@@ -1,0 +1,124 @@
+//! Device actions: list, rename, delete.
+
+use tether_common::control::Event;
+use tether_common::ids::{DeviceId, GroupId};
+use tether_common::rights::Rights;
+
+use super::access::{device_with, group_with, rights_on};
+use super::actions::{ActionContext, ActionError, ActionResult, deleted, to_value};
+use super::audit::{Subject, record};
+use super::views::{device_info, now_secs};
+use crate::events::Audience;
+
+const MAX_NAME_CHARS: usize = 64;
+
+/// Devices of the groups the caller can see (of one group, when given).
+pub async fn list(ctx: &ActionContext<'_>, group: Option<&GroupId>) -> ActionResult {
+    let devices = match group {
+        Some(group) => {
+            group_with(ctx, group, Rights::VIEW).await?;
+            ctx.store.devices(Some(group)).await?
+        }
+        None => {
+            let visible: std::collections::HashSet<GroupId> = ctx
+                .store
+                .groups()
+                .await?
+                .into_iter()
+                .filter(|g| rights_on(ctx.caller, g).contains(Rights::VIEW))
+                .map(|g| g.id)
+                .collect();
+            ctx.store
+                .devices(None)
+                .await?
+                .into_iter()
+                .filter(|d| visible.contains(&d.group))
+                .collect()
+        }
+    };
+    let now = now_secs();
+    let mut infos: Vec<_> = devices
+        .iter()
+        .map(|d| device_info(d, ctx.agents.is_online(&d.id), now))
+        .collect();
+    infos.sort_by(|a, b| {
+        a.name
+            .to_lowercase()
+            .cmp(&b.name.to_lowercase())
+            .then(a.id.cmp(&b.id))
+    });
+    to_value(&infos)
+}
+
+pub async fn rename(ctx: &ActionContext<'_>, id: &DeviceId, name: &str) -> ActionResult {
+    let (mut device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ActionError::BadRequest(format!(
+            "a device name must be 1 to {MAX_NAME_CHARS} characters without control characters"
+        )));
+    }
+    let old_name = std::mem::replace(&mut device.name, name.to_owned());
+    ctx.store.put_device(&device).await?;
+    let info = device_info(&device, ctx.agents.is_online(&device.id), now_secs());
+    ctx.events.publish(
+        Event::DeviceChanged {
+            device: info.clone(),
+        },
+        Audience::group(&group, Rights::VIEW),
+    );
+    let message = format!(
+        "{} renamed device {old_name} to {}",
+        ctx.caller.name, device.name
+    );
+    let subject = Subject {
+        group: Some(&group.id),
+        device: Some(&device.id),
+        ..Subject::default()
+    };
+    record(
+        ctx,
+        "device_renamed",
+        subject,
+        message,
+        Audience::group(&group, Rights::EVENTS),
+    )
+    .await;
+    to_value(&info)
+}
+
+/// Removes the device record. A connected agent is not disconnected here (that belongs to the
+/// agent module); it would re-register on its next connection.
+pub async fn delete(ctx: &ActionContext<'_>, id: &DeviceId) -> ActionResult {
+    let (device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
+    if !ctx.store.delete_device(id).await? {
+        return Err(ActionError::NotFound(format!("no device {id}")));
+    }
+    let event = Event::DeviceRemoved {
+        device: id.clone(),
+        group: group.id.clone(),
+    };
+    ctx.events
+        .publish(event, Audience::group(&group, Rights::VIEW));
+    let message = format!(
+        "{} removed device {} from group {}",
+        ctx.caller.name, device.name, group.name
+    );
+    let subject = Subject {
+        group: Some(&group.id),
+        device: Some(id),
+        ..Subject::default()
+    };
+    record(
+        ctx,
+        "device_removed",
+        subject,
+        message,
+        Audience::group(&group, Rights::EVENTS),
+    )
+    .await;
+    Ok(deleted(id.as_str()))
+}

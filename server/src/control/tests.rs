@@ -1,0 +1,548 @@
+//! The actions' rights checks and side effects, against a real redb store in a temp folder (the
+//! WebSocket part is covered by `server/tests/control.rs`).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tether_common::control::{ErrorCode, Event, RequestBody, ServerInfo};
+use tether_common::ids::{DeviceId, GroupId, UserId};
+use tether_common::rights::Rights;
+use tokio::sync::broadcast;
+
+use super::actions::{ActionContext, perform};
+use crate::agents::OnlineAgents;
+use crate::events::{EventBus, Published};
+use crate::store::redb::RedbStore;
+use crate::store::{DeviceRecord, NewEvent, Store, UserRecord};
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    events: EventBus,
+    agents: OnlineAgents,
+    info: ServerInfo,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(&dir.path().join("tether.redb")).unwrap());
+        let info = ServerInfo {
+            name: "test".into(),
+            version: "0".into(),
+            protocol: 1,
+            agent_cert_hash: String::new(),
+            web_cert_hash: String::new(),
+            https_port: 0,
+        };
+        World {
+            _dir: dir,
+            store,
+            events: EventBus::default(),
+            agents: OnlineAgents::default(),
+            info,
+        }
+    }
+
+    /// Accounts made directly in the store: these tests are about rights, not passwords.
+    async fn user(&self, name: &str, site_admin: bool) -> UserRecord {
+        let user = UserRecord {
+            id: UserId::from_name(name),
+            name: name.into(),
+            email: None,
+            password_hash: "$argon2id$not-a-real-hash".into(),
+            site_admin,
+            created: 1,
+            password_changed: 1,
+        };
+        self.store.create_user(&user).await.unwrap();
+        user
+    }
+
+    async fn reread(&self, user: &UserRecord) -> UserRecord {
+        self.store.user(&user.id).await.unwrap().unwrap()
+    }
+
+    async fn run(&self, caller: &UserRecord, body: RequestBody) -> Result<Value, ErrorCode> {
+        let caller = self.reread(caller).await;
+        let ctx = ActionContext {
+            store: self.store.as_ref(),
+            events: &self.events,
+            agents: &self.agents,
+            server_info: &self.info,
+            caller: &caller,
+        };
+        perform(&ctx, body).await.map_err(|e| e.code())
+    }
+
+    async fn create_group(&self, admin: &UserRecord, name: &str) -> GroupId {
+        let body = RequestBody::CreateGroup {
+            name: name.into(),
+            description: String::new(),
+        };
+        let group = self.run(admin, body).await.unwrap();
+        GroupId(group["id"].as_str().unwrap().to_owned())
+    }
+
+    async fn grant(&self, admin: &UserRecord, group: &GroupId, user: &UserRecord, rights: Rights) {
+        let body = RequestBody::SetGroupRights {
+            group: group.clone(),
+            user: user.id.clone(),
+            rights,
+        };
+        self.run(admin, body).await.unwrap();
+    }
+
+    async fn add_device(&self, group: &GroupId, name: &str) -> DeviceId {
+        let device = DeviceRecord {
+            id: DeviceId(format!("device-{name}")),
+            group: group.clone(),
+            name: name.into(),
+            hostname: name.into(),
+            os: "Linux".into(),
+            agent_info: Value::Null,
+            last_seen: 5,
+            created: 1,
+        };
+        self.store.put_device(&device).await.unwrap();
+        device.id
+    }
+}
+
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap())
+        .collect()
+}
+
+fn next_published(events: &mut broadcast::Receiver<Arc<Published>>) -> Arc<Published> {
+    events.try_recv().expect("an event was published")
+}
+
+#[tokio::test]
+async fn only_site_admins_create_groups_and_the_creator_gets_every_right() {
+    let world = World::new();
+    let admin = world.user("Admin", true).await;
+    let alice = world.user("alice", false).await;
+    let mut events = world.events.subscribe();
+    let body = RequestBody::CreateGroup {
+        name: "  Office ".into(),
+        description: "desk".into(),
+    };
+    let group = world.run(&admin, body.clone()).await.unwrap();
+    assert_eq!(group["name"], "Office");
+    assert_eq!(group["members"][0]["user"], "admin");
+    assert_eq!(group["members"][0]["rights"], Rights::FULL.0);
+    assert_eq!(
+        GroupId(group["id"].as_str().unwrap().into())
+            .to_bytes()
+            .map(|b| b.len()),
+        Some(48)
+    );
+    let published = next_published(&mut events);
+    assert!(matches!(&published.event, Event::GroupCreated { group: g } if g.name == "Office"));
+    assert!(
+        published.audience.includes(&admin.id, false),
+        "the creator is a member"
+    );
+    assert!(!published.audience.includes(&alice.id, false));
+    assert!(
+        matches!(next_published(&mut events).event, Event::Logged { .. }),
+        "and an audit record"
+    );
+    assert_eq!(world.run(&alice, body).await, Err(ErrorCode::Forbidden));
+}
+
+#[tokio::test]
+async fn users_see_only_their_groups_and_invisible_ones_look_missing() {
+    let world = World::new();
+    let admin = world.user("admin", true).await;
+    let alice = world.user("alice", false).await;
+    let office = world.create_group(&admin, "Office").await;
+    let lab = world.create_group(&admin, "Lab").await;
+    world.grant(&admin, &office, &alice, Rights::VIEW).await;
+
+    assert_eq!(
+        names(&world.run(&admin, RequestBody::ListGroups).await.unwrap()),
+        ["Lab", "Office"]
+    );
+    assert_eq!(
+        names(&world.run(&alice, RequestBody::ListGroups).await.unwrap()),
+        ["Office"]
+    );
+    // VIEW is not MANAGE_GROUP: forbidden on a group she sees, not_found on one she does not.
+    assert_eq!(
+        world
+            .run(
+                &alice,
+                RequestBody::DeleteGroup {
+                    group: office.clone()
+                }
+            )
+            .await,
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        world
+            .run(&alice, RequestBody::DeleteGroup { group: lab.clone() })
+            .await,
+        Err(ErrorCode::NotFound)
+    );
+    let nowhere = GroupId::from_bytes(&[9; 48]);
+    assert_eq!(
+        world
+            .run(&alice, RequestBody::DeleteGroup { group: nowhere })
+            .await,
+        Err(ErrorCode::NotFound)
+    );
+    let rename = RequestBody::EditGroup {
+        group: lab,
+        name: Some("Mine".into()),
+        description: None,
+    };
+    assert_eq!(world.run(&alice, rename).await, Err(ErrorCode::NotFound));
+    assert_eq!(
+        world.run(&alice, RequestBody::ListUsers).await,
+        Err(ErrorCode::Forbidden)
+    );
+
+    // Removing her rights hides the group again.
+    world.grant(&admin, &office, &alice, Rights::NONE).await;
+    assert_eq!(
+        names(&world.run(&alice, RequestBody::ListGroups).await.unwrap()),
+        Vec::<&str>::new()
+    );
+}
+
+#[tokio::test]
+async fn group_managers_cannot_hand_out_more_than_they_hold() {
+    let world = World::new();
+    let admin = world.user("admin", true).await;
+    let manager = world.user("manager", false).await;
+    let bob = world.user("bob", false).await;
+    let office = world.create_group(&admin, "Office").await;
+    world
+        .grant(
+            &admin,
+            &office,
+            &manager,
+            Rights::MANAGE_GROUP.union(Rights::TERMINAL),
+        )
+        .await;
+    let mut events = world.events.subscribe();
+
+    let too_much = RequestBody::SetGroupRights {
+        group: office.clone(),
+        user: bob.id.clone(),
+        rights: Rights::FULL,
+    };
+    assert_eq!(
+        world.run(&manager, too_much).await,
+        Err(ErrorCode::Forbidden)
+    );
+    let fine = RequestBody::SetGroupRights {
+        group: office.clone(),
+        user: bob.id.clone(),
+        rights: Rights::TERMINAL,
+    };
+    world.run(&manager, fine).await.unwrap();
+    let published = next_published(&mut events);
+    assert!(matches!(published.event, Event::GroupChanged { .. }));
+    assert!(
+        published.audience.includes(&bob.id, false),
+        "the affected user hears about it"
+    );
+
+    let ghost = RequestBody::SetGroupRights {
+        group: office,
+        user: UserId::from("ghost"),
+        rights: Rights::VIEW,
+    };
+    assert_eq!(world.run(&manager, ghost).await, Err(ErrorCode::NotFound));
+}
+
+#[tokio::test]
+async fn deleting_a_group_tells_its_former_members() {
+    let world = World::new();
+    let admin = world.user("admin", true).await;
+    let alice = world.user("alice", false).await;
+    let office = world.create_group(&admin, "Office").await;
+    world.grant(&admin, &office, &alice, Rights::VIEW).await;
+    world.add_device(&office, "pc1").await;
+    let mut events = world.events.subscribe();
+    let reply = world
+        .run(
+            &admin,
+            RequestBody::DeleteGroup {
+                group: office.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["deleted"], office.as_str());
+    let published = next_published(&mut events);
+    assert!(matches!(&published.event, Event::GroupDeleted { group } if *group == office));
+    assert!(published.audience.includes(&alice.id, false));
+    assert!(
+        world.store.devices(Some(&office)).await.unwrap().is_empty(),
+        "its devices went with it"
+    );
+}
+
+#[tokio::test]
+async fn devices_follow_their_groups_rights() {
+    let world = World::new();
+    let admin = world.user("admin", true).await;
+    let alice = world.user("alice", false).await;
+    let office = world.create_group(&admin, "Office").await;
+    let lab = world.create_group(&admin, "Lab").await;
+    let pc = world.add_device(&office, "pc1").await;
+    let secret = world.add_device(&lab, "secret").await;
+    world.grant(&admin, &office, &alice, Rights::VIEW).await;
+
+    let listed = world
+        .run(&alice, RequestBody::ListDevices { group: None })
+        .await
+        .unwrap();
+    assert_eq!(names(&listed), ["pc1"]);
+    assert_eq!(listed[0]["online"], false);
+    assert_eq!(listed[0]["lastseen"], 5);
+    assert_eq!(
+        names(
+            &world
+                .run(&admin, RequestBody::ListDevices { group: None })
+                .await
+                .unwrap()
+        ),
+        ["pc1", "secret"]
+    );
+    let lab_devices = RequestBody::ListDevices { group: Some(lab) };
+    assert_eq!(
+        world.run(&alice, lab_devices).await,
+        Err(ErrorCode::NotFound)
+    );
+
+    let rename = |device: &DeviceId| RequestBody::RenameDevice {
+        device: device.clone(),
+        name: "new".into(),
+    };
+    assert_eq!(
+        world.run(&alice, rename(&pc)).await,
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        world.run(&alice, rename(&secret)).await,
+        Err(ErrorCode::NotFound)
+    );
+    world
+        .grant(&admin, &office, &alice, Rights::MANAGE_DEVICES)
+        .await;
+    assert_eq!(world.run(&alice, rename(&pc)).await.unwrap()["name"], "new");
+    world
+        .run(&alice, RequestBody::DeleteDevice { device: pc.clone() })
+        .await
+        .unwrap();
+    assert_eq!(
+        world
+            .run(&alice, RequestBody::DeleteDevice { device: pc })
+            .await,
+        Err(ErrorCode::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn event_readers_see_their_groups_events_only() {
+    let world = World::new();
+    let admin = world.user("admin", true).await;
+    let alice = world.user("alice", false).await;
+    let office = world.create_group(&admin, "Office").await;
+    let lab = world.create_group(&admin, "Lab").await;
+    world.grant(&admin, &office, &alice, Rights::VIEW).await;
+    let kinds = |list: Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = |limit| RequestBody::ListEvents {
+        limit,
+        group: None,
+        device: None,
+    };
+
+    // Without EVENTS she reads nothing about the groups…
+    assert!(kinds(world.run(&alice, list(None)).await.unwrap()).is_empty());
+    let office_events = RequestBody::ListEvents {
+        limit: None,
+        group: Some(office.clone()),
+        device: None,
+    };
+    assert_eq!(
+        world.run(&alice, office_events.clone()).await,
+        Err(ErrorCode::Forbidden)
+    );
+    let lab_events = RequestBody::ListEvents {
+        limit: None,
+        group: Some(lab.clone()),
+        device: None,
+    };
+    assert_eq!(
+        world.run(&alice, lab_events).await,
+        Err(ErrorCode::NotFound)
+    );
+
+    // …with it, the office's but never the lab's; plus records about her own account.
+    world.grant(&admin, &office, &alice, Rights::EVENTS).await;
+    let about_alice = NewEvent {
+        kind: "login".into(),
+        user: Some(alice.id.clone()),
+        ..NewEvent::default()
+    };
+    world.store.append_event(about_alice).await.unwrap();
+    let seen = world.run(&alice, list(None)).await.unwrap();
+    assert_eq!(
+        kinds(seen.clone()),
+        [
+            "login",
+            "group_rights_changed",
+            "group_rights_changed",
+            "group_created"
+        ]
+    );
+    assert!(
+        seen.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["group"] != lab.as_str())
+    );
+    assert_eq!(
+        kinds(world.run(&alice, list(Some(2))).await.unwrap()).len(),
+        2
+    );
+    assert_eq!(
+        kinds(world.run(&alice, office_events).await.unwrap()).len(),
+        3
+    );
+    // Site admins read everything: 2 creations, 2 grants, 1 login.
+    assert_eq!(
+        kinds(world.run(&admin, list(Some(1000))).await.unwrap()).len(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn the_last_site_admin_cannot_be_removed_or_demoted() {
+    let world = World::new();
+    let admin = world.user("admin", true).await;
+    let alice = world.user("alice", false).await;
+    assert_eq!(
+        world
+            .run(
+                &admin,
+                RequestBody::RemoveUser {
+                    user: admin.id.clone()
+                }
+            )
+            .await,
+        Err(ErrorCode::Conflict)
+    );
+    let demote = |user: &UserRecord| RequestBody::EditUser {
+        user: user.id.clone(),
+        email: None,
+        site_admin: Some(false),
+    };
+    assert_eq!(
+        world.run(&admin, demote(&admin)).await,
+        Err(ErrorCode::Conflict)
+    );
+
+    let promote = RequestBody::EditUser {
+        user: alice.id.clone(),
+        email: Some("a@x.example".into()),
+        site_admin: Some(true),
+    };
+    let info = world.run(&admin, promote).await.unwrap();
+    assert_eq!(
+        (info["site_admin"].as_bool(), info["email"].as_str()),
+        (Some(true), Some("a@x.example"))
+    );
+    // With two admins, one may step down or go; the check re-reads the caller every time.
+    world.run(&alice, demote(&admin)).await.unwrap();
+    assert_eq!(
+        world.run(&admin, RequestBody::ListUsers).await,
+        Err(ErrorCode::Forbidden)
+    );
+    let mut events = world.events.subscribe();
+    world
+        .run(
+            &alice,
+            RequestBody::RemoveUser {
+                user: admin.id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let published = next_published(&mut events);
+    assert!(matches!(&published.event, Event::UserRemoved { user } if *user == admin.id));
+    assert!(
+        published.audience.includes(&admin.id, false),
+        "the removed user's consoles hear it"
+    );
+    assert_eq!(
+        world
+            .run(&alice, RequestBody::RemoveUser { user: admin.id })
+            .await,
+        Err(ErrorCode::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn added_users_log_in_with_their_password_and_may_change_it() {
+    let world = World::new();
+    let admin = world.user("admin", true).await;
+    let add = RequestBody::AddUser {
+        name: "Carol".into(),
+        password: "correct horse battery".into(),
+        email: None,
+        site_admin: true,
+    };
+    let info = world.run(&admin, add.clone()).await.unwrap();
+    assert_eq!(
+        (info["id"].as_str(), info["site_admin"].as_bool()),
+        (Some("carol"), Some(true))
+    );
+    assert!(info.get("password_hash").is_none());
+    assert_eq!(world.run(&admin, add).await, Err(ErrorCode::Conflict));
+    let weak = RequestBody::AddUser {
+        name: "dave".into(),
+        password: "x".into(),
+        email: None,
+        site_admin: false,
+    };
+    assert_eq!(world.run(&admin, weak).await, Err(ErrorCode::BadRequest));
+
+    let carol = world
+        .store
+        .user(&UserId::from("carol"))
+        .await
+        .unwrap()
+        .unwrap();
+    let wrong = RequestBody::ChangePassword {
+        old_password: "nope".into(),
+        new_password: "another long one".into(),
+    };
+    assert_eq!(world.run(&carol, wrong).await, Err(ErrorCode::Forbidden));
+    let right = RequestBody::ChangePassword {
+        old_password: "correct horse battery".into(),
+        new_password: "another long one".into(),
+    };
+    world.run(&carol, right).await.unwrap();
+    let carol = world.reread(&carol).await;
+    assert!(crate::auth::passwords::verify_password(
+        "another long one",
+        &carol.password_hash
+    ));
+}

@@ -1,0 +1,185 @@
+//! Account actions. All but `changePassword` are for site administrators. Validation, hashing and
+//! the audit records of account creation and password changes live in `auth::accounts`.
+
+use serde_json::json;
+use tether_common::control::Event;
+use tether_common::ids::UserId;
+
+use super::access::require_site_admin;
+use super::actions::{ActionContext, ActionError, ActionResult, deleted, to_value};
+use super::audit::{Subject, record};
+use super::views::user_info;
+use crate::auth::accounts::{self, AccountError};
+use crate::events::Audience;
+use crate::store::UserRecord;
+
+impl From<AccountError> for ActionError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::InvalidName(_)
+            | AccountError::BadPassword(_)
+            | AccountError::InvalidEmail => ActionError::BadRequest(e.to_string()),
+            AccountError::Exists(_) | AccountError::AlreadySetUp => {
+                ActionError::Conflict(e.to_string())
+            }
+            AccountError::NotFound(_) => ActionError::NotFound(e.to_string()),
+            AccountError::WrongPassword => ActionError::Forbidden(e.to_string()),
+            AccountError::Store(store) => store.into(),
+        }
+    }
+}
+
+pub async fn list(ctx: &ActionContext<'_>) -> ActionResult {
+    require_site_admin(ctx.caller)?;
+    let mut users: Vec<_> = ctx.store.users().await?.iter().map(user_info).collect();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    to_value(&users)
+}
+
+pub async fn add(
+    ctx: &ActionContext<'_>,
+    name: &str,
+    password: &str,
+    email: Option<String>,
+    site_admin: bool,
+) -> ActionResult {
+    require_site_admin(ctx.caller)?;
+    let mut user = accounts::create_account(ctx.store, name, password, email).await?;
+    if site_admin && !user.site_admin {
+        user.site_admin = true;
+        ctx.store.update_user(&user).await?;
+    }
+    let info = user_info(&user);
+    ctx.events.publish(
+        Event::UserAdded { user: info.clone() },
+        Audience::admins_only(),
+    );
+    to_value(&info)
+}
+
+/// Nobody, not even a site admin removing themselves, may remove the last site administrator.
+pub async fn remove(ctx: &ActionContext<'_>, id: &UserId) -> ActionResult {
+    require_site_admin(ctx.caller)?;
+    let target = existing_user(ctx, id).await?;
+    if target.site_admin && site_admin_count(ctx).await? <= 1 {
+        return Err(ActionError::Conflict(
+            "the last site administrator cannot be removed".into(),
+        ));
+    }
+    if !ctx.store.delete_user(id).await? {
+        return Err(ActionError::NotFound(format!("no user {id}")));
+    }
+    // The removed user's own consoles hear it too, and close.
+    ctx.events.publish(
+        Event::UserRemoved { user: id.clone() },
+        Audience::admins_only().with_user(id),
+    );
+    let message = format!("{} removed account {}", ctx.caller.name, target.name);
+    record(
+        ctx,
+        "account_removed",
+        Subject {
+            user: Some(id),
+            ..Subject::default()
+        },
+        message,
+        Audience::admins_only(),
+    )
+    .await;
+    Ok(deleted(id.as_str()))
+}
+
+/// Every session of the account ends; its open consoles close when they hear `userChanged`.
+pub async fn reset_password(ctx: &ActionContext<'_>, id: &UserId, password: &str) -> ActionResult {
+    require_site_admin(ctx.caller)?;
+    let target = existing_user(ctx, id).await?;
+    let user = accounts::reset_password(ctx.store, &target.name, password).await?;
+    let info = user_info(&user);
+    ctx.events.publish(
+        Event::UserChanged { user: info.clone() },
+        Audience::admins_only().with_user(id),
+    );
+    to_value(&info)
+}
+
+/// Changes the e-mail address and/or the site-administrator flag; the last site administrator
+/// keeps theirs.
+pub async fn edit(
+    ctx: &ActionContext<'_>,
+    id: &UserId,
+    email: Option<String>,
+    site_admin: Option<bool>,
+) -> ActionResult {
+    require_site_admin(ctx.caller)?;
+    let mut user = existing_user(ctx, id).await?;
+    if let Some(email) = email {
+        user.email = accounts::validate_email(Some(email))?;
+    }
+    if let Some(site_admin) = site_admin {
+        if user.site_admin && !site_admin && site_admin_count(ctx).await? <= 1 {
+            return Err(ActionError::Conflict(
+                "the last site administrator must stay one".into(),
+            ));
+        }
+        user.site_admin = site_admin;
+    }
+    ctx.store.update_user(&user).await?;
+    let info = user_info(&user);
+    ctx.events.publish(
+        Event::UserChanged { user: info.clone() },
+        Audience::admins_only().with_user(id),
+    );
+    let role = if user.site_admin {
+        "site administrator"
+    } else {
+        "user"
+    };
+    let message = format!("{} edited account {} ({role})", ctx.caller.name, user.name);
+    let subject = Subject {
+        user: Some(id),
+        ..Subject::default()
+    };
+    record(
+        ctx,
+        "account_changed",
+        subject,
+        message,
+        Audience::admins_only().with_user(id),
+    )
+    .await;
+    to_value(&info)
+}
+
+/// The caller's own password. Their other sessions end (and their other consoles close); this
+/// connection stays open, but the cookie it was opened with is void for new connections.
+pub async fn change_own_password(
+    ctx: &ActionContext<'_>,
+    old_password: &str,
+    new_password: &str,
+) -> ActionResult {
+    let user = accounts::change_password(ctx.store, ctx.caller, old_password, new_password).await?;
+    ctx.events.publish(
+        Event::UserChanged {
+            user: user_info(&user),
+        },
+        Audience::admins_only().with_user(&user.id),
+    );
+    Ok(json!({}))
+}
+
+async fn existing_user(ctx: &ActionContext<'_>, id: &UserId) -> Result<UserRecord, ActionError> {
+    ctx.store
+        .user(id)
+        .await?
+        .ok_or_else(|| ActionError::NotFound(format!("no user {id}")))
+}
+
+async fn site_admin_count(ctx: &ActionContext<'_>) -> Result<usize, ActionError> {
+    Ok(ctx
+        .store
+        .users()
+        .await?
+        .iter()
+        .filter(|u| u.site_admin)
+        .count())
+}

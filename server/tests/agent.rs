@@ -1,0 +1,147 @@
+//! The agent and its control channel, end to end: real `tether-server` and `tether-agent`
+//! processes on loopback (plus small proxies and fake peers where a test needs a bad actor).
+//! Build every binary first (`cargo build --workspace --bins`), as `scripts/test.sh` does.
+
+mod common;
+#[path = "agent/fakes.rs"]
+mod fakes;
+#[path = "agent/proxies.rs"]
+mod proxies;
+#[path = "agent/support.rs"]
+mod support;
+
+use std::time::Instant;
+
+use tether_common::control::Event;
+use tether_common::msh::Msh;
+
+use support::{DEADLINE, Fixture};
+
+#[tokio::test]
+async fn an_agent_comes_online_and_reports_its_machine() {
+    let mut fx = Fixture::start().await;
+    let started = Instant::now();
+    let mut agent = fx.spawn_agent(&fx.msh.clone(), &fx.state_dir("a"), &[]).await;
+    let device = agent.device_id.clone();
+    fx.wait_event("deviceOnline", |e| matches!(e, Event::DeviceOnline { device: d, .. } if *d == device)).await;
+    eprintln!("agent online {:?} after its start (includes RSA-2048 key generation)", started.elapsed());
+    agent.wait_line("tether-agent connected ").await;
+
+    let hostname = nix_hostname();
+    let info = fx.wait_device(&device, "described", |d| !d.os.is_empty()).await;
+    assert!(info.online);
+    assert_eq!(info.group, fx.group);
+    assert_eq!(info.hostname, hostname);
+    assert_eq!(info.name, hostname, "a new device is named after its host");
+    assert_eq!(info.agent["arch"], std::env::consts::ARCH);
+    assert_eq!(info.agent["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert!(info.agent["uptime_secs"].as_u64().unwrap() > 0);
+    assert!(agent.seen.iter().all(|l| !l.contains("pinned")));
+    agent.kill().await;
+}
+
+#[tokio::test]
+async fn killed_agent_goes_offline_and_comes_back_with_the_pinned_certificate() {
+    let mut fx = Fixture::start().await;
+    let state = fx.state_dir("a");
+    let agent = fx.spawn_agent(&fx.msh.clone(), &state, &[]).await;
+    let device = agent.device_id.clone();
+    fx.wait_device(&device, "online", |d| d.online).await;
+    assert!(state.join("server-tls-hash").is_file(), "a full check pins the outer certificate");
+
+    agent.kill().await;
+    let event = fx.wait_event("deviceOffline", |e| matches!(e, Event::DeviceOffline { .. })).await;
+    assert_eq!(event, Event::DeviceOffline { device: device.clone(), group: fx.group.clone() });
+    let info = fx.wait_device(&device, "offline", |d| !d.online).await;
+    assert!(info.lastseen > 0);
+
+    // Same identity again: same device, now skipping the server's signature.
+    let mut again = fx.spawn_agent(&fx.msh.clone(), &state, &["--handshake-timeout", "10"]).await;
+    assert_eq!(again.device_id, device);
+    fx.wait_device(&device, "online again", |d| d.online).await;
+    again.wait_line("tether-agent connected ").await;
+    assert_eq!(fx.devices().await.len(), 1);
+    again.kill().await;
+}
+
+#[tokio::test]
+async fn agent_returns_after_a_server_restart() {
+    let mut fx = Fixture::start().await;
+    let mut agent = fx.spawn_agent(&fx.msh.clone(), &fx.state_dir("a"), &[]).await;
+    let device = agent.device_id.clone();
+    agent.wait_line("tether-agent connected ").await;
+    fx.server.restart().await;
+    agent.wait_line("tether-agent disconnected").await;
+    agent.wait_line("tether-agent connected ").await;
+    fx.reconnect_control().await;
+    fx.wait_device(&device, "online after the restart", |d| d.online).await;
+    agent.kill().await;
+}
+
+#[tokio::test]
+async fn a_second_connection_of_the_same_identity_replaces_the_first() {
+    let mut fx = Fixture::start().await;
+    let state = fx.state_dir("original");
+    let mut first = fx.spawn_agent(&fx.msh.clone(), &state, &[]).await;
+    first.wait_line("tether-agent connected ").await;
+    // A cloned machine: the same identity files in another state folder.
+    let clone = fx.state_dir("clone");
+    std::fs::create_dir_all(&clone).unwrap();
+    for file in ["agent-cert.pem", "agent-key.pem"] {
+        std::fs::copy(state.join(file), clone.join(file)).unwrap();
+    }
+    let mut second = fx.spawn_agent(&fx.msh.clone(), &clone, &[]).await;
+    assert_eq!(second.device_id, first.device_id);
+    second.wait_line("tether-agent connected ").await;
+    first.wait_line("tether-agent disconnected").await;
+    let devices = fx.devices().await;
+    assert_eq!(devices.len(), 1, "{devices:?}");
+    assert!(devices[0].online);
+    first.kill().await;
+    second.kill().await;
+}
+
+#[tokio::test]
+async fn the_msh_names_the_group_and_the_server_identity() {
+    let fx = Fixture::start().await;
+    let msh = Msh::parse(&fx.msh).unwrap();
+    assert_eq!(msh.mesh_name, "Lab");
+    assert_eq!(Some(msh.mesh_id), fx.group.to_bytes());
+    assert_eq!(msh.mesh_server, format!("wss://127.0.0.1:{}/agent.ashx", fx.server.port));
+    let agent_cert = common::read_cert_der(&fx.server.file("agentserver-cert-public.crt"));
+    let key = tether_common::handshake::rsa::rsa_public_key_of_cert(&agent_cert).unwrap();
+    assert_eq!(msh.server_id, tether_common::handshake::sha384(&key));
+
+    let path = format!("/api/groups/{}/agent.msh", fx.group);
+    assert_eq!(fx.get(&path, false).await.0, 401, "needs a login");
+    assert_eq!(fx.get("/api/groups/nonexistent/agent.msh", true).await.0, 404);
+}
+
+#[tokio::test]
+async fn an_agent_of_an_unknown_group_is_held_not_admitted() {
+    let mut fx = Fixture::start().await;
+    let stranger = fx.msh.replace(&hex_upper(&fx.group.to_bytes().unwrap()), &"AB".repeat(48));
+    let mut agent = fx.spawn_agent(&stranger, &fx.state_dir("a"), &["--handshake-timeout", "2"]).await;
+    let line = agent.wait_line("tether-agent disconnected").await;
+    assert!(line.contains("did not complete the handshake"), "{line}");
+    assert!(fx.devices().await.is_empty());
+    wait_for_log(&fx, "unknown device group; holding the connection").await;
+    agent.kill().await;
+}
+
+/// Polls the server's stderr for `text`.
+pub async fn wait_for_log(fx: &Fixture, text: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    while !fx.server.stderr().contains(text) {
+        assert!(Instant::now() < deadline, "the server never logged {text:?}\n{}", fx.server.stderr());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned()
+}

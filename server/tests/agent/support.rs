@@ -1,0 +1,188 @@
+//! For the agent tests: a server with an admin, a device group and its `.msh`, and real
+//! `tether-agent` processes whose stdout lines say what they are doing.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tether_common::control::{DeviceInfo, Event};
+use tether_common::ids::{DeviceId, GroupId};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, timeout_at};
+
+use crate::common::{ControlClient, TestServer};
+
+/// Upper bound for things that normally take a second; the machine running tests may be busy.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub const ADMIN: (&str, &str) = ("admin", "correct horse battery staple");
+
+pub struct Fixture {
+    pub server: TestServer,
+    pub cookie: String,
+    pub control: ControlClient,
+    pub group: GroupId,
+    /// The group's `.msh` as the server serves it.
+    pub msh: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub async fn start() -> Fixture {
+        Fixture::with_server(TestServer::start().await).await
+    }
+
+    /// With `config_toml` in the data folder (e.g. short agent keepalive times).
+    pub async fn start_with_config(config_toml: &str) -> Fixture {
+        Fixture::with_server(TestServer::start_with_config(config_toml).await).await
+    }
+
+    async fn with_server(server: TestServer) -> Fixture {
+        server.create_admin(ADMIN.0, ADMIN.1).await;
+        let cookie = server.login(ADMIN.0, ADMIN.1).await;
+        let mut control = server.control(&cookie).await;
+        let reply = control.request(json!({ "action": "createGroup", "name": "Lab" })).await;
+        assert!(reply.ok, "{reply:?}");
+        let group = GroupId(reply.result.unwrap()["id"].as_str().unwrap().to_owned());
+        let mut fixture = Fixture { server, cookie, control, group, msh: String::new(), dir: tempfile::tempdir().unwrap() };
+        let (status, msh) = fixture.get(&format!("/api/groups/{}/agent.msh", fixture.group), true).await;
+        assert_eq!(status, 200, "{msh}");
+        fixture.msh = msh;
+        fixture
+    }
+
+    /// `GET path`, with or without the admin's session; (status, body).
+    pub async fn get(&self, path: &str, logged_in: bool) -> (u16, String) {
+        let mut request = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(self.server.root_cert_pem.as_bytes()).unwrap()])
+            .build()
+            .unwrap()
+            .get(format!("{}{path}", self.server.url));
+        if logged_in {
+            request = request.header("cookie", format!("tether_session={}", self.cookie));
+        }
+        let response = request.send().await.expect("GET");
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
+    }
+
+    /// The `.msh` with its MeshServer pointed at another port on loopback (a proxy in front).
+    pub fn msh_via_port(&self, port: u16) -> String {
+        let server_line = self.msh.lines().find(|l| l.starts_with("MeshServer=")).unwrap();
+        self.msh.replace(server_line, &format!("MeshServer=wss://127.0.0.1:{port}/agent.ashx"))
+    }
+
+    /// A fresh state folder for one agent.
+    pub fn state_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts `tether-agent run` with `msh` and waits for its device id.
+    pub async fn spawn_agent(&self, msh: &str, state: &Path, extra: &[&str]) -> AgentProcess {
+        let msh_path = state.with_extension("msh");
+        std::fs::write(&msh_path, msh).unwrap();
+        AgentProcess::spawn(&msh_path, state, extra).await
+    }
+
+    pub async fn devices(&mut self) -> Vec<DeviceInfo> {
+        let reply = self.control.request(json!({ "action": "listDevices" })).await;
+        assert!(reply.ok, "{reply:?}");
+        serde_json::from_value(reply.result.unwrap()).unwrap()
+    }
+
+    /// Polls `listDevices` until `device` is listed and `check` holds for it.
+    pub async fn wait_device(&mut self, device: &DeviceId, what: &str, check: impl Fn(&DeviceInfo) -> bool) -> DeviceInfo {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(info) = self.devices().await.into_iter().find(|d| &d.id == device)
+                && check(&info)
+            {
+                return info;
+            }
+            assert!(Instant::now() < deadline, "device {device} never became {what}\n{}", self.server.stderr());
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for a pushed event matching `wanted`, skipping others.
+    pub async fn wait_event(&mut self, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.control.try_next_event(left).await {
+                Some(event) if wanted(&event) => return event,
+                Some(_) => continue,
+                None => panic!("no {what} event within {DEADLINE:?}\n{}", self.server.stderr()),
+            }
+        }
+    }
+
+    /// Opens a new console connection (after a server restart the old one is gone).
+    pub async fn reconnect_control(&mut self) {
+        self.control = self.server.control(&self.cookie).await;
+    }
+}
+
+/// A running `tether-agent`, killed when dropped.
+pub struct AgentProcess {
+    pub device_id: DeviceId,
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Everything printed so far, for failure messages.
+    pub seen: Vec<String>,
+}
+
+impl AgentProcess {
+    pub async fn spawn(msh_path: &Path, state: &Path, extra: &[&str]) -> AgentProcess {
+        let binary = Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tether-agent");
+        let mut child = Command::new(&binary)
+            .args(["run", "--config"])
+            .arg(msh_path)
+            .arg("--state")
+            .arg(state)
+            .arg("--small-key")
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} (build all binaries first): {e}", binary.display()));
+        let (sender, lines) = mpsc::unbounded_channel();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stdout.next_line().await {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut agent = AgentProcess { device_id: DeviceId::from(""), child, lines, seen: Vec::new() };
+        let line = agent.wait_line("tether-agent device ").await;
+        agent.device_id = DeviceId::from(line.trim_start_matches("tether-agent device ").trim());
+        agent
+    }
+
+    /// The next stdout line starting with `prefix` (earlier lines are skipped).
+    pub async fn wait_line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Ok(None) => panic!("tether-agent exited; it printed {:?}", self.seen),
+                Err(_) => panic!("tether-agent never printed {prefix:?}; it printed {:?}", self.seen),
+            }
+        }
+    }
+
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}

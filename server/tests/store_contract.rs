@@ -1,0 +1,463 @@
+//! The behaviour every `Store` backend must have. [`store_contract`] takes a fresh, empty store;
+//! it runs here on redb, and the PostgreSQL backend will run the same function.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use tether_common::ids::{DeviceId, GroupId, UserId};
+use tether_common::rights::Rights;
+use tether_server::store::redb::RedbStore;
+use tether_server::store::{
+    DeviceRecord, EventFilter, GroupRecord, NewEvent, SessionRecord, Store, StoreError, UserRecord,
+};
+
+#[tokio::test]
+async fn redb_keeps_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("tether.redb")).unwrap();
+    store_contract(&store).await;
+}
+
+#[tokio::test]
+async fn redb_keeps_records_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tether.redb");
+    {
+        let store = RedbStore::open(&path).unwrap();
+        store.create_first_user(&user("Alice", true)).await.unwrap();
+        store.put_setting("k", "v").await.unwrap();
+        store
+            .append_event(event("e", None, None, None))
+            .await
+            .unwrap();
+    }
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(
+        store.user(&UserId::from("alice")).await.unwrap(),
+        Some(user("Alice", true))
+    );
+    assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        store
+            .append_event(event("f", None, None, None))
+            .await
+            .unwrap()
+            .id,
+        2
+    );
+}
+
+/// Runs every trait method against `store`, which must start empty.
+pub async fn store_contract(store: &dyn Store) {
+    empty_store(store).await;
+    users(store).await;
+    groups_and_devices(store).await;
+    sessions_and_user_deletion(store).await;
+    group_deletion(store).await;
+    events(store).await;
+    settings(store).await;
+}
+
+fn user(name: &str, site_admin: bool) -> UserRecord {
+    UserRecord {
+        id: UserId::from_name(name),
+        name: name.to_owned(),
+        email: Some(format!("{}@example.com", name.to_lowercase())),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        site_admin,
+        created: 1_700_000_000,
+        password_changed: 1_700_000_000,
+    }
+}
+
+fn group(id: &str, members: &[(&str, Rights)]) -> GroupRecord {
+    GroupRecord {
+        id: GroupId::from(id),
+        name: format!("Group {id}"),
+        description: "for tests".to_owned(),
+        members: members
+            .iter()
+            .map(|(user, rights)| (UserId::from(*user), *rights))
+            .collect::<BTreeMap<_, _>>(),
+        created: 1_700_000_001,
+    }
+}
+
+fn device(id: &str, group: &str) -> DeviceRecord {
+    DeviceRecord {
+        id: DeviceId::from(id),
+        group: GroupId::from(group),
+        name: format!("pc-{id}"),
+        hostname: format!("pc-{id}.lan"),
+        os: "Linux".to_owned(),
+        agent_info: json!({ "cores": 4 }),
+        last_seen: 1_700_000_002,
+        created: 1_700_000_002,
+    }
+}
+
+fn event(kind: &str, user: Option<&str>, group: Option<&str>, device: Option<&str>) -> NewEvent {
+    NewEvent {
+        time: 0,
+        kind: kind.to_owned(),
+        user: user.map(UserId::from),
+        group: group.map(GroupId::from),
+        device: device.map(DeviceId::from),
+        message: format!("{kind} happened"),
+    }
+}
+
+fn sorted_ids<T, K: Ord + Clone>(items: &[T], key: impl Fn(&T) -> K) -> Vec<K> {
+    let mut ids: Vec<K> = items.iter().map(key).collect();
+    ids.sort();
+    ids
+}
+
+async fn empty_store(store: &dyn Store) {
+    assert_eq!(store.user_count().await.unwrap(), 0);
+    assert!(store.users().await.unwrap().is_empty());
+    assert!(store.groups().await.unwrap().is_empty());
+    assert!(store.devices(None).await.unwrap().is_empty());
+    assert!(
+        store
+            .events(&EventFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.user(&UserId::from("nobody")).await.unwrap(), None);
+    assert_eq!(store.session("0".repeat(64).as_str()).await.unwrap(), None);
+    assert_eq!(store.setting("nothing").await.unwrap(), None);
+}
+
+async fn users(store: &dyn Store) {
+    let alice = user("Alice", true);
+    store.create_first_user(&alice).await.unwrap();
+    let second_first = store.create_first_user(&user("Mallory", true)).await;
+    assert!(
+        matches!(second_first, Err(StoreError::Conflict(_))),
+        "{second_first:?}"
+    );
+    assert_eq!(store.user(&UserId::from("mallory")).await.unwrap(), None);
+
+    let bob = user("Bob", false);
+    store.create_user(&bob).await.unwrap();
+    let again = store.create_user(&user("bob", true)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store.user(&bob.id).await.unwrap(),
+        Some(bob.clone()),
+        "a conflict changes nothing"
+    );
+    store.create_user(&user("Carol", false)).await.unwrap();
+
+    assert_eq!(store.user_count().await.unwrap(), 3);
+    let all = store.users().await.unwrap();
+    assert_eq!(
+        sorted_ids(&all, |u| u.id.clone()),
+        ["alice", "bob", "carol"].map(UserId::from)
+    );
+    assert_eq!(
+        all.iter().find(|u| u.id == alice.id),
+        Some(&alice),
+        "every field round-trips"
+    );
+
+    let renamed = UserRecord {
+        email: None,
+        password_changed: 1_800_000_000,
+        ..bob.clone()
+    };
+    store.update_user(&renamed).await.unwrap();
+    assert_eq!(store.user(&bob.id).await.unwrap(), Some(renamed));
+    store.update_user(&bob).await.unwrap();
+}
+
+async fn groups_and_devices(store: &dyn Store) {
+    let office = group(
+        "g-office",
+        &[
+            ("alice", Rights::FULL),
+            ("bob", Rights::VIEW),
+            ("carol", Rights::VIEW),
+        ],
+    );
+    let lab = group("g-lab", &[("bob", Rights::VIEW)]);
+    store.put_group(&office).await.unwrap();
+    store.put_group(&lab).await.unwrap();
+    assert_eq!(store.group(&office.id).await.unwrap(), Some(office.clone()));
+    assert_eq!(store.group(&GroupId::from("g-none")).await.unwrap(), None);
+    let groups = store.groups().await.unwrap();
+    assert_eq!(
+        sorted_ids(&groups, |g| g.id.clone()),
+        [lab.id.clone(), office.id.clone()]
+    );
+
+    let edited = GroupRecord {
+        name: "Head office".to_owned(),
+        ..office.clone()
+    };
+    store.put_group(&edited).await.unwrap();
+    assert_eq!(
+        store.group(&office.id).await.unwrap().unwrap().name,
+        "Head office"
+    );
+    store.put_group(&office).await.unwrap();
+
+    for (id, group) in [
+        ("d1", "g-office"),
+        ("d2", "g-office"),
+        ("d3", "g-lab"),
+        ("d4", "g-lab"),
+    ] {
+        store.put_device(&device(id, group)).await.unwrap();
+    }
+    assert_eq!(
+        store.device(&DeviceId::from("d1")).await.unwrap(),
+        Some(device("d1", "g-office"))
+    );
+    assert_eq!(store.devices(None).await.unwrap().len(), 4);
+    let in_office = store.devices(Some(&office.id)).await.unwrap();
+    assert_eq!(
+        sorted_ids(&in_office, |d| d.id.clone()),
+        ["d1", "d2"].map(DeviceId::from)
+    );
+
+    let moved = DeviceRecord {
+        name: "renamed".to_owned(),
+        ..device("d2", "g-office")
+    };
+    store.put_device(&moved).await.unwrap();
+    assert_eq!(store.device(&moved.id).await.unwrap(), Some(moved));
+
+    assert!(store.delete_device(&DeviceId::from("d4")).await.unwrap());
+    assert!(!store.delete_device(&DeviceId::from("d4")).await.unwrap());
+    assert_eq!(store.device(&DeviceId::from("d4")).await.unwrap(), None);
+}
+
+async fn sessions_and_user_deletion(store: &dyn Store) {
+    let session = |user: &str| SessionRecord {
+        user: UserId::from(user),
+        created: 10,
+        expires: 20,
+    };
+    let keys = ["a".repeat(64), "b".repeat(64), "c".repeat(64)];
+    store.put_session(&keys[0], &session("bob")).await.unwrap();
+    store.put_session(&keys[1], &session("bob")).await.unwrap();
+    store
+        .put_session(&keys[2], &session("alice"))
+        .await
+        .unwrap();
+    assert_eq!(store.session(&keys[0]).await.unwrap(), Some(session("bob")));
+
+    assert!(store.delete_user(&UserId::from("bob")).await.unwrap());
+    assert!(!store.delete_user(&UserId::from("bob")).await.unwrap());
+    assert_eq!(store.user(&UserId::from("bob")).await.unwrap(), None);
+    assert_eq!(store.user_count().await.unwrap(), 2);
+    assert_eq!(
+        store.session(&keys[0]).await.unwrap(),
+        None,
+        "the user's sessions end"
+    );
+    assert_eq!(store.session(&keys[1]).await.unwrap(), None);
+    assert_eq!(
+        store.session(&keys[2]).await.unwrap(),
+        Some(session("alice")),
+        "others' sessions stay"
+    );
+    for group in store.groups().await.unwrap() {
+        assert!(
+            !group.members.contains_key(&UserId::from("bob")),
+            "bob left {}",
+            group.id
+        );
+    }
+    let office = store
+        .group(&GroupId::from("g-office"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(office.members.len(), 2, "other members stay");
+
+    store.delete_session(&keys[2]).await.unwrap();
+    assert_eq!(store.session(&keys[2]).await.unwrap(), None);
+    store.delete_session(&keys[2]).await.unwrap();
+
+    let early = SessionRecord {
+        user: UserId::from("alice"),
+        created: 10,
+        expires: 100,
+    };
+    let late = SessionRecord {
+        expires: 200,
+        ..early.clone()
+    };
+    store.put_session(&keys[0], &early).await.unwrap();
+    store.put_session(&keys[1], &late).await.unwrap();
+    assert_eq!(store.prune_sessions(50).await.unwrap(), 0);
+    assert_eq!(store.prune_sessions(150).await.unwrap(), 1);
+    assert_eq!(
+        store.session(&keys[0]).await.unwrap(),
+        None,
+        "the expired session went"
+    );
+    assert_eq!(
+        store.session(&keys[1]).await.unwrap(),
+        Some(late),
+        "the live one stayed"
+    );
+    store.delete_session(&keys[1]).await.unwrap();
+}
+
+async fn group_deletion(store: &dyn Store) {
+    assert!(
+        store
+            .delete_group(&GroupId::from("g-office"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_group(&GroupId::from("g-office"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.group(&GroupId::from("g-office")).await.unwrap(), None);
+    let left = store.devices(None).await.unwrap();
+    assert_eq!(
+        sorted_ids(&left, |d| d.id.clone()),
+        [DeviceId::from("d3")],
+        "only its devices went"
+    );
+}
+
+async fn events(store: &dyn Store) {
+    let before = now_ms();
+    let mut ids = Vec::new();
+    for new in [
+        event("login", Some("alice"), None, None),
+        event("group_created", Some("alice"), Some("g-lab"), None),
+        event("device_online", None, Some("g-lab"), Some("d3")),
+        event("login", Some("carol"), None, None),
+        event("device_offline", None, Some("g-lab"), Some("d3")),
+    ] {
+        let record = store.append_event(new.clone()).await.unwrap();
+        assert_eq!(
+            (record.kind.as_str(), &record.user, &record.message),
+            (new.kind.as_str(), &new.user, &new.message)
+        );
+        assert!(
+            record.time >= before && record.time <= now_ms() + 1,
+            "time 0 means now: {}",
+            record.time
+        );
+        ids.push(record.id);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+
+    let all = store.events(&EventFilter::default()).await.unwrap();
+    let newest_first: Vec<u64> = ids.iter().rev().copied().collect();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), newest_first);
+    let two = store
+        .events(&EventFilter {
+            limit: 2,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        two.iter().map(|e| e.id).collect::<Vec<_>>(),
+        newest_first[..2]
+    );
+
+    let by_group = EventFilter {
+        group: Some(GroupId::from("g-lab")),
+        ..EventFilter::default()
+    };
+    assert_eq!(store.events(&by_group).await.unwrap().len(), 3);
+    let by_device = EventFilter {
+        device: Some(DeviceId::from("d3")),
+        limit: 1,
+        ..EventFilter::default()
+    };
+    let last_device = store.events(&by_device).await.unwrap();
+    assert_eq!(
+        last_device
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["device_offline"]
+    );
+    let by_user = EventFilter {
+        user: Some(UserId::from("alice")),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        store
+            .events(&by_user)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        [ids[1], ids[0]]
+    );
+    let both = EventFilter {
+        user: Some(UserId::from("alice")),
+        group: Some(GroupId::from("g-lab")),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        store.events(&both).await.unwrap().len(),
+        1,
+        "filters combine"
+    );
+
+    let old = NewEvent {
+        time: 1_000,
+        ..event("ancient", None, None, None)
+    };
+    let ancient = store.append_event(old).await.unwrap();
+    assert_eq!(ancient.time, 1_000, "a given time is kept");
+    assert_eq!(store.prune_events(before).await.unwrap(), 1);
+    assert_eq!(
+        store.events(&EventFilter::default()).await.unwrap().len(),
+        5
+    );
+    assert_eq!(store.prune_events(now_ms() + 60_000).await.unwrap(), 5);
+    assert!(
+        store
+            .events(&EventFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let next = store
+        .append_event(event("after_prune", None, None, None))
+        .await
+        .unwrap();
+    assert!(
+        next.id > ancient.id,
+        "ids are never reused, even after pruning everything"
+    );
+}
+
+async fn settings(store: &dyn Store) {
+    store.put_setting("greeting", "hello").await.unwrap();
+    assert_eq!(
+        store.setting("greeting").await.unwrap().as_deref(),
+        Some("hello")
+    );
+    store.put_setting("greeting", "").await.unwrap();
+    assert_eq!(
+        store.setting("greeting").await.unwrap().as_deref(),
+        Some("")
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -1,0 +1,356 @@
+//! The real `tetherctl` binary against the real server.
+//!
+//! `tetherctl` is another package's binary, which Cargo does not build for this package's tests:
+//! run `cargo build --workspace --bins` (or `cargo build -p tetherctl`) before `cargo test`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{REPLY_DEADLINE, TestServer};
+use serde_json::Value;
+
+const ADMIN_PASSWORD: &str = "admin password 1";
+
+fn tetherctl_path() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tetherctl");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` (or `cargo build -p tetherctl`) before these tests",
+        path.display()
+    );
+    path
+}
+
+/// Runs tetherctl against `server` as `user`/`password`; `trust` replaces the default
+/// `--trust-root <the server's root>`. Known servers go to a file in `known_dir`, never ~/.config.
+struct Ctl<'a> {
+    server: &'a TestServer,
+    known_dir: tempfile::TempDir,
+}
+
+impl<'a> Ctl<'a> {
+    fn new(server: &'a TestServer) -> Ctl<'a> {
+        Ctl {
+            server,
+            known_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn known_servers(&self) -> PathBuf {
+        self.known_dir.path().join("known_servers")
+    }
+
+    fn root(&self) -> String {
+        self.server
+            .file("root-cert-public.crt")
+            .display()
+            .to_string()
+    }
+
+    async fn run_as(&self, user: &str, password: &str, trust: &[&str], args: &[&str]) -> Output {
+        let url = format!("wss://127.0.0.1:{}", self.server.port);
+        let mut command = tokio::process::Command::new(tetherctl_path());
+        command
+            .env("TETHER_URL", url)
+            .env("TETHER_USER", user)
+            .env("TETHER_PASS", password)
+            .env("TETHER_KNOWN_SERVERS", self.known_servers())
+            .args(trust)
+            .args(args)
+            .kill_on_drop(true);
+        tokio::time::timeout(REPLY_DEADLINE, command.output())
+            .await
+            .expect("tetherctl timed out")
+            .expect("run tetherctl")
+    }
+
+    /// As the admin, trusting the server's root; must succeed. Returns stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let root = self.root();
+        let output = self
+            .run_as("admin", ADMIN_PASSWORD, &["--trust-root", &root], args)
+            .await;
+        assert!(
+            output.status.success(),
+            "tetherctl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let stdout = self.ok(&args).await;
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("tetherctl {args:?} printed no JSON ({e}):\n{stdout}"))
+    }
+}
+
+/// Asserts a failure reported the documented way: non-zero status, one stderr line.
+fn failure_line(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "expected a failure, got: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stderr: {stderr:?}");
+    assert!(lines[0].starts_with("tetherctl: "), "{stderr:?}");
+    lines[0].to_owned()
+}
+
+async fn server_with_admin() -> TestServer {
+    let server = TestServer::start().await;
+    server.create_admin("admin", ADMIN_PASSWORD).await;
+    server
+}
+
+#[tokio::test]
+async fn an_administrator_sets_up_groups_users_and_rights() {
+    let server = server_with_admin().await;
+    let ctl = Ctl::new(&server);
+
+    let info = ctl.json(&["serverinfo"]).await;
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["agent_cert_hash"].as_str().map(str::len), Some(96));
+    assert!(ctl.ok(&["serverinfo"]).await.contains("agent cert hash"));
+
+    ctl.ok(&["addgroup", "Office", "--desc", "Front desk"])
+        .await;
+    let groups = ctl.json(&["listgroups"]).await;
+    assert_eq!(groups.as_array().map(Vec::len), Some(1), "{groups}");
+    assert_eq!(
+        (
+            groups[0]["name"].as_str(),
+            groups[0]["description"].as_str()
+        ),
+        (Some("Office"), Some("Front desk"))
+    );
+    assert!(groups[0]["id"].as_str().is_some_and(|id| id.len() == 64));
+    let table = ctl.ok(&["listgroups"]).await;
+    assert!(
+        table.starts_with("NAME") && table.contains("Office"),
+        "{table}"
+    );
+
+    ctl.ok(&[
+        "adduser",
+        "Alice",
+        "--pass",
+        "alice password",
+        "--email",
+        "alice@example.org",
+    ])
+    .await;
+    let users = ctl.json(&["listusers"]).await;
+    let alice = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "alice")
+        .expect("alice listed");
+    assert_eq!(
+        (alice["name"].as_str(), alice["site_admin"].as_bool()),
+        (Some("Alice"), Some(false))
+    );
+
+    ctl.ok(&[
+        "grouprights",
+        "--group",
+        "office",
+        "--user",
+        "alice",
+        "--rights",
+        "view,terminal",
+    ])
+    .await;
+    let groups = ctl.json(&["listgroups"]).await;
+    let alice_rights = groups[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"] == "alice")
+        .unwrap();
+    assert_eq!(alice_rights["rights"], 1 | 16);
+
+    assert_eq!(ctl.json(&["listdevices"]).await, serde_json::json!([]));
+    // Every tetherctl run logs in (and that is logged), so the newest five are a mix…
+    let events = ctl.json(&["events", "--limit", "5"]).await;
+    assert_eq!(events.as_array().map(Vec::len), Some(5), "{events}");
+    // …while the group's own history is exactly what was done to it, newest first.
+    let office_events = ctl
+        .json(&["events", "--limit", "5", "--group", "Office"])
+        .await;
+    let kinds: Vec<&str> = office_events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["group_rights_changed", "group_created"]);
+
+    // Alice sees the group, and may not create one.
+    let root = ctl.root();
+    let trust = ["--trust-root", root.as_str()];
+    let output = ctl
+        .run_as("alice", "alice password", &trust, &["listgroups", "--json"])
+        .await;
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen[0]["name"], "Office");
+    let denied = ctl
+        .run_as("alice", "alice password", &trust, &["addgroup", "Mine"])
+        .await;
+    assert!(failure_line(&denied).contains("only site administrators"));
+
+    ctl.ok(&["removegroup", "Office"]).await;
+    assert_eq!(ctl.json(&["listgroups"]).await, serde_json::json!([]));
+    ctl.ok(&["removeuser", "alice"]).await;
+    let gone = ctl
+        .run_as("alice", "alice password", &trust, &["listgroups"])
+        .await;
+    assert_eq!(
+        failure_line(&gone),
+        "tetherctl: login failed: wrong user name or password"
+    );
+}
+
+#[tokio::test]
+async fn wrong_passwords_fail_in_one_line_and_the_rate_limit_is_passed_through() {
+    let server = server_with_admin().await;
+    let ctl = Ctl::new(&server);
+    let root = ctl.root();
+    let output = ctl
+        .run_as(
+            "admin",
+            "wrong password",
+            &["--trust-root", &root],
+            &["serverinfo"],
+        )
+        .await;
+    assert_eq!(
+        failure_line(&output),
+        "tetherctl: login failed: wrong user name or password"
+    );
+    // The server allows 10 failures per account and window; tetherctl shows its 429 message.
+    let mut last = String::new();
+    for _ in 0..12 {
+        let output = ctl
+            .run_as(
+                "admin",
+                "wrong password",
+                &["--trust-root", &root],
+                &["serverinfo"],
+            )
+            .await;
+        last = failure_line(&output);
+        if last.contains("Too many failed logins") {
+            break;
+        }
+    }
+    assert!(
+        last.starts_with("tetherctl: login failed: Too many failed logins"),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn certificates_are_checked_against_the_root_the_fingerprint_or_the_first_use() {
+    let server = server_with_admin().await;
+    let ctl = Ctl::new(&server);
+
+    // A root that did not issue the server's certificate.
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let stranger_root = ctl.known_dir.path().join("stranger.pem");
+    std::fs::write(&stranger_root, stranger.cert.pem()).unwrap();
+    let stranger_root = stranger_root.display().to_string();
+    let output = ctl
+        .run_as(
+            "admin",
+            ADMIN_PASSWORD,
+            &["--trust-root", &stranger_root],
+            &["serverinfo"],
+        )
+        .await;
+    assert!(failure_line(&output).contains("not trusted"), "{output:?}");
+
+    // First use without a root: accepted with a warning, and recorded.
+    let first = ctl
+        .run_as("admin", ADMIN_PASSWORD, &[], &["serverinfo"])
+        .await;
+    assert!(first.status.success(), "{first:?}");
+    assert!(String::from_utf8_lossy(&first.stderr).contains("warning: first connection"));
+    let recorded = std::fs::read_to_string(ctl.known_servers()).unwrap();
+    let fingerprint = recorded.split_whitespace().nth(1).unwrap().to_owned();
+    let again = ctl
+        .run_as("admin", ADMIN_PASSWORD, &[], &["serverinfo"])
+        .await;
+    assert!(
+        again.status.success() && again.stderr.is_empty(),
+        "{again:?}"
+    );
+
+    // The same fingerprint given explicitly works; another one does not.
+    let pinned = ctl
+        .run_as(
+            "admin",
+            ADMIN_PASSWORD,
+            &["--fingerprint", &fingerprint],
+            &["serverinfo"],
+        )
+        .await;
+    assert!(pinned.status.success(), "{pinned:?}");
+    let other = "00".repeat(32);
+    let output = ctl
+        .run_as(
+            "admin",
+            ADMIN_PASSWORD,
+            &["--fingerprint", &other],
+            &["serverinfo"],
+        )
+        .await;
+    assert!(failure_line(&output).contains("does not match --fingerprint"));
+
+    // A changed certificate for a known server is a hard error.
+    let authority = recorded.split_whitespace().next().unwrap().to_owned();
+    std::fs::write(ctl.known_servers(), format!("{authority} {other}\n")).unwrap();
+    let output = ctl
+        .run_as("admin", ADMIN_PASSWORD, &[], &["serverinfo"])
+        .await;
+    assert!(failure_line(&output).contains("CHANGED"));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_reported_clearly() {
+    // A port nothing listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = tokio::process::Command::new(tetherctl_path())
+        .args([
+            "--url",
+            &format!("wss://127.0.0.1:{port}"),
+            "--user",
+            "a",
+            "--pass",
+            "b",
+            "serverinfo",
+        ])
+        .env(
+            "TETHER_KNOWN_SERVERS",
+            std::env::temp_dir().join("tether-test-unused-known-servers"),
+        )
+        .output()
+        .await
+        .unwrap();
+    let line = failure_line(&output);
+    assert!(
+        line.contains("cannot connect to 127.0.0.1:") && line.contains("refused"),
+        "{line}"
+    );
+}
