@@ -105,7 +105,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
         tasks.clone(),
     ));
-    tasks.spawn(prune_events_daily(
+    tasks.spawn(prune_daily(
         store,
         config.event_retention_days,
         shutdown.clone(),
@@ -260,15 +260,9 @@ impl HandshakeFailures {
     }
 }
 
-/// Deletes audit events older than the retention period, at start and then daily. 0 keeps them all.
-async fn prune_events_daily(
-    store: Arc<dyn Store>,
-    retention_days: u32,
-    shutdown: CancellationToken,
-) {
-    if retention_days == 0 {
-        return;
-    }
+/// Housekeeping at start and then daily: deletes expired login sessions, and audit events older
+/// than the retention period (0 keeps events forever).
+async fn prune_daily(store: Arc<dyn Store>, retention_days: u32, shutdown: CancellationToken) {
     let mut every_day = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
@@ -278,6 +272,14 @@ async fn prune_events_daily(
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        match store.prune_sessions(now_ms / 1000).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "deleted expired login sessions"),
+            Err(e) => tracing::warn!(error = %e, "could not delete expired login sessions"),
+        }
+        if retention_days == 0 {
+            continue;
+        }
         let before_ms = now_ms - i64::from(retention_days) * 24 * 60 * 60 * 1000;
         match store.prune_events(before_ms).await {
             Ok(0) => {}

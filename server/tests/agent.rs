@@ -145,3 +145,83 @@ fn hex_upper(bytes: &[u8]) -> String {
 fn nix_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned()
 }
+
+#[tokio::test]
+async fn a_silent_drop_is_noticed_by_the_keepalive() {
+    // Pings every second, silence for three means gone (the defaults are 30 and 150).
+    let mut fx = Fixture::start_with_config("agent_ping_interval_secs = 1\nagent_idle_timeout_secs = 3\n").await;
+    let relay = proxies::SilentableRelay::start(server_addr(&fx)).await;
+    let msh = fx.msh_via_port(relay.port);
+    // The agent's own keepalive is slow here, so it is the server that notices.
+    let mut agent = fx.spawn_agent(&msh, &fx.state_dir("a"), &["--ping-interval", "600", "--idle-timeout", "900"]).await;
+    agent.wait_line("tether-agent connected ").await;
+    let device = agent.device_id.clone();
+    fx.wait_device(&device, "online", |d| d.online).await;
+
+    relay.go_silent();
+    let went_silent = Instant::now();
+    let event = fx.wait_event("deviceOffline", |e| matches!(e, Event::DeviceOffline { .. })).await;
+    assert_eq!(event, Event::DeviceOffline { device, group: fx.group.clone() });
+    eprintln!("silent agent dropped {:?} after the path went silent", went_silent.elapsed());
+    wait_for_log(&fx, "reason=Silent").await;
+    agent.kill().await;
+}
+
+#[tokio::test]
+async fn a_man_in_the_middle_is_refused_even_for_a_pinned_agent() {
+    let mut fx = Fixture::start().await;
+    let state = fx.state_dir("a");
+    // First a direct connection, which pins the real certificate.
+    let agent = fx.spawn_agent(&fx.msh.clone(), &state, &[]).await;
+    let device = agent.device_id.clone();
+    fx.wait_device(&device, "online", |d| d.online).await;
+    agent.kill().await;
+    fx.wait_device(&device, "offline", |d| !d.online).await;
+
+    let mitm = proxies::ManInTheMiddle::start(server_addr(&fx), fx.server.tls_client_config()).await;
+    let mut agent = fx.spawn_agent(&fx.msh_via_port(mitm.port), &state, &["--handshake-timeout", "2"]).await;
+    let line = agent.wait_line("tether-agent disconnected").await;
+    assert!(line.contains("did not complete the handshake"), "{line}");
+    wait_for_log(&fx, "saw a web certificate that is not ours").await;
+    assert!(!fx.devices().await[0].online, "never admitted through the man in the middle");
+    agent.kill().await;
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_tampered_agent_signature() {
+    let mut fx = Fixture::start().await;
+    let closed = fakes::agent_with_tampered_signature(&fx.server, fx.group.to_bytes().unwrap()).await;
+    assert!(closed, "the server should close the connection");
+    wait_for_log(&fx, "the agent's signature does not verify").await;
+    assert!(fx.devices().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_agent_refuses_a_tampered_server_signature() {
+    let fx = Fixture::start().await;
+    let (port, server_id) = fakes::server_with_tampered_signature().await;
+    let mut msh = Msh::parse(&fx.msh_via_port(port)).unwrap();
+    msh.server_id = server_id;
+    let state = fx.state_dir("a");
+    let mut agent = fx.spawn_agent(&msh.to_string(), &state, &[]).await;
+    let line = agent.wait_line("tether-agent disconnected").await;
+    assert!(line.contains("the server's signature does not verify"), "{line}");
+    assert!(!state.join("server-tls-hash").exists(), "nothing pinned from a failed check");
+    agent.kill().await;
+}
+
+#[tokio::test]
+async fn the_agent_refuses_a_server_with_another_identity() {
+    // The real server, but the .msh pins some other agent-server key.
+    let fx = Fixture::start().await;
+    let mut msh = Msh::parse(&fx.msh).unwrap();
+    msh.server_id = [0x5A; 48];
+    let mut agent = fx.spawn_agent(&msh.to_string(), &fx.state_dir("a"), &[]).await;
+    let line = agent.wait_line("tether-agent disconnected").await;
+    assert!(line.contains("does not match the pinned ServerID"), "{line}");
+    agent.kill().await;
+}
+
+fn server_addr(fx: &Fixture) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], fx.server.port))
+}

@@ -29,6 +29,8 @@ const OUTGOING_QUEUE: usize = 64;
 /// After sending a close frame, how long to keep the socket so that the frame arrives before the
 /// TCP connection is torn down (closing with unread input makes the kernel send a reset).
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
+/// A client whose socket accepts nothing for this long is gone (or stalling on purpose).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the loop ended; decides the close frame and the log line.
 #[derive(Debug)]
@@ -145,7 +147,9 @@ async fn linger(end: &End, stream: &mut SplitStream<WebSocket>) {
 async fn write_frames(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Message>) {
     while let Some(message) = queue.recv().await {
         let closing = matches!(message, Message::Close(_));
-        if sink.send(message).await.is_err() || closing {
+        let sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await;
+        if !matches!(sent, Ok(Ok(()))) || closing {
+            // Dropping the receiver makes the reader loop's next send fail: it ends too.
             break;
         }
     }

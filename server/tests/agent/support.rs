@@ -132,10 +132,14 @@ pub struct AgentProcess {
     lines: mpsc::UnboundedReceiver<String>,
     /// Everything printed so far, for failure messages.
     pub seen: Vec<String>,
+    /// Its stderr (the tracing log).
+    log: PathBuf,
 }
 
 impl AgentProcess {
     pub async fn spawn(msh_path: &Path, state: &Path, extra: &[&str]) -> AgentProcess {
+        let log = state.with_extension("log");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let binary = Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tether-agent");
         let mut child = Command::new(&binary)
             .args(["run", "--config"])
@@ -146,7 +150,7 @@ impl AgentProcess {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {} (build all binaries first): {e}", binary.display()));
@@ -159,7 +163,7 @@ impl AgentProcess {
                 }
             }
         });
-        let mut agent = AgentProcess { device_id: DeviceId::from(""), child, lines, seen: Vec::new() };
+        let mut agent = AgentProcess { device_id: DeviceId::from(""), child, lines, seen: Vec::new(), log };
         let line = agent.wait_line("tether-agent device ").await;
         agent.device_id = DeviceId::from(line.trim_start_matches("tether-agent device ").trim());
         agent
@@ -176,10 +180,14 @@ impl AgentProcess {
                         return line;
                     }
                 }
-                Ok(None) => panic!("tether-agent exited; it printed {:?}", self.seen),
-                Err(_) => panic!("tether-agent never printed {prefix:?}; it printed {:?}", self.seen),
+                Ok(None) => panic!("tether-agent exited; it printed {:?}\n{}", self.seen, self.log()),
+                Err(_) => panic!("tether-agent never printed {prefix:?}; it printed {:?}\n{}", self.seen, self.log()),
             }
         }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub async fn kill(mut self) {
