@@ -37,7 +37,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     certs::ensure_private_dir(config.datapath()).context("preparing the data folder")?;
     let db_path = config.data_file("tether.redb");
@@ -47,6 +47,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // Bind before the (slow, first-run) certificate generation, so a busy port fails at once.
     let https = bind(config.bind, config.port, "--port", 8443).await?;
+    // With `--port 0` the OS picks; everything downstream (serverInfo, .msh files) needs the real one.
+    config.port = https.local_addr()?.port();
     let redirect = match (config.redirport, config.tlsoffload) {
         (0, _) => None,
         (_, true) => {
