@@ -10,3 +10,6 @@ cargo fmt --all -- --check
 cargo build --workspace --bins
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --no-fail-fast
+# The web console: type check, unit tests (Vitest), then end to end in Chromium against the binaries
+# built above.
+(cd console/web && npm ci --no-audit --no-fund && npm run check && npm test && npm run e2e)

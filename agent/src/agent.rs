@@ -15,6 +15,9 @@ use tether_common::msh::Msh;
 use crate::identity::Identity;
 use crate::{backoff, handshake, session};
 
+/// A session that lasted this long resets the reconnect backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(60);
+
 /// Keepalive and deadline settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -35,10 +38,23 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(msh: Msh, state_dir: PathBuf, small_key: bool, timing: Timing) -> anyhow::Result<Agent> {
+    pub fn new(
+        msh: Msh,
+        state_dir: PathBuf,
+        small_key: bool,
+        timing: Timing,
+    ) -> anyhow::Result<Agent> {
         let identity = Identity::load_or_create(&state_dir, small_key)?;
-        let signer = Arc::new(RsaSigner::from_pkcs8(&identity.key_pkcs8_der).context("the agent key is unusable")?);
-        Ok(Agent { msh, identity, signer, state_dir, timing })
+        let signer = Arc::new(
+            RsaSigner::from_pkcs8(&identity.key_pkcs8_der).context("the agent key is unusable")?,
+        );
+        Ok(Agent {
+            msh,
+            identity,
+            signer,
+            state_dir,
+            timing,
+        })
     }
 
     /// Runs until the process is stopped.
@@ -50,13 +66,25 @@ impl Agent {
         for url in urls.iter().cycle() {
             match handshake::connect(self, url).await {
                 Ok(authenticated) => {
-                    failures = 0;
-                    let pinned = if authenticated.skipped_server_check { " (pinned certificate)" } else { "" };
+                    let since = std::time::Instant::now();
+                    let pinned = if authenticated.skipped_server_check {
+                        " (pinned certificate)"
+                    } else {
+                        ""
+                    };
                     tracing::info!("connected to {url}{pinned}");
                     println!("tether-agent connected {url}");
                     let why = session::serve(self, authenticated.socket).await;
                     tracing::info!("disconnected from {url}: {why:#}");
                     println!("tether-agent disconnected: {why:#}");
+                    // Only a connection that lasted counts as success: a server that accepts and
+                    // then drops us at once (say, a clone of this machine keeps taking our place)
+                    // must not be hammered every second.
+                    failures = if since.elapsed() >= STABLE_SESSION {
+                        0
+                    } else {
+                        failures.saturating_add(1)
+                    };
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);

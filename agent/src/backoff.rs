@@ -10,8 +10,14 @@ pub const CAP: Duration = Duration::from_secs(60);
 /// `jitter` is uniform in [0, 1): the result lies in [d/2, d) for d = min(FIRST·2^failures, CAP)
 /// ("equal jitter": never less than half the nominal wait, never above the cap).
 pub fn reconnect_delay(failures: u32, jitter: f64) -> Duration {
-    let nominal = FIRST.saturating_mul(2u32.saturating_pow(failures.min(16))).min(CAP);
-    let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+    let nominal = FIRST
+        .saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(CAP);
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     nominal / 2 + nominal.mul_f64(jitter / 2.0)
 }
 
@@ -21,9 +27,18 @@ mod tests {
 
     #[test]
     fn doubles_from_one_second_up_to_a_minute() {
-        let upper: Vec<u64> = (0..9).map(|n| reconnect_delay(n, 1.0).as_millis() as u64).collect();
-        assert_eq!(upper, [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
-        assert_eq!(reconnect_delay(u32::MAX, 1.0), CAP, "no overflow for huge counts");
+        let upper: Vec<u64> = (0..9)
+            .map(|n| reconnect_delay(n, 1.0).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            upper,
+            [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]
+        );
+        assert_eq!(
+            reconnect_delay(u32::MAX, 1.0),
+            CAP,
+            "no overflow for huge counts"
+        );
     }
 
     #[test]

@@ -30,17 +30,26 @@ pub struct Authenticated {
 
 pub async fn connect(agent: &Agent, url: &str) -> anyhow::Result<Authenticated> {
     let (tls_config, seen_cert) = tls::client_config()?;
-    let ws_config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
     let deadline = Instant::now() + agent.timing.handshake_timeout;
     let connecting = tokio_tungstenite::connect_async_tls_with_config(
         url,
         Some(ws_config),
-        false,
+        // No Nagle: the handshake is several small frames in a row, which Nagle plus delayed ACKs
+        // would hold back by tens of milliseconds each.
+        true,
         Some(Connector::Rustls(tls_config)),
     );
     let (mut socket, _) = timeout_at(deadline, connecting)
         .await
-        .map_err(|_| anyhow!("no WebSocket connection within {:?}", agent.timing.handshake_timeout))?
+        .map_err(|_| {
+            anyhow!(
+                "no WebSocket connection within {:?}",
+                agent.timing.handshake_timeout
+            )
+        })?
         .context("cannot open the WebSocket")?;
     let cert = seen_cert
         .lock()
@@ -56,19 +65,32 @@ pub async fn connect(agent: &Agent, url: &str) -> anyhow::Result<Authenticated> 
         agent_cert_der: agent.identity.cert_der.clone(),
         auth_info: auth_info(agent),
     };
-    let mut handshake = AgentHandshake::new(config, sha384(&cert), nonce, agent.signer.clone(), Arc::new(RsaVerifier));
+    let mut handshake = AgentHandshake::new(
+        config,
+        sha384(&cert),
+        nonce,
+        agent.signer.clone(),
+        Arc::new(RsaVerifier),
+    );
     flush(&mut socket, &mut handshake).await?;
     while !handshake.is_authenticated() {
         let message = timeout_at(deadline, socket.next())
             .await
-            .map_err(|_| anyhow!("the server did not complete the handshake within {:?}", agent.timing.handshake_timeout))?
+            .map_err(|_| {
+                anyhow!(
+                    "the server did not complete the handshake within {:?}",
+                    agent.timing.handshake_timeout
+                )
+            })?
             .context("the server closed the connection during the handshake")?
             .context("connection failed during the handshake")?;
         match message {
             Message::Binary(frame) => handshake.handle_input(&frame)?,
             // Anything else before authentication is a management message, refused by the machine.
             Message::Text(text) => handshake.handle_input(text.as_bytes())?,
-            Message::Close(frame) => bail!("the server closed the connection during the handshake ({frame:?})"),
+            Message::Close(frame) => {
+                bail!("the server closed the connection during the handshake ({frame:?})")
+            }
             _ => {}
         }
         flush(&mut socket, &mut handshake).await?;
@@ -81,14 +103,20 @@ pub async fn connect(agent: &Agent, url: &str) -> anyhow::Result<Authenticated> 
             }
         }
     }
-    Ok(Authenticated { socket, skipped_server_check: handshake.skipped_server_check() })
+    Ok(Authenticated {
+        socket,
+        skipped_server_check: handshake.skipped_server_check(),
+    })
 }
 
 async fn flush(socket: &mut Socket, handshake: &mut AgentHandshake) -> anyhow::Result<()> {
     while let Some(frame) = handshake.poll_transmit() {
-        timeout(crate::session::SEND_DEADLINE, socket.send(Message::binary(frame)))
-            .await
-            .map_err(|_| anyhow!("the server stopped reading"))??;
+        timeout(
+            crate::session::SEND_DEADLINE,
+            socket.send(Message::binary(frame)),
+        )
+        .await
+        .map_err(|_| anyhow!("the server stopped reading"))??;
     }
     Ok(())
 }
@@ -119,6 +147,12 @@ fn meshcentral_architecture_id() -> u32 {
 
 /// `major.minor.patch` as one number, `major*10000 + minor*100 + patch`.
 fn agent_version_number() -> u32 {
-    let parts: Vec<u32> = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse().unwrap_or(0)).collect();
-    parts.iter().take(3).fold(0, |acc, p| acc * 100 + p.min(&99))
+    let parts: Vec<u32> = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    parts
+        .iter()
+        .take(3)
+        .fold(0, |acc, p| acc * 100 + p.min(&99))
 }

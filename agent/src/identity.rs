@@ -27,12 +27,14 @@ impl Identity {
     /// Loads the identity from `state_dir`, or makes one (RSA-3072, or RSA-2048 with
     /// `small_key` for slow devices; key generation can take seconds there).
     pub fn load_or_create(state_dir: &Path, small_key: bool) -> anyhow::Result<Identity> {
-        files::ensure_private_dir(state_dir).with_context(|| format!("state folder {}", state_dir.display()))?;
+        files::ensure_private_dir(state_dir)
+            .with_context(|| format!("state folder {}", state_dir.display()))?;
         let (cert_path, key_path) = (state_dir.join(CERT_FILE), state_dir.join(KEY_FILE));
         if !key_path.exists() {
             let (cert_pem, key_pem) = generate(small_key)?;
             // The key goes last: a key without its certificate would be read as a broken identity.
-            files::write_private(&cert_path, cert_pem.as_bytes()).context("writing the agent certificate")?;
+            files::write_private(&cert_path, cert_pem.as_bytes())
+                .context("writing the agent certificate")?;
             files::write_private(&key_path, key_pem.as_bytes()).context("writing the agent key")?;
         }
         let cert_der = CertificateDer::from_pem_file(&cert_path)
@@ -42,21 +44,35 @@ impl Identity {
             .with_context(|| format!("reading {}", key_path.display()))?
             .secret_pkcs8_der()
             .to_vec();
-        let public_key = rsa_public_key_of_cert(&cert_der).context("the agent certificate has no RSA key")?;
-        Ok(Identity { device_id: DeviceId::from_public_key(&public_key), cert_der, key_pkcs8_der })
+        let public_key =
+            rsa_public_key_of_cert(&cert_der).context("the agent certificate has no RSA key")?;
+        Ok(Identity {
+            device_id: DeviceId::from_public_key(&public_key),
+            cert_der,
+            key_pkcs8_der,
+        })
     }
 }
 
 fn generate(small_key: bool) -> anyhow::Result<(String, String)> {
-    let size = if small_key { RsaKeySize::_2048 } else { RsaKeySize::_3072 };
-    let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA384, size).context("generating the agent key")?;
+    let size = if small_key {
+        RsaKeySize::_2048
+    } else {
+        RsaKeySize::_3072
+    };
+    let key =
+        KeyPair::generate_rsa_for(&PKCS_RSA_SHA384, size).context("generating the agent key")?;
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "tether-agent");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "tether-agent");
     // Like MeshAgent's, the certificate is an identity carrier, not a TLS credential: its dates are
     // never checked, so it is made to outlive the machine.
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
     params.not_after = rcgen::date_time_ymd(2049, 12, 31);
-    let cert = params.self_signed(&key).context("making the agent certificate")?;
+    let cert = params
+        .self_signed(&key)
+        .context("making the agent certificate")?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
@@ -74,7 +90,10 @@ mod tests {
         assert_eq!(first.device_id, again.device_id);
         assert_eq!(first.cert_der, again.cert_der);
         for file in [KEY_FILE, CERT_FILE] {
-            let mode = std::fs::metadata(state.join(file)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(state.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
         let mode = std::fs::metadata(&state).unwrap().permissions().mode();

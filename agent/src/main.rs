@@ -55,16 +55,21 @@ struct RunArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let Command::Run(args) = Cli::parse().command;
-    let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
     let msh = Msh::parse(&text).with_context(|| format!("reading {}", args.config.display()))?;
     let timing = agent::Timing {
         handshake_timeout: Duration::from_secs(args.handshake_timeout.max(1)),
         ping_interval: Duration::from_secs(args.ping_interval.max(1)),
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
     };
-    agent::Agent::new(msh, args.state, args.small_key, timing)?.run().await
+    agent::Agent::new(msh, args.state, args.small_key, timing)?
+        .run()
+        .await
 }

@@ -17,7 +17,10 @@ pub fn load(state_dir: &Path) -> Option<Hash> {
 }
 
 pub fn save(state_dir: &Path, hash: &Hash) -> std::io::Result<()> {
-    files::write_private(&state_dir.join(FILE), format!("{}\n", hex::encode(hash)).as_bytes())
+    files::write_private(
+        &state_dir.join(FILE),
+        format!("{}\n", hex::encode(hash)).as_bytes(),
+    )
 }
 
 #[cfg(test)]

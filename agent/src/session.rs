@@ -25,7 +25,12 @@ pub async fn serve(agent: &Agent, socket: Socket) -> anyhow::Error {
     let (mut sink, mut stream) = socket.split();
     match tokio::task::spawn_blocking(sysinfo::collect).await {
         Ok(info) => {
-            if let Err(e) = send(&mut sink, Message::text(agent_proto::to_json(&AgentToServer::AgentInfo(info)))).await {
+            if let Err(e) = send(
+                &mut sink,
+                Message::text(agent_proto::to_json(&AgentToServer::AgentInfo(info))),
+            )
+            .await
+            {
                 return e;
             }
         }
@@ -68,14 +73,23 @@ pub async fn serve(agent: &Agent, socket: Socket) -> anyhow::Error {
 async fn on_message(sink: &mut Sink, message: Message) -> anyhow::Result<()> {
     match message {
         Message::Text(text) => on_json(sink, text.as_str()).await,
-        Message::Binary(frame) if frame.first() == Some(&b'{') => match std::str::from_utf8(&frame) {
+        Message::Binary(frame) if frame.first() == Some(&b'{') => match std::str::from_utf8(&frame)
+        {
             Ok(text) => on_json(sink, text).await,
             Err(_) => Ok(()),
         },
         Message::Binary(frame) => match wire::command_id(&frame) {
             // "Which JavaScript core do you run?" None: a 4-byte answer, as MeshAgent gives.
-            Some(cmd::CORE_MODULE_HASH) => send(sink, Message::binary(wire::encode_command(cmd::CORE_MODULE_HASH, 0, &[]))).await,
-            Some(command) if command < cmd::FIRST_POST_AUTH => bail!("handshake command {command} after authentication"),
+            Some(cmd::CORE_MODULE_HASH) => {
+                send(
+                    sink,
+                    Message::binary(wire::encode_command(cmd::CORE_MODULE_HASH, 0, &[])),
+                )
+                .await
+            }
+            Some(command) if command < cmd::FIRST_POST_AUTH => {
+                bail!("handshake command {command} after authentication")
+            }
             _ => Ok(()),
         },
         Message::Close(frame) => bail!("the server closed the connection ({frame:?})"),
@@ -85,7 +99,13 @@ async fn on_message(sink: &mut Sink, message: Message) -> anyhow::Result<()> {
 
 async fn on_json(sink: &mut Sink, text: &str) -> anyhow::Result<()> {
     match agent_proto::parse_from_server(text) {
-        Some(ServerToAgent::Ping) => send(sink, Message::text(agent_proto::to_json(&AgentToServer::Pong))).await,
+        Some(ServerToAgent::Ping) => {
+            send(
+                sink,
+                Message::text(agent_proto::to_json(&AgentToServer::Pong)),
+            )
+            .await
+        }
         Some(ServerToAgent::Pong) => Ok(()),
         Some(ServerToAgent::Unknown) | None => {
             tracing::debug!("ignoring a server message this agent does not know");
@@ -95,6 +115,8 @@ async fn on_json(sink: &mut Sink, text: &str) -> anyhow::Result<()> {
 }
 
 async fn send(sink: &mut Sink, message: Message) -> anyhow::Result<()> {
-    timeout(SEND_DEADLINE, sink.send(message)).await.map_err(|_| anyhow!("the server stopped reading"))??;
+    timeout(SEND_DEADLINE, sink.send(message))
+        .await
+        .map_err(|_| anyhow!("the server stopped reading"))??;
     Ok(())
 }

@@ -22,13 +22,20 @@ pub fn collect() -> AgentInfo {
         arch: std::env::consts::ARCH.to_owned(),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         interfaces: interfaces(),
-        users: Command::new("who").output().map(|o| parse_who(&String::from_utf8_lossy(&o.stdout))).unwrap_or_default(),
-        uptime_secs: std::fs::read_to_string("/proc/uptime").map(|t| parse_uptime(&t)).unwrap_or_default(),
+        users: Command::new("who")
+            .output()
+            .map(|o| parse_who(&String::from_utf8_lossy(&o.stdout)))
+            .unwrap_or_default(),
+        uptime_secs: std::fs::read_to_string("/proc/uptime")
+            .map(|t| parse_uptime(&t))
+            .unwrap_or_default(),
     }
 }
 
 pub fn hostname() -> String {
-    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// (`NAME`, `VERSION` or else `VERSION_ID`) from os-release, quotes removed.
@@ -39,20 +46,32 @@ fn parse_os_release(text: &str) -> (String, String) {
         .map(|(k, v)| (k.trim(), v.trim().trim_matches(|c| c == '"' || c == '\'')))
         .collect();
     let name = fields.get("NAME").copied().unwrap_or("Linux");
-    let version = fields.get("VERSION").or_else(|| fields.get("VERSION_ID")).copied().unwrap_or_default();
+    let version = fields
+        .get("VERSION")
+        .or_else(|| fields.get("VERSION_ID"))
+        .copied()
+        .unwrap_or_default();
     (name.to_owned(), version.to_owned())
 }
 
 /// Distinct user names from `who`'s first column, sorted.
 fn parse_who(text: &str) -> Vec<String> {
-    let mut users: Vec<String> = text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect();
+    let mut users: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
     users.sort();
     users.dedup();
     users
 }
 
 fn parse_uptime(text: &str) -> u64 {
-    text.split_whitespace().next().and_then(|s| s.parse::<f64>().ok()).map(|s| s as u64).unwrap_or_default()
+    text.split_whitespace()
+        .next()
+        .and_then(|s| s.parse::<f64>().ok())
+        .map(|s| s as u64)
+        .unwrap_or_default()
 }
 
 /// Every interface but loopback, with its MAC and addresses (`addr/prefix`).
@@ -62,13 +81,21 @@ fn interfaces() -> Vec<NetInterface> {
     };
     let mut by_name: BTreeMap<String, NetInterface> = BTreeMap::new();
     for entry in addresses {
-        if entry.flags.contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK) {
+        if entry
+            .flags
+            .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK)
+        {
             continue;
         }
         let interface = by_name
             .entry(entry.interface_name.clone())
-            .or_insert_with(|| NetInterface { name: entry.interface_name.clone(), ..NetInterface::default() });
-        let Some(address) = entry.address else { continue };
+            .or_insert_with(|| NetInterface {
+                name: entry.interface_name.clone(),
+                ..NetInterface::default()
+            });
+        let Some(address) = entry.address else {
+            continue;
+        };
         if let Some(mac) = address.as_link_addr().and_then(|link| link.addr()) {
             interface.mac = format_mac(&mac);
             continue;
@@ -78,11 +105,14 @@ fn interfaces() -> Vec<NetInterface> {
             (_, Some(v6)) => IpAddr::V6(v6.ip()),
             _ => continue,
         };
-        let prefix = entry.netmask.and_then(|mask| match (mask.as_sockaddr_in(), mask.as_sockaddr_in6()) {
-            (Some(v4), _) => Some(u32::from(v4.ip()).count_ones()),
-            (_, Some(v6)) => Some(u128::from(v6.ip()).count_ones()),
-            _ => None,
-        });
+        let prefix =
+            entry.netmask.and_then(
+                |mask| match (mask.as_sockaddr_in(), mask.as_sockaddr_in6()) {
+                    (Some(v4), _) => Some(u32::from(v4.ip()).count_ones()),
+                    (_, Some(v6)) => Some(u128::from(v6.ip()).count_ones()),
+                    _ => None,
+                },
+            );
         interface.addresses.push(match prefix {
             Some(prefix) => format!("{ip}/{prefix}"),
             None => ip.to_string(),
@@ -92,7 +122,11 @@ fn interfaces() -> Vec<NetInterface> {
 }
 
 fn format_mac(bytes: &[u8; 6]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]
@@ -102,8 +136,14 @@ mod tests {
     #[test]
     fn reads_os_release() {
         let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\n";
-        assert_eq!(parse_os_release(debian), ("Debian GNU/Linux".into(), "12 (bookworm)".into()));
-        assert_eq!(parse_os_release("NAME=Arch\nVERSION_ID=rolling\n"), ("Arch".into(), "rolling".into()));
+        assert_eq!(
+            parse_os_release(debian),
+            ("Debian GNU/Linux".into(), "12 (bookworm)".into())
+        );
+        assert_eq!(
+            parse_os_release("NAME=Arch\nVERSION_ID=rolling\n"),
+            ("Arch".into(), "rolling".into())
+        );
         assert_eq!(parse_os_release(""), ("Linux".into(), String::new()));
     }
 
@@ -121,6 +161,9 @@ mod tests {
         assert!(!info.hostname.is_empty());
         assert_eq!(info.arch, std::env::consts::ARCH);
         assert!(info.interfaces.iter().all(|i| i.name != "lo"));
-        assert_eq!(format_mac(&[0x02, 0, 0, 0xab, 0xcd, 0xef]), "02:00:00:ab:cd:ef");
+        assert_eq!(
+            format_mac(&[0x02, 0, 0, 0xab, 0xcd, 0xef]),
+            "02:00:00:ab:cd:ef"
+        );
     }
 }

@@ -53,7 +53,9 @@ pub struct AgentInfo {
 impl AgentInfo {
     /// One line for device lists: "Debian GNU/Linux 12 (bookworm)".
     pub fn os_description(&self) -> String {
-        format!("{} {}", self.os_name, self.os_version).trim().to_owned()
+        format!("{} {}", self.os_name, self.os_version)
+            .trim()
+            .to_owned()
     }
 }
 
@@ -90,13 +92,22 @@ mod tests {
     fn ping_and_pong_match_meshcentral() {
         assert_eq!(to_json(&ServerToAgent::Ping), r#"{"action":"ping"}"#);
         assert_eq!(to_json(&AgentToServer::Pong), r#"{"action":"pong"}"#);
-        assert_eq!(parse_from_server(r#"{"action":"pong"}"#), Some(ServerToAgent::Pong));
+        assert_eq!(
+            parse_from_server(r#"{"action":"pong"}"#),
+            Some(ServerToAgent::Pong)
+        );
     }
 
     #[test]
     fn unknown_actions_do_not_break_parsing() {
-        assert_eq!(parse_from_server(r#"{"action":"sysinfo","hash":"x"}"#), Some(ServerToAgent::Unknown));
-        assert_eq!(parse_from_agent(r#"{"action":"coreinfo","value":"1"}"#), Some(AgentToServer::Unknown));
+        assert_eq!(
+            parse_from_server(r#"{"action":"sysinfo","hash":"x"}"#),
+            Some(ServerToAgent::Unknown)
+        );
+        assert_eq!(
+            parse_from_agent(r#"{"action":"coreinfo","value":"1"}"#),
+            Some(AgentToServer::Unknown)
+        );
         assert_eq!(parse_from_agent("[1]"), None);
         assert_eq!(parse_from_agent(r#"{"value":1}"#), None);
     }
@@ -120,9 +131,14 @@ mod tests {
         };
         let text = to_json(&AgentToServer::AgentInfo(info.clone()));
         assert!(text.starts_with(r#"{"action":"agentinfo","#), "{text}");
-        assert_eq!(parse_from_agent(&text), Some(AgentToServer::AgentInfo(info.clone())));
+        assert_eq!(
+            parse_from_agent(&text),
+            Some(AgentToServer::AgentInfo(info.clone()))
+        );
         assert_eq!(info.os_description(), "Debian GNU/Linux 12 (bookworm)");
         let sparse = parse_from_agent(r#"{"action":"agentinfo","hostname":"h"}"#).unwrap();
-        assert!(matches!(sparse, AgentToServer::AgentInfo(AgentInfo { ref hostname, .. }) if hostname == "h"));
+        assert!(
+            matches!(sparse, AgentToServer::AgentInfo(AgentInfo { ref hostname, .. }) if hostname == "h")
+        );
     }
 }

@@ -19,6 +19,7 @@
 //! | `listEvents` | `[EventRecord]`, newest first |
 //! | `deleteGroup`, `deleteDevice`, `removeUser` | `{"deleted": "<id>"}` |
 //! | `changePassword` | `{}` |
+//! | `createSession` | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
 //!
 //! A group the caller may not see answers `not_found`, exactly as a group that does not exist, so
 //! that ids cannot be probed; `forbidden` means "you can see it but may not do that".
@@ -119,6 +120,11 @@ pub enum RequestBody {
         #[serde(default)]
         device: Option<DeviceId>,
     },
+    /// Opens a relayed session to a device (see [`crate::relay`]).
+    CreateSession {
+        device: DeviceId,
+        kind: crate::relay::SessionKind,
+    },
 }
 
 impl RequestBody {
@@ -142,6 +148,7 @@ impl RequestBody {
             RequestBody::ChangePassword { .. } => "changePassword",
             RequestBody::SetGroupRights { .. } => "setGroupRights",
             RequestBody::ListEvents { .. } => "listEvents",
+            RequestBody::CreateSession { .. } => "createSession",
         }
     }
 }
@@ -165,6 +172,7 @@ pub const ACTIONS: &[&str] = &[
     "changePassword",
     "setGroupRights",
     "listEvents",
+    "createSession",
 ];
 
 /// Why a request or frame could not be read, before any action ran.

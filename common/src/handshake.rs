@@ -76,9 +76,13 @@ pub enum HandshakeError {
     VerifyBeforeRequest,
     #[error("the server confirmed before it was verified")]
     ConfirmBeforeVerified,
-    #[error("the server echoed a web certificate hash other than the one this agent saw (man in the middle?)")]
+    #[error(
+        "the server echoed a web certificate hash other than the one this agent saw (man in the middle?)"
+    )]
     WebCertHashMismatch,
-    #[error("the agent saw a web certificate that is not this server's (man in the middle, or a proxy the server does not know)")]
+    #[error(
+        "the agent saw a web certificate that is not this server's (man in the middle, or a proxy the server does not know)"
+    )]
     UnknownWebCertHash,
     #[error("the server's agent certificate does not match the pinned ServerID")]
     ServerIdMismatch,
@@ -109,7 +113,8 @@ pub fn sha384(bytes: &[u8]) -> Hash {
 /// Whether `public_key_pkcs1` is the key named by `server_id`: SHA-384 of the key, or (for old
 /// `.mshx` policies, as MeshAgent still accepts) SHA-256 in the first 32 bytes.
 pub fn key_matches_server_id(public_key_pkcs1: &[u8], server_id: &Hash) -> bool {
-    sha384(public_key_pkcs1) == *server_id || Sha256::digest(public_key_pkcs1).as_slice() == &server_id[..32]
+    sha384(public_key_pkcs1) == *server_id
+        || Sha256::digest(public_key_pkcs1).as_slice() == &server_id[..32]
 }
 
 /// The 144-byte message one side signs: three 48-byte values in the order that side uses.

@@ -16,7 +16,9 @@ pub fn mesh_base64(bytes: &[u8]) -> String {
 
 /// Inverse of [`mesh_base64`]; also accepts plain standard base64.
 pub fn mesh_base64_decode(text: &str) -> Option<Vec<u8>> {
-    STANDARD.decode(text.replace('@', "+").replace('$', "/")).ok()
+    STANDARD
+        .decode(text.replace('@', "+").replace('$', "/"))
+        .ok()
 }
 
 macro_rules! string_id {

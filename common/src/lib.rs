@@ -7,4 +7,5 @@ pub mod control;
 pub mod handshake;
 pub mod ids;
 pub mod msh;
+pub mod relay;
 pub mod rights;

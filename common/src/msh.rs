@@ -59,10 +59,14 @@ impl Msh {
             if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
                 continue;
             }
-            let (key, value) = line.split_once('=').ok_or(MshError::NotKeyValue { line: index + 1 })?;
+            let (key, value) = line
+                .split_once('=')
+                .ok_or(MshError::NotKeyValue { line: index + 1 })?;
             let (key, value) = (key.trim(), value.trim());
             match KNOWN.iter().position(|k| k.eq_ignore_ascii_case(key)) {
-                Some(slot) if known[slot].is_some() => return Err(MshError::Duplicate(KNOWN[slot])),
+                Some(slot) if known[slot].is_some() => {
+                    return Err(MshError::Duplicate(KNOWN[slot]));
+                }
                 Some(slot) => known[slot] = Some(value.to_owned()),
                 None => extra.push((key.to_owned(), value.to_owned())),
             }
@@ -76,25 +80,36 @@ impl Msh {
             },
             mesh_id: parse_hash(&mesh_id.ok_or(MshError::Missing("MeshID"))?, "MeshID")?,
             server_id: parse_hash(&server_id.ok_or(MshError::Missing("ServerID"))?, "ServerID")?,
-            mesh_server: server.filter(|s| !s.is_empty()).ok_or(MshError::Missing("MeshServer"))?,
+            mesh_server: server
+                .filter(|s| !s.is_empty())
+                .ok_or(MshError::Missing("MeshServer"))?,
             extra,
         })
     }
 
     /// The `MeshServer` URLs in the order the agent should try them.
     pub fn servers(&self) -> impl Iterator<Item = &str> {
-        self.mesh_server.split(',').map(str::trim).filter(|s| !s.is_empty())
+        self.mesh_server
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
     }
 
     /// The value of an uninterpreted key (case-insensitive).
     pub fn extra(&self, key: &str) -> Option<&str> {
-        self.extra.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.extra
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Hex of 48 bytes, with or without MeshCentral's `0x` prefix, any case.
 fn parse_hash(text: &str, key: &'static str) -> Result<[u8; HASH_LEN], MshError> {
-    let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text);
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
     let bytes = hex::decode(digits).map_err(|_| MshError::BadHash { key })?;
     bytes.try_into().map_err(|_| MshError::BadHash { key })
 }
@@ -125,7 +140,10 @@ mod tests {
             mesh_id: [0xA5; 48],
             server_id: [0x0F; 48],
             mesh_server: "wss://tether.example:8443/agent.ashx".into(),
-            extra: vec![("Tag".into(), "rack=3".into()), ("InstallFlags".into(), "0".into())],
+            extra: vec![
+                ("Tag".into(), "rack=3".into()),
+                ("InstallFlags".into(), "0".into()),
+            ],
         }
     }
 
@@ -154,20 +172,41 @@ mod tests {
         assert_eq!(msh.mesh_name, "Lab");
         assert_eq!(msh.mesh_id, [0xAB; 48]);
         assert_eq!(msh.server_id, [0xCD; 48]);
-        assert_eq!(msh.servers().collect::<Vec<_>>(), ["wss://a:443/agent.ashx", "wss://b:443/agent.ashx"]);
+        assert_eq!(
+            msh.servers().collect::<Vec<_>>(),
+            ["wss://a:443/agent.ashx", "wss://b:443/agent.ashx"]
+        );
         assert_eq!(msh.extra("webproxy"), Some("http://proxy:3128"));
     }
 
     #[test]
     fn rejects_broken_files() {
         let good = sample().to_string();
-        assert_eq!(Msh::parse(&good.replace("MeshID", "X")), Err(MshError::Missing("MeshID")));
-        assert_eq!(Msh::parse(&good.replace("ServerID=0F", "ServerID=")), Err(MshError::BadHash { key: "ServerID" }));
-        assert_eq!(Msh::parse("MeshName=a\nnonsense\n"), Err(MshError::NotKeyValue { line: 2 }));
-        assert_eq!(Msh::parse(&format!("{good}MeshServer=wss://x/\r\n")), Err(MshError::Duplicate("MeshServer")));
-        assert_eq!(Msh::parse(&good.replace("MeshType=2", "MeshType=two")), Err(MshError::BadMeshType));
+        assert_eq!(
+            Msh::parse(&good.replace("MeshID", "X")),
+            Err(MshError::Missing("MeshID"))
+        );
+        assert_eq!(
+            Msh::parse(&good.replace("ServerID=0F", "ServerID=")),
+            Err(MshError::BadHash { key: "ServerID" })
+        );
+        assert_eq!(
+            Msh::parse("MeshName=a\nnonsense\n"),
+            Err(MshError::NotKeyValue { line: 2 })
+        );
+        assert_eq!(
+            Msh::parse(&format!("{good}MeshServer=wss://x/\r\n")),
+            Err(MshError::Duplicate("MeshServer"))
+        );
+        assert_eq!(
+            Msh::parse(&good.replace("MeshType=2", "MeshType=two")),
+            Err(MshError::BadMeshType)
+        );
         // A legacy 32-byte MeshID is not something Tether can serve.
         let legacy = good.replace(&"A5".repeat(48), &"A5".repeat(32));
-        assert_eq!(Msh::parse(&legacy), Err(MshError::BadHash { key: "MeshID" }));
+        assert_eq!(
+            Msh::parse(&legacy),
+            Err(MshError::BadHash { key: "MeshID" })
+        );
     }
 }

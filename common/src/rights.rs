@@ -64,7 +64,11 @@ impl Rights {
 
     /// Any right implies seeing the group: a user who may open a terminal can see the device.
     pub fn normalized(self) -> Rights {
-        if self.is_empty() { self } else { self.union(Rights::VIEW) }
+        if self.is_empty() {
+            self
+        } else {
+            self.union(Rights::VIEW)
+        }
     }
 
     /// Parses `full`, `none`, a number, or a comma-separated list of names (`view,terminal,files`).
@@ -78,17 +82,23 @@ impl Rights {
         if let Ok(bits) = text.parse::<u32>() {
             return Ok(Rights(bits));
         }
-        text.split(',').map(str::trim).try_fold(Rights::NONE, |acc, name| {
-            Rights::NAMED
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, r)| acc.union(*r))
-                .ok_or_else(|| UnknownRight(name.to_owned()))
-        })
+        text.split(',')
+            .map(str::trim)
+            .try_fold(Rights::NONE, |acc, name| {
+                Rights::NAMED
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, r)| acc.union(*r))
+                    .ok_or_else(|| UnknownRight(name.to_owned()))
+            })
     }
 
     pub fn names(self) -> Vec<&'static str> {
-        Rights::NAMED.iter().filter(|(_, r)| self.contains(*r)).map(|(n, _)| *n).collect()
+        Rights::NAMED
+            .iter()
+            .filter(|(_, r)| self.contains(*r))
+            .map(|(n, _)| *n)
+            .collect()
     }
 }
 
@@ -105,7 +115,9 @@ impl fmt::Display for Rights {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown right '{0}' (known: full, none, view, manage, devices, desktop, viewonly, terminal, files, chat, power, events, uninstall)")]
+#[error(
+    "unknown right '{0}' (known: full, none, view, manage, devices, desktop, viewonly, terminal, files, chat, power, events, uninstall)"
+)]
 pub struct UnknownRight(pub String);
 
 #[cfg(test)]
@@ -117,7 +129,10 @@ mod tests {
         assert_eq!(Rights::parse("view,terminal").unwrap(), Rights(0b1_0001));
         assert_eq!(Rights::parse("17").unwrap(), Rights(17));
         assert_eq!(Rights::parse("full").unwrap(), Rights::FULL);
-        assert_eq!(Rights::parse("view,bogus"), Err(UnknownRight("bogus".into())));
+        assert_eq!(
+            Rights::parse("view,bogus"),
+            Err(UnknownRight("bogus".into()))
+        );
     }
 
     #[test]
@@ -133,6 +148,9 @@ mod tests {
             assert!(Rights::FULL.contains(r));
         }
         assert!(!Rights::VIEW.contains(Rights::TERMINAL));
-        assert_eq!(Rights::TERMINAL.normalized(), Rights::TERMINAL.union(Rights::VIEW));
+        assert_eq!(
+            Rights::TERMINAL.normalized(),
+            Rights::TERMINAL.union(Rights::VIEW)
+        );
     }
 }

@@ -13,8 +13,11 @@ fn frame_strategy() -> impl Strategy<Value = Vec<u8>> {
         // Anything at all.
         prop::collection::vec(any::<u8>(), 0..300),
         // A plausible command id followed by anything, to get past the dispatch.
-        (0u16..40, prop::collection::vec(any::<u8>(), 0..1200))
-            .prop_map(|(command, body)| [&command.to_be_bytes()[..], &body].concat()),
+        (0u16..40, prop::collection::vec(any::<u8>(), 0..1200)).prop_map(|(command, body)| [
+            &command.to_be_bytes()[..],
+            &body
+        ]
+        .concat()),
     ]
 }
 

@@ -106,6 +106,21 @@ pub enum Command {
     },
     /// Remove a device.
     Removedevice { device: String },
+    /// An interactive shell on a device (the local terminal goes into raw mode).
+    Shell {
+        /// Device id, or a name only one device has.
+        #[arg(long, value_name = "D")]
+        device: String,
+    },
+    /// Run a command on a device; prints its output and exits with its exit status.
+    Exec {
+        /// Device id, or a name only one device has.
+        #[arg(long, value_name = "D")]
+        device: String,
+        /// The program and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// The audit log, newest first.
     Events {
         #[arg(long, value_name = "N")]

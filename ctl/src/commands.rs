@@ -209,6 +209,22 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
                 .await?;
             show(json, &events, || event_table(&events))
         }
+        Command::Shell { device } => {
+            let device = find_device(control, &device).await?;
+            exit_with(crate::shell::run(control, &device).await?)
+        }
+        Command::Exec { device, command } => {
+            let device = find_device(control, &device).await?;
+            exit_with(crate::exec::run(control, &device, command).await?)
+        }
+    }
+}
+
+/// A remote program's status as this process's outcome.
+fn exit_with(status: i32) -> anyhow::Result<()> {
+    match status {
+        0 => Ok(()),
+        status => Err(crate::relay::RemoteExit(status).into()),
     }
 }
 
@@ -236,7 +252,7 @@ async fn find_group(control: &mut Control, wanted: &str) -> anyhow::Result<Group
     Ok(GroupId(id))
 }
 
-async fn find_device(control: &mut Control, wanted: &str) -> anyhow::Result<DeviceId> {
+pub(crate) async fn find_device(control: &mut Control, wanted: &str) -> anyhow::Result<DeviceId> {
     let devices = control
         .call(RequestBody::ListDevices { group: None })
         .await?;

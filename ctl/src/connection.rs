@@ -16,9 +16,17 @@ use crate::login;
 use crate::target::Target;
 use crate::trust::Trust;
 
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 pub struct Control {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    socket: Socket,
     next_id: u64,
+    /// Kept for relay sockets (`tetherctl shell`, `exec`), which open more connections with the
+    /// same server, trust and login.
+    target: Target,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    /// The session cookie's value: a secret, never printed.
+    cookie: String,
 }
 
 impl Control {
@@ -47,7 +55,18 @@ impl Control {
                         e,
                     )
                 })?;
-        Ok(Control { socket, next_id: 1 })
+        Ok(Control {
+            socket,
+            next_id: 1,
+            target,
+            tls: trust.config.clone(),
+            cookie,
+        })
+    }
+
+    /// Opens a relay WebSocket (`path` as `createSession` gave it) with this login.
+    pub async fn open_relay(&self, path: &str) -> anyhow::Result<Socket> {
+        crate::relay::open(&self.target, &self.tls, &self.cookie, path).await
     }
 
     /// Sends one request and returns its result, or the server's error message as the error.

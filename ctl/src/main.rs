@@ -6,8 +6,11 @@
 mod cli;
 mod commands;
 mod connection;
+mod exec;
 mod login;
 mod output;
+mod relay;
+mod shell;
 mod target;
 mod trust;
 
@@ -26,6 +29,11 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `exec` and `shell` exit with the remote program's status, silently.
+        Err(e) if e.downcast_ref::<relay::RemoteExit>().is_some() => {
+            let status = e.downcast_ref::<relay::RemoteExit>().map_or(1, |r| r.0);
+            ExitCode::from(u8::try_from(status).unwrap_or(255))
+        }
         Err(e) => fail(&e),
     }
 }

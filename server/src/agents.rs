@@ -32,7 +32,10 @@ pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/agent.ashx", get(get_agent_socket))
-        .route("/api/groups/{id}/agent.msh", get(msh_download::get_agent_msh))
+        .route(
+            "/api/groups/{id}/agent.msh",
+            get(msh_download::get_agent_msh),
+        )
 }
 
 async fn get_agent_socket(
@@ -40,11 +43,17 @@ async fn get_agent_socket(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
-    ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE).on_upgrade(move |mut socket| async move {
-        match admission::run(&state, &mut socket, peer).await {
-            admission::Outcome::Admitted(admission) => session::run(state, socket, peer, admission).await,
-            admission::Outcome::Hold => admission::hold(socket, Duration::from_secs(state.config.agent_hold_secs)).await,
-            admission::Outcome::Closed => {}
-        }
-    })
+    ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |mut socket| async move {
+            match admission::run(&state, &mut socket, peer).await {
+                admission::Outcome::Admitted(admission) => {
+                    session::run(state, socket, peer, *admission).await
+                }
+                admission::Outcome::Hold => {
+                    admission::hold(socket, Duration::from_secs(state.config.agent_hold_secs)).await
+                }
+                admission::Outcome::Closed => {}
+            }
+        })
 }

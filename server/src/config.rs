@@ -91,6 +91,9 @@ pub struct Config {
     /// device group, a web certificate that is not ours) before closing it. Closing at once would
     /// make the agent reconnect at once; MeshCentral holds for the same reason.
     pub agent_hold_secs: u64,
+    /// A relay session's tokens admit for this many seconds; an end that connected waits this
+    /// long (at most) for the other.
+    pub relay_pair_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -114,6 +117,7 @@ impl Default for Config {
             agent_idle_timeout_secs: 150,
             agent_handshake_timeout_secs: 30,
             agent_hold_secs: 600,
+            relay_pair_timeout_secs: 60,
         }
     }
 }

@@ -13,6 +13,7 @@ mod devices;
 mod flood;
 mod groups;
 mod origin;
+mod sessions;
 mod users;
 pub mod views;
 

@@ -1,5 +1,6 @@
 //! The HTTP surface: every feature's routes merged into one router, the console page, a health
-//! check, security headers on every response, and the plain-HTTP redirect port.
+//! check, security headers on every response, and the plain-HTTP redirect port. The console
+//! (TypeScript, built by build.rs and embedded) is served from [`console`].
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -11,6 +12,8 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
+mod console;
+
 /// Largest request body any handler reads (JSON API calls are tiny).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -18,21 +21,16 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' wss: ws:; img-src 'self' data:; \
      style-src 'self'; script-src 'self'; frame-ancestors 'none'";
 
-/// The console page, built into the binary so the server is one file to install.
-const INDEX_HTML: &str = include_str!("../../console/web/index.html");
-const APP_JS: &str = include_str!("../../console/web/app.js");
-const STYLE_CSS: &str = include_str!("../../console/web/style.css");
-
 pub fn router(state: AppState) -> Router {
     let hsts = !state.config.tlsoffload;
     Router::new()
-        .route("/", get(get_index))
-        .route("/app.js", get(get_app_js))
-        .route("/style.css", get(get_style_css))
         .route("/health", get(get_health))
         .merge(crate::auth::routes())
         .merge(crate::control::routes())
         .merge(crate::agents::routes())
+        .merge(crate::relay::routes())
+        // The web console: its files, and index.html for its own routes (see `console`).
+        .fallback(console::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response_with_state(
             hsts,
@@ -43,30 +41,6 @@ pub fn router(state: AppState) -> Router {
 
 async fn get_health() -> &'static str {
     "ok"
-}
-
-async fn get_index() -> Response {
-    static_file("text/html; charset=utf-8", INDEX_HTML)
-}
-
-async fn get_app_js() -> Response {
-    static_file("text/javascript; charset=utf-8", APP_JS)
-}
-
-async fn get_style_css() -> Response {
-    static_file("text/css; charset=utf-8", STYLE_CSS)
-}
-
-/// `no-cache` (revalidate each time): after an upgrade the browser must not keep an old app.js.
-fn static_file(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// Adds the headers a handler did not set itself.

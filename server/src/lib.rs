@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod events;
 pub mod http;
+pub mod relay;
 pub mod serve;
 pub mod state;
 pub mod store;

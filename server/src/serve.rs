@@ -24,6 +24,7 @@ use crate::auth::ratelimit::LoginLimiter;
 use crate::certs::{self, ServerCerts};
 use crate::config::Config;
 use crate::events::EventBus;
+use crate::relay::RelayBroker;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::redb::RedbStore;
@@ -81,6 +82,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         events: EventBus::default(),
         agents: Arc::new(OnlineAgents::default()),
+        relay: Arc::new(RelayBroker::new(Duration::from_secs(
+            config.relay_pair_timeout_secs,
+        ))),
     };
     let app = crate::http::router(state);
 

@@ -7,6 +7,7 @@ use crate::auth::ratelimit::LoginLimiter;
 use crate::certs::ServerCerts;
 use crate::config::Config;
 use crate::events::EventBus;
+use crate::relay::RelayBroker;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -17,4 +18,6 @@ pub struct AppState {
     pub events: EventBus,
     pub login_limiter: Arc<LoginLimiter>,
     pub agents: Arc<OnlineAgents>,
+    /// Relay sessions minted and waiting to pair.
+    pub relay: Arc<RelayBroker>,
 }

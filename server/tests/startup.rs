@@ -95,14 +95,27 @@ async fn health_answers_over_https_with_security_headers() {
     let page = client.get(format!("{}/", server.url)).send().await.unwrap();
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(page.headers()["cache-control"], "no-cache");
+    // The console's script has a content hash in its name (console/web, built by Vite).
+    let html = page.text().await.unwrap();
+    let src = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("index.html loads a script");
     let script = client
-        .get(format!("{}/app.js", server.url))
+        .get(format!("{}{src}", server.url))
         .send()
         .await
         .unwrap();
     assert_eq!(
         script.headers()["content-type"],
         "text/javascript; charset=utf-8"
+    );
+    assert!(
+        script.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
     );
 }
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use tether_common::handshake::{
-    AgentConfig, AgentHandshake, AuthInfo, ServerConfig, ServerEvent, ServerHandshake, SignError, Signer, Verifier,
-    sha384,
+    AgentConfig, AgentHandshake, AuthInfo, ServerConfig, ServerEvent, ServerHandshake, SignError,
+    Signer, Verifier, sha384,
 };
 
 struct FakeKey(&'static [u8]);
@@ -61,10 +61,23 @@ fuzz_target!(|data: &[u8]| {
         agent_cert_der: AGENT_KEY.to_vec(),
         auth_info,
     };
-    let mut agent = AgentHandshake::new(config, WEB_HASH, [2; 48], Arc::new(FakeKey(AGENT_KEY)), Arc::new(FakeVerifier));
-    let server_config =
-        Arc::new(ServerConfig { accepted_web_hashes: vec![WEB_HASH], agent_server_cert_der: SERVER_KEY.to_vec() });
-    let mut server = ServerHandshake::new(server_config, [3; 48], Arc::new(FakeKey(SERVER_KEY)), Arc::new(FakeVerifier));
+    let mut agent = AgentHandshake::new(
+        config,
+        WEB_HASH,
+        [2; 48],
+        Arc::new(FakeKey(AGENT_KEY)),
+        Arc::new(FakeVerifier),
+    );
+    let server_config = Arc::new(ServerConfig {
+        accepted_web_hashes: vec![WEB_HASH],
+        agent_server_cert_der: SERVER_KEY.to_vec(),
+    });
+    let mut server = ServerHandshake::new(
+        server_config,
+        [3; 48],
+        Arc::new(FakeKey(SERVER_KEY)),
+        Arc::new(FakeVerifier),
+    );
 
     let mut rest = data;
     while rest.len() >= 3 {
@@ -77,7 +90,10 @@ fuzz_target!(|data: &[u8]| {
         } else {
             let _ = server.handle_input(frame);
             if let Some(ServerEvent::AgentVerified) = server.poll_event() {
-                assert!(server.verified_agent().is_some(), "the event implies a verified agent");
+                assert!(
+                    server.verified_agent().is_some(),
+                    "the event implies a verified agent"
+                );
                 let _ = server.accept();
             }
         }

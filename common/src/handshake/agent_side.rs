@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::wire::{self, AuthInfo, cmd};
 use super::{
-    HandshakeError, Hash, MAX_HANDSHAKE_FRAMES, Nonce, Seen, Signer, Verifier, key_matches_server_id, signed_message,
+    HandshakeError, Hash, MAX_HANDSHAKE_FRAMES, Nonce, Seen, Signer, Verifier,
+    key_matches_server_id, signed_message,
 };
 
 /// What the agent knows before it connects.
@@ -78,11 +79,15 @@ impl AgentHandshake {
             events: VecDeque::new(),
         };
         // All opening frames go at once, as MeshAgent does: the round trips overlap.
-        handshake.transmit.push_back(wire::encode_server_id(&handshake.config.server_id));
+        handshake
+            .transmit
+            .push_back(wire::encode_server_id(&handshake.config.server_id));
         if skip {
             handshake.transmit.push_back(wire::encode_auth_confirm());
         }
-        handshake.transmit.push_back(wire::encode_auth_request(&seen_web_hash, &agent_nonce));
+        handshake
+            .transmit
+            .push_back(wire::encode_auth_request(&seen_web_hash, &agent_nonce));
         if skip {
             handshake.send_auth_info();
         }
@@ -151,25 +156,38 @@ impl AgentHandshake {
         self.server_nonce = Some(server_nonce);
         let message = signed_message(&self.seen_web_hash, &server_nonce, &self.agent_nonce);
         let signature = self.signer.sign_rsa_sha384(&message)?;
-        self.transmit.push_back(wire::encode_auth_verify(&self.config.agent_cert_der, &signature)?);
+        self.transmit.push_back(wire::encode_auth_verify(
+            &self.config.agent_cert_der,
+            &signature,
+        )?);
         Ok(())
     }
 
     /// The secondary check: the agent-server key (pinned by ServerID) signed H|Na|Ns.
     fn on_auth_verify(&mut self, frame: &[u8]) -> Result<(), HandshakeError> {
         self.seen.first_time(cmd::AUTH_VERIFY)?;
-        let server_nonce = self.server_nonce.ok_or(HandshakeError::VerifyBeforeRequest)?;
+        let server_nonce = self
+            .server_nonce
+            .ok_or(HandshakeError::VerifyBeforeRequest)?;
         let (cert, signature) = wire::parse_auth_verify(frame)?;
-        let public_key = self.verifier.rsa_public_key(cert).ok_or(HandshakeError::BadCertificate)?;
+        let public_key = self
+            .verifier
+            .rsa_public_key(cert)
+            .ok_or(HandshakeError::BadCertificate)?;
         if !key_matches_server_id(&public_key, &self.config.server_id) {
             return Err(HandshakeError::ServerIdMismatch);
         }
         let message = signed_message(&self.seen_web_hash, &self.agent_nonce, &server_nonce);
-        if !self.verifier.verify_rsa_sha384(&public_key, &message, signature) {
+        if !self
+            .verifier
+            .verify_rsa_sha384(&public_key, &message, signature)
+        {
             return Err(HandshakeError::BadServerSignature);
         }
         self.server_verified = true;
-        self.events.push_back(AgentEvent::ServerVerified { web_cert_hash: self.seen_web_hash });
+        self.events.push_back(AgentEvent::ServerVerified {
+            web_cert_hash: self.seen_web_hash,
+        });
         self.send_auth_info();
         Ok(())
     }
@@ -177,7 +195,10 @@ impl AgentHandshake {
     fn on_auth_confirm(&mut self, frame: &[u8]) -> Result<(), HandshakeError> {
         self.seen.first_time(cmd::AUTH_CONFIRM)?;
         if frame.len() != 2 {
-            return Err(HandshakeError::BadLength { command: cmd::AUTH_CONFIRM, len: frame.len() });
+            return Err(HandshakeError::BadLength {
+                command: cmd::AUTH_CONFIRM,
+                len: frame.len(),
+            });
         }
         // The server confirms only after our AuthInfo, which we send only once it is verified; a
         // confirm before that is a server skipping the proof.
@@ -185,7 +206,9 @@ impl AgentHandshake {
             return Err(HandshakeError::ConfirmBeforeVerified);
         }
         self.authenticated = true;
-        self.events.push_back(AgentEvent::Authenticated { skipped_server_check: self.skipped_server_check });
+        self.events.push_back(AgentEvent::Authenticated {
+            skipped_server_check: self.skipped_server_check,
+        });
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! The real [`Signer`] and [`Verifier`]: aws-lc-rs for RSA, x509-parser to find a certificate's key.
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_SHA384, RsaKeyPair, UnparsedPublicKey};
+use aws_lc_rs::signature::{
+    RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_SHA384, RsaKeyPair, UnparsedPublicKey,
+};
 use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -16,8 +18,12 @@ pub struct RsaSigner {
 impl RsaSigner {
     /// From a PKCS#8 DER private key (what rcgen and `ServerCerts` store).
     pub fn from_pkcs8(der: &[u8]) -> Result<RsaSigner, SignError> {
-        let key = RsaKeyPair::from_pkcs8(der).map_err(|e| SignError(format!("not an RSA PKCS#8 key: {e}")))?;
-        Ok(RsaSigner { key, rng: SystemRandom::new() })
+        let key = RsaKeyPair::from_pkcs8(der)
+            .map_err(|e| SignError(format!("not an RSA PKCS#8 key: {e}")))?;
+        Ok(RsaSigner {
+            key,
+            rng: SystemRandom::new(),
+        })
     }
 }
 
@@ -41,7 +47,9 @@ impl Verifier for RsaVerifier {
     }
 
     fn verify_rsa_sha384(&self, public_key_pkcs1: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA384, public_key_pkcs1).verify(message, signature).is_ok()
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA384, public_key_pkcs1)
+            .verify(message, signature)
+            .is_ok()
     }
 }
 
@@ -53,7 +61,9 @@ pub fn rsa_public_key_of_cert(cert_der: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let spki = cert.public_key();
-    if spki.algorithm.algorithm != OID_PKCS1_RSAENCRYPTION || spki.subject_public_key.unused_bits != 0 {
+    if spki.algorithm.algorithm != OID_PKCS1_RSAENCRYPTION
+        || spki.subject_public_key.unused_bits != 0
+    {
         return None;
     }
     Some(spki.subject_public_key.data.to_vec())

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use crate::ids::DeviceId;
 
 use super::wire::{self, AuthInfo, cmd};
-use super::{HandshakeError, Hash, MAX_HANDSHAKE_FRAMES, Nonce, Seen, Signer, Verifier, signed_message};
+use super::{
+    HandshakeError, Hash, MAX_HANDSHAKE_FRAMES, Nonce, Seen, Signer, Verifier, signed_message,
+};
 
 /// What every connection of one server shares.
 #[derive(Debug, Clone)]
@@ -159,7 +161,10 @@ impl ServerHandshake {
             cmd::AUTH_CONFIRM => {
                 self.seen.first_time(cmd::AUTH_CONFIRM)?;
                 if frame.len() != 2 {
-                    return Err(HandshakeError::BadLength { command, len: frame.len() });
+                    return Err(HandshakeError::BadLength {
+                        command,
+                        len: frame.len(),
+                    });
                 }
                 // Only honoured before the AuthRequest, which is where the signature is made.
                 self.skip_signature = !self.seen.has(cmd::AUTH_REQUEST);
@@ -191,11 +196,15 @@ impl ServerHandshake {
             return Err(HandshakeError::UnknownWebCertHash);
         }
         self.agent_request = Some((agent_hash, agent_nonce));
-        self.transmit.push_back(wire::encode_auth_request(&agent_hash, &self.server_nonce));
+        self.transmit
+            .push_back(wire::encode_auth_request(&agent_hash, &self.server_nonce));
         if !self.skip_signature {
             let message = signed_message(&agent_hash, &agent_nonce, &self.server_nonce);
             let signature = self.signer.sign_rsa_sha384(&message)?;
-            self.transmit.push_back(wire::encode_auth_verify(&self.config.agent_server_cert_der, &signature)?);
+            self.transmit.push_back(wire::encode_auth_verify(
+                &self.config.agent_server_cert_der,
+                &signature,
+            )?);
         }
         if let Some(signature) = self.pending_signature.take() {
             self.check_agent_signature(&signature)?;
@@ -206,7 +215,10 @@ impl ServerHandshake {
     fn on_auth_verify(&mut self, frame: &[u8]) -> Result<(), HandshakeError> {
         self.seen.first_time(cmd::AUTH_VERIFY)?;
         let (cert, signature) = wire::parse_auth_verify(frame)?;
-        let public_key = self.verifier.rsa_public_key(cert).ok_or(HandshakeError::BadCertificate)?;
+        let public_key = self
+            .verifier
+            .rsa_public_key(cert)
+            .ok_or(HandshakeError::BadCertificate)?;
         self.agent_cert = Some((cert.to_vec(), public_key));
         // MeshCentral keeps a signature that overtook the AuthRequest and checks it afterwards.
         if self.agent_request.is_some() {
@@ -218,11 +230,16 @@ impl ServerHandshake {
     }
 
     fn check_agent_signature(&mut self, signature: &[u8]) -> Result<(), HandshakeError> {
-        let (Some((agent_hash, agent_nonce)), Some((_, public_key))) = (&self.agent_request, &self.agent_cert) else {
+        let (Some((agent_hash, agent_nonce)), Some((_, public_key))) =
+            (&self.agent_request, &self.agent_cert)
+        else {
             return Err(HandshakeError::VerifyBeforeRequest);
         };
         let message = signed_message(agent_hash, &self.server_nonce, agent_nonce);
-        if !self.verifier.verify_rsa_sha384(public_key, &message, signature) {
+        if !self
+            .verifier
+            .verify_rsa_sha384(public_key, &message, signature)
+        {
             return Err(HandshakeError::BadAgentSignature);
         }
         self.signature_ok = true;

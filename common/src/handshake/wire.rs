@@ -58,9 +58,14 @@ pub fn encode_auth_request(hash: &[u8; HASH_LEN], nonce: &[u8; NONCE_LEN]) -> Ve
 }
 
 /// Splits an AuthRequest into (hash, nonce). MeshCentral requires the exact length.
-pub fn parse_auth_request(frame: &[u8]) -> Result<([u8; HASH_LEN], [u8; NONCE_LEN]), HandshakeError> {
+pub fn parse_auth_request(
+    frame: &[u8],
+) -> Result<([u8; HASH_LEN], [u8; NONCE_LEN]), HandshakeError> {
     if frame.len() != AUTH_REQUEST_LEN {
-        return Err(HandshakeError::BadLength { command: cmd::AUTH_REQUEST, len: frame.len() });
+        return Err(HandshakeError::BadLength {
+            command: cmd::AUTH_REQUEST,
+            len: frame.len(),
+        });
     }
     let mut hash = [0; HASH_LEN];
     let mut nonce = [0; NONCE_LEN];
@@ -71,7 +76,8 @@ pub fn parse_auth_request(frame: &[u8]) -> Result<([u8; HASH_LEN], [u8; NONCE_LE
 
 /// `[00 02][u16 certLen][cert DER][signature]`.
 pub fn encode_auth_verify(cert_der: &[u8], signature: &[u8]) -> Result<Vec<u8>, HandshakeError> {
-    let cert_len = u16::try_from(cert_der.len()).map_err(|_| HandshakeError::CertificateTooLarge)?;
+    let cert_len =
+        u16::try_from(cert_der.len()).map_err(|_| HandshakeError::CertificateTooLarge)?;
     let mut out = Vec::with_capacity(4 + cert_der.len() + signature.len());
     out.extend_from_slice(&cmd::AUTH_VERIFY.to_be_bytes());
     out.extend_from_slice(&cert_len.to_be_bytes());
@@ -82,7 +88,10 @@ pub fn encode_auth_verify(cert_der: &[u8], signature: &[u8]) -> Result<Vec<u8>, 
 
 /// Splits an AuthVerify into (certificate DER, signature); both must be non-empty.
 pub fn parse_auth_verify(frame: &[u8]) -> Result<(&[u8], &[u8]), HandshakeError> {
-    let bad = || HandshakeError::BadLength { command: cmd::AUTH_VERIFY, len: frame.len() };
+    let bad = || HandshakeError::BadLength {
+        command: cmd::AUTH_VERIFY,
+        len: frame.len(),
+    };
     let header = frame.get(..4).ok_or_else(bad)?;
     let cert_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
     let body = &frame[4..];
@@ -103,7 +112,10 @@ pub fn parse_server_id(frame: &[u8]) -> Result<[u8; HASH_LEN], HandshakeError> {
     frame
         .get(2..)
         .and_then(|id| <[u8; HASH_LEN]>::try_from(id).ok())
-        .ok_or(HandshakeError::BadLength { command: cmd::SERVER_ID, len: frame.len() })
+        .ok_or(HandshakeError::BadLength {
+            command: cmd::SERVER_ID,
+            len: frame.len(),
+        })
 }
 
 /// `[00 04]`.
@@ -154,14 +166,11 @@ pub mod capabilities {
 impl AuthInfo {
     /// The hostname is cut at `u16::MAX` bytes (on a character boundary); real ones are short.
     pub fn encode(&self) -> Vec<u8> {
-        let mut name = self.hostname.as_str();
-        while name.len() > usize::from(u16::MAX) {
-            let mut cut = name.len() - 1;
-            while !name.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            name = &name[..cut];
+        let mut cut = self.hostname.len().min(usize::from(u16::MAX));
+        while !self.hostname.is_char_boundary(cut) {
+            cut -= 1;
         }
+        let name = &self.hostname[..cut];
         let mut out = Vec::with_capacity(AUTH_INFO_FIXED_LEN + name.len());
         out.extend_from_slice(&cmd::AUTH_INFO.to_be_bytes());
         out.extend_from_slice(&self.info_version.to_be_bytes());
@@ -170,7 +179,7 @@ impl AuthInfo {
         out.extend_from_slice(&self.platform_type.to_be_bytes());
         out.extend_from_slice(&self.mesh_id);
         out.extend_from_slice(&self.capabilities.to_be_bytes());
-        // The loop above keeps the length within u16.
+        // Cut above to at most u16::MAX bytes.
         out.extend_from_slice(&(name.len() as u16).to_be_bytes());
         out.extend_from_slice(name.as_bytes());
         out
@@ -180,9 +189,14 @@ impl AuthInfo {
     /// hostname, a hostname length past the end is cut at the end, invalid UTF-8 is replaced.
     pub fn parse(frame: &[u8]) -> Result<AuthInfo, HandshakeError> {
         if frame.len() < AUTH_INFO_MIN_LEN {
-            return Err(HandshakeError::BadLength { command: cmd::AUTH_INFO, len: frame.len() });
+            return Err(HandshakeError::BadLength {
+                command: cmd::AUTH_INFO,
+                len: frame.len(),
+            });
         }
-        let u32_at = |at: usize| u32::from_be_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]]);
+        let u32_at = |at: usize| {
+            u32::from_be_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]])
+        };
         let mut mesh_id = [0; HASH_LEN];
         mesh_id.copy_from_slice(&frame[18..66]);
         let hostname = if frame.len() >= AUTH_INFO_FIXED_LEN {
@@ -243,16 +257,41 @@ mod tests {
         assert_eq!(short.hostname, "");
         let cut = AuthInfo::parse(&bytes[..75]).unwrap();
         assert_eq!(cut.hostname, "web");
-        assert!(matches!(AuthInfo::parse(&bytes[..69]), Err(HandshakeError::BadLength { command: 3, len: 69 })));
+        assert!(matches!(
+            AuthInfo::parse(&bytes[..69]),
+            Err(HandshakeError::BadLength {
+                command: 3,
+                len: 69
+            })
+        ));
+    }
+
+    #[test]
+    fn an_absurd_hostname_is_cut_on_a_character_boundary() {
+        let info = AuthInfo {
+            hostname: "é".repeat(40_000),
+            ..sample_info()
+        };
+        let parsed = AuthInfo::parse(&info.encode()).unwrap();
+        assert_eq!(parsed.hostname, "é".repeat(32_767));
     }
 
     #[test]
     fn auth_verify_splits_certificate_and_signature() {
         let frame = encode_auth_verify(b"cert", b"sig").unwrap();
         assert_eq!(frame, b"\x00\x02\x00\x04certsig");
-        assert_eq!(parse_auth_verify(&frame).unwrap(), (&b"cert"[..], &b"sig"[..]));
-        assert!(parse_auth_verify(b"\x00\x02\x00\x04cert").is_err(), "no signature");
-        assert!(parse_auth_verify(b"\x00\x02\x00\x09cert").is_err(), "length past the end");
+        assert_eq!(
+            parse_auth_verify(&frame).unwrap(),
+            (&b"cert"[..], &b"sig"[..])
+        );
+        assert!(
+            parse_auth_verify(b"\x00\x02\x00\x04cert").is_err(),
+            "no signature"
+        );
+        assert!(
+            parse_auth_verify(b"\x00\x02\x00\x09cert").is_err(),
+            "length past the end"
+        );
         assert!(parse_auth_verify(b"\x00\x02\x00").is_err());
     }
 

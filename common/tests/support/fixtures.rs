@@ -127,4 +127,3 @@ GDofAnClHlatXC/6i2YlwLp2ARZUoCiK9gKaCC3OzW/Zsfepam6AWpZ5v/upItg2\n\
 U/dHSGTtyNmxRqMifhfAuhlqMF5YmBJ0kY4M\n\
 -----END CERTIFICATE-----\n\
 ";
-

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use base64::Engine;
 use tether_common::handshake::rsa::{RsaSigner, RsaVerifier, rsa_public_key_of_cert};
 use tether_common::handshake::{
-    AgentConfig, AgentHandshake, AuthInfo, Hash, HandshakeError, Nonce, ServerConfig, ServerEvent, ServerHandshake,
-    sha384,
+    AgentConfig, AgentHandshake, AuthInfo, HandshakeError, Hash, Nonce, ServerConfig, ServerEvent,
+    ServerHandshake, sha384,
 };
 
 pub const AGENT_NONCE: Nonce = [0x11; 48];
@@ -20,7 +20,9 @@ pub const MESH_ID: [u8; 48] = [0x33; 48];
 
 pub fn pem_to_der(pem: &str) -> Vec<u8> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD.decode(body).expect("fixture PEM is base64")
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("fixture PEM is base64")
 }
 
 pub fn agent_cert() -> Vec<u8> {
@@ -66,19 +68,38 @@ pub fn auth_info() -> AuthInfo {
 }
 
 pub fn agent_config(pinned: Option<Hash>) -> AgentConfig {
-    AgentConfig { server_id: server_id(), pinned_web_hash: pinned, agent_cert_der: agent_cert(), auth_info: auth_info() }
+    AgentConfig {
+        server_id: server_id(),
+        pinned_web_hash: pinned,
+        agent_cert_der: agent_cert(),
+        auth_info: auth_info(),
+    }
 }
 
 pub fn agent(pinned: Option<Hash>, nonce: Nonce) -> AgentHandshake {
-    AgentHandshake::new(agent_config(pinned), web_hash(), nonce, agent_signer(), Arc::new(RsaVerifier))
+    AgentHandshake::new(
+        agent_config(pinned),
+        web_hash(),
+        nonce,
+        agent_signer(),
+        Arc::new(RsaVerifier),
+    )
 }
 
 pub fn server_config() -> Arc<ServerConfig> {
-    Arc::new(ServerConfig { accepted_web_hashes: vec![web_hash()], agent_server_cert_der: agent_server_cert() })
+    Arc::new(ServerConfig {
+        accepted_web_hashes: vec![web_hash()],
+        agent_server_cert_der: agent_server_cert(),
+    })
 }
 
 pub fn server(nonce: Nonce) -> ServerHandshake {
-    ServerHandshake::new(server_config(), nonce, server_signer(), Arc::new(RsaVerifier))
+    ServerHandshake::new(
+        server_config(),
+        nonce,
+        server_signer(),
+        Arc::new(RsaVerifier),
+    )
 }
 
 /// Every frame that crossed, in order, tagged with its direction.
@@ -89,7 +110,10 @@ pub struct Transcript {
 }
 
 /// Runs the exchange to the end; the server accepts every verified agent.
-pub fn pump(agent: &mut AgentHandshake, server: &mut ServerHandshake) -> Result<Transcript, HandshakeError> {
+pub fn pump(
+    agent: &mut AgentHandshake,
+    server: &mut ServerHandshake,
+) -> Result<Transcript, HandshakeError> {
     let mut transcript = Transcript::default();
     loop {
         let mut progressed = false;

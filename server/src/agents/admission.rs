@@ -25,7 +25,7 @@ const MAX_TEXT_BEFORE_AUTH: u32 = 4;
 pub const SEND_DEADLINE: Duration = Duration::from_secs(20);
 
 pub enum Outcome {
-    Admitted(Admission),
+    Admitted(Box<Admission>),
     /// Keep the socket open, silently, for `agent_hold_secs`.
     Hold,
     Closed,
@@ -53,7 +53,12 @@ pub async fn run(state: &AppState, socket: &mut WebSocket, peer: SocketAddr) -> 
     };
     let mut nonce = [0u8; 48];
     rand::fill(&mut nonce);
-    let mut handshake = ServerHandshake::new(keys.config.clone(), nonce, keys.signer.clone(), keys.verifier.clone());
+    let mut handshake = ServerHandshake::new(
+        keys.config.clone(),
+        nonce,
+        keys.signer.clone(),
+        keys.verifier.clone(),
+    );
     let deadline = Instant::now() + Duration::from_secs(state.config.agent_handshake_timeout_secs);
     let mut agent_name: Option<String> = None;
     let mut texts = 0;
@@ -104,7 +109,10 @@ pub async fn run(state: &AppState, socket: &mut WebSocket, peer: SocketAddr) -> 
                     return Outcome::Closed;
                 }
                 let capabilities = verified.auth_info.capabilities;
-                return Outcome::Admitted(Admission { admitted, capabilities });
+                return Outcome::Admitted(Box::new(Admission {
+                    admitted,
+                    capabilities,
+                }));
             }
             Ok(None) => {
                 let group = tether_common::ids::GroupId::from_bytes(&verified.auth_info.mesh_id);
@@ -176,9 +184,18 @@ mod tests {
 
     #[test]
     fn reads_a_stock_agents_name() {
-        assert_eq!(agent_name_of(r#"{"action":"agentName","value":"Front desk"}"#), Some("Front desk".into()));
+        assert_eq!(
+            agent_name_of(r#"{"action":"agentName","value":"Front desk"}"#),
+            Some("Front desk".into())
+        );
         assert_eq!(agent_name_of(r#"{"action":"agentName","value":""}"#), None);
-        assert_eq!(agent_name_of(&format!(r#"{{"action":"agentName","value":"{}"}}"#, "x".repeat(256))), None);
+        assert_eq!(
+            agent_name_of(&format!(
+                r#"{{"action":"agentName","value":"{}"}}"#,
+                "x".repeat(256)
+            )),
+            None
+        );
         assert_eq!(agent_name_of(r#"{"action":"other","value":"x"}"#), None);
         assert_eq!(agent_name_of("not json"), None);
     }

@@ -26,7 +26,10 @@ impl HandshakeKeys {
             accepted_web_hashes.push(sha384(&key));
         }
         Ok(HandshakeKeys {
-            config: Arc::new(ServerConfig { accepted_web_hashes, agent_server_cert_der: certs.agent.cert_der.clone() }),
+            config: Arc::new(ServerConfig {
+                accepted_web_hashes,
+                agent_server_cert_der: certs.agent.cert_der.clone(),
+            }),
             signer: Arc::new(signer),
             verifier: Arc::new(RsaVerifier),
         })

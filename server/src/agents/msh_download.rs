@@ -24,30 +24,48 @@ pub async fn get_agent_msh(
     let group = match state.store.group(&GroupId(id)).await {
         Ok(Some(group)) if may_enrol(&user, &group) != Rights::NONE => group,
         Ok(Some(group)) if can_see(&user, &group) => {
-            return error(StatusCode::FORBIDDEN, "forbidden", "You may not add devices to this group.");
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "You may not add devices to this group.",
+            );
         }
         // A group the caller cannot see is reported like one that does not exist.
         Ok(_) => return error(StatusCode::NOT_FOUND, "not_found", "No such device group."),
         Err(e) => {
             tracing::error!("agent.msh: {e}");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Database error.");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Database error.",
+            );
         }
     };
     let Some(mesh_id) = group.id.to_bytes() else {
-        return error(StatusCode::NOT_FOUND, "not_found", "This group has no MeshCentral-style id.");
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "This group has no MeshCentral-style id.",
+        );
     };
     let msh = Msh {
         mesh_name: group.name.replace(['\r', '\n'], " "),
         mesh_type: MESH_TYPE_AGENT,
         mesh_id,
         server_id: state.certs.agent_server_id(),
-        mesh_server: format!("wss://{}/agent.ashx", server_authority(&headers, &state.config)),
+        mesh_server: format!(
+            "wss://{}/agent.ashx",
+            server_authority(&headers, &state.config)
+        ),
         extra: Vec::new(),
     };
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"meshagent.msh\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"meshagent.msh\"",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         msh.to_string(),
@@ -65,7 +83,11 @@ fn may_enrol(user: &UserRecord, group: &GroupRecord) -> Rights {
         return Rights::FULL;
     }
     let rights = group.members.get(&user.id).copied().unwrap_or(Rights::NONE);
-    if rights.contains(Rights::MANAGE_GROUP) || rights.contains(Rights::MANAGE_DEVICES) { rights } else { Rights::NONE }
+    if rights.contains(Rights::MANAGE_GROUP) || rights.contains(Rights::MANAGE_DEVICES) {
+        rights
+    } else {
+        Rights::NONE
+    }
 }
 
 /// `host:port` agents should dial: the one the browser used (it reached us), else the configured
@@ -74,7 +96,11 @@ fn server_authority(headers: &HeaderMap, config: &Config) -> String {
     let from_request = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)));
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        });
     match from_request {
         Some(host) => host.to_owned(),
         None => format!("{}:{}", config.cert, config.port),
@@ -82,7 +108,11 @@ fn server_authority(headers: &HeaderMap, config: &Config) -> String {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": code, "message": message }))).into_response()
+    (
+        status,
+        axum::Json(json!({ "error": code, "message": message })),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -92,7 +122,11 @@ mod tests {
 
     #[test]
     fn the_host_header_names_the_server_unless_it_is_odd() {
-        let config = Config { cert: "tether.example".into(), port: 8443, ..Config::default() };
+        let config = Config {
+            cert: "tether.example".into(),
+            port: 8443,
+            ..Config::default()
+        };
         let mut headers = HeaderMap::new();
         assert_eq!(server_authority(&headers, &config), "tether.example:8443");
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:5000"));

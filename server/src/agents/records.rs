@@ -20,7 +20,11 @@ pub struct Admitted {
 /// Finds where a verified agent belongs and records the connection. A device the server already
 /// knows stays in its stored group whatever its `.msh` says (the server side wins, as in
 /// MeshCentral); a new one joins the group its MeshID names. `None`: that group does not exist.
-pub async fn admit(store: &dyn Store, agent: &VerifiedAgent, agent_name: Option<&str>) -> StoreResult<Option<Admitted>> {
+pub async fn admit(
+    store: &dyn Store,
+    agent: &VerifiedAgent,
+    agent_name: Option<&str>,
+) -> StoreResult<Option<Admitted>> {
     let now = now_secs();
     let hostname = agent.auth_info.hostname.trim().to_owned();
     if let Some(mut device) = store.device(&agent.device_id).await? {
@@ -32,9 +36,16 @@ pub async fn admit(store: &dyn Store, agent: &VerifiedAgent, agent_name: Option<
         }
         device.last_seen = now;
         store.put_device(&device).await?;
-        return Ok(Some(Admitted { device, group, is_new: false }));
+        return Ok(Some(Admitted {
+            device,
+            group,
+            is_new: false,
+        }));
     }
-    let Some(group) = store.group(&GroupId::from_bytes(&agent.auth_info.mesh_id)).await? else {
+    let Some(group) = store
+        .group(&GroupId::from_bytes(&agent.auth_info.mesh_id))
+        .await?
+    else {
         return Ok(None);
     };
     let name = [agent_name.unwrap_or_default().trim(), hostname.as_str()]
@@ -53,15 +64,28 @@ pub async fn admit(store: &dyn Store, agent: &VerifiedAgent, agent_name: Option<
         created: now,
     };
     store.put_device(&device).await?;
-    Ok(Some(Admitted { device, group, is_new: true }))
+    Ok(Some(Admitted {
+        device,
+        group,
+        is_new: true,
+    }))
 }
 
 /// Tells consoles a device connected (and, the first time, that it exists).
 pub async fn announce_online(store: &dyn Store, events: &EventBus, admitted: &Admitted) {
-    let Admitted { device, group, is_new } = admitted;
+    let Admitted {
+        device,
+        group,
+        is_new,
+    } = admitted;
     let viewers = Audience::group(group, Rights::VIEW);
     if *is_new {
-        events.publish(Event::DeviceAdded { device: device_info(device, true, now_secs()) }, viewers.clone());
+        events.publish(
+            Event::DeviceAdded {
+                device: device_info(device, true, now_secs()),
+            },
+            viewers.clone(),
+        );
         let record = NewEvent {
             time: now_millis(),
             kind: "device_added".into(),
@@ -71,16 +95,32 @@ pub async fn announce_online(store: &dyn Store, events: &EventBus, admitted: &Ad
             message: format!("Device {} joined group {}", device.name, group.name),
         };
         match store.append_event(record).await {
-            Ok(record) => events.publish(Event::Logged { record }, Audience::group(group, Rights::EVENTS)),
-            Err(e) => tracing::error!("agent: could not write the audit record of a new device: {e}"),
+            Ok(record) => events.publish(
+                Event::Logged { record },
+                Audience::group(group, Rights::EVENTS),
+            ),
+            Err(e) => {
+                tracing::error!("agent: could not write the audit record of a new device: {e}")
+            }
         }
     }
-    events.publish(Event::DeviceOnline { device: device.id.clone(), group: group.id.clone() }, viewers);
+    events.publish(
+        Event::DeviceOnline {
+            device: device.id.clone(),
+            group: group.id.clone(),
+        },
+        viewers,
+    );
 }
 
 /// Records the disconnection time and tells consoles. The group is re-read: it may have changed
 /// (or gone) while the agent was connected.
-pub async fn announce_offline(store: &dyn Store, events: &EventBus, device_id: &DeviceId, group_id: &GroupId) {
+pub async fn announce_offline(
+    store: &dyn Store,
+    events: &EventBus,
+    device_id: &DeviceId,
+    group_id: &GroupId,
+) {
     let now = now_secs();
     let group_id = match store.device(device_id).await {
         Ok(Some(mut device)) => {
@@ -100,7 +140,13 @@ pub async fn announce_offline(store: &dyn Store, events: &EventBus, device_id: &
         Ok(Some(group)) => Audience::group(&group, Rights::VIEW),
         _ => Audience::admins_only(),
     };
-    events.publish(Event::DeviceOffline { device: device_id.clone(), group: group_id }, audience);
+    events.publish(
+        Event::DeviceOffline {
+            device: device_id.clone(),
+            group: group_id,
+        },
+        audience,
+    );
 }
 
 /// Stores what the agent reported about its machine; consoles see it as a device change.
@@ -116,7 +162,11 @@ pub async fn store_agent_info(
     };
     let value = serde_json::to_value(info).unwrap_or_default();
     let os = info.os_description();
-    let hostname = if info.hostname.trim().is_empty() { device.hostname.clone() } else { info.hostname.trim().to_owned() };
+    let hostname = if info.hostname.trim().is_empty() {
+        device.hostname.clone()
+    } else {
+        info.hostname.trim().to_owned()
+    };
     if device.agent_info == value && device.os == os && device.hostname == hostname {
         return Ok(());
     }
@@ -128,6 +178,11 @@ pub async fn store_agent_info(
         Some(group) => Audience::group(&group, Rights::VIEW),
         None => Audience::admins_only(),
     };
-    events.publish(Event::DeviceChanged { device: device_info(&device, true, now_secs()) }, audience);
+    events.publish(
+        Event::DeviceChanged {
+            device: device_info(&device, true, now_secs()),
+        },
+        audience,
+    );
     Ok(())
 }

@@ -75,12 +75,22 @@ impl OnlineAgents {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed) + 1;
         let (outbox, receiver) = mpsc::channel(OUTBOX_CAPACITY);
         let replaced = CancellationToken::new();
-        let entry = Entry { generation, group, outbox, replaced: replaced.clone() };
+        let entry = Entry {
+            generation,
+            group,
+            outbox,
+            replaced: replaced.clone(),
+        };
         let older = self.lock().insert(device, entry);
         if let Some(older) = &older {
             older.replaced.cancel();
         }
-        Registration { generation, replaced, outbox: receiver, replaced_older: older.is_some() }
+        Registration {
+            generation,
+            replaced,
+            outbox: receiver,
+            replaced_older: older.is_some(),
+        }
     }
 
     /// Removes the device if `generation` still owns it. `true` means the device is now offline.
@@ -98,7 +108,9 @@ impl OnlineAgents {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Entry>> {
         // A panic while holding this lock cannot leave the map half-updated (single inserts and
         // removes), so a poisoned lock is still safe to use.
-        self.connected.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.connected
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -114,9 +126,15 @@ mod tests {
         assert!(!first.replaced_older);
         let second = agents.register(device.clone(), GroupId::from("g"));
         assert!(second.replaced_older);
-        assert!(first.replaced.is_cancelled(), "the older connection is told to go");
+        assert!(
+            first.replaced.is_cancelled(),
+            "the older connection is told to go"
+        );
         assert!(!second.replaced.is_cancelled());
-        assert!(!agents.unregister(&device, first.generation), "the old clean-up leaves the new entry");
+        assert!(
+            !agents.unregister(&device, first.generation),
+            "the old clean-up leaves the new entry"
+        );
         assert!(agents.is_online(&device));
         assert!(agents.unregister(&device, second.generation));
         assert!(!agents.is_online(&device));
@@ -129,7 +147,10 @@ mod tests {
         assert!(!agents.send(&device, Outgoing::Text("x".into())), "offline");
         let mut registration = agents.register(device.clone(), GroupId::from("g"));
         assert!(agents.send(&device, Outgoing::Text("hello".into())));
-        assert_eq!(registration.outbox.try_recv().unwrap(), Outgoing::Text("hello".into()));
+        assert_eq!(
+            registration.outbox.try_recv().unwrap(),
+            Outgoing::Text("hello".into())
+        );
         assert_eq!(agents.group_of(&device), Some(GroupId::from("g")));
     }
 }

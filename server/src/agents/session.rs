@@ -42,7 +42,13 @@ pub async fn run(state: AppState, socket: WebSocket, peer: SocketAddr, admission
     let end = 'session: {
         // A stock MeshAgent waits to hear about its JavaScript core; asking for its hash and then
         // answering "core OK" keeps it connected without sending one.
-        if admission.runs_javascript() && !send(&mut sink, Message::Binary(wire::encode_command(cmd::CORE_MODULE_HASH, 0, &[]).into())).await {
+        if admission.runs_javascript()
+            && !send(
+                &mut sink,
+                Message::Binary(wire::encode_command(cmd::CORE_MODULE_HASH, 0, &[]).into()),
+            )
+            .await
+        {
             break 'session End::SendFailed;
         }
         let ping_every = Duration::from_secs(state.config.agent_ping_interval_secs.max(1));
@@ -50,6 +56,7 @@ pub async fn run(state: AppState, socket: WebSocket, peer: SocketAddr, admission
         let mut pings = interval_at(Instant::now() + ping_every, ping_every);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
+        let mut info_limit = InfoLimit::default();
         loop {
             tokio::select! {
                 _ = registration.replaced.cancelled() => break End::Replaced,
@@ -57,8 +64,8 @@ pub async fn run(state: AppState, socket: WebSocket, peer: SocketAddr, admission
                     let Some(Ok(message)) = message else { break End::Closed };
                     last_heard = Instant::now();
                     let ok = match message {
-                        Message::Binary(frame) => on_binary(&state, &mut sink, &device_id, &frame).await,
-                        Message::Text(text) => on_json(&state, &mut sink, &device_id, text.as_str()).await,
+                        Message::Binary(frame) => on_binary(&state, &mut sink, &device_id, &frame, &mut info_limit).await,
+                        Message::Text(text) => on_json(&state, &mut sink, &device_id, text.as_str(), &mut info_limit).await,
                         Message::Close(_) => break End::Closed,
                         Message::Ping(_) | Message::Pong(_) => true,
                     };
@@ -96,17 +103,29 @@ pub async fn run(state: AppState, socket: WebSocket, peer: SocketAddr, admission
 }
 
 /// Post-authentication binary commands: `[u16 command][u16 request id][body]`.
-async fn on_binary(state: &AppState, sink: &mut Sink, device: &tether_common::ids::DeviceId, frame: &[u8]) -> bool {
+async fn on_binary(
+    state: &AppState,
+    sink: &mut Sink,
+    device: &tether_common::ids::DeviceId,
+    frame: &[u8],
+    info_limit: &mut InfoLimit,
+) -> bool {
     if frame.first() == Some(&b'{') {
         // MeshCentral-era peers may carry JSON in binary frames.
         return match std::str::from_utf8(frame) {
-            Ok(text) => on_json(state, sink, device, text).await,
+            Ok(text) => on_json(state, sink, device, text, info_limit).await,
             Err(_) => true,
         };
     }
     match wire::command_id(frame) {
         // The agent's core hash (or "no core"): whatever it runs, it needs nothing from us.
-        Some(cmd::CORE_MODULE_HASH) => send(sink, Message::Binary(wire::encode_command(cmd::CORE_OK, 0, &[]).into())).await,
+        Some(cmd::CORE_MODULE_HASH) => {
+            send(
+                sink,
+                Message::Binary(wire::encode_command(cmd::CORE_OK, 0, &[]).into()),
+            )
+            .await
+        }
         Some(command) => {
             tracing::debug!(%device, command, "agent: ignoring a binary command");
             true
@@ -115,19 +134,37 @@ async fn on_binary(state: &AppState, sink: &mut Sink, device: &tether_common::id
     }
 }
 
-async fn on_json(state: &AppState, sink: &mut Sink, device: &tether_common::ids::DeviceId, text: &str) -> bool {
+async fn on_json(
+    state: &AppState,
+    sink: &mut Sink,
+    device: &tether_common::ids::DeviceId,
+    text: &str,
+    info_limit: &mut InfoLimit,
+) -> bool {
     if text.len() > MAX_AGENT_JSON {
         tracing::warn!(%device, len = text.len(), "agent: ignoring an oversized JSON message");
         return true;
     }
     match agent_proto::parse_from_agent(text) {
+        Some(AgentToServer::AgentInfo(_)) if !info_limit.allow() => {
+            tracing::debug!(%device, "agent: ignoring an agentinfo sent too soon after the last");
+            true
+        }
         Some(AgentToServer::AgentInfo(info)) => {
-            if let Err(e) = records::store_agent_info(state.store.as_ref(), &state.events, device, &info).await {
+            if let Err(e) =
+                records::store_agent_info(state.store.as_ref(), &state.events, device, &info).await
+            {
                 tracing::error!(%device, "agent: cannot store the agent's info: {e}");
             }
             true
         }
-        Some(AgentToServer::Ping) => send(sink, Message::Text(agent_proto::to_json(&ServerToAgent::Pong).into())).await,
+        Some(AgentToServer::Ping) => {
+            send(
+                sink,
+                Message::Text(agent_proto::to_json(&ServerToAgent::Pong).into()),
+            )
+            .await
+        }
         Some(AgentToServer::Pong) => true,
         Some(AgentToServer::Unknown) | None => {
             tracing::debug!(%device, "agent: ignoring a JSON message it is too early to understand");
@@ -136,7 +173,57 @@ async fn on_json(state: &AppState, sink: &mut Sink, device: &tether_common::ids:
     }
 }
 
+/// Each `agentinfo` is a store write and an event to every console watching the group, so an
+/// agent gets a few at once and then one per interval.
+struct InfoLimit {
+    tokens: u32,
+    refilled: Instant,
+}
+
+impl InfoLimit {
+    const BURST: u32 = 3;
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn allow(&mut self) -> bool {
+        let earned = (self.refilled.elapsed().as_secs() / Self::EVERY.as_secs()) as u32;
+        if earned > 0 {
+            self.tokens = (self.tokens + earned).min(Self::BURST);
+            self.refilled = Instant::now();
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+impl Default for InfoLimit {
+    fn default() -> Self {
+        InfoLimit {
+            tokens: Self::BURST,
+            refilled: Instant::now(),
+        }
+    }
+}
+
 /// `false` when the peer is gone or stopped reading.
 async fn send(sink: &mut Sink, message: Message) -> bool {
     matches!(timeout(SEND_DEADLINE, sink.send(message)).await, Ok(Ok(())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_info_is_limited_to_a_burst_then_one_per_interval() {
+        let mut limit = InfoLimit::default();
+        assert!((0..InfoLimit::BURST).all(|_| limit.allow()));
+        assert!(!limit.allow());
+        // One interval later, one more.
+        limit.refilled = Instant::now().checked_sub(InfoLimit::EVERY).unwrap();
+        assert!(limit.allow());
+        assert!(!limit.allow());
+    }
 }

@@ -4,9 +4,10 @@
 use serde_json::{Value, json};
 use tether_common::control::{ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
 
-use super::{devices, groups, users, views};
+use super::{devices, groups, sessions, users, views};
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
+use crate::relay::RelayBroker;
 use crate::store::{Store, StoreError, UserRecord};
 
 /// What an action may touch. Built per request from `AppState` and the caller's freshly read record,
@@ -15,6 +16,7 @@ pub struct ActionContext<'a> {
     pub store: &'a dyn Store,
     pub events: &'a EventBus,
     pub agents: &'a OnlineAgents,
+    pub relay: &'a RelayBroker,
     pub server_info: &'a ServerInfo,
     pub caller: &'a UserRecord,
 }
@@ -131,5 +133,6 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> ActionResult
             group,
             device,
         } => super::audit::list(ctx, limit, group.as_ref(), device.as_ref()).await,
+        RequestBody::CreateSession { device, kind } => sessions::create(ctx, &device, kind).await,
     }
 }

@@ -238,6 +238,7 @@ impl Connection {
             store: self.state.store.as_ref(),
             events: &self.state.events,
             agents: &self.state.agents,
+            relay: &self.state.relay,
             server_info: &self.server_info,
             caller: &self.user,
         };

@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 use super::actions::{ActionContext, perform};
 use crate::agents::OnlineAgents;
 use crate::events::{EventBus, Published};
+use crate::relay::RelayBroker;
 use crate::store::redb::RedbStore;
 use crate::store::{DeviceRecord, NewEvent, Store, UserRecord};
 
@@ -20,6 +21,7 @@ struct World {
     store: Arc<dyn Store>,
     events: EventBus,
     agents: OnlineAgents,
+    relay: RelayBroker,
     info: ServerInfo,
 }
 
@@ -40,6 +42,7 @@ impl World {
             store,
             events: EventBus::default(),
             agents: OnlineAgents::default(),
+            relay: RelayBroker::new(std::time::Duration::from_secs(60)),
             info,
         }
     }
@@ -69,6 +72,7 @@ impl World {
             store: self.store.as_ref(),
             events: &self.events,
             agents: &self.agents,
+            relay: &self.relay,
             server_info: &self.info,
             caller: &caller,
         };

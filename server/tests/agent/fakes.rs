@@ -22,7 +22,10 @@ use crate::support::DEADLINE;
 /// An RSA-2048 key (PKCS#8 DER) and a self-signed certificate (DER) for it.
 pub fn identity() -> (Vec<u8>, Vec<u8>) {
     let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA384, RsaKeySize::_2048).unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().self_signed(&key).unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
     (key.serialize_der(), cert.der().to_vec())
 }
 
@@ -31,52 +34,108 @@ fn flip_last_byte(mut frame: Vec<u8>) -> Vec<u8> {
     frame
 }
 
-/// Runs a handshake against the real server with the agent's signature (its command 2) altered.
-/// Returns how the server ended it: `true` if it closed the connection.
-pub async fn agent_with_tampered_signature(server: &TestServer, mesh_id: [u8; 48]) -> bool {
-    let web_cert = common::read_cert_der(&server.file("webserver-cert-public.crt"));
-    let agent_cert = common::read_cert_der(&server.file("agentserver-cert-public.crt"));
-    let server_id = sha384(&rsa_public_key_of_cert(&agent_cert).unwrap());
-    let (key, cert) = identity();
-    let config = AgentConfig {
-        server_id,
-        pinned_web_hash: None,
-        agent_cert_der: cert,
-        auth_info: AuthInfo {
-            info_version: 1,
-            agent_id: 6,
-            agent_version: 1,
-            platform_type: 1,
-            mesh_id,
-            capabilities: 0,
-            hostname: "impostor".into(),
-        },
-    };
-    let signer = Arc::new(RsaSigner::from_pkcs8(&key).unwrap());
-    let mut handshake = AgentHandshake::new(config, sha384(&web_cert), [9; 48], signer, Arc::new(RsaVerifier));
+/// How a fake agent's handshake with the real server ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The server confirmed (command 4).
+    Accepted,
+    /// The server closed the connection.
+    Closed,
+    /// The server said something our machine refused, or nothing before the deadline.
+    Stuck,
+}
 
-    let request = format!("wss://127.0.0.1:{}/agent.ashx", server.port).into_client_request().unwrap();
-    let connector = tokio_tungstenite::Connector::Rustls(server.tls_client_config());
-    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector)).await.unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        while let Some(frame) = handshake.poll_transmit() {
-            let frame = if frame[..2] == [0, 2] { flip_last_byte(frame) } else { frame };
-            if ws.send(Message::binary(frame)).await.is_err() {
-                return true;
-            }
+/// A scripted agent for the real server, built on the real `AgentHandshake`.
+pub struct FakeAgent {
+    key_pkcs8: Vec<u8>,
+    cert: Vec<u8>,
+    pub mesh_id: [u8; 48],
+    /// Alter the last byte of our command 2 (the agent's signature).
+    pub tamper_signature: bool,
+    /// The outer-certificate pin to present (command 4 skip when it matches).
+    pub pinned: Option<Hash>,
+}
+
+impl FakeAgent {
+    pub fn new(mesh_id: [u8; 48]) -> FakeAgent {
+        let (key_pkcs8, cert) = identity();
+        FakeAgent {
+            key_pkcs8,
+            cert,
+            mesh_id,
+            tamper_signature: false,
+            pinned: None,
         }
-        match timeout_at(deadline, ws.next()).await {
-            Err(_) => return false,
-            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
-            Ok(Some(Ok(Message::Binary(frame)))) => {
-                if handshake.handle_input(&frame).is_err() {
-                    return false;
+    }
+
+    /// Connects to `/agent.ashx` and runs the handshake; also returns how long the handshake took
+    /// from the open WebSocket to the server's confirmation.
+    pub async fn run(&self, server: &TestServer) -> (Ending, std::time::Duration) {
+        let web_cert = common::read_cert_der(&server.file("webserver-cert-public.crt"));
+        let agent_cert = common::read_cert_der(&server.file("agentserver-cert-public.crt"));
+        let config = AgentConfig {
+            server_id: sha384(&rsa_public_key_of_cert(&agent_cert).unwrap()),
+            pinned_web_hash: self.pinned,
+            agent_cert_der: self.cert.clone(),
+            auth_info: AuthInfo {
+                info_version: 1,
+                agent_id: 6,
+                agent_version: 1,
+                platform_type: 1,
+                mesh_id: self.mesh_id,
+                capabilities: 0,
+                hostname: "fake-agent".into(),
+            },
+        };
+        let signer = Arc::new(RsaSigner::from_pkcs8(&self.key_pkcs8).unwrap());
+        let mut nonce = [0u8; 48];
+        rand::fill(&mut nonce);
+        let mut handshake = AgentHandshake::new(
+            config,
+            sha384(&web_cert),
+            nonce,
+            signer,
+            Arc::new(RsaVerifier),
+        );
+
+        let request = format!("wss://127.0.0.1:{}/agent.ashx", server.port)
+            .into_client_request()
+            .unwrap();
+        let connector = tokio_tungstenite::Connector::Rustls(server.tls_client_config());
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
+                .await
+                .unwrap();
+        let started = Instant::now();
+        let deadline = started + DEADLINE;
+        let ending = loop {
+            while let Some(frame) = handshake.poll_transmit() {
+                let frame = if self.tamper_signature && frame[..2] == [0, 2] {
+                    flip_last_byte(frame)
+                } else {
+                    frame
+                };
+                if ws.send(Message::binary(frame)).await.is_err() {
+                    break;
                 }
-                assert!(!handshake.is_authenticated(), "the server accepted a tampered signature");
             }
-            Ok(Some(Ok(_))) => {}
-        }
+            if handshake.is_authenticated() {
+                break Ending::Accepted;
+            }
+            match timeout_at(deadline, ws.next()).await {
+                Err(_) => break Ending::Stuck,
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => break Ending::Closed,
+                Ok(Some(Ok(Message::Binary(frame)))) => {
+                    if handshake.handle_input(&frame).is_err() {
+                        break Ending::Stuck;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        };
+        let took = started.elapsed();
+        let _ = ws.close(None).await;
+        (ending, took)
     }
 }
 
@@ -87,7 +146,10 @@ pub async fn server_with_tampered_signature() -> (u16, Hash) {
     let (tls_key, tls_cert) = identity();
     let tls = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(vec![tls_cert.clone().into()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(tls_key)))
+        .with_single_cert(
+            vec![tls_cert.clone().into()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(tls_key)),
+        )
         .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let (agent_server_key, agent_server_cert) = identity();
@@ -103,11 +165,18 @@ pub async fn server_with_tampered_signature() -> (u16, Hash) {
         while let Ok((tcp, _)) = listener.accept().await {
             let (acceptor, config, signer) = (acceptor.clone(), config.clone(), signer.clone());
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else { return };
-                let mut handshake = ServerHandshake::new(config, [7; 48], signer, Arc::new(RsaVerifier));
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
+                let mut handshake =
+                    ServerHandshake::new(config, [7; 48], signer, Arc::new(RsaVerifier));
                 while let Some(Ok(message)) = ws.next().await {
-                    let Message::Binary(frame) = message else { continue };
+                    let Message::Binary(frame) = message else {
+                        continue;
+                    };
                     if handshake.handle_input(&frame).is_err() {
                         return;
                     }
@@ -115,7 +184,11 @@ pub async fn server_with_tampered_signature() -> (u16, Hash) {
                         let _ = handshake.accept();
                     }
                     while let Some(frame) = handshake.poll_transmit() {
-                        let frame = if frame[..2] == [0, 2] { flip_last_byte(frame) } else { frame };
+                        let frame = if frame[..2] == [0, 2] {
+                            flip_last_byte(frame)
+                        } else {
+                            frame
+                        };
                         if ws.send(Message::binary(frame)).await.is_err() {
                             return;
                         }

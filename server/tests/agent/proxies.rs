@@ -25,7 +25,9 @@ impl SilentableRelay {
         let flag = silent.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(upstream) = TcpStream::connect(target).await else { continue };
+                let Ok(upstream) = TcpStream::connect(target).await else {
+                    continue;
+                };
                 let (client_read, client_write) = client.into_split();
                 let (upstream_read, upstream_write) = upstream.into_split();
                 tokio::spawn(pump(client_read, upstream_write, flag.clone()));
@@ -42,7 +44,11 @@ impl SilentableRelay {
 }
 
 /// Copies until EOF; once `silent`, reads and drops (keeping the socket open, like a dead path).
-async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, silent: Arc<AtomicBool>) {
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    silent: Arc<AtomicBool>,
+) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buffer).await {
@@ -71,9 +77,15 @@ pub struct ManInTheMiddle {
 }
 
 impl ManInTheMiddle {
-    pub async fn start(target: SocketAddr, upstream_tls: Arc<rustls::ClientConfig>) -> ManInTheMiddle {
+    pub async fn start(
+        target: SocketAddr,
+        upstream_tls: Arc<rustls::ClientConfig>,
+    ) -> ManInTheMiddle {
         let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap().self_signed(&key).unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
         let server_config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(
@@ -89,10 +101,16 @@ impl ManInTheMiddle {
             while let Ok((client, _)) = listener.accept().await {
                 let (acceptor, connector) = (acceptor.clone(), connector.clone());
                 tokio::spawn(async move {
-                    let Ok(mut client) = acceptor.accept(client).await else { return };
-                    let Ok(upstream) = TcpStream::connect(target).await else { return };
+                    let Ok(mut client) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(upstream) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     let name = ServerName::try_from("localhost").unwrap();
-                    let Ok(mut upstream) = connector.connect(name, upstream).await else { return };
+                    let Ok(mut upstream) = connector.connect(name, upstream).await else {
+                        return;
+                    };
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
                 });
             }

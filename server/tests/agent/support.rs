@@ -44,11 +44,22 @@ impl Fixture {
         server.create_admin(ADMIN.0, ADMIN.1).await;
         let cookie = server.login(ADMIN.0, ADMIN.1).await;
         let mut control = server.control(&cookie).await;
-        let reply = control.request(json!({ "action": "createGroup", "name": "Lab" })).await;
+        let reply = control
+            .request(json!({ "action": "createGroup", "name": "Lab" }))
+            .await;
         assert!(reply.ok, "{reply:?}");
         let group = GroupId(reply.result.unwrap()["id"].as_str().unwrap().to_owned());
-        let mut fixture = Fixture { server, cookie, control, group, msh: String::new(), dir: tempfile::tempdir().unwrap() };
-        let (status, msh) = fixture.get(&format!("/api/groups/{}/agent.msh", fixture.group), true).await;
+        let mut fixture = Fixture {
+            server,
+            cookie,
+            control,
+            group,
+            msh: String::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let (status, msh) = fixture
+            .get(&format!("/api/groups/{}/agent.msh", fixture.group), true)
+            .await;
         assert_eq!(status, 200, "{msh}");
         fixture.msh = msh;
         fixture
@@ -57,7 +68,9 @@ impl Fixture {
     /// `GET path`, with or without the admin's session; (status, body).
     pub async fn get(&self, path: &str, logged_in: bool) -> (u16, String) {
         let mut request = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(self.server.root_cert_pem.as_bytes()).unwrap()])
+            .tls_certs_only([
+                reqwest::Certificate::from_pem(self.server.root_cert_pem.as_bytes()).unwrap(),
+            ])
             .build()
             .unwrap()
             .get(format!("{}{path}", self.server.url));
@@ -65,13 +78,23 @@ impl Fixture {
             request = request.header("cookie", format!("tether_session={}", self.cookie));
         }
         let response = request.send().await.expect("GET");
-        (response.status().as_u16(), response.text().await.unwrap_or_default())
+        (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        )
     }
 
     /// The `.msh` with its MeshServer pointed at another port on loopback (a proxy in front).
     pub fn msh_via_port(&self, port: u16) -> String {
-        let server_line = self.msh.lines().find(|l| l.starts_with("MeshServer=")).unwrap();
-        self.msh.replace(server_line, &format!("MeshServer=wss://127.0.0.1:{port}/agent.ashx"))
+        let server_line = self
+            .msh
+            .lines()
+            .find(|l| l.starts_with("MeshServer="))
+            .unwrap();
+        self.msh.replace(
+            server_line,
+            &format!("MeshServer=wss://127.0.0.1:{port}/agent.ashx"),
+        )
     }
 
     /// A fresh state folder for one agent.
@@ -87,13 +110,21 @@ impl Fixture {
     }
 
     pub async fn devices(&mut self) -> Vec<DeviceInfo> {
-        let reply = self.control.request(json!({ "action": "listDevices" })).await;
+        let reply = self
+            .control
+            .request(json!({ "action": "listDevices" }))
+            .await;
         assert!(reply.ok, "{reply:?}");
         serde_json::from_value(reply.result.unwrap()).unwrap()
     }
 
     /// Polls `listDevices` until `device` is listed and `check` holds for it.
-    pub async fn wait_device(&mut self, device: &DeviceId, what: &str, check: impl Fn(&DeviceInfo) -> bool) -> DeviceInfo {
+    pub async fn wait_device(
+        &mut self,
+        device: &DeviceId,
+        what: &str,
+        check: impl Fn(&DeviceInfo) -> bool,
+    ) -> DeviceInfo {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(info) = self.devices().await.into_iter().find(|d| &d.id == device)
@@ -101,7 +132,11 @@ impl Fixture {
             {
                 return info;
             }
-            assert!(Instant::now() < deadline, "device {device} never became {what}\n{}", self.server.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "device {device} never became {what}\n{}",
+                self.server.stderr()
+            );
             sleep(Duration::from_millis(100)).await;
         }
     }
@@ -114,7 +149,10 @@ impl Fixture {
             match self.control.try_next_event(left).await {
                 Some(event) if wanted(&event) => return event,
                 Some(_) => continue,
-                None => panic!("no {what} event within {DEADLINE:?}\n{}", self.server.stderr()),
+                None => panic!(
+                    "no {what} event within {DEADLINE:?}\n{}",
+                    self.server.stderr()
+                ),
             }
         }
     }
@@ -139,7 +177,11 @@ pub struct AgentProcess {
 impl AgentProcess {
     pub async fn spawn(msh_path: &Path, state: &Path, extra: &[&str]) -> AgentProcess {
         let log = state.with_extension("log");
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let binary = Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tether-agent");
         let mut child = Command::new(&binary)
             .args(["run", "--config"])
@@ -153,7 +195,12 @@ impl AgentProcess {
             .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} (build all binaries first): {e}", binary.display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} (build all binaries first): {e}",
+                    binary.display()
+                )
+            });
         let (sender, lines) = mpsc::unbounded_channel();
         let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         tokio::spawn(async move {
@@ -163,7 +210,13 @@ impl AgentProcess {
                 }
             }
         });
-        let mut agent = AgentProcess { device_id: DeviceId::from(""), child, lines, seen: Vec::new(), log };
+        let mut agent = AgentProcess {
+            device_id: DeviceId::from(""),
+            child,
+            lines,
+            seen: Vec::new(),
+            log,
+        };
         let line = agent.wait_line("tether-agent device ").await;
         agent.device_id = DeviceId::from(line.trim_start_matches("tether-agent device ").trim());
         agent
@@ -180,10 +233,22 @@ impl AgentProcess {
                         return line;
                     }
                 }
-                Ok(None) => panic!("tether-agent exited; it printed {:?}\n{}", self.seen, self.log()),
-                Err(_) => panic!("tether-agent never printed {prefix:?}; it printed {:?}\n{}", self.seen, self.log()),
+                Ok(None) => panic!(
+                    "tether-agent exited; it printed {:?}\n{}",
+                    self.seen,
+                    self.log()
+                ),
+                Err(_) => panic!(
+                    "tether-agent never printed {prefix:?}; it printed {:?}\n{}",
+                    self.seen,
+                    self.log()
+                ),
             }
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the agent runs")
     }
 
     pub fn log(&self) -> String {

@@ -146,6 +146,11 @@ impl TestServer {
         self.child.is_some()
     }
 
+    /// The server's process id while it runs (added by helper "loadgen", for `--server-pid`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|child| child.id())
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.datapath.join(name)
     }

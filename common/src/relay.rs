@@ -1,0 +1,288 @@
+//! Relayed sessions (`WSS /meshrelay.ashx?id=TOKEN`): what a session is, what its tokens claim,
+//! how the server asks an agent to join, and the messages each session kind exchanges.
+//!
+//! A session starts with a control request (`createSession { device, kind }`). The server checks
+//! the caller's rights, mints two single-use tokens for one session (one per side, see
+//! [`RelaySide`]), sends the agent a [`TunnelRequest`] carrying its token over the agent's control
+//! channel, and answers the console with a [`SessionTicket`] carrying the other. Both sides open
+//! `RELAY_PATH?id=TOKEN`; once both are there the server sends the text frame [`PAIRED`] (`"c"`)
+//! to each and from then on passes every frame through unchanged.
+//!
+//! On the relay, by convention (MeshCentral's): **text frames carry small JSON control messages**,
+//! **binary frames carry the session's bytes**. Neither side may send before it has read `"c"`.
+//! The per-kind messages are in [`terminal`] and [`files`].
+
+pub mod files;
+pub mod terminal;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeviceId, UserId};
+use crate::rights::Rights;
+
+/// The relay's path (MeshCentral's); `/relay` is an alias.
+pub const RELAY_PATH: &str = "/meshrelay.ashx";
+
+/// Largest WebSocket message either side may send on a relay socket; bigger ones close it.
+pub const MAX_RELAY_FRAME: usize = 1024 * 1024;
+
+/// The text frame the server sends to both sides once they are paired.
+pub const PAIRED: &str = "c";
+
+/// What a relayed session is for. The names are the wire names (`"terminal"`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionKind {
+    Terminal,
+    Files,
+    Desktop,
+    Chat,
+}
+
+impl SessionKind {
+    pub const ALL: [SessionKind; 4] = [
+        SessionKind::Terminal,
+        SessionKind::Files,
+        SessionKind::Desktop,
+        SessionKind::Chat,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Terminal => "terminal",
+            SessionKind::Files => "files",
+            SessionKind::Desktop => "desktop",
+            SessionKind::Chat => "chat",
+        }
+    }
+
+    /// Whether `rights` (a user's rights on the device's group) allow opening this kind at all.
+    /// A desktop opened with only `DESKTOP_VIEW_ONLY` is view-only: the agent enforces that from
+    /// the rights the tunnel request carries.
+    pub fn allowed_by(self, rights: Rights) -> bool {
+        match self {
+            SessionKind::Terminal => rights.contains(Rights::TERMINAL),
+            SessionKind::Files => rights.contains(Rights::FILES),
+            SessionKind::Desktop => {
+                rights.contains(Rights::REMOTE_CONTROL)
+                    || rights.contains(Rights::DESKTOP_VIEW_ONLY)
+            }
+            SessionKind::Chat => rights.contains(Rights::CHAT),
+        }
+    }
+
+    /// The right to name in a refusal.
+    pub fn required_right(self) -> Rights {
+        match self {
+            SessionKind::Terminal => Rights::TERMINAL,
+            SessionKind::Files => Rights::FILES,
+            SessionKind::Desktop => Rights::REMOTE_CONTROL,
+            SessionKind::Chat => Rights::CHAT,
+        }
+    }
+}
+
+impl fmt::Display for SessionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown session kind \"{0}\" (expected terminal, files, desktop or chat)")]
+pub struct UnknownSessionKind(pub String);
+
+impl FromStr for SessionKind {
+    type Err = UnknownSessionKind;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        SessionKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| UnknownSessionKind(text.to_owned()))
+    }
+}
+
+/// Which end of a session a token admits. The two ends get different tokens so that the console's
+/// token (which travels through a browser: history, extensions, proxy logs) can never be used to
+/// pose as the device; the agent's token only ever travels over the agent's authenticated channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelaySide {
+    /// A user's console or tool; must also present that user's session cookie.
+    Console,
+    /// The device's agent.
+    Agent,
+}
+
+impl RelaySide {
+    pub fn other(self) -> RelaySide {
+        match self {
+            RelaySide::Console => RelaySide::Agent,
+            RelaySide::Agent => RelaySide::Console,
+        }
+    }
+}
+
+/// What a relay token says. The server MACs this; holders cannot change it, and the claims are
+/// not secret (the holder knows them anyway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayClaims {
+    /// Random, unique per session (both sides' tokens carry the same value): the pairing key.
+    #[serde(rename = "sid")]
+    pub session: String,
+    pub side: RelaySide,
+    pub device: DeviceId,
+    pub user: UserId,
+    pub kind: SessionKind,
+    /// The user's rights on the device's group when the session was created.
+    pub rights: Rights,
+    /// Unix milliseconds after which the token no longer admits anyone.
+    #[serde(rename = "exp")]
+    pub expires_ms: i64,
+}
+
+impl RelayClaims {
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        now_ms >= self.expires_ms
+    }
+
+    /// The same session, seen from the other side.
+    pub fn for_side(&self, side: RelaySide) -> RelayClaims {
+        RelayClaims {
+            side,
+            ..self.clone()
+        }
+    }
+}
+
+/// The relay URL (a path; each side resolves it against the server it talks to) for a token.
+/// Tokens use only URL-safe characters.
+pub fn relay_url(token: &str) -> String {
+    format!("{RELAY_PATH}?id={token}")
+}
+
+/// Server → agent, on the agent's control channel: "join this session".
+/// `{"action":"tunnel","url":"/meshrelay.ashx?id=…","kind":"terminal","rights":…,"user":"alice"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename = "tunnel")]
+pub struct TunnelRequest {
+    /// A path on the server the agent is connected to.
+    pub url: String,
+    pub kind: SessionKind,
+    /// What the user may do; the agent limits the session to these.
+    pub rights: Rights,
+    /// Who asked, for the agent's log and for consent prompts.
+    pub user: UserId,
+}
+
+impl TunnelRequest {
+    pub fn to_json(&self) -> String {
+        // A plain struct of strings and numbers always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Reads a `tunnel` message; `None` for anything else.
+pub fn parse_tunnel(text: &str) -> Option<TunnelRequest> {
+    serde_json::from_str(text).ok()
+}
+
+/// The `result` of a successful `createSession`: where the console connects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTicket {
+    /// A path on this server: `/meshrelay.ashx?id=TOKEN`; connect with the session cookie.
+    pub url: String,
+    pub device: DeviceId,
+    pub kind: SessionKind,
+    /// The rights the agent was told.
+    pub rights: Rights,
+    /// Unix milliseconds; the console must connect before then.
+    pub expires_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> RelayClaims {
+        RelayClaims {
+            session: "s1".into(),
+            side: RelaySide::Console,
+            device: "dev@$".into(),
+            user: "alice".into(),
+            kind: SessionKind::Terminal,
+            rights: Rights::TERMINAL,
+            expires_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn kinds_parse_and_print_their_wire_names() {
+        for kind in SessionKind::ALL {
+            assert_eq!(kind.as_str().parse::<SessionKind>().unwrap(), kind);
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
+        }
+        assert_eq!("Files".parse::<SessionKind>().unwrap(), SessionKind::Files);
+        assert!("shell".parse::<SessionKind>().is_err());
+    }
+
+    #[test]
+    fn each_kind_needs_its_right() {
+        use SessionKind::*;
+        assert!(Terminal.allowed_by(Rights::TERMINAL));
+        assert!(!Terminal.allowed_by(Rights::FILES.union(Rights::VIEW)));
+        assert!(Files.allowed_by(Rights::FILES));
+        assert!(Desktop.allowed_by(Rights::REMOTE_CONTROL));
+        assert!(Desktop.allowed_by(Rights::DESKTOP_VIEW_ONLY));
+        assert!(!Desktop.allowed_by(Rights::TERMINAL));
+        assert!(Chat.allowed_by(Rights::CHAT));
+        for kind in SessionKind::ALL {
+            assert!(kind.allowed_by(Rights::FULL));
+            assert!(!kind.allowed_by(Rights::VIEW));
+            assert!(kind.allowed_by(kind.required_right()));
+        }
+    }
+
+    #[test]
+    fn claims_expire_at_their_deadline() {
+        let c = claims();
+        assert!(!c.is_expired(999));
+        assert!(c.is_expired(1_000));
+        let agent = c.for_side(RelaySide::Agent);
+        assert_eq!(agent.side, RelaySide::Agent);
+        assert_eq!(agent.session, c.session);
+        assert_eq!(RelaySide::Agent.other(), RelaySide::Console);
+    }
+
+    #[test]
+    fn claims_use_short_names() {
+        let json = serde_json::to_value(claims()).unwrap();
+        assert_eq!(json["sid"], "s1");
+        assert_eq!(json["exp"], 1_000);
+        assert_eq!(json["side"], "console");
+        let back: RelayClaims = serde_json::from_value(json).unwrap();
+        assert_eq!(back, claims());
+    }
+
+    #[test]
+    fn tunnel_requests_are_tagged_and_round_trip() {
+        let request = TunnelRequest {
+            url: relay_url("abc.def"),
+            kind: SessionKind::Files,
+            rights: Rights(3),
+            user: "alice".into(),
+        };
+        let text = request.to_json();
+        assert_eq!(
+            text,
+            r#"{"action":"tunnel","url":"/meshrelay.ashx?id=abc.def","kind":"files","rights":3,"user":"alice"}"#
+        );
+        assert_eq!(parse_tunnel(&text), Some(request));
+        assert_eq!(parse_tunnel(r#"{"action":"ping"}"#), None);
+        assert_eq!(parse_tunnel("not json"), None);
+    }
+}

@@ -1,0 +1,165 @@
+// Shared pieces of the end-to-end tests: the real tether-server (and tether-agent) binaries on
+// loopback in temp folders, Debian's Chromium driven by playwright-core, and screenshots.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "../../..");
+export const ARTIFACTS = join(here, "artifacts");
+
+/** target/debug/NAME, or $CARGO_TARGET_DIR/debug/NAME. */
+export function binary(name) {
+  const target = process.env.CARGO_TARGET_DIR ? resolve(repo, process.env.CARGO_TARGET_DIR) : join(repo, "target");
+  return join(target, "debug", name);
+}
+
+export function tempDir(prefix) {
+  return mkdtempSync(join(tmpdir(), `tether-e2e-${prefix}-`));
+}
+
+/** Resolves with the first stdout line matching `pattern`, rejects on exit or after `ms`. */
+function waitForLine(child, pattern, ms, what) {
+  return new Promise((resolvePromise, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within ${ms} ms`)), ms);
+    const onExit = (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code}) before it was ready`));
+    };
+    child.once("exit", onExit);
+    lines.on("line", (line) => {
+      const match = pattern.exec(line);
+      if (!match) return;
+      clearTimeout(timer);
+      child.off("exit", onExit);
+      resolvePromise(match);
+    });
+  });
+}
+
+/**
+ * Starts the real tether-server on a free loopback port with a fresh data folder (or the given
+ * one, to restart). Optional `config` is written to config.toml first.
+ */
+export async function startServer({ datapath = tempDir("server"), port = 0, config = "" } = {}) {
+  const exe = binary("tether-server");
+  if (!existsSync(exe)) throw new Error(`${exe} is missing: run \`cargo build -p tether-server\` first`);
+  if (config) writeFileSync(join(datapath, "config.toml"), config);
+  const child = spawn(
+    exe,
+    ["--port", String(port), "--redirport", "0", "--bind", "127.0.0.1", "--cert", "localhost", "--fastcert", "--datapath", datapath],
+    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },
+  );
+  const match = await waitForLine(child, /tether-server listening on (https:\/\/[^/]+:(\d+))\//, 120_000, "tether-server");
+  return {
+    url: match[1],
+    port: Number(match[2]),
+    datapath,
+    async stop() {
+      await stopChild(child);
+    },
+    cleanup() {
+      rmSync(datapath, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts tether-agent with a .msh; resolves once it says it connected. */
+export async function startAgent(msh) {
+  const state = tempDir("agent");
+  const config = join(state, "meshagent.msh");
+  writeFileSync(config, msh);
+  const child = spawn(binary("tether-agent"), ["run", "--config", config, "--state", join(state, "state"), "--small-key"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, RUST_LOG: "info" },
+  });
+  // The agent logs to stderr; its "connected" line may go to either stream.
+  const output = [];
+  const ready = new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tether-agent did not connect:\n${output.join("")}`)), 120_000);
+    const watch = (chunk) => {
+      output.push(String(chunk));
+      if (output.join("").includes("tether-agent connected")) {
+        clearTimeout(timer);
+        resolvePromise();
+      }
+    };
+    child.stdout.on("data", watch);
+    child.stderr.on("data", watch);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`tether-agent exited (${code}):\n${output.join("")}`));
+    });
+  });
+  await ready;
+  return {
+    async stop() {
+      await stopChild(child);
+      rmSync(state, { recursive: true, force: true });
+    },
+  };
+}
+
+function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolvePromise) => {
+    child.once("exit", () => resolvePromise());
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+  });
+}
+
+/** Debian's Chromium, headless, quiet on the network, with a fresh profile per launch. */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-dev-shm-usage",
+    ],
+  });
+}
+
+/** A page that records console errors (CSP violations among them) for the test to check. */
+export async function newPage(browser, options = {}) {
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1360, height: 860 },
+    colorScheme: "light",
+    ...options,
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text());
+  });
+  page.on("pageerror", (error) => errors.push(String(error)));
+  return { context, page, errors };
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+}
+
+/** Figures for the report, merged into artifacts/figures.json. */
+export function recordFigure(key, value) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const file = join(ARTIFACTS, "figures.json");
+  const figures = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
+  figures[key] = value;
+  writeFileSync(file, `${JSON.stringify(figures, null, 2)}\n`);
+}

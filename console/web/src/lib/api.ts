@@ -1,0 +1,54 @@
+// The few HTTP calls that are not on the control socket: login state, first-run setup, login,
+// logout and password change (they set or clear the session cookie, which a WebSocket cannot).
+
+import type { UserInfo } from "./protocol";
+
+export interface Status {
+  setup_required: boolean;
+  new_accounts: boolean;
+  user: UserInfo | null;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "unreachable", "The server cannot be reached. Check the connection and try again.");
+  }
+  const data = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!response.ok) {
+    const message = typeof data.message === "string" ? data.message : `The request failed (HTTP ${response.status}).`;
+    const code = typeof data.error === "string" ? data.error : "error";
+    const retry = typeof data.retry_after === "number" ? data.retry_after : undefined;
+    throw new ApiError(response.status, code, message, retry);
+  }
+  return data as T;
+}
+
+export const api = {
+  status: () => call<Status>("GET", "/api/status"),
+  setup: (name: string, password: string, email: string | null) =>
+    call<{ user: UserInfo }>("POST", "/api/setup", { name, password, email }),
+  login: (user: string, password: string) => call<{ user: UserInfo }>("POST", "/api/login", { user, password }),
+  logout: () => call<{ ok: boolean }>("POST", "/api/logout", {}),
+  changePassword: (old_password: string, new_password: string) =>
+    call<{ user: UserInfo }>("POST", "/api/password", { old_password, new_password }),
+};

@@ -1,0 +1,80 @@
+//! `tetherctl exec --device D -- CMD ARGS…`: runs a command on the device with plain pipes,
+//! copies its standard output and error here as they come, and returns its exit status.
+//! Standard input is passed on when it is not a terminal (`echo x | tetherctl exec … -- cat`).
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use tether_common::ids::DeviceId;
+use tether_common::relay::SessionKind;
+use tether_common::relay::terminal::{
+    self, OutputStream, StartTerminal, TerminalEvent, TerminalRequest, decode_output,
+};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::connection::Control;
+use crate::relay::{self, close_reason};
+
+/// The command's exit status (0..=255 where the platform has them).
+pub async fn run(
+    control: &mut Control,
+    device: &DeviceId,
+    command: Vec<String>,
+) -> anyhow::Result<i32> {
+    let socket = relay::start(control, device, SessionKind::Terminal).await?;
+    let (mut sink, mut stream) = socket.split();
+    let start = TerminalRequest::Start(StartTerminal::exec(command));
+    sink.send(Message::text(terminal::to_json(&start)))
+        .await
+        .context("starting the command")?;
+    let mut input = if std::io::stdin().is_terminal() {
+        sink.send(Message::text(terminal::to_json(&TerminalRequest::Eof)))
+            .await?;
+        None
+    } else {
+        Some(relay::read_stdin())
+    };
+    loop {
+        tokio::select! {
+            chunk = async { input.as_mut()?.recv().await }, if input.is_some() => match chunk {
+                Some(bytes) => sink.send(Message::binary(bytes)).await.context("sending input")?,
+                None => {
+                    input = None;
+                    sink.send(Message::text(terminal::to_json(&TerminalRequest::Eof))).await?;
+                }
+            },
+            message = stream.next() => match message {
+                Some(Ok(Message::Binary(frame))) => write_output(&frame)?,
+                Some(Ok(Message::Text(text))) => match terminal::parse_event(&text) {
+                    Some(TerminalEvent::Error { message }) => bail!("{message}"),
+                    Some(exit @ TerminalEvent::Exit { .. }) => {
+                        let _ = sink.close().await;
+                        return Ok(exit.exit_status().unwrap_or(255));
+                    }
+                    _ => {}
+                },
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                other => bail!("the session ended before the command did ({})", close_reason(other)),
+            },
+        }
+    }
+}
+
+/// Blocking writes: when our reader is slow, we stop reading the relay, which slows the device.
+fn write_output(frame: &[u8]) -> anyhow::Result<()> {
+    let Some((stream, bytes)) = decode_output(frame) else {
+        return Ok(());
+    };
+    let result = match stream {
+        OutputStream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        }
+        OutputStream::Stderr => {
+            let mut err = std::io::stderr().lock();
+            err.write_all(bytes).and_then(|()| err.flush())
+        }
+    };
+    result.context("writing the command's output")
+}

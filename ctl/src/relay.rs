@@ -1,0 +1,133 @@
+//! Relayed sessions from the command line: ask the server for a session on `/control`, open the
+//! relay WebSocket with the same login and trust, and wait until the device has joined.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tether_common::control::RequestBody;
+use tether_common::ids::DeviceId;
+use tether_common::relay::{MAX_RELAY_FRAME, PAIRED, SessionKind, SessionTicket};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::{Connector, client_async_tls_with_config};
+
+use crate::connection::{Control, Socket};
+use crate::login;
+use crate::target::Target;
+
+/// The server closes an unpaired session after its pairing timeout (60 s by default); this is
+/// only a backstop.
+const PAIRING_WAIT: Duration = Duration::from_secs(120);
+/// Bytes read from standard input at a time.
+const INPUT_CHUNK: usize = 16 * 1024;
+
+/// A remote program's exit status, which `tetherctl` exits with.
+#[derive(Debug, thiserror::Error)]
+#[error("the remote program exited with status {0}")]
+pub struct RemoteExit(pub i32);
+
+pub async fn open(
+    target: &Target,
+    tls: &Arc<rustls::ClientConfig>,
+    cookie: &str,
+    path: &str,
+) -> anyhow::Result<Socket> {
+    let mut request = format!("wss://{}{path}", target.authority()).into_client_request()?;
+    let cookie =
+        HeaderValue::from_str(&format!("tether_session={cookie}")).context("odd session cookie")?;
+    request.headers_mut().insert("Cookie", cookie);
+    let tcp = login::connect_tcp(target).await?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_RELAY_FRAME))
+        .max_frame_size(Some(MAX_RELAY_FRAME));
+    let connector = Connector::Rustls(tls.clone());
+    match client_async_tls_with_config(request, tcp, Some(config), Some(connector)).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(Error::Http(response)) => {
+            let message = response
+                .body()
+                .as_deref()
+                .and_then(|body| serde_json::from_slice::<Value>(body).ok())
+                .and_then(|json| json["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("HTTP status {}", response.status()));
+            bail!("the relay refused the session: {message}")
+        }
+        Err(e) => bail!("opening the relay: {e}"),
+    }
+}
+
+/// Asks for a `kind` session on `device` and returns the relay socket once the device has joined
+/// (the server's `"c"` was read).
+pub async fn start(
+    control: &mut Control,
+    device: &DeviceId,
+    kind: SessionKind,
+) -> anyhow::Result<Socket> {
+    let body = RequestBody::CreateSession {
+        device: device.clone(),
+        kind,
+    };
+    let ticket: SessionTicket = serde_json::from_value(control.call(body).await?)
+        .context("the server sent an unreadable session ticket")?;
+    let mut socket = control.open_relay(&ticket.url).await?;
+    let waited = tokio::time::timeout(PAIRING_WAIT, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) if text.as_str() == PAIRED => return Ok(()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(frame))) => {
+                    let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    bail!("the device did not join the session ({reason})")
+                }
+                Some(Ok(other)) => bail!("unexpected frame before the session started: {other:?}"),
+                Some(Err(e)) => bail!("the relay connection failed: {e}"),
+                None => bail!("the relay connection closed before the device joined"),
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(result) => result.map(|()| socket),
+        Err(_) => bail!("the device did not join the session within {PAIRING_WAIT:?}"),
+    }
+}
+
+/// Standard input, read on its own thread (a blocking read must not hold up the runtime or its
+/// shutdown); `None` from the receiver means end of input. The small channel keeps reading in
+/// step with sending.
+pub fn read_stdin() -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel(4);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin().lock();
+        let mut buffer = vec![0u8; INPUT_CHUNK];
+        loop {
+            match stdin.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if sender.blocking_send(buffer[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    receiver
+}
+
+/// Why the relay closed, for an error message.
+pub fn close_reason(message: Option<Result<Message, Error>>) -> String {
+    match message {
+        Some(Ok(Message::Close(Some(frame)))) if !frame.reason.is_empty() => {
+            frame.reason.to_string()
+        }
+        Some(Err(e)) => e.to_string(),
+        _ => "closed".to_owned(),
+    }
+}

@@ -1,0 +1,100 @@
+//! `tetherctl shell --device D`: an interactive shell on the device. The local terminal is put
+//! in raw mode (every key goes to the remote shell, Ctrl-C included) and restored on the way out;
+//! window size changes follow. Exits with the shell's exit status, as `ssh` does.
+
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use rustix::termios::{OptionalActions, Termios, tcgetattr, tcgetwinsize, tcsetattr};
+use tether_common::ids::DeviceId;
+use tether_common::relay::SessionKind;
+use tether_common::relay::terminal::{self, StartTerminal, TerminalEvent, TerminalRequest};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::connection::Control;
+use crate::relay::{self, close_reason};
+
+pub async fn run(control: &mut Control, device: &DeviceId) -> anyhow::Result<i32> {
+    let (cols, rows) = window_size().unwrap_or((80, 24));
+    let socket = relay::start(control, device, SessionKind::Terminal).await?;
+    let (mut sink, mut stream) = socket.split();
+    let start = TerminalRequest::Start(StartTerminal::shell(cols, rows));
+    sink.send(Message::text(terminal::to_json(&start)))
+        .await
+        .context("starting the shell")?;
+    let _raw = RawMode::enable()?;
+    let mut input = Some(relay::read_stdin());
+    let mut resized = signal(SignalKind::window_change()).context("watching the window size")?;
+    loop {
+        tokio::select! {
+            chunk = async { input.as_mut()?.recv().await }, if input.is_some() => match chunk {
+                Some(bytes) => sink.send(Message::binary(bytes)).await.context("sending keys")?,
+                // Input ended (a pipe, not a terminal): keep showing output until the shell ends.
+                None => input = None,
+            },
+            _ = resized.recv() => {
+                if let Some((cols, rows)) = window_size() {
+                    let resize = TerminalRequest::Resize { cols, rows };
+                    sink.send(Message::text(terminal::to_json(&resize))).await?;
+                }
+            }
+            message = stream.next() => match message {
+                Some(Ok(Message::Binary(bytes))) => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&bytes).and_then(|()| out.flush()).context("writing to the terminal")?;
+                }
+                Some(Ok(Message::Text(text))) => match terminal::parse_event(&text) {
+                    Some(TerminalEvent::Error { message }) => bail!("{message}"),
+                    Some(exit @ TerminalEvent::Exit { .. }) => {
+                        let _ = sink.close().await;
+                        return Ok(exit.exit_status().unwrap_or(255));
+                    }
+                    _ => {}
+                },
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                other => bail!("the session ended ({})", close_reason(other)),
+            },
+        }
+    }
+}
+
+/// The terminal's size as (columns, rows), when standard output is a terminal.
+fn window_size() -> Option<(u16, u16)> {
+    let stdout = std::io::stdout();
+    if !stdout.is_terminal() {
+        return None;
+    }
+    let size = tcgetwinsize(stdout.as_fd()).ok()?;
+    (size.ws_col > 0 && size.ws_row > 0).then_some((size.ws_col, size.ws_row))
+}
+
+/// Raw mode on standard input while it lives; the previous settings come back on drop, also on
+/// errors and panics.
+struct RawMode {
+    saved: Option<Termios>,
+}
+
+impl RawMode {
+    fn enable() -> anyhow::Result<RawMode> {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return Ok(RawMode { saved: None });
+        }
+        let saved = tcgetattr(stdin.as_fd()).context("reading the terminal settings")?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        tcsetattr(stdin.as_fd(), OptionalActions::Now, &raw).context("entering raw mode")?;
+        Ok(RawMode { saved: Some(saved) })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = tcsetattr(std::io::stdin().as_fd(), OptionalActions::Now, saved);
+        }
+    }
+}

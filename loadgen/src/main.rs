@@ -1,0 +1,251 @@
+//! `tether-loadgen`: many simulated agents from one process, each with its own key, doing the real
+//! `/agent.ashx` handshake against a Tether server (or a MeshCentral one: the bytes are the same).
+//! Agents start on a fixed schedule (`--rate` per second, not a burst) and the run reports connect
+//! times, failures by cause and, with `--server-pid`, the server's memory and CPU over time.
+//!
+//! Progress goes to stderr; stdout carries only the summary (with `--json`, exactly one object).
+//! The exit status is non-zero if any agent failed.
+
+mod keys;
+mod procstat;
+mod report;
+mod sim;
+mod stats;
+mod target;
+mod tls;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use tether_common::msh::Msh;
+use tokio::time::{Instant, MissedTickBehavior, interval};
+use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
+
+use keys::KeyBits;
+use report::RunInfo;
+use sim::{Cause, Counters, Failure, Report, Shared};
+
+/// How often a progress line goes to stderr during long runs.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// File descriptors beyond one per agent (stdio, the runtime, key files, /proc reads).
+const SPARE_FILES: u64 = 64;
+
+/// Opens N simulated agents against the server a .msh names, and reports how it copes.
+#[derive(Debug, Parser)]
+#[command(name = "tether-loadgen", version)]
+struct Cli {
+    /// The install policy naming the server (MeshServer), its identity (ServerID) and the group (MeshID).
+    #[arg(long, value_name = "FILE")]
+    msh: PathBuf,
+    /// How many agents to run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    agents: u32,
+    /// New connections per second, on a fixed schedule.
+    #[arg(long, value_name = "PER_SEC", default_value_t = 100.0)]
+    rate: f64,
+    /// Seconds each agent stays connected once online; 0 disconnects at once. Default: until Ctrl-C.
+    #[arg(long, value_name = "SECONDS")]
+    hold: Option<u64>,
+    /// Print one JSON object instead of the human summary.
+    #[arg(long)]
+    json: bool,
+    /// Where the agents' keys are cached [default: ~/.cache/tether-loadgen/keys-<bits>].
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+    /// Sample this process's RSS and CPU every second (the server under test).
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// RSA-2048 keys instead of RSA-3072 (what real agents make): faster to generate and sign.
+    #[arg(long)]
+    small_keys: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    if !(cli.rate.is_finite() && cli.rate > 0.0) {
+        bail!("--rate must be a positive number");
+    }
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let agents = cli.agents as usize;
+    let text = std::fs::read_to_string(&cli.msh)
+        .with_context(|| format!("reading {}", cli.msh.display()))?;
+    let msh =
+        Msh::parse(&text).with_context(|| format!("{} is not a valid .msh", cli.msh.display()))?;
+    let target = target::resolve(&msh).await?;
+    raise_open_file_limit(agents as u64 + SPARE_FILES)?;
+
+    let bits = if cli.small_keys {
+        KeyBits::Rsa2048
+    } else {
+        KeyBits::Rsa3072
+    };
+    let key_dir = match cli.keys {
+        Some(dir) => dir,
+        None => keys::default_dir(bits)?,
+    };
+    let identities = load_keys(key_dir, bits, agents).await?;
+
+    let stop = CancellationToken::new();
+    let url = target.url.clone();
+    let shared = Arc::new(Shared {
+        target,
+        tls: TlsConnector::from(tls::client_config()?),
+        hold: cli.hold.map(Duration::from_secs),
+        stop: stop.clone(),
+        counters: Counters::default(),
+    });
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("tether-loadgen: stopping");
+                stop.cancel();
+            }
+        }
+    });
+    let sampler = cli.server_pid.and_then(|pid| {
+        let sampler = procstat::spawn_sampler(pid, stop.child_token());
+        if sampler.is_none() {
+            eprintln!("tether-loadgen: cannot read /proc/{pid}; not sampling the server");
+        }
+        sampler
+    });
+
+    let started = Instant::now();
+    let done = CancellationToken::new();
+    let progress = tokio::spawn(print_progress(
+        shared.clone(),
+        agents,
+        started,
+        done.clone(),
+    ));
+    // Agent i starts at i/rate seconds: a slow server delays nobody's start, so the offered load
+    // stays what was asked for.
+    let tasks: Vec<_> = identities
+        .into_iter()
+        .enumerate()
+        .map(|(i, identity)| {
+            let start_at = started + Duration::from_secs_f64(i as f64 / cli.rate);
+            tokio::spawn(sim::run(shared.clone(), i, identity, start_at))
+        })
+        .collect();
+    let mut reports = Vec::with_capacity(agents);
+    for task in tasks {
+        reports.push(task.await.unwrap_or_else(|e| Report {
+            connect: None,
+            result: Err(Failure {
+                cause: Cause::Internal,
+                detail: e.to_string(),
+            }),
+        }));
+    }
+    let duration = started.elapsed();
+    done.cancel();
+    let _ = progress.await;
+    stop.cancel();
+    let samples = match sampler {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+
+    let run = RunInfo {
+        url,
+        agents,
+        rate: cli.rate,
+        hold: cli.hold.map(Duration::from_secs),
+        key_bits: bits.bits(),
+        server_pid: cli.server_pid,
+        duration,
+    };
+    let summary = report::summarize(run, &reports, &samples);
+    if cli.json {
+        println!("{}", summary.to_json());
+    } else {
+        print!("{}", summary.human());
+    }
+    Ok(if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// 10,000 connections need 10,000 descriptors; the usual soft limit is 1,024. The soft limit goes
+/// up to the hard one, which an unprivileged process may do.
+fn raise_open_file_limit(needed: u64) -> anyhow::Result<()> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("reading RLIMIT_NOFILE")?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).context("raising RLIMIT_NOFILE")?;
+    }
+    if hard < needed {
+        eprintln!(
+            "tether-loadgen: warning: at most {hard} open files (RLIMIT_NOFILE hard limit) for {needed} needed; \
+             agents beyond that will fail with `tcp` (raise it with `ulimit -Hn` as root)"
+        );
+    }
+    Ok(())
+}
+
+async fn load_keys(
+    dir: PathBuf,
+    bits: KeyBits,
+    count: usize,
+) -> anyhow::Result<Vec<keys::Identity>> {
+    let started = std::time::Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let progress = |done: usize, total: usize| {
+            if done == 1 {
+                eprintln!(
+                    "tether-loadgen: generating {total} RSA-{} keys into {}",
+                    bits.bits(),
+                    dir.display()
+                );
+            }
+            // About every 5%, and not for every key of a small batch.
+            if done.is_multiple_of((total / 20).max(25)) || done == total {
+                eprintln!("tether-loadgen: {done}/{total} keys made");
+            }
+        };
+        keys::load_or_create(&dir, bits, count, &progress)
+    })
+    .await
+    .context("the key loading task failed")??;
+    eprintln!(
+        "tether-loadgen: {count} identities ready in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(loaded)
+}
+
+async fn print_progress(
+    shared: Arc<Shared>,
+    agents: usize,
+    started: Instant,
+    done: CancellationToken,
+) {
+    let mut ticks = interval(PROGRESS_EVERY);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let counters = &shared.counters;
+        eprintln!(
+            "tether-loadgen: {:>6.1} s  online {} / {agents}  authenticated {}  failed {}",
+            started.elapsed().as_secs_f64(),
+            counters.online_now.load(Ordering::Relaxed),
+            counters.authenticated.load(Ordering::Relaxed),
+            counters.failed.load(Ordering::Relaxed),
+        );
+    }
+}

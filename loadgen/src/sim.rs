@@ -1,0 +1,330 @@
+//! One simulated agent: at its scheduled time it opens TCP, TLS and the WebSocket, runs the real
+//! handshake (`tether_common::handshake::AgentHandshake`) with its own key, reports its machine,
+//! then holds the connection answering pings until its hold ends or the run is stopped.
+//! Each step that fails is reported as a [`Cause`], so the summary can say where a server gives way.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tether_common::handshake::rsa::{RsaSigner, RsaVerifier};
+use tether_common::handshake::wire::capabilities;
+use tether_common::handshake::{
+    AgentConfig, AgentHandshake, AuthInfo, HandshakeError, Hash, sha384,
+};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::keys::Identity;
+
+mod hold;
+
+/// From TCP connect to authenticated; longer is a `timeout` failure.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Server messages are small; a 4 KiB read buffer (tungstenite's default is 128 KiB) keeps 10,000
+/// idle connections cheap. Larger messages still arrive, the buffer just grows for them.
+const READ_BUFFER: usize = 4 * 1024;
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+type Socket = WebSocketStream<TlsStream<TcpStream>>;
+
+/// Where the agents connect and what they claim, from the `.msh`.
+pub struct Target {
+    /// The `MeshServer` URL.
+    pub url: String,
+    /// Resolved once, so name lookups are not part of every agent's connect time.
+    pub addr: SocketAddr,
+    pub server_name: rustls::pki_types::ServerName<'static>,
+    pub server_id: Hash,
+    pub mesh_id: Hash,
+}
+
+/// What every agent task shares.
+pub struct Shared {
+    pub target: Target,
+    pub tls: TlsConnector,
+    /// `None`: hold until the run is stopped.
+    pub hold: Option<Duration>,
+    pub stop: CancellationToken,
+    pub counters: Counters,
+}
+
+/// Live figures for progress lines.
+#[derive(Default)]
+pub struct Counters {
+    pub online_now: AtomicUsize,
+    pub authenticated: AtomicUsize,
+    pub failed: AtomicUsize,
+}
+
+/// Why an agent did not stay online for its whole hold.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cause {
+    /// Its cached key file does not hold an RSA key.
+    Key,
+    Tcp,
+    Tls,
+    WebSocket,
+    /// The handshake state machine refused what the server sent (kebab-case error kind).
+    Handshake(String),
+    /// Not authenticated within [`CONNECT_TIMEOUT`] (a server *holding* an agent ends here too).
+    Timeout,
+    /// The server closed the connection before the agent was authenticated.
+    ClosedByServer,
+    /// Authenticated, then the connection ended before the hold did.
+    Dropped,
+    /// The run was stopped (Ctrl-C) before this agent got online.
+    Cancelled,
+    /// The agent's task panicked: a bug in this tool.
+    Internal,
+}
+
+impl Cause {
+    pub fn label(&self) -> String {
+        match self {
+            Cause::Key => "key".into(),
+            Cause::Tcp => "tcp".into(),
+            Cause::Tls => "tls".into(),
+            Cause::WebSocket => "websocket".into(),
+            Cause::Handshake(kind) => format!("handshake:{kind}"),
+            Cause::Timeout => "timeout".into(),
+            Cause::ClosedByServer => "closed-by-server".into(),
+            Cause::Dropped => "dropped".into(),
+            Cause::Cancelled => "cancelled".into(),
+            Cause::Internal => "internal".into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub cause: Cause,
+    /// The first line of the underlying error, for the summary's examples.
+    pub detail: String,
+}
+
+fn fail(cause: Cause, detail: impl ToString) -> Failure {
+    Failure {
+        cause,
+        detail: detail.to_string(),
+    }
+}
+
+/// How one agent fared.
+pub struct Report {
+    /// TCP connect → authenticated, if it got that far.
+    pub connect: Option<Duration>,
+    pub result: Result<(), Failure>,
+}
+
+pub async fn run(
+    shared: Arc<Shared>,
+    index: usize,
+    identity: Identity,
+    start_at: Instant,
+) -> Report {
+    let report = run_inner(&shared, index, identity, start_at).await;
+    if report.result.is_err() {
+        shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    report
+}
+
+async fn run_inner(shared: &Shared, index: usize, identity: Identity, start_at: Instant) -> Report {
+    let cancelled = || Report {
+        connect: None,
+        result: Err(fail(Cause::Cancelled, "stopped before connecting")),
+    };
+    tokio::select! {
+        _ = sleep_until(start_at) => {}
+        _ = shared.stop.cancelled() => return cancelled(),
+    }
+    // Parsed here rather than at load time: 10,000 RSA keys take a while to check, and this
+    // spreads the work over the ramp, outside the timed part.
+    let signer = match RsaSigner::from_pkcs8(&identity.key_pkcs8_der) {
+        Ok(signer) => Arc::new(signer),
+        Err(e) => {
+            return Report {
+                connect: None,
+                result: Err(fail(Cause::Key, e)),
+            };
+        }
+    };
+    let started = Instant::now();
+    // Boxed so the large connect state is freed once the agent only holds.
+    let connecting = Box::pin(connect(shared, index, identity.cert_der, signer));
+    let socket = tokio::select! {
+        outcome = timeout(CONNECT_TIMEOUT, connecting) => match outcome {
+            Ok(Ok(socket)) => socket,
+            Ok(Err(failure)) => return Report { connect: None, result: Err(failure) },
+            Err(_) => return Report { connect: None, result: Err(fail(Cause::Timeout, format!("not authenticated within {CONNECT_TIMEOUT:?}"))) },
+        },
+        _ = shared.stop.cancelled() => return cancelled(),
+    };
+    let connect = started.elapsed();
+    shared
+        .counters
+        .authenticated
+        .fetch_add(1, Ordering::Relaxed);
+    shared.counters.online_now.fetch_add(1, Ordering::Relaxed);
+    let result = hold::hold(shared, index, socket).await;
+    shared.counters.online_now.fetch_sub(1, Ordering::Relaxed);
+    Report {
+        connect: Some(connect),
+        result,
+    }
+}
+
+async fn connect(
+    shared: &Shared,
+    index: usize,
+    cert_der: Vec<u8>,
+    signer: Arc<RsaSigner>,
+) -> Result<Socket, Failure> {
+    let target = &shared.target;
+    let tcp = TcpStream::connect(target.addr)
+        .await
+        .map_err(|e| fail(Cause::Tcp, e))?;
+    // Handshake messages are small and wait on each other: no Nagle delay.
+    let _ = tcp.set_nodelay(true);
+    let tls = shared
+        .tls
+        .connect(target.server_name.clone(), tcp)
+        .await
+        .map_err(|e| fail(Cause::Tls, e))?;
+    let seen_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| sha384(cert))
+        .ok_or_else(|| fail(Cause::Tls, "the server presented no certificate"))?;
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let (mut socket, _) =
+        tokio_tungstenite::client_async_with_config(target.url.as_str(), tls, Some(ws_config))
+            .await
+            .map_err(|e| fail(Cause::WebSocket, e))?;
+
+    let mut nonce = [0u8; 48];
+    rand::fill(&mut nonce);
+    let config = AgentConfig {
+        server_id: target.server_id,
+        // Every run is a first contact: the full check, the server's signature included.
+        pinned_web_hash: None,
+        agent_cert_der: cert_der,
+        auth_info: auth_info(index, target.mesh_id),
+    };
+    let mut handshake =
+        AgentHandshake::new(config, seen_cert, nonce, signer, Arc::new(RsaVerifier));
+    send_handshake_frames(&mut socket, &mut handshake).await?;
+    while !handshake.is_authenticated() {
+        let frame = match socket.next().await {
+            None => {
+                return Err(fail(
+                    Cause::ClosedByServer,
+                    "connection ended during the handshake",
+                ));
+            }
+            Some(Err(e)) => return Err(fail(Cause::ClosedByServer, e)),
+            Some(Ok(Message::Close(frame))) => {
+                return Err(fail(
+                    Cause::ClosedByServer,
+                    format!("close frame {frame:?}"),
+                ));
+            }
+            Some(Ok(Message::Binary(frame))) => frame.to_vec(),
+            Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+            Some(Ok(_)) => continue,
+        };
+        handshake
+            .handle_input(&frame)
+            .map_err(|e| fail(Cause::Handshake(error_kind(&e)), e))?;
+        send_handshake_frames(&mut socket, &mut handshake).await?;
+        // Events (server verified, authenticated) matter to a real agent for pinning only.
+        while handshake.poll_event().is_some() {}
+    }
+    Ok(socket)
+}
+
+async fn send_handshake_frames(
+    socket: &mut Socket,
+    handshake: &mut AgentHandshake,
+) -> Result<(), Failure> {
+    while let Some(frame) = handshake.poll_transmit() {
+        socket
+            .send(Message::binary(frame))
+            .await
+            .map_err(|e| fail(Cause::ClosedByServer, e))?;
+    }
+    Ok(())
+}
+
+fn auth_info(index: usize, mesh_id: Hash) -> AuthInfo {
+    AuthInfo {
+        info_version: 1,
+        // Linux x86-64, as MeshCentral numbers architectures.
+        agent_id: 6,
+        agent_version: 100,
+        // 8: virtual machine.
+        platform_type: 8,
+        mesh_id,
+        // Terminal and files, but no JavaScript core to negotiate.
+        capabilities: capabilities::TERMINAL | capabilities::FILES,
+        hostname: hostname(index),
+    }
+}
+
+fn hostname(index: usize) -> String {
+    format!("loadgen-{index:05}")
+}
+
+/// `ServerIdMismatch { .. }` → `server-id-mismatch`: the variant name, for grouping failures.
+fn error_kind(error: &HandshakeError) -> String {
+    let debug = format!("{error:?}");
+    let name = debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    let mut kind = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            kind.push('-');
+        }
+        kind.push(c.to_ascii_lowercase());
+    }
+    kind
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_errors_are_grouped_by_kind() {
+        assert_eq!(
+            error_kind(&HandshakeError::ServerIdMismatch),
+            "server-id-mismatch"
+        );
+        assert_eq!(
+            error_kind(&HandshakeError::BadLength { command: 2, len: 3 }),
+            "bad-length"
+        );
+        assert_eq!(error_kind(&HandshakeError::Repeated(4)), "repeated");
+        assert_eq!(
+            Cause::Handshake(error_kind(&HandshakeError::BadServerSignature)).label(),
+            "handshake:bad-server-signature"
+        );
+    }
+}

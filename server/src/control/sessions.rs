@@ -1,0 +1,61 @@
+//! `createSession { device, kind }`: opens a relayed session (terminal, files, desktop, chat) to
+//! a device. Checks the caller's right for that kind on the device's group, mints the session's
+//! tokens, tells the agent where to connect, and answers with the console's relay URL.
+
+use tether_common::ids::DeviceId;
+use tether_common::relay::{SessionKind, SessionTicket, TunnelRequest, relay_url};
+use tether_common::rights::Rights;
+
+use super::access::{device_with, rights_on};
+use super::actions::{ActionContext, ActionError, ActionResult, to_value};
+use crate::agents::Outgoing;
+use crate::relay::MintError;
+
+pub async fn create(ctx: &ActionContext<'_>, id: &DeviceId, kind: SessionKind) -> ActionResult {
+    let (device, group) = device_with(ctx, id, Rights::VIEW).await?;
+    let rights = rights_on(ctx.caller, &group);
+    if !kind.allowed_by(rights) {
+        return Err(ActionError::Forbidden(format!(
+            "you need the '{}' right on device group {} to open a {kind} session",
+            kind.required_right(),
+            group.name
+        )));
+    }
+    if !ctx.agents.is_online(&device.id) {
+        return Err(ActionError::Conflict(format!(
+            "device {} is offline",
+            device.name
+        )));
+    }
+    let minted = ctx
+        .relay
+        .mint(ctx.store, &device.id, &ctx.caller.id, kind, rights)
+        .await
+        .map_err(|e| match e {
+            MintError::Busy(busy) => ActionError::Conflict(busy.to_string()),
+            MintError::Store(e) => ActionError::Internal(format!("relay token key: {e}")),
+        })?;
+    let tunnel = TunnelRequest {
+        url: relay_url(&minted.agent_token),
+        kind,
+        rights,
+        user: ctx.caller.id.clone(),
+    };
+    if !ctx
+        .agents
+        .send(&device.id, Outgoing::Text(tunnel.to_json()))
+    {
+        ctx.relay.cancel(&minted.session);
+        return Err(ActionError::Conflict(format!(
+            "device {} went offline or is not keeping up; try again",
+            device.name
+        )));
+    }
+    to_value(&SessionTicket {
+        url: relay_url(&minted.console_token),
+        device: device.id,
+        kind,
+        rights,
+        expires_ms: minted.expires_ms,
+    })
+}

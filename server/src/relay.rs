@@ -1,0 +1,37 @@
+//! The session relay (`WSS /meshrelay.ashx?id=TOKEN`, alias `/relay`): pipes a console to an
+//! agent for terminal, files, desktop and chat sessions.
+//!
+//! A console asks for a session on `/control` (`createSession`, in `control/sessions.rs`); the
+//! [`RelayBroker`] mints one token per side; the agent is sent its token on its control channel.
+//! Each side connects here with its token; when both are there the server sends `"c"` to both and
+//! passes frames through, one frame in flight per direction, until one side goes. See
+//! `tether_common::relay` for the wire conventions.
+//!
+//! - `token.rs`: the MAC'd token format and the server's token key;
+//! - `pending.rs`: the single-use, expiring table of sessions waiting to pair;
+//! - `broker.rs`: `RelayBroker`, minting, admission and the meeting point of the two ends;
+//! - `endpoint.rs`: the HTTP/WebSocket handler and the lone end's wait;
+//! - `session.rs`, `pipe.rs`: a paired session and its frame forwarding;
+//! - `audit.rs`: the session start/end records.
+
+mod audit;
+mod broker;
+mod endpoint;
+mod pending;
+mod pipe;
+mod session;
+mod token;
+
+use axum::Router;
+use axum::routing::get;
+use tether_common::relay::RELAY_PATH;
+
+pub use broker::{MAX_PENDING, MintError, MintedSession, RelayBroker};
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(RELAY_PATH, get(endpoint::get_relay))
+        .route("/relay", get(endpoint::get_relay))
+}

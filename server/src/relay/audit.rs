@@ -1,0 +1,88 @@
+//! Audit records of relayed sessions: one when the two ends are paired, one when the session
+//! ends (who, which device, what kind, bytes each way, how long). Readers: the group's members
+//! holding EVENTS, the user themselves, and site administrators.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tether_common::control::Event;
+use tether_common::relay::RelayClaims;
+use tether_common::rights::Rights;
+
+use super::broker::now_millis;
+use crate::events::Audience;
+use crate::state::AppState;
+use crate::store::{GroupRecord, NewEvent};
+
+/// Bytes carried in each direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub to_device: u64,
+    pub from_device: u64,
+}
+
+/// What the session's records are about, read once when it starts.
+pub struct Subject {
+    claims: RelayClaims,
+    device_name: String,
+    group: Option<GroupRecord>,
+}
+
+impl Subject {
+    pub async fn load(state: &AppState, claims: &RelayClaims) -> Subject {
+        let device = state.store.device(&claims.device).await.ok().flatten();
+        let group = match &device {
+            Some(device) => state.store.group(&device.group).await.ok().flatten(),
+            None => None,
+        };
+        Subject {
+            claims: claims.clone(),
+            device_name: device.map_or_else(|| claims.device.to_string(), |d| d.name),
+            group,
+        }
+    }
+
+    pub async fn started(&self, state: &AppState, console: SocketAddr) {
+        let message = format!(
+            "{} opened a {} session to {} from {}",
+            self.claims.user,
+            self.claims.kind,
+            self.device_name,
+            console.ip()
+        );
+        self.write(state, "session_started", message).await;
+    }
+
+    pub async fn ended(&self, state: &AppState, traffic: Traffic, duration: Duration, why: &str) {
+        let message = format!(
+            "{}'s {} session to {} ended after {:.1} s ({why}): {} bytes to the device, {} bytes from it",
+            self.claims.user,
+            self.claims.kind,
+            self.device_name,
+            duration.as_secs_f64(),
+            traffic.to_device,
+            traffic.from_device,
+        );
+        self.write(state, "session_ended", message).await;
+    }
+
+    async fn write(&self, state: &AppState, kind: &str, message: String) {
+        let audience = match &self.group {
+            Some(group) => Audience::group(group, Rights::EVENTS),
+            None => Audience::admins_only(),
+        }
+        .with_user(&self.claims.user);
+        let event = NewEvent {
+            time: now_millis(),
+            kind: kind.to_owned(),
+            user: Some(self.claims.user.clone()),
+            group: self.group.as_ref().map(|g| g.id.clone()),
+            device: Some(self.claims.device.clone()),
+            message,
+        };
+        match state.store.append_event(event).await {
+            Ok(record) => state.events.publish(Event::Logged { record }, audience),
+            Err(e) => tracing::warn!(kind, "relay: could not write an audit record: {e}"),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! `RelayBroker`: mints session tokens, admits each end once, and introduces the two ends of a
+//! session to each other. One per server, in `AppState`.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::WebSocket;
+use tether_common::ids::{DeviceId, UserId};
+use tether_common::relay::{RelayClaims, RelaySide, SessionKind};
+use tether_common::rights::Rights;
+use tokio::sync::{OnceCell, oneshot};
+
+use super::pending::{ClaimError, PendingTable, TableFull};
+use super::token::{TokenError, TokenKey, new_session_id};
+use crate::store::{Store, StoreError};
+
+/// Sessions waiting to be paired, server-wide. Each costs a few hundred bytes and lives at most
+/// the pairing timeout; the control channel's request rate limit keeps one user far below this.
+pub const MAX_PENDING: usize = 4096;
+
+/// One connected end of a session.
+pub struct RelayEnd {
+    pub socket: WebSocket,
+    pub side: RelaySide,
+    pub addr: SocketAddr,
+}
+
+/// A freshly minted session: one token per side.
+pub struct MintedSession {
+    pub session: String,
+    pub console_token: String,
+    pub agent_token: String,
+    pub expires_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Busy(#[from] TableFull),
+}
+
+/// Why a relay connection is refused before the WebSocket opens.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    BadToken(#[from] TokenError),
+    #[error("this relay token has expired")]
+    Expired,
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an arriving end finds.
+pub enum Meeting {
+    /// The other end was waiting and now has this one: its task runs the session.
+    HandedOver,
+    /// The other end was waiting but left just now; this end is given back.
+    PeerGone(RelayEnd),
+    /// The session expired or was cancelled.
+    Gone(RelayEnd),
+    /// First to arrive: wait on `peer` until `deadline`.
+    Wait {
+        end: RelayEnd,
+        peer: oneshot::Receiver<RelayEnd>,
+        deadline: Instant,
+    },
+}
+
+pub struct RelayBroker {
+    key: OnceCell<TokenKey>,
+    pending: Mutex<PendingTable<oneshot::Sender<RelayEnd>>>,
+    pair_timeout: Duration,
+}
+
+impl RelayBroker {
+    /// `pair_timeout`: how long a token admits, and how long a lone end waits for its peer.
+    pub fn new(pair_timeout: Duration) -> RelayBroker {
+        RelayBroker {
+            key: OnceCell::new(),
+            pending: Mutex::new(PendingTable::new(MAX_PENDING)),
+            pair_timeout,
+        }
+    }
+
+    pub fn pair_timeout(&self) -> Duration {
+        self.pair_timeout
+    }
+
+    /// Mints a session for `user` on `device`, holding `rights` there.
+    pub async fn mint(
+        &self,
+        store: &dyn Store,
+        device: &DeviceId,
+        user: &UserId,
+        kind: SessionKind,
+        rights: Rights,
+    ) -> Result<MintedSession, MintError> {
+        let key = self.key(store).await?;
+        let session = new_session_id();
+        let now = Instant::now();
+        let expires_ms = now_millis() + self.pair_timeout.as_millis() as i64;
+        self.table()
+            .insert(session.clone(), now + self.pair_timeout, now)?;
+        let claims = RelayClaims {
+            session: session.clone(),
+            side: RelaySide::Console,
+            device: device.clone(),
+            user: user.clone(),
+            kind,
+            rights,
+            expires_ms,
+        };
+        Ok(MintedSession {
+            console_token: key.sign(&claims),
+            agent_token: key.sign(&claims.for_side(RelaySide::Agent)),
+            session,
+            expires_ms,
+        })
+    }
+
+    /// Forgets a minted session (e.g. the agent could not be told about it).
+    pub fn cancel(&self, session: &str) {
+        self.table().remove(session);
+    }
+
+    /// The claims of a genuine, unexpired token. Does not use it up: see [`claim`](Self::claim).
+    pub async fn check(&self, store: &dyn Store, token: &str) -> Result<RelayClaims, Refusal> {
+        let claims = self.key(store).await?.verify(token)?;
+        if claims.is_expired(now_millis()) {
+            return Err(Refusal::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// Uses up the token's side of its session.
+    pub fn claim(&self, claims: &RelayClaims) -> Result<(), Refusal> {
+        Ok(self
+            .table()
+            .claim(&claims.session, claims.side, Instant::now())?)
+    }
+
+    /// Introduces a connected end to its session: hands it to a waiting peer, or leaves it to wait.
+    pub fn meet(&self, session: &str, end: RelayEnd) -> Meeting {
+        let mut table = self.table();
+        if let Some(waiting) = table.take_waiting(session) {
+            drop(table);
+            return match waiting.send(end) {
+                Ok(()) => Meeting::HandedOver,
+                Err(end) => Meeting::PeerGone(end),
+            };
+        }
+        let (sender, peer) = oneshot::channel();
+        match table.wait(session, sender, Instant::now()) {
+            Ok(deadline) => Meeting::Wait {
+                end,
+                peer,
+                deadline,
+            },
+            Err(_) => Meeting::Gone(end),
+        }
+    }
+
+    /// A waiting end leaves (timed out or closed): nobody can hand it a peer any more.
+    pub fn stop_waiting(&self, session: &str) {
+        drop(self.table().take_waiting(session));
+    }
+
+    async fn key(&self, store: &dyn Store) -> Result<&TokenKey, StoreError> {
+        self.key
+            .get_or_try_init(|| TokenKey::load_or_create(store))
+            .await
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, PendingTable<oneshot::Sender<RelayEnd>>> {
+        // Every update is a single insert/remove/flag: a panic elsewhere cannot leave it torn.
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redb::RedbStore;
+
+    async fn broker_and_store() -> (RelayBroker, RedbStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+        (RelayBroker::new(Duration::from_secs(60)), store, dir)
+    }
+
+    #[tokio::test]
+    async fn minted_tokens_admit_each_side_once() {
+        let (broker, store, _dir) = broker_and_store().await;
+        let minted = broker
+            .mint(
+                &store,
+                &"d".into(),
+                &"alice".into(),
+                SessionKind::Files,
+                Rights::FILES,
+            )
+            .await
+            .unwrap();
+        let console = broker.check(&store, &minted.console_token).await.unwrap();
+        let agent = broker.check(&store, &minted.agent_token).await.unwrap();
+        assert_eq!(
+            (console.side, agent.side),
+            (RelaySide::Console, RelaySide::Agent)
+        );
+        assert_eq!(console.session, minted.session);
+        assert_eq!(console.kind, SessionKind::Files);
+        broker.claim(&console).unwrap();
+        broker.claim(&agent).unwrap();
+        assert!(matches!(
+            broker.claim(&console),
+            Err(Refusal::Claim(ClaimError::AlreadyUsed))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_key_survives_a_restart_and_cancel_forgets() {
+        let (broker, store, _dir) = broker_and_store().await;
+        let minted = broker
+            .mint(
+                &store,
+                &"d".into(),
+                &"a".into(),
+                SessionKind::Chat,
+                Rights::CHAT,
+            )
+            .await
+            .unwrap();
+        // A new broker on the same store reads the same key, so the token still verifies.
+        let after_restart = RelayBroker::new(Duration::from_secs(60));
+        let claims = after_restart
+            .check(&store, &minted.agent_token)
+            .await
+            .unwrap();
+        broker.cancel(&minted.session);
+        assert!(matches!(
+            broker.claim(&claims),
+            Err(Refusal::Claim(ClaimError::Unknown))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+        let broker = RelayBroker::new(Duration::ZERO);
+        let minted = broker
+            .mint(
+                &store,
+                &"d".into(),
+                &"a".into(),
+                SessionKind::Terminal,
+                Rights::FULL,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            broker.check(&store, &minted.console_token).await,
+            Err(Refusal::Expired)
+        ));
+    }
+}

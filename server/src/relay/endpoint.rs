@@ -1,0 +1,172 @@
+//! `GET /meshrelay.ashx?id=TOKEN` (alias `/relay`): admits one end of a session and waits for the
+//! other.
+//!
+//! Who may connect:
+//! - the **console** end presents a console token *and* the session cookie of the user the token
+//!   was minted for;
+//! - the **agent** end presents the agent token only. The agent authenticated itself on its control
+//!   channel (the RSA handshake), and that channel, which is TLS to this server, is the only place
+//!   the agent token ever travels. So holding it shows the connection comes from that agent (or from
+//!   something that already controls the agent's connection). The token is unguessable (128
+//!   random bits under a MAC), admits one connection, and expires unpaired after the pairing
+//!   timeout. The console's token, which passes through browsers, cannot stand in for it: each
+//!   token names its side, under the MAC.
+//!
+//! Refusals happen before the WebSocket opens, as HTTP errors with a JSON body.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tether_common::relay::{MAX_RELAY_FRAME, RelayClaims, RelaySide};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::broker::{Meeting, Refusal, RelayEnd};
+use super::pending::ClaimError;
+use super::{pipe, session};
+use crate::auth::sessions::request_user;
+use crate::state::AppState;
+
+/// Bound on a relay socket's outgoing buffer: one frame and change. Writes are flushed one frame
+/// at a time, so this is a backstop, not a working size.
+const MAX_WRITE_BUFFER: usize = 2 * MAX_RELAY_FRAME + 64 * 1024;
+
+#[derive(Deserialize)]
+pub struct RelayQuery {
+    id: String,
+}
+
+pub async fn get_relay(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(query): Query<RelayQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let claims = match state.relay.check(state.store.as_ref(), &query.id).await {
+        Ok(claims) => claims,
+        Err(refusal) => return refuse(&refusal, addr),
+    };
+    if claims.side == RelaySide::Console {
+        match request_user(&state, &headers).await {
+            Ok(Some(user)) if user.id == claims.user => {}
+            Ok(_) => {
+                tracing::warn!(%addr, user = %claims.user, "relay: console end without that user's session refused");
+                let message = "log in as the user who opened this session";
+                return error_response(StatusCode::UNAUTHORIZED, "unauthorized", message);
+            }
+            Err(e) => return refuse(&Refusal::Store(e), addr),
+        }
+    }
+    if let Err(refusal) = state.relay.claim(&claims) {
+        return refuse(&refusal, addr);
+    }
+    tracing::debug!(%addr, side = ?claims.side, device = %claims.device, user = %claims.user, kind = %claims.kind, "relay: end admitted");
+    upgrade
+        .max_message_size(MAX_RELAY_FRAME)
+        .max_frame_size(MAX_RELAY_FRAME)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .on_failed_upgrade(|e| tracing::info!("relay: WebSocket upgrade failed: {e}"))
+        .on_upgrade(move |socket| {
+            let side = claims.side;
+            join(state, claims, RelayEnd { socket, side, addr })
+        })
+}
+
+fn refuse(refusal: &Refusal, addr: SocketAddr) -> Response {
+    let (status, code) = match refusal {
+        Refusal::BadToken(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        Refusal::Expired => (StatusCode::GONE, "expired"),
+        Refusal::Claim(ClaimError::Unknown) => (StatusCode::NOT_FOUND, "not_found"),
+        Refusal::Claim(ClaimError::AlreadyUsed) => (StatusCode::CONFLICT, "already_used"),
+        Refusal::Store(e) => {
+            tracing::error!("relay: store error: {e}");
+            let message = "internal server error (see the server log)";
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", message);
+        }
+    };
+    tracing::info!(%addr, "relay: refused: {refusal}");
+    error_response(status, code, &refusal.to_string())
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "error": code, "message": message }))).into_response()
+}
+
+/// Runs one admitted end: pairs it with its peer (whoever arrives second hands its socket to the
+/// first, whose task then runs the session).
+async fn join(state: AppState, claims: RelayClaims, end: RelayEnd) {
+    match state.relay.meet(&claims.session, end) {
+        Meeting::HandedOver => {}
+        Meeting::PeerGone(end) => close(end, close_code::AWAY, "the other side left").await,
+        Meeting::Gone(end) => close(end, close_code::POLICY, "the session expired").await,
+        Meeting::Wait {
+            end,
+            peer,
+            deadline,
+        } => {
+            if let Some((mine, theirs)) = wait_for_peer(&state, &claims, end, peer, deadline).await
+            {
+                session::run(state, claims, mine, theirs).await;
+            }
+        }
+    }
+}
+
+/// Waits alone until the peer arrives, the pairing deadline passes, or this end leaves.
+/// Returns both ends when paired; otherwise closes what it holds.
+async fn wait_for_peer(
+    state: &AppState,
+    claims: &RelayClaims,
+    mut end: RelayEnd,
+    mut peer: oneshot::Receiver<RelayEnd>,
+    deadline: std::time::Instant,
+) -> Option<(RelayEnd, RelayEnd)> {
+    let (code, why) = loop {
+        tokio::select! {
+            arrived = &mut peer => match arrived {
+                Ok(theirs) => return Some((end, theirs)),
+                // The table dropped us: the session expired.
+                Err(_) => break (close_code::POLICY, "the session expired"),
+            },
+            _ = tokio::time::sleep_until(Instant::from_std(deadline)) => break (close_code::POLICY, TIMED_OUT),
+            message = end.socket.recv() => match message {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                    break (close_code::POLICY, "sent data before the session was paired");
+                }
+                _ => break (close_code::AWAY, "left before the session was paired"),
+            },
+        }
+    };
+    state.relay.stop_waiting(&claims.session);
+    // The peer may have been handed over between the wake-up and `stop_waiting`. If it arrived
+    // in time, pair; if this end misbehaved or left, the peer is told.
+    if let Ok(theirs) = peer.try_recv() {
+        if why == TIMED_OUT {
+            return Some((end, theirs));
+        }
+        close(theirs, close_code::AWAY, "the other side left").await;
+    }
+    tracing::info!(side = ?end.side, device = %claims.device, user = %claims.user, "relay: lone end: {why}");
+    close(end, code, why).await;
+    None
+}
+
+const TIMED_OUT: &str = "nobody joined the session in time";
+
+async fn close(end: RelayEnd, code: u16, reason: &'static str) {
+    let (sink, stream) = end.socket.split();
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    pipe::shut(sink, stream, Some(frame)).await;
+}
