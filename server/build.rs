@@ -22,7 +22,9 @@ const SOURCES: &[&str] = &[
 ];
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
     let web = manifest.join("../console/web");
     for source in SOURCES {
         println!("cargo:rerun-if-changed={}", web.join(source).display());
@@ -41,7 +43,8 @@ fn main() {
     }
 
     // Two builds at once (separate target dirs) must not write dist/ together.
-    let lock = File::create(web.join(".build.lock")).expect("cannot create console/web/.build.lock");
+    let lock =
+        File::create(web.join(".build.lock")).expect("cannot create console/web/.build.lock");
     lock.lock().expect("cannot lock console/web/.build.lock");
     if is_fresh(&built_index, newest_source) {
         return;

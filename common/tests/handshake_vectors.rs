@@ -152,3 +152,26 @@ fn a_stale_pin_falls_back_to_the_full_check() {
 /// Recorded from this implementation once the formula checks above passed; they pin every byte.
 const AGENT_CMD2_SHA384: &str = "e5d6f616ed2e6e5dfdf0c0c7566dc851c389b8f3b576bd0f5f130bf28f885cc4183732bdf563eba4037b381281bbf904";
 const SERVER_CMD2_SHA384: &str = "b0b8196181204db38aefa24f8ac70554324fcf2b6d5630679ef5381aa272e815d5c9458044daa5a1db40d52742aa9104";
+
+/// CPU cost of one whole handshake in process, both sides, full and with the command-4 skip
+/// (`cargo test -p tether-common --release --test handshake_vectors -- --ignored --nocapture`).
+/// Prints; asserts nothing about speed.
+#[test]
+#[ignore]
+fn handshake_cost() {
+    for (label, pinned) in [("full", None), ("command-4 skip", Some(web_hash()))] {
+        let mut times: Vec<_> = (0..200)
+            .map(|_| {
+                let (mut agent, mut server) = (agent(pinned, AGENT_NONCE), server(SERVER_NONCE));
+                let started = std::time::Instant::now();
+                pump(&mut agent, &mut server).unwrap();
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        println!(
+            "in-process handshake ({label}, RSA-2048 keys): p50 {:?}",
+            times[100]
+        );
+    }
+}

@@ -358,13 +358,7 @@ async fn figures() {
         .find(|l| l.starts_with("VmRSS"))
         .unwrap_or_default()
         .to_owned();
-    println!(
-        "tether-agent idle, connected: {rss} ({} build)",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-    );
+    let build = std::env::var("TETHER_AGENT_BIN").unwrap_or_else(|_| "debug build".into());
+    println!("tether-agent idle, connected: {rss} ({build})");
     real.kill().await;
 }

@@ -3,6 +3,7 @@
 //! (`cargo build --workspace --bins`).
 
 mod common;
+#[allow(dead_code)]
 #[path = "relay/sockets.rs"]
 mod sockets;
 #[allow(dead_code)]

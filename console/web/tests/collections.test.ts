@@ -93,17 +93,20 @@ describe("routes", () => {
 });
 
 describe("toasts", () => {
-  it("keep at most the limit, then summarise the rest", () => {
+  it("always show the newest, folding the oldest into a summary", () => {
     const queue = new ToastQueue(2);
     queue.push("a");
     queue.push("b");
-    queue.push("c");
-    const summary = queue.push("d");
-    expect(queue.items.map((t) => t.message)).toEqual(["a", "b", "2 more notifications"]);
-    expect(summary.more).toBe(2);
-    queue.dismiss(summary.id);
+    const third = queue.push("c");
+    expect(third.newSummary?.message).toBe("1 earlier notification");
+    const fourth = queue.push("d");
+    expect(fourth.newSummary).toBeNull();
+    expect(queue.items.map((t) => t.message)).toEqual(["2 earlier notifications", "c", "d"]);
     queue.dismiss(queue.items[0]!.id);
-    expect(queue.push("e").message).toBe("e");
+    expect(queue.items.map((t) => t.message)).toEqual(["c", "d"]);
+    queue.dismiss(fourth.toast.id);
+    expect(queue.push("e").newSummary).toBeNull();
+    expect(queue.items.map((t) => t.message)).toEqual(["c", "e"]);
   });
 
   it("describe device events with the names the console knows", () => {

@@ -17,7 +17,14 @@ use rust_embed::RustEmbed;
 struct ConsoleFiles;
 
 /// Paths owned by the API and the WebSocket endpoints: an unknown one is a 404, not the app.
-const NON_APP_PREFIXES: &[&str] = &["/api/", "/control", "/agent.ashx", "/relay", "/meshrelay.ashx", "/health"];
+const NON_APP_PREFIXES: &[&str] = &[
+    "/api/",
+    "/control",
+    "/agent.ashx",
+    "/relay",
+    "/meshrelay.ashx",
+    "/health",
+];
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
@@ -28,7 +35,10 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     let path = uri.path();
-    if NON_APP_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+    if NON_APP_PREFIXES
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+    {
         return StatusCode::NOT_FOUND.into_response();
     }
     let name = path.trim_start_matches('/');
@@ -48,19 +58,30 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
 fn index(headers: &HeaderMap) -> Response {
     match ConsoleFiles::get("index.html") {
         Some(file) => file_response("index.html", file, headers),
-        None => (StatusCode::INTERNAL_SERVER_ERROR, "the console was not built into this server").into_response(),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the console was not built into this server",
+        )
+            .into_response(),
     }
 }
 
 fn file_response(name: &str, file: rust_embed::EmbeddedFile, headers: &HeaderMap) -> Response {
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
-    let cache = if name.starts_with("assets/") { IMMUTABLE } else { REVALIDATE };
+    let cache = if name.starts_with("assets/") {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    };
     let etag_value = HeaderValue::from_str(&etag).expect("hex is a valid header value");
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag));
-    let common = [(header::CACHE_CONTROL, HeaderValue::from_static(cache)), (header::ETAG, etag_value)];
+    let common = [
+        (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        (header::ETAG, etag_value),
+    ];
     if not_modified {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
@@ -68,7 +89,15 @@ fn file_response(name: &str, file: rust_embed::EmbeddedFile, headers: &HeaderMap
         Cow::Borrowed(bytes) => Body::from(bytes),
         Cow::Owned(bytes) => Body::from(bytes),
     };
-    (common, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type(name)))], body).into_response()
+    (
+        common,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(name)),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Content types for what Vite emits; unknown kinds are served as opaque bytes (with nosniff).
@@ -100,7 +129,10 @@ mod tests {
     }
 
     fn asset_names() -> Vec<String> {
-        ConsoleFiles::iter().filter(|n| n.starts_with("assets/")).map(|n| n.into_owned()).collect()
+        ConsoleFiles::iter()
+            .filter(|n| n.starts_with("assets/"))
+            .map(|n| n.into_owned())
+            .collect()
     }
 
     #[test]
@@ -108,7 +140,10 @@ mod tests {
         for path in ["/", "/devices", "/devices/abc%24def/general", "/users"] {
             let response = get(path);
             assert_eq!(response.status(), StatusCode::OK, "{path}");
-            assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/html; charset=utf-8"
+            );
             assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
         }
     }
@@ -116,13 +151,22 @@ mod tests {
     #[test]
     fn hashed_assets_are_immutable_with_their_type() {
         let names = asset_names();
-        assert!(names.iter().any(|n| n.ends_with(".js")), "no script in {names:?}");
-        assert!(names.iter().any(|n| n.ends_with(".css")), "no stylesheet in {names:?}");
+        assert!(
+            names.iter().any(|n| n.ends_with(".js")),
+            "no script in {names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.ends_with(".css")),
+            "no stylesheet in {names:?}"
+        );
         for name in names {
             let response = get(&format!("/{name}"));
             assert_eq!(response.status(), StatusCode::OK);
             assert_eq!(response.headers()[header::CACHE_CONTROL], IMMUTABLE);
-            assert_eq!(response.headers()[header::CONTENT_TYPE], content_type(&name));
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                content_type(&name)
+            );
         }
     }
 
@@ -138,8 +182,12 @@ mod tests {
         let etag = get("/").headers()[header::ETAG].clone();
         let mut headers = HeaderMap::new();
         headers.insert(header::IF_NONE_MATCH, etag);
-        let response =
-            futures_util::FutureExt::now_or_never(serve(Method::GET, "/devices".parse().unwrap(), headers)).unwrap();
+        let response = futures_util::FutureExt::now_or_never(serve(
+            Method::GET,
+            "/devices".parse().unwrap(),
+            headers,
+        ))
+        .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
     }
 
@@ -148,7 +196,10 @@ mod tests {
         let index = ConsoleFiles::get("index.html").unwrap();
         let html = std::str::from_utf8(&index.data).unwrap();
         // The CSP allows no inline script or style: every <script> must have a src.
-        assert!(!html.contains("<script>") && !html.contains("<style"), "{html}");
+        assert!(
+            !html.contains("<script>") && !html.contains("<style"),
+            "{html}"
+        );
         assert!(!html.contains(" style="), "{html}");
     }
 }

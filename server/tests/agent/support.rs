@@ -182,7 +182,12 @@ impl AgentProcess {
             .append(true)
             .open(&log)
             .unwrap();
-        let binary = Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tether-agent");
+        // TETHER_AGENT_BIN swaps in another build (e.g. release, for the RSS figure).
+        let binary = std::env::var_os("TETHER_AGENT_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tether-agent")
+            });
         let mut child = Command::new(&binary)
             .args(["run", "--config"])
             .arg(msh_path)

@@ -1,6 +1,6 @@
-// Toast notifications as a bounded list. When events arrive faster than anyone can read (a
-// hundred devices coming online after a power cut), the last slot turns into a running
-// "N more" summary instead of pushing the others off screen.
+// Toast notifications as a bounded list: the newest always shows. When events arrive faster than
+// anyone can read (a hundred devices coming online after a power cut), the oldest are folded into
+// one "N earlier notifications" line at the top instead of piling up.
 
 export type Tone = "info" | "success" | "warning" | "error";
 
@@ -13,42 +13,44 @@ export interface Toast {
 }
 
 export class ToastQueue {
-  private list: Toast[] = [];
+  private summary: Toast | null = null;
+  private recent: Toast[] = [];
   private nextId = 1;
 
   constructor(private readonly max = 4) {}
 
+  /** The summary (if any) first, then the newest toasts, oldest first. */
   get items(): readonly Toast[] {
-    return this.list;
+    return this.summary ? [this.summary, ...this.recent] : this.recent;
   }
 
-  /** Adds a toast and returns the one now showing it (the summary, when full). */
-  push(message: string, tone: Tone = "info"): Toast {
-    const last = this.list[this.list.length - 1];
-    if (last?.more !== undefined) {
-      const summary = { ...last, more: last.more + 1, message: summaryText(last.more + 1) };
-      this.list = [...this.list.slice(0, -1), summary];
-      return summary;
-    }
-    if (this.list.length >= this.max) {
-      const summary: Toast = { id: this.nextId++, message: summaryText(1), tone: "info", more: 1 };
-      this.list = [...this.list, summary];
-      return summary;
-    }
+  /** Adds a toast. Returns it, and the summary when one was just created (to time it out too). */
+  push(message: string, tone: Tone = "info"): { toast: Toast; newSummary: Toast | null } {
     const toast: Toast = { id: this.nextId++, message, tone };
-    this.list = [...this.list, toast];
-    return toast;
+    this.recent = [...this.recent, toast];
+    let newSummary: Toast | null = null;
+    while (this.recent.length > this.max) {
+      this.recent = this.recent.slice(1);
+      const more = (this.summary?.more ?? 0) + 1;
+      if (!this.summary) {
+        newSummary = { id: this.nextId++, message: "", tone: "info" };
+      }
+      this.summary = { ...(this.summary ?? newSummary!), more, message: summaryText(more) };
+    }
+    return { toast, newSummary: newSummary ? this.summary : null };
   }
 
   dismiss(id: number): void {
-    this.list = this.list.filter((t) => t.id !== id);
+    if (this.summary?.id === id) this.summary = null;
+    this.recent = this.recent.filter((t) => t.id !== id);
   }
 
   clear(): void {
-    this.list = [];
+    this.summary = null;
+    this.recent = [];
   }
 }
 
 function summaryText(count: number): string {
-  return count === 1 ? "1 more notification" : `${count} more notifications`;
+  return count === 1 ? "1 earlier notification" : `${count} earlier notifications`;
 }

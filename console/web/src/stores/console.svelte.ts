@@ -11,7 +11,7 @@ import { DeviceIndex } from "../lib/devices";
 import type { Action, Actions, EventRecord, GroupInfo, ServerEvent, ServerInfo, UserInfo } from "../lib/protocol";
 import { throttle } from "../lib/throttle";
 import { ToastQueue } from "../lib/toasts";
-import type { Tone } from "../lib/toasts";
+import type { Toast, Tone } from "../lib/toasts";
 
 export type Phase = "loading" | "setup" | "login" | "console" | "unreachable";
 
@@ -38,7 +38,7 @@ export class ConsoleStore {
   liveEvents = $state.raw<EventRecord[]>([]);
   /** Bumped (throttled) whenever `devices` changes; views derive from it. */
   deviceVersion = $state(0);
-  toasts = $state.raw<ReturnType<ToastQueue["push"]>[]>([]);
+  toasts = $state.raw<readonly Toast[]>([]);
 
   readonly devices = new DeviceIndex();
   private client: ControlClient | null = null;
@@ -96,9 +96,10 @@ export class ConsoleStore {
   }
 
   toast(message: string, tone: Tone = "info"): void {
-    const toast = this.toastQueue.push(message, tone);
+    const { toast, newSummary } = this.toastQueue.push(message, tone);
     this.toasts = [...this.toastQueue.items];
     setTimeout(() => this.dismissToast(toast.id), TOAST_MS);
+    if (newSummary) setTimeout(() => this.dismissToast(newSummary.id), TOAST_MS);
   }
 
   dismissToast(id: number): void {
