@@ -13,7 +13,7 @@ use tether_common::handshake::rsa::RsaSigner;
 use tether_common::msh::Msh;
 
 use crate::identity::Identity;
-use crate::{backoff, handshake, session};
+use crate::{backoff, handshake, relay, session};
 
 /// A session that lasted this long resets the reconnect backoff.
 const STABLE_SESSION: Duration = Duration::from_secs(60);
@@ -35,6 +35,8 @@ pub struct Agent {
     pub signer: Arc<RsaSigner>,
     pub state_dir: PathBuf,
     pub timing: Timing,
+    /// The folder file sessions may use (default `/`: everything the agent's account may reach).
+    pub files_root: PathBuf,
 }
 
 impl Agent {
@@ -54,6 +56,7 @@ impl Agent {
             signer,
             state_dir,
             timing,
+            files_root: PathBuf::from("/"),
         })
     }
 
@@ -74,7 +77,12 @@ impl Agent {
                     };
                     tracing::info!("connected to {url}{pinned}");
                     println!("tether-agent connected {url}");
-                    let why = session::serve(self, authenticated.socket).await;
+                    let relay = Arc::new(relay::Settings {
+                        url: url.clone(),
+                        cert_der: authenticated.web_cert_der,
+                        files_root: self.files_root.clone(),
+                    });
+                    let why = session::serve(self, authenticated.socket, relay).await;
                     tracing::info!("disconnected from {url}: {why:#}");
                     println!("tether-agent disconnected: {why:#}");
                     // Only a connection that lasted counts as success: a server that accepts and

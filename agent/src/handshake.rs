@@ -26,6 +26,9 @@ pub struct Authenticated {
     pub socket: Socket,
     /// The outer certificate was pinned, so the server did not have to sign.
     pub skipped_server_check: bool,
+    /// The server's TLS certificate (DER) on this authenticated connection: relay connections
+    /// must present the same one.
+    pub web_cert_der: Vec<u8>,
 }
 
 pub async fn connect(agent: &Agent, url: &str) -> anyhow::Result<Authenticated> {
@@ -106,6 +109,7 @@ pub async fn connect(agent: &Agent, url: &str) -> anyhow::Result<Authenticated> 
     Ok(Authenticated {
         socket,
         skipped_server_check: handshake.skipped_server_check(),
+        web_cert_der: cert,
     })
 }
 

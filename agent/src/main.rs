@@ -5,7 +5,9 @@ mod backoff;
 mod files;
 mod handshake;
 mod identity;
+mod info_report;
 mod pin;
+mod relay;
 mod session;
 mod sysinfo;
 mod tls;
@@ -50,6 +52,9 @@ struct RunArgs {
     /// Reconnect after this many seconds without hearing from the server.
     #[arg(long, value_name = "SECS", default_value_t = 150)]
     idle_timeout: u64,
+    /// File sessions may only use this folder and what is below it.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    files_root: PathBuf,
 }
 
 #[tokio::main]
@@ -69,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
         ping_interval: Duration::from_secs(args.ping_interval.max(1)),
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
     };
-    agent::Agent::new(msh, args.state, args.small_key, timing)?
-        .run()
-        .await
+    let mut agent = agent::Agent::new(msh, args.state, args.small_key, timing)?;
+    agent.files_root = args.files_root;
+    agent.run().await
 }

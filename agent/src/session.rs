@@ -1,6 +1,7 @@
 //! The authenticated control channel: report the machine, answer pings, keep the connection alive,
 //! and notice when the server goes silent.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -13,7 +14,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::agent::Agent;
 use crate::handshake::Socket;
-use crate::sysinfo;
+use crate::info_report::{self, InfoReport};
+use crate::relay;
 
 /// A send that takes longer than this means the server stopped reading.
 pub const SEND_DEADLINE: Duration = Duration::from_secs(20);
@@ -21,21 +23,19 @@ pub const SEND_DEADLINE: Duration = Duration::from_secs(20);
 type Sink = SplitSink<Socket, Message>;
 
 /// Serves until the connection ends; the error says why.
-pub async fn serve(agent: &Agent, socket: Socket) -> anyhow::Error {
+pub async fn serve(agent: &Agent, socket: Socket, relay: Arc<relay::Settings>) -> anyhow::Error {
     let (mut sink, mut stream) = socket.split();
-    match tokio::task::spawn_blocking(sysinfo::collect).await {
-        Ok(info) => {
-            if let Err(e) = send(
-                &mut sink,
-                Message::text(agent_proto::to_json(&AgentToServer::AgentInfo(info))),
-            )
-            .await
-            {
-                return e;
-            }
-        }
-        Err(e) => tracing::warn!("cannot collect the machine's information: {e}"),
+    let mut report = InfoReport::default();
+    if let Some(text) = info_report::collect().await.and_then(|i| report.changed(i))
+        && let Err(e) = send(&mut sink, Message::text(text)).await
+    {
+        return e;
     }
+    let mut info_checks = interval_at(
+        Instant::now() + info_report::CHECK_EVERY,
+        info_report::CHECK_EVERY,
+    );
+    info_checks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let every = agent.timing.ping_interval;
     let mut ticks = interval_at(Instant::now() + every, every);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -47,8 +47,12 @@ pub async fn serve(agent: &Agent, socket: Socket) -> anyhow::Error {
                 Some(Err(e)) => Err(anyhow!("connection failed: {e}")),
                 Some(Ok(message)) => {
                     last_heard = Instant::now();
-                    on_message(&mut sink, message).await
+                    on_message(&mut sink, message, &relay).await
                 }
+            },
+            _ = info_checks.tick() => match info_report::collect().await.and_then(|i| report.changed(i)) {
+                Some(text) => send(&mut sink, Message::text(text)).await,
+                None => Ok(()),
             },
             _ = ticks.tick() => {
                 if last_heard.elapsed() >= agent.timing.idle_timeout {
@@ -70,12 +74,16 @@ pub async fn serve(agent: &Agent, socket: Socket) -> anyhow::Error {
     }
 }
 
-async fn on_message(sink: &mut Sink, message: Message) -> anyhow::Result<()> {
+async fn on_message(
+    sink: &mut Sink,
+    message: Message,
+    relay: &Arc<relay::Settings>,
+) -> anyhow::Result<()> {
     match message {
-        Message::Text(text) => on_json(sink, text.as_str()).await,
+        Message::Text(text) => on_json(sink, text.as_str(), relay).await,
         Message::Binary(frame) if frame.first() == Some(&b'{') => match std::str::from_utf8(&frame)
         {
-            Ok(text) => on_json(sink, text).await,
+            Ok(text) => on_json(sink, text, relay).await,
             Err(_) => Ok(()),
         },
         Message::Binary(frame) => match wire::command_id(&frame) {
@@ -97,7 +105,17 @@ async fn on_message(sink: &mut Sink, message: Message) -> anyhow::Result<()> {
     }
 }
 
-async fn on_json(sink: &mut Sink, text: &str) -> anyhow::Result<()> {
+async fn on_json(sink: &mut Sink, text: &str, relay: &Arc<relay::Settings>) -> anyhow::Result<()> {
+    if let Some(tunnel) = tether_common::relay::parse_tunnel(text) {
+        // Each session runs on its own task and outlives this connection if it drops.
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            if let Err(e) = relay::serve_tunnel(relay, tunnel).await {
+                tracing::warn!("relay session failed: {e:#}");
+            }
+        });
+        return Ok(());
+    }
     match agent_proto::parse_from_server(text) {
         Some(ServerToAgent::Ping) => {
             send(

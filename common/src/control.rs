@@ -20,6 +20,8 @@
 //! | `deleteGroup`, `deleteDevice`, `removeUser` | `{"deleted": "<id>"}` |
 //! | `changePassword` | `{}` |
 //! | `createSession` | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
+//! | `agentConfig` | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
+//! | `createInvite` | [`Invite`](crate::install::Invite) (see [`crate::install`]) |
 //!
 //! A group the caller may not see answers `not_found`, exactly as a group that does not exist, so
 //! that ids cannot be probed; `forbidden` means "you can see it but may not do that".
@@ -125,6 +127,19 @@ pub enum RequestBody {
         device: DeviceId,
         kind: crate::relay::SessionKind,
     },
+    /// The group's `.msh` install file (needs MANAGE_GROUP or MANAGE_DEVICES on it).
+    AgentConfig {
+        group: GroupId,
+    },
+    /// A short-lived token that lets a machine download the agent and the group's `.msh`
+    /// without logging in (same rights as `agentConfig`). Minutes default to
+    /// [`DEFAULT_INVITE_MINUTES`](crate::install::DEFAULT_INVITE_MINUTES), at most
+    /// [`MAX_INVITE_MINUTES`](crate::install::MAX_INVITE_MINUTES).
+    CreateInvite {
+        group: GroupId,
+        #[serde(default)]
+        expires_minutes: Option<u32>,
+    },
 }
 
 impl RequestBody {
@@ -149,6 +164,8 @@ impl RequestBody {
             RequestBody::SetGroupRights { .. } => "setGroupRights",
             RequestBody::ListEvents { .. } => "listEvents",
             RequestBody::CreateSession { .. } => "createSession",
+            RequestBody::AgentConfig { .. } => "agentConfig",
+            RequestBody::CreateInvite { .. } => "createInvite",
         }
     }
 }
@@ -173,6 +190,8 @@ pub const ACTIONS: &[&str] = &[
     "setGroupRights",
     "listEvents",
     "createSession",
+    "agentConfig",
+    "createInvite",
 ];
 
 /// Why a request or frame could not be read, before any action ran.

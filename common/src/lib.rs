@@ -6,6 +6,7 @@ pub mod agent_proto;
 pub mod control;
 pub mod handshake;
 pub mod ids;
+pub mod install;
 pub mod msh;
 pub mod relay;
 pub mod rights;

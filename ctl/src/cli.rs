@@ -121,6 +121,30 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Print a device group's .msh install file (MeshCentral format), or save it with --out.
+    Agentconfig {
+        /// Group id, or a name only one group has.
+        #[arg(long, value_name = "G")]
+        group: String,
+        /// Write the file here (mode 0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Create a short-lived invite to a device group and print the command that installs an agent
+    /// with it (it checks the server's root certificate against a fingerprint first).
+    Invite {
+        /// Group id, or a name only one group has.
+        #[arg(long, value_name = "G")]
+        group: String,
+        /// Minutes the invite stays valid (1 to 10080, i.e. 7 days).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = tether_common::install::DEFAULT_INVITE_MINUTES,
+            value_parser = clap::value_parser!(u32).range(1..=i64::from(tether_common::install::MAX_INVITE_MINUTES))
+        )]
+        minutes: u32,
+    },
     /// The audit log, newest first.
     Events {
         #[arg(long, value_name = "N")]

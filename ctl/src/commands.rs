@@ -209,6 +209,21 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
                 .await?;
             show(json, &events, || event_table(&events))
         }
+        Command::Agentconfig { group, out } => {
+            let group = find_group(control, &group).await?;
+            let config = control.call(RequestBody::AgentConfig { group }).await?;
+            crate::install::agent_config(&config, out.as_deref(), json)
+        }
+        Command::Invite { group, minutes } => {
+            let group = find_group(control, &group).await?;
+            let invite = control
+                .call(RequestBody::CreateInvite {
+                    group,
+                    expires_minutes: Some(minutes),
+                })
+                .await?;
+            crate::install::invite(&invite, json)
+        }
         Command::Shell { device } => {
             let device = find_device(control, &device).await?;
             exit_with(crate::shell::run(control, &device).await?)

@@ -22,6 +22,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::get;
 
+pub use msh_download::{enrollable_group, group_msh, may_enrol, msh_response, server_authority};
 pub use registry::{OnlineAgents, Outgoing};
 
 use crate::state::AppState;

@@ -12,6 +12,7 @@ mod connection;
 mod devices;
 mod flood;
 mod groups;
+mod install;
 mod origin;
 mod sessions;
 mod users;
@@ -56,11 +57,13 @@ async fn get_control(
         // AuthUser found a session cookie a moment ago; this cannot happen, but do not panic.
         return StatusCode::UNAUTHORIZED.into_response();
     };
+    // The host this client reached us by: what `.msh` files and invite links it asks for name.
+    let site = crate::install::Site::of_request(&state, &headers);
     upgrade
         .max_message_size(MAX_CONTROL_FRAME)
         .max_frame_size(MAX_CONTROL_FRAME)
         .on_failed_upgrade(|error| tracing::info!("control: WebSocket upgrade failed: {error}"))
-        .on_upgrade(move |socket| connection::serve(state, user, token, socket))
+        .on_upgrade(move |socket| connection::serve(state, user, token, site, socket))
 }
 
 /// What `serverInfo` answers; the certificate hashes are what agents and `.msh` files pin.

@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::routes())
         .merge(crate::control::routes())
         .merge(crate::agents::routes())
+        .merge(crate::install::routes())
         .merge(crate::relay::routes())
         // The web console: its files, and index.html for its own routes (see `console`).
         .fallback(console::serve)

@@ -8,10 +8,12 @@ pub mod config;
 pub mod control;
 pub mod events;
 pub mod http;
+pub mod install;
 pub mod relay;
 pub mod serve;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod tokens;
 
 pub use serve::run;

@@ -21,44 +21,66 @@ pub async fn get_agent_msh(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let group = match state.store.group(&GroupId(id)).await {
-        Ok(Some(group)) if may_enrol(&user, &group) != Rights::NONE => group,
-        Ok(Some(group)) if can_see(&user, &group) => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "You may not add devices to this group.",
-            );
-        }
-        // A group the caller cannot see is reported like one that does not exist.
-        Ok(_) => return error(StatusCode::NOT_FOUND, "not_found", "No such device group."),
-        Err(e) => {
-            tracing::error!("agent.msh: {e}");
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Database error.",
-            );
-        }
+    let group = match enrollable_group(&state, &user, &GroupId(id)).await {
+        Ok(group) => group,
+        Err(refusal) => return refusal,
     };
-    let Some(mesh_id) = group.id.to_bytes() else {
-        return error(
+    let authority = server_authority(&headers, &state.config);
+    match group_msh(&group, state.certs.agent_server_id(), &authority) {
+        Some(msh) => msh_response(msh.to_string()),
+        None => error(
             StatusCode::NOT_FOUND,
             "not_found",
             "This group has no MeshCentral-style id.",
-        );
-    };
-    let msh = Msh {
+        ),
+    }
+}
+
+/// The group `id` if `user` may enrol devices in it; otherwise the HTTP answer to give (a group
+/// the caller cannot see is reported like one that does not exist).
+pub async fn enrollable_group(
+    state: &AppState,
+    user: &UserRecord,
+    id: &GroupId,
+) -> Result<GroupRecord, Response> {
+    match state.store.group(id).await {
+        Ok(Some(group)) if may_enrol(user, &group) => Ok(group),
+        Ok(Some(group)) if can_see(user, &group) => Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "You may not add devices to this group.",
+        )),
+        Ok(_) => Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No such device group.",
+        )),
+        Err(e) => {
+            tracing::error!("enrolment: reading group {id}: {e}");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Database error.",
+            ))
+        }
+    }
+}
+
+/// The `.msh` that enrols an agent in `group`, dialling `authority` (`host:port`) and pinning the
+/// agent-server identity `server_id`. `None` for a group without a 48-byte MeshCentral id.
+pub fn group_msh(group: &GroupRecord, server_id: [u8; 48], authority: &str) -> Option<Msh> {
+    Some(Msh {
         mesh_name: group.name.replace(['\r', '\n'], " "),
         mesh_type: MESH_TYPE_AGENT,
-        mesh_id,
-        server_id: state.certs.agent_server_id(),
-        mesh_server: format!(
-            "wss://{}/agent.ashx",
-            server_authority(&headers, &state.config)
-        ),
+        mesh_id: group.id.to_bytes()?,
+        server_id,
+        mesh_server: format!("wss://{authority}/agent.ashx"),
         extra: Vec::new(),
-    };
+    })
+}
+
+/// A `.msh` file as a download.
+pub fn msh_response(text: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
@@ -68,7 +90,7 @@ pub async fn get_agent_msh(
             ),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        msh.to_string(),
+        text,
     )
         .into_response()
 }
@@ -77,22 +99,19 @@ fn can_see(user: &UserRecord, group: &GroupRecord) -> bool {
     user.site_admin || group.members.get(&user.id).is_some_and(|r| !r.is_empty())
 }
 
-/// The rights that allow enrolling devices (managing the group or its devices); `NONE` if absent.
-fn may_enrol(user: &UserRecord, group: &GroupRecord) -> Rights {
+/// Whether `user` may enrol devices in `group`: site admins, and members who manage the group or
+/// its devices. Every way to get a group's `.msh` (download, `agentConfig`, invites) asks this.
+pub fn may_enrol(user: &UserRecord, group: &GroupRecord) -> bool {
     if user.site_admin {
-        return Rights::FULL;
+        return true;
     }
     let rights = group.members.get(&user.id).copied().unwrap_or(Rights::NONE);
-    if rights.contains(Rights::MANAGE_GROUP) || rights.contains(Rights::MANAGE_DEVICES) {
-        rights
-    } else {
-        Rights::NONE
-    }
+    rights.contains(Rights::MANAGE_GROUP) || rights.contains(Rights::MANAGE_DEVICES)
 }
 
 /// `host:port` agents should dial: the one the browser used (it reached us), else the configured
 /// name and port. Anything but host characters is refused, so the header cannot inject lines.
-fn server_authority(headers: &HeaderMap, config: &Config) -> String {
+pub fn server_authority(headers: &HeaderMap, config: &Config) -> String {
     let from_request = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

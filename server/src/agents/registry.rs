@@ -3,7 +3,7 @@
 //! One device, one connection: registering a device that is already connected hands the entry to
 //! the newcomer and cancels the older connection (MeshCentral closes the duplicate the same way).
 //! Every registration gets a generation number, so the older connection's clean-up cannot remove
-//! the newer entry.
+//! the newer entry. The server can also tell a connection to go (its device or group was deleted).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,6 +28,7 @@ struct Entry {
     group: GroupId,
     outbox: mpsc::Sender<Outgoing>,
     replaced: CancellationToken,
+    removed: CancellationToken,
 }
 
 /// What a connection keeps after registering.
@@ -35,6 +36,8 @@ pub struct Registration {
     pub generation: u64,
     /// Cancelled when a newer connection of the same device takes over.
     pub replaced: CancellationToken,
+    /// Cancelled when the server wants the connection gone (its device or group was deleted).
+    pub removed: CancellationToken,
     /// Messages other parts of the server want sent to this agent.
     pub outbox: mpsc::Receiver<Outgoing>,
     /// Whether an older connection of the same device was still registered (and is now told to go).
@@ -75,11 +78,13 @@ impl OnlineAgents {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed) + 1;
         let (outbox, receiver) = mpsc::channel(OUTBOX_CAPACITY);
         let replaced = CancellationToken::new();
+        let removed = CancellationToken::new();
         let entry = Entry {
             generation,
             group,
             outbox,
             replaced: replaced.clone(),
+            removed: removed.clone(),
         };
         let older = self.lock().insert(device, entry);
         if let Some(older) = &older {
@@ -88,9 +93,32 @@ impl OnlineAgents {
         Registration {
             generation,
             replaced,
+            removed,
             outbox: receiver,
             replaced_older: older.is_some(),
         }
+    }
+
+    /// Tells the device's connection to close; `false` if it is not connected. The connection
+    /// unregisters itself as it ends, so consoles hear it go offline as usual.
+    pub fn disconnect(&self, device: &DeviceId) -> bool {
+        match self.lock().get(device) {
+            Some(entry) => {
+                entry.removed.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tells every connection admitted to `group` to close; returns how many there were.
+    pub fn disconnect_group(&self, group: &GroupId) -> usize {
+        let mut told = 0;
+        for entry in self.lock().values().filter(|entry| entry.group == *group) {
+            entry.removed.cancel();
+            told += 1;
+        }
+        told
     }
 
     /// Removes the device if `generation` still owns it. `true` means the device is now offline.
@@ -152,5 +180,26 @@ mod tests {
             Outgoing::Text("hello".into())
         );
         assert_eq!(agents.group_of(&device), Some(GroupId::from("g")));
+    }
+
+    #[test]
+    fn disconnecting_a_device_or_group_tells_exactly_its_connections() {
+        let agents = OnlineAgents::default();
+        let (g, other) = (GroupId::from("g"), GroupId::from("other"));
+        let a = agents.register(DeviceId::from("a"), g.clone());
+        let b = agents.register(DeviceId::from("b"), g.clone());
+        let c = agents.register(DeviceId::from("c"), other.clone());
+        assert!(!agents.disconnect(&DeviceId::from("nobody")));
+        assert!(agents.disconnect(&DeviceId::from("a")));
+        assert!(a.removed.is_cancelled());
+        assert!(!a.replaced.is_cancelled(), "not a replacement");
+        assert!(!b.removed.is_cancelled());
+        assert_eq!(agents.disconnect_group(&g), 2);
+        assert!(b.removed.is_cancelled());
+        assert!(!c.removed.is_cancelled());
+        assert!(
+            agents.is_online(&DeviceId::from("a")),
+            "the connection itself unregisters as it ends"
+        );
     }
 }

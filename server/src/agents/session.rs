@@ -24,6 +24,8 @@ enum End {
     Closed,
     Silent,
     Replaced,
+    /// Its device or group was deleted.
+    Removed,
     SendFailed,
 }
 
@@ -60,6 +62,7 @@ pub async fn run(state: AppState, socket: WebSocket, peer: SocketAddr, admission
         loop {
             tokio::select! {
                 _ = registration.replaced.cancelled() => break End::Replaced,
+                _ = registration.removed.cancelled() => break End::Removed,
                 message = stream.next() => {
                     let Some(Ok(message)) = message else { break End::Closed };
                     last_heard = Instant::now();

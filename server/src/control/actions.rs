@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use tether_common::control::{ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
 
-use super::{devices, groups, sessions, users, views};
+use super::{devices, groups, install, sessions, users, views};
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
 use crate::relay::RelayBroker;
@@ -18,6 +18,8 @@ pub struct ActionContext<'a> {
     pub agents: &'a OnlineAgents,
     pub relay: &'a RelayBroker,
     pub server_info: &'a ServerInfo,
+    /// How the caller reached the server (for `.msh` files and invite links).
+    pub site: &'a crate::install::Site,
     pub caller: &'a UserRecord,
 }
 
@@ -134,5 +136,10 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> ActionResult
             device,
         } => super::audit::list(ctx, limit, group.as_ref(), device.as_ref()).await,
         RequestBody::CreateSession { device, kind } => sessions::create(ctx, &device, kind).await,
+        RequestBody::AgentConfig { group } => install::agent_config(ctx, &group).await,
+        RequestBody::CreateInvite {
+            group,
+            expires_minutes,
+        } => install::create_invite(ctx, &group, expires_minutes).await,
     }
 }

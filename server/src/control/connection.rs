@@ -21,6 +21,7 @@ use super::actions::{ActionContext, perform};
 use super::flood::{FloodGuard, Verdict};
 use crate::auth::sessions::{session_user, token_from_headers};
 use crate::events::Published;
+use crate::install::Site;
 use crate::state::AppState;
 use crate::store::UserRecord;
 
@@ -79,11 +80,12 @@ struct Connection {
     token: String,
     user: UserRecord,
     server_info: ServerInfo,
+    site: Site,
     flood: FloodGuard,
     out: mpsc::Sender<Message>,
 }
 
-pub async fn serve(state: AppState, user: UserRecord, token: String, socket: WebSocket) {
+pub async fn serve(state: AppState, user: UserRecord, token: String, site: Site, socket: WebSocket) {
     // Subscribe first, so nothing published from here on is missed.
     let events = state.events.subscribe();
     let (sink, mut stream) = socket.split();
@@ -97,6 +99,7 @@ pub async fn serve(state: AppState, user: UserRecord, token: String, socket: Web
         token,
         user,
         server_info,
+        site,
         flood: FloodGuard::new(Instant::now()),
         out,
     };
@@ -240,6 +243,7 @@ impl Connection {
             agents: &self.state.agents,
             relay: &self.state.relay,
             server_info: &self.server_info,
+            site: &self.site,
             caller: &self.user,
         };
         let reply = match perform(&ctx, request.body).await {

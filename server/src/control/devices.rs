@@ -90,8 +90,9 @@ pub async fn rename(ctx: &ActionContext<'_>, id: &DeviceId, name: &str) -> Actio
     to_value(&info)
 }
 
-/// Removes the device record. A connected agent is not disconnected here (that belongs to the
-/// agent module); it would re-register on its next connection.
+/// Removes the device record and closes its agent's connection. An agent that still has the
+/// group's `.msh` reconnects and enrols again as a new device (as in MeshCentral); deleting the
+/// group, or uninstalling the agent, is what keeps it out.
 pub async fn delete(ctx: &ActionContext<'_>, id: &DeviceId) -> ActionResult {
     let (device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
     if !ctx.store.delete_device(id).await? {
@@ -103,6 +104,7 @@ pub async fn delete(ctx: &ActionContext<'_>, id: &DeviceId) -> ActionResult {
     };
     ctx.events
         .publish(event, Audience::group(&group, Rights::VIEW));
+    ctx.agents.disconnect(id);
     let message = format!(
         "{} removed device {} from group {}",
         ctx.caller.name, device.name, group.name

@@ -109,8 +109,9 @@ pub async fn edit(
     to_value(&info)
 }
 
-/// Deletes the group and its devices. The audiences are taken before the record goes, so the
-/// former members still hear about it.
+/// Deletes the group and its devices, and closes their agents' connections (they are then held
+/// as agents of an unknown group). The audiences are taken before the record goes, so the former
+/// members still hear about it.
 pub async fn delete(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
     let group = group_with(ctx, id, Rights::MANAGE_GROUP).await?;
     let viewers = Audience::group(&group, Rights::VIEW);
@@ -120,6 +121,7 @@ pub async fn delete(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
     }
     ctx.events
         .publish(Event::GroupDeleted { group: id.clone() }, viewers);
+    ctx.agents.disconnect_group(id);
     let message = format!("{} deleted device group {}", ctx.caller.name, group.name);
     record(
         ctx,

@@ -74,6 +74,7 @@ impl World {
             agents: &self.agents,
             relay: &self.relay,
             server_info: &self.info,
+            site: &crate::install::Site::default(),
             caller: &caller,
         };
         perform(&ctx, body).await.map_err(|e| e.code())

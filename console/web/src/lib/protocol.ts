@@ -77,6 +77,20 @@ export interface EventRecord {
   message: string;
 }
 
+/** `createInvite`'s result (common/src/install.rs `Invite`). */
+export interface Invite {
+  group: GroupId;
+  token: string;
+  /** Unix seconds. */
+  expires: number;
+  msh_url: string;
+  agent_url: string;
+  install_url: string;
+  root_cert_url: string;
+  root_cert_sha256: string;
+  install_command: string;
+}
+
 export type ServerEvent =
   | { type: "groupCreated"; group: GroupInfo }
   | { type: "groupChanged"; group: GroupInfo }
@@ -139,6 +153,8 @@ export interface Actions {
   editUser: { args: { user: UserId; email?: string | null; site_admin?: boolean }; result: UserInfo };
   changePassword: { args: { old_password: string; new_password: string }; result: Record<string, never> };
   setGroupRights: { args: { group: GroupId; user: UserId; rights: number }; result: GroupInfo };
+  agentConfig: { args: { group: GroupId }; result: { group: GroupId; msh: string } };
+  createInvite: { args: { group: GroupId; expires_minutes?: number }; result: Invite };
   listEvents: {
     args: { limit?: number; group?: GroupId; device?: DeviceId };
     result: EventRecord[];

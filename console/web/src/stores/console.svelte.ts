@@ -190,7 +190,11 @@ export class ConsoleStore {
     if (this.devices.apply(event, Math.floor(Date.now() / 1000))) this.bumpDevices();
     const users = applyUserEvent(this.users, event);
     if (users && this.isAdmin) this.users = users;
-    if ((event.type === "userChanged") && event.user.id === user.id) this.user = event.user;
+    if (event.type === "userChanged" && event.user.id === user.id) {
+      this.user = event.user;
+      // Made a site admin just now: the users list becomes visible.
+      if (event.user.site_admin && !user.site_admin) void this.loadAll();
+    }
     if (event.type === "userRemoved" && event.user === user.id) this.leave("Your account was removed.");
     if (event.type === "logged") this.liveEvents = [event.record, ...this.liveEvents].slice(0, LIVE_EVENTS);
   }

@@ -1,0 +1,116 @@
+//! A program running for a relay session, seen as channels, and the loop that joins it to the
+//! relay socket.
+//!
+//! Flow control both ways: output is read from the program only as fast as the socket takes it
+//! (the output channel is small and its reader waits on each send), and input from the console is
+//! read only when the program has taken the previous frame (at most one frame waits here), so a
+//! program that stops reading its input cannot make the agent buffer what the console sends.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tether_common::relay::terminal::{self, TerminalEvent, TerminalRequest, clamp_size};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::RelaySocket;
+
+/// Output frames waiting for the socket. Small: the program should feel the socket's pace.
+pub const OUTPUT_QUEUE: usize = 4;
+/// After the program exits, how long to keep forwarding output still in flight (a background
+/// process may keep the terminal open forever; the session ends anyway).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+/// A console that takes no output for this long is gone.
+const SEND_DEADLINE: Duration = Duration::from_secs(300);
+
+/// How the program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// What the loop can ask of the program besides input.
+pub trait Control: Send {
+    fn resize(&mut self, cols: u16, rows: u16);
+    /// The console left: stop the program (and anything it started in its session).
+    fn kill(&mut self);
+}
+
+pub struct Running {
+    /// Frames to send as they are (a pipe program's frames carry their stream byte already).
+    pub output: mpsc::Receiver<Vec<u8>>,
+    /// The program's input; dropping it closes the program's standard input.
+    pub input: Option<mpsc::Sender<Vec<u8>>>,
+    pub exited: oneshot::Receiver<Exit>,
+    pub control: Box<dyn Control>,
+}
+
+/// Runs until the program has exited and its output is sent (then sends the exit status and
+/// closes), or until the console leaves (then kills the program).
+pub async fn drive(socket: RelaySocket, mut running: Running) -> anyhow::Result<()> {
+    let (mut sink, mut stream) = socket.split();
+    let mut waiting_input: Option<Vec<u8>> = None;
+    let mut output_open = true;
+    let mut exit: Option<Exit> = None;
+    let mut drain_until = Instant::now();
+    loop {
+        if exit.is_some() && !output_open {
+            break;
+        }
+        let input = running.input.clone();
+        tokio::select! {
+            frame = running.output.recv(), if output_open => match frame {
+                Some(frame) => {
+                    if !matches!(timeout(SEND_DEADLINE, sink.send(Message::binary(frame))).await, Ok(Ok(()))) {
+                        running.control.kill();
+                        return Ok(());
+                    }
+                }
+                None => output_open = false,
+            },
+            status = &mut running.exited, if exit.is_none() => {
+                exit = Some(status.unwrap_or_default());
+                drain_until = Instant::now() + DRAIN_AFTER_EXIT;
+            }
+            _ = sleep_until(drain_until), if exit.is_some() && output_open => break,
+            permit = async move { input?.reserve_owned().await.ok() }, if waiting_input.is_some() => {
+                match (permit, waiting_input.take()) {
+                    (Some(permit), Some(bytes)) => { permit.send(bytes); }
+                    // The program closed its input: what the console types goes nowhere.
+                    _ => running.input = None,
+                }
+            }
+            message = stream.next(), if waiting_input.is_none() => match message {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if running.input.is_some() {
+                        waiting_input = Some(bytes.to_vec());
+                    }
+                }
+                Some(Ok(Message::Text(text))) => match terminal::parse_request(&text) {
+                    Some(TerminalRequest::Resize { cols, rows }) => {
+                        let (cols, rows) = clamp_size(cols, rows);
+                        running.control.resize(cols, rows);
+                    }
+                    Some(TerminalRequest::Eof) => running.input = None,
+                    _ => tracing::debug!("relay: ignoring a terminal message"),
+                },
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    tracing::info!("relay: the console left; stopping the program");
+                    running.control.kill();
+                    return Ok(());
+                }
+            },
+        }
+    }
+    let exit = exit.unwrap_or_default();
+    let event = TerminalEvent::Exit {
+        code: exit.code,
+        signal: exit.signal,
+    };
+    sink.send(Message::text(terminal::to_json(&event))).await?;
+    let _ = timeout(Duration::from_secs(5), sink.close()).await;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! An interactive program in a pseudo-terminal (portable-pty): the user's login shell, or the
+//! command the console named. PTY reads and writes block, so each runs on its own thread and
+//! meets the async side through small channels.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+
+use portable_pty::{ChildKiller, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use tether_common::relay::terminal::{StartTerminal, clamp_size};
+use tokio::sync::{mpsc, oneshot};
+
+use super::process::{Control, Exit, OUTPUT_QUEUE, Running};
+
+/// Bytes read from the terminal at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+pub fn spawn(start: &StartTerminal) -> anyhow::Result<Running> {
+    let (cols, rows) = clamp_size(start.cols, start.rows);
+    let pair = native_pty_system().openpty(PtySize {
+        rows,
+        cols,
+        pixel_width: 0,
+        pixel_height: 0,
+    })?;
+    let mut command = if start.command.is_empty() {
+        // The user's shell as a login shell, in their home folder.
+        CommandBuilder::new_default_prog()
+    } else {
+        CommandBuilder::from_argv(start.command.iter().map(OsString::from).collect())
+    };
+    command.env("TERM", "xterm-256color");
+    if std::env::var_os("LANG").is_none() && std::env::var_os("LC_ALL").is_none() {
+        // Services often start without a locale; the console expects UTF-8.
+        command.env("LANG", "C.UTF-8");
+    }
+    let mut child = pair.slave.spawn_command(command)?;
+    // Only the child keeps the terminal's other end open, so reads end when it (and whatever it
+    // started there) is gone.
+    drop(pair.slave);
+    let reader = pair.master.try_clone_reader()?;
+    let writer = pair.master.take_writer()?;
+    let killer = child.clone_killer();
+
+    let (output_sender, output) = mpsc::channel(OUTPUT_QUEUE);
+    std::thread::spawn(move || read_terminal(reader, output_sender));
+    let (input, input_receiver) = mpsc::channel(1);
+    std::thread::spawn(move || write_terminal(writer, input_receiver));
+    let (exit_sender, exited) = oneshot::channel();
+    std::thread::spawn(move || {
+        let exit = match child.wait() {
+            // portable-pty names the signal but does not number it.
+            Ok(status) if status.signal().is_some() => Exit::default(),
+            Ok(status) => Exit {
+                code: i32::try_from(status.exit_code()).ok(),
+                signal: None,
+            },
+            Err(_) => Exit::default(),
+        };
+        let _ = exit_sender.send(exit);
+    });
+    Ok(Running {
+        output,
+        input: Some(input),
+        exited,
+        control: Box::new(PtyControl {
+            master: pair.master,
+            killer,
+        }),
+    })
+}
+
+fn read_terminal(mut reader: Box<dyn Read + Send>, output: mpsc::Sender<Vec<u8>>) {
+    let mut buffer = vec![0u8; READ_CHUNK];
+    // Linux answers EIO once the other end is closed: that is the end of output too.
+    while let Ok(n @ 1..) = reader.read(&mut buffer) {
+        if output.blocking_send(buffer[..n].to_vec()).is_err() {
+            break;
+        }
+    }
+}
+
+fn write_terminal(mut writer: Box<dyn Write + Send>, mut input: mpsc::Receiver<Vec<u8>>) {
+    while let Some(bytes) = input.blocking_recv() {
+        if writer
+            .write_all(&bytes)
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+struct PtyControl {
+    master: Box<dyn MasterPty + Send>,
+    killer: Box<dyn ChildKiller + Send + Sync>,
+}
+
+impl Control for PtyControl {
+    fn resize(&mut self, cols: u16, rows: u16) {
+        let size = PtySize {
+            rows,
+            cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        };
+        if let Err(e) = self.master.resize(size) {
+            tracing::warn!("relay: cannot resize the terminal: {e}");
+        }
+    }
+
+    fn kill(&mut self) {
+        // The shell first; dropping the master afterwards hangs up the rest of its session.
+        let _ = self.killer.kill();
+    }
+}

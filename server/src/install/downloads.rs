@@ -1,0 +1,159 @@
+//! The enrolment downloads:
+//!
+//! - `GET /api/root.crt`: the root certificate (public);
+//! - `GET /api/groups/{id}/tether-agent`: the agent binary, for a logged-in user who may enrol
+//!   devices in the group (the same rule as its `agent.msh`);
+//! - `GET /api/invite/{token}/{agent.msh | tether-agent | install.sh}`: the same without a login,
+//!   the invite token being the credential. A bad, tampered or expired token gets a plain 404
+//!   (the reason goes to the log, never the token); each use is an audit record for the group.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tether_common::control::Event;
+use tether_common::ids::GroupId;
+use tether_common::rights::Rights;
+
+use super::invite::{self, InviteClaims};
+use super::script::{self, ScriptInput};
+use super::{Site, binary};
+use crate::agents::{enrollable_group, group_msh, msh_response};
+use crate::auth::sessions::AuthUser;
+use crate::control::views::{now_millis, now_secs};
+use crate::events::Audience;
+use crate::state::AppState;
+use crate::store::{GroupRecord, NewEvent};
+
+pub const MSH_FILE: &str = "agent.msh";
+pub const AGENT_FILE: &str = "tether-agent";
+pub const SCRIPT_FILE: &str = "install.sh";
+
+pub async fn get_root_cert(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        state.certs.root.cert_pem.clone(),
+    )
+        .into_response()
+}
+
+pub async fn get_group_agent_binary(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Response {
+    match enrollable_group(&state, &user, &GroupId(id)).await {
+        Ok(_) => binary::response(&state.config).await,
+        Err(refusal) => refusal,
+    }
+}
+
+pub async fn get_invite_file(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((token, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if ![MSH_FILE, AGENT_FILE, SCRIPT_FILE].contains(&file.as_str()) {
+        return not_found();
+    }
+    let (claims, group) = match invite::resolve(state.store.as_ref(), &token, now_secs()).await {
+        Ok(found) => found,
+        Err(invite::InviteError::Store(e)) => {
+            tracing::error!("invite: reading the store: {e}");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Database error.",
+            );
+        }
+        Err(e) => {
+            tracing::warn!(peer = %peer.ip(), file, "invite: refused a download: {e}");
+            return not_found();
+        }
+    };
+    let site = Site::of_request(&state, &headers);
+    let response = match file.as_str() {
+        MSH_FILE => match group_msh(&group, site.agent_server_id, &site.authority) {
+            Some(msh) => msh_response(msh.to_string()),
+            None => not_found(),
+        },
+        AGENT_FILE => binary::response(&state.config).await,
+        _ => script_response(&site, &token, &claims, &group),
+    };
+    if response.status().is_success() {
+        record_use(&state, &claims, &group, &file, peer).await;
+    }
+    response
+}
+
+fn script_response(site: &Site, token: &str, claims: &InviteClaims, group: &GroupRecord) -> Response {
+    let text = script::render(&ScriptInput {
+        authority: &site.authority,
+        token,
+        group_name: &group.name,
+        expires: claims.exp,
+        root_cert_pem: &site.root_cert_pem,
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"install.sh\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// One audit record per download, readable by the group's EVENTS holders.
+async fn record_use(
+    state: &AppState,
+    claims: &InviteClaims,
+    group: &GroupRecord,
+    file: &str,
+    peer: SocketAddr,
+) {
+    let event = NewEvent {
+        time: now_millis(),
+        kind: "invite_used".into(),
+        user: None,
+        group: Some(group.id.clone()),
+        device: None,
+        message: format!(
+            "Invite {} (by {}) to device group {} used from {} to download {file}",
+            claims.id,
+            claims.by,
+            group.name,
+            peer.ip()
+        ),
+    };
+    match state.store.append_event(event).await {
+        Ok(record) => state.events.publish(
+            Event::Logged { record },
+            Audience::group(group, Rights::EVENTS),
+        ),
+        Err(e) => tracing::error!("invite: could not write the audit record of a use: {e}"),
+    }
+}
+
+fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "This invite link is not valid: it expired, was mistyped, or was withdrawn.",
+    )
+}
+
+pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": code, "message": message })),
+    )
+        .into_response()
+}

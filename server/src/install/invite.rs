@@ -1,0 +1,169 @@
+//! Invite tokens: a MAC'd claim "whoever holds this may download the agent and the `.msh` of
+//! group G until time T", minted by a user who may enrol devices in G.
+//!
+//! Nothing is stored per invite: the token carries its group, creator and expiry under the
+//! server's invite key (`crate::tokens`), so an expiry cannot be extended without the key. At use,
+//! the group must still exist and its creator must still hold the right to enrol there, so
+//! removing someone's rights (or account) voids the invites they handed out.
+
+use serde::{Deserialize, Serialize};
+use tether_common::ids::{GroupId, UserId};
+
+use crate::agents::may_enrol;
+use crate::store::{GroupRecord, Store, StoreResult};
+use crate::tokens::{MacKey, TokenError, random_id};
+
+/// The store setting holding the invite key (hex). Separate from other tokens' keys.
+pub const KEY_SETTING: &str = "invite_token_key";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteClaims {
+    /// Random; names the invite in the audit log (the token itself never is logged).
+    pub id: String,
+    pub group: GroupId,
+    /// Who created it.
+    pub by: UserId,
+    /// Unix seconds after which it is void.
+    pub exp: i64,
+}
+
+/// Why an invite was refused. The client only ever sees "not found"; this goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum InviteError {
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    #[error("no invite was ever created on this server")]
+    NoKey,
+    #[error("invite {id} expired at {exp}")]
+    Expired { id: String, exp: i64 },
+    #[error("invite {id}: its device group is gone")]
+    GroupGone { id: String },
+    #[error("invite {id}: its creator {by} no longer may enrol devices in that group")]
+    CreatorLostRights { id: String, by: UserId },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Makes an invite to `group` by `by`, valid `minutes` from `now` (unix seconds).
+pub async fn mint(
+    store: &dyn Store,
+    group: &GroupId,
+    by: &UserId,
+    minutes: u32,
+    now: i64,
+) -> StoreResult<(String, InviteClaims)> {
+    let key = MacKey::load_or_create(store, KEY_SETTING).await?;
+    let claims = InviteClaims {
+        id: random_id(12),
+        group: group.clone(),
+        by: by.clone(),
+        exp: now + i64::from(minutes) * 60,
+    };
+    Ok((key.sign(&claims), claims))
+}
+
+/// The claims of `token` if `key` signed it and it has not expired at `now` (unix seconds).
+pub fn check(key: &MacKey, token: &str, now: i64) -> Result<InviteClaims, InviteError> {
+    let claims: InviteClaims = key.verify(token)?;
+    if now >= claims.exp {
+        return Err(InviteError::Expired {
+            id: claims.id,
+            exp: claims.exp,
+        });
+    }
+    Ok(claims)
+}
+
+/// A usable invite: signed, unexpired, its group there, its creator still entitled.
+pub async fn resolve(
+    store: &dyn Store,
+    token: &str,
+    now: i64,
+) -> Result<(InviteClaims, GroupRecord), InviteError> {
+    let key = MacKey::load(store, KEY_SETTING)
+        .await?
+        .ok_or(InviteError::NoKey)?;
+    let claims = check(&key, token, now)?;
+    let Some(group) = store.group(&claims.group).await? else {
+        return Err(InviteError::GroupGone { id: claims.id });
+    };
+    match store.user(&claims.by).await? {
+        Some(creator) if may_enrol(&creator, &group) => Ok((claims, group)),
+        _ => Err(InviteError::CreatorLostRights {
+            id: claims.id,
+            by: claims.by,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn signed(key: &MacKey, exp: i64) -> String {
+        key.sign(&InviteClaims {
+            id: "inv1".into(),
+            group: GroupId::from_bytes(&[3; 48]),
+            by: UserId::from_name("alice"),
+            exp,
+        })
+    }
+
+    #[test]
+    fn an_invite_is_good_until_its_expiry_and_not_a_second_longer() {
+        let key = MacKey::from_bytes([1; 32]);
+        let token = signed(&key, NOW + 60);
+        let claims = check(&key, &token, NOW).unwrap();
+        assert_eq!(claims.group, GroupId::from_bytes(&[3; 48]));
+        assert!(check(&key, &token, NOW + 59).is_ok());
+        assert!(matches!(
+            check(&key, &token, NOW + 60),
+            Err(InviteError::Expired { exp, .. }) if exp == NOW + 60
+        ));
+        assert!(matches!(
+            check(&key, &token, NOW + 86_400),
+            Err(InviteError::Expired { .. })
+        ));
+    }
+
+    #[test]
+    fn a_later_expiry_cannot_be_written_into_a_token() {
+        let key = MacKey::from_bytes([1; 32]);
+        let token = signed(&key, NOW - 1);
+        let (body, tag) = token.split_once('.').unwrap();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+        claims["exp"] = (NOW + 3600).into();
+        let extended = format!(
+            "{}.{tag}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
+        );
+        assert!(matches!(
+            check(&key, &extended, NOW),
+            Err(InviteError::Token(TokenError::BadSignature))
+        ));
+        assert!(matches!(
+            check(&MacKey::from_bytes([2; 32]), &signed(&key, NOW + 60), NOW),
+            Err(InviteError::Token(TokenError::BadSignature))
+        ));
+    }
+
+    #[test]
+    fn another_tokens_claims_do_not_pass_as_an_invite() {
+        // Even under the same key, claims of another shape are refused.
+        let key = MacKey::from_bytes([1; 32]);
+        let other = key.sign(&serde_json::json!({
+            "id": "x", "group": "g", "by": "u", "exp": NOW + 60, "side": "agent"
+        }));
+        assert!(matches!(
+            check(&key, &other, NOW),
+            Err(InviteError::Token(TokenError::Malformed))
+        ));
+    }
+}
