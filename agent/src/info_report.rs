@@ -62,7 +62,9 @@ mod tests {
     #[test]
     fn reports_the_first_time_and_then_only_changes() {
         let mut report = InfoReport::default();
-        let first = report.changed(info(&[], 10)).expect("the first report goes out");
+        let first = report
+            .changed(info(&[], 10))
+            .expect("the first report goes out");
         assert!(first.starts_with(r#"{"action":"agentinfo""#), "{first}");
         assert_eq!(report.changed(info(&[], 70)), None, "only the uptime moved");
         assert!(report.changed(info(&["alice"], 130)).is_some());

@@ -42,11 +42,8 @@ pub struct Summary {
     pub connect_ms_p50: Option<f64>,
     pub connect_ms_p99: Option<f64>,
     pub connect_ms_max: Option<f64>,
-    pub duration_s: f64,
     #[serde(default)]
     pub failures: BTreeMap<String, usize>,
-    #[serde(default)]
-    pub failure_examples: BTreeMap<String, String>,
 }
 
 /// One progress line: `tether-loadgen:    5.0 s  online 5 / 5  authenticated 5  failed 0`.
@@ -180,9 +177,7 @@ impl Holding {
 
     /// Stops a holding run (as Ctrl-C does) and reads its summary.
     pub async fn finish(mut self) -> anyhow::Result<Summary> {
-        self.guard
-            .stop_with(Signal::SIGINT, FINISH_GRACE)
-            .await;
+        self.guard.stop_with(Signal::SIGINT, FINISH_GRACE).await;
         self.summary().await
     }
 

@@ -45,7 +45,12 @@ impl Machine {
 /// The 1, 5 and 15 minute load averages.
 pub fn load_average() -> Option<String> {
     let text = read("/proc/loadavg")?;
-    Some(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// `MemTotal:  24684000 kB` → MB.

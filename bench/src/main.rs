@@ -40,13 +40,23 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", default_value = "results")]
     out: PathBuf,
     /// Agent counts at which to measure memory (comma-separated).
-    #[arg(long, value_name = "N,N", value_delimiter = ',', default_value = "1000,10000")]
+    #[arg(
+        long,
+        value_name = "N,N",
+        value_delimiter = ',',
+        default_value = "1000,10000"
+    )]
     agents: Vec<u32>,
     /// Runs of everything per system; the report shows medians.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
     /// Connect-storm rates, agents per second (comma-separated).
-    #[arg(long, value_name = "R,R", value_delimiter = ',', default_value = "100,300,1000")]
+    #[arg(
+        long,
+        value_name = "R,R",
+        value_delimiter = ',',
+        default_value = "100,300,1000"
+    )]
     storm_rates: Vec<f64>,
     /// Agents per connect storm [default: 1000, or the largest --agents if smaller].
     #[arg(long, value_name = "N")]
@@ -142,7 +152,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
     if cli.no_netns {
         if with_meshcentral {
-            bail!("MeshCentral runs only inside the private network namespace: drop --no-netns, or add --meshcentral no");
+            bail!(
+                "MeshCentral runs only inside the private network namespace: drop --no-netns, or add --meshcentral no"
+            );
         }
         return guarded_suite(&cli, &workspace, None, false).await;
     }
@@ -306,7 +318,10 @@ async fn one_run(ctx: &RunContext<'_>, kind: Kind, repetition: u32) -> RunResult
         }
     };
     result.cold_start_s = Some(cold.as_secs_f64());
-    say(&format!("cold start {:.2} s; idle memory and login", cold.as_secs_f64()));
+    say(&format!(
+        "cold start {:.2} s; idle memory and login",
+        cold.as_secs_f64()
+    ));
     match measure::idle_and_web(&spec, ctx.web, ctx.settings).await {
         Ok(idle) => result.idle = Some(idle),
         Err(e) => result.errors.push(format!("idle/login: {e:#}")),

@@ -31,8 +31,7 @@ pub fn cache_dir() -> anyhow::Result<PathBuf> {
 
 /// The installed version, if any.
 pub fn installed_version(cache: &Path) -> Option<String> {
-    let text =
-        std::fs::read_to_string(cache.join("node_modules/meshcentral/package.json")).ok()?;
+    let text = std::fs::read_to_string(cache.join("node_modules/meshcentral/package.json")).ok()?;
     let package: serde_json::Value = serde_json::from_str(&text).ok()?;
     package["version"].as_str().map(str::to_owned)
 }
@@ -46,7 +45,10 @@ pub async fn install(cache: &Path, version: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
     let package = cache.join("package.json");
     if !package.exists() {
-        std::fs::write(&package, r#"{"name":"tether-bench-meshcentral","private":true}"#)?;
+        std::fs::write(
+            &package,
+            r#"{"name":"tether-bench-meshcentral","private":true}"#,
+        )?;
     }
     eprintln!(
         "tether-bench: npm install meshcentral@{version} into {}",
@@ -118,7 +120,12 @@ pub async fn prepare(
         "--filespath".into(),
         files.into(),
     ];
-    run_cli(&root, &base_args, &["--createaccount", USER, "--pass", PASSWORD]).await?;
+    run_cli(
+        &root,
+        &base_args,
+        &["--createaccount", USER, "--pass", PASSWORD],
+    )
+    .await?;
     run_cli(&root, &base_args, &["--adminaccount", USER]).await?;
 
     let spec = ServerSpec {

@@ -23,7 +23,9 @@ pub fn inside() -> bool {
 pub fn check_tools() -> anyhow::Result<()> {
     for (tool, package) in [("unshare", "util-linux"), ("ip", "iproute2")] {
         if which(tool).is_none() {
-            bail!("`{tool}` is not installed (Debian package {package}); it is needed for the private network namespace");
+            bail!(
+                "`{tool}` is not installed (Debian package {package}); it is needed for the private network namespace"
+            );
         }
     }
     Ok(())

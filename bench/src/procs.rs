@@ -66,10 +66,6 @@ impl Guard {
         self.pid
     }
 
-    pub fn child_mut(&mut self) -> Option<&mut Child> {
-        self.child.as_mut()
-    }
-
     /// `Some(status)` if the process has already ended.
     pub fn try_exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
@@ -100,10 +96,7 @@ impl Guard {
     }
 
     /// Waits for the process to exit by itself, for at most `limit`.
-    pub async fn wait_exit(
-        &mut self,
-        limit: Duration,
-    ) -> anyhow::Result<std::process::ExitStatus> {
+    pub async fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
         let child = self.child.as_mut().context("already stopped")?;
         let status = tokio::time::timeout(limit, child.wait())
             .await
@@ -210,7 +203,12 @@ fn process_table() -> Vec<Stat> {
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
         .filter_map(|stat| parse_stat(&stat))
         .collect()

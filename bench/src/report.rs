@@ -81,10 +81,25 @@ pub struct Summary {
     pub page_ms: Option<f64>,
     pub login_ms: Option<f64>,
     pub logins_refused: bool,
-    /// By agent count: (RSS MB, kB per agent, connect p99 ms).
-    pub agents: BTreeMap<u32, (Option<f64>, Option<f64>, Option<f64>)>,
-    /// By rate (as text, for a stable key): (rate, accepted/s, connect p50, connect p99).
-    pub storms: Vec<(f64, Option<f64>, Option<f64>, Option<f64>)>,
+    /// By agent count.
+    pub agents: BTreeMap<u32, AgentSummary>,
+    /// In the order of the rates asked for.
+    pub storms: Vec<StormSummary>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentSummary {
+    pub rss_mb: Option<f64>,
+    pub per_agent_kb: Option<f64>,
+    pub connect_p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StormSummary {
+    pub rate: f64,
+    pub accepted_per_s: Option<f64>,
+    pub connect_p50_ms: Option<f64>,
+    pub connect_p99_ms: Option<f64>,
 }
 
 pub fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Option<Summary> {
@@ -111,11 +126,11 @@ pub fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Option<Summ
         let at = || points().filter(move |p| p.agents == count);
         summary.agents.insert(
             count,
-            (
-                median_of(at().map(|p| p.rss_kb.map(|kb| kb / 1024.0))),
-                median_of(at().map(|p| p.per_agent_kb)),
-                median_of(at().map(|p| p.connect_ms_p99)),
-            ),
+            AgentSummary {
+                rss_mb: median_of(at().map(|p| p.rss_kb.map(|kb| kb / 1024.0))),
+                per_agent_kb: median_of(at().map(|p| p.per_agent_kb)),
+                connect_p99_ms: median_of(at().map(|p| p.connect_ms_p99)),
+            },
         );
     }
     for &rate in rates {
@@ -124,12 +139,12 @@ pub fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Option<Summ
                 .flat_map(|r| r.storms.iter())
                 .filter(move |s| s.rate == rate)
         };
-        summary.storms.push((
+        summary.storms.push(StormSummary {
             rate,
-            median_of(at().map(|s| s.accepted_per_s)),
-            median_of(at().map(|s| s.connect_ms_p50)),
-            median_of(at().map(|s| s.connect_ms_p99)),
-        ));
+            accepted_per_s: median_of(at().map(|s| s.accepted_per_s)),
+            connect_p50_ms: median_of(at().map(|s| s.connect_ms_p50)),
+            connect_p99_ms: median_of(at().map(|s| s.connect_ms_p99)),
+        });
     }
     Some(summary)
 }
@@ -158,34 +173,33 @@ pub fn rows(
             meshcentral: meshcentral.and_then(pick),
         });
     };
-    add(
-        "Start to serving, fresh data folder (s)".into(),
-        &|s| s.cold_start_s,
-    );
+    add("Start to serving, fresh data folder (s)".into(), &|s| {
+        s.cold_start_s
+    });
     add("Start to serving, existing data (s)".into(), &|s| {
         s.warm_start_s
     });
     add("Idle RSS after start (MB)".into(), &|s| s.idle_rss_mb);
     for &count in counts {
         add(format!("RSS with {count} idle agents (MB)"), &|s| {
-            s.agents.get(&count).and_then(|a| a.0)
+            s.agents.get(&count).and_then(|a| a.rss_mb)
         });
         add(format!("RSS per idle agent at {count} (kB)"), &|s| {
-            s.agents.get(&count).and_then(|a| a.1)
+            s.agents.get(&count).and_then(|a| a.per_agent_kb)
         });
         add(
             format!("Connect p99 while {count} agents join at {ramp_rate}/s (ms)"),
-            &|s| s.agents.get(&count).and_then(|a| a.2),
+            &|s| s.agents.get(&count).and_then(|a| a.connect_p99_ms),
         );
     }
     for (i, &rate) in rates.iter().enumerate() {
         add(
             format!("Storm of {storm_agents} at {rate}/s: agents accepted per s"),
-            &|s| s.storms.get(i).and_then(|p| p.1),
+            &|s| s.storms.get(i).and_then(|p| p.accepted_per_s),
         );
         add(
             format!("Storm of {storm_agents} at {rate}/s: connect p99 (ms)"),
-            &|s| s.storms.get(i).and_then(|p| p.3),
+            &|s| s.storms.get(i).and_then(|p| p.connect_p99_ms),
         );
     }
     add("Login page GET / p50 (ms)".into(), &|s| s.page_ms);
@@ -306,7 +320,7 @@ mod tests {
         ];
         let tether = summarize(&runs, TETHER, &[]).unwrap();
         assert_eq!(tether.cold_start_s, Some(2.0));
-        assert_eq!(tether.agents[&10].0, Some(20.0));
+        assert_eq!(tether.agents[&10].rss_mb, Some(20.0));
         assert!(summarize(&runs, "Other", &[]).is_none());
         let mesh = summarize(&runs, MESHCENTRAL, &[]).unwrap();
         let table = rows(Some(&tether), Some(&mesh), &[10], 100.0, 50, &[]);

@@ -120,9 +120,8 @@ impl ServerSpec {
                     .body(body)
                     .send()
                     .await?;
-                let ok = session_cookie(&response, "xid").is_some_and(|xid| {
-                    meshcentral_session_has_user(&xid)
-                });
+                let ok = session_cookie(&response, "xid")
+                    .is_some_and(|xid| meshcentral_session_has_user(&xid));
                 response.bytes().await?;
                 Ok(ok)
             }
@@ -181,7 +180,10 @@ impl Web {
         let status = response.status();
         let body = response.text().await?;
         if status != StatusCode::OK {
-            bail!("GET {url}: {status}: {}", body.chars().take(200).collect::<String>());
+            bail!(
+                "GET {url}: {status}: {}",
+                body.chars().take(200).collect::<String>()
+            );
         }
         Ok(body)
     }
@@ -211,8 +213,7 @@ pub fn meshcentral_session_has_user(xid: &str) -> bool {
 
 /// Standard base64 (as cookie-session writes it) → text; `None` if it is not.
 fn base64_decode(text: &str) -> Option<String> {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut bits: u32 = 0;
     let mut count = 0;
     let mut out = Vec::new();

@@ -60,11 +60,7 @@ pub fn invite_url(authority: &str, token: &str, file: &str) -> String {
 /// without TLS verification (`-k`): it is the thing being bootstrapped. Its hash, which came over
 /// the administrator's authenticated connection, decides whether it is trusted; `sha256sum -c`
 /// stops the chain on a mismatch, before anything is downloaded with it or run.
-pub fn install_command(
-    root_cert_url: &str,
-    root_cert_sha256: &str,
-    install_url: &str,
-) -> String {
+pub fn install_command(root_cert_url: &str, root_cert_sha256: &str, install_url: &str) -> String {
     format!(
         "curl -fsSk -o tether-root.crt {root_cert_url} && \
          echo '{root_cert_sha256}  tether-root.crt' | sha256sum -c - && \

@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 
 /// Command line of `tether-server`.
 #[derive(Debug, Clone, Parser, Default)]
-#[command(name = "tether-server", version, about = "Tether remote management server")]
+#[command(
+    name = "tether-server",
+    version,
+    about = "Tether remote management server"
+)]
 pub struct Cli {
     /// Data folder: certificates, database, config.toml.
     #[arg(long, value_name = "DIR", default_value = "./tether-data")]
@@ -40,7 +44,12 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", requires = "pass")]
     pub createaccount: Option<String>,
     /// Set a new password for an existing account and exit.
-    #[arg(long, value_name = "NAME", requires = "pass", conflicts_with = "createaccount")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "pass",
+        conflicts_with = "createaccount"
+    )]
     pub resetaccount: Option<String>,
     /// Password for --createaccount / --resetaccount.
     #[arg(long, value_name = "PW")]
@@ -129,7 +138,8 @@ impl Config {
     pub fn load(cli: &Cli) -> anyhow::Result<Config> {
         let path = cli.datapath.join(CONFIG_FILE);
         let mut config = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str::<Config>(&text).with_context(|| format!("reading {}", path.display()))?,
+            Ok(text) => toml::from_str::<Config>(&text)
+                .with_context(|| format!("reading {}", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
@@ -174,8 +184,18 @@ mod tests {
     #[test]
     fn flags_win_over_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CONFIG_FILE), "port = 8443\nredirport = 8080\ncert = \"file.example\"\n").unwrap();
-        let cli = Cli::parse_from(["tether-server", "--datapath", dir.path().to_str().unwrap(), "--port", "9443"]);
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "port = 8443\nredirport = 8080\ncert = \"file.example\"\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "tether-server",
+            "--datapath",
+            dir.path().to_str().unwrap(),
+            "--port",
+            "9443",
+        ]);
         let config = Config::load(&cli).unwrap();
         assert_eq!(config.port, 9443);
         assert_eq!(config.redirport, 8080);

@@ -32,11 +32,17 @@ impl Audience {
     }
 
     pub fn everyone() -> Audience {
-        Audience { users: BTreeSet::new(), everyone: true }
+        Audience {
+            users: BTreeSet::new(),
+            everyone: true,
+        }
     }
 
     pub fn user(user: &UserId) -> Audience {
-        Audience { users: BTreeSet::from([user.clone()]), everyone: false }
+        Audience {
+            users: BTreeSet::from([user.clone()]),
+            everyone: false,
+        }
     }
 
     /// The members of `group` holding all of `required` (plus site admins).
@@ -47,7 +53,10 @@ impl Audience {
             .filter(|(_, rights)| rights.normalized().contains(required))
             .map(|(user, _)| user.clone())
             .collect();
-        Audience { users, everyone: false }
+        Audience {
+            users,
+            everyone: false,
+        }
     }
 
     pub fn with_user(mut self, user: &UserId) -> Audience {
@@ -74,7 +83,9 @@ pub struct EventBus {
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus { sender: broadcast::channel(BUS_CAPACITY).0 }
+        EventBus {
+            sender: broadcast::channel(BUS_CAPACITY).0,
+        }
     }
 }
 
@@ -109,9 +120,15 @@ mod tests {
         };
         let viewers = Audience::group(&group, Rights::VIEW);
         assert!(viewers.includes(&UserId::from("viewer"), false));
-        assert!(viewers.includes(&UserId::from("auditor"), false), "any right implies view");
+        assert!(
+            viewers.includes(&UserId::from("auditor"), false),
+            "any right implies view"
+        );
         let auditors = Audience::group(&group, Rights::EVENTS);
         assert!(!auditors.includes(&UserId::from("viewer"), false));
-        assert!(auditors.includes(&UserId::from("stranger"), true), "site admins see everything");
+        assert!(
+            auditors.includes(&UserId::from("stranger"), true),
+            "site admins see everything"
+        );
     }
 }

@@ -26,7 +26,9 @@ pub enum StoreError {
     Backend(String),
     #[error("database schema version {found} is newer than this server supports ({supported})")]
     TooNew { found: u32, supported: u32 },
-    #[error("the database is in use by another process (is a tether-server already running on this data folder?)")]
+    #[error(
+        "the database is in use by another process (is a tether-server already running on this data folder?)"
+    )]
     Locked,
 }
 

@@ -155,10 +155,7 @@ mod tests {
             "{}.{tag}",
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&longer).unwrap())
         );
-        assert_eq!(
-            key.verify::<Claims>(&forged),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(key.verify::<Claims>(&forged), Err(TokenError::BadSignature));
         for garbage in ["", ".", "abc", "a.b.c", "!!.!!", &"a".repeat(5000)] {
             assert!(key.verify::<Claims>(garbage).is_err(), "{garbage}");
         }

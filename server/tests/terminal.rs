@@ -202,6 +202,13 @@ async fn exec(
     stdin: Option<&[u8]>,
     command: &[&str],
 ) -> (i32, String, String) {
+    let mut args = vec!["exec", "--device", device, "--"];
+    args.extend_from_slice(command);
+    tetherctl_run(fx, &args, stdin).await
+}
+
+/// Runs `tetherctl ARGS` as the admin; (exit status, stdout, stderr).
+async fn tetherctl_run(fx: &Fixture, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
     let mut child = tokio::process::Command::new(tetherctl())
         .env("TETHER_URL", format!("wss://127.0.0.1:{}", fx.server.port))
         .env("TETHER_USER", ADMIN.0)
@@ -209,8 +216,7 @@ async fn exec(
         .env("TETHER_KNOWN_SERVERS", fx.dir.path().join("known_servers"))
         .arg("--trust-root")
         .arg(fx.server.file("root-cert-public.crt"))
-        .args(["exec", "--device", device, "--"])
-        .args(command)
+        .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -269,4 +275,16 @@ async fn exec_prints_output_and_exits_with_the_remote_status() {
     let (status, _, err) = exec(&fx, "no-such-device", None, &["true"]).await;
     assert_eq!(status, 1);
     assert!(err.contains("no device"), "{err}");
+}
+
+#[tokio::test]
+async fn shell_runs_the_login_shell_and_exits_with_its_status() {
+    let mut fx = Fixture::start().await;
+    let agent = agent_online(&mut fx).await;
+    let id = agent.device_id.to_string();
+    // Standard input is not a terminal here, so no raw mode; the keys still reach a real PTY.
+    let keys = b"echo shell-$((6*7))\nexit 4\n";
+    let (status, out, err) = tetherctl_run(&fx, &["shell", "--device", &id], Some(keys)).await;
+    assert_eq!(status, 4, "stdout {out:?}, stderr {err:?}");
+    assert!(out.contains("shell-42"), "{out:?}");
 }

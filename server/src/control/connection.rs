@@ -85,7 +85,13 @@ struct Connection {
     out: mpsc::Sender<Message>,
 }
 
-pub async fn serve(state: AppState, user: UserRecord, token: String, site: Site, socket: WebSocket) {
+pub async fn serve(
+    state: AppState,
+    user: UserRecord,
+    token: String,
+    site: Site,
+    socket: WebSocket,
+) {
     // Subscribe first, so nothing published from here on is missed.
     let events = state.events.subscribe();
     let (sink, mut stream) = socket.split();

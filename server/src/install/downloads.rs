@@ -89,7 +89,12 @@ pub async fn get_invite_file(
     response
 }
 
-fn script_response(site: &Site, token: &str, claims: &InviteClaims, group: &GroupRecord) -> Response {
+fn script_response(
+    site: &Site,
+    token: &str,
+    claims: &InviteClaims,
+    group: &GroupRecord,
+) -> Response {
     let text = script::render(&ScriptInput {
         authority: &site.authority,
         token,

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::{Value, json};
-use tether_common::ids::GroupId;
 
 use crate::common::{REPLY_DEADLINE, TestServer};
 use crate::support::{ADMIN, Fixture};
@@ -75,8 +74,8 @@ pub async fn fetch_with_cookie(
 }
 
 /// `createInvite` on the fixture's console connection; the reply as it came.
-pub async fn create_invite(fx: &mut Fixture, group: &GroupId, minutes: Option<u32>) -> Value {
-    let mut request = json!({ "action": "createInvite", "group": group });
+pub async fn create_invite(fx: &mut Fixture, minutes: Option<u32>) -> Value {
+    let mut request = json!({ "action": "createInvite", "group": fx.group });
     if let Some(minutes) = minutes {
         request["expires_minutes"] = json!(minutes);
     }

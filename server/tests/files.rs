@@ -1,0 +1,492 @@
+//! File-manager sessions end to end: the real server and the real `tether-agent`, whose file
+//! sessions are confined to a temporary folder (`--files-root`). Build every binary first
+//! (`cargo build --workspace --bins`).
+
+mod common;
+#[allow(dead_code)]
+#[path = "relay/sockets.rs"]
+mod sockets;
+#[allow(dead_code)]
+#[path = "agent/support.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tether_common::relay::SessionTicket;
+use tether_common::relay::files::{self, CHUNK_SIZE, FileKind, FilesReply, FilesRequest};
+use tokio::time::{Instant, sleep};
+use tokio_tungstenite::tungstenite::Message;
+
+use sockets::{RelaySocket, expect_paired, next_data, open, send};
+use support::{AgentProcess, DEADLINE, Fixture};
+
+struct Session {
+    fx: Fixture,
+    _agent: AgentProcess,
+    /// The agent's files root (canonical).
+    root: PathBuf,
+    _root_dir: tempfile::TempDir,
+}
+
+impl Session {
+    async fn start() -> Session {
+        let mut fx = Fixture::start().await;
+        let root_dir = tempfile::tempdir().unwrap();
+        let root = root_dir.path().canonicalize().unwrap();
+        let msh = fx.msh.clone();
+        let root_arg = root.display().to_string();
+        let agent = fx
+            .spawn_agent(&msh, &fx.state_dir("a"), &["--files-root", &root_arg])
+            .await;
+        let device = agent.device_id.clone();
+        fx.wait_device(&device, "online", |d| d.online).await;
+        Session {
+            fx,
+            _agent: agent,
+            root,
+            _root_dir: root_dir,
+        }
+    }
+
+    async fn open(&mut self) -> RelaySocket {
+        let device = self.fx.devices().await[0].id.clone();
+        let reply = self
+            .fx
+            .control
+            .request(json!({ "action": "createSession", "device": device, "kind": "files" }))
+            .await;
+        assert!(reply.ok, "{reply:?}");
+        let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
+        let mut ws = open(&self.fx.server, &ticket.url, Some(&self.fx.cookie))
+            .await
+            .unwrap();
+        expect_paired(&mut ws).await;
+        ws
+    }
+
+    fn path(&self, relative: &str) -> String {
+        format!("{}/{relative}", self.root.display())
+    }
+}
+
+async fn ask(ws: &mut RelaySocket, request: FilesRequest) -> FilesReply {
+    send(ws, Message::text(files::to_json(&request))).await;
+    match next_data(ws).await {
+        Message::Text(text) => {
+            files::parse_reply(&text).unwrap_or_else(|| panic!("odd reply {text}"))
+        }
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn error_of(reply: FilesReply) -> String {
+    match reply {
+        FilesReply::Error { message, .. } => message,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn list_mkdir_rename_remove_inside_the_root_only() {
+    let mut s = Session::start().await;
+    std::fs::write(s.root.join("a.txt"), "hello").unwrap();
+    std::os::unix::fs::symlink("/etc", s.root.join("etc-link")).unwrap();
+    let mut ws = s.open().await;
+
+    let mkdir = FilesRequest::Mkdir {
+        id: 1,
+        path: s.path("docs"),
+    };
+    assert_eq!(ask(&mut ws, mkdir).await, FilesReply::Done { id: 1 });
+    let rename = FilesRequest::Rename {
+        id: 2,
+        from: s.path("a.txt"),
+        to: s.path("docs/b.txt"),
+    };
+    assert_eq!(ask(&mut ws, rename).await, FilesReply::Done { id: 2 });
+    let FilesReply::Listing { entries, .. } = ask(
+        &mut ws,
+        FilesRequest::List {
+            id: 3,
+            path: s.path("docs"),
+        },
+    )
+    .await
+    else {
+        panic!("no listing");
+    };
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (entries[0].name.as_str(), entries[0].kind, entries[0].size),
+        ("b.txt", FileKind::File, 5)
+    );
+    assert!(
+        entries[0].mtime > 0 && entries[0].mode & 0o400 != 0,
+        "{:?}",
+        entries[0]
+    );
+    let FilesReply::Listing { entries, .. } = ask(
+        &mut ws,
+        FilesRequest::List {
+            id: 4,
+            path: s.path(""),
+        },
+    )
+    .await
+    else {
+        panic!("no listing");
+    };
+    let link = entries.iter().find(|e| e.name == "etc-link").unwrap();
+    assert_eq!(link.kind, FileKind::Symlink);
+
+    // A folder with contents goes only when asked to recurse.
+    let remove = |id, recursive| FilesRequest::Remove {
+        id,
+        path: s.path("docs"),
+        recursive,
+    };
+    assert!(error_of(ask(&mut ws, remove(5, false)).await).contains("docs"));
+    assert_eq!(
+        ask(&mut ws, remove(6, true)).await,
+        FilesReply::Done { id: 6 }
+    );
+    assert!(!s.root.join("docs").exists());
+
+    // Ways out of the root are refused with a clear message.
+    let refused = [
+        (
+            FilesRequest::List {
+                id: 7,
+                path: s.path(".."),
+            },
+            "'..'",
+        ),
+        (
+            FilesRequest::List {
+                id: 8,
+                path: s.path("etc-link"),
+            },
+            "outside",
+        ),
+        (
+            FilesRequest::Download {
+                id: 9,
+                path: s.path("etc-link/passwd"),
+                offset: 0,
+            },
+            "outside",
+        ),
+        (
+            FilesRequest::List {
+                id: 10,
+                path: "/etc".into(),
+            },
+            "outside",
+        ),
+        (
+            FilesRequest::List {
+                id: 11,
+                path: "relative/path".into(),
+            },
+            "absolute",
+        ),
+        (
+            FilesRequest::Mkdir {
+                id: 12,
+                path: s.path("etc-link/new"),
+            },
+            "outside",
+        ),
+        (
+            FilesRequest::Remove {
+                id: 13,
+                path: s.path(""),
+                recursive: true,
+            },
+            "outside",
+        ),
+    ];
+    for (request, why) in refused {
+        let message = error_of(ask(&mut ws, request.clone()).await);
+        assert!(message.contains(why), "{request:?}: {message}");
+    }
+    // Removing the link removes the link, not /etc.
+    let unlink = FilesRequest::Remove {
+        id: 14,
+        path: s.path("etc-link"),
+        recursive: true,
+    };
+    assert_eq!(ask(&mut ws, unlink).await, FilesReply::Done { id: 14 });
+    assert!(Path::new("/etc/passwd").exists());
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// Downloads `path` from `offset`; the bytes.
+async fn download(ws: &mut RelaySocket, id: u64, path: String, offset: u64) -> Vec<u8> {
+    let reply = ask(ws, FilesRequest::Download { id, path, offset }).await;
+    let FilesReply::DownloadStart {
+        size: Some(size), ..
+    } = reply
+    else {
+        panic!("no download: {reply:?}");
+    };
+    let mut bytes = Vec::new();
+    loop {
+        match next_data(ws).await {
+            Message::Binary(chunk) => {
+                assert!(chunk.len() <= CHUNK_SIZE);
+                bytes.extend_from_slice(&chunk);
+            }
+            Message::Text(text) => {
+                assert_eq!(
+                    files::parse_reply(&text),
+                    Some(FilesReply::DownloadEnd { id })
+                );
+                break;
+            }
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(bytes.len() as u64, size - offset);
+    bytes
+}
+
+#[tokio::test]
+async fn upload_and_download_round_trip_and_downloads_resume() {
+    let mut s = Session::start().await;
+    let mut ws = s.open().await;
+    let data = pattern(3 * 1024 * 1024 + 123);
+    let upload = FilesRequest::Upload {
+        id: 1,
+        path: s.path("big.bin"),
+        size: data.len() as u64,
+        overwrite: false,
+    };
+    assert_eq!(
+        ask(&mut ws, upload).await,
+        FilesReply::UploadReady { id: 1 }
+    );
+    for chunk in data.chunks(CHUNK_SIZE) {
+        send(&mut ws, Message::binary(chunk.to_vec())).await;
+    }
+    assert_eq!(
+        ask(&mut ws, FilesRequest::UploadEnd { id: 1 }).await,
+        FilesReply::Done { id: 1 }
+    );
+    assert_eq!(
+        Sha256::digest(std::fs::read(s.root.join("big.bin")).unwrap()),
+        Sha256::digest(&data)
+    );
+
+    // An existing file is not replaced unless asked.
+    let again = FilesRequest::Upload {
+        id: 2,
+        path: s.path("big.bin"),
+        size: 1,
+        overwrite: false,
+    };
+    assert!(error_of(ask(&mut ws, again).await).contains("already exists"));
+
+    let whole = download(&mut ws, 3, s.path("big.bin"), 0).await;
+    assert_eq!(Sha256::digest(&whole), Sha256::digest(&data));
+    let rest = download(&mut ws, 4, s.path("big.bin"), 1_000_000).await;
+    assert_eq!(rest, data[1_000_000..]);
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_leaves_no_file_behind() {
+    let mut s = Session::start().await;
+    let mut ws = s.open().await;
+    let upload = FilesRequest::Upload {
+        id: 1,
+        path: s.path("partial.bin"),
+        size: 1 << 20,
+        overwrite: false,
+    };
+    assert_eq!(
+        ask(&mut ws, upload).await,
+        FilesReply::UploadReady { id: 1 }
+    );
+    send(&mut ws, Message::binary(pattern(100_000))).await;
+    // The upload's temporary file exists while it runs…
+    let deadline = Instant::now() + DEADLINE;
+    let entries = |root: &Path| std::fs::read_dir(root).unwrap().count();
+    while entries(&s.root) == 0 {
+        assert!(Instant::now() < deadline, "no temporary file appeared");
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !s.root.join("partial.bin").exists(),
+        "never under the real name before the end"
+    );
+    // …and is gone when the console disconnects mid-way.
+    drop(ws);
+    while entries(&s.root) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the partial upload stayed behind"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+
+    // Ending an upload short is an error, and leaves nothing either.
+    let mut ws = s.open().await;
+    let upload = FilesRequest::Upload {
+        id: 2,
+        path: s.path("short.bin"),
+        size: 10,
+        overwrite: false,
+    };
+    assert_eq!(
+        ask(&mut ws, upload).await,
+        FilesReply::UploadReady { id: 2 }
+    );
+    send(&mut ws, Message::binary(vec![1, 2, 3])).await;
+    let message = error_of(ask(&mut ws, FilesRequest::UploadEnd { id: 2 }).await);
+    assert!(message.contains("3 of 10"), "{message}");
+    assert_eq!(entries(&s.root), 0);
+}
+
+/// Resident memory of the process whose command line mentions `needle`, in bytes (max over
+/// matches; 0 if none).
+fn rss_of(needle: &str) -> u64 {
+    let mut best = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmdline).contains(needle) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        if let Some(kib) = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            best = best.max(kib * 1024);
+        }
+    }
+    best
+}
+
+/// Figures, not a check: `cargo test -p tether-server --test files -- --ignored --nocapture`.
+/// Uploads then downloads 1 GiB through the relay, hashing both ends, sampling the server's and
+/// the agent's resident memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand"]
+async fn one_gib_through_a_files_session() {
+    const SIZE: u64 = 1 << 30;
+    let mut s = Session::start().await;
+    let mut ws = s.open().await;
+    let server_pid = s.fx.server.pid().unwrap().to_string();
+    let agent_needle = s.fx.state_dir("a").display().to_string();
+    let sample = |max: &mut (u64, u64)| {
+        let server = std::fs::read_to_string(format!("/proc/{server_pid}/status"))
+            .ok()
+            .and_then(|st| {
+                st.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .map(str::to_owned)
+            })
+            .and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024;
+        *max = (max.0.max(server), max.1.max(rss_of(&agent_needle)));
+    };
+    let mut peak = (0, 0);
+    sample(&mut peak);
+    eprintln!(
+        "before: server RSS {} MiB, agent RSS {} MiB",
+        peak.0 >> 20,
+        peak.1 >> 20
+    );
+
+    let chunk: Vec<u8> = pattern(CHUNK_SIZE);
+    let upload = FilesRequest::Upload {
+        id: 1,
+        path: s.path("gig.bin"),
+        size: SIZE,
+        overwrite: false,
+    };
+    assert_eq!(
+        ask(&mut ws, upload).await,
+        FilesReply::UploadReady { id: 1 }
+    );
+    let started = Instant::now();
+    let mut hasher = Sha256::new();
+    let mut sent = 0;
+    while sent < SIZE {
+        send(&mut ws, Message::binary(chunk.clone())).await;
+        hasher.update(&chunk);
+        sent += CHUNK_SIZE as u64;
+        if sent.is_multiple_of(64 << 20) {
+            sample(&mut peak);
+        }
+    }
+    assert_eq!(
+        ask(&mut ws, FilesRequest::UploadEnd { id: 1 }).await,
+        FilesReply::Done { id: 1 }
+    );
+    let up = started.elapsed().as_secs_f64();
+    let sent_hash = hasher.finalize();
+
+    let reply = ask(
+        &mut ws,
+        FilesRequest::Download {
+            id: 2,
+            path: s.path("gig.bin"),
+            offset: 0,
+        },
+    )
+    .await;
+    assert!(
+        matches!(
+            reply,
+            FilesReply::DownloadStart {
+                size: Some(SIZE),
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    let started = Instant::now();
+    let mut hasher = Sha256::new();
+    let mut received = 0u64;
+    loop {
+        match next_data(&mut ws).await {
+            Message::Binary(bytes) => {
+                hasher.update(&bytes);
+                received += bytes.len() as u64;
+                if received.is_multiple_of(64 << 20) {
+                    sample(&mut peak);
+                }
+            }
+            Message::Text(_) => break,
+            _ => unreachable!(),
+        }
+    }
+    let down = started.elapsed().as_secs_f64();
+    assert_eq!(received, SIZE);
+    assert_eq!(hasher.finalize(), sent_hash, "SHA-256 differs");
+    eprintln!(
+        "1 GiB upload {:.0} MB/s, download {:.0} MB/s; peak RSS server {} MiB, agent {} MiB; SHA-256 equal",
+        SIZE as f64 / up / 1e6,
+        SIZE as f64 / down / 1e6,
+        peak.0 >> 20,
+        peak.1 >> 20
+    );
+}
