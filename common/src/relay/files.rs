@@ -108,7 +108,9 @@ pub enum FilesReply {
         id: u64,
     },
     /// The request failed; `message` says why, for people (e.g. "outside the allowed folders").
+    /// Without an `id` (0), the whole session failed (e.g. refused by the agent) and it closes.
     Error {
+        #[serde(default)]
         id: u64,
         message: String,
     },
@@ -218,6 +220,14 @@ mod tests {
             offset: 0,
         };
         assert_eq!(parse_reply(&to_json(&start)), Some(start));
+        assert_eq!(
+            parse_reply(r#"{"type":"error","message":"refused"}"#),
+            Some(FilesReply::Error {
+                id: 0,
+                message: "refused".into()
+            }),
+            "a session-level error (the agent's refusal) reads as a files error"
+        );
         assert_eq!(
             parse_reply(r#"{"type":"error","id":3,"message":"outside the allowed folders"}"#),
             Some(FilesReply::Error {
