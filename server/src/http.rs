@@ -17,9 +17,17 @@ mod console;
 /// Largest request body any handler reads (JSON API calls are tiny).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// No inline script or style anywhere, so scripts injected into a page cannot run.
+/// No inline script anywhere (`script-src 'self'`), so scripts injected into a page cannot run.
+///
+/// Why styles alone allow `'unsafe-inline'`: the terminal (xterm.js) measures the font at run time
+/// and writes its cell sizes, cursor and colour rules into `<style>` elements it creates; no nonce
+/// or hash can cover CSS generated in the browser, and xterm.js has no option to do without it.
+/// Injected CSS cannot run code; what it can do (restyle or overlay parts of the page, or leak
+/// attribute values through `url()` requests) is bounded by `default-src`/`img-src 'self'`, which
+/// keep such requests on this origin, and by `frame-ancestors 'none'`. Scripts, objects, frames
+/// and connections stay as strict as before.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' wss: ws:; img-src 'self' data:; \
-     style-src 'self'; script-src 'self'; frame-ancestors 'none'";
+     style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
 
 pub fn router(state: AppState) -> Router {
     let hsts = !state.config.tlsoffload;
@@ -121,7 +129,31 @@ fn host_without_port(host: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::host_without_port;
+    use super::{CONTENT_SECURITY_POLICY, host_without_port};
+
+    fn directive(name: &str) -> Vec<&'static str> {
+        CONTENT_SECURITY_POLICY
+            .split(';')
+            .map(str::trim)
+            .find_map(|d| d.strip_prefix(name).filter(|rest| rest.starts_with(' ')))
+            .map(|rest| rest.split_whitespace().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn only_styles_may_be_inline() {
+        // xterm.js needs inline styles (see CONTENT_SECURITY_POLICY); scripts never.
+        assert_eq!(directive("style-src"), ["'self'", "'unsafe-inline'"]);
+        assert_eq!(directive("script-src"), ["'self'"]);
+        assert_eq!(directive("default-src"), ["'self'"]);
+        assert_eq!(directive("frame-ancestors"), ["'none'"]);
+        assert_eq!(
+            CONTENT_SECURITY_POLICY.matches("'unsafe-inline'").count(),
+            1,
+            "{CONTENT_SECURITY_POLICY}"
+        );
+        assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-eval"));
+    }
 
     #[test]
     fn host_header_is_reduced_to_a_plain_host() {

@@ -81,6 +81,9 @@ async fn health_answers_over_https_with_security_headers() {
             .unwrap()
             .contains("frame-ancestors 'none'")
     );
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("style-src 'self' 'unsafe-inline';"), "{csp}");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert_eq!(headers["x-frame-options"], "DENY");

@@ -154,7 +154,7 @@ describe("the web console", () => {
       await page.locator("dd").filter({ hasText: /x86_64|aarch64|arm/ }).first().waitFor({ timeout: 30_000 });
       await screenshot(page, "10-device-general");
       await page.getByRole("tab", { name: "Terminal" }).click();
-      await page.getByRole("heading", { name: /Terminal/ }).waitFor();
+      await page.getByTestId("terminal-status").filter({ hasText: "Connected" }).waitFor({ timeout: 30_000 });
       await page.getByRole("tab", { name: "Events" }).click();
       await page.getByRole("cell", { name: /joined group Office/ }).waitFor();
       await screenshot(page, "11-device-events");

@@ -70,12 +70,12 @@ export async function startServer({ datapath = tempDir("server"), port = 0, conf
   };
 }
 
-/** Starts tether-agent with a .msh; resolves once it says it connected. */
-export async function startAgent(msh) {
+/** Starts tether-agent with a .msh (and extra `run` flags); resolves once it says it connected. */
+export async function startAgent(msh, extraArgs = []) {
   const state = tempDir("agent");
   const config = join(state, "meshagent.msh");
   writeFileSync(config, msh);
-  const child = spawn(binary("tether-agent"), ["run", "--config", config, "--state", join(state, "state"), "--small-key"], {
+  const child = spawn(binary("tether-agent"), ["run", "--config", config, "--state", join(state, "state"), "--small-key", ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: "info" },
   });

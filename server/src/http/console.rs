@@ -195,7 +195,8 @@ mod tests {
     fn index_html_loads_only_files_no_inline_code() {
         let index = ConsoleFiles::get("index.html").unwrap();
         let html = std::str::from_utf8(&index.data).unwrap();
-        // The CSP allows no inline script or style: every <script> must have a src.
+        // The CSP allows no inline script (and only the terminal needs inline styles, which it
+        // creates at run time): every <script> must have a src, and the page itself has no <style>.
         assert!(
             !html.contains("<script>") && !html.contains("<style"),
             "{html}"

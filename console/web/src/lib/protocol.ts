@@ -132,6 +132,20 @@ export interface EventFrame {
   event: ServerEvent;
 }
 
+/** What a relayed session is for (`tether_common::relay::SessionKind`). */
+export type SessionKind = "terminal" | "files" | "desktop" | "chat";
+
+/** `createSession`'s answer: where the console joins the session. */
+export interface SessionTicket {
+  /** A path on this server (`/meshrelay.ashx?id=TOKEN`); the session cookie goes along. */
+  url: string;
+  device: DeviceId;
+  kind: SessionKind;
+  rights: number;
+  /** Unix milliseconds; connect before then. */
+  expires_ms: number;
+}
+
 /** Every request: its arguments and the result type of a successful reply. */
 export interface Actions {
   serverInfo: { args: Record<string, never>; result: ServerInfo };
@@ -155,6 +169,7 @@ export interface Actions {
   setGroupRights: { args: { group: GroupId; user: UserId; rights: number }; result: GroupInfo };
   agentConfig: { args: { group: GroupId }; result: { group: GroupId; msh: string } };
   createInvite: { args: { group: GroupId; expires_minutes?: number }; result: Invite };
+  createSession: { args: { device: DeviceId; kind: SessionKind }; result: SessionTicket };
   listEvents: {
     args: { limit?: number; group?: GroupId; device?: DeviceId };
     result: EventRecord[];
