@@ -121,6 +121,63 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// List a folder on a device (kind, size, modification time, permissions, name).
+    Ls {
+        /// Device id, or a name only one device has.
+        #[arg(long, value_name = "D")]
+        device: String,
+        /// Absolute path on the device.
+        path: String,
+    },
+    /// Send a local file to a device (REMOTE ending in / keeps the local name).
+    Upload {
+        #[arg(long, value_name = "D")]
+        device: String,
+        local: PathBuf,
+        remote: String,
+        /// Replace an existing file on the device.
+        #[arg(long)]
+        overwrite: bool,
+        /// Resumable: if the upload breaks, the device keeps what arrived, and the same command
+        /// with --resume again continues from there.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Fetch a file from a device: REMOTE LOCAL; or several files and folders as one zip:
+    /// --zip OUT.zip PATH…
+    Download {
+        #[arg(long, value_name = "D")]
+        device: String,
+        /// Continue a partial download from the local file's length.
+        #[arg(long, conflicts_with = "zip")]
+        resume: bool,
+        /// Fetch the PATHs (files or folders, recursively) as one zip file OUT.zip.
+        #[arg(long, value_name = "OUT.zip")]
+        zip: Option<PathBuf>,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// Remove a file, link or empty folder on a device (a folder's contents only with --recursive).
+    Rm {
+        #[arg(long, value_name = "D")]
+        device: String,
+        path: String,
+        #[arg(long, short = 'r')]
+        recursive: bool,
+    },
+    /// Create a folder on a device.
+    Mkdir {
+        #[arg(long, value_name = "D")]
+        device: String,
+        path: String,
+    },
+    /// Move or rename a file or folder on a device (TO must not exist).
+    Mv {
+        #[arg(long, value_name = "D")]
+        device: String,
+        from: String,
+        to: String,
+    },
     /// Print a device group's .msh install file (MeshCentral format), or save it with --out.
     Agentconfig {
         /// Group id, or a name only one group has.

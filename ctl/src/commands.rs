@@ -228,6 +228,12 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
             let device = find_device(control, &device).await?;
             exit_with(crate::shell::run(control, &device).await?)
         }
+        command @ (Command::Ls { .. }
+        | Command::Upload { .. }
+        | Command::Download { .. }
+        | Command::Rm { .. }
+        | Command::Mkdir { .. }
+        | Command::Mv { .. }) => crate::files::execute(control, command, json).await,
         Command::Exec { device, command } => {
             let device = find_device(control, &device).await?;
             exit_with(crate::exec::run(control, &device, command).await?)

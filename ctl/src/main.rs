@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod connection;
 mod exec;
+mod files;
 mod install;
 mod login;
 mod output;

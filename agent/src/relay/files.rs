@@ -8,6 +8,7 @@
 
 mod paths;
 mod transfer;
+mod zip_stream;
 
 use std::time::UNIX_EPOCH;
 
@@ -21,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::RelaySocket;
 pub use paths::Root;
 use transfer::{Download, Upload};
+use zip_stream::ZipStream;
 
 type Sink = SplitSink<RelaySocket, Message>;
 
@@ -122,19 +124,23 @@ impl Session {
                 size,
                 overwrite,
             } => self.start_upload(id, &path, size, overwrite).await,
+            FilesRequest::ResumeUpload {
+                id,
+                path,
+                size,
+                overwrite,
+            } => self.resume_upload(id, &path, size, overwrite).await,
             FilesRequest::UploadEnd { id } => self.finish_upload(id).await,
             FilesRequest::Cancel { id } => {
                 if self.download.as_ref().is_some_and(|d| d.id == id) {
                     self.download = None;
                 }
-                if self.upload.as_ref().is_some_and(|u| u.id == id) {
-                    self.upload = None;
+                if let Some(upload) = self.upload.take_if(|u| u.id == id) {
+                    upload.discard();
                 }
                 Ok(FilesReply::Done { id })
             }
-            FilesRequest::Zip { id, .. } => {
-                Err(error(id, "zip downloads are not supported yet".into()))
-            }
+            FilesRequest::Zip { id, paths } => self.start_zip(id, &paths),
             FilesRequest::Unknown => return None,
         };
         Some(answer.unwrap_or_else(|reply| reply))
@@ -237,11 +243,42 @@ impl Session {
             .map_err(|e| io_error(id, path, &e))?;
         let reply = FilesReply::DownloadStart {
             id,
-            size: Some(download.size),
+            size: download.size,
             offset,
         };
         self.download = Some(download);
         Ok(reply)
+    }
+
+    /// Every path is checked before any byte is sent, so a refusal is a plain error reply.
+    fn start_zip(&mut self, id: u64, paths: &[String]) -> Result<FilesReply, FilesReply> {
+        if self.download.is_some() {
+            return Err(error(
+                id,
+                "a download is already running in this session".into(),
+            ));
+        }
+        if paths.is_empty() {
+            return Err(error(id, "nothing selected".into()));
+        }
+        let mut selection = Vec::with_capacity(paths.len());
+        for path in paths {
+            let real = self
+                .root
+                .resolve(path)
+                .map_err(|e| error(id, e.to_string()))?;
+            if !real.exists() {
+                return Err(error(id, format!("{path}: no such file or folder")));
+            }
+            selection.push(real);
+        }
+        let stream = ZipStream::start(self.root.clone(), selection, CHUNK_SIZE);
+        self.download = Some(Download::zip(id, stream));
+        Ok(FilesReply::DownloadStart {
+            id,
+            size: None,
+            offset: 0,
+        })
     }
 
     async fn start_upload(
@@ -269,6 +306,33 @@ impl Session {
             .map_err(|e| io_error(id, path, &e))?;
         self.upload = Some(upload);
         Ok(FilesReply::UploadReady { id })
+    }
+
+    async fn resume_upload(
+        &mut self,
+        id: u64,
+        path: &str,
+        size: u64,
+        overwrite: bool,
+    ) -> Result<FilesReply, FilesReply> {
+        if self.upload.is_some() {
+            return Err(error(
+                id,
+                "an upload is already running in this session".into(),
+            ));
+        }
+        let target = self
+            .root
+            .resolve(path)
+            .map_err(|e| error(id, e.to_string()))?;
+        if !overwrite && tokio::fs::symlink_metadata(&target).await.is_ok() {
+            return Err(error(id, format!("{path} already exists")));
+        }
+        let (upload, offset) = Upload::resume(id, target, size)
+            .await
+            .map_err(|e| io_error(id, path, &e))?;
+        self.upload = Some(upload);
+        Ok(FilesReply::UploadResumed { id, offset })
     }
 
     async fn finish_upload(&mut self, id: u64) -> Result<FilesReply, FilesReply> {

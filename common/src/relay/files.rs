@@ -69,6 +69,18 @@ pub enum FilesRequest {
         #[serde(default)]
         overwrite: bool,
     },
+    /// Like `upload`, but continues an earlier interrupted `resumeUpload` of the same `size` to
+    /// the same `path`: the agent keeps such an upload's hidden temporary file when the session
+    /// breaks, answers `uploadResumed` with the bytes it already has, and the console sends the
+    /// rest. (The bytes kept are trusted to be the start of the same file, as with a resumed
+    /// download.)
+    ResumeUpload {
+        id: u64,
+        path: String,
+        size: u64,
+        #[serde(default)]
+        overwrite: bool,
+    },
     /// All bytes of the current upload were sent.
     UploadEnd {
         id: u64,
@@ -106,6 +118,11 @@ pub enum FilesReply {
     /// Send the upload's bytes now.
     UploadReady {
         id: u64,
+    },
+    /// Send the upload's bytes from `offset` on (the answer to `resumeUpload`).
+    UploadResumed {
+        id: u64,
+        offset: u64,
     },
     /// The request failed; `message` says why, for people (e.g. "outside the allowed folders").
     /// Without an `id` (0), the whole session failed (e.g. refused by the agent) and it closes.
@@ -186,6 +203,19 @@ mod tests {
             r#"{"type":"upload","id":6,"path":"/u","size":10,"overwrite":true}"#
         );
         assert_eq!(parse_request(&text), Some(upload));
+        assert_eq!(
+            parse_request(r#"{"type":"resumeUpload","id":7,"path":"/u","size":10}"#),
+            Some(FilesRequest::ResumeUpload {
+                id: 7,
+                path: "/u".into(),
+                size: 10,
+                overwrite: false
+            })
+        );
+        assert_eq!(
+            parse_reply(r#"{"type":"uploadResumed","id":7,"offset":4}"#),
+            Some(FilesReply::UploadResumed { id: 7, offset: 4 })
+        );
         assert_eq!(
             parse_request(r#"{"type":"findfile","id":1}"#),
             Some(FilesRequest::Unknown)

@@ -82,6 +82,11 @@ impl Root {
         self.inside(&full, requested)
     }
 
+    /// Whether a real (already resolved) path lies inside the root.
+    pub fn contains(&self, real: &Path) -> bool {
+        real.starts_with(&self.canonical)
+    }
+
     fn checked(&self, requested: &str) -> Result<PathBuf, PathError> {
         if requested.contains('\0') {
             return Err(PathError::OutsideRoot(requested.to_owned()));
