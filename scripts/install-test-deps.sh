@@ -23,3 +23,24 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 if [ "$node_major" -lt 20 ]; then
   echo "warning: Node.js $(node --version 2>/dev/null || echo missing) is too old for the console build; install Node.js 20.19 or newer" >&2
 fi
+
+# The desktop console (console/, Tauri): WebKitGTK and GTK headers to build it, Xvfb and
+# ImageMagick for its screenshot test. Skipped with TETHER_SKIP_DESKTOP=1 (headless CI).
+install_desktop_deps() {
+  [ "${TETHER_SKIP_DESKTOP:-0}" = 1 ] && return 0
+  local need=()
+  pkg-config --exists webkit2gtk-4.1 2>/dev/null || need+=(libwebkit2gtk-4.1-dev)
+  pkg-config --exists gtk+-3.0 2>/dev/null || need+=(libgtk-3-dev)
+  pkg-config --exists libsoup-3.0 2>/dev/null || need+=(libsoup-3.0-dev)
+  pkg-config --exists librsvg-2.0 2>/dev/null || need+=(librsvg2-dev)
+  pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+  command -v Xvfb >/dev/null || need+=(xvfb)
+  command -v xauth >/dev/null || need+=(xauth)
+  command -v import >/dev/null || need+=(imagemagick)
+  [ ${#need[@]} -eq 0 ] && return 0
+  local sudo=; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  echo "installing (desktop console): ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+}
+install_desktop_deps

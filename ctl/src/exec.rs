@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tether_common::ids::DeviceId;
 use tether_common::relay::SessionKind;
 use tether_common::relay::terminal::{
-    self, OutputStream, StartTerminal, TerminalEvent, TerminalRequest, decode_output,
+    self, OutputStream, StartTerminal, TerminalRequest, decode_output,
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -46,14 +46,12 @@ pub async fn run(
             },
             message = stream.next() => match message {
                 Some(Ok(Message::Binary(frame))) => write_output(&frame)?,
-                Some(Ok(Message::Text(text))) => match terminal::parse_event(&text) {
-                    Some(TerminalEvent::Error { message }) => bail!("{message}"),
-                    Some(exit @ TerminalEvent::Exit { .. }) => {
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(status) = relay::terminal_exit(&text)? {
                         let _ = sink.close().await;
-                        return Ok(exit.exit_status().unwrap_or(255));
+                        return Ok(status);
                     }
-                    _ => {}
-                },
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 other => bail!("the session ended before the command did ({})", close_reason(other)),
             },

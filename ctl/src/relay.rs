@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tether_common::control::RequestBody;
 use tether_common::ids::DeviceId;
+use tether_common::relay::terminal::{self, TerminalEvent};
 use tether_common::relay::{MAX_RELAY_FRAME, PAIRED, SessionKind, SessionTicket};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -129,5 +130,15 @@ pub fn close_reason(message: Option<Result<Message, Error>>) -> String {
         }
         Some(Err(e)) => e.to_string(),
         _ => "closed".to_owned(),
+    }
+}
+
+/// A terminal session's text frame, as exec and shell both read it: `Some(status)` once the
+/// program has exited, an error when the device reports one, `None` for anything else.
+pub fn terminal_exit(text: &str) -> anyhow::Result<Option<i32>> {
+    match terminal::parse_event(text) {
+        Some(TerminalEvent::Error { message }) => bail!("{message}"),
+        Some(exit @ TerminalEvent::Exit { .. }) => Ok(Some(exit.exit_status().unwrap_or(255))),
+        _ => Ok(None),
     }
 }

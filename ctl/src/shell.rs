@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use rustix::termios::{OptionalActions, Termios, tcgetattr, tcgetwinsize, tcsetattr};
 use tether_common::ids::DeviceId;
 use tether_common::relay::SessionKind;
-use tether_common::relay::terminal::{self, StartTerminal, TerminalEvent, TerminalRequest};
+use tether_common::relay::terminal::{self, StartTerminal, TerminalRequest};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -46,14 +46,12 @@ pub async fn run(control: &mut Control, device: &DeviceId) -> anyhow::Result<i32
                     let mut out = std::io::stdout().lock();
                     out.write_all(&bytes).and_then(|()| out.flush()).context("writing to the terminal")?;
                 }
-                Some(Ok(Message::Text(text))) => match terminal::parse_event(&text) {
-                    Some(TerminalEvent::Error { message }) => bail!("{message}"),
-                    Some(exit @ TerminalEvent::Exit { .. }) => {
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(status) = relay::terminal_exit(&text)? {
                         let _ = sink.close().await;
-                        return Ok(exit.exit_status().unwrap_or(255));
+                        return Ok(status);
                     }
-                    _ => {}
-                },
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 other => bail!("the session ended ({})", close_reason(other)),
             },

@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
+use tether_net::tls::{LeafCheck, leaf_checked_config};
 
 use crate::target::Target;
 
@@ -44,13 +43,14 @@ impl Trust {
         fingerprint: Option<&str>,
         target: &Target,
     ) -> anyhow::Result<Trust> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .context("TLS set-up")?;
         if let Some(path) = trust_root {
             let roots = read_roots(path)?;
-            let config = builder.with_root_certificates(roots).with_no_client_auth();
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .context("TLS set-up")?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
             return Ok(Trust {
                 config: Arc::new(config),
                 how: How::Root(path.to_owned()),
@@ -66,14 +66,10 @@ impl Trust {
         };
         let recorded = expected.is_some();
         let pin = Arc::new(PinnedCert {
-            provider,
             expected: Mutex::new(expected),
             mismatch: Mutex::new(None),
         });
-        let config = builder
-            .dangerous()
-            .with_custom_certificate_verifier(pin.clone())
-            .with_no_client_auth();
+        let config = leaf_checked_config(pin.clone()).context("TLS set-up")?;
         let how = match first_use {
             Some((known, authority)) => How::FirstUse {
                 pin,
@@ -195,24 +191,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// certificate it sees and then holds every later connection of this run to it.
 #[derive(Debug)]
 struct PinnedCert {
-    provider: Arc<CryptoProvider>,
     expected: Mutex<Option<Fingerprint>>,
     mismatch: Mutex<Option<Fingerprint>>,
 }
 
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let got: Fingerprint = Sha256::digest(end_entity.as_ref()).into();
+impl LeafCheck for PinnedCert {
+    fn check(&self, leaf: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let got: Fingerprint = Sha256::digest(leaf.as_ref()).into();
         let mut expected = lock(&self.expected);
         match *expected {
-            Some(pinned) if pinned == got => Ok(ServerCertVerified::assertion()),
+            Some(pinned) if pinned == got => Ok(()),
             Some(_) => {
                 *lock(&self.mismatch) = Some(got);
                 Err(rustls::Error::General(
@@ -221,43 +209,9 @@ impl ServerCertVerifier for PinnedCert {
             }
             None => {
                 *expected = Some(got);
-                Ok(ServerCertVerified::assertion())
+                Ok(())
             }
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
@@ -328,6 +282,9 @@ impl KnownServers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls_pki_types::{ServerName, UnixTime};
+    use tether_net::tls::LeafVerifier;
 
     #[test]
     fn fingerprints_accept_colons_and_case() {
@@ -353,11 +310,14 @@ mod tests {
 
     #[test]
     fn the_pin_holds_after_first_use() {
-        let pin = PinnedCert {
-            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        let pinned = Arc::new(PinnedCert {
             expected: Mutex::new(None),
             mismatch: Mutex::new(None),
-        };
+        });
+        let pin = LeafVerifier::new(
+            pinned.clone(),
+            Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        );
         let name = ServerName::try_from("localhost").unwrap();
         let (a, b) = (
             CertificateDer::from(vec![1u8, 2, 3]),
@@ -376,7 +336,7 @@ mod tests {
                 .is_err()
         );
         assert_eq!(
-            *lock(&pin.mismatch),
+            *lock(&pinned.mismatch),
             Some(Sha256::digest([4u8, 5, 6]).into())
         );
     }

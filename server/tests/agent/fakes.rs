@@ -4,29 +4,21 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use rcgen::{CertificateParams, KeyPair, PKCS_RSA_SHA384, RsaKeySize};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tether_common::handshake::rsa::{RsaSigner, RsaVerifier, rsa_public_key_of_cert};
-use tether_common::handshake::{
-    AgentConfig, AgentHandshake, AuthInfo, Hash, ServerConfig, ServerEvent, ServerHandshake, sha384,
-};
+use tether_common::handshake::{Hash, ServerConfig, ServerEvent, ServerHandshake, sha384};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::common::fake_agent::{open_agent_handshake, rsa_identity};
 use crate::common::{self, TestServer};
 use crate::support::DEADLINE;
 
 /// An RSA-2048 key (PKCS#8 DER) and a self-signed certificate (DER) for it.
 pub fn identity() -> (Vec<u8>, Vec<u8>) {
-    let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA384, RsaKeySize::_2048).unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    (key.serialize_der(), cert.der().to_vec())
+    rsa_identity("localhost")
 }
 
 fn flip_last_byte(mut frame: Vec<u8>) -> Vec<u8> {
@@ -71,41 +63,14 @@ impl FakeAgent {
     /// Connects to `/agent.ashx` and runs the handshake; also returns how long the handshake took
     /// from the open WebSocket to the server's confirmation.
     pub async fn run(&self, server: &TestServer) -> (Ending, std::time::Duration) {
-        let web_cert = common::read_cert_der(&server.file("webserver-cert-public.crt"));
-        let agent_cert = common::read_cert_der(&server.file("agentserver-cert-public.crt"));
-        let config = AgentConfig {
-            server_id: sha384(&rsa_public_key_of_cert(&agent_cert).unwrap()),
-            pinned_web_hash: self.pinned,
-            agent_cert_der: self.cert.clone(),
-            auth_info: AuthInfo {
-                info_version: 1,
-                agent_id: 6,
-                agent_version: 1,
-                platform_type: 1,
-                mesh_id: self.mesh_id,
-                capabilities: 0,
-                hostname: "fake-agent".into(),
-            },
-        };
-        let signer = Arc::new(RsaSigner::from_pkcs8(&self.key_pkcs8).unwrap());
-        let mut nonce = [0u8; 48];
-        rand::fill(&mut nonce);
-        let mut handshake = AgentHandshake::new(
-            config,
-            sha384(&web_cert),
-            nonce,
-            signer,
-            Arc::new(RsaVerifier),
-        );
-
-        let request = format!("wss://127.0.0.1:{}/agent.ashx", server.port)
-            .into_client_request()
-            .unwrap();
-        let connector = tokio_tungstenite::Connector::Rustls(server.tls_client_config());
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
-                .await
-                .unwrap();
+        let (mut handshake, mut ws) = open_agent_handshake(
+            server,
+            &self.key_pkcs8,
+            self.cert.clone(),
+            self.mesh_id,
+            self.pinned,
+        )
+        .await;
         let started = Instant::now();
         let deadline = started + DEADLINE;
         let ending = loop {

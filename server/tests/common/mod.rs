@@ -2,6 +2,8 @@
 //! offers clients for its HTTP API and its `/control` WebSocket. Not every test uses every part.
 #![allow(dead_code)]
 
+pub mod fake_agent;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};

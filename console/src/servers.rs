@@ -1,0 +1,143 @@
+//! The servers this console has trusted, kept as `servers.json` in the app's config directory.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::same_fingerprint;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServersError {
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {source}")]
+    Format {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KnownServer {
+    /// The URL the user typed (the page that opens).
+    pub url: String,
+    /// SHA-256 of the certificate the user accepted.
+    pub fingerprint: String,
+}
+
+/// How a freshly probed certificate compares with what we remember for that origin.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Trust {
+    New,
+    Known,
+    Changed,
+}
+
+#[derive(Debug)]
+pub struct ServerList {
+    path: PathBuf,
+    /// Keyed by origin (`https://host:port`).
+    servers: BTreeMap<String, KnownServer>,
+}
+
+impl ServerList {
+    pub fn load(config_dir: &Path) -> Result<Self, ServersError> {
+        let path = config_dir.join("servers.json");
+        let servers = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| ServersError::Format {
+                path: path.clone(),
+                source,
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => return Err(ServersError::Io { path, source }),
+        };
+        Ok(Self { path, servers })
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = (&String, &KnownServer)> {
+        self.servers.iter()
+    }
+
+    pub fn get(&self, origin: &str) -> Option<&KnownServer> {
+        self.servers.get(origin)
+    }
+
+    pub fn trust_of(&self, origin: &str, fingerprint: &str) -> Trust {
+        match self.servers.get(origin) {
+            None => Trust::New,
+            Some(known) if same_fingerprint(&known.fingerprint, fingerprint) => Trust::Known,
+            Some(_) => Trust::Changed,
+        }
+    }
+
+    pub fn remember(&mut self, origin: String, server: KnownServer) -> Result<(), ServersError> {
+        self.servers.insert(origin, server);
+        self.save()
+    }
+
+    pub fn forget(&mut self, origin: &str) -> Result<(), ServersError> {
+        self.servers.remove(origin);
+        self.save()
+    }
+
+    fn save(&self) -> Result<(), ServersError> {
+        let io_error = |source| ServersError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir).map_err(io_error)?;
+        }
+        let json =
+            serde_json::to_vec_pretty(&self.servers).map_err(|source| ServersError::Format {
+                path: self.path.clone(),
+                source,
+            })?;
+        // Write then rename, so a crash never leaves a half-written list.
+        let temp = self.path.with_extension("json.tmp");
+        fs::write(&temp, json).map_err(io_error)?;
+        fs::rename(&temp, &self.path).map_err(io_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP_A: &str = "AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA";
+    const FP_B: &str = "BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB";
+
+    #[test]
+    fn remembers_across_loads_and_flags_a_changed_certificate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let origin = "https://example.org:4433".to_owned();
+        let mut list = ServerList::load(dir.path()).expect("empty list");
+        assert_eq!(list.trust_of(&origin, FP_A), Trust::New);
+        list.remember(
+            origin.clone(),
+            KnownServer {
+                url: format!("{origin}/"),
+                fingerprint: FP_A.into(),
+            },
+        )
+        .expect("saved");
+
+        let mut list = ServerList::load(dir.path()).expect("reloaded");
+        assert_eq!(list.trust_of(&origin, FP_A), Trust::Known);
+        assert_eq!(list.trust_of(&origin, FP_B), Trust::Changed);
+        list.forget(&origin).expect("forgotten");
+        assert_eq!(
+            ServerList::load(dir.path())
+                .expect("reloaded")
+                .all()
+                .count(),
+            0
+        );
+    }
+}
