@@ -37,8 +37,9 @@ pub fn write(out: &Path, raw: &Raw, cli: &Cli) -> anyhow::Result<String> {
     let _ = writeln!(
         text,
         "Run started {} (UTC). Tether {}, MeshCentral {} on Node {}. Figures are medians of {} \
-         repetition(s); the ratio is MeshCentral ÷ Tether (above 1: MeshCentral takes more time \
-         or memory, or, for \"accepted per s\", accepts more).\n",
+         repetition(s). The ratio is MeshCentral ÷ Tether: for times and memory, above 1 means \
+         MeshCentral needs more; for rows marked \"higher is better\", below 1 means MeshCentral \
+         achieves less.\n",
         utc_date(raw.machine.started_unix_s),
         raw.machine
             .tether_commit
@@ -86,8 +87,11 @@ fn draw_charts(out: &Path, systems: &[(&str, &Summary)]) -> anyhow::Result<bool>
     }
     let rss: Vec<Series> = systems
         .iter()
-        .map(|(name, s)| Series {
+        .enumerate()
+        .map(|(index, (name, s))| Series {
             name: (*name).into(),
+            color: index,
+            thin: false,
             points: s
                 .idle_rss_mb
                 .map(|mb| (0.0, mb))
@@ -108,12 +112,14 @@ fn draw_charts(out: &Path, systems: &[(&str, &Summary)]) -> anyhow::Result<bool>
         &rss,
     )?;
     let mut connect = Vec::new();
-    for (name, s) in systems {
+    for (index, (name, s)) in systems.iter().enumerate() {
         let percentiles: [(&str, Pick); 2] =
             [("p99", |p| p.connect_p99_ms), ("p50", |p| p.connect_p50_ms)];
         for (label, pick) in percentiles {
             connect.push(Series {
                 name: format!("{name} {label}"),
+                color: index,
+                thin: label == "p50",
                 points: s
                     .storms
                     .iter()
@@ -223,6 +229,13 @@ fn write_notes(text: &mut String, raw: &Raw, cli: &Cli, systems: &[(&str, &Summa
          - Login page: `GET /` ({} requests, one at a time, kept-alive connection). Login round \
          trip: Tether `POST /api/login` (JSON answer); MeshCentral `POST /` with its login form, \
          which answers with the whole ~1.4 MB application page.\n\
+         - Relay: each system's real agent (`tether-agent`; MeshCentral's own `meshagent_x86-64`, \
+         which also receives MeshCentral's JavaScript core) runs on this machine; the admin tool \
+         (`tetherctl`; `node meshctrl.js`) downloads a {} MiB file of random bytes through the \
+         relay. MB/s = size ÷ (median time for the file − median time for a one-byte file), so \
+         tool start, login and session set-up are taken out. Terminal echo: the tool's \
+         interactive shell runs under `script` (a terminal); after the prompt, a key is typed {} \
+         times and the time until the remote shell's echo comes back is measured.\n\
          - Server keys: RSA-{} on both sides.\n",
         process_count(systems, MESHCENTRAL),
         process_count(systems, TETHER),
@@ -232,6 +245,8 @@ fn write_notes(text: &mut String, raw: &Raw, cli: &Cli, systems: &[(&str, &Summa
         cli.ramp_rate,
         cli.storm_agents(),
         cli.web_samples,
+        cli.relay_mib,
+        cli.echo_samples,
         if cli.fastcert { 2048 } else { 3072 },
     );
     let _ = writeln!(text, "## MeshCentral specifics\n");
@@ -244,15 +259,16 @@ fn write_notes(text: &mut String, raw: &Raw, cli: &Cli, systems: &[(&str, &Summa
          - The simulated agents announce no JavaScript core (capabilities: terminal and files), so \
          MeshCentral sends no core (command 10/11) and considers them stable at once; real agents \
          would also receive and run its ~100 kB meshcore. The same agents send Tether's \
-         `agentinfo` JSON, which MeshCentral logs as an unknown action (one log line per agent).\n"
+         `agentinfo` JSON, which MeshCentral logs as an unknown action (one log line per agent).\n\
+         - Relay with the real `meshagent`: it is reachable through the relay only once its core \
+         runs (tens of seconds after it connects; earlier tunnels are silently dropped), so the \
+         bench retries a one-byte download until one succeeds. `meshctrl.js` wants device ids \
+         without their `node//` prefix, and its `shell` needs a terminal.\n"
     );
     let _ = writeln!(text, "## Not measured yet\n");
     let _ = writeln!(
         text,
-        "- TODO: relay throughput (MB/s) and terminal echo latency. Tether's side needs a real \
-         `tether-agent` and `tetherctl exec`/`shell`; MeshCentral's side needs its real agent \
-         (`meshagent`), since the load tool does not serve relay sessions.\n\
-         - TODO: the most agents this machine holds for Tether, and flame graphs of the server \
+        "- TODO: the most agents this machine holds for Tether, and flame graphs of the server \
          under the connect storm and under relay load."
     );
 }

@@ -14,9 +14,9 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use tokio::process::Command;
 
-use crate::server::{Kind, ServerSpec, Web};
+use crate::server::{Kind, ServerSpec, Tools, Web};
 
-const PORT: u16 = 21443;
+pub const PORT: u16 = 21443;
 pub const USER: &str = "bench";
 pub const PASSWORD: &str = crate::tether::PASSWORD;
 
@@ -138,6 +138,9 @@ pub async fn prepare(
         password: PASSWORD.into(),
         msh: dir.join("meshcentral.msh"),
         log,
+        tools: Tools::MeshCentral {
+            install: main.clone(),
+        },
     };
     let mut running = spec.start(web).await?;
     let made = make_group_msh(&main, &root, &spec, web).await;

@@ -65,6 +65,18 @@ pub fn load_font() -> bool {
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Lines of one system share a colour (by index); a thin line is its secondary figure.
+    pub color: usize,
+    pub thin: bool,
+}
+
+/// Tether red, MeshCentral blue, then the palette.
+fn color(index: usize) -> RGBAColor {
+    match index {
+        0 => RGBColor(200, 30, 60).to_rgba(),
+        1 => RGBColor(30, 90, 200).to_rgba(),
+        n => Palette99::pick(n).to_rgba(),
+    }
 }
 
 /// A line chart with a point at every measurement, written as PNG.
@@ -93,26 +105,29 @@ pub fn line_chart(
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
+            .x_label_formatter(&|v| number(*v, x_max))
+            .y_label_formatter(&|v| number(*v, y_max))
             .label_style((FAMILY, 15))
             .draw()
             .map_err(draw_error)?;
-        for (index, line) in series.iter().enumerate() {
-            let color = Palette99::pick(index).to_rgba();
+        for line in series {
+            let color = color(line.color);
+            let (width, dot) = if line.thin { (1, 3) } else { (3, 5) };
             chart
                 .draw_series(LineSeries::new(
                     line.points.iter().copied(),
-                    color.stroke_width(3),
+                    color.stroke_width(width),
                 ))
                 .map_err(draw_error)?
                 .label(line.name.as_str())
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(width))
                 });
             chart
                 .draw_series(
                     line.points
                         .iter()
-                        .map(|&p| Circle::new(p, 5, color.filled())),
+                        .map(move |&p| Circle::new(p, dot, color.filled())),
                 )
                 .map_err(draw_error)?;
         }
@@ -127,6 +142,15 @@ pub fn line_chart(
         root.present().map_err(draw_error)?;
     }
     write_png(path, &buffer)
+}
+
+/// Axis numbers without decimals unless the axis is short.
+fn number(value: f64, axis_max: f64) -> String {
+    if axis_max >= 20.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
 }
 
 fn draw_error(error: impl std::fmt::Display) -> anyhow::Error {
@@ -160,6 +184,8 @@ mod tests {
         let series = [Series {
             name: "Tether".into(),
             points: vec![(0.0, 10.0), (1000.0, 20.0)],
+            color: 0,
+            thin: false,
         }];
         line_chart(&path, "RSS", "agents", "MB", &series).unwrap();
         let bytes = std::fs::read(&path).unwrap();

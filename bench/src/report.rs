@@ -7,6 +7,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::machine::Machine;
+use crate::relay::RelayPoint;
 use crate::stats::median_of;
 
 pub const TETHER: &str = "Tether";
@@ -60,6 +61,7 @@ pub struct RunResult {
     pub idle: Option<IdlePoint>,
     pub agents: Vec<AgentPoint>,
     pub storms: Vec<StormPoint>,
+    pub relay: Option<RelayPoint>,
     pub errors: Vec<String>,
 }
 
@@ -81,6 +83,8 @@ pub struct Summary {
     pub page_ms: Option<f64>,
     pub login_ms: Option<f64>,
     pub logins_refused: bool,
+    pub relay_mb_s: Option<f64>,
+    pub echo_ms: Option<f64>,
     /// By agent count.
     pub agents: BTreeMap<u32, AgentSummary>,
     /// In the order of the rates asked for.
@@ -116,6 +120,8 @@ pub fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Option<Summ
         page_ms: median_of(idle().map(|i| i.page_ms_p50)),
         login_ms: median_of(idle().map(|i| i.login_ms_p50)),
         logins_refused: idle().any(|i| !i.login_ok),
+        relay_mb_s: median_of(runs.iter().map(|r| r.relay.as_ref()?.download_mb_s)),
+        echo_ms: median_of(runs.iter().map(|r| r.relay.as_ref()?.echo_ms_p50)),
         ..Summary::default()
     };
     let points = || runs.iter().flat_map(|r| r.agents.iter());
@@ -194,7 +200,9 @@ pub fn rows(
     }
     for (i, &rate) in rates.iter().enumerate() {
         add(
-            format!("Storm of {storm_agents} at {rate}/s: agents accepted per s"),
+            format!(
+                "Storm of {storm_agents} at {rate}/s: agents accepted per s (higher is better)"
+            ),
             &|s| s.storms.get(i).and_then(|p| p.accepted_per_s),
         );
         add(
@@ -202,6 +210,11 @@ pub fn rows(
             &|s| s.storms.get(i).and_then(|p| p.connect_p99_ms),
         );
     }
+    add(
+        "Relay file download (MB/s, higher is better)".into(),
+        &|s| s.relay_mb_s,
+    );
+    add("Terminal echo p50 (ms)".into(), &|s| s.echo_ms);
     add("Login page GET / p50 (ms)".into(), &|s| s.page_ms);
     add("Login round trip p50 (ms)".into(), &|s| s.login_ms);
     rows
@@ -306,6 +319,7 @@ mod tests {
                 connect_ms_p99: Some(9.0),
             }],
             storms: Vec::new(),
+            relay: None,
             errors: Vec::new(),
         }
     }

@@ -45,6 +45,21 @@ pub struct ServerSpec {
     /// The device group's install policy, for the load tool.
     pub msh: PathBuf,
     pub log: PathBuf,
+    /// The administration tool and the real agent, for the relay measurements.
+    pub tools: Tools,
+}
+
+pub enum Tools {
+    Tether {
+        ctl: PathBuf,
+        agent: PathBuf,
+        /// The server's root certificate, which `tetherctl` is told to trust.
+        root_cert: PathBuf,
+    },
+    MeshCentral {
+        /// `node_modules/meshcentral`: `meshctrl.js` and `agents/meshagent_*`.
+        install: PathBuf,
+    },
 }
 
 /// A started server and how long it took to answer HTTPS.

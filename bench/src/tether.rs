@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::process::Command;
 
-use crate::server::{Kind, ServerSpec, Web};
+use crate::server::{Kind, ServerSpec, Tools, Web};
 
 /// Inside the private namespace nothing else listens: fixed ports are free.
-const PORT: u16 = 20443;
+pub const PORT: u16 = 20443;
 pub const USER: &str = "bench";
 pub const PASSWORD: &str = "Bench-pass-2024!x";
 
@@ -20,6 +20,7 @@ pub struct Binaries {
     pub server: PathBuf,
     pub ctl: PathBuf,
     pub loadgen: PathBuf,
+    pub agent: PathBuf,
 }
 
 impl Binaries {
@@ -28,11 +29,12 @@ impl Binaries {
             server: dir.join("tether-server"),
             ctl: dir.join("tetherctl"),
             loadgen: dir.join("tether-loadgen"),
+            agent: dir.join("tether-agent"),
         }
     }
 
     pub fn missing(&self) -> Vec<&Path> {
-        [&self.server, &self.ctl, &self.loadgen]
+        [&self.server, &self.ctl, &self.loadgen, &self.agent]
             .into_iter()
             .map(PathBuf::as_path)
             .filter(|p| !p.is_file())
@@ -42,7 +44,9 @@ impl Binaries {
 
 /// `cargo build --release` of what the bench runs (a no-op when they are current).
 pub async fn build(workspace: &Path) -> anyhow::Result<()> {
-    eprintln!("tether-bench: building release binaries (tether-server, tetherctl, tether-loadgen)");
+    eprintln!(
+        "tether-bench: building release binaries (tether-server, tetherctl, tether-loadgen, tether-agent)"
+    );
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
             "build",
@@ -53,6 +57,8 @@ pub async fn build(workspace: &Path) -> anyhow::Result<()> {
             "tetherctl",
             "-p",
             "tether-loadgen",
+            "-p",
+            "tether-agent",
         ])
         .current_dir(workspace)
         .status()
@@ -114,6 +120,11 @@ pub async fn prepare(
         password: PASSWORD.into(),
         msh: dir.join("tether.msh"),
         log,
+        tools: Tools::Tether {
+            ctl: bins.ctl.clone(),
+            agent: bins.agent.clone(),
+            root_cert: datapath.join("root-cert-public.crt"),
+        },
     };
 
     let mut running = spec.start(web).await?;

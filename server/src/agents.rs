@@ -39,13 +39,20 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// Read buffer per agent socket; larger messages still arrive, in several reads.
+const AGENT_READ_BUFFER: usize = 4 * 1024;
+
 async fn get_agent_socket(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
+    // Thousands of mostly idle agents: tungstenite's default 128 KiB read buffer per socket would be
+    // most of the server's memory, and agents' messages are small. Writes go out as they are sent.
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
+        .read_buffer_size(AGENT_READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |mut socket| async move {
             match admission::run(&state, &mut socket, peer).await {
                 admission::Outcome::Admitted(admission) => {
