@@ -379,11 +379,10 @@ fn rss_of(needle: &str) -> u64 {
     best
 }
 
-/// Figures, not a check: `cargo test -p tether-server --test files -- --ignored --nocapture`.
-/// Uploads then downloads 1 GiB through the relay, hashing both ends, sampling the server's and
-/// the agent's resident memory.
+/// Uploads then downloads 1 GiB through the relay, hashing both ends, and checks that neither the
+/// server's nor the agent's resident memory grows with the file. The printed rates are figures
+/// (`cargo test -p tether-server --test files one_gib -- --nocapture`), not part of the check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run by hand"]
 async fn one_gib_through_a_files_session() {
     const SIZE: u64 = 1 << 30;
     let mut s = Session::start().await;
@@ -482,6 +481,9 @@ async fn one_gib_through_a_files_session() {
     let down = started.elapsed().as_secs_f64();
     assert_eq!(received, SIZE);
     assert_eq!(hasher.finalize(), sent_hash, "SHA-256 differs");
+    // Memory must not follow the file: a few chunks in flight, not a fraction of a gibibyte.
+    assert!(peak.0 < 128 << 20, "server RSS peaked at {} MiB", peak.0 >> 20);
+    assert!(peak.1 < 64 << 20, "agent RSS peaked at {} MiB", peak.1 >> 20);
     eprintln!(
         "1 GiB upload {:.0} MB/s, download {:.0} MB/s; peak RSS server {} MiB, agent {} MiB; SHA-256 equal",
         SIZE as f64 / up / 1e6,
