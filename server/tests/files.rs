@@ -482,8 +482,16 @@ async fn one_gib_through_a_files_session() {
     assert_eq!(received, SIZE);
     assert_eq!(hasher.finalize(), sent_hash, "SHA-256 differs");
     // Memory must not follow the file: a few chunks in flight, not a fraction of a gibibyte.
-    assert!(peak.0 < 128 << 20, "server RSS peaked at {} MiB", peak.0 >> 20);
-    assert!(peak.1 < 64 << 20, "agent RSS peaked at {} MiB", peak.1 >> 20);
+    assert!(
+        peak.0 < 128 << 20,
+        "server RSS peaked at {} MiB",
+        peak.0 >> 20
+    );
+    assert!(
+        peak.1 < 64 << 20,
+        "agent RSS peaked at {} MiB",
+        peak.1 >> 20
+    );
     eprintln!(
         "1 GiB upload {:.0} MB/s, download {:.0} MB/s; peak RSS server {} MiB, agent {} MiB; SHA-256 equal",
         SIZE as f64 / up / 1e6,
