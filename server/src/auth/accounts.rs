@@ -142,25 +142,14 @@ pub async fn create_account(
     password: &str,
     email: Option<String>,
 ) -> Result<UserRecord, AccountError> {
-    let mut user = new_record(name, password, email, true).await?;
     if store.user_count().await? == 0 {
-        match store.create_first_user(&user).await {
-            Ok(()) => {
-                audit(
-                    store,
-                    &user,
-                    "account_created",
-                    format!("Administrator account {} created", user.name),
-                )
-                .await;
-                return Ok(user);
-            }
+        match create_first_account(store, name, password, email.clone()).await {
             // Someone else was first after all: this becomes an ordinary account.
-            Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
+            Err(AccountError::AlreadySetUp) => {}
+            first => return first,
         }
     }
-    user.site_admin = false;
+    let user = new_record(name, password, email, false).await?;
     match store.create_user(&user).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => return Err(AccountError::Exists(user.name)),
