@@ -281,13 +281,13 @@ impl Session {
         })
     }
 
-    async fn start_upload(
-        &mut self,
+    /// Where an upload of `path` would go, if this session may start one there now.
+    async fn upload_target(
+        &self,
         id: u64,
         path: &str,
-        size: u64,
         overwrite: bool,
-    ) -> Result<FilesReply, FilesReply> {
+    ) -> Result<std::path::PathBuf, FilesReply> {
         if self.upload.is_some() {
             return Err(error(
                 id,
@@ -301,6 +301,17 @@ impl Session {
         if !overwrite && tokio::fs::symlink_metadata(&target).await.is_ok() {
             return Err(error(id, format!("{path} already exists")));
         }
+        Ok(target)
+    }
+
+    async fn start_upload(
+        &mut self,
+        id: u64,
+        path: &str,
+        size: u64,
+        overwrite: bool,
+    ) -> Result<FilesReply, FilesReply> {
+        let target = self.upload_target(id, path, overwrite).await?;
         let upload = Upload::create(id, target, size)
             .await
             .map_err(|e| io_error(id, path, &e))?;
@@ -315,19 +326,7 @@ impl Session {
         size: u64,
         overwrite: bool,
     ) -> Result<FilesReply, FilesReply> {
-        if self.upload.is_some() {
-            return Err(error(
-                id,
-                "an upload is already running in this session".into(),
-            ));
-        }
-        let target = self
-            .root
-            .resolve(path)
-            .map_err(|e| error(id, e.to_string()))?;
-        if !overwrite && tokio::fs::symlink_metadata(&target).await.is_ok() {
-            return Err(error(id, format!("{path} already exists")));
-        }
+        let target = self.upload_target(id, path, overwrite).await?;
         let (upload, offset) = Upload::resume(id, target, size)
             .await
             .map_err(|e| io_error(id, path, &e))?;
