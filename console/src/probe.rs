@@ -6,14 +6,13 @@
 
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::ClientConnection;
+use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
+use tether_net::tls::{RecordLeaf, SeenCert, leaf_checked_config};
 use url::Url;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,17 +77,9 @@ pub fn probe(url: &Url) -> Result<Probe, ProbeError> {
         .set_write_timeout(Some(TIMEOUT))
         .map_err(connect_error)?;
 
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let recorder = Arc::new(RecordingVerifier {
-        leaf: Mutex::new(None),
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ProbeError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(recorder.clone())
-        .with_no_client_auth();
+    let seen = SeenCert::default();
+    let config = leaf_checked_config(Arc::new(RecordLeaf(seen.clone())))
+        .map_err(|e| ProbeError::Tls(e.to_string()))?;
     let server_name =
         ServerName::try_from(host.clone()).map_err(|e| ProbeError::Tls(e.to_string()))?;
     let mut tls = ClientConnection::new(Arc::new(config), server_name)
@@ -100,8 +91,7 @@ pub fn probe(url: &Url) -> Result<Probe, ProbeError> {
     tls.send_close_notify();
     let _ = tls.complete_io(&mut socket);
 
-    let leaf_der = recorder
-        .leaf
+    let leaf_der = seen
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .take()
@@ -146,49 +136,6 @@ pub fn same_fingerprint(a: &str, b: &str) -> bool {
     };
     let (a, b) = (normalise(a), normalise(b));
     a.len() == 64 && a == b
-}
-
-/// Accepts any certificate but remembers the leaf; still verifies the handshake signature.
-#[derive(Debug)]
-struct RecordingVerifier {
-    leaf: Mutex<Option<Vec<u8>>>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.leaf.lock().unwrap_or_else(|p| p.into_inner()) = Some(end_entity.to_vec());
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]
