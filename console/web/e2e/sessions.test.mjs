@@ -163,6 +163,8 @@ describe("terminal and files sessions", { skip: !agentBuilt && "tether-agent is 
 
     // A folder with something in it needs the "everything inside" box.
     await page.locator("tr[data-file='reports']").getByRole("button", { name: "reports", exact: true }).click();
+    // Upload only once the (empty) folder is shown: the upload goes to the folder on screen.
+    await page.getByText("This folder is empty").waitFor();
     await page.getByTestId("upload-input").setInputFiles({ name: "q1.txt", mimeType: "text/plain", buffer: Buffer.from("numbers\n") });
     await page.locator("tr[data-file='q1.txt']").waitFor();
     await page.getByRole("navigation", { name: "Folder path" }).getByRole("button", { name: filesRoot.split("/").pop(), exact: true }).click();
