@@ -10,8 +10,9 @@
 //!
 //! On the relay, by convention (MeshCentral's): **text frames carry small JSON control messages**,
 //! **binary frames carry the session's bytes**. Neither side may send before it has read `"c"`.
-//! The per-kind messages are in [`terminal`] and [`files`].
+//! The per-kind messages are in [`terminal`], [`files`] and [`desktop`].
 
+pub mod desktop;
 pub mod files;
 pub mod terminal;
 
