@@ -265,11 +265,13 @@ fn write_notes(text: &mut String, raw: &Raw, cli: &Cli, systems: &[(&str, &Summa
          bench retries a one-byte download until one succeeds. `meshctrl.js` wants device ids \
          without their `node//` prefix, and its `shell` needs a terminal.\n"
     );
-    let _ = writeln!(text, "## Not measured yet\n");
+    let _ = writeln!(text, "## Beyond this report\n");
     let _ = writeln!(
         text,
-        "- TODO: the most agents this machine holds for Tether, and flame graphs of the server \
-         under the connect storm and under relay load."
+        "- The most agents one Tether server holds here: `bash bench/scripts/max-agents.sh N` \
+         (the load tool connects from several loopback addresses past the ephemeral-port limit).\n\
+         - Where the server's CPU goes under a connect storm and under relay load (flame graphs \
+         and flat profiles): `bash bench/scripts/profile-server.sh`."
     );
 }
 

@@ -149,6 +149,25 @@ async fn one_run(ctx: &RunContext<'_>, kind: Kind, repetition: u32) -> RunResult
         Ok(idle) => result.idle = Some(idle),
         Err(e) => result.errors.push(format!("idle/login: {e:#}")),
     }
+    // The relay goes first, while the server holds only the real agent: with thousands of
+    // (now offline) load-tool devices in its list, MeshCentral's meshctrl could not pick out the
+    // real agent within two minutes.
+    if ctx.cli.relay_mib > 0 {
+        say(&format!(
+            "relay: {} MiB download and terminal echo with the real agent",
+            ctx.cli.relay_mib
+        ));
+        let settings = relay::RelaySettings {
+            file_mib: ctx.cli.relay_mib,
+            echo_samples: ctx.cli.echo_samples,
+            work: dir.path().join("relay"),
+            logs: ctx.logs.to_path_buf(),
+        };
+        match relay::relay_point(&spec, ctx.web, &settings).await {
+            Ok(point) => result.relay = Some(point),
+            Err(e) => result.errors.push(format!("relay: {e:#}")),
+        }
+    }
     for &agents in &ctx.cli.agents {
         say(&format!("{agents} idle agents"));
         match measure::agents_point(&spec, ctx.web, agents, ctx.settings).await {
@@ -164,22 +183,6 @@ async fn one_run(ctx: &RunContext<'_>, kind: Kind, repetition: u32) -> RunResult
         match measure::storm_point(&spec, ctx.web, rate, ctx.settings).await {
             Ok(point) => result.storms.push(point),
             Err(e) => result.errors.push(format!("storm at {rate}/s: {e:#}")),
-        }
-    }
-    if ctx.cli.relay_mib > 0 {
-        say(&format!(
-            "relay: {} MiB download and terminal echo with the real agent",
-            ctx.cli.relay_mib
-        ));
-        let settings = relay::RelaySettings {
-            file_mib: ctx.cli.relay_mib,
-            echo_samples: ctx.cli.echo_samples,
-            work: dir.path().join("relay"),
-            logs: ctx.logs.to_path_buf(),
-        };
-        match relay::relay_point(&spec, ctx.web, &settings).await {
-            Ok(point) => result.relay = Some(point),
-            Err(e) => result.errors.push(format!("relay: {e:#}")),
         }
     }
     for error in &result.errors {

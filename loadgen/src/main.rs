@@ -65,6 +65,10 @@ struct Cli {
     /// RSA-2048 keys instead of RSA-3072 (what real agents make): faster to generate and sign.
     #[arg(long)]
     small_keys: bool,
+    /// Local addresses to connect from, in turn (comma-separated, e.g. 127.0.0.2,127.0.0.3): each
+    /// gives another ~28,000 ephemeral ports towards one server port, for runs beyond that.
+    #[arg(long, value_name = "IP,IP", value_delimiter = ',')]
+    source_addrs: Vec<std::net::IpAddr>,
 }
 
 #[tokio::main]
@@ -101,6 +105,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         hold: cli.hold.map(Duration::from_secs),
         stop: stop.clone(),
         counters: Counters::default(),
+        source_addrs: cli.source_addrs.clone(),
     });
     tokio::spawn({
         let stop = stop.clone();

@@ -55,6 +55,8 @@ pub struct Shared {
     pub hold: Option<Duration>,
     pub stop: CancellationToken,
     pub counters: Counters,
+    /// Local addresses agents connect from, in turn; empty: the system's choice.
+    pub source_addrs: Vec<std::net::IpAddr>,
 }
 
 /// Live figures for progress lines.
@@ -183,6 +185,17 @@ async fn run_inner(shared: &Shared, index: usize, identity: Identity, start_at: 
     }
 }
 
+/// A TCP connection from a chosen local address (any port), so one load tool can open more
+/// connections to one server port than a single source address has ephemeral ports.
+async fn connect_from(source: std::net::IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match source {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(to).await
+}
+
 async fn connect(
     shared: &Shared,
     index: usize,
@@ -190,9 +203,11 @@ async fn connect(
     signer: Arc<RsaSigner>,
 ) -> Result<Socket, Failure> {
     let target = &shared.target;
-    let tcp = TcpStream::connect(target.addr)
-        .await
-        .map_err(|e| fail(Cause::Tcp, e))?;
+    let tcp = match shared.source_addrs.get(index % shared.source_addrs.len().max(1)) {
+        None => TcpStream::connect(target.addr).await,
+        Some(source) => connect_from(*source, target.addr).await,
+    }
+    .map_err(|e| fail(Cause::Tcp, e))?;
     // Handshake messages are small and wait on each other: no Nagle delay.
     let _ = tcp.set_nodelay(true);
     let tls = shared
