@@ -203,7 +203,10 @@ async fn connect(
     signer: Arc<RsaSigner>,
 ) -> Result<Socket, Failure> {
     let target = &shared.target;
-    let tcp = match shared.source_addrs.get(index % shared.source_addrs.len().max(1)) {
+    let tcp = match shared
+        .source_addrs
+        .get(index % shared.source_addrs.len().max(1))
+    {
         None => TcpStream::connect(target.addr).await,
         Some(source) => connect_from(*source, target.addr).await,
     }

@@ -62,7 +62,11 @@ pub enum DisplaySelection {
 
 /// Console → agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum DesktopRequest {
     /// The first frame after `"c"`.
     Start(StartDesktop),
@@ -198,12 +202,16 @@ pub struct DisplayInfo {
 
 /// Agent → console.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum DesktopEvent {
     /// The monitors and which one is shown; sent after `start` and whenever they change.
     Displays {
         displays: Vec<DisplayInfo>,
-                selected: DisplaySelection,
+        selected: DisplaySelection,
     },
     /// The stream's parameters; sent before the first picture and whenever they change (a new
     /// size or codec). The next picture after it is a key frame.
@@ -520,7 +528,8 @@ mod tests {
 
     #[test]
     fn start_carries_display_and_settings() {
-        let text = r#"{"type":"start","display":1,"codec":"jpeg","quality":200,"fps":0,"maxWidth":10}"#;
+        let text =
+            r#"{"type":"start","display":1,"codec":"jpeg","quality":200,"fps":0,"maxWidth":10}"#;
         let DesktopRequest::Start(start) = parse_request(text).unwrap() else {
             panic!("not a start");
         };
@@ -572,7 +581,10 @@ mod tests {
                 display: DisplaySelection::One(2)
             })
         );
-        assert_eq!(parse_request(r#"{"type":"display","display":"left"}"#), None);
+        assert_eq!(
+            parse_request(r#"{"type":"display","display":"left"}"#),
+            None
+        );
         let event = DesktopEvent::Displays {
             displays: vec![],
             selected: DisplaySelection::One(0),
@@ -609,7 +621,9 @@ mod tests {
         );
         assert_eq!(
             parse_request(r#"{"type":"text","text":"äß€"}"#),
-            Some(DesktopRequest::Text { text: "äß€".into() })
+            Some(DesktopRequest::Text {
+                text: "äß€".into()
+            })
         );
         assert_eq!(
             parse_request(r#"{"type":"combo","codes":["ControlLeft","AltLeft","Delete"]}"#),
@@ -617,10 +631,7 @@ mod tests {
                 codes: vec!["ControlLeft".into(), "AltLeft".into(), "Delete".into()]
             })
         );
-        assert_eq!(
-            parse_request(r#"{"type":"mouseMove","x":-1,"y":0}"#),
-            None
-        );
+        assert_eq!(parse_request(r#"{"type":"mouseMove","x":-1,"y":0}"#), None);
         assert_eq!(
             parse_request(r#"{"type":"teleport"}"#),
             Some(DesktopRequest::Unknown)
@@ -753,6 +764,8 @@ mod tests {
     fn only_remote_control_may_send_input() {
         assert!(input_allowed(Rights::REMOTE_CONTROL));
         assert!(input_allowed(Rights::FULL));
-        assert!(!input_allowed(Rights::DESKTOP_VIEW_ONLY.union(Rights::VIEW)));
+        assert!(!input_allowed(
+            Rights::DESKTOP_VIEW_ONLY.union(Rights::VIEW)
+        ));
     }
 }
