@@ -11,6 +11,18 @@ command -v cc >/dev/null || need_apt+=(build-essential)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# Remote desktop (agent/src/desktop): FFmpeg's libraries for H.264/VP8 encoding (ffmpeg-next builds
+# its bindings with bindgen, hence clang), and for its tests an X server (Xvfb) whose keyboard layout
+# they switch (setxkbmap) and whose root window they paint (xsetroot).
+pkg-config --exists libavcodec 2>/dev/null || need_apt+=(libavcodec-dev)
+pkg-config --exists libswscale 2>/dev/null || need_apt+=(libswscale-dev)
+pkg-config --exists libavutil 2>/dev/null || need_apt+=(libavutil-dev)
+# ffmpeg-next 9.0.0 does not compile without its "format" feature, which links libavformat.
+pkg-config --exists libavformat 2>/dev/null || need_apt+=(libavformat-dev)
+[ -e /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need_apt+=(clang libclang-dev)
+command -v Xvfb >/dev/null || need_apt+=(xvfb)
+command -v setxkbmap >/dev/null || need_apt+=(x11-xkb-utils)
+command -v xsetroot >/dev/null || need_apt+=(x11-xserver-utils)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -37,6 +37,11 @@ pub struct Agent {
     pub timing: Timing,
     /// The folder file sessions may use (default `/`: everything the agent's account may reach).
     pub files_root: PathBuf,
+    /// The X display desktop sessions show (`None`: desktop sessions get a clear error).
+    pub x_display: Option<String>,
+    /// Desktop hubs live as long as the agent, across reconnections of the control channel.
+    #[cfg(feature = "desktop")]
+    desktop_hubs: crate::desktop::Hubs,
 }
 
 impl Agent {
@@ -57,6 +62,9 @@ impl Agent {
             state_dir,
             timing,
             files_root: PathBuf::from("/"),
+            x_display: None,
+            #[cfg(feature = "desktop")]
+            desktop_hubs: crate::desktop::Hubs::default(),
         })
     }
 
@@ -81,6 +89,9 @@ impl Agent {
                         url: url.clone(),
                         cert_der: authenticated.web_cert_der,
                         files_root: self.files_root.clone(),
+                        x_display: self.x_display.clone(),
+                        #[cfg(feature = "desktop")]
+                        desktop_hubs: self.desktop_hubs.clone(),
                     });
                     let why = session::serve(self, authenticated.socket, relay).await;
                     tracing::info!("disconnected from {url}: {why:#}");

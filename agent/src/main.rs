@@ -2,6 +2,8 @@
 
 mod agent;
 mod backoff;
+#[cfg(feature = "desktop")]
+mod desktop;
 mod files;
 mod handshake;
 mod identity;
@@ -55,6 +57,9 @@ struct RunArgs {
     /// File sessions may only use this folder and what is below it.
     #[arg(long, value_name = "DIR", default_value = "/")]
     files_root: PathBuf,
+    /// The X display remote-desktop sessions show (XAUTHORITY is read from the environment).
+    #[arg(long, value_name = "DISPLAY", env = "DISPLAY")]
+    x_display: Option<String>,
 }
 
 #[tokio::main]
@@ -76,5 +81,50 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut agent = agent::Agent::new(msh, args.state, args.small_key, timing)?;
     agent.files_root = args.files_root;
+    agent.x_display = args.x_display.filter(|display| usable_x_display(display));
     agent.run().await
+}
+
+/// Whether an X display name is one the agent should try: `[host]:N[.S]` with N a display number
+/// whose TCP port (6000 + N) exists. Others are logged and ignored, so a stray `$DISPLAY` cannot
+/// stop the agent, and the X library never sees a number it would overflow on.
+fn usable_x_display(name: &str) -> bool {
+    let name = name.trim();
+    if name.is_empty() {
+        return false;
+    }
+    let number = name
+        .rsplit_once(':')
+        .map(|(_, rest)| rest.split('.').next().unwrap_or_default());
+    let usable = number
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n <= u32::from(u16::MAX) - 6000);
+    if !usable {
+        tracing::warn!(
+            display = name,
+            "ignoring an unusable X display name; desktop sessions are off"
+        );
+    }
+    usable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usable_x_display;
+
+    #[test]
+    fn x_display_names_are_checked() {
+        for good in [
+            ":0",
+            ":12.0",
+            "localhost:3",
+            "/tmp/.X11-unix/X0:0",
+            ":59535",
+        ] {
+            assert!(usable_x_display(good), "{good}");
+        }
+        for bad in ["", "  ", "0", ":", ":x", ":59536", ":99999", "host"] {
+            assert!(!usable_x_display(bad), "{bad}");
+        }
+    }
 }

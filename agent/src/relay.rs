@@ -6,12 +6,14 @@
 //!   to the relay socket;
 //! - `pty.rs`: an interactive shell in a pseudo-terminal (portable-pty);
 //! - `pipes.rs`: a command with plain pipes (`tetherctl exec`);
+//! - `run_as.rs`: which local account a terminal session runs as (`runuser` for another one);
 //! - `files.rs`: file-manager sessions, confined to a root folder.
 
 mod files;
 mod pipes;
 mod process;
 mod pty;
+mod run_as;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +45,12 @@ pub struct Settings {
     pub cert_der: Vec<u8>,
     /// File sessions see this folder and what is below it.
     pub files_root: PathBuf,
+    /// The X display desktop sessions show (`--x-display`, default `$DISPLAY`).
+    #[cfg_attr(not(feature = "desktop"), allow(dead_code))]
+    pub x_display: Option<String>,
+    /// The agent's desktop hubs, shared by all its sessions (one capture per display).
+    #[cfg(feature = "desktop")]
+    pub desktop_hubs: crate::desktop::Hubs,
 }
 
 /// Serves one `tunnel` request to its end; errors are logged by the caller.
@@ -60,7 +68,7 @@ pub async fn serve_tunnel(settings: Arc<Settings>, request: TunnelRequest) -> an
             );
             refuse(&mut socket, &message).await
         }
-        SessionKind::Terminal => serve_terminal(socket).await,
+        SessionKind::Terminal => serve_terminal(socket, request.user.as_str()).await,
         SessionKind::Files => match files::Root::new(&settings.files_root) {
             Ok(root) => files::serve(socket, root).await,
             Err(e) => {
@@ -71,6 +79,13 @@ pub async fn serve_tunnel(settings: Arc<Settings>, request: TunnelRequest) -> an
                 refuse(&mut socket, &message).await
             }
         },
+        #[cfg(feature = "desktop")]
+        SessionKind::Desktop => {
+            let hubs = settings.desktop_hubs.clone();
+            let display = settings.x_display.clone();
+            crate::desktop::serve(socket, display, hubs, request.rights, request.user.as_str())
+                .await
+        }
         kind => {
             let message = format!("this agent does not serve {kind} sessions yet");
             refuse(&mut socket, &message).await
@@ -140,7 +155,8 @@ async fn wait_for_peer(mut socket: RelaySocket) -> anyhow::Result<RelaySocket> {
     }
 }
 
-async fn serve_terminal(mut socket: RelaySocket) -> anyhow::Result<()> {
+/// `requester`: the console user, for the log.
+async fn serve_terminal(mut socket: RelaySocket, requester: &str) -> anyhow::Result<()> {
     let start = match timeout(START_WAIT, socket.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => match terminal::parse_request(&text) {
             Some(TerminalRequest::Start(start)) => start,
@@ -148,10 +164,19 @@ async fn serve_terminal(mut socket: RelaySocket) -> anyhow::Result<()> {
         },
         _ => return refuse(&mut socket, "no terminal start from the console").await,
     };
+    // Another account needs no right beyond TERMINAL (checked by the caller): on a root agent, a
+    // root shell can become any account anyway. The agent's own limits apply (run_as.rs).
+    if let Some(wanted) = &start.as_user {
+        tracing::info!(user = %requester, as_user = ?wanted, pty = start.pty, "relay: terminal as another account requested");
+    }
+    let account = match run_as::account_for(&start).await {
+        Ok(account) => account,
+        Err(e) => return refuse(&mut socket, &e.to_string()).await,
+    };
     let spawned = if start.pty {
-        pty::spawn(&start)
+        pty::spawn(&start, &account)
     } else {
-        pipes::spawn(&start)
+        pipes::spawn(&start, &account)
     };
     match spawned {
         Ok(running) => process::drive(socket, running).await,

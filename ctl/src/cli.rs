@@ -111,15 +111,33 @@ pub enum Command {
         /// Device id, or a name only one device has.
         #[arg(long, value_name = "D")]
         device: String,
+        /// A login shell of this local account instead of the agent's own (needs a root agent).
+        #[arg(long, value_name = "NAME")]
+        as_user: Option<String>,
     },
     /// Run a command on a device; prints its output and exits with its exit status.
     Exec {
         /// Device id, or a name only one device has.
         #[arg(long, value_name = "D")]
         device: String,
+        /// Run as this local account instead of the agent's own (needs a root agent).
+        #[arg(long, value_name = "NAME")]
+        as_user: Option<String>,
         /// The program and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
+    },
+    /// Save a lossless PNG of a device's screen (through a desktop session, as the viewer does).
+    Screenshot {
+        /// Device id, or a name only one device has.
+        #[arg(long, value_name = "D")]
+        device: String,
+        /// The PNG file to write (replaced atomically).
+        #[arg(long, value_name = "FILE.png")]
+        out: PathBuf,
+        /// One monitor by its id (0 is the first); the whole screen when absent.
+        #[arg(long, value_name = "N")]
+        display: Option<u32>,
     },
     /// List a folder on a device (kind, size, modification time, permissions, name).
     Ls {
@@ -209,4 +227,61 @@ pub enum Command {
         #[arg(long, value_name = "G")]
         group: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        let mut argv = vec![
+            "tetherctl",
+            "--url",
+            "wss://h:1",
+            "--user",
+            "u",
+            "--pass",
+            "p",
+        ];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().command
+    }
+
+    #[test]
+    fn shell_and_exec_may_name_an_account() {
+        match parse(&["shell", "--device", "d", "--as-user", "alice"]) {
+            Command::Shell { device, as_user } => {
+                assert_eq!((device.as_str(), as_user.as_deref()), ("d", Some("alice")));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "exec",
+            "--device",
+            "d",
+            "--as-user",
+            "nobody",
+            "--",
+            "id",
+            "-un",
+        ]) {
+            Command::Exec {
+                as_user, command, ..
+            } => {
+                assert_eq!(as_user.as_deref(), Some("nobody"));
+                assert_eq!(command, ["id", "-un"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // After `--`, `--as-user` belongs to the remote command.
+        match parse(&["exec", "--device", "d", "--", "echo", "--as-user", "x"]) {
+            Command::Exec {
+                as_user, command, ..
+            } => {
+                assert_eq!(as_user, None);
+                assert_eq!(command, ["echo", "--as-user", "x"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -224,9 +224,17 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
                 .await?;
             crate::install::invite(&invite, json)
         }
-        Command::Shell { device } => {
+        Command::Shell { device, as_user } => {
             let device = find_device(control, &device).await?;
-            exit_with(crate::shell::run(control, &device).await?)
+            exit_with(crate::shell::run(control, &device, as_user).await?)
+        }
+        Command::Screenshot {
+            device,
+            out,
+            display,
+        } => {
+            let device = find_device(control, &device).await?;
+            crate::screenshot::run(control, &device, &out, display, json).await
         }
         command @ (Command::Ls { .. }
         | Command::Upload { .. }
@@ -234,9 +242,13 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
         | Command::Rm { .. }
         | Command::Mkdir { .. }
         | Command::Mv { .. }) => crate::files::execute(control, command, json).await,
-        Command::Exec { device, command } => {
+        Command::Exec {
+            device,
+            as_user,
+            command,
+        } => {
             let device = find_device(control, &device).await?;
-            exit_with(crate::exec::run(control, &device, command).await?)
+            exit_with(crate::exec::run(control, &device, command, as_user).await?)
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `tetherctl exec --device D -- CMD ARGS…`: runs a command on the device with plain pipes,
-//! copies its standard output and error here as they come, and returns its exit status.
+//! `tetherctl exec --device D [--as-user NAME] -- CMD ARGS…`: runs a command on the device (as
+//! the agent's account, or as NAME) with plain pipes, copies its standard output and error here
+//! as they come, and returns its exit status.
 //! Standard input is passed on when it is not a terminal (`echo x | tetherctl exec … -- cat`).
 
 use std::io::{IsTerminal, Write};
@@ -21,10 +22,11 @@ pub async fn run(
     control: &mut Control,
     device: &DeviceId,
     command: Vec<String>,
+    as_user: Option<String>,
 ) -> anyhow::Result<i32> {
     let socket = relay::start(control, device, SessionKind::Terminal).await?;
     let (mut sink, mut stream) = socket.split();
-    let start = TerminalRequest::Start(StartTerminal::exec(command));
+    let start = TerminalRequest::Start(StartTerminal::exec(command).run_as(as_user));
     sink.send(Message::text(terminal::to_json(&start)))
         .await
         .context("starting the command")?;

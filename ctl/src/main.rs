@@ -12,6 +12,7 @@ mod install;
 mod login;
 mod output;
 mod relay;
+mod screenshot;
 mod shell;
 mod target;
 mod trust;

@@ -1,6 +1,6 @@
-//! `tetherctl shell --device D`: an interactive shell on the device. The local terminal is put
-//! in raw mode (every key goes to the remote shell, Ctrl-C included) and restored on the way out;
-//! window size changes follow. Exits with the shell's exit status, as `ssh` does.
+//! `tetherctl shell --device D [--as-user NAME]`: an interactive shell on the device (NAME's login
+//! shell, when given). The local terminal is put in raw mode (every key goes to the remote shell,
+//! Ctrl-C included) and restored on the way out; window size changes follow. Exits with the shell's exit status, as `ssh` does.
 
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
@@ -17,11 +17,16 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::connection::Control;
 use crate::relay::{self, close_reason};
 
-pub async fn run(control: &mut Control, device: &DeviceId) -> anyhow::Result<i32> {
+/// `as_user`: a login shell of that account on the device (`None`: the agent's account).
+pub async fn run(
+    control: &mut Control,
+    device: &DeviceId,
+    as_user: Option<String>,
+) -> anyhow::Result<i32> {
     let (cols, rows) = window_size().unwrap_or((80, 24));
     let socket = relay::start(control, device, SessionKind::Terminal).await?;
     let (mut sink, mut stream) = socket.split();
-    let start = TerminalRequest::Start(StartTerminal::shell(cols, rows));
+    let start = TerminalRequest::Start(StartTerminal::shell(cols, rows).run_as(as_user));
     sink.send(Message::text(terminal::to_json(&start)))
         .await
         .context("starting the shell")?;

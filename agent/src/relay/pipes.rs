@@ -1,31 +1,58 @@
 //! A command with plain pipes (`tetherctl exec`): exact bytes, standard output and error kept
 //! apart (each output frame starts with its stream byte), standard input from the console until
-//! it sends `eof`.
+//! it sends `eof`. As another account, the command runs under `runuser -u` (`run_as.rs`).
 
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use tether_common::relay::terminal::{OutputStream, StartTerminal, encode_output};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
 use super::process::{Control, Exit, OUTPUT_QUEUE, Running};
+use super::run_as::{Account, PLAIN_PATH, locale_env};
 
 const READ_CHUNK: usize = 16 * 1024;
 
-pub fn spawn(start: &StartTerminal) -> anyhow::Result<Running> {
-    let (program, args) = start.command.split_first().context("no command to run")?;
+pub fn spawn(start: &StartTerminal, account: &Account) -> anyhow::Result<Running> {
+    if start.command.is_empty() {
+        bail!("no command to run");
+    }
+    let argv: Vec<OsString> = match account {
+        Account::Agent => start.command.iter().map(OsString::from).collect(),
+        Account::Other(other) => other.exec_argv(&start.command),
+    };
+    let (program, args) = argv.split_first().context("no command to run")?;
     let mut command = Command::new(program);
     command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so stopping the session stops what the program started too
+        // (with runuser, the program itself is runuser's child).
+        .process_group(0)
         .kill_on_drop(true);
-    if let Some(home) = std::env::var_os("HOME") {
-        command.current_dir(home);
+    match account {
+        Account::Agent => {
+            if let Some(home) = std::env::var_os("HOME") {
+                command.current_dir(home);
+            }
+        }
+        Account::Other(other) => {
+            // The agent's environment is the agent's: the account gets a plain PATH and the
+            // locale; runuser sets HOME, USER and LOGNAME.
+            command
+                .env_clear()
+                .env("PATH", PLAIN_PATH)
+                .envs(locale_env())
+                .current_dir(other.start_dir());
+        }
     }
     let mut child = command.spawn()?;
     let (output_sender, output) = mpsc::channel(OUTPUT_QUEUE);
@@ -86,6 +113,9 @@ async fn wait(mut child: Child, kill: oneshot::Receiver<()>, exited: oneshot::Se
     let status = tokio::select! {
         status = child.wait() => status,
         _ = kill => {
+            if let Some(group) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+                let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+            }
             let _ = child.start_kill();
             child.wait().await
         }

@@ -1,5 +1,6 @@
-//! An interactive program in a pseudo-terminal (portable-pty): the user's login shell, or the
-//! command the console named. PTY reads and writes block, so each runs on its own thread and
+//! An interactive program in a pseudo-terminal (portable-pty): the login shell of the agent's
+//! account or of the account the console asked for (`run_as.rs`), or the command the console
+//! named. PTY reads and writes block, so each runs on its own thread and
 //! meets the async side through small channels.
 
 use std::ffi::OsString;
@@ -10,11 +11,12 @@ use tether_common::relay::terminal::{StartTerminal, clamp_size};
 use tokio::sync::{mpsc, oneshot};
 
 use super::process::{Control, Exit, OUTPUT_QUEUE, Running};
+use super::run_as::{Account, locale_env};
 
 /// Bytes read from the terminal at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
-pub fn spawn(start: &StartTerminal) -> anyhow::Result<Running> {
+pub fn spawn(start: &StartTerminal, account: &Account) -> anyhow::Result<Running> {
     let (cols, rows) = clamp_size(start.cols, start.rows);
     let pair = native_pty_system().openpty(PtySize {
         rows,
@@ -22,16 +24,23 @@ pub fn spawn(start: &StartTerminal) -> anyhow::Result<Running> {
         pixel_width: 0,
         pixel_height: 0,
     })?;
-    let mut command = if start.command.is_empty() {
-        // The user's shell as a login shell, in their home folder.
-        CommandBuilder::new_default_prog()
-    } else {
-        CommandBuilder::from_argv(start.command.iter().map(OsString::from).collect())
+    let mut command = match account {
+        // The agent account's shell as a login shell, in its home folder.
+        Account::Agent if start.command.is_empty() => CommandBuilder::new_default_prog(),
+        Account::Agent => {
+            CommandBuilder::from_argv(start.command.iter().map(OsString::from).collect())
+        }
+        Account::Other(other) => {
+            let mut command = CommandBuilder::from_argv(other.login_argv(&start.command));
+            // runuser builds the login environment; nothing of the agent's should leak into it.
+            command.env_clear();
+            command.cwd(other.start_dir());
+            command
+        }
     };
     command.env("TERM", "xterm-256color");
-    if std::env::var_os("LANG").is_none() && std::env::var_os("LC_ALL").is_none() {
-        // Services often start without a locale; the console expects UTF-8.
-        command.env("LANG", "C.UTF-8");
+    for (key, value) in locale_env() {
+        command.env(key, value);
     }
     let mut child = pair.slave.spawn_command(command)?;
     // Only the child keeps the terminal's other end open, so reads end when it (and whatever it

@@ -39,6 +39,13 @@ pub struct StartTerminal {
     /// stdout and stderr).
     #[serde(default = "yes")]
     pub pty: bool,
+    /// Run as this local account instead of the agent's own (`None`, the default). A root agent
+    /// may run as any account; any other agent only as itself. With a PTY the program is a login
+    /// session of that account (its shell, environment, home and groups). The TERMINAL right
+    /// allows this: whoever holds it on a root agent could become any account from a root shell
+    /// anyway.
+    #[serde(default, rename = "asUser", skip_serializing_if = "Option::is_none")]
+    pub as_user: Option<String>,
 }
 
 fn yes() -> bool {
@@ -53,6 +60,7 @@ impl StartTerminal {
             rows,
             command: Vec::new(),
             pty: true,
+            as_user: None,
         }
     }
 
@@ -63,6 +71,15 @@ impl StartTerminal {
             rows: 24,
             command,
             pty: false,
+            as_user: None,
+        }
+    }
+
+    /// The same session, run as `user` (`None`: the agent's own account).
+    pub fn run_as(self, user: Option<String>) -> StartTerminal {
+        StartTerminal {
+            as_user: user,
+            ..self
         }
     }
 }
@@ -171,6 +188,44 @@ mod tests {
         assert_eq!(
             parse_request(r#"{"type":"start","cols":80,"rows":24}"#),
             Some(TerminalRequest::Start(StartTerminal::shell(80, 24)))
+        );
+    }
+
+    #[test]
+    fn start_frames_name_another_account_only_when_asked() {
+        let shell =
+            TerminalRequest::Start(StartTerminal::shell(80, 24).run_as(Some("alice".into())));
+        let text = to_json(&shell);
+        assert_eq!(
+            text,
+            r#"{"type":"start","cols":80,"rows":24,"pty":true,"asUser":"alice"}"#
+        );
+        assert_eq!(parse_request(&text), Some(shell));
+        let exec = TerminalRequest::Start(
+            StartTerminal::exec(vec!["id".into(), "-un".into()]).run_as(Some("nobody".into())),
+        );
+        let text = to_json(&exec);
+        assert_eq!(
+            text,
+            r#"{"type":"start","cols":80,"rows":24,"command":["id","-un"],"pty":false,"asUser":"nobody"}"#
+        );
+        assert_eq!(parse_request(&text), Some(exec));
+        // Absent or null: the agent's own account; the Rust field name is not the wire name.
+        for absent in [
+            r#"{"type":"start","cols":80,"rows":24}"#,
+            r#"{"type":"start","cols":80,"rows":24,"asUser":null}"#,
+            r#"{"type":"start","cols":80,"rows":24,"as_user":"alice"}"#,
+        ] {
+            let Some(TerminalRequest::Start(start)) = parse_request(absent) else {
+                panic!("{absent} is a start frame");
+            };
+            assert_eq!(start.as_user, None, "{absent}");
+        }
+        assert!(!to_json(&StartTerminal::shell(80, 24)).contains("asUser"));
+        // A name that is not a string is no start frame at all.
+        assert_eq!(
+            parse_request(r#"{"type":"start","cols":80,"rows":24,"asUser":0}"#),
+            None
         );
     }
 

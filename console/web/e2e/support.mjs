@@ -163,3 +163,100 @@ export function recordFigure(key, value) {
   figures[key] = value;
   writeFileSync(file, `${JSON.stringify(figures, null, 2)}\n`);
 }
+
+// ---- remote desktop: a private X server and the xprobe test client ----
+
+/**
+ * Starts Xvfb on a display number it picks itself (`-displayfd`), so parallel tests never
+ * collide on one; resolves with `{ display: ":N", stop() }`.
+ */
+export async function startXvfb({ width = 1280, height = 800 } = {}) {
+  const child = spawn("Xvfb", ["-displayfd", "3", "-screen", "0", `${width}x${height}x24`, "-nolisten", "tcp"], {
+    stdio: ["ignore", "ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const display = await new Promise((resolvePromise, reject) => {
+    let written = "";
+    const timer = setTimeout(() => reject(new Error(`Xvfb did not start within 30 s:\n${stderr}`)), 30_000);
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`Xvfb exited (${code}) before it was ready:\n${stderr}`));
+    });
+    child.stdio[3].on("data", (chunk) => {
+      written += chunk;
+      if (!written.includes("\n")) return;
+      clearTimeout(timer);
+      resolvePromise(`:${written.trim()}`);
+    });
+  });
+  return { display, stop: () => stopChild(child) };
+}
+
+/** Runs a program to completion; rejects with its output if it fails. */
+export function run(program, args, { env = process.env } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"], env });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.once("error", reject);
+    child.once("exit", (code) =>
+      code === 0 ? resolvePromise(output) : reject(new Error(`${program} ${args.join(" ")} exited (${code}):\n${output}`)),
+    );
+  });
+}
+
+/**
+ * Starts xprobe (target/debug/xprobe) on `display` and resolves once its window is shown. Its
+ * stdout lines (`click X Y COLOUR`, `key C`, …) are kept in `lines`; `waitFor(pattern, { from })`
+ * resolves with the first line at index `from` or later that matches.
+ */
+export async function startXprobe(display, { mode = "colour" } = {}) {
+  const child = spawn(binary("xprobe"), ["--display", display, "--mode", mode], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = [];
+  let waiters = [];
+  const check = () => {
+    waiters = waiters.filter((waiter) => {
+      for (let index = waiter.from; index < lines.length; index++) {
+        const match = waiter.pattern.exec(lines[index]);
+        if (match) {
+          clearTimeout(waiter.timer);
+          waiter.resolve({ line: lines[index], match, index });
+          return false;
+        }
+      }
+      return true;
+    });
+  };
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    lines.push(line);
+    check();
+  });
+  let exited = null;
+  child.once("exit", (code, signal) => {
+    exited = `xprobe exited (${code ?? signal})`;
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new Error(`${exited} while waiting for ${waiter.pattern}; it printed:\n${lines.join("\n")}`));
+    }
+    waiters = [];
+  });
+  const waitFor = (pattern, { from = 0, ms = 20_000 } = {}) =>
+    new Promise((resolvePromise, reject) => {
+      if (exited) return reject(new Error(`${exited}; it printed:\n${lines.join("\n")}`));
+      const waiter = { pattern, from, resolve: resolvePromise, reject };
+      waiter.timer = setTimeout(() => {
+        waiters = waiters.filter((w) => w !== waiter);
+        reject(new Error(`xprobe printed no line matching ${pattern} within ${ms} ms; it printed:\n${lines.slice(from).join("\n")}`));
+      }, ms);
+      waiters.push(waiter);
+      check();
+    });
+  await waitFor(/^ready$/, { ms: 30_000 });
+  return { lines, waitFor, stop: () => stopChild(child) };
+}

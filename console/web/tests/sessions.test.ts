@@ -7,6 +7,7 @@ import {
   encodeInput,
   parseTerminalEnd,
   resizeMessage,
+  runAsChoices,
   startMessage,
 } from "../src/lib/sessions/terminal";
 import { CHUNK_SIZE, FilesError, FilesSession, UPLOAD_WINDOW, chunkRanges } from "../src/lib/sessions/files";
@@ -101,6 +102,20 @@ describe("terminal messages", () => {
     expect(JSON.stringify(startMessage({ cols: 120, rows: 40 }))).toBe('{"type":"start","cols":120,"rows":40,"pty":true}');
     expect(resizeMessage({ cols: 0, rows: 5000 })).toEqual({ type: "resize", cols: 1, rows: 1000 });
     expect(resizeMessage({ cols: 80.7, rows: Number.NaN })).toEqual({ type: "resize", cols: 80, rows: 1 });
+  });
+
+  it("names another account only when one is chosen", () => {
+    expect(JSON.stringify(startMessage({ cols: 80, rows: 24 }, "alice"))).toBe(
+      '{"type":"start","cols":80,"rows":24,"pty":true,"asUser":"alice"}',
+    );
+    expect(startMessage({ cols: 80, rows: 24 }, "")).not.toHaveProperty("asUser");
+    expect(startMessage({ cols: 80, rows: 24 }, undefined)).not.toHaveProperty("asUser");
+  });
+
+  it("offers the logged-in users and keeps the current choice", () => {
+    expect(runAsChoices(["bob", "alice", "bob"], "")).toEqual(["alice", "bob"]);
+    expect(runAsChoices(undefined, "")).toEqual([]);
+    expect(runAsChoices(["bob"], "carol")).toEqual(["bob", "carol"]);
   });
 
   it("reads the end of a session like a shell would", () => {

@@ -1,5 +1,5 @@
 // The terminal session's messages (mirrors common/src/relay/terminal.rs): after "c" the console
-// sends `start` with its size, then keystrokes as UTF-8 binary frames and `resize` when its size
+// sends `start` with its size (and optionally the account to run as), then keystrokes as UTF-8 binary frames and `resize` when its size
 // changes; the agent sends output as binary frames and ends with `exit` (or `error`).
 
 /** Largest size the agent accepts in each direction. */
@@ -17,10 +17,35 @@ export function clampSize({ cols, rows }: TerminalSize): TerminalSize {
   return { cols: clamp(cols), rows: clamp(rows) };
 }
 
-/** The first frame after "c": an interactive login shell of this size. */
-export function startMessage(size: TerminalSize): { type: "start"; cols: number; rows: number; pty: true } {
+export interface StartMessage {
+  type: "start";
+  cols: number;
+  rows: number;
+  pty: true;
+  /** A local account on the device to run as; absent: the agent's own account. */
+  asUser?: string;
+}
+
+/**
+ * The first frame after "c": an interactive login shell of this size, of `asUser` when given (a
+ * root agent may run as any account; others only as themselves, and say so in an `error`).
+ */
+export function startMessage(size: TerminalSize, asUser?: string): StartMessage {
   const { cols, rows } = clampSize(size);
-  return { type: "start", cols, rows, pty: true };
+  const start: StartMessage = { type: "start", cols, rows, pty: true };
+  if (asUser) start.asUser = asUser;
+  return start;
+}
+
+/**
+ * The accounts a "Run as" choice offers besides the agent's own: the device's logged-in users
+ * (from its agent report), sorted, plus the current choice so a user who logged out meanwhile
+ * stays selected.
+ */
+export function runAsChoices(loggedIn: readonly string[] | undefined, current: string): string[] {
+  const names = new Set(loggedIn ?? []);
+  if (current) names.add(current);
+  return [...names].filter((name) => name !== "").sort();
 }
 
 export function resizeMessage(size: TerminalSize): { type: "resize"; cols: number; rows: number } {

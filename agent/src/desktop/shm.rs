@@ -1,0 +1,39 @@
+//! The agent's one `unsafe` module: mapping the shared-memory segment that MIT-SHM screen
+//! captures are written into.
+//!
+//! Why MIT-SHM 1.2's CreateSegment (the X server makes the segment and passes us a file
+//! descriptor, which we map with memmap2) rather than SysV `shmget`/`shmat`: the segment's
+//! access is the descriptor itself, so there are no IPC permissions to get right when the agent
+//! and the X server run as different users (a root agent's 0600 segment is unreadable to a user's
+//! X server, and 0666 would expose the screen to every local user), nothing can leak in the
+//! system's SysV table if the agent dies (the mapping goes with the process), and there is no
+//! `IPC_RMID` dance. Servers without SHM 1.2 (or remote displays) fall back to plain GetImage.
+#![allow(unsafe_code)]
+
+use std::os::fd::OwnedFd;
+
+use memmap2::{Mmap, MmapOptions};
+
+/// A read-only mapping of an X server's shared-memory segment.
+pub struct SharedSegment {
+    map: Mmap,
+}
+
+impl SharedSegment {
+    /// Maps `len` bytes of the segment behind `fd` (from ShmCreateSegment).
+    pub fn map(fd: &OwnedFd, len: usize) -> std::io::Result<SharedSegment> {
+        // SAFETY: the descriptor names a shared-memory object of at least `len` bytes that the X
+        // server created for this connection alone (CreateSegment with that size); nothing else in
+        // this process maps it, and no file can be truncated under us (it is not a file on disk
+        // that another program could shrink). The mapping is read-only on our side.
+        let map = unsafe { MmapOptions::new().len(len).map(fd)? };
+        Ok(SharedSegment { map })
+    }
+
+    /// The segment's bytes. Call only after the reply to a ShmGetImage into this segment has
+    /// arrived and before the next such request: the X server writes the segment only while it
+    /// serves that request, so in between the bytes are stable.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+}

@@ -1,0 +1,167 @@
+//! Issue 6's figures at 1920×1080: for each codec and scene, pictures per second, bytes per
+//! second, encode time per picture (p50/p99, from the pictures' headers), and the agent's CPU
+//! and peak RSS. The viewer acknowledges every picture at once (a fast viewer on loopback), so the
+//! agent runs as fast as it can up to the 30 fps asked for. Only run alone on a quiet machine:
+//! `cargo test -p tether-server --test desktop figures -- --ignored --nocapture`
+//! (TETHER_AGENT_BIN=target/release/tether-agent for a release agent).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::xprobe::Xvfb;
+use crate::paint::Painter;
+use crate::support::{AgentProcess, Fixture};
+use crate::viewer::{Received, Viewer};
+
+const MEASURE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy)]
+enum Scene {
+    Idle,
+    /// About 10 characters a second.
+    Typing,
+    /// 30 lines a second.
+    Scrolling,
+    /// Every pixel changes, as fast as the X server draws.
+    Motion,
+}
+
+impl Scene {
+    /// Pause between drawing steps.
+    fn pace(self) -> Option<Duration> {
+        match self {
+            Scene::Idle => None,
+            Scene::Typing => Some(Duration::from_millis(100)),
+            Scene::Scrolling => Some(Duration::from_millis(33)),
+            Scene::Motion => Some(Duration::ZERO),
+        }
+    }
+}
+
+fn draw(display: &str, scene: Scene) -> Arc<AtomicBool> {
+    let running = Arc::new(AtomicBool::new(true));
+    let Some(pace) = scene.pace() else {
+        return running;
+    };
+    let flag = running.clone();
+    let display = display.to_owned();
+    std::thread::spawn(move || {
+        let painter = Painter::new(&display);
+        let mut step = 0;
+        while flag.load(Ordering::Relaxed) {
+            match scene {
+                Scene::Typing => painter.typing_step(step),
+                Scene::Scrolling => painter.scroll_step(step),
+                _ => painter.motion_step(step),
+            }
+            step += 1;
+            std::thread::sleep(pace);
+        }
+    });
+    running
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// (VmRSS, VmHWM) in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentile(sorted: &[u32], p: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    f64::from(sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]) / 1000.0
+}
+
+async fn measure(fx: &Fixture, agent: &AgentProcess, display: &str, codec: &str, scene: Scene) {
+    let device = agent.device_id.to_string();
+    let start = json!({ "codec": codec, "fps": 30, "quality": 60 });
+    let mut viewer = Viewer::open(&fx.server, &fx.cookie, &device, start).await;
+    // The first (key) picture is not part of the figures.
+    let (header, _) = viewer.picture().await;
+    viewer.ack(header.seq).await;
+    let drawing = draw(display, scene);
+    let pid = agent.pid();
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + MEASURE;
+    let (mut pictures, mut bytes, mut encode_us) = (0u32, 0usize, Vec::new());
+    while let Some(received) = viewer.next_until(deadline).await {
+        if let Received::Picture {
+            header, wire_bytes, ..
+        } = received
+        {
+            viewer.ack(header.seq).await;
+            pictures += 1;
+            bytes += wire_bytes;
+            encode_us.push(header.encode_us);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(pid) - cpu_before) / elapsed * 100.0;
+    drawing.store(false, Ordering::Relaxed);
+    encode_us.sort_unstable();
+    let (rss, peak) = rss_mib(pid);
+    println!(
+        "| {codec:4} | {scene:9?} | {:5.1} | {:8.0} | {:6.2} | {:6.2} | {cpu:5.0}% | {rss:5.1} / {peak:5.1} |",
+        f64::from(pictures) / elapsed,
+        bytes as f64 / 1024.0 / elapsed,
+        percentile(&encode_us, 50),
+        percentile(&encode_us, 99),
+    );
+}
+
+#[tokio::test]
+#[ignore = "figures: run alone on a quiet machine"]
+async fn figures() {
+    let Some(xvfb) = Xvfb::start(1920, 1080) else {
+        return;
+    };
+    let painter = Painter::new(&xvfb.display);
+    painter.fill_screen([250, 250, 250]);
+    let mut fx = Fixture::start().await;
+    let agent = crate::desktop_agent(&mut fx, &xvfb.display).await;
+    println!("\n1920×1080 on Xvfb, 30 fps asked, quality 60, every picture acknowledged at once");
+    println!(
+        "| codec | scene | pictures/s | KiB/s | encode p50 ms | p99 ms | agent CPU | RSS / peak MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for codec in ["h264", "vp8", "jpeg"] {
+        for scene in [Scene::Idle, Scene::Typing, Scene::Scrolling, Scene::Motion] {
+            measure(&fx, &agent, &xvfb.display, codec, scene).await;
+        }
+    }
+}
