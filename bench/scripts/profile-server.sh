@@ -60,8 +60,9 @@ profile() {
   kill -INT "$perf_pid"; wait "$perf_pid" || true
   perf script -i "$WORK/$name.data" 2>/dev/null | inferno-collapse-perf >"$OUT/$name.folded"
   inferno-flamegraph --title "tether-server: $name" <"$OUT/$name.folded" >"$OUT/$name.svg"
-  perf report -i "$WORK/$name.data" --no-children --sort symbol --stdio 2>/dev/null \
-    | grep -E '^ +[0-9.]+%' | head -25 >"$OUT/$name-top.txt"
+  # awk, not head: head would close the pipe early and pipefail would end the script.
+  perf report -i "$WORK/$name.data" --no-children --sort symbol -g none --stdio 2>/dev/null \
+    | awk '/^ +[0-9.]+%/ && n < 25 { sub(/[ -]+$/, ""); print; n++ }' >"$OUT/$name-top.txt"
   echo "profile-server: $name → $OUT/$name.svg ($(wc -l <"$OUT/$name.folded") stacks)"
 }
 
