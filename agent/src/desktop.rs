@@ -48,8 +48,6 @@ mod shm;
 mod snapshot;
 #[cfg(test)]
 mod stream_tests;
-#[cfg(test)]
-mod test_x;
 mod typing;
 mod xserver;
 

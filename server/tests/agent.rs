@@ -9,6 +9,7 @@ mod fakes;
 mod interop;
 #[path = "agent/proxies.rs"]
 mod proxies;
+#[allow(dead_code)]
 #[path = "agent/support.rs"]
 mod support;
 

@@ -22,8 +22,7 @@ mod support;
 #[path = "desktop/viewer.rs"]
 mod viewer;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ffmpeg_next::codec::Id;
@@ -33,22 +32,10 @@ use tether_common::relay::desktop::{
 };
 use tether_common::rights::Rights;
 
-use common::xprobe::Xvfb;
-use paint::{BLUE, GREEN, Painter, RED};
-use support::{AgentProcess, Fixture};
-use viewer::{Received, Viewer, close_to, decode_png, decode_tiles, decode_video};
-
-/// An agent showing `display`, online.
-async fn desktop_agent(fx: &mut Fixture, display: &str) -> AgentProcess {
-    let state = fx.state_dir("desktop");
-    let mut agent = fx
-        .spawn_agent(&fx.msh.clone(), &state, &["--x-display", display])
-        .await;
-    agent.wait_line("tether-agent connected ").await;
-    let device = agent.device_id.clone();
-    fx.wait_device(&device, "online", |d| d.online).await;
-    agent
-}
+use paint::{BLUE, GREEN, Painter, RED, paint_in_background};
+use support::Fixture;
+use viewer::{Received, Viewer, decode_png, decode_tiles};
+use xprobe::{Xvfb, close_to, decode_centre_colours};
 
 /// The stream event and the first picture after it (it must be a key picture).
 async fn stream_and_key(viewer: &mut Viewer) -> (DesktopEvent, Vec<u8>) {
@@ -64,23 +51,6 @@ async fn stream_and_key(viewer: &mut Viewer) -> (DesktopEvent, Vec<u8>) {
     (stream, payload)
 }
 
-/// Repaints the whole screen continuously until the flag is cleared.
-fn keep_painting(display: &str) -> Arc<AtomicBool> {
-    let running = Arc::new(AtomicBool::new(true));
-    let flag = running.clone();
-    let display = display.to_owned();
-    std::thread::spawn(move || {
-        let painter = Painter::new(&display);
-        let mut step = 0;
-        while flag.load(Ordering::Relaxed) {
-            painter.motion_step(step);
-            step += 1;
-            std::thread::sleep(Duration::from_millis(15));
-        }
-    });
-    running
-}
-
 #[tokio::test]
 async fn a_desktop_session_streams_the_screen_and_only_its_changes() {
     let Some(xvfb) = Xvfb::start(640, 480) else {
@@ -89,7 +59,9 @@ async fn a_desktop_session_streams_the_screen_and_only_its_changes() {
     let painter = Painter::new(&xvfb.display);
     painter.fill_screen(RED);
     let mut fx = Fixture::start().await;
-    let agent = desktop_agent(&mut fx, &xvfb.display).await;
+    let agent = fx
+        .online_agent("desktop", &["--x-display", &xvfb.display])
+        .await;
     let device = agent.device_id.to_string();
     let mut viewer = Viewer::open(&fx.server, &fx.cookie, &device, json!({})).await;
 
@@ -119,7 +91,7 @@ async fn a_desktop_session_streams_the_screen_and_only_its_changes() {
     );
     assert!(codec_string.starts_with("avc1.42"), "{codec_string}");
     assert!(close_to(
-        decode_video(Id::H264, std::slice::from_ref(&key))[0],
+        decode_centre_colours(Id::H264, std::slice::from_ref(&key))[0],
         RED,
         12
     ));
@@ -129,7 +101,7 @@ async fn a_desktop_session_streams_the_screen_and_only_its_changes() {
     let (header, delta) = viewer.picture().await;
     assert!(!header.is_key());
     viewer.ack(header.seq).await;
-    let colours = decode_video(Id::H264, &[key, delta]);
+    let colours = decode_centre_colours(Id::H264, &[key, delta]);
     assert!(close_to(colours[1], GREEN, 12), "{colours:?}");
 
     // Nothing changes: nothing is sent.
@@ -143,7 +115,11 @@ async fn a_desktop_session_streams_the_screen_and_only_its_changes() {
 
     // Unacknowledged pictures stop at the window while the screen keeps changing, and resume on
     // an ack.
-    let painting = keep_painting(&xvfb.display);
+    let painting = paint_in_background(
+        &xvfb.display,
+        Duration::from_millis(15),
+        Painter::motion_step,
+    );
     let mut last = 0;
     for _ in 0..FRAME_WINDOW {
         last = viewer.picture().await.0.seq;
@@ -163,7 +139,9 @@ async fn jpeg_tiles_and_snapshots_work_end_to_end() {
     let painter = Painter::new(&xvfb.display);
     painter.fill_screen(BLUE);
     let mut fx = Fixture::start().await;
-    let agent = desktop_agent(&mut fx, &xvfb.display).await;
+    let agent = fx
+        .online_agent("desktop", &["--x-display", &xvfb.display])
+        .await;
     let device = agent.device_id.to_string();
     let start = json!({ "codec": "jpeg", "quality": 90, "fps": 10 });
     let mut viewer = Viewer::open(&fx.server, &fx.cookie, &device, start).await;
@@ -228,7 +206,9 @@ async fn view_only_users_get_pictures_and_a_notice_for_input() {
     let painter = Painter::new(&xvfb.display);
     painter.fill_screen(GREEN);
     let mut fx = Fixture::start().await;
-    let agent = desktop_agent(&mut fx, &xvfb.display).await;
+    let agent = fx
+        .online_agent("desktop", &["--x-display", &xvfb.display])
+        .await;
     let reply = fx
         .control
         .request(json!({ "action": "addUser", "name": "bob", "password": "bob's long passphrase" }))
@@ -255,7 +235,11 @@ async fn view_only_users_get_pictures_and_a_notice_for_input() {
         ),
         "{stream:?}"
     );
-    assert!(close_to(decode_video(Id::VP8, &[key])[0], GREEN, 12));
+    assert!(close_to(
+        decode_centre_colours(Id::VP8, &[key])[0],
+        GREEN,
+        12
+    ));
     viewer
         .send(&DesktopRequest::MouseMove { x: 10, y: 10 })
         .await;
@@ -278,14 +262,9 @@ async fn view_only_users_get_pictures_and_a_notice_for_input() {
 #[tokio::test]
 async fn an_agent_without_a_display_says_so() {
     let mut fx = Fixture::start().await;
-    let state = fx.state_dir("no-display");
-    let mut agent = fx
-        .spawn_agent(&fx.msh.clone(), &state, &["--x-display", ""])
-        .await;
-    agent.wait_line("tether-agent connected ").await;
-    let device = agent.device_id.clone();
-    fx.wait_device(&device, "online", |d| d.online).await;
-    let mut viewer = Viewer::open(&fx.server, &fx.cookie, device.as_str(), json!({})).await;
+    let agent = fx.online_agent("no-display", &["--x-display", ""]).await;
+    let device = agent.device_id.as_str();
+    let mut viewer = Viewer::open(&fx.server, &fx.cookie, device, json!({})).await;
     let error = viewer
         .event("error", |e| matches!(e, DesktopEvent::Error { .. }))
         .await;

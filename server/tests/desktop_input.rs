@@ -13,7 +13,6 @@ mod sockets;
 mod support;
 
 use serde_json::json;
-use tether_common::relay::SessionTicket;
 use tether_common::relay::desktop::{
     self, Codec, DesktopEvent, DesktopRequest, DisplaySelection, MouseButton, PictureHeader,
     StartDesktop, StreamSettings,
@@ -22,9 +21,9 @@ use tether_common::rights::Rights;
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 
-use common::xprobe::{XProbe, Xvfb};
-use sockets::{RelaySocket, expect_paired, next_data, open, send};
+use sockets::{RelaySocket, next_data, open_session, send};
 use support::{AgentProcess, DEADLINE, Fixture};
+use xprobe::{XProbe, Xvfb};
 
 const BOB: (&str, &str) = ("bob", "bob's long passphrase");
 
@@ -37,15 +36,8 @@ impl Viewer {
     /// Opens a desktop session to `agent` as the owner of `cookie` and starts a JPEG stream.
     async fn open(fx: &Fixture, cookie: &str, agent: &AgentProcess) -> Viewer {
         let mut control = fx.server.control(cookie).await;
-        let reply = control
-            .request(
-                json!({ "action": "createSession", "device": agent.device_id, "kind": "desktop" }),
-            )
-            .await;
-        assert!(reply.ok, "{reply:?}");
-        let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
-        let mut ws = open(&fx.server, &ticket.url, Some(cookie)).await.unwrap();
-        expect_paired(&mut ws).await;
+        let device = agent.device_id.as_str();
+        let ws = open_session(&fx.server, &mut control, cookie, device, "desktop").await;
         let mut viewer = Viewer { ws };
         let start = StartDesktop {
             display: DisplaySelection::All,
@@ -132,39 +124,27 @@ impl Viewer {
     }
 }
 
-async fn agent_on(fx: &mut Fixture, display: &str) -> AgentProcess {
-    let mut agent = fx
-        .spawn_agent(
-            &fx.msh.clone(),
-            &fx.state_dir("a"),
-            &["--x-display", display],
-        )
-        .await;
-    agent.wait_line("tether-agent connected ").await;
-    let device = agent.device_id.clone();
-    fx.wait_device(&device, "online", |d| d.online).await;
-    agent
-}
-
 #[tokio::test]
 async fn clicks_keys_and_clipboard_reach_the_remote_screen_and_view_only_changes_nothing() {
     let Some(xvfb) = Xvfb::start(640, 480) else {
         return;
     };
-    let mut probe = XProbe::start(&xvfb.display, "colour").await;
+    // Waiting for xprobe's lines blocks this thread, which is fine: what must happen meanwhile
+    // happens in other processes (the agent, the server, xprobe).
+    let mut probe = XProbe::start(&xvfb.display, "colour");
     let mut fx = Fixture::start().await;
-    let agent = agent_on(&mut fx, &xvfb.display).await;
+    let agent = fx.online_agent("a", &["--x-display", &xvfb.display]).await;
 
     // An operator with full rights: the click turns xprobe green, the text arrives.
     let mut viewer = Viewer::open(&fx, &fx.cookie.clone(), &agent).await;
     assert!(!viewer.view_only().await);
     viewer.click_at(200, 100).await;
-    assert_eq!(probe.next_click().await, "click 200 100 green");
+    assert_eq!(probe.next_click(), "click 200 100 green");
     let text = "Hi, wörld €";
     viewer
         .send(DesktopRequest::Text { text: text.into() })
         .await;
-    assert_eq!(probe.typed(text.chars().count()).await, text);
+    assert_eq!(probe.typed(text.chars().count()), text);
     viewer
         .send(DesktopRequest::Key {
             code: "KeyA".into(),
@@ -177,7 +157,7 @@ async fn clicks_keys_and_clipboard_reach_the_remote_screen_and_view_only_changes
             down: false,
         })
         .await;
-    probe.expect(|line| line == "key a", "key a").await;
+    probe.expect_line("key a");
     viewer
         .clipboard_round_trip("copied from the viewer ✓")
         .await;
@@ -206,5 +186,5 @@ async fn clicks_keys_and_clipboard_reach_the_remote_screen_and_view_only_changes
     let mut viewer = Viewer::open(&fx, &fx.cookie.clone(), &agent).await;
     assert!(!viewer.view_only().await);
     viewer.click_at(10, 20).await;
-    assert_eq!(probe.next_click().await, "click 10 20 blue");
+    assert_eq!(probe.next_click(), "click 10 20 blue");
 }

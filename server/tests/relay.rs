@@ -6,6 +6,7 @@
 mod common;
 #[path = "relay/fake_agent.rs"]
 mod fake_agent;
+#[allow(dead_code)]
 #[path = "relay/sockets.rs"]
 mod sockets;
 #[allow(dead_code)]

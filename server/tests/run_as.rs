@@ -10,21 +10,23 @@ mod sockets;
 #[allow(dead_code)]
 #[path = "agent/support.rs"]
 mod support;
+#[allow(dead_code)]
+#[path = "relay/terminal_session.rs"]
+mod terminal_session;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
-use tether_common::relay::SessionTicket;
 use tether_common::relay::terminal::{
-    self, OutputStream, StartTerminal, TerminalEvent, TerminalRequest, decode_output,
+    self, OutputStream, StartTerminal, TerminalEvent, decode_output,
 };
 use tokio_tungstenite::tungstenite::Message;
 
-use sockets::{RelaySocket, expect_paired, next_data, open, send};
-use support::{ADMIN, AgentProcess, DEADLINE, Fixture};
+use sockets::{RelaySocket, next_data, send};
+use support::Fixture;
+use terminal_session::{exit_event, open_terminal, pid_in, read_until, wait_gone};
 
 fn running_as_root() -> bool {
     // /proc/self belongs to the effective user.
@@ -57,35 +59,6 @@ fn unique_suffix() -> String {
     format!("{}{nanos:x}", std::process::id())
 }
 
-async fn agent_online(fx: &mut Fixture) -> AgentProcess {
-    let mut agent = fx
-        .spawn_agent(&fx.msh.clone(), &fx.state_dir("a"), &[])
-        .await;
-    agent.wait_line("tether-agent connected ").await;
-    let device = agent.device_id.clone();
-    fx.wait_device(&device, "online", |d| d.online).await;
-    agent
-}
-
-/// A terminal session to the agent, paired and started.
-async fn terminal(fx: &mut Fixture, agent: &AgentProcess, start: StartTerminal) -> RelaySocket {
-    let reply = fx
-        .control
-        .request(
-            json!({ "action": "createSession", "device": agent.device_id, "kind": "terminal" }),
-        )
-        .await;
-    assert!(reply.ok, "{reply:?}");
-    let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
-    let mut console = open(&fx.server, &ticket.url, Some(&fx.cookie))
-        .await
-        .unwrap();
-    expect_paired(&mut console).await;
-    let start = terminal::to_json(&TerminalRequest::Start(start));
-    send(&mut console, Message::text(start)).await;
-    console
-}
-
 /// A piped command's standard output and its last event.
 async fn exec_output(console: &mut RelaySocket) -> (String, TerminalEvent) {
     let mut stdout = Vec::new();
@@ -116,58 +89,6 @@ async fn error_message(console: &mut RelaySocket) -> String {
     }
 }
 
-/// Reads PTY output until it contains `wanted`; panics on an event first.
-async fn read_until(console: &mut RelaySocket, wanted: &str) -> String {
-    let mut seen = Vec::new();
-    loop {
-        match next_data(console).await {
-            Message::Binary(bytes) => {
-                seen.extend_from_slice(&bytes);
-                let text = String::from_utf8_lossy(&seen);
-                if text.contains(wanted) {
-                    return text.into_owned();
-                }
-            }
-            Message::Text(text) => panic!(
-                "got {text} before {wanted:?}; output so far: {:?}",
-                String::from_utf8_lossy(&seen)
-            ),
-            _ => unreachable!(),
-        }
-    }
-}
-
-async fn exit_event(console: &mut RelaySocket) -> TerminalEvent {
-    loop {
-        if let Message::Text(text) = next_data(console).await {
-            return terminal::parse_event(&text).unwrap_or_else(|| panic!("odd event {text}"));
-        }
-    }
-}
-
-/// The number after `pid=` in `text`.
-fn pid_in(text: &str) -> u32 {
-    text.split("pid=")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {text:?}"))
-}
-
-/// Waits until process `pid` no longer runs (gone, or a zombie waiting to be reaped).
-async fn wait_gone(pid: u32) {
-    let deadline = Instant::now() + DEADLINE;
-    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.contains(") Z "))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} outlived its session"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn exec_as(user: Option<&str>, command: &[&str]) -> StartTerminal {
     StartTerminal::exec(command.iter().map(|w| (*w).to_owned()).collect())
         .run_as(user.map(str::to_owned))
@@ -177,44 +98,28 @@ fn shell_as(user: &str) -> StartTerminal {
     StartTerminal::shell(80, 24).run_as(Some(user.to_owned()))
 }
 
-/// Runs `tetherctl ARGS` as the admin; (exit status, stdout, stderr).
-async fn tetherctl(fx: &Fixture, args: &[&str]) -> (i32, String, String) {
-    let binary = Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tetherctl");
-    let child = tokio::process::Command::new(binary)
-        .env("TETHER_URL", format!("wss://127.0.0.1:{}", fx.server.port))
-        .env("TETHER_USER", ADMIN.0)
-        .env("TETHER_PASS", ADMIN.1)
-        .env("TETHER_KNOWN_SERVERS", fx.dir.path().join("known_servers"))
-        .arg("--trust-root")
-        .arg(fx.server.file("root-cert-public.crt"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run tetherctl (build it first: cargo build --workspace --bins)");
-    let output = tokio::time::timeout(DEADLINE, child.wait_with_output())
-        .await
-        .expect("tetherctl timed out")
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+/// `tetherctl exec --device DEVICE --as-user USER -- COMMAND…`; (exit status, stdout, stderr).
+async fn tetherctl_exec_as(
+    fx: &Fixture,
+    device: &str,
+    user: &str,
+    command: &[&str],
+) -> (i32, String, String) {
+    let mut args = vec!["exec", "--device", device, "--as-user", user, "--"];
+    args.extend_from_slice(command);
+    fx.tetherctl(&args, None).await
 }
 
 #[tokio::test]
 async fn without_as_user_the_program_runs_as_the_agents_account() {
     let mut fx = Fixture::start().await;
-    let agent = agent_online(&mut fx).await;
+    let agent = fx.online_agent("a", &[]).await;
     let me = own_user_name();
-    let mut console = terminal(&mut fx, &agent, exec_as(None, &["id", "-un"])).await;
+    let mut console = open_terminal(&mut fx, &agent, exec_as(None, &["id", "-un"])).await;
     let (out, exit) = exec_output(&mut console).await;
     assert_eq!((out.trim(), exit.exit_status()), (me.as_str(), Some(0)));
     // Naming the agent's own account is the same thing, and needs no root.
-    let mut console = terminal(&mut fx, &agent, exec_as(Some(&me), &["id", "-un"])).await;
+    let mut console = open_terminal(&mut fx, &agent, exec_as(Some(&me), &["id", "-un"])).await;
     let (out, exit) = exec_output(&mut console).await;
     assert_eq!((out.trim(), exit.exit_status()), (me.as_str(), Some(0)));
 }
@@ -222,10 +127,10 @@ async fn without_as_user_the_program_runs_as_the_agents_account() {
 #[tokio::test]
 async fn exec_as_nobody_runs_as_nobody() {
     let mut fx = Fixture::start().await;
-    let agent = agent_online(&mut fx).await;
+    let agent = fx.online_agent("a", &[]).await;
     let id = agent.device_id.to_string();
     let start = exec_as(Some("nobody"), &["id", "-un"]);
-    let mut console = terminal(&mut fx, &agent, start).await;
+    let mut console = open_terminal(&mut fx, &agent, start).await;
     if !running_as_root() {
         println!("not root: only checking that a non-root agent refuses another account");
         let message = error_message(&mut console).await;
@@ -240,7 +145,7 @@ async fn exec_as_nobody_runs_as_nobody() {
         Some("nobody"),
         &["sh", "-c", "echo pid=$$; exec sleep 1000"],
     );
-    let mut console = terminal(&mut fx, &agent, sleeper).await;
+    let mut console = open_terminal(&mut fx, &agent, sleeper).await;
     let pid = loop {
         match next_data(&mut console).await {
             Message::Binary(frame) => {
@@ -256,45 +161,13 @@ async fn exec_as_nobody_runs_as_nobody() {
     wait_gone(pid).await;
 
     // The same through tetherctl; arguments pass unquoted and unchanged.
-    let (status, out, err) = tetherctl(
-        &fx,
-        &[
-            "exec",
-            "--device",
-            &id,
-            "--as-user",
-            "nobody",
-            "--",
-            "id",
-            "-un",
-        ],
-    )
-    .await;
+    let (status, out, err) = tetherctl_exec_as(&fx, &id, "nobody", &["id", "-un"]).await;
     assert_eq!((status, out.as_str()), (0, "nobody\n"), "stderr {err:?}");
-    let (status, out, _) = tetherctl(
-        &fx,
-        &[
-            "exec",
-            "--device",
-            &id,
-            "--as-user",
-            "nobody",
-            "--",
-            "printf",
-            "%s|",
-            "a b",
-            "$HOME",
-            "it's",
-        ],
-    )
-    .await;
+    let printf = ["printf", "%s|", "a b", "$HOME", "it's"];
+    let (status, out, _) = tetherctl_exec_as(&fx, &id, "nobody", &printf).await;
     assert_eq!((status, out.as_str()), (0, "a b|$HOME|it's|"));
     // The agent's environment does not follow the program into the other account.
-    let (status, out, _) = tetherctl(
-        &fx,
-        &["exec", "--device", &id, "--as-user", "nobody", "--", "env"],
-    )
-    .await;
+    let (status, out, _) = tetherctl_exec_as(&fx, &id, "nobody", &["env"]).await;
     assert_eq!(status, 0);
     assert!(out.contains("USER=nobody\n"), "{out}");
     assert!(
@@ -323,8 +196,8 @@ async fn a_login_shell_for_a_nologin_account_is_refused_clearly() {
         return;
     }
     let mut fx = Fixture::start().await;
-    let agent = agent_online(&mut fx).await;
-    let mut console = terminal(&mut fx, &agent, shell_as("nobody")).await;
+    let agent = fx.online_agent("a", &[]).await;
+    let mut console = open_terminal(&mut fx, &agent, shell_as("nobody")).await;
     let message = error_message(&mut console).await;
     assert!(
         message.contains("nobody cannot log in") && message.contains(&shell),
@@ -332,7 +205,9 @@ async fn a_login_shell_for_a_nologin_account_is_refused_clearly() {
     );
     // tetherctl shows the agent's words and fails.
     let id = agent.device_id.to_string();
-    let (status, _, err) = tetherctl(&fx, &["shell", "--device", &id, "--as-user", "nobody"]).await;
+    let (status, _, err) = fx
+        .tetherctl(&["shell", "--device", &id, "--as-user", "nobody"], None)
+        .await;
     assert_eq!(status, 1);
     assert!(err.contains("nobody cannot log in"), "{err}");
 }
@@ -340,10 +215,10 @@ async fn a_login_shell_for_a_nologin_account_is_refused_clearly() {
 #[tokio::test]
 async fn bad_or_unknown_names_get_an_error_frame() {
     let mut fx = Fixture::start().await;
-    let agent = agent_online(&mut fx).await;
+    let agent = fx.online_agent("a", &[]).await;
     for bad in ["-x", "a;b", "../root", ""] {
         for start in [shell_as(bad), exec_as(Some(bad), &["true"])] {
-            let mut console = terminal(&mut fx, &agent, start).await;
+            let mut console = open_terminal(&mut fx, &agent, start).await;
             let message = error_message(&mut console).await;
             assert!(
                 message.contains("not a plain user name"),
@@ -352,7 +227,7 @@ async fn bad_or_unknown_names_get_an_error_frame() {
         }
     }
     let unknown = format!("tether-none-{}", unique_suffix());
-    let mut console = terminal(&mut fx, &agent, exec_as(Some(&unknown), &["true"])).await;
+    let mut console = open_terminal(&mut fx, &agent, exec_as(Some(&unknown), &["true"])).await;
     let message = error_message(&mut console).await;
     let expected = if running_as_root() {
         format!("there is no user {unknown}")
@@ -361,11 +236,12 @@ async fn bad_or_unknown_names_get_an_error_frame() {
     };
     assert!(message.contains(&expected), "{message}");
     let id = agent.device_id.to_string();
-    let (status, _, err) = tetherctl(
-        &fx,
-        &["exec", "--device", &id, "--as-user=a;b", "--", "true"],
-    )
-    .await;
+    let (status, _, err) = fx
+        .tetherctl(
+            &["exec", "--device", &id, "--as-user=a;b", "--", "true"],
+            None,
+        )
+        .await;
     assert_eq!(status, 1);
     assert!(err.contains("not a plain user name"), "{err}");
 }
@@ -415,8 +291,8 @@ async fn a_pty_session_as_a_login_user_is_that_users_login_shell() {
         return;
     };
     let mut fx = Fixture::start().await;
-    let agent = agent_online(&mut fx).await;
-    let mut console = terminal(&mut fx, &agent, shell_as(&user.name)).await;
+    let agent = fx.online_agent("a", &[]).await;
+    let mut console = open_terminal(&mut fx, &agent, shell_as(&user.name)).await;
     // Computed in the remote shell, so our own echo cannot match.
     let line = "echo \"who=$(id -un) home=$HOME pwd=$(pwd) term=$TERM\"\n";
     send(&mut console, Message::binary(line.as_bytes().to_vec())).await;
@@ -430,7 +306,7 @@ async fn a_pty_session_as_a_login_user_is_that_users_login_shell() {
     assert_eq!(exit_event(&mut console).await.exit_status(), Some(5));
 
     // Leaving the tab ends that user's shell too.
-    let mut console = terminal(&mut fx, &agent, shell_as(&user.name)).await;
+    let mut console = open_terminal(&mut fx, &agent, shell_as(&user.name)).await;
     // The echo of what we type reads `pi""d=$$;"`; only the shell's output has `pid=N;\r\n`.
     send(
         &mut console,

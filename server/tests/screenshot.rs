@@ -9,10 +9,10 @@ mod common;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::xprobe::Xvfb;
-use support::{ADMIN, AgentProcess, DEADLINE, Fixture};
+use support::Fixture;
+use xprobe::Xvfb;
 
 const WIDTH: u32 = 320;
 const HEIGHT: u32 = 240;
@@ -27,33 +27,16 @@ fn paint_root(display: &str, colour: &str) {
     assert!(status.success(), "xsetroot failed");
 }
 
-/// Runs `tetherctl ARGS` as the admin; (exit status, stdout, stderr).
-async fn tetherctl(fx: &Fixture, args: &[&str]) -> (i32, String, String) {
-    let binary = Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tetherctl");
-    let child = tokio::process::Command::new(binary)
-        .env("TETHER_URL", format!("wss://127.0.0.1:{}", fx.server.port))
-        .env("TETHER_USER", ADMIN.0)
-        .env("TETHER_PASS", ADMIN.1)
-        .env("TETHER_KNOWN_SERVERS", fx.dir.path().join("known_servers"))
-        .arg("--trust-root")
-        .arg(fx.server.file("root-cert-public.crt"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run tetherctl (build it first: cargo build --workspace --bins)");
-    // tetherctl waits up to 30 s for the picture itself; this is a backstop.
-    let output = tokio::time::timeout(DEADLINE * 2, child.wait_with_output())
-        .await
-        .expect("tetherctl timed out")
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+/// `tetherctl screenshot --device DEVICE --out OUT EXTRA…`; (exit status, stdout, stderr).
+async fn screenshot(
+    fx: &Fixture,
+    device: &str,
+    out: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let mut args = vec!["screenshot", "--device", device, "--out", out];
+    args.extend_from_slice(extra);
+    fx.tetherctl(&args, None).await
 }
 
 /// (width, height, RGB pixels) of a PNG file.
@@ -76,20 +59,6 @@ fn decode_png(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     (info.width, info.height, pixels)
 }
 
-async fn agent_on(fx: &mut Fixture, display: &str) -> AgentProcess {
-    let mut agent = fx
-        .spawn_agent(
-            &fx.msh.clone(),
-            &fx.state_dir("a"),
-            &["--x-display", display],
-        )
-        .await;
-    agent.wait_line("tether-agent connected ").await;
-    let device = agent.device_id.clone();
-    fx.wait_device(&device, "online", |d| d.online).await;
-    agent
-}
-
 #[tokio::test]
 async fn screenshot_writes_the_screen_as_a_png() {
     if Command::new("xsetroot").arg("-version").output().is_err() {
@@ -102,13 +71,12 @@ async fn screenshot_writes_the_screen_as_a_png() {
     };
     paint_root(&xvfb.display, COLOUR.0);
     let mut fx = Fixture::start().await;
-    let agent = agent_on(&mut fx, &xvfb.display).await;
+    let agent = fx.online_agent("a", &["--x-display", &xvfb.display]).await;
     let id = agent.device_id.to_string();
     let out: PathBuf = fx.dir.path().join("screen.png");
     let out_arg = out.to_str().unwrap();
 
-    let (status, stdout, stderr) =
-        tetherctl(&fx, &["screenshot", "--device", &id, "--out", out_arg]).await;
+    let (status, stdout, stderr) = screenshot(&fx, &id, out_arg, &[]).await;
     assert_eq!(status, 0, "stdout {stdout:?}, stderr {stderr:?}");
     let (width, height, pixels) = decode_png(&out);
     assert_eq!((width, height), (WIDTH, HEIGHT));
@@ -122,20 +90,8 @@ async fn screenshot_writes_the_screen_as_a_png() {
 
     // One monitor, the whole screen here; a new colour shows the file was replaced; --json.
     paint_root(&xvfb.display, "#00ff00");
-    let (status, stdout, stderr) = tetherctl(
-        &fx,
-        &[
-            "screenshot",
-            "--device",
-            &id,
-            "--out",
-            out_arg,
-            "--display",
-            "0",
-            "--json",
-        ],
-    )
-    .await;
+    let (status, stdout, stderr) =
+        screenshot(&fx, &id, out_arg, &["--display", "0", "--json"]).await;
     assert_eq!(status, 0, "stdout {stdout:?}, stderr {stderr:?}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
     let size = std::fs::metadata(&out).unwrap().len();
@@ -156,19 +112,7 @@ async fn screenshot_writes_the_screen_as_a_png() {
     assert!(strays.is_empty(), "{strays:?}");
 
     // A display the device does not have: a clear error, and the old file stays.
-    let (status, _, stderr) = tetherctl(
-        &fx,
-        &[
-            "screenshot",
-            "--device",
-            &id,
-            "--out",
-            out_arg,
-            "--display",
-            "7",
-        ],
-    )
-    .await;
+    let (status, _, stderr) = screenshot(&fx, &id, out_arg, &["--display", "7"]).await;
     assert_eq!(status, 1);
     assert!(stderr.contains("display 7"), "{stderr}");
     assert_eq!(std::fs::metadata(&out).unwrap().len(), size);
@@ -181,20 +125,10 @@ async fn screenshot_reports_why_the_device_cannot_show_its_screen() {
     let mut fx = Fixture::start().await;
     // No X server answers on this display: the agent's `error` event becomes tetherctl's error.
     // (Not above :59535: x11rb 0.14 overflows computing the TCP port 6000 + N and panics.)
-    let agent = agent_on(&mut fx, ":5999").await;
+    let agent = fx.online_agent("a", &["--x-display", ":5999"]).await;
     let id = agent.device_id.to_string();
     let out = fx.dir.path().join("none.png");
-    let (status, stdout, stderr) = tetherctl(
-        &fx,
-        &[
-            "screenshot",
-            "--device",
-            &id,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (status, stdout, stderr) = screenshot(&fx, &id, out.to_str().unwrap(), &[]).await;
     assert_eq!(status, 1, "stdout {stdout:?}");
     assert!(
         stderr.starts_with("tetherctl: the device refused: "),

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use xprobe::{DEADLINE, Xvfb};
+
 use super::clipboard::{self, ClipboardHandle, MAX_TEXT};
-use super::test_x::{DEADLINE, Xvfb};
 
 /// `get` until it returns `wanted` (the other thread takes ownership asynchronously).
 async fn read_until(clipboard: &ClipboardHandle, wanted: &str) {

@@ -6,9 +6,9 @@ use std::time::Instant;
 use tether_common::relay::desktop::MouseButton;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::ConnectionExt as _;
+use xprobe::{DEADLINE, XProbe, Xvfb};
 
 use super::input::{self, InputCommand, InputHandle};
-use super::test_x::{DEADLINE, XProbe, Xvfb};
 use super::typing::RESTORE_AFTER;
 
 struct Session {

@@ -13,13 +13,12 @@ use tokio::time::timeout;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt as _, CreateGCAux, Gcontext, Rectangle};
 use x11rb::rust_connection::RustConnection;
+use xprobe::{DEADLINE, Xvfb, close_to, decode_centre_colours};
 
 use super::capture::Capturer;
 use super::displays::read_displays;
-use super::encode::video::tests::{close_to, decode_centre_colours};
 use super::frame::Rect;
 use super::hub::{HubOutput, Hubs, StreamInfo, Viewer};
-use super::test_x::{DEADLINE, Xvfb};
 use super::xserver::{XEvent, XServer};
 
 /// Paints rectangles straight onto the root window.

@@ -9,8 +9,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import {
   binary,
+  createAdminAndGroup,
   launchBrowser,
   newPage,
+  openOnlineDevice,
   recordFigure,
   run,
   screenshot,
@@ -18,6 +20,7 @@ import {
   startServer,
   startXprobe,
   startXvfb,
+  until,
 } from "./support.mjs";
 
 const ADMIN = { name: "admin", password: "correct horse battery" };
@@ -27,18 +30,6 @@ const COLOURS = { red: [255, 0, 0], green: [0, 255, 0], blue: [0, 0, 255] };
 /** Video and JPEG are lossy: a solid colour comes back within this per channel. */
 const TOLERANCE = 48;
 const INPUT_TYPES = new Set(["mouseMove", "mouseButton", "wheel", "key", "text", "combo", "clipboardSet"]);
-
-/** Polls `read` until `check` accepts its value; fails with the last value after `ms`. */
-async function until(read, check, what, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  let value;
-  for (;;) {
-    value = await read();
-    if (check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`${what}; last seen: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const near = (rgb, colour) => Array.isArray(rgb) && rgb.every((v, i) => Math.abs(v - COLOURS[colour][i]) <= TOLERANCE);
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -84,25 +75,10 @@ describe("desktop sessions", { skip: (!hasXvfb && "Xvfb is not installed") || (!
     ({ page, errors } = await newPage(browser));
     await page.addInitScript(instrumentCanvas);
 
-    const setup = await page.request.post(`${server.url}/api/setup`, { data: ADMIN });
-    assert.ok(setup.ok(), await setup.text());
-    await page.goto(`${server.url}/groups`);
-    await page.getByRole("button", { name: "New group" }).first().click();
-    const dialog = page.getByRole("dialog", { name: "New device group" });
-    await dialog.getByLabel("Name").fill("Screens");
-    await dialog.getByRole("button", { name: "Save" }).click();
-    await page.locator("tr[data-group='Screens']").getByRole("link", { name: "Screens" }).click();
-    await page.getByRole("heading", { name: "Members and rights" }).waitFor();
-    const groupId = decodeURIComponent(new URL(page.url()).pathname.split("/")[2]);
-    const msh = await (await page.request.get(`${server.url}/api/groups/${encodeURIComponent(groupId)}/agent.msh`)).text();
+    const msh = await createAdminAndGroup(page, server, ADMIN, "Screens");
     agent = await startAgent(msh, ["--x-display", xvfb.display]);
 
-    await page.goto(`${server.url}/devices`);
-    const row = page.locator(".item.online").first();
-    await row.waitFor({ timeout: 30_000 });
-    await row.getByRole("link").click();
-    await page.getByTestId("device-status").filter({ hasText: "Online" }).waitFor();
-    deviceUrl = page.url().replace(/\/general$/, "");
+    deviceUrl = await openOnlineDevice(page, server);
   });
 
   after(async () => {

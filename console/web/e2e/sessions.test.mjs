@@ -7,22 +7,21 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { binary, launchBrowser, newPage, screenshot, startAgent, startServer, tempDir } from "./support.mjs";
+import {
+  binary,
+  createAdminAndGroup,
+  launchBrowser,
+  newPage,
+  openOnlineDevice,
+  screenshot,
+  startAgent,
+  startServer,
+  tempDir,
+  until,
+} from "./support.mjs";
 
 const ADMIN = { name: "admin", password: "correct horse battery" };
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
-
-/** Polls `read` until `check` accepts its value; fails with the last value after `ms`. */
-async function until(read, check, what, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  let value;
-  for (;;) {
-    value = await read();
-    if (check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`${what}; last seen: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const agentBuilt = existsSync(binary("tether-agent"));
 
@@ -41,25 +40,10 @@ describe("terminal and files sessions", { skip: !agentBuilt && "tether-agent is 
     ({ page, errors } = await newPage(browser));
     filesRoot = realpathSync(tempDir("files"));
 
-    const setup = await page.request.post(`${server.url}/api/setup`, { data: ADMIN });
-    assert.ok(setup.ok(), await setup.text());
-    await page.goto(`${server.url}/groups`);
-    await page.getByRole("button", { name: "New group" }).first().click();
-    const dialog = page.getByRole("dialog", { name: "New device group" });
-    await dialog.getByLabel("Name").fill("Lab");
-    await dialog.getByRole("button", { name: "Save" }).click();
-    await page.locator("tr[data-group='Lab']").getByRole("link", { name: "Lab" }).click();
-    await page.getByRole("heading", { name: "Members and rights" }).waitFor();
-    const groupId = decodeURIComponent(new URL(page.url()).pathname.split("/")[2]);
-    const msh = await (await page.request.get(`${server.url}/api/groups/${encodeURIComponent(groupId)}/agent.msh`)).text();
+    const msh = await createAdminAndGroup(page, server, ADMIN, "Lab");
     agent = await startAgent(msh, ["--files-root", filesRoot]);
 
-    await page.goto(`${server.url}/devices`);
-    const row = page.locator(".item.online").first();
-    await row.waitFor({ timeout: 30_000 });
-    await row.getByRole("link").click();
-    await page.getByTestId("device-status").filter({ hasText: "Online" }).waitFor();
-    deviceUrl = page.url().replace(/\/general$/, "");
+    deviceUrl = await openOnlineDevice(page, server);
   });
 
   after(async () => {

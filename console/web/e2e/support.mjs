@@ -1,6 +1,7 @@
 // Shared pieces of the end-to-end tests: the real tether-server (and tether-agent) binaries on
 // loopback in temp folders, Debian's Chromium driven by playwright-core, and screenshots.
 
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -162,6 +163,49 @@ export function recordFigure(key, value) {
   const figures = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
   figures[key] = value;
   writeFileSync(file, `${JSON.stringify(figures, null, 2)}\n`);
+}
+
+/** Polls `read` until `check` accepts its value; fails with the last value after `ms`. */
+export async function until(read, check, what, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  let value;
+  for (;;) {
+    value = await read();
+    if (check(value)) return value;
+    if (Date.now() > deadline) assert.fail(`${what}; last seen: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// ---- a device to open sessions to ----
+
+/**
+ * On a fresh server: creates the administrator `admin` ({ name, password }) and, through the
+ * console's own screens, a device group named `group`; resolves with that group's .msh.
+ */
+export async function createAdminAndGroup(page, server, admin, group) {
+  const setup = await page.request.post(`${server.url}/api/setup`, { data: admin });
+  assert.ok(setup.ok(), await setup.text());
+  await page.goto(`${server.url}/groups`);
+  await page.getByRole("button", { name: "New group" }).first().click();
+  const dialog = page.getByRole("dialog", { name: "New device group" });
+  await dialog.getByLabel("Name").fill(group);
+  await dialog.getByRole("button", { name: "Save" }).click();
+  await page.locator(`tr[data-group='${group}']`).getByRole("link", { name: group }).click();
+  await page.getByRole("heading", { name: "Members and rights" }).waitFor();
+  const groupId = decodeURIComponent(new URL(page.url()).pathname.split("/")[2]);
+  const msh = await page.request.get(`${server.url}/api/groups/${encodeURIComponent(groupId)}/agent.msh`);
+  return msh.text();
+}
+
+/** Opens the first online device's page once it shows it online; resolves with its URL (no tab). */
+export async function openOnlineDevice(page, server) {
+  await page.goto(`${server.url}/devices`);
+  const row = page.locator(".item.online").first();
+  await row.waitFor({ timeout: 30_000 });
+  await row.getByRole("link").click();
+  await page.getByTestId("device-status").filter({ hasText: "Online" }).waitFor();
+  return page.url().replace(/\/general$/, "");
 }
 
 // ---- remote desktop: a private X server and the xprobe test client ----

@@ -139,18 +139,7 @@ describe("joining split pictures", () => {
 
 describe("desktop text frames", () => {
   it("parses the agent's events", () => {
-    expect(
-      parseDesktopEvent({
-        type: "stream",
-        codec: "h264",
-        codecString: "avc1.42e01f",
-        width: 1280,
-        height: 800,
-        quality: 60,
-        fps: 30,
-        viewOnly: true,
-      }),
-    ).toEqual({
+    const stream = {
       type: "stream",
       codec: "h264",
       codecString: "avc1.42e01f",
@@ -159,7 +148,8 @@ describe("desktop text frames", () => {
       quality: 60,
       fps: 30,
       viewOnly: true,
-    });
+    };
+    expect(parseDesktopEvent({ ...stream })).toEqual(stream);
     expect(parseDesktopEvent({ type: "stream", codec: "av1", codecString: "av01", width: 1, height: 1 })).toBeNull();
     expect(
       parseDesktopEvent({

@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde_json::json;
 use tether_common::control::{DeviceInfo, Event};
 use tether_common::ids::{DeviceId, GroupId};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, timeout_at};
+use tokio::time::{Instant, sleep, timeout, timeout_at};
 
 use crate::common::{ControlClient, TestServer};
 
@@ -107,6 +107,62 @@ impl Fixture {
         let msh_path = state.with_extension("msh");
         std::fs::write(&msh_path, msh).unwrap();
         AgentProcess::spawn(&msh_path, state, extra).await
+    }
+
+    /// Starts `tether-agent run` on the group's `.msh` with state folder `name` and `extra`
+    /// flags, and waits until it says it connected and the server lists it online.
+    pub async fn online_agent(&mut self, name: &str, extra: &[&str]) -> AgentProcess {
+        let mut agent = self
+            .spawn_agent(&self.msh.clone(), &self.state_dir(name), extra)
+            .await;
+        agent.wait_line("tether-agent connected ").await;
+        let device = agent.device_id.clone();
+        self.wait_device(&device, "online", |d| d.online).await;
+        agent
+    }
+
+    /// Runs `tetherctl ARGS` as the admin, trusting this server's root, with `stdin` as its
+    /// standard input (or none); (exit status, stdout, stderr).
+    pub async fn tetherctl(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+        let binary = Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tetherctl");
+        let mut child = Command::new(binary)
+            .env(
+                "TETHER_URL",
+                format!("wss://127.0.0.1:{}", self.server.port),
+            )
+            .env("TETHER_USER", ADMIN.0)
+            .env("TETHER_PASS", ADMIN.1)
+            .env(
+                "TETHER_KNOWN_SERVERS",
+                self.dir.path().join("known_servers"),
+            )
+            .arg("--trust-root")
+            .arg(self.server.file("root-cert-public.crt"))
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run tetherctl (build it first: cargo build --workspace --bins)");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(input).await.unwrap();
+        }
+        // A backstop: tetherctl itself waits up to DEADLINE for some answers (a screenshot).
+        let output = timeout(DEADLINE * 2, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("tetherctl {args:?} timed out"))
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 
     pub async fn devices(&mut self) -> Vec<DeviceInfo> {

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod fake_agent;
-pub mod xprobe;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::xprobe::Xvfb;
-use crate::paint::Painter;
+use xprobe::Xvfb;
+
+use crate::paint::{Painter, paint_in_background};
 use crate::support::{AgentProcess, Fixture};
 use crate::viewer::{Received, Viewer};
 
@@ -42,26 +43,14 @@ impl Scene {
 }
 
 fn draw(display: &str, scene: Scene) -> Arc<AtomicBool> {
-    let running = Arc::new(AtomicBool::new(true));
     let Some(pace) = scene.pace() else {
-        return running;
+        return Arc::new(AtomicBool::new(true));
     };
-    let flag = running.clone();
-    let display = display.to_owned();
-    std::thread::spawn(move || {
-        let painter = Painter::new(&display);
-        let mut step = 0;
-        while flag.load(Ordering::Relaxed) {
-            match scene {
-                Scene::Typing => painter.typing_step(step),
-                Scene::Scrolling => painter.scroll_step(step),
-                _ => painter.motion_step(step),
-            }
-            step += 1;
-            std::thread::sleep(pace);
-        }
-    });
-    running
+    paint_in_background(display, pace, move |painter, step| match scene {
+        Scene::Typing => painter.typing_step(step),
+        Scene::Scrolling => painter.scroll_step(step),
+        _ => painter.motion_step(step),
+    })
 }
 
 /// CPU seconds (user + system) the process has used.
@@ -153,7 +142,9 @@ async fn figures() {
     let painter = Painter::new(&xvfb.display);
     painter.fill_screen([250, 250, 250]);
     let mut fx = Fixture::start().await;
-    let agent = crate::desktop_agent(&mut fx, &xvfb.display).await;
+    let agent = fx
+        .online_agent("desktop", &["--x-display", &xvfb.display])
+        .await;
     println!("\n1920×1080 on Xvfb, 30 fps asked, quality 60, every picture acknowledged at once");
     println!(
         "| codec | scene | pictures/s | KiB/s | encode p50 ms | p99 ms | agent CPU | RSS / peak MiB |"

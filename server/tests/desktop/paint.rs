@@ -1,5 +1,9 @@
 //! Draws on an X display's root window for the desktop tests: solid fills, a scrolled text area,
-//! "typed" characters.
+//! "typed" characters, and any of them over and over in the background.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
@@ -129,4 +133,26 @@ impl Painter {
         self.rectangle(x as i16, y as i16, 8, 16);
         self.sync();
     }
+}
+
+/// Paints on `display` from a thread of its own (and its own connection): `step(painter, 0)`,
+/// `step(painter, 1)`, … with `pace` between, until the returned flag is cleared.
+pub fn paint_in_background(
+    display: &str,
+    pace: Duration,
+    step: impl Fn(&Painter, u32) + Send + 'static,
+) -> Arc<AtomicBool> {
+    let running = Arc::new(AtomicBool::new(true));
+    let flag = running.clone();
+    let display = display.to_owned();
+    std::thread::spawn(move || {
+        let painter = Painter::new(&display);
+        let mut count = 0;
+        while flag.load(Ordering::Relaxed) {
+            step(&painter, count);
+            count += 1;
+            std::thread::sleep(pace);
+        }
+    });
+    running
 }

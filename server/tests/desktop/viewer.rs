@@ -1,9 +1,8 @@
 //! A desktop viewer for the tests: opens a desktop session through the relay, reads events and
-//! pictures (joining split ones), acknowledges when told to, and decodes what it got with
-//! FFmpeg, jpeg-decoder and png.
+//! pictures (joining split ones), acknowledges when told to, and decodes tiles and snapshots
+//! with jpeg-decoder and png (video: `xprobe::decode_centre_colours`).
 
 use serde_json::json;
-use tether_common::relay::SessionTicket;
 use tether_common::relay::desktop::{
     self, BinaryKind, CursorHeader, DesktopEvent, DesktopRequest, PictureHeader,
     SNAPSHOT_HEADER_LEN, TileHeader,
@@ -12,7 +11,7 @@ use tokio::time::{Duration, Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::TestServer;
-use crate::sockets::{RelaySocket, expect_paired, open, send};
+use crate::sockets::{RelaySocket, open_session, send};
 use crate::support::DEADLINE;
 
 /// What the agent sent, one relay message (or one joined picture) at a time.
@@ -45,13 +44,7 @@ impl Viewer {
         start: serde_json::Value,
     ) -> Viewer {
         let mut control = server.control(cookie).await;
-        let reply = control
-            .request(json!({ "action": "createSession", "device": device, "kind": "desktop" }))
-            .await;
-        assert!(reply.ok, "{reply:?}");
-        let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
-        let mut ws = open(server, &ticket.url, Some(cookie)).await.unwrap();
-        expect_paired(&mut ws).await;
+        let mut ws = open_session(server, &mut control, cookie, device, "desktop").await;
         let mut start = start;
         start["type"] = json!("start");
         send(&mut ws, Message::text(start.to_string())).await;
@@ -175,45 +168,6 @@ impl Viewer {
     }
 }
 
-/// The RGB colour at the centre of each decoded picture (H.264 or VP8 through FFmpeg).
-pub fn decode_video(codec: ffmpeg_next::codec::Id, pictures: &[Vec<u8>]) -> Vec<[u8; 3]> {
-    use ffmpeg_next::format::Pixel;
-    use ffmpeg_next::software::scaling;
-    use ffmpeg_next::{Packet, codec, decoder, frame};
-    ffmpeg_next::init().unwrap();
-    let found = decoder::find(codec).expect("an FFmpeg decoder");
-    let mut decoder = codec::context::Context::new_with_codec(found)
-        .decoder()
-        .video()
-        .unwrap();
-    let mut colours = Vec::new();
-    let mut decoded = frame::Video::empty();
-    for picture in pictures {
-        decoder
-            .send_packet(&Packet::copy(picture))
-            .expect("decodable");
-        while decoder.receive_frame(&mut decoded).is_ok() {
-            let (width, height) = (decoded.width(), decoded.height());
-            let mut to_rgb = scaling::Context::get(
-                decoded.format(),
-                width,
-                height,
-                Pixel::RGB24,
-                width,
-                height,
-                scaling::Flags::POINT,
-            )
-            .unwrap();
-            let mut rgb = frame::Video::empty();
-            to_rgb.run(&decoded, &mut rgb).unwrap();
-            let at = (height / 2) as usize * rgb.stride(0) + (width / 2) as usize * 3;
-            let data = rgb.data(0);
-            colours.push([data[at], data[at + 1], data[at + 2]]);
-        }
-    }
-    colours
-}
-
 /// The tiles of a tiles payload, each decoded: (header, width, height, RGB pixels).
 pub fn decode_tiles(payload: &[u8]) -> Vec<(TileHeader, Vec<u8>)> {
     TileHeader::split(payload)
@@ -239,11 +193,4 @@ pub fn decode_png(png: &[u8]) -> (u32, u32, Vec<u8>) {
     assert_eq!(info.color_type, png::ColorType::Rgb);
     pixels.truncate(info.buffer_size());
     (info.width, info.height, pixels)
-}
-
-pub fn close_to(actual: [u8; 3], expected: [u8; 3], tolerance: u8) -> bool {
-    actual
-        .iter()
-        .zip(expected)
-        .all(|(a, e)| a.abs_diff(e) <= tolerance)
 }

@@ -1,7 +1,9 @@
-//! Relay WebSocket clients for the tests: open `/meshrelay.ashx?id=…` as either end, and read
-//! frames with a deadline.
+//! Relay WebSocket clients for the tests: open `/meshrelay.ashx?id=…` as either end (or a whole
+//! session through `createSession`), and read frames with a deadline.
 
 use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tether_common::relay::SessionTicket;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -9,7 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use crate::common::TestServer;
+use crate::common::{ControlClient, TestServer};
 use crate::support::DEADLINE;
 
 pub type RelaySocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -34,6 +36,25 @@ pub async fn open(
         Ok(result) => result.map(|(ws, _)| ws),
         Err(_) => panic!("relay connect to {path} timed out"),
     }
+}
+
+/// Asks `control` for a `kind` session to `device`, opens its relay end as the owner of `cookie`
+/// and waits for the pairing greeting.
+pub async fn open_session(
+    server: &TestServer,
+    control: &mut ControlClient,
+    cookie: &str,
+    device: &str,
+    kind: &str,
+) -> RelaySocket {
+    let reply = control
+        .request(json!({ "action": "createSession", "device": device, "kind": kind }))
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
+    let mut ws = open(server, &ticket.url, Some(cookie)).await.unwrap();
+    expect_paired(&mut ws).await;
+    ws
 }
 
 /// The HTTP status of a refused relay connection.

@@ -254,4 +254,4 @@ fn nal_units(stream: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 #[cfg(test)]
 #[path = "video_tests.rs"]
-pub mod tests;
+mod tests;

@@ -1,55 +1,8 @@
 use ffmpeg_next::codec::Id;
-use ffmpeg_next::format::Pixel;
-use ffmpeg_next::software::scaling;
 use ffmpeg_next::{Packet, decoder, frame};
+use xprobe::{close_to, decode_centre_colours};
 
 use super::*;
-
-/// Decodes `pictures` in order with FFmpeg's own decoder; the RGB colour at the centre of each
-/// decoded frame.
-pub fn decode_centre_colours(id: Id, pictures: &[Vec<u8>]) -> Vec<[u8; 3]> {
-    init_ffmpeg();
-    let codec = decoder::find(id).expect("decoder");
-    let mut decoder = codec::context::Context::new_with_codec(codec)
-        .decoder()
-        .video()
-        .expect("open decoder");
-    let mut colours = Vec::new();
-    let mut decoded = frame::Video::empty();
-    for picture in pictures {
-        decoder.send_packet(&Packet::copy(picture)).expect("decode");
-        while decoder.receive_frame(&mut decoded).is_ok() {
-            colours.push(centre_rgb(&decoded));
-        }
-    }
-    colours
-}
-
-fn centre_rgb(decoded: &frame::Video) -> [u8; 3] {
-    let (width, height) = (decoded.width(), decoded.height());
-    let mut to_rgb = scaling::Context::get(
-        decoded.format(),
-        width,
-        height,
-        Pixel::RGB24,
-        width,
-        height,
-        scaling::Flags::POINT,
-    )
-    .unwrap();
-    let mut rgb = frame::Video::empty();
-    to_rgb.run(decoded, &mut rgb).unwrap();
-    let at = (height / 2) as usize * rgb.stride(0) + (width / 2) as usize * 3;
-    let data = rgb.data(0);
-    [data[at], data[at + 1], data[at + 2]]
-}
-
-pub fn close_to(actual: [u8; 3], expected: [u8; 3], tolerance: u8) -> bool {
-    actual
-        .iter()
-        .zip(expected)
-        .all(|(a, e)| a.abs_diff(e) <= tolerance)
-}
 
 fn round_trip(codec: Codec, id: Id) {
     let colours = [[255, 0, 0], [0, 255, 0], [30, 60, 200]];

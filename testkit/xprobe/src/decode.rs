@@ -1,0 +1,47 @@
+//! Decoding the agent's video pictures back with FFmpeg's own decoders (feature `decode`).
+
+use ffmpeg_next::codec::{self, Id};
+use ffmpeg_next::format::Pixel;
+use ffmpeg_next::software::scaling;
+use ffmpeg_next::{Packet, decoder, frame};
+
+/// Decodes `pictures` (H.264 access units or VP8 frames) in order; the RGB colour at the centre
+/// of each decoded frame.
+pub fn decode_centre_colours(id: Id, pictures: &[Vec<u8>]) -> Vec<[u8; 3]> {
+    ffmpeg_next::init().expect("FFmpeg initialisation");
+    let found = decoder::find(id).expect("an FFmpeg decoder");
+    let mut decoder = codec::context::Context::new_with_codec(found)
+        .decoder()
+        .video()
+        .expect("open the decoder");
+    let mut colours = Vec::new();
+    let mut decoded = frame::Video::empty();
+    for picture in pictures {
+        decoder
+            .send_packet(&Packet::copy(picture))
+            .expect("decodable");
+        while decoder.receive_frame(&mut decoded).is_ok() {
+            colours.push(centre_rgb(&decoded));
+        }
+    }
+    colours
+}
+
+fn centre_rgb(decoded: &frame::Video) -> [u8; 3] {
+    let (width, height) = (decoded.width(), decoded.height());
+    let mut to_rgb = scaling::Context::get(
+        decoded.format(),
+        width,
+        height,
+        Pixel::RGB24,
+        width,
+        height,
+        scaling::Flags::POINT,
+    )
+    .unwrap();
+    let mut rgb = frame::Video::empty();
+    to_rgb.run(decoded, &mut rgb).unwrap();
+    let at = (height / 2) as usize * rgb.stride(0) + (width / 2) as usize * 3;
+    let data = rgb.data(0);
+    [data[at], data[at + 1], data[at + 2]]
+}
