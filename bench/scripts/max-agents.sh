@@ -20,6 +20,11 @@ PASS='Bench-pass-1234'
 # One source address per 25,000 agents, from 127.0.0.2 up (all of 127/8 is loopback).
 SOURCES=$(python3 -c "print(','.join(f'127.0.0.{i + 2}' for i in range(($N + 24999) // 25000)))")
 
+# Each agent is one socket on each side: lift the open-file limit for the server and the load tool
+# (raising the hard limit needs root; otherwise the current one caps the run, and the tools say so).
+ulimit -Hn $((N * 2 + 10000)) 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/tether-max-XXXX)
 SERVER=

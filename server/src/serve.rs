@@ -40,6 +40,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    raise_open_file_limit();
     certs::ensure_private_dir(config.datapath()).context("preparing the data folder")?;
     let db_path = config.data_file("tether.redb");
     let store: Arc<dyn Store> = Arc::new(
@@ -321,5 +322,23 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Every connected agent holds a socket, so the soft open-file limit (often 1,024 from a login
+/// shell or systemd) would cap the server at about that many agents: lift it to the hard limit,
+/// and say what the cap is.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "open-file limit raised"),
+            Err(e) => tracing::warn!(
+                limit = soft,
+                "cannot raise the open-file limit ({e}); at most about that many agents can connect"
+            ),
+        },
+        Ok((soft, _)) => tracing::debug!(limit = soft, "open-file limit"),
+        Err(e) => tracing::warn!("cannot read the open-file limit: {e}"),
     }
 }
