@@ -98,6 +98,27 @@ async fn a_shell_echoes_resizes_speaks_utf8_and_reports_its_exit_code() {
 }
 
 #[tokio::test]
+async fn a_shell_killed_by_a_signal_reports_the_signal() {
+    let mut fx = Fixture::start().await;
+    let agent = fx.online_agent("sig", &[]).await;
+    let shell = StartTerminal {
+        command: vec!["/bin/sh".into()],
+        ..StartTerminal::shell(80, 24)
+    };
+    let mut console = open_terminal(&mut fx, &agent, shell).await;
+    type_line(&mut console, "kill -9 $$").await;
+    let exit = exit_event(&mut console).await;
+    assert_eq!(
+        exit,
+        TerminalEvent::Exit {
+            code: None,
+            signal: Some(9)
+        }
+    );
+    assert_eq!(exit.exit_status(), Some(137));
+}
+
+#[tokio::test]
 async fn the_viewer_leaving_ends_the_program() {
     let mut fx = Fixture::start().await;
     let agent = fx.online_agent("a", &[]).await;

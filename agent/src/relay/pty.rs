@@ -57,8 +57,10 @@ pub fn spawn(start: &StartTerminal, account: &Account) -> anyhow::Result<Running
     let (exit_sender, exited) = oneshot::channel();
     std::thread::spawn(move || {
         let exit = match child.wait() {
-            // portable-pty names the signal but does not number it.
-            Ok(status) if status.signal().is_some() => Exit::default(),
+            Ok(ref status) if let Some(description) = status.signal() => Exit {
+                code: None,
+                signal: signal_number(description),
+            },
             Ok(status) => Exit {
                 code: i32::try_from(status.exit_code()).ok(),
                 signal: None,
@@ -121,5 +123,48 @@ impl Control for PtyControl {
     fn kill(&mut self) {
         // The shell first; dropping the master afterwards hangs up the rest of its session.
         let _ = self.killer.kill();
+    }
+}
+
+/// portable-pty reports a signal by its description (`strsignal`'s: "Killed", "Terminated"), not
+/// by its number; the console wants the number, to say "killed by signal 9" and report 128 + N
+/// like a shell. The standard Linux signals, and the "Signal N" form it uses for the rest.
+fn signal_number(description: &str) -> Option<i32> {
+    const NAMES: [&str; 15] = [
+        "Hangup",
+        "Interrupt",
+        "Quit",
+        "Illegal instruction",
+        "Trace/breakpoint trap",
+        "Aborted",
+        "Bus error",
+        "Floating point exception",
+        "Killed",
+        "User defined signal 1",
+        "Segmentation fault",
+        "User defined signal 2",
+        "Broken pipe",
+        "Alarm clock",
+        "Terminated",
+    ];
+    let description = description.trim();
+    match NAMES.iter().position(|name| *name == description) {
+        Some(index) => i32::try_from(index + 1).ok(),
+        None => description.strip_prefix("Signal ")?.trim().parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signal_number;
+
+    #[test]
+    fn signal_descriptions_map_to_numbers() {
+        assert_eq!(signal_number("Hangup"), Some(1));
+        assert_eq!(signal_number("Killed"), Some(9));
+        assert_eq!(signal_number("Segmentation fault"), Some(11));
+        assert_eq!(signal_number("Terminated"), Some(15));
+        assert_eq!(signal_number("Signal 34"), Some(34));
+        assert_eq!(signal_number("Something else"), None);
     }
 }
