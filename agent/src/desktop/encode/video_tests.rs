@@ -26,14 +26,22 @@ fn round_trip(codec: Codec, id: Id) {
     pictures.push(again.data.clone());
     let decoded = decode_centre_colours(id, &pictures);
     assert_eq!(decoded.len(), 4, "{codec:?}: every picture decodes");
+    // Realtime encoders pick their quality by the CPU time they get, so the loss varies from run
+    // to run (VP8 has given 14 off on a busy machine); 24 still tells the three colours far apart.
     for (got, want) in decoded.iter().zip(colours.iter().chain([&[0, 0, 255]])) {
-        assert!(close_to(*got, *want, 12), "{codec:?}: {got:?} for {want:?}");
+        assert!(
+            close_to(*got, *want, TOLERANCE),
+            "{codec:?}: {got:?} for {want:?}"
+        );
     }
     // The key frame alone starts a stream (what a viewer joining late gets).
     let alone = decode_centre_colours(id, &[again.data]);
     assert_eq!(alone.len(), 1);
-    assert!(close_to(alone[0], [0, 0, 255], 12), "{alone:?}");
+    assert!(close_to(alone[0], [0, 0, 255], TOLERANCE), "{alone:?}");
 }
+
+/// Largest per-channel difference allowed after a lossy round trip.
+const TOLERANCE: u8 = 24;
 
 #[test]
 fn h264_pictures_decode_to_the_painted_colours() {
