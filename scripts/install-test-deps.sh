@@ -19,7 +19,15 @@ pkg-config --exists libswscale 2>/dev/null || need_apt+=(libswscale-dev)
 pkg-config --exists libavutil 2>/dev/null || need_apt+=(libavutil-dev)
 # ffmpeg-next 9.0.0 does not compile without its "format" feature, which links libavformat.
 pkg-config --exists libavformat 2>/dev/null || need_apt+=(libavformat-dev)
-[ -e /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need_apt+=(clang libclang-dev)
+# bindgen (through clang-sys) loads libclang itself (libclang.so or libclang-N.so), never libclang-cpp,
+# which a fresh Debian 12 image has on its own; and it needs clang's own headers (stddef.h) to parse
+# FFmpeg's. So look for exactly those: the C library and the clang driver that brings the headers.
+have_libclang() {
+  compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null ||
+    compgen -G '/usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so*' >/dev/null ||
+    compgen -G '/usr/lib/*/libclang.so*' >/dev/null
+}
+{ have_libclang && command -v clang >/dev/null; } || need_apt+=(clang libclang-dev)
 command -v Xvfb >/dev/null || need_apt+=(xvfb)
 command -v setxkbmap >/dev/null || need_apt+=(x11-xkb-utils)
 command -v xsetroot >/dev/null || need_apt+=(x11-xserver-utils)
