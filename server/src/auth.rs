@@ -2,6 +2,7 @@
 //! routes the console page uses.
 
 pub mod accounts;
+pub mod hashing;
 pub mod http;
 pub mod passwords;
 pub mod ratelimit;

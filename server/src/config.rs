@@ -71,11 +71,19 @@ pub struct Config {
     pub redirport: u16,
     /// Intel AMT MPS port (MeshCentral: `mpsPort`); the listener comes with the AMT work.
     pub mpsport: u16,
-    pub bind: IpAddr,
+    /// Address to listen on. Unset: every interface, but loopback only with `tlsoffload` (plain
+    /// HTTP must be reachable by the proxy alone). See [`Config::bind_address`].
+    pub bind: Option<IpAddr>,
     /// Name in generated certificates (MeshCentral: `cert`).
     pub cert: String,
     pub fastcert: bool,
     pub tlsoffload: bool,
+    /// Reverse proxies (CIDRs, e.g. `["127.0.0.1/32"]`) whose `X-Forwarded-For` header names the
+    /// client. Without them every request behind a proxy seems to come from the proxy.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Development over plain HTTP with no TLS anywhere: the session cookie drops `Secure` and the
+    /// `__Host-` prefix that requires it. Never for a server people use.
+    pub insecure_cookies: bool,
     /// Let anyone create an account on the login page (MeshCentral: `newAccounts`). Off by default.
     pub new_accounts: bool,
     /// Audit events older than this are deleted.
@@ -112,10 +120,12 @@ impl Default for Config {
             port: 443,
             redirport: 80,
             mpsport: 4433,
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind: None,
             cert: "localhost".to_owned(),
             fastcert: false,
             tlsoffload: false,
+            trusted_proxies: Vec::new(),
+            insecure_cookies: false,
             new_accounts: false,
             event_retention_days: 90,
             session_hours: 12,
@@ -159,13 +169,23 @@ impl Config {
             self.mpsport = port;
         }
         if let Some(bind) = cli.bind {
-            self.bind = bind;
+            self.bind = Some(bind);
         }
         if let Some(cert) = &cli.cert {
             self.cert = cert.clone();
         }
         self.fastcert |= cli.fastcert;
         self.tlsoffload |= cli.tlsoffload;
+    }
+
+    /// Where to listen: `bind` when set; else every interface, or loopback behind a TLS-offloading
+    /// proxy, so that plain HTTP is never offered to the network by default.
+    pub fn bind_address(&self) -> IpAddr {
+        match (self.bind, self.tlsoffload) {
+            (Some(address), _) => address,
+            (None, true) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            (None, false) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        }
     }
 
     pub fn data_file(&self, name: &str) -> PathBuf {
@@ -201,6 +221,40 @@ mod tests {
         assert_eq!(config.redirport, 8080);
         assert_eq!(config.cert, "file.example");
         assert_eq!(config.mpsport, 4433);
+    }
+
+    #[test]
+    fn plain_http_listens_on_loopback_unless_told_otherwise() {
+        let offload = Config {
+            tlsoffload: true,
+            ..Config::default()
+        };
+        assert_eq!(offload.bind_address(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            Config::default().bind_address(),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        );
+        let chosen = Config {
+            bind: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+            ..offload
+        };
+        assert_eq!(
+            chosen.bind_address(),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "trusted_proxies = [\"127.0.0.1/32\", \"fd00::/8\"]\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from(["tether-server", "--datapath", dir.path().to_str().unwrap()]);
+        let config = Config::load(&cli).unwrap();
+        assert_eq!(config.trusted_proxies.len(), 2);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use serde_json::json;
 use tether_common::control::{MAX_CONTROL_FRAME, PROTOCOL_VERSION, ServerInfo};
 
 use crate::auth::sessions::AuthUser;
+use crate::http::client_ip::ClientIp;
 use crate::state::AppState;
 
 pub use actions::{ActionContext, ActionError, perform};
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
 
 async fn get_control(
     State(state): State<AppState>,
+    ClientIp(client_ip): ClientIp,
     AuthUser(user): AuthUser,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -63,7 +65,7 @@ async fn get_control(
         .max_message_size(MAX_CONTROL_FRAME)
         .max_frame_size(MAX_CONTROL_FRAME)
         .on_failed_upgrade(|error| tracing::info!("control: WebSocket upgrade failed: {error}"))
-        .on_upgrade(move |socket| connection::serve(state, user, token, site, socket))
+        .on_upgrade(move |socket| connection::serve(state, user, token, site, client_ip, socket))
 }
 
 /// What `serverInfo` answers; the certificate hashes are what agents and `.msh` files pin.

@@ -12,6 +12,7 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
+pub mod client_ip;
 mod console;
 
 /// Largest request body any handler reads (JSON API calls are tiny).

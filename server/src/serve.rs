@@ -48,7 +48,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     );
 
     // Bind before the (slow, first-run) certificate generation, so a busy port fails at once.
-    let https = bind(config.bind, config.port, "--port", 8443).await?;
+    let https = bind(config.bind_address(), config.port, "--port", 8443).await?;
     // With `--port 0` the OS picks; everything downstream (serverInfo, .msh files) needs the real one.
     config.port = https.local_addr()?.port();
     let redirect = match (config.redirport, config.tlsoffload) {
@@ -59,7 +59,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             );
             None
         }
-        (port, false) => Some(bind(config.bind, port, "--redirport", 8080).await?),
+        (port, false) => Some(bind(config.bind_address(), port, "--redirport", 8080).await?),
     };
 
     let certs = tokio::task::spawn_blocking({
@@ -76,8 +76,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         false => Some(TlsAcceptor::from(crate::tls::server_config(&certs)?)),
     };
     let config = Arc::new(config);
+    let setup_code: Arc<str> = crate::auth::http::setup_code().into();
+    let needs_setup = store.user_count().await.is_ok_and(|n| n == 0);
     let state = AppState {
         login_limiter: Arc::new(LoginLimiter::new(&config)),
+        setup_code: setup_code.clone(),
         config: config.clone(),
         certs: Arc::new(certs),
         store: store.clone(),
@@ -119,6 +122,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     ));
     let stop = shutdown_signal();
     let scheme = if config.tlsoffload { "http" } else { "https" };
+    if needs_setup {
+        // Shown to whoever started the server (its terminal or service log), never over the network.
+        println!(
+            "tether-server has no account yet: create the administrator from this machine, or open \
+             {scheme}://{host}:{https_port}/#setup={setup_code} from anywhere"
+        );
+    }
     // Tests and scripts wait for exactly this line.
     println!("tether-server listening on {scheme}://{host}:{https_port}/");
     std::io::stdout().flush().ok();
@@ -138,7 +148,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
 /// The host name shown to people: loopback stays loopback, anything else is the certificate name.
 fn public_host(config: &Config) -> String {
-    match config.bind {
+    match config.bind_address() {
         IpAddr::V4(ip) if ip.is_loopback() => "127.0.0.1".to_owned(),
         IpAddr::V6(ip) if ip.is_loopback() => "[::1]".to_owned(),
         _ if config.cert.contains(':') => format!("[{}]", config.cert),

@@ -17,6 +17,9 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub events: EventBus,
     pub login_limiter: Arc<LoginLimiter>,
+    /// The one-time code that first-run setup needs from anywhere but this machine
+    /// (`auth::http::post_setup`); printed at start while the server has no account.
+    pub setup_code: Arc<str>,
     pub agents: Arc<OnlineAgents>,
     /// Relay sessions minted and waiting to pair.
     pub relay: Arc<RelayBroker>,

@@ -4,6 +4,7 @@
 use tether_common::control::{Event, EventRecord, UserInfo};
 use tether_common::ids::UserId;
 
+use super::hashing::{self, Busy};
 use super::passwords::{self, PasswordRuleError};
 use super::sessions::now_secs;
 use crate::events::Audience;
@@ -30,6 +31,8 @@ pub enum AccountError {
     NotFound(String),
     #[error("the current password is wrong")]
     WrongPassword,
+    #[error(transparent)]
+    Busy(#[from] Busy),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -69,25 +72,14 @@ pub fn validate_email(email: Option<String>) -> Result<Option<String>, AccountEr
     }
 }
 
-/// Argon2 takes tens of milliseconds of CPU: keep it off the async worker threads.
+/// Argon2 takes tens of milliseconds of CPU and 19 MiB: it runs behind the hashing gate.
 pub async fn hash_password(password: &str) -> Result<String, AccountError> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || passwords::hash_password(&password))
-        .await
-        .map_err(|e| AccountError::Store(StoreError::Backend(format!("hashing task failed: {e}"))))
+    Ok(hashing::hash(password).await?)
 }
 
-/// Verifies off the async worker threads; with no hash (unknown account) it spends the same time
-/// and fails.
-pub async fn verify_password(password: &str, phc: Option<&str>) -> bool {
-    let password = password.to_owned();
-    let phc = phc.map(str::to_owned);
-    tokio::task::spawn_blocking(move || match phc {
-        Some(phc) => passwords::verify_password(&password, &phc),
-        None => passwords::verify_nonexistent(&password),
-    })
-    .await
-    .unwrap_or(false)
+/// With no hash (unknown account) it spends the same time and fails.
+pub async fn verify_password(password: &str, phc: Option<&str>) -> Result<bool, AccountError> {
+    Ok(hashing::verify(password, phc).await?)
 }
 
 async fn new_record(
@@ -196,7 +188,7 @@ pub async fn change_password(
     old_password: &str,
     new_password: &str,
 ) -> Result<UserRecord, AccountError> {
-    if !verify_password(old_password, Some(&user.password_hash)).await {
+    if !verify_password(old_password, Some(&user.password_hash)).await? {
         return Err(AccountError::WrongPassword);
     }
     passwords::check_password_rules(new_password)?;

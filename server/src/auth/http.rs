@@ -1,11 +1,11 @@
 //! The login API under `/api/`: status, first-run setup, login, logout, password change and
 //! (when enabled) self-registration. Bodies are JSON; errors are `{"error": code, "message": …}`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, State};
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,9 +15,10 @@ use tether_common::control::Event;
 use tether_common::ids::UserId;
 
 use super::accounts::{self, AccountError, log_event, user_info};
-use super::ratelimit::{LimitKind, RetryAfter};
+use super::ratelimit::{Attempt, LimitKind, RetryAfter};
 use super::sessions::{self, AuthUser};
 use crate::events::Audience;
+use crate::http::client_ip::ClientIp;
 use crate::state::AppState;
 use crate::store::{NewEvent, StoreError, UserRecord};
 
@@ -53,14 +54,25 @@ impl ApiError {
         )
     }
 
-    fn rate_limited(retry: RetryAfter) -> ApiError {
+    fn busy() -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "The server is busy; try again in a moment.",
+            )
+        }
+    }
+
+    pub(crate) fn rate_limited(retry: RetryAfter) -> ApiError {
         let minutes = retry.minutes();
         let unit = if minutes == 1 { "minute" } else { "minutes" };
         let scope = match retry.limit {
             LimitKind::Source => "from your network",
-            LimitKind::Account => "for this account",
+            LimitKind::Account => "for this account from your network",
         };
-        let message = format!("Too many failed logins {scope}; try again in {minutes} {unit}.");
+        let message = format!("Too many failed attempts {scope}; try again in {minutes} {unit}.");
         ApiError {
             retry_after: Some(retry.seconds()),
             ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
@@ -124,6 +136,7 @@ impl From<AccountError> for ApiError {
             AccountError::WrongPassword => {
                 ApiError::new(StatusCode::FORBIDDEN, "bad_credentials", message)
             }
+            AccountError::Busy(_) => ApiError::busy(),
             AccountError::Store(e) => e.into(),
         }
     }
@@ -135,6 +148,9 @@ pub struct NewAccountRequest {
     password: String,
     #[serde(default)]
     email: Option<String>,
+    /// First-run setup from anywhere but the server's own machine: the code the server printed.
+    #[serde(default)]
+    setup_code: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -152,26 +168,48 @@ pub struct PasswordRequest {
 /// `GET /api/status`: what the login page should show.
 pub async fn get_status(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let setup_required = state.store.user_count().await? == 0;
     let user = sessions::request_user(&state, &headers).await?;
     Ok(Json(json!({
         "setup_required": setup_required,
+        "setup_code_required": setup_required && !setup_from_this_machine(&state, ip),
         "new_accounts": state.config.new_accounts,
         "user": user.as_ref().map(user_info),
     })))
 }
 
 /// `POST /api/setup`: creates the administrator on a server with no accounts, and logs it in.
+///
+/// Whoever calls it first becomes the site administrator, so a server that is reachable before
+/// its owner gets to it must not hand itself out: from anywhere but the server's own machine the
+/// request must carry the one-time code the server printed at start (see [`setup_code`]).
 pub async fn post_setup(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     body: Result<Json<NewAccountRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body?;
     if state.store.user_count().await? > 0 {
         return Err(AccountError::AlreadySetUp.into());
     }
+    if !setup_from_this_machine(&state, ip) {
+        let given = request.setup_code.as_deref().unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), state.setup_code.as_bytes()) {
+            tracing::warn!(%ip, "first-run setup refused: missing or wrong setup code");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "setup_code_required",
+                "Open the setup address the server printed when it started (it ends in #setup=…).",
+            ));
+        }
+    }
+    state
+        .login_limiter
+        .spend_source(ip)
+        .map_err(ApiError::rate_limited)?;
     let user = accounts::create_first_account(
         state.store.as_ref(),
         &request.name,
@@ -183,9 +221,25 @@ pub async fn post_setup(
     logged_in(&state, &user, StatusCode::CREATED).await
 }
 
+/// Setup without a code only from the server's own machine, and never through a proxy (where
+/// every request comes from loopback).
+fn setup_from_this_machine(state: &AppState, ip: IpAddr) -> bool {
+    !state.config.tlsoffload && ip.to_canonical().is_loopback()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A fresh one-time code for first-run setup from another machine (see [`post_setup`]).
+pub fn setup_code() -> String {
+    sessions::new_token()
+}
+
 /// `POST /api/register`: self-service accounts, only when `new_accounts` is on.
 pub async fn post_register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     body: Result<Json<NewAccountRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     if !state.config.new_accounts {
@@ -196,6 +250,11 @@ pub async fn post_register(
         ));
     }
     let Json(request) = body?;
+    // Each registration costs a password hash and an account: it spends the network's budget.
+    if let Err(retry) = state.login_limiter.spend_source(ip) {
+        tracing::warn!(%ip, "registration refused: too many attempts from this network");
+        return Err(ApiError::rate_limited(retry));
+    }
     let user = accounts::create_account(
         state.store.as_ref(),
         &request.name,
@@ -213,40 +272,47 @@ pub async fn post_register(
     logged_in(&state, &user, StatusCode::CREATED).await
 }
 
-/// `POST /api/login`.
+/// `POST /api/login`. The attempt is counted before the password is checked (see `ratelimit`),
+/// and the check itself waits for a place at the hashing gate (see `hashing`).
 pub async fn post_login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body?;
-    let ip = peer.ip();
     let account = printable(&request.user);
-    if let Err(retry) = state.login_limiter.check(ip, &request.user) {
-        tracing::warn!(%ip, account, wait_seconds = retry.seconds(), "login refused: too many failed logins");
-        return Err(ApiError::rate_limited(retry));
-    }
+    let attempt = match state.login_limiter.begin(ip, &request.user) {
+        Ok(attempt) => attempt,
+        Err(retry) => {
+            tracing::warn!(%ip, account, wait_seconds = retry.seconds(), "login refused: too many failed logins");
+            return Err(ApiError::rate_limited(retry));
+        }
+    };
     let user = state.store.user(&UserId::from_name(&request.user)).await?;
     let known = user.as_ref().map(|u| u.id.clone());
     let hash = user.as_ref().map(|u| u.password_hash.as_str());
-    let verified = accounts::verify_password(&request.password, hash).await;
+    let verified = check_password(&attempt, &request.password, hash, &account).await?;
     let Some(user) = user.filter(|_| verified) else {
-        state.login_limiter.record_failure(ip, &request.user);
         tracing::info!(%ip, account, "failed login");
-        let message = format!("Failed login as \"{account}\" from {ip}");
-        log_event(
-            &state,
-            NewEvent {
-                kind: "login_failed".into(),
-                user: known,
-                message,
-                ..NewEvent::default()
-            },
-        )
-        .await;
+        // Only failures on real accounts become audit records: guesses at made-up names (which
+        // anyone can send from ever new networks) go to the log alone, so they cannot grow the
+        // database.
+        if let Some(id) = known {
+            let message = format!("Failed login as \"{account}\" from {ip}");
+            log_event(
+                &state,
+                NewEvent {
+                    kind: "login_failed".into(),
+                    user: Some(id),
+                    message,
+                    ..NewEvent::default()
+                },
+            )
+            .await;
+        }
         return Err(ApiError::bad_credentials());
     };
-    state.login_limiter.record_success(&request.user);
+    state.login_limiter.succeeded(attempt);
     let message = format!("{} logged in from {ip}", user.name);
     log_event(
         &state,
@@ -259,6 +325,26 @@ pub async fn post_login(
     )
     .await;
     logged_in(&state, &user, StatusCode::OK).await
+}
+
+/// Waits out the attempt's per-account delay, then checks the password at the hashing gate.
+async fn check_password(
+    attempt: &Attempt,
+    password: &str,
+    hash: Option<&str>,
+    account: &str,
+) -> Result<bool, ApiError> {
+    if !attempt.delay.is_zero() {
+        tracing::info!(
+            account,
+            delay_ms = attempt.delay.as_millis() as u64,
+            "login delayed: the account has failed logins"
+        );
+        tokio::time::sleep(attempt.delay).await;
+    }
+    accounts::verify_password(password, hash)
+        .await
+        .map_err(ApiError::from)
 }
 
 /// `POST /api/logout`: ends the session and clears the cookie (also when there was none).
@@ -291,17 +377,19 @@ pub async fn post_logout(
 /// hands this browser a new one.
 pub async fn post_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     AuthUser(user): AuthUser,
     body: Result<Json<PasswordRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body?;
-    let ip: IpAddr = peer.ip();
     // A stolen cookie must not become an unlimited oracle for the old password.
-    state
+    let attempt = state
         .login_limiter
-        .check(ip, user.id.as_str())
+        .begin(ip, user.id.as_str())
         .map_err(ApiError::rate_limited)?;
+    if !attempt.delay.is_zero() {
+        tokio::time::sleep(attempt.delay).await;
+    }
     let changed = accounts::change_password(
         state.store.as_ref(),
         &user,
@@ -312,12 +400,17 @@ pub async fn post_password(
     let user = match changed {
         Ok(user) => user,
         Err(AccountError::WrongPassword) => {
-            state.login_limiter.record_failure(ip, user.id.as_str());
             tracing::info!(%ip, account = %user.name, "wrong current password on password change");
             return Err(AccountError::WrongPassword.into());
         }
+        Err(e @ AccountError::BadPassword(_)) => {
+            // The current password was right; only the new one broke a rule.
+            state.login_limiter.succeeded(attempt);
+            return Err(e.into());
+        }
         Err(e) => return Err(e.into()),
     };
+    state.login_limiter.succeeded(attempt);
     state.events.publish(
         Event::UserChanged {
             user: user_info(&user),

@@ -20,6 +20,10 @@ pub struct ActionContext<'a> {
     pub server_info: &'a ServerInfo,
     /// How the caller reached the server (for `.msh` files and invite links).
     pub site: &'a crate::install::Site,
+    /// Password checks on `/control` (`changePassword`) share the login limits.
+    pub login_limiter: &'a crate::auth::ratelimit::LoginLimiter,
+    /// The caller's address, as the login limits count it.
+    pub client_ip: std::net::IpAddr,
     pub caller: &'a UserRecord,
 }
 
@@ -34,6 +38,8 @@ pub enum ActionError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    RateLimited(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -45,6 +51,7 @@ impl ActionError {
             ActionError::Forbidden(_) => ErrorCode::Forbidden,
             ActionError::NotFound(_) => ErrorCode::NotFound,
             ActionError::Conflict(_) => ErrorCode::Conflict,
+            ActionError::RateLimited(_) => ErrorCode::RateLimited,
             ActionError::Internal(_) => ErrorCode::Internal,
         }
     }

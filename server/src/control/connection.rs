@@ -6,6 +6,7 @@
 //! so logging out, a password change, a removed account or a revoked site-admin flag takes effect
 //! at once on open connections too.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,8 @@ struct Connection {
     user: UserRecord,
     server_info: ServerInfo,
     site: Site,
+    /// Where the console connects from: password checks count against its login budget.
+    client_ip: IpAddr,
     flood: FloodGuard,
     out: mpsc::Sender<Message>,
 }
@@ -90,6 +93,7 @@ pub async fn serve(
     user: UserRecord,
     token: String,
     site: Site,
+    client_ip: IpAddr,
     socket: WebSocket,
 ) {
     // Subscribe first, so nothing published from here on is missed.
@@ -106,6 +110,7 @@ pub async fn serve(
         user,
         server_info,
         site,
+        client_ip,
         flood: FloodGuard::new(Instant::now()),
         out,
     };
@@ -250,6 +255,8 @@ impl Connection {
             relay: &self.state.relay,
             server_info: &self.server_info,
             site: &self.site,
+            login_limiter: &self.state.login_limiter,
+            client_ip: self.client_ip,
             caller: &self.user,
         };
         let reply = match perform(&ctx, request.body).await {

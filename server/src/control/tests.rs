@@ -22,6 +22,7 @@ struct World {
     events: EventBus,
     agents: OnlineAgents,
     relay: RelayBroker,
+    limiter: crate::auth::ratelimit::LoginLimiter,
     info: ServerInfo,
 }
 
@@ -43,6 +44,7 @@ impl World {
             events: EventBus::default(),
             agents: OnlineAgents::default(),
             relay: RelayBroker::new(std::time::Duration::from_secs(60)),
+            limiter: crate::auth::ratelimit::LoginLimiter::default(),
             info,
         }
     }
@@ -75,6 +77,8 @@ impl World {
             relay: &self.relay,
             server_info: &self.info,
             site: &crate::install::Site::default(),
+            login_limiter: &self.limiter,
+            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             caller: &caller,
         };
         perform(&ctx, body).await.map_err(|e| e.code())

@@ -24,6 +24,7 @@ impl From<AccountError> for ActionError {
             }
             AccountError::NotFound(_) => ActionError::NotFound(e.to_string()),
             AccountError::WrongPassword => ActionError::Forbidden(e.to_string()),
+            AccountError::Busy(_) => ActionError::RateLimited(e.to_string()),
             AccountError::Store(store) => store.into(),
         }
     }
@@ -157,7 +158,37 @@ pub async fn change_own_password(
     old_password: &str,
     new_password: &str,
 ) -> ActionResult {
-    let user = accounts::change_password(ctx.store, ctx.caller, old_password, new_password).await?;
+    // The same budget as `/api/login` and `/api/password`: a stolen cookie must not become an
+    // unlimited oracle for the password (nor a way to make the server hash without end).
+    let attempt = ctx
+        .login_limiter
+        .begin(ctx.client_ip, ctx.caller.id.as_str())
+        .map_err(|retry| {
+            tracing::warn!(ip = %ctx.client_ip, user = %ctx.caller.id, "control: password change refused: too many failed attempts");
+            ActionError::RateLimited(format!(
+                "Too many wrong passwords; try again in {} minutes.",
+                retry.minutes()
+            ))
+        })?;
+    if !attempt.delay.is_zero() {
+        tokio::time::sleep(attempt.delay).await;
+    }
+    let user = match accounts::change_password(ctx.store, ctx.caller, old_password, new_password)
+        .await
+    {
+        Ok(user) => user,
+        Err(AccountError::WrongPassword) => {
+            tracing::info!(ip = %ctx.client_ip, user = %ctx.caller.id, "control: wrong current password on password change");
+            return Err(AccountError::WrongPassword.into());
+        }
+        Err(e) => {
+            if matches!(e, AccountError::BadPassword(_)) {
+                ctx.login_limiter.succeeded(attempt);
+            }
+            return Err(e.into());
+        }
+    };
+    ctx.login_limiter.succeeded(attempt);
     ctx.events.publish(
         Event::UserChanged {
             user: user_info(&user),

@@ -95,13 +95,24 @@ fn script_response(
     claims: &InviteClaims,
     group: &GroupRecord,
 ) -> Response {
-    let text = script::render(&ScriptInput {
+    let rendered = script::render(&ScriptInput {
         authority: &site.authority,
         token,
         group_name: &group.name,
         expires: claims.exp,
         root_cert_pem: &site.root_cert_pem,
     });
+    let text = match rendered {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!("invite: cannot write install.sh: {e}");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "The server cannot write an install script for this address.",
+            );
+        }
+    };
     (
         [
             (header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8"),

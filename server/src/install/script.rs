@@ -82,23 +82,121 @@ echo $! > "$dir/agent.pid"
 echo "tether-agent install: started the agent (pid $!); its log is $dir/agent.log"
 "#;
 
-pub fn render(input: &ScriptInput<'_>) -> String {
-    let mut pem = input.root_cert_pem.to_owned();
-    if !pem.ends_with('\n') {
-        pem.push('\n');
+/// A field that cannot be put into the script safely. Each is a server-side fault (a bad `--cert`
+/// name, a corrupted certificate file), never something a user can cause through the group name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptError {
+    #[error("the server address {0:?} has characters a URL host may not have")]
+    Authority(String),
+    #[error("the invite token has characters outside base64url and '.'")]
+    Token,
+    #[error("the root certificate is not a plain PEM certificate")]
+    RootPem,
+}
+
+/// Fills the template in one pass: each `@NAME@` of the template is replaced by its field, and what
+/// a field brings in is never scanned again, so a group name holding `@ROOT_PEM@` stays text.
+/// Every field is also checked or reduced for the place it lands in:
+/// - the group name only ever lands in a comment, reduced to letters, digits and `._-()` (all else
+///   becomes `?`), so no character of it can end the comment or mean anything to `sh`;
+/// - the authority and token land inside single quotes and a URL: their character sets contain no
+///   quote, space, `$` or backslash;
+/// - the PEM lands in a here-document whose delimiter is quoted (no expansion), and must consist of
+///   PEM lines only, so it can neither contain the delimiter nor a command.
+pub fn render(input: &ScriptInput<'_>) -> Result<String, ScriptError> {
+    if !is_authority(input.authority) {
+        return Err(ScriptError::Authority(input.authority.to_owned()));
     }
-    // Only in a comment, but a newline there would end it.
-    let group: String = input
-        .group_name
-        .chars()
-        .map(|c| if c.is_control() || c == '"' { ' ' } else { c })
-        .collect();
-    TEMPLATE
-        .replace("@GROUP@", &group)
-        .replace("@EXPIRES@", &utc(input.expires))
-        .replace("@AUTHORITY@", input.authority)
-        .replace("@TOKEN@", input.token)
-        .replace("@ROOT_PEM@", &pem)
+    if input.token.is_empty()
+        || !input
+            .token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ScriptError::Token);
+    }
+    let pem = checked_pem(input.root_cert_pem)?;
+    let group = comment_text(input.group_name);
+    let expires = utc(input.expires);
+    let field = |name: &str| -> Option<&str> {
+        match name {
+            "GROUP" => Some(&group),
+            "EXPIRES" => Some(&expires),
+            "AUTHORITY" => Some(input.authority),
+            "TOKEN" => Some(input.token),
+            "ROOT_PEM" => Some(&pem),
+            _ => None,
+        }
+    };
+    Ok(fill(TEMPLATE, field))
+}
+
+/// One left-to-right pass over `template`; `@NAME@` with a known NAME is replaced, anything else
+/// is copied as it is.
+fn fill<'a>(template: &str, field: impl Fn(&str) -> Option<&'a str>) -> String {
+    let mut out = String::with_capacity(template.len() + 4096);
+    let mut rest = template;
+    while let Some(at) = rest.find('@') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        match after
+            .find('@')
+            .and_then(|end| field(&after[..end]).map(|value| (end, value)))
+        {
+            Some((end, value)) => {
+                out.push_str(value);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('@');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn is_authority(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 300
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+}
+
+/// The PEM with a final newline, if every line is a PEM armour line or base64.
+fn checked_pem(pem: &str) -> Result<String, ScriptError> {
+    let pem = pem.trim_end_matches('\n');
+    let armour =
+        |line: &str| line == "-----BEGIN CERTIFICATE-----" || line == "-----END CERTIFICATE-----";
+    let base64 = |line: &str| {
+        !line.is_empty()
+            && line
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+    };
+    let lines: Vec<&str> = pem.lines().map(|l| l.trim_end_matches('\r')).collect();
+    if lines.is_empty() || !lines.iter().all(|l| armour(l) || base64(l)) {
+        return Err(ScriptError::RootPem);
+    }
+    Ok(lines.join("\n") + "\n")
+}
+
+/// A name as it may appear in a `#` comment: at most 64 characters, letters and digits of any
+/// script, spaces and `._-()`; everything else (quotes, `$`, `@`, control, bidi and line-separator
+/// characters) becomes `?`.
+fn comment_text(name: &str) -> String {
+    name.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_alphanumeric() || " ._-()".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 /// `2025-01-31 17:05 UTC`.
@@ -117,24 +215,5 @@ pub fn utc(unix_secs: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fills_in_the_invite_and_keeps_the_pem_intact() {
-        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
-        let script = render(&ScriptInput {
-            authority: "h.example:8443",
-            token: "abc.def",
-            group_name: "Lab\n rm -rf /",
-            expires: 0,
-            root_cert_pem: pem,
-        });
-        assert!(script.starts_with("#!/bin/sh\n"));
-        assert!(script.contains("base='https://h.example:8443/api/invite/abc.def'\n"));
-        assert!(script.contains(&format!("{pem}\nTETHER_ROOT_CERT\n")));
-        assert!(script.contains("# Tether agent installer for device group \"Lab  rm -rf /\""));
-        assert!(script.contains("stops working at 1970-01-01 00:00 UTC."));
-        assert!(!script.contains('@'), "every placeholder is filled");
-    }
-}
+#[path = "script_tests.rs"]
+mod tests;

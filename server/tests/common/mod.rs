@@ -43,6 +43,8 @@ pub struct TestServer {
     pub root_cert_pem: String,
     /// Everything the server wrote to stderr, across restarts.
     pub stderr_log: PathBuf,
+    /// What the server printed on stdout before its "listening" line, at the latest start.
+    pub startup_output: Vec<String>,
     args: Vec<String>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
@@ -81,6 +83,7 @@ impl TestServer {
             port: 0,
             redirect_port: None,
             stderr_log: dir.path().join("server-stderr.log"),
+            startup_output: Vec::new(),
             datapath,
             root_cert_pem: String::new(),
             args,
@@ -291,6 +294,7 @@ impl TestServer {
             .map_err(|e| format!("cannot start tether-server: {e}"))?;
         let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
         let deadline = Instant::now() + START_DEADLINE;
+        self.startup_output.clear();
         let url = loop {
             let line = match tokio::time::timeout_at(deadline, lines.next_line()).await {
                 Ok(Ok(Some(line))) => line,
@@ -313,6 +317,8 @@ impl TestServer {
                 self.redirect_port = port_of(rest);
             } else if let Some(url) = line.strip_prefix(LISTENING) {
                 break url.trim_end_matches('/').to_owned();
+            } else {
+                self.startup_output.push(line);
             }
         };
         // Keep reading stdout so the server never blocks on a full pipe.
