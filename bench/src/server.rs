@@ -118,7 +118,7 @@ impl ServerSpec {
                     .send()
                     .await?;
                 let ok = response.status() == StatusCode::OK
-                    && session_cookie(&response, "tether_session").is_some();
+                    && session_cookie(&response, "__Host-tether_session").is_some();
                 response.bytes().await?;
                 Ok(ok)
             }
@@ -153,9 +153,9 @@ impl ServerSpec {
             .body(body.to_string())
             .send()
             .await?;
-        let cookie = session_cookie(&response, "tether_session")
+        let cookie = session_cookie(&response, "__Host-tether_session")
             .with_context(|| format!("login refused ({})", response.status()))?;
-        Ok(format!("tether_session={cookie}"))
+        Ok(format!("__Host-tether_session={cookie}"))
     }
 }
 
@@ -267,7 +267,11 @@ mod tests {
     #[test]
     fn finds_cookie_values() {
         assert_eq!(
-            cookie_value("tether_session=abc; HttpOnly; Path=/", "tether_session").as_deref(),
+            cookie_value(
+                "__Host-tether_session=abc; HttpOnly; Path=/",
+                "__Host-tether_session"
+            )
+            .as_deref(),
             Some("abc")
         );
         assert_eq!(cookie_value("xid.sig=zz; path=/", "xid"), None);

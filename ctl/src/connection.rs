@@ -25,7 +25,7 @@ pub struct Control {
     /// same server, trust and login.
     target: Target,
     tls: std::sync::Arc<rustls::ClientConfig>,
-    /// The session cookie's value: a secret, never printed.
+    /// The session cookie as `name=value`: a secret, never printed.
     cookie: String,
 }
 
@@ -40,8 +40,7 @@ impl Control {
         let cookie = login::login(&target, &mut trust, &cli.user, &cli.pass).await?;
 
         let mut request = format!("wss://{}/control", target.authority()).into_client_request()?;
-        let cookie_header = HeaderValue::from_str(&format!("tether_session={cookie}"))
-            .context("odd session cookie")?;
+        let cookie_header = HeaderValue::from_str(&cookie).context("odd session cookie")?;
         request.headers_mut().insert("Cookie", cookie_header);
         // Connect ourselves so that a refused connection reads the same as for the login.
         let tcp = login::connect_tcp(&target).await?;

@@ -10,7 +10,9 @@ use tokio_rustls::TlsConnector;
 use crate::target::Target;
 use crate::trust::Trust;
 
-const COOKIE_NAME: &str = "tether_session";
+/// The session cookie's names: `__Host-`-prefixed on every real server, plain on one run with
+/// `insecure_cookies` (development over plain HTTP).
+const COOKIE_NAMES: [&str; 2] = ["__Host-tether_session", "tether_session"];
 /// A login answer is a few hundred bytes; anything far bigger is not our server.
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 
@@ -131,20 +133,17 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The session cookie as a `Cookie` header sends it back: `name=value`.
     fn session_cookie(&self) -> Option<String> {
         self.headers
             .iter()
             .filter(|(name, _)| name == "set-cookie")
             .filter_map(|(_, value)| {
-                value
-                    .split(';')
-                    .next()?
-                    .trim()
-                    .strip_prefix(COOKIE_NAME)?
-                    .strip_prefix('=')
+                let pair = value.split(';').next()?.trim();
+                let (name, token) = pair.split_once('=')?;
+                (COOKIE_NAMES.contains(&name) && !token.is_empty()).then(|| pair.to_owned())
             })
-            .find(|token| !token.is_empty())
-            .map(str::to_owned)
+            .next()
     }
 
     /// The `message` of a JSON error body, e.g. the rate limiter's "try again in N minutes".
@@ -181,7 +180,10 @@ mod tests {
                     content-length: 2\r\n\r\n{}";
         let response = Response::parse(raw).unwrap();
         assert_eq!(response.status, 200);
-        assert_eq!(response.session_cookie().as_deref(), Some("abc"));
+        assert_eq!(
+            response.session_cookie().as_deref(),
+            Some("tether_session=abc")
+        );
     }
 
     #[test]

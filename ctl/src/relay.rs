@@ -40,8 +40,7 @@ pub async fn open(
     path: &str,
 ) -> anyhow::Result<Socket> {
     let mut request = format!("wss://{}{path}", target.authority()).into_client_request()?;
-    let cookie =
-        HeaderValue::from_str(&format!("tether_session={cookie}")).context("odd session cookie")?;
+    let cookie = HeaderValue::from_str(cookie).context("odd session cookie")?;
     request.headers_mut().insert("Cookie", cookie);
     let tcp = login::connect_tcp(target).await?;
     let config = WebSocketConfig::default()

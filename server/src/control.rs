@@ -55,7 +55,7 @@ async fn get_control(
         let body = json!({"error": "forbidden", "message": "cross-origin WebSocket refused"});
         return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }
-    let Some(token) = connection::session_token(&headers) else {
+    let Some(token) = connection::session_token(&state.config, &headers) else {
         // AuthUser found a session cookie a moment ago; this cannot happen, but do not panic.
         return StatusCode::UNAUTHORIZED.into_response();
     };

@@ -36,7 +36,7 @@ async fn status_with(server: &TestServer, cookie: Option<&str>) -> Value {
         .http_client()
         .get(format!("{}/api/status", server.url));
     if let Some(cookie) = cookie {
-        request = request.header("cookie", format!("tether_session={cookie}"));
+        request = request.header("cookie", format!("__Host-tether_session={cookie}"));
     }
     let response = request.send().await.expect("GET /api/status");
     assert_eq!(response.status(), StatusCode::OK);
@@ -49,14 +49,14 @@ fn set_cookie(response: &Response) -> String {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("tether_session="))
+        .find(|v| v.starts_with("__Host-tether_session="))
         .unwrap_or_else(|| panic!("no tether_session cookie in {:?}", response.headers()))
         .to_owned()
 }
 
 fn cookie_value(set_cookie: &str) -> String {
     let pair = set_cookie.split(';').next().unwrap();
-    pair.trim_start_matches("tether_session=").to_owned()
+    pair.trim_start_matches("__Host-tether_session=").to_owned()
 }
 
 fn run_tether(args: &[&str]) -> Output {

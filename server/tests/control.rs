@@ -70,7 +70,7 @@ async fn raw_control(
     let mut request = format!("wss://127.0.0.1:{}/control", server.port).into_client_request()?;
     request.headers_mut().insert(
         "cookie",
-        format!("tether_session={cookie}").parse().unwrap(),
+        format!("__Host-tether_session={cookie}").parse().unwrap(),
     );
     if let Some(origin) = origin {
         request

@@ -13,7 +13,7 @@ fn session_cookie(response: &reqwest::Response) -> String {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("tether_session="))
+        .find_map(|v| v.strip_prefix("__Host-tether_session="))
         .expect("a session cookie");
     header.split(';').next().unwrap().to_owned()
 }
@@ -22,7 +22,7 @@ async fn user_behind(server: &TestServer, cookie: &str) -> Value {
     let response = server
         .http_client()
         .get(format!("{}/api/status", server.url))
-        .header("cookie", format!("tether_session={cookie}"))
+        .header("cookie", format!("__Host-tether_session={cookie}"))
         .send()
         .await
         .expect("GET /api/status");
@@ -58,7 +58,7 @@ async fn acknowledged_writes_survive_kill_9() {
         let changed = server
             .http_client()
             .post(format!("{}/api/password", server.url))
-            .header("cookie", format!("tether_session={cookie}"))
+            .header("cookie", format!("__Host-tether_session={cookie}"))
             .json(&json!({ "old_password": old, "new_password": new }))
             .send()
             .await

@@ -28,7 +28,7 @@ async fn a_managers_group_name_cannot_put_commands_into_the_install_script() {
         .request(json!({ "action": "addUser", "name": "mgr", "password": "manager password 1" }))
         .await;
     assert!(added.ok, "{added:?}");
-    let rights = Rights::VIEW | Rights::MANAGE_GROUP;
+    let rights = Rights::VIEW.union(Rights::MANAGE_GROUP);
     let granted = fx
         .control
         .request(json!({ "action": "setGroupRights", "group": fx.group,

@@ -66,7 +66,7 @@ async fn server_with_group(dir: &Path) -> (TestServer, common::ControlClient, St
     let response = server
         .http_client()
         .get(format!("{}/api/groups/{group}/agent.msh", server.url))
-        .header("cookie", format!("tether_session={cookie}"))
+        .header("cookie", format!("__Host-tether_session={cookie}"))
         .send()
         .await
         .expect("GET agent.msh");

@@ -206,10 +206,6 @@ pub async fn post_setup(
             ));
         }
     }
-    state
-        .login_limiter
-        .spend_source(ip)
-        .map_err(ApiError::rate_limited)?;
     let user = accounts::create_first_account(
         state.store.as_ref(),
         &request.name,

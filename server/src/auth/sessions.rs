@@ -1,5 +1,11 @@
-//! Login sessions: a random token in the `tether_session` cookie, and the SHA-256 of that token in
-//! the store, so that a copy of the database hands out no live sessions.
+//! Login sessions: a random token in the `__Host-tether_session` cookie, and the SHA-256 of that
+//! token in the store, so that a copy of the database hands out no live sessions.
+//!
+//! The `__Host-` prefix makes browsers accept the cookie only with `Secure`, `Path=/` and no
+//! `Domain`, so a sibling subdomain cannot plant one of that name (cookie tossing: swapping the
+//! victim into the attacker's session, or blocking their login with a bad value). It needs
+//! `Secure`, which stays on behind a TLS-offloading proxy too (the browser speaks HTTPS to the
+//! proxy); only `insecure_cookies`, for development without TLS anywhere, drops both.
 //!
 //! A session is void once it expires, once its user is deleted, and once the user's password
 //! changes after it was issued (`SessionRecord::created <= UserRecord::password_changed`).
@@ -17,7 +23,19 @@ use crate::config::Config;
 use crate::state::AppState;
 use crate::store::{SessionRecord, StoreResult, UserRecord};
 
-pub const COOKIE_NAME: &str = "tether_session";
+/// The cookie's name on every real server.
+pub const COOKIE_NAME: &str = "__Host-tether_session";
+/// Its name with `insecure_cookies` (plain HTTP end to end, development only).
+pub const INSECURE_COOKIE_NAME: &str = "tether_session";
+
+/// The session cookie's name under `config`.
+pub fn cookie_name(config: &Config) -> &'static str {
+    if config.insecure_cookies {
+        INSECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    }
+}
 
 const TOKEN_BYTES: usize = 32;
 /// Length of a token's text form: 32 bytes in unpadded base64url.
@@ -51,23 +69,37 @@ pub fn cleared_cookie(config: &Config) -> String {
 }
 
 fn cookie_with(config: &Config, value: &str, max_age: u64) -> String {
-    // Secure is left out only behind a TLS-terminating proxy, where the browser→proxy leg is
-    // HTTPS but the server itself sees plain HTTP.
-    let secure = if config.tlsoffload { "" } else { "; Secure" };
-    format!("{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+    let secure = if config.insecure_cookies {
+        ""
+    } else {
+        "; Secure"
+    };
+    let name = cookie_name(config);
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
 }
 
-/// The session token the request carries, if it looks like one.
-pub fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
+/// The session tokens the request carries under the configured name that look like one, in the
+/// order sent. More than one can arrive (a stale cookie beside a fresh one); each is tried.
+pub fn tokens_from_headers<'h>(
+    config: &Config,
+    headers: &'h HeaderMap,
+) -> impl Iterator<Item = &'h str> + 'h {
+    let wanted = cookie_name(config);
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .filter(move |(name, _)| *name == wanted)
         .map(|(_, token)| token)
         .filter(|token| token.len() == TOKEN_CHARS)
+        .take(8)
+}
+
+/// The first session token the request carries (see [`tokens_from_headers`]).
+pub fn token_from_headers<'h>(config: &Config, headers: &'h HeaderMap) -> Option<&'h str> {
+    tokens_from_headers(config, headers).next()
 }
 
 /// Issues a session for `user`; returns the `Set-Cookie` value to send.
@@ -89,12 +121,12 @@ pub async fn start_session(state: &AppState, user: &UserRecord) -> StoreResult<S
     Ok(session_cookie(&state.config, &token))
 }
 
-/// Deletes the request's session, if it has one.
+/// Deletes the request's sessions, if it has any.
 pub async fn end_session(state: &AppState, headers: &HeaderMap) -> StoreResult<()> {
-    match token_from_headers(headers) {
-        Some(token) => state.store.delete_session(&token_hash(token)).await,
-        None => Ok(()),
+    for token in tokens_from_headers(&state.config, headers) {
+        state.store.delete_session(&token_hash(token)).await?;
     }
+    Ok(())
 }
 
 /// The user behind `token`, when the session is still valid. Void sessions are deleted on sight.
@@ -120,10 +152,12 @@ pub async fn request_user(
     state: &AppState,
     headers: &HeaderMap,
 ) -> StoreResult<Option<UserRecord>> {
-    match token_from_headers(headers) {
-        Some(token) => session_user(state, token).await,
-        None => Ok(None),
+    for token in tokens_from_headers(&state.config, headers) {
+        if let Some(user) = session_user(state, token).await? {
+            return Ok(Some(user));
+        }
     }
+    Ok(None)
 }
 
 /// A logged-in user. Handlers that take this run only for requests with a valid session; others
@@ -172,14 +206,25 @@ mod tests {
         let cookie = session_cookie(&config, "tok");
         assert_eq!(
             cookie,
-            "tether_session=tok; Path=/; HttpOnly; SameSite=Strict; Max-Age=7200; Secure"
+            "__Host-tether_session=tok; Path=/; HttpOnly; SameSite=Strict; Max-Age=7200; Secure"
         );
         let offload = Config {
             tlsoffload: true,
+            ..config.clone()
+        };
+        assert!(
+            session_cookie(&offload, "tok").ends_with("; Secure"),
+            "the browser speaks HTTPS to the proxy"
+        );
+        assert!(cleared_cookie(&offload).contains("Max-Age=0"));
+        let insecure = Config {
+            insecure_cookies: true,
             ..config
         };
-        assert!(!session_cookie(&offload, "tok").contains("Secure"));
-        assert!(cleared_cookie(&offload).contains("Max-Age=0"));
+        assert_eq!(
+            session_cookie(&insecure, "tok"),
+            "tether_session=tok; Path=/; HttpOnly; SameSite=Strict; Max-Age=7200"
+        );
     }
 
     #[test]
@@ -191,9 +236,23 @@ mod tests {
             COOKIE,
             HeaderValue::from_str(&format!("a=b; {COOKIE_NAME}={token}; c=d")).unwrap(),
         );
-        assert_eq!(token_from_headers(&headers), Some(token.as_str()));
+        let config = Config::default();
+        assert_eq!(token_from_headers(&config, &headers), Some(token.as_str()));
         let mut bad = HeaderMap::new();
-        bad.append(COOKIE, HeaderValue::from_static("tether_session=short"));
-        assert_eq!(token_from_headers(&bad), None);
+        bad.append(
+            COOKIE,
+            HeaderValue::from_static("__Host-tether_session=short"),
+        );
+        let unprefixed = format!("tether_session={token}");
+        bad.append(COOKIE, HeaderValue::from_str(&unprefixed).unwrap());
+        assert_eq!(token_from_headers(&config, &bad), None);
+        let mut two = HeaderMap::new();
+        let both = format!("{COOKIE_NAME}={}; {COOKIE_NAME}={token}", new_token());
+        two.append(COOKIE, HeaderValue::from_str(&both).unwrap());
+        assert_eq!(
+            tokens_from_headers(&config, &two).count(),
+            2,
+            "each is tried"
+        );
     }
 }

@@ -71,8 +71,11 @@ impl End {
 }
 
 /// Captures the session token for the re-checks; called before the upgrade.
-pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
-    token_from_headers(headers).map(str::to_owned)
+pub fn session_token(
+    config: &crate::config::Config,
+    headers: &axum::http::HeaderMap,
+) -> Option<String> {
+    token_from_headers(config, headers).map(str::to_owned)
 }
 
 struct Connection {

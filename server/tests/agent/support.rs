@@ -75,7 +75,7 @@ impl Fixture {
             .unwrap()
             .get(format!("{}{path}", self.server.url));
         if logged_in {
-            request = request.header("cookie", format!("tether_session={}", self.cookie));
+            request = request.header("cookie", format!("__Host-tether_session={}", self.cookie));
         }
         let response = request.send().await.expect("GET");
         (

@@ -224,7 +224,7 @@ impl TestServer {
             .get_all(reqwest::header::SET_COOKIE)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .find_map(|value| value.strip_prefix("tether_session="))
+            .find_map(|value| value.strip_prefix("__Host-tether_session="))
             .map(|rest| rest.split(';').next().unwrap_or_default().to_owned());
         match cookie {
             Some(cookie) if status.is_success() && !cookie.is_empty() => cookie,
@@ -252,7 +252,7 @@ impl TestServer {
         if let Some(cookie) = cookie {
             headers.insert(
                 "cookie",
-                format!("tether_session={cookie}")
+                format!("__Host-tether_session={cookie}")
                     .parse()
                     .expect("cookie header"),
             );

@@ -66,7 +66,7 @@ pub async fn fetch_with_cookie(
         .unwrap();
     let mut request = client.get(url);
     if let Some(cookie) = cookie {
-        request = request.header("cookie", format!("tether_session={cookie}"));
+        request = request.header("cookie", format!("__Host-tether_session={cookie}"));
     }
     let response = request.send().await.expect("GET");
     let status = response.status().as_u16();

@@ -26,7 +26,7 @@ pub async fn open(
         .into_client_request()
         .unwrap();
     if let Some(cookie) = cookie {
-        let value = format!("tether_session={cookie}").parse().unwrap();
+        let value = format!("__Host-tether_session={cookie}").parse().unwrap();
         request.headers_mut().insert("cookie", value);
     }
     let connector = Connector::Rustls(server.tls_client_config());
