@@ -22,6 +22,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum StoreError {
     #[error("{0} already exists")]
     Conflict(String),
+    /// A write would leave the server without a site administrator; checked inside the write
+    /// itself, so two concurrent demotions cannot both pass.
+    #[error("the last site administrator must stay one")]
+    LastSiteAdmin,
     #[error("database error: {0}")]
     Backend(String),
     #[error("database schema version {found} is newer than this server supports ({supported})")]
@@ -124,6 +128,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Fails with `Conflict` when any user exists: makes "first account is the admin" race-free.
     async fn create_first_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// Fails with [`StoreError::LastSiteAdmin`] rather than demote the last site administrator.
     async fn update_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Also removes the user from every group and ends their sessions. `false` if there was none.
     async fn delete_user(&self, id: &UserId) -> StoreResult<bool>;

@@ -247,12 +247,12 @@ async fn wrong_passwords_fail_in_one_line_and_the_rate_limit_is_passed_through()
             )
             .await;
         last = failure_line(&output);
-        if last.contains("Too many failed logins") {
+        if last.contains("Too many failed attempts") {
             break;
         }
     }
     assert!(
-        last.starts_with("tetherctl: login failed: Too many failed logins"),
+        last.starts_with("tetherctl: login failed: Too many failed attempts"),
         "{last}"
     );
 }

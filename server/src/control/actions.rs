@@ -76,6 +76,7 @@ impl From<StoreError> for ActionError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => ActionError::Conflict(format!("{what} already exists")),
+            StoreError::LastSiteAdmin => ActionError::Conflict(e.to_string()),
             other => ActionError::Internal(other.to_string()),
         }
     }

@@ -138,7 +138,9 @@ pub async fn delete(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
 }
 
 /// Gives `user` exactly `rights` on the group (`NONE` removes them). Someone who is not a site
-/// admin cannot hand out rights they do not hold themselves.
+/// admin can neither hand out rights they do not hold themselves, nor change a member who holds
+/// rights they lack: every bit is a grant, and taking away what you could not give is no better
+/// (a manager stripping the group's owners, say).
 pub async fn set_rights(
     ctx: &ActionContext<'_>,
     id: &GroupId,
@@ -157,6 +159,17 @@ pub async fn set_rights(
         .user(user)
         .await?
         .ok_or_else(|| ActionError::NotFound(format!("no user {user}")))?;
+    let current = group
+        .members
+        .get(&target.id)
+        .copied()
+        .unwrap_or(Rights::NONE);
+    if !own.contains(current) {
+        return Err(ActionError::Forbidden(format!(
+            "{} holds rights you do not hold ({own}); only someone who holds them may change theirs",
+            target.name
+        )));
+    }
     if rights.is_empty() {
         group.members.remove(&target.id);
     } else {

@@ -273,6 +273,73 @@ async fn group_managers_cannot_hand_out_more_than_they_hold() {
 }
 
 #[tokio::test]
+async fn group_managers_cannot_take_away_what_they_do_not_hold() {
+    let world = World::new();
+    let admin = world.user("admin", true).await;
+    let manager = world.user("manager", false).await;
+    let owner = world.user("owner", false).await;
+    let viewer = world.user("viewer", false).await;
+    let office = world.create_group(&admin, "Office").await;
+    world.grant(&admin, &office, &owner, Rights::FULL).await;
+    world
+        .grant(
+            &admin,
+            &office,
+            &manager,
+            Rights::VIEW.union(Rights::MANAGE_GROUP),
+        )
+        .await;
+    world.grant(&admin, &office, &viewer, Rights::VIEW).await;
+    let set = |user: &UserRecord, rights| RequestBody::SetGroupRights {
+        group: office.clone(),
+        user: user.id.clone(),
+        rights,
+    };
+    assert_eq!(
+        world.run(&manager, set(&owner, Rights::NONE)).await,
+        Err(ErrorCode::Forbidden),
+        "the owner holds rights the manager lacks"
+    );
+    assert_eq!(
+        world.run(&manager, set(&owner, Rights::VIEW)).await,
+        Err(ErrorCode::Forbidden)
+    );
+    world
+        .run(&manager, set(&viewer, Rights::NONE))
+        .await
+        .unwrap();
+    world.run(&admin, set(&owner, Rights::VIEW)).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_one() {
+    for _ in 0..20 {
+        let world = World::new();
+        let first = world.user("first", true).await;
+        let second = world.user("second", true).await;
+        let demote = |user: &UserRecord| RequestBody::EditUser {
+            user: user.id.clone(),
+            email: None,
+            site_admin: Some(false),
+        };
+        let (a, b) = tokio::join!(
+            world.run(&first, demote(&second)),
+            world.run(&second, demote(&first))
+        );
+        let admins = world
+            .store
+            .users()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|u| u.site_admin)
+            .count();
+        assert_eq!(admins, 1, "{a:?} {b:?}");
+        assert!(a.is_ok() != b.is_ok(), "exactly one wins: {a:?} {b:?}");
+    }
+}
+
+#[tokio::test]
 async fn deleting_a_group_tells_its_former_members() {
     let world = World::new();
     let admin = world.user("admin", true).await;

@@ -323,21 +323,43 @@ impl Store for RedbStore {
     }
 
     async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
-        self.put(USERS, user.id.as_str(), user).await
+        let user = user.clone();
+        let bytes = encode(&user)?;
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS).map_err(backend)?;
+            if !user.site_admin {
+                let was_admin = match users.get(user.id.as_str()).map_err(backend)? {
+                    Some(old) => decode::<UserRecord>(old.value())?.site_admin,
+                    None => false,
+                };
+                if was_admin && site_admins(&users)? <= 1 {
+                    return Err(StoreError::LastSiteAdmin);
+                }
+            }
+            users
+                .insert(user.id.as_str(), bytes.as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn delete_user(&self, id: &UserId) -> StoreResult<bool> {
         let id = id.clone();
         self.write(move |txn| {
-            let existed = txn
-                .open_table(USERS)
-                .map_err(backend)?
-                .remove(id.as_str())
-                .map_err(backend)?
-                .is_some();
-            if !existed {
+            let mut users = txn.open_table(USERS).map_err(backend)?;
+            let removed: Option<UserRecord> = match users.remove(id.as_str()).map_err(backend)? {
+                Some(old) => Some(decode(old.value())?),
+                None => None,
+            };
+            let Some(removed) = removed else {
                 return Ok(false);
+            };
+            // Counted after the removal, inside this write: returning the error aborts it.
+            if removed.site_admin && site_admins(&users)? == 0 {
+                return Err(StoreError::LastSiteAdmin);
             }
+            drop(users);
             let mut groups = txn.open_table(GROUPS).map_err(backend)?;
             let mut changed = Vec::new();
             for row in groups.iter().map_err(backend)? {
@@ -569,6 +591,16 @@ impl Store for RedbStore {
         })
         .await
     }
+}
+
+/// Site administrators among the users, as a write transaction sees them.
+fn site_admins(users: &redb::Table<&str, &[u8]>) -> StoreResult<usize> {
+    let mut count = 0;
+    for row in users.iter().map_err(backend)? {
+        let user: UserRecord = decode(row.map_err(backend)?.1.value())?;
+        count += usize::from(user.site_admin);
+    }
+    Ok(count)
 }
 
 #[cfg(test)]
