@@ -204,7 +204,7 @@ describe("the web console", () => {
     }
     const limited = page.getByTestId("rate-limited");
     await limited.waitFor();
-    assert.match(await limited.innerText(), /Too many failed logins for this account; try again in \d+ minutes?/);
+    assert.match(await limited.innerText(), /Too many failed attempts for this account from your network; try again in \d+ minutes?/);
     await screenshot(page, "17-login-rate-limited");
   });
 
