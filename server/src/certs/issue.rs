@@ -63,9 +63,15 @@ pub(super) fn signing_key(pkcs8_der: &[u8]) -> Result<KeyPair, rcgen::Error> {
 }
 
 /// A new self-signed root, `CN=TetherRoot-<6 hex of its key hash>`.
+///
+/// Path length 0: it signs the server's own certificates and never another CA, so whoever
+/// trusts it (installers pin it, `tetherctl --trust-root`) cannot be handed a sub-CA. No name
+/// constraints: the root outlives the server's names (`--cert` may change, and must then get a new
+/// web certificate under the same root), so constraining it to today's names would break that; the
+/// README says not to put it into system or browser trust stores.
 pub(super) fn self_signed_root(key: &KeyPair) -> Result<rcgen::Certificate, rcgen::Error> {
     let mut params = base_params(&format!("TetherRoot-{}", short_key_hash(key)));
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,

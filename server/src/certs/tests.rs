@@ -65,6 +65,18 @@ fn first_start_makes_four_certificates_under_one_root() {
         );
     }
     assert!(common_name(&certs.root.cert_der).starts_with("TetherRoot-"));
+    let constraints = parse(&certs.root.cert_der)
+        .basic_constraints()
+        .unwrap()
+        .unwrap()
+        .value
+        .clone();
+    assert!(constraints.ca);
+    assert_eq!(
+        constraints.path_len_constraint,
+        Some(0),
+        "the root signs no other CA"
+    );
     assert!(
         issued_by(&certs.root.cert_der, &certs.root.cert_der),
         "root is self-signed"
