@@ -116,6 +116,25 @@ pub struct EventFilter {
     pub group: Option<GroupId>,
     pub device: Option<DeviceId>,
     pub user: Option<UserId>,
+    /// Only what a non-administrator may read: events of these groups, or events about this user
+    /// alone (no group or device). One pass over the log instead of one per group.
+    pub readable_by: Option<Readable>,
+}
+
+/// See [`EventFilter::readable_by`].
+#[derive(Debug, Clone)]
+pub struct Readable {
+    pub groups: std::collections::HashSet<GroupId>,
+    pub user: UserId,
+}
+
+impl Readable {
+    pub fn admits(&self, record: &EventRecord) -> bool {
+        match &record.group {
+            Some(group) => self.groups.contains(group),
+            None => record.device.is_none() && record.user.as_ref() == Some(&self.user),
+        }
+    }
 }
 
 #[async_trait]

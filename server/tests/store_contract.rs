@@ -8,7 +8,8 @@ use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
 use tether_server::store::redb::RedbStore;
 use tether_server::store::{
-    DeviceRecord, EventFilter, GroupRecord, NewEvent, SessionRecord, Store, StoreError, UserRecord,
+    DeviceRecord, EventFilter, GroupRecord, NewEvent, Readable, SessionRecord, Store, StoreError,
+    UserRecord,
 };
 
 #[tokio::test]
@@ -411,6 +412,25 @@ async fn events(store: &dyn Store) {
         store.events(&both).await.unwrap().len(),
         1,
         "filters combine"
+    );
+    // What a member of g-lab may read: its events and those about carol's own account, not
+    // alice's login (about another account).
+    let readable = EventFilter {
+        readable_by: Some(Readable {
+            groups: [GroupId::from("g-lab")].into(),
+            user: UserId::from("carol"),
+        }),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        store
+            .events(&readable)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        [ids[4], ids[3], ids[2], ids[1]]
     );
 
     let old = NewEvent {

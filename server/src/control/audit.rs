@@ -1,8 +1,6 @@
 //! The audit log as the control channel sees it: every mutation writes one record (and pushes it
 //! live as `Event::Logged`), and `listEvents` reads back what the caller may read.
 
-use std::collections::BTreeMap;
-
 use tether_common::control::{Event, EventRecord};
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
@@ -11,7 +9,7 @@ use super::access::{device_with, group_with, rights_on};
 use super::actions::{ActionContext, ActionError, ActionResult, to_value};
 use super::views::now_millis;
 use crate::events::Audience;
-use crate::store::{EventFilter, NewEvent};
+use crate::store::{EventFilter, NewEvent, Readable};
 
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1000;
@@ -70,48 +68,34 @@ pub async fn list(
             limit,
             group: group.cloned(),
             device: device.cloned(),
-            user: None,
+            ..EventFilter::default()
         };
         return to_value(&ctx.store.events(&filter).await?);
     }
     to_value(&readable_events(ctx, limit).await?)
 }
 
-/// The newest `limit` events a non-admin may read, merged from one query per readable group plus
-/// one for their own account.
+/// The newest `limit` events a non-admin may read: their groups' (where they hold EVENTS) and
+/// those about their own account; one pass over the log, however many groups they are in.
 async fn readable_events(
     ctx: &ActionContext<'_>,
     limit: usize,
 ) -> Result<Vec<EventRecord>, ActionError> {
-    let mut merged: BTreeMap<u64, EventRecord> = BTreeMap::new();
-    for group in ctx.store.groups().await? {
-        if !rights_on(ctx.caller, &group).contains(Rights::EVENTS) {
-            continue;
-        }
-        let filter = EventFilter {
-            limit,
-            group: Some(group.id.clone()),
-            ..EventFilter::default()
-        };
-        merged.extend(
-            ctx.store
-                .events(&filter)
-                .await?
-                .into_iter()
-                .map(|r| (r.id, r)),
-        );
-    }
-    let own = EventFilter {
-        limit,
-        user: Some(ctx.caller.id.clone()),
-        ..EventFilter::default()
-    };
-    let about_me = ctx
+    let groups = ctx
         .store
-        .events(&own)
+        .groups()
         .await?
         .into_iter()
-        .filter(|r| r.group.is_none() && r.device.is_none());
-    merged.extend(about_me.map(|r| (r.id, r)));
-    Ok(merged.into_values().rev().take(limit).collect())
+        .filter(|group| rights_on(ctx.caller, group).contains(Rights::EVENTS))
+        .map(|group| group.id)
+        .collect();
+    let filter = EventFilter {
+        limit,
+        readable_by: Some(Readable {
+            groups,
+            user: ctx.caller.id.clone(),
+        }),
+        ..EventFilter::default()
+    };
+    Ok(ctx.store.events(&filter).await?)
 }

@@ -267,6 +267,10 @@ fn matches(filter: &EventFilter, record: &EventRecord) -> bool {
             .user
             .as_ref()
             .is_none_or(|u| record.user.as_ref() == Some(u))
+        && filter
+            .readable_by
+            .as_ref()
+            .is_none_or(|readable| readable.admits(record))
 }
 
 #[async_trait]
