@@ -34,6 +34,8 @@ use crate::auth::sessions::AuthUser;
 use crate::state::AppState;
 
 pub use actions::{ActionContext, ActionError, perform};
+/// The relay re-checks live sessions with the same rule the actions use.
+pub(crate) use access::rights_on;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/control", get(get_control))

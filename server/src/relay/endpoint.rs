@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use super::broker::{Meeting, Refusal, RelayEnd};
 use super::pending::ClaimError;
 use super::{pipe, session};
-use crate::auth::sessions::request_user;
+use crate::auth::sessions::{request_user, token_from_headers, token_hash};
 use crate::state::AppState;
 
 /// Bound on a relay socket's outgoing buffer: one frame and change. Writes are flushed one frame
@@ -54,9 +54,13 @@ pub async fn get_relay(
         Ok(claims) => claims,
         Err(refusal) => return refuse(&refusal, addr),
     };
+    // The console end lives only as long as the login session it came with (`lifetime.rs`).
+    let mut login = None;
     if claims.side == RelaySide::Console {
         match request_user(&state, &headers).await {
-            Ok(Some(user)) if user.id == claims.user => {}
+            Ok(Some(user)) if user.id == claims.user => {
+                login = token_from_headers(&headers).map(token_hash);
+            }
             Ok(_) => {
                 tracing::warn!(%addr, user = %claims.user, "relay: console end without that user's session refused");
                 let message = "log in as the user who opened this session";
@@ -76,7 +80,13 @@ pub async fn get_relay(
         .on_failed_upgrade(|e| tracing::info!("relay: WebSocket upgrade failed: {e}"))
         .on_upgrade(move |socket| {
             let side = claims.side;
-            join(state, claims, RelayEnd { socket, side, addr })
+            let end = RelayEnd {
+                socket,
+                side,
+                addr,
+                login,
+            };
+            join(state, claims, end)
         })
 }
 
