@@ -33,9 +33,9 @@ use tether_common::control::{MAX_CONTROL_FRAME, PROTOCOL_VERSION, ServerInfo};
 use crate::auth::sessions::AuthUser;
 use crate::state::AppState;
 
-pub use actions::{ActionContext, ActionError, perform};
 /// The relay re-checks live sessions with the same rule the actions use.
 pub(crate) use access::rights_on;
+pub use actions::{ActionContext, ActionError, perform};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/control", get(get_control))

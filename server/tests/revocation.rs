@@ -103,7 +103,9 @@ async fn ended(console: &mut RelaySocket, what: &str) -> String {
             Ok(Some(Err(_)) | None) => break String::new(),
             Err(_) => {
                 let answer = still_here(console).await;
-                panic!("after {what}, the relay stayed open for {END_DEADLINE:?}; the shell answered {answer:?}");
+                panic!(
+                    "after {what}, the relay stayed open for {END_DEADLINE:?}; the shell answered {answer:?}"
+                );
             }
         }
     };

@@ -284,7 +284,9 @@ pub async fn post_logout(
     // opened them: tell them it is over.
     if let Some(token) = sessions::token_from_headers(&headers) {
         let token_hash = sessions::token_hash(token);
-        state.events.signal(Signal::LoginSessionEnded { token_hash });
+        state
+            .events
+            .signal(Signal::LoginSessionEnded { token_hash });
     }
     Ok((
         [(SET_COOKIE, sessions::cleared_cookie(&state.config))],

@@ -336,7 +336,13 @@ mod tests {
             let (broker, store) = (&broker, &store);
             async move {
                 broker
-                    .mint(store, &device.into(), &user.into(), SessionKind::Chat, Rights::CHAT)
+                    .mint(
+                        store,
+                        &device.into(),
+                        &user.into(),
+                        SessionKind::Chat,
+                        Rights::CHAT,
+                    )
                     .await
             }
         };

@@ -51,7 +51,7 @@ pub async fn check(state: &AppState, session: &LiveSession) -> StoreResult<Resul
         None => Rights::NONE,
     };
     if !still_covered(session.kind, session.granted, rights) {
-        return Ok(Err(Revoked::RightRevoked));
+        return Ok(Err(Revoked::RightLost));
     }
     Ok(Ok(login.expires))
 }
@@ -181,7 +181,9 @@ async fn recheck(state: &AppState, affected: &Affected) {
                 tracing::info!(user = %session.user, device = %session.device, kind = %session.kind, "relay: ending a session: {}", why.reason());
                 state.relay.live().stop(&session.id, why);
             }
-            Err(e) => tracing::error!(user = %session.user, "relay: could not re-check a session: {e}"),
+            Err(e) => {
+                tracing::error!(user = %session.user, "relay: could not re-check a session: {e}")
+            }
         }
     }
 }
@@ -195,7 +197,11 @@ mod tests {
         let terminal = SessionKind::Terminal;
         assert!(still_covered(terminal, Rights::FULL, Rights::TERMINAL));
         assert!(!still_covered(terminal, Rights::FULL, Rights::FILES));
-        assert!(!still_covered(SessionKind::Files, Rights::FILES, Rights::VIEW));
+        assert!(!still_covered(
+            SessionKind::Files,
+            Rights::FILES,
+            Rights::VIEW
+        ));
         let desktop = SessionKind::Desktop;
         let view_only = Rights::DESKTOP_VIEW_ONLY;
         assert!(!still_covered(desktop, Rights::REMOTE_CONTROL, view_only));

@@ -91,10 +91,7 @@ mod tests {
             max_session: None,
         };
         let (user, device) = (UserId::from("alice"), DeviceId::from("d"));
-        let open = |of_user, on_device| OpenSessions {
-            of_user,
-            on_device,
-        };
+        let open = |of_user, on_device| OpenSessions { of_user, on_device };
         assert_eq!(limits.admit(open(1, 2), &user, &device), Ok(()));
         let full_user = limits.admit(open(2, 0), &user, &device).unwrap_err();
         assert!(full_user.to_string().starts_with("alice already has 2 "));

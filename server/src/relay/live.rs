@@ -36,7 +36,7 @@ pub struct LiveSession {
 pub enum Revoked {
     LoginEnded,
     AccountRemoved,
-    RightRevoked,
+    RightLost,
     DeviceRemoved,
     MaxLength,
 }
@@ -45,9 +45,11 @@ impl Revoked {
     /// The close reason both ends are given (a WebSocket close reason is at most 123 bytes).
     pub fn reason(self) -> &'static str {
         match self {
-            Revoked::LoginEnded => "the login session ended (logged out, expired or password changed)",
+            Revoked::LoginEnded => {
+                "the login session ended (logged out, expired or password changed)"
+            }
             Revoked::AccountRemoved => "the account was removed",
-            Revoked::RightRevoked => "the right to this session was revoked",
+            Revoked::RightLost => "the right to this session was revoked",
             Revoked::DeviceRemoved => "the device was removed",
             Revoked::MaxLength => "the session reached the site's maximum session length",
         }
@@ -102,10 +104,7 @@ impl Drop for Registration<'_> {
 
 impl LiveSessions {
     /// Adds `session`; the receiver hears when it must end.
-    pub fn register(
-        &self,
-        session: LiveSession,
-    ) -> (Registration<'_>, oneshot::Receiver<Revoked>) {
+    pub fn register(&self, session: LiveSession) -> (Registration<'_>, oneshot::Receiver<Revoked>) {
         let (stop, stopped) = oneshot::channel();
         let session = Arc::new(session);
         let entry = Entry {
@@ -140,7 +139,11 @@ impl LiveSessions {
 
     /// Tells session `id` to end (once; later calls do nothing).
     pub fn stop(&self, id: &str, why: Revoked) {
-        if let Some(stop) = self.entries().get_mut(id).and_then(|entry| entry.stop.take()) {
+        if let Some(stop) = self
+            .entries()
+            .get_mut(id)
+            .and_then(|entry| entry.stop.take())
+        {
             let _ = stop.send(why);
         }
     }
@@ -197,11 +200,19 @@ mod tests {
             }
         );
 
-        live.stop("a", Revoked::RightRevoked);
+        live.stop("a", Revoked::RightLost);
         live.stop("a", Revoked::AccountRemoved);
-        assert_eq!(a_stopped.try_recv(), Ok(Revoked::RightRevoked));
-        assert_eq!(ids(Affected::All), ["b", "c"], "a stopped one is not stopped again");
+        assert_eq!(a_stopped.try_recv(), Ok(Revoked::RightLost));
+        assert_eq!(
+            ids(Affected::All),
+            ["b", "c"],
+            "a stopped one is not stopped again"
+        );
         drop(b);
-        assert_eq!(live.open_for(&owner).of_user, 1, "an ended session is forgotten");
+        assert_eq!(
+            live.open_for(&owner).of_user,
+            1,
+            "an ended session is forgotten"
+        );
     }
 }

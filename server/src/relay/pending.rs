@@ -5,6 +5,9 @@
 //! `W` (in the server, a channel to hand it the second end) for the second to pick up. Entries
 //! stay until their deadline even after pairing, so a reused token is told "already used"
 //! rather than "unknown".
+//!
+//! Each entry names its user and device, so the per-user and per-device quotas (`limits.rs`) can
+//! count the sessions still waiting for an end.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -180,7 +183,9 @@ mod tests {
     fn each_side_is_claimed_once() {
         let now = Instant::now();
         let mut table = PendingTable::<u8>::new(10);
-        table.insert("s".into(), owner("u", "d"), now + MINUTE, now).unwrap();
+        table
+            .insert("s".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
         assert_eq!(table.claim("s", RelaySide::Console, now), Ok(()));
         assert_eq!(
             table.claim("s", RelaySide::Console, now),
@@ -201,13 +206,17 @@ mod tests {
     fn sessions_expire_at_their_deadline() {
         let now = Instant::now();
         let mut table = PendingTable::<u8>::new(10);
-        table.insert("s".into(), owner("u", "d"), now + MINUTE, now).unwrap();
+        table
+            .insert("s".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
         assert_eq!(
             table.claim("s", RelaySide::Agent, now + MINUTE),
             Err(ClaimError::Unknown)
         );
         assert!(table.is_empty(), "an expired entry is removed when seen");
-        table.insert("t".into(), owner("u", "d"), now + MINUTE, now).unwrap();
+        table
+            .insert("t".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
         assert_eq!(table.wait("t", 1, now + MINUTE * 2), Err(1));
     }
 
@@ -215,7 +224,9 @@ mod tests {
     fn the_second_end_finds_the_first() {
         let now = Instant::now();
         let mut table = PendingTable::new(10);
-        table.insert("s".into(), owner("u", "d"), now + MINUTE, now).unwrap();
+        table
+            .insert("s".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
         assert_eq!(table.take_waiting("s"), None);
         assert_eq!(table.wait("s", "console end", now), Ok(now + MINUTE));
         assert_eq!(table.take_waiting("s"), Some("console end"));
@@ -227,9 +238,16 @@ mod tests {
     fn capacity_counts_only_live_sessions() {
         let now = Instant::now();
         let mut table = PendingTable::<u8>::new(2);
-        table.insert("a".into(), owner("u", "d"), now + MINUTE, now).unwrap();
-        table.insert("b".into(), owner("u", "d"), now + MINUTE * 2, now).unwrap();
-        assert_eq!(table.insert("c".into(), owner("u", "d"), now + MINUTE, now), Err(TableFull));
+        table
+            .insert("a".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
+        table
+            .insert("b".into(), owner("u", "d"), now + MINUTE * 2, now)
+            .unwrap();
+        assert_eq!(
+            table.insert("c".into(), owner("u", "d"), now + MINUTE, now),
+            Err(TableFull)
+        );
         // "a" expires; room again.
         table
             .insert("c".into(), owner("u", "d"), now + MINUTE * 3, now + MINUTE)
@@ -246,9 +264,15 @@ mod tests {
     fn quotas_count_sessions_still_waiting_for_an_end() {
         let now = Instant::now();
         let mut table = PendingTable::<u8>::new(10);
-        table.insert("a".into(), owner("alice", "d1"), now + MINUTE, now).unwrap();
-        table.insert("b".into(), owner("alice", "d2"), now + MINUTE, now).unwrap();
-        table.insert("c".into(), owner("bob", "d1"), now + MINUTE, now).unwrap();
+        table
+            .insert("a".into(), owner("alice", "d1"), now + MINUTE, now)
+            .unwrap();
+        table
+            .insert("b".into(), owner("alice", "d2"), now + MINUTE, now)
+            .unwrap();
+        table
+            .insert("c".into(), owner("bob", "d1"), now + MINUTE, now)
+            .unwrap();
         let alice_on_d1 = owner("alice", "d1");
         assert_eq!(
             table.waiting_for(&alice_on_d1),
@@ -259,7 +283,11 @@ mod tests {
         );
         // Both ends of "a" came: from now on it is a live session, counted elsewhere.
         table.claim("a", RelaySide::Console, now).unwrap();
-        assert_eq!(table.waiting_for(&alice_on_d1).of_user, 2, "one end is not enough");
+        assert_eq!(
+            table.waiting_for(&alice_on_d1).of_user,
+            2,
+            "one end is not enough"
+        );
         table.claim("a", RelaySide::Agent, now).unwrap();
         assert_eq!(
             table.waiting_for(&alice_on_d1),

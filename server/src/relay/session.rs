@@ -117,7 +117,11 @@ impl Ending {
             RelaySide::Console => (None, frame),
             RelaySide::Agent => (frame, None),
         };
-        Ending { console, agent, why }
+        Ending {
+            console,
+            agent,
+            why,
+        }
     }
 
     /// The server ends the session: both sides are told why (the agent then stops what it runs).
@@ -170,10 +174,10 @@ mod tests {
 
     #[test]
     fn a_revoked_session_tells_both_sides_why() {
-        let ending = Ending::revoked(Revoked::RightRevoked);
+        let ending = Ending::revoked(Revoked::RightLost);
         for frame in [ending.console.unwrap(), ending.agent.unwrap()] {
             assert_eq!(frame.code, close_code::POLICY);
-            assert_eq!(frame.reason, Revoked::RightRevoked.reason());
+            assert_eq!(frame.reason, Revoked::RightLost.reason());
         }
     }
 }
