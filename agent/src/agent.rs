@@ -42,6 +42,8 @@ pub struct Agent {
     /// Desktop hubs live as long as the agent, across reconnections of the control channel.
     #[cfg(feature = "desktop")]
     desktop_hubs: crate::desktop::Hubs,
+    /// Relay sessions running now, capped, across reconnections (sessions outlive a connection).
+    pub tunnels: session::TunnelSlots,
 }
 
 impl Agent {
@@ -65,6 +67,7 @@ impl Agent {
             x_display: None,
             #[cfg(feature = "desktop")]
             desktop_hubs: crate::desktop::Hubs::default(),
+            tunnels: session::TunnelSlots::default(),
         })
     }
 

@@ -95,6 +95,19 @@ pub async fn serve_tunnel(settings: Arc<Settings>, request: TunnelRequest) -> an
     result
 }
 
+/// Answers a `tunnel` request the agent will not serve (it is at its limit): joins the session
+/// only to tell the console why, then closes.
+pub async fn turn_away(
+    settings: Arc<Settings>,
+    request: TunnelRequest,
+    message: &str,
+) -> anyhow::Result<()> {
+    let url = relay_url(&settings.url, &request.url)?;
+    let socket = connect(&url, &settings.cert_der).await?;
+    let mut socket = wait_for_peer(socket).await?;
+    refuse(&mut socket, message).await
+}
+
 /// The relay URL on the control channel's server: only a path is accepted, so a server message
 /// can never send the agent to another host.
 pub fn relay_url(control_url: &str, path: &str) -> anyhow::Result<String> {

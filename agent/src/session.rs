@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use anyhow::{anyhow, bail};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tether_common::agent_proto::{self, AgentToServer, ServerToAgent};
 use tether_common::handshake::wire::{self, cmd};
+use tether_common::relay::TunnelRequest;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -19,6 +22,52 @@ use crate::relay;
 
 /// A send that takes longer than this means the server stopped reading.
 pub const SEND_DEADLINE: Duration = Duration::from_secs(20);
+/// Relay sessions this agent serves at once. The server's per-device quota (96 by default)
+/// keeps a well-behaved server below it; this bounds the tasks, sockets and shells a flood of
+/// `tunnel` requests could make.
+pub const MAX_TUNNELS: usize = 128;
+/// Requests past [`MAX_TUNNELS`] are answered through the relay with an error, this many at a
+/// time (each holds a socket until the console comes); past that they are only logged.
+const MAX_TURNED_AWAY: usize = 8;
+
+/// The agent's tunnel slots, shared by every control connection of the process (sessions outlive
+/// the connection that asked for them).
+#[derive(Clone)]
+pub struct TunnelSlots {
+    serving: Arc<Semaphore>,
+    turning_away: Arc<Semaphore>,
+}
+
+impl Default for TunnelSlots {
+    fn default() -> Self {
+        TunnelSlots::new(MAX_TUNNELS, MAX_TURNED_AWAY)
+    }
+}
+
+enum Slot {
+    Serve(OwnedSemaphorePermit),
+    TurnAway(OwnedSemaphorePermit),
+    Full,
+}
+
+impl TunnelSlots {
+    fn new(serving: usize, turning_away: usize) -> TunnelSlots {
+        TunnelSlots {
+            serving: Arc::new(Semaphore::new(serving)),
+            turning_away: Arc::new(Semaphore::new(turning_away)),
+        }
+    }
+
+    fn take(&self) -> Slot {
+        if let Ok(permit) = self.serving.clone().try_acquire_owned() {
+            return Slot::Serve(permit);
+        }
+        match self.turning_away.clone().try_acquire_owned() {
+            Ok(permit) => Slot::TurnAway(permit),
+            Err(_) => Slot::Full,
+        }
+    }
+}
 
 type Sink = SplitSink<Socket, Message>;
 
@@ -47,7 +96,7 @@ pub async fn serve(agent: &Agent, socket: Socket, relay: Arc<relay::Settings>) -
                 Some(Err(e)) => Err(anyhow!("connection failed: {e}")),
                 Some(Ok(message)) => {
                     last_heard = Instant::now();
-                    on_message(&mut sink, message, &relay).await
+                    on_message(&mut sink, message, &relay, &agent.tunnels).await
                 }
             },
             _ = info_checks.tick() => match info_report::collect().await.and_then(|i| report.changed(i)) {
@@ -78,12 +127,13 @@ async fn on_message(
     sink: &mut Sink,
     message: Message,
     relay: &Arc<relay::Settings>,
+    tunnels: &TunnelSlots,
 ) -> anyhow::Result<()> {
     match message {
-        Message::Text(text) => on_json(sink, text.as_str(), relay).await,
+        Message::Text(text) => on_json(sink, text.as_str(), relay, tunnels).await,
         Message::Binary(frame) if frame.first() == Some(&b'{') => match std::str::from_utf8(&frame)
         {
-            Ok(text) => on_json(sink, text, relay).await,
+            Ok(text) => on_json(sink, text, relay, tunnels).await,
             Err(_) => Ok(()),
         },
         Message::Binary(frame) => match wire::command_id(&frame) {
@@ -105,15 +155,14 @@ async fn on_message(
     }
 }
 
-async fn on_json(sink: &mut Sink, text: &str, relay: &Arc<relay::Settings>) -> anyhow::Result<()> {
+async fn on_json(
+    sink: &mut Sink,
+    text: &str,
+    relay: &Arc<relay::Settings>,
+    tunnels: &TunnelSlots,
+) -> anyhow::Result<()> {
     if let Some(tunnel) = tether_common::relay::parse_tunnel(text) {
-        // Each session runs on its own task and outlives this connection if it drops.
-        let relay = relay.clone();
-        tokio::spawn(async move {
-            if let Err(e) = relay::serve_tunnel(relay, tunnel).await {
-                tracing::warn!("relay session failed: {e:#}");
-            }
-        });
+        start_tunnel(relay.clone(), tunnels, tunnel);
         return Ok(());
     }
     match agent_proto::parse_from_server(text) {
@@ -132,9 +181,65 @@ async fn on_json(sink: &mut Sink, text: &str, relay: &Arc<relay::Settings>) -> a
     }
 }
 
+/// Each session runs on its own task, holding its slot, and outlives this connection if it drops.
+fn start_tunnel(relay: Arc<relay::Settings>, tunnels: &TunnelSlots, tunnel: TunnelRequest) {
+    match tunnels.take() {
+        Slot::Serve(slot) => {
+            tokio::spawn(async move {
+                if let Err(e) = relay::serve_tunnel(relay, tunnel).await {
+                    tracing::warn!("relay session failed: {e:#}");
+                }
+                drop(slot);
+            });
+        }
+        Slot::TurnAway(slot) => {
+            tracing::warn!(user = %tunnel.user, kind = %tunnel.kind, "relay: refusing a session: already serving {MAX_TUNNELS}");
+            tokio::spawn(async move {
+                let message = format!(
+                    "this device is already serving {MAX_TUNNELS} sessions at once; close one and try again"
+                );
+                if let Err(e) = relay::turn_away(relay, tunnel, &message).await {
+                    tracing::info!("could not tell the console its session was refused: {e:#}");
+                }
+                drop(slot);
+            });
+        }
+        Slot::Full => {
+            tracing::warn!(user = %tunnel.user, kind = %tunnel.kind, "relay: dropping a session request: already serving {MAX_TUNNELS} and refusing {MAX_TURNED_AWAY}");
+        }
+    }
+}
+
 async fn send(sink: &mut Sink, message: Message) -> anyhow::Result<()> {
     timeout(SEND_DEADLINE, sink.send(message))
         .await
         .map_err(|_| anyhow!("the server stopped reading"))??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_cap_tunnels_are_turned_away_then_dropped_and_slots_come_back() {
+        let slots = TunnelSlots::new(2, 1);
+        let first = slots.take();
+        let second = slots.take();
+        assert!(matches!(
+            (&first, &second),
+            (Slot::Serve(_), Slot::Serve(_))
+        ));
+        let refusing = slots.take();
+        assert!(matches!(refusing, Slot::TurnAway(_)));
+        assert!(matches!(slots.take(), Slot::Full));
+        drop(first);
+        let third = slots.take();
+        assert!(
+            matches!(third, Slot::Serve(_)),
+            "an ended session frees its slot"
+        );
+        drop(refusing);
+        assert!(matches!(slots.take(), Slot::TurnAway(_)));
+    }
 }

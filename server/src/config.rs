@@ -111,6 +111,14 @@ pub struct Config {
     /// A relay session's tokens admit for this many seconds; an end that connected waits this
     /// long (at most) for the other.
     pub relay_pair_timeout_secs: u64,
+    /// A relay session (terminal, files, desktop) ends after this many seconds; 0 = no limit of
+    /// its own. Either way it ends with the login session that opened it (`session_hours`).
+    pub relay_max_session_secs: u64,
+    /// Relay sessions one user may have open or waiting to pair at once, over all devices.
+    pub relay_sessions_per_user: u32,
+    /// Relay sessions one device may have open or waiting to pair at once, for all users. Above
+    /// the per-user quota, so that one user cannot take a device's every slot.
+    pub relay_sessions_per_device: u32,
 }
 
 impl Default for Config {
@@ -137,6 +145,9 @@ impl Default for Config {
             agent_handshake_timeout_secs: 30,
             agent_hold_secs: 600,
             relay_pair_timeout_secs: 60,
+            relay_max_session_secs: 0,
+            relay_sessions_per_user: 64,
+            relay_sessions_per_device: 96,
         }
     }
 }

@@ -13,7 +13,7 @@ mod devices;
 mod flood;
 mod groups;
 mod install;
-mod origin;
+pub(crate) mod origin;
 mod sessions;
 mod users;
 pub mod views;
@@ -34,6 +34,8 @@ use crate::auth::sessions::AuthUser;
 use crate::http::client_ip::ClientIp;
 use crate::state::AppState;
 
+/// The relay re-checks live sessions with the same rule the actions use.
+pub(crate) use access::rights_on;
 pub use actions::{ActionContext, ActionError, perform};
 
 pub fn routes() -> Router<AppState> {

@@ -17,6 +17,8 @@ use crate::store::GroupRecord;
 /// How many events a slow console may fall behind before it is disconnected (it reconnects and
 /// re-reads the state rather than silently missing changes).
 pub const BUS_CAPACITY: usize = 4096;
+/// Internal signals are rare (one per logout); a listener that misses some re-checks everything.
+const SIGNAL_CAPACITY: usize = 256;
 
 /// Who may see one event. Site administrators see everything.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -69,6 +71,14 @@ impl Audience {
     }
 }
 
+/// A signal between parts of the server that consoles never see (so it is not an [`Event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A login session was ended (logout): the `/control` and relay sockets opened with it close.
+    /// Carries the SHA-256 of the session token, the key the store knows it by, never the token.
+    LoginSessionEnded { token_hash: String },
+}
+
 #[derive(Debug)]
 pub struct Published {
     pub event: Event,
@@ -79,12 +89,14 @@ pub struct Published {
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<Published>>,
+    signals: broadcast::Sender<Signal>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         EventBus {
             sender: broadcast::channel(BUS_CAPACITY).0,
+            signals: broadcast::channel(SIGNAL_CAPACITY).0,
         }
     }
 }
@@ -97,6 +109,16 @@ impl EventBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.sender.subscribe()
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let _ = self.signals.send(signal);
+    }
+
+    /// Internal signals. A receiver that lags (`RecvError::Lagged`) missed some and should
+    /// re-check whatever they could have been about.
+    pub fn subscribe_signals(&self) -> broadcast::Receiver<Signal> {
+        self.signals.subscribe()
     }
 }
 

@@ -12,11 +12,18 @@
 //! - `broker.rs`: `RelayBroker`, minting, admission and the meeting point of the two ends;
 //! - `endpoint.rs`: the HTTP/WebSocket handler and the lone end's wait;
 //! - `session.rs`, `pipe.rs`: a paired session and its frame forwarding;
-//! - `audit.rs`: the session start/end records.
+//! - `audit.rs`: the session start/end records;
+//! - `limits.rs`: per-user and per-device quotas, the maximum session length;
+//! - `live.rs`: the sessions being relayed now, and how to end one;
+//! - `lifetime.rs`: when a session must end (login session over, right revoked, device or
+//!   account removed, maximum length), and the task that watches for those changes.
 
 mod audit;
 mod broker;
 mod endpoint;
+mod lifetime;
+mod limits;
+mod live;
 mod pending;
 mod pipe;
 mod session;
@@ -27,6 +34,7 @@ use axum::routing::get;
 use tether_common::relay::RELAY_PATH;
 
 pub use broker::{MAX_PENDING, MintError, MintedSession, RelayBroker};
+pub use lifetime::watch as watch_revocations;
 
 use crate::state::AppState;
 

@@ -86,13 +86,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         events: EventBus::default(),
         agents: Arc::new(OnlineAgents::default()),
-        relay: Arc::new(RelayBroker::new(Duration::from_secs(
-            config.relay_pair_timeout_secs,
-        ))),
+        relay: Arc::new(RelayBroker::from_config(&config)),
     };
+    let shutdown = CancellationToken::new();
+    let revocations = crate::relay::watch_revocations(state.clone(), shutdown.clone());
     let app = crate::http::router(state);
 
-    let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let https_port = https.local_addr()?.port();
     let host = public_host(&config);
@@ -120,6 +119,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         config.event_retention_days,
         shutdown.clone(),
     ));
+    tasks.spawn(revocations);
     let stop = shutdown_signal();
     let scheme = if config.tlsoffload { "http" } else { "https" };
     if needs_setup {

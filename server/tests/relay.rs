@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use fake_agent::FakeAgent;
-use sockets::{RelaySocket, closed, expect_paired, next_data, open, refused_with, send};
+use sockets::{RelaySocket, closed, expect_paired, next_data, open, open_from, refused_with, send};
 use support::{DEADLINE, Fixture};
 
 const BOB: (&str, &str) = ("bob", "another horse battery staple");
@@ -184,6 +184,20 @@ async fn tokens_admit_once_and_only_their_own_side_and_user() {
     forged.push(if last == 'A' { 'B' } else { 'A' });
     assert_eq!(refused_with(&fx.server, &forged, None).await, 403);
 
+    // A page on another site cannot use the console end, even with the right cookie.
+    match open_from(
+        &fx.server,
+        &ticket.url,
+        Some(&fx.cookie),
+        Some("https://evil.example"),
+    )
+    .await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403)
+        }
+        other => panic!("a cross-origin console end was not refused: {other:?}"),
+    }
     let mut console = open(&fx.server, &ticket.url, Some(&fx.cookie))
         .await
         .unwrap();

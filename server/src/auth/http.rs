@@ -17,7 +17,7 @@ use tether_common::ids::UserId;
 use super::accounts::{self, AccountError, log_event, user_info};
 use super::ratelimit::{Attempt, LimitKind, RetryAfter};
 use super::sessions::{self, AuthUser};
-use crate::events::Audience;
+use crate::events::{Audience, Signal};
 use crate::http::client_ip::ClientIp;
 use crate::state::AppState;
 use crate::store::{NewEvent, StoreError, UserRecord};
@@ -362,6 +362,14 @@ pub async fn post_logout(
         .await;
     }
     sessions::end_session(&state, &headers).await?;
+    // Sockets opened with this session (`/control`, relay sessions) outlive the request that
+    // opened them: tell them it is over.
+    for token in sessions::tokens_from_headers(&state.config, &headers) {
+        let token_hash = sessions::token_hash(token);
+        state
+            .events
+            .signal(Signal::LoginSessionEnded { token_hash });
+    }
     Ok((
         [(SET_COOKIE, sessions::cleared_cookie(&state.config))],
         Json(json!({ "ok": true })),

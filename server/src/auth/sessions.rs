@@ -131,20 +131,30 @@ pub async fn end_session(state: &AppState, headers: &HeaderMap) -> StoreResult<(
 
 /// The user behind `token`, when the session is still valid. Void sessions are deleted on sight.
 pub async fn session_user(state: &AppState, token: &str) -> StoreResult<Option<UserRecord>> {
-    let key = token_hash(token);
-    let Some(session) = state.store.session(&key).await? else {
+    Ok(valid_session(state, &token_hash(token))
+        .await?
+        .map(|(user, _)| user))
+}
+
+/// The session stored under `key` (a [`token_hash`]) and its user, when it is still valid. For
+/// sockets that outlive the request that opened them: they keep the hash, never the token.
+pub async fn valid_session(
+    state: &AppState,
+    key: &str,
+) -> StoreResult<Option<(UserRecord, SessionRecord)>> {
+    let Some(session) = state.store.session(key).await? else {
         return Ok(None);
     };
     let user = state.store.user(&session.user).await?;
-    let valid = match &user {
-        Some(user) => session.expires > now_secs() && session.created > user.password_changed,
-        None => false,
-    };
-    if !valid {
-        state.store.delete_session(&key).await?;
-        return Ok(None);
+    match user {
+        Some(user) if session.expires > now_secs() && session.created > user.password_changed => {
+            Ok(Some((user, session)))
+        }
+        _ => {
+            state.store.delete_session(key).await?;
+            Ok(None)
+        }
     }
-    Ok(user)
 }
 
 /// The user behind the request's session cookie, if any.

@@ -2,9 +2,10 @@
 //! behind a bounded queue (so a client that stops reading stalls only its own connection, and then
 //! falls behind on events and is closed).
 //!
-//! The session is checked again before every request and whenever an event about the user arrives,
-//! so logging out, a password change, a removed account or a revoked site-admin flag takes effect
-//! at once on open connections too.
+//! The session is checked again before every request, whenever an event about the user arrives,
+//! when the session is ended by a logout (an internal signal), when it expires, and once a minute
+//! as a backstop. So logging out, a password change, a removed account or a revoked site-admin
+//! flag takes effect at once on open connections too, also on one that only listens.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,8 +21,8 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::actions::{ActionContext, perform};
 use super::flood::{FloodGuard, Verdict};
-use crate::auth::sessions::{session_user, token_from_headers};
-use crate::events::Published;
+use crate::auth::sessions::{now_secs, token_from_headers, token_hash, valid_session};
+use crate::events::{Published, Signal};
 use crate::install::Site;
 use crate::state::AppState;
 use crate::store::UserRecord;
@@ -33,6 +34,9 @@ const OUTGOING_QUEUE: usize = 64;
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// A client whose socket accepts nothing for this long is gone (or stalling on purpose).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The session is re-read at least this often (and exactly when it expires), for changes that
+/// come with no event.
+const SESSION_RECHECK: Duration = Duration::from_secs(60);
 
 /// Why the loop ended; decides the close frame and the log line.
 #[derive(Debug)]
@@ -80,9 +84,11 @@ pub fn session_token(
 
 struct Connection {
     state: AppState,
-    /// The session cookie's value: a secret, never logged.
-    token: String,
+    /// The store key of the session (SHA-256 of the cookie's value); the token itself is not kept.
+    session: String,
     user: UserRecord,
+    /// When to re-read the session next.
+    recheck_at: tokio::time::Instant,
     server_info: ServerInfo,
     site: Site,
     /// Where the console connects from: password checks count against its login budget.
@@ -101,6 +107,7 @@ pub async fn serve(
 ) {
     // Subscribe first, so nothing published from here on is missed.
     let events = state.events.subscribe();
+    let signals = state.events.subscribe_signals();
     let (sink, mut stream) = socket.split();
     let (out, queue) = mpsc::channel(OUTGOING_QUEUE);
     let writer = tokio::spawn(write_frames(sink, queue));
@@ -109,15 +116,16 @@ pub async fn serve(
     tracing::debug!(user = %name, "control: connected");
     let mut connection = Connection {
         state,
-        token,
+        session: token_hash(&token),
         user,
+        recheck_at: tokio::time::Instant::now(),
         server_info,
         site,
         client_ip,
         flood: FloodGuard::new(Instant::now()),
         out,
     };
-    let end = connection.run(&mut stream, events).await;
+    let end = connection.run(&mut stream, events, signals).await;
     match &end {
         End::FrameTooBig => {
             tracing::warn!(user = %name, "control: closing: frame over {MAX_CONTROL_FRAME} bytes")
@@ -178,7 +186,12 @@ impl Connection {
         &mut self,
         stream: &mut SplitStream<WebSocket>,
         mut events: broadcast::Receiver<Arc<Published>>,
+        mut signals: broadcast::Receiver<Signal>,
     ) -> End {
+        // The first check also learns when the session expires.
+        if let Err(end) = self.refresh_user().await {
+            return end;
+        }
         loop {
             let step = tokio::select! {
                 frame = stream.next() => self.on_frame(frame).await,
@@ -187,6 +200,16 @@ impl Connection {
                     Err(broadcast::error::RecvError::Lagged(n)) => Err(End::FellBehind(n)),
                     Err(broadcast::error::RecvError::Closed) => Err(End::ServerStopping),
                 },
+                signal = signals.recv() => match signal {
+                    Ok(Signal::LoginSessionEnded { token_hash }) if token_hash == self.session => {
+                        Err(End::SessionEnded)
+                    }
+                    Ok(_) => Ok(()),
+                    // Ours may have been among the missed ones.
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.refresh_user().await,
+                    Err(broadcast::error::RecvError::Closed) => Err(End::ServerStopping),
+                },
+                _ = tokio::time::sleep_until(self.recheck_at) => self.refresh_user().await,
             };
             if let Err(end) = step {
                 return end;
@@ -302,11 +325,16 @@ impl Connection {
         }
     }
 
-    /// Re-reads the account through the session, ending the connection when the session is void.
+    /// Re-reads the account through the session, ending the connection when the session is void,
+    /// and sets the next re-check (at the latest when the session expires).
     async fn refresh_user(&mut self) -> Result<(), End> {
-        match session_user(&self.state, &self.token).await {
-            Ok(Some(user)) if user.id == self.user.id => {
+        let now = tokio::time::Instant::now();
+        self.recheck_at = now + SESSION_RECHECK;
+        match valid_session(&self.state, &self.session).await {
+            Ok(Some((user, session))) if user.id == self.user.id => {
                 self.user = user;
+                let left = u64::try_from(session.expires - now_secs()).unwrap_or(0);
+                self.recheck_at = self.recheck_at.min(now + Duration::from_secs(left));
                 Ok(())
             }
             Ok(_) => Err(End::SessionEnded),

@@ -33,6 +33,10 @@ pub async fn create(ctx: &ActionContext<'_>, id: &DeviceId, kind: SessionKind) -
         .await
         .map_err(|e| match e {
             MintError::Busy(busy) => ActionError::Conflict(busy.to_string()),
+            MintError::Quota(quota) => {
+                tracing::warn!(user = %ctx.caller.id, device = %device.id, "relay: session refused: {quota}");
+                ActionError::Conflict(quota.to_string())
+            }
             MintError::Store(e) => ActionError::Internal(format!("relay token key: {e}")),
         })?;
     let tunnel = TunnelRequest {

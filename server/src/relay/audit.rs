@@ -42,6 +42,10 @@ impl Subject {
         }
     }
 
+    pub fn group_id(&self) -> Option<&tether_common::ids::GroupId> {
+        self.group.as_ref().map(|group| &group.id)
+    }
+
     pub async fn started(&self, state: &AppState, console: SocketAddr) {
         let message = format!(
             "{} opened a {} session to {} from {}",

@@ -11,12 +11,15 @@ use tether_common::relay::{RelayClaims, RelaySide, SessionKind};
 use tether_common::rights::Rights;
 use tokio::sync::{OnceCell, oneshot};
 
-use super::pending::{ClaimError, PendingTable, TableFull};
+use super::limits::{OpenSessions, QuotaExceeded, RelayLimits};
+use super::live::LiveSessions;
+use super::pending::{ClaimError, Owner, PendingTable, TableFull};
 use super::token::{TokenError, TokenKey, new_session_id};
+use crate::config::Config;
 use crate::store::{Store, StoreError};
 
 /// Sessions waiting to be paired, server-wide. Each costs a few hundred bytes and lives at most
-/// the pairing timeout; the control channel's request rate limit keeps one user far below this.
+/// the pairing timeout; the per-user quota keeps one user far below this.
 pub const MAX_PENDING: usize = 4096;
 
 /// One connected end of a session.
@@ -24,6 +27,8 @@ pub struct RelayEnd {
     pub socket: WebSocket,
     pub side: RelaySide,
     pub addr: SocketAddr,
+    /// The console end: the store key of the login session whose cookie it came with.
+    pub login: Option<String>,
 }
 
 /// A freshly minted session: one token per side.
@@ -40,6 +45,8 @@ pub enum MintError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Busy(#[from] TableFull),
+    #[error(transparent)]
+    Quota(#[from] QuotaExceeded),
 }
 
 /// Why a relay connection is refused before the WebSocket opens.
@@ -74,21 +81,44 @@ pub enum Meeting {
 pub struct RelayBroker {
     key: OnceCell<TokenKey>,
     pending: Mutex<PendingTable<oneshot::Sender<RelayEnd>>>,
+    live: LiveSessions,
     pair_timeout: Duration,
+    limits: RelayLimits,
 }
 
 impl RelayBroker {
     /// `pair_timeout`: how long a token admits, and how long a lone end waits for its peer.
+    /// Default quotas and no maximum length; the server uses [`from_config`](Self::from_config).
     pub fn new(pair_timeout: Duration) -> RelayBroker {
+        RelayBroker::with_limits(pair_timeout, RelayLimits::default())
+    }
+
+    pub fn from_config(config: &Config) -> RelayBroker {
+        let pair_timeout = Duration::from_secs(config.relay_pair_timeout_secs);
+        RelayBroker::with_limits(pair_timeout, RelayLimits::from_config(config))
+    }
+
+    fn with_limits(pair_timeout: Duration, limits: RelayLimits) -> RelayBroker {
         RelayBroker {
             key: OnceCell::new(),
             pending: Mutex::new(PendingTable::new(MAX_PENDING)),
+            live: LiveSessions::default(),
             pair_timeout,
+            limits,
         }
     }
 
     pub fn pair_timeout(&self) -> Duration {
         self.pair_timeout
+    }
+
+    pub fn limits(&self) -> &RelayLimits {
+        &self.limits
+    }
+
+    /// The sessions being relayed now.
+    pub fn live(&self) -> &LiveSessions {
+        &self.live
     }
 
     /// Mints a session for `user` on `device`, holding `rights` there.
@@ -104,8 +134,23 @@ impl RelayBroker {
         let session = new_session_id();
         let now = Instant::now();
         let expires_ms = now_millis() + self.pair_timeout.as_millis() as i64;
-        self.table()
-            .insert(session.clone(), now + self.pair_timeout, now)?;
+        let owner = Owner {
+            user: user.clone(),
+            device: device.clone(),
+        };
+        {
+            let mut table = self.table();
+            table.sweep(now);
+            // Counted and inserted under the table's lock, so parallel mints cannot overshoot.
+            let waiting = table.waiting_for(&owner);
+            let live = self.live.open_for(&owner);
+            let open = OpenSessions {
+                of_user: waiting.of_user + live.of_user,
+                on_device: waiting.on_device + live.on_device,
+            };
+            self.limits.admit(open, user, device)?;
+            table.insert(session.clone(), owner, now + self.pair_timeout, now)?;
+        }
         let claims = RelayClaims {
             session: session.clone(),
             side: RelaySide::Console,
@@ -276,5 +321,44 @@ mod tests {
             broker.check(&store, &minted.console_token).await,
             Err(Refusal::Expired)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_user_over_the_quota_is_refused_while_others_go_on() {
+        let (_, store, _dir) = broker_and_store().await;
+        let limits = RelayLimits {
+            per_user: 2,
+            per_device: 3,
+            max_session: None,
+        };
+        let broker = RelayBroker::with_limits(Duration::from_secs(60), limits);
+        let mint = |user: &'static str, device: &'static str| {
+            let (broker, store) = (&broker, &store);
+            async move {
+                broker
+                    .mint(
+                        store,
+                        &device.into(),
+                        &user.into(),
+                        SessionKind::Chat,
+                        Rights::CHAT,
+                    )
+                    .await
+            }
+        };
+        mint("alice", "d1").await.unwrap();
+        let second = mint("alice", "d1").await.unwrap();
+        assert!(matches!(
+            mint("alice", "d2").await,
+            Err(MintError::Quota(QuotaExceeded::User { .. }))
+        ));
+        mint("bob", "d1").await.unwrap();
+        assert!(matches!(
+            mint("bob", "d1").await,
+            Err(MintError::Quota(QuotaExceeded::Device { .. }))
+        ));
+        // A cancelled session frees its slot.
+        broker.cancel(&second.session);
+        mint("alice", "d2").await.unwrap();
     }
 }

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use super::broker::{Meeting, Refusal, RelayEnd};
 use super::pending::ClaimError;
 use super::{pipe, session};
-use crate::auth::sessions::request_user;
+use crate::auth::sessions::{request_user, token_from_headers, token_hash};
 use crate::state::AppState;
 
 /// Bound on a relay socket's outgoing buffer: one frame and change. Writes are flushed one frame
@@ -54,9 +54,22 @@ pub async fn get_relay(
         Ok(claims) => claims,
         Err(refusal) => return refuse(&refusal, addr),
     };
+    // The console end lives only as long as the login session it came with (`lifetime.rs`).
+    let mut login = None;
     if claims.side == RelaySide::Console {
+        // The token already binds the end to its user; the Origin check keeps a page on another
+        // site from riding that user's cookie even so (defence in depth, as on `/control`).
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        if !crate::control::origin::same_origin(origin, host) {
+            tracing::warn!(%addr, user = %claims.user, origin = origin.unwrap_or_default(), "relay: cross-origin console end refused");
+            let message = "cross-origin WebSocket refused";
+            return error_response(StatusCode::FORBIDDEN, "forbidden", message);
+        }
         match request_user(&state, &headers).await {
-            Ok(Some(user)) if user.id == claims.user => {}
+            Ok(Some(user)) if user.id == claims.user => {
+                login = token_from_headers(&state.config, &headers).map(token_hash);
+            }
             Ok(_) => {
                 tracing::warn!(%addr, user = %claims.user, "relay: console end without that user's session refused");
                 let message = "log in as the user who opened this session";
@@ -76,7 +89,13 @@ pub async fn get_relay(
         .on_failed_upgrade(|e| tracing::info!("relay: WebSocket upgrade failed: {e}"))
         .on_upgrade(move |socket| {
             let side = claims.side;
-            join(state, claims, RelayEnd { socket, side, addr })
+            let end = RelayEnd {
+                socket,
+                side,
+                addr,
+                login,
+            };
+            join(state, claims, end)
         })
 }
 

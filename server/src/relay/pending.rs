@@ -5,11 +5,17 @@
 //! `W` (in the server, a channel to hand it the second end) for the second to pick up. Entries
 //! stay until their deadline even after pairing, so a reused token is told "already used"
 //! rather than "unknown".
+//!
+//! Each entry names its user and device, so the per-user and per-device quotas (`limits.rs`) can
+//! count the sessions still waiting for an end.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
+use tether_common::ids::{DeviceId, UserId};
 use tether_common::relay::RelaySide;
+
+use super::limits::OpenSessions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
@@ -23,7 +29,15 @@ pub enum ClaimError {
 #[error("too many relay sessions are waiting to be paired")]
 pub struct TableFull;
 
+/// Whose session it is, for the quotas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub user: UserId,
+    pub device: DeviceId,
+}
+
 struct Pending<W> {
+    owner: Owner,
     deadline: Instant,
     console_claimed: bool,
     agent_claimed: bool,
@@ -59,6 +73,7 @@ impl<W> PendingTable<W> {
     pub fn insert(
         &mut self,
         session: String,
+        owner: Owner,
         deadline: Instant,
         now: Instant,
     ) -> Result<(), TableFull> {
@@ -67,6 +82,7 @@ impl<W> PendingTable<W> {
             return Err(TableFull);
         }
         let pending = Pending {
+            owner,
             deadline,
             console_claimed: false,
             agent_claimed: false,
@@ -119,6 +135,20 @@ impl<W> PendingTable<W> {
         self.sessions.remove(session);
     }
 
+    /// Sessions of `owner`'s user, and on its device, that are still waiting for an end (call
+    /// [`sweep`](Self::sweep) first). Once both ends are in, the session counts as live instead.
+    pub fn waiting_for(&self, owner: &Owner) -> OpenSessions {
+        let mut open = OpenSessions::default();
+        for pending in self.sessions.values() {
+            if pending.console_claimed && pending.agent_claimed {
+                continue;
+            }
+            open.of_user += usize::from(pending.owner.user == owner.user);
+            open.on_device += usize::from(pending.owner.device == owner.device);
+        }
+        open
+    }
+
     /// Drops every entry past its deadline (and so any end still waiting in it).
     pub fn sweep(&mut self, now: Instant) {
         self.sessions.retain(|_, pending| pending.deadline > now);
@@ -142,11 +172,20 @@ mod tests {
 
     const MINUTE: Duration = Duration::from_secs(60);
 
+    fn owner(user: &str, device: &str) -> Owner {
+        Owner {
+            user: user.into(),
+            device: device.into(),
+        }
+    }
+
     #[test]
     fn each_side_is_claimed_once() {
         let now = Instant::now();
         let mut table = PendingTable::<u8>::new(10);
-        table.insert("s".into(), now + MINUTE, now).unwrap();
+        table
+            .insert("s".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
         assert_eq!(table.claim("s", RelaySide::Console, now), Ok(()));
         assert_eq!(
             table.claim("s", RelaySide::Console, now),
@@ -167,13 +206,17 @@ mod tests {
     fn sessions_expire_at_their_deadline() {
         let now = Instant::now();
         let mut table = PendingTable::<u8>::new(10);
-        table.insert("s".into(), now + MINUTE, now).unwrap();
+        table
+            .insert("s".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
         assert_eq!(
             table.claim("s", RelaySide::Agent, now + MINUTE),
             Err(ClaimError::Unknown)
         );
         assert!(table.is_empty(), "an expired entry is removed when seen");
-        table.insert("t".into(), now + MINUTE, now).unwrap();
+        table
+            .insert("t".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
         assert_eq!(table.wait("t", 1, now + MINUTE * 2), Err(1));
     }
 
@@ -181,7 +224,9 @@ mod tests {
     fn the_second_end_finds_the_first() {
         let now = Instant::now();
         let mut table = PendingTable::new(10);
-        table.insert("s".into(), now + MINUTE, now).unwrap();
+        table
+            .insert("s".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
         assert_eq!(table.take_waiting("s"), None);
         assert_eq!(table.wait("s", "console end", now), Ok(now + MINUTE));
         assert_eq!(table.take_waiting("s"), Some("console end"));
@@ -193,18 +238,63 @@ mod tests {
     fn capacity_counts_only_live_sessions() {
         let now = Instant::now();
         let mut table = PendingTable::<u8>::new(2);
-        table.insert("a".into(), now + MINUTE, now).unwrap();
-        table.insert("b".into(), now + MINUTE * 2, now).unwrap();
-        assert_eq!(table.insert("c".into(), now + MINUTE, now), Err(TableFull));
+        table
+            .insert("a".into(), owner("u", "d"), now + MINUTE, now)
+            .unwrap();
+        table
+            .insert("b".into(), owner("u", "d"), now + MINUTE * 2, now)
+            .unwrap();
+        assert_eq!(
+            table.insert("c".into(), owner("u", "d"), now + MINUTE, now),
+            Err(TableFull)
+        );
         // "a" expires; room again.
         table
-            .insert("c".into(), now + MINUTE * 3, now + MINUTE)
+            .insert("c".into(), owner("u", "d"), now + MINUTE * 3, now + MINUTE)
             .unwrap();
         assert_eq!(table.len(), 2);
         table.remove("c");
         assert_eq!(
             table.claim("c", RelaySide::Console, now),
             Err(ClaimError::Unknown)
+        );
+    }
+
+    #[test]
+    fn quotas_count_sessions_still_waiting_for_an_end() {
+        let now = Instant::now();
+        let mut table = PendingTable::<u8>::new(10);
+        table
+            .insert("a".into(), owner("alice", "d1"), now + MINUTE, now)
+            .unwrap();
+        table
+            .insert("b".into(), owner("alice", "d2"), now + MINUTE, now)
+            .unwrap();
+        table
+            .insert("c".into(), owner("bob", "d1"), now + MINUTE, now)
+            .unwrap();
+        let alice_on_d1 = owner("alice", "d1");
+        assert_eq!(
+            table.waiting_for(&alice_on_d1),
+            OpenSessions {
+                of_user: 2,
+                on_device: 2
+            }
+        );
+        // Both ends of "a" came: from now on it is a live session, counted elsewhere.
+        table.claim("a", RelaySide::Console, now).unwrap();
+        assert_eq!(
+            table.waiting_for(&alice_on_d1).of_user,
+            2,
+            "one end is not enough"
+        );
+        table.claim("a", RelaySide::Agent, now).unwrap();
+        assert_eq!(
+            table.waiting_for(&alice_on_d1),
+            OpenSessions {
+                of_user: 1,
+                on_device: 1
+            }
         );
     }
 }

@@ -1,5 +1,6 @@
-//! A paired session: greet both ends with `"c"`, pass frames both ways until one side goes, close
-//! the other, and write the audit records.
+//! A paired session: greet both ends with `"c"`, pass frames both ways until one side goes (and
+//! close the other) or the session loses its right to exist (and close both), and write the audit
+//! records.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,8 @@ use tokio::time::timeout;
 
 use super::audit::{Subject, Traffic};
 use super::broker::RelayEnd;
+use super::lifetime::until_ended;
+use super::live::{LiveSession, Revoked};
 use super::pipe::{PING_EVERY, Stop, forward, shut};
 use crate::state::AppState;
 
@@ -24,6 +27,17 @@ pub async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, other: Rel
         RelaySide::Agent => (other, one),
     };
     let subject = Subject::load(&state, &claims).await;
+    let (registration, stopped) = state.relay.live().register(LiveSession {
+        id: claims.session.clone(),
+        user: claims.user.clone(),
+        device: claims.device.clone(),
+        group: subject.group_id().cloned(),
+        kind: claims.kind,
+        granted: claims.rights,
+        // Always set for a console end; an empty key matches no login session, so it would end.
+        login: console.login.clone().unwrap_or_default(),
+        started: Instant::now(),
+    });
     let (mut console_sink, mut console_stream) = console.socket.split();
     let (mut agent_sink, mut agent_stream) = agent.socket.split();
 
@@ -42,18 +56,16 @@ pub async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, other: Rel
     tracing::info!(device = %claims.device, user = %claims.user, kind = %claims.kind, "relay: session started");
 
     let mut traffic = Traffic::default();
-    let (origin, stop) = tokio::select! {
-        stop = forward(&mut console_stream, &mut agent_sink, &mut traffic.to_device, PING_EVERY) => (RelaySide::Console, stop),
-        stop = forward(&mut agent_stream, &mut console_sink, &mut traffic.from_device, PING_EVERY) => (RelaySide::Agent, stop),
-    };
-    let ending = Ending::of(origin, &stop);
-    let (console_frame, agent_frame) = match ending.culprit {
-        RelaySide::Console => (None, ending.frame),
-        RelaySide::Agent => (ending.frame, None),
+    let max_session = state.relay.limits().max_session;
+    let live = registration.session.clone();
+    let ending = tokio::select! {
+        stop = forward(&mut console_stream, &mut agent_sink, &mut traffic.to_device, PING_EVERY) => Ending::of(RelaySide::Console, &stop),
+        stop = forward(&mut agent_stream, &mut console_sink, &mut traffic.from_device, PING_EVERY) => Ending::of(RelaySide::Agent, &stop),
+        why = until_ended(&state, &live, stopped, max_session) => Ending::revoked(why),
     };
     tokio::join!(
-        shut(console_sink, console_stream, console_frame),
-        shut(agent_sink, agent_stream, agent_frame)
+        shut(console_sink, console_stream, ending.console),
+        shut(agent_sink, agent_stream, ending.agent)
     );
 
     let duration = started.elapsed();
@@ -65,12 +77,11 @@ pub async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, other: Rel
     subject.ended(&state, traffic, duration, &ending.why).await;
 }
 
-/// Who ended the session and what the other side is told.
+/// What each side is told when the session ends, and why it ended. The side that closed or
+/// failed gets no close frame from us (beyond the automatic reply).
 struct Ending {
-    /// The side that closed or failed; it gets no close frame from us (beyond the automatic reply).
-    culprit: RelaySide,
-    /// For the other side.
-    frame: Option<CloseFrame>,
+    console: Option<CloseFrame>,
+    agent: Option<CloseFrame>,
     why: String,
 }
 
@@ -81,29 +92,48 @@ impl Ending {
             RelaySide::Console => "console",
             RelaySide::Agent => "agent",
         };
-        match stop {
-            Stop::Closed(_) => Ending {
-                culprit: origin,
-                frame: stop.frame_for_the_other_side(),
-                why: format!("closed by the {}", name(origin)),
-            },
-            Stop::ReadFailed => Ending {
-                culprit: origin,
-                frame: stop.frame_for_the_other_side(),
-                why: format!("the {} disconnected", name(origin)),
-            },
+        let (culprit, frame, why) = match stop {
+            Stop::Closed(_) => (
+                origin,
+                stop.frame_for_the_other_side(),
+                format!("closed by the {}", name(origin)),
+            ),
+            Stop::ReadFailed => (
+                origin,
+                stop.frame_for_the_other_side(),
+                format!("the {} disconnected", name(origin)),
+            ),
             Stop::WriteFailed | Stop::WriteStalled => {
                 let culprit = origin.other();
                 let what = match stop {
                     Stop::WriteStalled => "stopped reading",
                     _ => "disconnected",
                 };
-                Ending {
-                    culprit,
-                    frame: Some(away("the other side disconnected")),
-                    why: format!("the {} {what}", name(culprit)),
-                }
+                let frame = Some(away("the other side disconnected"));
+                (culprit, frame, format!("the {} {what}", name(culprit)))
             }
+        };
+        let (console, agent) = match culprit {
+            RelaySide::Console => (None, frame),
+            RelaySide::Agent => (frame, None),
+        };
+        Ending {
+            console,
+            agent,
+            why,
+        }
+    }
+
+    /// The server ends the session: both sides are told why (the agent then stops what it runs).
+    fn revoked(why: Revoked) -> Ending {
+        let frame = CloseFrame {
+            code: close_code::POLICY,
+            reason: why.reason().into(),
+        };
+        Ending {
+            console: Some(frame.clone()),
+            agent: Some(frame),
+            why: why.reason().to_owned(),
         }
     }
 }
@@ -129,15 +159,25 @@ mod tests {
     #[test]
     fn the_side_that_did_not_end_the_session_is_told() {
         let closed = Ending::of(RelaySide::Agent, &Stop::Closed(None));
-        assert_eq!(closed.culprit, RelaySide::Agent);
-        assert_eq!(closed.frame.unwrap().code, close_code::NORMAL);
+        assert!(closed.agent.is_none());
+        assert_eq!(closed.console.unwrap().code, close_code::NORMAL);
         assert_eq!(closed.why, "closed by the agent");
         // The console→agent direction failed writing: the agent is the one gone.
         let stalled = Ending::of(RelaySide::Console, &Stop::WriteStalled);
-        assert_eq!(stalled.culprit, RelaySide::Agent);
-        assert_eq!(stalled.frame.unwrap().code, close_code::AWAY);
+        assert!(stalled.agent.is_none());
+        assert_eq!(stalled.console.unwrap().code, close_code::AWAY);
         assert_eq!(stalled.why, "the agent stopped reading");
         let dropped = Ending::of(RelaySide::Console, &Stop::ReadFailed);
-        assert_eq!(dropped.culprit, RelaySide::Console);
+        assert!(dropped.console.is_none());
+        assert!(dropped.agent.is_some());
+    }
+
+    #[test]
+    fn a_revoked_session_tells_both_sides_why() {
+        let ending = Ending::revoked(Revoked::RightLost);
+        for frame in [ending.console.unwrap(), ending.agent.unwrap()] {
+            assert_eq!(frame.code, close_code::POLICY);
+            assert_eq!(frame.reason, Revoked::RightLost.reason());
+        }
     }
 }

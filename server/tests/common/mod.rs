@@ -419,6 +419,24 @@ impl ControlClient {
         let _ = self.ws.close(None).await;
     }
 
+    /// Waits until the server closes this connection: `Ok(close reason)` (empty without a close
+    /// frame), or `Err(the text frames it sent instead)` when `wait` passes first.
+    pub async fn wait_closed(&mut self, wait: Duration) -> Result<String, Vec<String>> {
+        let deadline = Instant::now() + wait;
+        let mut received = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Err(received),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Ok(frame.map(|f| f.reason.to_string()).unwrap_or_default());
+                }
+                Ok(Some(Ok(Message::Text(text)))) => received.push(text.to_string()),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => return Ok(String::new()),
+            }
+        }
+    }
+
     /// The next JSON text frame, or `None` at the deadline. Panics if the server closes.
     async fn next_json(&mut self, deadline: Instant) -> Option<Value> {
         loop {

@@ -22,12 +22,27 @@ pub async fn open(
     path: &str,
     cookie: Option<&str>,
 ) -> Result<RelaySocket, Error> {
+    open_from(server, path, cookie, None).await
+}
+
+/// [`open`], as a browser page at `origin` would.
+pub async fn open_from(
+    server: &TestServer,
+    path: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> Result<RelaySocket, Error> {
     let mut request = format!("wss://127.0.0.1:{}{path}", server.port)
         .into_client_request()
         .unwrap();
     if let Some(cookie) = cookie {
         let value = format!("__Host-tether_session={cookie}").parse().unwrap();
         request.headers_mut().insert("cookie", value);
+    }
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
     }
     let connector = Connector::Rustls(server.tls_client_config());
     let connect =
