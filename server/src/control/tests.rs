@@ -346,12 +346,12 @@ async fn devices_follow_their_groups_rights() {
         .await;
     assert_eq!(world.run(&alice, rename(&pc)).await.unwrap()["name"], "new");
     world
-        .run(&alice, RequestBody::DeleteDevice { device: pc.clone() })
+        .run(&alice, RequestBody::DeleteDevice { device: pc.clone(), block: false })
         .await
         .unwrap();
     assert_eq!(
         world
-            .run(&alice, RequestBody::DeleteDevice { device: pc })
+            .run(&alice, RequestBody::DeleteDevice { device: pc, block: false })
             .await,
         Err(ErrorCode::NotFound)
     );
