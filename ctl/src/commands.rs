@@ -240,9 +240,7 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
         | Command::Listinvites { .. }
         | Command::Revokeinvite { .. }
         | Command::Listblocked { .. }
-        | Command::Unblockdevice { .. }) => {
-            crate::enrolment::execute(control, command, json).await
-        }
+        | Command::Unblockdevice { .. }) => crate::enrolment::execute(control, command, json).await,
         Command::Shell { device, as_user } => {
             let device = find_device(control, &device).await?;
             exit_with(crate::shell::run(control, &device, as_user).await?)

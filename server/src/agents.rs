@@ -26,8 +26,8 @@ use axum::routing::get;
 
 pub use enrolment::{EnrolmentKey, group_key, rotate_group_key};
 pub use msh_download::{enrollable_group, group_msh, may_enrol, msh_response, server_authority};
-pub use strings::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 pub use registry::{OnlineAgents, Outgoing};
+pub use strings::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 
 use crate::state::AppState;
 

@@ -173,7 +173,11 @@ async fn an_agent_with_an_unknown_enrolment_key_is_held_not_admitted() {
     let line = agent.wait_line("tether-agent disconnected").await;
     assert!(line.contains("did not complete the handshake"), "{line}");
     assert!(fx.devices().await.is_empty());
-    wait_for_log(&fx, "refused to enrol a new device: its MeshID is not an enrolment key").await;
+    wait_for_log(
+        &fx,
+        "refused to enrol a new device: its MeshID is not an enrolment key",
+    )
+    .await;
     wait_for_log(&fx, "not admitted; holding the connection").await;
     agent.kill().await;
 }

@@ -127,7 +127,9 @@ async fn the_group_id_a_viewer_can_read_enrols_nothing_and_the_key_is_theirs_to_
     expect_refused(&fx, &squatter, "refused to enrol a new device").await;
     assert!(fx.devices().await.is_empty(), "nothing was enrolled");
     assert!(
-        !fx.server.stderr().contains(&hex::encode(fx.enrolment_key())),
+        !fx.server
+            .stderr()
+            .contains(&hex::encode(fx.enrolment_key())),
         "keys are never logged"
     );
 
@@ -257,14 +259,21 @@ async fn a_revoked_invite_stops_serving_and_enrolling_at_once() {
     let second = FakeAgent::new(key);
     expect_refused(&fx, &second, "was revoked").await;
     accepted(&fx, &first).await;
-    assert_eq!(fx.devices().await.len(), 1, "only the first device enrolled");
+    assert_eq!(
+        fx.devices().await.len(),
+        1,
+        "only the first device enrolled"
+    );
 
     let listed = invites(&mut fx).await;
     assert_eq!(
         (listed[0].status, listed[0].enrolled),
         (InviteStatus::Revoked, 1)
     );
-    assert_eq!(listed[0].revoked_by.as_ref().map(|u| u.as_str()), Some("admin"));
+    assert_eq!(
+        listed[0].revoked_by.as_ref().map(|u| u.as_str()),
+        Some("admin")
+    );
     let kinds = event_kinds(&mut fx).await;
     assert!(kinds.contains(&"invite_revoked".to_owned()), "{kinds:?}");
     let unknown = fx
@@ -281,7 +290,12 @@ async fn a_one_device_invite_enrols_one_device() {
     let (_, msh) = fetch(&fx.server, &invite.msh_url).await;
     let key = mesh_id(std::str::from_utf8(&msh).unwrap());
     accepted(&fx, &FakeAgent::new(key)).await;
-    expect_refused(&fx, &FakeAgent::new(key), "enrolled as many devices as it may").await;
+    expect_refused(
+        &fx,
+        &FakeAgent::new(key),
+        "enrolled as many devices as it may",
+    )
+    .await;
     assert_eq!(fetch(&fx.server, &invite.install_url).await.0, 404);
     assert_eq!(invites(&mut fx).await[0].status, InviteStatus::UsedUp);
     assert_eq!(fx.devices().await.len(), 1);
@@ -313,7 +327,11 @@ async fn a_blocked_device_is_refused_until_unblocked() {
     .unwrap();
     assert_eq!(blocked.len(), 1);
     assert_eq!(
-        (&blocked[0].device, &blocked[0].name, blocked[0].blocked_by.as_str()),
+        (
+            &blocked[0].device,
+            &blocked[0].name,
+            blocked[0].blocked_by.as_str()
+        ),
         (&device, &name, "admin")
     );
 
@@ -365,10 +383,7 @@ async fn names_and_machine_reports_from_agents_are_cleaned_and_bounded() {
     assert_eq!(info.os, "Linux]52;c;QUFB");
     assert!(info.agent["users"].as_array().unwrap().len() <= 64);
 
-    let listed = fx
-        .control
-        .request(json!({ "action": "listDevices" }))
-        .await;
+    let listed = fx.control.request(json!({ "action": "listDevices" })).await;
     let size = serde_json::to_vec(&listed).unwrap().len();
     assert!(size < 32 * 1024, "listDevices reply is {size} bytes");
     wait_logged(&fx, &device, "stored a cleaned, shortened copy", 0).await;

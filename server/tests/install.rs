@@ -144,7 +144,11 @@ async fn an_invite_serves_three_files_without_a_login_and_nothing_when_tampered_
     assert_eq!(status, 200);
     let msh = Msh::parse(std::str::from_utf8(&msh).unwrap()).unwrap();
     assert_ne!(Some(msh.mesh_id), fx.group.to_bytes());
-    assert_ne!(msh.mesh_id, fx.enrolment_key(), "an invite has a key of its own");
+    assert_ne!(
+        msh.mesh_id,
+        fx.enrolment_key(),
+        "an invite has a key of its own"
+    );
     assert_eq!(msh.mesh_name, "Lab");
 
     let agent_binary = std::fs::read(sibling_binary("tether-agent")).unwrap();

@@ -8,8 +8,8 @@ use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
 use tether_server::store::redb::RedbStore;
 use tether_server::store::{
-    BlockedDeviceRecord, DeviceRecord, EnrolmentKeyRecord, EventFilter, GroupRecord,
-    InviteRecord, NewEvent, SessionRecord, Store, StoreError, UserRecord,
+    BlockedDeviceRecord, DeviceRecord, EnrolmentKeyRecord, EventFilter, GroupRecord, InviteRecord,
+    NewEvent, SessionRecord, Store, StoreError, UserRecord,
 };
 
 #[tokio::test]
@@ -381,7 +381,9 @@ async fn enrolment_keys(store: &dyn Store) {
     );
     // One key, one group.
     assert!(matches!(
-        store.set_group_enrolment_key(&lab, KEY_OFFICE_2, true).await,
+        store
+            .set_group_enrolment_key(&lab, KEY_OFFICE_2, true)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     store
@@ -455,7 +457,10 @@ async fn invites(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((revoked.revoked, revoked.revoked_by), (Some(NOW), Some(bob.clone())));
+    assert_eq!(
+        (revoked.revoked, revoked.revoked_by),
+        (Some(NOW), Some(bob.clone()))
+    );
     let again = store
         .revoke_invite("i-lab", &UserId::from("alice"), NOW + 5)
         .await
@@ -463,7 +468,10 @@ async fn invites(store: &dyn Store) {
         .unwrap();
     assert_eq!(again.revoked, Some(NOW), "the first revocation counts");
     assert!(!store.count_invite_enrolment("i-lab", NOW).await.unwrap());
-    assert_eq!(store.revoke_invite("i-none", &bob, NOW).await.unwrap(), None);
+    assert_eq!(
+        store.revoke_invite("i-none", &bob, NOW).await.unwrap(),
+        None
+    );
 
     // Pruning removes long-expired invites and their keys only.
     assert_eq!(store.prune_invites(NOW).await.unwrap(), 1);
@@ -492,7 +500,10 @@ async fn blocked_devices(store: &dyn Store) {
         store.blocked_device(&DeviceId::from("b1")).await.unwrap(),
         Some(office_block.clone())
     );
-    assert_eq!(store.blocked_device(&DeviceId::from("d1")).await.unwrap(), None);
+    assert_eq!(
+        store.blocked_device(&DeviceId::from("d1")).await.unwrap(),
+        None
+    );
     assert_eq!(
         store
             .blocked_devices(Some(&GroupId::from("g-office")))
@@ -519,7 +530,13 @@ async fn enrolment_goes_with_its_group(store: &dyn Store) {
     assert_eq!(store.enrolment_key(KEY_OFFICE_2).await.unwrap(), None);
     assert_eq!(store.enrolment_key("0a0a").await.unwrap(), None);
     assert!(store.invites(Some(&office)).await.unwrap().is_empty());
-    assert!(store.blocked_devices(Some(&office)).await.unwrap().is_empty());
+    assert!(
+        store
+            .blocked_devices(Some(&office))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store.group_enrolment_key(&lab).await.unwrap().as_deref(),
         Some(KEY_LAB)

@@ -88,7 +88,9 @@ pub async fn rotate_group_key(store: &dyn Store, group: &GroupId) -> StoreResult
 /// Why a new device was not let in. Logged; the agent itself is told nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    #[error("its MeshID is not an enrolment key of this server (an old or foreign .msh, or a group id)")]
+    #[error(
+        "its MeshID is not an enrolment key of this server (an old or foreign .msh, or a group id)"
+    )]
     UnknownKey,
     #[error("the device group of its enrolment key is gone")]
     GroupGone,

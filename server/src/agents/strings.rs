@@ -162,11 +162,7 @@ mod tests {
             Some("db[31m-prod10-bd".into())
         );
         assert_eq!(device_name("  \u{2066}\u{2069}\t "), None);
-        assert_eq!(
-            clean("a\nb", 10),
-            ("ab".into(), true),
-            "line breaks go too"
-        );
+        assert_eq!(clean("a\nb", 10), ("ab".into(), true), "line breaks go too");
         assert_eq!(clean("  Straße  ", 10), ("Straße".into(), false));
     }
 

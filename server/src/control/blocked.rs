@@ -2,10 +2,10 @@
 //! Listed under the group the device was removed from; reading and lifting a block needs the right
 //! to enrol devices there (`may_enrol`), since unblocking lets the device back in.
 
+use serde_json::json;
 use tether_common::ids::{DeviceId, GroupId};
 use tether_common::install::BlockedDevice;
 use tether_common::rights::Rights;
-use serde_json::json;
 
 use super::actions::{ActionContext, ActionError, ActionResult, to_value};
 use super::audit::{Subject, record};

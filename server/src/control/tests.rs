@@ -346,12 +346,24 @@ async fn devices_follow_their_groups_rights() {
         .await;
     assert_eq!(world.run(&alice, rename(&pc)).await.unwrap()["name"], "new");
     world
-        .run(&alice, RequestBody::DeleteDevice { device: pc.clone(), block: false })
+        .run(
+            &alice,
+            RequestBody::DeleteDevice {
+                device: pc.clone(),
+                block: false,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
         world
-            .run(&alice, RequestBody::DeleteDevice { device: pc, block: false })
+            .run(
+                &alice,
+                RequestBody::DeleteDevice {
+                    device: pc,
+                    block: false
+                }
+            )
             .await,
         Err(ErrorCode::NotFound)
     );
@@ -589,8 +601,14 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
         .unwrap();
     let id = invite["id"].as_str().unwrap().to_owned();
     let revoke = || RequestBody::RevokeInvite { invite: id.clone() };
-    assert_eq!(world.run(&stranger, revoke()).await, Err(ErrorCode::NotFound));
-    assert_eq!(world.run(&viewer, revoke()).await, Err(ErrorCode::Forbidden));
+    assert_eq!(
+        world.run(&stranger, revoke()).await,
+        Err(ErrorCode::NotFound)
+    );
+    assert_eq!(
+        world.run(&viewer, revoke()).await,
+        Err(ErrorCode::Forbidden)
+    );
 
     let delete = RequestBody::DeleteDevice {
         device: pc.clone(),
@@ -607,10 +625,19 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
         .await
         .unwrap()
         .expect("blocked");
-    assert_eq!((blocked.name.as_str(), &blocked.blocked_by), ("pc", &helper.id));
+    assert_eq!(
+        (blocked.name.as_str(), &blocked.blocked_by),
+        ("pc", &helper.id)
+    );
     let unblock = || RequestBody::UnblockDevice { device: pc.clone() };
-    assert_eq!(world.run(&stranger, unblock()).await, Err(ErrorCode::NotFound));
-    assert_eq!(world.run(&viewer, unblock()).await, Err(ErrorCode::Forbidden));
+    assert_eq!(
+        world.run(&stranger, unblock()).await,
+        Err(ErrorCode::NotFound)
+    );
+    assert_eq!(
+        world.run(&viewer, unblock()).await,
+        Err(ErrorCode::Forbidden)
+    );
     let listed = world
         .run(
             &helper,
@@ -622,7 +649,10 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
         .unwrap();
     assert_eq!(listed[0]["device"], pc.as_str());
     world.run(&helper, unblock()).await.unwrap();
-    assert_eq!(world.run(&helper, unblock()).await, Err(ErrorCode::NotFound));
+    assert_eq!(
+        world.run(&helper, unblock()).await,
+        Err(ErrorCode::NotFound)
+    );
 
     let revoked = world.run(&helper, revoke()).await.unwrap();
     assert_eq!(revoked["status"], "revoked");

@@ -82,7 +82,10 @@ pub async fn get_invite_file(
                 group_msh(&group, &key, site.agent_server_id, &site.authority).to_string(),
             ),
             None => {
-                tracing::error!(invite = invite.id, "invite: its stored enrolment key is unreadable");
+                tracing::error!(
+                    invite = invite.id,
+                    "invite: its stored enrolment key is unreadable"
+                );
                 not_found()
             }
         },

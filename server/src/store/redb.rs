@@ -22,9 +22,8 @@ use tether_common::control::EventRecord;
 use tether_common::ids::{DeviceId, GroupId, UserId};
 
 use super::{
-    BlockedDeviceRecord, DeviceRecord, EnrolmentKeyRecord, EventFilter, GroupRecord,
-    InviteRecord, NewEvent, SCHEMA_VERSION, SessionRecord, Store, StoreError, StoreResult,
-    UserRecord,
+    BlockedDeviceRecord, DeviceRecord, EnrolmentKeyRecord, EventFilter, GroupRecord, InviteRecord,
+    NewEvent, SCHEMA_VERSION, SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -789,7 +788,12 @@ impl Store for RedbStore {
             let mut keys = txn.open_table(ENROLMENT_KEYS).map_err(backend)?;
             let mut count = 0;
             for invite in old {
-                count += u64::from(invites.remove(invite.id.as_str()).map_err(backend)?.is_some());
+                count += u64::from(
+                    invites
+                        .remove(invite.id.as_str())
+                        .map_err(backend)?
+                        .is_some(),
+                );
                 keys.remove(invite.enrolment_key.as_str())
                     .map_err(backend)?;
             }
@@ -799,7 +803,8 @@ impl Store for RedbStore {
     }
 
     async fn block_device(&self, block: &BlockedDeviceRecord) -> StoreResult<()> {
-        self.put(BLOCKED_DEVICES, block.device.as_str(), block).await
+        self.put(BLOCKED_DEVICES, block.device.as_str(), block)
+            .await
     }
 
     async fn blocked_device(&self, id: &DeviceId) -> StoreResult<Option<BlockedDeviceRecord>> {
