@@ -82,6 +82,16 @@ pub struct DeviceRecord {
     pub created: i64,
 }
 
+/// An edit for [`Store::update_device`]: returns whether it changed the record.
+pub type DeviceChange = Box<dyn FnOnce(&mut DeviceRecord) -> bool + Send>;
+
+/// What [`Store::update_device`] did: the record as stored now, and whether it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceUpdate {
+    pub device: DeviceRecord,
+    pub changed: bool,
+}
+
 /// A logged-in browser or tool. Stored under the SHA-256 of the cookie value, so a stolen database
 /// does not hand out live sessions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +215,14 @@ pub trait Store: Send + Sync + 'static {
     async fn device(&self, id: &DeviceId) -> StoreResult<Option<DeviceRecord>>;
     async fn devices(&self, group: Option<&GroupId>) -> StoreResult<Vec<DeviceRecord>>;
     async fn put_device(&self, device: &DeviceRecord) -> StoreResult<()>;
+    /// Changes a stored device in one transaction: `change` gets the record and says whether it
+    /// changed anything (nothing is written otherwise). `None` when there is no such device, so a
+    /// device deleted meanwhile is never written back by a late update (an agent's, say).
+    async fn update_device(
+        &self,
+        id: &DeviceId,
+        change: DeviceChange,
+    ) -> StoreResult<Option<DeviceUpdate>>;
     async fn delete_device(&self, id: &DeviceId) -> StoreResult<bool>;
 
     // Audit log

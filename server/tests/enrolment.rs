@@ -25,7 +25,7 @@ use tether_common::rights::Rights;
 use tokio::time::Instant;
 
 use fakes::{Ending, FakeAgent};
-use install_support::{fetch, fetch_with_cookie};
+use install_support::{fetch, fetch_with_cookie, tetherctl_ok};
 use support::{DEADLINE, Fixture};
 
 /// A second account holding `rights` on the fixture's group: its cookie and console.
@@ -394,4 +394,63 @@ async fn names_and_machine_reports_from_agents_are_cleaned_and_bounded() {
         .request(json!({ "action": "renameDevice", "device": device, "name": "pc\u{202E}1" }))
         .await;
     assert_eq!(error_code(&renamed), Some(ErrorCode::BadRequest));
+}
+
+#[tokio::test]
+async fn tetherctl_rotates_keys_lists_and_revokes_invites_and_lifts_blocks() {
+    let fx = Fixture::start().await;
+    let known = tempfile::tempdir().unwrap();
+    let ctl = |args: &'static [&'static str]| tetherctl_ok(&fx.server, known.path(), args);
+
+    let printed = ctl(&["invite", "--group", "Lab", "--max-devices", "2"]).await;
+    let id = printed
+        .strip_prefix("Invite ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no invite id in {printed}"))
+        .to_owned();
+    let listed = ctl(&["listinvites", "--group", "Lab"]).await;
+    let row = listed.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains("active") && row.ends_with("0/2"), "{listed}");
+    let revoked = tetherctl_ok(&fx.server, known.path(), &["revokeinvite", &id]).await;
+    assert!(revoked.contains("revoked invite"), "{revoked}");
+    assert!(
+        ctl(&["listinvites", "--group", "Lab"])
+            .await
+            .contains("revoked")
+    );
+
+    let rotated = ctl(&["rotatekey", "--group", "Lab"]).await;
+    let key = mesh_id(&rotated);
+    assert_ne!(key, fx.enrolment_key());
+    let agent = FakeAgent::new(key);
+    accepted(&fx, &agent).await;
+    let device = agent.device_id();
+    let removed = tetherctl_ok(
+        &fx.server,
+        known.path(),
+        &["removedevice", device.as_str(), "--block"],
+    )
+    .await;
+    assert!(
+        removed.contains("blocked it from enrolling again"),
+        "{removed}"
+    );
+    assert!(
+        ctl(&["listblocked", "--group", "Lab"])
+            .await
+            .contains(device.as_str())
+    );
+    expect_refused(&fx, &agent, "blocked from enrolling").await;
+    tetherctl_ok(
+        &fx.server,
+        known.path(),
+        &["unblockdevice", device.as_str()],
+    )
+    .await;
+    assert!(
+        !ctl(&["listblocked", "--group", "Lab"])
+            .await
+            .contains(device.as_str())
+    );
+    accepted(&fx, &agent).await;
 }

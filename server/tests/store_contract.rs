@@ -54,6 +54,7 @@ pub async fn store_contract(store: &dyn Store) {
     users(store).await;
     groups_and_devices(store).await;
     sessions_and_user_deletion(store).await;
+    device_updates(store).await;
     enrolment_keys(store).await;
     invites(store).await;
     blocked_devices(store).await;
@@ -334,6 +335,48 @@ async fn group_deletion(store: &dyn Store) {
         [DeviceId::from("d3")],
         "only its devices went"
     );
+}
+
+async fn device_updates(store: &dyn Store) {
+    let d1 = DeviceId::from("d1");
+    let before = store.device(&d1).await.unwrap().unwrap();
+    let renamed = store
+        .update_device(
+            &d1,
+            Box::new(|d| {
+                d.name = "updated".into();
+                true
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(renamed.changed);
+    assert_eq!(renamed.device.name, "updated");
+    assert_eq!(store.device(&d1).await.unwrap(), Some(renamed.device));
+    // A change that says it changed nothing is not written.
+    let untouched = store
+        .update_device(
+            &d1,
+            Box::new(|d| {
+                d.name = "not kept".into();
+                false
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!untouched.changed);
+    assert_eq!(store.device(&d1).await.unwrap().unwrap().name, "updated");
+    store.put_device(&before).await.unwrap();
+    // A device that is not there is not created.
+    let gone = DeviceId::from("d-gone");
+    let update = store
+        .update_device(&gone, Box::new(|_| true))
+        .await
+        .unwrap();
+    assert_eq!(update, None);
+    assert_eq!(store.device(&gone).await.unwrap(), None);
 }
 
 const KEY_OFFICE_1: &str = "0101";

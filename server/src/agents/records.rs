@@ -47,18 +47,26 @@ pub async fn admit(
         return Ok(None);
     }
     let hostname = strings::hostname(&agent.auth_info.hostname);
-    if let Some(mut device) = store.device(device_id).await? {
+    if let Some(device) = store.device(device_id).await? {
         let Some(group) = store.group(&device.group).await? else {
             tracing::warn!(device = %device_id, group = %device.group, "agent: refused: its device group is gone");
             return Ok(None);
         };
-        if !hostname.is_empty() {
-            device.hostname = hostname;
-        }
-        device.last_seen = now;
-        store.put_device(&device).await?;
+        let seen = move |device: &mut DeviceRecord| {
+            if !hostname.is_empty() {
+                device.hostname = hostname;
+            }
+            device.last_seen = now;
+            true
+        };
+        // In one transaction: a device deleted (and maybe blocked) since it was read is not
+        // written back.
+        let Some(update) = store.update_device(device_id, Box::new(seen)).await? else {
+            tracing::warn!(device = %device_id, "agent: refused: the device was removed while it connected");
+            return Ok(None);
+        };
         return Ok(Some(Admitted {
-            device,
+            device: update.device,
             group,
             is_new: false,
             invite: None,
@@ -159,17 +167,15 @@ pub async fn announce_offline(
     group_id: &GroupId,
 ) {
     let now = now_secs();
-    let group_id = match store.device(device_id).await {
-        Ok(Some(mut device)) => {
-            device.last_seen = now;
-            if let Err(e) = store.put_device(&device).await {
-                tracing::warn!(device = %device_id, "agent: could not record the last-seen time: {e}");
-            }
-            device.group
-        }
+    let seen = move |device: &mut DeviceRecord| {
+        device.last_seen = now;
+        true
+    };
+    let group_id = match store.update_device(device_id, Box::new(seen)).await {
+        Ok(Some(update)) => update.device.group,
         Ok(None) => group_id.clone(),
         Err(e) => {
-            tracing::warn!(device = %device_id, "agent: could not read the device record: {e}");
+            tracing::warn!(device = %device_id, "agent: could not record the last-seen time: {e}");
             group_id.clone()
         }
     };
@@ -195,9 +201,6 @@ pub async fn store_agent_info(
     device_id: &DeviceId,
     info: &AgentInfo,
 ) -> StoreResult<()> {
-    let Some(mut device) = store.device(device_id).await? else {
-        return Ok(());
-    };
     let (info, trimmed) = strings::bounded_agent_info(info);
     if trimmed {
         tracing::warn!(
@@ -207,18 +210,25 @@ pub async fn store_agent_info(
     }
     let value = serde_json::to_value(&info).unwrap_or_default();
     let os = info.os_description();
-    let hostname = if info.hostname.is_empty() {
-        device.hostname.clone()
-    } else {
-        info.hostname.clone()
+    let describe = move |device: &mut DeviceRecord| {
+        let hostname = if info.hostname.is_empty() {
+            device.hostname.clone()
+        } else {
+            info.hostname
+        };
+        if device.agent_info == value && device.os == os && device.hostname == hostname {
+            return false;
+        }
+        device.agent_info = value;
+        device.os = os;
+        device.hostname = hostname;
+        true
     };
-    if device.agent_info == value && device.os == os && device.hostname == hostname {
-        return Ok(());
-    }
-    device.agent_info = value;
-    device.os = os;
-    device.hostname = hostname;
-    store.put_device(&device).await?;
+    // In one transaction, so a device deleted meanwhile stays deleted.
+    let device = match store.update_device(device_id, Box::new(describe)).await? {
+        Some(update) if update.changed => update.device,
+        _ => return Ok(()),
+    };
     let audience = match store.group(&device.group).await? {
         Some(group) => Audience::group(&group, Rights::VIEW),
         None => Audience::admins_only(),

@@ -11,7 +11,7 @@ use super::audit::{Subject, record};
 use super::views::{device_info, now_secs};
 use crate::agents::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 use crate::events::Audience;
-use crate::store::BlockedDeviceRecord;
+use crate::store::{BlockedDeviceRecord, DeviceRecord};
 
 /// Devices of the groups the caller can see (of one group, when given).
 pub async fn list(ctx: &ActionContext<'_>, group: Option<&GroupId>) -> ActionResult {
@@ -52,7 +52,7 @@ pub async fn list(ctx: &ActionContext<'_>, group: Option<&GroupId>) -> ActionRes
 }
 
 pub async fn rename(ctx: &ActionContext<'_>, id: &DeviceId, name: &str) -> ActionResult {
-    let (mut device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
+    let (device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
     let name = name.trim();
     // The same rule that names sent by agents are cleaned to (`agents/strings.rs`).
     if !device_name_is_clean(name) {
@@ -61,8 +61,19 @@ pub async fn rename(ctx: &ActionContext<'_>, id: &DeviceId, name: &str) -> Actio
              bidirectional or zero-width characters"
         )));
     }
-    let old_name = std::mem::replace(&mut device.name, name.to_owned());
-    ctx.store.put_device(&device).await?;
+    let old_name = device.name.clone();
+    let new_name = name.to_owned();
+    let rename = move |stored: &mut DeviceRecord| {
+        stored.name = new_name;
+        true
+    };
+    // In one transaction: an agent's concurrent update is kept, a concurrent delete stays.
+    let device = ctx
+        .store
+        .update_device(id, Box::new(rename))
+        .await?
+        .ok_or_else(|| ActionError::NotFound(format!("no device {id}")))?
+        .device;
     let info = device_info(&device, ctx.agents.is_online(&device.id), now_secs());
     ctx.events.publish(
         Event::DeviceChanged {

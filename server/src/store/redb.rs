@@ -22,8 +22,9 @@ use tether_common::control::EventRecord;
 use tether_common::ids::{DeviceId, GroupId, UserId};
 
 use super::{
-    BlockedDeviceRecord, DeviceRecord, EnrolmentKeyRecord, EventFilter, GroupRecord, InviteRecord,
-    NewEvent, SCHEMA_VERSION, SessionRecord, Store, StoreError, StoreResult, UserRecord,
+    BlockedDeviceRecord, DeviceChange, DeviceRecord, DeviceUpdate, EnrolmentKeyRecord, EventFilter,
+    GroupRecord, InviteRecord, NewEvent, SCHEMA_VERSION, SessionRecord, Store, StoreError,
+    StoreResult, UserRecord,
 };
 
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -474,6 +475,42 @@ impl Store for RedbStore {
 
     async fn put_device(&self, device: &DeviceRecord) -> StoreResult<()> {
         self.put(DEVICES, device.id.as_str(), device).await
+    }
+
+    async fn update_device(
+        &self,
+        id: &DeviceId,
+        change: DeviceChange,
+    ) -> StoreResult<Option<DeviceUpdate>> {
+        let id = id.clone();
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write().map_err(backend)?;
+            let update = {
+                let mut devices = txn.open_table(DEVICES).map_err(backend)?;
+                let stored = devices
+                    .get(id.as_str())
+                    .map_err(backend)?
+                    .map(|v| decode::<DeviceRecord>(v.value()))
+                    .transpose()?;
+                let Some(mut device) = stored else {
+                    return Ok(None);
+                };
+                let changed = change(&mut device);
+                if changed {
+                    devices
+                        .insert(id.as_str(), encode(&device)?.as_slice())
+                        .map_err(backend)?;
+                }
+                DeviceUpdate { device, changed }
+            };
+            // Unchanged: dropping the transaction aborts it, which costs no fsync.
+            if update.changed {
+                txn.commit().map_err(backend)?;
+            }
+            Ok(Some(update))
+        })
+        .await
     }
 
     async fn delete_device(&self, id: &DeviceId) -> StoreResult<bool> {
