@@ -20,8 +20,12 @@
 //! | `deleteGroup`, `deleteDevice`, `removeUser` | `{"deleted": "<id>"}` |
 //! | `changePassword` | `{}` |
 //! | `createSession` | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
-//! | `agentConfig` | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
+//! | `agentConfig`, `rotateEnrolmentKey` | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
 //! | `createInvite` | [`Invite`](crate::install::Invite) (see [`crate::install`]) |
+//! | `listInvites` | `[InviteInfo]` ([`crate::install::InviteInfo`]), oldest first |
+//! | `revokeInvite` | the [`InviteInfo`](crate::install::InviteInfo) as it is now |
+//! | `listBlockedDevices` | `[BlockedDevice]` ([`crate::install::BlockedDevice`]) |
+//! | `unblockDevice` | `{"unblocked": "<device id>"}` |
 //!
 //! A group the caller may not see answers `not_found`, exactly as a group that does not exist, so
 //! that ids cannot be probed; `forbidden` means "you can see it but may not do that".
@@ -76,8 +80,11 @@ pub enum RequestBody {
         device: DeviceId,
         name: String,
     },
+    /// Removes a device; with `block`, its id is also refused if the agent tries to enrol again.
     DeleteDevice {
         device: DeviceId,
+        #[serde(default)]
+        block: bool,
     },
     ListUsers,
     AddUser {
@@ -139,6 +146,29 @@ pub enum RequestBody {
         group: GroupId,
         #[serde(default)]
         expires_minutes: Option<u32>,
+        /// At most this many new devices may enrol with it (none: no limit but the expiry).
+        #[serde(default)]
+        max_devices: Option<u32>,
+    },
+    /// A new enrolment key for the group (same rights as `agentConfig`): `.msh` files handed out
+    /// before admit no new device; enrolled devices keep connecting.
+    RotateEnrolmentKey {
+        group: GroupId,
+    },
+    /// The group's invites, revoked and expired ones included (same rights as `agentConfig`).
+    ListInvites {
+        group: GroupId,
+    },
+    /// Ends an invite at once: its links and its `.msh` stop working.
+    RevokeInvite {
+        invite: String,
+    },
+    /// Device ids kept from enrolling again, listed under the group they were removed from.
+    ListBlockedDevices {
+        group: GroupId,
+    },
+    UnblockDevice {
+        device: DeviceId,
     },
 }
 
@@ -166,6 +196,11 @@ impl RequestBody {
             RequestBody::CreateSession { .. } => "createSession",
             RequestBody::AgentConfig { .. } => "agentConfig",
             RequestBody::CreateInvite { .. } => "createInvite",
+            RequestBody::RotateEnrolmentKey { .. } => "rotateEnrolmentKey",
+            RequestBody::ListInvites { .. } => "listInvites",
+            RequestBody::RevokeInvite { .. } => "revokeInvite",
+            RequestBody::ListBlockedDevices { .. } => "listBlockedDevices",
+            RequestBody::UnblockDevice { .. } => "unblockDevice",
         }
     }
 }
@@ -192,6 +227,11 @@ pub const ACTIONS: &[&str] = &[
     "createSession",
     "agentConfig",
     "createInvite",
+    "rotateEnrolmentKey",
+    "listInvites",
+    "revokeInvite",
+    "listBlockedDevices",
+    "unblockDevice",
 ];
 
 /// Why a request or frame could not be read, before any action ran.

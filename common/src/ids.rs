@@ -53,8 +53,8 @@ string_id!(
     UserId
 );
 string_id!(
-    /// A device group ("mesh"): 48 random bytes in [`mesh_base64`], the same bytes as an agent's
-    /// `MeshID`.
+    /// A device group ("mesh"): 48 random bytes in [`mesh_base64`]. Not secret, and not what
+    /// agents present to join: their `MeshID` is the group's enrolment key.
     GroupId
 );
 string_id!(

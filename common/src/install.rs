@@ -5,17 +5,21 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `/api/invite/{token}/agent.msh` | the group's `.msh` |
+//! | `/api/invite/{token}/agent.msh` | a `.msh` for the group whose `MeshID` is the invite's own enrolment key |
 //! | `/api/invite/{token}/tether-agent` | the agent binary |
 //! | `/api/invite/{token}/install.sh` | a POSIX `sh` script that fetches both and starts the agent |
 //!
 //! `/api/root.crt` (public) is the root certificate the server's web certificate chains to; an
 //! installer checks its SHA-256 against [`Invite::root_cert_sha256`], which the administrator got
 //! over an authenticated channel, and then trusts it for the downloads (see [`install_command`]).
+//!
+//! A `.msh`'s `MeshID` is an enrolment key, not the group id: the secret that admits new devices.
+//! The group's key (from `agentConfig`) lasts until `rotateEnrolmentKey`; an invite's key admits
+//! only while the invite is usable ([`InviteStatus::Active`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::GroupId;
+use crate::ids::{DeviceId, GroupId, UserId};
 
 /// `createInvite` without `expires_minutes`.
 pub const DEFAULT_INVITE_MINUTES: u32 = 60;
@@ -36,6 +40,9 @@ pub struct AgentConfig {
 /// The result of `createInvite`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invite {
+    /// Names the invite in `listInvites`, `revokeInvite` and the audit log.
+    #[serde(default)]
+    pub id: String,
     pub group: GroupId,
     /// The credential: whoever holds it may download the three files until `expires`.
     pub token: String,
@@ -49,6 +56,50 @@ pub struct Invite {
     pub root_cert_sha256: String,
     /// One shell line that checks the root certificate and runs the install script.
     pub install_command: String,
+}
+
+/// Whether an invite still works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteStatus {
+    Active,
+    Revoked,
+    Expired,
+    /// It enrolled its `max_devices`.
+    UsedUp,
+}
+
+/// One invite as `listInvites` shows it (never its token or key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteInfo {
+    pub id: String,
+    pub group: GroupId,
+    pub created_by: UserId,
+    /// Unix seconds.
+    pub created: i64,
+    pub expires: i64,
+    /// New devices enrolled with it.
+    pub enrolled: u32,
+    #[serde(default)]
+    pub max_devices: Option<u32>,
+    pub status: InviteStatus,
+    #[serde(default)]
+    pub revoked: Option<i64>,
+    #[serde(default)]
+    pub revoked_by: Option<UserId>,
+}
+
+/// A device id refused at enrolment, as `listBlockedDevices` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedDevice {
+    pub device: DeviceId,
+    /// The group it was removed from.
+    pub group: GroupId,
+    /// Its name then.
+    pub name: String,
+    pub blocked_by: UserId,
+    /// Unix seconds.
+    pub time: i64,
 }
 
 /// `https://{authority}/api/invite/{token}/{file}`.

@@ -3,7 +3,7 @@
 //! ```text
 //! MeshName=Office
 //! MeshType=2
-//! MeshID=0x<96 hex digits: the 48-byte device group id>
+//! MeshID=0x<96 hex digits: 48 bytes naming the group; a Tether server hands out an enrolment key>
 //! ServerID=<96 hex digits: SHA-384 of the agent-server certificate's public key>
 //! MeshServer=wss://tether.example.com:443/agent.ashx
 //! ```
@@ -22,7 +22,8 @@ pub const MESH_TYPE_AGENT: u32 = 2;
 pub struct Msh {
     pub mesh_name: String,
     pub mesh_type: u32,
-    /// The device group (`MeshID`).
+    /// `MeshID`: what the agent presents to join a group (in MeshCentral the group id, from a
+    /// Tether server a secret enrolment key that maps to the group).
     pub mesh_id: [u8; HASH_LEN],
     /// The server identity the agent pins (`ServerID`).
     pub server_id: [u8; HASH_LEN],

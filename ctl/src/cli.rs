@@ -105,7 +105,12 @@ pub enum Command {
         name: String,
     },
     /// Remove a device.
-    Removedevice { device: String },
+    Removedevice {
+        device: String,
+        /// Also refuse its id if its agent tries to enrol again (undo with unblockdevice).
+        #[arg(long)]
+        block: bool,
+    },
     /// An interactive shell on a device (the local terminal goes into raw mode).
     Shell {
         /// Device id, or a name only one device has.
@@ -219,6 +224,37 @@ pub enum Command {
             value_parser = clap::value_parser!(u32).range(1..=i64::from(tether_common::install::MAX_INVITE_MINUTES))
         )]
         minutes: u32,
+        /// At most this many new devices may enrol with it (no limit but the expiry otherwise).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_devices: Option<u32>,
+    },
+    /// Replace a device group's enrolment key: .msh files handed out before admit no new device
+    /// (enrolled devices keep connecting). Prints the new .msh, or saves it with --out.
+    Rotatekey {
+        #[arg(long, value_name = "G")]
+        group: String,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// A device group's invites (also revoked and expired ones).
+    Listinvites {
+        #[arg(long, value_name = "G")]
+        group: String,
+    },
+    /// End an invite at once: its links and the .msh it served stop working.
+    Revokeinvite {
+        /// The invite id (see listinvites).
+        invite: String,
+    },
+    /// Devices of a group kept from enrolling again (removedevice --block).
+    Listblocked {
+        #[arg(long, value_name = "G")]
+        group: String,
+    },
+    /// Let a blocked device enrol again.
+    Unblockdevice {
+        /// The device id (see listblocked).
+        device: String,
     },
     /// The audit log, newest first.
     Events {

@@ -186,14 +186,21 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
                 )
             })
         }
-        Command::Removedevice { device } => {
+        Command::Removedevice { device, block } => {
             let device = find_device(control, &device).await?;
             let result = control
                 .call(RequestBody::DeleteDevice {
                     device: device.clone(),
+                    block,
                 })
                 .await?;
-            show(json, &result, || format!("removed device {device}"))
+            show(json, &result, || {
+                if block {
+                    format!("removed device {device} and blocked it from enrolling again")
+                } else {
+                    format!("removed device {device}")
+                }
+            })
         }
         Command::Events { limit, group } => {
             let group = match group {
@@ -214,16 +221,26 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
             let config = control.call(RequestBody::AgentConfig { group }).await?;
             crate::install::agent_config(&config, out.as_deref(), json)
         }
-        Command::Invite { group, minutes } => {
+        Command::Invite {
+            group,
+            minutes,
+            max_devices,
+        } => {
             let group = find_group(control, &group).await?;
             let invite = control
                 .call(RequestBody::CreateInvite {
                     group,
                     expires_minutes: Some(minutes),
+                    max_devices,
                 })
                 .await?;
             crate::install::invite(&invite, json)
         }
+        command @ (Command::Rotatekey { .. }
+        | Command::Listinvites { .. }
+        | Command::Revokeinvite { .. }
+        | Command::Listblocked { .. }
+        | Command::Unblockdevice { .. }) => crate::enrolment::execute(control, command, json).await,
         Command::Shell { device, as_user } => {
             let device = find_device(control, &device).await?;
             exit_with(crate::shell::run(control, &device, as_user).await?)
@@ -261,7 +278,11 @@ fn exit_with(status: i32) -> anyhow::Result<()> {
     }
 }
 
-fn show(json: bool, value: &Value, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+pub(crate) fn show(
+    json: bool,
+    value: &Value,
+    human: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     if json {
         print_json(value);
     } else {
@@ -279,7 +300,7 @@ fn admin_note(user: &Value) -> &'static str {
 }
 
 /// A group by id, or by a name exactly one visible group has (ignoring case).
-async fn find_group(control: &mut Control, wanted: &str) -> anyhow::Result<GroupId> {
+pub(crate) async fn find_group(control: &mut Control, wanted: &str) -> anyhow::Result<GroupId> {
     let groups = control.call(RequestBody::ListGroups).await?;
     let id = find_by_id_or_name(&groups, wanted, "device group")?;
     Ok(GroupId(id))

@@ -1,4 +1,4 @@
-//! `agentconfig` and `invite`: what an administrator needs to enrol a machine.
+//! `agentconfig`, `rotatekey` and `invite`: what an administrator needs to enrol a machine.
 
 use std::io::Write;
 use std::path::Path;
@@ -41,15 +41,17 @@ pub fn invite(result: &Value, json: bool) -> anyhow::Result<()> {
     let invite: Invite = serde_json::from_value(result.clone())
         .context("the server sent an unexpected createInvite result")?;
     println!(
-        "Invite valid until {} UTC. On the machine to enrol, run (as root to install into \
+        "Invite {} valid until {} UTC. On the machine to enrol, run (as root to install into \
          /usr/local/lib/tether-agent, otherwise it goes to ~/.local/lib/tether-agent):\n",
+        invite.id,
         time_secs(invite.expires)
     );
     println!("{}\n", invite.install_command);
     println!(
         "It fetches the server's root certificate, stops unless its SHA-256 is {}, and \
          then runs the install script over a connection checked against it. Anyone holding the \
-         link can enrol machines in this group until it expires.",
+         link can enrol machines in this group until it expires or is revoked \
+         (tetherctl revokeinvite ID).",
         invite.root_cert_sha256
     );
     Ok(())

@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod connection;
+mod enrolment;
 mod exec;
 mod files;
 mod install;

@@ -7,11 +7,13 @@
 //! JavaScript core is fine so they stay connected without one.
 
 mod admission;
+mod enrolment;
 mod keys;
 mod msh_download;
 mod records;
 mod registry;
 mod session;
+mod strings;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,8 +24,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::get;
 
+pub use enrolment::{EnrolmentKey, group_key, rotate_group_key};
 pub use msh_download::{enrollable_group, group_msh, may_enrol, msh_response, server_authority};
 pub use registry::{OnlineAgents, Outgoing};
+pub use strings::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 
 use crate::state::AppState;
 

@@ -8,6 +8,7 @@
 mod access;
 mod actions;
 mod audit;
+mod blocked;
 mod connection;
 mod devices;
 mod flood;

@@ -2,12 +2,13 @@
 //! download, and invites — short-lived signed links that let a machine fetch both, and an install
 //! script, without anyone logging in on it.
 //!
-//! - `invite.rs`: the invite token (claims, minting, checking);
+//! - `invite.rs`: invites (the token's claims, the stored record, minting, whether one is usable);
 //! - `binary.rs`: which agent binary the server offers, streamed;
 //! - `script.rs`: the `install.sh` an invite serves;
 //! - `downloads.rs`: the HTTP routes.
 //!
-//! The control actions (`agentConfig`, `createInvite`) are in `control/install.rs`.
+//! The control actions (`agentConfig`, `rotateEnrolmentKey`, `createInvite`, `listInvites`,
+//! `revokeInvite`) are in `control/install.rs`.
 
 mod binary;
 mod downloads;

@@ -86,6 +86,16 @@ pub struct DeviceRecord {
     pub created: i64,
 }
 
+/// An edit for [`Store::update_device`]: returns whether it changed the record.
+pub type DeviceChange = Box<dyn FnOnce(&mut DeviceRecord) -> bool + Send>;
+
+/// What [`Store::update_device`] did: the record as stored now, and whether it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceUpdate {
+    pub device: DeviceRecord,
+    pub changed: bool,
+}
+
 /// A logged-in browser or tool. Stored under the SHA-256 of the cookie value, so a stolen database
 /// does not hand out live sessions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +104,72 @@ pub struct SessionRecord {
     /// Unix seconds.
     pub created: i64,
     pub expires: i64,
+}
+
+/// What an enrolment key admits to. An enrolment key is the secret a new device presents as the
+/// `MeshID` of its `.msh` (48 random bytes, stored as lower-case hex); the group id alone admits
+/// nothing. Each group has one current key, and each invite has its own, which only admits while
+/// the invite is usable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrolmentKeyRecord {
+    pub group: GroupId,
+    /// Set for an invite's key: the invite's id.
+    #[serde(default)]
+    pub invite: Option<String>,
+}
+
+/// An invite link: who made it, until when it serves its downloads, and how many devices it
+/// enrolled. The link itself (a MAC'd token) is never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    pub id: String,
+    pub group: GroupId,
+    pub created_by: UserId,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds; from then on the invite serves and admits nothing.
+    pub expires: i64,
+    /// The `MeshID` of the `.msh` this invite serves (hex); see [`EnrolmentKeyRecord`].
+    pub enrolment_key: String,
+    /// How many new devices enrolled with it.
+    #[serde(default)]
+    pub enrolled: u32,
+    /// At most this many devices may enrol with it; `None`: no limit but the expiry.
+    #[serde(default)]
+    pub max_devices: Option<u32>,
+    /// Unix seconds of the revocation, if it was revoked.
+    #[serde(default)]
+    pub revoked: Option<i64>,
+    #[serde(default)]
+    pub revoked_by: Option<UserId>,
+}
+
+impl InviteRecord {
+    /// Why the invite no longer serves or admits anything at `now`, if it does not.
+    pub fn unusable_at(&self, now: i64) -> Option<&'static str> {
+        if self.revoked.is_some() {
+            Some("revoked")
+        } else if now >= self.expires {
+            Some("expired")
+        } else if self.max_devices.is_some_and(|max| self.enrolled >= max) {
+            Some("used up")
+        } else {
+            None
+        }
+    }
+}
+
+/// A device id refused at admission (a removed device kept from enrolling again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockedDeviceRecord {
+    pub device: DeviceId,
+    /// The group it was removed from (where the block is listed).
+    pub group: GroupId,
+    /// Its name when it was removed, so the list means something to people.
+    pub name: String,
+    pub blocked_by: UserId,
+    /// Unix seconds.
+    pub time: i64,
 }
 
 /// An audit record before the store has numbered it.
@@ -163,6 +239,14 @@ pub trait Store: Send + Sync + 'static {
     async fn device(&self, id: &DeviceId) -> StoreResult<Option<DeviceRecord>>;
     async fn devices(&self, group: Option<&GroupId>) -> StoreResult<Vec<DeviceRecord>>;
     async fn put_device(&self, device: &DeviceRecord) -> StoreResult<()>;
+    /// Changes a stored device in one transaction: `change` gets the record and says whether it
+    /// changed anything (nothing is written otherwise). `None` when there is no such device, so a
+    /// device deleted meanwhile is never written back by a late update (an agent's, say).
+    async fn update_device(
+        &self,
+        id: &DeviceId,
+        change: DeviceChange,
+    ) -> StoreResult<Option<DeviceUpdate>>;
     async fn delete_device(&self, id: &DeviceId) -> StoreResult<bool>;
 
     // Audit log
@@ -182,4 +266,54 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
     /// Deletes sessions whose `expires` is before `now` (Unix seconds); returns how many went.
     async fn prune_sessions(&self, now: i64) -> StoreResult<u64>;
+
+    // Enrolment keys (hex of 48 bytes). `delete_group` also removes the group's keys, invites and
+    // blocked devices.
+    /// What `key` admits to, if anything.
+    async fn enrolment_key(&self, key: &str) -> StoreResult<Option<EnrolmentKeyRecord>>;
+    /// The group's current key, if it has one yet.
+    async fn group_enrolment_key(&self, group: &GroupId) -> StoreResult<Option<String>>;
+    /// Makes `key` the group's key and returns the group's key afterwards. With `replace` false a
+    /// key the group already has stays (and is returned): this is how a key is made on first need
+    /// without two racing callers each handing out their own. With `replace` true the previous key
+    /// stops admitting at once.
+    async fn set_group_enrolment_key(
+        &self,
+        group: &GroupId,
+        key: &str,
+        replace: bool,
+    ) -> StoreResult<String>;
+
+    // Invites
+    /// Stores a new invite and its enrolment key. `Conflict` when the id or the key is taken.
+    async fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()>;
+    async fn invite(&self, id: &str) -> StoreResult<Option<InviteRecord>>;
+    /// The invites of one group (of all, with `None`), oldest first.
+    async fn invites(&self, group: Option<&GroupId>) -> StoreResult<Vec<InviteRecord>>;
+    /// Marks the invite revoked (its key stops admitting); the record as it is now, `None` if there
+    /// is no such invite. Revoking twice keeps the first time.
+    async fn revoke_invite(
+        &self,
+        id: &str,
+        by: &UserId,
+        now: i64,
+    ) -> StoreResult<Option<InviteRecord>>;
+    /// Counts one device enrolled with the invite, in one transaction with the check that it is
+    /// still usable at `now` (so a one-device invite admits one device even when two race).
+    /// `false`, counting nothing, when it is not.
+    async fn count_invite_enrolment(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// Deletes invites that expired before `before` (Unix seconds), with their keys; how many went.
+    async fn prune_invites(&self, before: i64) -> StoreResult<u64>;
+
+    // Blocked devices
+    /// Records (or replaces) a block.
+    async fn block_device(&self, block: &BlockedDeviceRecord) -> StoreResult<()>;
+    async fn blocked_device(&self, id: &DeviceId) -> StoreResult<Option<BlockedDeviceRecord>>;
+    /// Blocks listed under one group (all, with `None`).
+    async fn blocked_devices(
+        &self,
+        group: Option<&GroupId>,
+    ) -> StoreResult<Vec<BlockedDeviceRecord>>;
+    /// `false` if it was not blocked.
+    async fn unblock_device(&self, id: &DeviceId) -> StoreResult<bool>;
 }

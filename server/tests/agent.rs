@@ -3,6 +3,7 @@
 //! Build every binary first (`cargo build --workspace --bins`), as `scripts/test.sh` does.
 
 mod common;
+#[allow(dead_code)]
 #[path = "agent/fakes.rs"]
 mod fakes;
 #[path = "agent/interop.rs"]
@@ -138,7 +139,11 @@ async fn the_msh_names_the_group_and_the_server_identity() {
     let fx = Fixture::start().await;
     let msh = Msh::parse(&fx.msh).unwrap();
     assert_eq!(msh.mesh_name, "Lab");
-    assert_eq!(Some(msh.mesh_id), fx.group.to_bytes());
+    assert_ne!(
+        Some(msh.mesh_id),
+        fx.group.to_bytes(),
+        "the MeshID is the group's enrolment key, not its id"
+    );
     assert_eq!(
         msh.mesh_server,
         format!("wss://127.0.0.1:{}/agent.ashx", fx.server.port)
@@ -156,18 +161,24 @@ async fn the_msh_names_the_group_and_the_server_identity() {
 }
 
 #[tokio::test]
-async fn an_agent_of_an_unknown_group_is_held_not_admitted() {
+async fn an_agent_with_an_unknown_enrolment_key_is_held_not_admitted() {
     let mut fx = Fixture::start().await;
     let stranger = fx
         .msh
-        .replace(&hex_upper(&fx.group.to_bytes().unwrap()), &"AB".repeat(48));
+        .replace(&hex_upper(&fx.enrolment_key()), &"AB".repeat(48));
+    assert_ne!(stranger, fx.msh);
     let mut agent = fx
         .spawn_agent(&stranger, &fx.state_dir("a"), &["--handshake-timeout", "2"])
         .await;
     let line = agent.wait_line("tether-agent disconnected").await;
     assert!(line.contains("did not complete the handshake"), "{line}");
     assert!(fx.devices().await.is_empty());
-    wait_for_log(&fx, "unknown device group; holding the connection").await;
+    wait_for_log(
+        &fx,
+        "refused to enrol a new device: its MeshID is not an enrolment key",
+    )
+    .await;
+    wait_for_log(&fx, "not admitted; holding the connection").await;
     agent.kill().await;
 }
 
@@ -270,7 +281,7 @@ async fn a_man_in_the_middle_is_refused_even_for_a_pinned_agent() {
 #[tokio::test]
 async fn the_server_refuses_a_tampered_agent_signature() {
     let mut fx = Fixture::start().await;
-    let mut impostor = fakes::FakeAgent::new(fx.group.to_bytes().unwrap());
+    let mut impostor = fakes::FakeAgent::new(fx.enrolment_key());
     impostor.tamper_signature = true;
     assert_eq!(impostor.run(&fx.server).await.0, fakes::Ending::Closed);
     wait_for_log(&fx, "the agent's signature does not verify").await;
@@ -331,7 +342,7 @@ async fn figures() {
     let web_hash = tether_common::handshake::sha384(&common::read_cert_der(
         &fx.server.file("webserver-cert-public.crt"),
     ));
-    let mut agent = fakes::FakeAgent::new(fx.group.to_bytes().unwrap());
+    let mut agent = fakes::FakeAgent::new(fx.enrolment_key());
     for (label, pinned) in [("full", None), ("command-4 skip", Some(web_hash))] {
         agent.pinned = pinned;
         let mut times = Vec::new();

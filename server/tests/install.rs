@@ -74,7 +74,8 @@ async fn agentconfig_prints_the_groups_msh_to_those_who_may_enrol() {
 
     let printed = tetherctl_ok(&fx.server, known.path(), &["agentconfig", "--group", "Lab"]).await;
     let msh = Msh::parse(&printed).unwrap();
-    assert_eq!(Some(msh.mesh_id), fx.group.to_bytes());
+    assert_eq!(msh.mesh_id, fx.enrolment_key());
+    assert_ne!(Some(msh.mesh_id), fx.group.to_bytes());
     assert_eq!(
         hex::encode(msh.server_id),
         info["agent_cert_hash"].as_str().unwrap()
@@ -142,7 +143,13 @@ async fn an_invite_serves_three_files_without_a_login_and_nothing_when_tampered_
     let (status, msh) = fetch(&fx.server, &invite.msh_url).await;
     assert_eq!(status, 200);
     let msh = Msh::parse(std::str::from_utf8(&msh).unwrap()).unwrap();
-    assert_eq!(Some(msh.mesh_id), fx.group.to_bytes());
+    assert_ne!(Some(msh.mesh_id), fx.group.to_bytes());
+    assert_ne!(
+        msh.mesh_id,
+        fx.enrolment_key(),
+        "an invite has a key of its own"
+    );
+    assert_eq!(msh.mesh_name, "Lab");
 
     let agent_binary = std::fs::read(sibling_binary("tether-agent")).unwrap();
     let (status, downloaded) = fetch(&fx.server, &invite.agent_url).await;
@@ -323,7 +330,9 @@ async fn the_install_command_starts_an_agent_and_deleting_its_device_disconnects
             == std::fs::read(sibling_binary("tether-agent")).unwrap()
     );
     let msh = std::fs::read_to_string(install_dir.join("agent.msh")).unwrap();
-    assert_eq!(Some(Msh::parse(&msh).unwrap().mesh_id), fx.group.to_bytes());
+    let msh = Msh::parse(&msh).unwrap();
+    assert_ne!(msh.mesh_id, fx.enrolment_key(), "the invite's own key");
+    assert_ne!(Some(msh.mesh_id), fx.group.to_bytes());
 
     let online = fx
         .wait_event("deviceOnline", |e| matches!(e, Event::DeviceOnline { .. }))
@@ -343,7 +352,8 @@ async fn the_install_command_starts_an_agent_and_deleting_its_device_disconnects
         |e| matches!(e, Event::DeviceOffline { device: d, .. } if *d == device),
     )
     .await;
-    // Its .msh still names the group, so it enrols again, as a MeshCentral agent would.
+    // Its invite is still valid, so it enrols again, as a MeshCentral agent would (deleting with
+    // `block` keeps it out: see tests/enrolment.rs).
     fx.wait_event(
         "deviceOnline after re-enrolling",
         |e| matches!(e, Event::DeviceOnline { device: d, .. } if *d == device),

@@ -33,7 +33,7 @@ use support::{DEADLINE, Fixture};
 const BOB: (&str, &str) = ("bob", "another horse battery staple");
 
 async fn online_agent(fx: &mut Fixture) -> FakeAgent {
-    let agent = FakeAgent::connect(&fx.server, &fx.group).await;
+    let agent = FakeAgent::connect(&fx.server, fx.enrolment_key()).await;
     fx.wait_device(&agent.device, "online", |d| d.online).await;
     agent
 }

@@ -8,8 +8,8 @@ use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
 use tether_server::store::redb::RedbStore;
 use tether_server::store::{
-    DeviceRecord, EventFilter, GroupRecord, NewEvent, Readable, SessionRecord, Store, StoreError,
-    UserRecord,
+    BlockedDeviceRecord, DeviceRecord, EnrolmentKeyRecord, EventFilter, GroupRecord, InviteRecord,
+    NewEvent, Readable, SessionRecord, Store, StoreError, UserRecord,
 };
 
 #[tokio::test]
@@ -54,7 +54,12 @@ pub async fn store_contract(store: &dyn Store) {
     users(store).await;
     groups_and_devices(store).await;
     sessions_and_user_deletion(store).await;
+    device_updates(store).await;
+    enrolment_keys(store).await;
+    invites(store).await;
+    blocked_devices(store).await;
     group_deletion(store).await;
+    enrolment_goes_with_its_group(store).await;
     events(store).await;
     settings(store).await;
 }
@@ -330,6 +335,258 @@ async fn group_deletion(store: &dyn Store) {
         [DeviceId::from("d3")],
         "only its devices went"
     );
+}
+
+async fn device_updates(store: &dyn Store) {
+    let d1 = DeviceId::from("d1");
+    let before = store.device(&d1).await.unwrap().unwrap();
+    let renamed = store
+        .update_device(
+            &d1,
+            Box::new(|d| {
+                d.name = "updated".into();
+                true
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(renamed.changed);
+    assert_eq!(renamed.device.name, "updated");
+    assert_eq!(store.device(&d1).await.unwrap(), Some(renamed.device));
+    // A change that says it changed nothing is not written.
+    let untouched = store
+        .update_device(
+            &d1,
+            Box::new(|d| {
+                d.name = "not kept".into();
+                false
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!untouched.changed);
+    assert_eq!(store.device(&d1).await.unwrap().unwrap().name, "updated");
+    store.put_device(&before).await.unwrap();
+    // A device that is not there is not created.
+    let gone = DeviceId::from("d-gone");
+    let update = store
+        .update_device(&gone, Box::new(|_| true))
+        .await
+        .unwrap();
+    assert_eq!(update, None);
+    assert_eq!(store.device(&gone).await.unwrap(), None);
+}
+
+const KEY_OFFICE_1: &str = "0101";
+const KEY_OFFICE_2: &str = "0202";
+const KEY_LAB: &str = "0303";
+
+async fn enrolment_keys(store: &dyn Store) {
+    let (office, lab) = (GroupId::from("g-office"), GroupId::from("g-lab"));
+    assert_eq!(store.group_enrolment_key(&office).await.unwrap(), None);
+    assert_eq!(store.enrolment_key(KEY_OFFICE_1).await.unwrap(), None);
+    // The first key made on need stays: a racing second one gets the first back.
+    let made = store
+        .set_group_enrolment_key(&office, KEY_OFFICE_1, false)
+        .await
+        .unwrap();
+    assert_eq!(made, KEY_OFFICE_1);
+    let kept = store
+        .set_group_enrolment_key(&office, KEY_OFFICE_2, false)
+        .await
+        .unwrap();
+    assert_eq!(kept, KEY_OFFICE_1);
+    assert_eq!(store.enrolment_key(KEY_OFFICE_2).await.unwrap(), None);
+    let office_key = EnrolmentKeyRecord {
+        group: office.clone(),
+        invite: None,
+    };
+    assert_eq!(
+        store.enrolment_key(KEY_OFFICE_1).await.unwrap(),
+        Some(office_key.clone())
+    );
+    // A rotation replaces it: the old key admits nothing any more.
+    let rotated = store
+        .set_group_enrolment_key(&office, KEY_OFFICE_2, true)
+        .await
+        .unwrap();
+    assert_eq!(rotated, KEY_OFFICE_2);
+    assert_eq!(store.enrolment_key(KEY_OFFICE_1).await.unwrap(), None);
+    assert_eq!(
+        store.enrolment_key(KEY_OFFICE_2).await.unwrap(),
+        Some(office_key)
+    );
+    assert_eq!(
+        store.group_enrolment_key(&office).await.unwrap().as_deref(),
+        Some(KEY_OFFICE_2)
+    );
+    // One key, one group.
+    assert!(matches!(
+        store
+            .set_group_enrolment_key(&lab, KEY_OFFICE_2, true)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .set_group_enrolment_key(&lab, KEY_LAB, false)
+        .await
+        .unwrap();
+}
+
+fn invite(id: &str, group: &str, key: &str, expires: i64) -> InviteRecord {
+    InviteRecord {
+        id: id.to_owned(),
+        group: GroupId::from(group),
+        created_by: UserId::from("bob"),
+        created: 1_700_000_000,
+        expires,
+        enrolment_key: key.to_owned(),
+        enrolled: 0,
+        max_devices: Some(2),
+        revoked: None,
+        revoked_by: None,
+    }
+}
+
+async fn invites(store: &dyn Store) {
+    const NOW: i64 = 1_700_000_100;
+    let live = invite("i-live", "g-office", "0a0a", NOW + 3600);
+    let old = invite("i-old", "g-office", "0b0b", NOW - 10);
+    let lab = invite("i-lab", "g-lab", "0c0c", NOW + 3600);
+    for invite in [&live, &old, &lab] {
+        store.create_invite(invite).await.unwrap();
+    }
+    assert!(matches!(
+        store.create_invite(&live).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        matches!(
+            store
+                .create_invite(&invite("i-other", "g-lab", KEY_LAB, NOW + 60))
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "an invite cannot take a group's key"
+    );
+    assert_eq!(store.invite("i-live").await.unwrap(), Some(live.clone()));
+    assert_eq!(
+        store.enrolment_key("0a0a").await.unwrap(),
+        Some(EnrolmentKeyRecord {
+            group: GroupId::from("g-office"),
+            invite: Some("i-live".into()),
+        })
+    );
+    let office = store
+        .invites(Some(&GroupId::from("g-office")))
+        .await
+        .unwrap();
+    assert_eq!(sorted_ids(&office, |i| i.id.clone()), ["i-live", "i-old"]);
+    assert_eq!(store.invites(None).await.unwrap().len(), 3);
+
+    // Counting enrolments stops at the limit, and never counts on an unusable invite.
+    assert!(store.count_invite_enrolment("i-live", NOW).await.unwrap());
+    assert!(store.count_invite_enrolment("i-live", NOW).await.unwrap());
+    assert!(!store.count_invite_enrolment("i-live", NOW).await.unwrap());
+    assert_eq!(store.invite("i-live").await.unwrap().unwrap().enrolled, 2);
+    assert!(!store.count_invite_enrolment("i-old", NOW).await.unwrap());
+    assert!(!store.count_invite_enrolment("i-none", NOW).await.unwrap());
+
+    let bob = UserId::from("bob");
+    let revoked = store
+        .revoke_invite("i-lab", &bob, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (revoked.revoked, revoked.revoked_by),
+        (Some(NOW), Some(bob.clone()))
+    );
+    let again = store
+        .revoke_invite("i-lab", &UserId::from("alice"), NOW + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revoked, Some(NOW), "the first revocation counts");
+    assert!(!store.count_invite_enrolment("i-lab", NOW).await.unwrap());
+    assert_eq!(
+        store.revoke_invite("i-none", &bob, NOW).await.unwrap(),
+        None
+    );
+
+    // Pruning removes long-expired invites and their keys only.
+    assert_eq!(store.prune_invites(NOW).await.unwrap(), 1);
+    assert_eq!(store.invite("i-old").await.unwrap(), None);
+    assert_eq!(store.enrolment_key("0b0b").await.unwrap(), None);
+    assert_eq!(store.prune_invites(NOW).await.unwrap(), 0);
+    assert!(store.invite("i-live").await.unwrap().is_some());
+}
+
+fn block(device: &str, group: &str) -> BlockedDeviceRecord {
+    BlockedDeviceRecord {
+        device: DeviceId::from(device),
+        group: GroupId::from(group),
+        name: format!("pc-{device}"),
+        blocked_by: UserId::from("alice"),
+        time: 1_700_000_003,
+    }
+}
+
+async fn blocked_devices(store: &dyn Store) {
+    let (office_block, lab_block) = (block("b1", "g-office"), block("b2", "g-lab"));
+    store.block_device(&office_block).await.unwrap();
+    store.block_device(&lab_block).await.unwrap();
+    store.block_device(&block("b3", "g-lab")).await.unwrap();
+    assert_eq!(
+        store.blocked_device(&DeviceId::from("b1")).await.unwrap(),
+        Some(office_block.clone())
+    );
+    assert_eq!(
+        store.blocked_device(&DeviceId::from("d1")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .blocked_devices(Some(&GroupId::from("g-office")))
+            .await
+            .unwrap(),
+        [office_block]
+    );
+    assert_eq!(store.blocked_devices(None).await.unwrap().len(), 3);
+    assert!(store.unblock_device(&DeviceId::from("b3")).await.unwrap());
+    assert!(!store.unblock_device(&DeviceId::from("b3")).await.unwrap());
+    assert_eq!(
+        store
+            .blocked_devices(Some(&GroupId::from("g-lab")))
+            .await
+            .unwrap(),
+        [lab_block]
+    );
+}
+
+/// After `group_deletion` removed g-office: its keys, invites and blocks are gone, g-lab's stay.
+async fn enrolment_goes_with_its_group(store: &dyn Store) {
+    let (office, lab) = (GroupId::from("g-office"), GroupId::from("g-lab"));
+    assert_eq!(store.group_enrolment_key(&office).await.unwrap(), None);
+    assert_eq!(store.enrolment_key(KEY_OFFICE_2).await.unwrap(), None);
+    assert_eq!(store.enrolment_key("0a0a").await.unwrap(), None);
+    assert!(store.invites(Some(&office)).await.unwrap().is_empty());
+    assert!(
+        store
+            .blocked_devices(Some(&office))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.group_enrolment_key(&lab).await.unwrap().as_deref(),
+        Some(KEY_LAB)
+    );
+    assert_eq!(store.invites(Some(&lab)).await.unwrap().len(), 1);
+    assert_eq!(store.blocked_devices(Some(&lab)).await.unwrap().len(), 1);
+    assert!(store.enrolment_key("0c0c").await.unwrap().is_some());
 }
 
 async fn events(store: &dyn Store) {

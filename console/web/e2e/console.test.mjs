@@ -168,6 +168,35 @@ describe("the web console", () => {
     assert.deepEqual(loads, [], "the page must not reload");
   });
 
+  it("removes a device with a block, lists the block and the invite on the group page, and lifts both", { skip: !agentBuilt && "tether-agent is not built" }, async () => {
+    // The device page of the agent that just went offline.
+    await page.getByRole("button", { name: "Remove" }).click();
+    const confirm = page.getByRole("dialog", { name: /^Remove / });
+    await confirm.getByRole("checkbox", { name: "Block it from enrolling again" }).check();
+    await screenshot(page, "12b-remove-device-block");
+    await confirm.getByRole("button", { name: "Remove device" }).click();
+    await confirm.waitFor({ state: "detached" });
+
+    await nav("Device groups").click();
+    await page.getByRole("link", { name: "Office" }).click();
+    const enrolment = page.getByRole("region", { name: "Enrolment" });
+    const blockedRow = enrolment.getByRole("table", { name: "Blocked devices" }).locator("tr[data-blocked]");
+    await blockedRow.waitFor();
+    // The "Add agent" dialog opened earlier made an invite.
+    const inviteRow = enrolment.getByRole("table", { name: "Invites" }).locator("tr[data-invite]").first();
+    await inviteRow.filter({ hasText: "Active" }).waitFor();
+    await screenshot(page, "12c-group-enrolment");
+
+    await blockedRow.getByRole("button", { name: "Unblock" }).click();
+    await page.getByRole("dialog", { name: /^Unblock / }).getByRole("button", { name: "Unblock" }).click();
+    await blockedRow.waitFor({ state: "detached" });
+    await enrolment.getByText("None. Removing a device can block it").waitFor();
+
+    await inviteRow.getByRole("button", { name: "Revoke" }).click();
+    await page.getByRole("dialog", { name: /^Revoke invite / }).getByRole("button", { name: "Revoke invite" }).click();
+    await inviteRow.filter({ hasText: "Revoked" }).waitFor();
+  });
+
   it("says when the server is gone and recovers by itself", async () => {
     await nav("Devices").click();
     await server.stop();

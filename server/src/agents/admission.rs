@@ -115,8 +115,8 @@ pub async fn run(state: &AppState, socket: &mut WebSocket, peer: SocketAddr) -> 
                 }));
             }
             Ok(None) => {
-                let group = tether_common::ids::GroupId::from_bytes(&verified.auth_info.mesh_id);
-                tracing::warn!(%peer, device = %verified.device_id, %group, "agent: unknown device group; holding the connection");
+                // `admit` logged why. The MeshID is not logged: it may be a valid enrolment key.
+                tracing::warn!(%peer, device = %verified.device_id, "agent: not admitted; holding the connection");
                 return Outcome::Hold;
             }
             Err(e) => {

@@ -1,6 +1,6 @@
 //! `GET /api/groups/{id}/agent.msh`: the install policy an agent needs to join a group, in
-//! MeshCentral's `.msh` format. It names the group, so anyone holding it can enrol devices there:
-//! only users who may manage the group's devices get it.
+//! MeshCentral's `.msh` format. Its `MeshID` is the group's enrolment key (`enrolment.rs`), so
+//! anyone holding it can enrol devices there: only users who may manage the group's devices get it.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -10,6 +10,7 @@ use tether_common::ids::GroupId;
 use tether_common::msh::{MESH_TYPE_AGENT, Msh};
 use tether_common::rights::Rights;
 
+use super::enrolment::{EnrolmentKey, group_key};
 use crate::auth::sessions::AuthUser;
 use crate::config::Config;
 use crate::state::AppState;
@@ -25,15 +26,19 @@ pub async fn get_agent_msh(
         Ok(group) => group,
         Err(refusal) => return refusal,
     };
+    let key = match group_key(state.store.as_ref(), &group.id).await {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::error!(group = %group.id, "enrolment: the group's enrolment key: {e}");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Database error.",
+            );
+        }
+    };
     let authority = server_authority(&headers, &state.config);
-    match group_msh(&group, state.certs.agent_server_id(), &authority) {
-        Some(msh) => msh_response(msh.to_string()),
-        None => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "This group has no MeshCentral-style id.",
-        ),
-    }
+    msh_response(group_msh(&group, &key, state.certs.agent_server_id(), &authority).to_string())
 }
 
 /// The group `id` if `user` may enrol devices in it; otherwise the HTTP answer to give (a group
@@ -66,17 +71,22 @@ pub async fn enrollable_group(
     }
 }
 
-/// The `.msh` that enrols an agent in `group`, dialling `authority` (`host:port`) and pinning the
-/// agent-server identity `server_id`. `None` for a group without a 48-byte MeshCentral id.
-pub fn group_msh(group: &GroupRecord, server_id: [u8; 48], authority: &str) -> Option<Msh> {
-    Some(Msh {
+/// The `.msh` that enrols an agent in `group` with enrolment key `key` (its `MeshID`), dialling
+/// `authority` (`host:port`) and pinning the agent-server identity `server_id`.
+pub fn group_msh(
+    group: &GroupRecord,
+    key: &EnrolmentKey,
+    server_id: [u8; 48],
+    authority: &str,
+) -> Msh {
+    Msh {
         mesh_name: group.name.replace(['\r', '\n'], " "),
         mesh_type: MESH_TYPE_AGENT,
-        mesh_id: group.id.to_bytes()?,
+        mesh_id: key.bytes(),
         server_id,
         mesh_server: format!("wss://{authority}/agent.ashx"),
         extra: Vec::new(),
-    })
+    }
 }
 
 /// A `.msh` file as a download.

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use tether_common::control::{ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
 
-use super::{devices, groups, install, sessions, users, views};
+use super::{blocked, devices, groups, install, sessions, users, views};
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
 use crate::relay::RelayBroker;
@@ -117,7 +117,7 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> ActionResult
         } => groups::set_rights(ctx, &group, &user, rights).await,
         RequestBody::ListDevices { group } => devices::list(ctx, group.as_ref()).await,
         RequestBody::RenameDevice { device, name } => devices::rename(ctx, &device, &name).await,
-        RequestBody::DeleteDevice { device } => devices::delete(ctx, &device).await,
+        RequestBody::DeleteDevice { device, block } => devices::delete(ctx, &device, block).await,
         RequestBody::ListUsers => users::list(ctx).await,
         RequestBody::AddUser {
             name,
@@ -148,6 +148,14 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> ActionResult
         RequestBody::CreateInvite {
             group,
             expires_minutes,
-        } => install::create_invite(ctx, &group, expires_minutes).await,
+            max_devices,
+        } => install::create_invite(ctx, &group, expires_minutes, max_devices).await,
+        RequestBody::RotateEnrolmentKey { group } => {
+            install::rotate_enrolment_key(ctx, &group).await
+        }
+        RequestBody::ListInvites { group } => install::list_invites(ctx, &group).await,
+        RequestBody::RevokeInvite { invite } => install::revoke_invite(ctx, &invite).await,
+        RequestBody::ListBlockedDevices { group } => blocked::list(ctx, &group).await,
+        RequestBody::UnblockDevice { device } => blocked::unblock(ctx, &device).await,
     }
 }

@@ -1,4 +1,5 @@
-//! Device actions: list, rename, delete.
+//! Device actions: list, rename, delete (and block from enrolling again: `blocked.rs` lists and
+//! lifts blocks).
 
 use tether_common::control::Event;
 use tether_common::ids::{DeviceId, GroupId};
@@ -8,9 +9,9 @@ use super::access::{device_with, group_with, rights_on};
 use super::actions::{ActionContext, ActionError, ActionResult, deleted, to_value};
 use super::audit::{Subject, record};
 use super::views::{device_info, now_secs};
+use crate::agents::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 use crate::events::Audience;
-
-const MAX_NAME_CHARS: usize = 64;
+use crate::store::{BlockedDeviceRecord, DeviceRecord};
 
 /// Devices of the groups the caller can see (of one group, when given).
 pub async fn list(ctx: &ActionContext<'_>, group: Option<&GroupId>) -> ActionResult {
@@ -51,18 +52,28 @@ pub async fn list(ctx: &ActionContext<'_>, group: Option<&GroupId>) -> ActionRes
 }
 
 pub async fn rename(ctx: &ActionContext<'_>, id: &DeviceId, name: &str) -> ActionResult {
-    let (mut device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
+    let (device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
     let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
+    // The same rule that names sent by agents are cleaned to (`agents/strings.rs`).
+    if !device_name_is_clean(name) {
         return Err(ActionError::BadRequest(format!(
-            "a device name must be 1 to {MAX_NAME_CHARS} characters without control characters"
+            "a device name must be 1 to {MAX_DEVICE_NAME_CHARS} characters without control, \
+             bidirectional or zero-width characters"
         )));
     }
-    let old_name = std::mem::replace(&mut device.name, name.to_owned());
-    ctx.store.put_device(&device).await?;
+    let old_name = device.name.clone();
+    let new_name = name.to_owned();
+    let rename = move |stored: &mut DeviceRecord| {
+        stored.name = new_name;
+        true
+    };
+    // In one transaction: an agent's concurrent update is kept, a concurrent delete stays.
+    let device = ctx
+        .store
+        .update_device(id, Box::new(rename))
+        .await?
+        .ok_or_else(|| ActionError::NotFound(format!("no device {id}")))?
+        .device;
     let info = device_info(&device, ctx.agents.is_online(&device.id), now_secs());
     ctx.events.publish(
         Event::DeviceChanged {
@@ -90,11 +101,23 @@ pub async fn rename(ctx: &ActionContext<'_>, id: &DeviceId, name: &str) -> Actio
     to_value(&info)
 }
 
-/// Removes the device record and closes its agent's connection. An agent that still has the
-/// group's `.msh` reconnects and enrols again as a new device (as in MeshCentral); deleting the
-/// group, or uninstalling the agent, is what keeps it out.
-pub async fn delete(ctx: &ActionContext<'_>, id: &DeviceId) -> ActionResult {
+/// Removes the device record and closes its agent's connection. An agent that still has a valid
+/// enrolment key (the group's current `.msh`, or a live invite's) reconnects and enrols again as a
+/// new device, as in MeshCentral; with `block` its device id is refused from then on (until
+/// `unblockDevice`). The block is written first, so a reconnect racing the deletion is refused too.
+pub async fn delete(ctx: &ActionContext<'_>, id: &DeviceId, block: bool) -> ActionResult {
     let (device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
+    if block {
+        ctx.store
+            .block_device(&BlockedDeviceRecord {
+                device: device.id.clone(),
+                group: group.id.clone(),
+                name: device.name.clone(),
+                blocked_by: ctx.caller.id.clone(),
+                time: now_secs(),
+            })
+            .await?;
+    }
     if !ctx.store.delete_device(id).await? {
         return Err(ActionError::NotFound(format!("no device {id}")));
     }
@@ -106,8 +129,15 @@ pub async fn delete(ctx: &ActionContext<'_>, id: &DeviceId) -> ActionResult {
         .publish(event, Audience::group(&group, Rights::VIEW));
     ctx.agents.disconnect(id);
     let message = format!(
-        "{} removed device {} from group {}",
-        ctx.caller.name, device.name, group.name
+        "{} removed device {} from group {}{}",
+        ctx.caller.name,
+        device.name,
+        group.name,
+        if block {
+            " and blocked it from enrolling again"
+        } else {
+            ""
+        }
     );
     let subject = Subject {
         group: Some(&group.id),
@@ -116,7 +146,11 @@ pub async fn delete(ctx: &ActionContext<'_>, id: &DeviceId) -> ActionResult {
     };
     record(
         ctx,
-        "device_removed",
+        if block {
+            "device_blocked"
+        } else {
+            "device_removed"
+        },
         subject,
         message,
         Audience::group(&group, Rights::EVENTS),

@@ -1,11 +1,13 @@
-//! Enrolment actions: `agentConfig` (a group's `.msh`) and `createInvite` (a short-lived link to
-//! the agent, the `.msh` and an install script). Both need the right to enrol devices in the
-//! group, the same rule as the `agent.msh` download (`crate::agents::may_enrol`).
+//! Enrolment actions: `agentConfig` (a group's `.msh`), `rotateEnrolmentKey`, and invites
+//! (`createInvite`, a short-lived link to the agent, a `.msh` and an install script;
+//! `listInvites`; `revokeInvite`). All need the right to enrol devices in the group, the same rule
+//! as the `agent.msh` download (`crate::agents::may_enrol`), because each of them hands out or
+//! controls an enrolment key.
 
 use tether_common::ids::GroupId;
 use tether_common::install::{
-    AgentConfig, DEFAULT_INVITE_MINUTES, Invite, MAX_INVITE_MINUTES, ROOT_CERT_PATH,
-    install_command, invite_url,
+    AgentConfig, DEFAULT_INVITE_MINUTES, Invite, InviteInfo, InviteStatus, MAX_INVITE_MINUTES,
+    ROOT_CERT_PATH, install_command, invite_url,
 };
 use tether_common::rights::Rights;
 
@@ -13,15 +15,33 @@ use super::access::group_with;
 use super::actions::{ActionContext, ActionError, ActionResult, to_value};
 use super::audit::{Subject, record};
 use super::views::now_secs;
-use crate::agents::{group_msh, may_enrol};
+use crate::agents::{EnrolmentKey, group_key, group_msh, may_enrol, rotate_group_key};
 use crate::events::Audience;
 use crate::install::invite;
-use crate::store::GroupRecord;
+use crate::store::{GroupRecord, InviteRecord};
+
+/// Invites stay listed this long after they expired, then go (with their keys).
+const KEEP_EXPIRED_INVITES_SECS: i64 = 30 * 24 * 3600;
 
 pub async fn agent_config(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
     let group = enrollable(ctx, id).await?;
-    let msh = group_msh(&group, ctx.site.agent_server_id, &ctx.site.authority)
-        .ok_or_else(|| ActionError::Conflict("this group has no MeshCentral-style id".into()))?;
+    let key = group_key(ctx.store, &group.id).await?;
+    config_of(ctx, group, &key)
+}
+
+pub async fn rotate_enrolment_key(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
+    let group = enrollable(ctx, id).await?;
+    let key = rotate_group_key(ctx.store, &group.id).await?;
+    let message = format!(
+        "{} replaced the enrolment key of group {}: earlier .msh files admit no new device",
+        ctx.caller.name, group.name
+    );
+    audit(ctx, &group, "enrolment_key_rotated", message).await;
+    config_of(ctx, group, &key)
+}
+
+fn config_of(ctx: &ActionContext<'_>, group: GroupRecord, key: &EnrolmentKey) -> ActionResult {
+    let msh = group_msh(&group, key, ctx.site.agent_server_id, &ctx.site.authority);
     to_value(&AgentConfig {
         group: group.id,
         msh: msh.to_string(),
@@ -32,6 +52,7 @@ pub async fn create_invite(
     ctx: &ActionContext<'_>,
     id: &GroupId,
     minutes: Option<u32>,
+    max_devices: Option<u32>,
 ) -> ActionResult {
     let minutes = minutes.unwrap_or(DEFAULT_INVITE_MINUTES);
     if !(1..=MAX_INVITE_MINUTES).contains(&minutes) {
@@ -39,16 +60,31 @@ pub async fn create_invite(
             "an invite lasts 1 to {MAX_INVITE_MINUTES} minutes (7 days)"
         )));
     }
+    if max_devices == Some(0) {
+        return Err(ActionError::BadRequest(
+            "an invite admits at least one device (leave max_devices out for no limit)".into(),
+        ));
+    }
     let group = enrollable(ctx, id).await?;
-    let (token, claims) = invite::mint(ctx.store, &group.id, &ctx.caller.id, minutes, now_secs())
-        .await
-        .map_err(|e| ActionError::Internal(format!("invite key: {e}")))?;
+    let now = now_secs();
+    prune_old_invites(ctx, now).await;
+    let (token, created) = invite::mint(
+        ctx.store,
+        &group.id,
+        &ctx.caller.id,
+        minutes,
+        max_devices,
+        now,
+    )
+    .await
+    .map_err(|e| ActionError::Internal(format!("storing an invite: {e}")))?;
     let site = ctx.site;
     let root_cert_url = site.url(ROOT_CERT_PATH);
     let root_cert_sha256 = site.root_cert_sha256();
     let install_url = invite_url(&site.authority, &token, "install.sh");
     let install_command = install_command(&root_cert_url, &root_cert_sha256, &install_url);
     let invite = Invite {
+        id: created.id.clone(),
         group: group.id.clone(),
         msh_url: invite_url(&site.authority, &token, "agent.msh"),
         agent_url: invite_url(&site.authority, &token, "tether-agent"),
@@ -57,29 +93,108 @@ pub async fn create_invite(
         root_cert_sha256,
         install_command,
         token,
-        expires: claims.exp,
+        expires: created.expires,
+    };
+    let limit = match max_devices {
+        Some(1) => ", for one device".to_owned(),
+        Some(n) => format!(", for up to {n} devices"),
+        None => String::new(),
     };
     let message = format!(
-        "{} created invite {} to enrol devices in group {}, valid for {minutes} minutes",
-        ctx.caller.name, claims.id, group.name
+        "{} created invite {} to enrol devices in group {}, valid for {minutes} minutes{limit}",
+        ctx.caller.name, created.id, group.name
     );
+    audit(ctx, &group, "invite_created", message).await;
+    to_value(&invite)
+}
+
+pub async fn list_invites(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
+    let group = enrollable(ctx, id).await?;
+    let now = now_secs();
+    prune_old_invites(ctx, now).await;
+    let infos: Vec<InviteInfo> = ctx
+        .store
+        .invites(Some(&group.id))
+        .await?
+        .iter()
+        .map(|i| invite_info(i, now))
+        .collect();
+    to_value(&infos)
+}
+
+pub async fn revoke_invite(ctx: &ActionContext<'_>, id: &str) -> ActionResult {
+    let not_found = || ActionError::NotFound(format!("no invite {id}"));
+    let invite = ctx.store.invite(id).await?.ok_or_else(not_found)?;
+    let group = match enrollable(ctx, &invite.group).await {
+        Ok(group) => group,
+        Err(ActionError::NotFound(_)) => return Err(not_found()),
+        Err(other) => return Err(other),
+    };
+    let now = now_secs();
+    let revoked = ctx
+        .store
+        .revoke_invite(id, &ctx.caller.id, now)
+        .await?
+        .ok_or_else(not_found)?;
+    if invite.revoked.is_none() {
+        let message = format!(
+            "{} revoked invite {} to group {} (it had enrolled {} devices)",
+            ctx.caller.name, invite.id, group.name, revoked.enrolled
+        );
+        audit(ctx, &group, "invite_revoked", message).await;
+    }
+    to_value(&invite_info(&revoked, now))
+}
+
+pub fn invite_info(invite: &InviteRecord, now: i64) -> InviteInfo {
+    let status = match invite.unusable_at(now) {
+        None => InviteStatus::Active,
+        Some(_) if invite.revoked.is_some() => InviteStatus::Revoked,
+        Some(_) if now >= invite.expires => InviteStatus::Expired,
+        Some(_) => InviteStatus::UsedUp,
+    };
+    InviteInfo {
+        id: invite.id.clone(),
+        group: invite.group.clone(),
+        created_by: invite.created_by.clone(),
+        created: invite.created,
+        expires: invite.expires,
+        enrolled: invite.enrolled,
+        max_devices: invite.max_devices,
+        status,
+        revoked: invite.revoked,
+        revoked_by: invite.revoked_by.clone(),
+    }
+}
+
+/// Housekeeping on the way: a failure only costs some disk space, so it is logged, not returned.
+async fn prune_old_invites(ctx: &ActionContext<'_>, now: i64) {
+    if let Err(e) = ctx
+        .store
+        .prune_invites(now - KEEP_EXPIRED_INVITES_SECS)
+        .await
+    {
+        tracing::warn!("control: could not prune old invites: {e}");
+    }
+}
+
+async fn audit(ctx: &ActionContext<'_>, group: &GroupRecord, kind: &str, message: String) {
     let subject = Subject {
         group: Some(&group.id),
         ..Subject::default()
     };
     record(
         ctx,
-        "invite_created",
+        kind,
         subject,
         message,
-        Audience::group(&group, Rights::EVENTS),
+        Audience::group(group, Rights::EVENTS),
     )
     .await;
-    to_value(&invite)
 }
 
 /// The group, if the caller may enrol devices in it.
-async fn enrollable(ctx: &ActionContext<'_>, id: &GroupId) -> Result<GroupRecord, ActionError> {
+pub async fn enrollable(ctx: &ActionContext<'_>, id: &GroupId) -> Result<GroupRecord, ActionError> {
     let group = group_with(ctx, id, Rights::VIEW).await?;
     if !may_enrol(ctx.caller, &group) {
         return Err(ActionError::Forbidden(format!(

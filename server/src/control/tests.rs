@@ -417,12 +417,24 @@ async fn devices_follow_their_groups_rights() {
         .await;
     assert_eq!(world.run(&alice, rename(&pc)).await.unwrap()["name"], "new");
     world
-        .run(&alice, RequestBody::DeleteDevice { device: pc.clone() })
+        .run(
+            &alice,
+            RequestBody::DeleteDevice {
+                device: pc.clone(),
+                block: false,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
         world
-            .run(&alice, RequestBody::DeleteDevice { device: pc })
+            .run(
+                &alice,
+                RequestBody::DeleteDevice {
+                    device: pc,
+                    block: false
+                }
+            )
             .await,
         Err(ErrorCode::NotFound)
     );
@@ -621,4 +633,105 @@ async fn added_users_log_in_with_their_password_and_may_change_it() {
         "another long one",
         &carol.password_hash
     ));
+}
+
+#[tokio::test]
+async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_others() {
+    let world = World::new();
+    let admin = world.user("admin", true).await;
+    let helper = world.user("helper", false).await;
+    let viewer = world.user("viewer", false).await;
+    let stranger = world.user("stranger", false).await;
+    let office = world.create_group(&admin, "Office").await;
+    world
+        .grant(&admin, &office, &helper, Rights::MANAGE_DEVICES)
+        .await;
+    world.grant(&admin, &office, &viewer, Rights::VIEW).await;
+    let pc = world.add_device(&office, "pc").await;
+
+    let created = RequestBody::CreateInvite {
+        group: office.clone(),
+        expires_minutes: Some(5),
+        max_devices: Some(0),
+    };
+    assert_eq!(
+        world.run(&helper, created).await,
+        Err(ErrorCode::BadRequest),
+        "an invite for no device is refused"
+    );
+    let invite = world
+        .run(
+            &helper,
+            RequestBody::CreateInvite {
+                group: office.clone(),
+                expires_minutes: Some(5),
+                max_devices: Some(3),
+            },
+        )
+        .await
+        .unwrap();
+    let id = invite["id"].as_str().unwrap().to_owned();
+    let revoke = || RequestBody::RevokeInvite { invite: id.clone() };
+    assert_eq!(
+        world.run(&stranger, revoke()).await,
+        Err(ErrorCode::NotFound)
+    );
+    assert_eq!(
+        world.run(&viewer, revoke()).await,
+        Err(ErrorCode::Forbidden)
+    );
+
+    let delete = RequestBody::DeleteDevice {
+        device: pc.clone(),
+        block: true,
+    };
+    assert_eq!(
+        world.run(&viewer, delete.clone()).await,
+        Err(ErrorCode::Forbidden)
+    );
+    world.run(&helper, delete).await.unwrap();
+    let blocked = world
+        .store
+        .blocked_device(&pc)
+        .await
+        .unwrap()
+        .expect("blocked");
+    assert_eq!(
+        (blocked.name.as_str(), &blocked.blocked_by),
+        ("pc", &helper.id)
+    );
+    let unblock = || RequestBody::UnblockDevice { device: pc.clone() };
+    assert_eq!(
+        world.run(&stranger, unblock()).await,
+        Err(ErrorCode::NotFound)
+    );
+    assert_eq!(
+        world.run(&viewer, unblock()).await,
+        Err(ErrorCode::Forbidden)
+    );
+    let listed = world
+        .run(
+            &helper,
+            RequestBody::ListBlockedDevices {
+                group: office.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["device"], pc.as_str());
+    world.run(&helper, unblock()).await.unwrap();
+    assert_eq!(
+        world.run(&helper, unblock()).await,
+        Err(ErrorCode::NotFound)
+    );
+
+    let revoked = world.run(&helper, revoke()).await.unwrap();
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(revoked["revoked_by"], "helper");
+    let invites = world
+        .run(&admin, RequestBody::ListInvites { group: office })
+        .await
+        .unwrap();
+    assert_eq!(invites.as_array().unwrap().len(), 1);
+    assert_eq!(invites[0]["max_devices"], 3);
 }

@@ -4,8 +4,9 @@
 //! - `GET /api/groups/{id}/tether-agent`: the agent binary, for a logged-in user who may enrol
 //!   devices in the group (the same rule as its `agent.msh`);
 //! - `GET /api/invite/{token}/{agent.msh | tether-agent | install.sh}`: the same without a login,
-//!   the invite token being the credential. A bad, tampered or expired token gets a plain 404
-//!   (the reason goes to the log, never the token); each use is an audit record for the group.
+//!   the invite token being the credential. A bad, tampered, expired, revoked or used-up invite
+//!   gets a plain 404 (the reason goes to the log, never the token); each use is an audit record
+//!   for the group. The `.msh` carries the invite's own enrolment key.
 
 use std::net::SocketAddr;
 
@@ -17,15 +18,15 @@ use tether_common::control::Event;
 use tether_common::ids::GroupId;
 use tether_common::rights::Rights;
 
-use super::invite::{self, InviteClaims};
+use super::invite;
 use super::script::{self, ScriptInput};
 use super::{Site, binary};
-use crate::agents::{enrollable_group, group_msh, msh_response};
+use crate::agents::{EnrolmentKey, enrollable_group, group_msh, msh_response};
 use crate::auth::sessions::AuthUser;
 use crate::control::views::{now_millis, now_secs};
 use crate::events::Audience;
 use crate::state::AppState;
-use crate::store::{GroupRecord, NewEvent};
+use crate::store::{GroupRecord, InviteRecord, NewEvent};
 
 pub const MSH_FILE: &str = "agent.msh";
 pub const AGENT_FILE: &str = "tether-agent";
@@ -59,7 +60,7 @@ pub async fn get_invite_file(
     if ![MSH_FILE, AGENT_FILE, SCRIPT_FILE].contains(&file.as_str()) {
         return not_found();
     }
-    let (claims, group) = match invite::resolve(state.store.as_ref(), &token, now_secs()).await {
+    let (invite, group) = match invite::resolve(state.store.as_ref(), &token, now_secs()).await {
         Ok(found) => found,
         Err(invite::InviteError::Store(e)) => {
             tracing::error!("invite: reading the store: {e}");
@@ -76,15 +77,23 @@ pub async fn get_invite_file(
     };
     let site = Site::of_request(&state, &headers);
     let response = match file.as_str() {
-        MSH_FILE => match group_msh(&group, site.agent_server_id, &site.authority) {
-            Some(msh) => msh_response(msh.to_string()),
-            None => not_found(),
+        MSH_FILE => match EnrolmentKey::from_hex(&invite.enrolment_key) {
+            Some(key) => msh_response(
+                group_msh(&group, &key, site.agent_server_id, &site.authority).to_string(),
+            ),
+            None => {
+                tracing::error!(
+                    invite = invite.id,
+                    "invite: its stored enrolment key is unreadable"
+                );
+                not_found()
+            }
         },
         AGENT_FILE => binary::response(&state.config).await,
-        _ => script_response(&site, &token, &claims, &group),
+        _ => script_response(&site, &token, &invite, &group),
     };
     if response.status().is_success() {
-        record_use(&state, &claims, &group, &file, peer).await;
+        record_use(&state, &invite, &group, &file, peer).await;
     }
     response
 }
@@ -92,14 +101,14 @@ pub async fn get_invite_file(
 fn script_response(
     site: &Site,
     token: &str,
-    claims: &InviteClaims,
+    invite: &InviteRecord,
     group: &GroupRecord,
 ) -> Response {
     let rendered = script::render(&ScriptInput {
         authority: &site.authority,
         token,
         group_name: &group.name,
-        expires: claims.exp,
+        expires: invite.expires,
         root_cert_pem: &site.root_cert_pem,
     });
     let text = match rendered {
@@ -130,7 +139,7 @@ fn script_response(
 /// One audit record per download, readable by the group's EVENTS holders.
 async fn record_use(
     state: &AppState,
-    claims: &InviteClaims,
+    invite: &InviteRecord,
     group: &GroupRecord,
     file: &str,
     peer: SocketAddr,
@@ -143,8 +152,8 @@ async fn record_use(
         device: None,
         message: format!(
             "Invite {} (by {}) to device group {} used from {} to download {file}",
-            claims.id,
-            claims.by,
+            invite.id,
+            invite.created_by,
             group.name,
             peer.ip()
         ),

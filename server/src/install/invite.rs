@@ -1,16 +1,23 @@
-//! Invite tokens: a MAC'd claim "whoever holds this may download the agent and the `.msh` of
-//! group G until time T", minted by a user who may enrol devices in G.
+//! Invites: a MAC'd token "whoever holds this may download the agent and the `.msh` of group G
+//! until time T", minted by a user who may enrol devices in G, and a stored [`InviteRecord`] that
+//! can be listed and revoked.
 //!
-//! Nothing is stored per invite: the token carries its group, creator and expiry under the
-//! server's invite key (`crate::tokens`), so an expiry cannot be extended without the key. At use,
-//! the group must still exist and its creator must still hold the right to enrol there, so
-//! removing someone's rights (or account) voids the invites they handed out.
+//! The token carries its id, group, creator and expiry under the server's invite key
+//! (`crate::tokens`), so an expiry cannot be extended without the key; the token itself is never
+//! stored or logged. The record holds what changes: whether it was revoked and how many devices it
+//! enrolled (an invite may be limited to N devices). It also holds the invite's own enrolment key,
+//! the `MeshID` of the `.msh` it serves (see `agents/enrolment.rs`), so an invite that stops
+//! being usable also stops its `.msh` from enrolling anything.
+//!
+//! Usable means: the record exists and is not revoked, expired or used up; the group still exists;
+//! its creator still holds the right to enrol there (removing someone's rights or account voids the
+//! invites they handed out). Downloads and enrolments ask the same question ([`usable`]).
 
 use serde::{Deserialize, Serialize};
 use tether_common::ids::{GroupId, UserId};
 
-use crate::agents::may_enrol;
-use crate::store::{GroupRecord, Store, StoreResult};
+use crate::agents::{EnrolmentKey, may_enrol};
+use crate::store::{GroupRecord, InviteRecord, Store, StoreResult};
 use crate::tokens::{MacKey, TokenError, random_id};
 
 /// The store setting holding the invite key (hex). Separate from other tokens' keys.
@@ -37,6 +44,12 @@ pub enum InviteError {
     NoKey,
     #[error("invite {id} expired at {exp}")]
     Expired { id: String, exp: i64 },
+    #[error("invite {id} is not known here (made before invites were stored, or long expired)")]
+    Unknown { id: String },
+    #[error("invite {id} was revoked")]
+    Revoked { id: String },
+    #[error("invite {id} enrolled as many devices as it may")]
+    UsedUp { id: String },
     #[error("invite {id}: its device group is gone")]
     GroupGone { id: String },
     #[error("invite {id}: its creator {by} no longer may enrol devices in that group")]
@@ -45,14 +58,16 @@ pub enum InviteError {
     Store(#[from] crate::store::StoreError),
 }
 
-/// Makes an invite to `group` by `by`, valid `minutes` from `now` (unix seconds).
+/// Makes and stores an invite to `group` by `by`, valid `minutes` from `now` (unix seconds), for at
+/// most `max_devices` new devices (`None`: any number); returns its token and record.
 pub async fn mint(
     store: &dyn Store,
     group: &GroupId,
     by: &UserId,
     minutes: u32,
+    max_devices: Option<u32>,
     now: i64,
-) -> StoreResult<(String, InviteClaims)> {
+) -> StoreResult<(String, InviteRecord)> {
     let key = MacKey::load_or_create(store, KEY_SETTING).await?;
     let claims = InviteClaims {
         id: random_id(12),
@@ -60,7 +75,20 @@ pub async fn mint(
         by: by.clone(),
         exp: now + i64::from(minutes) * 60,
     };
-    Ok((key.sign(&claims), claims))
+    let record = InviteRecord {
+        id: claims.id.clone(),
+        group: group.clone(),
+        created_by: by.clone(),
+        created: now,
+        expires: claims.exp,
+        enrolment_key: EnrolmentKey::random().to_hex(),
+        enrolled: 0,
+        max_devices,
+        revoked: None,
+        revoked_by: None,
+    };
+    store.create_invite(&record).await?;
+    Ok((key.sign(&claims), record))
 }
 
 /// The claims of `token` if `key` signed it and it has not expired at `now` (unix seconds).
@@ -75,24 +103,50 @@ pub fn check(key: &MacKey, token: &str, now: i64) -> Result<InviteClaims, Invite
     Ok(claims)
 }
 
-/// A usable invite: signed, unexpired, its group there, its creator still entitled.
+/// The usable invite `token` stands for: signed, on record and usable (see [`usable`]).
 pub async fn resolve(
     store: &dyn Store,
     token: &str,
     now: i64,
-) -> Result<(InviteClaims, GroupRecord), InviteError> {
+) -> Result<(InviteRecord, GroupRecord), InviteError> {
     let key = MacKey::load(store, KEY_SETTING)
         .await?
         .ok_or(InviteError::NoKey)?;
     let claims = check(&key, token, now)?;
-    let Some(group) = store.group(&claims.group).await? else {
-        return Err(InviteError::GroupGone { id: claims.id });
+    let Some(invite) = store.invite(&claims.id).await? else {
+        return Err(InviteError::Unknown { id: claims.id });
     };
-    match store.user(&claims.by).await? {
-        Some(creator) if may_enrol(&creator, &group) => Ok((claims, group)),
+    let group = usable(store, &invite, now).await?;
+    Ok((invite, group))
+}
+
+/// The invite's group if the invite may still serve downloads and enrol devices at `now`.
+pub async fn usable(
+    store: &dyn Store,
+    invite: &InviteRecord,
+    now: i64,
+) -> Result<GroupRecord, InviteError> {
+    let id = invite.id.clone();
+    if invite.revoked.is_some() {
+        return Err(InviteError::Revoked { id });
+    }
+    if now >= invite.expires {
+        return Err(InviteError::Expired {
+            id,
+            exp: invite.expires,
+        });
+    }
+    if invite.unusable_at(now).is_some() {
+        return Err(InviteError::UsedUp { id });
+    }
+    let Some(group) = store.group(&invite.group).await? else {
+        return Err(InviteError::GroupGone { id });
+    };
+    match store.user(&invite.created_by).await? {
+        Some(creator) if may_enrol(&creator, &group) => Ok(group),
         _ => Err(InviteError::CreatorLostRights {
-            id: claims.id,
-            by: claims.by,
+            id,
+            by: invite.created_by.clone(),
         }),
     }
 }

@@ -22,8 +22,9 @@ use tether_common::control::EventRecord;
 use tether_common::ids::{DeviceId, GroupId, UserId};
 
 use super::{
-    DeviceRecord, EventFilter, GroupRecord, NewEvent, SCHEMA_VERSION, SessionRecord, Store,
-    StoreError, StoreResult, UserRecord,
+    BlockedDeviceRecord, DeviceChange, DeviceRecord, DeviceUpdate, EnrolmentKeyRecord, EventFilter,
+    GroupRecord, InviteRecord, NewEvent, SCHEMA_VERSION, SessionRecord, Store, StoreError,
+    StoreResult, UserRecord,
 };
 
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -32,6 +33,12 @@ const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// Enrolment key (hex) → `EnrolmentKeyRecord`: what a new device's `MeshID` admits to.
+const ENROLMENT_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("enrolment_keys");
+/// Group id → its current enrolment key (hex).
+const GROUP_KEYS: TableDefinition<&str, &str> = TableDefinition::new("group_enrolment_keys");
+const INVITES: TableDefinition<&str, &[u8]> = TableDefinition::new("invites");
+const BLOCKED_DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("blocked_devices");
 /// Internal sequence numbers. The last event id lives here too, so that pruning every event does
 /// not make the next one reuse an id.
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
@@ -195,12 +202,23 @@ fn read_schema_version(txn: &WriteTransaction) -> StoreResult<u32> {
 }
 
 fn create_tables(txn: &WriteTransaction) -> StoreResult<()> {
-    for table in [USERS, GROUPS, DEVICES, SESSIONS] {
+    // Tables added later (enrolment keys, invites, blocks) are simply created when missing: they
+    // change no existing record, so they need no schema version of their own.
+    for table in [
+        USERS,
+        GROUPS,
+        DEVICES,
+        SESSIONS,
+        ENROLMENT_KEYS,
+        INVITES,
+        BLOCKED_DEVICES,
+    ] {
         txn.open_table(table).map_err(backend)?;
     }
     txn.open_table(EVENTS).map_err(backend)?;
     txn.open_table(SETTINGS).map_err(backend)?;
     txn.open_table(COUNTERS).map_err(backend)?;
+    txn.open_table(GROUP_KEYS).map_err(backend)?;
     Ok(())
 }
 
@@ -252,6 +270,42 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Keys of the rows of `table` whose record satisfies `pick`.
+fn keys_where<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    pick: impl Fn(&T) -> bool,
+) -> StoreResult<Vec<String>> {
+    let mut keys = Vec::new();
+    for row in table.iter().map_err(backend)? {
+        let (key, value) = row.map_err(backend)?;
+        if pick(&decode(value.value())?) {
+            keys.push(key.value().to_owned());
+        }
+    }
+    Ok(keys)
+}
+
+/// A group's enrolment keys, invites and blocked devices go with it.
+fn remove_enrolment_of_group(txn: &WriteTransaction, group: &GroupId) -> StoreResult<()> {
+    txn.open_table(GROUP_KEYS)
+        .map_err(backend)?
+        .remove(group.as_str())
+        .map_err(backend)?;
+    let mut keys = txn.open_table(ENROLMENT_KEYS).map_err(backend)?;
+    for key in keys_where(&keys, |k: &EnrolmentKeyRecord| &k.group == group)? {
+        keys.remove(key.as_str()).map_err(backend)?;
+    }
+    let mut invites = txn.open_table(INVITES).map_err(backend)?;
+    for id in keys_where(&invites, |i: &InviteRecord| &i.group == group)? {
+        invites.remove(id.as_str()).map_err(backend)?;
+    }
+    let mut blocked = txn.open_table(BLOCKED_DEVICES).map_err(backend)?;
+    for id in keys_where(&blocked, |b: &BlockedDeviceRecord| &b.group == group)? {
+        blocked.remove(id.as_str()).map_err(backend)?;
+    }
+    Ok(())
 }
 
 fn matches(filter: &EventFilter, record: &EventRecord) -> bool {
@@ -427,6 +481,7 @@ impl Store for RedbStore {
             for key in orphans {
                 devices.remove(key.as_str()).map_err(backend)?;
             }
+            remove_enrolment_of_group(txn, &id)?;
             Ok(existed)
         })
         .await
@@ -446,6 +501,42 @@ impl Store for RedbStore {
 
     async fn put_device(&self, device: &DeviceRecord) -> StoreResult<()> {
         self.put(DEVICES, device.id.as_str(), device).await
+    }
+
+    async fn update_device(
+        &self,
+        id: &DeviceId,
+        change: DeviceChange,
+    ) -> StoreResult<Option<DeviceUpdate>> {
+        let id = id.clone();
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write().map_err(backend)?;
+            let update = {
+                let mut devices = txn.open_table(DEVICES).map_err(backend)?;
+                let stored = devices
+                    .get(id.as_str())
+                    .map_err(backend)?
+                    .map(|v| decode::<DeviceRecord>(v.value()))
+                    .transpose()?;
+                let Some(mut device) = stored else {
+                    return Ok(None);
+                };
+                let changed = change(&mut device);
+                if changed {
+                    devices
+                        .insert(id.as_str(), encode(&device)?.as_slice())
+                        .map_err(backend)?;
+                }
+                DeviceUpdate { device, changed }
+            };
+            // Unchanged: dropping the transaction aborts it, which costs no fsync.
+            if update.changed {
+                txn.commit().map_err(backend)?;
+            }
+            Ok(Some(update))
+        })
+        .await
     }
 
     async fn delete_device(&self, id: &DeviceId) -> StoreResult<bool> {
@@ -594,6 +685,209 @@ impl Store for RedbStore {
             Ok(count)
         })
         .await
+    }
+
+    async fn enrolment_key(&self, key: &str) -> StoreResult<Option<EnrolmentKeyRecord>> {
+        self.get(ENROLMENT_KEYS, key).await
+    }
+
+    async fn group_enrolment_key(&self, group: &GroupId) -> StoreResult<Option<String>> {
+        let group = group.clone();
+        self.read(move |txn| {
+            let keys = txn.open_table(GROUP_KEYS).map_err(backend)?;
+            Ok(keys
+                .get(group.as_str())
+                .map_err(backend)?
+                .map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn set_group_enrolment_key(
+        &self,
+        group: &GroupId,
+        key: &str,
+        replace: bool,
+    ) -> StoreResult<String> {
+        let (group, key) = (group.clone(), key.to_owned());
+        let record = encode(&EnrolmentKeyRecord {
+            group: group.clone(),
+            invite: None,
+        })?;
+        self.write(move |txn| {
+            let mut group_keys = txn.open_table(GROUP_KEYS).map_err(backend)?;
+            let old = group_keys
+                .get(group.as_str())
+                .map_err(backend)?
+                .map(|v| v.value().to_owned());
+            if let Some(old) = &old
+                && !replace
+            {
+                return Ok(old.clone());
+            }
+            let mut keys = txn.open_table(ENROLMENT_KEYS).map_err(backend)?;
+            if keys.get(key.as_str()).map_err(backend)?.is_some() {
+                return Err(StoreError::Conflict("enrolment key".to_owned()));
+            }
+            if let Some(old) = &old {
+                keys.remove(old.as_str()).map_err(backend)?;
+            }
+            keys.insert(key.as_str(), record.as_slice())
+                .map_err(backend)?;
+            group_keys
+                .insert(group.as_str(), key.as_str())
+                .map_err(backend)?;
+            Ok(key)
+        })
+        .await
+    }
+
+    async fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()> {
+        let invite = invite.clone();
+        let bytes = encode(&invite)?;
+        let key_record = encode(&EnrolmentKeyRecord {
+            group: invite.group.clone(),
+            invite: Some(invite.id.clone()),
+        })?;
+        self.write(move |txn| {
+            let mut invites = txn.open_table(INVITES).map_err(backend)?;
+            let mut keys = txn.open_table(ENROLMENT_KEYS).map_err(backend)?;
+            if invites.get(invite.id.as_str()).map_err(backend)?.is_some()
+                || keys
+                    .get(invite.enrolment_key.as_str())
+                    .map_err(backend)?
+                    .is_some()
+            {
+                return Err(StoreError::Conflict(format!("invite {}", invite.id)));
+            }
+            invites
+                .insert(invite.id.as_str(), bytes.as_slice())
+                .map_err(backend)?;
+            keys.insert(invite.enrolment_key.as_str(), key_record.as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn invite(&self, id: &str) -> StoreResult<Option<InviteRecord>> {
+        self.get(INVITES, id).await
+    }
+
+    async fn invites(&self, group: Option<&GroupId>) -> StoreResult<Vec<InviteRecord>> {
+        let mut invites: Vec<InviteRecord> = self.all(INVITES).await?;
+        if let Some(group) = group {
+            invites.retain(|i| &i.group == group);
+        }
+        invites.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(invites)
+    }
+
+    async fn revoke_invite(
+        &self,
+        id: &str,
+        by: &UserId,
+        now: i64,
+    ) -> StoreResult<Option<InviteRecord>> {
+        let (id, by) = (id.to_owned(), by.clone());
+        self.write(move |txn| {
+            let mut invites = txn.open_table(INVITES).map_err(backend)?;
+            let Some(mut invite) = invites
+                .get(id.as_str())
+                .map_err(backend)?
+                .map(|v| decode::<InviteRecord>(v.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            if invite.revoked.is_none() {
+                invite.revoked = Some(now);
+                invite.revoked_by = Some(by);
+                invites
+                    .insert(id.as_str(), encode(&invite)?.as_slice())
+                    .map_err(backend)?;
+            }
+            Ok(Some(invite))
+        })
+        .await
+    }
+
+    async fn count_invite_enrolment(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |txn| {
+            let mut invites = txn.open_table(INVITES).map_err(backend)?;
+            let Some(mut invite) = invites
+                .get(id.as_str())
+                .map_err(backend)?
+                .map(|v| decode::<InviteRecord>(v.value()))
+                .transpose()?
+            else {
+                return Ok(false);
+            };
+            if invite.unusable_at(now).is_some() {
+                return Ok(false);
+            }
+            invite.enrolled = invite.enrolled.saturating_add(1);
+            invites
+                .insert(id.as_str(), encode(&invite)?.as_slice())
+                .map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn prune_invites(&self, before: i64) -> StoreResult<u64> {
+        let old: Vec<InviteRecord> = self
+            .invites(None)
+            .await?
+            .into_iter()
+            .filter(|i| i.expires < before)
+            .collect();
+        if old.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |txn| {
+            let mut invites = txn.open_table(INVITES).map_err(backend)?;
+            let mut keys = txn.open_table(ENROLMENT_KEYS).map_err(backend)?;
+            let mut count = 0;
+            for invite in old {
+                count += u64::from(
+                    invites
+                        .remove(invite.id.as_str())
+                        .map_err(backend)?
+                        .is_some(),
+                );
+                keys.remove(invite.enrolment_key.as_str())
+                    .map_err(backend)?;
+            }
+            Ok(count)
+        })
+        .await
+    }
+
+    async fn block_device(&self, block: &BlockedDeviceRecord) -> StoreResult<()> {
+        self.put(BLOCKED_DEVICES, block.device.as_str(), block)
+            .await
+    }
+
+    async fn blocked_device(&self, id: &DeviceId) -> StoreResult<Option<BlockedDeviceRecord>> {
+        self.get(BLOCKED_DEVICES, id.as_str()).await
+    }
+
+    async fn blocked_devices(
+        &self,
+        group: Option<&GroupId>,
+    ) -> StoreResult<Vec<BlockedDeviceRecord>> {
+        let mut blocked: Vec<BlockedDeviceRecord> = self.all(BLOCKED_DEVICES).await?;
+        if let Some(group) = group {
+            blocked.retain(|b| &b.group == group);
+        }
+        blocked.sort_by(|a, b| a.time.cmp(&b.time).then(a.device.cmp(&b.device)));
+        Ok(blocked)
+    }
+
+    async fn unblock_device(&self, id: &DeviceId) -> StoreResult<bool> {
+        self.remove(BLOCKED_DEVICES, id.as_str()).await
     }
 }
 

@@ -7,6 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tether_common::handshake::rsa::{RsaSigner, RsaVerifier, rsa_public_key_of_cert};
 use tether_common::handshake::{Hash, ServerConfig, ServerEvent, ServerHandshake, sha384};
+use tether_common::ids::DeviceId;
 use tokio::net::TcpListener;
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsAcceptor;
@@ -46,6 +47,10 @@ pub struct FakeAgent {
     pub tamper_signature: bool,
     /// The outer-certificate pin to present (command 4 skip when it matches).
     pub pinned: Option<Hash>,
+    /// Sent as a stock agent's `agentName` JSON before the handshake.
+    pub agent_name: Option<String>,
+    /// Text frames sent once accepted, before closing.
+    pub after_auth: Vec<String>,
 }
 
 impl FakeAgent {
@@ -57,7 +62,14 @@ impl FakeAgent {
             mesh_id,
             tamper_signature: false,
             pinned: None,
+            agent_name: None,
+            after_auth: Vec::new(),
         }
+    }
+
+    /// The device id the server gives this identity.
+    pub fn device_id(&self) -> DeviceId {
+        DeviceId::from_public_key(&rsa_public_key_of_cert(&self.cert).unwrap())
     }
 
     /// Connects to `/agent.ashx` and runs the handshake; also returns how long the handshake took
@@ -73,6 +85,10 @@ impl FakeAgent {
         .await;
         let started = Instant::now();
         let deadline = started + DEADLINE;
+        if let Some(name) = &self.agent_name {
+            let json = serde_json::json!({ "action": "agentName", "value": name });
+            ws.send(Message::text(json.to_string())).await.unwrap();
+        }
         let ending = loop {
             while let Some(frame) = handshake.poll_transmit() {
                 let frame = if self.tamper_signature && frame[..2] == [0, 2] {
@@ -99,6 +115,11 @@ impl FakeAgent {
             }
         };
         let took = started.elapsed();
+        if ending == Ending::Accepted {
+            for text in &self.after_auth {
+                ws.send(Message::text(text.clone())).await.unwrap();
+            }
+        }
         let _ = ws.close(None).await;
         (ending, took)
     }

@@ -97,6 +97,11 @@ impl Fixture {
         )
     }
 
+    /// The group's enrolment key: the MeshID of its `.msh`.
+    pub fn enrolment_key(&self) -> [u8; 48] {
+        tether_common::msh::Msh::parse(&self.msh).unwrap().mesh_id
+    }
+
     /// A fresh state folder for one agent.
     pub fn state_dir(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

@@ -4,7 +4,7 @@
 use futures_util::{SinkExt, StreamExt};
 use tether_common::handshake::rsa::rsa_public_key_of_cert;
 use tether_common::handshake::sha384;
-use tether_common::ids::{DeviceId, GroupId, mesh_base64, mesh_base64_decode};
+use tether_common::ids::{DeviceId, mesh_base64};
 use tether_common::relay::{TunnelRequest, parse_tunnel};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -22,15 +22,12 @@ pub struct FakeAgent {
 }
 
 impl FakeAgent {
-    /// Connects to `/agent.ashx` as a new device of `group` and waits until the server accepts it.
-    pub async fn connect(server: &TestServer, group: &GroupId) -> FakeAgent {
+    /// Connects to `/agent.ashx` as a new device presenting the enrolment key `mesh_id` (a
+    /// `.msh`'s MeshID) and waits until the server accepts it.
+    pub async fn connect(server: &TestServer, mesh_id: [u8; 48]) -> FakeAgent {
         let (key_pkcs8, cert) = rsa_identity("fake-agent");
         let public_key = rsa_public_key_of_cert(&cert).unwrap();
         let device = DeviceId(mesh_base64(&sha384(&public_key)));
-        let mesh_id: [u8; 48] = mesh_base64_decode(group.as_str())
-            .unwrap()
-            .try_into()
-            .unwrap();
         let (mut handshake, mut ws) =
             open_agent_handshake(server, &key_pkcs8, cert, mesh_id, None).await;
         let deadline = Instant::now() + DEADLINE;

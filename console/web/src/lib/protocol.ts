@@ -79,6 +79,7 @@ export interface EventRecord {
 
 /** `createInvite`'s result (common/src/install.rs `Invite`). */
 export interface Invite {
+  id: string;
   group: GroupId;
   token: string;
   /** Unix seconds. */
@@ -89,6 +90,34 @@ export interface Invite {
   root_cert_url: string;
   root_cert_sha256: string;
   install_command: string;
+}
+
+export type InviteStatus = "active" | "revoked" | "expired" | "used_up";
+
+/** One invite as `listInvites` shows it (common/src/install.rs `InviteInfo`): never its link. */
+export interface InviteInfo {
+  id: string;
+  group: GroupId;
+  created_by: UserId;
+  /** Unix seconds. */
+  created: number;
+  expires: number;
+  /** New devices enrolled with it. */
+  enrolled: number;
+  max_devices?: number | null;
+  status: InviteStatus;
+  revoked?: number | null;
+  revoked_by?: UserId | null;
+}
+
+/** A device id kept from enrolling again (common/src/install.rs `BlockedDevice`). */
+export interface BlockedDevice {
+  device: DeviceId;
+  group: GroupId;
+  name: string;
+  blocked_by: UserId;
+  /** Unix seconds. */
+  time: number;
 }
 
 export type ServerEvent =
@@ -156,7 +185,7 @@ export interface Actions {
   deleteGroup: { args: { group: GroupId }; result: { deleted: string } };
   listDevices: { args: { group?: GroupId }; result: DeviceInfo[] };
   renameDevice: { args: { device: DeviceId; name: string }; result: DeviceInfo };
-  deleteDevice: { args: { device: DeviceId }; result: { deleted: string } };
+  deleteDevice: { args: { device: DeviceId; block?: boolean }; result: { deleted: string } };
   listUsers: { args: Record<string, never>; result: UserInfo[] };
   addUser: {
     args: { name: string; password: string; email?: string | null; site_admin?: boolean };
@@ -168,7 +197,15 @@ export interface Actions {
   changePassword: { args: { old_password: string; new_password: string }; result: Record<string, never> };
   setGroupRights: { args: { group: GroupId; user: UserId; rights: number }; result: GroupInfo };
   agentConfig: { args: { group: GroupId }; result: { group: GroupId; msh: string } };
-  createInvite: { args: { group: GroupId; expires_minutes?: number }; result: Invite };
+  createInvite: {
+    args: { group: GroupId; expires_minutes?: number; max_devices?: number };
+    result: Invite;
+  };
+  rotateEnrolmentKey: { args: { group: GroupId }; result: { group: GroupId; msh: string } };
+  listInvites: { args: { group: GroupId }; result: InviteInfo[] };
+  revokeInvite: { args: { invite: string }; result: InviteInfo };
+  listBlockedDevices: { args: { group: GroupId }; result: BlockedDevice[] };
+  unblockDevice: { args: { device: DeviceId }; result: { unblocked: DeviceId } };
   createSession: { args: { device: DeviceId; kind: SessionKind }; result: SessionTicket };
   listEvents: {
     args: { limit?: number; group?: GroupId; device?: DeviceId };

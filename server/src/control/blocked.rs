@@ -1,0 +1,71 @@
+//! The deny list: device ids that `deleteDevice { block: true }` keeps from enrolling again.
+//! Listed under the group the device was removed from; reading and lifting a block needs the right
+//! to enrol devices there (`may_enrol`), since unblocking lets the device back in.
+
+use serde_json::json;
+use tether_common::ids::{DeviceId, GroupId};
+use tether_common::install::BlockedDevice;
+use tether_common::rights::Rights;
+
+use super::actions::{ActionContext, ActionError, ActionResult, to_value};
+use super::audit::{Subject, record};
+use super::install::enrollable;
+use crate::events::Audience;
+use crate::store::BlockedDeviceRecord;
+
+pub async fn list(ctx: &ActionContext<'_>, group: &GroupId) -> ActionResult {
+    let group = enrollable(ctx, group).await?;
+    let blocked: Vec<BlockedDevice> = ctx
+        .store
+        .blocked_devices(Some(&group.id))
+        .await?
+        .into_iter()
+        .map(info)
+        .collect();
+    to_value(&blocked)
+}
+
+pub async fn unblock(ctx: &ActionContext<'_>, device: &DeviceId) -> ActionResult {
+    let not_found = || ActionError::NotFound(format!("no blocked device {device}"));
+    let block = ctx
+        .store
+        .blocked_device(device)
+        .await?
+        .ok_or_else(not_found)?;
+    let group = match enrollable(ctx, &block.group).await {
+        Ok(group) => group,
+        Err(ActionError::NotFound(_)) => return Err(not_found()),
+        Err(other) => return Err(other),
+    };
+    if !ctx.store.unblock_device(device).await? {
+        return Err(not_found());
+    }
+    let message = format!(
+        "{} unblocked device {} ({}): it may enrol again in group {}",
+        ctx.caller.name, block.name, device, group.name
+    );
+    let subject = Subject {
+        group: Some(&group.id),
+        device: Some(device),
+        ..Subject::default()
+    };
+    record(
+        ctx,
+        "device_unblocked",
+        subject,
+        message,
+        Audience::group(&group, Rights::EVENTS),
+    )
+    .await;
+    Ok(json!({ "unblocked": device }))
+}
+
+fn info(block: BlockedDeviceRecord) -> BlockedDevice {
+    BlockedDevice {
+        device: block.device,
+        group: block.group,
+        name: block.name,
+        blocked_by: block.blocked_by,
+        time: block.time,
+    }
+}
