@@ -1,5 +1,5 @@
 // The Desktop tab in a real browser, through the real server's relay to a real agent showing its
-// own Xvfb, where xprobe (testkit/xprobe) paints the screen and reports what reaches it: the
+// own Xvfb, where xprobe (tools/testkit/xprobe) paints the screen and reports what reaches it: the
 // canvas shows xprobe's colour, a click changes it, typed text (including "ä" on a German
 // layout) arrives, and a view-only user sends nothing. Figures: input-to-pixel latency (p50/p99
 // over 20 clicks) and the stats overlay's frame rate on a moving picture (printed, not asserted).

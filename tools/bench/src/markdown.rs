@@ -268,10 +268,10 @@ fn write_notes(text: &mut String, raw: &Raw, cli: &Cli, systems: &[(&str, &Summa
     let _ = writeln!(text, "## Beyond this report\n");
     let _ = writeln!(
         text,
-        "- The most agents one Tether server holds here: `bash bench/scripts/max-agents.sh N` \
+        "- The most agents one Tether server holds here: `bash tools/bench/scripts/max-agents.sh N` \
          (the load tool connects from several loopback addresses past the ephemeral-port limit).\n\
          - Where the server's CPU goes under a connect storm and under relay load (flame graphs \
-         and flat profiles): `bash bench/scripts/profile-server.sh`."
+         and flat profiles): `bash tools/bench/scripts/profile-server.sh`."
     );
 }
 

@@ -4,7 +4,7 @@
 # from several loopback source addresses, since one source address has only ~28,000 ephemeral
 # ports towards one server port.
 #
-#   bash bench/scripts/max-agents.sh [N] [OUT_DIR]      (default: 30000, results/max-agents)
+#   bash tools/bench/scripts/max-agents.sh [N] [OUT_DIR]      (default: 30000, results/max-agents)
 #
 # Needs release binaries (`cargo build --release -p tether-server -p tetherctl -p tether-loadgen`).
 # Memory per agent does not depend on CPU contention, connect times do: read those only from a

@@ -4,7 +4,7 @@
 # (2) relay load (file downloads through the relay from a real agent), folded into flame graphs
 # and a flat "top functions" table.
 #
-#   bash bench/scripts/profile-server.sh [OUT_DIR]      (default: results/profile)
+#   bash tools/bench/scripts/profile-server.sh [OUT_DIR]      (default: results/profile)
 #
 # Needs: linux-perf (`perf`), inferno (`cargo install inferno`: inferno-collapse-perf and
 # inferno-flamegraph on PATH), release binaries (`cargo build --release -p tether-server

@@ -185,10 +185,11 @@ async fn main() -> anyhow::Result<ExitCode> {
     netns::reexec(&env).await
 }
 
-/// The workspace this bench was built from (bench/ is one of its members).
+/// The workspace this bench was built from (tools/bench is one of its members).
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
