@@ -13,7 +13,7 @@
 
 mod keys;
 #[allow(dead_code)]
-#[path = "../../../agent/src/desktop/keysyms.rs"]
+#[path = "../../../../agent/src/desktop/keysyms.rs"]
 mod keysyms;
 
 use std::io::Write;
