@@ -1,0 +1,156 @@
+//! The `/agent.ashx` WebSocket upgrade (RFC 6455 over HTTP/1.1), done here rather than by axum's
+//! `WebSocketUpgrade` because the socket must read through a [`FrameGuard`], whose limit changes
+//! as the agent authenticates, and axum does not let a handler wrap the upgraded connection.
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use super::frame_guard::{FrameGuard, FrameLimit};
+
+pub type AgentSocket = WebSocketStream<FrameGuard<TokioIo<Upgraded>>>;
+
+/// Read buffer per agent socket; larger messages still arrive, in several reads.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// Checks the upgrade request; the `101 Switching Protocols` to answer with, and the connection
+/// to come, or the error response.
+pub fn accept(request: Request) -> Result<(Response, OnUpgrade), Response> {
+    let (mut parts, _body) = request.into_parts();
+    let key = websocket_key(&parts.headers)?;
+    let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
+        return Err(bad_request("this connection cannot be upgraded"));
+    };
+    let accept = HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
+        .map_err(|_| bad_request("bad Sec-WebSocket-Key"))?;
+    let response = (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, HeaderValue::from_static("upgrade")),
+            (header::UPGRADE, HeaderValue::from_static("websocket")),
+            (header::SEC_WEBSOCKET_ACCEPT, accept),
+        ],
+    )
+        .into_response();
+    Ok((response, on_upgrade))
+}
+
+/// The WebSocket over the upgraded connection, once the `101` is out. `max_message` is the
+/// socket's own limit (the largest message ever accepted); `limit` is the one that applies now.
+pub async fn open(
+    on_upgrade: OnUpgrade,
+    limit: FrameLimit,
+    max_message: usize,
+) -> Result<AgentSocket, hyper::Error> {
+    let upgraded = on_upgrade.await?;
+    // Thousands of mostly idle agents: tungstenite's default 128 KiB read buffer per socket would
+    // be most of the server's memory, and agents' messages are small. Writes go out as they are sent.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let io = FrameGuard::new(TokioIo::new(upgraded), limit);
+    Ok(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await)
+}
+
+/// The `Sec-WebSocket-Key` of a well-formed upgrade request.
+fn websocket_key(headers: &HeaderMap) -> Result<&HeaderValue, Response> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|item| item.trim().eq_ignore_ascii_case(token))
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return Err(bad_request("expected a WebSocket upgrade"));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|version| version != "13")
+    {
+        return Err((
+            StatusCode::UPGRADE_REQUIRED,
+            [(header::SEC_WEBSOCKET_VERSION, "13")],
+            "WebSocket version 13 only\n",
+        )
+            .into_response());
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| bad_request("missing Sec-WebSocket-Key"))
+}
+
+fn bad_request(why: &'static str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    header::HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                )
+            })
+            .collect()
+    }
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    #[test]
+    fn a_standard_upgrade_request_is_accepted() {
+        let request = headers(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", KEY),
+        ]);
+        assert_eq!(websocket_key(&request).unwrap(), KEY);
+        // RFC 6455's own example.
+        assert_eq!(
+            derive_accept_key(KEY.as_bytes()),
+            "s3pPLMBiTxaQ9kYGzzhZRlK+xOo="
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        let status = |pairs: &[(&'static str, &'static str)]| {
+            websocket_key(&headers(pairs)).unwrap_err().status()
+        };
+        assert_eq!(
+            status(&[("sec-websocket-key", KEY)]),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(&[
+                ("connection", "upgrade"),
+                ("upgrade", "websocket"),
+                ("sec-websocket-version", "8"),
+                ("sec-websocket-key", KEY),
+            ]),
+            StatusCode::UPGRADE_REQUIRED
+        );
+        assert_eq!(
+            status(&[
+                ("connection", "upgrade"),
+                ("upgrade", "websocket"),
+                ("sec-websocket-version", "13"),
+            ]),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
