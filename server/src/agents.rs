@@ -70,7 +70,7 @@ async fn get_agent_socket(
                 let for_how_long = Duration::from_secs(state.config.agent_hold_secs);
                 admission::hold(socket, peer, &limit, for_how_long, permit).await
             }
-            admission::Outcome::Closed => {}
+            admission::Outcome::Closed => upgrade::close(socket).await,
         }
     });
     response

@@ -57,7 +57,7 @@ pub struct Cli {
     /// E-mail address for --createaccount.
     #[arg(long, value_name = "E")]
     pub email: Option<String>,
-    /// Most connections a listener keeps open at once (config: `max_connections`).
+    /// Most connections a listener keeps open at once, 0 = no cap (config: `max_connections`).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<u32>,
     /// Most connections one source address (IPv4 address, IPv6 /64) keeps open at once on a
@@ -118,6 +118,7 @@ pub struct Config {
     /// long (at most) for the other.
     pub relay_pair_timeout_secs: u64,
     /// Most connections a listener keeps open at once; more are closed as they are accepted.
+    /// 0 = no cap (the open-file limit is then the only one).
     pub max_connections: u32,
     /// Most connections from one source (IPv4 address, IPv6 /64) per listener, 0 = no cap. Off
     /// behind `tlsoffload` (every connection comes from the proxy). A fleet behind one NAT

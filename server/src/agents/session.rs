@@ -65,7 +65,16 @@ pub async fn run(state: AppState, socket: AgentSocket, peer: SocketAddr, admissi
                 _ = registration.replaced.cancelled() => break End::Replaced,
                 _ = registration.removed.cancelled() => break End::Removed,
                 message = stream.next() => {
-                    let Some(Ok(message)) = message else { break End::Closed };
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        Some(Err(e)) => {
+                            // e.g. a message over MAX_MESSAGE: worth knowing, since the agent
+                            // will reconnect and may send it again.
+                            tracing::info!(device = %device_id, %peer, "agent: reading failed: {e}");
+                            break End::Closed;
+                        }
+                        None => break End::Closed,
+                    };
                     last_heard = Instant::now();
                     let ok = match message {
                         Message::Binary(frame) => on_binary(&state, &mut sink, &device_id, &frame, &mut info_limit).await,

@@ -7,6 +7,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::time::{Duration, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -17,6 +19,8 @@ pub type AgentSocket = WebSocketStream<FrameGuard<TokioIo<Upgraded>>>;
 
 /// Read buffer per agent socket; larger messages still arrive, in several reads.
 const READ_BUFFER: usize = 4 * 1024;
+/// How long a refused peer's socket may take to close cleanly (it may not be reading).
+const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Checks the upgrade request; the `101 Switching Protocols` to answer with, and the connection
 /// to come, or the error response.
@@ -57,6 +61,16 @@ pub async fn open(
         .max_frame_size(Some(max_message));
     let io = FrameGuard::new(TokioIo::new(upgraded), limit);
     Ok(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await)
+}
+
+/// Ends a socket the server refuses: a Close frame, then TLS close_notify, so a real agent reads
+/// a refusal rather than a torn connection. Bounded: the peer may not be reading.
+pub async fn close(mut socket: AgentSocket) {
+    let _ = timeout(CLOSE_DEADLINE, async {
+        let _ = socket.close(None).await;
+        let _ = socket.get_mut().shutdown().await;
+    })
+    .await;
 }
 
 /// The `Sec-WebSocket-Key` of a well-formed upgrade request.
