@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tether_common::agent_proto::MAX_AGENT_JSON;
 
@@ -50,7 +50,10 @@ async fn get_agent_socket(
 ) -> Response {
     let (response, on_upgrade) = match upgrade::accept(request) {
         Ok(accepted) => accepted,
-        Err(refusal) => return refusal,
+        Err(refusal) => {
+            tracing::debug!(%peer, "agent: {refusal}");
+            return refusal.into_response();
+        }
     };
     tokio::spawn(async move {
         // Until the agent is admitted, its frames are held to the pre-authentication size.

@@ -34,7 +34,12 @@ async fn get_status(tls: &mut Tls) -> String {
     tls.write_all(b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .expect("request");
-    read_head(tls).await.lines().next().unwrap_or_default().to_owned()
+    read_head(tls)
+        .await
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Whether a connection from `source` gets through: TLS, then an HTTP answer.
@@ -141,7 +146,10 @@ async fn an_idle_http2_connection_is_closed_though_it_answers_pings() {
             break true;
         }
     };
-    assert!(closed, "an idle HTTP/2 connection was still open after {DEADLINE:?}");
+    assert!(
+        closed,
+        "an idle HTTP/2 connection was still open after {DEADLINE:?}"
+    );
     assert!(goaway, "closed without a GOAWAY");
     assert!(pings >= 1, "the server sent no keepalive ping");
     eprintln!(

@@ -126,7 +126,11 @@ pub async fn run(
             return Outcome::Closed;
         };
         let per_minute = state.config.agent_admissions_per_minute;
-        if let Verdict::Refused { first } = state.agents.admissions.check(&verified.device_id, per_minute) {
+        if let Verdict::Refused { first } = state
+            .agents
+            .admissions
+            .check(&verified.device_id, per_minute)
+        {
             if first {
                 tracing::warn!(%peer, device = %verified.device_id, "agent: this device connects more than {per_minute} times a minute (agent_admissions_per_minute); refusing it until it slows down");
             } else {

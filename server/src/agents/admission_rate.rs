@@ -19,7 +19,9 @@ const SWEEP_FROM: usize = 1024;
 pub enum Verdict {
     Allowed,
     /// Over the rate; `first` is true for the first refusal in a row (the one worth a log line).
-    Refused { first: bool },
+    Refused {
+        first: bool,
+    },
 }
 
 pub struct AdmissionRate {

@@ -175,6 +175,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for FrameGuard<S> {
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         let arrived = &buf.filled()[before..];
         if let Err(too_large) = this.scanner.scan(arrived, this.limit.get()) {
+            // A failed read hands over nothing (AsyncRead's contract).
+            buf.set_filled(before);
             this.refused = Some(too_large);
             return Poll::Ready(Err(refusal(too_large)));
         }
@@ -288,7 +290,9 @@ mod tests {
     #[test]
     fn fragments_count_towards_their_message_and_pings_between_them_do_not() {
         let mut scanner = FrameScanner::default();
-        scanner.scan(&frame(BINARY_FIRST_FRAGMENT, 600), 1000).unwrap();
+        scanner
+            .scan(&frame(BINARY_FIRST_FRAGMENT, 600), 1000)
+            .unwrap();
         scanner.scan(&frame(PING, 100), 1000).unwrap();
         scanner.scan(&frame(CONTINUATION, 300), 1000).unwrap();
         assert_eq!(
@@ -299,7 +303,9 @@ mod tests {
             })
         );
         let mut scanner = FrameScanner::default();
-        scanner.scan(&frame(BINARY_FIRST_FRAGMENT, 600), 1000).unwrap();
+        scanner
+            .scan(&frame(BINARY_FIRST_FRAGMENT, 600), 1000)
+            .unwrap();
         scanner.scan(&frame(LAST_CONTINUATION, 400), 1000).unwrap();
         scanner
             .scan(&frame(BINARY, 1000), 1000)

@@ -22,16 +22,45 @@ const READ_BUFFER: usize = 4 * 1024;
 /// How long a refused peer's socket may take to close cleanly (it may not be reading).
 const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 
+/// Why a request to `/agent.ashx` is not a WebSocket upgrade we can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotAnUpgrade {
+    #[error("expected a WebSocket upgrade")]
+    Headers,
+    #[error("WebSocket version 13 only")]
+    Version,
+    #[error("missing or bad Sec-WebSocket-Key")]
+    Key,
+    #[error("this connection cannot be upgraded")]
+    Connection,
+}
+
+impl IntoResponse for NotAnUpgrade {
+    fn into_response(self) -> Response {
+        let text = format!("{self}\n");
+        match self {
+            NotAnUpgrade::Version => (
+                StatusCode::UPGRADE_REQUIRED,
+                [(header::SEC_WEBSOCKET_VERSION, "13")],
+                text,
+            )
+                .into_response(),
+            _ => (StatusCode::BAD_REQUEST, text).into_response(),
+        }
+    }
+}
+
 /// Checks the upgrade request; the `101 Switching Protocols` to answer with, and the connection
-/// to come, or the error response.
-pub fn accept(request: Request) -> Result<(Response, OnUpgrade), Response> {
+/// to come.
+pub fn accept(request: Request) -> Result<(Response, OnUpgrade), NotAnUpgrade> {
     let (mut parts, _body) = request.into_parts();
     let key = websocket_key(&parts.headers)?;
-    let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
-        return Err(bad_request("this connection cannot be upgraded"));
-    };
-    let accept = HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
-        .map_err(|_| bad_request("bad Sec-WebSocket-Key"))?;
+    let accept =
+        HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| NotAnUpgrade::Key)?;
+    let on_upgrade = parts
+        .extensions
+        .remove::<OnUpgrade>()
+        .ok_or(NotAnUpgrade::Connection)?;
     let response = (
         StatusCode::SWITCHING_PROTOCOLS,
         [
@@ -74,7 +103,7 @@ pub async fn close(mut socket: AgentSocket) {
 }
 
 /// The `Sec-WebSocket-Key` of a well-formed upgrade request.
-fn websocket_key(headers: &HeaderMap) -> Result<&HeaderValue, Response> {
+fn websocket_key(headers: &HeaderMap) -> Result<&HeaderValue, NotAnUpgrade> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers
             .get_all(name)
@@ -84,26 +113,17 @@ fn websocket_key(headers: &HeaderMap) -> Result<&HeaderValue, Response> {
             .any(|item| item.trim().eq_ignore_ascii_case(token))
     };
     if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
-        return Err(bad_request("expected a WebSocket upgrade"));
+        return Err(NotAnUpgrade::Headers);
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|version| version != "13")
     {
-        return Err((
-            StatusCode::UPGRADE_REQUIRED,
-            [(header::SEC_WEBSOCKET_VERSION, "13")],
-            "WebSocket version 13 only\n",
-        )
-            .into_response());
+        return Err(NotAnUpgrade::Version);
     }
     headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or_else(|| bad_request("missing Sec-WebSocket-Key"))
-}
-
-fn bad_request(why: &'static str) -> Response {
-    (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response()
+        .ok_or(NotAnUpgrade::Key)
 }
 
 #[cfg(test)]
@@ -136,35 +156,38 @@ mod tests {
         // RFC 6455's own example.
         assert_eq!(
             derive_accept_key(KEY.as_bytes()),
-            "s3pPLMBiTxaQ9kYGzzhZRlK+xOo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
     #[test]
     fn anything_else_is_refused() {
-        let status = |pairs: &[(&'static str, &'static str)]| {
-            websocket_key(&headers(pairs)).unwrap_err().status()
-        };
+        let refusal =
+            |pairs: &[(&'static str, &'static str)]| websocket_key(&headers(pairs)).unwrap_err();
         assert_eq!(
-            status(&[("sec-websocket-key", KEY)]),
-            StatusCode::BAD_REQUEST
+            refusal(&[("sec-websocket-key", KEY)]),
+            NotAnUpgrade::Headers
         );
         assert_eq!(
-            status(&[
+            refusal(&[
                 ("connection", "upgrade"),
                 ("upgrade", "websocket"),
                 ("sec-websocket-version", "8"),
                 ("sec-websocket-key", KEY),
             ]),
+            NotAnUpgrade::Version
+        );
+        assert_eq!(
+            NotAnUpgrade::Version.into_response().status(),
             StatusCode::UPGRADE_REQUIRED
         );
         assert_eq!(
-            status(&[
+            refusal(&[
                 ("connection", "upgrade"),
                 ("upgrade", "websocket"),
                 ("sec-websocket-version", "13"),
             ]),
-            StatusCode::BAD_REQUEST
+            NotAnUpgrade::Key
         );
     }
 }

@@ -87,7 +87,9 @@ impl Drop for CapPermit {
 fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
     // Every update is a few integer changes that cannot panic half-way; a poisoned lock still
     // holds consistent counts.
-    counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    counts
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The key a connection from `ip` is counted under: an IPv4 address (also when mapped into

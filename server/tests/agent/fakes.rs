@@ -68,7 +68,11 @@ impl FakeAgent {
         let (mut handshake, mut ws) = self.open(server).await;
         let started = Instant::now();
         let ending = self
-            .drive(&mut handshake, &mut ws, tokio::time::sleep_until(started + DEADLINE))
+            .drive(
+                &mut handshake,
+                &mut ws,
+                tokio::time::sleep_until(started + DEADLINE),
+            )
             .await;
         let took = started.elapsed();
         let _ = ws.close(None).await;

@@ -47,7 +47,9 @@ pub async fn agent_socket(server: &TestServer) -> Tls {
     let request = "GET /agent.ashx HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
                    Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
                    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    tls.write_all(request.as_bytes()).await.expect("upgrade request");
+    tls.write_all(request.as_bytes())
+        .await
+        .expect("upgrade request");
     let head = read_head(&mut tls).await;
     assert!(head.starts_with("HTTP/1.1 101"), "no upgrade: {head}");
     tls
