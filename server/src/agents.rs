@@ -7,22 +7,25 @@
 //! JavaScript core is fine so they stay connected without one.
 
 mod admission;
+mod admission_rate;
 mod enrolment;
+mod frame_guard;
 mod keys;
 mod msh_download;
 mod records;
 mod registry;
 mod session;
 mod strings;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tether_common::agent_proto::MAX_AGENT_JSON;
 
 pub use enrolment::{EnrolmentKey, group_key, rotate_group_key};
 pub use msh_download::{enrollable_group, group_msh, may_enrol, msh_response, server_authority};
@@ -31,8 +34,9 @@ pub use strings::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 
 use crate::state::AppState;
 
-/// Largest message accepted after authentication (before it, see `admission::MAX_FRAME_BEFORE_AUTH`).
-pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// Largest message accepted after authentication (before it, see `admission::MAX_FRAME_BEFORE_AUTH`):
+/// the largest JSON message an agent sends. Nothing bigger is ever read, so it is not buffered.
+pub const MAX_MESSAGE: usize = MAX_AGENT_JSON;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -43,29 +47,38 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// Read buffer per agent socket; larger messages still arrive, in several reads.
-const AGENT_READ_BUFFER: usize = 4 * 1024;
-
 async fn get_agent_socket(
-    ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
 ) -> Response {
-    // Thousands of mostly idle agents: tungstenite's default 128 KiB read buffer per socket would be
-    // most of the server's memory, and agents' messages are small. Writes go out as they are sent.
-    ws.max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
-        .read_buffer_size(AGENT_READ_BUFFER)
-        .write_buffer_size(0)
-        .on_upgrade(move |mut socket| async move {
-            match admission::run(&state, &mut socket, peer).await {
-                admission::Outcome::Admitted(admission) => {
-                    session::run(state, socket, peer, *admission).await
-                }
-                admission::Outcome::Hold => {
-                    admission::hold(socket, Duration::from_secs(state.config.agent_hold_secs)).await
-                }
-                admission::Outcome::Closed => {}
+    let (response, on_upgrade) = match upgrade::accept(request) {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            tracing::debug!(%peer, "agent: {refusal}");
+            return refusal.into_response();
+        }
+    };
+    tokio::spawn(async move {
+        // Until the agent is admitted, its frames are held to the pre-authentication size.
+        let limit = frame_guard::FrameLimit::new(admission::MAX_FRAME_BEFORE_AUTH);
+        let mut socket = match upgrade::open(on_upgrade, limit.clone(), MAX_MESSAGE).await {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::debug!(%peer, "agent: the WebSocket upgrade failed: {e}");
+                return;
             }
-        })
+        };
+        match admission::run(&state, &mut socket, &limit, peer).await {
+            admission::Outcome::Admitted(admission) => {
+                session::run(state, socket, peer, *admission).await
+            }
+            admission::Outcome::Hold(permit) => {
+                let for_how_long = Duration::from_secs(state.config.agent_hold_secs);
+                admission::hold(socket, peer, &limit, for_how_long, permit).await
+            }
+            admission::Outcome::Closed => upgrade::close(socket).await,
+        }
+    });
+    response
 }

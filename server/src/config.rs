@@ -57,6 +57,13 @@ pub struct Cli {
     /// E-mail address for --createaccount.
     #[arg(long, value_name = "E")]
     pub email: Option<String>,
+    /// Most connections a listener keeps open at once, 0 = no cap (config: `max_connections`).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Most connections one source address (IPv4 address, IPv6 /64) keeps open at once on a
+    /// listener, 0 = no cap (config: `max_connections_per_ip`).
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<u32>,
 }
 
 /// Everything the running server needs to know. Every field can be set in `config.toml`.
@@ -104,10 +111,17 @@ pub struct Config {
     pub agent_idle_timeout_secs: u64,
     /// An agent must complete the authentication handshake within this many seconds.
     pub agent_handshake_timeout_secs: u64,
-    /// How long the server silently holds the connection of an agent it cannot admit (unknown
-    /// device group, a web certificate that is not ours) before closing it. Closing at once would
-    /// make the agent reconnect at once; MeshCentral holds for the same reason.
+    /// How long the server silently holds the connection of an agent that proved its key but
+    /// cannot be admitted (its device group does not exist) before closing it. Closing at once
+    /// would make the agent reconnect at once; MeshCentral holds for the same reason.
     pub agent_hold_secs: u64,
+    /// Most connections held at once (all sources), and from one source address: an agent is
+    /// held only after it proved its key, so these only bound what a key-holder can pin down.
+    pub agent_hold_max: u32,
+    pub agent_hold_max_per_ip: u32,
+    /// Admissions per device per minute (each writes the store and tells consoles); a device
+    /// reconnecting faster is refused until it slows down. 0 = no limit.
+    pub agent_admissions_per_minute: u32,
     /// A relay session's tokens admit for this many seconds; an end that connected waits this
     /// long (at most) for the other.
     pub relay_pair_timeout_secs: u64,
@@ -119,6 +133,22 @@ pub struct Config {
     /// Relay sessions one device may have open or waiting to pair at once, for all users. Above
     /// the per-user quota, so that one user cannot take a device's every slot.
     pub relay_sessions_per_device: u32,
+    /// Most connections a listener keeps open at once; more are closed as they are accepted.
+    /// 0 = no cap (the open-file limit is then the only one).
+    pub max_connections: u32,
+    /// Most connections from one source (IPv4 address, IPv6 /64) per listener, 0 = no cap. Off
+    /// behind `tlsoffload` (every connection comes from the proxy). A fleet behind one NAT
+    /// address needs this raised.
+    pub max_connections_per_ip: u32,
+    /// A connection with no request in progress for this long is closed (HTTP/2 clients, and
+    /// clients that never send a request; HTTP/1 waits for headers at most 30 s anyway).
+    /// Upgraded WebSockets have their own keepalives and are not affected.
+    pub http_idle_timeout_secs: u64,
+    /// A request must be read and answered (its response head) within this long, so a client
+    /// cannot trickle a body forever.
+    pub http_request_timeout_secs: u64,
+    /// Seconds between HTTP/2 pings; an unanswered ping (20 s) closes the connection.
+    pub http2_keepalive_secs: u64,
 }
 
 impl Default for Config {
@@ -144,10 +174,18 @@ impl Default for Config {
             agent_idle_timeout_secs: 150,
             agent_handshake_timeout_secs: 30,
             agent_hold_secs: 600,
+            agent_hold_max: 1_000,
+            agent_hold_max_per_ip: 100,
+            agent_admissions_per_minute: 10,
             relay_pair_timeout_secs: 60,
             relay_max_session_secs: 0,
             relay_sessions_per_user: 64,
             relay_sessions_per_device: 96,
+            max_connections: 20_000,
+            max_connections_per_ip: 1_000,
+            http_idle_timeout_secs: 120,
+            http_request_timeout_secs: 60,
+            http2_keepalive_secs: 30,
         }
     }
 }
@@ -184,6 +222,12 @@ impl Config {
         }
         if let Some(cert) = &cli.cert {
             self.cert = cert.clone();
+        }
+        if let Some(max) = cli.max_connections {
+            self.max_connections = max;
+        }
+        if let Some(max) = cli.max_connections_per_ip {
+            self.max_connections_per_ip = max;
         }
         self.fastcert |= cli.fastcert;
         self.tlsoffload |= cli.tlsoffload;

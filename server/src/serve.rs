@@ -1,5 +1,12 @@
 //! Start-up and the listeners: the HTTPS port (or plain HTTP behind a TLS-offloading proxy), the
 //! HTTP→HTTPS redirect port, background chores, and a graceful stop on SIGINT/SIGTERM.
+//!
+//! Each listener caps its open connections in total and per source address (`caps.rs`), closing
+//! the excess as it is accepted; each connection has a TLS handshake deadline, an HTTP/1 header
+//! deadline, HTTP/2 pings, a per-request deadline and an idle timeout (`activity.rs`).
+
+mod activity;
+pub(crate) mod caps;
 
 use std::io::{ErrorKind, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -11,7 +18,6 @@ use anyhow::Context;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -19,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
+use self::activity::{Activity, Tracked};
+use self::caps::{CapRefused, Caps, ConnectionCounts};
 use crate::agents::OnlineAgents;
 use crate::auth::ratelimit::LoginLimiter;
 use crate::certs::{self, ServerCerts};
@@ -33,6 +41,8 @@ use crate::store::redb::RedbStore;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// An HTTP/1 client must send its request headers within this long.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// An HTTP/2 ping not answered within this long means the peer is gone.
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// On shutdown, open requests get this long to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -93,6 +103,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let app = crate::http::router(state);
 
     let tasks = TaskTracker::new();
+    let limits = ListenerLimits::of(&config);
     let https_port = https.local_addr()?.port();
     let host = public_host(&config);
     if let Some(listener) = redirect {
@@ -103,6 +114,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             listener,
             None,
             app,
+            limits,
             shutdown.clone(),
             tasks.clone(),
         ));
@@ -111,6 +123,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         https,
         tls,
         app,
+        limits,
         shutdown.clone(),
         tasks.clone(),
     ));
@@ -175,14 +188,49 @@ async fn bind(ip: IpAddr, port: u16, flag: &str, example: u16) -> anyhow::Result
     }
 }
 
+/// What every listener enforces on its connections (from the configuration).
+#[derive(Debug, Clone, Copy)]
+struct ListenerLimits {
+    caps: Caps,
+    idle_timeout: Duration,
+    request_timeout: Duration,
+    http2_keepalive: Duration,
+}
+
+impl ListenerLimits {
+    fn of(config: &Config) -> ListenerLimits {
+        let per_source = if config.tlsoffload && config.max_connections_per_ip != 0 {
+            // Every connection comes from the proxy: a per-address cap would cap everyone.
+            tracing::info!(
+                "--tlsoffload: no cap per source address (max_connections_per_ip), the proxy is the only source"
+            );
+            0
+        } else {
+            config.max_connections_per_ip
+        };
+        ListenerLimits {
+            caps: Caps {
+                total: config.max_connections,
+                per_source,
+            },
+            idle_timeout: Duration::from_secs(config.http_idle_timeout_secs.max(1)),
+            request_timeout: Duration::from_secs(config.http_request_timeout_secs.max(1)),
+            http2_keepalive: Duration::from_secs(config.http2_keepalive_secs.max(1)),
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
+    limits: ListenerLimits,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
     let failures = Arc::new(HandshakeFailures::default());
+    let open = ConnectionCounts::default();
+    let refusals = CapRefusals::default();
     loop {
         let (tcp, peer) = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -196,15 +244,25 @@ async fn accept_loop(
                 }
             },
         };
+        // Refused before TLS: the excess costs one accept and one close, nothing more.
+        let permit = match open.try_acquire(peer.ip(), limits.caps) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                refusals.record(peer, refused);
+                drop(tcp);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let (app, shutdown, tls, failures) =
             (app.clone(), shutdown.clone(), tls.clone(), failures.clone());
         tasks.spawn(async move {
+            let _permit = permit;
             let Some(tls) = tls else {
-                return serve_connection(tcp, peer, app, shutdown).await;
+                return serve_connection(tcp, peer, app, limits, shutdown).await;
             };
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                Ok(Ok(stream)) => serve_connection(stream, peer, app, shutdown).await,
+                Ok(Ok(stream)) => serve_connection(stream, peer, app, limits, shutdown).await,
                 Ok(Err(e)) => failures.record(peer, &e.to_string()),
                 Err(_) => failures.record(peer, "timed out"),
             }
@@ -214,21 +272,37 @@ async fn accept_loop(
 
 /// Serves HTTP/1.1 or HTTP/2 (with WebSocket upgrades) on one connection, handing handlers the
 /// peer address as `ConnectInfo<SocketAddr>`.
-async fn serve_connection<I>(io: I, peer: SocketAddr, app: Router, shutdown: CancellationToken)
-where
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    app: Router,
+    limits: ListenerLimits,
+    shutdown: CancellationToken,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut make_service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let service = match make_service.call(peer).await {
-        Ok(service) => TowerToHyperService::new(service),
+    let inner = match make_service.call(peer).await {
+        Ok(service) => service,
         Err(never) => match never {},
+    };
+    let activity = Activity::new();
+    let service = Tracked {
+        inner,
+        activity: activity.clone(),
+        request_timeout: limits.request_timeout,
+        peer,
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.http2_keepalive)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     let result = tokio::select! {
@@ -237,9 +311,58 @@ where
             connection.as_mut().graceful_shutdown();
             connection.await
         }
+        () = activity.idle_for_at_least(limits.idle_timeout) => {
+            tracing::debug!(%peer, "closing a connection idle for {:?}", limits.idle_timeout);
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => Ok(()),
+            }
+        }
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Connections over a cap are closed at accept. Under a flood that is many a second, so the
+/// log says so at most once a minute per listener, with how many were refused meanwhile.
+#[derive(Default)]
+struct CapRefusals {
+    state: Mutex<RefusalLog>,
+}
+
+#[derive(Default)]
+struct RefusalLog {
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl CapRefusals {
+    const LOG_EVERY: Duration = Duration::from_secs(60);
+
+    fn record(&self, peer: SocketAddr, refused: CapRefused) {
+        let Ok(mut log) = self.state.lock() else {
+            return;
+        };
+        if log
+            .last_logged
+            .is_some_and(|last| last.elapsed() < Self::LOG_EVERY)
+        {
+            log.unlogged += 1;
+            return;
+        }
+        let also_refused = std::mem::take(&mut log.unlogged);
+        log.last_logged = Some(Instant::now());
+        let setting = match refused {
+            CapRefused::Total { .. } => "max_connections",
+            CapRefused::PerSource { .. } => "max_connections_per_ip",
+        };
+        tracing::warn!(
+            %peer,
+            also_refused,
+            "connection refused: {refused} ({setting}); closing it (at most one such line a minute)"
+        );
     }
 }
 

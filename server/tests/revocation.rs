@@ -227,7 +227,7 @@ async fn logging_out_ends_her_terminal_and_closes_her_control_socket() {
 #[tokio::test]
 async fn a_listening_control_socket_closes_on_logout() {
     let mut fx = Fixture::start().await;
-    let device = FakeAgent::connect(&fx.server, &fx.group).await;
+    let device = FakeAgent::connect(&fx.server, fx.enrolment_key()).await;
     let cookie = add_alice(&mut fx, Rights::VIEW).await;
     let mut alice = fx.server.control(&cookie).await;
     let logout = fx
@@ -311,8 +311,8 @@ async fn create_session(control: &mut ControlClient, device: &str, kind: &str) -
 async fn one_user_cannot_take_every_relay_slot() {
     let mut fx = Fixture::start().await;
     let (first, second) = (
-        FakeAgent::connect(&fx.server, &fx.group).await,
-        FakeAgent::connect(&fx.server, &fx.group).await,
+        FakeAgent::connect(&fx.server, fx.enrolment_key()).await,
+        FakeAgent::connect(&fx.server, fx.enrolment_key()).await,
     );
     fx.wait_device(&first.device, "online", |d| d.online).await;
     fx.wait_device(&second.device, "online", |d| d.online).await;

@@ -49,6 +49,10 @@ pub struct OnlineAgents {
     connected: Mutex<HashMap<DeviceId, Entry>>,
     next_generation: AtomicU64,
     pub(super) keys: super::keys::KeysCell,
+    /// Agents held open (proved their key, cannot be admitted), in total and per source.
+    pub(super) held: crate::serve::caps::ConnectionCounts,
+    /// Recent admissions per device, to refuse a reconnect loop.
+    pub(super) admissions: super::admission_rate::AdmissionRate,
 }
 
 impl OnlineAgents {

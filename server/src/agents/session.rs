@@ -4,19 +4,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tether_common::agent_proto::{self, AgentToServer, MAX_AGENT_JSON, ServerToAgent};
 use tether_common::handshake::wire::{self, cmd};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+use tokio_tungstenite::tungstenite::Message;
 
 use super::admission::{Admission, SEND_DEADLINE};
 use super::records;
 use super::registry::Outgoing;
+use super::upgrade::AgentSocket;
 use crate::state::AppState;
 
-type Sink = SplitSink<WebSocket, Message>;
+type Sink = SplitSink<AgentSocket, Message>;
 
 /// Why a session ended, for the log.
 #[derive(Debug)]
@@ -29,7 +30,7 @@ enum End {
     SendFailed,
 }
 
-pub async fn run(state: AppState, socket: WebSocket, peer: SocketAddr, admission: Admission) {
+pub async fn run(state: AppState, socket: AgentSocket, peer: SocketAddr, admission: Admission) {
     let device_id = admission.admitted.device.id.clone();
     let group_id = admission.admitted.group.id.clone();
     let mut registration = state.agents.register(device_id.clone(), group_id.clone());
@@ -64,13 +65,22 @@ pub async fn run(state: AppState, socket: WebSocket, peer: SocketAddr, admission
                 _ = registration.replaced.cancelled() => break End::Replaced,
                 _ = registration.removed.cancelled() => break End::Removed,
                 message = stream.next() => {
-                    let Some(Ok(message)) = message else { break End::Closed };
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        Some(Err(e)) => {
+                            // e.g. a message over MAX_MESSAGE: worth knowing, since the agent
+                            // will reconnect and may send it again.
+                            tracing::info!(device = %device_id, %peer, "agent: reading failed: {e}");
+                            break End::Closed;
+                        }
+                        None => break End::Closed,
+                    };
                     last_heard = Instant::now();
                     let ok = match message {
                         Message::Binary(frame) => on_binary(&state, &mut sink, &device_id, &frame, &mut info_limit).await,
                         Message::Text(text) => on_json(&state, &mut sink, &device_id, text.as_str(), &mut info_limit).await,
                         Message::Close(_) => break End::Closed,
-                        Message::Ping(_) | Message::Pong(_) => true,
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => true,
                     };
                     if !ok {
                         break End::SendFailed;

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tether_common::handshake::rsa::{RsaSigner, RsaVerifier, rsa_public_key_of_cert};
-use tether_common::handshake::{Hash, ServerConfig, ServerEvent, ServerHandshake, sha384};
+use tether_common::handshake::{
+    AgentHandshake, Hash, ServerConfig, ServerEvent, ServerHandshake, sha384,
+};
 use tether_common::ids::DeviceId;
 use tokio::net::TcpListener;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::fake_agent::{open_agent_handshake, rsa_identity};
+use crate::common::fake_agent::{AgentSocket, open_agent_handshake, rsa_identity};
 use crate::common::{self, TestServer};
 use crate::support::DEADLINE;
 
@@ -75,21 +77,60 @@ impl FakeAgent {
     /// Connects to `/agent.ashx` and runs the handshake; also returns how long the handshake took
     /// from the open WebSocket to the server's confirmation.
     pub async fn run(&self, server: &TestServer) -> (Ending, std::time::Duration) {
-        let (mut handshake, mut ws) = open_agent_handshake(
+        let (mut handshake, mut ws) = self.open(server).await;
+        let started = Instant::now();
+        if let Some(name) = &self.agent_name {
+            let json = serde_json::json!({ "action": "agentName", "value": name });
+            ws.send(Message::text(json.to_string())).await.unwrap();
+        }
+        let ending = self
+            .drive(
+                &mut handshake,
+                &mut ws,
+                tokio::time::sleep_until(started + DEADLINE),
+            )
+            .await;
+        let took = started.elapsed();
+        if ending == Ending::Accepted {
+            for text in &self.after_auth {
+                ws.send(Message::text(text.clone())).await.unwrap();
+            }
+        }
+        let _ = ws.close(None).await;
+        (ending, took)
+    }
+
+    /// Runs the handshake until the server confirms or closes, or `until` resolves (`Stuck`),
+    /// and hands back the socket, still open in the last case (a held agent hears nothing).
+    pub async fn run_until(
+        &self,
+        server: &TestServer,
+        until: impl std::future::Future<Output = ()>,
+    ) -> (Ending, AgentSocket) {
+        let (mut handshake, mut ws) = self.open(server).await;
+        let ending = self.drive(&mut handshake, &mut ws, until).await;
+        (ending, ws)
+    }
+
+    async fn open(&self, server: &TestServer) -> (AgentHandshake, AgentSocket) {
+        open_agent_handshake(
             server,
             &self.key_pkcs8,
             self.cert.clone(),
             self.mesh_id,
             self.pinned,
         )
-        .await;
-        let started = Instant::now();
-        let deadline = started + DEADLINE;
-        if let Some(name) = &self.agent_name {
-            let json = serde_json::json!({ "action": "agentName", "value": name });
-            ws.send(Message::text(json.to_string())).await.unwrap();
-        }
-        let ending = loop {
+        .await
+    }
+
+    async fn drive(
+        &self,
+        handshake: &mut AgentHandshake,
+        ws: &mut AgentSocket,
+        until: impl std::future::Future<Output = ()>,
+    ) -> Ending {
+        tokio::pin!(until);
+        loop {
             while let Some(frame) = handshake.poll_transmit() {
                 let frame = if self.tamper_signature && frame[..2] == [0, 2] {
                     flip_last_byte(frame)
@@ -101,27 +142,22 @@ impl FakeAgent {
                 }
             }
             if handshake.is_authenticated() {
-                break Ending::Accepted;
+                return Ending::Accepted;
             }
-            match timeout_at(deadline, ws.next()).await {
-                Err(_) => break Ending::Stuck,
-                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => break Ending::Closed,
-                Ok(Some(Ok(Message::Binary(frame)))) => {
+            let message = tokio::select! {
+                () = &mut until => return Ending::Stuck,
+                message = ws.next() => message,
+            };
+            match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ending::Closed,
+                Some(Ok(Message::Binary(frame))) => {
                     if handshake.handle_input(&frame).is_err() {
-                        break Ending::Stuck;
+                        return Ending::Stuck;
                     }
                 }
-                Ok(Some(Ok(_))) => {}
-            }
-        };
-        let took = started.elapsed();
-        if ending == Ending::Accepted {
-            for text in &self.after_auth {
-                ws.send(Message::text(text.clone())).await.unwrap();
+                Some(Ok(_)) => {}
             }
         }
-        let _ = ws.close(None).await;
-        (ending, took)
     }
 }
 

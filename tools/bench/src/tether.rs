@@ -104,6 +104,12 @@ pub async fn prepare(
         "127.0.0.1",
         "--cert",
         "127.0.0.1",
+        // The load tool connects thousands of agents from one loopback address, and the point is
+        // the server's capacity (MeshCentral has no such caps): lift the connection caps.
+        "--max-connections",
+        "0",
+        "--max-connections-per-ip",
+        "0",
     ] {
         args.push(arg.into());
     }
