@@ -204,8 +204,15 @@ in_root() {
     PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     "CARGO_TARGET_DIR=$target_in_root" CARGO_TERM_COLOR=never RUST_BACKTRACE=1
   )
-  [ -n "${TETHER_SKIP_DESKTOP:-}" ] && env_vars+=("TETHER_SKIP_DESKTOP=$TETHER_SKIP_DESKTOP")
-  [ -n "${TETHER_DESKTOP_CLIPPY:-}" ] && env_vars+=("TETHER_DESKTOP_CLIPPY=$TETHER_DESKTOP_CLIPPY")
+  local name
+  for name in TETHER_SKIP_DESKTOP TETHER_DESKTOP_CLIPPY; do
+    [ -n "${!name:-}" ] && env_vars+=("$name=${!name}")
+  done
+  # Where this machine's environment names its CA bundle (Node.js reads only its own CA list
+  # unless NODE_EXTRA_CA_CERTS says otherwise): the same names, for the root's bundle.
+  for name in NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE GIT_SSL_CAINFO; do
+    [ -n "${!name:-}" ] && [ -e "$root_dir${!name}" ] && env_vars+=("$name=${!name}")
+  done
   env -i "${env_vars[@]}" chroot "$root_dir" /bin/bash -c "$1"
 }
 
@@ -278,7 +285,7 @@ mount_root() {
 # shellcheck disable=SC2016 # ${Package} is dpkg-query's, not the shell's
 root_packages() { chroot "$root_dir" dpkg-query -W -f '${Package}\n' | sort; }
 
-# git and ca-certificates: a fresh developer machine needs them to clone the repository over
+# git and ca-certificates (and the machine's own CAs): a fresh developer machine needs them to clone the repository over
 # https before it can run anything, and minbase has neither. Nothing of the project's own
 # dependencies is installed here: proving that install-test-deps.sh installs them is the point.
 install_git() {
@@ -287,6 +294,15 @@ install_git() {
   else
     in_root 'apt-get update -qq &&
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git ca-certificates'
+  fi
+  # A machine behind a TLS-inspecting proxy (as here) trusts the proxy's CA, installed under
+  # /usr/local/share/ca-certificates; without it every https download in the root (crates, npm)
+  # would fail for a reason that no fresh machine of this kind has. Copied on every run: it may
+  # change with the machine.
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    mkdir -p "$root_dir/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$root_dir/usr/local/share/ca-certificates/"
+    in_root 'update-ca-certificates >/dev/null'
   fi
   # What a fresh machine has before the project's install script runs: see note_root_freshness.
   if [ ! -f "$base_packages" ]; then
@@ -413,7 +429,7 @@ begin "bind mounts, resolv.conf" mounts.log
 mount_root >"$logs_dir/mounts.log" 2>&1
 end_step PASS
 
-begin "git and ca-certificates in the root" git.log
+begin "git, ca-certificates and the host's CAs in the root" git.log
 install_git >"$logs_dir/git.log" 2>&1
 end_step PASS
 

