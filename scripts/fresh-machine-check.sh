@@ -84,6 +84,7 @@ current_step=
 current_start=0
 current_log=
 mounted=() # mount points under the root, in mount order (unmounted in reverse)
+watchdog_pid=
 summary_notes=()
 
 begin() {
@@ -112,6 +113,22 @@ check_disk() {
     echo "only ${free} GB free on $(df -P "$(dirname "$root_dir")" | awk 'NR == 2 { print $6 }'), need ${min_free_gb} GB" >&2
     return 1
   fi
+}
+
+# A build and test run writes 10+ GB while others may be filling the same disk: checking before a
+# step is not enough, so this watches while the project's commands run and, below the minimum,
+# stops everything in the root (the step then fails and the summary says why).
+start_disk_watchdog() {
+  (
+    while sleep 20; do
+      if ! check_disk 2>"$logs_dir/disk-low"; then
+        stop_root_processes
+        exit 0
+      fi
+      rm -f "$logs_dir/disk-low"
+    done
+  ) &
+  watchdog_pid=$!
 }
 
 # Processes whose root directory is the fresh root: all were started by this script (the server,
@@ -179,6 +196,8 @@ on_exit() {
     end_step FAIL
     rc=1
   fi
+  [ -n "$watchdog_pid" ] && kill "$watchdog_pid" 2>/dev/null
+  [ -s "$logs_dir/disk-low" ] && note "stopped by the disk watchdog: $(cat "$logs_dir/disk-low")"
   stop_root_processes
   unmount_all
   # The target dir is the largest thing here (10+ GB); on a tight disk it goes, the root stays.
@@ -445,6 +464,8 @@ note "clone at $(tail -n 1 "$logs_dir/clone.log")"
 note_root_freshness
 
 [ "$mode" = prepare ] && exit 0
+
+start_disk_watchdog
 
 # The server command needs a C linker and Node.js, which a fresh machine lacks: the README's
 # "Install and run" sends a developer to install-test-deps.sh for them, so that runs first
