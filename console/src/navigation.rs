@@ -112,7 +112,10 @@ fn open_in_system_browser(url: &Url) {
     } else {
         "xdg-open"
     };
-    match std::process::Command::new(program).arg(url.as_str()).spawn() {
+    match std::process::Command::new(program)
+        .arg(url.as_str())
+        .spawn()
+    {
         // Reaped off the UI thread.
         Ok(mut child) => {
             std::thread::spawn(move || child.wait());
@@ -128,13 +131,19 @@ mod tests {
     fn decide_for(url: &str) -> Navigation {
         let url = Url::parse(url).expect("a URL");
         decide(&url, |origin| {
-            matches!(origin, "https://tether.example:8443" | "https://[::1]" | "https://10.0.0.5")
+            matches!(
+                origin,
+                "https://tether.example:8443" | "https://[::1]" | "https://10.0.0.5"
+            )
         })
     }
 
     #[test]
     fn a_trusted_server_and_the_app_page_stay_in_the_window() {
-        assert_eq!(decide_for("https://tether.example:8443/devices"), Navigation::Allow);
+        assert_eq!(
+            decide_for("https://tether.example:8443/devices"),
+            Navigation::Allow
+        );
         assert_eq!(decide_for("https://[::1]:443/login"), Navigation::Allow);
         assert_eq!(decide_for("https://10.0.0.5/"), Navigation::Allow);
         assert_eq!(
@@ -142,24 +151,45 @@ mod tests {
             Navigation::Allow
         );
         #[cfg(not(any(windows, target_os = "android")))]
-        assert_eq!(decide_for("tauri://localhost/index.html"), Navigation::Allow);
+        assert_eq!(
+            decide_for("tauri://localhost/index.html"),
+            Navigation::Allow
+        );
     }
 
     #[test]
     fn other_web_pages_go_to_the_system_browser() {
         // Same host, other port or scheme: another origin.
-        assert_eq!(decide_for("https://tether.example/"), Navigation::OpenExternally);
-        assert_eq!(decide_for("https://tether.example:8444/"), Navigation::OpenExternally);
-        assert_eq!(decide_for("https://evil.example/login"), Navigation::OpenExternally);
-        assert_eq!(decide_for("http://tether.example:8443/"), Navigation::OpenExternally);
-        assert_eq!(decide_for("mailto:admin@example.org"), Navigation::OpenExternally);
+        assert_eq!(
+            decide_for("https://tether.example/"),
+            Navigation::OpenExternally
+        );
+        assert_eq!(
+            decide_for("https://tether.example:8444/"),
+            Navigation::OpenExternally
+        );
+        assert_eq!(
+            decide_for("https://evil.example/login"),
+            Navigation::OpenExternally
+        );
+        assert_eq!(
+            decide_for("http://tether.example:8443/"),
+            Navigation::OpenExternally
+        );
+        assert_eq!(
+            decide_for("mailto:admin@example.org"),
+            Navigation::OpenExternally
+        );
         // Look-alikes of the trusted name are other hosts.
         assert_eq!(
             decide_for("https://tether.example.evil.example:8443/"),
             Navigation::OpenExternally
         );
         #[cfg(not(any(windows, target_os = "android")))]
-        assert_eq!(decide_for("http://tauri.localhost/"), Navigation::OpenExternally);
+        assert_eq!(
+            decide_for("http://tauri.localhost/"),
+            Navigation::OpenExternally
+        );
     }
 
     #[test]

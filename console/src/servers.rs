@@ -112,7 +112,10 @@ impl ServerList {
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     // A folder made earlier (by an older version, or by hand) is narrowed too.
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
