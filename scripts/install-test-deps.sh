@@ -14,7 +14,8 @@ command -v npm >/dev/null || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # Remote desktop (agent/src/desktop): FFmpeg's libraries for H.264/VP8 encoding (ffmpeg-next builds
 # its bindings with bindgen, hence clang), and for its tests an X server (Xvfb) whose keyboard layout
-# they switch (setxkbmap) and whose root window they paint (xsetroot).
+# they switch (setxkbmap) and whose root window they paint (xsetroot), and whose clipboard they set
+# from another X client (xclip) as a program on the remote machine would.
 pkg-config --exists libavcodec 2>/dev/null || need_apt+=(libavcodec-dev)
 pkg-config --exists libswscale 2>/dev/null || need_apt+=(libswscale-dev)
 pkg-config --exists libavutil 2>/dev/null || need_apt+=(libavutil-dev)
@@ -32,6 +33,7 @@ have_libclang() {
 command -v Xvfb >/dev/null || need_apt+=(xvfb)
 command -v setxkbmap >/dev/null || need_apt+=(x11-xkb-utils)
 command -v xsetroot >/dev/null || need_apt+=(x11-xserver-utils)
+command -v xclip >/dev/null || need_apt+=(xclip)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"

@@ -9,7 +9,7 @@ use tauri::{AppHandle, Manager, Runtime, Webview};
 
 use crate::probe::{parse_server_url, probe, same_fingerprint};
 use crate::servers::{KnownServer, ServerList};
-use crate::{Cli, commands, webview_trust};
+use crate::{Cli, commands, navigation, webview_trust};
 
 /// Exit status when `--accept-fingerprint` does not match what the server presents.
 const EXIT_FINGERPRINT_MISMATCH: i32 = 3;
@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             commands::trust_server,
             commands::forget_server,
         ])
+        .plugin(navigation::plugin())
         .on_page_load(report_page_load)
         .setup(move |app| {
             let config_dir = app.path().app_config_dir()?;

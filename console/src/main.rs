@@ -3,6 +3,7 @@
 
 mod app;
 mod commands;
+mod navigation;
 mod probe;
 mod servers;
 mod webview_trust;

@@ -1,4 +1,7 @@
 //! The servers this console has trusted, kept as `servers.json` in the app's config directory.
+//! The list holds no secret, but it is the trust-on-first-use pin list: whoever can rewrite it
+//! chooses which certificate the console accepts for a server. So it is written readable and
+//! writable by its owner only (0600), in a folder only its owner may enter (0700).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -92,7 +95,7 @@ impl ServerList {
             source,
         };
         if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).map_err(io_error)?;
+            create_private_dir(dir).map_err(io_error)?;
         }
         let json =
             serde_json::to_vec_pretty(&self.servers).map_err(|source| ServersError::Format {
@@ -101,9 +104,46 @@ impl ServerList {
             })?;
         // Write then rename, so a crash never leaves a half-written list.
         let temp = self.path.with_extension("json.tmp");
-        fs::write(&temp, json).map_err(io_error)?;
+        write_private(&temp, &json).map_err(io_error)?;
         fs::rename(&temp, &self.path).map_err(io_error)
     }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    // A folder made earlier (by an older version, or by hand) is narrowed too.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// Elsewhere the user's profile folder is private already.
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` applies to a new file only; a leftover temporary file is narrowed too.
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(contents)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    fs::write(path, contents)
 }
 
 #[cfg(test)]
@@ -112,6 +152,39 @@ mod tests {
 
     const FP_A: &str = "AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA:AA";
     const FP_B: &str = "BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB:BB";
+
+    #[cfg(unix)]
+    #[test]
+    fn the_list_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| fs::metadata(path).expect("exists").permissions().mode() & 0o777;
+        let server = || KnownServer {
+            url: "https://example.org/".into(),
+            fingerprint: FP_A.into(),
+        };
+
+        // A config folder that does not exist yet is made 0700.
+        let home = tempfile::tempdir().expect("temp dir");
+        let config_dir = home.path().join("config").join("org.tether.console");
+        let mut list = ServerList::load(&config_dir).expect("empty list");
+        list.remember("https://example.org".into(), server())
+            .expect("saved");
+        assert_eq!(mode(&config_dir), 0o700);
+        assert_eq!(mode(&config_dir.join("servers.json")), 0o600);
+
+        // One made earlier with the usual umask, and a list written by an older version, are
+        // narrowed on the next save.
+        fs::set_permissions(&config_dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::set_permissions(
+            config_dir.join("servers.json"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        let mut list = ServerList::load(&config_dir).expect("reloaded");
+        list.forget("https://example.org").expect("saved");
+        assert_eq!(mode(&config_dir), 0o700);
+        assert_eq!(mode(&config_dir.join("servers.json")), 0o600);
+    }
 
     #[test]
     fn remembers_across_loads_and_flags_a_changed_certificate() {

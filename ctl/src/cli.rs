@@ -35,6 +35,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The new password of `adduser` and `resetpassword` (see `password.rs`); with neither option,
+/// tetherctl asks on the terminal.
+#[derive(Debug, clap::Args)]
+pub struct NewPassword {
+    /// The password, or `-` to read one line from standard input (not echoed on a terminal).
+    /// A password written here is visible to other local users (`ps`) and kept in shell
+    /// history: prefer `-` or --pass-env.
+    #[arg(long = "pass", value_name = "PW|-", conflicts_with = "pass_env")]
+    pub pass: Option<String>,
+    /// Read the password from this environment variable.
+    #[arg(long = "pass-env", value_name = "VAR")]
+    pub pass_env: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Server version, certificate hashes and port.
@@ -59,8 +73,8 @@ pub enum Command {
     /// Create an account.
     Adduser {
         name: String,
-        #[arg(long = "pass", value_name = "PW")]
-        password: String,
+        #[command(flatten)]
+        password: NewPassword,
         #[arg(long, value_name = "E")]
         email: Option<String>,
         /// Make the account a site administrator.
@@ -72,8 +86,8 @@ pub enum Command {
     /// Set a new password for an account.
     Resetpassword {
         name: String,
-        #[arg(long = "pass", value_name = "PW")]
-        password: String,
+        #[command(flatten)]
+        password: NewPassword,
     },
     /// Change an account's e-mail address or site-administrator flag.
     Edituser {
@@ -281,6 +295,41 @@ mod tests {
         ];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).unwrap().command
+    }
+
+    #[test]
+    fn a_new_password_comes_from_one_place() {
+        match parse(&["adduser", "bob", "--pass-env", "BOB_PW"]) {
+            Command::Adduser { password, .. } => {
+                assert_eq!(
+                    (password.pass, password.pass_env.as_deref()),
+                    (None, Some("BOB_PW"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["resetpassword", "bob", "--pass", "-"]) {
+            Command::Resetpassword { password, .. } => {
+                assert_eq!(password.pass.as_deref(), Some("-"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let both = Cli::try_parse_from([
+            "tetherctl",
+            "--url",
+            "wss://h:1",
+            "--user",
+            "u",
+            "--pass",
+            "p",
+            "adduser",
+            "bob",
+            "--pass",
+            "x",
+            "--pass-env",
+            "V",
+        ]);
+        assert!(both.is_err(), "--pass and --pass-env together");
     }
 
     #[test]

@@ -10,20 +10,32 @@ use tether_common::rights::Rights;
 
 use crate::cli::{Cli, Command};
 use crate::connection::Control;
-use crate::output::{print_json, table, text, time_secs};
+use crate::output::{print_human, print_json, table, text, time_secs};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Checked before connecting, so a typo does not cost a login.
     if let Command::Grouprights { rights, .. } = &cli.command {
         Rights::parse(rights)?;
     }
+    // Read (or asked for) before connecting, so a prompt cannot outlast the login.
+    let new_password = match &cli.command {
+        Command::Adduser { name, password, .. } | Command::Resetpassword { name, password } => {
+            Some(crate::password::new_password(password, name)?)
+        }
+        _ => None,
+    };
     let mut control = Control::open(&cli).await?;
-    let result = execute(&mut control, cli.command, cli.json).await;
+    let result = execute(&mut control, cli.command, new_password, cli.json).await;
     control.close().await;
     result
 }
 
-async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow::Result<()> {
+async fn execute(
+    control: &mut Control,
+    command: Command,
+    new_password: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
     match command {
         Command::Serverinfo => {
             let info = control.call(RequestBody::ServerInfo).await?;
@@ -81,13 +93,13 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
         }
         Command::Adduser {
             name,
-            password,
             email,
             siteadmin,
+            ..
         } => {
             let body = RequestBody::AddUser {
                 name,
-                password,
+                password: new_password.context("no password was read")?,
                 email,
                 site_admin: siteadmin,
             };
@@ -108,8 +120,9 @@ async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow:
                 .await?;
             show(json, &result, || format!("removed account {name}"))
         }
-        Command::Resetpassword { name, password } => {
+        Command::Resetpassword { name, .. } => {
             let user = UserId::from_name(&name);
+            let password = new_password.context("no password was read")?;
             let result = control
                 .call(RequestBody::ResetPassword { user, password })
                 .await?;
@@ -286,7 +299,7 @@ pub(crate) fn show(
     if json {
         print_json(value);
     } else {
-        println!("{}", human());
+        print_human(&human());
     }
     Ok(())
 }

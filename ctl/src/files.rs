@@ -15,7 +15,7 @@ use tether_common::relay::files::{FileEntry, FileKind, FilesReply, FilesRequest}
 use crate::cli::Command;
 use crate::commands::find_device;
 use crate::connection::Control;
-use crate::output::{print_json, table, time_secs};
+use crate::output::{print_human, print_json, table, time_secs};
 pub use session::FilesSession;
 
 /// Runs one file command (any other command is a programming error).
@@ -158,7 +158,7 @@ fn done(json: bool, message: &str) -> anyhow::Result<()> {
     if json {
         print_json(&serde_json::json!({ "ok": true }));
     } else {
-        println!("{message}");
+        print_human(message);
     }
     Ok(())
 }
@@ -167,7 +167,7 @@ fn report(json: bool, verb: &str, from: &str, to: &str, bytes: u64) -> anyhow::R
     if json {
         print_json(&serde_json::json!({ "from": from, "to": to, "bytes": bytes }));
     } else {
-        println!("{verb} {from} to {to} ({bytes} bytes)");
+        print_human(&format!("{verb} {from} to {to} ({bytes} bytes)"));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::Value;
 use tether_common::install::{AgentConfig, Invite};
 
-use crate::output::{print_json, time_secs};
+use crate::output::{print_json, printable, time_secs};
 
 /// Prints the `.msh` (as the server wrote it, CRLF and all), or writes it to `out`.
 pub fn agent_config(result: &Value, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
@@ -46,13 +46,13 @@ pub fn invite(result: &Value, json: bool) -> anyhow::Result<()> {
         invite.id,
         time_secs(invite.expires)
     );
-    println!("{}\n", invite.install_command);
+    println!("{}\n", printable(&invite.install_command));
     println!(
         "It fetches the server's root certificate, stops unless its SHA-256 is {}, and \
          then runs the install script over a connection checked against it. Anyone holding the \
          link can enrol machines in this group until it expires or is revoked \
          (tetherctl revokeinvite ID).",
-        invite.root_cert_sha256
+        printable(&invite.root_cert_sha256)
     );
     Ok(())
 }

@@ -12,6 +12,7 @@ mod files;
 mod install;
 mod login;
 mod output;
+mod password;
 mod relay;
 mod screenshot;
 mod shell;
@@ -43,8 +44,9 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: &anyhow::Error) -> ExitCode {
-    // `{:#}` joins the context chain with ": "; messages never span lines.
+    // `{:#}` joins the context chain with ": "; messages never span lines. They may quote the
+    // server, an agent or a file name, so control characters are shown escaped.
     let line = format!("{error:#}").replace(['\n', '\r'], " ");
-    eprintln!("tetherctl: {line}");
+    eprintln!("tetherctl: {}", output::printable(&line));
     ExitCode::FAILURE
 }

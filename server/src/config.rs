@@ -40,19 +40,22 @@ pub struct Cli {
     /// Serve plain HTTP on --port, for a TLS-terminating reverse proxy in front.
     #[arg(long)]
     pub tlsoffload: bool,
-    /// Create an account (the first one becomes the site administrator) and exit.
-    #[arg(long, value_name = "NAME", requires = "pass")]
+    /// Create an account (the first one becomes the site administrator) and exit. Its password
+    /// comes from --pass or TETHER_PASSWORD, or is asked for on the terminal.
+    #[arg(long, value_name = "NAME")]
     pub createaccount: Option<String>,
-    /// Set a new password for an existing account and exit.
+    /// Set a new password for an existing account and exit (password as for --createaccount).
+    #[arg(long, value_name = "NAME", conflicts_with = "createaccount")]
+    pub resetaccount: Option<String>,
+    /// Password for --createaccount / --resetaccount, or `-` to read one line from standard input
+    /// (not echoed on a terminal). Written here it is visible to other local users (`ps`) and
+    /// kept in shell history: prefer `-` or the TETHER_PASSWORD environment variable.
     #[arg(
         long,
-        value_name = "NAME",
-        requires = "pass",
-        conflicts_with = "createaccount"
+        value_name = "PW|-",
+        env = "TETHER_PASSWORD",
+        hide_env_values = true
     )]
-    pub resetaccount: Option<String>,
-    /// Password for --createaccount / --resetaccount.
-    #[arg(long, value_name = "PW")]
     pub pass: Option<String>,
     /// E-mail address for --createaccount.
     #[arg(long, value_name = "E")]

@@ -27,8 +27,16 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// attribute values through `url()` requests) is bounded by `default-src`/`img-src 'self'`, which
 /// keep such requests on this origin, and by `frame-ancestors 'none'`. Scripts, objects, frames
 /// and connections stay as strict as before.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' wss: ws:; img-src 'self' data:; \
-     style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
+///
+/// Connections: `connect-src 'self'` alone. Under CSP Level 3, `'self'` on an https page also
+/// matches `wss://` to the same host and port (and `ws://` on an http page, behind
+/// `--tlsoffload`), which is all the console opens (`/control`, the relay); the old `wss: ws:`
+/// let an injected script send data to any host. `base-uri 'none'` stops an injected `<base>` from
+/// moving the page's relative URLs elsewhere, `form-action 'self'` keeps form posts here, and
+/// `object-src 'none'` forbids plugins (`default-src` would allow same-origin ones).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+     style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
 
 pub fn router(state: AppState) -> Router {
     let hsts = !state.config.tlsoffload;
@@ -154,6 +162,23 @@ mod tests {
             "{CONTENT_SECURITY_POLICY}"
         );
         assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-eval"));
+    }
+
+    #[test]
+    fn connections_forms_and_base_stay_on_this_origin() {
+        // No scheme sources (`wss:`, `ws:`, `https:`) that would reach any host.
+        assert_eq!(directive("connect-src"), ["'self'"]);
+        assert_eq!(directive("form-action"), ["'self'"]);
+        assert_eq!(directive("base-uri"), ["'none'"]);
+        assert_eq!(directive("object-src"), ["'none'"]);
+        for directive in CONTENT_SECURITY_POLICY.split(';') {
+            for source in directive.split_whitespace().skip(1) {
+                assert!(
+                    source.starts_with('\'') || source == "data:",
+                    "{source} in {directive:?} allows more than this origin"
+                );
+            }
+        }
     }
 
     #[test]

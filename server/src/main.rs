@@ -1,3 +1,5 @@
+mod password_input;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -30,9 +32,11 @@ async fn main() -> ExitCode {
 async fn start(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(&cli)?;
     let account = cli.createaccount.as_ref().or(cli.resetaccount.as_ref());
-    let (Some(name), Some(password)) = (account, cli.pass.as_deref()) else {
+    let Some(name) = account else {
         return tether_server::run(config).await;
     };
+    let password = password_input::account_password(cli.pass.as_deref(), name)?;
+    let password = password.as_str();
     tether_server::certs::ensure_private_dir(config.datapath())?;
     let store = match RedbStore::open(&config.data_file("tether.redb")) {
         Err(StoreError::Locked) => anyhow::bail!(

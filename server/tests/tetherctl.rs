@@ -6,10 +6,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
 
+use common::fake_agent::{open_agent_handshake, rsa_identity};
 use common::{REPLY_DEADLINE, TestServer};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tether_common::ids::GroupId;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+use tokio_tungstenite::tungstenite::Message;
 
 const ADMIN_PASSWORD: &str = "admin password 1";
 
@@ -49,9 +55,9 @@ impl<'a> Ctl<'a> {
             .to_string()
     }
 
-    async fn run_as(&self, user: &str, password: &str, trust: &[&str], args: &[&str]) -> Output {
+    fn command(&self, user: &str, password: &str, trust: &[&str], args: &[&str]) -> Command {
         let url = format!("wss://127.0.0.1:{}", self.server.port);
-        let mut command = tokio::process::Command::new(tetherctl_path());
+        let mut command = Command::new(tetherctl_path());
         command
             .env("TETHER_URL", url)
             .env("TETHER_USER", user)
@@ -60,10 +66,35 @@ impl<'a> Ctl<'a> {
             .args(trust)
             .args(args)
             .kill_on_drop(true);
+        command
+    }
+
+    async fn run_as(&self, user: &str, password: &str, trust: &[&str], args: &[&str]) -> Output {
+        let mut command = self.command(user, password, trust, args);
         tokio::time::timeout(REPLY_DEADLINE, command.output())
             .await
             .expect("tetherctl timed out")
             .expect("run tetherctl")
+    }
+
+    /// As the admin, trusting the server's root, with more environment variables and `stdin`
+    /// written to its standard input (which is then closed).
+    async fn admin_with(&self, env: &[(&str, &str)], stdin: &str, args: &[&str]) -> Output {
+        let root = self.root();
+        let mut command = self.command("admin", ADMIN_PASSWORD, &["--trust-root", &root], args);
+        command
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("run tetherctl");
+        let mut input = child.stdin.take().expect("piped stdin");
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        tokio::time::timeout(REPLY_DEADLINE, child.wait_with_output())
+            .await
+            .expect("tetherctl timed out")
+            .expect("wait for tetherctl")
     }
 
     /// As the admin, trusting the server's root; must succeed. Returns stdout.
@@ -353,4 +384,160 @@ async fn an_unreachable_server_is_reported_clearly() {
         line.contains("cannot connect to 127.0.0.1:") && line.contains("refused"),
         "{line}"
     );
+}
+
+#[tokio::test]
+async fn new_passwords_come_from_an_environment_variable_or_standard_input() {
+    let server = server_with_admin().await;
+    let ctl = Ctl::new(&server);
+    let root = ctl.root();
+    let trust = ["--trust-root", root.as_str()];
+    let logs_in = async |user: &str, password: &str| {
+        ctl.run_as(user, password, &trust, &["whoami"])
+            .await
+            .status
+            .success()
+    };
+
+    // `--pass-env VAR`: the password never appears on the command line.
+    let added = ctl
+        .admin_with(
+            &[("BOB_PASSWORD", "bob from the environment")],
+            "",
+            &["adduser", "bob", "--pass-env", "BOB_PASSWORD"],
+        )
+        .await;
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(logs_in("bob", "bob from the environment").await);
+
+    // `--pass -`: one line from standard input.
+    let reset = ctl
+        .admin_with(
+            &[],
+            "bob from stdin\nnot this line\n",
+            &["resetpassword", "bob", "--pass", "-"],
+        )
+        .await;
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert!(logs_in("bob", "bob from stdin").await);
+    assert!(!logs_in("bob", "bob from the environment").await);
+
+    // No password and no terminal to ask on: a clear error, before anything is sent.
+    let none = ctl.admin_with(&[], "", &["adduser", "carol"]).await;
+    let line = failure_line(&none);
+    assert!(line.contains("--pass-env"), "{line}");
+    let unset = ctl
+        .admin_with(
+            &[],
+            "",
+            &["adduser", "carol", "--pass-env", "NO_SUCH_VAR_5150"],
+        )
+        .await;
+    let line = failure_line(&unset);
+    assert!(line.contains("NO_SUCH_VAR_5150 is not set"), "{line}");
+    let empty = ctl
+        .admin_with(&[], "\n", &["adduser", "carol", "--pass", "-"])
+        .await;
+    let line = failure_line(&empty);
+    assert!(line.contains("no password on standard input"), "{line}");
+    let users = ctl.json(&["listusers"]).await;
+    assert!(
+        !users.to_string().contains("carol"),
+        "no account was made: {users}"
+    );
+}
+
+/// An enrolled device whose agent reports an OS name made to attack the terminal of whoever lists
+/// devices: an OSC 52 clipboard write, a colour change and a right-to-left override.
+const HOSTILE_OS: &str = "Evil\u{1b}]52;c;Y3VybCBldmlsfHNo\u{7}OS\u{1b}[31m \u{202e}lanimret";
+
+/// Enrols a scripted agent in `group` and has it report `os_name`; returns its socket (the
+/// device stays online while it is open) once the server has dealt with the report.
+async fn agent_reporting_os(
+    server: &TestServer,
+    group: &GroupId,
+    os_name: &str,
+) -> common::fake_agent::AgentSocket {
+    let (key, cert) = rsa_identity("hostile");
+    let mesh_id = group.to_bytes().expect("a group id is 48 bytes");
+    let (mut handshake, mut ws) = open_agent_handshake(server, &key, cert, mesh_id, None).await;
+    let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
+    while !handshake.is_authenticated() {
+        while let Some(frame) = handshake.poll_transmit() {
+            ws.send(Message::binary(frame)).await.unwrap();
+        }
+        if handshake.is_authenticated() {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(frame)))) => handshake.handle_input(&frame).unwrap(),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the handshake did not complete: {other:?}"),
+        }
+    }
+    while let Some(frame) = handshake.poll_transmit() {
+        ws.send(Message::binary(frame)).await.unwrap();
+    }
+    let info = serde_json::json!({
+        "action": "agentinfo",
+        "hostname": "hostile",
+        "os_name": os_name,
+        "os_version": "",
+    });
+    ws.send(Message::text(info.to_string())).await.unwrap();
+    // The server handles an agent's messages in order: its answer to a ping that follows means
+    // the report was stored (or refused) by then.
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) if text.contains("pong") => return ws,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no pong after the agent's report: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn strings_from_agents_reach_the_terminal_escaped() {
+    let server = server_with_admin().await;
+    let ctl = Ctl::new(&server);
+    let group = ctl.json(&["addgroup", "Lab"]).await;
+    let group = GroupId(group["id"].as_str().unwrap().to_owned());
+    let _agent = agent_reporting_os(&server, &group, HOSTILE_OS).await;
+
+    // Whatever the server made of the report (it may clean or refuse agents' strings itself),
+    // tetherctl must print nothing raw; while the server stores them as sent, this is what
+    // tests tetherctl's escaping end to end (output.rs tests it directly too).
+    let devices = ctl.json(&["listdevices"]).await;
+    let stored_os = devices[0]["os"].as_str().unwrap_or_default().to_owned();
+
+    let is_raw = |c: char| c == '\u{1b}' || c == '\u{7}' || c == '\u{202e}';
+    let table = ctl.ok(&["listdevices"]).await;
+    assert!(
+        !table.contains(is_raw),
+        "raw escapes reach the terminal: {table:?}"
+    );
+    if stored_os.contains('\u{1b}') {
+        // Shown, not hidden: the administrator sees that the name is odd.
+        assert!(table.contains("Evil\\x1b]52;c;"), "{table}");
+        assert!(table.contains("\\u{202e}lanimret"), "{table}");
+    }
+    // JSON keeps the value (escaped the JSON way), with nothing raw either.
+    let json = ctl.ok(&["listdevices", "--json"]).await;
+    assert!(
+        !json.contains(is_raw),
+        "raw escapes in JSON output: {json:?}"
+    );
+    let parsed: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed[0]["os"], stored_os.as_str());
 }

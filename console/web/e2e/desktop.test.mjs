@@ -16,6 +16,7 @@ import {
   recordFigure,
   run,
   screenshot,
+  setXClipboard,
   startAgent,
   startServer,
   startXprobe,
@@ -53,10 +54,14 @@ function instrumentCanvas() {
 }
 
 const hasXvfb = existsSync("/usr/bin/Xvfb");
+const hasXclip = existsSync("/usr/bin/xclip");
 const built = existsSync(binary("tether-agent")) && existsSync(binary("xprobe"));
 
 // Outside CI a machine without Xvfb skips; under CI (scripts/test.sh sets CI) that is a failure.
-const missing = (!hasXvfb && "Xvfb is not installed") || (!built && "tether-agent or xprobe is not built");
+const missing =
+  (!hasXvfb && "Xvfb is not installed") ||
+  (!hasXclip && "xclip is not installed") ||
+  (!built && "tether-agent or xprobe is not built");
 if (missing && process.env.CI) throw new Error(`desktop e2e cannot run: ${missing}`);
 
 describe("desktop sessions", { skip: missing }, () => {
@@ -162,6 +167,41 @@ describe("desktop sessions", { skip: missing }, () => {
       (text) => text === "from the console ✓",
       "the remote clipboard comes back",
     );
+  });
+
+  it("offers a remote clipboard change instead of copying it (no pastejacking)", async () => {
+    const localText = () => page.evaluate(() => navigator.clipboard.readText());
+    await page.evaluate(() => navigator.clipboard.writeText("the administrator's own text"));
+    // The page has the focus (the key catcher), which is all Chromium asks for to write the
+    // clipboard; the user clicks nothing.
+    await page.bringToFront();
+    await page.getByTestId("desktop-keys").focus();
+    assert.equal(await page.evaluate(() => document.hasFocus()), true);
+
+    // A program on the remote machine replaces its clipboard.
+    await setXClipboard(xvfb.display, "injected");
+    const chip = page.getByRole("button", { name: /^Remote clipboard changed — copy\?.*injected/ });
+    // Until the viewer has reacted one way or the other: offered it, or (the old way) copied it.
+    await until(
+      async () => ({ local: await localText(), offered: await chip.isVisible() }),
+      (seen) => seen.offered || seen.local === "injected",
+      "the viewer reacts to the remote clipboard change",
+    );
+    assert.notEqual(await localText(), "injected", "the remote machine wrote the local clipboard");
+    assert.equal(await localText(), "the administrator's own text");
+    await screenshot(page, "33-desktop-clipboard-offer");
+
+    // Copying it is the user's choice: one click.
+    await chip.click();
+    await page.locator(".toast").filter({ hasText: "Remote clipboard copied" }).last().waitFor();
+    assert.equal(await localText(), "injected");
+    await chip.waitFor({ state: "detached" });
+
+    // Asking for the remote clipboard still copies it at once, with no offer in between.
+    await page.evaluate(() => navigator.clipboard.writeText("something else"));
+    await page.getByRole("button", { name: "Get remote clipboard" }).click();
+    await until(() => localText(), (text) => text === "injected", "the asked-for remote clipboard is copied");
+    assert.equal(await chip.count(), 0, "an asked-for clipboard is not offered again");
   });
 
   it("measures input-to-pixel latency (figure, not asserted)", async () => {

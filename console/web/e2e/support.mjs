@@ -304,3 +304,19 @@ export async function startXprobe(display, { mode = "colour" } = {}) {
   await waitFor(/^ready$/, { ms: 30_000 });
   return { lines, waitFor, stop: () => stopChild(child) };
 }
+
+/**
+ * Makes another X client (xclip) the owner of `display`'s CLIPBOARD holding `text`, as any program
+ * on the remote machine can. xclip forks and serves the selection until another client takes it
+ * or the X server ends; this resolves once the parent has exited (the selection is owned by then).
+ */
+export function setXClipboard(display, text) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn("xclip", ["-selection", "clipboard", "-display", display], { stdio: ["pipe", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolvePromise() : reject(new Error(`xclip exited (${code}):\n${stderr}`))));
+    child.stdin.end(text);
+  });
+}
