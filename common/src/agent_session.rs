@@ -134,7 +134,9 @@ pub enum ServerMessage<'a> {
     /// A WebSocket ping or pong: proof of life only (the WebSocket layer answers pings itself).
     Control,
     /// A close frame; `detail` describes it for the log (e.g. its code and reason).
-    Close { detail: &'a str },
+    Close {
+        detail: &'a str,
+    },
 }
 
 /// A frame for the driver to send, in the order given.
@@ -156,7 +158,10 @@ pub enum Action {
     /// if it cannot be read; the next check comes anyway).
     CollectInfo,
     /// Serve this relay session on its own task; report [`Input::TunnelFinished`] when it ends.
-    StartTunnel { id: TunnelId, request: TunnelRequest },
+    StartTunnel {
+        id: TunnelId,
+        request: TunnelRequest,
+    },
     /// Over the cap: join the session only to send the console `message`, then report
     /// [`Input::TunnelFinished`].
     TurnAway {

@@ -64,7 +64,11 @@ fn the_idle_timeout_fires_exactly_when_nothing_arrived_for_that_long() {
     assert!(h.machine.is_connected());
     h.run_until(at_secs(150));
     let log = h.take_log();
-    assert_eq!(log.len(), 2, "a close and a reconnect, no ping at 180 s: {log:?}");
+    assert_eq!(
+        log.len(),
+        2,
+        "a close and a reconnect, no ping at 180 s: {log:?}"
+    );
     assert_eq!(
         log[0],
         (
@@ -174,9 +178,7 @@ fn a_handshake_command_after_authentication_ends_the_connection() {
 #[test]
 fn the_servers_close_and_a_lost_connection_carry_their_reasons() {
     let mut h = Harness::connected(60, 150);
-    h.input(Input::Message(ServerMessage::Close {
-        detail: "None",
-    }));
+    h.input(Input::Message(ServerMessage::Close { detail: "None" }));
     let close = h.actions().remove(0);
     assert_eq!(
         close,
@@ -191,7 +193,8 @@ fn the_servers_close_and_a_lost_connection_carry_their_reasons() {
     h.run_until(at_secs(60));
     let _ = h.take_log();
     // A frame is queued, then the driver finds the socket dead before sending it.
-    h.machine.handle_input(h.now, Input::Message(ServerMessage::Text(PING_JSON)));
+    h.machine
+        .handle_input(h.now, Input::Message(ServerMessage::Text(PING_JSON)));
     h.machine.handle_input(
         h.now,
         Input::ConnectionLost("the server stopped reading".into()),
@@ -336,7 +339,9 @@ fn a_stable_connection_resets_the_backoff_and_a_short_one_does_not() {
     h.input(Input::Connected);
     h.run_until(connect_at + Duration::from_secs(59));
     h.text(PONG_JSON);
-    h.input(Input::ConnectionLost("the server closed the connection".into()));
+    h.input(Input::ConnectionLost(
+        "the server closed the connection".into(),
+    ));
     assert_eq!(h.machine.failures(), 6);
 
     // Connected for a minute: the next wait is the first one again.
@@ -346,7 +351,9 @@ fn a_stable_connection_resets_the_backoff_and_a_short_one_does_not() {
     h.run_until(connect_at + Duration::from_secs(60));
     h.text(PONG_JSON);
     let _ = h.take_log();
-    h.input(Input::ConnectionLost("the server closed the connection".into()));
+    h.input(Input::ConnectionLost(
+        "the server closed the connection".into(),
+    ));
     assert_eq!(h.machine.failures(), 0);
     let waits: Vec<Duration> = h
         .actions()
@@ -401,7 +408,11 @@ fn the_tunnel_cap_turns_away_then_drops_and_slots_come_back_across_reconnects() 
     for n in 3..5 {
         h.text(&tunnel_json(&format!("t{n}")));
         match h.actions()[..] {
-            [Action::TurnAway { id, ref message, .. }] => {
+            [
+                Action::TurnAway {
+                    id, ref message, ..
+                },
+            ] => {
                 assert_eq!(
                     message,
                     "this device is already serving 3 sessions at once; close one and try again"
@@ -414,12 +425,17 @@ fn the_tunnel_cap_turns_away_then_drops_and_slots_come_back_across_reconnects() 
     h.text(&tunnel_json("t5"));
     assert!(matches!(h.actions()[..], [Action::DropTunnel { .. }]));
     assert_eq!(
-        (h.machine.tunnels_serving(), h.machine.tunnels_turning_away()),
+        (
+            h.machine.tunnels_serving(),
+            h.machine.tunnels_turning_away()
+        ),
         (3, 2)
     );
 
     // The connection drops; the sessions go on and still count.
-    h.input(Input::ConnectionLost("the server closed the connection".into()));
+    h.input(Input::ConnectionLost(
+        "the server closed the connection".into(),
+    ));
     let at = h.machine.poll_timeout().unwrap();
     h.run_until(at);
     h.input(Input::Connected);
@@ -432,14 +448,20 @@ fn the_tunnel_cap_turns_away_then_drops_and_slots_come_back_across_reconnects() 
     h.input(Input::TunnelFinished(started[1]));
     h.input(Input::TunnelFinished(refused[0]));
     assert_eq!(
-        (h.machine.tunnels_serving(), h.machine.tunnels_turning_away()),
+        (
+            h.machine.tunnels_serving(),
+            h.machine.tunnels_turning_away()
+        ),
         (2, 1)
     );
     h.text(&tunnel_json("t7"));
     let [Action::StartTunnel { id, .. }] = h.actions()[..] else {
         panic!("a freed slot serves again")
     };
-    assert!(!started.contains(&id) && !refused.contains(&id), "ids are never reused");
+    assert!(
+        !started.contains(&id) && !refused.contains(&id),
+        "ids are never reused"
+    );
     h.text(&tunnel_json("t8"));
     assert!(matches!(h.actions()[..], [Action::TurnAway { .. }]));
 }

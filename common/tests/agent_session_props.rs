@@ -46,8 +46,11 @@ fn text_strategy() -> impl Strategy<Value = String> {
 fn binary_strategy() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..12),
-        (0u16..16, prop::collection::vec(any::<u8>(), 0..6))
-            .prop_map(|(command, body)| [&command.to_be_bytes()[..], &body].concat()),
+        (0u16..16, prop::collection::vec(any::<u8>(), 0..6)).prop_map(|(command, body)| [
+            &command.to_be_bytes()[..],
+            &body
+        ]
+        .concat()),
         text_strategy().prop_map(String::into_bytes),
     ]
 }
@@ -114,7 +117,10 @@ impl Model {
         while let Some(action) = machine.poll_action() {
             match &action {
                 Action::StartTunnel { id, .. } | Action::TurnAway { id, .. } => {
-                    prop_assert!(!self.issued.contains(id), "tunnel id {id:?} handed out twice");
+                    prop_assert!(
+                        !self.issued.contains(id),
+                        "tunnel id {id:?} handed out twice"
+                    );
                     self.issued.push(*id);
                     self.running.insert(*id);
                 }
@@ -215,10 +221,11 @@ proptest! {
             if fired && let Some(deadline) = deadline {
                 prop_assert!(deadline > now, "after firing at {now:?} the timer says {deadline:?}");
             }
-            if was_connected && machine.is_connected() {
-                if let (Some(before), Some(after)) = (connection_deadline, deadline) {
-                    prop_assert!(after >= before, "a connection's timer moved back: {before:?} -> {after:?}");
-                }
+            if was_connected
+                && machine.is_connected()
+                && let (Some(before), Some(after)) = (connection_deadline, deadline)
+            {
+                prop_assert!(after >= before, "a connection's timer moved back: {before:?} -> {after:?}");
             }
             connection_deadline = if machine.is_connected() { deadline } else { None };
             if !machine.is_connected() && let Some(reconnect_at) = deadline {

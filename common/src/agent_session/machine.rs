@@ -1,22 +1,21 @@
 //! [`AgentSession`]: the phases of the agent's link to its server and what each input does in them.
 
-use std::collections::VecDeque;
 use crate::agent_proto::{self, AgentToServer};
+use std::collections::VecDeque;
 
 use super::backoff::Backoff;
 use super::info_report::InfoReport;
 use super::keepalive::Keepalive;
 use super::messages::{self, Incoming};
 use super::tunnels::{Admission, Tunnels};
-use super::{
-    Action, CloseReason, Input, ServerMessage, SessionConfig, Timestamp, Transmit,
-};
+use super::{Action, CloseReason, Input, ServerMessage, SessionConfig, Timestamp, Transmit};
 
 #[derive(Debug)]
 enum Phase {
     /// The driver is opening a connection ([`Action::Connect`]).
     Connecting,
-    Connected(Connection),
+    /// Boxed: the last `agentinfo` makes it far larger than the other phases.
+    Connected(Box<Connection>),
     /// Waiting to reconnect at this moment.
     Waiting(Timestamp),
 }
@@ -74,11 +73,11 @@ impl AgentSession {
             Input::TunnelFinished(id) => self.tunnels.finish(id),
             Input::Connected => {
                 if matches!(self.phase, Phase::Connecting) {
-                    self.phase = Phase::Connected(Connection {
+                    self.phase = Phase::Connected(Box::new(Connection {
                         since: self.now,
                         keepalive: Keepalive::new(self.now, &self.config),
                         info: InfoReport::default(),
-                    });
+                    }));
                     // The first agentinfo goes out before anything else is served.
                     self.actions.push_back(Action::CollectInfo);
                 }
@@ -127,9 +126,8 @@ impl AgentSession {
                     // A WebSocket ping for the server and the TCP path, an application ping for
                     // proxies that answer WebSocket pings themselves.
                     self.transmit.push_back(Transmit::Ping);
-                    self.transmit.push_back(Transmit::Text(agent_proto::to_json(
-                        &AgentToServer::Ping,
-                    )));
+                    self.transmit
+                        .push_back(Transmit::Text(agent_proto::to_json(&AgentToServer::Ping)));
                 }
                 if keepalive.take_info_check(now) {
                     self.actions.push_back(Action::CollectInfo);
@@ -201,9 +199,9 @@ impl AgentSession {
                 };
                 self.actions.push_back(action);
             }
-            Incoming::Ping => self.transmit.push_back(Transmit::Text(agent_proto::to_json(
-                &AgentToServer::Pong,
-            ))),
+            Incoming::Ping => self
+                .transmit
+                .push_back(Transmit::Text(agent_proto::to_json(&AgentToServer::Pong))),
             Incoming::CoreModuleHashQuery => self
                 .transmit
                 .push_back(Transmit::Binary(messages::no_core_module())),
@@ -242,5 +240,4 @@ impl AgentSession {
         self.phase = Phase::Waiting(self.now + after);
         self.actions.push_back(Action::Reconnect { after });
     }
-
 }
