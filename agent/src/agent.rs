@@ -1,5 +1,5 @@
-//! The agent process: its configuration and identity, and the loop that keeps one control channel
-//! open, reconnecting with backoff whenever it drops.
+//! The agent process: its configuration and identity; `session.rs` keeps one control channel open,
+//! reconnecting with backoff whenever it drops.
 //!
 //! Lines on stdout are part of the interface (tests and service wrappers read them):
 //! `tether-agent device <id>`, `tether-agent connected <url>`, `tether-agent disconnected: <why>`.
@@ -13,10 +13,7 @@ use tether_common::handshake::rsa::RsaSigner;
 use tether_common::msh::Msh;
 
 use crate::identity::Identity;
-use crate::{backoff, handshake, relay, session};
-
-/// A session that lasted this long resets the reconnect backoff.
-const STABLE_SESSION: Duration = Duration::from_secs(60);
+use crate::session;
 
 /// Keepalive and deadline settings.
 #[derive(Debug, Clone, Copy)]
@@ -41,9 +38,7 @@ pub struct Agent {
     pub x_display: Option<String>,
     /// Desktop hubs live as long as the agent, across reconnections of the control channel.
     #[cfg(feature = "desktop")]
-    desktop_hubs: crate::desktop::Hubs,
-    /// Relay sessions running now, capped, across reconnections (sessions outlive a connection).
-    pub tunnels: session::TunnelSlots,
+    pub desktop_hubs: crate::desktop::Hubs,
 }
 
 impl Agent {
@@ -67,7 +62,6 @@ impl Agent {
             x_display: None,
             #[cfg(feature = "desktop")]
             desktop_hubs: crate::desktop::Hubs::default(),
-            tunnels: session::TunnelSlots::default(),
         })
     }
 
@@ -75,49 +69,6 @@ impl Agent {
     pub async fn run(&self) -> anyhow::Result<()> {
         println!("tether-agent device {}", self.identity.device_id);
         let urls: Vec<String> = self.msh.servers().map(str::to_owned).collect();
-        anyhow::ensure!(!urls.is_empty(), "the .msh file names no MeshServer");
-        let mut failures = 0u32;
-        for url in urls.iter().cycle() {
-            match handshake::connect(self, url).await {
-                Ok(authenticated) => {
-                    let since = std::time::Instant::now();
-                    let pinned = if authenticated.skipped_server_check {
-                        " (pinned certificate)"
-                    } else {
-                        ""
-                    };
-                    tracing::info!("connected to {url}{pinned}");
-                    println!("tether-agent connected {url}");
-                    let relay = Arc::new(relay::Settings {
-                        url: url.clone(),
-                        cert_der: authenticated.web_cert_der,
-                        files_root: self.files_root.clone(),
-                        x_display: self.x_display.clone(),
-                        #[cfg(feature = "desktop")]
-                        desktop_hubs: self.desktop_hubs.clone(),
-                    });
-                    let why = session::serve(self, authenticated.socket, relay).await;
-                    tracing::info!("disconnected from {url}: {why:#}");
-                    println!("tether-agent disconnected: {why:#}");
-                    // Only a connection that lasted counts as success: a server that accepts and
-                    // then drops us at once (say, a clone of this machine keeps taking our place)
-                    // must not be hammered every second.
-                    failures = if since.elapsed() >= STABLE_SESSION {
-                        0
-                    } else {
-                        failures.saturating_add(1)
-                    };
-                }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!("cannot connect to {url}: {e:#}");
-                    println!("tether-agent disconnected: {e:#}");
-                }
-            }
-            let delay = backoff::reconnect_delay(failures, rand::random::<f64>());
-            tracing::debug!("reconnecting in {delay:?}");
-            tokio::time::sleep(delay).await;
-        }
-        Ok(())
+        session::run(self, urls).await
     }
 }

@@ -1,13 +1,11 @@
 //! tether-agent: runs on a managed machine and keeps a control channel open to the server.
 
 mod agent;
-mod backoff;
 #[cfg(feature = "desktop")]
 mod desktop;
 mod files;
 mod handshake;
 mod identity;
-mod info_report;
 mod pin;
 mod relay;
 mod session;

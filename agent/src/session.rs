@@ -1,245 +1,311 @@
-//! The authenticated control channel: report the machine, answer pings, keep the connection alive,
-//! and notice when the server goes silent.
+//! The driver of the agent's control session. Every decision (when to connect and to which
+//! server, pings and the idle timeout, answers, `agentinfo`, which tunnels to serve, how long to
+//! back off) is `tether_common::agent_session::AgentSession`'s; this file reads the socket, the
+//! timer and the tunnels' ends, feeds them in, and does what comes out.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use anyhow::{anyhow, bail};
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tether_common::agent_proto::{self, AgentToServer, ServerToAgent};
-use tether_common::handshake::wire::{self, cmd};
+use tether_common::agent_session::{
+    Action, AgentSession, Input, ServerMessage, SessionConfig, Timestamp, Transmit, TunnelId,
+};
 use tether_common::relay::TunnelRequest;
-use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::agent::Agent;
-use crate::handshake::Socket;
-use crate::info_report::{self, InfoReport};
-use crate::relay;
+use crate::handshake::{self, Socket};
+use crate::{relay, sysinfo};
 
 /// A send that takes longer than this means the server stopped reading.
 pub const SEND_DEADLINE: Duration = Duration::from_secs(20);
-/// Relay sessions this agent serves at once. The server's per-device quota (96 by default)
-/// keeps a well-behaved server below it; this bounds the tasks, sockets and shells a flood of
-/// `tunnel` requests could make.
-pub const MAX_TUNNELS: usize = 128;
-/// Requests past [`MAX_TUNNELS`] are answered through the relay with an error, this many at a
-/// time (each holds a socket until the console comes); past that they are only logged.
-const MAX_TURNED_AWAY: usize = 8;
 
-/// The agent's tunnel slots, shared by every control connection of the process (sessions outlive
-/// the connection that asked for them).
-#[derive(Clone)]
-pub struct TunnelSlots {
-    serving: Arc<Semaphore>,
-    turning_away: Arc<Semaphore>,
-}
-
-impl Default for TunnelSlots {
-    fn default() -> Self {
-        TunnelSlots::new(MAX_TUNNELS, MAX_TURNED_AWAY)
-    }
-}
-
-enum Slot {
-    Serve(OwnedSemaphorePermit),
-    TurnAway(OwnedSemaphorePermit),
-    Full,
-}
-
-impl TunnelSlots {
-    fn new(serving: usize, turning_away: usize) -> TunnelSlots {
-        TunnelSlots {
-            serving: Arc::new(Semaphore::new(serving)),
-            turning_away: Arc::new(Semaphore::new(turning_away)),
-        }
-    }
-
-    fn take(&self) -> Slot {
-        if let Ok(permit) = self.serving.clone().try_acquire_owned() {
-            return Slot::Serve(permit);
-        }
-        match self.turning_away.clone().try_acquire_owned() {
-            Ok(permit) => Slot::TurnAway(permit),
-            Err(_) => Slot::Full,
-        }
-    }
-}
-
-type Sink = SplitSink<Socket, Message>;
-
-/// Serves until the connection ends; the error says why.
-pub async fn serve(agent: &Agent, socket: Socket, relay: Arc<relay::Settings>) -> anyhow::Error {
-    let (mut sink, mut stream) = socket.split();
-    let mut report = InfoReport::default();
-    if let Some(text) = info_report::collect().await.and_then(|i| report.changed(i))
-        && let Err(e) = send(&mut sink, Message::text(text)).await
-    {
-        return e;
-    }
-    let mut info_checks = interval_at(
-        Instant::now() + info_report::CHECK_EVERY,
-        info_report::CHECK_EVERY,
+/// Runs the session until the process is stopped, going round `urls` (the `.msh`'s servers).
+pub async fn run(agent: &Agent, urls: Vec<String>) -> anyhow::Result<()> {
+    anyhow::ensure!(!urls.is_empty(), "the .msh file names no MeshServer");
+    let clock = Clock::start();
+    let config = SessionConfig::new(
+        urls.len(),
+        agent.timing.ping_interval,
+        agent.timing.idle_timeout,
     );
-    info_checks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let every = agent.timing.ping_interval;
-    let mut ticks = interval_at(Instant::now() + every, every);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
+    let (finished, mut tunnel_ends) = mpsc::unbounded_channel();
+    let mut driver = Driver {
+        agent,
+        urls,
+        clock,
+        machine: AgentSession::new(config, rand::random(), clock.now()),
+        link: None,
+        finished,
+    };
     loop {
-        let result = tokio::select! {
-            message = stream.next() => match message {
-                None => Err(anyhow!("the server closed the connection")),
-                Some(Err(e)) => Err(anyhow!("connection failed: {e}")),
-                Some(Ok(message)) => {
-                    last_heard = Instant::now();
-                    on_message(&mut sink, message, &relay, &agent.tunnels).await
-                }
-            },
-            _ = info_checks.tick() => match info_report::collect().await.and_then(|i| report.changed(i)) {
-                Some(text) => send(&mut sink, Message::text(text)).await,
-                None => Ok(()),
-            },
-            _ = ticks.tick() => {
-                if last_heard.elapsed() >= agent.timing.idle_timeout {
-                    Err(anyhow!("the server went silent for {:?}", agent.timing.idle_timeout))
-                } else {
-                    // A WebSocket ping for the server and the TCP path, an application ping for
-                    // proxies that answer WebSocket pings themselves.
-                    match send(&mut sink, Message::Ping(Default::default())).await {
-                        Ok(()) => send(&mut sink, Message::text(agent_proto::to_json(&AgentToServer::Ping))).await,
-                        Err(e) => Err(e),
-                    }
-                }
+        driver.perform_outputs().await;
+        let deadline = driver.machine.poll_timeout().map(|at| clock.instant(at));
+        tokio::select! {
+            message = read(&mut driver.link) => driver.on_read(message),
+            Some(id) = tunnel_ends.recv() => {
+                driver.machine.handle_input(clock.now(), Input::TunnelFinished(id));
             }
+            () = sleep_until_deadline(deadline) => driver.machine.handle_timeout(clock.now()),
+        }
+    }
+}
+
+/// The machine's time: a monotonic clock from the driver's start.
+#[derive(Clone, Copy)]
+struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            origin: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_since_origin(self.origin.elapsed())
+    }
+
+    fn instant(&self, at: Timestamp) -> Instant {
+        self.origin + at.since_origin()
+    }
+}
+
+/// The open, authenticated connection.
+struct Link {
+    url: String,
+    sink: SplitSink<Socket, Message>,
+    stream: SplitStream<Socket>,
+    /// What this connection's tunnels need (its server and certificate).
+    relay: Arc<relay::Settings>,
+}
+
+struct Driver<'a> {
+    agent: &'a Agent,
+    urls: Vec<String>,
+    clock: Clock,
+    machine: AgentSession,
+    link: Option<Link>,
+    /// Each tunnel task reports its end here (sessions outlive the connection that asked).
+    finished: mpsc::UnboundedSender<TunnelId>,
+}
+
+impl Driver<'_> {
+    /// Sends the frames and does the actions the machine has ready, feeding back what they
+    /// produce, until it has nothing more.
+    async fn perform_outputs(&mut self) {
+        loop {
+            if let Some(frame) = self.machine.poll_transmit() {
+                self.transmit(frame).await;
+            } else if let Some(action) = self.machine.poll_action() {
+                self.perform(action).await;
+            } else {
+                return;
+            }
+        }
+    }
+
+    async fn transmit(&mut self, frame: Transmit) {
+        let Some(link) = &mut self.link else {
+            return;
         };
-        if let Err(e) = result {
-            let _ = timeout(SEND_DEADLINE, sink.send(Message::Close(None))).await;
-            return e;
+        let message = match frame {
+            Transmit::Text(text) => Message::text(text),
+            Transmit::Binary(bytes) => Message::binary(bytes),
+            Transmit::Ping => Message::Ping(Default::default()),
+        };
+        if let Err(e) = send(&mut link.sink, message).await {
+            let why = format!("{e:#}");
+            self.machine
+                .handle_input(self.clock.now(), Input::ConnectionLost(why));
         }
     }
-}
 
-async fn on_message(
-    sink: &mut Sink,
-    message: Message,
-    relay: &Arc<relay::Settings>,
-    tunnels: &TunnelSlots,
-) -> anyhow::Result<()> {
-    match message {
-        Message::Text(text) => on_json(sink, text.as_str(), relay, tunnels).await,
-        Message::Binary(frame) if frame.first() == Some(&b'{') => match std::str::from_utf8(&frame)
-        {
-            Ok(text) => on_json(sink, text, relay, tunnels).await,
-            Err(_) => Ok(()),
-        },
-        Message::Binary(frame) => match wire::command_id(&frame) {
-            // "Which JavaScript core do you run?" None: a 4-byte answer, as MeshAgent gives.
-            Some(cmd::CORE_MODULE_HASH) => {
-                send(
-                    sink,
-                    Message::binary(wire::encode_command(cmd::CORE_MODULE_HASH, 0, &[])),
-                )
-                .await
-            }
-            Some(command) if command < cmd::FIRST_POST_AUTH => {
-                bail!("handshake command {command} after authentication")
-            }
-            _ => Ok(()),
-        },
-        Message::Close(frame) => bail!("the server closed the connection ({frame:?})"),
-        _ => Ok(()),
-    }
-}
-
-async fn on_json(
-    sink: &mut Sink,
-    text: &str,
-    relay: &Arc<relay::Settings>,
-    tunnels: &TunnelSlots,
-) -> anyhow::Result<()> {
-    if let Some(tunnel) = tether_common::relay::parse_tunnel(text) {
-        start_tunnel(relay.clone(), tunnels, tunnel);
-        return Ok(());
-    }
-    match agent_proto::parse_from_server(text) {
-        Some(ServerToAgent::Ping) => {
-            send(
-                sink,
-                Message::text(agent_proto::to_json(&AgentToServer::Pong)),
-            )
-            .await
-        }
-        Some(ServerToAgent::Pong) => Ok(()),
-        Some(ServerToAgent::Unknown) | None => {
-            tracing::debug!("ignoring a server message this agent does not know");
-            Ok(())
-        }
-    }
-}
-
-/// Each session runs on its own task, holding its slot, and outlives this connection if it drops.
-fn start_tunnel(relay: Arc<relay::Settings>, tunnels: &TunnelSlots, tunnel: TunnelRequest) {
-    match tunnels.take() {
-        Slot::Serve(slot) => {
-            tokio::spawn(async move {
-                if let Err(e) = relay::serve_tunnel(relay, tunnel).await {
-                    tracing::warn!("relay session failed: {e:#}");
+    async fn perform(&mut self, action: Action) {
+        match action {
+            Action::Connect { server } => self.connect(server).await,
+            Action::CollectInfo => {
+                if let Some(info) = sysinfo::collect_off_thread().await {
+                    self.machine
+                        .handle_input(self.clock.now(), Input::MachineInfo(info));
                 }
-                drop(slot);
-            });
-        }
-        Slot::TurnAway(slot) => {
-            tracing::warn!(user = %tunnel.user, kind = %tunnel.kind, "relay: refusing a session: already serving {MAX_TUNNELS}");
-            tokio::spawn(async move {
-                let message = format!(
-                    "this device is already serving {MAX_TUNNELS} sessions at once; close one and try again"
+            }
+            Action::StartTunnel { id, request } => self.start_tunnel(id, request),
+            Action::TurnAway {
+                id,
+                request,
+                message,
+            } => self.turn_away(id, request, message),
+            Action::DropTunnel { request } => {
+                let config = self.machine.config();
+                tracing::warn!(
+                    user = %request.user,
+                    kind = %request.kind,
+                    "relay: dropping a session request: already serving {} and refusing {}",
+                    config.max_tunnels,
+                    config.max_turned_away
                 );
-                if let Err(e) = relay::turn_away(relay, tunnel, &message).await {
-                    tracing::info!("could not tell the console its session was refused: {e:#}");
+            }
+            Action::UnknownMessage => {
+                tracing::debug!("ignoring a server message this agent does not know");
+            }
+            Action::Close(why) => {
+                if let Some(mut link) = self.link.take() {
+                    let _ = timeout(SEND_DEADLINE, link.sink.send(Message::Close(None))).await;
+                    tracing::info!("disconnected from {}: {why}", link.url);
                 }
-                drop(slot);
-            });
+                println!("tether-agent disconnected: {why}");
+            }
+            Action::Reconnect { after } => tracing::debug!("reconnecting in {after:?}"),
         }
-        Slot::Full => {
-            tracing::warn!(user = %tunnel.user, kind = %tunnel.kind, "relay: dropping a session request: already serving {MAX_TUNNELS} and refusing {MAX_TURNED_AWAY}");
+    }
+
+    async fn connect(&mut self, server: usize) {
+        let url = self.urls[server % self.urls.len()].clone();
+        match handshake::connect(self.agent, &url).await {
+            Ok(authenticated) => {
+                let pinned = if authenticated.skipped_server_check {
+                    " (pinned certificate)"
+                } else {
+                    ""
+                };
+                tracing::info!("connected to {url}{pinned}");
+                println!("tether-agent connected {url}");
+                let relay = Arc::new(relay::Settings {
+                    url: url.clone(),
+                    cert_der: authenticated.web_cert_der,
+                    files_root: self.agent.files_root.clone(),
+                    x_display: self.agent.x_display.clone(),
+                    #[cfg(feature = "desktop")]
+                    desktop_hubs: self.agent.desktop_hubs.clone(),
+                });
+                let (sink, stream) = authenticated.socket.split();
+                self.link = Some(Link {
+                    url,
+                    sink,
+                    stream,
+                    relay,
+                });
+                self.machine
+                    .handle_input(self.clock.now(), Input::Connected);
+            }
+            Err(e) => {
+                tracing::warn!("cannot connect to {url}: {e:#}");
+                println!("tether-agent disconnected: {e:#}");
+                self.machine
+                    .handle_input(self.clock.now(), Input::ConnectFailed);
+            }
         }
+    }
+
+    fn on_read(&mut self, message: Option<Result<Message, tungstenite::Error>>) {
+        let now = self.clock.now();
+        let message = match message {
+            None => {
+                let why = "the server closed the connection".to_owned();
+                return self.machine.handle_input(now, Input::ConnectionLost(why));
+            }
+            Some(Err(e)) => {
+                let why = format!("connection failed: {e}");
+                return self.machine.handle_input(now, Input::ConnectionLost(why));
+            }
+            Some(Ok(message)) => message,
+        };
+        let detail;
+        let message = match &message {
+            Message::Text(text) => ServerMessage::Text(text.as_str()),
+            Message::Binary(frame) => ServerMessage::Binary(frame),
+            Message::Close(frame) => {
+                detail = format!("{frame:?}");
+                ServerMessage::Close { detail: &detail }
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => ServerMessage::Control,
+        };
+        self.machine.handle_input(now, Input::Message(message));
+    }
+
+    /// Each session runs on its own task and outlives this connection if it drops.
+    fn start_tunnel(&self, id: TunnelId, request: TunnelRequest) {
+        let Some(link) = &self.link else {
+            return self.finished_now(id);
+        };
+        let (relay, ended) = (link.relay.clone(), self.tunnel_end(id));
+        tokio::spawn(async move {
+            if let Err(e) = relay::serve_tunnel(relay, request).await {
+                tracing::warn!("relay session failed: {e:#}");
+            }
+            drop(ended);
+        });
+    }
+
+    fn turn_away(&self, id: TunnelId, request: TunnelRequest, message: String) {
+        let Some(link) = &self.link else {
+            return self.finished_now(id);
+        };
+        tracing::warn!(
+            user = %request.user,
+            kind = %request.kind,
+            "relay: refusing a session: already serving {}",
+            self.machine.config().max_tunnels
+        );
+        let (relay, ended) = (link.relay.clone(), self.tunnel_end(id));
+        tokio::spawn(async move {
+            if let Err(e) = relay::turn_away(relay, request, &message).await {
+                tracing::info!("could not tell the console its session was refused: {e:#}");
+            }
+            drop(ended);
+        });
+    }
+
+    fn tunnel_end(&self, id: TunnelId) -> TunnelEnd {
+        TunnelEnd {
+            id,
+            finished: self.finished.clone(),
+        }
+    }
+
+    /// A tunnel that could not even start still gives its slot back.
+    fn finished_now(&self, id: TunnelId) {
+        drop(self.tunnel_end(id));
     }
 }
 
-async fn send(sink: &mut Sink, message: Message) -> anyhow::Result<()> {
+/// Reports a tunnel's end when dropped, so a task that fails or panics still frees its slot.
+struct TunnelEnd {
+    id: TunnelId,
+    finished: mpsc::UnboundedSender<TunnelId>,
+}
+
+impl Drop for TunnelEnd {
+    fn drop(&mut self) {
+        // The receiver lives as long as the driver; if it is gone, so is the count.
+        let _ = self.finished.send(self.id);
+    }
+}
+
+/// The next message of the open connection; never, while there is none.
+async fn read(link: &mut Option<Link>) -> Option<Result<Message, tungstenite::Error>> {
+    match link {
+        Some(link) => link.stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_deadline(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send(sink: &mut SplitSink<Socket, Message>, message: Message) -> anyhow::Result<()> {
     timeout(SEND_DEADLINE, sink.send(message))
         .await
-        .map_err(|_| anyhow!("the server stopped reading"))??;
+        .map_err(|_| anyhow::anyhow!("the server stopped reading"))??;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn past_the_cap_tunnels_are_turned_away_then_dropped_and_slots_come_back() {
-        let slots = TunnelSlots::new(2, 1);
-        let first = slots.take();
-        let second = slots.take();
-        assert!(matches!(
-            (&first, &second),
-            (Slot::Serve(_), Slot::Serve(_))
-        ));
-        let refusing = slots.take();
-        assert!(matches!(refusing, Slot::TurnAway(_)));
-        assert!(matches!(slots.take(), Slot::Full));
-        drop(first);
-        let third = slots.take();
-        assert!(
-            matches!(third, Slot::Serve(_)),
-            "an ended session frees its slot"
-        );
-        drop(refusing);
-        assert!(matches!(slots.take(), Slot::TurnAway(_)));
-    }
 }

@@ -7,6 +7,17 @@ use std::process::Command;
 
 use tether_common::agent_proto::{AGENT_PROTOCOL_VERSION, AgentInfo, NetInterface};
 
+/// The machine as it is now, read on a blocking thread (`None`, logged, if that thread failed).
+pub async fn collect_off_thread() -> Option<AgentInfo> {
+    match tokio::task::spawn_blocking(collect).await {
+        Ok(info) => Some(info),
+        Err(e) => {
+            tracing::warn!("cannot collect the machine's information: {e}");
+            None
+        }
+    }
+}
+
 /// Blocking (reads files, runs `who`): call from a blocking thread.
 pub fn collect() -> AgentInfo {
     let (os_name, os_version) = ["/etc/os-release", "/usr/lib/os-release"]

@@ -3,6 +3,7 @@
 //! binaries drive from their sockets.
 
 pub mod agent_proto;
+pub mod agent_session;
 pub mod control;
 pub mod handshake;
 pub mod ids;

@@ -253,6 +253,34 @@ async fn a_silent_drop_is_noticed_by_the_keepalive() {
 }
 
 #[tokio::test]
+async fn a_silent_server_is_noticed_by_the_agents_keepalive() {
+    // The other way round: the server's keepalive is slow, so it is the agent that notices. It
+    // pings every second and gives up after five without hearing anything.
+    let fx = Fixture::start_with_config(
+        "agent_ping_interval_secs = 600\nagent_idle_timeout_secs = 900\n",
+    )
+    .await;
+    let relay = proxies::SilentableRelay::start(server_addr(&fx)).await;
+    let msh = fx.msh_via_port(relay.port);
+    let mut agent = fx
+        .spawn_agent(
+            &msh,
+            &fx.state_dir("a"),
+            &["--ping-interval", "1", "--idle-timeout", "5"],
+        )
+        .await;
+    agent.wait_line("tether-agent connected ").await;
+
+    relay.go_silent();
+    let line = agent.wait_line("tether-agent disconnected").await;
+    assert!(
+        line.ends_with("the server went silent for 5s"),
+        "the agent's own idle timeout ended it: {line}"
+    );
+    agent.kill().await;
+}
+
+#[tokio::test]
 async fn a_man_in_the_middle_is_refused_even_for_a_pinned_agent() {
     let mut fx = Fixture::start().await;
     let state = fx.state_dir("a");

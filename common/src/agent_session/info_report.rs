@@ -2,24 +2,18 @@
 //! only when something changed (a new address, a user logging in, an OS upgrade), so a fleet of
 //! idle agents does not cost the server a store write per agent per minute.
 
-use std::time::Duration;
-
-use tether_common::agent_proto::{self, AgentInfo, AgentToServer};
-
-use crate::sysinfo;
-
-pub const CHECK_EVERY: Duration = Duration::from_secs(60);
+use crate::agent_proto::{self, AgentInfo, AgentToServer};
 
 /// What was last reported on this connection.
-#[derive(Default)]
-pub struct InfoReport {
+#[derive(Debug, Default)]
+pub(crate) struct InfoReport {
     last: Option<AgentInfo>,
 }
 
 impl InfoReport {
     /// The `agentinfo` message to send if `info` says something the last report did not.
     /// Uptime alone is no change: it always grows.
-    pub fn changed(&mut self, info: AgentInfo) -> Option<String> {
+    pub(crate) fn changed(&mut self, info: AgentInfo) -> Option<String> {
         let same = self.last.as_ref().is_some_and(|last| {
             AgentInfo {
                 uptime_secs: last.uptime_secs,
@@ -32,17 +26,6 @@ impl InfoReport {
         let message = agent_proto::to_json(&AgentToServer::AgentInfo(info.clone()));
         self.last = Some(info);
         Some(message)
-    }
-}
-
-/// The machine as it is now (reading it blocks: files, `who`).
-pub async fn collect() -> Option<AgentInfo> {
-    match tokio::task::spawn_blocking(sysinfo::collect).await {
-        Ok(info) => Some(info),
-        Err(e) => {
-            tracing::warn!("cannot collect the machine's information: {e}");
-            None
-        }
     }
 }
 

@@ -1,0 +1,61 @@
+//! What a message from the server asks of the agent, once authenticated.
+
+use crate::agent_proto::{self, ServerToAgent};
+use crate::handshake::wire::{self, cmd};
+use crate::relay::{self, TunnelRequest};
+
+use super::ServerMessage;
+
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// "Join this relay session."
+    Tunnel(TunnelRequest),
+    /// A JSON `ping`: answer `pong`.
+    Ping,
+    /// "Which JavaScript core do you run?"
+    CoreModuleHashQuery,
+    /// A handshake command (1–9) after authentication: the server is confused or hostile.
+    HandshakeCommand(u16),
+    Closed(String),
+    /// A JSON message whose action this agent does not know.
+    Unknown,
+    /// Nothing to do: a pong, a WebSocket control frame, a binary command we do not serve, or a
+    /// binary frame that only looks like JSON.
+    Nothing,
+}
+
+pub(crate) fn classify(message: &ServerMessage<'_>) -> Incoming {
+    match message {
+        ServerMessage::Text(text) => classify_json(text),
+        // MeshCentral-era peers may carry JSON in binary frames.
+        ServerMessage::Binary(frame) if frame.first() == Some(&b'{') => {
+            match std::str::from_utf8(frame) {
+                Ok(text) => classify_json(text),
+                Err(_) => Incoming::Nothing,
+            }
+        }
+        ServerMessage::Binary(frame) => match wire::command_id(frame) {
+            Some(cmd::CORE_MODULE_HASH) => Incoming::CoreModuleHashQuery,
+            Some(command) if command < cmd::FIRST_POST_AUTH => Incoming::HandshakeCommand(command),
+            _ => Incoming::Nothing,
+        },
+        ServerMessage::Control => Incoming::Nothing,
+        ServerMessage::Close { detail } => Incoming::Closed((*detail).to_owned()),
+    }
+}
+
+fn classify_json(text: &str) -> Incoming {
+    if let Some(tunnel) = relay::parse_tunnel(text) {
+        return Incoming::Tunnel(tunnel);
+    }
+    match agent_proto::parse_from_server(text) {
+        Some(ServerToAgent::Ping) => Incoming::Ping,
+        Some(ServerToAgent::Pong) => Incoming::Nothing,
+        Some(ServerToAgent::Unknown) | None => Incoming::Unknown,
+    }
+}
+
+/// The answer to the core-module query: no core, a 4-byte command as MeshAgent gives.
+pub(crate) fn no_core_module() -> Vec<u8> {
+    wire::encode_command(cmd::CORE_MODULE_HASH, 0, &[])
+}
