@@ -39,6 +39,8 @@ pub struct Agent {
     pub files_root: PathBuf,
     /// The X display desktop sessions show (`None`: desktop sessions get a clear error).
     pub x_display: Option<String>,
+    /// Resumable uploads wait in `<state>/uploads` (0700) between sessions.
+    uploads: relay::Uploads,
     /// Desktop hubs live as long as the agent, across reconnections of the control channel.
     #[cfg(feature = "desktop")]
     desktop_hubs: crate::desktop::Hubs,
@@ -55,6 +57,7 @@ impl Agent {
         let signer = Arc::new(
             RsaSigner::from_pkcs8(&identity.key_pkcs8_der).context("the agent key is unusable")?,
         );
+        let uploads = relay::Uploads::new(state_dir.join("uploads"));
         Ok(Agent {
             msh,
             identity,
@@ -63,6 +66,7 @@ impl Agent {
             timing,
             files_root: PathBuf::from("/"),
             x_display: None,
+            uploads,
             #[cfg(feature = "desktop")]
             desktop_hubs: crate::desktop::Hubs::default(),
         })
@@ -89,6 +93,7 @@ impl Agent {
                         url: url.clone(),
                         cert_der: authenticated.web_cert_der,
                         files_root: self.files_root.clone(),
+                        uploads: self.uploads.clone(),
                         x_display: self.x_display.clone(),
                         #[cfg(feature = "desktop")]
                         desktop_hubs: self.desktop_hubs.clone(),

@@ -34,14 +34,13 @@ struct Session {
 impl Session {
     /// An agent whose file sessions are confined to a fresh temporary folder.
     async fn start() -> Session {
-        Session::start_with(None).await
+        Session::start_with(tempfile::tempdir().unwrap(), None).await
     }
 
-    /// With `files_root` as the agent's `--files-root` instead (the temporary folder is still
-    /// made, for the test's files).
-    async fn start_with(files_root: Option<&str>) -> Session {
+    /// Confined to `root_dir`, or with `files_root` as the agent's `--files-root` instead
+    /// (`root_dir` is still there for the test's files).
+    async fn start_with(root_dir: tempfile::TempDir, files_root: Option<&str>) -> Session {
         let mut fx = Fixture::start().await;
-        let root_dir = tempfile::tempdir().unwrap();
         let root = root_dir.path().canonicalize().unwrap();
         let msh = fx.msh.clone();
         let root_arg = root.display().to_string();
@@ -579,7 +578,11 @@ async fn an_overwritten_file_keeps_its_mode_and_owner() {
         FilesReply::Done { id: 2 }
     );
     let fresh = std::fs::metadata(s.root.join("fresh.txt")).unwrap();
-    assert_eq!(fresh.mode() & 0o7777, 0o644, "the agent runs with umask 022");
+    assert_eq!(
+        fresh.mode() & 0o7777,
+        0o644,
+        "the agent runs with umask 022"
+    );
     assert_eq!(fresh.uid(), my_uid);
 }
 
@@ -597,8 +600,9 @@ async fn a_resumable_upload_ignores_a_planted_partial_file() {
         path: s.path("x"),
         size: 10,
         overwrite: false,
+        resume_id: None,
     };
-    let FilesReply::UploadResumed { id: 1, offset } = ask(&mut ws, resume).await else {
+    let FilesReply::UploadResumed { id: 1, offset, .. } = ask(&mut ws, resume).await else {
         panic!("no resumable upload");
     };
     assert_eq!(offset, 0, "continued from the planted file");
@@ -661,7 +665,7 @@ async fn zip_stream(ws: &mut RelaySocket, id: u64, paths: Vec<String>) -> Result
 /// (review finding 16).
 #[tokio::test]
 async fn zip_refuses_proc_and_leaves_out_special_files() {
-    let mut s = Session::start_with(Some("/")).await;
+    let mut s = Session::start_with(tempfile::tempdir().unwrap(), Some("/")).await;
     let mut ws = s.open().await;
     for system in ["/proc", "/sys", "/proc/self"] {
         let message = tokio::time::timeout(DEADLINE, zip_stream(&mut ws, 1, vec![system.into()]))
@@ -690,4 +694,142 @@ async fn zip_refuses_proc_and_leaves_out_special_files() {
     std::io::Read::read_to_string(&mut archive.by_name("folder/a.txt").unwrap(), &mut text)
         .unwrap();
     assert_eq!(text, "aaa");
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A resumable upload waits in the agent's private folder (not beside the target) under a random
+/// id, is continued by that id once its first session is gone (never by two sessions at once),
+/// and lands whole. The files root is on another filesystem than the agent's state where the
+/// machine has a tmpfs at /dev/shm, so the final move is a copy beside the target and a rename.
+#[tokio::test]
+async fn a_resumable_upload_continues_by_its_resume_id() {
+    use std::os::unix::fs::PermissionsExt;
+    let root_dir =
+        tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let mut s = Session::start_with(root_dir, None).await;
+    let partials = s.fx.state_dir("a").join("uploads");
+    let data = pattern(2 * 1024 * 1024 + 5);
+    let first = 300_000;
+    let target = s.path("resumed.bin");
+    let resume = |id, resume_id: Option<String>| FilesRequest::ResumeUpload {
+        id,
+        path: target.clone(),
+        size: data.len() as u64,
+        overwrite: false,
+        resume_id,
+    };
+
+    let mut ws = s.open().await;
+    let FilesReply::UploadResumed {
+        id: 1,
+        offset: 0,
+        resume_id: Some(resume_id),
+    } = ask(&mut ws, resume(1, None)).await
+    else {
+        panic!("no resumable upload");
+    };
+    assert!(
+        resume_id.len() == 32 && resume_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{resume_id}"
+    );
+    for chunk in data[..first].chunks(CHUNK_SIZE) {
+        send(&mut ws, Message::binary(chunk.to_vec())).await;
+    }
+    // The bytes wait in the agent's private folder, nothing beside the target.
+    let deadline = Instant::now() + DEADLINE;
+    let partial_len = || {
+        std::fs::read_dir(&partials)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum::<u64>()
+    };
+    while partial_len() != first as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the partial upload did not arrive"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert!(names_in(&s.root).is_empty(), "{:?}", names_in(&s.root));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&partials), 0o700);
+    let partial = std::fs::read_dir(&partials)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(mode(&partial.path()), 0o600);
+
+    // Not by two sessions at once.
+    let mut second = s.open().await;
+    let busy = error_of(ask(&mut second, resume(1, Some(resume_id.clone()))).await);
+    assert!(busy.contains("still running"), "{busy}");
+    // A malformed id is refused; an unknown one starts over under a new id.
+    let bad = error_of(ask(&mut second, resume(2, Some("../x".into()))).await);
+    assert!(bad.contains("malformed"), "{bad}");
+
+    // Once the first session is gone, the id continues the upload from where it stopped.
+    drop(ws);
+    let mut attempt = 3;
+    let offset = loop {
+        match ask(&mut second, resume(attempt, Some(resume_id.clone()))).await {
+            FilesReply::UploadResumed {
+                offset,
+                resume_id: Some(again),
+                ..
+            } => {
+                assert_eq!(again, resume_id);
+                break offset;
+            }
+            FilesReply::Error { message, .. } if message.contains("still running") => {
+                assert!(Instant::now() < deadline, "the first session never let go");
+                attempt += 1;
+                sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(offset, first as u64);
+    assert_eq!(
+        send_upload(&mut second, attempt, &data[first..]).await,
+        FilesReply::Done { id: attempt }
+    );
+    assert!(std::fs::read(s.root.join("resumed.bin")).unwrap() == data);
+    assert_eq!(names_in(&s.root), ["resumed.bin"]);
+    assert!(names_in(&partials).is_empty(), "{:?}", names_in(&partials));
+    assert_eq!(
+        mode(&s.root.join("resumed.bin")),
+        0o644,
+        "a new file's usual mode"
+    );
+
+    // An id the agent does not know (expired, say) starts over at 0 under a new one.
+    let FilesReply::UploadResumed {
+        offset: 0,
+        resume_id: Some(fresh),
+        ..
+    } = ask(
+        &mut second,
+        FilesRequest::ResumeUpload {
+            id: 100,
+            path: s.path("another.bin"),
+            size: 10,
+            overwrite: false,
+            resume_id: Some("0".repeat(32)),
+        },
+    )
+    .await
+    else {
+        panic!("an unknown id did not start over");
+    };
+    assert_ne!(fresh, "0".repeat(32));
 }
