@@ -334,7 +334,10 @@ install_git() {
 # settings, that toolchain, the names that link to it, and ~/.cargo/bin's proxies. Not the cargo
 # registry: a fresh machine fetches crates from crates.io, and so does this root.
 copy_toolchain() {
-  local rustup_home=${RUSTUP_HOME:-/root/.rustup} cargo_home=${CARGO_HOME:-/root/.cargo}
+  # Under sudo, the toolchain is the invoking developer's, in their home.
+  local home
+  home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
+  local rustup_home=${RUSTUP_HOME:-$home/.rustup} cargo_home=${CARGO_HOME:-$home/.cargo}
   local toolchain link
   toolchain=$(sed -n 's/^default_toolchain = "\(.*\)"$/\1/p' "$rustup_home/settings.toml")
   if [ -z "$toolchain" ] || [ ! -d "$rustup_home/toolchains/$toolchain" ]; then

@@ -13,6 +13,7 @@ use tether_common::handshake::rsa::RsaSigner;
 use tether_common::msh::Msh;
 
 use crate::identity::Identity;
+use crate::relay;
 use crate::session;
 
 /// Keepalive and deadline settings.
@@ -36,6 +37,8 @@ pub struct Agent {
     pub files_root: PathBuf,
     /// The X display desktop sessions show (`None`: desktop sessions get a clear error).
     pub x_display: Option<String>,
+    /// Resumable uploads wait in `<state>/uploads` (0700) between sessions.
+    pub uploads: relay::Uploads,
     /// Desktop hubs live as long as the agent, across reconnections of the control channel.
     #[cfg(feature = "desktop")]
     pub desktop_hubs: crate::desktop::Hubs,
@@ -52,6 +55,7 @@ impl Agent {
         let signer = Arc::new(
             RsaSigner::from_pkcs8(&identity.key_pkcs8_der).context("the agent key is unusable")?,
         );
+        let uploads = relay::Uploads::new(state_dir.join("uploads"));
         Ok(Agent {
             msh,
             identity,
@@ -60,6 +64,7 @@ impl Agent {
             timing,
             files_root: PathBuf::from("/"),
             x_display: None,
+            uploads,
             #[cfg(feature = "desktop")]
             desktop_hubs: crate::desktop::Hubs::default(),
         })

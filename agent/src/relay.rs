@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::tls;
+pub use files::Uploads;
 
 pub type RelaySocket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -45,6 +46,8 @@ pub struct Settings {
     pub cert_der: Vec<u8>,
     /// File sessions see this folder and what is below it.
     pub files_root: PathBuf,
+    /// Where resumable uploads wait, and the mode of new files.
+    pub uploads: Uploads,
     /// The X display desktop sessions show (`--x-display`, default `$DISPLAY`).
     #[cfg_attr(not(feature = "desktop"), allow(dead_code))]
     pub x_display: Option<String>,
@@ -70,7 +73,7 @@ pub async fn serve_tunnel(settings: Arc<Settings>, request: TunnelRequest) -> an
         }
         SessionKind::Terminal => serve_terminal(socket, request.user.as_str()).await,
         SessionKind::Files => match files::Root::new(&settings.files_root) {
-            Ok(root) => files::serve(socket, root).await,
+            Ok(root) => files::serve(socket, root, settings.uploads.clone()).await,
             Err(e) => {
                 let message = format!(
                     "the files root {} is unusable: {e}",

@@ -180,6 +180,7 @@ impl Driver<'_> {
                     url: url.clone(),
                     cert_der: authenticated.web_cert_der,
                     files_root: self.agent.files_root.clone(),
+                    uploads: self.agent.uploads.clone(),
                     x_display: self.agent.x_display.clone(),
                     #[cfg(feature = "desktop")]
                     desktop_hubs: self.agent.desktop_hubs.clone(),

@@ -175,8 +175,9 @@ pub enum Command {
         /// Replace an existing file on the device.
         #[arg(long)]
         overwrite: bool,
-        /// Resumable: if the upload breaks, the device keeps what arrived, and the same command
-        /// with --resume again continues from there.
+        /// Resumable: if the upload breaks, the device keeps what arrived (for a day), and the
+        /// same command with --resume again continues from there (the upload's resume id is
+        /// kept in ~/.local/state/tether/uploads).
         #[arg(long)]
         resume: bool,
     },

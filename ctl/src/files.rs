@@ -4,12 +4,14 @@
 //! Paths on the device are absolute, as the device sees them; the agent refuses anything outside
 //! the folders the session may use, and its message becomes tetherctl's error line.
 
+mod resume;
 mod session;
 mod transfer;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use tether_common::ids::DeviceId;
 use tether_common::relay::files::{FileEntry, FileKind, FilesReply, FilesRequest};
 
 use crate::cli::Command;
@@ -38,12 +40,17 @@ pub async fn execute(control: &mut Control, command: Command, json: bool) -> any
         _ => bail!("not a file command"),
     };
     let mut session = FilesSession::open(control, &device).await?;
-    let result = run(&mut session, command, json).await;
+    let result = run(&mut session, &device, command, json).await;
     session.close().await;
     result
 }
 
-async fn run(session: &mut FilesSession, command: Command, json: bool) -> anyhow::Result<()> {
+async fn run(
+    session: &mut FilesSession,
+    device: &DeviceId,
+    command: Command,
+    json: bool,
+) -> anyhow::Result<()> {
     match command {
         Command::Ls { path, .. } => {
             let id = session.id();
@@ -97,7 +104,8 @@ async fn run(session: &mut FilesSession, command: Command, json: bool) -> anyhow
             ..
         } => {
             let remote = upload_target(&local, &remote)?;
-            let sent = transfer::upload(session, &local, &remote, overwrite, resume).await?;
+            let resumable_on = resume.then_some(device);
+            let sent = transfer::upload(session, &local, &remote, overwrite, resumable_on).await?;
             report(
                 json,
                 "uploaded",

@@ -32,14 +32,21 @@ struct Session {
 }
 
 impl Session {
+    /// An agent whose file sessions are confined to a fresh temporary folder.
     async fn start() -> Session {
+        Session::start_with(tempfile::tempdir().unwrap(), None).await
+    }
+
+    /// Confined to `root_dir`, or with `files_root` as the agent's `--files-root` instead
+    /// (`root_dir` is still there for the test's files).
+    async fn start_with(root_dir: tempfile::TempDir, files_root: Option<&str>) -> Session {
         let mut fx = Fixture::start().await;
-        let root_dir = tempfile::tempdir().unwrap();
         let root = root_dir.path().canonicalize().unwrap();
         let msh = fx.msh.clone();
         let root_arg = root.display().to_string();
+        let files_root = files_root.unwrap_or(&root_arg);
         let agent = fx
-            .spawn_agent(&msh, &fx.state_dir("a"), &["--files-root", &root_arg])
+            .spawn_agent(&msh, &fx.state_dir("a"), &["--files-root", files_root])
             .await;
         let device = agent.device_id.clone();
         fx.wait_device(&device, "online", |d| d.online).await;
@@ -499,4 +506,330 @@ async fn one_gib_through_a_files_session() {
         peak.0 >> 20,
         peak.1 >> 20
     );
+}
+
+/// Sends `data` as the bytes of upload `id` and ends it; the agent's answer.
+async fn send_upload(ws: &mut RelaySocket, id: u64, data: &[u8]) -> FilesReply {
+    for chunk in data.chunks(CHUNK_SIZE) {
+        send(ws, Message::binary(chunk.to_vec())).await;
+    }
+    ask(ws, FilesRequest::UploadEnd { id }).await
+}
+
+/// `mkfifo path` (coreutils: the test crate has no safe wrapper for mknod).
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Overwriting a file keeps its permissions and owner: an administrator who edits a private key
+/// through the file manager must not leave it readable by everyone (review finding 12).
+#[tokio::test]
+async fn an_overwritten_file_keeps_its_mode_and_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut s = Session::start().await;
+    let key = s.root.join("id_ed25519");
+    std::fs::write(&key, "old secret").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The test and the agent run as the account that made the root folder. As root (the usual
+    // agent), the file belongs to someone else too: nobody.
+    let my_uid = std::fs::metadata(&s.root).unwrap().uid();
+    if my_uid == 0 {
+        std::os::unix::fs::chown(&key, Some(65534), Some(65534)).unwrap();
+    }
+    let before = std::fs::metadata(&key).unwrap();
+    let mut ws = s.open().await;
+    let data = b"new secret, longer than before".to_vec();
+    let upload = FilesRequest::Upload {
+        id: 1,
+        path: s.path("id_ed25519"),
+        size: data.len() as u64,
+        overwrite: true,
+    };
+    assert_eq!(
+        ask(&mut ws, upload).await,
+        FilesReply::UploadReady { id: 1 }
+    );
+    assert_eq!(
+        send_upload(&mut ws, 1, &data).await,
+        FilesReply::Done { id: 1 }
+    );
+    let after = std::fs::metadata(&key).unwrap();
+    assert_eq!(std::fs::read(&key).unwrap(), data);
+    assert_eq!(after.mode() & 0o7777, 0o600, "mode changed");
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+
+    // A new file gets the usual mode (0666 less the agent's umask), never 0600 by accident.
+    let upload = FilesRequest::Upload {
+        id: 2,
+        path: s.path("fresh.txt"),
+        size: 2,
+        overwrite: false,
+    };
+    assert_eq!(
+        ask(&mut ws, upload).await,
+        FilesReply::UploadReady { id: 2 }
+    );
+    assert_eq!(
+        send_upload(&mut ws, 2, b"hi").await,
+        FilesReply::Done { id: 2 }
+    );
+    let fresh = std::fs::metadata(s.root.join("fresh.txt")).unwrap();
+    assert_eq!(
+        fresh.mode() & 0o7777,
+        0o644,
+        "the agent runs with umask 022"
+    );
+    assert_eq!(fresh.uid(), my_uid);
+}
+
+/// A resumable upload never continues from a file a local user planted beside the target
+/// (review finding 12: the old name was `.NAME.tether-upload-SIZE`).
+#[tokio::test]
+async fn a_resumable_upload_ignores_a_planted_partial_file() {
+    let mut s = Session::start().await;
+    let planted = s.root.join(".x.tether-upload-10");
+    std::fs::write(&planted, "EVIL").unwrap();
+    let mut ws = s.open().await;
+    let data = b"0123456789".to_vec();
+    let resume = FilesRequest::ResumeUpload {
+        id: 1,
+        path: s.path("x"),
+        size: 10,
+        overwrite: false,
+        resume_id: None,
+    };
+    let FilesReply::UploadResumed { id: 1, offset, .. } = ask(&mut ws, resume).await else {
+        panic!("no resumable upload");
+    };
+    assert_eq!(offset, 0, "continued from the planted file");
+    assert_eq!(
+        send_upload(&mut ws, 1, &data).await,
+        FilesReply::Done { id: 1 }
+    );
+    assert_eq!(std::fs::read(s.root.join("x")).unwrap(), data);
+    assert_eq!(
+        std::fs::read(&planted).unwrap(),
+        b"EVIL",
+        "left alone, not used"
+    );
+}
+
+/// Downloading a FIFO answers an error at once instead of blocking the agent on `open` (review
+/// finding 16); the session stays usable.
+#[tokio::test]
+async fn a_fifo_is_refused_for_download_without_hanging() {
+    let mut s = Session::start().await;
+    mkfifo(&s.root.join("pipe"));
+    std::fs::write(s.root.join("plain.txt"), "plain").unwrap();
+    let mut ws = s.open().await;
+    let request = FilesRequest::Download {
+        id: 1,
+        path: s.path("pipe"),
+        offset: 0,
+    };
+    let reply = tokio::time::timeout(DEADLINE, ask(&mut ws, request))
+        .await
+        .expect("the download of a FIFO hung");
+    let message = error_of(reply);
+    assert!(message.contains("not a regular file"), "{message}");
+    assert_eq!(download(&mut ws, 2, s.path("plain.txt"), 0).await, b"plain");
+}
+
+/// Reads a zip stream to its end; the archive's bytes, or the error that ended it.
+async fn zip_stream(ws: &mut RelaySocket, id: u64, paths: Vec<String>) -> Result<Vec<u8>, String> {
+    match ask(ws, FilesRequest::Zip { id, paths }).await {
+        FilesReply::DownloadStart { .. } => {}
+        FilesReply::Error { message, .. } => return Err(message),
+        other => panic!("odd answer to zip: {other:?}"),
+    }
+    let mut bytes = Vec::new();
+    loop {
+        match next_data(ws).await {
+            Message::Binary(chunk) => bytes.extend_from_slice(&chunk),
+            Message::Text(text) => match files::parse_reply(&text) {
+                Some(FilesReply::DownloadEnd { id: end }) if end == id => return Ok(bytes),
+                Some(FilesReply::Error { message, .. }) => return Err(message),
+                other => panic!("odd reply during a zip: {other:?}"),
+            },
+            _ => unreachable!(),
+        }
+    }
+}
+
+/// Zipping `/proc` (or `/sys`) is refused with a clear error, since it would read
+/// `/proc/kcore` and block on `/proc/kmsg`; a folder holding a FIFO zips without it
+/// (review finding 16).
+#[tokio::test]
+async fn zip_refuses_proc_and_leaves_out_special_files() {
+    let mut s = Session::start_with(tempfile::tempdir().unwrap(), Some("/")).await;
+    let mut ws = s.open().await;
+    for system in ["/proc", "/sys", "/proc/self"] {
+        let message = tokio::time::timeout(DEADLINE, zip_stream(&mut ws, 1, vec![system.into()]))
+            .await
+            .expect("zip of a system folder hung")
+            .expect_err("a system folder was zipped");
+        assert!(message.contains(system), "{message}");
+    }
+
+    let folder = s.root.join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("a.txt"), "aaa").unwrap();
+    mkfifo(&folder.join("pipe"));
+    let bytes = tokio::time::timeout(DEADLINE, zip_stream(&mut ws, 2, vec![s.path("folder")]))
+        .await
+        .expect("zip of a folder with a FIFO hung")
+        .expect("zip of a folder with a FIFO");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut names: Vec<String> = archive
+        .file_names()
+        .map(|name| name.unwrap().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["folder/", "folder/a.txt"]);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("folder/a.txt").unwrap(), &mut text)
+        .unwrap();
+    assert_eq!(text, "aaa");
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A resumable upload waits in the agent's private folder (not beside the target) under a random
+/// id, is continued by that id once its first session is gone (never by two sessions at once),
+/// and lands whole. The files root is on another filesystem than the agent's state where the
+/// machine has a tmpfs at /dev/shm, so the final move is a copy beside the target and a rename.
+#[tokio::test]
+async fn a_resumable_upload_continues_by_its_resume_id() {
+    use std::os::unix::fs::PermissionsExt;
+    let root_dir =
+        tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let mut s = Session::start_with(root_dir, None).await;
+    let partials = s.fx.state_dir("a").join("uploads");
+    let data = pattern(2 * 1024 * 1024 + 5);
+    let first = 300_000;
+    let target = s.path("resumed.bin");
+    let resume = |id, resume_id: Option<String>| FilesRequest::ResumeUpload {
+        id,
+        path: target.clone(),
+        size: data.len() as u64,
+        overwrite: false,
+        resume_id,
+    };
+
+    let mut ws = s.open().await;
+    let FilesReply::UploadResumed {
+        id: 1,
+        offset: 0,
+        resume_id: Some(resume_id),
+    } = ask(&mut ws, resume(1, None)).await
+    else {
+        panic!("no resumable upload");
+    };
+    assert!(
+        resume_id.len() == 32 && resume_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{resume_id}"
+    );
+    for chunk in data[..first].chunks(CHUNK_SIZE) {
+        send(&mut ws, Message::binary(chunk.to_vec())).await;
+    }
+    // The bytes wait in the agent's private folder, nothing beside the target.
+    let deadline = Instant::now() + DEADLINE;
+    let partial_len = || {
+        std::fs::read_dir(&partials)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum::<u64>()
+    };
+    while partial_len() != first as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the partial upload did not arrive"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert!(names_in(&s.root).is_empty(), "{:?}", names_in(&s.root));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&partials), 0o700);
+    let partial = std::fs::read_dir(&partials)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(mode(&partial.path()), 0o600);
+
+    // Not by two sessions at once.
+    let mut second = s.open().await;
+    let busy = error_of(ask(&mut second, resume(1, Some(resume_id.clone()))).await);
+    assert!(busy.contains("still running"), "{busy}");
+    // A malformed id is refused; an unknown one starts over under a new id.
+    let bad = error_of(ask(&mut second, resume(2, Some("../x".into()))).await);
+    assert!(bad.contains("malformed"), "{bad}");
+
+    // Once the first session is gone, the id continues the upload from where it stopped.
+    drop(ws);
+    let mut attempt = 3;
+    let offset = loop {
+        match ask(&mut second, resume(attempt, Some(resume_id.clone()))).await {
+            FilesReply::UploadResumed {
+                offset,
+                resume_id: Some(again),
+                ..
+            } => {
+                assert_eq!(again, resume_id);
+                break offset;
+            }
+            FilesReply::Error { message, .. } if message.contains("still running") => {
+                assert!(Instant::now() < deadline, "the first session never let go");
+                attempt += 1;
+                sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(offset, first as u64);
+    assert_eq!(
+        send_upload(&mut second, attempt, &data[first..]).await,
+        FilesReply::Done { id: attempt }
+    );
+    assert!(std::fs::read(s.root.join("resumed.bin")).unwrap() == data);
+    assert_eq!(names_in(&s.root), ["resumed.bin"]);
+    assert!(names_in(&partials).is_empty(), "{:?}", names_in(&partials));
+    assert_eq!(
+        mode(&s.root.join("resumed.bin")),
+        0o644,
+        "a new file's usual mode"
+    );
+
+    // An id the agent does not know (expired, say) starts over at 0 under a new one.
+    let FilesReply::UploadResumed {
+        offset: 0,
+        resume_id: Some(fresh),
+        ..
+    } = ask(
+        &mut second,
+        FilesRequest::ResumeUpload {
+            id: 100,
+            path: s.path("another.bin"),
+            size: 10,
+            overwrite: false,
+            resume_id: Some("0".repeat(32)),
+        },
+    )
+    .await
+    else {
+        panic!("an unknown id did not start over");
+    };
+    assert_ne!(fresh, "0".repeat(32));
 }

@@ -4,9 +4,6 @@
 
 mod common;
 #[allow(dead_code)]
-#[path = "relay/sockets.rs"]
-mod sockets;
-#[allow(dead_code)]
 #[path = "agent/support.rs"]
 mod support;
 
@@ -14,12 +11,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::{ADMIN, AgentProcess, DEADLINE, Fixture};
-use tether_common::relay::SessionTicket;
-use tether_common::relay::files::{self, FilesReply, FilesRequest};
 use tokio::time::{Instant, sleep};
-use tokio_tungstenite::tungstenite::Message;
 
 struct Device {
     fx: Fixture,
@@ -82,28 +76,35 @@ impl Device {
         self.local.path().join(name)
     }
 
-    /// `tetherctl COMMAND --device ID ARGS…` as the admin; stdin and stderr are not terminals, so
-    /// no progress bar is drawn.
+    /// `tetherctl COMMAND --device ID ARGS…` as the admin, ready to run; its resume records
+    /// (`upload --resume`) go to a folder of this test's.
+    fn ctl_command(&self, command: &str, args: &[&str]) -> tokio::process::Command {
+        let mut ctl = tokio::process::Command::new(tetherctl());
+        ctl.env(
+            "TETHER_URL",
+            format!("wss://127.0.0.1:{}", self.fx.server.port),
+        )
+        .env("TETHER_USER", ADMIN.0)
+        .env("TETHER_PASS", ADMIN.1)
+        .env(
+            "TETHER_KNOWN_SERVERS",
+            self.fx.dir.path().join("known_servers"),
+        )
+        .env("XDG_STATE_HOME", self.fx.dir.path().join("ctl-state"))
+        .arg("--trust-root")
+        .arg(self.fx.server.file("root-cert-public.crt"))
+        .arg(command)
+        .args(["--device", &self.id])
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+        ctl
+    }
+
+    /// Runs `tetherctl COMMAND --device ID ARGS…`; stdin and stderr are not terminals, so no
+    /// progress bar is drawn.
     async fn ctl(&self, command: &str, args: &[&str]) -> Run {
-        let output = tokio::process::Command::new(tetherctl())
-            .env(
-                "TETHER_URL",
-                format!("wss://127.0.0.1:{}", self.fx.server.port),
-            )
-            .env("TETHER_USER", ADMIN.0)
-            .env("TETHER_PASS", ADMIN.1)
-            .env(
-                "TETHER_KNOWN_SERVERS",
-                self.fx.dir.path().join("known_servers"),
-            )
-            .arg("--trust-root")
-            .arg(self.fx.server.file("root-cert-public.crt"))
-            .arg(command)
-            .args(["--device", &self.id])
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
+        let output = self.ctl_command(command, args).output();
         let output = tokio::time::timeout(DEADLINE, output)
             .await
             .expect("tetherctl timed out")
@@ -404,69 +405,81 @@ async fn a_zip_of_a_selection_unpacks_to_the_same_bytes() {
     assert!(!bad.exists());
 }
 
+/// `tetherctl upload --resume` killed mid-way, then run again: the second run sends only the
+/// rest (the device kept the bytes under the upload's resume id, which tetherctl remembered),
+/// and the file is whole.
 #[tokio::test]
 async fn a_broken_resumable_upload_continues_where_it_stopped() {
-    let mut d = Device::start().await;
-    let data = pattern(2 * 1024 * 1024 + 5, 4);
+    let d = Device::start().await;
+    // Large enough that the upload is still running when the test sees its first bytes.
+    let data = pattern(64 * 1024 * 1024 + 5, 4);
     let source = d.local("resumed.bin");
     std::fs::write(&source, &data).unwrap();
-    let temp = d
-        .root
-        .join(format!(".resumed.bin.tether-upload-{}", data.len()));
+    let partials = d.fx.state_dir("a").join("uploads");
+    let args = [
+        &source.display().to_string(),
+        &d.remote("resumed.bin"),
+        "--resume",
+        "--json",
+    ];
+    let partial_len = || {
+        std::fs::read_dir(&partials)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum::<u64>()
+            })
+            .unwrap_or(0)
+    };
 
-    // A console starts a resumable upload, sends part of it and goes away.
-    let reply =
-        d.fx.control
-            .request(json!({ "action": "createSession", "device": d.id, "kind": "files" }))
-            .await;
-    assert!(reply.ok, "{reply:?}");
-    let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
-    let mut ws = sockets::open(&d.fx.server, &ticket.url, Some(&d.fx.cookie))
-        .await
+    let mut first = d
+        .ctl_command("upload", &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    sockets::expect_paired(&mut ws).await;
-    let start = FilesRequest::ResumeUpload {
-        id: 1,
-        path: d.remote("resumed.bin"),
-        size: data.len() as u64,
-        overwrite: false,
-    };
-    sockets::send(&mut ws, Message::text(files::to_json(&start))).await;
-    let Message::Text(text) = sockets::next_data(&mut ws).await else {
-        panic!("no answer");
-    };
-    assert_eq!(
-        files::parse_reply(&text),
-        Some(FilesReply::UploadResumed { id: 1, offset: 0 })
-    );
-    let first = 300_000;
-    sockets::send(&mut ws, Message::binary(data[..first].to_vec())).await;
-    drop(ws);
-    // The agent keeps what arrived under the hidden name, never under the real one.
     let deadline = Instant::now() + DEADLINE;
-    while std::fs::metadata(&temp).map_or(0, |m| m.len()) != first as u64 {
-        assert!(Instant::now() < deadline, "the partial upload was not kept");
-        sleep(std::time::Duration::from_millis(20)).await;
+    while partial_len() == 0 {
+        assert!(Instant::now() < deadline, "the upload did not start");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "tetherctl ended before the test could break the upload"
+        );
+        sleep(std::time::Duration::from_millis(1)).await;
     }
+    first.kill().await.unwrap();
     assert!(!d.root.join("resumed.bin").exists());
+    assert!(
+        std::fs::read_dir(&d.root).unwrap().next().is_none(),
+        "nothing beside the target"
+    );
 
-    // tetherctl continues it: only the rest travels, and the result is whole.
-    let json: Value = serde_json::from_str(
-        &d.ok(
-            "upload",
-            &[
-                &source.display().to_string(),
-                &d.remote("resumed.bin"),
-                "--resume",
-                "--json",
-            ],
-        )
-        .await,
-    )
-    .unwrap();
-    assert_eq!(json["bytes"], data.len() - first);
+    // Until the device has noticed the first run's end, the upload is still its.
+    let run = loop {
+        let run = d.ctl("upload", &args).await;
+        if run.status == 0 || !run.stderr.contains("still running") {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first run's upload never ended"
+        );
+        sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let sent = json["bytes"].as_u64().unwrap();
+    assert!(sent < data.len() as u64, "all {sent} bytes sent again");
+    eprintln!("the second run sent {sent} of {} bytes", data.len());
     assert!(std::fs::read(d.root.join("resumed.bin")).unwrap() == data);
-    assert!(!temp.exists(), "the temporary file became the file");
+    assert_eq!(partial_len(), 0, "the partial upload became the file");
+    let records = d.fx.dir.path().join("ctl-state/tether/uploads");
+    assert!(
+        std::fs::read_dir(&records).unwrap().next().is_none(),
+        "tetherctl forgot the finished upload"
+    );
 }
 
 /// Figures, not a check: `cargo test -p tether-server --test files_cli -- --ignored --nocapture`.

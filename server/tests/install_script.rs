@@ -4,6 +4,7 @@
 //! Build every binary first (`cargo build --workspace --bins`).
 
 mod common;
+#[allow(dead_code)]
 #[path = "install/support.rs"]
 mod install_support;
 #[allow(dead_code)]

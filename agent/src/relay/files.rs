@@ -1,12 +1,17 @@
 //! File-manager sessions (`tether_common::relay::files`): list, mkdir, rename, remove, download
-//! from an offset, upload to a temporary file renamed into place when complete. Every path goes
-//! through [`paths::Root`] first.
+//! from an offset, upload to a private temporary file renamed into place when complete (keeping a
+//! replaced file's owner and mode: `placing.rs`), resumable uploads kept in the agent's private
+//! folder (`partials.rs`). Every path goes through [`paths::Root`] first; downloads and zips read
+//! only regular files (`special.rs`).
 //!
 //! Memory stays flat whatever the file size: downloads are read one chunk at a time and each chunk
 //! is sent before the next is read (the relay's back-pressure reaches the disk reads); uploads are
 //! written chunk by chunk as they arrive.
 
+mod partials;
 mod paths;
+mod placing;
+mod special;
 mod transfer;
 mod zip_stream;
 
@@ -20,17 +25,43 @@ use tether_common::relay::files::{
 use tokio_tungstenite::tungstenite::Message;
 
 use super::RelaySocket;
+use partials::Partials;
 pub use paths::Root;
 use transfer::{Download, Upload};
 use zip_stream::ZipStream;
 
+/// What uploads need from the agent, the same for every session.
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    /// Resumable uploads' partial files.
+    partials: Partials,
+    /// The mode of a new file (0666 less the agent's umask).
+    new_file_mode: u32,
+}
+
+impl Uploads {
+    /// Partial uploads live in `dir` (made 0700); stale ones are removed now.
+    pub fn new(dir: std::path::PathBuf) -> Uploads {
+        let partials = Partials::new(dir);
+        if let Err(e) = partials.prepare() {
+            // Plain uploads still work; resumable ones will say why they cannot.
+            tracing::warn!("files: {e}");
+        }
+        Uploads {
+            partials,
+            new_file_mode: placing::default_file_mode(),
+        }
+    }
+}
+
 type Sink = SplitSink<RelaySocket, Message>;
 
 /// Serves requests until the console leaves.
-pub async fn serve(socket: RelaySocket, root: Root) -> anyhow::Result<()> {
+pub async fn serve(socket: RelaySocket, root: Root, uploads: Uploads) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
     let mut session = Session {
         root,
+        uploads,
         download: None,
         upload: None,
     };
@@ -67,6 +98,7 @@ pub async fn serve(socket: RelaySocket, root: Root) -> anyhow::Result<()> {
 
 struct Session {
     root: Root,
+    uploads: Uploads,
     download: Option<Download>,
     upload: Option<Upload>,
 }
@@ -129,7 +161,11 @@ impl Session {
                 path,
                 size,
                 overwrite,
-            } => self.resume_upload(id, &path, size, overwrite).await,
+                resume_id,
+            } => {
+                self.resume_upload(id, &path, size, overwrite, resume_id)
+                    .await
+            }
             FilesRequest::UploadEnd { id } => self.finish_upload(id).await,
             FilesRequest::Cancel { id } => {
                 if self.download.as_ref().is_some_and(|d| d.id == id) {
@@ -238,9 +274,10 @@ impl Session {
             .root
             .resolve(path)
             .map_err(|e| error(id, e.to_string()))?;
-        let download = Download::open(id, &source, offset)
-            .await
-            .map_err(|e| io_error(id, path, &e))?;
+        let download = Download::open(id, &source, offset).await.map_err(|e| {
+            tracing::info!(path, "files: download refused: {e}");
+            io_error(id, path, &e)
+        })?;
         let reply = FilesReply::DownloadStart {
             id,
             size: download.size,
@@ -267,9 +304,10 @@ impl Session {
                 .root
                 .resolve(path)
                 .map_err(|e| error(id, e.to_string()))?;
-            if !real.exists() {
-                return Err(error(id, format!("{path}: no such file or folder")));
-            }
+            zip_stream::check_selected(&real, path).map_err(|e| {
+                tracing::info!(path, "files: zip refused: {e}");
+                error(id, e.to_string())
+            })?;
             selection.push(real);
         }
         let stream = ZipStream::start(self.root.clone(), selection, CHUNK_SIZE);
@@ -312,7 +350,10 @@ impl Session {
         overwrite: bool,
     ) -> Result<FilesReply, FilesReply> {
         let target = self.upload_target(id, path, overwrite).await?;
-        let upload = Upload::create(id, target, size)
+        // Each upload also sweeps out stale partial uploads (cheap: a small private folder).
+        let partials = self.uploads.partials.clone();
+        let _ = tokio::task::spawn_blocking(move || partials.prepare()).await;
+        let upload = Upload::create(id, target, size, self.uploads.new_file_mode)
             .await
             .map_err(|e| io_error(id, path, &e))?;
         self.upload = Some(upload);
@@ -325,13 +366,28 @@ impl Session {
         path: &str,
         size: u64,
         overwrite: bool,
+        resume_id: Option<String>,
     ) -> Result<FilesReply, FilesReply> {
         let target = self.upload_target(id, path, overwrite).await?;
-        let (upload, offset) = Upload::resume(id, target, size)
-            .await
-            .map_err(|e| io_error(id, path, &e))?;
-        self.upload = Some(upload);
-        Ok(FilesReply::UploadResumed { id, offset })
+        let resumed = Upload::resume(
+            id,
+            target,
+            size,
+            &self.uploads.partials,
+            resume_id,
+            self.uploads.new_file_mode,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(path, "files: resumable upload refused: {e}");
+            io_error(id, path, &e)
+        })?;
+        self.upload = Some(resumed.upload);
+        Ok(FilesReply::UploadResumed {
+            id,
+            offset: resumed.offset,
+            resume_id: Some(resumed.resume_id),
+        })
     }
 
     async fn finish_upload(&mut self, id: u64) -> Result<FilesReply, FilesReply> {
@@ -382,7 +438,7 @@ fn error(id: u64, message: String) -> FilesReply {
     FilesReply::Error { id, message }
 }
 
-fn io_error(id: u64, path: &str, e: &std::io::Error) -> FilesReply {
+fn io_error(id: u64, path: &str, e: &dyn std::fmt::Display) -> FilesReply {
     error(id, format!("{path}: {e}"))
 }
 

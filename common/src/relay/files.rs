@@ -8,9 +8,10 @@
 //! - **download**: after `downloadStart`, the agent's binary frames are the file's bytes from the
 //!   requested offset, until `downloadEnd` (or `error`);
 //! - **upload**: after the agent's `uploadReady`, the console's binary frames are the file's
-//!   bytes, then it sends `uploadEnd`; the agent writes to a temporary file beside the target and
-//!   renames it only when all `size` bytes have arrived, so a broken upload never leaves a half
-//!   file under the real name.
+//!   bytes, then it sends `uploadEnd`; the agent writes to a private (0600) temporary file and
+//!   renames it over the target only when all `size` bytes have arrived, so a broken upload
+//!   never leaves a half file under the real name. A file replaced this way keeps its owner and
+//!   permissions; a new one gets 0666 less the agent's umask.
 //!
 //! There are no acknowledgements: the relay forwards one frame at a time per direction, so a slow
 //! reader slows the writer through WebSocket and TCP back-pressure end to end.
@@ -69,17 +70,22 @@ pub enum FilesRequest {
         #[serde(default)]
         overwrite: bool,
     },
-    /// Like `upload`, but continues an earlier interrupted `resumeUpload` of the same `size` to
-    /// the same `path`: the agent keeps such an upload's hidden temporary file when the session
-    /// breaks, answers `uploadResumed` with the bytes it already has, and the console sends the
-    /// rest. (The bytes kept are trusted to be the start of the same file, as with a resumed
-    /// download.)
+    /// Like `upload`, but resumable: the agent keeps what arrived when the session breaks, in
+    /// a private folder of its own (never beside the target, where a local user could plant a
+    /// file), and answers `uploadResumed` with the bytes it has and the upload's `resumeId`.
+    /// To continue, the console sends `resumeUpload` again with that `resumeId` and the same
+    /// `path` and `size`, then the bytes from `offset`. Without a `resumeId`, or with one the
+    /// agent no longer knows (partial uploads are removed after a day), the upload starts over
+    /// at offset 0 under a new id. (The bytes kept are trusted to be the start of the same
+    /// file, as with a resumed download.)
     ResumeUpload {
         id: u64,
         path: String,
         size: u64,
         #[serde(default)]
         overwrite: bool,
+        #[serde(default, rename = "resumeId", skip_serializing_if = "Option::is_none")]
+        resume_id: Option<String>,
     },
     /// All bytes of the current upload were sent.
     UploadEnd {
@@ -119,10 +125,13 @@ pub enum FilesReply {
     UploadReady {
         id: u64,
     },
-    /// Send the upload's bytes from `offset` on (the answer to `resumeUpload`).
+    /// Send the upload's bytes from `offset` on (the answer to `resumeUpload`); `resumeId`
+    /// names this upload to continue it later (absent from agents that predate it).
     UploadResumed {
         id: u64,
         offset: u64,
+        #[serde(default, rename = "resumeId", skip_serializing_if = "Option::is_none")]
+        resume_id: Option<String>,
     },
     /// The request failed; `message` says why, for people (e.g. "outside the allowed folders").
     /// Without an `id` (0), the whole session failed (e.g. refused by the agent) and it closes.
@@ -209,12 +218,36 @@ mod tests {
                 id: 7,
                 path: "/u".into(),
                 size: 10,
-                overwrite: false
+                overwrite: false,
+                resume_id: None
+            })
+        );
+        let resume = FilesRequest::ResumeUpload {
+            id: 8,
+            path: "/u".into(),
+            size: 10,
+            overwrite: false,
+            resume_id: Some("0f".repeat(16)),
+        };
+        let text = to_json(&resume);
+        assert!(text.contains(r#""resumeId":"0f0f"#), "{text}");
+        assert_eq!(parse_request(&text), Some(resume));
+        // From an agent that predates resume ids.
+        assert_eq!(
+            parse_reply(r#"{"type":"uploadResumed","id":7,"offset":4}"#),
+            Some(FilesReply::UploadResumed {
+                id: 7,
+                offset: 4,
+                resume_id: None
             })
         );
         assert_eq!(
-            parse_reply(r#"{"type":"uploadResumed","id":7,"offset":4}"#),
-            Some(FilesReply::UploadResumed { id: 7, offset: 4 })
+            parse_reply(r#"{"type":"uploadResumed","id":7,"offset":0,"resumeId":"ab"}"#),
+            Some(FilesReply::UploadResumed {
+                id: 7,
+                offset: 0,
+                resume_id: Some("ab".into())
+            })
         );
         assert_eq!(
             parse_request(r#"{"type":"findfile","id":1}"#),

@@ -10,41 +10,57 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use tether_common::ids::DeviceId;
 use tether_common::relay::files::{CHUNK_SIZE, FilesReply, FilesRequest};
 
+use super::resume::ResumeRecord;
 use super::session::{FilesSession, Frame};
 
-/// Sends `local` to `remote`; the bytes sent in this run. A `resumable` upload continues from
-/// what an earlier interrupted resumable upload of the same file left on the device.
+/// Sends `local` to `remote`; the bytes sent in this run. With `resumable_on` (the device), the
+/// upload is resumable: it continues from what an earlier interrupted resumable upload of the
+/// same file left on the device, whose resume id this machine remembers (`resume.rs`).
 pub async fn upload(
     session: &mut FilesSession,
     local: &Path,
     remote: &str,
     overwrite: bool,
-    resumable: bool,
+    resumable_on: Option<&DeviceId>,
 ) -> anyhow::Result<u64> {
     let mut file = File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
     let size = file.metadata()?.len();
     let id = session.id();
     let path = remote.to_owned();
-    let request = if resumable {
-        FilesRequest::ResumeUpload {
+    let record = resumable_on
+        .map(|device| ResumeRecord::locate(device, remote, local, size))
+        .transpose()?;
+    let request = match &record {
+        Some(record) => FilesRequest::ResumeUpload {
             id,
             path,
             size,
             overwrite,
-        }
-    } else {
-        FilesRequest::Upload {
+            resume_id: record.load(),
+        },
+        None => FilesRequest::Upload {
             id,
             path,
             size,
             overwrite,
-        }
+        },
     };
     let offset = match session.call(request).await? {
         FilesReply::UploadReady { id: ready } if ready == id => 0,
-        FilesReply::UploadResumed { id: ready, offset } if ready == id && offset <= size => offset,
+        FilesReply::UploadResumed {
+            id: ready,
+            offset,
+            resume_id,
+        } if ready == id && offset <= size => {
+            // Remembered before any byte goes, so a run that breaks can always be continued.
+            if let (Some(record), Some(resume_id)) = (&record, resume_id) {
+                record.save(&resume_id)?;
+            }
+            offset
+        }
         other => bail!("the device did not accept the upload: {other:?}"),
     };
     file.seek(SeekFrom::Start(offset))?;
@@ -71,7 +87,12 @@ pub async fn upload(
     let answer = session.reply().await;
     bar.finish_and_clear();
     match answer? {
-        FilesReply::Done { .. } => Ok(sent - offset),
+        FilesReply::Done { .. } => {
+            if let Some(record) = record {
+                record.forget();
+            }
+            Ok(sent - offset)
+        }
         other => bail!("the device did not confirm the upload: {other:?}"),
     }
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::partials::{PartialError, Partials};
 use super::zip_stream::ZipStream;
+use super::{placing, special};
 
 /// A download: one file from an offset, or a selection as a zip stream.
 pub struct Download {
@@ -21,17 +23,19 @@ enum Source {
 }
 
 impl Download {
+    /// Opens a regular file (never a FIFO, device or socket: see `special.rs`) at `offset`.
     pub async fn open(id: u64, path: &Path, offset: u64) -> std::io::Result<Download> {
-        let mut file = File::open(path).await?;
-        let metadata = file.metadata().await?;
-        if !metadata.is_file() {
-            return Err(std::io::Error::other("not a regular file"));
-        }
+        let owned = path.to_owned();
+        let file = tokio::task::spawn_blocking(move || special::open_regular(&owned))
+            .await
+            .map_err(std::io::Error::other)??;
+        let metadata = file.metadata()?;
         if offset > metadata.len() {
             return Err(std::io::Error::other(
                 "the offset is past the end of the file",
             ));
         }
+        let mut file = File::from_std(file);
         file.seek(std::io::SeekFrom::Start(offset)).await?;
         Ok(Download {
             id,
@@ -64,9 +68,10 @@ impl Download {
     }
 }
 
-/// An upload being written to a temporary file beside its target. Dropped unfinished, the
-/// temporary file is removed (unless the upload is resumable), so a broken upload never leaves a
-/// half file under the real name.
+/// An upload being written to a private (0600) temporary file. A plain upload's lives beside
+/// its target and is removed when the upload is dropped unfinished, so a broken upload never
+/// leaves a half file under the real name; a resumable upload's lives in the agent's private
+/// folder (`partials.rs`) and stays there when the session breaks.
 pub struct Upload {
     pub id: u64,
     target: PathBuf,
@@ -74,83 +79,83 @@ pub struct Upload {
     file: Option<File>,
     expected: u64,
     written: u64,
-    /// A resumable upload keeps its temporary file when the session breaks.
-    keep_on_drop: bool,
+    /// Resumable: the temporary file is a partial upload in the agent's private folder.
+    resumable: bool,
+    /// Removed when dropped: false for a resumable upload until it is cancelled.
+    remove_on_drop: bool,
+    /// The mode a new file gets (0666 less the umask).
+    new_mode: u32,
+}
+
+/// A resumable upload and what it continues from.
+pub struct Resumed {
+    pub upload: Upload,
+    pub offset: u64,
+    pub resume_id: String,
 }
 
 impl Upload {
-    pub async fn create(id: u64, target: PathBuf, expected: u64) -> std::io::Result<Upload> {
-        let name = target
-            .file_name()
-            .ok_or_else(|| std::io::Error::other("no file name"))?
-            .to_string_lossy()
-            .into_owned();
-        let temp = target.with_file_name(format!(
-            ".{name}.tether-upload-{:016x}",
-            rand::random::<u64>()
-        ));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .await?;
+    pub async fn create(
+        id: u64,
+        target: PathBuf,
+        expected: u64,
+        new_mode: u32,
+    ) -> std::io::Result<Upload> {
+        let beside = target.clone();
+        let (file, temp) = tokio::task::spawn_blocking(move || placing::create_beside(&beside))
+            .await
+            .map_err(std::io::Error::other)??;
         Ok(Upload {
             id,
             target,
             temp,
-            file: Some(file),
+            file: Some(File::from_std(file)),
             expected,
             written: 0,
-            keep_on_drop: false,
+            resumable: false,
+            remove_on_drop: true,
+            new_mode,
         })
     }
 
-    /// A resumable upload: its temporary file is named after the target and size
-    /// (`.NAME.tether-upload-SIZE`), so a later `resume` of the same upload finds the bytes an
-    /// interrupted one left. Returns the upload and the bytes already there.
-    pub async fn resume(id: u64, target: PathBuf, expected: u64) -> std::io::Result<(Upload, u64)> {
-        let name = target
-            .file_name()
-            .ok_or_else(|| std::io::Error::other("no file name"))?
-            .to_string_lossy()
-            .into_owned();
-        let temp = target.with_file_name(format!(".{name}.tether-upload-{expected}"));
-        // Never through a link someone put in the temporary file's place.
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&temp)
-            .await?;
-        let metadata = file.metadata().await?;
-        if !metadata.is_file() {
-            return Err(std::io::Error::other(
-                "the temporary file is not a regular file",
-            ));
-        }
-        let mut written = metadata.len();
-        if written > expected {
-            // Not from this upload after all: start again.
-            file.set_len(0).await?;
-            written = 0;
-        }
-        file.seek(std::io::SeekFrom::Start(written)).await?;
+    /// A resumable upload: continues the partial upload `resume_id` of the same size to the
+    /// same target if the agent still has it, else starts one under a new id.
+    pub async fn resume(
+        id: u64,
+        target: PathBuf,
+        expected: u64,
+        partials: &Partials,
+        resume_id: Option<String>,
+        new_mode: u32,
+    ) -> Result<Resumed, PartialError> {
+        let partials = partials.clone();
+        let for_open = target.clone();
+        let partial = tokio::task::spawn_blocking(move || {
+            partials.open(resume_id.as_deref(), &for_open, expected)
+        })
+        .await
+        .map_err(|e| PartialError::Io(std::io::Error::other(e)))??;
         let upload = Upload {
             id,
             target,
-            temp,
-            file: Some(file),
+            temp: partial.path,
+            file: Some(File::from_std(partial.file)),
             expected,
-            written,
-            keep_on_drop: true,
+            written: partial.offset,
+            resumable: true,
+            remove_on_drop: false,
+            new_mode,
         };
-        Ok((upload, written))
+        Ok(Resumed {
+            upload,
+            offset: partial.offset,
+            resume_id: partial.id,
+        })
     }
 
     /// Abandons the upload and removes its temporary file, resumable or not (a cancel).
     pub fn discard(mut self) {
-        self.keep_on_drop = false;
+        self.remove_on_drop = true;
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -166,7 +171,8 @@ impl Upload {
         Ok(())
     }
 
-    /// Checks the size, makes the bytes durable and renames the file into place.
+    /// Checks the size, gives the file its final owner and mode, makes it durable and renames
+    /// it into place (`placing.rs`).
     pub async fn finish(mut self) -> std::io::Result<()> {
         if self.written != self.expected {
             return Err(std::io::Error::other(format!(
@@ -174,15 +180,25 @@ impl Upload {
                 self.written, self.expected
             )));
         }
-        let file = self
+        let mut file = self
             .file
             .take()
             .ok_or_else(|| std::io::Error::other("closed"))?;
-        file.sync_all().await?;
-        drop(file);
-        tokio::fs::rename(&self.temp, &self.target).await?;
-        self.keep_on_drop = false;
-        // Renamed: nothing left to clean up.
+        file.flush().await?;
+        let mut file = file.into_std().await;
+        let (temp, target) = (self.temp.clone(), self.target.clone());
+        let (resumable, new_mode) = (self.resumable, self.new_mode);
+        tokio::task::spawn_blocking(move || {
+            if resumable {
+                placing::place_partial(&mut file, &temp, &target, new_mode)
+            } else {
+                placing::place_beside(&file, &temp, &target, new_mode)
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        // In place: nothing left to clean up.
+        self.remove_on_drop = false;
         self.temp = PathBuf::new();
         Ok(())
     }
@@ -190,7 +206,7 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if !self.keep_on_drop && !self.temp.as_os_str().is_empty() {
+        if self.remove_on_drop && !self.temp.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.temp);
         }
     }
