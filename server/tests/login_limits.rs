@@ -160,6 +160,9 @@ async fn behind_a_trusted_proxy_setup_needs_the_printed_code_and_each_client_has
         TestServer::start_with_config("tlsoffload = true\ntrusted_proxies = [\"127.0.0.1/32\"]\n")
             .await;
     assert!(server.url.starts_with("http://"), "{}", server.url);
+    // reqwest wants a crypto provider even for plain HTTP; other tests in this binary may or may
+    // not have installed it first.
+    common::install_crypto_provider();
     let proxy = reqwest::Client::builder()
         .timeout(REPLY_DEADLINE)
         .build()
