@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::relay::TunnelRequest;
+
 /// Largest JSON frame either side sends on the control channel.
 pub const MAX_AGENT_JSON: usize = 1024 * 1024;
 
@@ -22,11 +24,14 @@ pub enum AgentToServer {
     Unknown,
 }
 
+/// Everything the server sends an agent as JSON, in one type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum ServerToAgent {
     Ping,
     Pong,
+    /// "Join this relay session" (see [`TunnelRequest`]).
+    Tunnel(TunnelRequest),
     #[serde(other)]
     Unknown,
 }

@@ -21,6 +21,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::agent_proto::ServerToAgent;
 use crate::ids::{DeviceId, UserId};
 use crate::rights::Rights;
 
@@ -166,10 +167,10 @@ pub fn relay_url(token: &str) -> String {
     format!("{RELAY_PATH}?id={token}")
 }
 
-/// Server → agent, on the agent's control channel: "join this session".
+/// Server → agent, on the agent's control channel: "join this session", sent as
+/// [`ServerToAgent::Tunnel`](crate::agent_proto::ServerToAgent::Tunnel):
 /// `{"action":"tunnel","url":"/meshrelay.ashx?id=…","kind":"terminal","rights":…,"user":"alice"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename = "tunnel")]
 pub struct TunnelRequest {
     /// A path on the server the agent is connected to.
     pub url: String,
@@ -181,15 +182,18 @@ pub struct TunnelRequest {
 }
 
 impl TunnelRequest {
+    /// The whole message, `action` included.
     pub fn to_json(&self) -> String {
-        // A plain struct of strings and numbers always serialises.
-        serde_json::to_string(self).unwrap_or_default()
+        crate::agent_proto::to_json(&ServerToAgent::Tunnel(self.clone()))
     }
 }
 
 /// Reads a `tunnel` message; `None` for anything else.
 pub fn parse_tunnel(text: &str) -> Option<TunnelRequest> {
-    serde_json::from_str(text).ok()
+    match crate::agent_proto::parse_from_server(text) {
+        Some(ServerToAgent::Tunnel(request)) => Some(request),
+        _ => None,
+    }
 }
 
 /// The `result` of a successful `createSession`: where the console connects.

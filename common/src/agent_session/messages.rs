@@ -2,7 +2,7 @@
 
 use crate::agent_proto::{self, ServerToAgent};
 use crate::handshake::wire::{self, cmd};
-use crate::relay::{self, TunnelRequest};
+use crate::relay::TunnelRequest;
 
 use super::ServerMessage;
 
@@ -45,10 +45,8 @@ pub(crate) fn classify(message: &ServerMessage<'_>) -> Incoming {
 }
 
 fn classify_json(text: &str) -> Incoming {
-    if let Some(tunnel) = relay::parse_tunnel(text) {
-        return Incoming::Tunnel(tunnel);
-    }
     match agent_proto::parse_from_server(text) {
+        Some(ServerToAgent::Tunnel(tunnel)) => Incoming::Tunnel(tunnel),
         Some(ServerToAgent::Ping) => Incoming::Ping,
         Some(ServerToAgent::Pong) => Incoming::Nothing,
         Some(ServerToAgent::Unknown) | None => Incoming::Unknown,
