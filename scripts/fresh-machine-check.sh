@@ -290,6 +290,11 @@ mount_root() {
   # rm first: were it a symlink in the root, cp would write through it to a host path.
   rm -f "$root_dir/etc/resolv.conf"
   cp -L /etc/resolv.conf "$root_dir/etc/resolv.conf"
+  # A real machine's /etc/hosts names localhost; a debootstrapped root may have none, and the tests
+  # reach the server as localhost. (Found by this script: the redirect test could not resolve it.)
+  if ! grep -qs '\blocalhost\b' "$root_dir/etc/hosts"; then
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >>"$root_dir/etc/hosts"
+  fi
   for dir in /proc /sys /dev /dev/pts /dev/shm; do
     target=$root_dir$dir
     mkdir -p "$target"

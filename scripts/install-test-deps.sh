@@ -5,6 +5,8 @@ set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
+# The install tests run the one-line installer, which downloads with curl (a fresh Debian 12 has none).
+command -v curl >/dev/null || need_apt+=(curl)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v cc >/dev/null || need_apt+=(build-essential)
 # The web console (console/web): Node.js 20.19+ with npm builds it (server/build.rs) and runs its
