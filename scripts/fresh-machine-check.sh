@@ -290,11 +290,6 @@ mount_root() {
   # rm first: were it a symlink in the root, cp would write through it to a host path.
   rm -f "$root_dir/etc/resolv.conf"
   cp -L /etc/resolv.conf "$root_dir/etc/resolv.conf"
-  # Every Debian 12 image has an /etc/hosts naming localhost (the installer or the cloud image
-  # writes it, no package does); debootstrap leaves none, and "localhost" would then not resolve.
-  if [ ! -e "$root_dir/etc/hosts" ]; then
-    printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root_dir/etc/hosts"
-  fi
   # A real machine's /etc/hosts names localhost; a debootstrapped root may have none, and the tests
   # reach the server as localhost. (Found by this script: the redirect test could not resolve it.)
   if ! grep -qs '\blocalhost\b' "$root_dir/etc/hosts"; then
