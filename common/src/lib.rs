@@ -11,3 +11,4 @@ pub mod install;
 pub mod msh;
 pub mod relay;
 pub mod rights;
+pub mod stun;
