@@ -68,7 +68,13 @@ async fn get_control(
         .max_message_size(MAX_CONTROL_FRAME)
         .max_frame_size(MAX_CONTROL_FRAME)
         .on_failed_upgrade(|error| tracing::info!("control: WebSocket upgrade failed: {error}"))
-        .on_upgrade(move |socket| connection::serve(state, user, token, site, client_ip, socket))
+        .on_upgrade(move |socket| {
+            // Tracked, so that stopping the server waits for the close frame.
+            let tasks = state.tasks.clone();
+            tasks.track_future(connection::serve(
+                state, user, token, site, client_ip, socket,
+            ))
+        })
 }
 
 /// What `serverInfo` answers; the certificate hashes are what agents and `.msh` files pin.

@@ -1,5 +1,6 @@
-//! tether-server as a library: `main.rs` only parses the command line and calls [`run`], and
-//! integration tests drive the real binary.
+//! tether-server as a library: `main.rs` parses the command line, binds the [`serve::Listeners`]
+//! and calls [`run`] with a shutdown signal; integration tests drive the real binary, or run the
+//! server in-process on port 0 (`server/tests/common/mod.rs`, `TestServer::in_process`).
 
 pub mod agents;
 pub mod auth;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use tether_server::auth::accounts;
 use tether_server::config::{Cli, Config};
+use tether_server::serve::Listeners;
 use tether_server::store::StoreError;
 use tether_server::store::redb::RedbStore;
 
@@ -33,7 +34,7 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(&cli)?;
     let account = cli.createaccount.as_ref().or(cli.resetaccount.as_ref());
     let Some(name) = account else {
-        return tether_server::run(config).await;
+        return serve(config).await;
     };
     let password = password_input::account_password(cli.pass.as_deref(), name)?;
     let password = password.as_str();
@@ -57,4 +58,54 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         println!("password of {} reset; their sessions have ended", user.name);
     }
     Ok(())
+}
+
+/// The process-wide set-up a library caller of [`tether_server::run`] does not want: the crypto
+/// provider, the open-file limit and the signals that stop the server.
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    raise_open_file_limit();
+    // Bound before the (slow, first-run) certificate generation, so a busy port fails at once.
+    let listeners = Listeners::bind(&config).await?;
+    tether_server::run(config, listeners, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it is
+/// first polled, so a signal that arrives right after the "listening" line is not missed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot listen for SIGINT/SIGTERM; stop the server with SIGKILL");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Every connected agent holds a socket, so the soft open-file limit (often 1,024 from a login
+/// shell or systemd) would cap the server at about that many agents: lift it to the hard limit,
+/// and say what the cap is.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "open-file limit raised"),
+            Err(e) => tracing::warn!(
+                limit = soft,
+                "cannot raise the open-file limit ({e}); at most about that many agents can connect"
+            ),
+        },
+        Ok((soft, _)) => tracing::debug!(limit = soft, "open-file limit"),
+        Err(e) => tracing::warn!("cannot read the open-file limit: {e}"),
+    }
 }

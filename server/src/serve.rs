@@ -8,6 +8,7 @@
 mod activity;
 pub(crate) mod caps;
 
+use std::future::Future;
 use std::io::{ErrorKind, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,30 +48,54 @@ const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Runs the server until SIGINT or SIGTERM.
-pub async fn run(mut config: Config) -> anyhow::Result<()> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    raise_open_file_limit();
+/// The sockets the server serves, bound by the caller: `main` binds what the configuration asks
+/// for ([`Listeners::bind`]); tests bind port 0 on loopback and learn the port before the server
+/// runs.
+#[derive(Debug)]
+pub struct Listeners {
+    /// HTTPS (plain HTTP with `tlsoffload`): the console, the API, agents and the relay.
+    pub https: TcpListener,
+    /// Answers every request with a redirect to the HTTPS port (`--redirport`).
+    pub redirect: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `--port` and, unless it is 0 or a TLS-offloading proxy owns the public ports,
+    /// `--redirport`, on the configured address. A port in use or a privileged port fails here,
+    /// with the flag to change, before any slow start-up work.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let https = bind(config.bind_address(), config.port, "--port", 8443).await?;
+        let redirect = match (config.redirport, config.tlsoffload) {
+            (0, _) => None,
+            (_, true) => {
+                tracing::info!(
+                    "--tlsoffload: no redirect port, the proxy in front owns the public ports"
+                );
+                None
+            }
+            (port, false) => Some(bind(config.bind_address(), port, "--redirport", 8080).await?),
+        };
+        Ok(Listeners { https, redirect })
+    }
+}
+
+/// Serves `listeners` until `shutdown` resolves, then stops accepting, tells every open
+/// connection to finish (WebSockets get a "server stopping" close frame), waits up to
+/// [`SHUTDOWN_GRACE`] for them, and returns. The process-wide set-up (the rustls crypto provider,
+/// the open-file limit, signals) is the caller's: see `main.rs`.
+pub async fn run(
+    mut config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     certs::ensure_private_dir(config.datapath()).context("preparing the data folder")?;
     let db_path = config.data_file("tether.redb");
     let store: Arc<dyn Store> = Arc::new(
         RedbStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?,
     );
-
-    // Bind before the (slow, first-run) certificate generation, so a busy port fails at once.
-    let https = bind(config.bind_address(), config.port, "--port", 8443).await?;
+    let Listeners { https, redirect } = listeners;
     // With `--port 0` the OS picks; everything downstream (serverInfo, .msh files) needs the real one.
     config.port = https.local_addr()?.port();
-    let redirect = match (config.redirport, config.tlsoffload) {
-        (0, _) => None,
-        (_, true) => {
-            tracing::info!(
-                "--tlsoffload: no redirect port, the proxy in front owns the public ports"
-            );
-            None
-        }
-        (port, false) => Some(bind(config.bind_address(), port, "--redirport", 8080).await?),
-    };
 
     let certs = tokio::task::spawn_blocking({
         let config = config.clone();
@@ -97,12 +122,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         events: EventBus::default(),
         agents: Arc::new(OnlineAgents::default()),
         relay: Arc::new(RelayBroker::from_config(&config)),
+        stopping: CancellationToken::new(),
+        tasks: TaskTracker::new(),
     };
-    let shutdown = CancellationToken::new();
-    let revocations = crate::relay::watch_revocations(state.clone(), shutdown.clone());
+    let (stopping, tasks) = (state.stopping.clone(), state.tasks.clone());
+    let revocations = crate::relay::watch_revocations(state.clone(), stopping.clone());
     let app = crate::http::router(state);
 
-    let tasks = TaskTracker::new();
     let limits = ListenerLimits::of(&config);
     let https_port = https.local_addr()?.port();
     let host = public_host(&config);
@@ -115,7 +141,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             None,
             app,
             limits,
-            shutdown.clone(),
+            stopping.clone(),
             tasks.clone(),
         ));
     }
@@ -124,16 +150,15 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         tls,
         app,
         limits,
-        shutdown.clone(),
+        stopping.clone(),
         tasks.clone(),
     ));
     tasks.spawn(prune_daily(
         store,
         config.event_retention_days,
-        shutdown.clone(),
+        stopping.clone(),
     ));
     tasks.spawn(revocations);
-    let stop = shutdown_signal();
     let scheme = if config.tlsoffload { "http" } else { "https" };
     if needs_setup {
         // Shown to whoever started the server (its terminal or service log), never over the network.
@@ -146,9 +171,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     println!("tether-server listening on {scheme}://{host}:{https_port}/");
     std::io::stdout().flush().ok();
 
-    stop.await;
+    shutdown.await;
     tracing::info!("shutting down");
-    shutdown.cancel();
+    stopping.cancel();
     tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
         .await
@@ -426,52 +451,5 @@ async fn prune_daily(store: Arc<dyn Store>, retention_days: u32, shutdown: Cance
             Ok(count) => tracing::info!(count, retention_days, "deleted old audit events"),
             Err(e) => tracing::warn!(error = %e, "could not delete old audit events"),
         }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it is
-/// first polled, so a signal that arrives right after the "listening" line is not missed.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let interrupt = signal(SignalKind::interrupt());
-        let terminate = signal(SignalKind::terminate());
-        async move {
-            match (interrupt, terminate) {
-                (Ok(mut interrupt), Ok(mut terminate)) => {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGINT/SIGTERM; stop the server with SIGKILL");
-                    std::future::pending::<()>().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Every connected agent holds a socket, so the soft open-file limit (often 1,024 from a login
-/// shell or systemd) would cap the server at about that many agents: lift it to the hard limit,
-/// and say what the cap is.
-fn raise_open_file_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => tracing::debug!(from = soft, to = hard, "open-file limit raised"),
-            Err(e) => tracing::warn!(
-                limit = soft,
-                "cannot raise the open-file limit ({e}); at most about that many agents can connect"
-            ),
-        },
-        Ok((soft, _)) => tracing::debug!(limit = soft, "open-file limit"),
-        Err(e) => tracing::warn!("cannot read the open-file limit: {e}"),
     }
 }

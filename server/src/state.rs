@@ -2,6 +2,9 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::agents::OnlineAgents;
 use crate::auth::ratelimit::LoginLimiter;
 use crate::certs::ServerCerts;
@@ -23,4 +26,9 @@ pub struct AppState {
     pub agents: Arc<OnlineAgents>,
     /// Relay sessions minted and waiting to pair.
     pub relay: Arc<RelayBroker>,
+    /// Cancelled when the server begins to stop: long-lived connections (WebSockets) end on it
+    /// with a close frame of their own.
+    pub stopping: CancellationToken,
+    /// Every connection task, upgraded WebSockets included: stopping waits for them (bounded).
+    pub tasks: TaskTracker,
 }

@@ -23,7 +23,7 @@ type RawSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A server with a site admin, logged in; returns the admin's cookie.
 async fn server_with_admin() -> (TestServer, String) {
-    let server = TestServer::start().await;
+    let server = TestServer::in_process().await;
     server.create_admin("admin", ADMIN_PASSWORD).await;
     let cookie = server.login("admin", ADMIN_PASSWORD).await;
     (server, cookie)

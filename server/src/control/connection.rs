@@ -210,6 +210,7 @@ impl Connection {
                     Err(broadcast::error::RecvError::Closed) => Err(End::ServerStopping),
                 },
                 _ = tokio::time::sleep_until(self.recheck_at) => self.refresh_user().await,
+                () = self.state.stopping.cancelled() => Err(End::ServerStopping),
             };
             if let Err(end) = step {
                 return end;

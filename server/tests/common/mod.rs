@@ -1,5 +1,11 @@
-//! Test harness: runs the real `tether-server` binary on loopback with a fresh data folder, and
-//! offers clients for its HTTP API and its `/control` WebSocket. Not every test uses every part.
+//! Test harness: runs the real `tether-server` on loopback with a fresh data folder — as the
+//! binary ([`TestServer::start`]), or in this process through `tether_server::run` on port 0
+//! ([`TestServer::in_process`]) — and offers clients for its HTTP API and its `/control`
+//! WebSocket. Not every test uses every part.
+//!
+//! In-process is cheaper (no process start, no stdout parsing) and is the default for tests that
+//! only talk HTTP and WebSockets; tests of the binary itself (flags, stdout, signals, exit codes,
+//! SIGKILL) use the binary.
 #![allow(dead_code)]
 
 pub mod fake_agent;
@@ -46,8 +52,41 @@ pub struct TestServer {
     /// What the server printed on stdout before its "listening" line, at the latest start.
     pub startup_output: Vec<String>,
     args: Vec<String>,
-    child: Option<Child>,
+    in_process: bool,
+    running: Option<Running>,
     _dir: tempfile::TempDir,
+}
+
+enum Running {
+    Binary(Child),
+    InProcess(InProcessServer),
+}
+
+/// `tether_server::run` on a thread of its own, with its own runtime (so sync and async tests can
+/// use it alike) and its own log file (the thread's default tracing subscriber).
+struct InProcessServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl InProcessServer {
+    /// Resolves the server's shutdown future and waits for `run` to return.
+    fn stop(&mut self) -> Result<(), String> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err("the server thread panicked".to_owned()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for InProcessServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
 }
 
 impl TestServer {
@@ -58,6 +97,16 @@ impl TestServer {
     /// Starts with extra flags; a flag given here replaces the harness default of the same name
     /// (e.g. `&["--redirport", "8080"]`).
     pub async fn start_with(extra: &[&str]) -> TestServer {
+        TestServer::start_mode(extra, false).await
+    }
+
+    /// Runs the server in this process (see the module doc), with the same defaults as
+    /// [`TestServer::start`].
+    pub async fn in_process() -> TestServer {
+        TestServer::start_mode(&[], true).await
+    }
+
+    async fn start_mode(extra: &[&str], in_process: bool) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let datapath = dir.path().join("data");
         let defaults = [
@@ -87,7 +136,8 @@ impl TestServer {
             datapath,
             root_cert_pem: String::new(),
             args,
-            child: None,
+            in_process,
+            running: None,
             _dir: dir,
         };
         if let Err(e) = server.spawn().await {
@@ -109,7 +159,7 @@ impl TestServer {
 
     /// Stops the server (SIGTERM) if it runs, and starts it again on the same port and data folder.
     pub async fn restart(&mut self) {
-        if self.child.is_some() {
+        if self.running.is_some() {
             self.stop().await;
         }
         self.set_arg("--port", &self.port.to_string());
@@ -123,7 +173,19 @@ impl TestServer {
 
     /// SIGTERM, then waits for the exit (SIGKILL if it takes longer than the deadline).
     pub async fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("server is running");
+        let mut child = match self.running.take().expect("server is running") {
+            Running::Binary(child) => child,
+            Running::InProcess(mut server) => {
+                use std::os::unix::process::ExitStatusExt;
+                let stopped = tokio::task::spawn_blocking(move || server.stop())
+                    .await
+                    .expect("join the stopping task");
+                return match stopped {
+                    Ok(()) => ExitStatus::from_raw(0),
+                    Err(e) => panic!("the in-process server failed: {e}\n{}", self.stderr()),
+                };
+            }
+        };
         if let Some(pid) = child.id() {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -143,17 +205,22 @@ impl TestServer {
 
     /// SIGKILL: no chance to clean up, as in a power cut.
     pub async fn kill9(&mut self) {
-        let mut child = self.child.take().expect("server is running");
+        let Some(Running::Binary(mut child)) = self.running.take() else {
+            panic!("kill9 needs the server binary (TestServer::start)");
+        };
         child.kill().await.expect("SIGKILL the server");
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.running.is_some()
     }
 
     /// The server's process id while it runs (added by helper "loadgen", for `--server-pid`).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(|child| child.id())
+        match &self.running {
+            Some(Running::Binary(child)) => child.id(),
+            _ => None,
+        }
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -279,6 +346,9 @@ impl TestServer {
     }
 
     async fn spawn(&mut self) -> Result<(), String> {
+        if self.in_process {
+            return self.spawn_in_process().await;
+        }
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -327,7 +397,82 @@ impl TestServer {
         self.url = url;
         self.root_cert_pem = std::fs::read_to_string(self.datapath.join("root-cert-public.crt"))
             .map_err(|e| format!("root certificate: {e}"))?;
-        self.child = Some(child);
+        self.running = Some(Running::Binary(child));
+        Ok(())
+    }
+
+    async fn spawn_in_process(&mut self) -> Result<(), String> {
+        install_crypto_provider();
+        let args = std::iter::once("tether-server".to_owned()).chain(self.args.iter().cloned());
+        let cli = <tether_server::config::Cli as clap::Parser>::try_parse_from(args)
+            .map_err(|e| format!("flags: {e}"))?;
+        let config = tether_server::config::Config::load(&cli).map_err(|e| format!("{e:#}"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)
+            .map_err(|e| format!("server log: {e}"))?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<u16, String>>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+                .with_ansi(false)
+                .with_writer(move || log.try_clone().expect("clone the log file"))
+                .finish();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("runtime: {e}"))?;
+            tracing::subscriber::with_default(subscriber, || {
+                runtime.block_on(async move {
+                    // Made before `run`, so the root certificate is on disk once the port is known.
+                    if let Err(e) = tether_server::certs::ServerCerts::load_or_create(&config) {
+                        let _ = ready_tx.send(Err(format!("certificates: {e:#}")));
+                        return Ok(());
+                    }
+                    let listeners = match tether_server::serve::Listeners::bind(&config).await {
+                        Ok(listeners) => listeners,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!("{e:#}")));
+                            return Ok(());
+                        }
+                    };
+                    let port = listeners
+                        .https
+                        .local_addr()
+                        .map_err(|e| e.to_string())?
+                        .port();
+                    let _ = ready_tx.send(Ok(port));
+                    let stopped = async {
+                        let _ = stop_rx.await;
+                    };
+                    tether_server::run(config, listeners, stopped)
+                        .await
+                        .map_err(|e| format!("{e:#}"))
+                })
+            })
+        });
+        let mut server = InProcessServer {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        };
+        let port = match timeout(START_DEADLINE, ready_rx).await {
+            Ok(Ok(Ok(port))) => port,
+            Ok(Ok(Err(e))) => return Err(format!("the in-process server did not start: {e}")),
+            Ok(Err(_)) => {
+                let failure = server.stop().err().unwrap_or_default();
+                return Err(format!(
+                    "the in-process server ended before listening: {failure}"
+                ));
+            }
+            Err(_) => return Err(format!("no in-process server within {START_DEADLINE:?}")),
+        };
+        self.port = port;
+        self.url = format!("https://127.0.0.1:{port}");
+        self.root_cert_pem = std::fs::read_to_string(self.datapath.join("root-cert-public.crt"))
+            .map_err(|e| format!("root certificate: {e}"))?;
+        self.running = Some(Running::InProcess(server));
         Ok(())
     }
 }
@@ -360,6 +505,11 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
+    /// The WebSocket itself, for tests that read frames as they come (close frames, say).
+    pub fn into_socket(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
+    }
+
     /// Sends `{"action": ..., ...}` with a fresh `id` and returns the matching reply; events that
     /// arrive meanwhile are kept for [`next_event`](Self::next_event).
     pub async fn request(&mut self, mut request: Value) -> Reply {
