@@ -146,7 +146,7 @@ async fn an_administrator_sets_up_groups_users_and_rights() {
 
     let info = ctl.json(&["serverinfo"]).await;
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(info["agent_cert_hash"].as_str().map(str::len), Some(96));
+    assert_eq!(info["agentCertHash"].as_str().map(str::len), Some(96));
     assert!(ctl.ok(&["serverinfo"]).await.contains("agent cert hash"));
 
     ctl.ok(&["addgroup", "Office", "--desc", "Front desk"])
@@ -184,7 +184,7 @@ async fn an_administrator_sets_up_groups_users_and_rights() {
         .find(|u| u["id"] == "alice")
         .expect("alice listed");
     assert_eq!(
-        (alice["name"].as_str(), alice["site_admin"].as_bool()),
+        (alice["name"].as_str(), alice["siteAdmin"].as_bool()),
         (Some("Alice"), Some(false))
     );
 
@@ -488,8 +488,8 @@ async fn agent_reporting_os(
     let info = serde_json::json!({
         "action": "agentinfo",
         "hostname": "hostile",
-        "os_name": os_name,
-        "os_version": "",
+        "osName": os_name,
+        "osVersion": "",
     });
     ws.send(Message::text(info.to_string())).await.unwrap();
     // The server handles an agent's messages in order: its answer to a ping that follows means
