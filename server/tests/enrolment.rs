@@ -368,7 +368,7 @@ async fn names_and_machine_reports_from_agents_are_cleaned_and_bounded() {
         json!({
             "action": "agentinfo",
             "hostname": "h".repeat(900 * 1024),
-            "osName": "Linux\u{1b}]52;c;QUFB\u{7}",
+            "os_name": "Linux\u{1b}]52;c;QUFB\u{7}",
             "users": users,
         })
         .to_string(),
