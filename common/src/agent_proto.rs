@@ -66,6 +66,7 @@ impl AgentInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NetInterface {
     pub name: String,
     /// `aa:bb:cc:dd:ee:ff`, empty when the interface has none (loopback, tunnels).

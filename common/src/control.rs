@@ -2,45 +2,73 @@
 //!
 //! A client sends `{"action": "...", "id": 7, ...arguments}`. The server answers every request with
 //! exactly one [`Reply`] carrying the same `action` and `id`, and pushes [`Event`]s as
-//! `{"action": "event", "event": {...}}` whenever something the client may see changes.
+//! `{"action": "event", "event": {...}}` whenever something the client may see changes. Every
+//! field name on this channel is camelCase; enum *values* (error codes, invite statuses, session
+//! kinds) keep their own spelling.
 //!
-//! `result` of a successful reply, per action:
+//! Each action is a struct of its arguments ([`requests`]) implementing [`Action`], which names
+//! its result type. The one list below ([`control_actions!`](action::control_actions)) generates
+//! [`RequestBody`], [`ACTIONS`], the trait impls and the console's TypeScript `Actions` map, so
+//! adding an action is: a struct, one line there, the server function.
 //!
-//! | action | result |
-//! |---|---|
-//! | `serverInfo` | [`ServerInfo`] |
-//! | `whoAmI` | [`WhoAmI`] |
-//! | `listGroups` | `[GroupInfo]` (the groups the caller can see) |
-//! | `createGroup`, `editGroup`, `setGroupRights` | the [`GroupInfo`] as it is now |
-//! | `listDevices` | `[DeviceInfo]` |
-//! | `renameDevice` | the [`DeviceInfo`] as it is now |
-//! | `listUsers` | `[UserInfo]` |
-//! | `addUser`, `resetPassword`, `editUser` | the [`UserInfo`] as it is now |
-//! | `listEvents` | `[EventRecord]`, newest first |
-//! | `deleteGroup`, `deleteDevice`, `removeUser` | `{"deleted": "<id>"}` |
-//! | `changePassword` | `{}` |
-//! | `createSession` | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
-//! | `agentConfig`, `rotateEnrolmentKey` | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
-//! | `createInvite` | [`Invite`](crate::install::Invite) (see [`crate::install`]) |
-//! | `listInvites` | `[InviteInfo]` ([`crate::install::InviteInfo`]), oldest first |
-//! | `revokeInvite` | the [`InviteInfo`](crate::install::InviteInfo) as it is now |
-//! | `listBlockedDevices` | `[BlockedDevice]` ([`crate::install::BlockedDevice`]) |
-//! | `unblockDevice` | `{"unblocked": "<device id>"}` |
+//! | action | arguments | result |
+//! |---|---|---|
+//! | `serverInfo` | [`GetServerInfo`] | [`ServerInfo`] |
+//! | `whoAmI` | [`GetWhoAmI`] | [`WhoAmI`] |
+//! | `listGroups` | [`ListGroups`] | `[GroupInfo]` (the groups the caller can see) |
+//! | `createGroup`, `editGroup`, `setGroupRights` | [`CreateGroup`], [`EditGroup`], [`SetGroupRights`] | the [`GroupInfo`] as it is now |
+//! | `deleteGroup` | [`DeleteGroup`] | [`Deleted`]`<GroupId>` |
+//! | `listDevices` | [`ListDevices`] | `[DeviceInfo]` |
+//! | `renameDevice` | [`RenameDevice`] | the [`DeviceInfo`] as it is now |
+//! | `deleteDevice` | [`DeleteDevice`] | [`Deleted`]`<DeviceId>` |
+//! | `listUsers` | [`ListUsers`] | `[UserInfo]` |
+//! | `addUser`, `resetPassword`, `editUser` | [`AddUser`], [`ResetPassword`], [`EditUser`] | the [`UserInfo`] as it is now |
+//! | `removeUser` | [`RemoveUser`] | [`Deleted`]`<UserId>` |
+//! | `changePassword` | [`ChangePassword`] | [`PasswordChanged`] (`{}`) |
+//! | `listEvents` | [`ListEvents`] | `[EventRecord]`, newest first |
+//! | `createSession` | [`CreateSession`] | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
+//! | `agentConfig`, `rotateEnrolmentKey` | [`GetAgentConfig`], [`RotateEnrolmentKey`] | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
+//! | `createInvite` | [`CreateInvite`] | [`Invite`](crate::install::Invite) (see [`crate::install`]) |
+//! | `listInvites` | [`ListInvites`] | `[InviteInfo]` ([`crate::install::InviteInfo`]), oldest first |
+//! | `revokeInvite` | [`RevokeInvite`] | the [`InviteInfo`](crate::install::InviteInfo) as it is now |
+//! | `listBlockedDevices` | [`ListBlockedDevices`] | `[BlockedDevice]` ([`crate::install::BlockedDevice`]) |
+//! | `unblockDevice` | [`UnblockDevice`] | [`Unblocked`] |
 //!
 //! A group the caller may not see answers `not_found`, exactly as a group that does not exist, so
 //! that ids cannot be probed; `forbidden` means "you can see it but may not do that".
 
+mod action;
+mod events;
+mod reply;
+pub mod requests;
+mod results;
+#[cfg(test)]
+mod typescript;
+#[cfg(test)]
+mod wire_casing;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use action::Action;
+pub use events::{Event, EventFrame, EventTag};
+pub use reply::{ErrorBody, ErrorCode, ParseError, Reply, ReplyError};
+pub use requests::*;
+pub use results::{
+    AgentDetails, Deleted, DeviceInfo, EventRecord, GroupInfo, GroupMember, PasswordChanged,
+    ServerInfo, Unblocked, UserInfo, WhoAmI,
+};
+
 use crate::ids::{DeviceId, GroupId, UserId};
-use crate::rights::Rights;
+use crate::install::{AgentConfig, BlockedDevice, Invite, InviteInfo};
+use crate::relay::SessionTicket;
 
 /// Largest text frame the server accepts on `/control`; bigger ones close the connection.
 pub const MAX_CONTROL_FRAME: usize = 64 * 1024;
 
-/// Bumped whenever a change would break an older client.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped whenever a change would break an older client. 2: every field name is camelCase, and
+/// `DeviceInfo.agent` is a typed [`AgentDetails`] or `null`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One request: `id` is chosen by the client and echoed in the reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,226 +78,65 @@ pub struct Request {
     pub body: RequestBody,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "camelCase", deny_unknown_fields)]
-pub enum RequestBody {
-    ServerInfo,
-    /// Who am I, and what may I do.
-    WhoAmI,
-    ListGroups,
-    CreateGroup {
-        name: String,
-        #[serde(default)]
-        description: String,
-    },
-    EditGroup {
-        group: GroupId,
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        description: Option<String>,
-    },
-    DeleteGroup {
-        group: GroupId,
-    },
-    ListDevices {
-        #[serde(default)]
-        group: Option<GroupId>,
-    },
-    RenameDevice {
-        device: DeviceId,
-        name: String,
-    },
-    /// Removes a device; with `block`, its id is also refused if the agent tries to enrol again.
-    DeleteDevice {
-        device: DeviceId,
-        #[serde(default)]
-        block: bool,
-    },
-    ListUsers,
-    AddUser {
-        name: String,
-        password: String,
-        #[serde(default)]
-        email: Option<String>,
-        #[serde(default)]
-        site_admin: bool,
-    },
-    RemoveUser {
-        user: UserId,
-    },
-    ResetPassword {
-        user: UserId,
-        password: String,
-    },
-    /// Changes another account's e-mail address or site-administrator flag (site admins only).
-    EditUser {
-        user: UserId,
-        #[serde(default)]
-        email: Option<String>,
-        #[serde(default)]
-        site_admin: Option<bool>,
-    },
-    /// Change one's own password; the old one must be given.
-    ChangePassword {
-        old_password: String,
-        new_password: String,
-    },
-    /// Sets `user`'s rights on `group`; `Rights::NONE` removes the user from the group.
-    SetGroupRights {
-        group: GroupId,
-        user: UserId,
-        rights: Rights,
-    },
-    ListEvents {
-        #[serde(default)]
-        limit: Option<u32>,
-        #[serde(default)]
-        group: Option<GroupId>,
-        #[serde(default)]
-        device: Option<DeviceId>,
-    },
-    /// Opens a relayed session to a device (see [`crate::relay`]).
-    CreateSession {
-        device: DeviceId,
-        kind: crate::relay::SessionKind,
-    },
-    /// The group's `.msh` install file (needs MANAGE_GROUP or MANAGE_DEVICES on it).
-    AgentConfig {
-        group: GroupId,
-    },
-    /// A short-lived token that lets a machine download the agent and the group's `.msh`
-    /// without logging in (same rights as `agentConfig`). Minutes default to
-    /// [`DEFAULT_INVITE_MINUTES`](crate::install::DEFAULT_INVITE_MINUTES), at most
-    /// [`MAX_INVITE_MINUTES`](crate::install::MAX_INVITE_MINUTES).
-    CreateInvite {
-        group: GroupId,
-        #[serde(default)]
-        expires_minutes: Option<u32>,
-        /// At most this many new devices may enrol with it (none: no limit but the expiry).
-        #[serde(default)]
-        max_devices: Option<u32>,
-    },
-    /// A new enrolment key for the group (same rights as `agentConfig`): `.msh` files handed out
-    /// before admit no new device; enrolled devices keep connecting.
-    RotateEnrolmentKey {
-        group: GroupId,
-    },
-    /// The group's invites, revoked and expired ones included (same rights as `agentConfig`).
-    ListInvites {
-        group: GroupId,
-    },
-    /// Ends an invite at once: its links and its `.msh` stop working.
-    RevokeInvite {
-        invite: String,
-    },
-    /// Device ids kept from enrolling again, listed under the group they were removed from.
-    ListBlockedDevices {
-        group: GroupId,
-    },
-    UnblockDevice {
-        device: DeviceId,
-    },
+action::control_actions! {
+    "serverInfo" => GetServerInfo -> ServerInfo,
+    "whoAmI" => GetWhoAmI -> WhoAmI,
+    "listGroups" => ListGroups -> Vec<GroupInfo>,
+    "createGroup" => CreateGroup -> GroupInfo,
+    "editGroup" => EditGroup -> GroupInfo,
+    "deleteGroup" => DeleteGroup -> Deleted<GroupId>,
+    "listDevices" => ListDevices -> Vec<DeviceInfo>,
+    "renameDevice" => RenameDevice -> DeviceInfo,
+    "deleteDevice" => DeleteDevice -> Deleted<DeviceId>,
+    "listUsers" => ListUsers -> Vec<UserInfo>,
+    "addUser" => AddUser -> UserInfo,
+    "removeUser" => RemoveUser -> Deleted<UserId>,
+    "resetPassword" => ResetPassword -> UserInfo,
+    "editUser" => EditUser -> UserInfo,
+    "changePassword" => ChangePassword -> PasswordChanged,
+    "setGroupRights" => SetGroupRights -> GroupInfo,
+    "listEvents" => ListEvents -> Vec<EventRecord>,
+    "createSession" => CreateSession -> SessionTicket,
+    "agentConfig" => GetAgentConfig -> AgentConfig,
+    "createInvite" => CreateInvite -> Invite,
+    "rotateEnrolmentKey" => RotateEnrolmentKey -> AgentConfig,
+    "listInvites" => ListInvites -> Vec<InviteInfo>,
+    "revokeInvite" => RevokeInvite -> InviteInfo,
+    "listBlockedDevices" => ListBlockedDevices -> Vec<BlockedDevice>,
+    "unblockDevice" => UnblockDevice -> Unblocked,
 }
 
-impl RequestBody {
-    /// The `action` name this request travels under.
-    pub fn action(&self) -> &'static str {
-        match self {
-            RequestBody::ServerInfo => "serverInfo",
-            RequestBody::WhoAmI => "whoAmI",
-            RequestBody::ListGroups => "listGroups",
-            RequestBody::CreateGroup { .. } => "createGroup",
-            RequestBody::EditGroup { .. } => "editGroup",
-            RequestBody::DeleteGroup { .. } => "deleteGroup",
-            RequestBody::ListDevices { .. } => "listDevices",
-            RequestBody::RenameDevice { .. } => "renameDevice",
-            RequestBody::DeleteDevice { .. } => "deleteDevice",
-            RequestBody::ListUsers => "listUsers",
-            RequestBody::AddUser { .. } => "addUser",
-            RequestBody::RemoveUser { .. } => "removeUser",
-            RequestBody::ResetPassword { .. } => "resetPassword",
-            RequestBody::EditUser { .. } => "editUser",
-            RequestBody::ChangePassword { .. } => "changePassword",
-            RequestBody::SetGroupRights { .. } => "setGroupRights",
-            RequestBody::ListEvents { .. } => "listEvents",
-            RequestBody::CreateSession { .. } => "createSession",
-            RequestBody::AgentConfig { .. } => "agentConfig",
-            RequestBody::CreateInvite { .. } => "createInvite",
-            RequestBody::RotateEnrolmentKey { .. } => "rotateEnrolmentKey",
-            RequestBody::ListInvites { .. } => "listInvites",
-            RequestBody::RevokeInvite { .. } => "revokeInvite",
-            RequestBody::ListBlockedDevices { .. } => "listBlockedDevices",
-            RequestBody::UnblockDevice { .. } => "unblockDevice",
+impl Request {
+    /// The request for `action` with id `id`.
+    pub fn new(id: u64, action: impl Action) -> Request {
+        Request {
+            id,
+            body: action.into(),
         }
     }
 }
 
-/// Every action name the server knows, so that "unknown action" can be told from "bad arguments".
-pub const ACTIONS: &[&str] = &[
-    "serverInfo",
-    "whoAmI",
-    "listGroups",
-    "createGroup",
-    "editGroup",
-    "deleteGroup",
-    "listDevices",
-    "renameDevice",
-    "deleteDevice",
-    "listUsers",
-    "addUser",
-    "removeUser",
-    "resetPassword",
-    "editUser",
-    "changePassword",
-    "setGroupRights",
-    "listEvents",
-    "createSession",
-    "agentConfig",
-    "createInvite",
-    "rotateEnrolmentKey",
-    "listInvites",
-    "revokeInvite",
-    "listBlockedDevices",
-    "unblockDevice",
-];
-
-/// Why a request or frame could not be read, before any action ran.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    #[error("the frame is not a JSON object")]
-    NotJson,
-    #[error("missing or non-numeric \"id\"")]
-    MissingId,
-    #[error("missing \"action\"")]
-    MissingAction,
-    #[error("unknown action \"{0}\"")]
-    UnknownAction(String),
-    #[error("bad arguments for \"{action}\": {detail}")]
-    BadArguments { action: String, detail: String },
-}
-
-impl ParseError {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            ParseError::UnknownAction(_) => ErrorCode::UnknownAction,
-            _ => ErrorCode::BadRequest,
-        }
-    }
+/// The two fields every request has, read leniently (any JSON type) so that a wrong type is
+/// reported as "missing or non-numeric" rather than as unreadable JSON.
+#[derive(Default, Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    action: Value,
 }
 
 /// Parses one text frame. On failure returns the request id (when one could be read) so the reply
 /// can still be matched by the client.
 pub fn parse_request(text: &str) -> Result<Request, (Option<u64>, Option<String>, ParseError)> {
     let value: Value = serde_json::from_str(text).map_err(|_| (None, None, ParseError::NotJson))?;
-    let Some(object) = value.as_object() else {
+    if !value.is_object() {
         return Err((None, None, ParseError::NotJson));
-    };
-    let id = object.get("id").and_then(Value::as_u64);
-    let action = object
-        .get("action")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    }
+    // Read on their own first, so that a reply can echo them even when the arguments are bad.
+    let envelope = Envelope::deserialize(&value).unwrap_or_default();
+    let id = envelope.id.as_u64();
+    let action = envelope.action.as_str().map(str::to_owned);
     let Some(id) = id else {
         return Err((None, action, ParseError::MissingId));
     };
@@ -293,225 +160,10 @@ pub fn parse_request(text: &str) -> Result<Request, (Option<u64>, Option<String>
     })
 }
 
-/// Machine-readable error codes; `message` in [`ErrorBody`] is for people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadRequest,
-    UnknownAction,
-    Forbidden,
-    NotFound,
-    Conflict,
-    RateLimited,
-    Internal,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-/// The answer to one request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reply {
-    /// Echo of the request's action (empty when it could not be read).
-    pub action: String,
-    /// Echo of the request's id (absent when it could not be read).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<u64>,
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorBody>,
-}
-
-impl Reply {
-    pub fn ok(action: &str, id: u64, result: Value) -> Reply {
-        Reply {
-            action: action.to_owned(),
-            id: Some(id),
-            ok: true,
-            result: Some(result),
-            error: None,
-        }
-    }
-
-    pub fn error(
-        action: Option<&str>,
-        id: Option<u64>,
-        code: ErrorCode,
-        message: impl Into<String>,
-    ) -> Reply {
-        Reply {
-            action: action.unwrap_or_default().to_owned(),
-            id,
-            ok: false,
-            result: None,
-            error: Some(ErrorBody {
-                code,
-                message: message.into(),
-            }),
-        }
-    }
-}
-
-/// A pushed event frame: `{"action": "event", "event": {...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventFrame {
-    pub action: EventTag,
-    pub event: Event,
-}
-
-/// The constant `"event"` tag of [`EventFrame`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventTag {
-    Event,
-}
-
-impl EventFrame {
-    pub fn new(event: Event) -> Self {
-        EventFrame {
-            action: EventTag::Event,
-            event,
-        }
-    }
-}
-
-/// Something that happened, pushed to every console allowed to see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum Event {
-    GroupCreated {
-        group: GroupInfo,
-    },
-    /// Also sent to a user whose rights were just removed: a client drops the group when its
-    /// own id is no longer among `members` (and it is not a site admin).
-    GroupChanged {
-        group: GroupInfo,
-    },
-    GroupDeleted {
-        group: GroupId,
-    },
-    DeviceAdded {
-        device: DeviceInfo,
-    },
-    DeviceChanged {
-        device: DeviceInfo,
-    },
-    DeviceRemoved {
-        device: DeviceId,
-        group: GroupId,
-    },
-    DeviceOnline {
-        device: DeviceId,
-        group: GroupId,
-    },
-    DeviceOffline {
-        device: DeviceId,
-        group: GroupId,
-    },
-    UserAdded {
-        user: UserInfo,
-    },
-    UserChanged {
-        user: UserInfo,
-    },
-    UserRemoved {
-        user: UserId,
-    },
-    /// An audit record was written (login, session start, …) that this console may read.
-    Logged {
-        record: EventRecord,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServerInfo {
-    pub name: String,
-    pub version: String,
-    pub protocol: u32,
-    /// Hex SHA-384 of the agent-server certificate's public key: the `ServerID` in `.msh` files.
-    pub agent_cert_hash: String,
-    /// Hex SHA-384 of the web certificate (full DER), as agents pin it.
-    pub web_cert_hash: String,
-    pub https_port: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WhoAmI {
-    pub user: UserInfo,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupInfo {
-    pub id: GroupId,
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    /// Every user with rights on this group.
-    #[serde(default)]
-    pub members: Vec<GroupMember>,
-    pub created: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupMember {
-    pub user: UserId,
-    pub rights: Rights,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeviceInfo {
-    pub id: DeviceId,
-    pub name: String,
-    pub group: GroupId,
-    pub online: bool,
-    #[serde(default)]
-    pub os: String,
-    #[serde(default)]
-    pub hostname: String,
-    /// Unix seconds of the last time the agent was connected (now, when online); 0 if never.
-    pub lastseen: i64,
-    /// What the agent reported about itself (hostname, OS, addresses, users, …).
-    #[serde(default)]
-    pub agent: Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserInfo {
-    pub id: UserId,
-    pub name: String,
-    #[serde(default)]
-    pub email: Option<String>,
-    pub site_admin: bool,
-    pub created: i64,
-}
-
-/// One audit-log entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventRecord {
-    /// Monotonic per server: a later record has a larger id.
-    pub id: u64,
-    /// Unix milliseconds.
-    pub time: i64,
-    /// What happened, e.g. `login`, `login_failed`, `group_created`, `device_online`.
-    pub kind: String,
-    #[serde(default)]
-    pub user: Option<UserId>,
-    #[serde(default)]
-    pub group: Option<GroupId>,
-    #[serde(default)]
-    pub device: Option<DeviceId>,
-    /// A human-readable line.
-    pub message: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rights::Rights;
 
     #[test]
     fn parses_a_request_with_arguments() {
@@ -519,10 +171,10 @@ mod tests {
         assert_eq!(r.id, 3);
         assert_eq!(
             r.body,
-            RequestBody::CreateGroup {
+            RequestBody::CreateGroup(CreateGroup {
                 name: "Office".into(),
                 description: String::new()
-            }
+            })
         );
     }
 
@@ -540,12 +192,74 @@ mod tests {
     }
 
     #[test]
+    fn argument_free_actions_and_unknown_arguments() {
+        let r = parse_request(r#"{"action":"serverInfo","id":1}"#).unwrap();
+        assert_eq!(r.body, RequestBody::GetServerInfo(GetServerInfo {}));
+        let (id, action, e) =
+            parse_request(r#"{"action":"createGroup","id":5,"name":"x","colour":"red"}"#)
+                .unwrap_err();
+        assert_eq!((id, action.as_deref()), (Some(5), Some("createGroup")));
+        assert!(matches!(e, ParseError::BadArguments { .. }), "{e:?}");
+        // Arguments are camelCase on the wire; the old snake_case spelling is refused.
+        let (_, _, e) = parse_request(
+            r#"{"action":"addUser","id":6,"name":"a","password":"p","site_admin":true}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ParseError::BadArguments { .. }), "{e:?}");
+        let r = parse_request(
+            r#"{"action":"addUser","id":6,"name":"a","password":"p","siteAdmin":true}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.body,
+            RequestBody::AddUser(AddUser {
+                site_admin: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_typed_request_round_trips_under_its_action_name() {
+        let request = Request::new(
+            8,
+            CreateInvite {
+                group: "g".into(),
+                expires_minutes: Some(30),
+                max_devices: None,
+            },
+        );
+        let text = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":8,"action":"createInvite","group":"g","expiresMinutes":30}"#
+        );
+        assert_eq!(parse_request(&text).unwrap(), request);
+        assert_eq!(<CreateInvite as Action>::NAME, request.body.action());
+    }
+
+    #[test]
+    fn a_reply_reads_back_as_the_actions_output() {
+        let reply = Reply::ok("deleteGroup", 3, serde_json::json!({"deleted": "g1"}));
+        let deleted: <DeleteGroup as Action>::Output = reply.into_result().unwrap();
+        assert_eq!(deleted.deleted, GroupId::from("g1"));
+        let refused = Reply::error(Some("deleteGroup"), Some(3), ErrorCode::NotFound, "no");
+        let error = refused.into_result::<Deleted<GroupId>>().unwrap_err();
+        assert_eq!(error.code(), Some(ErrorCode::NotFound));
+        let odd = Reply::ok("deleteGroup", 3, serde_json::json!([1]));
+        assert!(matches!(
+            odd.into_result::<Deleted<GroupId>>(),
+            Err(ReplyError::Unexpected { .. })
+        ));
+    }
+
+    #[test]
     fn request_action_names_match_the_list() {
-        let body = RequestBody::SetGroupRights {
+        let body = RequestBody::from(SetGroupRights {
             group: "g".into(),
             user: "u".into(),
             rights: Rights::VIEW,
-        };
+        });
         let json = serde_json::to_value(Request {
             id: 1,
             body: body.clone(),

@@ -31,6 +31,8 @@ pub const ROOT_CERT_PATH: &str = "/api/root.crt";
 
 /// The result of `agentConfig`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AgentConfig {
     pub group: GroupId,
     /// The `.msh` file's text (CRLF line ends, as MeshCentral writes it).
@@ -39,6 +41,8 @@ pub struct AgentConfig {
 
 /// The result of `createInvite`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Invite {
     /// Names the invite in `listInvites`, `revokeInvite` and the audit log.
     #[serde(default)]
@@ -61,16 +65,19 @@ pub struct Invite {
 /// Whether an invite still works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum InviteStatus {
     Active,
     Revoked,
     Expired,
-    /// It enrolled its `max_devices`.
+    /// It enrolled its `maxDevices`.
     UsedUp,
 }
 
 /// One invite as `listInvites` shows it (never its token or key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct InviteInfo {
     pub id: String,
     pub group: GroupId,
@@ -91,6 +98,8 @@ pub struct InviteInfo {
 
 /// A device id refused at enrolment, as `listBlockedDevices` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct BlockedDevice {
     pub device: DeviceId,
     /// The group it was removed from.

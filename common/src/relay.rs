@@ -38,6 +38,7 @@ pub const PAIRED: &str = "c";
 /// What a relayed session is for. The names are the wire names (`"terminal"`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum SessionKind {
     Terminal,
     Files,
@@ -199,6 +200,8 @@ pub fn parse_tunnel(text: &str) -> Option<TunnelRequest> {
 
 /// The `result` of a successful `createSession`: where the console connects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct SessionTicket {
     /// A path on this server: `/meshrelay.ashx?id=TOKEN`; connect with the session cookie.
     pub url: String,

@@ -3,14 +3,17 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, bail};
-use serde_json::Value;
-use tether_common::control::RequestBody;
+use tether_common::control::{
+    AddUser, CreateGroup, CreateInvite, DeleteDevice, DeleteGroup, DeviceInfo, EditUser,
+    EventRecord, GetAgentConfig, GetServerInfo, GetWhoAmI, GroupInfo, ListDevices, ListEvents,
+    ListGroups, ListUsers, RemoveUser, RenameDevice, ResetPassword, SetGroupRights, UserInfo,
+};
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
 
 use crate::cli::{Cli, Command};
 use crate::connection::Control;
-use crate::output::{print_human, print_json, table, text, time_secs};
+use crate::output::{print_human, print_json, table, time_secs};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Checked before connecting, so a typo does not cost a login.
@@ -38,57 +41,49 @@ async fn execute(
 ) -> anyhow::Result<()> {
     match command {
         Command::Serverinfo => {
-            let info = control.call(RequestBody::ServerInfo).await?;
+            let info = control.call(GetServerInfo {}).await?;
             show(json, &info, || {
-                let field = |name: &str, key: &str| vec![name.to_owned(), text(&info, key)];
+                let field = |name: &str, value: String| vec![name.to_owned(), value];
                 let rows = vec![
-                    field("name", "name"),
-                    field("version", "version"),
-                    field("protocol", "protocol"),
-                    field("https port", "https_port"),
-                    field("agent cert hash", "agent_cert_hash"),
-                    field("web cert hash", "web_cert_hash"),
+                    field("name", info.name.clone()),
+                    field("version", info.version.clone()),
+                    field("protocol", info.protocol.to_string()),
+                    field("https port", info.https_port.to_string()),
+                    field("agent cert hash", info.agent_cert_hash.clone()),
+                    field("web cert hash", info.web_cert_hash.clone()),
                 ];
                 table(&["FIELD", "VALUE"], &rows)
             })
         }
         Command::Whoami => {
-            let me = control.call(RequestBody::WhoAmI).await?;
-            let user = me["user"].clone();
+            let me = control.call(GetWhoAmI {}).await?;
             show(json, &me, || {
-                format!("{}{}", text(&user, "name"), admin_note(&user))
+                format!("{}{}", me.user.name, admin_note(&me.user))
             })
         }
         Command::Listgroups => {
-            let groups = control.call(RequestBody::ListGroups).await?;
+            let groups = control.call(ListGroups {}).await?;
             show(json, &groups, || group_table(&groups))
         }
         Command::Addgroup { name, description } => {
-            let group = control
-                .call(RequestBody::CreateGroup { name, description })
-                .await?;
+            let group = control.call(CreateGroup { name, description }).await?;
             show(json, &group, || {
-                format!(
-                    "created device group {} ({})",
-                    text(&group, "name"),
-                    text(&group, "id")
-                )
+                format!("created device group {} ({})", group.name, group.id)
             })
         }
         Command::Removegroup { group } => {
             let group = find_group(control, &group).await?;
-            control
-                .call(RequestBody::DeleteGroup {
+            let done = control
+                .call(DeleteGroup {
                     group: group.clone(),
                 })
                 .await?;
-            let done = serde_json::json!({ "deleted": group });
             show(json, &done, || {
                 format!("deleted device group {group} and its devices")
             })
         }
         Command::Listusers => {
-            let users = control.call(RequestBody::ListUsers).await?;
+            let users = control.call(ListUsers {}).await?;
             show(json, &users, || user_table(&users))
         }
         Command::Adduser {
@@ -97,7 +92,7 @@ async fn execute(
             siteadmin,
             ..
         } => {
-            let body = RequestBody::AddUser {
+            let body = AddUser {
                 name,
                 password: new_password.context("no password was read")?,
                 email,
@@ -105,16 +100,12 @@ async fn execute(
             };
             let user = control.call(body).await?;
             show(json, &user, || {
-                format!(
-                    "created account {}{}",
-                    text(&user, "name"),
-                    admin_note(&user)
-                )
+                format!("created account {}{}", user.name, admin_note(&user))
             })
         }
         Command::Removeuser { name } => {
             let result = control
-                .call(RequestBody::RemoveUser {
+                .call(RemoveUser {
                     user: UserId::from_name(&name),
                 })
                 .await?;
@@ -123,9 +114,7 @@ async fn execute(
         Command::Resetpassword { name, .. } => {
             let user = UserId::from_name(&name);
             let password = new_password.context("no password was read")?;
-            let result = control
-                .call(RequestBody::ResetPassword { user, password })
-                .await?;
+            let result = control.call(ResetPassword { user, password }).await?;
             show(json, &result, || {
                 format!("set a new password for {name}; their sessions have ended")
             })
@@ -138,18 +127,14 @@ async fn execute(
             if email.is_none() && siteadmin.is_none() {
                 bail!("nothing to change: give --email and/or --siteadmin");
             }
-            let body = RequestBody::EditUser {
+            let body = EditUser {
                 user: UserId::from_name(&name),
                 email,
                 site_admin: siteadmin,
             };
             let user = control.call(body).await?;
             show(json, &user, || {
-                format!(
-                    "updated account {}{}",
-                    text(&user, "name"),
-                    admin_note(&user)
-                )
+                format!("updated account {}{}", user.name, admin_note(&user))
             })
         }
         Command::Grouprights {
@@ -159,7 +144,7 @@ async fn execute(
         } => {
             let rights = Rights::parse(&rights)?;
             let group = find_group(control, &group).await?;
-            let body = RequestBody::SetGroupRights {
+            let body = SetGroupRights {
                 group,
                 user: UserId::from_name(&user),
                 rights,
@@ -168,7 +153,7 @@ async fn execute(
             show(json, &result, || {
                 format!(
                     "{user} now holds '{rights}' on device group {}",
-                    text(&result, "name")
+                    result.name
                 )
             })
         }
@@ -177,32 +162,26 @@ async fn execute(
                 Some(group) => Some(find_group(control, &group).await?),
                 None => None,
             };
-            let devices = control.call(RequestBody::ListDevices { group }).await?;
+            let devices = control.call(ListDevices { group }).await?;
             if json {
                 print_json(&devices);
                 return Ok(());
             }
-            let groups = control.call(RequestBody::ListGroups).await?;
+            let groups = control.call(ListGroups {}).await?;
             println!("{}", device_table(&devices, &group_names(&groups)));
             Ok(())
         }
         Command::Renamedevice { device, name } => {
             let device = find_device(control, &device).await?;
-            let result = control
-                .call(RequestBody::RenameDevice { device, name })
-                .await?;
+            let result = control.call(RenameDevice { device, name }).await?;
             show(json, &result, || {
-                format!(
-                    "renamed device {} to {}",
-                    text(&result, "id"),
-                    text(&result, "name")
-                )
+                format!("renamed device {} to {}", result.id, result.name)
             })
         }
         Command::Removedevice { device, block } => {
             let device = find_device(control, &device).await?;
             let result = control
-                .call(RequestBody::DeleteDevice {
+                .call(DeleteDevice {
                     device: device.clone(),
                     block,
                 })
@@ -221,7 +200,7 @@ async fn execute(
                 None => None,
             };
             let events = control
-                .call(RequestBody::ListEvents {
+                .call(ListEvents {
                     limit,
                     group,
                     device: None,
@@ -231,7 +210,7 @@ async fn execute(
         }
         Command::Agentconfig { group, out } => {
             let group = find_group(control, &group).await?;
-            let config = control.call(RequestBody::AgentConfig { group }).await?;
+            let config = control.call(GetAgentConfig { group }).await?;
             crate::install::agent_config(&config, out.as_deref(), json)
         }
         Command::Invite {
@@ -241,7 +220,7 @@ async fn execute(
         } => {
             let group = find_group(control, &group).await?;
             let invite = control
-                .call(RequestBody::CreateInvite {
+                .call(CreateInvite {
                     group,
                     expires_minutes: Some(minutes),
                     max_devices,
@@ -293,7 +272,7 @@ fn exit_with(status: i32) -> anyhow::Result<()> {
 
 pub(crate) fn show(
     json: bool,
-    value: &Value,
+    value: &impl serde::Serialize,
     human: impl FnOnce() -> String,
 ) -> anyhow::Result<()> {
     if json {
@@ -304,8 +283,8 @@ pub(crate) fn show(
     Ok(())
 }
 
-fn admin_note(user: &Value) -> &'static str {
-    if user["site_admin"].as_bool() == Some(true) {
+fn admin_note(user: &UserInfo) -> &'static str {
+    if user.site_admin {
         " (site administrator)"
     } else {
         ""
@@ -314,39 +293,32 @@ fn admin_note(user: &Value) -> &'static str {
 
 /// A group by id, or by a name exactly one visible group has (ignoring case).
 pub(crate) async fn find_group(control: &mut Control, wanted: &str) -> anyhow::Result<GroupId> {
-    let groups = control.call(RequestBody::ListGroups).await?;
-    let id = find_by_id_or_name(&groups, wanted, "device group")?;
-    Ok(GroupId(id))
+    let groups = control.call(ListGroups {}).await?;
+    let named = groups.iter().map(|g| (&g.id, g.name.as_str()));
+    Ok(find_by_id_or_name(named, wanted, "device group")?.clone())
 }
 
 pub(crate) async fn find_device(control: &mut Control, wanted: &str) -> anyhow::Result<DeviceId> {
-    let devices = control
-        .call(RequestBody::ListDevices { group: None })
-        .await?;
-    let id = find_by_id_or_name(&devices, wanted, "device")?;
-    Ok(DeviceId(id))
+    let devices = control.call(ListDevices { group: None }).await?;
+    let named = devices.iter().map(|d| (&d.id, d.name.as_str()));
+    Ok(find_by_id_or_name(named, wanted, "device")?.clone())
 }
 
-fn find_by_id_or_name(list: &Value, wanted: &str, what: &str) -> anyhow::Result<String> {
-    let items = list
-        .as_array()
-        .context("the server sent an unexpected list")?;
-    if let Some(item) = items
-        .iter()
-        .find(|item| item["id"].as_str() == Some(wanted))
-    {
-        return Ok(text(item, "id"));
+/// The id of the item whose id is `wanted`, else of the one item named `wanted` (ignoring case).
+fn find_by_id_or_name<'a, Id: AsRef<str> + 'a>(
+    items: impl Iterator<Item = (&'a Id, &'a str)> + Clone,
+    wanted: &str,
+    what: &str,
+) -> anyhow::Result<&'a Id> {
+    if let Some((id, _)) = items.clone().find(|(id, _)| id.as_ref() == wanted) {
+        return Ok(id);
     }
-    let named: Vec<&Value> = items
-        .iter()
-        .filter(|item| {
-            item["name"]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(wanted))
-        })
+    let named: Vec<&Id> = items
+        .filter(|(_, name)| name.eq_ignore_ascii_case(wanted))
+        .map(|(id, _)| id)
         .collect();
     match named.as_slice() {
-        [one] => Ok(text(one, "id")),
+        [one] => Ok(one),
         [] => bail!("no {what} with the id or name {wanted:?}"),
         several => bail!(
             "{} {what}s are named {wanted:?}; give the id instead",
@@ -355,87 +327,72 @@ fn find_by_id_or_name(list: &Value, wanted: &str, what: &str) -> anyhow::Result<
     }
 }
 
-fn group_names(groups: &Value) -> HashMap<String, String> {
-    let items = groups.as_array().map(Vec::as_slice).unwrap_or_default();
-    items
-        .iter()
-        .map(|g| (text(g, "id"), text(g, "name")))
-        .collect()
+fn group_names(groups: &[GroupInfo]) -> HashMap<&GroupId, &str> {
+    groups.iter().map(|g| (&g.id, g.name.as_str())).collect()
 }
 
-fn group_table(groups: &Value) -> String {
-    let items = groups.as_array().map(Vec::as_slice).unwrap_or_default();
-    let rows: Vec<Vec<String>> = items
+fn group_table(groups: &[GroupInfo]) -> String {
+    let rows: Vec<Vec<String>> = groups
         .iter()
         .map(|g| {
-            let members = g["members"].as_array().map_or(0, Vec::len);
             vec![
-                text(g, "name"),
-                text(g, "id"),
-                members.to_string(),
-                text(g, "description"),
+                g.name.clone(),
+                g.id.to_string(),
+                g.members.len().to_string(),
+                g.description.clone(),
             ]
         })
         .collect();
     table(&["NAME", "ID", "MEMBERS", "DESCRIPTION"], &rows)
 }
 
-fn user_table(users: &Value) -> String {
-    let items = users.as_array().map(Vec::as_slice).unwrap_or_default();
-    let rows: Vec<Vec<String>> = items
+fn user_table(users: &[UserInfo]) -> String {
+    let rows: Vec<Vec<String>> = users
         .iter()
         .map(|u| {
-            let admin = if u["site_admin"].as_bool() == Some(true) {
-                "yes"
-            } else {
-                ""
-            };
+            let admin = if u.site_admin { "yes" } else { "" };
             vec![
-                text(u, "name"),
-                text(u, "id"),
+                u.name.clone(),
+                u.id.to_string(),
                 admin.to_owned(),
-                text(u, "email"),
+                u.email.clone().unwrap_or_default(),
             ]
         })
         .collect();
     table(&["NAME", "ID", "SITE ADMIN", "EMAIL"], &rows)
 }
 
-fn device_table(devices: &Value, group_names: &HashMap<String, String>) -> String {
-    let items = devices.as_array().map(Vec::as_slice).unwrap_or_default();
-    let rows: Vec<Vec<String>> = items
+fn device_table(devices: &[DeviceInfo], group_names: &HashMap<&GroupId, &str>) -> String {
+    let rows: Vec<Vec<String>> = devices
         .iter()
         .map(|d| {
-            let group = text(d, "group");
-            let online = if d["online"].as_bool() == Some(true) {
-                "online"
-            } else {
-                "offline"
+            let group = match group_names.get(&d.group) {
+                Some(name) => (*name).to_owned(),
+                None => d.group.to_string(),
             };
+            let online = if d.online { "online" } else { "offline" };
             vec![
-                text(d, "name"),
-                group_names.get(&group).cloned().unwrap_or(group),
+                d.name.clone(),
+                group,
                 online.to_owned(),
-                text(d, "os"),
-                time_secs(d["lastseen"].as_i64().unwrap_or_default()),
-                text(d, "id"),
+                d.os.clone(),
+                time_secs(d.lastseen),
+                d.id.to_string(),
             ]
         })
         .collect();
     table(&["NAME", "GROUP", "STATE", "OS", "LAST SEEN", "ID"], &rows)
 }
 
-fn event_table(events: &Value) -> String {
-    let items = events.as_array().map(Vec::as_slice).unwrap_or_default();
-    let rows: Vec<Vec<String>> = items
+fn event_table(events: &[EventRecord]) -> String {
+    let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
-            let millis = e["time"].as_i64().unwrap_or_default();
             vec![
-                time_secs(millis / 1000),
-                text(e, "kind"),
-                text(e, "user"),
-                text(e, "message"),
+                time_secs(e.time / 1000),
+                e.kind.clone(),
+                e.user.as_ref().map(UserId::to_string).unwrap_or_default(),
+                e.message.clone(),
             ]
         })
         .collect();
@@ -445,21 +402,20 @@ fn event_table(events: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn finds_by_id_then_by_unique_name() {
-        let list = json!([
-            {"id": "g1", "name": "Office"},
-            {"id": "g2", "name": "Lab"},
-            {"id": "g3", "name": "lab"},
-        ]);
-        assert_eq!(find_by_id_or_name(&list, "g2", "group").unwrap(), "g2");
-        assert_eq!(find_by_id_or_name(&list, "office", "group").unwrap(), "g1");
-        let twice = find_by_id_or_name(&list, "LAB", "group")
-            .unwrap_err()
-            .to_string();
+        let list: Vec<(GroupId, &str)> = vec![
+            ("g1".into(), "Office"),
+            ("g2".into(), "Lab"),
+            ("g3".into(), "lab"),
+        ];
+        let items = || list.iter().map(|(id, name)| (id, *name));
+        let found = |wanted| find_by_id_or_name(items(), wanted, "group").map(GroupId::as_str);
+        assert_eq!(found("g2").unwrap(), "g2");
+        assert_eq!(found("office").unwrap(), "g1");
+        let twice = found("LAB").unwrap_err().to_string();
         assert!(twice.contains("2 groups are named"), "{twice}");
-        assert!(find_by_id_or_name(&list, "nowhere", "group").is_err());
+        assert!(found("nowhere").is_err());
     }
 }

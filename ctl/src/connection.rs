@@ -1,10 +1,9 @@
 //! Login, then the `/control` WebSocket: send a request, wait for the reply with its id (events
 //! that arrive meanwhile are skipped).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
-use tether_common::control::{Reply, Request, RequestBody};
+use tether_common::control::{Action, EventFrame, Reply, ReplyError, Request};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -15,6 +14,17 @@ use crate::cli::Cli;
 use crate::login;
 use crate::target::Target;
 use crate::trust::Trust;
+
+/// Why a [`Control::call`] gave no result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The server answered: it refused (with its code and message), or sent an odd result.
+    #[error(transparent)]
+    Reply(#[from] ReplyError),
+    /// The connection failed before an answer came.
+    #[error("{0}")]
+    Connection(String),
+}
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -68,20 +78,30 @@ impl Control {
         crate::relay::open(&self.target, &self.tls, &self.cookie, path).await
     }
 
-    /// Sends one request and returns its result, or the server's error message as the error.
-    pub async fn call(&mut self, body: RequestBody) -> anyhow::Result<Value> {
+    /// Sends one request and returns its typed result, or why there is none (the server's
+    /// error code and message when it refused).
+    pub async fn call<A: Action>(&mut self, request: A) -> Result<A::Output, CallError> {
         let id = self.next_id;
         self.next_id += 1;
-        let text = serde_json::to_string(&Request { id, body })?;
+        let text = serde_json::to_string(&Request::new(id, request))
+            .map_err(|e| CallError::Connection(format!("encoding the request: {e}")))?;
         self.socket
             .send(Message::text(text))
             .await
-            .context("sending to the server")?;
+            .map_err(|e| CallError::Connection(format!("sending to the server: {e}")))?;
         loop {
             let message = match self.socket.next().await {
                 Some(Ok(message)) => message,
-                Some(Err(e)) => bail!("the control connection failed: {e}"),
-                None => bail!("the server closed the control connection"),
+                Some(Err(e)) => {
+                    return Err(CallError::Connection(format!(
+                        "the control connection failed: {e}"
+                    )));
+                }
+                None => {
+                    return Err(CallError::Connection(
+                        "the server closed the control connection".to_owned(),
+                    ));
+                }
             };
             let text = match message {
                 Message::Text(text) => text,
@@ -89,28 +109,23 @@ impl Control {
                     let reason = frame
                         .map(|f| f.reason.to_string())
                         .filter(|r| !r.is_empty());
-                    bail!(
+                    return Err(CallError::Connection(format!(
                         "the server closed the control connection ({})",
                         reason.as_deref().unwrap_or("no reason given")
-                    )
+                    )));
                 }
                 _ => continue,
             };
-            let value: Value = serde_json::from_str(&text)
-                .context("the server sent something that is not JSON")?;
-            if value.get("action").and_then(Value::as_str) == Some("event") {
+            if EventFrame::parse(&text).is_some() {
                 continue;
             }
-            let reply: Reply =
-                serde_json::from_value(value).context("the server sent an unreadable reply")?;
+            let reply: Reply = serde_json::from_str(&text).map_err(|e| {
+                CallError::Connection(format!("the server sent an unreadable reply: {e}"))
+            })?;
             if reply.id != Some(id) && reply.id.is_some() {
                 continue;
             }
-            return match (reply.ok, reply.error) {
-                (true, _) => Ok(reply.result.unwrap_or(Value::Null)),
-                (false, Some(error)) => bail!("{}", error.message),
-                (false, None) => bail!("the server refused the request without saying why"),
-            };
+            return reply.into_result().map_err(CallError::Reply);
         }
     }
 

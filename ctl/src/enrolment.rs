@@ -2,22 +2,22 @@
 //! invites, and the devices blocked from enrolling again.
 
 use anyhow::bail;
-use serde_json::Value;
-use tether_common::control::RequestBody;
+use tether_common::control::{
+    ListBlockedDevices, ListInvites, RevokeInvite, RotateEnrolmentKey, UnblockDevice,
+};
 use tether_common::ids::DeviceId;
+use tether_common::install::{BlockedDevice, InviteInfo, InviteStatus};
 
 use crate::cli::Command;
 use crate::commands::{find_group, show};
 use crate::connection::Control;
-use crate::output::{table, text, time_secs};
+use crate::output::{table, time_secs};
 
 pub async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Rotatekey { group, out } => {
             let group = find_group(control, &group).await?;
-            let config = control
-                .call(RequestBody::RotateEnrolmentKey { group })
-                .await?;
+            let config = control.call(RotateEnrolmentKey { group }).await?;
             if out.is_none() && !json {
                 eprintln!(
                     "tetherctl: replaced the enrolment key; .msh files handed out before admit no new device"
@@ -27,12 +27,12 @@ pub async fn execute(control: &mut Control, command: Command, json: bool) -> any
         }
         Command::Listinvites { group } => {
             let group = find_group(control, &group).await?;
-            let invites = control.call(RequestBody::ListInvites { group }).await?;
+            let invites = control.call(ListInvites { group }).await?;
             show(json, &invites, || invite_table(&invites))
         }
         Command::Revokeinvite { invite } => {
             let result = control
-                .call(RequestBody::RevokeInvite {
+                .call(RevokeInvite {
                     invite: invite.clone(),
                 })
                 .await?;
@@ -40,14 +40,12 @@ pub async fn execute(control: &mut Control, command: Command, json: bool) -> any
         }
         Command::Listblocked { group } => {
             let group = find_group(control, &group).await?;
-            let blocked = control
-                .call(RequestBody::ListBlockedDevices { group })
-                .await?;
+            let blocked = control.call(ListBlockedDevices { group }).await?;
             show(json, &blocked, || blocked_table(&blocked))
         }
         Command::Unblockdevice { device } => {
             let result = control
-                .call(RequestBody::UnblockDevice {
+                .call(UnblockDevice {
                     device: DeviceId(device.clone()),
                 })
                 .await?;
@@ -59,21 +57,20 @@ pub async fn execute(control: &mut Control, command: Command, json: bool) -> any
     }
 }
 
-fn invite_table(invites: &Value) -> String {
-    let items = invites.as_array().map(Vec::as_slice).unwrap_or_default();
-    let rows: Vec<Vec<String>> = items
+fn invite_table(invites: &[InviteInfo]) -> String {
+    let rows: Vec<Vec<String>> = invites
         .iter()
         .map(|i| {
-            let enrolled = match i["max_devices"].as_u64() {
-                Some(max) => format!("{}/{max}", text(i, "enrolled")),
-                None => text(i, "enrolled"),
+            let enrolled = match i.max_devices {
+                Some(max) => format!("{}/{max}", i.enrolled),
+                None => i.enrolled.to_string(),
             };
             vec![
-                text(i, "id"),
-                text(i, "status"),
-                text(i, "created_by"),
-                time_secs(i["created"].as_i64().unwrap_or_default()),
-                time_secs(i["expires"].as_i64().unwrap_or_default()),
+                i.id.clone(),
+                status_name(i.status).to_owned(),
+                i.created_by.to_string(),
+                time_secs(i.created),
+                time_secs(i.expires),
                 enrolled,
             ]
         })
@@ -84,16 +81,25 @@ fn invite_table(invites: &Value) -> String {
     )
 }
 
-fn blocked_table(blocked: &Value) -> String {
-    let items = blocked.as_array().map(Vec::as_slice).unwrap_or_default();
-    let rows: Vec<Vec<String>> = items
+/// As the JSON output spells it.
+fn status_name(status: InviteStatus) -> &'static str {
+    match status {
+        InviteStatus::Active => "active",
+        InviteStatus::Revoked => "revoked",
+        InviteStatus::Expired => "expired",
+        InviteStatus::UsedUp => "used_up",
+    }
+}
+
+fn blocked_table(blocked: &[BlockedDevice]) -> String {
+    let rows: Vec<Vec<String>> = blocked
         .iter()
         .map(|b| {
             vec![
-                text(b, "name"),
-                text(b, "device"),
-                text(b, "blocked_by"),
-                time_secs(b["time"].as_i64().unwrap_or_default()),
+                b.name.clone(),
+                b.device.to_string(),
+                b.blocked_by.to_string(),
+                time_secs(b.time),
             ]
         })
         .collect();

@@ -59,7 +59,7 @@ async fn run(
                 bail!("the device sent an unexpected answer to a listing");
             };
             if json {
-                print_json(&serde_json::to_value(&entries)?);
+                print_json(&entries);
             } else if !entries.is_empty() {
                 println!("{}", listing_table(&entries));
             }

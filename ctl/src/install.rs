@@ -4,26 +4,23 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use serde_json::Value;
 use tether_common::install::{AgentConfig, Invite};
 
 use crate::output::{print_json, printable, time_secs};
 
 /// Prints the `.msh` (as the server wrote it, CRLF and all), or writes it to `out`.
-pub fn agent_config(result: &Value, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let config: AgentConfig = serde_json::from_value(result.clone())
-        .context("the server sent an unexpected agentConfig result")?;
+pub fn agent_config(config: &AgentConfig, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
     match out {
         Some(path) => {
             write_private(path, config.msh.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
             if json {
-                print_json(result);
+                print_json(config);
             } else {
                 println!("wrote {}", path.display());
             }
         }
-        None if json => print_json(result),
+        None if json => print_json(config),
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(config.msh.as_bytes())?;
@@ -33,13 +30,11 @@ pub fn agent_config(result: &Value, out: Option<&Path>, json: bool) -> anyhow::R
     Ok(())
 }
 
-pub fn invite(result: &Value, json: bool) -> anyhow::Result<()> {
+pub fn invite(invite: &Invite, json: bool) -> anyhow::Result<()> {
     if json {
-        print_json(result);
+        print_json(invite);
         return Ok(());
     }
-    let invite: Invite = serde_json::from_value(result.clone())
-        .context("the server sent an unexpected createInvite result")?;
     println!(
         "Invite {} valid until {} UTC. On the machine to enrol, run (as root to install into \
          /usr/local/lib/tether-agent, otherwise it goes to ~/.local/lib/tether-agent):\n",

@@ -9,8 +9,6 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
 /// Characters that must not reach a terminal as they are: C0 and C1 controls and DEL (escape
 /// sequences, carriage returns, backspaces), bidi controls (reordering), and invisible or
 /// line-breaking format characters (look-alike names).
@@ -103,8 +101,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn print_json(value: &Value) {
-    let json = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+/// Prints `value` (a typed result, serialized with the wire's camelCase names) as pretty JSON.
+pub fn print_json(value: &impl serde::Serialize) {
+    let json = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| format!("{{\"error\": \"could not print the result: {e}\"}}"));
     println!("{}", terminal_safe_json(&json));
 }
 
@@ -146,18 +146,10 @@ pub fn time_secs(secs: i64) -> String {
     }
 }
 
-/// A string field of a JSON object, or "" when absent.
-pub fn text(value: &Value, field: &str) -> String {
-    match value.get(field) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn tables_align_on_the_widest_cell() {

@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use serde_json::Value;
-use tether_common::control::RequestBody;
+use tether_common::control::CreateSession;
 use tether_common::ids::DeviceId;
 use tether_common::relay::terminal::{self, TerminalEvent};
-use tether_common::relay::{MAX_RELAY_FRAME, PAIRED, SessionKind, SessionTicket};
+use tether_common::relay::{MAX_RELAY_FRAME, PAIRED, SessionKind};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -69,12 +69,11 @@ pub async fn start(
     device: &DeviceId,
     kind: SessionKind,
 ) -> anyhow::Result<Socket> {
-    let body = RequestBody::CreateSession {
+    let request = CreateSession {
         device: device.clone(),
         kind,
     };
-    let ticket: SessionTicket = serde_json::from_value(control.call(body).await?)
-        .context("the server sent an unreadable session ticket")?;
+    let ticket = control.call(request).await?;
     let mut socket = control.open_relay(&ticket.url).await?;
     let waited = tokio::time::timeout(PAIRING_WAIT, async {
         loop {

@@ -84,7 +84,7 @@ async fn setup_creates_the_administrator_once() {
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
-        (&body["user"]["name"], &body["user"]["site_admin"]),
+        (&body["user"]["name"], &body["user"]["siteAdmin"]),
         (&json!("Admin"), &json!(true))
     );
 
@@ -395,7 +395,7 @@ async fn registration_is_off_unless_configured() {
     assert_eq!(created.status(), StatusCode::CREATED);
     let user = &created.json::<Value>().await.unwrap()["user"];
     assert_eq!(
-        (&user["id"], &user["site_admin"]),
+        (&user["id"], &user["siteAdmin"]),
         (&json!("eve"), &json!(false))
     );
     let taken = post(
@@ -473,12 +473,12 @@ async fn createaccount_works_on_a_stopped_data_folder_and_refuses_a_running_one(
     assert_eq!(status_with(&server, None).await["setup_required"], false);
     let alice = server.login("alice", ADMIN_PASSWORD).await;
     assert_eq!(
-        status_with(&server, Some(&alice)).await["user"]["site_admin"],
+        status_with(&server, Some(&alice)).await["user"]["siteAdmin"],
         true
     );
     let bob = server.login("bob", "bob-new-password").await;
     assert_eq!(
-        status_with(&server, Some(&bob)).await["user"]["site_admin"],
+        status_with(&server, Some(&bob)).await["user"]["siteAdmin"],
         false
     );
 }

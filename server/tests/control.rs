@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use common::{REPLY_DEADLINE, TestServer};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tether_common::control::{ErrorCode, Event, MAX_CONTROL_FRAME, Reply};
+use tether_common::control::{
+    AddUser, CreateGroup, EditUser, ErrorCode, Event, ListGroups, ListUsers, MAX_CONTROL_FRAME,
+    PROTOCOL_VERSION, RemoveUser, Reply, ServerInfo, SetGroupRights,
+};
+use tether_common::rights::Rights;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -39,25 +43,34 @@ fn error_code(reply: &Reply) -> Option<ErrorCode> {
 }
 
 async fn add_user(admin: &mut common::ControlClient, name: &str, site_admin: bool) {
-    let reply = admin
-        .request(json!({"action": "addUser", "name": name, "password": USER_PASSWORD, "site_admin": site_admin}))
+    admin
+        .ok(AddUser {
+            name: name.into(),
+            password: USER_PASSWORD.into(),
+            email: None,
+            site_admin,
+        })
         .await;
-    ok(reply);
 }
 
 async fn create_group(admin: &mut common::ControlClient, name: &str) -> String {
-    let group = ok(admin
-        .request(json!({"action": "createGroup", "name": name}))
-        .await);
-    group["id"].as_str().unwrap().to_owned()
+    let group = admin
+        .ok(CreateGroup {
+            name: name.into(),
+            description: String::new(),
+        })
+        .await;
+    group.id.0
 }
 
 async fn grant(admin: &mut common::ControlClient, group: &str, user: &str, rights: u32) {
-    ok(admin
-        .request(
-            json!({"action": "setGroupRights", "group": group, "user": user, "rights": rights}),
-        )
-        .await);
+    admin
+        .ok(SetGroupRights {
+            group: group.into(),
+            user: user.into(),
+            rights: Rights(rights),
+        })
+        .await;
 }
 
 /// A `/control` connection without the harness's conveniences, for tests that send what a proper
@@ -138,13 +151,16 @@ async fn a_new_group_reaches_the_consoles_that_may_see_it_and_only_those() {
         .await;
 
     let sent = Instant::now();
-    let created = ok(admin
-        .request(json!({"action": "createGroup", "name": "New"}))
-        .await);
+    let created = admin
+        .ok(CreateGroup {
+            name: "New".into(),
+            description: String::new(),
+        })
+        .await;
     let latency = loop {
         if let Event::GroupCreated { group } = second.next_event(REPLY_DEADLINE).await {
             assert_eq!(group.name, "New");
-            assert_eq!(group.id.as_str(), created["id"].as_str().unwrap());
+            assert_eq!(group.id, created.id);
             break sent.elapsed();
         }
     };
@@ -163,13 +179,8 @@ async fn a_new_group_reaches_the_consoles_that_may_see_it_and_only_those() {
         Event::GroupChanged { group } => assert_eq!(group.description, "changed"),
         other => panic!("the viewer heard of something she may not see: {other:?}"),
     }
-    let visible = ok(viewer.request(json!({"action": "listGroups"})).await);
-    let names: Vec<&str> = visible
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["name"].as_str().unwrap())
-        .collect();
+    let visible = viewer.ok(ListGroups {}).await;
+    let names: Vec<&str> = visible.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(names, ["Existing"]);
 }
 
@@ -274,17 +285,10 @@ async fn bad_frames_get_error_replies_and_the_connection_keeps_working() {
         .unwrap();
     let reply = raw_reply(&mut socket).await.expect("still open");
     assert!(reply.ok && reply.id == Some(8), "{reply:?}");
-    let info = reply.result.unwrap();
-    assert_eq!(
-        info["agent_cert_hash"].as_str().map(str::len),
-        Some(96),
-        "{info}"
-    );
-    assert_eq!(
-        info["web_cert_hash"].as_str().map(str::len),
-        Some(96),
-        "{info}"
-    );
+    let info: ServerInfo = reply.into_result().unwrap();
+    assert_eq!(info.agent_cert_hash.len(), 96, "{info:?}");
+    assert_eq!(info.web_cert_hash.len(), 96, "{info:?}");
+    assert_eq!(info.protocol, PROTOCOL_VERSION);
 }
 
 #[tokio::test]
@@ -407,19 +411,20 @@ async fn removed_users_and_revoked_admins_lose_access_at_once() {
     let mut carol = server
         .control(&server.login("carol", USER_PASSWORD).await)
         .await;
-    ok(carol.request(json!({"action": "listUsers"})).await);
+    carol.ok(ListUsers {}).await;
 
     // Carol's site-admin flag goes: her very next request on the same connection is refused.
-    ok(admin
-        .request(json!({"action": "editUser", "user": "carol", "site_admin": false}))
-        .await);
-    let reply = carol.request(json!({"action": "listUsers"})).await;
-    assert_eq!(error_code(&reply), Some(ErrorCode::Forbidden));
+    admin
+        .ok(EditUser {
+            user: "carol".into(),
+            email: None,
+            site_admin: Some(false),
+        })
+        .await;
+    assert_eq!(carol.refused(ListUsers {}).await, ErrorCode::Forbidden);
 
     // Bob is removed: his open connection is told and closed, with no request needed.
-    ok(admin
-        .request(json!({"action": "removeUser", "user": "bob"}))
-        .await);
+    admin.ok(RemoveUser { user: "bob".into() }).await;
     match raw_reply(&mut bob).await {
         Err(code) => assert_eq!(code, Some(CloseCode::Policy)),
         Ok(reply) => panic!("a removed user got a reply: {reply:?}"),

@@ -78,7 +78,7 @@ async fn agentconfig_prints_the_groups_msh_to_those_who_may_enrol() {
     assert_ne!(Some(msh.mesh_id), fx.group.to_bytes());
     assert_eq!(
         hex::encode(msh.server_id),
-        info["agent_cert_hash"].as_str().unwrap()
+        info["agentCertHash"].as_str().unwrap()
     );
     assert_eq!(
         msh.mesh_server,
@@ -238,7 +238,7 @@ async fn an_invite_dies_with_its_creators_right_to_enrol() {
     let mut fx = Fixture::start().await;
     let mut helper = member(&mut fx, "helper", Rights::MANAGE_DEVICES).await;
     let reply = helper
-        .request(json!({ "action": "createInvite", "group": fx.group, "expires_minutes": 5 }))
+        .request(json!({ "action": "createInvite", "group": fx.group, "expiresMinutes": 5 }))
         .await;
     let invite = invite_of(serde_json::to_value(reply).unwrap());
     assert_eq!(fetch(&fx.server, &invite.msh_url).await.0, 200);

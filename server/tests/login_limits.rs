@@ -124,8 +124,8 @@ async fn change_password_on_control_spends_the_same_budget_as_a_login() {
     for n in 0..12 {
         let reply = control
             .request(json!({ "action": "changePassword",
-                             "old_password": format!("guess {n}"),
-                             "new_password": "a new password 1" }))
+                             "oldPassword": format!("guess {n}"),
+                             "newPassword": "a new password 1" }))
             .await;
         codes.push(reply.error.map(|e| e.code));
     }

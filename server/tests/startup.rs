@@ -289,10 +289,10 @@ async fn control_websocket_reports_the_certificate_hashes() {
     let agent_der = read_cert_der(&server.file("agentserver-cert-public.crt"));
     let (_, agent) = X509Certificate::from_der(&agent_der).unwrap();
     let server_id = hex::encode(Sha384::digest(&agent.public_key().subject_public_key.data));
-    assert_eq!(info["agent_cert_hash"], server_id.as_str());
+    assert_eq!(info["agentCertHash"], server_id.as_str());
     let web_der = read_cert_der(&server.file("webserver-cert-public.crt"));
     assert_eq!(
-        info["web_cert_hash"],
+        info["webCertHash"],
         hex::encode(Sha384::digest(&web_der)).as_str()
     );
     control.close().await;

@@ -11,7 +11,7 @@ use std::process::{Output, Stdio};
 use common::fake_agent::{open_agent_handshake, rsa_identity};
 use common::{REPLY_DEADLINE, TestServer};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
+use tether_common::control::{DeviceInfo, EventRecord, GroupInfo, ServerInfo, UserInfo};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
@@ -110,7 +110,8 @@ impl<'a> Ctl<'a> {
         String::from_utf8(output.stdout).unwrap()
     }
 
-    async fn json(&self, args: &[&str]) -> Value {
+    /// `tetherctl ARGS --json`, read as the typed result it prints (the wire types, camelCase).
+    async fn json<T: serde::de::DeserializeOwned>(&self, args: &[&str]) -> T {
         let mut args = args.to_vec();
         args.push("--json");
         let stdout = self.ok(&args).await;
@@ -144,23 +145,20 @@ async fn an_administrator_sets_up_groups_users_and_rights() {
     let server = server_with_admin().await;
     let ctl = Ctl::new(&server);
 
-    let info = ctl.json(&["serverinfo"]).await;
-    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(info["agent_cert_hash"].as_str().map(str::len), Some(96));
+    let info: ServerInfo = ctl.json(&["serverinfo"]).await;
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(info.agent_cert_hash.len(), 96);
     assert!(ctl.ok(&["serverinfo"]).await.contains("agent cert hash"));
 
     ctl.ok(&["addgroup", "Office", "--desc", "Front desk"])
         .await;
-    let groups = ctl.json(&["listgroups"]).await;
-    assert_eq!(groups.as_array().map(Vec::len), Some(1), "{groups}");
+    let groups: Vec<GroupInfo> = ctl.json(&["listgroups"]).await;
+    assert_eq!(groups.len(), 1, "{groups:?}");
     assert_eq!(
-        (
-            groups[0]["name"].as_str(),
-            groups[0]["description"].as_str()
-        ),
-        (Some("Office"), Some("Front desk"))
+        (groups[0].name.as_str(), groups[0].description.as_str()),
+        ("Office", "Front desk")
     );
-    assert!(groups[0]["id"].as_str().is_some_and(|id| id.len() == 64));
+    assert_eq!(groups[0].id.as_str().len(), 64);
     let table = ctl.ok(&["listgroups"]).await;
     assert!(
         table.starts_with("NAME") && table.contains("Office"),
@@ -176,17 +174,12 @@ async fn an_administrator_sets_up_groups_users_and_rights() {
         "alice@example.org",
     ])
     .await;
-    let users = ctl.json(&["listusers"]).await;
+    let users: Vec<UserInfo> = ctl.json(&["listusers"]).await;
     let alice = users
-        .as_array()
-        .unwrap()
         .iter()
-        .find(|u| u["id"] == "alice")
+        .find(|u| u.id.as_str() == "alice")
         .expect("alice listed");
-    assert_eq!(
-        (alice["name"].as_str(), alice["site_admin"].as_bool()),
-        (Some("Alice"), Some(false))
-    );
+    assert_eq!((alice.name.as_str(), alice.site_admin), ("Alice", false));
 
     ctl.ok(&[
         "grouprights",
@@ -198,29 +191,24 @@ async fn an_administrator_sets_up_groups_users_and_rights() {
         "view,terminal",
     ])
     .await;
-    let groups = ctl.json(&["listgroups"]).await;
-    let alice_rights = groups[0]["members"]
-        .as_array()
-        .unwrap()
+    let groups: Vec<GroupInfo> = ctl.json(&["listgroups"]).await;
+    let alice_rights = groups[0]
+        .members
         .iter()
-        .find(|m| m["user"] == "alice")
+        .find(|m| m.user.as_str() == "alice")
         .unwrap();
-    assert_eq!(alice_rights["rights"], 1 | 16);
+    assert_eq!(alice_rights.rights.0, 1 | 16);
 
-    assert_eq!(ctl.json(&["listdevices"]).await, serde_json::json!([]));
+    let devices: Vec<DeviceInfo> = ctl.json(&["listdevices"]).await;
+    assert_eq!(devices, []);
     // Every tetherctl run logs in (and that is logged), so the newest five are a mix…
-    let events = ctl.json(&["events", "--limit", "5"]).await;
-    assert_eq!(events.as_array().map(Vec::len), Some(5), "{events}");
+    let events: Vec<EventRecord> = ctl.json(&["events", "--limit", "5"]).await;
+    assert_eq!(events.len(), 5, "{events:?}");
     // …while the group's own history is exactly what was done to it, newest first.
-    let office_events = ctl
+    let office_events: Vec<EventRecord> = ctl
         .json(&["events", "--limit", "5", "--group", "Office"])
         .await;
-    let kinds: Vec<&str> = office_events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = office_events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["group_rights_changed", "group_created"]);
 
     // Alice sees the group, and may not create one.
@@ -229,15 +217,16 @@ async fn an_administrator_sets_up_groups_users_and_rights() {
     let output = ctl
         .run_as("alice", "alice password", &trust, &["listgroups", "--json"])
         .await;
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(seen[0]["name"], "Office");
+    let seen: Vec<GroupInfo> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen[0].name, "Office");
     let denied = ctl
         .run_as("alice", "alice password", &trust, &["addgroup", "Mine"])
         .await;
     assert!(failure_line(&denied).contains("only site administrators"));
 
     ctl.ok(&["removegroup", "Office"]).await;
-    assert_eq!(ctl.json(&["listgroups"]).await, serde_json::json!([]));
+    let groups: Vec<GroupInfo> = ctl.json(&["listgroups"]).await;
+    assert_eq!(groups, []);
     ctl.ok(&["removeuser", "alice"]).await;
     let gone = ctl
         .run_as("alice", "alice password", &trust, &["listgroups"])
@@ -447,10 +436,10 @@ async fn new_passwords_come_from_an_environment_variable_or_standard_input() {
         .await;
     let line = failure_line(&empty);
     assert!(line.contains("no password on standard input"), "{line}");
-    let users = ctl.json(&["listusers"]).await;
+    let users: Vec<UserInfo> = ctl.json(&["listusers"]).await;
     assert!(
-        !users.to_string().contains("carol"),
-        "no account was made: {users}"
+        users.iter().all(|u| u.id.as_str() != "carol"),
+        "no account was made: {users:?}"
     );
 }
 
@@ -510,7 +499,7 @@ async fn agent_reporting_os(
 async fn strings_from_agents_reach_the_terminal_escaped() {
     let server = server_with_admin().await;
     let ctl = Ctl::new(&server);
-    ctl.json(&["addgroup", "Lab"]).await;
+    let _: GroupInfo = ctl.json(&["addgroup", "Lab"]).await;
     let msh = ctl.ok(&["agentconfig", "--group", "Lab"]).await;
     let key = tether_common::msh::Msh::parse(&msh).unwrap().mesh_id;
     let _agent = agent_reporting_os(&server, key, HOSTILE_OS).await;
@@ -518,8 +507,8 @@ async fn strings_from_agents_reach_the_terminal_escaped() {
     // Whatever the server made of the report (it may clean or refuse agents' strings itself),
     // tetherctl must print nothing raw; while the server stores them as sent, this is what
     // tests tetherctl's escaping end to end (output.rs tests it directly too).
-    let devices = ctl.json(&["listdevices"]).await;
-    let stored_os = devices[0]["os"].as_str().unwrap_or_default().to_owned();
+    let devices: Vec<DeviceInfo> = ctl.json(&["listdevices"]).await;
+    let stored_os = devices[0].os.clone();
 
     let is_raw = |c: char| c == '\u{1b}' || c == '\u{7}' || c == '\u{202e}';
     let table = ctl.ok(&["listdevices"]).await;
@@ -538,6 +527,6 @@ async fn strings_from_agents_reach_the_terminal_escaped() {
         !json.contains(is_raw),
         "raw escapes in JSON output: {json:?}"
     );
-    let parsed: Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(parsed[0]["os"], stored_os.as_str());
+    let parsed: Vec<DeviceInfo> = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed[0].os, stored_os);
 }

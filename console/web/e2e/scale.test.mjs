@@ -9,7 +9,7 @@ import { launchBrowser, newPage, recordFigure, screenshot, startServer } from ".
 
 const DEVICES = 10_000;
 const GROUPS = 25;
-const admin = { id: "admin", name: "admin", email: null, site_admin: true, created: 1_700_000_000 };
+const admin = { id: "admin", name: "admin", email: null, siteAdmin: true, created: 1_700_000_000 };
 const oses = ["Debian GNU/Linux 12 (bookworm)", "Ubuntu 24.04 LTS", "Microsoft Windows 11 Pro", "macOS 15.1", "Fedora Linux 41"];
 
 function fleet() {
@@ -47,7 +47,7 @@ describe("10,000 devices", () => {
     ({ page, errors } = await newPage(browser));
     const { groups, devices } = fleet();
     const results = {
-      serverInfo: { name: "localhost", version: "test", protocol: 1, agent_cert_hash: "", web_cert_hash: "", https_port: server.port },
+      serverInfo: { name: "localhost", version: "test", protocol: 1, agentCertHash: "", webCertHash: "", httpsPort: server.port },
       whoAmI: { user: admin },
       listGroups: groups,
       listDevices: devices,

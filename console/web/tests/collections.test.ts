@@ -13,10 +13,10 @@ const group = (id: string, name: string, members: GroupInfo["members"] = []): Gr
   members,
   created: 0,
 });
-const user = (id: string, site_admin = false): UserInfo => ({ id, name: id, site_admin, created: 0 });
+const user = (id: string, siteAdmin = false): UserInfo => ({ id, name: id, email: null, siteAdmin, created: 0 });
 
 describe("group events", () => {
-  const bob = { id: "bob", site_admin: false };
+  const bob = { id: "bob", siteAdmin: false };
 
   it("adds and renames groups, kept sorted by name", () => {
     let groups = applyGroupEvent([], { type: "groupCreated", group: group("1", "Zeta", [{ user: "bob", rights: 1 }]) }, bob)!.groups;
@@ -31,7 +31,7 @@ describe("group events", () => {
     const result = applyGroupEvent(groups, { type: "groupChanged", group: group("1", "Office", []) }, bob);
     expect(result).toEqual({ groups: [], lost: "1" });
     // A site admin keeps seeing it.
-    const admin = applyGroupEvent(groups, { type: "groupChanged", group: group("1", "Office", []) }, { id: "root", site_admin: true });
+    const admin = applyGroupEvent(groups, { type: "groupChanged", group: group("1", "Office", []) }, { id: "root", siteAdmin: true });
     expect(admin?.groups).toHaveLength(1);
   });
 
@@ -45,8 +45,8 @@ describe("group events", () => {
   it("reads the viewer's rights", () => {
     const g = group("1", "Office", [{ user: "bob", rights: RIGHTS.view | RIGHTS.terminal }]);
     expect(rightsOn(g, bob)).toBe(RIGHTS.view | RIGHTS.terminal);
-    expect(rightsOn(g, { id: "eve", site_admin: false })).toBe(0);
-    expect(rightsOn(g, { id: "root", site_admin: true })).toBe(FULL_RIGHTS);
+    expect(rightsOn(g, { id: "eve", siteAdmin: false })).toBe(0);
+    expect(rightsOn(g, { id: "root", siteAdmin: true })).toBe(FULL_RIGHTS);
   });
 });
 
@@ -55,7 +55,7 @@ describe("user events", () => {
     let users = applyUserEvent([user("carol")], { type: "userAdded", user: user("alice") })!;
     expect(users.map((u) => u.id)).toEqual(["alice", "carol"]);
     users = applyUserEvent(users, { type: "userChanged", user: user("alice", true) })!;
-    expect(users[0]?.site_admin).toBe(true);
+    expect(users[0]?.siteAdmin).toBe(true);
     users = applyUserEvent(users, { type: "userRemoved", user: "carol" })!;
     expect(users.map((u) => u.id)).toEqual(["alice"]);
     expect(applyUserEvent(users, { type: "groupDeleted", group: "g" })).toBeNull();

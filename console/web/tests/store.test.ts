@@ -7,7 +7,7 @@ import { ConsoleStore } from "../src/stores/console.svelte";
 import type { DeviceInfo, GroupInfo, UserInfo } from "../src/lib/protocol";
 import { FakeSocket } from "./fakeSocket";
 
-const admin: UserInfo = { id: "admin", name: "admin", site_admin: true, created: 0 };
+const admin: UserInfo = { id: "admin", name: "admin", email: null, siteAdmin: true, created: 0 };
 const office: GroupInfo = { id: "g1", name: "Office", description: "", members: [{ user: "admin", rights: 0xffffffff }], created: 0 };
 const pc = (id: string, online = false): DeviceInfo => ({
   id,
@@ -57,7 +57,7 @@ async function connected(devices: DeviceInfo[]) {
   expect(socket.url).toBe("wss://console.test/control");
   socket.open();
   answer(socket, {
-    serverInfo: { name: "localhost", version: "0.1.0", protocol: 1, agent_cert_hash: "", web_cert_hash: "", https_port: 443 },
+    serverInfo: { name: "localhost", version: "0.1.0", protocol: 1, agentCertHash: "", webCertHash: "", httpsPort: 443 },
     whoAmI: { user: admin },
     listGroups: [office],
     listDevices: devices,
@@ -100,7 +100,7 @@ describe("ConsoleStore", () => {
 
   it("keeps users and audit records current", async () => {
     const { store, socket } = await connected([]);
-    socket.receive({ action: "event", event: { type: "userAdded", user: { id: "bob", name: "bob", site_admin: false, created: 1 } } });
+    socket.receive({ action: "event", event: { type: "userAdded", user: { id: "bob", name: "bob", siteAdmin: false, created: 1 } } });
     expect(store.users.map((u) => u.id)).toEqual(["admin", "bob"]);
     const record = { id: 7, time: 1, kind: "login", message: "bob logged in" };
     socket.receive({ action: "event", event: { type: "logged", record } });

@@ -219,15 +219,19 @@ async fn flush(socket: &mut AgentSocket, handshake: &mut ServerHandshake) -> boo
     true
 }
 
-/// A stock agent's `{"action":"agentName","value":"..."}` (under 256 characters, as MeshCentral
-/// accepts it).
+/// A stock agent's `{"action":"agentName","value":"..."}` (MeshCentral's names, kept as they are).
+#[derive(serde::Deserialize)]
+struct AgentNameMessage {
+    action: String,
+    value: String,
+}
+
+/// The name from an `agentName` message (under 256 characters, as MeshCentral accepts it).
 fn agent_name_of(text: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    if value.get("action")?.as_str()? != "agentName" {
-        return None;
-    }
-    let name = value.get("value")?.as_str()?;
-    (!name.is_empty() && name.chars().count() < 256).then(|| name.to_owned())
+    let message: AgentNameMessage = serde_json::from_str(text).ok()?;
+    let name = message.value;
+    (message.action == "agentName" && !name.is_empty() && name.chars().count() < 256)
+        .then_some(name)
 }
 
 /// Keeps a socket open without serving it, then closes it. `_permit` keeps its place among the

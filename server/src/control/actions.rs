@@ -1,8 +1,8 @@
 //! Dispatch of one parsed request to the function that performs it, and the error type every
 //! action returns.
 
-use serde_json::{Value, json};
-use tether_common::control::{ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
+use serde_json::Value;
+use tether_common::control::{Action, ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
 
 use super::{blocked, devices, groups, install, sessions, users, views};
 use crate::agents::OnlineAgents;
@@ -82,80 +82,109 @@ impl From<StoreError> for ActionError {
     }
 }
 
-pub type ActionResult = Result<Value, ActionError>;
-
-pub fn to_value<T: serde::Serialize>(value: &T) -> ActionResult {
-    serde_json::to_value(value)
-        .map_err(|e| ActionError::Internal(format!("serializing a reply: {e}")))
+/// Runs one action's handler result through its [`Action`] type: the compiler checks that the
+/// handler produced `A::Output`, and only here does it become the reply's JSON.
+fn answer<A: Action>(output: Result<A::Output, ActionError>) -> Result<Value, ActionError> {
+    serde_json::to_value(output?)
+        .map_err(|e| ActionError::Internal(format!("serializing a {} reply: {e}", A::NAME)))
 }
 
-pub fn deleted(id: &str) -> Value {
-    json!({ "deleted": id })
-}
-
-/// Performs one request on behalf of `ctx.caller`.
-pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> ActionResult {
+/// Performs one request on behalf of `ctx.caller`; the result is the action's output as JSON.
+pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value, ActionError> {
+    use tether_common::control as c;
     match body {
-        RequestBody::ServerInfo => to_value(ctx.server_info),
-        RequestBody::WhoAmI => to_value(&WhoAmI {
-            user: views::user_info(ctx.caller),
-        }),
-        RequestBody::ListGroups => groups::list(ctx).await,
-        RequestBody::CreateGroup { name, description } => {
-            groups::create(ctx, &name, &description).await
+        RequestBody::GetServerInfo(c::GetServerInfo {}) => {
+            answer::<c::GetServerInfo>(Ok(ctx.server_info.clone()))
         }
-        RequestBody::EditGroup {
+        RequestBody::GetWhoAmI(c::GetWhoAmI {}) => answer::<c::GetWhoAmI>(Ok(WhoAmI {
+            user: views::user_info(ctx.caller),
+        })),
+        RequestBody::ListGroups(c::ListGroups {}) => {
+            answer::<c::ListGroups>(groups::list(ctx).await)
+        }
+        RequestBody::CreateGroup(c::CreateGroup { name, description }) => {
+            answer::<c::CreateGroup>(groups::create(ctx, &name, &description).await)
+        }
+        RequestBody::EditGroup(c::EditGroup {
             group,
             name,
             description,
-        } => groups::edit(ctx, &group, name, description).await,
-        RequestBody::DeleteGroup { group } => groups::delete(ctx, &group).await,
-        RequestBody::SetGroupRights {
+        }) => answer::<c::EditGroup>(groups::edit(ctx, &group, name, description).await),
+        RequestBody::DeleteGroup(c::DeleteGroup { group }) => {
+            answer::<c::DeleteGroup>(groups::delete(ctx, &group).await)
+        }
+        RequestBody::SetGroupRights(c::SetGroupRights {
             group,
             user,
             rights,
-        } => groups::set_rights(ctx, &group, &user, rights).await,
-        RequestBody::ListDevices { group } => devices::list(ctx, group.as_ref()).await,
-        RequestBody::RenameDevice { device, name } => devices::rename(ctx, &device, &name).await,
-        RequestBody::DeleteDevice { device, block } => devices::delete(ctx, &device, block).await,
-        RequestBody::ListUsers => users::list(ctx).await,
-        RequestBody::AddUser {
+        }) => answer::<c::SetGroupRights>(groups::set_rights(ctx, &group, &user, rights).await),
+        RequestBody::ListDevices(c::ListDevices { group }) => {
+            answer::<c::ListDevices>(devices::list(ctx, group.as_ref()).await)
+        }
+        RequestBody::RenameDevice(c::RenameDevice { device, name }) => {
+            answer::<c::RenameDevice>(devices::rename(ctx, &device, &name).await)
+        }
+        RequestBody::DeleteDevice(c::DeleteDevice { device, block }) => {
+            answer::<c::DeleteDevice>(devices::delete(ctx, &device, block).await)
+        }
+        RequestBody::ListUsers(c::ListUsers {}) => answer::<c::ListUsers>(users::list(ctx).await),
+        RequestBody::AddUser(c::AddUser {
             name,
             password,
             email,
             site_admin,
-        } => users::add(ctx, &name, &password, email, site_admin).await,
-        RequestBody::RemoveUser { user } => users::remove(ctx, &user).await,
-        RequestBody::ResetPassword { user, password } => {
-            users::reset_password(ctx, &user, &password).await
+        }) => answer::<c::AddUser>(users::add(ctx, &name, &password, email, site_admin).await),
+        RequestBody::RemoveUser(c::RemoveUser { user }) => {
+            answer::<c::RemoveUser>(users::remove(ctx, &user).await)
         }
-        RequestBody::EditUser {
+        RequestBody::ResetPassword(c::ResetPassword { user, password }) => {
+            answer::<c::ResetPassword>(users::reset_password(ctx, &user, &password).await)
+        }
+        RequestBody::EditUser(c::EditUser {
             user,
             email,
             site_admin,
-        } => users::edit(ctx, &user, email, site_admin).await,
-        RequestBody::ChangePassword {
+        }) => answer::<c::EditUser>(users::edit(ctx, &user, email, site_admin).await),
+        RequestBody::ChangePassword(c::ChangePassword {
             old_password,
             new_password,
-        } => users::change_own_password(ctx, &old_password, &new_password).await,
-        RequestBody::ListEvents {
+        }) => answer::<c::ChangePassword>(
+            users::change_own_password(ctx, &old_password, &new_password).await,
+        ),
+        RequestBody::ListEvents(c::ListEvents {
             limit,
             group,
             device,
-        } => super::audit::list(ctx, limit, group.as_ref(), device.as_ref()).await,
-        RequestBody::CreateSession { device, kind } => sessions::create(ctx, &device, kind).await,
-        RequestBody::AgentConfig { group } => install::agent_config(ctx, &group).await,
-        RequestBody::CreateInvite {
+        }) => answer::<c::ListEvents>(
+            super::audit::list(ctx, limit, group.as_ref(), device.as_ref()).await,
+        ),
+        RequestBody::CreateSession(c::CreateSession { device, kind }) => {
+            answer::<c::CreateSession>(sessions::create(ctx, &device, kind).await)
+        }
+        RequestBody::GetAgentConfig(c::GetAgentConfig { group }) => {
+            answer::<c::GetAgentConfig>(install::agent_config(ctx, &group).await)
+        }
+        RequestBody::CreateInvite(c::CreateInvite {
             group,
             expires_minutes,
             max_devices,
-        } => install::create_invite(ctx, &group, expires_minutes, max_devices).await,
-        RequestBody::RotateEnrolmentKey { group } => {
-            install::rotate_enrolment_key(ctx, &group).await
+        }) => answer::<c::CreateInvite>(
+            install::create_invite(ctx, &group, expires_minutes, max_devices).await,
+        ),
+        RequestBody::RotateEnrolmentKey(c::RotateEnrolmentKey { group }) => {
+            answer::<c::RotateEnrolmentKey>(install::rotate_enrolment_key(ctx, &group).await)
         }
-        RequestBody::ListInvites { group } => install::list_invites(ctx, &group).await,
-        RequestBody::RevokeInvite { invite } => install::revoke_invite(ctx, &invite).await,
-        RequestBody::ListBlockedDevices { group } => blocked::list(ctx, &group).await,
-        RequestBody::UnblockDevice { device } => blocked::unblock(ctx, &device).await,
+        RequestBody::ListInvites(c::ListInvites { group }) => {
+            answer::<c::ListInvites>(install::list_invites(ctx, &group).await)
+        }
+        RequestBody::RevokeInvite(c::RevokeInvite { invite }) => {
+            answer::<c::RevokeInvite>(install::revoke_invite(ctx, &invite).await)
+        }
+        RequestBody::ListBlockedDevices(c::ListBlockedDevices { group }) => {
+            answer::<c::ListBlockedDevices>(blocked::list(ctx, &group).await)
+        }
+        RequestBody::UnblockDevice(c::UnblockDevice { device }) => {
+            answer::<c::UnblockDevice>(blocked::unblock(ctx, &device).await)
+        }
     }
 }

@@ -6,7 +6,7 @@ use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
 
 use super::access::{device_with, group_with, rights_on};
-use super::actions::{ActionContext, ActionError, ActionResult, to_value};
+use super::actions::{ActionContext, ActionError};
 use super::views::now_millis;
 use crate::events::Audience;
 use crate::store::{EventFilter, NewEvent, Readable};
@@ -55,7 +55,7 @@ pub async fn list(
     limit: Option<u32>,
     group: Option<&GroupId>,
     device: Option<&DeviceId>,
-) -> ActionResult {
+) -> Result<Vec<EventRecord>, ActionError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
     // Asking for one group's or device's events: check that one, then the store filters.
     if let Some(device) = device {
@@ -70,9 +70,9 @@ pub async fn list(
             device: device.cloned(),
             ..EventFilter::default()
         };
-        return to_value(&ctx.store.events(&filter).await?);
+        return Ok(ctx.store.events(&filter).await?);
     }
-    to_value(&readable_events(ctx, limit).await?)
+    readable_events(ctx, limit).await
 }
 
 /// The newest `limit` events a non-admin may read: their groups' (where they hold EVENTS) and

@@ -2,18 +2,21 @@
 //! Listed under the group the device was removed from; reading and lifting a block needs the right
 //! to enrol devices there (`may_enrol`), since unblocking lets the device back in.
 
-use serde_json::json;
+use tether_common::control::Unblocked;
 use tether_common::ids::{DeviceId, GroupId};
 use tether_common::install::BlockedDevice;
 use tether_common::rights::Rights;
 
-use super::actions::{ActionContext, ActionError, ActionResult, to_value};
+use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use super::install::enrollable;
 use crate::events::Audience;
 use crate::store::BlockedDeviceRecord;
 
-pub async fn list(ctx: &ActionContext<'_>, group: &GroupId) -> ActionResult {
+pub async fn list(
+    ctx: &ActionContext<'_>,
+    group: &GroupId,
+) -> Result<Vec<BlockedDevice>, ActionError> {
     let group = enrollable(ctx, group).await?;
     let blocked: Vec<BlockedDevice> = ctx
         .store
@@ -22,10 +25,10 @@ pub async fn list(ctx: &ActionContext<'_>, group: &GroupId) -> ActionResult {
         .into_iter()
         .map(info)
         .collect();
-    to_value(&blocked)
+    Ok(blocked)
 }
 
-pub async fn unblock(ctx: &ActionContext<'_>, device: &DeviceId) -> ActionResult {
+pub async fn unblock(ctx: &ActionContext<'_>, device: &DeviceId) -> Result<Unblocked, ActionError> {
     let not_found = || ActionError::NotFound(format!("no blocked device {device}"));
     let block = ctx
         .store
@@ -57,7 +60,9 @@ pub async fn unblock(ctx: &ActionContext<'_>, device: &DeviceId) -> ActionResult
         Audience::group(&group, Rights::EVENTS),
     )
     .await;
-    Ok(json!({ "unblocked": device }))
+    Ok(Unblocked {
+        unblocked: device.clone(),
+    })
 }
 
 fn info(block: BlockedDeviceRecord) -> BlockedDevice {

@@ -1,12 +1,12 @@
 //! Device actions: list, rename, delete (and block from enrolling again: `blocked.rs` lists and
 //! lifts blocks).
 
-use tether_common::control::Event;
+use tether_common::control::{Deleted, DeviceInfo, Event};
 use tether_common::ids::{DeviceId, GroupId};
 use tether_common::rights::Rights;
 
 use super::access::{device_with, group_with, rights_on};
-use super::actions::{ActionContext, ActionError, ActionResult, deleted, to_value};
+use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use super::views::{device_info, now_secs};
 use crate::agents::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
@@ -14,7 +14,10 @@ use crate::events::Audience;
 use crate::store::{BlockedDeviceRecord, DeviceRecord};
 
 /// Devices of the groups the caller can see (of one group, when given).
-pub async fn list(ctx: &ActionContext<'_>, group: Option<&GroupId>) -> ActionResult {
+pub async fn list(
+    ctx: &ActionContext<'_>,
+    group: Option<&GroupId>,
+) -> Result<Vec<DeviceInfo>, ActionError> {
     let devices = match group {
         Some(group) => {
             group_with(ctx, group, Rights::VIEW).await?;
@@ -48,10 +51,14 @@ pub async fn list(ctx: &ActionContext<'_>, group: Option<&GroupId>) -> ActionRes
             .cmp(&b.name.to_lowercase())
             .then(a.id.cmp(&b.id))
     });
-    to_value(&infos)
+    Ok(infos)
 }
 
-pub async fn rename(ctx: &ActionContext<'_>, id: &DeviceId, name: &str) -> ActionResult {
+pub async fn rename(
+    ctx: &ActionContext<'_>,
+    id: &DeviceId,
+    name: &str,
+) -> Result<DeviceInfo, ActionError> {
     let (device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
     let name = name.trim();
     // The same rule that names sent by agents are cleaned to (`agents/strings.rs`).
@@ -98,14 +105,18 @@ pub async fn rename(ctx: &ActionContext<'_>, id: &DeviceId, name: &str) -> Actio
         Audience::group(&group, Rights::EVENTS),
     )
     .await;
-    to_value(&info)
+    Ok(info)
 }
 
 /// Removes the device record and closes its agent's connection. An agent that still has a valid
 /// enrolment key (the group's current `.msh`, or a live invite's) reconnects and enrols again as a
 /// new device, as in MeshCentral; with `block` its device id is refused from then on (until
 /// `unblockDevice`). The block is written first, so a reconnect racing the deletion is refused too.
-pub async fn delete(ctx: &ActionContext<'_>, id: &DeviceId, block: bool) -> ActionResult {
+pub async fn delete(
+    ctx: &ActionContext<'_>,
+    id: &DeviceId,
+    block: bool,
+) -> Result<Deleted<DeviceId>, ActionError> {
     let (device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
     if block {
         ctx.store
@@ -156,5 +167,7 @@ pub async fn delete(ctx: &ActionContext<'_>, id: &DeviceId, block: bool) -> Acti
         Audience::group(&group, Rights::EVENTS),
     )
     .await;
-    Ok(deleted(id.as_str()))
+    Ok(Deleted {
+        deleted: id.clone(),
+    })
 }

@@ -1,12 +1,12 @@
 //! Device-group actions: list, create, edit, delete, and members' rights.
 
 use rand::RngCore;
-use tether_common::control::Event;
+use tether_common::control::{Deleted, Event, GroupInfo};
 use tether_common::ids::{GroupId, UserId};
 use tether_common::rights::Rights;
 
 use super::access::{group_with, require_site_admin, rights_on};
-use super::actions::{ActionContext, ActionError, ActionResult, deleted, to_value};
+use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use super::views::{group_info, now_secs};
 use crate::events::Audience;
@@ -15,7 +15,7 @@ use crate::store::GroupRecord;
 const MAX_NAME_CHARS: usize = 64;
 const MAX_DESCRIPTION_CHARS: usize = 1024;
 
-pub async fn list(ctx: &ActionContext<'_>) -> ActionResult {
+pub async fn list(ctx: &ActionContext<'_>) -> Result<Vec<GroupInfo>, ActionError> {
     let mut visible: Vec<_> = ctx
         .store
         .groups()
@@ -30,12 +30,16 @@ pub async fn list(ctx: &ActionContext<'_>) -> ActionResult {
             .cmp(&b.name.to_lowercase())
             .then(a.id.cmp(&b.id))
     });
-    to_value(&visible)
+    Ok(visible)
 }
 
 /// Site admins only (MeshCentral lets every user create groups unless `NONEWGROUPS`; we start
 /// closed). The creator holds every right on the new group.
-pub async fn create(ctx: &ActionContext<'_>, name: &str, description: &str) -> ActionResult {
+pub async fn create(
+    ctx: &ActionContext<'_>,
+    name: &str,
+    description: &str,
+) -> Result<GroupInfo, ActionError> {
     require_site_admin(ctx.caller)?;
     let name = checked_name(name)?;
     let description = checked_description(description)?;
@@ -69,7 +73,7 @@ pub async fn create(ctx: &ActionContext<'_>, name: &str, description: &str) -> A
         Audience::group(&group, Rights::EVENTS),
     )
     .await;
-    to_value(&info)
+    Ok(info)
 }
 
 pub async fn edit(
@@ -77,7 +81,7 @@ pub async fn edit(
     id: &GroupId,
     name: Option<String>,
     description: Option<String>,
-) -> ActionResult {
+) -> Result<GroupInfo, ActionError> {
     let mut group = group_with(ctx, id, Rights::MANAGE_GROUP).await?;
     if let Some(name) = name {
         group.name = checked_name(&name)?;
@@ -106,13 +110,16 @@ pub async fn edit(
         Audience::group(&group, Rights::EVENTS),
     )
     .await;
-    to_value(&info)
+    Ok(info)
 }
 
 /// Deletes the group and its devices, and closes their agents' connections (they are then held
 /// as agents of an unknown group). The audiences are taken before the record goes, so the former
 /// members still hear about it.
-pub async fn delete(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
+pub async fn delete(
+    ctx: &ActionContext<'_>,
+    id: &GroupId,
+) -> Result<Deleted<GroupId>, ActionError> {
     let group = group_with(ctx, id, Rights::MANAGE_GROUP).await?;
     let viewers = Audience::group(&group, Rights::VIEW);
     let readers = Audience::group(&group, Rights::EVENTS);
@@ -134,7 +141,9 @@ pub async fn delete(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
         readers,
     )
     .await;
-    Ok(deleted(id.as_str()))
+    Ok(Deleted {
+        deleted: id.clone(),
+    })
 }
 
 /// Gives `user` exactly `rights` on the group (`NONE` removes them). Someone who is not a site
@@ -146,7 +155,7 @@ pub async fn set_rights(
     id: &GroupId,
     user: &UserId,
     rights: Rights,
-) -> ActionResult {
+) -> Result<GroupInfo, ActionError> {
     let mut group = group_with(ctx, id, Rights::MANAGE_GROUP).await?;
     let own = rights_on(ctx.caller, &group);
     if !own.contains(rights) {
@@ -201,7 +210,7 @@ pub async fn set_rights(
         Audience::group(&group, Rights::EVENTS).with_user(&target.id),
     )
     .await;
-    to_value(&info)
+    Ok(info)
 }
 
 fn checked_name(name: &str) -> Result<String, ActionError> {

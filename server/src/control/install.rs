@@ -12,7 +12,7 @@ use tether_common::install::{
 use tether_common::rights::Rights;
 
 use super::access::group_with;
-use super::actions::{ActionContext, ActionError, ActionResult, to_value};
+use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use super::views::now_secs;
 use crate::agents::{EnrolmentKey, group_key, group_msh, may_enrol, rotate_group_key};
@@ -23,13 +23,19 @@ use crate::store::{GroupRecord, InviteRecord};
 /// Invites stay listed this long after they expired, then go (with their keys).
 const KEEP_EXPIRED_INVITES_SECS: i64 = 30 * 24 * 3600;
 
-pub async fn agent_config(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
+pub async fn agent_config(
+    ctx: &ActionContext<'_>,
+    id: &GroupId,
+) -> Result<AgentConfig, ActionError> {
     let group = enrollable(ctx, id).await?;
     let key = group_key(ctx.store, &group.id).await?;
     config_of(ctx, group, &key)
 }
 
-pub async fn rotate_enrolment_key(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
+pub async fn rotate_enrolment_key(
+    ctx: &ActionContext<'_>,
+    id: &GroupId,
+) -> Result<AgentConfig, ActionError> {
     let group = enrollable(ctx, id).await?;
     let key = rotate_group_key(ctx.store, &group.id).await?;
     let message = format!(
@@ -40,9 +46,13 @@ pub async fn rotate_enrolment_key(ctx: &ActionContext<'_>, id: &GroupId) -> Acti
     config_of(ctx, group, &key)
 }
 
-fn config_of(ctx: &ActionContext<'_>, group: GroupRecord, key: &EnrolmentKey) -> ActionResult {
+fn config_of(
+    ctx: &ActionContext<'_>,
+    group: GroupRecord,
+    key: &EnrolmentKey,
+) -> Result<AgentConfig, ActionError> {
     let msh = group_msh(&group, key, ctx.site.agent_server_id, &ctx.site.authority);
-    to_value(&AgentConfig {
+    Ok(AgentConfig {
         group: group.id,
         msh: msh.to_string(),
     })
@@ -53,7 +63,7 @@ pub async fn create_invite(
     id: &GroupId,
     minutes: Option<u32>,
     max_devices: Option<u32>,
-) -> ActionResult {
+) -> Result<Invite, ActionError> {
     let minutes = minutes.unwrap_or(DEFAULT_INVITE_MINUTES);
     if !(1..=MAX_INVITE_MINUTES).contains(&minutes) {
         return Err(ActionError::BadRequest(format!(
@@ -105,10 +115,13 @@ pub async fn create_invite(
         ctx.caller.name, created.id, group.name
     );
     audit(ctx, &group, "invite_created", message).await;
-    to_value(&invite)
+    Ok(invite)
 }
 
-pub async fn list_invites(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult {
+pub async fn list_invites(
+    ctx: &ActionContext<'_>,
+    id: &GroupId,
+) -> Result<Vec<InviteInfo>, ActionError> {
     let group = enrollable(ctx, id).await?;
     let now = now_secs();
     prune_old_invites(ctx, now).await;
@@ -119,10 +132,10 @@ pub async fn list_invites(ctx: &ActionContext<'_>, id: &GroupId) -> ActionResult
         .iter()
         .map(|i| invite_info(i, now))
         .collect();
-    to_value(&infos)
+    Ok(infos)
 }
 
-pub async fn revoke_invite(ctx: &ActionContext<'_>, id: &str) -> ActionResult {
+pub async fn revoke_invite(ctx: &ActionContext<'_>, id: &str) -> Result<InviteInfo, ActionError> {
     let not_found = || ActionError::NotFound(format!("no invite {id}"));
     let invite = ctx.store.invite(id).await?.ok_or_else(not_found)?;
     let group = match enrollable(ctx, &invite.group).await {
@@ -143,7 +156,7 @@ pub async fn revoke_invite(ctx: &ActionContext<'_>, id: &str) -> ActionResult {
         );
         audit(ctx, &group, "invite_revoked", message).await;
     }
-    to_value(&invite_info(&revoked, now))
+    Ok(invite_info(&revoked, now))
 }
 
 pub fn invite_info(invite: &InviteRecord, now: i64) -> InviteInfo {

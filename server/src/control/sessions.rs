@@ -7,11 +7,15 @@ use tether_common::relay::{SessionKind, SessionTicket, TunnelRequest, relay_url}
 use tether_common::rights::Rights;
 
 use super::access::{device_with, rights_on};
-use super::actions::{ActionContext, ActionError, ActionResult, to_value};
+use super::actions::{ActionContext, ActionError};
 use crate::agents::Outgoing;
 use crate::relay::MintError;
 
-pub async fn create(ctx: &ActionContext<'_>, id: &DeviceId, kind: SessionKind) -> ActionResult {
+pub async fn create(
+    ctx: &ActionContext<'_>,
+    id: &DeviceId,
+    kind: SessionKind,
+) -> Result<SessionTicket, ActionError> {
     let (device, group) = device_with(ctx, id, Rights::VIEW).await?;
     let rights = rights_on(ctx.caller, &group);
     if !kind.allowed_by(rights) {
@@ -55,7 +59,7 @@ pub async fn create(ctx: &ActionContext<'_>, id: &DeviceId, kind: SessionKind) -
             device.name
         )));
     }
-    to_value(&SessionTicket {
+    Ok(SessionTicket {
         url: relay_url(&minted.console_token),
         device: device.id,
         kind,

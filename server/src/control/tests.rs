@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use tether_common::control::{ErrorCode, Event, RequestBody, ServerInfo};
+use tether_common::control::*;
 use tether_common::ids::{DeviceId, GroupId, UserId};
+use tether_common::install::InviteStatus;
 use tether_common::rights::Rights;
 use tokio::sync::broadcast;
 
@@ -68,7 +69,8 @@ impl World {
         self.store.user(&user.id).await.unwrap().unwrap()
     }
 
-    async fn run(&self, caller: &UserRecord, body: RequestBody) -> Result<Value, ErrorCode> {
+    /// The reply's JSON as the WebSocket would send it.
+    async fn run_raw(&self, caller: &UserRecord, body: RequestBody) -> Result<Value, ErrorCode> {
         let caller = self.reread(caller).await;
         let ctx = ActionContext {
             store: self.store.as_ref(),
@@ -84,17 +86,27 @@ impl World {
         perform(&ctx, body).await.map_err(|e| e.code())
     }
 
+    /// Performs `request` as `caller` through the same dispatch as the WebSocket, and reads the
+    /// reply's JSON back as the action's typed output.
+    async fn run<A: Action>(
+        &self,
+        caller: &UserRecord,
+        request: A,
+    ) -> Result<A::Output, ErrorCode> {
+        let value = self.run_raw(caller, request.into()).await?;
+        Ok(serde_json::from_value(value).expect("the reply is the action's output"))
+    }
+
     async fn create_group(&self, admin: &UserRecord, name: &str) -> GroupId {
-        let body = RequestBody::CreateGroup {
+        let body = CreateGroup {
             name: name.into(),
             description: String::new(),
         };
-        let group = self.run(admin, body).await.unwrap();
-        GroupId(group["id"].as_str().unwrap().to_owned())
+        self.run(admin, body).await.unwrap().id
     }
 
     async fn grant(&self, admin: &UserRecord, group: &GroupId, user: &UserRecord, rights: Rights) {
-        let body = RequestBody::SetGroupRights {
+        let body = SetGroupRights {
             group: group.clone(),
             user: user.id.clone(),
             rights,
@@ -118,12 +130,12 @@ impl World {
     }
 }
 
-fn names(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["name"].as_str().unwrap())
-        .collect()
+fn names(list: &[GroupInfo]) -> Vec<&str> {
+    list.iter().map(|item| item.name.as_str()).collect()
+}
+
+fn device_names(list: &[DeviceInfo]) -> Vec<&str> {
+    list.iter().map(|item| item.name.as_str()).collect()
 }
 
 fn next_published(events: &mut broadcast::Receiver<Arc<Published>>) -> Arc<Published> {
@@ -136,20 +148,15 @@ async fn only_site_admins_create_groups_and_the_creator_gets_every_right() {
     let admin = world.user("Admin", true).await;
     let alice = world.user("alice", false).await;
     let mut events = world.events.subscribe();
-    let body = RequestBody::CreateGroup {
+    let body = CreateGroup {
         name: "  Office ".into(),
         description: "desk".into(),
     };
     let group = world.run(&admin, body.clone()).await.unwrap();
-    assert_eq!(group["name"], "Office");
-    assert_eq!(group["members"][0]["user"], "admin");
-    assert_eq!(group["members"][0]["rights"], Rights::FULL.0);
-    assert_eq!(
-        GroupId(group["id"].as_str().unwrap().into())
-            .to_bytes()
-            .map(|b| b.len()),
-        Some(48)
-    );
+    assert_eq!(group.name, "Office");
+    assert_eq!(group.members[0].user.as_str(), "admin");
+    assert_eq!(group.members[0].rights, Rights::FULL);
+    assert_eq!(group.id.to_bytes().map(|b| b.len()), Some(48));
     let published = next_published(&mut events);
     assert!(matches!(&published.event, Event::GroupCreated { group: g } if g.name == "Office"));
     assert!(
@@ -174,11 +181,11 @@ async fn users_see_only_their_groups_and_invisible_ones_look_missing() {
     world.grant(&admin, &office, &alice, Rights::VIEW).await;
 
     assert_eq!(
-        names(&world.run(&admin, RequestBody::ListGroups).await.unwrap()),
+        names(&world.run(&admin, ListGroups {}).await.unwrap()),
         ["Lab", "Office"]
     );
     assert_eq!(
-        names(&world.run(&alice, RequestBody::ListGroups).await.unwrap()),
+        names(&world.run(&alice, ListGroups {}).await.unwrap()),
         ["Office"]
     );
     // VIEW is not MANAGE_GROUP: forbidden on a group she sees, not_found on one she does not.
@@ -186,7 +193,7 @@ async fn users_see_only_their_groups_and_invisible_ones_look_missing() {
         world
             .run(
                 &alice,
-                RequestBody::DeleteGroup {
+                DeleteGroup {
                     group: office.clone()
                 }
             )
@@ -194,33 +201,29 @@ async fn users_see_only_their_groups_and_invisible_ones_look_missing() {
         Err(ErrorCode::Forbidden)
     );
     assert_eq!(
-        world
-            .run(&alice, RequestBody::DeleteGroup { group: lab.clone() })
-            .await,
+        world.run(&alice, DeleteGroup { group: lab.clone() }).await,
         Err(ErrorCode::NotFound)
     );
     let nowhere = GroupId::from_bytes(&[9; 48]);
     assert_eq!(
-        world
-            .run(&alice, RequestBody::DeleteGroup { group: nowhere })
-            .await,
+        world.run(&alice, DeleteGroup { group: nowhere }).await,
         Err(ErrorCode::NotFound)
     );
-    let rename = RequestBody::EditGroup {
+    let rename = EditGroup {
         group: lab,
         name: Some("Mine".into()),
         description: None,
     };
     assert_eq!(world.run(&alice, rename).await, Err(ErrorCode::NotFound));
     assert_eq!(
-        world.run(&alice, RequestBody::ListUsers).await,
+        world.run(&alice, ListUsers {}).await,
         Err(ErrorCode::Forbidden)
     );
 
     // Removing her rights hides the group again.
     world.grant(&admin, &office, &alice, Rights::NONE).await;
     assert_eq!(
-        names(&world.run(&alice, RequestBody::ListGroups).await.unwrap()),
+        names(&world.run(&alice, ListGroups {}).await.unwrap()),
         Vec::<&str>::new()
     );
 }
@@ -242,7 +245,7 @@ async fn group_managers_cannot_hand_out_more_than_they_hold() {
         .await;
     let mut events = world.events.subscribe();
 
-    let too_much = RequestBody::SetGroupRights {
+    let too_much = SetGroupRights {
         group: office.clone(),
         user: bob.id.clone(),
         rights: Rights::FULL,
@@ -251,7 +254,7 @@ async fn group_managers_cannot_hand_out_more_than_they_hold() {
         world.run(&manager, too_much).await,
         Err(ErrorCode::Forbidden)
     );
-    let fine = RequestBody::SetGroupRights {
+    let fine = SetGroupRights {
         group: office.clone(),
         user: bob.id.clone(),
         rights: Rights::TERMINAL,
@@ -264,7 +267,7 @@ async fn group_managers_cannot_hand_out_more_than_they_hold() {
         "the affected user hears about it"
     );
 
-    let ghost = RequestBody::SetGroupRights {
+    let ghost = SetGroupRights {
         group: office,
         user: UserId::from("ghost"),
         rights: Rights::VIEW,
@@ -290,7 +293,7 @@ async fn group_managers_cannot_take_away_what_they_do_not_hold() {
         )
         .await;
     world.grant(&admin, &office, &viewer, Rights::VIEW).await;
-    let set = |user: &UserRecord, rights| RequestBody::SetGroupRights {
+    let set = |user: &UserRecord, rights| SetGroupRights {
         group: office.clone(),
         user: user.id.clone(),
         rights,
@@ -317,7 +320,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one() {
         let world = World::new();
         let first = world.user("first", true).await;
         let second = world.user("second", true).await;
-        let demote = |user: &UserRecord| RequestBody::EditUser {
+        let demote = |user: &UserRecord| EditUser {
             user: user.id.clone(),
             email: None,
             site_admin: Some(false),
@@ -351,13 +354,13 @@ async fn deleting_a_group_tells_its_former_members() {
     let reply = world
         .run(
             &admin,
-            RequestBody::DeleteGroup {
+            DeleteGroup {
                 group: office.clone(),
             },
         )
         .await
         .unwrap();
-    assert_eq!(reply["deleted"], office.as_str());
+    assert_eq!(reply.deleted, office);
     let published = next_published(&mut events);
     assert!(matches!(&published.event, Event::GroupDeleted { group } if *group == office));
     assert!(published.audience.includes(&alice.id, false));
@@ -379,28 +382,32 @@ async fn devices_follow_their_groups_rights() {
     world.grant(&admin, &office, &alice, Rights::VIEW).await;
 
     let listed = world
-        .run(&alice, RequestBody::ListDevices { group: None })
+        .run(&alice, ListDevices { group: None })
         .await
         .unwrap();
-    assert_eq!(names(&listed), ["pc1"]);
-    assert_eq!(listed[0]["online"], false);
-    assert_eq!(listed[0]["lastseen"], 5);
+    assert_eq!(device_names(&listed), ["pc1"]);
+    assert!(!listed[0].online);
+    assert_eq!(listed[0].lastseen, 5);
     assert_eq!(
-        names(
+        listed[0].agent, None,
+        "a device without a report has no agent details"
+    );
+    assert_eq!(
+        device_names(
             &world
-                .run(&admin, RequestBody::ListDevices { group: None })
+                .run(&admin, ListDevices { group: None })
                 .await
                 .unwrap()
         ),
         ["pc1", "secret"]
     );
-    let lab_devices = RequestBody::ListDevices { group: Some(lab) };
+    let lab_devices = ListDevices { group: Some(lab) };
     assert_eq!(
         world.run(&alice, lab_devices).await,
         Err(ErrorCode::NotFound)
     );
 
-    let rename = |device: &DeviceId| RequestBody::RenameDevice {
+    let rename = |device: &DeviceId| RenameDevice {
         device: device.clone(),
         name: "new".into(),
     };
@@ -415,11 +422,11 @@ async fn devices_follow_their_groups_rights() {
     world
         .grant(&admin, &office, &alice, Rights::MANAGE_DEVICES)
         .await;
-    assert_eq!(world.run(&alice, rename(&pc)).await.unwrap()["name"], "new");
+    assert_eq!(world.run(&alice, rename(&pc)).await.unwrap().name, "new");
     world
         .run(
             &alice,
-            RequestBody::DeleteDevice {
+            DeleteDevice {
                 device: pc.clone(),
                 block: false,
             },
@@ -430,7 +437,7 @@ async fn devices_follow_their_groups_rights() {
         world
             .run(
                 &alice,
-                RequestBody::DeleteDevice {
+                DeleteDevice {
                     device: pc,
                     block: false
                 }
@@ -448,14 +455,9 @@ async fn event_readers_see_their_groups_events_only() {
     let office = world.create_group(&admin, "Office").await;
     let lab = world.create_group(&admin, "Lab").await;
     world.grant(&admin, &office, &alice, Rights::VIEW).await;
-    let kinds = |list: Value| -> Vec<String> {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["kind"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let list = |limit| RequestBody::ListEvents {
+    let kinds =
+        |list: Vec<EventRecord>| -> Vec<String> { list.into_iter().map(|r| r.kind).collect() };
+    let list = |limit| ListEvents {
         limit,
         group: None,
         device: None,
@@ -463,7 +465,7 @@ async fn event_readers_see_their_groups_events_only() {
 
     // Without EVENTS she reads nothing about the groups…
     assert!(kinds(world.run(&alice, list(None)).await.unwrap()).is_empty());
-    let office_events = RequestBody::ListEvents {
+    let office_events = ListEvents {
         limit: None,
         group: Some(office.clone()),
         device: None,
@@ -472,7 +474,7 @@ async fn event_readers_see_their_groups_events_only() {
         world.run(&alice, office_events.clone()).await,
         Err(ErrorCode::Forbidden)
     );
-    let lab_events = RequestBody::ListEvents {
+    let lab_events = ListEvents {
         limit: None,
         group: Some(lab.clone()),
         device: None,
@@ -500,12 +502,7 @@ async fn event_readers_see_their_groups_events_only() {
             "group_created"
         ]
     );
-    assert!(
-        seen.as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["group"] != lab.as_str())
-    );
+    assert!(seen.iter().all(|r| r.group.as_ref() != Some(&lab)));
     assert_eq!(
         kinds(world.run(&alice, list(Some(2))).await.unwrap()).len(),
         2
@@ -530,14 +527,14 @@ async fn the_last_site_admin_cannot_be_removed_or_demoted() {
         world
             .run(
                 &admin,
-                RequestBody::RemoveUser {
+                RemoveUser {
                     user: admin.id.clone()
                 }
             )
             .await,
         Err(ErrorCode::Conflict)
     );
-    let demote = |user: &UserRecord| RequestBody::EditUser {
+    let demote = |user: &UserRecord| EditUser {
         user: user.id.clone(),
         email: None,
         site_admin: Some(false),
@@ -547,27 +544,27 @@ async fn the_last_site_admin_cannot_be_removed_or_demoted() {
         Err(ErrorCode::Conflict)
     );
 
-    let promote = RequestBody::EditUser {
+    let promote = EditUser {
         user: alice.id.clone(),
         email: Some("a@x.example".into()),
         site_admin: Some(true),
     };
     let info = world.run(&admin, promote).await.unwrap();
     assert_eq!(
-        (info["site_admin"].as_bool(), info["email"].as_str()),
-        (Some(true), Some("a@x.example"))
+        (info.site_admin, info.email.as_deref()),
+        (true, Some("a@x.example"))
     );
     // With two admins, one may step down or go; the check re-reads the caller every time.
     world.run(&alice, demote(&admin)).await.unwrap();
     assert_eq!(
-        world.run(&admin, RequestBody::ListUsers).await,
+        world.run(&admin, ListUsers {}).await,
         Err(ErrorCode::Forbidden)
     );
     let mut events = world.events.subscribe();
     world
         .run(
             &alice,
-            RequestBody::RemoveUser {
+            RemoveUser {
                 user: admin.id.clone(),
             },
         )
@@ -580,9 +577,7 @@ async fn the_last_site_admin_cannot_be_removed_or_demoted() {
         "the removed user's consoles hear it"
     );
     assert_eq!(
-        world
-            .run(&alice, RequestBody::RemoveUser { user: admin.id })
-            .await,
+        world.run(&alice, RemoveUser { user: admin.id }).await,
         Err(ErrorCode::NotFound)
     );
 }
@@ -591,20 +586,24 @@ async fn the_last_site_admin_cannot_be_removed_or_demoted() {
 async fn added_users_log_in_with_their_password_and_may_change_it() {
     let world = World::new();
     let admin = world.user("admin", true).await;
-    let add = RequestBody::AddUser {
+    let add = AddUser {
         name: "Carol".into(),
         password: "correct horse battery".into(),
         email: None,
         site_admin: true,
     };
-    let info = world.run(&admin, add.clone()).await.unwrap();
-    assert_eq!(
-        (info["id"].as_str(), info["site_admin"].as_bool()),
-        (Some("carol"), Some(true))
+    let reply = world.run_raw(&admin, add.clone().into()).await.unwrap();
+    let fields = reply.as_object().expect("a user object");
+    assert!(
+        fields
+            .keys()
+            .all(|key| !key.to_lowercase().contains("hash")),
+        "{reply}"
     );
-    assert!(info.get("password_hash").is_none());
+    let info: UserInfo = serde_json::from_value(reply).unwrap();
+    assert_eq!((info.id.as_str(), info.site_admin), ("carol", true));
     assert_eq!(world.run(&admin, add).await, Err(ErrorCode::Conflict));
-    let weak = RequestBody::AddUser {
+    let weak = AddUser {
         name: "dave".into(),
         password: "x".into(),
         email: None,
@@ -618,12 +617,12 @@ async fn added_users_log_in_with_their_password_and_may_change_it() {
         .await
         .unwrap()
         .unwrap();
-    let wrong = RequestBody::ChangePassword {
+    let wrong = ChangePassword {
         old_password: "nope".into(),
         new_password: "another long one".into(),
     };
     assert_eq!(world.run(&carol, wrong).await, Err(ErrorCode::Forbidden));
-    let right = RequestBody::ChangePassword {
+    let right = ChangePassword {
         old_password: "correct horse battery".into(),
         new_password: "another long one".into(),
     };
@@ -649,7 +648,7 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
     world.grant(&admin, &office, &viewer, Rights::VIEW).await;
     let pc = world.add_device(&office, "pc").await;
 
-    let created = RequestBody::CreateInvite {
+    let created = CreateInvite {
         group: office.clone(),
         expires_minutes: Some(5),
         max_devices: Some(0),
@@ -662,7 +661,7 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
     let invite = world
         .run(
             &helper,
-            RequestBody::CreateInvite {
+            CreateInvite {
                 group: office.clone(),
                 expires_minutes: Some(5),
                 max_devices: Some(3),
@@ -670,8 +669,8 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
         )
         .await
         .unwrap();
-    let id = invite["id"].as_str().unwrap().to_owned();
-    let revoke = || RequestBody::RevokeInvite { invite: id.clone() };
+    let id = invite.id;
+    let revoke = || RevokeInvite { invite: id.clone() };
     assert_eq!(
         world.run(&stranger, revoke()).await,
         Err(ErrorCode::NotFound)
@@ -681,7 +680,7 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
         Err(ErrorCode::Forbidden)
     );
 
-    let delete = RequestBody::DeleteDevice {
+    let delete = DeleteDevice {
         device: pc.clone(),
         block: true,
     };
@@ -700,7 +699,7 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
         (blocked.name.as_str(), &blocked.blocked_by),
         ("pc", &helper.id)
     );
-    let unblock = || RequestBody::UnblockDevice { device: pc.clone() };
+    let unblock = || UnblockDevice { device: pc.clone() };
     assert_eq!(
         world.run(&stranger, unblock()).await,
         Err(ErrorCode::NotFound)
@@ -712,13 +711,13 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
     let listed = world
         .run(
             &helper,
-            RequestBody::ListBlockedDevices {
+            ListBlockedDevices {
                 group: office.clone(),
             },
         )
         .await
         .unwrap();
-    assert_eq!(listed[0]["device"], pc.as_str());
+    assert_eq!(listed[0].device, pc);
     world.run(&helper, unblock()).await.unwrap();
     assert_eq!(
         world.run(&helper, unblock()).await,
@@ -726,12 +725,12 @@ async fn invites_and_blocks_are_managed_by_those_who_may_enrol_and_hidden_from_o
     );
 
     let revoked = world.run(&helper, revoke()).await.unwrap();
-    assert_eq!(revoked["status"], "revoked");
-    assert_eq!(revoked["revoked_by"], "helper");
+    assert_eq!(revoked.status, InviteStatus::Revoked);
+    assert_eq!(revoked.revoked_by, Some(helper.id.clone()));
     let invites = world
-        .run(&admin, RequestBody::ListInvites { group: office })
+        .run(&admin, ListInvites { group: office })
         .await
         .unwrap();
-    assert_eq!(invites.as_array().unwrap().len(), 1);
-    assert_eq!(invites[0]["max_devices"], 3);
+    assert_eq!(invites.len(), 1);
+    assert_eq!(invites[0].max_devices, Some(3));
 }

@@ -1,12 +1,11 @@
 //! Account actions. All but `changePassword` are for site administrators. Validation, hashing and
 //! the audit records of account creation and password changes live in `auth::accounts`.
 
-use serde_json::json;
-use tether_common::control::Event;
+use tether_common::control::{Deleted, Event, PasswordChanged, UserInfo};
 use tether_common::ids::UserId;
 
 use super::access::require_site_admin;
-use super::actions::{ActionContext, ActionError, ActionResult, deleted, to_value};
+use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use super::views::user_info;
 use crate::auth::accounts::{self, AccountError};
@@ -30,11 +29,11 @@ impl From<AccountError> for ActionError {
     }
 }
 
-pub async fn list(ctx: &ActionContext<'_>) -> ActionResult {
+pub async fn list(ctx: &ActionContext<'_>) -> Result<Vec<UserInfo>, ActionError> {
     require_site_admin(ctx.caller)?;
     let mut users: Vec<_> = ctx.store.users().await?.iter().map(user_info).collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
-    to_value(&users)
+    Ok(users)
 }
 
 pub async fn add(
@@ -43,7 +42,7 @@ pub async fn add(
     password: &str,
     email: Option<String>,
     site_admin: bool,
-) -> ActionResult {
+) -> Result<UserInfo, ActionError> {
     require_site_admin(ctx.caller)?;
     let mut user = accounts::create_account(ctx.store, name, password, email).await?;
     if site_admin && !user.site_admin {
@@ -55,11 +54,11 @@ pub async fn add(
         Event::UserAdded { user: info.clone() },
         Audience::admins_only(),
     );
-    to_value(&info)
+    Ok(info)
 }
 
 /// Nobody, not even a site admin removing themselves, may remove the last site administrator.
-pub async fn remove(ctx: &ActionContext<'_>, id: &UserId) -> ActionResult {
+pub async fn remove(ctx: &ActionContext<'_>, id: &UserId) -> Result<Deleted<UserId>, ActionError> {
     require_site_admin(ctx.caller)?;
     let target = existing_user(ctx, id).await?;
     if target.site_admin && site_admin_count(ctx).await? <= 1 {
@@ -87,11 +86,17 @@ pub async fn remove(ctx: &ActionContext<'_>, id: &UserId) -> ActionResult {
         Audience::admins_only(),
     )
     .await;
-    Ok(deleted(id.as_str()))
+    Ok(Deleted {
+        deleted: id.clone(),
+    })
 }
 
 /// Every session of the account ends; its open consoles close when they hear `userChanged`.
-pub async fn reset_password(ctx: &ActionContext<'_>, id: &UserId, password: &str) -> ActionResult {
+pub async fn reset_password(
+    ctx: &ActionContext<'_>,
+    id: &UserId,
+    password: &str,
+) -> Result<UserInfo, ActionError> {
     require_site_admin(ctx.caller)?;
     let target = existing_user(ctx, id).await?;
     let user = accounts::reset_password(ctx.store, &target.name, password).await?;
@@ -100,7 +105,7 @@ pub async fn reset_password(ctx: &ActionContext<'_>, id: &UserId, password: &str
         Event::UserChanged { user: info.clone() },
         Audience::admins_only().with_user(id),
     );
-    to_value(&info)
+    Ok(info)
 }
 
 /// Changes the e-mail address and/or the site-administrator flag; the last site administrator
@@ -110,7 +115,7 @@ pub async fn edit(
     id: &UserId,
     email: Option<String>,
     site_admin: Option<bool>,
-) -> ActionResult {
+) -> Result<UserInfo, ActionError> {
     require_site_admin(ctx.caller)?;
     let mut user = existing_user(ctx, id).await?;
     if let Some(email) = email {
@@ -148,7 +153,7 @@ pub async fn edit(
         Audience::admins_only().with_user(id),
     )
     .await;
-    to_value(&info)
+    Ok(info)
 }
 
 /// The caller's own password. Their other sessions end (and their other consoles close); this
@@ -157,7 +162,7 @@ pub async fn change_own_password(
     ctx: &ActionContext<'_>,
     old_password: &str,
     new_password: &str,
-) -> ActionResult {
+) -> Result<PasswordChanged, ActionError> {
     // The same budget as `/api/login` and `/api/password`: a stolen cookie must not become an
     // unlimited oracle for the password (nor a way to make the server hash without end).
     let attempt = ctx
@@ -195,7 +200,7 @@ pub async fn change_own_password(
         },
         Audience::admins_only().with_user(&user.id),
     );
-    Ok(json!({}))
+    Ok(PasswordChanged {})
 }
 
 async fn existing_user(ctx: &ActionContext<'_>, id: &UserId) -> Result<UserRecord, ActionError> {

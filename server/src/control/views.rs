@@ -1,7 +1,9 @@
 //! Stored records turned into what clients see. Public so that other modules (agents announcing a
 //! device, accounts announcing a user) publish the same shapes.
 
-use tether_common::control::{DeviceInfo, GroupInfo, GroupMember};
+use serde::Deserialize;
+use tether_common::agent_proto::AgentInfo;
+use tether_common::control::{AgentDetails, DeviceInfo, GroupInfo, GroupMember};
 
 use crate::store::{DeviceRecord, GroupRecord};
 
@@ -36,7 +38,22 @@ pub fn device_info(device: &DeviceRecord, online: bool, now_secs: i64) -> Device
         os: device.os.clone(),
         hostname: device.hostname.clone(),
         lastseen: if online { now_secs } else { device.last_seen },
-        agent: device.agent_info.clone(),
+        agent: agent_details(device),
+    }
+}
+
+/// The agent's stored report as clients see it. A stock MeshAgent sends none (`null`); a stored
+/// value that no longer reads as [`AgentInfo`] is left out rather than failing the whole list.
+fn agent_details(device: &DeviceRecord) -> Option<AgentDetails> {
+    if device.agent_info.is_null() {
+        return None;
+    }
+    match AgentInfo::deserialize(&device.agent_info) {
+        Ok(info) => Some(AgentDetails::from(info)),
+        Err(e) => {
+            tracing::debug!(device = %device.id, "control: stored agent info is unreadable: {e}");
+            None
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tether_common::control::{Event, EventFrame, Reply};
+use tether_common::control::{Action, ErrorCode, Event, EventFrame, Reply, ReplyError, Request};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -522,6 +522,38 @@ impl ControlClient {
         reply
     }
 
+    /// Sends one typed request and reads its reply back as the action's typed output, or the
+    /// server's refusal (code and message). Events that arrive meanwhile are queued.
+    pub async fn call<A: Action>(&mut self, request: A) -> Result<A::Output, ReplyError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let text = serde_json::to_string(&Request::new(id, request)).expect("encode a request");
+        self.send_raw(&text).await;
+        let reply = self.next_reply(REPLY_DEADLINE).await;
+        assert_eq!(reply.id, Some(id), "reply to another request: {reply:?}");
+        reply.into_result()
+    }
+
+    /// [`call`](Self::call) that must succeed.
+    pub async fn ok<A: Action>(&mut self, request: A) -> A::Output {
+        let name = A::NAME;
+        self.call(request)
+            .await
+            .unwrap_or_else(|e| panic!("{name} failed: {e}"))
+    }
+
+    /// [`call`](Self::call) that must be refused; returns the error code.
+    pub async fn refused<A: Action>(&mut self, request: A) -> ErrorCode
+    where
+        A::Output: std::fmt::Debug,
+    {
+        let name = A::NAME;
+        match self.call(request).await {
+            Err(ReplyError::Refused(error)) => error.code,
+            other => panic!("{name} was not refused: {other:?}"),
+        }
+    }
+
     /// Sends a text frame as it is (for malformed-request tests).
     pub async fn send_raw(&mut self, text: &str) {
         self.ws
@@ -537,8 +569,8 @@ impl ControlClient {
             let Some(frame) = self.next_json(deadline).await else {
                 panic!("no reply within {wait:?}");
             };
-            if frame["action"] == "event" {
-                self.events.push_back(parse_event(frame));
+            if let Ok(event) = serde_json::from_value::<EventFrame>(frame.clone()) {
+                self.events.push_back(event.event);
             } else {
                 return serde_json::from_value(frame.clone())
                     .unwrap_or_else(|e| panic!("bad reply {frame}: {e}"));
@@ -559,10 +591,10 @@ impl ControlClient {
             return Some(event);
         }
         let frame = self.next_json(Instant::now() + wait).await?;
-        if frame["action"] != "event" {
-            panic!("unexpected reply while waiting for an event: {frame}");
+        match serde_json::from_value::<EventFrame>(frame.clone()) {
+            Ok(event) => Some(event.event),
+            Err(_) => panic!("unexpected frame while waiting for an event: {frame}"),
         }
-        Some(parse_event(frame))
     }
 
     pub async fn close(mut self) {
@@ -607,12 +639,5 @@ impl ControlClient {
                 _ => continue,
             }
         }
-    }
-}
-
-fn parse_event(frame: Value) -> Event {
-    match serde_json::from_value::<EventFrame>(frame.clone()) {
-        Ok(frame) => frame.event,
-        Err(e) => panic!("bad event frame {frame}: {e}"),
     }
 }

@@ -77,7 +77,7 @@ pub async fn fetch_with_cookie(
 pub async fn create_invite(fx: &mut Fixture, minutes: Option<u32>) -> Value {
     let mut request = json!({ "action": "createInvite", "group": fx.group });
     if let Some(minutes) = minutes {
-        request["expires_minutes"] = json!(minutes);
+        request["expiresMinutes"] = json!(minutes);
     }
     serde_json::to_value(fx.control.request(request).await).unwrap()
 }

@@ -9,7 +9,7 @@ export function byName<T extends { name: string }>(items: Iterable<T>): T[] {
 
 export interface Viewer {
   id: UserId;
-  site_admin: boolean;
+  siteAdmin: boolean;
 }
 
 /**
@@ -26,7 +26,7 @@ export function applyGroupEvent(
     case "groupCreated":
     case "groupChanged": {
       const group = event.group;
-      const visible = viewer.site_admin || group.members.some((m) => m.user === viewer.id && m.rights !== 0);
+      const visible = viewer.siteAdmin || group.members.some((m) => m.user === viewer.id && m.rights !== 0);
       const rest = groups.filter((g) => g.id !== group.id);
       if (!visible) {
         return rest.length === groups.length ? null : { groups: rest, lost: group.id };
@@ -57,6 +57,6 @@ export function applyUserEvent(users: readonly UserInfo[], event: ServerEvent): 
 
 /** The viewer's rights on a group (site admins have all). */
 export function rightsOn(group: GroupInfo, viewer: Viewer): number {
-  if (viewer.site_admin) return 0xffffffff;
+  if (viewer.siteAdmin) return 0xffffffff;
   return group.members.find((m) => m.user === viewer.id)?.rights ?? 0;
 }

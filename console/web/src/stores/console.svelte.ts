@@ -51,7 +51,7 @@ export class ConsoleStore {
   ) {}
 
   get isAdmin(): boolean {
-    return this.user?.site_admin ?? false;
+    return this.user?.siteAdmin ?? false;
   }
 
   /** Reads the login state and shows the right first screen. */
@@ -162,7 +162,7 @@ export class ConsoleStore {
       this.groups = byName(groups);
       this.devices.replaceAll(devices);
       this.deviceVersion += 1;
-      this.users = whoami.user.site_admin ? byName(await this.request("listUsers", {})) : [];
+      this.users = whoami.user.siteAdmin ? byName(await this.request("listUsers", {})) : [];
       this.loaded = true;
     } catch (error) {
       // A drop mid-load is retried on the next open; anything else is worth showing.
@@ -193,7 +193,7 @@ export class ConsoleStore {
     if (event.type === "userChanged" && event.user.id === user.id) {
       this.user = event.user;
       // Made a site admin just now: the users list becomes visible.
-      if (event.user.site_admin && !user.site_admin) void this.loadAll();
+      if (event.user.siteAdmin && !user.siteAdmin) void this.loadAll();
     }
     if (event.type === "userRemoved" && event.user === user.id) this.leave("Your account was removed.");
     if (event.type === "logged") this.liveEvents = [event.record, ...this.liveEvents].slice(0, LIVE_EVENTS);

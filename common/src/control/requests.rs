@@ -1,0 +1,176 @@
+//! One struct per control action: its arguments, exactly as they travel next to `action` and `id`.
+//!
+//! A request struct is named after its action (`createGroup` → [`CreateGroup`]); the three actions
+//! named after what they return get a `Get` prefix so that the name stays free for the result
+//! (`serverInfo` → [`GetServerInfo`] answers a [`ServerInfo`](super::ServerInfo)).
+//!
+//! Optional arguments are left out of the JSON when they have their default, so a client that
+//! does not know them yet sends the same bytes as before.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeviceId, GroupId, UserId};
+use crate::relay::SessionKind;
+use crate::rights::Rights;
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// Declares request structs with the attributes every one of them shares: camelCase field names,
+/// unknown fields refused (a misspelt argument is an error, not a silently ignored default).
+macro_rules! requests {
+    ($( $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* } )*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        #[cfg_attr(test, derive(ts_rs::TS))]
+        pub struct $name { $($body)* }
+    )*};
+}
+
+requests! {
+    pub struct GetServerInfo {}
+
+    /// Who am I, and what may I do.
+    pub struct GetWhoAmI {}
+
+    pub struct ListGroups {}
+
+    pub struct CreateGroup {
+        pub name: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pub description: String,
+    }
+
+    pub struct EditGroup {
+        pub group: GroupId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+    }
+
+    pub struct DeleteGroup {
+        pub group: GroupId,
+    }
+
+    /// Sets `user`'s rights on `group`; `Rights::NONE` removes the user from the group.
+    pub struct SetGroupRights {
+        pub group: GroupId,
+        pub user: UserId,
+        pub rights: Rights,
+    }
+
+    pub struct ListDevices {
+        /// Only this group's devices (all visible ones when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub group: Option<GroupId>,
+    }
+
+    pub struct RenameDevice {
+        pub device: DeviceId,
+        pub name: String,
+    }
+
+    /// Removes a device; with `block`, its id is also refused if the agent tries to enrol again.
+    pub struct DeleteDevice {
+        pub device: DeviceId,
+        #[serde(default, skip_serializing_if = "is_false")]
+        pub block: bool,
+    }
+
+    pub struct ListUsers {}
+
+    pub struct AddUser {
+        pub name: String,
+        pub password: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub email: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        pub site_admin: bool,
+    }
+
+    pub struct RemoveUser {
+        pub user: UserId,
+    }
+
+    pub struct ResetPassword {
+        pub user: UserId,
+        pub password: String,
+    }
+
+    /// Changes another account's e-mail address or site-administrator flag (site admins only).
+    pub struct EditUser {
+        pub user: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub email: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub site_admin: Option<bool>,
+    }
+
+    /// Change one's own password; the old one must be given.
+    pub struct ChangePassword {
+        pub old_password: String,
+        pub new_password: String,
+    }
+
+    pub struct ListEvents {
+        /// At most this many records (the server caps it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub limit: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub group: Option<GroupId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub device: Option<DeviceId>,
+    }
+
+    /// Opens a relayed session to a device (see [`crate::relay`]).
+    pub struct CreateSession {
+        pub device: DeviceId,
+        pub kind: SessionKind,
+    }
+
+    /// The group's `.msh` install file (needs MANAGE_GROUP or MANAGE_DEVICES on it).
+    pub struct GetAgentConfig {
+        pub group: GroupId,
+    }
+
+    /// A short-lived token that lets a machine download the agent and the group's `.msh`
+    /// without logging in (same rights as `agentConfig`). Minutes default to
+    /// [`DEFAULT_INVITE_MINUTES`](crate::install::DEFAULT_INVITE_MINUTES), at most
+    /// [`MAX_INVITE_MINUTES`](crate::install::MAX_INVITE_MINUTES).
+    pub struct CreateInvite {
+        pub group: GroupId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub expires_minutes: Option<u32>,
+        /// At most this many new devices may enrol with it (none: no limit but the expiry).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub max_devices: Option<u32>,
+    }
+
+    /// A new enrolment key for the group (same rights as `agentConfig`): `.msh` files handed out
+    /// before admit no new device; enrolled devices keep connecting.
+    pub struct RotateEnrolmentKey {
+        pub group: GroupId,
+    }
+
+    /// The group's invites, revoked and expired ones included (same rights as `agentConfig`).
+    pub struct ListInvites {
+        pub group: GroupId,
+    }
+
+    /// Ends an invite at once: its links and its `.msh` stop working.
+    pub struct RevokeInvite {
+        pub invite: String,
+    }
+
+    /// Device ids kept from enrolling again, listed under the group they were removed from.
+    pub struct ListBlockedDevices {
+        pub group: GroupId,
+    }
+
+    pub struct UnblockDevice {
+        pub device: DeviceId,
+    }
+}

@@ -1,0 +1,165 @@
+//! What a successful action answers (its `result`), and the shapes events carry: groups, devices,
+//! users and audit records as clients see them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent_proto::{AgentInfo, NetInterface};
+use crate::ids::{DeviceId, GroupId, UserId};
+use crate::rights::Rights;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ServerInfo {
+    pub name: String,
+    pub version: String,
+    pub protocol: u32,
+    /// Hex SHA-384 of the agent-server certificate's public key: the `ServerID` in `.msh` files.
+    pub agent_cert_hash: String,
+    /// Hex SHA-384 of the web certificate (full DER), as agents pin it.
+    pub web_cert_hash: String,
+    pub https_port: u16,
+}
+
+/// The result of `whoAmI`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct WhoAmI {
+    pub user: UserInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct GroupInfo {
+    pub id: GroupId,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Every user with rights on this group.
+    #[serde(default)]
+    pub members: Vec<GroupMember>,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct GroupMember {
+    pub user: UserId,
+    pub rights: Rights,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct DeviceInfo {
+    pub id: DeviceId,
+    pub name: String,
+    pub group: GroupId,
+    pub online: bool,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub hostname: String,
+    /// Unix seconds of the last time the agent was connected (now, when online); 0 if never.
+    pub lastseen: i64,
+    /// What a Tether agent reported about itself; `None` for a stock MeshAgent (which sends no
+    /// such report) and before the first report.
+    #[serde(default)]
+    pub agent: Option<AgentDetails>,
+}
+
+/// A Tether agent's report about its machine, as clients see it. The agent sends it as
+/// [`AgentInfo`] on its own channel, whose snake_case names agents in the field already speak;
+/// this is the same data under the control channel's camelCase names.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct AgentDetails {
+    /// The agent protocol version it speaks.
+    pub protocol: u32,
+    pub hostname: String,
+    /// e.g. "Debian GNU/Linux".
+    pub os_name: String,
+    /// e.g. "12 (bookworm)".
+    pub os_version: String,
+    /// e.g. "x86_64".
+    pub arch: String,
+    pub agent_version: String,
+    pub interfaces: Vec<NetInterface>,
+    /// Users with a login session.
+    pub users: Vec<String>,
+    pub uptime_secs: u64,
+}
+
+impl From<AgentInfo> for AgentDetails {
+    fn from(info: AgentInfo) -> Self {
+        AgentDetails {
+            protocol: info.protocol,
+            hostname: info.hostname,
+            os_name: info.os_name,
+            os_version: info.os_version,
+            arch: info.arch,
+            agent_version: info.agent_version,
+            interfaces: info.interfaces,
+            users: info.users,
+            uptime_secs: info.uptime_secs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct UserInfo {
+    pub id: UserId,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    pub site_admin: bool,
+    pub created: i64,
+}
+
+/// One audit-log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct EventRecord {
+    /// Monotonic per server: a later record has a larger id.
+    pub id: u64,
+    /// Unix milliseconds.
+    pub time: i64,
+    /// What happened, e.g. `login`, `login_failed`, `group_created`, `device_online`.
+    pub kind: String,
+    #[serde(default)]
+    pub user: Option<UserId>,
+    #[serde(default)]
+    pub group: Option<GroupId>,
+    #[serde(default)]
+    pub device: Option<DeviceId>,
+    /// A human-readable line.
+    pub message: String,
+}
+
+/// The result of `deleteGroup`, `deleteDevice` and `removeUser`: the id that is gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Deleted<Id> {
+    pub deleted: Id,
+}
+
+/// The result of `changePassword`: `{}` (nothing to tell but success).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct PasswordChanged {}
+
+/// The result of `unblockDevice`: the device id that may enrol again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Unblocked {
+    pub unblocked: DeviceId,
+}

@@ -1,0 +1,331 @@
+//! Every field name on `/control` is camelCase: an example of every request, result, event and
+//! reply is serialized and each object key checked, so a snake_case field cannot come back.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::agent_proto::NetInterface;
+use crate::install::InviteStatus;
+use crate::relay::SessionKind;
+use crate::rights::Rights;
+
+fn is_camel_case(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Every object key in `value`, at any depth, with its path for the failure message.
+fn keys(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                out.push((format!("{path}.{key}"), key.clone()));
+                keys(inner, &format!("{path}.{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                keys(inner, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn user() -> UserInfo {
+    UserInfo {
+        id: "alice".into(),
+        name: "Alice".into(),
+        email: Some("alice@example.org".into()),
+        site_admin: true,
+        created: 1,
+    }
+}
+
+fn group() -> GroupInfo {
+    GroupInfo {
+        id: "g".into(),
+        name: "Office".into(),
+        description: "first floor".into(),
+        members: vec![GroupMember {
+            user: "alice".into(),
+            rights: Rights::FULL,
+        }],
+        created: 1,
+    }
+}
+
+fn device() -> DeviceInfo {
+    DeviceInfo {
+        id: "d".into(),
+        name: "pc".into(),
+        group: "g".into(),
+        online: true,
+        os: "Debian".into(),
+        hostname: "pc".into(),
+        lastseen: 1,
+        agent: Some(AgentDetails {
+            protocol: 1,
+            hostname: "pc".into(),
+            os_name: "Debian GNU/Linux".into(),
+            os_version: "12".into(),
+            arch: "x86_64".into(),
+            agent_version: "0.1".into(),
+            interfaces: vec![NetInterface {
+                name: "eth0".into(),
+                mac: "aa:bb:cc:dd:ee:ff".into(),
+                addresses: vec!["192.168.1.7/24".into()],
+            }],
+            users: vec!["alice".into()],
+            uptime_secs: 5,
+        }),
+    }
+}
+
+fn record() -> EventRecord {
+    EventRecord {
+        id: 1,
+        time: 2,
+        kind: "login".into(),
+        user: Some("alice".into()),
+        group: Some("g".into()),
+        device: Some("d".into()),
+        message: "alice logged in".into(),
+    }
+}
+
+/// One request per action, every optional argument given.
+fn requests() -> Vec<RequestBody> {
+    vec![
+        GetServerInfo {}.into(),
+        GetWhoAmI {}.into(),
+        ListGroups {}.into(),
+        CreateGroup {
+            name: "n".into(),
+            description: "d".into(),
+        }
+        .into(),
+        EditGroup {
+            group: "g".into(),
+            name: Some("n".into()),
+            description: Some("d".into()),
+        }
+        .into(),
+        DeleteGroup { group: "g".into() }.into(),
+        ListDevices {
+            group: Some("g".into()),
+        }
+        .into(),
+        RenameDevice {
+            device: "d".into(),
+            name: "n".into(),
+        }
+        .into(),
+        DeleteDevice {
+            device: "d".into(),
+            block: true,
+        }
+        .into(),
+        ListUsers {}.into(),
+        AddUser {
+            name: "n".into(),
+            password: "p".into(),
+            email: Some("e".into()),
+            site_admin: true,
+        }
+        .into(),
+        RemoveUser { user: "u".into() }.into(),
+        ResetPassword {
+            user: "u".into(),
+            password: "p".into(),
+        }
+        .into(),
+        EditUser {
+            user: "u".into(),
+            email: Some("e".into()),
+            site_admin: Some(true),
+        }
+        .into(),
+        ChangePassword {
+            old_password: "o".into(),
+            new_password: "n".into(),
+        }
+        .into(),
+        SetGroupRights {
+            group: "g".into(),
+            user: "u".into(),
+            rights: Rights::VIEW,
+        }
+        .into(),
+        ListEvents {
+            limit: Some(5),
+            group: Some("g".into()),
+            device: Some("d".into()),
+        }
+        .into(),
+        CreateSession {
+            device: "d".into(),
+            kind: SessionKind::Terminal,
+        }
+        .into(),
+        GetAgentConfig { group: "g".into() }.into(),
+        CreateInvite {
+            group: "g".into(),
+            expires_minutes: Some(5),
+            max_devices: Some(2),
+        }
+        .into(),
+        RotateEnrolmentKey { group: "g".into() }.into(),
+        ListInvites { group: "g".into() }.into(),
+        RevokeInvite { invite: "i".into() }.into(),
+        ListBlockedDevices { group: "g".into() }.into(),
+        UnblockDevice { device: "d".into() }.into(),
+    ]
+}
+
+fn to_json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap()
+}
+
+/// An example of every result type and every event, and both kinds of reply.
+fn results_and_events() -> Vec<Value> {
+    let results = vec![
+        to_json(&ServerInfo {
+            name: "t".into(),
+            version: "1".into(),
+            protocol: PROTOCOL_VERSION,
+            agent_cert_hash: "aa".into(),
+            web_cert_hash: "bb".into(),
+            https_port: 443,
+        }),
+        to_json(&WhoAmI { user: user() }),
+        to_json(&vec![group()]),
+        to_json(&vec![device()]),
+        to_json(&vec![user()]),
+        to_json(&vec![record()]),
+        to_json(&Deleted {
+            deleted: GroupId::from("g"),
+        }),
+        to_json(&PasswordChanged {}),
+        to_json(&Unblocked {
+            unblocked: "d".into(),
+        }),
+        to_json(&SessionTicket {
+            url: "/meshrelay.ashx?id=t".into(),
+            device: "d".into(),
+            kind: SessionKind::Desktop,
+            rights: Rights::FULL,
+            expires_ms: 1,
+        }),
+        to_json(&AgentConfig {
+            group: "g".into(),
+            msh: "MeshName=x".into(),
+        }),
+        to_json(&Invite {
+            id: "i".into(),
+            group: "g".into(),
+            token: "t".into(),
+            expires: 1,
+            msh_url: "u".into(),
+            agent_url: "u".into(),
+            install_url: "u".into(),
+            root_cert_url: "u".into(),
+            root_cert_sha256: "h".into(),
+            install_command: "c".into(),
+        }),
+        to_json(&vec![InviteInfo {
+            id: "i".into(),
+            group: "g".into(),
+            created_by: "alice".into(),
+            created: 1,
+            expires: 2,
+            enrolled: 0,
+            max_devices: Some(3),
+            status: InviteStatus::UsedUp,
+            revoked: Some(2),
+            revoked_by: Some("alice".into()),
+        }]),
+        to_json(&vec![BlockedDevice {
+            device: "d".into(),
+            group: "g".into(),
+            name: "pc".into(),
+            blocked_by: "alice".into(),
+            time: 1,
+        }]),
+        to_json(&Reply::ok("serverInfo", 1, json!({}))),
+        to_json(&Reply::error(
+            Some("x"),
+            Some(1),
+            ErrorCode::RateLimited,
+            "slow down",
+        )),
+    ];
+    let events = [
+        Event::GroupCreated { group: group() },
+        Event::GroupChanged { group: group() },
+        Event::GroupDeleted { group: "g".into() },
+        Event::DeviceAdded { device: device() },
+        Event::DeviceChanged { device: device() },
+        Event::DeviceRemoved {
+            device: "d".into(),
+            group: "g".into(),
+        },
+        Event::DeviceOnline {
+            device: "d".into(),
+            group: "g".into(),
+        },
+        Event::DeviceOffline {
+            device: "d".into(),
+            group: "g".into(),
+        },
+        Event::UserAdded { user: user() },
+        Event::UserChanged { user: user() },
+        Event::UserRemoved {
+            user: "alice".into(),
+        },
+        Event::Logged { record: record() },
+    ];
+    results
+        .into_iter()
+        .chain(events.into_iter().map(|e| to_json(&EventFrame::new(e))))
+        .collect()
+}
+
+#[test]
+fn the_examples_cover_every_action() {
+    let mut named: Vec<&str> = requests().iter().map(RequestBody::action).collect();
+    named.sort_unstable();
+    let mut all = ACTIONS.to_vec();
+    all.sort_unstable();
+    assert_eq!(named, all);
+}
+
+#[test]
+fn every_field_name_on_the_wire_is_camel_case() {
+    let requests = requests()
+        .into_iter()
+        .map(|body| to_json(&Request { id: 1, body }));
+    let mut found = Vec::new();
+    for value in requests.chain(results_and_events()) {
+        keys(&value, "", &mut found);
+    }
+    // The check itself must see the multi-word fields it is about.
+    assert!(found.iter().any(|(_, key)| key == "siteAdmin"));
+    assert!(found.iter().any(|(_, key)| key == "expiresMs"));
+    let bad: Vec<&String> = found
+        .iter()
+        .filter(|(_, key)| !is_camel_case(key))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(bad.is_empty(), "not camelCase: {bad:?}");
+}
+
+#[test]
+fn the_casing_check_catches_snake_case() {
+    assert!(is_camel_case("agentCertHash"));
+    assert!(is_camel_case("id"));
+    assert!(!is_camel_case("site_admin"));
+    assert!(!is_camel_case("Name"));
+    assert!(!is_camel_case(""));
+}
