@@ -6,6 +6,7 @@ pub mod agent_proto;
 pub mod agent_session;
 pub mod control;
 pub mod handshake;
+pub mod http_error;
 pub mod ids;
 pub mod install;
 pub mod msh;

@@ -2,7 +2,8 @@
 //! WebSocket, returning the session cookie's value. One request does not justify an HTTP client.
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde_json::json;
+use tether_common::http_error::HttpErrorBody;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -148,10 +149,8 @@ impl Response {
 
     /// The `message` of a JSON error body, e.g. the rate limiter's "try again in N minutes".
     fn json_message(&self) -> Option<String> {
-        let body: Value = serde_json::from_slice(&self.body).ok()?;
-        body.get("message")?
-            .as_str()
-            .map(|m| m.trim_end_matches('.').to_owned())
+        let body = HttpErrorBody::parse(&self.body)?;
+        Some(body.message.trim_end_matches('.').to_owned())
     }
 }
 
@@ -189,7 +188,7 @@ mod tests {
     #[test]
     fn reads_chunked_error_messages() {
         let raw = b"HTTP/1.1 429 Too Many Requests\r\ntransfer-encoding: chunked\r\n\r\n\
-                    a\r\n{\"message\"\r\n10\r\n:\"try later.\"}  \r\n0\r\n\r\n";
+                    16\r\n{\"error\":\"x\",\"message\"\r\n10\r\n:\"try later.\"}  \r\n0\r\n\r\n";
         let response = Response::parse(raw).unwrap();
         assert_eq!(response.status, 429);
         assert_eq!(response.json_message().as_deref(), Some("try later"));

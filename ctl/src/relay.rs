@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
-use serde_json::Value;
 use tether_common::control::CreateSession;
+use tether_common::http_error::HttpErrorBody;
 use tether_common::ids::DeviceId;
 use tether_common::relay::terminal::{self, TerminalEvent};
 use tether_common::relay::{MAX_RELAY_FRAME, PAIRED, SessionKind};
@@ -53,8 +53,8 @@ pub async fn open(
             let message = response
                 .body()
                 .as_deref()
-                .and_then(|body| serde_json::from_slice::<Value>(body).ok())
-                .and_then(|json| json["message"].as_str().map(str::to_owned))
+                .and_then(HttpErrorBody::parse)
+                .map(|body| body.message)
                 .unwrap_or_else(|| format!("HTTP status {}", response.status()));
             bail!("the relay refused the session: {message}")
         }

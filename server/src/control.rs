@@ -28,7 +28,6 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
 use tether_common::control::{MAX_CONTROL_FRAME, PROTOCOL_VERSION, ServerInfo};
 
 use crate::auth::sessions::AuthUser;
@@ -55,8 +54,8 @@ async fn get_control(
     if !origin::same_origin(origin, host) {
         // A page on another site must not drive this user's console with their cookie.
         tracing::warn!(user = %user.id, origin = origin.unwrap_or_default(), "control: cross-origin WebSocket refused");
-        let body = json!({"error": "forbidden", "message": "cross-origin WebSocket refused"});
-        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+        return crate::http::error::ApiError::forbidden("cross-origin WebSocket refused")
+            .into_response();
     }
     let Some(token) = connection::session_token(&state.config, &headers) else {
         // AuthUser found a session cookie a moment ago; this cannot happen, but do not panic.

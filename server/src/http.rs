@@ -14,6 +14,7 @@ use crate::state::AppState;
 
 pub mod client_ip;
 mod console;
+pub mod error;
 
 /// Largest request body any handler reads (JSON API calls are tiny).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

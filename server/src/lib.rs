@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod auth;
 pub mod certs;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod events;

@@ -434,9 +434,7 @@ async fn prune_daily(store: Arc<dyn Store>, retention_days: u32, shutdown: Cance
             () = shutdown.cancelled() => return,
             _ = every_day.tick() => {}
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = crate::clock::now_millis();
         match store.prune_sessions(now_ms / 1000).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "deleted expired login sessions"),

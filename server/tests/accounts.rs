@@ -202,7 +202,7 @@ async fn repeated_failures_from_one_network_are_rate_limited() {
         .unwrap();
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "rate_limited");
-    assert_eq!(body["retry_after"], retry_header);
+    assert_eq!(body["retryAfter"], retry_header);
     assert!((1..=600).contains(&retry_header), "{retry_header}");
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("try again in 10 minutes"), "{message}");

@@ -134,7 +134,7 @@ async fn agentconfig_prints_the_groups_msh_to_those_who_may_enrol() {
 #[tokio::test]
 async fn an_invite_serves_three_files_without_a_login_and_nothing_when_tampered_with() {
     let mut fx = Fixture::start().await;
-    let started = tether_server::control::views::now_secs();
+    let started = tether_server::clock::now_secs();
     let invite = invite_of(create_invite(&mut fx, None).await);
     assert!((started + 3590..=started + 3610).contains(&invite.expires));
     let base = format!("{}/api/invite/{}", fx.server.url, invite.token);

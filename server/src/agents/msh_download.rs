@@ -5,7 +5,6 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use tether_common::ids::GroupId;
 use tether_common::msh::{MESH_TYPE_AGENT, Msh};
 use tether_common::rights::Rights;
@@ -13,6 +12,7 @@ use tether_common::rights::Rights;
 use super::enrolment::{EnrolmentKey, group_key};
 use crate::auth::sessions::AuthUser;
 use crate::config::Config;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::{GroupRecord, UserRecord};
 
@@ -30,11 +30,12 @@ pub async fn get_agent_msh(
         Ok(key) => key,
         Err(e) => {
             tracing::error!(group = %group.id, "enrolment: the group's enrolment key: {e}");
-            return error(
+            return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Database error.",
-            );
+            )
+            .into_response();
         }
     };
     let authority = server_authority(&headers, &state.config);
@@ -50,23 +51,24 @@ pub async fn enrollable_group(
 ) -> Result<GroupRecord, Response> {
     match state.store.group(id).await {
         Ok(Some(group)) if may_enrol(user, &group) => Ok(group),
-        Ok(Some(group)) if can_see(user, &group) => Err(error(
+        Ok(Some(group)) if can_see(user, &group) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "You may not add devices to this group.",
-        )),
-        Ok(_) => Err(error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "No such device group.",
-        )),
+        )
+        .into_response()),
+        Ok(_) => Err(
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such device group.")
+                .into_response(),
+        ),
         Err(e) => {
             tracing::error!("enrolment: reading group {id}: {e}");
-            Err(error(
+            Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Database error.",
-            ))
+            )
+            .into_response())
         }
     }
 }
@@ -134,14 +136,6 @@ pub fn server_authority(headers: &HeaderMap, config: &Config) -> String {
         Some(host) => host.to_owned(),
         None => format!("{}:{}", config.cert, config.port),
     }
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({ "error": code, "message": message })),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use tether_common::ids::{DeviceId, GroupId};
 use tether_common::rights::Rights;
 
 use super::{enrolment, strings};
-use crate::control::views::{device_info, now_millis, now_secs};
+use crate::clock::{now_millis, now_secs};
+use crate::control::views::device_info;
 use crate::events::{Audience, EventBus};
 use crate::store::{DeviceRecord, GroupRecord, NewEvent, Store, StoreResult};
 

@@ -6,7 +6,7 @@ use tether_common::ids::UserId;
 
 use super::hashing::{self, Busy};
 use super::passwords::{self, PasswordRuleError};
-use super::sessions::now_secs;
+use crate::clock::now_secs;
 use crate::events::Audience;
 use crate::state::AppState;
 use crate::store::{NewEvent, Store, StoreError, UserRecord};

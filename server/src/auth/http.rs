@@ -1,12 +1,12 @@
 //! The login API under `/api/`: status, first-run setup, login, logout, password change and
-//! (when enabled) self-registration. Bodies are JSON; errors are `{"error": code, "message": …}`.
+//! (when enabled) self-registration. Bodies are JSON; errors are `crate::http::error::ApiError`.
 
 use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::header::{RETRY_AFTER, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -19,33 +19,12 @@ use super::ratelimit::{Attempt, LimitKind, RetryAfter};
 use super::sessions::{self, AuthUser};
 use crate::events::{Audience, Signal};
 use crate::http::client_ip::ClientIp;
+pub use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::{NewEvent, StoreError, UserRecord};
 
-/// An error answer. The message is for the person at the browser; causes that would help an
-/// attacker (or leak internals) go to the server log instead.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
-
+/// The login API's own errors; the type and its body are `crate::http::error`'s.
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    pub fn unauthorized() -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Please log in.")
-    }
-
     fn bad_credentials() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -55,14 +34,12 @@ impl ApiError {
     }
 
     fn busy() -> ApiError {
-        ApiError {
-            retry_after: Some(1),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "The server is busy; try again in a moment.",
-            )
-        }
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "The server is busy; try again in a moment.",
+        )
+        .retry_after(1)
     }
 
     pub(crate) fn rate_limited(retry: RetryAfter) -> ApiError {
@@ -73,28 +50,8 @@ impl ApiError {
             LimitKind::Account => "for this account from your network",
         };
         let message = format!("Too many failed attempts {scope}; try again in {minutes} {unit}.");
-        ApiError {
-            retry_after: Some(retry.seconds()),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.code, "message": self.message });
-        match self.retry_after {
-            Some(seconds) => {
-                body["retry_after"] = json!(seconds);
-                (
-                    self.status,
-                    [(RETRY_AFTER, seconds.to_string())],
-                    Json(body),
-                )
-                    .into_response()
-            }
-            None => (self.status, Json(body)).into_response(),
-        }
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            .retry_after(retry.seconds())
     }
 }
 
@@ -463,6 +420,6 @@ mod tests {
         };
         let response = ApiError::rate_limited(retry).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(response.headers()[RETRY_AFTER], "61");
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "61");
     }
 }

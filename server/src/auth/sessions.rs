@@ -19,6 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::http::ApiError;
+use crate::clock::now_secs;
 use crate::config::Config;
 use crate::state::AppState;
 use crate::store::{SessionRecord, StoreResult, UserRecord};
@@ -51,10 +52,6 @@ pub fn new_token() -> String {
 /// The key a session is stored under.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-pub fn now_secs() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// The `Set-Cookie` value that hands `token` to the browser.

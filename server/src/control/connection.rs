@@ -21,7 +21,8 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::actions::{ActionContext, perform};
 use super::flood::{FloodGuard, Verdict};
-use crate::auth::sessions::{now_secs, token_from_headers, token_hash, valid_session};
+use crate::auth::sessions::{token_from_headers, token_hash, valid_session};
+use crate::clock::now_secs;
 use crate::events::{Published, Signal};
 use crate::install::Site;
 use crate::state::AppState;

@@ -57,13 +57,5 @@ fn agent_details(device: &DeviceRecord) -> Option<AgentDetails> {
     }
 }
 
-pub fn now_secs() -> i64 {
-    now_millis() / 1000
-}
-
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+/// The actions read the clock through here (`crate::clock`).
+pub use crate::clock::{now_millis, now_secs};

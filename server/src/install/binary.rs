@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::io::ReaderStream;
 
 use crate::config::Config;
+use crate::http::error::ApiError;
 
 /// Inside the data folder; wins over the binary next to the server.
 pub const UPLOADED: &str = "agents/tether-agent-linux-x86_64";
@@ -34,11 +35,12 @@ pub async fn response(config: &Config) -> Response {
             Ok(None) => continue,
             Err(e) => {
                 tracing::error!(path = %path.display(), "agent download: cannot read the binary: {e}");
-                return super::downloads::error(
+                return ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "The agent binary cannot be read (see the server log).",
-                );
+                )
+                .into_response();
             }
         }
     }
@@ -47,12 +49,12 @@ pub async fn response(config: &Config) -> Response {
         "agent download: no agent binary to offer; looked for {}",
         tried.join(", ")
     );
-    super::downloads::error(
+    ApiError::new(
         StatusCode::NOT_FOUND,
         "no_agent_binary",
         "This server has no agent binary to offer. Its administrator can put one in the data \
          folder as agents/tether-agent-linux-x86_64, or install tether-agent next to tether-server.",
-    )
+    ).into_response()
 }
 
 /// `Ok(None)` when there is no file at `path`.

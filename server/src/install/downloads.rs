@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use tether_common::control::Event;
 use tether_common::ids::GroupId;
 use tether_common::rights::Rights;
@@ -23,8 +22,9 @@ use super::script::{self, ScriptInput};
 use super::{Site, binary};
 use crate::agents::{EnrolmentKey, enrollable_group, group_msh, msh_response};
 use crate::auth::sessions::AuthUser;
-use crate::control::views::{now_millis, now_secs};
+use crate::clock::{now_millis, now_secs};
 use crate::events::Audience;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::{GroupRecord, InviteRecord, NewEvent};
 
@@ -64,11 +64,12 @@ pub async fn get_invite_file(
         Ok(found) => found,
         Err(invite::InviteError::Store(e)) => {
             tracing::error!("invite: reading the store: {e}");
-            return error(
+            return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Database error.",
-            );
+            )
+            .into_response();
         }
         Err(e) => {
             tracing::warn!(peer = %peer.ip(), file, "invite: refused a download: {e}");
@@ -115,11 +116,12 @@ fn script_response(
         Ok(text) => text,
         Err(e) => {
             tracing::error!("invite: cannot write install.sh: {e}");
-            return error(
+            return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "The server cannot write an install script for this address.",
-            );
+            )
+            .into_response();
         }
     };
     (
@@ -168,17 +170,10 @@ async fn record_use(
 }
 
 fn not_found() -> Response {
-    error(
+    ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         "This invite link is not valid: it expired, was mistyped, or was withdrawn.",
     )
-}
-
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({ "error": code, "message": message })),
-    )
-        .into_response()
+    .into_response()
 }

@@ -9,7 +9,7 @@ use tether_common::control::Event;
 use tether_common::relay::RelayClaims;
 use tether_common::rights::Rights;
 
-use super::broker::now_millis;
+use crate::clock::now_millis;
 use crate::events::Audience;
 use crate::state::AppState;
 use crate::store::{GroupRecord, NewEvent};

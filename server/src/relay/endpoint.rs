@@ -16,14 +16,12 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use serde_json::json;
 use tether_common::relay::{MAX_RELAY_FRAME, RelayClaims, RelaySide};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -32,6 +30,7 @@ use super::broker::{Meeting, Refusal, RelayEnd};
 use super::pending::ClaimError;
 use super::{pipe, session};
 use crate::auth::sessions::{request_user, token_from_headers, token_hash};
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// Bound on a relay socket's outgoing buffer: one frame and change. Writes are flushed one frame
@@ -64,7 +63,7 @@ pub async fn get_relay(
         if !crate::control::origin::same_origin(origin, host) {
             tracing::warn!(%addr, user = %claims.user, origin = origin.unwrap_or_default(), "relay: cross-origin console end refused");
             let message = "cross-origin WebSocket refused";
-            return error_response(StatusCode::FORBIDDEN, "forbidden", message);
+            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
         }
         match request_user(&state, &headers).await {
             Ok(Some(user)) if user.id == claims.user => {
@@ -73,7 +72,8 @@ pub async fn get_relay(
             Ok(_) => {
                 tracing::warn!(%addr, user = %claims.user, "relay: console end without that user's session refused");
                 let message = "log in as the user who opened this session";
-                return error_response(StatusCode::UNAUTHORIZED, "unauthorized", message);
+                return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+                    .into_response();
             }
             Err(e) => return refuse(&Refusal::Store(e), addr),
         }
@@ -108,15 +108,12 @@ fn refuse(refusal: &Refusal, addr: SocketAddr) -> Response {
         Refusal::Store(e) => {
             tracing::error!("relay: store error: {e}");
             let message = "internal server error (see the server log)";
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", message);
+            return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+                .into_response();
         }
     };
     tracing::info!(%addr, "relay: refused: {refusal}");
-    error_response(status, code, &refusal.to_string())
-}
-
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
+    ApiError::new(status, code, refusal.to_string()).into_response()
 }
 
 /// Runs one admitted end: pairs it with its peer (whoever arrives second hands its socket to the

@@ -20,7 +20,8 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::live::{Affected, LiveSession, Revoked};
-use crate::auth::sessions::{now_secs, valid_session};
+use crate::auth::sessions::valid_session;
+use crate::clock::now_secs;
 use crate::control::rights_on;
 use crate::events::{Published, Signal};
 use crate::state::AppState;

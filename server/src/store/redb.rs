@@ -9,7 +9,6 @@
 use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{
@@ -264,12 +263,6 @@ fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Backend(format!("decoding a record: {e}")))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Keys of the rows of `table` whose record satisfies `pick`.
@@ -559,7 +552,7 @@ impl Store for RedbStore {
             let record = EventRecord {
                 id,
                 time: if event.time == 0 {
-                    now_ms()
+                    crate::clock::now_millis()
                 } else {
                     event.time
                 },

@@ -37,7 +37,7 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Pr
   if (!response.ok) {
     const message = typeof data.message === "string" ? data.message : `The request failed (HTTP ${response.status}).`;
     const code = typeof data.error === "string" ? data.error : "error";
-    const retry = typeof data.retry_after === "number" ? data.retry_after : undefined;
+    const retry = typeof data.retryAfter === "number" ? data.retryAfter : undefined;
     throw new ApiError(response.status, code, message, retry);
   }
   return data as T;
