@@ -6,6 +6,7 @@
 //! Every action checks the caller's rights here on the server; the client's view is never trusted.
 
 mod access;
+mod action_store;
 mod actions;
 mod audit;
 mod blocked;
@@ -37,6 +38,7 @@ use crate::state::AppState;
 
 /// The relay re-checks live sessions with the same rule the actions use.
 pub(crate) use access::rights_on;
+pub use action_store::ActionStore;
 pub use actions::{ActionContext, ActionError, perform};
 
 pub fn routes() -> Router<AppState> {

@@ -7,14 +7,14 @@ use tether_common::ids::{DeviceId, GroupId};
 use tether_common::install::BlockedDevice;
 use tether_common::rights::Rights;
 
+use super::access::{Enrol, group_with};
 use super::actions::{ActionContext, ActionError, ActionResult, to_value};
 use super::audit::{Subject, record};
-use super::install::enrollable;
 use crate::events::Audience;
 use crate::store::BlockedDeviceRecord;
 
 pub async fn list(ctx: &ActionContext<'_>, group: &GroupId) -> ActionResult {
-    let group = enrollable(ctx, group).await?;
+    let group = group_with::<Enrol>(ctx, group).await?.group().clone();
     let blocked: Vec<BlockedDevice> = ctx
         .store
         .blocked_devices(Some(&group.id))
@@ -32,12 +32,13 @@ pub async fn unblock(ctx: &ActionContext<'_>, device: &DeviceId) -> ActionResult
         .blocked_device(device)
         .await?
         .ok_or_else(not_found)?;
-    let group = match enrollable(ctx, &block.group).await {
-        Ok(group) => group,
+    let granted = match group_with::<Enrol>(ctx, &block.group).await {
+        Ok(granted) => granted,
         Err(ActionError::NotFound(_)) => return Err(not_found()),
         Err(other) => return Err(other),
     };
-    if !ctx.store.unblock_device(device).await? {
+    let group = granted.group();
+    if !ctx.store.unblock_device(&granted, device).await? {
         return Err(not_found());
     }
     let message = format!(
@@ -54,7 +55,7 @@ pub async fn unblock(ctx: &ActionContext<'_>, device: &DeviceId) -> ActionResult
         "device_unblocked",
         subject,
         message,
-        Audience::group(&group, Rights::EVENTS),
+        Audience::group(group, Rights::EVENTS),
     )
     .await;
     Ok(json!({ "unblocked": device }))

@@ -5,7 +5,7 @@ use serde_json::json;
 use tether_common::control::Event;
 use tether_common::ids::UserId;
 
-use super::access::require_site_admin;
+use super::access::{myself, require_site_admin};
 use super::actions::{ActionContext, ActionError, ActionResult, deleted, to_value};
 use super::audit::{Subject, record};
 use super::views::user_info;
@@ -44,11 +44,14 @@ pub async fn add(
     email: Option<String>,
     site_admin: bool,
 ) -> ActionResult {
-    require_site_admin(ctx.caller)?;
-    let mut user = accounts::create_account(ctx.store, name, password, email).await?;
+    let admin = require_site_admin(ctx.caller)?;
+    let mut user = ctx
+        .store
+        .create_account(&admin, name, password, email)
+        .await?;
     if site_admin && !user.site_admin {
         user.site_admin = true;
-        ctx.store.update_user(&user).await?;
+        ctx.store.update_user(&admin, &user).await?;
     }
     let info = user_info(&user);
     ctx.events.publish(
@@ -60,14 +63,14 @@ pub async fn add(
 
 /// Nobody, not even a site admin removing themselves, may remove the last site administrator.
 pub async fn remove(ctx: &ActionContext<'_>, id: &UserId) -> ActionResult {
-    require_site_admin(ctx.caller)?;
+    let admin = require_site_admin(ctx.caller)?;
     let target = existing_user(ctx, id).await?;
     if target.site_admin && site_admin_count(ctx).await? <= 1 {
         return Err(ActionError::Conflict(
             "the last site administrator cannot be removed".into(),
         ));
     }
-    if !ctx.store.delete_user(id).await? {
+    if !ctx.store.delete_user(&admin, id).await? {
         return Err(ActionError::NotFound(format!("no user {id}")));
     }
     // The removed user's own consoles hear it too, and close.
@@ -92,9 +95,12 @@ pub async fn remove(ctx: &ActionContext<'_>, id: &UserId) -> ActionResult {
 
 /// Every session of the account ends; its open consoles close when they hear `userChanged`.
 pub async fn reset_password(ctx: &ActionContext<'_>, id: &UserId, password: &str) -> ActionResult {
-    require_site_admin(ctx.caller)?;
+    let admin = require_site_admin(ctx.caller)?;
     let target = existing_user(ctx, id).await?;
-    let user = accounts::reset_password(ctx.store, &target.name, password).await?;
+    let user = ctx
+        .store
+        .reset_password(&admin, &target.name, password)
+        .await?;
     let info = user_info(&user);
     ctx.events.publish(
         Event::UserChanged { user: info.clone() },
@@ -111,7 +117,7 @@ pub async fn edit(
     email: Option<String>,
     site_admin: Option<bool>,
 ) -> ActionResult {
-    require_site_admin(ctx.caller)?;
+    let admin = require_site_admin(ctx.caller)?;
     let mut user = existing_user(ctx, id).await?;
     if let Some(email) = email {
         user.email = accounts::validate_email(Some(email))?;
@@ -124,7 +130,7 @@ pub async fn edit(
         }
         user.site_admin = site_admin;
     }
-    ctx.store.update_user(&user).await?;
+    ctx.store.update_user(&admin, &user).await?;
     let info = user_info(&user);
     ctx.events.publish(
         Event::UserChanged { user: info.clone() },
@@ -173,7 +179,9 @@ pub async fn change_own_password(
     if !attempt.delay.is_zero() {
         tokio::time::sleep(attempt.delay).await;
     }
-    let user = match accounts::change_password(ctx.store, ctx.caller, old_password, new_password)
+    let user = match ctx
+        .store
+        .change_own_password(&myself(ctx), old_password, new_password)
         .await
     {
         Ok(user) => user,
