@@ -38,6 +38,11 @@ use crate::state::AppState;
 
 /// The relay re-checks live sessions with the same rule the actions use.
 pub(crate) use access::rights_on;
+/// The proofs `ActionStore`'s writes ask for; only `access`'s checks make them.
+pub use access::{
+    Device, Enrol, Events, Granted, Group, ManageDevices, ManageGroup, Myself, Right, SessionGrant,
+    SiteAdmin, View,
+};
 pub use action_store::ActionStore;
 pub use actions::{ActionContext, ActionError, perform};
 

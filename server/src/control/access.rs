@@ -166,6 +166,19 @@ impl<R: Right> Granted<R, Device> {
 }
 
 /// Proof that the caller is a site administrator. Made only by [`require_site_admin`].
+///
+/// The type can be named anywhere (it is in `ActionStore`'s signatures):
+///
+/// ```
+/// fn needs_proof(_: &tether_server::control::SiteAdmin) {}
+/// ```
+///
+/// but outside this module it cannot be made, as its field is private (error E0451); the same
+/// holds for `Granted`, `SessionGrant` and `Myself`:
+///
+/// ```compile_fail
+/// let forged = tether_server::control::SiteAdmin { _checked: () };
+/// ```
 pub struct SiteAdmin {
     _checked: (),
 }
