@@ -6,6 +6,7 @@
 //! Every action checks the caller's rights here on the server; the client's view is never trusted.
 
 mod access;
+mod action_store;
 mod actions;
 mod audit;
 mod blocked;
@@ -36,6 +37,12 @@ use crate::state::AppState;
 
 /// The relay re-checks live sessions with the same rule the actions use.
 pub(crate) use access::rights_on;
+/// The proofs `ActionStore`'s writes ask for; only `access`'s checks make them.
+pub use access::{
+    Device, Enrol, Events, Granted, Group, ManageDevices, ManageGroup, Myself, Right, SessionGrant,
+    SiteAdmin, View,
+};
+pub use action_store::ActionStore;
 pub use actions::{ActionContext, ActionError, perform};
 
 pub fn routes() -> Router<AppState> {

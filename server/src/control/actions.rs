@@ -4,16 +4,18 @@
 use serde_json::Value;
 use tether_common::control::{Action, ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
 
+use super::action_store::ActionStore;
 use super::{blocked, devices, groups, install, sessions, users, views};
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
 use crate::relay::RelayBroker;
-use crate::store::{Store, StoreError, UserRecord};
+use crate::store::{StoreError, UserRecord};
 
 /// What an action may touch. Built per request from `AppState` and the caller's freshly read record,
 /// so a revoked right takes effect on the very next request.
 pub struct ActionContext<'a> {
-    pub store: &'a dyn Store,
+    /// The store as actions may use it: every write takes the proof of a rights check.
+    pub store: ActionStore<'a>,
     pub events: &'a EventBus,
     pub agents: &'a OnlineAgents,
     pub relay: &'a RelayBroker,

@@ -5,7 +5,7 @@ use tether_common::control::{Event, EventRecord};
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
 
-use super::access::{device_with, group_with, rights_on};
+use super::access::{Events, device_with, group_with, rights_on};
 use super::actions::{ActionContext, ActionError};
 use super::views::now_millis;
 use crate::events::Audience;
@@ -59,9 +59,9 @@ pub async fn list(
     let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
     // Asking for one group's or device's events: check that one, then the store filters.
     if let Some(device) = device {
-        device_with(ctx, device, Rights::EVENTS).await?;
+        device_with::<Events>(ctx, device).await?;
     } else if let Some(group) = group {
-        group_with(ctx, group, Rights::EVENTS).await?;
+        group_with::<Events>(ctx, group).await?;
     }
     if ctx.caller.site_admin || device.is_some() || group.is_some() {
         let filter = EventFilter {

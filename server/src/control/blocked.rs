@@ -7,9 +7,9 @@ use tether_common::ids::{DeviceId, GroupId};
 use tether_common::install::BlockedDevice;
 use tether_common::rights::Rights;
 
+use super::access::{Enrol, group_with};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
-use super::install::enrollable;
 use crate::events::Audience;
 use crate::store::BlockedDeviceRecord;
 
@@ -17,7 +17,7 @@ pub async fn list(
     ctx: &ActionContext<'_>,
     group: &GroupId,
 ) -> Result<Vec<BlockedDevice>, ActionError> {
-    let group = enrollable(ctx, group).await?;
+    let group = group_with::<Enrol>(ctx, group).await?.group().clone();
     let blocked: Vec<BlockedDevice> = ctx
         .store
         .blocked_devices(Some(&group.id))
@@ -35,12 +35,13 @@ pub async fn unblock(ctx: &ActionContext<'_>, device: &DeviceId) -> Result<Unblo
         .blocked_device(device)
         .await?
         .ok_or_else(not_found)?;
-    let group = match enrollable(ctx, &block.group).await {
-        Ok(group) => group,
+    let granted = match group_with::<Enrol>(ctx, &block.group).await {
+        Ok(granted) => granted,
         Err(ActionError::NotFound(_)) => return Err(not_found()),
         Err(other) => return Err(other),
     };
-    if !ctx.store.unblock_device(device).await? {
+    let group = granted.group();
+    if !ctx.store.unblock_device(&granted, device).await? {
         return Err(not_found());
     }
     let message = format!(
@@ -57,7 +58,7 @@ pub async fn unblock(ctx: &ActionContext<'_>, device: &DeviceId) -> Result<Unblo
         "device_unblocked",
         subject,
         message,
-        Audience::group(&group, Rights::EVENTS),
+        Audience::group(group, Rights::EVENTS),
     )
     .await;
     Ok(Unblocked {

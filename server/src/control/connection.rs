@@ -19,6 +19,7 @@ use tether_common::control::{
 };
 use tokio::sync::{broadcast, mpsc};
 
+use super::action_store::ActionStore;
 use super::actions::{ActionContext, perform};
 use super::flood::{FloodGuard, Verdict};
 use crate::auth::sessions::{token_from_headers, token_hash, valid_session};
@@ -277,7 +278,7 @@ impl Connection {
             tether_common::control::RequestBody::ChangePassword { .. }
         );
         let ctx = ActionContext {
-            store: self.state.store.as_ref(),
+            store: ActionStore::new(self.state.store.as_ref()),
             events: &self.state.events,
             agents: &self.state.agents,
             relay: &self.state.relay,

@@ -5,13 +5,12 @@ use tether_common::control::{Deleted, DeviceInfo, Event};
 use tether_common::ids::{DeviceId, GroupId};
 use tether_common::rights::Rights;
 
-use super::access::{device_with, group_with, rights_on};
+use super::access::{ManageDevices, View, device_with, group_with, rights_on};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use super::views::{device_info, now_secs};
 use crate::agents::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 use crate::events::Audience;
-use crate::store::{BlockedDeviceRecord, DeviceRecord};
 
 /// Devices of the groups the caller can see (of one group, when given).
 pub async fn list(
@@ -20,7 +19,7 @@ pub async fn list(
 ) -> Result<Vec<DeviceInfo>, ActionError> {
     let devices = match group {
         Some(group) => {
-            group_with(ctx, group, Rights::VIEW).await?;
+            group_with::<View>(ctx, group).await?;
             ctx.store.devices(Some(group)).await?
         }
         None => {
@@ -59,7 +58,8 @@ pub async fn rename(
     id: &DeviceId,
     name: &str,
 ) -> Result<DeviceInfo, ActionError> {
-    let (device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
+    let granted = device_with::<ManageDevices>(ctx, id).await?;
+    let group = granted.group();
     let name = name.trim();
     // The same rule that names sent by agents are cleaned to (`agents/strings.rs`).
     if !device_name_is_clean(name) {
@@ -68,16 +68,11 @@ pub async fn rename(
              bidirectional or zero-width characters"
         )));
     }
-    let old_name = device.name.clone();
-    let new_name = name.to_owned();
-    let rename = move |stored: &mut DeviceRecord| {
-        stored.name = new_name;
-        true
-    };
+    let old_name = granted.device().name.clone();
     // In one transaction: an agent's concurrent update is kept, a concurrent delete stays.
     let device = ctx
         .store
-        .update_device(id, Box::new(rename))
+        .rename_device(&granted, name.to_owned())
         .await?
         .ok_or_else(|| ActionError::NotFound(format!("no device {id}")))?
         .device;
@@ -86,7 +81,7 @@ pub async fn rename(
         Event::DeviceChanged {
             device: info.clone(),
         },
-        Audience::group(&group, Rights::VIEW),
+        Audience::group(group, Rights::VIEW),
     );
     let message = format!(
         "{} renamed device {old_name} to {}",
@@ -102,7 +97,7 @@ pub async fn rename(
         "device_renamed",
         subject,
         message,
-        Audience::group(&group, Rights::EVENTS),
+        Audience::group(group, Rights::EVENTS),
     )
     .await;
     Ok(info)
@@ -117,19 +112,14 @@ pub async fn delete(
     id: &DeviceId,
     block: bool,
 ) -> Result<Deleted<DeviceId>, ActionError> {
-    let (device, group) = device_with(ctx, id, Rights::MANAGE_DEVICES).await?;
+    let granted = device_with::<ManageDevices>(ctx, id).await?;
+    let (device, group) = (granted.device(), granted.group());
     if block {
         ctx.store
-            .block_device(&BlockedDeviceRecord {
-                device: device.id.clone(),
-                group: group.id.clone(),
-                name: device.name.clone(),
-                blocked_by: ctx.caller.id.clone(),
-                time: now_secs(),
-            })
+            .block_device(&granted, &ctx.caller.id, now_secs())
             .await?;
     }
-    if !ctx.store.delete_device(id).await? {
+    if !ctx.store.delete_device(&granted).await? {
         return Err(ActionError::NotFound(format!("no device {id}")));
     }
     let event = Event::DeviceRemoved {
@@ -137,7 +127,7 @@ pub async fn delete(
         group: group.id.clone(),
     };
     ctx.events
-        .publish(event, Audience::group(&group, Rights::VIEW));
+        .publish(event, Audience::group(group, Rights::VIEW));
     ctx.agents.disconnect(id);
     let message = format!(
         "{} removed device {} from group {}{}",
@@ -164,7 +154,7 @@ pub async fn delete(
         },
         subject,
         message,
-        Audience::group(&group, Rights::EVENTS),
+        Audience::group(group, Rights::EVENTS),
     )
     .await;
     Ok(Deleted {

@@ -5,7 +5,7 @@ use tether_common::control::{Deleted, Event, GroupInfo};
 use tether_common::ids::{GroupId, UserId};
 use tether_common::rights::Rights;
 
-use super::access::{group_with, require_site_admin, rights_on};
+use super::access::{ManageGroup, group_with, require_site_admin, rights_on};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use super::views::{group_info, now_secs};
@@ -40,7 +40,7 @@ pub async fn create(
     name: &str,
     description: &str,
 ) -> Result<GroupInfo, ActionError> {
-    require_site_admin(ctx.caller)?;
+    let admin = require_site_admin(ctx.caller)?;
     let name = checked_name(name)?;
     let description = checked_description(description)?;
     let mut bytes = [0u8; 48];
@@ -52,7 +52,7 @@ pub async fn create(
         members: [(ctx.caller.id.clone(), Rights::FULL)].into(),
         created: now_secs(),
     };
-    ctx.store.put_group(&group).await?;
+    ctx.store.create_group(&admin, &group).await?;
     let info = group_info(&group);
     ctx.events.publish(
         Event::GroupCreated {
@@ -82,14 +82,23 @@ pub async fn edit(
     name: Option<String>,
     description: Option<String>,
 ) -> Result<GroupInfo, ActionError> {
-    let mut group = group_with(ctx, id, Rights::MANAGE_GROUP).await?;
-    if let Some(name) = name {
-        group.name = checked_name(&name)?;
-    }
-    if let Some(description) = description {
-        group.description = checked_description(&description)?;
-    }
-    ctx.store.put_group(&group).await?;
+    let granted = group_with::<ManageGroup>(ctx, id).await?;
+    let name = name.as_deref().map(checked_name).transpose()?;
+    let description = description
+        .as_deref()
+        .map(checked_description)
+        .transpose()?;
+    let group = ctx
+        .store
+        .update_group(&granted, |group| {
+            if let Some(name) = name {
+                group.name = name;
+            }
+            if let Some(description) = description {
+                group.description = description;
+            }
+        })
+        .await?;
     let info = group_info(&group);
     ctx.events.publish(
         Event::GroupChanged {
@@ -120,10 +129,11 @@ pub async fn delete(
     ctx: &ActionContext<'_>,
     id: &GroupId,
 ) -> Result<Deleted<GroupId>, ActionError> {
-    let group = group_with(ctx, id, Rights::MANAGE_GROUP).await?;
-    let viewers = Audience::group(&group, Rights::VIEW);
-    let readers = Audience::group(&group, Rights::EVENTS);
-    if !ctx.store.delete_group(id).await? {
+    let granted = group_with::<ManageGroup>(ctx, id).await?;
+    let group = granted.group();
+    let viewers = Audience::group(group, Rights::VIEW);
+    let readers = Audience::group(group, Rights::EVENTS);
+    if !ctx.store.delete_group(&granted).await? {
         return Err(ActionError::NotFound(format!("no device group {id}")));
     }
     ctx.events
@@ -156,8 +166,8 @@ pub async fn set_rights(
     user: &UserId,
     rights: Rights,
 ) -> Result<GroupInfo, ActionError> {
-    let mut group = group_with(ctx, id, Rights::MANAGE_GROUP).await?;
-    let own = rights_on(ctx.caller, &group);
+    let granted = group_with::<ManageGroup>(ctx, id).await?;
+    let own = granted.held();
     if !own.contains(rights) {
         return Err(ActionError::Forbidden(format!(
             "you cannot grant rights you do not hold ({own})"
@@ -168,7 +178,8 @@ pub async fn set_rights(
         .user(user)
         .await?
         .ok_or_else(|| ActionError::NotFound(format!("no user {user}")))?;
-    let current = group
+    let current = granted
+        .group()
         .members
         .get(&target.id)
         .copied()
@@ -179,12 +190,16 @@ pub async fn set_rights(
             target.name
         )));
     }
-    if rights.is_empty() {
-        group.members.remove(&target.id);
-    } else {
-        group.members.insert(target.id.clone(), rights);
-    }
-    ctx.store.put_group(&group).await?;
+    let group = ctx
+        .store
+        .update_group(&granted, |group| {
+            if rights.is_empty() {
+                group.members.remove(&target.id);
+            } else {
+                group.members.insert(target.id.clone(), rights);
+            }
+        })
+        .await?;
     let info = group_info(&group);
     // The affected user hears about it too, also when they were just removed (their client then
     // drops the group, since they are no longer among its members).

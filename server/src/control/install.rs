@@ -11,13 +11,12 @@ use tether_common::install::{
 };
 use tether_common::rights::Rights;
 
-use super::access::group_with;
+use super::access::{Enrol, group_with};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use super::views::now_secs;
-use crate::agents::{EnrolmentKey, group_key, group_msh, may_enrol, rotate_group_key};
+use crate::agents::{EnrolmentKey, group_msh};
 use crate::events::Audience;
-use crate::install::invite;
 use crate::store::{GroupRecord, InviteRecord};
 
 /// Invites stay listed this long after they expired, then go (with their keys).
@@ -27,8 +26,9 @@ pub async fn agent_config(
     ctx: &ActionContext<'_>,
     id: &GroupId,
 ) -> Result<AgentConfig, ActionError> {
-    let group = enrollable(ctx, id).await?;
-    let key = group_key(ctx.store, &group.id).await?;
+    let granted = group_with::<Enrol>(ctx, id).await?;
+    let key = ctx.store.group_key(&granted).await?;
+    let group = granted.group().clone();
     config_of(ctx, group, &key)
 }
 
@@ -36,8 +36,9 @@ pub async fn rotate_enrolment_key(
     ctx: &ActionContext<'_>,
     id: &GroupId,
 ) -> Result<AgentConfig, ActionError> {
-    let group = enrollable(ctx, id).await?;
-    let key = rotate_group_key(ctx.store, &group.id).await?;
+    let granted = group_with::<Enrol>(ctx, id).await?;
+    let key = ctx.store.rotate_group_key(&granted).await?;
+    let group = granted.group().clone();
     let message = format!(
         "{} replaced the enrolment key of group {}: earlier .msh files admit no new device",
         ctx.caller.name, group.name
@@ -75,19 +76,15 @@ pub async fn create_invite(
             "an invite admits at least one device (leave max_devices out for no limit)".into(),
         ));
     }
-    let group = enrollable(ctx, id).await?;
+    let granted = group_with::<Enrol>(ctx, id).await?;
+    let group = granted.group();
     let now = now_secs();
     prune_old_invites(ctx, now).await;
-    let (token, created) = invite::mint(
-        ctx.store,
-        &group.id,
-        &ctx.caller.id,
-        minutes,
-        max_devices,
-        now,
-    )
-    .await
-    .map_err(|e| ActionError::Internal(format!("storing an invite: {e}")))?;
+    let (token, created) = ctx
+        .store
+        .create_invite(&granted, &ctx.caller.id, minutes, max_devices, now)
+        .await
+        .map_err(|e| ActionError::Internal(format!("storing an invite: {e}")))?;
     let site = ctx.site;
     let root_cert_url = site.url(ROOT_CERT_PATH);
     let root_cert_sha256 = site.root_cert_sha256();
@@ -114,7 +111,7 @@ pub async fn create_invite(
         "{} created invite {} to enrol devices in group {}, valid for {minutes} minutes{limit}",
         ctx.caller.name, created.id, group.name
     );
-    audit(ctx, &group, "invite_created", message).await;
+    audit(ctx, group, "invite_created", message).await;
     Ok(invite)
 }
 
@@ -122,7 +119,7 @@ pub async fn list_invites(
     ctx: &ActionContext<'_>,
     id: &GroupId,
 ) -> Result<Vec<InviteInfo>, ActionError> {
-    let group = enrollable(ctx, id).await?;
+    let group = group_with::<Enrol>(ctx, id).await?.group().clone();
     let now = now_secs();
     prune_old_invites(ctx, now).await;
     let infos: Vec<InviteInfo> = ctx
@@ -138,15 +135,16 @@ pub async fn list_invites(
 pub async fn revoke_invite(ctx: &ActionContext<'_>, id: &str) -> Result<InviteInfo, ActionError> {
     let not_found = || ActionError::NotFound(format!("no invite {id}"));
     let invite = ctx.store.invite(id).await?.ok_or_else(not_found)?;
-    let group = match enrollable(ctx, &invite.group).await {
-        Ok(group) => group,
+    let granted = match group_with::<Enrol>(ctx, &invite.group).await {
+        Ok(granted) => granted,
         Err(ActionError::NotFound(_)) => return Err(not_found()),
         Err(other) => return Err(other),
     };
+    let group = granted.group();
     let now = now_secs();
     let revoked = ctx
         .store
-        .revoke_invite(id, &ctx.caller.id, now)
+        .revoke_invite(&granted, id, &ctx.caller.id, now)
         .await?
         .ok_or_else(not_found)?;
     if invite.revoked.is_none() {
@@ -154,7 +152,7 @@ pub async fn revoke_invite(ctx: &ActionContext<'_>, id: &str) -> Result<InviteIn
             "{} revoked invite {} to group {} (it had enrolled {} devices)",
             ctx.caller.name, invite.id, group.name, revoked.enrolled
         );
-        audit(ctx, &group, "invite_revoked", message).await;
+        audit(ctx, group, "invite_revoked", message).await;
     }
     Ok(invite_info(&revoked, now))
 }
@@ -204,16 +202,4 @@ async fn audit(ctx: &ActionContext<'_>, group: &GroupRecord, kind: &str, message
         Audience::group(group, Rights::EVENTS),
     )
     .await;
-}
-
-/// The group, if the caller may enrol devices in it.
-pub async fn enrollable(ctx: &ActionContext<'_>, id: &GroupId) -> Result<GroupRecord, ActionError> {
-    let group = group_with(ctx, id, Rights::VIEW).await?;
-    if !may_enrol(ctx.caller, &group) {
-        return Err(ActionError::Forbidden(format!(
-            "you need the 'manage' or 'devices' right on device group {} to add devices to it",
-            group.name
-        )));
-    }
-    Ok(group)
 }

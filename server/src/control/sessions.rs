@@ -4,9 +4,8 @@
 
 use tether_common::ids::DeviceId;
 use tether_common::relay::{SessionKind, SessionTicket, TunnelRequest, relay_url};
-use tether_common::rights::Rights;
 
-use super::access::{device_with, rights_on};
+use super::access::session_on;
 use super::actions::{ActionContext, ActionError};
 use crate::agents::Outgoing;
 use crate::relay::MintError;
@@ -16,15 +15,8 @@ pub async fn create(
     id: &DeviceId,
     kind: SessionKind,
 ) -> Result<SessionTicket, ActionError> {
-    let (device, group) = device_with(ctx, id, Rights::VIEW).await?;
-    let rights = rights_on(ctx.caller, &group);
-    if !kind.allowed_by(rights) {
-        return Err(ActionError::Forbidden(format!(
-            "you need the '{}' right on device group {} to open a {kind} session",
-            kind.required_right(),
-            group.name
-        )));
-    }
+    let granted = session_on(ctx, id, kind).await?;
+    let (device, rights) = (granted.device().clone(), granted.rights());
     if !ctx.agents.is_online(&device.id) {
         return Err(ActionError::Conflict(format!(
             "device {} is offline",
@@ -32,8 +24,8 @@ pub async fn create(
         )));
     }
     let minted = ctx
-        .relay
-        .mint(ctx.store, &device.id, &ctx.caller.id, kind, rights)
+        .store
+        .mint_session(ctx.relay, &granted)
         .await
         .map_err(|e| match e {
             MintError::Busy(busy) => ActionError::Conflict(busy.to_string()),

@@ -10,6 +10,7 @@ use tether_common::install::InviteStatus;
 use tether_common::rights::Rights;
 use tokio::sync::broadcast;
 
+use super::action_store::ActionStore;
 use super::actions::{ActionContext, perform};
 use crate::agents::OnlineAgents;
 use crate::events::{EventBus, Published};
@@ -73,7 +74,7 @@ impl World {
     async fn run_raw(&self, caller: &UserRecord, body: RequestBody) -> Result<Value, ErrorCode> {
         let caller = self.reread(caller).await;
         let ctx = ActionContext {
-            store: self.store.as_ref(),
+            store: ActionStore::new(self.store.as_ref()),
             events: &self.events,
             agents: &self.agents,
             relay: &self.relay,

@@ -4,7 +4,7 @@
 use tether_common::control::{Deleted, Event, PasswordChanged, UserInfo};
 use tether_common::ids::UserId;
 
-use super::access::require_site_admin;
+use super::access::{myself, require_site_admin};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use super::views::user_info;
@@ -43,11 +43,14 @@ pub async fn add(
     email: Option<String>,
     site_admin: bool,
 ) -> Result<UserInfo, ActionError> {
-    require_site_admin(ctx.caller)?;
-    let mut user = accounts::create_account(ctx.store, name, password, email).await?;
+    let admin = require_site_admin(ctx.caller)?;
+    let mut user = ctx
+        .store
+        .create_account(&admin, name, password, email)
+        .await?;
     if site_admin && !user.site_admin {
         user.site_admin = true;
-        ctx.store.update_user(&user).await?;
+        ctx.store.update_user(&admin, &user).await?;
     }
     let info = user_info(&user);
     ctx.events.publish(
@@ -59,14 +62,14 @@ pub async fn add(
 
 /// Nobody, not even a site admin removing themselves, may remove the last site administrator.
 pub async fn remove(ctx: &ActionContext<'_>, id: &UserId) -> Result<Deleted<UserId>, ActionError> {
-    require_site_admin(ctx.caller)?;
+    let admin = require_site_admin(ctx.caller)?;
     let target = existing_user(ctx, id).await?;
     if target.site_admin && site_admin_count(ctx).await? <= 1 {
         return Err(ActionError::Conflict(
             "the last site administrator cannot be removed".into(),
         ));
     }
-    if !ctx.store.delete_user(id).await? {
+    if !ctx.store.delete_user(&admin, id).await? {
         return Err(ActionError::NotFound(format!("no user {id}")));
     }
     // The removed user's own consoles hear it too, and close.
@@ -97,9 +100,12 @@ pub async fn reset_password(
     id: &UserId,
     password: &str,
 ) -> Result<UserInfo, ActionError> {
-    require_site_admin(ctx.caller)?;
+    let admin = require_site_admin(ctx.caller)?;
     let target = existing_user(ctx, id).await?;
-    let user = accounts::reset_password(ctx.store, &target.name, password).await?;
+    let user = ctx
+        .store
+        .reset_password(&admin, &target.name, password)
+        .await?;
     let info = user_info(&user);
     ctx.events.publish(
         Event::UserChanged { user: info.clone() },
@@ -116,7 +122,7 @@ pub async fn edit(
     email: Option<String>,
     site_admin: Option<bool>,
 ) -> Result<UserInfo, ActionError> {
-    require_site_admin(ctx.caller)?;
+    let admin = require_site_admin(ctx.caller)?;
     let mut user = existing_user(ctx, id).await?;
     if let Some(email) = email {
         user.email = accounts::validate_email(Some(email))?;
@@ -129,7 +135,7 @@ pub async fn edit(
         }
         user.site_admin = site_admin;
     }
-    ctx.store.update_user(&user).await?;
+    ctx.store.update_user(&admin, &user).await?;
     let info = user_info(&user);
     ctx.events.publish(
         Event::UserChanged { user: info.clone() },
@@ -178,7 +184,9 @@ pub async fn change_own_password(
     if !attempt.delay.is_zero() {
         tokio::time::sleep(attempt.delay).await;
     }
-    let user = match accounts::change_password(ctx.store, ctx.caller, old_password, new_password)
+    let user = match ctx
+        .store
+        .change_own_password(&myself(ctx), old_password, new_password)
         .await
     {
         Ok(user) => user,
