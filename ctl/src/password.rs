@@ -4,11 +4,9 @@
 //! input, not echoed when that is a terminal), or, with no option on a terminal, a prompt.
 
 use std::ffi::OsString;
-use std::io::{BufRead, IsTerminal, Write};
-use std::os::fd::AsFd;
+use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, bail};
-use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
 
 use crate::cli::NewPassword;
 
@@ -78,41 +76,16 @@ fn one_line(mut input: impl BufRead) -> anyhow::Result<String> {
     Ok(line.to_owned())
 }
 
-/// Asks on stderr and reads one line from the terminal with echo off.
+/// Asks on the terminal and reads one line from it with echo off (rpassword restores the
+/// settings however the read ends, Ctrl-C included); an empty line is an error, as on standard
+/// input.
 fn hidden_line(prompt: &str) -> anyhow::Result<String> {
-    let mut stderr = std::io::stderr();
-    let _ = write!(stderr, "{prompt}");
-    let _ = stderr.flush();
-    let line = {
-        let _quiet = EchoOff::enable()?;
-        one_line(std::io::stdin().lock())
-    };
-    // The Enter the user typed was not echoed either.
-    let _ = writeln!(stderr);
-    line
-}
-
-/// Echo off on the terminal while it lives; the previous settings come back on drop, also on
-/// errors.
-struct EchoOff {
-    saved: Termios,
-}
-
-impl EchoOff {
-    fn enable() -> anyhow::Result<EchoOff> {
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(stdin.as_fd()).context("reading the terminal settings")?;
-        let mut quiet = saved.clone();
-        quiet.local_modes.remove(LocalModes::ECHO);
-        tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet).context("turning echo off")?;
-        Ok(EchoOff { saved })
+    let line =
+        rpassword::prompt_password(prompt).context("reading the password from the terminal")?;
+    if line.is_empty() {
+        bail!("no password on standard input");
     }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        let _ = tcsetattr(std::io::stdin().as_fd(), OptionalActions::Now, &self.saved);
-    }
+    Ok(line)
 }
 
 #[cfg(test)]

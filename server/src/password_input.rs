@@ -3,11 +3,9 @@
 //! TETHER_PASSWORD environment variable (clap reads it into `--pass`), from one line on standard
 //! input (`--pass -`, not echoed on a terminal), or, with neither, from a prompt on the terminal.
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::os::fd::AsFd;
+use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, bail};
-use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
 
 /// The password for `account`, given `--pass` (or TETHER_PASSWORD) as `given`.
 pub fn account_password(given: Option<&str>, account: &str) -> anyhow::Result<String> {
@@ -46,39 +44,16 @@ fn first_line(mut input: impl BufRead) -> anyhow::Result<String> {
     Ok(line.to_owned())
 }
 
-/// Asks on stderr and reads one line from the terminal with echo off (restored however it ends).
+/// Asks on the terminal and reads one line from it with echo off (rpassword restores the
+/// settings however the read ends, Ctrl-C included); an empty line is an error, as on standard
+/// input.
 fn hidden_line(prompt: &str) -> anyhow::Result<String> {
-    let mut stderr = std::io::stderr();
-    let _ = write!(stderr, "{prompt}");
-    let _ = stderr.flush();
-    let line = {
-        let _quiet = EchoOff::enable()?;
-        first_line(std::io::stdin().lock())
-    };
-    // The Enter typed was not echoed either.
-    let _ = writeln!(stderr);
-    line
-}
-
-struct EchoOff {
-    saved: Termios,
-}
-
-impl EchoOff {
-    fn enable() -> anyhow::Result<EchoOff> {
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(stdin.as_fd()).context("reading the terminal settings")?;
-        let mut quiet = saved.clone();
-        quiet.local_modes.remove(LocalModes::ECHO);
-        tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet).context("turning echo off")?;
-        Ok(EchoOff { saved })
+    let line =
+        rpassword::prompt_password(prompt).context("reading the password from the terminal")?;
+    if line.is_empty() {
+        bail!("no password on standard input");
     }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        let _ = tcsetattr(std::io::stdin().as_fd(), OptionalActions::Now, &self.saved);
-    }
+    Ok(line)
 }
 
 #[cfg(test)]
