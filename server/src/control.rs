@@ -26,7 +26,7 @@ mod tests;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tether_common::control::{MAX_CONTROL_FRAME, PROTOCOL_VERSION, ServerInfo};
@@ -66,7 +66,7 @@ async fn get_control(
     }
     let Some(token) = connection::session_token(&state.config, &headers) else {
         // AuthUser found a session cookie a moment ago; this cannot happen, but do not panic.
-        return StatusCode::UNAUTHORIZED.into_response();
+        return crate::http::error::ApiError::unauthorized().into_response();
     };
     // The host this client reached us by: what `.msh` files and invite links it asks for name.
     let site = crate::install::Site::of_request(&state, &headers);

@@ -1,6 +1,7 @@
 //! The HTTPS listener against clients that hold connections open: a cap per source address,
 //! an idle timeout for HTTP/2 (whose pings a client may answer forever), and a deadline on
-//! reading a request. Real `tether-server` on loopback; raw TLS clients.
+//! reading a request, and caps counted per listener. Real `tether-server` on loopback; raw TLS
+//! clients.
 
 mod common;
 #[path = "common/raw.rs"]
@@ -10,7 +11,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::{Instant, timeout_at};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout, timeout_at};
 
 use common::TestServer;
 use raw::{Tls, closed_before, loopback, read_head, tls_from};
@@ -85,6 +87,47 @@ async fn a_source_address_gets_at_most_its_cap_and_others_still_connect() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("the cap held {CAP} connections from 127.0.0.1 and refused the next");
+}
+
+/// A plain connection to the redirect port that got its redirect and stays open; `None` if the
+/// server closed it instead.
+async fn redirected(port: u16) -> Option<TcpStream> {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .ok()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        match timeout(DEADLINE, tcp.read(&mut byte)).await {
+            Ok(Ok(1)) => head.push(byte[0]),
+            Ok(_) => return None,
+            Err(_) => panic!("the redirect port neither answered nor closed"),
+        }
+    }
+    String::from_utf8_lossy(&head)
+        .starts_with("HTTP/1.1 30")
+        .then_some(tcp)
+}
+
+/// The per-address cap is kept by each listener on its own: connections held open on the redirect
+/// port do not use up the same address's places on the HTTPS port.
+#[tokio::test]
+async fn each_listener_counts_its_own_connections() {
+    let server = TestServer::start_with_config("max_connections_per_ip = 2\n").await;
+    let port = server.redirect_port.expect("the test server has a redirect port");
+    let _held = [
+        redirected(port).await.expect("first redirect connection"),
+        redirected(port).await.expect("second redirect connection"),
+    ];
+    assert!(
+        redirected(port).await.is_none(),
+        "a third connection from one address to the redirect port was served"
+    );
+    assert!(
+        served(&server, loopback()).await,
+        "the HTTPS port refused an address that only the redirect port has capped"
+    );
 }
 
 /// HTTP/2 frame types and flags this test speaks.
