@@ -18,7 +18,7 @@ use crate::session;
 
 /// Keepalive and deadline settings.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// Connect and authenticate within this, or give up and retry.
     pub handshake_timeout: Duration,
     /// How often to ping the server when connected.
@@ -27,7 +27,7 @@ pub struct Timing {
     pub idle_timeout: Duration,
 }
 
-pub struct Agent {
+pub(crate) struct Agent {
     pub msh: Msh,
     pub identity: Identity,
     pub signer: Arc<RsaSigner>,
@@ -45,7 +45,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(
+    pub(crate) fn new(
         msh: Msh,
         state_dir: PathBuf,
         small_key: bool,
@@ -71,7 +71,7 @@ impl Agent {
     }
 
     /// Runs until the process is stopped.
-    pub async fn run(&self) -> anyhow::Result<()> {
+    pub(crate) async fn run(&self) -> anyhow::Result<()> {
         println!("tether-agent device {}", self.identity.device_id);
         let urls: Vec<String> = self.msh.servers().map(str::to_owned).collect();
         session::run(self, urls).await

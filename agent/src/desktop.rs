@@ -51,5 +51,5 @@ mod stream_tests;
 mod typing;
 mod xserver;
 
-pub use hub::Hubs;
-pub use session::serve;
+pub(crate) use hub::Hubs;
+pub(crate) use session::serve;

@@ -17,12 +17,12 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::agent::Agent;
 use crate::{pin, sysinfo, tls};
 
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Largest message accepted from the server.
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
-pub struct Authenticated {
+pub(crate) struct Authenticated {
     pub socket: Socket,
     /// The outer certificate was pinned, so the server did not have to sign.
     pub skipped_server_check: bool,
@@ -31,7 +31,7 @@ pub struct Authenticated {
     pub web_cert_der: Vec<u8>,
 }
 
-pub async fn connect(agent: &Agent, url: &str) -> anyhow::Result<Authenticated> {
+pub(crate) async fn connect(agent: &Agent, url: &str) -> anyhow::Result<Authenticated> {
     let (tls_config, seen_cert) = tls::client_config()?;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))

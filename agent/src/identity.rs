@@ -16,7 +16,7 @@ use crate::files;
 const CERT_FILE: &str = "agent-cert.pem";
 const KEY_FILE: &str = "agent-key.pem";
 
-pub struct Identity {
+pub(crate) struct Identity {
     pub cert_der: Vec<u8>,
     /// Secret: never logged.
     pub key_pkcs8_der: Vec<u8>,
@@ -26,7 +26,7 @@ pub struct Identity {
 impl Identity {
     /// Loads the identity from `state_dir`, or makes one (RSA-3072, or RSA-2048 with
     /// `small_key` for slow devices; key generation can take seconds there).
-    pub fn load_or_create(state_dir: &Path, small_key: bool) -> anyhow::Result<Identity> {
+    pub(crate) fn load_or_create(state_dir: &Path, small_key: bool) -> anyhow::Result<Identity> {
         files::ensure_private_dir(state_dir)
             .with_context(|| format!("state folder {}", state_dir.display()))?;
         let (cert_path, key_path) = (state_dir.join(CERT_FILE), state_dir.join(KEY_FILE));

@@ -1,5 +1,10 @@
 //! tether-agent: runs on a managed machine and keeps a control channel open to the server.
 
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod agent;
 #[cfg(feature = "desktop")]
 mod desktop;

@@ -11,12 +11,12 @@ use crate::files;
 const FILE: &str = "server-tls-hash";
 
 /// `None` when there is no pin yet or the file is unreadable (the full check then runs again).
-pub fn load(state_dir: &Path) -> Option<Hash> {
+pub(crate) fn load(state_dir: &Path) -> Option<Hash> {
     let text = std::fs::read_to_string(state_dir.join(FILE)).ok()?;
     hex::decode(text.trim()).ok()?.try_into().ok()
 }
 
-pub fn save(state_dir: &Path, hash: &Hash) -> std::io::Result<()> {
+pub(crate) fn save(state_dir: &Path, hash: &Hash) -> std::io::Result<()> {
     files::write_private(
         &state_dir.join(FILE),
         format!("{}\n", hex::encode(hash)).as_bytes(),

@@ -29,9 +29,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::tls;
-pub use files::Uploads;
+pub(crate) use files::Uploads;
 
-pub type RelaySocket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type RelaySocket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The server closes an unpaired session after its pairing timeout; this is a backstop.
 const PAIRING_WAIT: Duration = Duration::from_secs(120);
@@ -39,7 +39,7 @@ const PAIRING_WAIT: Duration = Duration::from_secs(120);
 const START_WAIT: Duration = Duration::from_secs(60);
 
 /// What relay sessions need from the control channel and the agent's settings.
-pub struct Settings {
+pub(crate) struct Settings {
     /// The control channel's URL, `wss://host:port/agent.ashx`.
     pub url: String,
     /// The TLS certificate (DER) the server presented on the authenticated control channel.
@@ -57,7 +57,10 @@ pub struct Settings {
 }
 
 /// Serves one `tunnel` request to its end; errors are logged by the caller.
-pub async fn serve_tunnel(settings: Arc<Settings>, request: TunnelRequest) -> anyhow::Result<()> {
+pub(crate) async fn serve_tunnel(
+    settings: Arc<Settings>,
+    request: TunnelRequest,
+) -> anyhow::Result<()> {
     let url = relay_url(&settings.url, &request.url)?;
     let socket = connect(&url, &settings.cert_der).await?;
     let mut socket = wait_for_peer(socket).await?;
@@ -100,7 +103,7 @@ pub async fn serve_tunnel(settings: Arc<Settings>, request: TunnelRequest) -> an
 
 /// Answers a `tunnel` request the agent will not serve (it is at its limit): joins the session
 /// only to tell the console why, then closes.
-pub async fn turn_away(
+pub(crate) async fn turn_away(
     settings: Arc<Settings>,
     request: TunnelRequest,
     message: &str,
@@ -113,7 +116,7 @@ pub async fn turn_away(
 
 /// The relay URL on the control channel's server: only a path is accepted, so a server message
 /// can never send the agent to another host.
-pub fn relay_url(control_url: &str, path: &str) -> anyhow::Result<String> {
+pub(crate) fn relay_url(control_url: &str, path: &str) -> anyhow::Result<String> {
     if !path.starts_with('/') || path.starts_with("//") {
         bail!("the relay URL must be a path on this server, not {path:?}");
     }

@@ -21,10 +21,10 @@ use crate::handshake::{self, Socket};
 use crate::{relay, sysinfo};
 
 /// A send that takes longer than this means the server stopped reading.
-pub const SEND_DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const SEND_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Runs the session until the process is stopped, going round `urls` (the `.msh`'s servers).
-pub async fn run(agent: &Agent, urls: Vec<String>) -> anyhow::Result<()> {
+pub(crate) async fn run(agent: &Agent, urls: Vec<String>) -> anyhow::Result<()> {
     anyhow::ensure!(!urls.is_empty(), "the .msh file names no MeshServer");
     let clock = Clock::start();
     let config = SessionConfig::new(

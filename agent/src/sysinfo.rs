@@ -8,7 +8,7 @@ use std::process::Command;
 use tether_common::agent_proto::{AGENT_PROTOCOL_VERSION, AgentInfo, NetInterface};
 
 /// The machine as it is now, read on a blocking thread (`None`, logged, if that thread failed).
-pub async fn collect_off_thread() -> Option<AgentInfo> {
+pub(crate) async fn collect_off_thread() -> Option<AgentInfo> {
     match tokio::task::spawn_blocking(collect).await {
         Ok(info) => Some(info),
         Err(e) => {
@@ -19,7 +19,7 @@ pub async fn collect_off_thread() -> Option<AgentInfo> {
 }
 
 /// Blocking (reads files, runs `who`): call from a blocking thread.
-pub fn collect() -> AgentInfo {
+pub(crate) fn collect() -> AgentInfo {
     let (os_name, os_version) = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
         .find_map(|path| std::fs::read_to_string(path).ok())
@@ -43,7 +43,7 @@ pub fn collect() -> AgentInfo {
     }
 }
 
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default()

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use rustls::ClientConfig;
 use tether_net::tls::{RecordLeaf, leaf_checked_config};
 
-pub use tether_net::tls::SeenCert;
+pub(crate) use tether_net::tls::SeenCert;
 
 /// A client configuration for one connection, and the slot its server certificate lands in.
-pub fn client_config() -> Result<(Arc<ClientConfig>, SeenCert), rustls::Error> {
+pub(crate) fn client_config() -> Result<(Arc<ClientConfig>, SeenCert), rustls::Error> {
     let seen = SeenCert::default();
     let config = leaf_checked_config(Arc::new(RecordLeaf(seen.clone())))?;
     Ok((Arc::new(config), seen))

@@ -2,6 +2,11 @@
 //! protocol. Nothing in this crate does IO; protocol logic lives in pure state machines that the
 //! binaries drive from their sockets.
 
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod agent_proto;
 pub mod agent_session;
 pub mod control;

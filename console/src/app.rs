@@ -14,11 +14,11 @@ use crate::{Cli, commands, navigation, webview_trust};
 /// Exit status when `--accept-fingerprint` does not match what the server presents.
 const EXIT_FINGERPRINT_MISMATCH: i32 = 3;
 
-pub struct ConsoleState {
+pub(crate) struct ConsoleState {
     pub servers: Mutex<ServerList>,
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     tauri::Builder::default()
         .invoke_handler(tauri::generate_handler![
             commands::list_servers,

@@ -10,14 +10,14 @@ use crate::servers::{KnownServer, ServerList, Trust};
 use crate::webview_trust;
 
 #[derive(Debug, Serialize)]
-pub struct ServerEntry {
+pub(crate) struct ServerEntry {
     origin: String,
     url: String,
     fingerprint: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ProbeReport {
+pub(crate) struct ProbeReport {
     origin: String,
     url: String,
     fingerprint: String,
@@ -41,7 +41,7 @@ async fn probe_off_thread(url: &str) -> Result<(url::Url, Probe), String> {
 }
 
 #[tauri::command]
-pub fn list_servers(state: State<'_, ConsoleState>) -> Vec<ServerEntry> {
+pub(crate) fn list_servers(state: State<'_, ConsoleState>) -> Vec<ServerEntry> {
     lock_servers(&state)
         .all()
         .map(|(origin, server)| ServerEntry {
@@ -54,7 +54,7 @@ pub fn list_servers(state: State<'_, ConsoleState>) -> Vec<ServerEntry> {
 
 /// Connects and reports the certificate's fingerprint and whether it is new, known or changed.
 #[tauri::command]
-pub async fn probe_server(
+pub(crate) async fn probe_server(
     state: State<'_, ConsoleState>,
     url: String,
 ) -> Result<ProbeReport, String> {
@@ -78,7 +78,7 @@ pub async fn probe_server(
 /// Replacing a remembered certificate needs `replace_changed`, which the page sets only after
 /// its explicit warning.
 #[tauri::command]
-pub async fn trust_server(
+pub(crate) async fn trust_server(
     window: WebviewWindow,
     state: State<'_, ConsoleState>,
     url: String,
@@ -115,7 +115,7 @@ pub async fn trust_server(
 }
 
 #[tauri::command]
-pub fn forget_server(state: State<'_, ConsoleState>, origin: String) -> Result<(), String> {
+pub(crate) fn forget_server(state: State<'_, ConsoleState>, origin: String) -> Result<(), String> {
     lock_servers(&state)
         .forget(&origin)
         .map_err(|e| e.to_string())

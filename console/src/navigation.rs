@@ -23,7 +23,7 @@ use crate::app::ConsoleState;
 const EXTERNAL_OPEN_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Navigation {
+pub(crate) enum Navigation {
     /// Load it in the console's window.
     Allow,
     /// Not here; hand it to the system browser.
@@ -33,7 +33,7 @@ pub enum Navigation {
 
 /// The policy: `trusted` says whether an origin (`https://host[:port]`) is a server the user
 /// accepted (see servers.rs).
-pub fn decide(url: &Url, trusted: impl Fn(&str) -> bool) -> Navigation {
+pub(crate) fn decide(url: &Url, trusted: impl Fn(&str) -> bool) -> Navigation {
     if is_app_page(url) {
         return Navigation::Allow;
     }
@@ -66,7 +66,7 @@ fn is_app_page(url: &Url) -> bool {
 }
 
 /// Applies [`decide`] to every navigation of every webview of the app.
-pub fn plugin<R: Runtime>() -> TauriPlugin<R> {
+pub(crate) fn plugin<R: Runtime>() -> TauriPlugin<R> {
     let last_external = Mutex::new(None::<Instant>);
     tauri::plugin::Builder::new("navigation-policy")
         .on_navigation(move |webview, url| {

@@ -18,7 +18,7 @@ use url::Url;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     #[error("not a valid URL: {0}")]
     BadUrl(#[from] url::ParseError),
     #[error("the server URL must start with https://")]
@@ -35,7 +35,7 @@ pub enum ProbeError {
 
 /// What a server presented on its HTTPS port.
 #[derive(Debug, Clone)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// `https://host:port`, the key under which the server is remembered.
     pub origin: String,
     /// Host name or IP address as WebKit matches it (no brackets, no port).
@@ -45,7 +45,7 @@ pub struct Probe {
 }
 
 /// Checks that `text` is an https URL and returns it parsed, without connecting.
-pub fn parse_server_url(text: &str) -> Result<Url, ProbeError> {
+pub(crate) fn parse_server_url(text: &str) -> Result<Url, ProbeError> {
     let url = Url::parse(text.trim())?;
     if url.scheme() != "https" {
         return Err(ProbeError::NotHttps);
@@ -56,7 +56,7 @@ pub fn parse_server_url(text: &str) -> Result<Url, ProbeError> {
     Ok(url)
 }
 
-pub fn probe(url: &Url) -> Result<Probe, ProbeError> {
+pub(crate) fn probe(url: &Url) -> Result<Probe, ProbeError> {
     let host = match url.host() {
         Some(url::Host::Domain(name)) => name.to_owned(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
@@ -120,14 +120,14 @@ fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
 }
 
 /// SHA-256 of the certificate's DER, as colon-separated upper-case hex pairs (how browsers show it).
-pub fn fingerprint(der: &[u8]) -> String {
+pub(crate) fn fingerprint(der: &[u8]) -> String {
     let digest = Sha256::digest(der);
     let pairs: Vec<String> = digest.iter().map(|byte| format!("{byte:02X}")).collect();
     pairs.join(":")
 }
 
 /// Compares fingerprints typed or pasted in any common form (colons, spaces, any case).
-pub fn same_fingerprint(a: &str, b: &str) -> bool {
+pub(crate) fn same_fingerprint(a: &str, b: &str) -> bool {
     let normalise = |text: &str| -> String {
         text.chars()
             .filter(char::is_ascii_hexdigit)

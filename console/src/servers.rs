@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::probe::same_fingerprint;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServersError {
+pub(crate) enum ServersError {
     #[error("cannot read or write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -26,7 +26,7 @@ pub enum ServersError {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KnownServer {
+pub(crate) struct KnownServer {
     /// The URL the user typed (the page that opens).
     pub url: String,
     /// SHA-256 of the certificate the user accepted.
@@ -36,21 +36,21 @@ pub struct KnownServer {
 /// How a freshly probed certificate compares with what we remember for that origin.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum Trust {
+pub(crate) enum Trust {
     New,
     Known,
     Changed,
 }
 
 #[derive(Debug)]
-pub struct ServerList {
+pub(crate) struct ServerList {
     path: PathBuf,
     /// Keyed by origin (`https://host:port`).
     servers: BTreeMap<String, KnownServer>,
 }
 
 impl ServerList {
-    pub fn load(config_dir: &Path) -> Result<Self, ServersError> {
+    pub(crate) fn load(config_dir: &Path) -> Result<Self, ServersError> {
         let path = config_dir.join("servers.json");
         let servers = match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| ServersError::Format {
@@ -63,15 +63,15 @@ impl ServerList {
         Ok(Self { path, servers })
     }
 
-    pub fn all(&self) -> impl Iterator<Item = (&String, &KnownServer)> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = (&String, &KnownServer)> {
         self.servers.iter()
     }
 
-    pub fn get(&self, origin: &str) -> Option<&KnownServer> {
+    pub(crate) fn get(&self, origin: &str) -> Option<&KnownServer> {
         self.servers.get(origin)
     }
 
-    pub fn trust_of(&self, origin: &str, fingerprint: &str) -> Trust {
+    pub(crate) fn trust_of(&self, origin: &str, fingerprint: &str) -> Trust {
         match self.servers.get(origin) {
             None => Trust::New,
             Some(known) if same_fingerprint(&known.fingerprint, fingerprint) => Trust::Known,
@@ -79,12 +79,12 @@ impl ServerList {
         }
     }
 
-    pub fn remember(&mut self, origin: String, server: KnownServer) -> Result<(), ServersError> {
+    pub(crate) fn remember(&mut self, origin: String, server: KnownServer) -> Result<(), ServersError> {
         self.servers.insert(origin, server);
         self.save()
     }
 
-    pub fn forget(&mut self, origin: &str) -> Result<(), ServersError> {
+    pub(crate) fn forget(&mut self, origin: &str) -> Result<(), ServersError> {
         self.servers.remove(origin);
         self.save()
     }

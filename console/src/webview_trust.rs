@@ -12,7 +12,7 @@ use url::Url;
 use crate::probe::Probe;
 
 #[cfg(target_os = "linux")]
-pub fn trust_and_open<R: tauri::Runtime>(
+pub(crate) fn trust_and_open<R: tauri::Runtime>(
     window: &tauri::WebviewWindow<R>,
     probed: &Probe,
     url: Url,
@@ -52,7 +52,7 @@ pub fn trust_and_open<R: tauri::Runtime>(
 
 /// Says on stderr which page WebKit failed to load and why, so a failure is not a silent blank.
 #[cfg(target_os = "linux")]
-pub fn log_refused_certificates<R: tauri::Runtime>(
+pub(crate) fn log_refused_certificates<R: tauri::Runtime>(
     window: &tauri::WebviewWindow<R>,
 ) -> tauri::Result<()> {
     use webkit2gtk::WebViewExt;

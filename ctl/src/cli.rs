@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Administer a Tether server from scripts"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Server address, e.g. wss://tether.example:443 (https:// works too).
     #[arg(long, env = "TETHER_URL", value_name = "URL")]
     pub url: String,
@@ -38,7 +38,7 @@ pub struct Cli {
 /// The new password of `adduser` and `resetpassword` (see `password.rs`); with neither option,
 /// tetherctl asks on the terminal.
 #[derive(Debug, clap::Args)]
-pub struct NewPassword {
+pub(crate) struct NewPassword {
     /// The password, or `-` to read one line from standard input (not echoed on a terminal).
     /// A password written here is visible to other local users (`ps`) and kept in shell
     /// history: prefer `-` or --pass-env.
@@ -50,7 +50,7 @@ pub struct NewPassword {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Server version, certificate hashes and port.
     Serverinfo,
     /// The account you are logged in as.

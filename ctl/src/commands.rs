@@ -15,7 +15,7 @@ use crate::cli::{Cli, Command};
 use crate::connection::Control;
 use crate::output::{print_human, print_json, table, time_secs};
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     // Checked before connecting, so a typo does not cost a login.
     if let Command::Grouprights { rights, .. } = &cli.command {
         Rights::parse(rights)?;

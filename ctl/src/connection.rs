@@ -17,7 +17,7 @@ use crate::trust::Trust;
 
 /// Why a [`Control::call`] gave no result.
 #[derive(Debug, thiserror::Error)]
-pub enum CallError {
+pub(crate) enum CallError {
     /// The server answered: it refused (with its code and message), or sent an odd result.
     #[error(transparent)]
     Reply(#[from] ReplyError),
@@ -26,9 +26,9 @@ pub enum CallError {
     Connection(String),
 }
 
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub struct Control {
+pub(crate) struct Control {
     socket: Socket,
     next_id: u64,
     /// Kept for relay sockets (`tetherctl shell`, `exec`), which open more connections with the
@@ -40,7 +40,7 @@ pub struct Control {
 }
 
 impl Control {
-    pub async fn open(cli: &Cli) -> anyhow::Result<Control> {
+    pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Control> {
         let target = Target::parse(&cli.url)?;
         let mut trust = Trust::new(
             cli.trust_root.as_deref(),
@@ -74,13 +74,13 @@ impl Control {
     }
 
     /// Opens a relay WebSocket (`path` as `createSession` gave it) with this login.
-    pub async fn open_relay(&self, path: &str) -> anyhow::Result<Socket> {
+    pub(crate) async fn open_relay(&self, path: &str) -> anyhow::Result<Socket> {
         crate::relay::open(&self.target, &self.tls, &self.cookie, path).await
     }
 
     /// Sends one request and returns its typed result, or why there is none (the server's
     /// error code and message when it refused).
-    pub async fn call<A: Action>(&mut self, request: A) -> Result<A::Output, CallError> {
+    pub(crate) async fn call<A: Action>(&mut self, request: A) -> Result<A::Output, CallError> {
         let id = self.next_id;
         self.next_id += 1;
         let text = serde_json::to_string(&Request::new(id, request))
@@ -129,7 +129,7 @@ impl Control {
         }
     }
 
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.socket.close(None).await;
     }
 }

@@ -13,7 +13,11 @@ use crate::commands::{find_group, show};
 use crate::connection::Control;
 use crate::output::{table, time_secs};
 
-pub async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn execute(
+    control: &mut Control,
+    command: Command,
+    json: bool,
+) -> anyhow::Result<()> {
     match command {
         Command::Rotatekey { group, out } => {
             let group = find_group(control, &group).await?;

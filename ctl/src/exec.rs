@@ -18,7 +18,7 @@ use crate::connection::Control;
 use crate::relay::{self, close_reason};
 
 /// The command's exit status (0..=255 where the platform has them).
-pub async fn run(
+pub(crate) async fn run(
     control: &mut Control,
     device: &DeviceId,
     command: Vec<String>,

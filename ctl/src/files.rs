@@ -18,10 +18,14 @@ use crate::cli::Command;
 use crate::commands::find_device;
 use crate::connection::Control;
 use crate::output::{print_human, print_json, table, time_secs};
-pub use session::FilesSession;
+pub(crate) use session::FilesSession;
 
 /// Runs one file command (any other command is a programming error).
-pub async fn execute(control: &mut Control, command: Command, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn execute(
+    control: &mut Control,
+    command: Command,
+    json: bool,
+) -> anyhow::Result<()> {
     // Checked before a session is opened, so a mistake costs nothing on the device.
     if let Command::Download {
         zip: None, paths, ..

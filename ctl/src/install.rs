@@ -9,7 +9,11 @@ use tether_common::install::{AgentConfig, Invite};
 use crate::output::{print_json, printable, time_secs};
 
 /// Prints the `.msh` (as the server wrote it, CRLF and all), or writes it to `out`.
-pub fn agent_config(config: &AgentConfig, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
+pub(crate) fn agent_config(
+    config: &AgentConfig,
+    out: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
     match out {
         Some(path) => {
             write_private(path, config.msh.as_bytes())
@@ -30,7 +34,7 @@ pub fn agent_config(config: &AgentConfig, out: Option<&Path>, json: bool) -> any
     Ok(())
 }
 
-pub fn invite(invite: &Invite, json: bool) -> anyhow::Result<()> {
+pub(crate) fn invite(invite: &Invite, json: bool) -> anyhow::Result<()> {
     if json {
         print_json(invite);
         return Ok(());

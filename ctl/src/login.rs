@@ -17,7 +17,7 @@ const COOKIE_NAMES: [&str; 2] = ["__Host-tether_session", "tether_session"];
 /// A login answer is a few hundred bytes; anything far bigger is not our server.
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 
-pub async fn login(
+pub(crate) async fn login(
     target: &Target,
     trust: &mut Trust,
     user: &str,
@@ -67,7 +67,7 @@ pub async fn login(
     }
 }
 
-pub async fn connect_tcp(target: &Target) -> anyhow::Result<TcpStream> {
+pub(crate) async fn connect_tcp(target: &Target) -> anyhow::Result<TcpStream> {
     TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| {

@@ -3,6 +3,11 @@
 //! Every failure ends with exit status 1 and exactly one line `tetherctl: <reason>` on stderr, so
 //! scripts can test `$?` and show the line.
 
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod cli;
 mod commands;
 mod connection;

@@ -29,7 +29,7 @@ fn needs_escape(c: char) -> bool {
 
 /// `text` with every character [`needs_escape`] written visibly: `\t`, `\n`, `\r`, `\x1b`
 /// (other ASCII controls), `\u{202e}` (the rest).
-pub fn printable(text: &str) -> Cow<'_, str> {
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
@@ -52,7 +52,7 @@ pub fn printable(text: &str) -> Cow<'_, str> {
 }
 
 /// Human output of several lines: each line made [`printable`], the line breaks kept.
-pub fn printable_lines(text: &str) -> String {
+pub(crate) fn printable_lines(text: &str) -> String {
     text.split('\n')
         .map(printable)
         .collect::<Vec<_>>()
@@ -60,13 +60,13 @@ pub fn printable_lines(text: &str) -> String {
 }
 
 /// Prints human output (see [`printable_lines`]).
-pub fn print_human(text: &str) {
+pub(crate) fn print_human(text: &str) {
     println!("{}", printable_lines(text));
 }
 
 /// Columns separated by two spaces, each as wide as its widest cell (counted in characters).
 /// Cells are made [`printable`], so a line break or an escape in one cannot break the table.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -102,7 +102,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Prints `value` (a typed result, serialized with the wire's camelCase names) as pretty JSON.
-pub fn print_json(value: &impl serde::Serialize) {
+pub(crate) fn print_json(value: &impl serde::Serialize) {
     let json = serde_json::to_string_pretty(value)
         .unwrap_or_else(|e| format!("{{\"error\": \"could not print the result: {e}\"}}"));
     println!("{}", terminal_safe_json(&json));
@@ -128,7 +128,7 @@ fn terminal_safe_json(json: &str) -> Cow<'_, str> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` UTC, or `-` for zero ("never").
-pub fn time_secs(secs: i64) -> String {
+pub(crate) fn time_secs(secs: i64) -> String {
     if secs <= 0 {
         return "-".to_owned();
     }

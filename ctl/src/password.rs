@@ -29,7 +29,7 @@ fn source(options: &NewPassword) -> Source<'_> {
 }
 
 /// The new password for `account`, from wherever the options say.
-pub fn new_password(options: &NewPassword, account: &str) -> anyhow::Result<String> {
+pub(crate) fn new_password(options: &NewPassword, account: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     let terminal = stdin.is_terminal();
     match source(options) {

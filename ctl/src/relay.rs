@@ -31,9 +31,9 @@ const INPUT_CHUNK: usize = 16 * 1024;
 /// A remote program's exit status, which `tetherctl` exits with.
 #[derive(Debug, thiserror::Error)]
 #[error("the remote program exited with status {0}")]
-pub struct RemoteExit(pub i32);
+pub(crate) struct RemoteExit(pub i32);
 
-pub async fn open(
+pub(crate) async fn open(
     target: &Target,
     tls: &Arc<rustls::ClientConfig>,
     cookie: &str,
@@ -64,7 +64,7 @@ pub async fn open(
 
 /// Asks for a `kind` session on `device` and returns the relay socket once the device has joined
 /// (the server's `"c"` was read).
-pub async fn start(
+pub(crate) async fn start(
     control: &mut Control,
     device: &DeviceId,
     kind: SessionKind,
@@ -100,7 +100,7 @@ pub async fn start(
 /// Standard input, read on its own thread (a blocking read must not hold up the runtime or its
 /// shutdown); `None` from the receiver means end of input. The small channel keeps reading in
 /// step with sending.
-pub fn read_stdin() -> mpsc::Receiver<Vec<u8>> {
+pub(crate) fn read_stdin() -> mpsc::Receiver<Vec<u8>> {
     let (sender, receiver) = mpsc::channel(4);
     std::thread::spawn(move || {
         use std::io::Read;
@@ -121,7 +121,7 @@ pub fn read_stdin() -> mpsc::Receiver<Vec<u8>> {
 }
 
 /// Why the relay closed, for an error message.
-pub fn close_reason(message: Option<Result<Message, Error>>) -> String {
+pub(crate) fn close_reason(message: Option<Result<Message, Error>>) -> String {
     match message {
         Some(Ok(Message::Close(Some(frame)))) if !frame.reason.is_empty() => {
             frame.reason.to_string()
@@ -133,7 +133,7 @@ pub fn close_reason(message: Option<Result<Message, Error>>) -> String {
 
 /// A terminal session's text frame, as exec and shell both read it: `Some(status)` once the
 /// program has exited, an error when the device reports one, `None` for anything else.
-pub fn terminal_exit(text: &str) -> anyhow::Result<Option<i32>> {
+pub(crate) fn terminal_exit(text: &str) -> anyhow::Result<Option<i32>> {
     match terminal::parse_event(text) {
         Some(TerminalEvent::Error { message }) => bail!("{message}"),
         Some(exit @ TerminalEvent::Exit { .. }) => Ok(Some(exit.exit_status().unwrap_or(255))),

@@ -29,7 +29,7 @@ const MAX_PNG: usize = 512 * 1024 * 1024;
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// `display`: a monitor's id, or `None` for the whole screen.
-pub async fn run(
+pub(crate) async fn run(
     control: &mut Control,
     device: &DeviceId,
     out: &Path,

@@ -18,7 +18,7 @@ use crate::connection::Control;
 use crate::relay::{self, close_reason};
 
 /// `as_user`: a login shell of that account on the device (`None`: the agent's account).
-pub async fn run(
+pub(crate) async fn run(
     control: &mut Control,
     device: &DeviceId,
     as_user: Option<String>,

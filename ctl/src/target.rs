@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use rustls_pki_types::ServerName;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// As written, without brackets around an IPv6 address.
     pub host: String,
     pub port: u16,
@@ -12,7 +12,7 @@ pub struct Target {
 
 impl Target {
     /// Accepts `wss://host[:port][/…]` and `https://…` (the port defaults to 443).
-    pub fn parse(url: &str) -> anyhow::Result<Target> {
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Target> {
         let url = url.trim();
         let Some((scheme, rest)) = url.split_once("://") else {
             bail!("--url must look like wss://HOST:PORT, not {url:?}");
@@ -49,7 +49,7 @@ impl Target {
     }
 
     /// `host:port` as it goes into a Host header and the known-servers file.
-    pub fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -57,7 +57,7 @@ impl Target {
         }
     }
 
-    pub fn server_name(&self) -> anyhow::Result<ServerName<'static>> {
+    pub(crate) fn server_name(&self) -> anyhow::Result<ServerName<'static>> {
         ServerName::try_from(self.host.clone())
             .with_context(|| format!("{:?} is not a valid host name", self.host))
     }

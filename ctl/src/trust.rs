@@ -21,7 +21,7 @@ use crate::target::Target;
 
 type Fingerprint = [u8; 32];
 
-pub struct Trust {
+pub(crate) struct Trust {
     pub config: Arc<ClientConfig>,
     how: How,
 }
@@ -38,7 +38,7 @@ enum How {
 }
 
 impl Trust {
-    pub fn new(
+    pub(crate) fn new(
         trust_root: Option<&Path>,
         fingerprint: Option<&str>,
         target: &Target,
@@ -86,7 +86,7 @@ impl Trust {
     }
 
     /// Called once a TLS handshake succeeded: on first use, records the certificate (and says so).
-    pub fn handshake_done(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn handshake_done(&mut self) -> anyhow::Result<()> {
         let How::FirstUse {
             pin,
             known,
@@ -113,7 +113,7 @@ impl Trust {
     }
 
     /// Turns a failed connection into the reason a person needs.
-    pub fn explain(&self, what: &str, error: impl std::fmt::Display) -> anyhow::Error {
+    pub(crate) fn explain(&self, what: &str, error: impl std::fmt::Display) -> anyhow::Error {
         let pin = match &self.how {
             How::Fingerprint(pin) | How::FirstUse { pin, .. } => Some(pin),
             How::Root(_) => None,

@@ -27,18 +27,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tether_common::agent_proto::MAX_AGENT_JSON;
 
-pub use enrolment::{EnrolmentKey, group_key, rotate_group_key};
-pub use msh_download::{enrollable_group, group_msh, may_enrol, msh_response, server_authority};
-pub use registry::{OnlineAgents, Outgoing};
-pub use strings::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
+pub(crate) use enrolment::{EnrolmentKey, group_key, rotate_group_key};
+pub(crate) use msh_download::{
+    enrollable_group, group_msh, may_enrol, msh_response, server_authority,
+};
+pub(crate) use registry::{OnlineAgents, Outgoing};
+pub(crate) use strings::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 
 use crate::state::AppState;
 
 /// Largest message accepted after authentication (before it, see `admission::MAX_FRAME_BEFORE_AUTH`):
 /// the largest JSON message an agent sends. Nothing bigger is ever read, so it is not buffered.
-pub const MAX_MESSAGE: usize = MAX_AGENT_JSON;
+pub(crate) const MAX_MESSAGE: usize = MAX_AGENT_JSON;
 
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/agent.ashx", get(get_agent_socket))
         .route(

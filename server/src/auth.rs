@@ -2,18 +2,18 @@
 //! routes the console page uses.
 
 pub mod accounts;
-pub mod hashing;
-pub mod http;
-pub mod passwords;
-pub mod ratelimit;
-pub mod sessions;
+pub(crate) mod hashing;
+pub(crate) mod http;
+pub(crate) mod passwords;
+pub(crate) mod ratelimit;
+pub(crate) mod sessions;
 
 use axum::Router;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/status", get(http::get_status))
         .route("/api/setup", post(http::post_setup))

@@ -16,7 +16,7 @@ use crate::store::GroupRecord;
 
 /// How many events a slow console may fall behind before it is disconnected (it reconnects and
 /// re-reads the state rather than silently missing changes).
-pub const BUS_CAPACITY: usize = 4096;
+pub(crate) const BUS_CAPACITY: usize = 4096;
 /// Internal signals are rare (one per logout); a listener that misses some re-checks everything.
 const SIGNAL_CAPACITY: usize = 256;
 

@@ -12,12 +12,12 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
-pub mod client_ip;
+pub(crate) mod client_ip;
 mod console;
-pub mod error;
+pub(crate) mod error;
 
 /// Largest request body any handler reads (JSON API calls are tiny).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// No inline script anywhere (`script-src 'self'`), so scripts injected into a page cannot run.
 ///
@@ -39,7 +39,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self'; i
      style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let hsts = !state.config.tlsoffload;
     Router::new()
         .route("/health", get(get_health))
@@ -89,7 +89,7 @@ struct RedirectTarget {
 }
 
 /// The plain-HTTP port: every request gets a 301 to the same path on the HTTPS port.
-pub fn redirect_router(https_port: u16, default_host: String) -> Router {
+pub(crate) fn redirect_router(https_port: u16, default_host: String) -> Router {
     Router::new()
         .fallback(redirect_to_https)
         .with_state(RedirectTarget {

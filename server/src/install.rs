@@ -12,7 +12,7 @@
 
 mod binary;
 mod downloads;
-pub mod invite;
+pub(crate) mod invite;
 mod script;
 
 use axum::Router;
@@ -23,7 +23,7 @@ use tether_common::install::ROOT_CERT_PATH;
 
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(ROOT_CERT_PATH, get(downloads::get_root_cert))
         .route(

@@ -2,20 +2,27 @@
 //! and calls [`run`] with a shutdown signal; integration tests drive the real binary, or run the
 //! server in-process on port 0 (`server/tests/common/mod.rs`, `TestServer::in_process`).
 
-pub mod agents;
-pub mod auth;
-pub mod certs;
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod agents;
+mod auth;
+mod certs;
 pub mod clock;
 pub mod config;
 pub mod control;
-pub mod events;
-pub mod http;
-pub mod install;
-pub mod relay;
+mod events;
+mod http;
+mod install;
+mod relay;
 pub mod serve;
-pub mod state;
+mod state;
 pub mod store;
-pub mod tls;
-pub mod tokens;
+mod tls;
+mod tokens;
 
+pub use auth::accounts;
+pub use certs::{CertError, ServerCerts, ensure_private_dir};
 pub use serve::run;

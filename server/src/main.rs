@@ -1,3 +1,7 @@
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 mod password_input;
 
 use std::io::IsTerminal;
@@ -5,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tether_server::auth::accounts;
+use tether_server::accounts;
 use tether_server::config::{Cli, Config};
 use tether_server::serve::Listeners;
 use tether_server::store::StoreError;
@@ -38,7 +42,7 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
     };
     let password = password_input::account_password(cli.pass.as_deref(), name)?;
     let password = password.as_str();
-    tether_server::certs::ensure_private_dir(config.datapath())?;
+    tether_server::ensure_private_dir(config.datapath())?;
     let store = match RedbStore::open(&config.data_file("tether.redb")) {
         Err(StoreError::Locked) => anyhow::bail!(
             "the database is in use by a running tether-server; stop it first, or use tetherctl adduser against it"

@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, bail};
 
 /// The password for `account`, given `--pass` (or TETHER_PASSWORD) as `given`.
-pub fn account_password(given: Option<&str>, account: &str) -> anyhow::Result<String> {
+pub(crate) fn account_password(given: Option<&str>, account: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     let terminal = stdin.is_terminal();
     let prompt = format!("Password for {account}: ");

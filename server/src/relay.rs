@@ -33,12 +33,12 @@ use axum::Router;
 use axum::routing::get;
 use tether_common::relay::RELAY_PATH;
 
-pub use broker::{MAX_PENDING, MintError, MintedSession, RelayBroker};
-pub use lifetime::watch as watch_revocations;
+pub(crate) use broker::{MintError, MintedSession, RelayBroker};
+pub(crate) use lifetime::watch as watch_revocations;
 
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(RELAY_PATH, get(endpoint::get_relay))
         .route("/relay", get(endpoint::get_relay))

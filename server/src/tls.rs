@@ -14,14 +14,14 @@ use rustls::crypto::aws_lc_rs::{self, cipher_suite};
 use crate::certs::ServerCerts;
 
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// Most often: the web key does not fit the web certificate, or is of an unsupported kind.
     #[error("cannot set up TLS with the web certificate")]
     Setup(#[source] rustls::Error),
 }
 
 /// The cipher suites offered, in the order the server would pick them.
-pub fn cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
+pub(crate) fn cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
     vec![
         cipher_suite::TLS13_AES_256_GCM_SHA384,
         cipher_suite::TLS13_AES_128_GCM_SHA256,
@@ -37,7 +37,7 @@ pub fn cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
 
 /// The HTTPS port's TLS settings: the web certificate (and any chain dropped in with it),
 /// TLS 1.2 and 1.3 only, ALPN `h2` then `http/1.1`.
-pub fn server_config(certs: &ServerCerts) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn server_config(certs: &ServerCerts) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = CryptoProvider {
         cipher_suites: cipher_suites(),
         ..aws_lc_rs::default_provider()

@@ -16,12 +16,12 @@ use sha2::Sha256;
 use crate::store::{Store, StoreResult};
 
 /// Longest token accepted; real ones are a few hundred characters.
-pub const MAX_TOKEN_CHARS: usize = 2048;
+pub(crate) const MAX_TOKEN_CHARS: usize = 2048;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// One purpose's key. No `Debug`: it is a secret.
-pub struct MacKey([u8; 32]);
+pub(crate) struct MacKey([u8; 32]);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -32,13 +32,14 @@ pub enum TokenError {
 }
 
 impl MacKey {
-    pub fn from_bytes(bytes: [u8; 32]) -> MacKey {
+    #[cfg(test)]
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> MacKey {
         MacKey(bytes)
     }
 
     /// The key kept under `setting`, or `None` if there is none yet (so nothing was ever signed
     /// with it, and checking a token need not create one).
-    pub async fn load(store: &dyn Store, setting: &str) -> StoreResult<Option<MacKey>> {
+    pub(crate) async fn load(store: &dyn Store, setting: &str) -> StoreResult<Option<MacKey>> {
         let Some(text) = store.setting(setting).await? else {
             return Ok(None);
         };
@@ -50,7 +51,7 @@ impl MacKey {
 
     /// The key kept under `setting`, made and saved on first use. A stored value that is not a
     /// 32-byte hex key is replaced (its tokens are void, which for short-lived tokens is fine).
-    pub async fn load_or_create(store: &dyn Store, setting: &str) -> StoreResult<MacKey> {
+    pub(crate) async fn load_or_create(store: &dyn Store, setting: &str) -> StoreResult<MacKey> {
         if let Some(key) = MacKey::load(store, setting).await? {
             return Ok(key);
         }
@@ -61,7 +62,7 @@ impl MacKey {
         Ok(MacKey(key))
     }
 
-    pub fn sign<T: Serialize>(&self, claims: &T) -> String {
+    pub(crate) fn sign<T: Serialize>(&self, claims: &T) -> String {
         // Claims are plain structs of strings and numbers: serialising cannot fail.
         let body = serde_json::to_vec(claims).unwrap_or_default();
         let tag = self.mac(&body).finalize().into_bytes();
@@ -73,7 +74,7 @@ impl MacKey {
     }
 
     /// The claims of a token this key signed.
-    pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+    pub(crate) fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
         if token.len() > MAX_TOKEN_CHARS {
             return Err(TokenError::Malformed);
         }
@@ -100,7 +101,7 @@ impl MacKey {
 }
 
 /// `bytes` random bytes, base64url: an unguessable id.
-pub fn random_id(bytes: usize) -> String {
+pub(crate) fn random_id(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::fill(buffer.as_mut_slice());
     URL_SAFE_NO_PAD.encode(buffer)

@@ -15,7 +15,7 @@ use super::frame::{BYTES_PER_PIXEL, Frame, Rect};
 use super::shm::SharedSegment;
 use super::xserver::{XError, XServer};
 
-pub struct Capturer {
+pub(super) struct Capturer {
     conn: Arc<RustConnection>,
     root: Window,
     region: Rect,
@@ -34,7 +34,7 @@ struct Segment {
 }
 
 impl Capturer {
-    pub fn new(x: &XServer, region: Rect) -> Capturer {
+    pub(super) fn new(x: &XServer, region: Rect) -> Capturer {
         Capturer {
             conn: x.conn.clone(),
             root: x.root,
@@ -48,22 +48,22 @@ impl Capturer {
 
     /// Plain GetImage even where MIT-SHM works (to test the fallback).
     #[cfg(test)]
-    pub fn without_shm(mut self) -> Capturer {
+    pub(super) fn without_shm(mut self) -> Capturer {
         self.use_shm = false;
         self
     }
 
-    pub fn region(&self) -> Rect {
+    pub(super) fn region(&self) -> Rect {
         self.region
     }
 
     /// The newest captured picture.
-    pub fn frame(&self) -> &Frame {
+    pub(super) fn frame(&self) -> &Frame {
         &self.kept
     }
 
     /// Captures another rectangle from now on (a new monitor layout, another display).
-    pub fn set_region(&mut self, region: Rect) {
+    pub(super) fn set_region(&mut self, region: Rect) {
         if region != self.region {
             self.region = region;
             self.release_segment();
@@ -74,7 +74,7 @@ impl Capturer {
 
     /// Captures the region; returns the tiles that differ from the previous capture (all of them
     /// the first time).
-    pub fn capture(&mut self) -> Result<DirtyTiles, XError> {
+    pub(super) fn capture(&mut self) -> Result<DirtyTiles, XError> {
         let Rect {
             x,
             y,

@@ -30,14 +30,14 @@ use x11rb::rust_connection::RustConnection;
 use owner::Owner;
 
 /// The most clipboard text passed either way, in bytes.
-pub const MAX_TEXT: usize = 1 << 20;
+pub(super) const MAX_TEXT: usize = 1 << 20;
 /// How long [`ClipboardHandle::get`] waits for the owner's answer.
-pub const GET_TIMEOUT: Duration = Duration::from_secs(3);
+pub(super) const GET_TIMEOUT: Duration = Duration::from_secs(3);
 /// Remote changes queued for the session before older ones are dropped.
 const CHANGES_QUEUED: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ClipboardError {
+pub(super) enum ClipboardError {
     #[error("cannot open the X display: {0}")]
     Connect(#[from] ConnectError),
     #[error("X connection failed: {0}")]
@@ -52,7 +52,7 @@ pub enum ClipboardError {
 
 /// Sets and reads the remote clipboard; cheap to clone. The thread ends when every handle drops.
 #[derive(Clone)]
-pub struct ClipboardHandle {
+pub(super) struct ClipboardHandle {
     inner: Arc<Shared>,
 }
 
@@ -87,13 +87,13 @@ struct Atoms {
 
 impl ClipboardHandle {
     /// Puts `text` on the remote clipboard (cut at [`MAX_TEXT`] bytes).
-    pub fn set(&self, text: String) {
+    pub(super) fn set(&self, text: String) {
         self.inner.command(Command::Set(text));
     }
 
     /// The remote clipboard's text; `None` if it is empty, not text, or its owner does not
     /// answer within [`GET_TIMEOUT`].
-    pub async fn get(&self) -> Option<String> {
+    pub(super) async fn get(&self) -> Option<String> {
         let (answer, answered) = oneshot::channel();
         self.inner.command(Command::Get(answer));
         tokio::time::timeout(GET_TIMEOUT, answered)
@@ -131,7 +131,7 @@ impl Drop for Shared {
 
 /// Connects to `display`, makes the hidden window and starts the clipboard thread. The receiver
 /// gets the text of each change another client makes.
-pub fn spawn(
+pub(super) fn spawn(
     display: &str,
 ) -> Result<(ClipboardHandle, tokio::sync::mpsc::Receiver<String>), ClipboardError> {
     let (conn, screen) = x11rb::connect(Some(display))?;

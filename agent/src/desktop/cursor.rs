@@ -9,7 +9,7 @@ use tether_common::relay::desktop::CursorHeader;
 const MAX_EDGE: u16 = 256;
 
 /// A cursor image from XFixes GetCursorImage.
-pub struct CursorImage<'a> {
+pub(super) struct CursorImage<'a> {
     pub width: u16,
     pub height: u16,
     pub hot_x: u16,
@@ -19,7 +19,7 @@ pub struct CursorImage<'a> {
 }
 
 /// The binary frame for `image`, or `None` if the image is inconsistent.
-pub fn cursor_frame(image: &CursorImage<'_>) -> Option<Vec<u8>> {
+pub(super) fn cursor_frame(image: &CursorImage<'_>) -> Option<Vec<u8>> {
     let (width, height) = (image.width as usize, image.height as usize);
     if image.argb.len() < width * height {
         return None;

@@ -10,11 +10,11 @@ use super::frame::{BYTES_PER_PIXEL, Frame, Rect};
 
 /// Tile edge in pixels: small enough that typing dirties little, big enough that a full-screen
 /// change is only ~500 tiles at 1920×1080.
-pub const TILE: u32 = 64;
+pub(super) const TILE: u32 = 64;
 
 /// A set of tiles of a `width`×`height` picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirtyTiles {
+pub(super) struct DirtyTiles {
     width: u32,
     height: u32,
     cols: u32,
@@ -24,7 +24,7 @@ pub struct DirtyTiles {
 
 impl DirtyTiles {
     /// No tile dirty.
-    pub fn none(width: u32, height: u32) -> DirtyTiles {
+    pub(super) fn none(width: u32, height: u32) -> DirtyTiles {
         let cols = width.div_ceil(TILE);
         let rows = height.div_ceil(TILE);
         DirtyTiles {
@@ -37,34 +37,34 @@ impl DirtyTiles {
     }
 
     /// Every tile dirty.
-    pub fn all(width: u32, height: u32) -> DirtyTiles {
+    pub(super) fn all(width: u32, height: u32) -> DirtyTiles {
         let mut tiles = DirtyTiles::none(width, height);
         tiles.dirty.fill(true);
         tiles
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         !self.dirty.contains(&true)
     }
 
-    pub fn is_all(&self) -> bool {
+    pub(super) fn is_all(&self) -> bool {
         !self.dirty.contains(&false)
     }
 
-    pub fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.dirty.iter().filter(|d| **d).count()
     }
 
-    pub fn mark(&mut self, col: u32, row: u32) {
+    pub(super) fn mark(&mut self, col: u32, row: u32) {
         self.dirty[(row * self.cols + col) as usize] = true;
     }
 
-    pub fn is_dirty(&self, col: u32, row: u32) -> bool {
+    pub(super) fn is_dirty(&self, col: u32, row: u32) -> bool {
         self.dirty[(row * self.cols + col) as usize]
     }
 
     /// Adds `other`'s tiles; a set for another picture size makes everything dirty.
-    pub fn add(&mut self, other: &DirtyTiles) {
+    pub(super) fn add(&mut self, other: &DirtyTiles) {
         if (other.width, other.height) != (self.width, self.height) {
             *self = DirtyTiles::all(other.width, other.height);
             return;
@@ -75,19 +75,19 @@ impl DirtyTiles {
     }
 
     /// Marks every tile clean.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.dirty.fill(false);
     }
 
     /// Marks every tile dirty.
-    pub fn fill(&mut self) {
+    pub(super) fn fill(&mut self) {
         self.dirty.fill(true);
     }
 
     /// The dirty tiles as few rectangles, in pixels: runs of dirty tiles along a row, joined with
     /// the same run in the rows below. Typing gives one small rectangle, a scrolled text area one
     /// big one.
-    pub fn rects(&self) -> Vec<Rect> {
+    pub(super) fn rects(&self) -> Vec<Rect> {
         // (first col, end col, first row, end row) in tiles
         let mut open: Vec<(u32, u32, u32, u32)> = Vec::new();
         let mut done = Vec::new();
@@ -136,7 +136,7 @@ impl DirtyTiles {
 
 /// Compares `fresh` (a new capture, same size as `kept`, rows packed) with `kept` tile by tile,
 /// copies the tiles that differ into `kept`, and returns them.
-pub fn diff_and_update(kept: &mut Frame, fresh: &[u8]) -> DirtyTiles {
+pub(super) fn diff_and_update(kept: &mut Frame, fresh: &[u8]) -> DirtyTiles {
     let (width, height) = (kept.width, kept.height);
     let stride = kept.stride();
     assert_eq!(fresh.len(), stride * height as usize, "capture size");

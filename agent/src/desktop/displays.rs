@@ -14,7 +14,7 @@ use x11rb::protocol::xproto::{ConnectionExt as _, Window};
 use super::frame::Rect;
 
 /// The monitors of the screen whose root is `root` and whose size is `root_size`.
-pub fn read_displays(
+pub(super) fn read_displays(
     conn: &impl Connection,
     root: Window,
     root_size: (u32, u32),
@@ -53,7 +53,7 @@ pub fn read_displays(
 }
 
 /// Whether the server has RandR ≥ 1.5 (GetMonitors).
-pub fn has_monitors(conn: &impl Connection) -> bool {
+pub(super) fn has_monitors(conn: &impl Connection) -> bool {
     let present = conn
         .extension_information(randr::X11_EXTENSION_NAME)
         .ok()
@@ -69,7 +69,7 @@ pub fn has_monitors(conn: &impl Connection) -> bool {
 
 /// The screen rectangle `selection` shows, and the selection as it applies: an id that names no
 /// monitor (any more) shows everything.
-pub fn region_for(
+pub(super) fn region_for(
     selection: DisplaySelection,
     displays: &[DisplayInfo],
     root_size: (u32, u32),

@@ -3,8 +3,8 @@
 //! mappings they share. Everything here runs on the hub's own thread, never on the async
 //! runtime.
 
-pub mod jpeg;
-pub mod video;
+pub(super) mod jpeg;
+pub(super) mod video;
 
 use std::sync::Once;
 
@@ -15,7 +15,7 @@ use ffmpeg_next::software::scaling;
 use super::frame::{BYTES_PER_PIXEL, Frame};
 
 #[derive(Debug, thiserror::Error)]
-pub enum EncodeError {
+pub(super) enum EncodeError {
     #[error("FFmpeg: {0}")]
     Ffmpeg(#[from] ffmpeg_next::Error),
     #[error("this FFmpeg has no {0} encoder")]
@@ -28,7 +28,7 @@ pub enum EncodeError {
 
 /// FFmpeg's one-time set-up: error strings, and quiet logs (libx264 prints its CPU features at
 /// every open otherwise).
-pub fn init_ffmpeg() {
+pub(super) fn init_ffmpeg() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         if let Err(e) = ffmpeg_next::init() {
@@ -40,7 +40,7 @@ pub fn init_ffmpeg() {
 
 /// The picture size for a `source`-sized capture shown at most `max_width` wide (aspect kept).
 /// Video needs even sizes (4:2:0 chroma), so `even` rounds both down to even numbers.
-pub fn output_size(source: (u32, u32), max_width: Option<u32>, even: bool) -> (u32, u32) {
+pub(super) fn output_size(source: (u32, u32), max_width: Option<u32>, even: bool) -> (u32, u32) {
     let (width, height) = source;
     let (mut out_w, mut out_h) = match max_width {
         Some(max) if max < width => {
@@ -58,14 +58,14 @@ pub fn output_size(source: (u32, u32), max_width: Option<u32>, even: bool) -> (u
 }
 
 /// Scales BGRX frames to another size (for viewers that asked for a `maxWidth`).
-pub struct Scaler {
+pub(super) struct Scaler {
     context: scaling::Context,
     input: frame::Video,
     output: frame::Video,
 }
 
 impl Scaler {
-    pub fn new(source: (u32, u32), target: (u32, u32)) -> Result<Scaler, EncodeError> {
+    pub(super) fn new(source: (u32, u32), target: (u32, u32)) -> Result<Scaler, EncodeError> {
         init_ffmpeg();
         let context = scaling::Context::get(
             Pixel::BGRZ,
@@ -83,15 +83,15 @@ impl Scaler {
         })
     }
 
-    pub fn source(&self) -> (u32, u32) {
+    pub(super) fn source(&self) -> (u32, u32) {
         (self.input.width(), self.input.height())
     }
 
-    pub fn target(&self) -> (u32, u32) {
+    pub(super) fn target(&self) -> (u32, u32) {
         (self.output.width(), self.output.height())
     }
 
-    pub fn scale(&mut self, frame: &Frame) -> Result<Frame, EncodeError> {
+    pub(super) fn scale(&mut self, frame: &Frame) -> Result<Frame, EncodeError> {
         copy_into(frame, &mut self.input);
         self.context.run(&self.input, &mut self.output)?;
         let (width, height) = self.target();
@@ -111,7 +111,7 @@ impl Scaler {
 }
 
 /// Copies a packed BGRX frame into an FFmpeg frame of the same size (whose rows may be padded).
-pub fn copy_into(frame: &Frame, target: &mut frame::Video) {
+pub(super) fn copy_into(frame: &Frame, target: &mut frame::Video) {
     let row = frame.stride();
     let stride = target.stride(0);
     let plane = target.data_mut(0);

@@ -4,7 +4,7 @@
 
 /// A rectangle in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Rect {
+pub(crate) struct Rect {
     pub x: i32,
     pub y: i32,
     pub width: u32,
@@ -12,7 +12,7 @@ pub struct Rect {
 }
 
 impl Rect {
-    pub fn new(x: i32, y: i32, width: u32, height: u32) -> Rect {
+    pub(crate) fn new(x: i32, y: i32, width: u32, height: u32) -> Rect {
         Rect {
             x,
             y,
@@ -21,20 +21,20 @@ impl Rect {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.width == 0 || self.height == 0
     }
 
-    pub fn right(&self) -> i32 {
+    pub(crate) fn right(&self) -> i32 {
         self.x + self.width as i32
     }
 
-    pub fn bottom(&self) -> i32 {
+    pub(crate) fn bottom(&self) -> i32 {
         self.y + self.height as i32
     }
 
     /// The part of `self` inside `bounds` (empty when they do not overlap).
-    pub fn clipped_to(&self, bounds: Rect) -> Rect {
+    pub(crate) fn clipped_to(&self, bounds: Rect) -> Rect {
         let x = self.x.max(bounds.x);
         let y = self.y.max(bounds.y);
         let right = self.right().min(bounds.right());
@@ -46,11 +46,11 @@ impl Rect {
     }
 }
 
-pub const BYTES_PER_PIXEL: usize = 4;
+pub(super) const BYTES_PER_PIXEL: usize = 4;
 
 /// One picture of the captured region.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Frame {
+pub(super) struct Frame {
     pub width: u32,
     pub height: u32,
     /// BGRX, `width * 4` bytes per row.
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Frame {
 
 impl Frame {
     /// A black frame.
-    pub fn new(width: u32, height: u32) -> Frame {
+    pub(super) fn new(width: u32, height: u32) -> Frame {
         Frame {
             width,
             height,
@@ -75,7 +75,7 @@ impl Frame {
 
     /// A frame of one colour (for tests and benchmarks).
     #[cfg(test)]
-    pub fn filled(width: u32, height: u32, [r, g, b]: [u8; 3]) -> Frame {
+    pub(super) fn filled(width: u32, height: u32, [r, g, b]: [u8; 3]) -> Frame {
         let data = [b, g, r, 0].repeat(width as usize * height as usize);
         Frame {
             width,
@@ -84,23 +84,23 @@ impl Frame {
         }
     }
 
-    pub fn stride(&self) -> usize {
+    pub(super) fn stride(&self) -> usize {
         self.width as usize * BYTES_PER_PIXEL
     }
 
-    pub fn bounds(&self) -> Rect {
+    pub(super) fn bounds(&self) -> Rect {
         Rect::new(0, 0, self.width, self.height)
     }
 
     /// The colour at (x, y) as RGB.
     #[cfg(test)]
-    pub fn rgb_at(&self, x: u32, y: u32) -> [u8; 3] {
+    pub(super) fn rgb_at(&self, x: u32, y: u32) -> [u8; 3] {
         let at = y as usize * self.stride() + x as usize * BYTES_PER_PIXEL;
         [self.data[at + 2], self.data[at + 1], self.data[at]]
     }
 
     /// The pixels of `rect` (which must lie inside the frame), rows packed.
-    pub fn crop(&self, rect: Rect) -> Vec<u8> {
+    pub(super) fn crop(&self, rect: Rect) -> Vec<u8> {
         let row_bytes = rect.width as usize * BYTES_PER_PIXEL;
         let mut out = Vec::with_capacity(row_bytes * rect.height as usize);
         for y in rect.y..rect.bottom() {
@@ -111,7 +111,7 @@ impl Frame {
     }
 
     /// RGB, 3 bytes per pixel (for PNG).
-    pub fn to_rgb(&self) -> Vec<u8> {
+    pub(super) fn to_rgb(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.width as usize * self.height as usize * 3);
         for pixel in self.data.chunks_exact(BYTES_PER_PIXEL) {
             out.extend_from_slice(&[pixel[2], pixel[1], pixel[0]]);

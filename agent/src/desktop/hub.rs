@@ -31,11 +31,11 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::frame::Rect;
 use super::xserver::XEvent;
 
-pub type ViewerId = u64;
+pub(super) type ViewerId = u64;
 
 /// What a hub sends one viewer's session.
 #[derive(Debug)]
-pub enum HubOutput {
+pub(crate) enum HubOutput {
     Displays {
         displays: Vec<DisplayInfo>,
         selected: DisplaySelection,
@@ -61,7 +61,7 @@ pub enum HubOutput {
 /// A viewer's stream, as the `stream` event describes it, plus the screen rectangle it shows (to
 /// map pointer positions between picture and screen).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamInfo {
+pub(crate) struct StreamInfo {
     pub codec: Codec,
     pub codec_string: String,
     pub width: u32,
@@ -73,7 +73,7 @@ pub struct StreamInfo {
 
 /// What a picture is, for its header.
 #[derive(Debug, Clone, Copy)]
-pub struct PictureMeta {
+pub(super) struct PictureMeta {
     pub kind: BinaryKind,
     pub key: bool,
     pub seq: u32,
@@ -83,7 +83,7 @@ pub struct PictureMeta {
 }
 
 /// One picture as relay messages: the header, then the payload, split when it is too big.
-pub fn picture_messages(meta: PictureMeta, payload: &[u8]) -> Vec<Vec<u8>> {
+pub(super) fn picture_messages(meta: PictureMeta, payload: &[u8]) -> Vec<Vec<u8>> {
     let write_header = |flags: u8, out: &mut Vec<u8>| {
         PictureHeader {
             kind: meta.kind,
@@ -148,7 +148,7 @@ struct Entry {
 
 /// The hubs of this agent (one registry per agent process, cloned into every session).
 #[derive(Clone, Default)]
-pub struct Hubs {
+pub(crate) struct Hubs {
     entries: Arc<Mutex<HashMap<HubKey, Entry>>>,
     next_id: Arc<AtomicU64>,
 }
@@ -156,7 +156,7 @@ pub struct Hubs {
 impl Hubs {
     /// Joins the hub for `display` and `selection`, starting it if needed. Its first messages to
     /// the viewer are the displays and the cursor; pictures follow.
-    pub fn join(
+    pub(crate) fn join(
         &self,
         display: &str,
         selection: DisplaySelection,
@@ -217,7 +217,7 @@ impl Hubs {
 
     /// Whether a hub runs for `display` and `selection` (for tests).
     #[cfg(test)]
-    pub fn is_running(&self, display: &str, selection: DisplaySelection) -> bool {
+    pub(crate) fn is_running(&self, display: &str, selection: DisplaySelection) -> bool {
         let key = HubKey {
             display: display.to_owned(),
             selection,
@@ -247,7 +247,7 @@ impl Hubs {
 }
 
 /// One viewer's place in a hub; leaving the hub when dropped.
-pub struct Viewer {
+pub(crate) struct Viewer {
     hubs: Hubs,
     key: HubKey,
     generation: u64,
@@ -258,22 +258,22 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    pub fn ack(&self, seq: u32) {
+    pub(crate) fn ack(&self, seq: u32) {
         self.send(HubMessage::Ack { id: self.id, seq });
     }
 
-    pub fn keyframe(&self) {
+    pub(crate) fn keyframe(&self) {
         self.send(HubMessage::Keyframe { id: self.id });
     }
 
-    pub fn settings(&self, settings: EffectiveSettings) {
+    pub(crate) fn settings(&self, settings: EffectiveSettings) {
         self.send(HubMessage::Settings {
             id: self.id,
             settings,
         });
     }
 
-    pub fn snapshot(&self) {
+    pub(crate) fn snapshot(&self) {
         self.send(HubMessage::Snapshot { id: self.id });
     }
 

@@ -28,7 +28,7 @@ use super::typing::Typist;
 const MAX_WHEEL_STEPS: i32 = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputCommand {
+pub(super) enum InputCommand {
     /// Move the pointer to these screen pixels.
     MouseMove {
         x: i32,
@@ -57,7 +57,7 @@ pub enum InputCommand {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum InputError {
+pub(super) enum InputError {
     #[error("cannot open the X display: {0}")]
     Connect(#[from] ConnectError),
     #[error("the X server has no XTEST extension, so input cannot be injected")]
@@ -72,20 +72,20 @@ pub enum InputError {
 
 /// Queues input for the thread; cheap to clone. The thread ends when every handle is dropped.
 #[derive(Clone)]
-pub struct InputHandle {
+pub(super) struct InputHandle {
     commands: mpsc::Sender<InputCommand>,
 }
 
 impl InputHandle {
     /// Never blocks; input sent after the thread stopped (X went away) is dropped.
-    pub fn send(&self, command: InputCommand) {
+    pub(super) fn send(&self, command: InputCommand) {
         let _ = self.commands.send(command);
     }
 }
 
 /// Connects to `display` (e.g. ":0"), checks XTEST, and starts the input thread. The receiver
 /// gets notices for the viewer (an unknown key, a character that cannot be typed).
-pub fn spawn(display: &str) -> Result<(InputHandle, UnboundedReceiver<String>), InputError> {
+pub(super) fn spawn(display: &str) -> Result<(InputHandle, UnboundedReceiver<String>), InputError> {
     let (conn, screen) = x11rb::connect(Some(display))?;
     if conn
         .extension_information(xtest::X11_EXTENSION_NAME)?
@@ -114,7 +114,7 @@ pub fn spawn(display: &str) -> Result<(InputHandle, UnboundedReceiver<String>), 
 }
 
 /// Presses or releases one key through XTest.
-pub fn fake_key(
+pub(super) fn fake_key(
     conn: &impl Connection,
     root: Window,
     keycode: Keycode,

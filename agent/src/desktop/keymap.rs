@@ -9,10 +9,10 @@
 //! that some browsers still send for the Meta keys; numbers follow `linux/input-event-codes.h`.
 
 /// The offset between evdev scancodes and X keycodes under the evdev XKB rules.
-pub const X_KEYCODE_OFFSET: u16 = 8;
+pub(super) const X_KEYCODE_OFFSET: u16 = 8;
 
 /// The evdev scancode of the key a DOM `code` names, if we know it.
-pub fn evdev_code(dom_code: &str) -> Option<u16> {
+pub(super) fn evdev_code(dom_code: &str) -> Option<u16> {
     CODES
         .iter()
         .find(|(name, _)| *name == dom_code)
@@ -20,13 +20,13 @@ pub fn evdev_code(dom_code: &str) -> Option<u16> {
 }
 
 /// The X keycode of that key under the evdev rules (`None` if it does not fit in a keycode).
-pub fn x_keycode(dom_code: &str) -> Option<u8> {
+pub(super) fn x_keycode(dom_code: &str) -> Option<u8> {
     evdev_code(dom_code).and_then(|code| u8::try_from(code + X_KEYCODE_OFFSET).ok())
 }
 
 /// Every DOM code we map, with its evdev scancode. Aliases (two names, one key) are allowed only
 /// where browsers disagree on the name; see the test.
-pub const CODES: &[(&str, u16)] = &[
+pub(super) const CODES: &[(&str, u16)] = &[
     // Writing system keys, row by row.
     ("Escape", 1),
     ("Digit1", 2),

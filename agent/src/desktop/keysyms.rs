@@ -10,19 +10,19 @@
 //! X client) includes this file too, to print the character a key typed.
 
 /// The keysym for "no symbol" in a keyboard mapping.
-pub const NO_SYMBOL: u32 = 0;
+pub(super) const NO_SYMBOL: u32 = 0;
 /// Keysyms from here on name a Unicode code point directly.
-pub const UNICODE_OFFSET: u32 = 0x0100_0000;
+pub(super) const UNICODE_OFFSET: u32 = 0x0100_0000;
 
-pub const BACKSPACE: u32 = 0xff08;
-pub const TAB: u32 = 0xff09;
-pub const RETURN: u32 = 0xff0d;
-pub const ESCAPE: u32 = 0xff1b;
-pub const DELETE: u32 = 0xffff;
+pub(super) const BACKSPACE: u32 = 0xff08;
+pub(super) const TAB: u32 = 0xff09;
+pub(super) const RETURN: u32 = 0xff0d;
+pub(super) const ESCAPE: u32 = 0xff1b;
+pub(super) const DELETE: u32 = 0xffff;
 
 /// The keysyms that type `c`, best first: the legacy or Latin-1 keysym a layout would list,
 /// then the Unicode one. Control characters map to the keys that produce them.
-pub fn keysyms_for_char(c: char) -> Vec<u32> {
+pub(super) fn keysyms_for_char(c: char) -> Vec<u32> {
     let code = u32::from(c);
     let special = match c {
         '\n' | '\r' => Some(RETURN),
@@ -53,7 +53,7 @@ pub fn keysyms_for_char(c: char) -> Vec<u32> {
 }
 
 /// The character a keysym types, if it types one (not for function or modifier keys).
-pub fn char_for_keysym(keysym: u32) -> Option<char> {
+pub(super) fn char_for_keysym(keysym: u32) -> Option<char> {
     if is_latin1_printable(keysym) {
         return char::from_u32(keysym);
     }
@@ -75,7 +75,7 @@ fn is_latin1_printable(code: u32) -> bool {
 
 /// (legacy keysym, Unicode code point), sorted by keysym.
 #[rustfmt::skip]
-pub const LEGACY: &[(u16, u16)] = &[
+pub(super) const LEGACY: &[(u16, u16)] = &[
     (0x01a1, 0x0104), (0x01a2, 0x02d8), (0x01a3, 0x0141), (0x01a5, 0x013d), (0x01a6, 0x015a),
     (0x01a9, 0x0160), (0x01aa, 0x015e), (0x01ab, 0x0164), (0x01ac, 0x0179), (0x01ae, 0x017d),
     (0x01af, 0x017b), (0x01b1, 0x0105), (0x01b2, 0x02db), (0x01b3, 0x0142), (0x01b5, 0x013e),

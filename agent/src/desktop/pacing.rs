@@ -17,18 +17,18 @@ use std::time::{Duration, Instant};
 use tether_common::relay::desktop::{FRAME_WINDOW, MAX_FPS, MIN_FPS, MIN_QUALITY};
 
 /// At most one forced key frame per encoder this often.
-pub const KEY_FRAME_GAP: Duration = Duration::from_millis(500);
+pub(super) const KEY_FRAME_GAP: Duration = Duration::from_millis(500);
 /// Lower quality at most this often while a viewer skips.
-pub const PRESSURE_STEP_GAP: Duration = Duration::from_secs(1);
+pub(super) const PRESSURE_STEP_GAP: Duration = Duration::from_secs(1);
 /// Raise quality one step after this long without a skip.
-pub const PRESSURE_RECOVERY: Duration = Duration::from_secs(5);
+pub(super) const PRESSURE_RECOVERY: Duration = Duration::from_secs(5);
 /// Quality points per pressure step, and the most steps.
-pub const PRESSURE_STEP: u8 = 15;
-pub const MAX_PRESSURE: u8 = 4;
+pub(super) const PRESSURE_STEP: u8 = 15;
+pub(super) const MAX_PRESSURE: u8 = 4;
 
 /// One viewer's picture window and frame rate.
 #[derive(Debug, Clone)]
-pub struct Pacing {
+pub(super) struct Pacing {
     /// The last sequence number handed out (pictures are numbered from 1).
     last_sent: u32,
     /// The highest sequence number acknowledged.
@@ -40,7 +40,7 @@ pub struct Pacing {
 
 impl Pacing {
     /// A new viewer: nothing in flight, and its first picture must be a key frame.
-    pub fn new(fps: u8) -> Pacing {
+    pub(super) fn new(fps: u8) -> Pacing {
         Pacing {
             last_sent: 0,
             acked: 0,
@@ -50,43 +50,43 @@ impl Pacing {
         }
     }
 
-    pub fn set_fps(&mut self, fps: u8) {
+    pub(super) fn set_fps(&mut self, fps: u8) {
         self.interval = frame_interval(fps);
     }
 
-    pub fn in_flight(&self) -> u32 {
+    pub(super) fn in_flight(&self) -> u32 {
         self.last_sent.wrapping_sub(self.acked)
     }
 
-    pub fn window_open(&self) -> bool {
+    pub(super) fn window_open(&self) -> bool {
         self.in_flight() < FRAME_WINDOW
     }
 
     /// When the frame interval allows the next picture.
-    pub fn due_at(&self) -> Option<Instant> {
+    pub(super) fn due_at(&self) -> Option<Instant> {
         self.sent_at.map(|at| at + self.interval)
     }
 
-    pub fn is_due(&self, now: Instant) -> bool {
+    pub(super) fn is_due(&self, now: Instant) -> bool {
         self.due_at().is_none_or(|due| now >= due)
     }
 
     /// Window open and interval passed.
-    pub fn can_take(&self, now: Instant) -> bool {
+    pub(super) fn can_take(&self, now: Instant) -> bool {
         self.window_open() && self.is_due(now)
     }
 
     /// Whether a picture of this kind is any use to the viewer now.
-    pub fn accepts(&self, key: bool) -> bool {
+    pub(super) fn accepts(&self, key: bool) -> bool {
         key || !self.needs_key
     }
 
-    pub fn needs_key(&self) -> bool {
+    pub(super) fn needs_key(&self) -> bool {
         self.needs_key
     }
 
     /// Records a picture sent; returns its sequence number.
-    pub fn sent(&mut self, now: Instant, key: bool) -> u32 {
+    pub(super) fn sent(&mut self, now: Instant, key: bool) -> u32 {
         self.last_sent = self.last_sent.wrapping_add(1);
         self.sent_at = Some(now);
         if key {
@@ -96,7 +96,7 @@ impl Pacing {
     }
 
     /// An acknowledgement; numbers not in flight (old, repeated, or never sent) change nothing.
-    pub fn ack(&mut self, seq: u32) {
+    pub(super) fn ack(&mut self, seq: u32) {
         let ahead_of_acked = seq.wrapping_sub(self.acked);
         if ahead_of_acked != 0 && ahead_of_acked <= self.in_flight() {
             self.acked = seq;
@@ -104,12 +104,12 @@ impl Pacing {
     }
 
     /// The encoder went on without this viewer: it cannot decode what follows without a key.
-    pub fn missed(&mut self) {
+    pub(super) fn missed(&mut self) {
         self.needs_key = true;
     }
 
     /// The viewer asked for a key frame (it joined late or its decoder failed).
-    pub fn request_key(&mut self) {
+    pub(super) fn request_key(&mut self) {
         self.needs_key = true;
     }
 }
@@ -120,40 +120,40 @@ fn frame_interval(fps: u8) -> Duration {
 
 /// Rate limit for forced key frames of one encoder.
 #[derive(Debug, Clone, Default)]
-pub struct KeyLimiter {
+pub(super) struct KeyLimiter {
     last: Option<Instant>,
 }
 
 impl KeyLimiter {
-    pub fn allows(&self, now: Instant) -> bool {
+    pub(super) fn allows(&self, now: Instant) -> bool {
         self.last.is_none_or(|last| now >= last + KEY_FRAME_GAP)
     }
 
     /// When the next forced key frame is allowed.
-    pub fn next_allowed(&self) -> Option<Instant> {
+    pub(super) fn next_allowed(&self) -> Option<Instant> {
         self.last.map(|last| last + KEY_FRAME_GAP)
     }
 
-    pub fn forced(&mut self, now: Instant) {
+    pub(super) fn forced(&mut self, now: Instant) {
         self.last = Some(now);
     }
 }
 
 /// Back-pressure on one encoder: how many quality steps it is below what viewers asked for.
 #[derive(Debug, Clone, Default)]
-pub struct Pressure {
+pub(super) struct Pressure {
     level: u8,
     last_skip: Option<Instant>,
     last_change: Option<Instant>,
 }
 
 impl Pressure {
-    pub fn level(&self) -> u8 {
+    pub(super) fn level(&self) -> u8 {
         self.level
     }
 
     /// A viewer skipped a picture. True when the level went up (the encoder should follow).
-    pub fn skipped(&mut self, now: Instant) -> bool {
+    pub(super) fn skipped(&mut self, now: Instant) -> bool {
         self.last_skip = Some(now);
         let may_step = self
             .last_change
@@ -167,7 +167,7 @@ impl Pressure {
     }
 
     /// Time passed without skips. True when the level went down.
-    pub fn recover(&mut self, now: Instant) -> bool {
+    pub(super) fn recover(&mut self, now: Instant) -> bool {
         let quiet = |at: Option<Instant>| at.is_none_or(|at| now >= at + PRESSURE_RECOVERY);
         if self.level > 0 && quiet(self.last_skip) && quiet(self.last_change) {
             self.level -= 1;
@@ -178,7 +178,7 @@ impl Pressure {
     }
 
     /// When [`recover`](Self::recover) could next lower the level.
-    pub fn next_recovery(&self) -> Option<Instant> {
+    pub(super) fn next_recovery(&self) -> Option<Instant> {
         if self.level == 0 {
             return None;
         }
@@ -187,7 +187,7 @@ impl Pressure {
     }
 
     /// `quality` lowered by the current level.
-    pub fn apply(&self, quality: u8) -> u8 {
+    pub(super) fn apply(&self, quality: u8) -> u8 {
         quality
             .saturating_sub(self.level * PRESSURE_STEP)
             .max(MIN_QUALITY)

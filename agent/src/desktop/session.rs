@@ -30,12 +30,12 @@ use crate::relay::RelaySocket;
 const START_WAIT: Duration = Duration::from_secs(60);
 /// A console that takes no frame for this long is gone.
 const SEND_DEADLINE: Duration = Duration::from_secs(300);
-pub const NO_DISPLAY: &str = "no X display: start the agent with --x-display or DISPLAY";
+pub(super) const NO_DISPLAY: &str = "no X display: start the agent with --x-display or DISPLAY";
 
 type Sink = SplitSink<RelaySocket, Message>;
 
 /// Serves one desktop session to its end.
-pub async fn serve(
+pub(crate) async fn serve(
     socket: RelaySocket,
     display: Option<String>,
     hubs: Hubs,
@@ -312,7 +312,7 @@ impl Session {
 }
 
 /// A picture pixel → the screen pixel it shows.
-pub fn picture_to_screen(stream: &StreamInfo, x: u32, y: u32) -> (i32, i32) {
+pub(super) fn picture_to_screen(stream: &StreamInfo, x: u32, y: u32) -> (i32, i32) {
     let map = |value: u32, picture: u32, source: u32, origin: i32| {
         let value = u64::from(value.min(picture.saturating_sub(1)));
         origin + (value * u64::from(source) / u64::from(picture.max(1))) as i32
@@ -325,7 +325,7 @@ pub fn picture_to_screen(stream: &StreamInfo, x: u32, y: u32) -> (i32, i32) {
 
 /// A screen pixel → picture pixels (may lie outside the picture when the pointer is on another
 /// monitor).
-pub fn screen_to_picture(stream: &StreamInfo, x: i32, y: i32) -> (i32, i32) {
+pub(super) fn screen_to_picture(stream: &StreamInfo, x: i32, y: i32) -> (i32, i32) {
     let map = |value: i32, origin: i32, source: u32, picture: u32| {
         (i64::from(value - origin) * i64::from(picture) / i64::from(source.max(1))) as i32
     };

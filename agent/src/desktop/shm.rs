@@ -15,13 +15,13 @@ use std::os::fd::OwnedFd;
 use memmap2::{Mmap, MmapOptions};
 
 /// A read-only mapping of an X server's shared-memory segment.
-pub struct SharedSegment {
+pub(super) struct SharedSegment {
     map: Mmap,
 }
 
 impl SharedSegment {
     /// Maps `len` bytes of the segment behind `fd` (from ShmCreateSegment).
-    pub fn map(fd: &OwnedFd, len: usize) -> std::io::Result<SharedSegment> {
+    pub(super) fn map(fd: &OwnedFd, len: usize) -> std::io::Result<SharedSegment> {
         // SAFETY: the descriptor names a shared-memory object of at least `len` bytes that the X
         // server created for this connection alone (CreateSegment with that size); nothing else in
         // this process maps it, and no file can be truncated under us (it is not a file on disk
@@ -33,7 +33,7 @@ impl SharedSegment {
     /// The segment's bytes. Call only after the reply to a ShmGetImage into this segment has
     /// arrived and before the next such request: the X server writes the segment only while it
     /// serves that request, so in between the bytes are stable.
-    pub fn bytes(&self) -> &[u8] {
+    pub(super) fn bytes(&self) -> &[u8] {
         &self.map
     }
 }

@@ -9,7 +9,7 @@ use super::frame::Frame;
 
 /// The PNG bytes of `frame` (8-bit RGB; "fast" compression: a screenshot of text and flat colour
 /// still shrinks well, and a 1080p one takes tens of milliseconds, not seconds).
-pub fn png(frame: &Frame) -> Result<Vec<u8>, EncodeError> {
+pub(super) fn png(frame: &Frame) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, frame.width, frame.height);
     encoder.set_color(png::ColorType::Rgb);
@@ -22,7 +22,7 @@ pub fn png(frame: &Frame) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// The relay messages carrying `png` (split when over the relay's message limit).
-pub fn snapshot_messages(png: &[u8]) -> Vec<Vec<u8>> {
+pub(super) fn snapshot_messages(png: &[u8]) -> Vec<Vec<u8>> {
     split_payload(
         png,
         SNAPSHOT_HEADER_LEN,

@@ -22,14 +22,14 @@ use super::hub::{HubOutput, Hubs, StreamInfo, Viewer};
 use super::xserver::{XEvent, XServer};
 
 /// Paints rectangles straight onto the root window.
-pub struct Painter {
+pub(super) struct Painter {
     conn: RustConnection,
     root: u32,
     gc: Gcontext,
 }
 
 impl Painter {
-    pub fn new(display: &str) -> Painter {
+    pub(super) fn new(display: &str) -> Painter {
         let (conn, screen) = x11rb::connect(Some(display)).expect("connect the painter");
         let root = conn.setup().roots[screen].root;
         let gc = conn.generate_id().unwrap();
@@ -44,7 +44,7 @@ impl Painter {
     }
 
     /// Moves the pointer to (x, y) on the screen.
-    pub fn warp_pointer(&self, x: i16, y: i16) {
+    pub(super) fn warp_pointer(&self, x: i16, y: i16) {
         self.conn
             .warp_pointer(x11rb::NONE, self.root, 0, 0, 0, 0, x, y)
             .unwrap();
@@ -52,7 +52,7 @@ impl Painter {
     }
 
     /// Fills `rect` with `rgb` and waits until the server has done it.
-    pub fn fill(&self, rect: Rect, [r, g, b]: [u8; 3]) {
+    pub(super) fn fill(&self, rect: Rect, [r, g, b]: [u8; 3]) {
         let pixel = (u32::from(r) << 16) | (u32::from(g) << 8) | u32::from(b);
         self.conn
             .change_gc(self.gc, &ChangeGCAux::new().foreground(pixel))

@@ -25,7 +25,7 @@ mod keyboard_map;
 use keyboard_map::{KeyboardMap, SHIFT_ROW};
 
 /// How long a borrowed key keeps its character after the last use.
-pub const RESTORE_AFTER: Duration = Duration::from_millis(500);
+pub(super) const RESTORE_AFTER: Duration = Duration::from_millis(500);
 
 /// A keycode we bound to a keysym for typing.
 #[derive(Debug)]
@@ -36,14 +36,14 @@ struct Borrowed {
 }
 
 /// Types text through XTest; owned by the input thread.
-pub struct Typist {
+pub(super) struct Typist {
     map: KeyboardMap,
     stale: bool,
     borrowed: Vec<Borrowed>,
 }
 
 impl Typist {
-    pub fn new(conn: &impl Connection) -> Result<Typist, ReplyError> {
+    pub(super) fn new(conn: &impl Connection) -> Result<Typist, ReplyError> {
         Ok(Typist {
             map: KeyboardMap::fetch(conn)?,
             stale: false,
@@ -52,12 +52,12 @@ impl Typist {
     }
 
     /// A MappingNotify arrived: read the mapping again before the next lookup.
-    pub fn mapping_changed(&mut self) {
+    pub(super) fn mapping_changed(&mut self) {
         self.stale = true;
     }
 
     /// When the borrowed keys should be given back, if any are borrowed.
-    pub fn restore_at(&self) -> Option<Instant> {
+    pub(super) fn restore_at(&self) -> Option<Instant> {
         self.borrowed
             .iter()
             .map(|b| b.used)
@@ -66,7 +66,7 @@ impl Typist {
     }
 
     /// Unbinds every borrowed key.
-    pub fn restore(&mut self, conn: &impl Connection) -> Result<(), ReplyError> {
+    pub(super) fn restore(&mut self, conn: &impl Connection) -> Result<(), ReplyError> {
         for borrowed in self.borrowed.drain(..) {
             conn.change_keyboard_mapping(1, borrowed.keycode, 2, &[NO_SYMBOL, NO_SYMBOL])?;
         }
@@ -75,7 +75,7 @@ impl Typist {
     }
 
     /// Types `text`; returns notices for characters that could not be typed.
-    pub fn type_text(
+    pub(super) fn type_text(
         &mut self,
         conn: &impl Connection,
         root: Window,

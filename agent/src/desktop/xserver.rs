@@ -25,7 +25,7 @@ use super::cursor::{CursorImage, cursor_frame};
 use super::displays;
 
 #[derive(Debug, thiserror::Error)]
-pub enum XError {
+pub(super) enum XError {
     #[error("cannot open X display {display}: {source}")]
     Connect {
         display: String,
@@ -48,7 +48,7 @@ pub enum XError {
 
 /// What the hub hears from the X server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum XEvent {
+pub(super) enum XEvent {
     /// Something was drawn since the damage was last reset.
     Damage,
     /// The screen's size or monitors changed.
@@ -59,7 +59,7 @@ pub enum XEvent {
     Failed(String),
 }
 
-pub struct XServer {
+pub(super) struct XServer {
     pub conn: Arc<RustConnection>,
     pub root: Window,
     /// RandR ≥ 1.5: monitors can be listed.
@@ -72,7 +72,7 @@ pub struct XServer {
 }
 
 impl XServer {
-    pub fn connect(x_display: &str) -> Result<XServer, XError> {
+    pub(super) fn connect(x_display: &str) -> Result<XServer, XError> {
         let (conn, screen_num) =
             x11rb::connect(Some(x_display)).map_err(|source| XError::Connect {
                 display: x_display.to_owned(),
@@ -138,12 +138,12 @@ impl XServer {
     }
 
     /// Whether XDamage tells us when something is drawn (otherwise: assume always).
-    pub fn tracks_damage(&self) -> bool {
+    pub(super) fn tracks_damage(&self) -> bool {
         self.damage.is_some()
     }
 
     /// Forgets the damage so far; the next drawing sends a new [`XEvent::Damage`].
-    pub fn reset_damage(&self) -> Result<(), XError> {
+    pub(super) fn reset_damage(&self) -> Result<(), XError> {
         if let Some(damage) = self.damage {
             self.conn
                 .damage_subtract(damage, x11rb::NONE, x11rb::NONE)?;
@@ -152,19 +152,19 @@ impl XServer {
         Ok(())
     }
 
-    pub fn root_size(&self) -> Result<(u32, u32), XError> {
+    pub(super) fn root_size(&self) -> Result<(u32, u32), XError> {
         let geometry = self.conn.get_geometry(self.root)?.reply()?;
         Ok((geometry.width.into(), geometry.height.into()))
     }
 
     /// The pointer's position on the screen.
-    pub fn pointer(&self) -> Result<(i32, i32), XError> {
+    pub(super) fn pointer(&self) -> Result<(i32, i32), XError> {
         let reply = self.conn.query_pointer(self.root)?.reply()?;
         Ok((reply.root_x.into(), reply.root_y.into()))
     }
 
     /// The pointer's shape as a cursor frame (`None` without XFixes).
-    pub fn cursor(&self) -> Result<Option<Vec<u8>>, XError> {
+    pub(super) fn cursor(&self) -> Result<Option<Vec<u8>>, XError> {
         if !self.has_cursor {
             return Ok(None);
         }
@@ -180,7 +180,7 @@ impl XServer {
 
     /// Starts the thread that forwards X events; it ends when `forward` returns false, when the
     /// connection fails, or at [`stop_events`](Self::stop_events).
-    pub fn spawn_events(
+    pub(super) fn spawn_events(
         &self,
         mut forward: impl FnMut(XEvent) -> bool + Send + 'static,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -205,7 +205,7 @@ impl XServer {
     }
 
     /// Wakes the event thread so that it ends.
-    pub fn stop_events(&self) {
+    pub(super) fn stop_events(&self) {
         let message = ClientMessageEvent::new(32, self.waker, x11rb::NONE, [0u32; 5]);
         let sent = self
             .conn

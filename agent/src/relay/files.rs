@@ -26,13 +26,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::RelaySocket;
 use partials::Partials;
-pub use paths::Root;
+pub(super) use paths::Root;
 use transfer::{Download, Upload};
 use zip_stream::ZipStream;
 
 /// What uploads need from the agent, the same for every session.
 #[derive(Debug, Clone)]
-pub struct Uploads {
+pub(crate) struct Uploads {
     /// Resumable uploads' partial files.
     partials: Partials,
     /// The mode of a new file (0666 less the agent's umask).
@@ -41,7 +41,7 @@ pub struct Uploads {
 
 impl Uploads {
     /// Partial uploads live in `dir` (made 0700); stale ones are removed now.
-    pub fn new(dir: std::path::PathBuf) -> Uploads {
+    pub(crate) fn new(dir: std::path::PathBuf) -> Uploads {
         let partials = Partials::new(dir);
         if let Err(e) = partials.prepare() {
             // Plain uploads still work; resumable ones will say why they cannot.
@@ -57,7 +57,7 @@ impl Uploads {
 type Sink = SplitSink<RelaySocket, Message>;
 
 /// Serves requests until the console leaves.
-pub async fn serve(socket: RelaySocket, root: Root, uploads: Uploads) -> anyhow::Result<()> {
+pub(super) async fn serve(socket: RelaySocket, root: Root, uploads: Uploads) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
     let mut session = Session {
         root,

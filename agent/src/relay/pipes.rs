@@ -19,7 +19,7 @@ use super::run_as::{Account, PLAIN_PATH, locale_env};
 
 const READ_CHUNK: usize = 16 * 1024;
 
-pub fn spawn(start: &StartTerminal, account: &Account) -> anyhow::Result<Running> {
+pub(super) fn spawn(start: &StartTerminal, account: &Account) -> anyhow::Result<Running> {
     if start.command.is_empty() {
         bail!("no command to run");
     }

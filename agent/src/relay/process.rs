@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::RelaySocket;
 
 /// Output frames waiting for the socket. Small: the program should feel the socket's pace.
-pub const OUTPUT_QUEUE: usize = 4;
+pub(super) const OUTPUT_QUEUE: usize = 4;
 /// After the program exits, how long to keep forwarding output still in flight (a background
 /// process may keep the terminal open forever; the session ends anyway).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
@@ -26,19 +26,19 @@ const SEND_DEADLINE: Duration = Duration::from_secs(300);
 
 /// How the program ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Exit {
+pub(super) struct Exit {
     pub code: Option<i32>,
     pub signal: Option<i32>,
 }
 
 /// What the loop can ask of the program besides input.
-pub trait Control: Send {
+pub(super) trait Control: Send {
     fn resize(&mut self, cols: u16, rows: u16);
     /// The console left: stop the program (and anything it started in its session).
     fn kill(&mut self);
 }
 
-pub struct Running {
+pub(super) struct Running {
     /// Frames to send as they are (a pipe program's frames carry their stream byte already).
     pub output: mpsc::Receiver<Vec<u8>>,
     /// The program's input; dropping it closes the program's standard input.
@@ -49,7 +49,7 @@ pub struct Running {
 
 /// Runs until the program has exited and its output is sent (then sends the exit status and
 /// closes), or until the console leaves (then kills the program).
-pub async fn drive(socket: RelaySocket, mut running: Running) -> anyhow::Result<()> {
+pub(super) async fn drive(socket: RelaySocket, mut running: Running) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
     let mut waiting_input: Option<Vec<u8>> = None;
     let mut output_open = true;

@@ -16,7 +16,7 @@ use super::run_as::{Account, locale_env};
 /// Bytes read from the terminal at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
-pub fn spawn(start: &StartTerminal, account: &Account) -> anyhow::Result<Running> {
+pub(super) fn spawn(start: &StartTerminal, account: &Account) -> anyhow::Result<Running> {
     let (cols, rows) = clamp_size(start.cols, start.rows);
     let pair = native_pty_system().openpty(PtySize {
         rows,

@@ -26,10 +26,10 @@ const RUNUSER_PATHS: [&str; 4] = [
 ];
 /// The PATH a piped command run as another account starts with: the agent's own PATH (and the
 /// rest of its environment) belongs to the agent, not to that account.
-pub const PLAIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const PLAIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug, thiserror::Error)]
-pub enum RunAsError {
+pub(super) enum RunAsError {
     #[error(
         "{0:?} is not a plain user name (letters, digits, '.', '_' and '-', not starting with '-', at most 32 characters)"
     )]
@@ -51,7 +51,7 @@ pub enum RunAsError {
 
 /// Whose account a session's program runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Account {
+pub(super) enum Account {
     /// The agent's own: no switch.
     Agent,
     /// Another local account, entered through `runuser`.
@@ -59,7 +59,7 @@ pub enum Account {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OtherAccount {
+pub(super) struct OtherAccount {
     pub name: String,
     home: PathBuf,
     runuser: PathBuf,
@@ -67,7 +67,7 @@ pub struct OtherAccount {
 
 /// The account `start` asks for, checked; looks the names up on a blocking thread (NSS may ask
 /// a directory server).
-pub async fn account_for(start: &StartTerminal) -> Result<Account, RunAsError> {
+pub(super) async fn account_for(start: &StartTerminal) -> Result<Account, RunAsError> {
     let wanted = start.as_user.clone();
     let login = start.pty;
     tokio::task::spawn_blocking(move || resolve(wanted.as_deref(), login))
@@ -77,7 +77,7 @@ pub async fn account_for(start: &StartTerminal) -> Result<Account, RunAsError> {
 
 /// Blocking. `login`: the session will be a login shell (PTY), which the account's shell must
 /// allow; a piped command runs without the account's shell.
-pub fn resolve(wanted: Option<&str>, login: bool) -> Result<Account, RunAsError> {
+pub(super) fn resolve(wanted: Option<&str>, login: bool) -> Result<Account, RunAsError> {
     let Some(name) = wanted else {
         return Ok(Account::Agent);
     };
@@ -117,7 +117,7 @@ pub fn resolve(wanted: Option<&str>, login: bool) -> Result<Account, RunAsError>
 }
 
 /// Plain user names only: nothing `runuser` could take for an option, no shell or path syntax.
-pub fn check_name(name: &str) -> Result<(), RunAsError> {
+pub(super) fn check_name(name: &str) -> Result<(), RunAsError> {
     let plain = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && !name.starts_with('-')
@@ -143,7 +143,7 @@ impl OtherAccount {
     /// A login session for a PTY: `runuser --login`, which resets the environment (keeping TERM
     /// and the locale we pass), changes to the home folder and starts the account's shell — with
     /// `-c` and the command, when the console named one.
-    pub fn login_argv(&self, command: &[String]) -> Vec<OsString> {
+    pub(super) fn login_argv(&self, command: &[String]) -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec![
             self.runuser.clone().into(),
             "--login".into(),
@@ -160,7 +160,7 @@ impl OtherAccount {
 
     /// A piped command: `runuser -u NAME -- PROGRAM ARGS…`, the arguments passed as they are
     /// (no shell, so nothing to quote).
-    pub fn exec_argv(&self, command: &[String]) -> Vec<OsString> {
+    pub(super) fn exec_argv(&self, command: &[String]) -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec![
             self.runuser.clone().into(),
             "--user".into(),
@@ -173,7 +173,7 @@ impl OtherAccount {
 
     /// Where the program starts: the account's home folder, or `/` when it has none (the agent's
     /// own folder may be closed to that account).
-    pub fn start_dir(&self) -> &Path {
+    pub(super) fn start_dir(&self) -> &Path {
         if self.home.is_dir() {
             &self.home
         } else {
@@ -192,7 +192,7 @@ fn shell_words(argv: &[String]) -> String {
 
 /// The locale a session gets: the agent's, or UTF-8 when the agent has none (services often
 /// start without one; the console expects UTF-8).
-pub fn locale_env() -> Vec<(&'static str, OsString)> {
+pub(super) fn locale_env() -> Vec<(&'static str, OsString)> {
     let set: Vec<_> = ["LANG", "LC_ALL"]
         .into_iter()
         .filter_map(|key| std::env::var_os(key).map(|value| (key, value)))

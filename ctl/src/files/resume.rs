@@ -16,13 +16,13 @@ use sha2::{Digest, Sha256};
 use tether_common::ids::DeviceId;
 
 /// The record of one resumable upload (it may not exist yet).
-pub struct ResumeRecord {
+pub(super) struct ResumeRecord {
     path: PathBuf,
 }
 
 impl ResumeRecord {
     /// The record for sending `local` (`size` bytes) to `remote` on `device`.
-    pub fn locate(
+    pub(super) fn locate(
         device: &DeviceId,
         remote: &str,
         local: &Path,
@@ -49,7 +49,7 @@ impl ResumeRecord {
     }
 
     /// The id an earlier run of this upload was given, if any.
-    pub fn load(&self) -> Option<String> {
+    pub(super) fn load(&self) -> Option<String> {
         let text = fs::read_to_string(&self.path).ok()?;
         let id = text.trim();
         (!id.is_empty()).then(|| id.to_owned())
@@ -57,7 +57,7 @@ impl ResumeRecord {
 
     /// Remembers `id` (private to the user: 0600 in a 0700 folder; written aside and renamed, so
     /// an interrupted write never leaves half an id).
-    pub fn save(&self, id: &str) -> anyhow::Result<()> {
+    pub(super) fn save(&self, id: &str) -> anyhow::Result<()> {
         let dir = self.path.parent().context("no folder for resume records")?;
         fs::DirBuilder::new()
             .recursive(true)
@@ -77,7 +77,7 @@ impl ResumeRecord {
     }
 
     /// The upload is complete: nothing to resume any more.
-    pub fn forget(&self) {
+    pub(super) fn forget(&self) {
         let _ = fs::remove_file(&self.path);
     }
 }

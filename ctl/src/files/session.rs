@@ -12,19 +12,22 @@ use crate::connection::{Control, Socket};
 use crate::relay::{self, close_reason};
 
 /// What the device sent next.
-pub enum Frame {
+pub(crate) enum Frame {
     Reply(FilesReply),
     Bytes(Bytes),
 }
 
-pub struct FilesSession {
+pub(crate) struct FilesSession {
     sink: SplitSink<Socket, Message>,
     stream: SplitStream<Socket>,
     next_id: u64,
 }
 
 impl FilesSession {
-    pub async fn open(control: &mut Control, device: &DeviceId) -> anyhow::Result<FilesSession> {
+    pub(crate) async fn open(
+        control: &mut Control,
+        device: &DeviceId,
+    ) -> anyhow::Result<FilesSession> {
         let socket = relay::start(control, device, SessionKind::Files).await?;
         let (sink, stream) = socket.split();
         Ok(FilesSession {
@@ -35,13 +38,13 @@ impl FilesSession {
     }
 
     /// A fresh request id.
-    pub fn id(&mut self) -> u64 {
+    pub(crate) fn id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
-    pub async fn send(&mut self, request: &FilesRequest) -> anyhow::Result<()> {
+    pub(crate) async fn send(&mut self, request: &FilesRequest) -> anyhow::Result<()> {
         self.sink
             .send(Message::text(files::to_json(request)))
             .await
@@ -49,7 +52,7 @@ impl FilesSession {
     }
 
     /// Sends a chunk of an upload; returns when the relay has taken it (flow control).
-    pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> anyhow::Result<()> {
+    pub(crate) async fn send_bytes(&mut self, bytes: Vec<u8>) -> anyhow::Result<()> {
         self.sink
             .send(Message::binary(bytes))
             .await
@@ -57,13 +60,13 @@ impl FilesSession {
     }
 
     /// Sends `request` and waits for its answer; the device's error message is the error.
-    pub async fn call(&mut self, request: FilesRequest) -> anyhow::Result<FilesReply> {
+    pub(crate) async fn call(&mut self, request: FilesRequest) -> anyhow::Result<FilesReply> {
         self.send(&request).await?;
         self.reply().await
     }
 
     /// The next reply (bytes in between are a protocol error); an `error` reply is the error.
-    pub async fn reply(&mut self) -> anyhow::Result<FilesReply> {
+    pub(crate) async fn reply(&mut self) -> anyhow::Result<FilesReply> {
         match self.next().await? {
             Frame::Reply(reply) => Ok(reply),
             Frame::Bytes(_) => bail!("the device sent bytes where an answer was expected"),
@@ -71,7 +74,7 @@ impl FilesSession {
     }
 
     /// The next reply or chunk of bytes; an `error` reply is the error.
-    pub async fn next(&mut self) -> anyhow::Result<Frame> {
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Frame> {
         loop {
             let message = self.stream.next().await;
             if let Some(frame) = frame_of(message)? {
@@ -82,7 +85,7 @@ impl FilesSession {
 
     /// An error the device sent without being asked (e.g. a failed write during an upload),
     /// without waiting for one.
-    pub fn pending_error(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn pending_error(&mut self) -> anyhow::Result<()> {
         while let Some(message) = self.stream.next().now_or_never() {
             if let Some(Frame::Reply(reply)) = frame_of(message)? {
                 bail!("the device sent an unexpected answer: {reply:?}");
@@ -91,7 +94,7 @@ impl FilesSession {
         Ok(())
     }
 
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         let _ = self.sink.close().await;
     }
 }

@@ -19,7 +19,7 @@ use super::session::{FilesSession, Frame};
 /// Sends `local` to `remote`; the bytes sent in this run. With `resumable_on` (the device), the
 /// upload is resumable: it continues from what an earlier interrupted resumable upload of the
 /// same file left on the device, whose resume id this machine remembers (`resume.rs`).
-pub async fn upload(
+pub(super) async fn upload(
     session: &mut FilesSession,
     local: &Path,
     remote: &str,
@@ -99,7 +99,7 @@ pub async fn upload(
 
 /// Fetches `remote` into `local`; with `resume`, from the length `local` already has. The bytes
 /// received in this run.
-pub async fn download(
+pub(super) async fn download(
     session: &mut FilesSession,
     remote: &str,
     local: &Path,
@@ -152,7 +152,7 @@ pub async fn download(
 }
 
 /// Fetches the selection as one zip file `out`; its size. A failed download removes `out`.
-pub async fn download_zip(
+pub(super) async fn download_zip(
     session: &mut FilesSession,
     paths: Vec<String>,
     out: &Path,

@@ -28,15 +28,15 @@ use crate::serve::caps::{CapPermit, Caps};
 use crate::state::AppState;
 
 /// Frames before authentication are small (the largest is a certificate plus a signature).
-pub const MAX_FRAME_BEFORE_AUTH: usize = 64 * 1024;
+pub(super) const MAX_FRAME_BEFORE_AUTH: usize = 64 * 1024;
 /// What a held agent may send: pings and small JSON, nothing worth buffering.
 const MAX_FRAME_WHILE_HELD: usize = 1024;
 /// Stock agents may send one `agentName` JSON before authenticating; a few more are tolerated.
 const MAX_TEXT_BEFORE_AUTH: u32 = 4;
 /// A send that takes longer than this means the peer stopped reading.
-pub const SEND_DEADLINE: Duration = Duration::from_secs(20);
+pub(super) const SEND_DEADLINE: Duration = Duration::from_secs(20);
 
-pub enum Outcome {
+pub(super) enum Outcome {
     Admitted(Box<Admission>),
     /// Keep the socket open, silently, for `agent_hold_secs`; the permit holds its place
     /// among the held connections.
@@ -44,19 +44,19 @@ pub enum Outcome {
     Closed,
 }
 
-pub struct Admission {
+pub(super) struct Admission {
     pub admitted: Admitted,
     /// AuthInfo capability bits (a stock MeshAgent with a JavaScript engine sets 0x10).
     pub capabilities: u32,
 }
 
 impl Admission {
-    pub fn runs_javascript(&self) -> bool {
+    pub(super) fn runs_javascript(&self) -> bool {
         self.capabilities & capabilities::JAVASCRIPT != 0
     }
 }
 
-pub async fn run(
+pub(super) async fn run(
     state: &AppState,
     socket: &mut AgentSocket,
     limit: &FrameLimit,
@@ -236,7 +236,7 @@ fn agent_name_of(text: &str) -> Option<String> {
 
 /// Keeps a socket open without serving it, then closes it. `_permit` keeps its place among the
 /// held connections until then.
-pub async fn hold(
+pub(super) async fn hold(
     mut socket: AgentSocket,
     peer: SocketAddr,
     limit: &FrameLimit,

@@ -16,7 +16,7 @@ const REFILL: Duration = Duration::from_secs(60);
 const SWEEP_FROM: usize = 1024;
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(super) enum Verdict {
     Allowed,
     /// Over the rate; `first` is true for the first refusal in a row (the one worth a log line).
     Refused {
@@ -24,7 +24,7 @@ pub enum Verdict {
     },
 }
 
-pub struct AdmissionRate {
+pub(super) struct AdmissionRate {
     state: Mutex<Buckets>,
 }
 
@@ -51,7 +51,7 @@ impl Default for AdmissionRate {
 }
 
 impl AdmissionRate {
-    pub fn check(&self, device: &DeviceId, per_minute: u32) -> Verdict {
+    pub(super) fn check(&self, device: &DeviceId, per_minute: u32) -> Verdict {
         self.check_at(device, per_minute, Instant::now())
     }
 

@@ -22,7 +22,7 @@ use tether_common::ids::GroupId;
 use crate::install::invite;
 use crate::store::{GroupRecord, InviteRecord, Store, StoreResult};
 
-pub const KEY_LEN: usize = 48;
+pub(super) const KEY_LEN: usize = 48;
 
 /// One enrolment key. No `Debug` or `Display`: it is a secret and must not reach a log.
 #[derive(Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl EnrolmentKey {
 
 /// The group's current key, made (and stored) the first time anyone needs it. Groups created
 /// before enrolment keys existed get theirs this way.
-pub async fn group_key(store: &dyn Store, group: &GroupId) -> StoreResult<EnrolmentKey> {
+pub(crate) async fn group_key(store: &dyn Store, group: &GroupId) -> StoreResult<EnrolmentKey> {
     if let Some(key) = store
         .group_enrolment_key(group)
         .await?
@@ -77,7 +77,10 @@ pub async fn group_key(store: &dyn Store, group: &GroupId) -> StoreResult<Enrolm
 }
 
 /// Replaces the group's key: the old one admits no new device from now on.
-pub async fn rotate_group_key(store: &dyn Store, group: &GroupId) -> StoreResult<EnrolmentKey> {
+pub(crate) async fn rotate_group_key(
+    store: &dyn Store,
+    group: &GroupId,
+) -> StoreResult<EnrolmentKey> {
     let key = EnrolmentKey::random();
     store
         .set_group_enrolment_key(group, &key.to_hex(), true)
@@ -87,7 +90,7 @@ pub async fn rotate_group_key(store: &dyn Store, group: &GroupId) -> StoreResult
 
 /// Why a new device was not let in. Logged; the agent itself is told nothing.
 #[derive(Debug, thiserror::Error)]
-pub enum Refusal {
+pub(super) enum Refusal {
     #[error(
         "its MeshID is not an enrolment key of this server (an old or foreign .msh, or a group id)"
     )]
@@ -101,7 +104,7 @@ pub enum Refusal {
 }
 
 /// Where a new device presenting `mesh_id` may enrol, and through which invite.
-pub async fn group_for_new_device(
+pub(super) async fn group_for_new_device(
     store: &dyn Store,
     mesh_id: &[u8; KEY_LEN],
     now: i64,
@@ -129,7 +132,7 @@ pub async fn group_for_new_device(
 
 /// Counts a device enrolled through `invite`; the refusal when it has no room left (another
 /// device took the last place since it was checked).
-pub async fn take_invite_place(
+pub(super) async fn take_invite_place(
     store: &dyn Store,
     invite: &InviteRecord,
     now: i64,

@@ -23,25 +23,25 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// The largest frame or message the peer may send now; shared by the guard and the code that
 /// decides (admission raises it, holding lowers it).
 #[derive(Clone, Debug)]
-pub struct FrameLimit(Arc<AtomicUsize>);
+pub(super) struct FrameLimit(Arc<AtomicUsize>);
 
 impl FrameLimit {
-    pub fn new(bytes: usize) -> FrameLimit {
+    pub(super) fn new(bytes: usize) -> FrameLimit {
         FrameLimit(Arc::new(AtomicUsize::new(bytes)))
     }
 
-    pub fn set(&self, bytes: usize) {
+    pub(super) fn set(&self, bytes: usize) {
         self.0.store(bytes, Ordering::Relaxed);
     }
 
-    pub fn get(&self) -> usize {
+    pub(super) fn get(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// What the guard refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TooLarge {
+pub(super) enum TooLarge {
     #[error("a frame of {declared} bytes exceeds the limit of {limit}")]
     Frame { declared: u64, limit: usize },
     #[error("a fragmented message of at least {declared} bytes exceeds the limit of {limit}")]
@@ -51,7 +51,7 @@ pub enum TooLarge {
 /// Follows the client's frames through the byte stream: gathers each header (at most 14
 /// bytes), checks it, then skips its payload.
 #[derive(Debug, Default)]
-pub struct FrameScanner {
+pub(super) struct FrameScanner {
     header: [u8; 14],
     header_len: usize,
     payload_left: u64,
@@ -60,7 +60,7 @@ pub struct FrameScanner {
 }
 
 impl FrameScanner {
-    pub fn scan(&mut self, mut bytes: &[u8], limit: usize) -> Result<(), TooLarge> {
+    pub(super) fn scan(&mut self, mut bytes: &[u8], limit: usize) -> Result<(), TooLarge> {
         while !bytes.is_empty() {
             if self.payload_left > 0 {
                 let skip = usize::try_from(self.payload_left)
@@ -139,7 +139,7 @@ impl FrameScanner {
 
 /// The agent's connection as tungstenite reads it: bytes pass unchanged, unless a frame header
 /// breaks the limit; then this read and every later one fails.
-pub struct FrameGuard<S> {
+pub(super) struct FrameGuard<S> {
     inner: S,
     limit: FrameLimit,
     scanner: FrameScanner,
@@ -147,7 +147,7 @@ pub struct FrameGuard<S> {
 }
 
 impl<S> FrameGuard<S> {
-    pub fn new(inner: S, limit: FrameLimit) -> FrameGuard<S> {
+    pub(super) fn new(inner: S, limit: FrameLimit) -> FrameGuard<S> {
         FrameGuard {
             inner,
             limit,
@@ -215,7 +215,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FrameGuard<S> {
 }
 
 /// The `TooLarge` behind a failed read, if the guard failed it.
-pub fn too_large_in(error: &io::Error) -> Option<TooLarge> {
+pub(super) fn too_large_in(error: &io::Error) -> Option<TooLarge> {
     error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<TooLarge>())

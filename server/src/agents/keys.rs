@@ -8,17 +8,17 @@ use tether_common::handshake::{ServerConfig, SignError, sha384};
 
 use crate::certs::ServerCerts;
 
-pub struct HandshakeKeys {
+pub(super) struct HandshakeKeys {
     pub config: Arc<ServerConfig>,
     pub signer: Arc<RsaSigner>,
     pub verifier: Arc<RsaVerifier>,
 }
 
 /// Lazily filled: parsing the RSA key is not free, and the first agent can pay for it.
-pub type KeysCell = OnceLock<Arc<HandshakeKeys>>;
+pub(super) type KeysCell = OnceLock<Arc<HandshakeKeys>>;
 
 impl HandshakeKeys {
-    pub fn from_certs(certs: &ServerCerts) -> Result<HandshakeKeys, SignError> {
+    pub(super) fn from_certs(certs: &ServerCerts) -> Result<HandshakeKeys, SignError> {
         let signer = RsaSigner::from_pkcs8(&certs.agent.key_pkcs8_der)?;
         // Current agents report the hash of the whole certificate, older ones the hash of its key.
         let mut accepted_web_hashes = vec![certs.web_cert_hash()];
@@ -36,7 +36,10 @@ impl HandshakeKeys {
     }
 
     /// The shared keys, made on first use.
-    pub fn get(cell: &KeysCell, certs: &ServerCerts) -> Result<Arc<HandshakeKeys>, SignError> {
+    pub(super) fn get(
+        cell: &KeysCell,
+        certs: &ServerCerts,
+    ) -> Result<Arc<HandshakeKeys>, SignError> {
         if let Some(keys) = cell.get() {
             return Ok(keys.clone());
         }

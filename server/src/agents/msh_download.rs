@@ -16,7 +16,7 @@ use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::{GroupRecord, UserRecord};
 
-pub async fn get_agent_msh(
+pub(super) async fn get_agent_msh(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
@@ -44,7 +44,7 @@ pub async fn get_agent_msh(
 
 /// The group `id` if `user` may enrol devices in it; otherwise the HTTP answer to give (a group
 /// the caller cannot see is reported like one that does not exist).
-pub async fn enrollable_group(
+pub(crate) async fn enrollable_group(
     state: &AppState,
     user: &UserRecord,
     id: &GroupId,
@@ -75,7 +75,7 @@ pub async fn enrollable_group(
 
 /// The `.msh` that enrols an agent in `group` with enrolment key `key` (its `MeshID`), dialling
 /// `authority` (`host:port`) and pinning the agent-server identity `server_id`.
-pub fn group_msh(
+pub(crate) fn group_msh(
     group: &GroupRecord,
     key: &EnrolmentKey,
     server_id: [u8; 48],
@@ -92,7 +92,7 @@ pub fn group_msh(
 }
 
 /// A `.msh` file as a download.
-pub fn msh_response(text: String) -> Response {
+pub(crate) fn msh_response(text: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
@@ -113,7 +113,7 @@ fn can_see(user: &UserRecord, group: &GroupRecord) -> bool {
 
 /// Whether `user` may enrol devices in `group`: site admins, and members who manage the group or
 /// its devices. Every way to get a group's `.msh` (download, `agentConfig`, invites) asks this.
-pub fn may_enrol(user: &UserRecord, group: &GroupRecord) -> bool {
+pub(crate) fn may_enrol(user: &UserRecord, group: &GroupRecord) -> bool {
     if user.site_admin {
         return true;
     }
@@ -123,7 +123,7 @@ pub fn may_enrol(user: &UserRecord, group: &GroupRecord) -> bool {
 
 /// `host:port` agents should dial: the one the browser used (it reached us), else the configured
 /// name and port. Anything but host characters is refused, so the header cannot inject lines.
-pub fn server_authority(headers: &HeaderMap, config: &Config) -> String {
+pub(crate) fn server_authority(headers: &HeaderMap, config: &Config) -> String {
     let from_request = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

@@ -13,7 +13,7 @@ use crate::events::{Audience, EventBus};
 use crate::store::{DeviceRecord, GroupRecord, NewEvent, Store, StoreResult};
 
 /// A device admitted to the server, as stored after this connection.
-pub struct Admitted {
+pub(super) struct Admitted {
     pub device: DeviceRecord,
     pub group: GroupRecord,
     pub is_new: bool,
@@ -29,7 +29,7 @@ pub struct Admitted {
 /// as in MeshCentral), so rotated keys and ended invites do not cut off enrolled devices. A new
 /// device must present, as its MeshID, a valid enrolment key (`enrolment.rs`); the group id alone
 /// admits nothing.
-pub async fn admit(
+pub(super) async fn admit(
     store: &dyn Store,
     agent: &VerifiedAgent,
     agent_name: Option<&str>,
@@ -111,7 +111,7 @@ pub async fn admit(
 }
 
 /// Tells consoles a device connected (and, the first time, that it exists).
-pub async fn announce_online(store: &dyn Store, events: &EventBus, admitted: &Admitted) {
+pub(super) async fn announce_online(store: &dyn Store, events: &EventBus, admitted: &Admitted) {
     let Admitted {
         device,
         group,
@@ -161,7 +161,7 @@ pub async fn announce_online(store: &dyn Store, events: &EventBus, admitted: &Ad
 
 /// Records the disconnection time and tells consoles. The group is re-read: it may have changed
 /// (or gone) while the agent was connected.
-pub async fn announce_offline(
+pub(super) async fn announce_offline(
     store: &dyn Store,
     events: &EventBus,
     device_id: &DeviceId,
@@ -196,7 +196,7 @@ pub async fn announce_offline(
 /// Stores what the agent reported about its machine, cleaned and bounded (`strings.rs`); consoles
 /// see it as a device change. Nothing is written when nothing changed (agents resend on every
 /// reconnect).
-pub async fn store_agent_info(
+pub(super) async fn store_agent_info(
     store: &dyn Store,
     events: &EventBus,
     device_id: &DeviceId,

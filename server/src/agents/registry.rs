@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How many outgoing messages may wait for one agent before senders are told it is congested.
-pub const OUTBOX_CAPACITY: usize = 64;
+pub(super) const OUTBOX_CAPACITY: usize = 64;
 
 /// A message for one agent's socket.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,7 +30,12 @@ enum End {
     SendFailed,
 }
 
-pub async fn run(state: AppState, socket: AgentSocket, peer: SocketAddr, admission: Admission) {
+pub(super) async fn run(
+    state: AppState,
+    socket: AgentSocket,
+    peer: SocketAddr,
+    admission: Admission,
+) {
     let device_id = admission.admitted.device.id.clone();
     let group_id = admission.admitted.group.id.clone();
     let mut registration = state.agents.register(device_id.clone(), group_id.clone());

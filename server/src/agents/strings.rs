@@ -11,12 +11,12 @@
 
 use tether_common::agent_proto::{AgentInfo, NetInterface};
 
-pub const MAX_DEVICE_NAME_CHARS: usize = 64;
+pub(crate) const MAX_DEVICE_NAME_CHARS: usize = 64;
 /// Hostnames and each `agentinfo` string (a DNS name is at most 253 characters).
-pub const MAX_FIELD_CHARS: usize = 255;
-pub const MAX_LIST_ITEMS: usize = 64;
+pub(super) const MAX_FIELD_CHARS: usize = 255;
+pub(super) const MAX_LIST_ITEMS: usize = 64;
 /// The serialized `agentinfo` a device record keeps; a real one is well under 2 KiB.
-pub const MAX_AGENT_INFO_BYTES: usize = 16 * 1024;
+pub(super) const MAX_AGENT_INFO_BYTES: usize = 16 * 1024;
 
 /// Characters that render as nothing but change how text around them is shown: bidi embeddings,
 /// overrides and isolates, direction marks, zero-width spaces and joiners, invisible operators,
@@ -37,14 +37,14 @@ fn is_unwanted(c: char) -> bool {
 
 /// Whether a name typed in the console is acceptable as it is (the same rule agents' names are
 /// cleaned to): 1 to 64 characters, none of them control or invisible.
-pub fn device_name_is_clean(name: &str) -> bool {
+pub(crate) fn device_name_is_clean(name: &str) -> bool {
     let count = name.chars().count();
     (1..=MAX_DEVICE_NAME_CHARS).contains(&count) && !name.chars().any(is_unwanted)
 }
 
 /// `text` without unwanted characters, trimmed, cut at `max_chars`; and whether anything but
 /// surrounding whitespace had to go.
-pub fn clean(text: &str, max_chars: usize) -> (String, bool) {
+pub(super) fn clean(text: &str, max_chars: usize) -> (String, bool) {
     let kept: String = text.chars().filter(|c| !is_unwanted(*c)).collect();
     let trimmed = kept.trim();
     let mut changed = kept.len() != text.len();
@@ -54,19 +54,19 @@ pub fn clean(text: &str, max_chars: usize) -> (String, bool) {
 }
 
 /// An agent-supplied device name made acceptable; `None` when nothing is left of it.
-pub fn device_name(raw: &str) -> Option<String> {
+pub(super) fn device_name(raw: &str) -> Option<String> {
     let (name, _) = clean(raw, MAX_DEVICE_NAME_CHARS);
     (!name.is_empty()).then_some(name)
 }
 
 /// A hostname as an agent reported it, made acceptable (empty when nothing is left).
-pub fn hostname(raw: &str) -> String {
+pub(super) fn hostname(raw: &str) -> String {
     clean(raw, MAX_FIELD_CHARS).0
 }
 
 /// `info` with every string cleaned and cut, every list cut, and (if still over
 /// [`MAX_AGENT_INFO_BYTES`]) its longest lists halved until it fits; and whether anything went.
-pub fn bounded_agent_info(info: &AgentInfo) -> (AgentInfo, bool) {
+pub(super) fn bounded_agent_info(info: &AgentInfo) -> (AgentInfo, bool) {
     let mut changed = false;
     let mut field = |text: &str| {
         let (text, cut) = clean(text, MAX_FIELD_CHARS);

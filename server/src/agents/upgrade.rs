@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::frame_guard::{FrameGuard, FrameLimit};
 
-pub type AgentSocket = WebSocketStream<FrameGuard<TokioIo<Upgraded>>>;
+pub(super) type AgentSocket = WebSocketStream<FrameGuard<TokioIo<Upgraded>>>;
 
 /// Read buffer per agent socket; larger messages still arrive, in several reads.
 const READ_BUFFER: usize = 4 * 1024;
@@ -24,7 +24,7 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Why a request to `/agent.ashx` is not a WebSocket upgrade we can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum NotAnUpgrade {
+pub(super) enum NotAnUpgrade {
     #[error("expected a WebSocket upgrade")]
     Headers,
     #[error("WebSocket version 13 only")]
@@ -52,7 +52,7 @@ impl IntoResponse for NotAnUpgrade {
 
 /// Checks the upgrade request; the `101 Switching Protocols` to answer with, and the connection
 /// to come.
-pub fn accept(request: Request) -> Result<(Response, OnUpgrade), NotAnUpgrade> {
+pub(super) fn accept(request: Request) -> Result<(Response, OnUpgrade), NotAnUpgrade> {
     let (mut parts, _body) = request.into_parts();
     let key = websocket_key(&parts.headers)?;
     let accept =
@@ -75,7 +75,7 @@ pub fn accept(request: Request) -> Result<(Response, OnUpgrade), NotAnUpgrade> {
 
 /// The WebSocket over the upgraded connection, once the `101` is out. `max_message` is the
 /// socket's own limit (the largest message ever accepted); `limit` is the one that applies now.
-pub async fn open(
+pub(super) async fn open(
     on_upgrade: OnUpgrade,
     limit: FrameLimit,
     max_message: usize,
@@ -94,7 +94,7 @@ pub async fn open(
 
 /// Ends a socket the server refuses: a Close frame, then TLS close_notify, so a real agent reads
 /// a refusal rather than a torn connection. Bounded: the peer may not be reading.
-pub async fn close(mut socket: AgentSocket) {
+pub(super) async fn close(mut socket: AgentSocket) {
     let _ = timeout(CLOSE_DEADLINE, async {
         let _ = socket.close(None).await;
         let _ = socket.get_mut().shutdown().await;

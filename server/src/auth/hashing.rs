@@ -108,14 +108,14 @@ async fn gated<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// A new PHC string for `password`.
-pub async fn hash(password: &str) -> Result<String, Busy> {
+pub(crate) async fn hash(password: &str) -> Result<String, Busy> {
     let password = password.to_owned();
     gated(move || passwords::hash_password(&password)).await
 }
 
 /// Whether `password` matches `phc`; with no hash (unknown account) it spends the same work and
 /// answers false, so timing does not tell which names exist.
-pub async fn verify(password: &str, phc: Option<&str>) -> Result<bool, Busy> {
+pub(crate) async fn verify(password: &str, phc: Option<&str>) -> Result<bool, Busy> {
     let password = password.to_owned();
     let phc = phc.map(str::to_owned);
     gated(move || match phc {

@@ -19,7 +19,7 @@ use super::ratelimit::{Attempt, LimitKind, RetryAfter};
 use super::sessions::{self, AuthUser};
 use crate::events::{Audience, Signal};
 use crate::http::client_ip::ClientIp;
-pub use crate::http::error::ApiError;
+pub(crate) use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::{NewEvent, StoreError, UserRecord};
 
@@ -100,7 +100,7 @@ impl From<AccountError> for ApiError {
 }
 
 #[derive(Deserialize)]
-pub struct NewAccountRequest {
+pub(crate) struct NewAccountRequest {
     name: String,
     password: String,
     #[serde(default)]
@@ -111,19 +111,19 @@ pub struct NewAccountRequest {
 }
 
 #[derive(Deserialize)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     user: String,
     password: String,
 }
 
 #[derive(Deserialize)]
-pub struct PasswordRequest {
+pub(crate) struct PasswordRequest {
     old_password: String,
     new_password: String,
 }
 
 /// `GET /api/status`: what the login page should show.
-pub async fn get_status(
+pub(crate) async fn get_status(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
@@ -143,7 +143,7 @@ pub async fn get_status(
 /// Whoever calls it first becomes the site administrator, so a server that is reachable before
 /// its owner gets to it must not hand itself out: from anywhere but the server's own machine the
 /// request must carry the one-time code the server printed at start (see [`setup_code`]).
-pub async fn post_setup(
+pub(crate) async fn post_setup(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     body: Result<Json<NewAccountRequest>, JsonRejection>,
@@ -185,12 +185,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A fresh one-time code for first-run setup from another machine (see [`post_setup`]).
-pub fn setup_code() -> String {
+pub(crate) fn setup_code() -> String {
     sessions::new_token()
 }
 
 /// `POST /api/register`: self-service accounts, only when `new_accounts` is on.
-pub async fn post_register(
+pub(crate) async fn post_register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     body: Result<Json<NewAccountRequest>, JsonRejection>,
@@ -227,7 +227,7 @@ pub async fn post_register(
 
 /// `POST /api/login`. The attempt is counted before the password is checked (see `ratelimit`),
 /// and the check itself waits for a place at the hashing gate (see `hashing`).
-pub async fn post_login(
+pub(crate) async fn post_login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     body: Result<Json<LoginRequest>, JsonRejection>,
@@ -301,7 +301,7 @@ async fn check_password(
 }
 
 /// `POST /api/logout`: ends the session and clears the cookie (also when there was none).
-pub async fn post_logout(
+pub(crate) async fn post_logout(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -336,7 +336,7 @@ pub async fn post_logout(
 
 /// `POST /api/password`: change one's own password. Ends every other session of the account and
 /// hands this browser a new one.
-pub async fn post_password(
+pub(crate) async fn post_password(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     AuthUser(user): AuthUser,

@@ -19,9 +19,9 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// Shortest password accepted for a new account.
-pub const MIN_PASSWORD_CHARS: usize = 8;
+pub(crate) const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted, in bytes (Argon2 itself would take more; this bounds request work).
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
 
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
@@ -60,7 +60,7 @@ pub enum PasswordRuleError {
 }
 
 /// The rules a new password must meet.
-pub fn check_password_rules(password: &str) -> Result<(), PasswordRuleError> {
+pub(crate) fn check_password_rules(password: &str) -> Result<(), PasswordRuleError> {
     if password.is_empty() {
         Err(PasswordRuleError::Empty)
     } else if password.len() > MAX_PASSWORD_BYTES {
@@ -78,7 +78,7 @@ fn params() -> Params {
 }
 
 /// Hashes `password` with a fresh random salt; returns the PHC string to store.
-pub fn hash_password(password: &str) -> String {
+pub(crate) fn hash_password(password: &str) -> String {
     let salt_bytes: [u8; 16] = rand::random();
     // 16 bytes always fit a salt string; neither step can fail for this input.
     let salt = SaltString::encode_b64(&salt_bytes).expect("16-byte salt encodes");
@@ -98,7 +98,7 @@ pub fn hash_password(password: &str) -> String {
 
 /// True when `password` matches the PHC string `phc`. The comparison is constant-time
 /// (`Output`'s equality); an unreadable `phc`, or one asking for absurd memory, never matches.
-pub fn verify_password(password: &str, phc: &str) -> bool {
+pub(crate) fn verify_password(password: &str, phc: &str) -> bool {
     if password.len() > MAX_PASSWORD_BYTES {
         return false;
     }
@@ -128,7 +128,7 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 /// Spends the same work as [`verify_password`] on a stored hash, and always fails. Used when the
 /// account does not exist, so that the response time does not tell an attacker which names are
 /// real.
-pub fn verify_nonexistent(password: &str) -> bool {
+pub(crate) fn verify_nonexistent(password: &str) -> bool {
     let mut output = [0u8; OUTPUT_BYTES];
     let password = &password.as_bytes()[..password.len().min(MAX_PASSWORD_BYTES)];
     let _ = argon2_into(&params(), password, b"tether-no-such-account", &mut output);

@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 
 /// How many sources (and, separately, accounts) are tracked at most.
-pub const MAX_TRACKED: usize = 100_000;
+pub(crate) const MAX_TRACKED: usize = 100_000;
 /// The longest wait the per-account delay imposes.
-pub const MAX_ACCOUNT_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const MAX_ACCOUNT_DELAY: Duration = Duration::from_secs(30);
 
 /// Which limit refused a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

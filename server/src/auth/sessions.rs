@@ -25,12 +25,12 @@ use crate::state::AppState;
 use crate::store::{SessionRecord, StoreResult, UserRecord};
 
 /// The cookie's name on every real server.
-pub const COOKIE_NAME: &str = "__Host-tether_session";
+pub(crate) const COOKIE_NAME: &str = "__Host-tether_session";
 /// Its name with `insecure_cookies` (plain HTTP end to end, development only).
-pub const INSECURE_COOKIE_NAME: &str = "tether_session";
+pub(crate) const INSECURE_COOKIE_NAME: &str = "tether_session";
 
 /// The session cookie's name under `config`.
-pub fn cookie_name(config: &Config) -> &'static str {
+pub(crate) fn cookie_name(config: &Config) -> &'static str {
     if config.insecure_cookies {
         INSECURE_COOKIE_NAME
     } else {
@@ -43,25 +43,25 @@ const TOKEN_BYTES: usize = 32;
 const TOKEN_CHARS: usize = 43;
 
 /// A fresh session token: 32 bytes from the operating system's generator, in base64url.
-pub fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::fill(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The key a session is stored under.
-pub fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// The `Set-Cookie` value that hands `token` to the browser.
-pub fn session_cookie(config: &Config, token: &str) -> String {
+pub(crate) fn session_cookie(config: &Config, token: &str) -> String {
     let max_age = u64::from(config.session_hours) * 3600;
     cookie_with(config, token, max_age)
 }
 
 /// The `Set-Cookie` value that makes the browser forget its session cookie.
-pub fn cleared_cookie(config: &Config) -> String {
+pub(crate) fn cleared_cookie(config: &Config) -> String {
     cookie_with(config, "", 0)
 }
 
@@ -77,7 +77,7 @@ fn cookie_with(config: &Config, value: &str, max_age: u64) -> String {
 
 /// The session tokens the request carries under the configured name that look like one, in the
 /// order sent. More than one can arrive (a stale cookie beside a fresh one); each is tried.
-pub fn tokens_from_headers<'h>(
+pub(crate) fn tokens_from_headers<'h>(
     config: &Config,
     headers: &'h HeaderMap,
 ) -> impl Iterator<Item = &'h str> + 'h {
@@ -95,12 +95,12 @@ pub fn tokens_from_headers<'h>(
 }
 
 /// The first session token the request carries (see [`tokens_from_headers`]).
-pub fn token_from_headers<'h>(config: &Config, headers: &'h HeaderMap) -> Option<&'h str> {
+pub(crate) fn token_from_headers<'h>(config: &Config, headers: &'h HeaderMap) -> Option<&'h str> {
     tokens_from_headers(config, headers).next()
 }
 
 /// Issues a session for `user`; returns the `Set-Cookie` value to send.
-pub async fn start_session(state: &AppState, user: &UserRecord) -> StoreResult<String> {
+pub(crate) async fn start_session(state: &AppState, user: &UserRecord) -> StoreResult<String> {
     let token = new_token();
     // A session counts as issued strictly after the last password change, even within the same
     // second, so that the session a password change hands out survives it.
@@ -119,7 +119,7 @@ pub async fn start_session(state: &AppState, user: &UserRecord) -> StoreResult<S
 }
 
 /// Deletes the request's sessions, if it has any.
-pub async fn end_session(state: &AppState, headers: &HeaderMap) -> StoreResult<()> {
+pub(crate) async fn end_session(state: &AppState, headers: &HeaderMap) -> StoreResult<()> {
     for token in tokens_from_headers(&state.config, headers) {
         state.store.delete_session(&token_hash(token)).await?;
     }
@@ -127,7 +127,7 @@ pub async fn end_session(state: &AppState, headers: &HeaderMap) -> StoreResult<(
 }
 
 /// The user behind `token`, when the session is still valid. Void sessions are deleted on sight.
-pub async fn session_user(state: &AppState, token: &str) -> StoreResult<Option<UserRecord>> {
+pub(crate) async fn session_user(state: &AppState, token: &str) -> StoreResult<Option<UserRecord>> {
     Ok(valid_session(state, &token_hash(token))
         .await?
         .map(|(user, _)| user))
@@ -135,7 +135,7 @@ pub async fn session_user(state: &AppState, token: &str) -> StoreResult<Option<U
 
 /// The session stored under `key` (a [`token_hash`]) and its user, when it is still valid. For
 /// sockets that outlive the request that opened them: they keep the hash, never the token.
-pub async fn valid_session(
+pub(crate) async fn valid_session(
     state: &AppState,
     key: &str,
 ) -> StoreResult<Option<(UserRecord, SessionRecord)>> {
@@ -155,7 +155,7 @@ pub async fn valid_session(
 }
 
 /// The user behind the request's session cookie, if any.
-pub async fn request_user(
+pub(crate) async fn request_user(
     state: &AppState,
     headers: &HeaderMap,
 ) -> StoreResult<Option<UserRecord>> {
@@ -170,7 +170,7 @@ pub async fn request_user(
 /// A logged-in user. Handlers that take this run only for requests with a valid session; others
 /// get 401 `{"error":"unauthorized"}`.
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub UserRecord);
+pub(crate) struct AuthUser(pub UserRecord);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;

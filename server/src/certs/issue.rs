@@ -20,7 +20,7 @@ pub(super) enum Role {
 
 impl Role {
     /// The MeshCentral file-name stem.
-    pub fn file_stem(self) -> &'static str {
+    pub(super) fn file_stem(self) -> &'static str {
         match self {
             Role::Root => "root",
             Role::Web => "webserver",
@@ -29,7 +29,7 @@ impl Role {
         }
     }
 
-    pub fn key_size(self, fastcert: bool) -> RsaKeySize {
+    pub(super) fn key_size(self, fastcert: bool) -> RsaKeySize {
         match self {
             // Older Intel AMT firmware rejects anything larger (design paper §7.2).
             Role::Mps => RsaKeySize::_2048,

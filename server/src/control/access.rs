@@ -25,7 +25,7 @@ mod tests;
 
 /// What `user` may do on `group`: everything for site admins, otherwise the member entry (any
 /// right implies VIEW).
-pub fn rights_on(user: &UserRecord, group: &GroupRecord) -> Rights {
+pub(crate) fn rights_on(user: &UserRecord, group: &GroupRecord) -> Rights {
     if user.site_admin {
         return Rights::FULL;
     }
@@ -176,7 +176,7 @@ impl<R: Right> Granted<R, Device> {
 /// but outside this module it cannot be made, as its field is private (error E0451); the same
 /// holds for `Granted`, `SessionGrant` and `Myself`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0451
 /// let forged = tether_server::control::SiteAdmin { _checked: () };
 /// ```
 pub struct SiteAdmin {
@@ -229,7 +229,7 @@ impl<'a> Myself<'a> {
     }
 }
 
-pub fn require_site_admin(user: &UserRecord) -> Result<SiteAdmin, ActionError> {
+pub(super) fn require_site_admin(user: &UserRecord) -> Result<SiteAdmin, ActionError> {
     if user.site_admin {
         Ok(SiteAdmin { _checked: () })
     } else {
@@ -240,12 +240,12 @@ pub fn require_site_admin(user: &UserRecord) -> Result<SiteAdmin, ActionError> {
 }
 
 /// The caller, for the actions on their own account.
-pub fn myself<'a>(ctx: &ActionContext<'a>) -> Myself<'a> {
+pub(super) fn myself<'a>(ctx: &ActionContext<'a>) -> Myself<'a> {
     Myself { user: ctx.caller }
 }
 
 /// Loads a group the caller can see and checks that they hold `R` on it.
-pub async fn group_with<R: Right>(
+pub(super) async fn group_with<R: Right>(
     ctx: &ActionContext<'_>,
     id: &GroupId,
 ) -> Result<Granted<R, Group>, ActionError> {
@@ -266,7 +266,7 @@ pub async fn group_with<R: Right>(
 }
 
 /// Loads a device whose group the caller can see and checks `R` on that group.
-pub async fn device_with<R: Right>(
+pub(super) async fn device_with<R: Right>(
     ctx: &ActionContext<'_>,
     id: &DeviceId,
 ) -> Result<Granted<R, Device>, ActionError> {
@@ -289,7 +289,7 @@ pub async fn device_with<R: Right>(
 
 /// Checks that the caller may open a `kind` session on the device: they see it, and their rights
 /// on its group allow that kind (`SessionKind::allowed_by`).
-pub async fn session_on(
+pub(super) async fn session_on(
     ctx: &ActionContext<'_>,
     id: &DeviceId,
     kind: SessionKind,

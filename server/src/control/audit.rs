@@ -11,12 +11,12 @@ use super::views::now_millis;
 use crate::events::Audience;
 use crate::store::{EventFilter, NewEvent, Readable};
 
-pub const DEFAULT_LIMIT: u32 = 100;
-pub const MAX_LIMIT: u32 = 1000;
+pub(super) const DEFAULT_LIMIT: u32 = 100;
+pub(super) const MAX_LIMIT: u32 = 1000;
 
 /// What one mutation is about, for its audit record.
 #[derive(Default)]
-pub struct Subject<'a> {
+pub(super) struct Subject<'a> {
     pub user: Option<&'a UserId>,
     pub group: Option<&'a GroupId>,
     pub device: Option<&'a DeviceId>,
@@ -27,7 +27,7 @@ pub struct Subject<'a> {
 ///
 /// The mutation already happened, so a failure to log is reported in the server log rather than
 /// failing the request.
-pub async fn record(
+pub(super) async fn record(
     ctx: &ActionContext<'_>,
     kind: &str,
     subject: Subject<'_>,
@@ -50,7 +50,7 @@ pub async fn record(
 
 /// `listEvents`: site admins read everything; other users read the events of groups (and their
 /// devices) where they hold EVENTS, and the events about their own account.
-pub async fn list(
+pub(super) async fn list(
     ctx: &ActionContext<'_>,
     limit: Option<u32>,
     group: Option<&GroupId>,

@@ -13,7 +13,7 @@ use super::audit::{Subject, record};
 use crate::events::Audience;
 use crate::store::BlockedDeviceRecord;
 
-pub async fn list(
+pub(super) async fn list(
     ctx: &ActionContext<'_>,
     group: &GroupId,
 ) -> Result<Vec<BlockedDevice>, ActionError> {
@@ -28,7 +28,10 @@ pub async fn list(
     Ok(blocked)
 }
 
-pub async fn unblock(ctx: &ActionContext<'_>, device: &DeviceId) -> Result<Unblocked, ActionError> {
+pub(super) async fn unblock(
+    ctx: &ActionContext<'_>,
+    device: &DeviceId,
+) -> Result<Unblocked, ActionError> {
     let not_found = || ActionError::NotFound(format!("no blocked device {device}"));
     let block = ctx
         .store

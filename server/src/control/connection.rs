@@ -77,7 +77,7 @@ impl End {
 }
 
 /// Captures the session token for the re-checks; called before the upgrade.
-pub fn session_token(
+pub(super) fn session_token(
     config: &crate::config::Config,
     headers: &axum::http::HeaderMap,
 ) -> Option<String> {
@@ -99,7 +99,7 @@ struct Connection {
     out: mpsc::Sender<Message>,
 }
 
-pub async fn serve(
+pub(super) async fn serve(
     state: AppState,
     user: UserRecord,
     token: String,

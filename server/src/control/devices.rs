@@ -13,7 +13,7 @@ use crate::agents::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 use crate::events::Audience;
 
 /// Devices of the groups the caller can see (of one group, when given).
-pub async fn list(
+pub(super) async fn list(
     ctx: &ActionContext<'_>,
     group: Option<&GroupId>,
 ) -> Result<Vec<DeviceInfo>, ActionError> {
@@ -53,7 +53,7 @@ pub async fn list(
     Ok(infos)
 }
 
-pub async fn rename(
+pub(super) async fn rename(
     ctx: &ActionContext<'_>,
     id: &DeviceId,
     name: &str,
@@ -107,7 +107,7 @@ pub async fn rename(
 /// enrolment key (the group's current `.msh`, or a live invite's) reconnects and enrols again as a
 /// new device, as in MeshCentral; with `block` its device id is refused from then on (until
 /// `unblockDevice`). The block is written first, so a reconnect racing the deletion is refused too.
-pub async fn delete(
+pub(super) async fn delete(
     ctx: &ActionContext<'_>,
     id: &DeviceId,
     block: bool,

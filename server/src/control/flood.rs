@@ -4,16 +4,16 @@
 use std::time::{Duration, Instant};
 
 /// Sustained requests per second one connection may send.
-pub const REQUESTS_PER_SECOND: f64 = 50.0;
+pub(super) const REQUESTS_PER_SECOND: f64 = 50.0;
 /// Requests one connection may send at once after a quiet spell.
-pub const BURST: f64 = 100.0;
+pub(super) const BURST: f64 = 100.0;
 /// A client refused more than this many times within one [`REJECTION_WINDOW`] ignores the
 /// rate-limit replies and is disconnected (a client just over the limit now and then is not).
 const MAX_REJECTED_PER_WINDOW: u32 = 500;
 const REJECTION_WINDOW: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(super) enum Verdict {
     Allow,
     /// Answer with a `rate_limited` error and keep the connection.
     Reject,
@@ -22,7 +22,7 @@ pub enum Verdict {
 }
 
 #[derive(Debug)]
-pub struct FloodGuard {
+pub(super) struct FloodGuard {
     tokens: f64,
     refilled_at: Instant,
     window_start: Instant,
@@ -30,7 +30,7 @@ pub struct FloodGuard {
 }
 
 impl FloodGuard {
-    pub fn new(now: Instant) -> Self {
+    pub(super) fn new(now: Instant) -> Self {
         FloodGuard {
             tokens: BURST,
             refilled_at: now,
@@ -40,7 +40,7 @@ impl FloodGuard {
     }
 
     /// Accounts for one incoming frame at `now`.
-    pub fn check(&mut self, now: Instant) -> Verdict {
+    pub(super) fn check(&mut self, now: Instant) -> Verdict {
         let elapsed = now
             .saturating_duration_since(self.refilled_at)
             .as_secs_f64();

@@ -15,7 +15,7 @@ use crate::store::GroupRecord;
 const MAX_NAME_CHARS: usize = 64;
 const MAX_DESCRIPTION_CHARS: usize = 1024;
 
-pub async fn list(ctx: &ActionContext<'_>) -> Result<Vec<GroupInfo>, ActionError> {
+pub(super) async fn list(ctx: &ActionContext<'_>) -> Result<Vec<GroupInfo>, ActionError> {
     let mut visible: Vec<_> = ctx
         .store
         .groups()
@@ -35,7 +35,7 @@ pub async fn list(ctx: &ActionContext<'_>) -> Result<Vec<GroupInfo>, ActionError
 
 /// Site admins only (MeshCentral lets every user create groups unless `NONEWGROUPS`; we start
 /// closed). The creator holds every right on the new group.
-pub async fn create(
+pub(super) async fn create(
     ctx: &ActionContext<'_>,
     name: &str,
     description: &str,
@@ -76,7 +76,7 @@ pub async fn create(
     Ok(info)
 }
 
-pub async fn edit(
+pub(super) async fn edit(
     ctx: &ActionContext<'_>,
     id: &GroupId,
     name: Option<String>,
@@ -125,7 +125,7 @@ pub async fn edit(
 /// Deletes the group and its devices, and closes their agents' connections (they are then held
 /// as agents of an unknown group). The audiences are taken before the record goes, so the former
 /// members still hear about it.
-pub async fn delete(
+pub(super) async fn delete(
     ctx: &ActionContext<'_>,
     id: &GroupId,
 ) -> Result<Deleted<GroupId>, ActionError> {
@@ -160,7 +160,7 @@ pub async fn delete(
 /// admin can neither hand out rights they do not hold themselves, nor change a member who holds
 /// rights they lack: every bit is a grant, and taking away what you could not give is no better
 /// (a manager stripping the group's owners, say).
-pub async fn set_rights(
+pub(super) async fn set_rights(
     ctx: &ActionContext<'_>,
     id: &GroupId,
     user: &UserId,

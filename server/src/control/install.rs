@@ -22,7 +22,7 @@ use crate::store::{GroupRecord, InviteRecord};
 /// Invites stay listed this long after they expired, then go (with their keys).
 const KEEP_EXPIRED_INVITES_SECS: i64 = 30 * 24 * 3600;
 
-pub async fn agent_config(
+pub(super) async fn agent_config(
     ctx: &ActionContext<'_>,
     id: &GroupId,
 ) -> Result<AgentConfig, ActionError> {
@@ -32,7 +32,7 @@ pub async fn agent_config(
     config_of(ctx, group, &key)
 }
 
-pub async fn rotate_enrolment_key(
+pub(super) async fn rotate_enrolment_key(
     ctx: &ActionContext<'_>,
     id: &GroupId,
 ) -> Result<AgentConfig, ActionError> {
@@ -59,7 +59,7 @@ fn config_of(
     })
 }
 
-pub async fn create_invite(
+pub(super) async fn create_invite(
     ctx: &ActionContext<'_>,
     id: &GroupId,
     minutes: Option<u32>,
@@ -115,7 +115,7 @@ pub async fn create_invite(
     Ok(invite)
 }
 
-pub async fn list_invites(
+pub(super) async fn list_invites(
     ctx: &ActionContext<'_>,
     id: &GroupId,
 ) -> Result<Vec<InviteInfo>, ActionError> {
@@ -132,7 +132,10 @@ pub async fn list_invites(
     Ok(infos)
 }
 
-pub async fn revoke_invite(ctx: &ActionContext<'_>, id: &str) -> Result<InviteInfo, ActionError> {
+pub(super) async fn revoke_invite(
+    ctx: &ActionContext<'_>,
+    id: &str,
+) -> Result<InviteInfo, ActionError> {
     let not_found = || ActionError::NotFound(format!("no invite {id}"));
     let invite = ctx.store.invite(id).await?.ok_or_else(not_found)?;
     let granted = match group_with::<Enrol>(ctx, &invite.group).await {
@@ -157,7 +160,7 @@ pub async fn revoke_invite(ctx: &ActionContext<'_>, id: &str) -> Result<InviteIn
     Ok(invite_info(&revoked, now))
 }
 
-pub fn invite_info(invite: &InviteRecord, now: i64) -> InviteInfo {
+pub(super) fn invite_info(invite: &InviteRecord, now: i64) -> InviteInfo {
     let status = match invite.unusable_at(now) {
         None => InviteStatus::Active,
         Some(_) if invite.revoked.is_some() => InviteStatus::Revoked,

@@ -6,7 +6,7 @@
 //! tool holding the cookie needs no trickery, so an absent Origin is fine.
 
 /// True when there is no Origin, or when its host (and port) is the one the request was sent to.
-pub fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+pub(crate) fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
     let Some(origin) = origin else {
         return true;
     };

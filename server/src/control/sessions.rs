@@ -10,7 +10,7 @@ use super::actions::{ActionContext, ActionError};
 use crate::agents::Outgoing;
 use crate::relay::MintError;
 
-pub async fn create(
+pub(super) async fn create(
     ctx: &ActionContext<'_>,
     id: &DeviceId,
     kind: SessionKind,

@@ -29,14 +29,14 @@ impl From<AccountError> for ActionError {
     }
 }
 
-pub async fn list(ctx: &ActionContext<'_>) -> Result<Vec<UserInfo>, ActionError> {
+pub(super) async fn list(ctx: &ActionContext<'_>) -> Result<Vec<UserInfo>, ActionError> {
     require_site_admin(ctx.caller)?;
     let mut users: Vec<_> = ctx.store.users().await?.iter().map(user_info).collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(users)
 }
 
-pub async fn add(
+pub(super) async fn add(
     ctx: &ActionContext<'_>,
     name: &str,
     password: &str,
@@ -61,7 +61,10 @@ pub async fn add(
 }
 
 /// Nobody, not even a site admin removing themselves, may remove the last site administrator.
-pub async fn remove(ctx: &ActionContext<'_>, id: &UserId) -> Result<Deleted<UserId>, ActionError> {
+pub(super) async fn remove(
+    ctx: &ActionContext<'_>,
+    id: &UserId,
+) -> Result<Deleted<UserId>, ActionError> {
     let admin = require_site_admin(ctx.caller)?;
     let target = existing_user(ctx, id).await?;
     if target.site_admin && site_admin_count(ctx).await? <= 1 {
@@ -95,7 +98,7 @@ pub async fn remove(ctx: &ActionContext<'_>, id: &UserId) -> Result<Deleted<User
 }
 
 /// Every session of the account ends; its open consoles close when they hear `userChanged`.
-pub async fn reset_password(
+pub(super) async fn reset_password(
     ctx: &ActionContext<'_>,
     id: &UserId,
     password: &str,
@@ -116,7 +119,7 @@ pub async fn reset_password(
 
 /// Changes the e-mail address and/or the site-administrator flag; the last site administrator
 /// keeps theirs.
-pub async fn edit(
+pub(super) async fn edit(
     ctx: &ActionContext<'_>,
     id: &UserId,
     email: Option<String>,
@@ -164,7 +167,7 @@ pub async fn edit(
 
 /// The caller's own password. Their other sessions end (and their other consoles close); this
 /// connection stays open, but the cookie it was opened with is void for new connections.
-pub async fn change_own_password(
+pub(super) async fn change_own_password(
     ctx: &ActionContext<'_>,
     old_password: &str,
     new_password: &str,

@@ -13,12 +13,12 @@ use crate::config::Config;
 use crate::http::error::ApiError;
 
 /// Inside the data folder; wins over the binary next to the server.
-pub const UPLOADED: &str = "agents/tether-agent-linux-x86_64";
+pub(super) const UPLOADED: &str = "agents/tether-agent-linux-x86_64";
 /// The file name the download is saved under.
 const FILE_NAME: &str = "tether-agent";
 
 /// Where the binary to serve is, in order of preference (whether or not they exist).
-pub fn candidates(config: &Config) -> Vec<PathBuf> {
+pub(super) fn candidates(config: &Config) -> Vec<PathBuf> {
     let mut paths = vec![config.data_file(UPLOADED)];
     if let Ok(server) = std::env::current_exe() {
         paths.push(server.with_file_name(FILE_NAME));
@@ -27,7 +27,7 @@ pub fn candidates(config: &Config) -> Vec<PathBuf> {
 }
 
 /// The agent binary as a download, or 404 saying there is none (the paths go to the log only).
-pub async fn response(config: &Config) -> Response {
+pub(super) async fn response(config: &Config) -> Response {
     let paths = candidates(config);
     for path in &paths {
         match open(path).await {

@@ -28,11 +28,11 @@ use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::{GroupRecord, InviteRecord, NewEvent};
 
-pub const MSH_FILE: &str = "agent.msh";
-pub const AGENT_FILE: &str = "tether-agent";
-pub const SCRIPT_FILE: &str = "install.sh";
+pub(super) const MSH_FILE: &str = "agent.msh";
+pub(super) const AGENT_FILE: &str = "tether-agent";
+pub(super) const SCRIPT_FILE: &str = "install.sh";
 
-pub async fn get_root_cert(State(state): State<AppState>) -> Response {
+pub(super) async fn get_root_cert(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/x-pem-file")],
         state.certs.root.cert_pem.clone(),
@@ -40,7 +40,7 @@ pub async fn get_root_cert(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-pub async fn get_group_agent_binary(
+pub(super) async fn get_group_agent_binary(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
@@ -51,7 +51,7 @@ pub async fn get_group_agent_binary(
     }
 }
 
-pub async fn get_invite_file(
+pub(super) async fn get_invite_file(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((token, file)): Path<(String, String)>,

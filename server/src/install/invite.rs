@@ -21,11 +21,11 @@ use crate::store::{GroupRecord, InviteRecord, Store, StoreResult};
 use crate::tokens::{MacKey, TokenError, random_id};
 
 /// The store setting holding the invite key (hex). Separate from other tokens' keys.
-pub const KEY_SETTING: &str = "invite_token_key";
+pub(crate) const KEY_SETTING: &str = "invite_token_key";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InviteClaims {
+pub(crate) struct InviteClaims {
     /// Random; names the invite in the audit log (the token itself never is logged).
     pub id: String,
     pub group: GroupId,
@@ -37,7 +37,7 @@ pub struct InviteClaims {
 
 /// Why an invite was refused. The client only ever sees "not found"; this goes to the log.
 #[derive(Debug, thiserror::Error)]
-pub enum InviteError {
+pub(crate) enum InviteError {
     #[error("{0}")]
     Token(#[from] TokenError),
     #[error("no invite was ever created on this server")]
@@ -60,7 +60,7 @@ pub enum InviteError {
 
 /// Makes and stores an invite to `group` by `by`, valid `minutes` from `now` (unix seconds), for at
 /// most `max_devices` new devices (`None`: any number); returns its token and record.
-pub async fn mint(
+pub(crate) async fn mint(
     store: &dyn Store,
     group: &GroupId,
     by: &UserId,
@@ -92,7 +92,7 @@ pub async fn mint(
 }
 
 /// The claims of `token` if `key` signed it and it has not expired at `now` (unix seconds).
-pub fn check(key: &MacKey, token: &str, now: i64) -> Result<InviteClaims, InviteError> {
+pub(crate) fn check(key: &MacKey, token: &str, now: i64) -> Result<InviteClaims, InviteError> {
     let claims: InviteClaims = key.verify(token)?;
     if now >= claims.exp {
         return Err(InviteError::Expired {
@@ -104,7 +104,7 @@ pub fn check(key: &MacKey, token: &str, now: i64) -> Result<InviteClaims, Invite
 }
 
 /// The usable invite `token` stands for: signed, on record and usable (see [`usable`]).
-pub async fn resolve(
+pub(crate) async fn resolve(
     store: &dyn Store,
     token: &str,
     now: i64,
@@ -121,7 +121,7 @@ pub async fn resolve(
 }
 
 /// The invite's group if the invite may still serve downloads and enrol devices at `now`.
-pub async fn usable(
+pub(crate) async fn usable(
     store: &dyn Store,
     invite: &InviteRecord,
     now: i64,

@@ -9,7 +9,7 @@
 
 use time::OffsetDateTime;
 
-pub struct ScriptInput<'a> {
+pub(super) struct ScriptInput<'a> {
     /// `host:port`; only host characters (checked by `server_authority`).
     pub authority: &'a str,
     /// base64url and `.` only (a MAC'd token).
@@ -85,7 +85,7 @@ echo "tether-agent install: started the agent (pid $!); its log is $dir/agent.lo
 /// A field that cannot be put into the script safely. Each is a server-side fault (a bad `--cert`
 /// name, a corrupted certificate file), never something a user can cause through the group name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScriptError {
+pub(super) enum ScriptError {
     #[error("the server address {0:?} has characters a URL host may not have")]
     Authority(String),
     #[error("the invite token has characters outside base64url and '.'")]
@@ -103,7 +103,7 @@ pub enum ScriptError {
 ///   quote, space, `$` or backslash;
 /// - the PEM lands in a here-document whose delimiter is quoted (no expansion), and must consist of
 ///   PEM lines only, so it can neither contain the delimiter nor a command.
-pub fn render(input: &ScriptInput<'_>) -> Result<String, ScriptError> {
+pub(super) fn render(input: &ScriptInput<'_>) -> Result<String, ScriptError> {
     if !is_authority(input.authority) {
         return Err(ScriptError::Authority(input.authority.to_owned()));
     }
@@ -200,7 +200,7 @@ fn comment_text(name: &str) -> String {
 }
 
 /// `2025-01-31 17:05 UTC`.
-pub fn utc(unix_secs: i64) -> String {
+pub(super) fn utc(unix_secs: i64) -> String {
     match OffsetDateTime::from_unix_timestamp(unix_secs) {
         Ok(t) => format!(
             "{}-{:02}-{:02} {:02}:{:02} UTC",

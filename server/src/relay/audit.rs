@@ -16,20 +16,20 @@ use crate::store::{GroupRecord, NewEvent};
 
 /// Bytes carried in each direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Traffic {
+pub(super) struct Traffic {
     pub to_device: u64,
     pub from_device: u64,
 }
 
 /// What the session's records are about, read once when it starts.
-pub struct Subject {
+pub(super) struct Subject {
     claims: RelayClaims,
     device_name: String,
     group: Option<GroupRecord>,
 }
 
 impl Subject {
-    pub async fn load(state: &AppState, claims: &RelayClaims) -> Subject {
+    pub(super) async fn load(state: &AppState, claims: &RelayClaims) -> Subject {
         let device = state.store.device(&claims.device).await.ok().flatten();
         let group = match &device {
             Some(device) => state.store.group(&device.group).await.ok().flatten(),
@@ -42,11 +42,11 @@ impl Subject {
         }
     }
 
-    pub fn group_id(&self) -> Option<&tether_common::ids::GroupId> {
+    pub(super) fn group_id(&self) -> Option<&tether_common::ids::GroupId> {
         self.group.as_ref().map(|group| &group.id)
     }
 
-    pub async fn started(&self, state: &AppState, console: SocketAddr) {
+    pub(super) async fn started(&self, state: &AppState, console: SocketAddr) {
         let message = format!(
             "{} opened a {} session to {} from {}",
             self.claims.user,
@@ -57,7 +57,13 @@ impl Subject {
         self.write(state, "session_started", message).await;
     }
 
-    pub async fn ended(&self, state: &AppState, traffic: Traffic, duration: Duration, why: &str) {
+    pub(super) async fn ended(
+        &self,
+        state: &AppState,
+        traffic: Traffic,
+        duration: Duration,
+        why: &str,
+    ) {
         let message = format!(
             "{}'s {} session to {} ended after {:.1} s ({why}): {} bytes to the device, {} bytes from it",
             self.claims.user,

@@ -22,7 +22,7 @@ use crate::store::{Store, StoreError};
 
 /// Sessions waiting to be paired, server-wide. Each costs a few hundred bytes and lives at most
 /// the pairing timeout; the per-user quota keeps one user far below this.
-pub const MAX_PENDING: usize = 4096;
+pub(crate) const MAX_PENDING: usize = 4096;
 
 /// One connected end of a session.
 pub struct RelayEnd {

@@ -38,11 +38,11 @@ use crate::state::AppState;
 const MAX_WRITE_BUFFER: usize = 2 * MAX_RELAY_FRAME + 64 * 1024;
 
 #[derive(Deserialize)]
-pub struct RelayQuery {
+pub(super) struct RelayQuery {
     id: String,
 }
 
-pub async fn get_relay(
+pub(super) async fn get_relay(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(query): Query<RelayQuery>,

@@ -31,7 +31,10 @@ use crate::store::StoreResult;
 const RECHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// Whether `session` may go on. `Ok` carries when its login session expires (Unix seconds).
-pub async fn check(state: &AppState, session: &LiveSession) -> StoreResult<Result<i64, Revoked>> {
+pub(super) async fn check(
+    state: &AppState,
+    session: &LiveSession,
+) -> StoreResult<Result<i64, Revoked>> {
     let Some((user, login)) = valid_session(state, &session.login).await? else {
         let removed = state.store.user(&session.user).await?.is_none();
         return Ok(Err(if removed {
@@ -74,7 +77,7 @@ fn still_covered(kind: SessionKind, granted: Rights, now: Rights) -> bool {
 
 /// Resolves when `session` must end: told so by [`watch`] (through `stopped`), its login session
 /// expired, the maximum length passed, or a check failed. Never resolves otherwise.
-pub async fn until_ended(
+pub(super) async fn until_ended(
     state: &AppState,
     session: &LiveSession,
     stopped: oneshot::Receiver<Revoked>,
@@ -130,7 +133,7 @@ async fn told(
 /// The task that follows the event bus and ends the live sessions a change revokes, for the
 /// server's life. It subscribes at once (before it runs), so when it is made before the listeners
 /// start, no change after any session's first check can be missed.
-pub fn watch(state: AppState, shutdown: CancellationToken) -> impl Future<Output = ()> {
+pub(crate) fn watch(state: AppState, shutdown: CancellationToken) -> impl Future<Output = ()> {
     let events = state.events.subscribe();
     let signals = state.events.subscribe_signals();
     follow(state, events, signals, shutdown)

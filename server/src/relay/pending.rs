@@ -45,13 +45,13 @@ struct Pending<W> {
     waiting: Option<W>,
 }
 
-pub struct PendingTable<W> {
+pub(super) struct PendingTable<W> {
     sessions: HashMap<String, Pending<W>>,
     capacity: usize,
 }
 
 impl<W> PendingTable<W> {
-    pub fn new(capacity: usize) -> PendingTable<W> {
+    pub(super) fn new(capacity: usize) -> PendingTable<W> {
         PendingTable {
             sessions: HashMap::new(),
             capacity,
@@ -59,18 +59,18 @@ impl<W> PendingTable<W> {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.sessions.len()
     }
 
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
 
     /// A new session that must pair before `deadline`. Expired entries are swept first, so the
     /// capacity only counts live ones.
-    pub fn insert(
+    pub(super) fn insert(
         &mut self,
         session: String,
         owner: Owner,
@@ -94,7 +94,7 @@ impl<W> PendingTable<W> {
 
     /// Marks `side` of `session` as used. Fails if the session is unknown or past its deadline,
     /// or if that side was claimed before.
-    pub fn claim(
+    pub(super) fn claim(
         &mut self,
         session: &str,
         side: RelaySide,
@@ -115,12 +115,12 @@ impl<W> PendingTable<W> {
     }
 
     /// The end waiting in `session`, taken out (the caller pairs with it).
-    pub fn take_waiting(&mut self, session: &str) -> Option<W> {
+    pub(super) fn take_waiting(&mut self, session: &str) -> Option<W> {
         self.sessions.get_mut(session)?.waiting.take()
     }
 
     /// Leaves `end` to wait for its peer; `Err(end)` when the session is gone or expired.
-    pub fn wait(&mut self, session: &str, end: W, now: Instant) -> Result<Instant, W> {
+    pub(super) fn wait(&mut self, session: &str, end: W, now: Instant) -> Result<Instant, W> {
         match self.live(session, now) {
             Some(pending) => {
                 pending.waiting = Some(end);
@@ -131,13 +131,13 @@ impl<W> PendingTable<W> {
     }
 
     /// Forgets a session at once (it could not be offered to the agent).
-    pub fn remove(&mut self, session: &str) {
+    pub(super) fn remove(&mut self, session: &str) {
         self.sessions.remove(session);
     }
 
     /// Sessions of `owner`'s user, and on its device, that are still waiting for an end (call
     /// [`sweep`](Self::sweep) first). Once both ends are in, the session counts as live instead.
-    pub fn waiting_for(&self, owner: &Owner) -> OpenSessions {
+    pub(super) fn waiting_for(&self, owner: &Owner) -> OpenSessions {
         let mut open = OpenSessions::default();
         for pending in self.sessions.values() {
             if pending.console_claimed && pending.agent_claimed {
@@ -150,7 +150,7 @@ impl<W> PendingTable<W> {
     }
 
     /// Drops every entry past its deadline (and so any end still waiting in it).
-    pub fn sweep(&mut self, now: Instant) {
+    pub(super) fn sweep(&mut self, now: Instant) {
         self.sessions.retain(|_, pending| pending.deadline > now);
     }
 

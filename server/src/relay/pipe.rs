@@ -13,15 +13,15 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{MissedTickBehavior, interval_at, timeout};
 
 /// Pings keep NAT and proxy mappings of idle sessions (a terminal nobody types in) alive.
-pub const PING_EVERY: Duration = Duration::from_secs(30);
+pub(super) const PING_EVERY: Duration = Duration::from_secs(30);
 /// A reader that accepts nothing for this long is gone; a slow one is fine.
-pub const SEND_STALL_LIMIT: Duration = Duration::from_secs(300);
+pub(super) const SEND_STALL_LIMIT: Duration = Duration::from_secs(300);
 /// After sending a close frame, how long to wait for the peer's reply before dropping the socket.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Why one direction stopped.
 #[derive(Debug)]
-pub enum Stop {
+pub(super) enum Stop {
     /// The source sent a close frame (forwarded to the other side).
     Closed(Option<CloseFrame>),
     /// The source's socket failed or ended without a close frame (or sent an oversized frame).
@@ -34,7 +34,7 @@ pub enum Stop {
 
 impl Stop {
     /// The close frame for the side that did not cause the stop.
-    pub fn frame_for_the_other_side(&self) -> Option<CloseFrame> {
+    pub(super) fn frame_for_the_other_side(&self) -> Option<CloseFrame> {
         match self {
             Stop::Closed(frame) => Some(frame.clone().unwrap_or(CloseFrame {
                 code: close_code::NORMAL,
@@ -50,7 +50,12 @@ impl Stop {
 
 /// Forwards text and binary frames from `from` to `to`, one at a time, adding their payload sizes
 /// to `bytes`. Pings and pongs are per hop and not forwarded.
-pub async fn forward<S, K>(from: &mut S, to: &mut K, bytes: &mut u64, ping_every: Duration) -> Stop
+pub(super) async fn forward<S, K>(
+    from: &mut S,
+    to: &mut K,
+    bytes: &mut u64,
+    ping_every: Duration,
+) -> Stop
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
     K: Sink<Message, Error = axum::Error> + Unpin,
@@ -90,7 +95,7 @@ fn payload_len(message: &Message) -> u64 {
 
 /// Sends `frame` (when given) and waits briefly for the peer's close reply, discarding anything
 /// else it still sends, so the close frame is not lost to a TCP reset.
-pub async fn shut<S, K>(mut sink: K, mut stream: S, frame: Option<CloseFrame>)
+pub(super) async fn shut<S, K>(mut sink: K, mut stream: S, frame: Option<CloseFrame>)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
     K: Sink<Message, Error = axum::Error> + Unpin,

@@ -21,7 +21,7 @@ use crate::state::AppState;
 /// Each end must take the `"c"` greeting within this long.
 const GREETING_DEADLINE: Duration = Duration::from_secs(10);
 
-pub async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, other: RelayEnd) {
+pub(super) async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, other: RelayEnd) {
     let (console, agent) = match one.side {
         RelaySide::Console => (one, other),
         RelaySide::Agent => (other, one),

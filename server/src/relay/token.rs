@@ -16,38 +16,38 @@ use tether_common::relay::RelayClaims;
 use crate::store::{Store, StoreResult};
 use crate::tokens::{MacKey, random_id};
 
-pub use crate::tokens::TokenError;
+pub(super) use crate::tokens::TokenError;
 
 /// The store setting holding the hex key.
-pub const KEY_SETTING: &str = "relay_token_key";
+pub(super) const KEY_SETTING: &str = "relay_token_key";
 
 /// The server's relay-token key. No `Debug`: it is a secret.
-pub struct TokenKey(MacKey);
+pub(super) struct TokenKey(MacKey);
 
 impl TokenKey {
     #[cfg(test)]
-    pub fn from_bytes(bytes: [u8; 32]) -> TokenKey {
+    pub(super) fn from_bytes(bytes: [u8; 32]) -> TokenKey {
         TokenKey(MacKey::from_bytes(bytes))
     }
 
     /// The key from the store's settings, made and saved on first use. A stored value that is not
     /// a 32-byte hex key is replaced (tokens are short-lived, so nothing of value is lost).
-    pub async fn load_or_create(store: &dyn Store) -> StoreResult<TokenKey> {
+    pub(super) async fn load_or_create(store: &dyn Store) -> StoreResult<TokenKey> {
         Ok(TokenKey(MacKey::load_or_create(store, KEY_SETTING).await?))
     }
 
-    pub fn sign(&self, claims: &RelayClaims) -> String {
+    pub(super) fn sign(&self, claims: &RelayClaims) -> String {
         self.0.sign(claims)
     }
 
     /// The claims of a token this key signed. Expiry is the caller's check.
-    pub fn verify(&self, token: &str) -> Result<RelayClaims, TokenError> {
+    pub(super) fn verify(&self, token: &str) -> Result<RelayClaims, TokenError> {
         self.0.verify(token)
     }
 }
 
 /// A random, URL-safe session id (128 bits).
-pub fn new_session_id() -> String {
+pub(super) fn new_session_id() -> String {
     random_id(16)
 }
 

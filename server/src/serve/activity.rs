@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 /// Requests in progress on one connection, and since when there have been none.
-pub struct Activity {
+pub(super) struct Activity {
     state: Mutex<State>,
 }
 
@@ -34,12 +34,12 @@ struct State {
 }
 
 /// One request being answered; the connection counts as busy while this lives.
-pub struct Busy {
+pub(super) struct Busy {
     activity: Arc<Activity>,
 }
 
 impl Activity {
-    pub fn new() -> Arc<Activity> {
+    pub(super) fn new() -> Arc<Activity> {
         Arc::new(Activity {
             state: Mutex::new(State {
                 in_progress: 0,
@@ -48,7 +48,7 @@ impl Activity {
         })
     }
 
-    pub fn begin(self: &Arc<Self>) -> Busy {
+    pub(super) fn begin(self: &Arc<Self>) -> Busy {
         self.lock().in_progress += 1;
         Busy {
             activity: self.clone(),
@@ -62,7 +62,7 @@ impl Activity {
     }
 
     /// Resolves once the connection has been idle for `limit` without a break.
-    pub async fn idle_for_at_least(&self, limit: Duration) {
+    pub(super) async fn idle_for_at_least(&self, limit: Duration) {
         loop {
             let wait = match self.idle_for(Instant::now()) {
                 Some(idle) if idle >= limit => return,
@@ -94,7 +94,7 @@ impl Drop for Busy {
 /// The connection's service (axum's router with the peer address), with each request marking
 /// the connection busy and bounded by a deadline.
 #[derive(Clone)]
-pub struct Tracked<S> {
+pub(super) struct Tracked<S> {
     pub inner: S,
     pub activity: Arc<Activity>,
     pub request_timeout: Duration,

@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The maxima to enforce; 0 means no cap.
 #[derive(Debug, Clone, Copy)]
-pub struct Caps {
+pub(crate) struct Caps {
     pub total: u32,
     pub per_source: u32,
 }
 
 /// Why a connection was not let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CapRefused {
+pub(crate) enum CapRefused {
     #[error("{max} connections are open already")]
     Total { max: u32 },
     #[error("{max} connections from this address are open already")]
@@ -26,7 +26,7 @@ pub enum CapRefused {
 
 /// How many connections are open, in total and per source.
 #[derive(Default, Clone)]
-pub struct ConnectionCounts {
+pub(crate) struct ConnectionCounts {
     counts: Arc<Mutex<Counts>>,
 }
 
@@ -37,14 +37,14 @@ struct Counts {
 }
 
 /// One admitted connection; the count goes down when this is dropped.
-pub struct CapPermit {
+pub(crate) struct CapPermit {
     counts: Arc<Mutex<Counts>>,
     source: IpAddr,
 }
 
 impl ConnectionCounts {
     /// Counts a connection from `ip` in, unless that would exceed `caps`.
-    pub fn try_acquire(&self, ip: IpAddr, caps: Caps) -> Result<CapPermit, CapRefused> {
+    pub(crate) fn try_acquire(&self, ip: IpAddr, caps: Caps) -> Result<CapPermit, CapRefused> {
         let source = source_of(ip);
         let mut counts = lock(&self.counts);
         if caps.total != 0 && counts.total >= caps.total {
@@ -66,7 +66,7 @@ impl ConnectionCounts {
 
     /// Connections open now.
     #[cfg(test)]
-    pub fn total(&self) -> u32 {
+    pub(crate) fn total(&self) -> u32 {
         lock(&self.counts).total
     }
 }
@@ -94,7 +94,7 @@ fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
 
 /// The key a connection from `ip` is counted under: an IPv4 address (also when mapped into
 /// IPv6), or an IPv6 address's /64.
-pub fn source_of(ip: IpAddr) -> IpAddr {
+pub(crate) fn source_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -427,7 +427,7 @@ impl TestServer {
             tracing::subscriber::with_default(subscriber, || {
                 runtime.block_on(async move {
                     // Made before `run`, so the root certificate is on disk once the port is known.
-                    if let Err(e) = tether_server::certs::ServerCerts::load_or_create(&config) {
+                    if let Err(e) = tether_server::ServerCerts::load_or_create(&config) {
                         let _ = ready_tx.send(Err(format!("certificates: {e:#}")));
                         return Ok(());
                     }

@@ -21,7 +21,7 @@ const ECHO_LIMIT: Duration = Duration::from_secs(5);
 const KEY: u8 = b'x';
 
 /// `samples` echo times in milliseconds.
-pub async fn latencies(command_line: &str, samples: u32) -> anyhow::Result<Vec<f64>> {
+pub(crate) async fn latencies(command_line: &str, samples: u32) -> anyhow::Result<Vec<f64>> {
     let mut command = Command::new("script");
     command
         .args(["-qfec", command_line, "/dev/null"])
@@ -100,7 +100,7 @@ async fn wait_for_prompt(output: &mut mpsc::Receiver<Vec<u8>>) -> anyhow::Result
     }
 }
 
-pub fn has_prompt(output: &[u8]) -> bool {
+pub(crate) fn has_prompt(output: &[u8]) -> bool {
     output.windows(2).any(|w| w == b"# " || w == b"$ ")
 }
 

@@ -22,7 +22,7 @@ const FINISH_GRACE: Duration = Duration::from_secs(40);
 /// The loadgen's own limit on one agent's connect (its `CONNECT_TIMEOUT`), plus slack.
 const CONNECT_LIMIT: Duration = Duration::from_secs(75);
 
-pub struct Options<'a> {
+pub(crate) struct Options<'a> {
     pub binary: &'a Path,
     pub msh: &'a Path,
     pub agents: u32,
@@ -35,7 +35,7 @@ pub struct Options<'a> {
 
 /// The fields of the loadgen's `--json` summary the bench uses.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub online: usize,
     pub failed: usize,
     pub authenticated: usize,
@@ -48,7 +48,7 @@ pub struct Summary {
 
 /// One progress line: `tether-loadgen:    5.0 s  online 5 / 5  authenticated 5  failed 0`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub online: u32,
     pub authenticated: u32,
     pub failed: u32,
@@ -56,7 +56,7 @@ pub struct Progress {
     pub keys_ready: bool,
 }
 
-pub fn parse_progress(line: &str, previous: Progress) -> Progress {
+pub(crate) fn parse_progress(line: &str, previous: Progress) -> Progress {
     let mut progress = previous;
     if line.contains("identities ready") {
         progress.keys_ready = true;
@@ -82,14 +82,14 @@ pub fn parse_progress(line: &str, previous: Progress) -> Progress {
 }
 
 /// A loadgen run in progress.
-pub struct Holding {
+pub(crate) struct Holding {
     guard: Guard,
     progress: watch::Receiver<Progress>,
     stdout: JoinHandle<String>,
     stderr: JoinHandle<()>,
 }
 
-pub fn start(options: &Options<'_>) -> anyhow::Result<Holding> {
+pub(crate) fn start(options: &Options<'_>) -> anyhow::Result<Holding> {
     let mut command = Command::new(options.binary);
     command
         .arg("--msh")
@@ -146,7 +146,11 @@ pub fn start(options: &Options<'_>) -> anyhow::Result<Holding> {
 impl Holding {
     /// Waits until every agent is online or has failed (progress lines come every 5 s). Key
     /// generation, on a first run, does not count against the limit.
-    pub async fn wait_settled(&mut self, agents: u32, rate: f64) -> anyhow::Result<Progress> {
+    pub(crate) async fn wait_settled(
+        &mut self,
+        agents: u32,
+        rate: f64,
+    ) -> anyhow::Result<Progress> {
         let ramp = Duration::from_secs_f64(f64::from(agents) / rate);
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -176,13 +180,13 @@ impl Holding {
     }
 
     /// Stops a holding run (as Ctrl-C does) and reads its summary.
-    pub async fn finish(mut self) -> anyhow::Result<Summary> {
+    pub(crate) async fn finish(mut self) -> anyhow::Result<Summary> {
         self.guard.stop_with(Signal::SIGINT, FINISH_GRACE).await;
         self.summary().await
     }
 
     /// Waits for a run with `--hold` to end by itself and reads its summary.
-    pub async fn complete(mut self, limit: Duration) -> anyhow::Result<Summary> {
+    pub(crate) async fn complete(mut self, limit: Duration) -> anyhow::Result<Summary> {
         self.guard.wait_exit(limit).await?;
         self.summary().await
     }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Machine {
+pub(crate) struct Machine {
     pub cpus: usize,
     pub cpu_model: Option<String>,
     pub memory_mb: Option<u64>,
@@ -19,7 +19,7 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn now() -> Machine {
+    pub(crate) fn now() -> Machine {
         Machine {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_model: read("/proc/cpuinfo").and_then(|text| {
@@ -43,7 +43,7 @@ impl Machine {
 }
 
 /// The 1, 5 and 15 minute load averages.
-pub fn load_average() -> Option<String> {
+pub(crate) fn load_average() -> Option<String> {
     let text = read("/proc/loadavg")?;
     Some(
         text.split_whitespace()
@@ -54,7 +54,7 @@ pub fn load_average() -> Option<String> {
 }
 
 /// `MemTotal:  24684000 kB` → MB.
-pub fn mem_total_mb(meminfo: &str) -> Option<u64> {
+pub(crate) fn mem_total_mb(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kb: u64 = line["MemTotal:".len()..]
         .split_whitespace()
@@ -69,7 +69,7 @@ fn read(path: &str) -> Option<String> {
 }
 
 /// The checked-out commit, with `+dirty` when the tree has local changes.
-pub async fn git_commit(workspace: &std::path::Path) -> Option<String> {
+pub(crate) async fn git_commit(workspace: &std::path::Path) -> Option<String> {
     let run = |args: &'static [&'static str]| {
         tokio::process::Command::new("git")
             .args(args)

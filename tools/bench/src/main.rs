@@ -5,6 +5,11 @@
 //! only network use); then it re-executes itself in a private network namespace with only
 //! loopback (`netns.rs`) where both servers and the load tool run, one at a time.
 
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod echo;
 mod loadgen;
 mod machine;

@@ -15,7 +15,7 @@ type Pick = fn(&StormSummary) -> Option<f64>;
 const CONNECT_CHART: &str = "connect_vs_rate.png";
 
 /// Writes `report.md` and the charts into `out`; returns the report text.
-pub fn write(out: &Path, raw: &Raw, cli: &Cli) -> anyhow::Result<String> {
+pub(crate) fn write(out: &Path, raw: &Raw, cli: &Cli) -> anyhow::Result<String> {
     let tether = report::summarize(&raw.runs, TETHER, &cli.storm_rates);
     let meshcentral = report::summarize(&raw.runs, MESHCENTRAL, &cli.storm_rates);
     let rows = report::rows(
@@ -284,7 +284,7 @@ fn process_count(systems: &[(&str, &Summary)], name: &str) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM` from seconds since the epoch (days to civil date: Howard Hinnant's method).
-pub fn utc_date(unix_s: u64) -> String {
+pub(crate) fn utc_date(unix_s: u64) -> String {
     let days = (unix_s / 86_400) as i64;
     let secs = unix_s % 86_400;
     let z = days + 719_468;

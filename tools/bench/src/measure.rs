@@ -16,7 +16,7 @@ const RSS_EVERY: Duration = Duration::from_secs(1);
 /// Storm agents stay connected this long after the last one is due, so all are held at once.
 const STORM_EXTRA_HOLD_S: u64 = 5;
 
-pub struct Settings {
+pub(crate) struct Settings {
     pub loadgen: PathBuf,
     pub logs: PathBuf,
     /// Quiet time after a start, and after the agents are online, before sampling.
@@ -29,7 +29,7 @@ pub struct Settings {
 }
 
 /// Median resident memory of the server's process tree over a few samples, in kB.
-pub async fn sample_rss_kb(pid: u32) -> Option<f64> {
+pub(crate) async fn sample_rss_kb(pid: u32) -> Option<f64> {
     let mut samples = Vec::with_capacity(RSS_SAMPLES);
     for i in 0..RSS_SAMPLES {
         if i > 0 {
@@ -44,7 +44,7 @@ pub async fn sample_rss_kb(pid: u32) -> Option<f64> {
 
 /// Warm start time, idle memory, then the login page and the login round trip, one request at a
 /// time on a kept-alive connection.
-pub async fn idle_and_web(
+pub(crate) async fn idle_and_web(
     spec: &ServerSpec,
     web: &Web,
     settings: &Settings,
@@ -91,7 +91,7 @@ async fn idle_and_web_on(
 }
 
 /// `agents` simulated agents connected and idle: the server's memory before and after.
-pub async fn agents_point(
+pub(crate) async fn agents_point(
     spec: &ServerSpec,
     web: &Web,
     agents: u32,
@@ -156,7 +156,7 @@ async fn agents_on(
 }
 
 /// A connect storm: `storm_agents` agents due at `rate` per second, all staying connected.
-pub async fn storm_point(
+pub(crate) async fn storm_point(
     spec: &ServerSpec,
     web: &Web,
     rate: f64,
@@ -210,7 +210,7 @@ pub async fn storm_point(
 /// Handshakes completed per second over the storm: the last agent was due at `(n-1)/rate` s and
 /// none took longer than the slowest connect, so all were done by then. When the server keeps up
 /// this is about the offered rate; when it does not, connects queue and the figure drops.
-pub fn accepted_per_second(
+pub(crate) fn accepted_per_second(
     authenticated: usize,
     agents: u32,
     rate: f64,

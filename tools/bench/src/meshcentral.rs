@@ -16,12 +16,12 @@ use tokio::process::Command;
 
 use crate::server::{Kind, ServerSpec, Tools, Web};
 
-pub const PORT: u16 = 21443;
-pub const USER: &str = "bench";
-pub const PASSWORD: &str = crate::tether::PASSWORD;
+pub(crate) const PORT: u16 = 21443;
+pub(crate) const USER: &str = "bench";
+pub(crate) const PASSWORD: &str = crate::tether::PASSWORD;
 
 /// Where the npm install lives: `<cache>/node_modules/meshcentral`.
-pub fn cache_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn cache_dir() -> anyhow::Result<PathBuf> {
     let base = match std::env::var_os("XDG_CACHE_HOME") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache"),
@@ -30,7 +30,7 @@ pub fn cache_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// The installed version, if any.
-pub fn installed_version(cache: &Path) -> Option<String> {
+pub(crate) fn installed_version(cache: &Path) -> Option<String> {
     let text = std::fs::read_to_string(cache.join("node_modules/meshcentral/package.json")).ok()?;
     let package: serde_json::Value = serde_json::from_str(&text).ok()?;
     package["version"].as_str().map(str::to_owned)
@@ -38,7 +38,7 @@ pub fn installed_version(cache: &Path) -> Option<String> {
 
 /// `npm install meshcentral@VERSION` into the cache unless that version is already there.
 /// Runs outside the namespace: the registry is the one outside connection the bench makes.
-pub async fn install(cache: &Path, version: &str) -> anyhow::Result<()> {
+pub(crate) async fn install(cache: &Path, version: &str) -> anyhow::Result<()> {
     if installed_version(cache).as_deref() == Some(version) {
         return Ok(());
     }
@@ -68,13 +68,13 @@ pub async fn install(cache: &Path, version: &str) -> anyhow::Result<()> {
 }
 
 /// `node --version`, for the report.
-pub async fn node_version() -> Option<String> {
+pub(crate) async fn node_version() -> Option<String> {
     let output = Command::new("node").arg("--version").output().await.ok()?;
     Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 /// `meshcentral-data/config.json`.
-pub fn config(port: u16, fastcert: bool) -> serde_json::Value {
+pub(crate) fn config(port: u16, fastcert: bool) -> serde_json::Value {
     json!({
         "settings": {
             "cert": "127.0.0.1",
@@ -95,7 +95,7 @@ pub fn config(port: u16, fastcert: bool) -> serde_json::Value {
 
 /// A fresh MeshCentral in `dir`: config and account written offline with its own CLI, first
 /// (cold) start timed, device group made with `meshctrl.js`, `.msh` fetched, then stopped.
-pub async fn prepare(
+pub(crate) async fn prepare(
     cache: &Path,
     dir: &Path,
     fastcert: bool,
@@ -200,7 +200,7 @@ async fn make_group_msh(
 }
 
 /// `ok mesh//<id>` → `<id>` (the domain is the default, empty one).
-pub fn group_id_from_meshctrl(output: &str) -> Option<&str> {
+pub(crate) fn group_id_from_meshctrl(output: &str) -> Option<&str> {
     output
         .lines()
         .find_map(|line| line.trim().strip_prefix("ok mesh//"))

@@ -15,12 +15,12 @@ use tokio::process::Command;
 /// Set in the environment of the re-executed bench.
 const INSIDE_ENV: &str = "TETHER_BENCH_IN_NETNS";
 
-pub fn inside() -> bool {
+pub(crate) fn inside() -> bool {
     std::env::var_os(INSIDE_ENV).is_some_and(|v| v == "1")
 }
 
 /// `unshare` and `ip` (iproute2) are needed; say which package provides a missing one.
-pub fn check_tools() -> anyhow::Result<()> {
+pub(crate) fn check_tools() -> anyhow::Result<()> {
     for (tool, package) in [("unshare", "util-linux"), ("ip", "iproute2")] {
         if which(tool).is_none() {
             bail!(
@@ -31,7 +31,7 @@ pub fn check_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn which(tool: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn which(tool: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(tool))
@@ -40,7 +40,7 @@ pub fn which(tool: &str) -> Option<std::path::PathBuf> {
 
 /// `unshare`'s flags: a new network namespace (plus a user namespace mapping us to root when not
 /// already root, which is what lets an ordinary user do this), and optionally a PID namespace.
-pub fn unshare_flags(is_root: bool, pid_namespace: bool) -> Vec<&'static str> {
+pub(crate) fn unshare_flags(is_root: bool, pid_namespace: bool) -> Vec<&'static str> {
     let mut flags = vec!["--net"];
     if !is_root {
         flags.push("--map-root-user");
@@ -53,7 +53,7 @@ pub fn unshare_flags(is_root: bool, pid_namespace: bool) -> Vec<&'static str> {
 
 /// Runs this same program, with the same arguments, inside a fresh namespace; returns its exit code.
 /// `env` is passed to it on top of ours.
-pub async fn reexec(env: &[(&str, OsString)]) -> anyhow::Result<ExitCode> {
+pub(crate) async fn reexec(env: &[(&str, OsString)]) -> anyhow::Result<ExitCode> {
     let is_root = nix::unistd::geteuid().is_root();
     let pid_namespace = probe(&unshare_flags(is_root, true)).await;
     if !pid_namespace {
@@ -103,7 +103,7 @@ async fn probe(flags: &[&str]) -> bool {
 }
 
 /// Inside the namespace: bring loopback up and make sure it is the only interface.
-pub async fn bring_up_loopback() -> anyhow::Result<()> {
+pub(crate) async fn bring_up_loopback() -> anyhow::Result<()> {
     let status = Command::new("ip")
         .args(["link", "set", "lo", "up"])
         .status()
@@ -125,7 +125,7 @@ pub async fn bring_up_loopback() -> anyhow::Result<()> {
 }
 
 /// `1: lo: <LOOPBACK,UP> mtu 65536 …` lines → `["lo"]`.
-pub fn link_names(ip_output: &str) -> Vec<String> {
+pub(crate) fn link_names(ip_output: &str) -> Vec<String> {
     ip_output
         .lines()
         .filter_map(|line| line.split(':').nth(1))

@@ -13,7 +13,7 @@ const HEIGHT: u32 = 560;
 const FAMILY: &str = "sans-serif";
 
 /// Well-known places (Debian's fonts-dejavu-core first), then any `.ttf` under /usr/share/fonts.
-pub fn find_font() -> Option<PathBuf> {
+pub(crate) fn find_font() -> Option<PathBuf> {
     let known = [
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "/usr/share/fonts/dejavu/DejaVuSans.ttf",
@@ -49,7 +49,7 @@ fn first_ttf(dir: &Path, depth: u32) -> Option<PathBuf> {
 }
 
 /// Registers the font for the charts; `false` if there is none (then do not draw).
-pub fn load_font() -> bool {
+pub(crate) fn load_font() -> bool {
     let Some(path) = find_font() else {
         return false;
     };
@@ -62,7 +62,7 @@ pub fn load_font() -> bool {
 }
 
 /// One line on a chart.
-pub struct Series {
+pub(crate) struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     /// Lines of one system share a colour (by index); a thin line is its secondary figure.
@@ -80,7 +80,7 @@ fn color(index: usize) -> RGBAColor {
 }
 
 /// A line chart with a point at every measurement, written as PNG.
-pub fn line_chart(
+pub(crate) fn line_chart(
     path: &Path,
     title: &str,
     x_label: &str,

@@ -20,7 +20,7 @@ use tokio::process::{Child, Command};
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A running child process and, when stopped, its whole process tree.
-pub struct Guard {
+pub(crate) struct Guard {
     name: String,
     child: Option<Child>,
     pid: u32,
@@ -29,7 +29,7 @@ pub struct Guard {
 impl Guard {
     /// Starts `command` with stdout and stderr appended to `log` (never a pipe: a chatty server
     /// would block once a pipe nobody reads is full).
-    pub fn spawn(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Guard> {
+    pub(crate) fn spawn(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Guard> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -53,7 +53,7 @@ impl Guard {
     }
 
     /// Wraps a child spawned elsewhere (with its own stdio), so it is cleaned up the same way.
-    pub fn adopt(name: &str, child: Child) -> anyhow::Result<Guard> {
+    pub(crate) fn adopt(name: &str, child: Child) -> anyhow::Result<Guard> {
         let pid = child.id().context("the child has already exited")?;
         Ok(Guard {
             name: name.to_owned(),
@@ -62,18 +62,18 @@ impl Guard {
         })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// `Some(status)` if the process has already ended.
-    pub fn try_exited(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn try_exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Asks the process to stop (SIGTERM, or SIGINT for tools that print a summary on Ctrl-C),
     /// waits up to `grace`, then kills whatever is left of its tree.
-    pub async fn stop_with(&mut self, signal: Signal, grace: Duration) {
+    pub(crate) async fn stop_with(&mut self, signal: Signal, grace: Duration) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -91,12 +91,15 @@ impl Guard {
         wait_gone(&tree, Duration::from_secs(5)).await;
     }
 
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         self.stop_with(Signal::SIGTERM, STOP_GRACE).await;
     }
 
     /// Waits for the process to exit by itself, for at most `limit`.
-    pub async fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub(crate) async fn wait_exit(
+        &mut self,
+        limit: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         let child = self.child.as_mut().context("already stopped")?;
         let status = tokio::time::timeout(limit, child.wait())
             .await
@@ -170,7 +173,7 @@ fn is_alive(proc: ProcId) -> bool {
 
 /// The fields of `/proc/PID/stat` the bench needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
+pub(crate) struct Stat {
     pub pid: u32,
     pub state: char,
     pub ppid: u32,
@@ -180,7 +183,7 @@ pub struct Stat {
 
 /// Parses `/proc/PID/stat`. The command name (field 2) is in parentheses and may itself hold
 /// spaces and parentheses, so the fields are counted after its last `)`.
-pub fn parse_stat(stat: &str) -> Option<Stat> {
+pub(crate) fn parse_stat(stat: &str) -> Option<Stat> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let pid = stat[..open].trim().parse().ok()?;
@@ -215,7 +218,7 @@ fn process_table() -> Vec<Stat> {
 }
 
 /// `VmRSS:   123456 kB` → 123456.
-pub fn parse_vm_rss_kb(status: &str) -> Option<u64> {
+pub(crate) fn parse_vm_rss_kb(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line["VmRSS:".len()..]
         .split_whitespace()
@@ -226,7 +229,7 @@ pub fn parse_vm_rss_kb(status: &str) -> Option<u64> {
 
 /// Resident memory of `pid` and all its descendants together, in kB (`None` if it is gone).
 /// Shared pages (the `node` binary mapped twice, say) count once per process, as `top` shows them.
-pub fn tree_rss_kb(pid: u32) -> Option<u64> {
+pub(crate) fn tree_rss_kb(pid: u32) -> Option<u64> {
     let tree = process_tree(pid);
     if tree.is_empty() {
         return None;
@@ -240,7 +243,7 @@ pub fn tree_rss_kb(pid: u32) -> Option<u64> {
 }
 
 /// How many processes the tree holds (MeshCentral: launcher + server, more with workers).
-pub fn tree_size(pid: u32) -> usize {
+pub(crate) fn tree_size(pid: u32) -> usize {
     process_tree(pid).len()
 }
 

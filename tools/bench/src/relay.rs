@@ -30,7 +30,7 @@ const ATTEMPTS: usize = 3;
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RelayPoint {
+pub(crate) struct RelayPoint {
     pub file_bytes: u64,
     /// Median wall time of a whole tool run downloading one byte, and the big file.
     pub small_s: Option<f64>,
@@ -44,7 +44,7 @@ pub struct RelayPoint {
     pub download_retries: usize,
 }
 
-pub struct RelaySettings {
+pub(crate) struct RelaySettings {
     pub file_mib: u32,
     pub echo_samples: u32,
     /// Where the agent, its files and the downloads live for this run.
@@ -52,7 +52,7 @@ pub struct RelaySettings {
     pub logs: PathBuf,
 }
 
-pub async fn relay_point(
+pub(crate) async fn relay_point(
     spec: &ServerSpec,
     web: &Web,
     settings: &RelaySettings,
@@ -261,7 +261,7 @@ async fn wait_device(spec: &ServerSpec) -> anyhow::Result<String> {
 
 /// Tether: `[{id, online, …}]`. MeshCentral: `[{_id: "node//ID", conn: 1, …}]` → `ID`
 /// (meshctrl wants the id without its `node//` prefix).
-pub fn online_device(list: &serde_json::Value) -> Option<String> {
+pub(crate) fn online_device(list: &serde_json::Value) -> Option<String> {
     list.as_array()?.iter().find_map(|device| {
         if device["online"] == true {
             return device["id"].as_str().map(str::to_owned);
@@ -337,7 +337,7 @@ fn shell_command_line(spec: &ServerSpec, device: &str) -> String {
 }
 
 /// Single-quoted for `sh`.
-pub fn quote(word: &str) -> String {
+pub(crate) fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 

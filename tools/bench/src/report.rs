@@ -10,11 +10,11 @@ use crate::machine::Machine;
 use crate::relay::RelayPoint;
 use crate::stats::median_of;
 
-pub const TETHER: &str = "Tether";
-pub const MESHCENTRAL: &str = "MeshCentral";
+pub(crate) const TETHER: &str = "Tether";
+pub(crate) const MESHCENTRAL: &str = "MeshCentral";
 
 #[derive(Debug, Clone, Serialize)]
-pub struct IdlePoint {
+pub(crate) struct IdlePoint {
     pub warm_start_s: f64,
     pub idle_rss_kb: Option<f64>,
     /// Processes in the server's tree (MeshCentral: a launcher and the server itself).
@@ -27,7 +27,7 @@ pub struct IdlePoint {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct AgentPoint {
+pub(crate) struct AgentPoint {
     pub agents: u32,
     pub online: usize,
     pub failed: usize,
@@ -40,7 +40,7 @@ pub struct AgentPoint {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct StormPoint {
+pub(crate) struct StormPoint {
     pub rate: f64,
     pub agents: u32,
     pub authenticated: usize,
@@ -54,7 +54,7 @@ pub struct StormPoint {
 
 /// One repetition on one system.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunResult {
+pub(crate) struct RunResult {
     pub system: String,
     pub repetition: u32,
     pub cold_start_s: Option<f64>,
@@ -67,7 +67,7 @@ pub struct RunResult {
 
 /// Everything, as `raw.json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Raw {
+pub(crate) struct Raw {
     pub machine: Machine,
     pub settings: serde_json::Value,
     pub runs: Vec<RunResult>,
@@ -75,7 +75,7 @@ pub struct Raw {
 
 /// Medians over the repetitions of one system.
 #[derive(Debug, Clone, Default)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub cold_start_s: Option<f64>,
     pub warm_start_s: Option<f64>,
     pub idle_rss_mb: Option<f64>,
@@ -92,21 +92,21 @@ pub struct Summary {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AgentSummary {
+pub(crate) struct AgentSummary {
     pub rss_mb: Option<f64>,
     pub per_agent_kb: Option<f64>,
     pub connect_p99_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct StormSummary {
+pub(crate) struct StormSummary {
     pub rate: f64,
     pub accepted_per_s: Option<f64>,
     pub connect_p50_ms: Option<f64>,
     pub connect_p99_ms: Option<f64>,
 }
 
-pub fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Option<Summary> {
+pub(crate) fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Option<Summary> {
     let runs: Vec<&RunResult> = runs.iter().filter(|r| r.system == system).collect();
     if runs.is_empty() {
         return None;
@@ -157,13 +157,13 @@ pub fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Option<Summ
 
 /// One table line: a metric and each system's median.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Row {
+pub(crate) struct Row {
     pub metric: String,
     pub tether: Option<f64>,
     pub meshcentral: Option<f64>,
 }
 
-pub fn rows(
+pub(crate) fn rows(
     tether: Option<&Summary>,
     meshcentral: Option<&Summary>,
     counts: &[u32],
@@ -221,7 +221,7 @@ pub fn rows(
 }
 
 /// A figure with as many decimals as its size deserves; `–` when missing.
-pub fn format_value(value: Option<f64>) -> String {
+pub(crate) fn format_value(value: Option<f64>) -> String {
     match value {
         None => "–".into(),
         Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
@@ -231,7 +231,7 @@ pub fn format_value(value: Option<f64>) -> String {
 }
 
 /// MeshCentral ÷ Tether, e.g. `3.2×`.
-pub fn format_ratio(tether: Option<f64>, meshcentral: Option<f64>) -> String {
+pub(crate) fn format_ratio(tether: Option<f64>, meshcentral: Option<f64>) -> String {
     match (tether, meshcentral) {
         (Some(t), Some(m)) if t > 0.0 => {
             let ratio = m / t;
@@ -247,7 +247,7 @@ pub fn format_ratio(tether: Option<f64>, meshcentral: Option<f64>) -> String {
     }
 }
 
-pub fn markdown_table(rows: &[Row]) -> String {
+pub(crate) fn markdown_table(rows: &[Row]) -> String {
     let mut out = String::from("| Metric | Tether | MeshCentral | MeshCentral ÷ Tether |\n");
     out.push_str("|---|---:|---:|---:|\n");
     for row in rows {

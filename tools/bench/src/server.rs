@@ -18,13 +18,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(600);
 const POLL_EVERY: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Tether,
     MeshCentral,
 }
 
 impl Kind {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Tether => "Tether",
             Kind::MeshCentral => "MeshCentral",
@@ -33,7 +33,7 @@ impl Kind {
 }
 
 /// Everything needed to start one prepared server (data folder, account and device group exist).
-pub struct ServerSpec {
+pub(crate) struct ServerSpec {
     pub kind: Kind,
     pub program: PathBuf,
     pub args: Vec<OsString>,
@@ -49,7 +49,7 @@ pub struct ServerSpec {
     pub tools: Tools,
 }
 
-pub enum Tools {
+pub(crate) enum Tools {
     Tether {
         ctl: PathBuf,
         agent: PathBuf,
@@ -63,7 +63,7 @@ pub enum Tools {
 }
 
 /// A started server and how long it took to answer HTTPS.
-pub struct Running {
+pub(crate) struct Running {
     pub guard: Guard,
     pub ready_after: Duration,
 }
@@ -71,7 +71,7 @@ pub struct Running {
 impl ServerSpec {
     /// Starts the server and waits until `GET /` gets any HTTP answer over TLS: "serving", which
     /// is what a user or agent waits for (a bound port alone may not yet serve).
-    pub async fn start(&self, web: &Web) -> anyhow::Result<Running> {
+    pub(crate) async fn start(&self, web: &Web) -> anyhow::Result<Running> {
         let mut command = Command::new(&self.program);
         command.args(&self.args).current_dir(&self.cwd);
         let started = Instant::now();
@@ -106,7 +106,7 @@ impl ServerSpec {
     /// One login as a browser does it; `Ok(true)` if the server accepted the password.
     /// Tether: `POST /api/login` (JSON) → 200 + session cookie. MeshCentral: `POST /` with its
     /// login form → the app page plus an `xid` session cookie naming the user.
-    pub async fn login(&self, web: &Web) -> anyhow::Result<bool> {
+    pub(crate) async fn login(&self, web: &Web) -> anyhow::Result<bool> {
         match self.kind {
             Kind::Tether => {
                 let body = serde_json::json!({ "user": self.user, "password": self.password });
@@ -144,7 +144,7 @@ impl ServerSpec {
     }
 
     /// A logged-in session cookie (`name=value`), for requests that need one.
-    pub async fn session(&self, web: &Web) -> anyhow::Result<String> {
+    pub(crate) async fn session(&self, web: &Web) -> anyhow::Result<String> {
         let body = serde_json::json!({ "user": self.user, "password": self.password });
         let response = web
             .client
@@ -161,12 +161,12 @@ impl ServerSpec {
 
 /// An HTTPS client for the servers' self-signed certificates. The servers are ours, on loopback
 /// in a private namespace: there is nothing to verify against.
-pub struct Web {
+pub(crate) struct Web {
     pub client: reqwest::Client,
 }
 
 impl Web {
-    pub fn new() -> anyhow::Result<Web> {
+    pub(crate) fn new() -> anyhow::Result<Web> {
         let client = reqwest::Client::builder()
             .tls_danger_accept_invalid_certs(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -178,7 +178,7 @@ impl Web {
     }
 
     /// GET and read the whole body; the status.
-    pub async fn status(&self, url: &str) -> anyhow::Result<StatusCode> {
+    pub(crate) async fn status(&self, url: &str) -> anyhow::Result<StatusCode> {
         let response = self.client.get(url).send().await?;
         let status = response.status();
         response.bytes().await?;
@@ -186,7 +186,7 @@ impl Web {
     }
 
     /// GET with a cookie; the body if the answer was 200.
-    pub async fn get_text(&self, url: &str, cookie: Option<&str>) -> anyhow::Result<String> {
+    pub(crate) async fn get_text(&self, url: &str, cookie: Option<&str>) -> anyhow::Result<String> {
         let mut request = self.client.get(url);
         if let Some(cookie) = cookie {
             request = request.header(reqwest::header::COOKIE, cookie);
@@ -215,14 +215,14 @@ fn session_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// `name=value; Path=/; …` → `value` (empty values count as absent: a cleared cookie).
-pub fn cookie_value(set_cookie: &str, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(set_cookie: &str, name: &str) -> Option<String> {
     let pair = set_cookie.split(';').next()?.trim();
     let (key, value) = pair.split_once('=')?;
     (key == name && !value.is_empty()).then(|| value.to_owned())
 }
 
 /// MeshCentral's `xid` cookie is base64 JSON of the session; a logged-in one holds `userid`.
-pub fn meshcentral_session_has_user(xid: &str) -> bool {
+pub(crate) fn meshcentral_session_has_user(xid: &str) -> bool {
     base64_decode(xid).is_some_and(|json| json.contains("\"userid\""))
 }
 
@@ -246,7 +246,7 @@ fn base64_decode(text: &str) -> Option<String> {
 }
 
 /// `application/x-www-form-urlencoded` for one value.
-pub fn form_encode(value: &str) -> String {
+pub(crate) fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         match byte {

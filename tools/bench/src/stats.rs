@@ -2,13 +2,13 @@
 
 /// The middle value (the mean of the two middle ones for an even count); `None` when empty.
 /// NaNs are dropped first: a missing figure must not poison the others.
-pub fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     percentile(values, 50.0)
 }
 
 /// The `p`-th percentile (0–100) by linear interpolation between closest ranks, as most tools
 /// compute it; `None` when there are no (non-NaN) values.
-pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile(values: &[f64], p: f64) -> Option<f64> {
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     if sorted.is_empty() {
         return None;
@@ -22,7 +22,7 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
 }
 
 /// The median of the values that are present.
-pub fn median_of(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
+pub(crate) fn median_of(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
     let present: Vec<f64> = values.into_iter().flatten().collect();
     median(&present)
 }

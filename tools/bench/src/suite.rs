@@ -11,7 +11,7 @@ use crate::server::{Kind, Web};
 use crate::tether::{self, Binaries};
 use crate::{Cli, System, machine, markdown, measure, meshcentral, netns, relay, release_dir};
 
-pub async fn run(
+pub(crate) async fn run(
     cli: &Cli,
     workspace: &Path,
     meshcentral: Option<PathBuf>,

@@ -11,12 +11,12 @@ use tokio::process::Command;
 use crate::server::{Kind, ServerSpec, Tools, Web};
 
 /// Inside the private namespace nothing else listens: fixed ports are free.
-pub const PORT: u16 = 20443;
-pub const USER: &str = "bench";
-pub const PASSWORD: &str = "Bench-pass-2024!x";
+pub(crate) const PORT: u16 = 20443;
+pub(crate) const USER: &str = "bench";
+pub(crate) const PASSWORD: &str = "Bench-pass-2024!x";
 
 /// The binaries the bench runs, built in release.
-pub struct Binaries {
+pub(crate) struct Binaries {
     pub server: PathBuf,
     pub ctl: PathBuf,
     pub loadgen: PathBuf,
@@ -24,7 +24,7 @@ pub struct Binaries {
 }
 
 impl Binaries {
-    pub fn in_dir(dir: &Path) -> Binaries {
+    pub(crate) fn in_dir(dir: &Path) -> Binaries {
         Binaries {
             server: dir.join("tether-server"),
             ctl: dir.join("tetherctl"),
@@ -33,7 +33,7 @@ impl Binaries {
         }
     }
 
-    pub fn missing(&self) -> Vec<&Path> {
+    pub(crate) fn missing(&self) -> Vec<&Path> {
         [&self.server, &self.ctl, &self.loadgen, &self.agent]
             .into_iter()
             .map(PathBuf::as_path)
@@ -43,7 +43,7 @@ impl Binaries {
 }
 
 /// `cargo build --release` of what the bench runs (a no-op when they are current).
-pub async fn build(workspace: &Path) -> anyhow::Result<()> {
+pub(crate) async fn build(workspace: &Path) -> anyhow::Result<()> {
     eprintln!(
         "tether-bench: building release binaries (tether-server, tetherctl, tether-loadgen, tether-agent)"
     );
@@ -72,7 +72,7 @@ pub async fn build(workspace: &Path) -> anyhow::Result<()> {
 
 /// A fresh Tether in `dir`: account created offline, first (cold) start timed, group and `.msh`
 /// made through the running server, then stopped. Returns the spec and the cold start time.
-pub async fn prepare(
+pub(crate) async fn prepare(
     bins: &Binaries,
     dir: &Path,
     fastcert: bool,

@@ -17,20 +17,20 @@ use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA384};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 
 /// One simulated agent's identity as stored; the key is parsed by the agent that uses it.
-pub struct Identity {
+pub(crate) struct Identity {
     pub cert_der: Vec<u8>,
     /// Secret: never logged.
     pub key_pkcs8_der: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyBits {
+pub(crate) enum KeyBits {
     Rsa2048,
     Rsa3072,
 }
 
 impl KeyBits {
-    pub fn bits(self) -> u32 {
+    pub(crate) fn bits(self) -> u32 {
         match self {
             KeyBits::Rsa2048 => 2048,
             KeyBits::Rsa3072 => 3072,
@@ -46,7 +46,7 @@ impl KeyBits {
 }
 
 /// `$XDG_CACHE_HOME/tether-loadgen/keys-<bits>`, else `~/.cache/…`.
-pub fn default_dir(bits: KeyBits) -> anyhow::Result<PathBuf> {
+pub(crate) fn default_dir(bits: KeyBits) -> anyhow::Result<PathBuf> {
     let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => {
@@ -61,7 +61,7 @@ pub fn default_dir(bits: KeyBits) -> anyhow::Result<PathBuf> {
 
 /// The first `count` identities in `dir`, generating the missing ones on every core.
 /// `progress` is told (done, total) now and then while generating.
-pub fn load_or_create(
+pub(crate) fn load_or_create(
     dir: &Path,
     bits: KeyBits,
     count: usize,

@@ -6,6 +6,11 @@
 //! Progress goes to stderr; stdout carries only the summary (with `--json`, exactly one object).
 //! The exit status is non-zero if any agent failed.
 
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod keys;
 mod procstat;
 mod report;

@@ -9,10 +9,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Seconds since sampling started.
     pub t_s: f64,
     pub rss_kb: u64,
@@ -21,7 +21,7 @@ pub struct Sample {
 }
 
 /// `VmRSS:   123456 kB` → 123456.
-pub fn parse_vm_rss_kb(status: &str) -> Option<u64> {
+pub(crate) fn parse_vm_rss_kb(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line["VmRSS:".len()..]
         .split_whitespace()
@@ -32,7 +32,7 @@ pub fn parse_vm_rss_kb(status: &str) -> Option<u64> {
 
 /// utime + stime (fields 14 and 15 of `/proc/PID/stat`). The command name (field 2) is in
 /// parentheses and may itself hold spaces and parentheses, so fields are counted after its last `)`.
-pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+pub(crate) fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     // After the name come field 3 (state) onwards; utime is field 14, i.e. the 12th here.
     let mut fields = after_name.split_whitespace().skip(11);
@@ -42,7 +42,7 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// Percent of one core used between two readings.
-pub fn cpu_percent(
+pub(crate) fn cpu_percent(
     ticks_before: u64,
     ticks_after: u64,
     ticks_per_sec: u64,
@@ -74,7 +74,7 @@ fn read(pid: u32) -> Option<(u64, u64)> {
 
 /// Samples `pid` every second until `stop`, or until the process is gone. `None` from the start if
 /// the process cannot be read at all.
-pub fn spawn_sampler(pid: u32, stop: CancellationToken) -> Option<JoinHandle<Vec<Sample>>> {
+pub(crate) fn spawn_sampler(pid: u32, stop: CancellationToken) -> Option<JoinHandle<Vec<Sample>>> {
     let (_, first_ticks) = read(pid)?;
     let per_sec = ticks_per_sec();
     Some(tokio::spawn(async move {

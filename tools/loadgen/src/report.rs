@@ -15,7 +15,7 @@ use crate::sim::Report;
 use crate::stats::{Latency, millis};
 
 /// How the run was set up, for the summary.
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     pub url: String,
     pub agents: usize,
     pub rate: f64,
@@ -26,7 +26,7 @@ pub struct RunInfo {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub url: String,
     pub agents: usize,
     pub online: usize,
@@ -53,7 +53,7 @@ pub struct Summary {
     pub server_rss_kb_max: Option<u64>,
 }
 
-pub fn summarize(run: RunInfo, reports: &[Report], samples: &[Sample]) -> Summary {
+pub(crate) fn summarize(run: RunInfo, reports: &[Report], samples: &[Sample]) -> Summary {
     let times: Vec<Duration> = reports.iter().filter_map(|r| r.connect).collect();
     let latency = Latency::of(&times);
     let mut failures = BTreeMap::new();
@@ -90,12 +90,12 @@ pub fn summarize(run: RunInfo, reports: &[Report], samples: &[Sample]) -> Summar
 }
 
 impl Summary {
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // Plain numbers, strings and maps with string keys: serialising cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub fn human(&self) -> String {
+    pub(crate) fn human(&self) -> String {
         let mut out = String::new();
         let hold = self
             .hold_s

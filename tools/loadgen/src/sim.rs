@@ -28,7 +28,7 @@ use crate::keys::Identity;
 mod hold;
 
 /// From TCP connect to authenticated; longer is a `timeout` failure.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Server messages are small; a 4 KiB read buffer (tungstenite's default is 128 KiB) keeps 10,000
 /// idle connections cheap. Larger messages still arrive, the buffer just grows for them.
 const READ_BUFFER: usize = 4 * 1024;
@@ -37,7 +37,7 @@ const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 type Socket = WebSocketStream<TlsStream<TcpStream>>;
 
 /// Where the agents connect and what they claim, from the `.msh`.
-pub struct Target {
+pub(crate) struct Target {
     /// The `MeshServer` URL.
     pub url: String,
     /// Resolved once, so name lookups are not part of every agent's connect time.
@@ -48,7 +48,7 @@ pub struct Target {
 }
 
 /// What every agent task shares.
-pub struct Shared {
+pub(crate) struct Shared {
     pub target: Target,
     pub tls: TlsConnector,
     /// `None`: hold until the run is stopped.
@@ -61,7 +61,7 @@ pub struct Shared {
 
 /// Live figures for progress lines.
 #[derive(Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub online_now: AtomicUsize,
     pub authenticated: AtomicUsize,
     pub failed: AtomicUsize,
@@ -69,7 +69,7 @@ pub struct Counters {
 
 /// Why an agent did not stay online for its whole hold.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Cause {
+pub(crate) enum Cause {
     /// Its cached key file does not hold an RSA key.
     Key,
     Tcp,
@@ -90,7 +90,7 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Cause::Key => "key".into(),
             Cause::Tcp => "tcp".into(),
@@ -107,7 +107,7 @@ impl Cause {
 }
 
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub cause: Cause,
     /// The first line of the underlying error, for the summary's examples.
     pub detail: String,
@@ -121,13 +121,13 @@ fn fail(cause: Cause, detail: impl ToString) -> Failure {
 }
 
 /// How one agent fared.
-pub struct Report {
+pub(crate) struct Report {
     /// TCP connect → authenticated, if it got that far.
     pub connect: Option<Duration>,
     pub result: Result<(), Failure>,
 }
 
-pub async fn run(
+pub(crate) async fn run(
     shared: Arc<Shared>,
     index: usize,
     identity: Identity,

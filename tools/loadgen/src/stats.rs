@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Latency {
+pub(crate) struct Latency {
     pub p50: Duration,
     pub p99: Duration,
     pub max: Duration,
@@ -12,7 +12,7 @@ pub struct Latency {
 
 impl Latency {
     /// `None` when no agent got far enough to be timed.
-    pub fn of(samples: &[Duration]) -> Option<Latency> {
+    pub(crate) fn of(samples: &[Duration]) -> Option<Latency> {
         let mut sorted = samples.to_vec();
         sorted.sort_unstable();
         Some(Latency {
@@ -24,7 +24,7 @@ impl Latency {
 }
 
 /// Nearest-rank percentile of already sorted samples: the `ceil(p/100 · n)`-th smallest.
-pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     if sorted.is_empty() {
         return None;
     }
@@ -33,7 +33,7 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
 }
 
 /// Milliseconds with two decimals, as the report prints them.
-pub fn millis(duration: Duration) -> f64 {
+pub(crate) fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 100_000.0).round() / 100.0
 }
 

@@ -16,13 +16,13 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The parts of a `wss://host[:port]/path` URL the agents need.
 #[derive(Debug, PartialEq, Eq)]
-pub struct WssUrl {
+pub(crate) struct WssUrl {
     /// Without IPv6 brackets.
     pub host: String,
     pub port: u16,
 }
 
-pub fn parse_wss_url(url: &str) -> anyhow::Result<WssUrl> {
+pub(crate) fn parse_wss_url(url: &str) -> anyhow::Result<WssUrl> {
     let uri: Uri = url
         .parse()
         .with_context(|| format!("MeshServer {url:?} is not a URL"))?;
@@ -44,7 +44,7 @@ pub fn parse_wss_url(url: &str) -> anyhow::Result<WssUrl> {
     })
 }
 
-pub async fn resolve(msh: &Msh) -> anyhow::Result<Target> {
+pub(crate) async fn resolve(msh: &Msh) -> anyhow::Result<Target> {
     let url = msh
         .servers()
         .next()

@@ -13,7 +13,7 @@ use rustls::ClientConfig;
 use rustls::client::Resumption;
 use tether_net::tls::{AcceptAny, leaf_checked_config};
 
-pub fn client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
+pub(crate) fn client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     let mut config = leaf_checked_config(Arc::new(AcceptAny))?;
     config.resumption = Resumption::disabled();
     Ok(Arc::new(config))

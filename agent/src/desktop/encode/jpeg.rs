@@ -12,7 +12,11 @@ use crate::desktop::frame::{Frame, Rect};
 const MAX_EDGE: u32 = u16::MAX as u32;
 
 /// The tiles payload for `rects` (inside `frame`), at `quality` (1..=100).
-pub fn encode_tiles(frame: &Frame, rects: &[Rect], quality: u8) -> Result<Vec<u8>, EncodeError> {
+pub(crate) fn encode_tiles(
+    frame: &Frame,
+    rects: &[Rect],
+    quality: u8,
+) -> Result<Vec<u8>, EncodeError> {
     let mut payload = Vec::new();
     for rect in rects {
         let rect = rect.clipped_to(frame.bounds());

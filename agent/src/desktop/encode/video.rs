@@ -29,14 +29,14 @@ const GOP: u32 = 100_000;
 
 /// One encoded picture.
 #[derive(Debug)]
-pub struct EncodedVideo {
+pub(crate) struct EncodedVideo {
     /// An H.264 access unit (Annex B) or a VP8 frame.
     pub data: Vec<u8>,
     pub key: bool,
     pub encode_us: u32,
 }
 
-pub struct VideoEncoder {
+pub(crate) struct VideoEncoder {
     codec: Codec,
     encoder: encoder::Video,
     scaler: scaling::Context,
@@ -52,7 +52,7 @@ pub struct VideoEncoder {
 
 impl VideoEncoder {
     /// An encoder for `source`-sized frames, encoding `size` pictures (even width and height).
-    pub fn open(
+    pub(crate) fn open(
         codec: Codec,
         source: (u32, u32),
         size: (u32, u32),
@@ -127,22 +127,22 @@ impl VideoEncoder {
         })
     }
 
-    pub fn quality(&self) -> u8 {
+    pub(crate) fn quality(&self) -> u8 {
         self.quality
     }
 
-    pub fn source(&self) -> (u32, u32) {
+    pub(crate) fn source(&self) -> (u32, u32) {
         (self.input.width(), self.input.height())
     }
 
     /// The WebCodecs codec string; for H.264 known once the first key frame's SPS was seen.
-    pub fn codec_string(&self) -> Option<&str> {
+    pub(crate) fn codec_string(&self) -> Option<&str> {
         self.codec_string.as_deref()
     }
 
     /// Encodes one frame (a key frame when `key`, and always the first). `None` if the encoder
     /// produced nothing for it.
-    pub fn encode(
+    pub(crate) fn encode(
         &mut self,
         frame: &Frame,
         key: bool,
@@ -195,12 +195,12 @@ impl VideoEncoder {
 }
 
 /// Viewer quality 1..=100 → x264 CRF 45..=18 (lower CRF is better).
-pub fn h264_crf(quality: u8) -> u8 {
+pub(crate) fn h264_crf(quality: u8) -> u8 {
     crf_between(quality, 45, 18)
 }
 
 /// Viewer quality 1..=100 → libvpx CQ level 50..=10.
-pub fn vp8_crf(quality: u8) -> u8 {
+pub(crate) fn vp8_crf(quality: u8) -> u8 {
     crf_between(quality, 50, 10)
 }
 
@@ -213,7 +213,7 @@ fn crf_between(quality: u8, worst: u8, best: u8) -> u8 {
 
 /// The WebCodecs codec string (`avc1.PPCCLL`: profile_idc, constraint flags, level_idc in hex)
 /// from the first SPS in an Annex B stream.
-pub fn h264_codec_string(annex_b: &[u8]) -> Option<String> {
+pub(crate) fn h264_codec_string(annex_b: &[u8]) -> Option<String> {
     let sps = nal_units(annex_b).find(|nal| nal.first().is_some_and(|h| h & 0x1f == 7))?;
     // The three bytes after the NAL header; emulation prevention (00 00 03) cannot occur in
     // them unless profile and constraints were both zero, which no encoder writes.

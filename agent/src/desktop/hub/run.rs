@@ -28,13 +28,13 @@ const POINTER_POLL: Duration = Duration::from_millis(40);
 
 /// Which capture a frame is: pictures carry its time, scaled copies are cached by its number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CaptureStamp {
+pub(super) struct CaptureStamp {
     pub at: Instant,
     pub number: u64,
 }
 
 /// One viewer as the hub sees it.
-pub struct ViewerState {
+pub(super) struct ViewerState {
     pub output: UnboundedSender<HubOutput>,
     pub settings: EffectiveSettings,
     pub pacing: Pacing,
@@ -46,22 +46,22 @@ pub struct ViewerState {
 }
 
 impl ViewerState {
-    pub fn send(&self, output: HubOutput) {
+    pub(super) fn send(&self, output: HubOutput) {
         // A viewer whose session ended is removed by its Leave message.
         let _ = self.output.send(output);
     }
 
     /// Milliseconds since this viewer joined (the pictures' `captured_ms`).
-    pub fn ms_since_join(&self, at: Instant) -> u32 {
+    pub(super) fn ms_since_join(&self, at: Instant) -> u32 {
         at.saturating_duration_since(self.joined)
             .as_millis()
             .min(u128::from(u32::MAX)) as u32
     }
 }
 
-pub type Viewers = HashMap<ViewerId, ViewerState>;
+pub(super) type Viewers = HashMap<ViewerId, ViewerState>;
 
-pub fn spawn(
+pub(super) fn spawn(
     display: String,
     selection: DisplaySelection,
     commands: mpsc::Sender<HubMessage>,

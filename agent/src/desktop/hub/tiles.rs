@@ -18,7 +18,7 @@ use crate::desktop::frame::{Frame, Rect};
 
 /// Scaled copies of the newest capture, by size.
 #[derive(Default)]
-pub struct TileViewers {
+pub(super) struct TileViewers {
     scaled: HashMap<(u32, u32), Scaled>,
 }
 
@@ -33,21 +33,25 @@ fn is_jpeg(viewer: &ViewerState) -> bool {
 
 impl TileViewers {
     /// Adds a capture's changed tiles to every JPEG viewer's set.
-    pub fn changed(viewers: &mut Viewers, dirty: &DirtyTiles) {
+    pub(super) fn changed(viewers: &mut Viewers, dirty: &DirtyTiles) {
         for viewer in viewers.values_mut().filter(|v| is_jpeg(v)) {
             viewer.tiles.add(dirty);
         }
     }
 
     /// Whether some JPEG viewer could take a picture now.
-    pub fn any_ready(viewers: &Viewers, now: Instant) -> bool {
+    pub(super) fn any_ready(viewers: &Viewers, now: Instant) -> bool {
         viewers
             .values()
             .any(|v| is_jpeg(v) && v.pacing.can_take(now))
     }
 
     /// When some JPEG viewer will next take a picture, if there is anything to send.
-    pub fn next_due(viewers: &Viewers, damage_pending: bool, now: Instant) -> Option<Instant> {
+    pub(super) fn next_due(
+        viewers: &Viewers,
+        damage_pending: bool,
+        now: Instant,
+    ) -> Option<Instant> {
         viewers
             .values()
             .filter(|v| is_jpeg(v) && v.pacing.window_open())
@@ -57,7 +61,7 @@ impl TileViewers {
     }
 
     /// Sends every JPEG viewer that can take a picture its changed tiles.
-    pub fn deliver(
+    pub(super) fn deliver(
         &mut self,
         viewers: &mut Viewers,
         frame: &Frame,

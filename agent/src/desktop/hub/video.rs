@@ -30,7 +30,7 @@ struct GroupKey {
 
 /// The encoders in use, by codec and size.
 #[derive(Default)]
-pub struct VideoGroups {
+pub(super) struct VideoGroups {
     groups: HashMap<GroupKey, VideoGroup>,
 }
 
@@ -83,14 +83,14 @@ fn interval(fps: u8) -> Duration {
 
 impl VideoGroups {
     /// The screen changed: every encoder has something new to send.
-    pub fn changed(&mut self) {
+    pub(super) fn changed(&mut self) {
         for group in self.groups.values_mut() {
             group.pending = true;
         }
     }
 
     /// Whether some encoder could send a picture now (so a capture is worth making).
-    pub fn any_ready(&self, viewers: &Viewers, region: Rect, now: Instant) -> bool {
+    pub(super) fn any_ready(&self, viewers: &Viewers, region: Rect, now: Instant) -> bool {
         members(viewers, region).iter().any(|(key, members)| {
             let group = self.groups.get(key);
             group.is_none_or(|g| !g.failed && g.is_due(now, members.fps))
@@ -100,7 +100,7 @@ impl VideoGroups {
     }
 
     /// When some encoder will next have something to do (`None`: nothing until a message).
-    pub fn next_due(
+    pub(super) fn next_due(
         &self,
         viewers: &Viewers,
         region: Rect,
@@ -136,7 +136,7 @@ impl VideoGroups {
     }
 
     /// Lets every encoder send what it can from `frame` (the capture of `region`).
-    pub fn deliver(
+    pub(super) fn deliver(
         &mut self,
         viewers: &mut Viewers,
         frame: &Frame,

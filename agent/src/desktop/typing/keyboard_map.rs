@@ -8,12 +8,12 @@ use x11rb::protocol::xproto::{ConnectionExt as _, Keycode};
 use crate::desktop::keysyms::{self, NO_SYMBOL};
 
 /// Rows of the modifier mapping (core protocol order).
-pub const SHIFT_ROW: usize = 0;
+pub(super) const SHIFT_ROW: usize = 0;
 const LOCK_ROW: usize = 1;
 
 /// The core keyboard mapping: keysyms per keycode and the keycodes of each modifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyboardMap {
+pub(super) struct KeyboardMap {
     min_keycode: Keycode,
     per_keycode: usize,
     keysyms: Vec<u32>,
@@ -23,7 +23,7 @@ pub struct KeyboardMap {
 
 /// Where a keysym is on the keyboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyPlace {
+pub(super) struct KeyPlace {
     pub keycode: Keycode,
     /// Level 2 (Shift) rather than level 1.
     pub shifted: bool,
@@ -32,7 +32,7 @@ pub struct KeyPlace {
 }
 
 impl KeyboardMap {
-    pub fn fetch(conn: &impl Connection) -> Result<KeyboardMap, ReplyError> {
+    pub(super) fn fetch(conn: &impl Connection) -> Result<KeyboardMap, ReplyError> {
         let setup = conn.setup();
         let (min, max) = (setup.min_keycode, setup.max_keycode);
         let mapping = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
@@ -50,7 +50,7 @@ impl KeyboardMap {
         ))
     }
 
-    pub fn new(
+    pub(super) fn new(
         min_keycode: Keycode,
         per_keycode: usize,
         keysyms: Vec<u32>,
@@ -65,7 +65,7 @@ impl KeyboardMap {
     }
 
     /// The keysyms of one keycode (empty outside the mapping).
-    pub fn row(&self, keycode: Keycode) -> &[u32] {
+    pub(super) fn row(&self, keycode: Keycode) -> &[u32] {
         let Some(index) = keycode.checked_sub(self.min_keycode) else {
             return &[];
         };
@@ -81,7 +81,7 @@ impl KeyboardMap {
     }
 
     /// Keycodes with no symbol at all: free to borrow. Highest first, away from real keys.
-    pub fn free_keycodes(&self) -> Vec<Keycode> {
+    pub(super) fn free_keycodes(&self) -> Vec<Keycode> {
         let mut free: Vec<Keycode> = self
             .keycodes()
             .filter(|&keycode| self.row(keycode).iter().all(|&sym| sym == NO_SYMBOL))
@@ -92,7 +92,7 @@ impl KeyboardMap {
 
     /// The first key typing one of `wanted` (best first) in `group` (0 or 1; other groups are
     /// searched as group 0), preferring level 1 over level 2.
-    pub fn locate(&self, wanted: &[u32], group: u8) -> Option<KeyPlace> {
+    pub(super) fn locate(&self, wanted: &[u32], group: u8) -> Option<KeyPlace> {
         let base = if group == 1 { 2 } else { 0 };
         for &keysym in wanted {
             for shifted in [false, true] {
@@ -128,7 +128,7 @@ impl KeyboardMap {
     }
 
     /// The keycodes bound to a modifier row (Shift = 0, Lock = 1, …).
-    pub fn modifier_keys(&self, row: usize) -> impl Iterator<Item = Keycode> + '_ {
+    pub(super) fn modifier_keys(&self, row: usize) -> impl Iterator<Item = Keycode> + '_ {
         self.modifiers
             .get(row)
             .into_iter()
@@ -138,7 +138,7 @@ impl KeyboardMap {
     }
 
     /// The keys of every modifier except Lock (which latches rather than being held).
-    pub fn held_modifier_keys(&self) -> impl Iterator<Item = Keycode> + '_ {
+    pub(super) fn held_modifier_keys(&self) -> impl Iterator<Item = Keycode> + '_ {
         (0..self.modifiers.len())
             .filter(|&row| row != LOCK_ROW)
             .flat_map(|row| self.modifier_keys(row))

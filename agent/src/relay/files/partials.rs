@@ -22,12 +22,12 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 /// Partial uploads older than this are removed.
-pub const MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+pub(super) const MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Random bytes in an upload's id (hex in names and on the wire).
 const ID_BYTES: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
-pub enum PartialError {
+pub(super) enum PartialError {
     #[error("the agent's folder for resumable uploads {0} is unusable: {1}")]
     Folder(PathBuf, String),
     #[error("the resume id is malformed (expected {} hex digits)", ID_BYTES * 2)]
@@ -42,12 +42,12 @@ pub enum PartialError {
 
 /// The agent's folder of partial uploads.
 #[derive(Debug, Clone)]
-pub struct Partials {
+pub(super) struct Partials {
     dir: PathBuf,
 }
 
 /// A partial upload, open for writing at its end and locked to this session.
-pub struct Partial {
+pub(super) struct Partial {
     pub file: File,
     pub path: PathBuf,
     pub id: String,
@@ -56,12 +56,12 @@ pub struct Partial {
 }
 
 impl Partials {
-    pub fn new(dir: PathBuf) -> Partials {
+    pub(super) fn new(dir: PathBuf) -> Partials {
         Partials { dir }
     }
 
     /// Makes the folder (0700, the agent's own) if needed and removes stale partial uploads.
-    pub fn prepare(&self) -> Result<(), PartialError> {
+    pub(super) fn prepare(&self) -> Result<(), PartialError> {
         let unusable = |why: String| PartialError::Folder(self.dir.clone(), why);
         crate::files::ensure_private_dir(&self.dir).map_err(|e| unusable(e.to_string()))?;
         let metadata = std::fs::symlink_metadata(&self.dir).map_err(|e| unusable(e.to_string()))?;
@@ -105,7 +105,7 @@ impl Partials {
 
     /// The partial upload `resume_id` of `size` bytes to `target`, or a new one (offset 0, a
     /// new id) when there is no id or the agent no longer has that upload.
-    pub fn open(
+    pub(super) fn open(
         &self,
         resume_id: Option<&str>,
         target: &Path,

@@ -10,7 +10,7 @@
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     #[error("paths must be absolute: {0:?}")]
     NotAbsolute(String),
     #[error("'..' is not allowed in paths: {0:?}")]
@@ -23,25 +23,25 @@ pub enum PathError {
 
 /// Where a session's file operations are allowed.
 #[derive(Debug, Clone)]
-pub struct Root {
+pub(crate) struct Root {
     canonical: PathBuf,
 }
 
 impl Root {
-    pub fn new(path: &Path) -> std::io::Result<Root> {
+    pub(crate) fn new(path: &Path) -> std::io::Result<Root> {
         Ok(Root {
             canonical: path.canonicalize()?,
         })
     }
 
     #[cfg(test)]
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.canonical
     }
 
     /// The real path for `requested`, checked to be inside the root. The last component may name
     /// something that does not exist yet; if it exists and is a symbolic link, it is resolved too.
-    pub fn resolve(&self, requested: &str) -> Result<PathBuf, PathError> {
+    pub(crate) fn resolve(&self, requested: &str) -> Result<PathBuf, PathError> {
         let path = self.checked(requested)?;
         let mut existing = path.as_path();
         let mut missing = Vec::new();
@@ -67,7 +67,7 @@ impl Root {
 
     /// Like [`resolve`](Self::resolve), but a symbolic link in the last place is the link itself
     /// (to remove or rename a link, not what it points to).
-    pub fn resolve_entry(&self, requested: &str) -> Result<PathBuf, PathError> {
+    pub(crate) fn resolve_entry(&self, requested: &str) -> Result<PathBuf, PathError> {
         let path = self.checked(requested)?;
         let Some(name) = path.file_name() else {
             return Err(PathError::OutsideRoot(requested.to_owned()));
@@ -83,7 +83,7 @@ impl Root {
     }
 
     /// Whether a real (already resolved) path lies inside the root.
-    pub fn contains(&self, real: &Path) -> bool {
+    pub(crate) fn contains(&self, real: &Path) -> bool {
         real.starts_with(&self.canonical)
     }
 

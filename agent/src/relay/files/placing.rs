@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// Creates a temporary file beside `target` (`.NAME.tether-upload-RANDOM`, 0600, never an
 /// existing file or a link).
-pub fn create_beside(target: &Path) -> io::Result<(File, PathBuf)> {
+pub(super) fn create_beside(target: &Path) -> io::Result<(File, PathBuf)> {
     let name = target
         .file_name()
         .ok_or_else(|| io::Error::other("no file name"))?
@@ -44,7 +44,12 @@ pub fn create_beside(target: &Path) -> io::Result<(File, PathBuf)> {
 
 /// Gives `file` (written at `temp`, beside `target`) its final owner and mode, makes it durable
 /// and renames it over `target`.
-pub fn place_beside(file: &File, temp: &Path, target: &Path, new_mode: u32) -> io::Result<()> {
+pub(super) fn place_beside(
+    file: &File,
+    temp: &Path,
+    target: &Path,
+    new_mode: u32,
+) -> io::Result<()> {
     give_final_metadata(file, target, new_mode)?;
     file.sync_all()?;
     // In a folder others may write to, our temporary file could have been swapped for theirs:
@@ -61,7 +66,7 @@ pub fn place_beside(file: &File, temp: &Path, target: &Path, new_mode: u32) -> i
 
 /// Moves a finished partial upload (`file`, at `partial` in the agent's private folder) over
 /// `target`: a rename when both are on one filesystem, else a copy beside the target first.
-pub fn place_partial(
+pub(super) fn place_partial(
     file: &mut File,
     partial: &Path,
     target: &Path,
@@ -134,7 +139,7 @@ fn give_final_metadata(file: &File, target: &Path, new_mode: u32) -> io::Result<
 
 /// 0666 less the process's umask: the mode a new file gets. Read from `/proc/self/status`
 /// (setting the umask to learn it would race with other threads creating files).
-pub fn default_file_mode() -> u32 {
+pub(super) fn default_file_mode() -> u32 {
     let umask = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

@@ -33,7 +33,7 @@ impl From<OpenError> for io::Error {
 }
 
 /// Opens `path` for reading if, and only if, it is a regular file (not through a symbolic link).
-pub fn open_regular(path: &Path) -> Result<File, OpenError> {
+pub(super) fn open_regular(path: &Path) -> Result<File, OpenError> {
     let before = std::fs::symlink_metadata(path)?;
     refuse_unless_regular(before.file_type())?;
     let file = OpenOptions::new()
@@ -46,7 +46,7 @@ pub fn open_regular(path: &Path) -> Result<File, OpenError> {
 }
 
 /// Opens the folder `path` (not through a symbolic link), to ask which filesystem it is on.
-pub fn open_dir(path: &Path) -> io::Result<File> {
+pub(super) fn open_dir(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_DIRECTORY | nix::libc::O_NONBLOCK)
@@ -62,7 +62,7 @@ fn refuse_unless_regular(kind: FileType) -> Result<(), OpenError> {
 }
 
 /// What a file is, for messages.
-pub fn kind_name(kind: FileType) -> &'static str {
+pub(super) fn kind_name(kind: FileType) -> &'static str {
     if kind.is_file() {
         "a file"
     } else if kind.is_dir() {
@@ -106,7 +106,7 @@ const SYSTEM_FILESYSTEMS: [(FsType, &str); 16] = [
 ];
 
 /// The name of the kernel pseudo-filesystem `file` is on, if it is on one.
-pub fn system_filesystem(file: &File) -> io::Result<Option<&'static str>> {
+pub(super) fn system_filesystem(file: &File) -> io::Result<Option<&'static str>> {
     let kind = statfs::fstatfs(file)?.filesystem_type();
     Ok(SYSTEM_FILESYSTEMS
         .iter()

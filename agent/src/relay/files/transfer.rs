@@ -10,7 +10,7 @@ use super::zip_stream::ZipStream;
 use super::{placing, special};
 
 /// A download: one file from an offset, or a selection as a zip stream.
-pub struct Download {
+pub(super) struct Download {
     pub id: u64,
     /// The file's full size (`None` for a zip stream, whose size is known only at its end).
     pub size: Option<u64>,
@@ -24,7 +24,7 @@ enum Source {
 
 impl Download {
     /// Opens a regular file (never a FIFO, device or socket: see `special.rs`) at `offset`.
-    pub async fn open(id: u64, path: &Path, offset: u64) -> std::io::Result<Download> {
+    pub(super) async fn open(id: u64, path: &Path, offset: u64) -> std::io::Result<Download> {
         let owned = path.to_owned();
         let file = tokio::task::spawn_blocking(move || special::open_regular(&owned))
             .await
@@ -44,7 +44,7 @@ impl Download {
         })
     }
 
-    pub fn zip(id: u64, stream: ZipStream) -> Download {
+    pub(super) fn zip(id: u64, stream: ZipStream) -> Download {
         Download {
             id,
             size: None,
@@ -53,7 +53,7 @@ impl Download {
     }
 
     /// The next chunk (at most `max` bytes), `None` at the end.
-    pub async fn next_chunk(&mut self, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+    pub(super) async fn next_chunk(&mut self, max: usize) -> std::io::Result<Option<Vec<u8>>> {
         let file = match &mut self.source {
             Source::File(file) => file,
             Source::Zip(stream) => return stream.next_chunk().await,
@@ -72,7 +72,7 @@ impl Download {
 /// its target and is removed when the upload is dropped unfinished, so a broken upload never
 /// leaves a half file under the real name; a resumable upload's lives in the agent's private
 /// folder (`partials.rs`) and stays there when the session breaks.
-pub struct Upload {
+pub(super) struct Upload {
     pub id: u64,
     target: PathBuf,
     temp: PathBuf,
@@ -88,14 +88,14 @@ pub struct Upload {
 }
 
 /// A resumable upload and what it continues from.
-pub struct Resumed {
+pub(super) struct Resumed {
     pub upload: Upload,
     pub offset: u64,
     pub resume_id: String,
 }
 
 impl Upload {
-    pub async fn create(
+    pub(super) async fn create(
         id: u64,
         target: PathBuf,
         expected: u64,
@@ -120,7 +120,7 @@ impl Upload {
 
     /// A resumable upload: continues the partial upload `resume_id` of the same size to the
     /// same target if the agent still has it, else starts one under a new id.
-    pub async fn resume(
+    pub(super) async fn resume(
         id: u64,
         target: PathBuf,
         expected: u64,
@@ -154,11 +154,11 @@ impl Upload {
     }
 
     /// Abandons the upload and removes its temporary file, resumable or not (a cancel).
-    pub fn discard(mut self) {
+    pub(super) fn discard(mut self) {
         self.remove_on_drop = true;
     }
 
-    pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if self.written + bytes.len() as u64 > self.expected {
             return Err(std::io::Error::other("more bytes than announced"));
         }
@@ -173,7 +173,7 @@ impl Upload {
 
     /// Checks the size, gives the file its final owner and mode, makes it durable and renames
     /// it into place (`placing.rs`).
-    pub async fn finish(mut self) -> std::io::Result<()> {
+    pub(super) async fn finish(mut self) -> std::io::Result<()> {
         if self.written != self.expected {
             return Err(std::io::Error::other(format!(
                 "the upload ended after {} of {} bytes",

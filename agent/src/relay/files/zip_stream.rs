@@ -31,11 +31,11 @@ const CHANNEL_CHUNKS: usize = 4;
 /// streaming writer until the end, so it cannot switch later).
 const ZIP64_THRESHOLD: u64 = 0xFFFF_0000;
 /// Folders deeper than this below a selected one end the zip with an error.
-pub const MAX_DEPTH: usize = 64;
+pub(super) const MAX_DEPTH: usize = 64;
 
 /// Why a selected path cannot be zipped.
 #[derive(Debug, thiserror::Error)]
-pub enum Refusal {
+pub(super) enum Refusal {
     #[error("{0} is a system folder ({1}) whose files are kernel state; it cannot be zipped")]
     SystemFolder(String, &'static str),
     #[error("{0} is on a system filesystem ({1}); it cannot be zipped")]
@@ -48,7 +48,7 @@ pub enum Refusal {
 
 /// Checks a selected item (`real`, resolved; `shown` as the console named it) before any byte is
 /// sent, so that a refusal is a plain error reply.
-pub fn check_selected(real: &Path, shown: &str) -> Result<(), Refusal> {
+pub(super) fn check_selected(real: &Path, shown: &str) -> Result<(), Refusal> {
     let io = |e: io::Error| Refusal::Io(shown.to_owned(), e);
     let kind = std::fs::symlink_metadata(real).map_err(io)?.file_type();
     let (opened, folder) = if kind.is_dir() {
@@ -69,13 +69,13 @@ pub fn check_selected(real: &Path, shown: &str) -> Result<(), Refusal> {
     }
 }
 
-pub struct ZipStream {
+pub(super) struct ZipStream {
     chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
 }
 
 impl ZipStream {
     /// Starts zipping `selection` (already resolved and checked against `root`).
-    pub fn start(root: Root, selection: Vec<PathBuf>, chunk_size: usize) -> ZipStream {
+    pub(super) fn start(root: Root, selection: Vec<PathBuf>, chunk_size: usize) -> ZipStream {
         let (sender, chunks) = mpsc::channel(CHANNEL_CHUNKS);
         tokio::task::spawn_blocking(move || {
             let mut out = ChannelWriter {
@@ -93,7 +93,7 @@ impl ZipStream {
     }
 
     /// The next chunk of the archive, `None` at its end.
-    pub async fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+    pub(super) async fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
         self.chunks.recv().await.transpose()
     }
 }

@@ -17,7 +17,7 @@ const SEND_DEADLINE: Duration = Duration::from_secs(20);
 const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// Online: report the machine, then keep the connection alive until the hold ends.
-pub async fn hold(shared: &Shared, index: usize, mut socket: Socket) -> Result<(), Failure> {
+pub(super) async fn hold(shared: &Shared, index: usize, mut socket: Socket) -> Result<(), Failure> {
     let info = agent_proto::to_json(&AgentToServer::AgentInfo(agent_info(index)));
     send(&mut socket, Message::text(info)).await?;
     let deadline = shared.hold.map(|hold| Instant::now() + hold);

@@ -38,9 +38,11 @@ fn centre_rgb(decoded: &frame::Video) -> [u8; 3] {
         height,
         scaling::Flags::POINT,
     )
-    .unwrap();
+    .expect("swscale converts every format the decoder outputs to RGB24");
     let mut rgb = frame::Video::empty();
-    to_rgb.run(decoded, &mut rgb).unwrap();
+    to_rgb
+        .run(decoded, &mut rgb)
+        .expect("a converter made for this frame's size and format converts it");
     let at = (height / 2) as usize * rgb.stride(0) + (width / 2) as usize * 3;
     let data = rgb.data(0);
     [data[at], data[at + 1], data[at + 2]]

@@ -13,7 +13,7 @@ const MODE_SWITCH: u32 = 0xff7e;
 
 /// The server's keyboard mapping, as the core protocol lists it (with XKB: group 1 levels 1–2,
 /// group 2 levels 1–2, group 1 levels 3–4, …).
-pub struct Keyboard {
+pub(crate) struct Keyboard {
     min_keycode: u8,
     per_keycode: usize,
     keysyms: Vec<u32>,
@@ -22,7 +22,7 @@ pub struct Keyboard {
 }
 
 impl Keyboard {
-    pub fn fetch(conn: &impl Connection) -> Result<Keyboard, ReplyError> {
+    pub(crate) fn fetch(conn: &impl Connection) -> Result<Keyboard, ReplyError> {
         let setup = conn.setup();
         let (min, max) = (setup.min_keycode, setup.max_keycode);
         let mapping = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
@@ -60,7 +60,7 @@ impl Keyboard {
     }
 
     /// The keysym a press of `keycode` in modifier `state` produces.
-    pub fn keysym(&self, keycode: u8, state: u16) -> u32 {
+    pub(crate) fn keysym(&self, keycode: u8, state: u16) -> u32 {
         let row = self.row(keycode);
         let get = |index: usize| row.get(index).copied().unwrap_or(NO_SYMBOL);
         let group = usize::from((state >> 13) & 1);
@@ -93,7 +93,7 @@ impl Keyboard {
 }
 
 /// The line xprobe prints for a keysym: the character, or the keysym's name, or its number.
-pub fn describe(keysym: u32) -> String {
+pub(crate) fn describe(keysym: u32) -> String {
     if let Some(c) = keysyms::char_for_keysym(keysym) {
         return c.to_string();
     }

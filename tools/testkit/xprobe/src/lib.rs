@@ -3,6 +3,11 @@
 //! what it prints ([`XProbe`]), and, with the `decode` feature, decodes the agent's video
 //! pictures back with FFmpeg ([`decode_centre_colours`]). The xprobe binary is `src/main.rs`.
 
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 #[cfg(feature = "decode")]
 mod decode;
 mod lines;

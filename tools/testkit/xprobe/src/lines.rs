@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::sync::mpsc::{self, Receiver};
 
-pub fn read_lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+pub(crate) fn read_lines(stream: impl Read + Send + 'static) -> Receiver<String> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {

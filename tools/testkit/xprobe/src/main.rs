@@ -11,6 +11,11 @@
 //! `--mode motion` repaints the whole window with a moving pattern and `--mode scroll` scrolls
 //! text-like lines up, about 30 times a second: the pictures the encoder figures are taken on.
 
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod keys;
 #[allow(dead_code)]
 #[path = "../../../../agent/src/desktop/keysyms.rs"]
