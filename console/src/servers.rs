@@ -79,7 +79,11 @@ impl ServerList {
         }
     }
 
-    pub(crate) fn remember(&mut self, origin: String, server: KnownServer) -> Result<(), ServersError> {
+    pub(crate) fn remember(
+        &mut self,
+        origin: String,
+        server: KnownServer,
+    ) -> Result<(), ServersError> {
         self.servers.insert(origin, server);
         self.save()
     }

@@ -7,7 +7,7 @@ use tether_common::rights::Rights;
 
 use super::access::{Events, device_with, group_with, rights_on};
 use super::actions::{ActionContext, ActionError};
-use super::views::now_millis;
+use crate::clock::now_millis;
 use crate::events::Audience;
 use crate::store::{EventFilter, NewEvent, Readable};
 

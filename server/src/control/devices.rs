@@ -8,8 +8,9 @@ use tether_common::rights::Rights;
 use super::access::{ManageDevices, View, device_with, group_with, rights_on};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
-use super::views::{device_info, now_secs};
+use super::views::device_info;
 use crate::agents::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
+use crate::clock::now_secs;
 use crate::events::Audience;
 
 /// Devices of the groups the caller can see (of one group, when given).

@@ -8,7 +8,8 @@ use tether_common::rights::Rights;
 use super::access::{ManageGroup, group_with, require_site_admin, rights_on};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
-use super::views::{group_info, now_secs};
+use super::views::group_info;
+use crate::clock::now_secs;
 use crate::events::Audience;
 use crate::store::GroupRecord;
 

@@ -14,8 +14,8 @@ use tether_common::rights::Rights;
 use super::access::{Enrol, group_with};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
-use super::views::now_secs;
 use crate::agents::{EnrolmentKey, group_msh};
+use crate::clock::now_secs;
 use crate::events::Audience;
 use crate::store::{GroupRecord, InviteRecord};
 

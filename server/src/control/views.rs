@@ -56,6 +56,3 @@ fn agent_details(device: &DeviceRecord) -> Option<AgentDetails> {
         }
     }
 }
-
-/// The actions read the clock through here (`crate::clock`).
-pub use crate::clock::{now_millis, now_secs};
