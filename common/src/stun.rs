@@ -114,6 +114,17 @@ pub fn binding_success(id: TransactionId, seen_from: SocketAddr) -> Vec<u8> {
     message
 }
 
+/// A Binding request without attributes (the client side: agents and tests asking the server's
+/// STUN port where they are seen from). `id` must be random per request (RFC 8489 §6).
+pub fn binding_request(id: TransactionId) -> Vec<u8> {
+    let mut message = Vec::with_capacity(HEADER_LEN);
+    message.extend_from_slice(&BINDING_REQUEST.to_be_bytes());
+    message.extend_from_slice(&0u16.to_be_bytes());
+    message.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    message.extend_from_slice(&id.0);
+    message
+}
+
 /// Reads the XOR-MAPPED-ADDRESS of a Binding success response to the request `id`: the client
 /// side, for tests and for agents that ask the server where they are seen from.
 pub fn parse_binding_success(datagram: &[u8], id: TransactionId) -> Option<SocketAddr> {
@@ -192,6 +203,14 @@ mod tests {
         // RFC 5769 §2.2: XOR-MAPPED-ADDRESS 0020 0008 0001 a147 e112a643.
         assert_eq!(hex::encode(&response[20..]), "002000080001a147e112a643");
         assert_eq!(hex::encode(&response[..4]), "0101000c");
+    }
+
+    #[test]
+    fn our_own_request_is_a_valid_binding_request() {
+        let id = TransactionId([9; 12]);
+        let request = binding_request(id);
+        assert_eq!(request.len(), 20);
+        assert_eq!(parse_binding_request(&request), Ok(id));
     }
 
     #[test]

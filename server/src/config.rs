@@ -28,6 +28,10 @@ pub struct Cli {
     /// Intel AMT MPS port.
     #[arg(long)]
     pub mpsport: Option<u16>,
+    /// UDP port answering STUN Binding requests for direct sessions (default: the HTTPS port's
+    /// number; 0 turns it off).
+    #[arg(long)]
+    pub stunport: Option<u16>,
     /// Address to listen on.
     #[arg(long)]
     pub bind: Option<IpAddr>,
@@ -81,6 +85,11 @@ pub struct Config {
     pub redirport: u16,
     /// Intel AMT MPS port (MeshCentral: `mpsPort`); the listener comes with the AMT work.
     pub mpsport: u16,
+    /// UDP port that answers STUN Binding requests, so agents and viewers learn the address the
+    /// server sees them at (their server-reflexive ICE candidate) without any STUN server outside
+    /// the deployment. Unset: the HTTPS port's number (UDP and TCP ports are separate), or nothing
+    /// if that UDP port is taken; 0: off.
+    pub stunport: Option<u16>,
     /// Address to listen on. Unset: every interface, but loopback only with `tlsoffload` (plain
     /// HTTP must be reachable by the proxy alone). See [`Config::bind_address`].
     pub bind: Option<IpAddr>,
@@ -161,6 +170,7 @@ impl Default for Config {
             port: 443,
             redirport: 80,
             mpsport: 4433,
+            stunport: None,
             bind: None,
             cert: "localhost".to_owned(),
             fastcert: false,
@@ -219,6 +229,9 @@ impl Config {
         }
         if let Some(port) = cli.mpsport {
             self.mpsport = port;
+        }
+        if let Some(port) = cli.stunport {
+            self.stunport = Some(port);
         }
         if let Some(bind) = cli.bind {
             self.bind = Some(bind);

@@ -20,6 +20,7 @@ mod relay;
 pub mod serve;
 mod state;
 pub mod store;
+mod stun;
 mod tls;
 mod tokens;
 

@@ -20,7 +20,7 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -57,6 +57,8 @@ pub struct Listeners {
     pub https: TcpListener,
     /// Answers every request with a redirect to the HTTPS port (`--redirport`).
     pub redirect: Option<TcpListener>,
+    /// Answers STUN Binding requests (`--stunport`; `crate::stun`).
+    pub stun: Option<UdpSocket>,
 }
 
 impl Listeners {
@@ -75,7 +77,13 @@ impl Listeners {
             }
             (port, false) => Some(bind(config.bind_address(), port, "--redirport", 8080).await?),
         };
-        Ok(Listeners { https, redirect })
+        let https_port = https.local_addr()?.port();
+        let stun = crate::stun::bind(config.bind_address(), config.stunport, https_port).await?;
+        Ok(Listeners {
+            https,
+            redirect,
+            stun,
+        })
     }
 }
 
@@ -93,7 +101,11 @@ pub async fn run(
     let store: Arc<dyn Store> = Arc::new(
         RedbStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?,
     );
-    let Listeners { https, redirect } = listeners;
+    let Listeners {
+        https,
+        redirect,
+        stun,
+    } = listeners;
     // With `--port 0` the OS picks; everything downstream (serverInfo, .msh files) needs the real one.
     config.port = https.local_addr()?.port();
 
@@ -144,6 +156,13 @@ pub async fn run(
             stopping.clone(),
             tasks.clone(),
         ));
+    }
+    if let Some(socket) = stun {
+        println!(
+            "tether-server answering STUN on udp://{}",
+            socket.local_addr()?
+        );
+        tasks.spawn(crate::stun::answer(socket, stopping.clone()));
     }
     tasks.spawn(accept_loop(
         https,

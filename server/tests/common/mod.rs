@@ -106,7 +106,19 @@ impl TestServer {
         TestServer::start_mode(&[], true).await
     }
 
+    /// [`TestServer::start_with`] for a start that may fail: the error says why (with the
+    /// server's log).
+    pub async fn try_start_with(extra: &[&str]) -> Result<TestServer, String> {
+        TestServer::try_start_mode(extra, false).await
+    }
+
     async fn start_mode(extra: &[&str], in_process: bool) -> TestServer {
+        TestServer::try_start_mode(extra, in_process)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn try_start_mode(extra: &[&str], in_process: bool) -> Result<TestServer, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let datapath = dir.path().join("data");
         let defaults = [
@@ -140,10 +152,8 @@ impl TestServer {
             running: None,
             _dir: dir,
         };
-        if let Err(e) = server.spawn().await {
-            panic!("{e}");
-        }
-        server
+        server.spawn().await?;
+        Ok(server)
     }
 
     /// Starts with `config_toml` as the data folder's `config.toml` (added by helper "accounts").
