@@ -115,7 +115,9 @@ async fn redirected(port: u16) -> Option<TcpStream> {
 #[tokio::test]
 async fn each_listener_counts_its_own_connections() {
     let server = TestServer::start_with_config("max_connections_per_ip = 2\n").await;
-    let port = server.redirect_port.expect("the test server has a redirect port");
+    let port = server
+        .redirect_port
+        .expect("the test server has a redirect port");
     let _held = [
         redirected(port).await.expect("first redirect connection"),
         redirected(port).await.expect("second redirect connection"),
