@@ -6,13 +6,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{REPLY_DEADLINE, TestServer};
+use common::{ControlClient, REPLY_DEADLINE, TestServer};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tether_common::control::{
-    AddUser, CreateGroup, EditUser, ErrorCode, Event, ListGroups, ListUsers, MAX_CONTROL_FRAME,
+    Action, AddUser, CreateGroup, DeleteGroup, EditGroup, EditUser, ErrorCode, Event, EventFrame,
+    GetServerInfo, ListDevices, ListEvents, ListGroups, ListUsers, MAX_CONTROL_FRAME,
     PROTOCOL_VERSION, RemoveUser, Reply, ServerInfo, SetGroupRights,
 };
+use tether_common::ids::GroupId;
 use tether_common::rights::Rights;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -33,16 +35,11 @@ async fn server_with_admin() -> (TestServer, String) {
     (server, cookie)
 }
 
-fn ok(reply: Reply) -> Value {
-    assert!(reply.ok, "request failed: {reply:?}");
-    reply.result.unwrap_or(Value::Null)
-}
-
 fn error_code(reply: &Reply) -> Option<ErrorCode> {
     reply.error.as_ref().map(|e| e.code)
 }
 
-async fn add_user(admin: &mut common::ControlClient, name: &str, site_admin: bool) {
+async fn add_user(admin: &mut ControlClient, name: &str, site_admin: bool) {
     admin
         .ok(AddUser {
             name: name.into(),
@@ -53,20 +50,20 @@ async fn add_user(admin: &mut common::ControlClient, name: &str, site_admin: boo
         .await;
 }
 
-async fn create_group(admin: &mut common::ControlClient, name: &str) -> String {
+async fn create_group(admin: &mut ControlClient, name: &str) -> GroupId {
     let group = admin
         .ok(CreateGroup {
             name: name.into(),
             description: String::new(),
         })
         .await;
-    group.id.0
+    group.id
 }
 
-async fn grant(admin: &mut common::ControlClient, group: &str, user: &str, rights: u32) {
+async fn grant(admin: &mut ControlClient, group: &GroupId, user: &str, rights: u32) {
     admin
         .ok(SetGroupRights {
-            group: group.into(),
+            group: group.clone(),
             user: user.into(),
             rights: Rights(rights),
         })
@@ -110,11 +107,11 @@ async fn raw_reply(socket: &mut RawSocket) -> Result<Reply, Option<CloseCode>> {
             Ok(Some(Ok(message))) => message,
         };
         match message {
-            Message::Text(text) => {
-                let value: Value = serde_json::from_str(&text).unwrap();
-                if value["action"] != "event" {
-                    return Ok(serde_json::from_value(value).unwrap());
-                }
+            // Events are skipped; anything else is a reply.
+            Message::Text(text) if EventFrame::parse(&text).is_none() => {
+                return Ok(
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad reply {text}: {e}"))
+                );
             }
             Message::Close(frame) => return Err(frame.map(|f| f.code)),
             _ => {}
@@ -172,9 +169,13 @@ async fn a_new_group_reaches_the_consoles_that_may_see_it_and_only_those() {
     // The viewer may see "Existing" but not "New": the next thing she hears about is the edit of
     // the group she can see. Events are delivered in publishing order, so had "New" been sent to
     // her, it would come first.
-    ok(admin
-        .request(json!({"action": "editGroup", "group": existing, "description": "changed"}))
-        .await);
+    admin
+        .ok(EditGroup {
+            group: existing,
+            name: None,
+            description: Some("changed".into()),
+        })
+        .await;
     match viewer.next_event(REPLY_DEADLINE).await {
         Event::GroupChanged { group } => assert_eq!(group.description, "changed"),
         other => panic!("the viewer heard of something she may not see: {other:?}"),
@@ -196,44 +197,72 @@ async fn rights_are_enforced_on_the_server() {
         .control(&server.login("viewer", USER_PASSWORD).await)
         .await;
 
-    let denied = [
-        (
-            json!({"action": "createGroup", "name": "Mine"}),
-            ErrorCode::Forbidden,
-        ),
-        (json!({"action": "listUsers"}), ErrorCode::Forbidden),
-        (
-            json!({"action": "addUser", "name": "x", "password": USER_PASSWORD}),
-            ErrorCode::Forbidden,
-        ),
-        (
-            json!({"action": "deleteGroup", "group": office}),
-            ErrorCode::Forbidden,
-        ),
-        (
-            json!({"action": "setGroupRights", "group": office, "user": "viewer", "rights": 0xffff_ffffu32}),
-            ErrorCode::Forbidden,
-        ),
-        // A group she cannot see answers exactly like one that does not exist.
-        (
-            json!({"action": "deleteGroup", "group": lab}),
-            ErrorCode::NotFound,
-        ),
-        (
-            json!({"action": "listDevices", "group": lab}),
-            ErrorCode::NotFound,
-        ),
-        (
-            json!({"action": "listEvents", "group": lab}),
-            ErrorCode::NotFound,
-        ),
-    ];
-    for (request, expected) in denied {
-        let reply = viewer.request(request.clone()).await;
-        assert_eq!(error_code(&reply), Some(expected), "{request}: {reply:?}");
-    }
-    let groups = ok(admin.request(json!({"action": "listGroups"})).await);
-    assert_eq!(groups.as_array().unwrap().len(), 2, "nothing was deleted");
+    let create = CreateGroup {
+        name: "Mine".into(),
+        description: String::new(),
+    };
+    assert_eq!(
+        viewer.refused(create).await,
+        ErrorCode::Forbidden,
+        "createGroup"
+    );
+    assert_eq!(
+        viewer.refused(ListUsers {}).await,
+        ErrorCode::Forbidden,
+        "listUsers"
+    );
+    let add = AddUser {
+        name: "x".into(),
+        password: USER_PASSWORD.into(),
+        email: None,
+        site_admin: false,
+    };
+    assert_eq!(viewer.refused(add).await, ErrorCode::Forbidden, "addUser");
+    let delete_office = DeleteGroup {
+        group: office.clone(),
+    };
+    assert_eq!(
+        viewer.refused(delete_office).await,
+        ErrorCode::Forbidden,
+        "deleteGroup on her group"
+    );
+    let grant_all = SetGroupRights {
+        group: office,
+        user: "viewer".into(),
+        rights: Rights(0xffff_ffff),
+    };
+    assert_eq!(
+        viewer.refused(grant_all).await,
+        ErrorCode::Forbidden,
+        "setGroupRights"
+    );
+    // A group she cannot see answers exactly like one that does not exist.
+    let delete_lab = DeleteGroup { group: lab.clone() };
+    assert_eq!(
+        viewer.refused(delete_lab).await,
+        ErrorCode::NotFound,
+        "deleteGroup on a group she cannot see"
+    );
+    let devices = ListDevices {
+        group: Some(lab.clone()),
+    };
+    assert_eq!(
+        viewer.refused(devices).await,
+        ErrorCode::NotFound,
+        "listDevices"
+    );
+    let events = ListEvents {
+        limit: None,
+        group: Some(lab),
+        device: None,
+    };
+    assert_eq!(
+        viewer.refused(events).await,
+        ErrorCode::NotFound,
+        "listEvents"
+    );
+    let groups = admin.ok(ListGroups {}).await;
+    assert_eq!(groups.len(), 2, "nothing was deleted");
 }
 
 #[tokio::test]
@@ -313,9 +342,12 @@ async fn an_oversized_frame_closes_only_its_own_connection() {
         Ok(reply) => panic!("an oversized frame was answered: {reply:?}"),
     }
     wait_for_log(&server, "frame over").await;
-    ok(other.request(json!({"action": "serverInfo"})).await);
-    let groups = ok(other.request(json!({"action": "listGroups"})).await);
-    assert_eq!(groups, json!([]), "the oversized request was not performed");
+    other.ok(GetServerInfo {}).await;
+    let groups = other.ok(ListGroups {}).await;
+    assert!(
+        groups.is_empty(),
+        "the oversized request was not performed: {groups:?}"
+    );
 }
 
 #[tokio::test]
@@ -355,7 +387,7 @@ async fn a_flood_is_rate_limited_and_then_cut_off_without_hurting_others() {
         }
     }
     // The other console is served normally, during and after.
-    ok(other.request(json!({"action": "serverInfo"})).await);
+    other.ok(GetServerInfo {}).await;
     let (answered, limited, close) = reader.await.unwrap();
     println!("flood: {answered} answered, {limited} rate-limited, then closed with {close:?}");
     assert!(answered >= 100, "the burst is served: {answered}");
@@ -369,7 +401,7 @@ async fn a_flood_is_rate_limited_and_then_cut_off_without_hurting_others() {
         "a client ignoring the limit is disconnected"
     );
     wait_for_log(&server, "rate limit").await;
-    ok(other.request(json!({"action": "listGroups"})).await);
+    other.ok(ListGroups {}).await;
 }
 
 #[tokio::test]
@@ -465,24 +497,29 @@ async fn cross_site_pages_and_missing_sessions_are_refused() {
 async fn round_trip_latency() {
     let (server, cookie) = server_with_admin().await;
     let mut console = server.control(&cookie).await;
-    for action in ["serverInfo", "listGroups"] {
-        let mut samples = Vec::new();
-        for _ in 0..500 {
-            let started = Instant::now();
-            ok(console.request(json!({"action": action})).await);
-            let took = started.elapsed();
-            samples.push(took);
-            // Stay under 50 requests a second, so every sample is a real request.
-            tokio::time::sleep(Duration::from_millis(21).saturating_sub(took)).await;
-        }
-        samples.sort();
-        let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3;
-        println!(
-            "{action}: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
-            samples.len(),
-            at(0.5),
-            at(0.99),
-            at(1.0)
-        );
+    time_round_trips(&mut console, GetServerInfo {}).await;
+    time_round_trips(&mut console, ListGroups {}).await;
+}
+
+/// Sends `request` 500 times, paced, and prints the round-trip percentiles.
+async fn time_round_trips<A: Action + Clone>(console: &mut ControlClient, request: A) {
+    let action = A::NAME;
+    let mut samples = Vec::new();
+    for _ in 0..500 {
+        let started = Instant::now();
+        console.ok(request.clone()).await;
+        let took = started.elapsed();
+        samples.push(took);
+        // Stay under 50 requests a second, so every sample is a real request.
+        tokio::time::sleep(Duration::from_millis(21).saturating_sub(took)).await;
     }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3;
+    println!(
+        "{action}: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+        samples.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
 }

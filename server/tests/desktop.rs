@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use ffmpeg_next::codec::Id;
 use serde_json::json;
+use tether_common::control::{AddUser, SetGroupRights};
+use tether_common::ids::UserId;
 use tether_common::relay::desktop::{
     BinaryKind, Codec, DesktopEvent, DesktopRequest, DisplaySelection, FRAME_WINDOW,
 };
@@ -62,7 +64,7 @@ async fn a_desktop_session_streams_the_screen_and_only_its_changes() {
     let agent = fx
         .online_agent("desktop", &["--x-display", &xvfb.display])
         .await;
-    let device = agent.device_id.to_string();
+    let device = agent.device_id.clone();
     let mut viewer = Viewer::open(&fx.server, &fx.cookie, &device, json!({})).await;
 
     let displays = viewer
@@ -142,7 +144,7 @@ async fn jpeg_tiles_and_snapshots_work_end_to_end() {
     let agent = fx
         .online_agent("desktop", &["--x-display", &xvfb.display])
         .await;
-    let device = agent.device_id.to_string();
+    let device = agent.device_id.clone();
     let start = json!({ "codec": "jpeg", "quality": 90, "fps": 10 });
     let mut viewer = Viewer::open(&fx.server, &fx.cookie, &device, start).await;
     let (stream, key) = stream_and_key(&mut viewer).await;
@@ -209,19 +211,24 @@ async fn view_only_users_get_pictures_and_a_notice_for_input() {
     let agent = fx
         .online_agent("desktop", &["--x-display", &xvfb.display])
         .await;
-    let reply = fx
-        .control
-        .request(json!({ "action": "addUser", "name": "bob", "password": "bob's long passphrase" }))
+    fx.control
+        .ok(AddUser {
+            name: "bob".into(),
+            password: "bob's long passphrase".into(),
+            email: None,
+            site_admin: false,
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
     let rights = Rights::VIEW.union(Rights::DESKTOP_VIEW_ONLY);
-    let reply = fx
-        .control
-        .request(json!({ "action": "setGroupRights", "group": fx.group, "user": "bob", "rights": rights }))
+    fx.control
+        .ok(SetGroupRights {
+            group: fx.group.clone(),
+            user: UserId("bob".to_owned()),
+            rights,
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
     let bob = fx.server.login("bob", "bob's long passphrase").await;
-    let device = agent.device_id.to_string();
+    let device = agent.device_id.clone();
     let mut viewer = Viewer::open(&fx.server, &bob, &device, json!({ "codec": "vp8" })).await;
     let (stream, key) = stream_and_key(&mut viewer).await;
     assert!(
@@ -263,7 +270,7 @@ async fn view_only_users_get_pictures_and_a_notice_for_input() {
 async fn an_agent_without_a_display_says_so() {
     let mut fx = Fixture::start().await;
     let agent = fx.online_agent("no-display", &["--x-display", ""]).await;
-    let device = agent.device_id.as_str();
+    let device = &agent.device_id;
     let mut viewer = Viewer::open(&fx.server, &fx.cookie, device, json!({})).await;
     let error = viewer
         .event("error", |e| matches!(e, DesktopEvent::Error { .. }))

@@ -12,7 +12,9 @@ mod sockets;
 #[path = "agent/support.rs"]
 mod support;
 
-use serde_json::json;
+use tether_common::control::{AddUser, SetGroupRights};
+use tether_common::ids::UserId;
+use tether_common::relay::SessionKind;
 use tether_common::relay::desktop::{
     self, Codec, DesktopEvent, DesktopRequest, DisplaySelection, MouseButton, PictureHeader,
     StartDesktop, StreamSettings,
@@ -36,8 +38,15 @@ impl Viewer {
     /// Opens a desktop session to `agent` as the owner of `cookie` and starts a JPEG stream.
     async fn open(fx: &Fixture, cookie: &str, agent: &AgentProcess) -> Viewer {
         let mut control = fx.server.control(cookie).await;
-        let device = agent.device_id.as_str();
-        let ws = open_session(&fx.server, &mut control, cookie, device, "desktop").await;
+        let device = &agent.device_id;
+        let ws = open_session(
+            &fx.server,
+            &mut control,
+            cookie,
+            device,
+            SessionKind::Desktop,
+        )
+        .await;
         let mut viewer = Viewer { ws };
         let start = StartDesktop {
             display: DisplaySelection::All,
@@ -164,15 +173,22 @@ async fn clicks_keys_and_clipboard_reach_the_remote_screen_and_view_only_changes
     drop(viewer);
 
     // A user who may only watch: the click is dropped with a notice.
-    let reply = fx
-        .control
-        .request(json!({ "action": "addUser", "name": BOB.0, "password": BOB.1 }))
+    fx.control
+        .ok(AddUser {
+            name: BOB.0.into(),
+            password: BOB.1.into(),
+            email: None,
+            site_admin: false,
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
     let rights = Rights::VIEW.union(Rights::DESKTOP_VIEW_ONLY);
-    let grant =
-        json!({ "action": "setGroupRights", "group": fx.group, "user": BOB.0, "rights": rights });
-    assert!(fx.control.request(grant).await.ok);
+    fx.control
+        .ok(SetGroupRights {
+            group: fx.group.clone(),
+            user: UserId(BOB.0.to_owned()),
+            rights,
+        })
+        .await;
     let bob_cookie = fx.server.login(BOB.0, BOB.1).await;
     let mut watcher = Viewer::open(&fx, &bob_cookie, &agent).await;
     assert!(watcher.view_only().await);

@@ -13,9 +13,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
-use tether_common::relay::SessionTicket;
+use tether_common::control::CreateSession;
+use tether_common::relay::SessionKind;
 use tether_common::relay::files::{self, CHUNK_SIZE, FileKind, FilesReply, FilesRequest};
 use tokio::time::{Instant, sleep};
 use tokio_tungstenite::tungstenite::Message;
@@ -60,13 +60,14 @@ impl Session {
 
     async fn open(&mut self) -> RelaySocket {
         let device = self.fx.devices().await[0].id.clone();
-        let reply = self
+        let ticket = self
             .fx
             .control
-            .request(json!({ "action": "createSession", "device": device, "kind": "files" }))
+            .ok(CreateSession {
+                device,
+                kind: SessionKind::Files,
+            })
             .await;
-        assert!(reply.ok, "{reply:?}");
-        let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
         let mut ws = open(&self.fx.server, &ticket.url, Some(&self.fx.cookie))
             .await
             .unwrap();

@@ -15,8 +15,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tether_common::control::{ErrorCode, Event, Reply};
-use tether_common::install::Invite;
+use tether_common::control::{
+    AddUser, CreateInvite, DeleteDevice, DeleteGroup, ErrorCode, Event, GetAgentConfig,
+    GetServerInfo, ListEvents, SetGroupRights,
+};
+use tether_common::ids::UserId;
 use tether_common::msh::Msh;
 use tether_common::rights::Rights;
 
@@ -26,60 +29,43 @@ use install_support::{
 };
 use support::{DEADLINE, Fixture};
 
-fn invite_of(reply: serde_json::Value) -> Invite {
-    assert_eq!(reply["ok"], true, "{reply}");
-    serde_json::from_value(reply["result"].clone()).unwrap()
-}
-
-fn error_code(reply: &Reply) -> Option<ErrorCode> {
-    reply.error.as_ref().map(|e| e.code)
-}
-
 /// A second account `name` holding `rights` on the fixture's group, logged in on its own console.
 async fn member(fx: &mut Fixture, name: &str, rights: Rights) -> common::ControlClient {
     let password = "member password 1";
-    let added = fx
-        .control
-        .request(json!({ "action": "addUser", "name": name, "password": password }))
+    fx.control
+        .ok(AddUser {
+            name: name.into(),
+            password: password.into(),
+            email: None,
+            site_admin: false,
+        })
         .await;
-    assert!(added.ok, "{added:?}");
     set_rights(fx, name, rights).await;
     let cookie = fx.server.login(name, password).await;
     fx.server.control(&cookie).await
 }
 
 async fn set_rights(fx: &mut Fixture, name: &str, rights: Rights) {
-    let user = added_user_id(name);
-    let reply = fx
-        .control
-        .request(json!({ "action": "setGroupRights", "group": fx.group, "user": user, "rights": rights }))
+    fx.control
+        .ok(SetGroupRights {
+            group: fx.group.clone(),
+            user: UserId::from_name(name),
+            rights,
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
-}
-
-fn added_user_id(name: &str) -> tether_common::ids::UserId {
-    tether_common::ids::UserId::from_name(name)
 }
 
 #[tokio::test]
 async fn agentconfig_prints_the_groups_msh_to_those_who_may_enrol() {
     let mut fx = Fixture::start().await;
     let known = tempfile::tempdir().unwrap();
-    let info = fx
-        .control
-        .request(json!({ "action": "serverInfo" }))
-        .await
-        .result
-        .unwrap();
+    let info = fx.control.ok(GetServerInfo {}).await;
 
     let printed = tetherctl_ok(&fx.server, known.path(), &["agentconfig", "--group", "Lab"]).await;
     let msh = Msh::parse(&printed).unwrap();
     assert_eq!(msh.mesh_id, fx.enrolment_key());
     assert_ne!(Some(msh.mesh_id), fx.group.to_bytes());
-    assert_eq!(
-        hex::encode(msh.server_id),
-        info["agentCertHash"].as_str().unwrap()
-    );
+    assert_eq!(hex::encode(msh.server_id), info.agent_cert_hash);
     assert_eq!(
         msh.mesh_server,
         format!("wss://127.0.0.1:{}/agent.ashx", fx.server.port)
@@ -108,34 +94,40 @@ async fn agentconfig_prints_the_groups_msh_to_those_who_may_enrol() {
 
     // Seeing a group is not enough to enrol devices in it; managing its devices is.
     let mut viewer = member(&mut fx, "viewer", Rights::VIEW).await;
-    for request in [
-        json!({ "action": "agentConfig", "group": fx.group }),
-        json!({ "action": "createInvite", "group": fx.group }),
-    ] {
-        let reply = viewer.request(request).await;
-        assert_eq!(error_code(&reply), Some(ErrorCode::Forbidden), "{reply:?}");
-    }
+    let group = fx.group.clone();
+    assert_eq!(
+        viewer
+            .refused(GetAgentConfig {
+                group: group.clone()
+            })
+            .await,
+        ErrorCode::Forbidden
+    );
+    let invite = CreateInvite {
+        group,
+        expires_minutes: None,
+        max_devices: None,
+    };
+    assert_eq!(viewer.refused(invite).await, ErrorCode::Forbidden);
     set_rights(
         &mut fx,
         "viewer",
         Rights(Rights::VIEW.0 | Rights::MANAGE_DEVICES.0),
     )
     .await;
-    let reply = viewer
-        .request(json!({ "action": "agentConfig", "group": fx.group }))
+    let config = viewer
+        .ok(GetAgentConfig {
+            group: fx.group.clone(),
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
-    assert_eq!(
-        reply.result.unwrap()["msh"].as_str(),
-        Some(printed.as_str())
-    );
+    assert_eq!(config.msh, printed);
 }
 
 #[tokio::test]
 async fn an_invite_serves_three_files_without_a_login_and_nothing_when_tampered_with() {
     let mut fx = Fixture::start().await;
     let started = tether_server::clock::now_secs();
-    let invite = invite_of(create_invite(&mut fx, None).await);
+    let invite = create_invite(&mut fx, None).await.unwrap();
     assert!((started + 3590..=started + 3610).contains(&invite.expires));
     let base = format!("{}/api/invite/{}", fx.server.url, invite.token);
     assert_eq!(invite.msh_url, format!("{base}/agent.msh"));
@@ -203,22 +195,19 @@ async fn an_invite_serves_three_files_without_a_login_and_nothing_when_tampered_
     assert!(!log.contains(&invite.token), "tokens are never logged");
 
     for minutes in [0, 7 * 24 * 60 + 1] {
-        let reply = create_invite(&mut fx, Some(minutes)).await;
-        assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
+        let refused = create_invite(&mut fx, Some(minutes)).await.unwrap_err();
+        assert_eq!(refused.code(), Some(ErrorCode::BadRequest), "{refused:?}");
     }
 
     let events = fx
         .control
-        .request(json!({ "action": "listEvents", "group": fx.group }))
-        .await
-        .result
-        .unwrap();
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["kind"].as_str())
-        .collect();
+        .ok(ListEvents {
+            limit: None,
+            group: Some(fx.group.clone()),
+            device: None,
+        })
+        .await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "invite_created").count(), 1);
     assert_eq!(
         kinds.iter().filter(|k| **k == "invite_used").count(),
@@ -237,10 +226,13 @@ fn flip_first(text: &str) -> String {
 async fn an_invite_dies_with_its_creators_right_to_enrol() {
     let mut fx = Fixture::start().await;
     let mut helper = member(&mut fx, "helper", Rights::MANAGE_DEVICES).await;
-    let reply = helper
-        .request(json!({ "action": "createInvite", "group": fx.group, "expiresMinutes": 5 }))
+    let invite = helper
+        .ok(CreateInvite {
+            group: fx.group.clone(),
+            expires_minutes: Some(5),
+            max_devices: None,
+        })
         .await;
-    let invite = invite_of(serde_json::to_value(reply).unwrap());
     assert_eq!(fetch(&fx.server, &invite.msh_url).await.0, 200);
     set_rights(&mut fx, "helper", Rights::VIEW).await;
     assert_eq!(fetch(&fx.server, &invite.msh_url).await.0, 404);
@@ -279,7 +271,7 @@ async fn tetherctl_prints_a_command_that_checks_the_root_before_installing() {
 #[tokio::test]
 async fn the_install_command_starts_an_agent_and_deleting_its_device_disconnects_it() {
     let mut fx = Fixture::start().await;
-    let invite = invite_of(create_invite(&mut fx, None).await);
+    let invite = create_invite(&mut fx, None).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (work, home, install_dir) = (
         dir.path().join("work"),
@@ -342,11 +334,12 @@ async fn the_install_command_starts_an_agent_and_deleting_its_device_disconnects
     };
     assert_eq!(group, fx.group, "{}", agent.log());
 
-    let reply = fx
-        .control
-        .request(json!({ "action": "deleteDevice", "device": device }))
+    fx.control
+        .ok(DeleteDevice {
+            device: device.clone(),
+            block: false,
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
     fx.wait_event(
         "deviceOffline after deleteDevice",
         |e| matches!(e, Event::DeviceOffline { device: d, .. } if *d == device),
@@ -360,11 +353,11 @@ async fn the_install_command_starts_an_agent_and_deleting_its_device_disconnects
     )
     .await;
 
-    let reply = fx
-        .control
-        .request(json!({ "action": "deleteGroup", "group": fx.group }))
+    fx.control
+        .ok(DeleteGroup {
+            group: fx.group.clone(),
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
     fx.wait_event(
         "deviceOffline after deleteGroup",
         |e| matches!(e, Event::DeviceOffline { device: d, .. } if *d == device),

@@ -13,9 +13,8 @@ mod support;
 
 use std::process::Command;
 
-use serde_json::json;
+use tether_common::control::{AddUser, EditGroup, SetGroupRights};
 use tether_common::ids::UserId;
-use tether_common::install::Invite;
 use tether_common::rights::Rights;
 
 use install_support::{create_invite, fetch};
@@ -24,18 +23,22 @@ use support::Fixture;
 #[tokio::test]
 async fn a_managers_group_name_cannot_put_commands_into_the_install_script() {
     let mut fx = Fixture::start().await;
-    let added = fx
-        .control
-        .request(json!({ "action": "addUser", "name": "mgr", "password": "manager password 1" }))
+    fx.control
+        .ok(AddUser {
+            name: "mgr".into(),
+            password: "manager password 1".into(),
+            email: None,
+            site_admin: false,
+        })
         .await;
-    assert!(added.ok, "{added:?}");
     let rights = Rights::VIEW.union(Rights::MANAGE_GROUP);
-    let granted = fx
-        .control
-        .request(json!({ "action": "setGroupRights", "group": fx.group,
-                         "user": UserId::from_name("mgr"), "rights": rights }))
+    fx.control
+        .ok(SetGroupRights {
+            group: fx.group.clone(),
+            user: UserId::from_name("mgr"),
+            rights,
+        })
         .await;
-    assert!(granted.ok, "{granted:?}");
     let cookie = fx.server.login("mgr", "manager password 1").await;
     let mut manager = fx.server.control(&cookie).await;
 
@@ -46,13 +49,15 @@ async fn a_managers_group_name_cannot_put_commands_into_the_install_script() {
         hostile.chars().count() <= 64,
         "group names are at most 64 characters"
     );
-    let renamed = manager
-        .request(json!({ "action": "editGroup", "group": fx.group, "name": hostile }))
+    manager
+        .ok(EditGroup {
+            group: fx.group.clone(),
+            name: Some(hostile),
+            description: None,
+        })
         .await;
-    assert!(renamed.ok, "{renamed:?}");
 
-    let reply = serde_json::to_value(create_invite(&mut fx, None).await).unwrap();
-    let invite: Invite = serde_json::from_value(reply["result"].clone()).unwrap();
+    let invite = create_invite(&mut fx, None).await.unwrap();
     let (status, script) = fetch(&fx.server, &invite.install_url).await;
     assert_eq!(status, 200);
     let script = String::from_utf8(script).unwrap();

@@ -9,6 +9,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tether_common::control::{CreateGroup, ListDevices};
+use tether_common::ids::GroupId;
 use tether_common::msh::Msh;
 use tokio::process::Command;
 use tokio::time::timeout;
@@ -53,16 +55,18 @@ async fn run_loadgen(msh: &Path, keys: &Path, args: &[&str]) -> (Output, Value) 
 }
 
 /// A server with an admin and one device group; its `.msh` written to `dir`.
-async fn server_with_group(dir: &Path) -> (TestServer, common::ControlClient, String, PathBuf) {
+async fn server_with_group(dir: &Path) -> (TestServer, common::ControlClient, GroupId, PathBuf) {
     let server = TestServer::start().await;
     server.create_admin(ADMIN.0, ADMIN.1).await;
     let cookie = server.login(ADMIN.0, ADMIN.1).await;
     let mut control = server.control(&cookie).await;
-    let reply = control
-        .request(json!({ "action": "createGroup", "name": "Load" }))
-        .await;
-    assert!(reply.ok, "{reply:?}");
-    let group = reply.result.unwrap()["id"].as_str().unwrap().to_owned();
+    let group = control
+        .ok(CreateGroup {
+            name: "Load".into(),
+            description: String::new(),
+        })
+        .await
+        .id;
     let response = server
         .http_client()
         .get(format!("{}/api/groups/{group}/agent.msh", server.url))
@@ -110,22 +114,13 @@ async fn twenty_agents_come_online_and_are_listed() {
     );
 
     // The server made one device per identity, in the group, named after the agents' hostnames.
-    let reply = control.request(json!({ "action": "listDevices" })).await;
-    assert!(reply.ok, "{reply:?}");
-    let devices = reply.result.unwrap();
-    let devices = devices.as_array().unwrap();
+    let devices = control.ok(ListDevices { group: None }).await;
     assert_eq!(devices.len(), 20, "{devices:?}");
-    let mut hostnames: Vec<&str> = devices
-        .iter()
-        .map(|d| d["hostname"].as_str().unwrap())
-        .collect();
+    let mut hostnames: Vec<&str> = devices.iter().map(|d| d.hostname.as_str()).collect();
     hostnames.sort_unstable();
     let expected: Vec<String> = (0..20).map(|i| format!("loadgen-{i:05}")).collect();
     assert_eq!(hostnames, expected);
-    assert!(
-        devices.iter().all(|d| d["group"] == group.as_str()),
-        "{devices:?}"
-    );
+    assert!(devices.iter().all(|d| d.group == group), "{devices:?}");
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{REPLY_DEADLINE, TestServer};
 use futures_util::future::join_all;
 use serde_json::json;
-use tether_common::control::ErrorCode;
+use tether_common::control::{ChangePassword, ErrorCode};
 
 const ADMIN: &str = "admin";
 const PASSWORD: &str = "correct horse battery staple";
@@ -123,11 +123,12 @@ async fn change_password_on_control_spends_the_same_budget_as_a_login() {
     let mut codes = Vec::new();
     for n in 0..12 {
         let reply = control
-            .request(json!({ "action": "changePassword",
-                             "oldPassword": format!("guess {n}"),
-                             "newPassword": "a new password 1" }))
+            .call(ChangePassword {
+                old_password: format!("guess {n}"),
+                new_password: "a new password 1".into(),
+            })
             .await;
-        codes.push(reply.error.map(|e| e.code));
+        codes.push(reply.err().and_then(|e| e.code()));
     }
     assert!(
         codes[..10].iter().all(|c| *c == Some(ErrorCode::Forbidden)),

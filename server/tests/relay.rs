@@ -19,7 +19,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::json;
-use tether_common::control::{ErrorCode, EventRecord, Reply};
+use tether_common::control::{
+    AddUser, CreateSession, ErrorCode, EventRecord, ListEvents, SetGroupRights,
+};
+use tether_common::ids::{DeviceId, UserId};
 use tether_common::relay::{SessionKind, SessionTicket, TunnelRequest};
 use tether_common::rights::Rights;
 use tokio::time::{Instant, sleep};
@@ -32,23 +35,35 @@ use support::{DEADLINE, Fixture};
 
 const BOB: (&str, &str) = ("bob", "another horse battery staple");
 
+fn add_bob() -> AddUser {
+    AddUser {
+        name: BOB.0.into(),
+        password: BOB.1.into(),
+        email: None,
+        site_admin: false,
+    }
+}
+
 async fn online_agent(fx: &mut Fixture) -> FakeAgent {
     let agent = FakeAgent::connect(&fx.server, fx.enrolment_key()).await;
     fx.wait_device(&agent.device, "online", |d| d.online).await;
     agent
 }
 
-async fn create_session(fx: &mut Fixture, agent: &FakeAgent, kind: &str) -> Reply {
-    fx.control
-        .request(json!({ "action": "createSession", "device": agent.device, "kind": kind }))
-        .await
+/// A session request of `kind` to `device`.
+fn session(device: &DeviceId, kind: SessionKind) -> CreateSession {
+    CreateSession {
+        device: device.clone(),
+        kind,
+    }
 }
 
 /// A terminal session: the console's ticket and the agent's tunnel request.
 async fn mint(fx: &mut Fixture, agent: &mut FakeAgent) -> (SessionTicket, TunnelRequest) {
-    let reply = create_session(fx, agent, "terminal").await;
-    assert!(reply.ok, "{reply:?}");
-    let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
+    let ticket = fx
+        .control
+        .ok(session(&agent.device, SessionKind::Terminal))
+        .await;
     (ticket, agent.next_tunnel().await)
 }
 
@@ -71,8 +86,14 @@ async fn pair(
 async fn wait_record(fx: &mut Fixture, kind: &str) -> EventRecord {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let reply = fx.control.request(json!({ "action": "listEvents" })).await;
-        let records: Vec<EventRecord> = serde_json::from_value(reply.result.unwrap()).unwrap();
+        let records: Vec<EventRecord> = fx
+            .control
+            .ok(ListEvents {
+                limit: None,
+                group: None,
+                device: None,
+            })
+            .await;
         if let Some(record) = records.into_iter().find(|r| r.kind == kind) {
             return record;
         }
@@ -155,11 +176,7 @@ async fn paired_ends_exchange_frames_both_ways_and_the_session_is_audited() {
 async fn tokens_admit_once_and_only_their_own_side_and_user() {
     let mut fx = Fixture::start().await;
     let mut agent = online_agent(&mut fx).await;
-    let reply = fx
-        .control
-        .request(json!({ "action": "addUser", "name": BOB.0, "password": BOB.1 }))
-        .await;
-    assert!(reply.ok, "{reply:?}");
+    fx.control.ok(add_bob()).await;
     let bob = fx.server.login(BOB.0, BOB.1).await;
     let (ticket, tunnel) = mint(&mut fx, &mut agent).await;
 
@@ -261,58 +278,61 @@ async fn a_lone_end_times_out_and_its_tokens_expire() {
 async fn sessions_need_the_right_for_their_kind_on_an_online_device() {
     let mut fx = Fixture::start().await;
     let agent = online_agent(&mut fx).await;
-    let reply = fx
-        .control
-        .request(json!({ "action": "addUser", "name": BOB.0, "password": BOB.1 }))
-        .await;
-    assert!(reply.ok, "{reply:?}");
+    fx.control.ok(add_bob()).await;
     let bob_cookie = fx.server.login(BOB.0, BOB.1).await;
     let mut bob = fx.server.control(&bob_cookie).await;
-    let mut as_bob = async |kind: &str| -> Reply {
-        bob.request(json!({ "action": "createSession", "device": agent.device, "kind": kind }))
-            .await
-    };
-    let code = |reply: &Reply| reply.error.as_ref().map(|e| e.code);
+    let device = agent.device.clone();
+    let as_bob = |kind: SessionKind| session(&device, kind);
 
     assert_eq!(
-        code(&as_bob("terminal").await),
-        Some(ErrorCode::NotFound),
+        bob.refused(as_bob(SessionKind::Terminal)).await,
+        ErrorCode::NotFound,
         "not a member"
     );
-    let grant = |rights: Rights| json!({ "action": "setGroupRights", "group": fx.group, "user": "bob", "rights": rights });
-    assert!(fx.control.request(grant(Rights::VIEW)).await.ok);
-    assert_eq!(code(&as_bob("terminal").await), Some(ErrorCode::Forbidden));
+    let grant = |rights: Rights| SetGroupRights {
+        group: fx.group.clone(),
+        user: UserId("bob".to_owned()),
+        rights,
+    };
+    fx.control.ok(grant(Rights::VIEW)).await;
+    assert_eq!(
+        bob.refused(as_bob(SessionKind::Terminal)).await,
+        ErrorCode::Forbidden
+    );
     let granted = Rights::TERMINAL.union(Rights::DESKTOP_VIEW_ONLY);
-    assert!(fx.control.request(grant(granted)).await.ok);
-    let reply = as_bob("terminal").await;
-    assert!(reply.ok, "{reply:?}");
-    let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
+    fx.control.ok(grant(granted)).await;
+    let ticket = bob.ok(as_bob(SessionKind::Terminal)).await;
     assert_eq!(
         ticket.rights,
         granted.normalized(),
         "the agent is told the user's rights"
     );
-    assert_eq!(code(&as_bob("files").await), Some(ErrorCode::Forbidden));
-    assert!(
-        as_bob("desktop").await.ok,
-        "view-only is enough to open a desktop"
+    assert_eq!(
+        bob.refused(as_bob(SessionKind::Files)).await,
+        ErrorCode::Forbidden
     );
-    assert_eq!(code(&as_bob("chat").await), Some(ErrorCode::Forbidden));
-    assert_eq!(code(&as_bob("teleport").await), Some(ErrorCode::BadRequest));
-
-    let unknown = bob
-        .request(json!({ "action": "createSession", "device": "nope", "kind": "terminal" }))
+    let desktop = bob.call(as_bob(SessionKind::Desktop)).await;
+    assert!(
+        desktop.is_ok(),
+        "view-only is enough to open a desktop: {desktop:?}"
+    );
+    assert_eq!(
+        bob.refused(as_bob(SessionKind::Chat)).await,
+        ErrorCode::Forbidden
+    );
+    // A kind that does not exist cannot be typed: sent as raw JSON on purpose.
+    let teleport = bob
+        .request(json!({ "action": "createSession", "device": device, "kind": "teleport" }))
         .await;
-    assert_eq!(code(&unknown), Some(ErrorCode::NotFound));
+    assert_eq!(teleport.error.map(|e| e.code), Some(ErrorCode::BadRequest));
 
-    let device = agent.device.clone();
+    let unknown = session(&DeviceId::from("nope"), SessionKind::Terminal);
+    assert_eq!(bob.refused(unknown).await, ErrorCode::NotFound);
+
     agent.disconnect();
     fx.wait_device(&device, "offline", |d| !d.online).await;
-    let offline = fx
-        .control
-        .request(json!({ "action": "createSession", "device": device, "kind": "terminal" }))
-        .await;
-    assert_eq!(code(&offline), Some(ErrorCode::Conflict), "{offline:?}");
+    let offline = session(&device, SessionKind::Terminal);
+    assert_eq!(fx.control.refused(offline).await, ErrorCode::Conflict);
 }
 
 /// VmRSS of a process, in bytes.

@@ -19,9 +19,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tether_common::control::{ErrorCode, Reply};
-use tether_common::relay::SessionTicket;
+use tether_common::control::{
+    AddUser, CreateSession, ErrorCode, RemoveUser, RenameDevice, ReplyError, SetGroupRights,
+};
+use tether_common::ids::{DeviceId, UserId};
 use tether_common::relay::terminal::{self, StartTerminal, TerminalRequest};
+use tether_common::relay::{SessionKind, SessionTicket};
 use tether_common::rights::Rights;
 use tokio::time::{Instant, sleep, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
@@ -38,21 +41,26 @@ const END_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Adds alice with `rights` on the fixture's group; her session cookie.
 async fn add_alice(fx: &mut Fixture, rights: Rights) -> String {
-    let reply = fx
-        .control
-        .request(json!({ "action": "addUser", "name": ALICE.0, "password": ALICE.1 }))
+    fx.control
+        .ok(AddUser {
+            name: ALICE.0.into(),
+            password: ALICE.1.into(),
+            email: None,
+            site_admin: false,
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
     set_alice_rights(fx, rights).await;
     fx.server.login(ALICE.0, ALICE.1).await
 }
 
 async fn set_alice_rights(fx: &mut Fixture, rights: Rights) {
-    let reply = fx
-        .control
-        .request(json!({ "action": "setGroupRights", "group": fx.group, "user": ALICE.0, "rights": rights }))
+    fx.control
+        .ok(SetGroupRights {
+            group: fx.group.clone(),
+            user: UserId(ALICE.0.to_owned()),
+            rights,
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
 }
 
 /// A shell on `agent` opened by the owner of `cookie` through `control`, shown to answer.
@@ -62,8 +70,9 @@ async fn shell(
     cookie: &str,
     agent: &AgentProcess,
 ) -> RelaySocket {
-    let device = agent.device_id.as_str();
-    let mut console = open_session(&fx.server, control, cookie, device, "terminal").await;
+    let device = &agent.device_id;
+    let mut console =
+        open_session(&fx.server, control, cookie, device, SessionKind::Terminal).await;
     let start = StartTerminal {
         command: vec!["/bin/sh".into()],
         ..StartTerminal::shell(80, 24)
@@ -145,11 +154,11 @@ async fn removing_the_user_ends_her_terminal() {
     let mut alice = fx.server.control(&cookie).await;
     let mut console = shell(&fx, &mut alice, &cookie, &agent).await;
 
-    let reply = fx
-        .control
-        .request(json!({ "action": "removeUser", "user": ALICE.0 }))
+    fx.control
+        .ok(RemoveUser {
+            user: UserId(ALICE.0.to_owned()),
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
     let reason = ended(&mut console, "removeUser").await;
     assert_eq!(reason, "the account was removed");
 }
@@ -173,8 +182,8 @@ async fn losing_the_files_right_ends_only_her_files_session() {
     let agent = fx.online_agent("a", &[]).await;
     let cookie = add_alice(&mut fx, Rights::TERMINAL.union(Rights::FILES)).await;
     let mut alice = fx.server.control(&cookie).await;
-    let device = agent.device_id.as_str();
-    let mut files = open_session(&fx.server, &mut alice, &cookie, device, "files").await;
+    let device = &agent.device_id;
+    let mut files = open_session(&fx.server, &mut alice, &cookie, device, SessionKind::Files).await;
     let mut console = shell(&fx, &mut alice, &cookie, &agent).await;
 
     set_alice_rights(&mut fx, Rights::TERMINAL).await;
@@ -213,11 +222,12 @@ async fn logging_out_ends_her_terminal_and_closes_her_control_socket() {
     assert!(reason.starts_with("the login session ended"), "{reason}");
 
     // Something alice could see changes: her socket hears nothing of it, it is closed.
-    let reply = fx
-        .control
-        .request(json!({ "action": "renameDevice", "device": agent.device_id, "name": "renamed" }))
+    fx.control
+        .ok(RenameDevice {
+            device: agent.device_id.clone(),
+            name: "renamed".into(),
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
     match alice.wait_closed(END_DEADLINE).await {
         Ok(reason) => assert!(reason.contains("session ended"), "{reason}"),
         Err(frames) => panic!("alice's /control stayed open after logout; it got {frames:?}"),
@@ -239,11 +249,12 @@ async fn a_listening_control_socket_closes_on_logout() {
         .await
         .unwrap();
     assert!(logout.status().is_success(), "{logout:?}");
-    let reply = fx
-        .control
-        .request(json!({ "action": "renameDevice", "device": device.device, "name": "renamed" }))
+    fx.control
+        .ok(RenameDevice {
+            device: device.device.clone(),
+            name: "renamed".into(),
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
     match alice.wait_closed(END_DEADLINE).await {
         Ok(reason) => assert!(reason.contains("session ended"), "{reason}"),
         Err(frames) => panic!("alice's /control stayed open after logout; it got {frames:?}"),
@@ -293,16 +304,21 @@ async fn the_site_maximum_ends_a_session_that_is_still_in_use() {
 }
 
 /// `createSession`, retrying while the connection's request rate limit says to slow down.
-async fn create_session(control: &mut ControlClient, device: &str, kind: &str) -> Reply {
+async fn create_session(
+    control: &mut ControlClient,
+    device: &DeviceId,
+    kind: SessionKind,
+) -> Result<SessionTicket, ReplyError> {
     loop {
-        let reply = control
-            .request(json!({ "action": "createSession", "device": device, "kind": kind }))
-            .await;
-        match &reply.error {
-            Some(error) if error.code == ErrorCode::RateLimited => {
+        let request = CreateSession {
+            device: device.clone(),
+            kind,
+        };
+        match control.call(request).await {
+            Err(error) if error.code() == Some(ErrorCode::RateLimited) => {
                 sleep(Duration::from_millis(50)).await
             }
-            _ => return reply,
+            reply => return reply,
         }
     }
 }
@@ -322,10 +338,13 @@ async fn one_user_cannot_take_every_relay_slot() {
     // Sessions nobody joins wait for their pairing timeout (60 s), holding their slots.
     let mut refusal = None;
     for attempt in 1..=200 {
-        let reply = create_session(&mut alice, first.device.as_str(), "chat").await;
-        if !reply.ok {
-            refusal = Some((attempt, reply.error.unwrap()));
-            break;
+        match create_session(&mut alice, &first.device, SessionKind::Chat).await {
+            Ok(_) => {}
+            Err(ReplyError::Refused(error)) => {
+                refusal = Some((attempt, error));
+                break;
+            }
+            Err(other) => panic!("createSession failed without an error body: {other}"),
         }
     }
     let Some((attempt, error)) = refusal else {
@@ -342,8 +361,8 @@ async fn one_user_cannot_take_every_relay_slot() {
     );
     // Everybody else goes on, on another device and on the one alice filled.
     for device in [&second.device, &first.device] {
-        let reply = create_session(&mut fx.control, device.as_str(), "chat").await;
-        assert!(reply.ok, "{reply:?}");
+        let reply = create_session(&mut fx.control, device, SessionKind::Chat).await;
+        assert!(reply.is_ok(), "{reply:?}");
     }
 }
 
@@ -353,15 +372,15 @@ async fn the_agent_turns_away_sessions_past_its_cap() {
     let config = "relay_sessions_per_user = 1000\nrelay_sessions_per_device = 1000\n";
     let mut fx = Fixture::start_with_config(config).await;
     let agent = fx.online_agent("a", &[]).await;
-    let device = agent.device_id.to_string();
+    let device = agent.device_id.clone();
     let mut last = None;
     for _ in 0..129 {
-        let reply = create_session(&mut fx.control, &device, "files").await;
-        assert!(reply.ok, "{reply:?}");
-        last = reply.result;
+        let reply = create_session(&mut fx.control, &device, SessionKind::Files).await;
+        assert!(reply.is_ok(), "{reply:?}");
+        last = reply.ok();
     }
     // The 129th: the agent joins only to say why it will not serve it.
-    let ticket: SessionTicket = serde_json::from_value(last.unwrap()).unwrap();
+    let ticket = last.unwrap();
     let mut console = open(&fx.server, &ticket.url, Some(&fx.cookie))
         .await
         .unwrap();

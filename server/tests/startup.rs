@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{START_DEADLINE, TestServer, read_cert_der};
 use sha2::{Digest, Sha384};
+use tether_common::control::GetServerInfo;
 
 const CERT_FILES: [&str; 4] = ["root", "webserver", "agentserver", "mpsserver"];
 
@@ -280,20 +281,13 @@ async fn control_websocket_reports_the_certificate_hashes() {
     server.create_admin("admin", "correct horse battery").await;
     let cookie = server.login("admin", "correct horse battery").await;
     let mut control = server.control(&cookie).await;
-    let reply = control
-        .request(serde_json::json!({ "action": "serverInfo" }))
-        .await;
-    assert!(reply.ok, "{reply:?}");
-    let info = reply.result.unwrap();
+    let info = control.ok(GetServerInfo {}).await;
 
     let agent_der = read_cert_der(&server.file("agentserver-cert-public.crt"));
     let (_, agent) = X509Certificate::from_der(&agent_der).unwrap();
     let server_id = hex::encode(Sha384::digest(&agent.public_key().subject_public_key.data));
-    assert_eq!(info["agentCertHash"], server_id.as_str());
+    assert_eq!(info.agent_cert_hash, server_id);
     let web_der = read_cert_der(&server.file("webserver-cert-public.crt"));
-    assert_eq!(
-        info["webCertHash"],
-        hex::encode(Sha384::digest(&web_der)).as_str()
-    );
+    assert_eq!(info.web_cert_hash, hex::encode(Sha384::digest(&web_der)));
     control.close().await;
 }

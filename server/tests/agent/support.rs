@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::json;
-use tether_common::control::{DeviceInfo, Event};
+use tether_common::control::{CreateGroup, DeviceInfo, Event, ListDevices};
 use tether_common::ids::{DeviceId, GroupId};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -44,11 +43,13 @@ impl Fixture {
         server.create_admin(ADMIN.0, ADMIN.1).await;
         let cookie = server.login(ADMIN.0, ADMIN.1).await;
         let mut control = server.control(&cookie).await;
-        let reply = control
-            .request(json!({ "action": "createGroup", "name": "Lab" }))
-            .await;
-        assert!(reply.ok, "{reply:?}");
-        let group = GroupId(reply.result.unwrap()["id"].as_str().unwrap().to_owned());
+        let group = control
+            .ok(CreateGroup {
+                name: "Lab".into(),
+                description: String::new(),
+            })
+            .await
+            .id;
         let mut fixture = Fixture {
             server,
             cookie,
@@ -171,12 +172,7 @@ impl Fixture {
     }
 
     pub async fn devices(&mut self) -> Vec<DeviceInfo> {
-        let reply = self
-            .control
-            .request(json!({ "action": "listDevices" }))
-            .await;
-        assert!(reply.ok, "{reply:?}");
-        serde_json::from_value(reply.result.unwrap()).unwrap()
+        self.control.ok(ListDevices { group: None }).await
     }
 
     /// Polls `listDevices` until `device` is listed and `check` holds for it.

@@ -96,7 +96,7 @@ fn percentile(sorted: &[u32], p: usize) -> f64 {
 }
 
 async fn measure(fx: &Fixture, agent: &AgentProcess, display: &str, codec: &str, scene: Scene) {
-    let device = agent.device_id.to_string();
+    let device = agent.device_id.clone();
     let start = json!({ "codec": codec, "fps": 30, "quality": 60 });
     let mut viewer = Viewer::open(&fx.server, &fx.cookie, &device, start).await;
     // The first (key) picture is not part of the figures.

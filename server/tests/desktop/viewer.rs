@@ -3,6 +3,8 @@
 //! with jpeg-decoder and png (video: `xprobe::decode_centre_colours`).
 
 use serde_json::json;
+use tether_common::ids::DeviceId;
+use tether_common::relay::SessionKind;
 use tether_common::relay::desktop::{
     self, BinaryKind, CursorHeader, DesktopEvent, DesktopRequest, PictureHeader,
     SNAPSHOT_HEADER_LEN, TileHeader,
@@ -40,11 +42,11 @@ impl Viewer {
     pub async fn open(
         server: &TestServer,
         cookie: &str,
-        device: &str,
+        device: &DeviceId,
         start: serde_json::Value,
     ) -> Viewer {
         let mut control = server.control(cookie).await;
-        let mut ws = open_session(server, &mut control, cookie, device, "desktop").await;
+        let mut ws = open_session(server, &mut control, cookie, device, SessionKind::Desktop).await;
         let mut start = start;
         start["type"] = json!("start");
         send(&mut ws, Message::text(start.to_string())).await;

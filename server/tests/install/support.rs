@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use serde_json::{Value, json};
+use tether_common::control::{CreateInvite, ReplyError};
+use tether_common::install::Invite;
 
 use crate::common::{REPLY_DEADLINE, TestServer};
 use crate::support::{ADMIN, Fixture};
@@ -73,13 +74,14 @@ pub async fn fetch_with_cookie(
     (status, response.bytes().await.unwrap_or_default().to_vec())
 }
 
-/// `createInvite` on the fixture's console connection; the reply as it came.
-pub async fn create_invite(fx: &mut Fixture, minutes: Option<u32>) -> Value {
-    let mut request = json!({ "action": "createInvite", "group": fx.group });
-    if let Some(minutes) = minutes {
-        request["expiresMinutes"] = json!(minutes);
-    }
-    serde_json::to_value(fx.control.request(request).await).unwrap()
+/// `createInvite` on the fixture's console connection: the invite, or the server's refusal.
+pub async fn create_invite(fx: &mut Fixture, minutes: Option<u32>) -> Result<Invite, ReplyError> {
+    let request = CreateInvite {
+        group: fx.group.clone(),
+        expires_minutes: minutes,
+        max_devices: None,
+    };
+    fx.control.call(request).await
 }
 
 /// The agent `install.sh` started in the background (its pid is in `<dir>/agent.pid`); killed when

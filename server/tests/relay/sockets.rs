@@ -2,8 +2,9 @@
 //! session through `createSession`), and read frames with a deadline.
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
-use tether_common::relay::SessionTicket;
+use tether_common::control::CreateSession;
+use tether_common::ids::DeviceId;
+use tether_common::relay::SessionKind;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -59,14 +60,15 @@ pub async fn open_session(
     server: &TestServer,
     control: &mut ControlClient,
     cookie: &str,
-    device: &str,
-    kind: &str,
+    device: &DeviceId,
+    kind: SessionKind,
 ) -> RelaySocket {
-    let reply = control
-        .request(json!({ "action": "createSession", "device": device, "kind": kind }))
+    let ticket = control
+        .ok(CreateSession {
+            device: device.clone(),
+            kind,
+        })
         .await;
-    assert!(reply.ok, "{reply:?}");
-    let ticket: SessionTicket = serde_json::from_value(reply.result.unwrap()).unwrap();
     let mut ws = open(server, &ticket.url, Some(cookie)).await.unwrap();
     expect_paired(&mut ws).await;
     ws

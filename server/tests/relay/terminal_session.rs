@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use tether_common::relay::SessionKind;
 use tether_common::relay::terminal::{self, StartTerminal, TerminalEvent, TerminalRequest};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -15,9 +16,15 @@ pub async fn open_terminal(
     agent: &AgentProcess,
     start: StartTerminal,
 ) -> RelaySocket {
-    let device = agent.device_id.as_str();
-    let mut console =
-        open_session(&fx.server, &mut fx.control, &fx.cookie, device, "terminal").await;
+    let device = &agent.device_id;
+    let mut console = open_session(
+        &fx.server,
+        &mut fx.control,
+        &fx.cookie,
+        device,
+        SessionKind::Terminal,
+    )
+    .await;
     let start = terminal::to_json(&TerminalRequest::Start(start));
     send(&mut console, Message::text(start)).await;
     console
