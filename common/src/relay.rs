@@ -181,6 +181,10 @@ pub struct TunnelRequest {
     pub rights: Rights,
     /// Who asked, for the agent's log and for consent prompts.
     pub user: UserId,
+    /// Present when the session may move to a direct WebRTC path: the ICE servers to gather
+    /// candidates with. Absent (stock MeshAgents never see it) means stay on the relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectPath>,
 }
 
 impl TunnelRequest {
@@ -211,6 +215,32 @@ pub struct SessionTicket {
     pub rights: Rights,
     /// Unix milliseconds; the console must connect before then.
     pub expires_ms: i64,
+    /// Present when the session may move to a direct path (the device group allows direct
+    /// connections); `None` keeps it on the relay.
+    pub direct: Option<DirectPath>,
+}
+
+/// What a session's two ends need to try a direct path: the shape of WebRTC's `RTCConfiguration`,
+/// so the browser console passes it to `new RTCPeerConnection(..)` unchanged, and the agent reads
+/// the same object from its tunnel request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct DirectPath {
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// One STUN or TURN server (WebRTC's `RTCIceServer`): `stun:host:port`, or `turn:`/`turns:` URLs
+/// with time-limited credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 #[cfg(test)]
@@ -284,13 +314,31 @@ mod tests {
             kind: SessionKind::Files,
             rights: Rights(3),
             user: "alice".into(),
+            direct: None,
         };
         let text = request.to_json();
+        // Without a direct path the message is exactly what it was before direct sessions.
         assert_eq!(
             text,
             r#"{"action":"tunnel","url":"/meshrelay.ashx?id=abc.def","kind":"files","rights":3,"user":"alice"}"#
         );
-        assert_eq!(parse_tunnel(&text), Some(request));
+        assert_eq!(parse_tunnel(&text), Some(request.clone()));
+        let direct = TunnelRequest {
+            direct: Some(DirectPath {
+                ice_servers: vec![IceServer {
+                    urls: vec!["stun:tether.example:443".into()],
+                    username: None,
+                    credential: None,
+                }],
+            }),
+            ..request
+        };
+        let text = direct.to_json();
+        assert!(
+            text.ends_with(r#","direct":{"iceServers":[{"urls":["stun:tether.example:443"]}]}}"#),
+            "{text}"
+        );
+        assert_eq!(parse_tunnel(&text), Some(direct));
         assert_eq!(parse_tunnel(r#"{"action":"ping"}"#), None);
         assert_eq!(parse_tunnel("not json"), None);
     }

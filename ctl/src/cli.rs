@@ -63,6 +63,18 @@ pub(crate) enum Command {
         #[arg(long = "desc", value_name = "D", default_value = "")]
         description: String,
     },
+    /// Change a device group's name, description or session policy.
+    Editgroup {
+        /// Group id, or a name only one group has.
+        group: String,
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        #[arg(long = "desc", value_name = "D")]
+        description: Option<String>,
+        /// Whether sessions to its devices may leave the relay for a direct path.
+        #[arg(long, value_name = "on|off")]
+        direct: Option<Switch>,
+    },
     /// Delete a device group and its devices.
     Removegroup {
         /// Group id, or a name only one group has.
@@ -369,5 +381,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+
+/// An on/off setting on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub(crate) fn is_on(self) -> bool {
+        self == Switch::On
     }
 }

@@ -4,14 +4,14 @@ use std::collections::HashMap;
 
 use anyhow::{Context, bail};
 use tether_common::control::{
-    AddUser, CreateGroup, CreateInvite, DeleteDevice, DeleteGroup, DeviceInfo, EditUser,
+    AddUser, CreateGroup, CreateInvite, DeleteDevice, DeleteGroup, DeviceInfo, EditGroup, EditUser,
     EventRecord, GetAgentConfig, GetServerInfo, GetWhoAmI, GroupInfo, ListDevices, ListEvents,
     ListGroups, ListUsers, RemoveUser, RenameDevice, ResetPassword, SetGroupRights, UserInfo,
 };
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Switch};
 use crate::connection::Control;
 use crate::output::{print_human, print_json, table, time_secs};
 
@@ -70,6 +70,23 @@ async fn execute(
             show(json, &group, || {
                 format!("created device group {} ({})", group.name, group.id)
             })
+        }
+        Command::Editgroup {
+            group,
+            name,
+            description,
+            direct,
+        } => {
+            let group = find_group(control, &group).await?;
+            let edited = control
+                .call(EditGroup {
+                    group,
+                    name,
+                    description,
+                    direct_connections: direct.map(Switch::is_on),
+                })
+                .await?;
+            show(json, &edited, || group_table(std::slice::from_ref(&edited)))
         }
         Command::Removegroup { group } => {
             let group = find_group(control, &group).await?;
@@ -339,11 +356,12 @@ fn group_table(groups: &[GroupInfo]) -> String {
                 g.name.clone(),
                 g.id.to_string(),
                 g.members.len().to_string(),
+                if g.direct_connections { "on" } else { "off" }.to_owned(),
                 g.description.clone(),
             ]
         })
         .collect();
-    table(&["NAME", "ID", "MEMBERS", "DESCRIPTION"], &rows)
+    table(&["NAME", "ID", "MEMBERS", "DIRECT", "DESCRIPTION"], &rows)
 }
 
 fn user_table(users: &[UserInfo]) -> String {

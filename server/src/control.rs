@@ -92,5 +92,6 @@ pub fn server_info(state: &AppState) -> ServerInfo {
         agent_cert_hash: hex::encode(state.certs.agent_server_id()),
         web_cert_hash: hex::encode(state.certs.web_cert_hash()),
         https_port: state.config.port,
+        stun_port: state.config.stunport.filter(|port| *port != 0),
     }
 }

@@ -139,6 +139,7 @@ mod tests {
                 (UserId::from("auditor"), Rights::EVENTS),
             ]),
             created: 0,
+            direct_connections: true,
         };
         let viewers = Audience::group(&group, Rights::VIEW);
         assert!(viewers.includes(&UserId::from("viewer"), false));

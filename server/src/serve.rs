@@ -108,6 +108,11 @@ pub async fn run(
     } = listeners;
     // With `--port 0` the OS picks; everything downstream (serverInfo, .msh files) needs the real one.
     config.port = https.local_addr()?.port();
+    // Likewise the STUN port as bound (0: none), which session tickets name.
+    config.stunport = Some(match &stun {
+        Some(socket) => socket.local_addr()?.port(),
+        None => 0,
+    });
 
     let certs = tokio::task::spawn_blocking({
         let config = config.clone();

@@ -65,6 +65,13 @@ pub struct GroupRecord {
     #[serde(default)]
     pub members: BTreeMap<UserId, Rights>,
     pub created: i64,
+    /// Sessions to its devices may move to a direct path (groups stored before this existed: yes).
+    #[serde(default = "allowed")]
+    pub direct_connections: bool,
+}
+
+fn allowed() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -54,6 +54,7 @@ async fn a_managers_group_name_cannot_put_commands_into_the_install_script() {
             group: fx.group.clone(),
             name: Some(hostile),
             description: None,
+            direct_connections: None,
         })
         .await;
 

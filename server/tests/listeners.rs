@@ -110,11 +110,30 @@ async fn redirected(port: u16) -> Option<TcpStream> {
         .then_some(tcp)
 }
 
+/// A server with a redirect port (test servers have none by default): a port that was free a
+/// moment ago, or another if something took it meanwhile.
+async fn with_redirect_port() -> TestServer {
+    for _ in 0..5 {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port().to_string();
+        drop(free);
+        match TestServer::try_start_with(&["--redirport", &port]).await {
+            Ok(server) => return server,
+            Err(e) if e.contains("already in use") => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no free port for the redirect listener after 5 tries");
+}
+
 /// The per-address cap is kept by each listener on its own: connections held open on the redirect
 /// port do not use up the same address's places on the HTTPS port.
 #[tokio::test]
 async fn each_listener_counts_its_own_connections() {
-    let server = TestServer::start_with_config("max_connections_per_ip = 2\n").await;
+    let mut server = with_redirect_port().await;
+    server.stop().await;
+    std::fs::write(server.file("config.toml"), "max_connections_per_ip = 2\n").unwrap();
+    server.restart().await;
     let port = server
         .redirect_port
         .expect("the test server has a redirect port");

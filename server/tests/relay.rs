@@ -20,10 +20,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::json;
 use tether_common::control::{
-    AddUser, CreateSession, ErrorCode, EventRecord, ListEvents, SetGroupRights,
+    AddUser, CreateSession, EditGroup, ErrorCode, EventRecord, ListEvents, SetGroupRights,
 };
 use tether_common::ids::{DeviceId, UserId};
-use tether_common::relay::{SessionKind, SessionTicket, TunnelRequest};
+use tether_common::relay::{DirectPath, IceServer, SessionKind, SessionTicket, TunnelRequest};
 use tether_common::rights::Rights;
 use tokio::time::{Instant, sleep};
 use tokio_tungstenite::tungstenite::Message;
@@ -169,6 +169,54 @@ async fn paired_ends_exchange_frames_both_ways_and_the_session_is_audited() {
         ended.message.contains("closed by the agent"),
         "{}",
         ended.message
+    );
+}
+
+/// Sessions are offered a direct path with the server's own STUN port, named by the host the
+/// console reached the server at; a group whose policy is "direct connections: off" keeps its
+/// sessions on the relay, and both ends are told the same.
+#[tokio::test]
+async fn sessions_offer_a_direct_path_unless_the_group_keeps_them_relayed() {
+    let mut fx = Fixture::start().await;
+    let mut agent = online_agent(&mut fx).await;
+    let (ticket, tunnel) = mint(&mut fx, &mut agent).await;
+    let authority = fx.server.url.trim_start_matches("https://");
+    let (host, _) = authority.rsplit_once(':').expect("the URL has a port");
+    // The STUN port is the HTTPS port's number by default.
+    let stun = format!("stun:{host}:{}", fx.server.port);
+    let offered = DirectPath {
+        ice_servers: vec![IceServer {
+            urls: vec![stun],
+            username: None,
+            credential: None,
+        }],
+    };
+    assert_eq!(ticket.direct.as_ref(), Some(&offered));
+    assert_eq!(
+        tunnel.direct, ticket.direct,
+        "the agent is offered the same path"
+    );
+
+    let edited = fx
+        .control
+        .ok(EditGroup {
+            group: fx.group.clone(),
+            name: None,
+            description: None,
+            direct_connections: Some(false),
+        })
+        .await;
+    assert!(!edited.direct_connections);
+    let (ticket, tunnel) = mint(&mut fx, &mut agent).await;
+    assert_eq!(
+        ticket.direct, None,
+        "a relayed-only group offered a direct path"
+    );
+    assert_eq!(tunnel.direct, None, "the agent was offered a direct path");
+    let record = wait_record(&mut fx, "group_changed").await;
+    assert!(
+        record.message.contains("direct connections off"),
+        "{record:?}"
     );
 }
 

@@ -86,6 +86,7 @@ fn group(id: &str, members: &[(&str, Rights)]) -> GroupRecord {
             .map(|(user, rights)| (UserId::from(*user), *rights))
             .collect::<BTreeMap<_, _>>(),
         created: 1_700_000_001,
+        direct_connections: true,
     }
 }
 

@@ -164,6 +164,30 @@ async fn an_administrator_sets_up_groups_users_and_rights() {
         table.starts_with("NAME") && table.contains("Office"),
         "{table}"
     );
+    // Sessions may go direct until the group's policy says otherwise.
+    assert!(groups[0].direct_connections);
+    let edited: GroupInfo = ctl
+        .json(&[
+            "editgroup",
+            "Office",
+            "--direct",
+            "off",
+            "--desc",
+            "Back office",
+        ])
+        .await;
+    assert!(!edited.direct_connections, "{edited:?}");
+    assert_eq!(edited.description, "Back office");
+    let groups: Vec<GroupInfo> = ctl.json(&["listgroups"]).await;
+    assert!(!groups[0].direct_connections, "{groups:?}");
+    let refused = ctl
+        .admin_with(&[], "", &["editgroup", "Office", "--direct", "maybe"])
+        .await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("invalid value 'maybe'"),
+        "{stderr}"
+    );
 
     ctl.ok(&[
         "adduser",
@@ -209,7 +233,10 @@ async fn an_administrator_sets_up_groups_users_and_rights() {
         .json(&["events", "--limit", "5", "--group", "Office"])
         .await;
     let kinds: Vec<&str> = office_events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["group_rights_changed", "group_created"]);
+    assert_eq!(
+        kinds,
+        ["group_rights_changed", "group_changed", "group_created"]
+    );
 
     // Alice sees the group, and may not create one.
     let root = ctl.root();

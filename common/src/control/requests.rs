@@ -49,6 +49,8 @@ requests! {
         pub name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub direct_connections: Option<bool>,
     }
 
     pub struct DeleteGroup {

@@ -19,6 +19,8 @@ pub struct ServerInfo {
     /// Hex SHA-384 of the web certificate (full DER), as agents pin it.
     pub web_cert_hash: String,
     pub https_port: u16,
+    /// The UDP port answering STUN (`None`: off), the server-reflexive half of direct sessions.
+    pub stun_port: Option<u16>,
 }
 
 /// The result of `whoAmI`.
@@ -41,6 +43,9 @@ pub struct GroupInfo {
     #[serde(default)]
     pub members: Vec<GroupMember>,
     pub created: i64,
+    /// Whether sessions to its devices may leave the relay for a direct path. Off when every
+    /// session must pass through the server (for recording, or a network that forbids it).
+    pub direct_connections: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

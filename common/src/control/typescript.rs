@@ -10,7 +10,7 @@ use ts_rs::{Config, TS};
 use super::*;
 use crate::agent_proto::NetInterface;
 use crate::install::InviteStatus;
-use crate::relay::SessionKind;
+use crate::relay::{DirectPath, IceServer, SessionKind};
 use crate::rights::Rights;
 
 const HEADER: &str = "\
@@ -59,6 +59,8 @@ fn render() -> String {
         export::<PasswordChanged>(&cfg),
         export::<Unblocked>(&cfg),
         export::<SessionTicket>(&cfg),
+        export::<DirectPath>(&cfg),
+        export::<IceServer>(&cfg),
         export::<AgentConfig>(&cfg),
         export::<Invite>(&cfg),
         export::<InviteInfo>(&cfg),

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::agent_proto::NetInterface;
 use crate::install::InviteStatus;
-use crate::relay::SessionKind;
+use crate::relay::{DirectPath, IceServer, SessionKind};
 use crate::rights::Rights;
 
 fn is_camel_case(key: &str) -> bool {
@@ -53,6 +53,7 @@ fn group() -> GroupInfo {
             rights: Rights::FULL,
         }],
         created: 1,
+        direct_connections: true,
     }
 }
 
@@ -110,6 +111,7 @@ fn requests() -> Vec<RequestBody> {
             group: "g".into(),
             name: Some("n".into()),
             description: Some("d".into()),
+            direct_connections: Some(false),
         }
         .into(),
         DeleteGroup { group: "g".into() }.into(),
@@ -198,6 +200,7 @@ fn results_and_events() -> Vec<Value> {
             agent_cert_hash: "aa".into(),
             web_cert_hash: "bb".into(),
             https_port: 443,
+            stun_port: Some(443),
         }),
         to_json(&WhoAmI { user: user() }),
         to_json(&vec![group()]),
@@ -217,6 +220,13 @@ fn results_and_events() -> Vec<Value> {
             kind: SessionKind::Desktop,
             rights: Rights::FULL,
             expires_ms: 1,
+            direct: Some(DirectPath {
+                ice_servers: vec![IceServer {
+                    urls: vec!["stun:example.org:443".into()],
+                    username: Some("1700000000:alice".into()),
+                    credential: Some("c".into()),
+                }],
+            }),
         }),
         to_json(&AgentConfig {
             group: "g".into(),

@@ -133,6 +133,7 @@ pub fn tunnel_json(token: &str) -> String {
         kind: SessionKind::Files,
         rights: Rights::FILES,
         user: "alice".into(),
+        direct: None,
     }
     .to_json()
 }

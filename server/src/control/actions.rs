@@ -107,11 +107,7 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         RequestBody::CreateGroup(c::CreateGroup { name, description }) => {
             answer::<c::CreateGroup>(groups::create(ctx, &name, &description).await)
         }
-        RequestBody::EditGroup(c::EditGroup {
-            group,
-            name,
-            description,
-        }) => answer::<c::EditGroup>(groups::edit(ctx, &group, name, description).await),
+        RequestBody::EditGroup(request) => answer::<c::EditGroup>(groups::edit(ctx, request).await),
         RequestBody::DeleteGroup(c::DeleteGroup { group }) => {
             answer::<c::DeleteGroup>(groups::delete(ctx, &group).await)
         }

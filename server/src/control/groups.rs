@@ -1,7 +1,7 @@
 //! Device-group actions: list, create, edit, delete, and members' rights.
 
 use rand::RngCore;
-use tether_common::control::{Deleted, Event, GroupInfo};
+use tether_common::control::{Deleted, EditGroup, Event, GroupInfo};
 use tether_common::ids::{GroupId, UserId};
 use tether_common::rights::Rights;
 
@@ -52,6 +52,7 @@ pub(super) async fn create(
         description,
         members: [(ctx.caller.id.clone(), Rights::FULL)].into(),
         created: now_secs(),
+        direct_connections: true,
     };
     ctx.store.create_group(&admin, &group).await?;
     let info = group_info(&group);
@@ -79,11 +80,16 @@ pub(super) async fn create(
 
 pub(super) async fn edit(
     ctx: &ActionContext<'_>,
-    id: &GroupId,
-    name: Option<String>,
-    description: Option<String>,
+    request: EditGroup,
 ) -> Result<GroupInfo, ActionError> {
-    let granted = group_with::<ManageGroup>(ctx, id).await?;
+    let EditGroup {
+        group: id,
+        name,
+        description,
+        direct_connections,
+    } = request;
+    let granted = group_with::<ManageGroup>(ctx, &id).await?;
+    let was_direct = granted.group().direct_connections;
     let name = name.as_deref().map(checked_name).transpose()?;
     let description = description
         .as_deref()
@@ -98,6 +104,9 @@ pub(super) async fn edit(
             if let Some(description) = description {
                 group.description = description;
             }
+            if let Some(direct) = direct_connections {
+                group.direct_connections = direct;
+            }
         })
         .await?;
     let info = group_info(&group);
@@ -107,7 +116,18 @@ pub(super) async fn edit(
         },
         Audience::group(&group, Rights::VIEW),
     );
-    let message = format!("{} edited device group {}", ctx.caller.name, group.name);
+    // A change of policy is named: it decides whether session bytes may bypass the server.
+    let message = match (was_direct, group.direct_connections) {
+        (true, false) => format!(
+            "{} edited device group {}: direct connections off, sessions stay relayed",
+            ctx.caller.name, group.name
+        ),
+        (false, true) => format!(
+            "{} edited device group {}: direct connections on",
+            ctx.caller.name, group.name
+        ),
+        _ => format!("{} edited device group {}", ctx.caller.name, group.name),
+    };
     let subject = Subject {
         group: Some(&group.id),
         ..Subject::default()

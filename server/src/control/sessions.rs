@@ -2,13 +2,17 @@
 //! a device. Checks the caller's right for that kind on the device's group, mints the session's
 //! tokens, tells the agent where to connect, and answers with the console's relay URL.
 
+use axum::http::uri::Authority;
 use tether_common::ids::DeviceId;
-use tether_common::relay::{SessionKind, SessionTicket, TunnelRequest, relay_url};
+use tether_common::relay::{
+    DirectPath, IceServer, SessionKind, SessionTicket, TunnelRequest, relay_url,
+};
 
 use super::access::session_on;
 use super::actions::{ActionContext, ActionError};
 use crate::agents::Outgoing;
 use crate::relay::MintError;
+use crate::store::GroupRecord;
 
 pub(super) async fn create(
     ctx: &ActionContext<'_>,
@@ -17,6 +21,7 @@ pub(super) async fn create(
 ) -> Result<SessionTicket, ActionError> {
     let granted = session_on(ctx, id, kind).await?;
     let (device, rights) = (granted.device().clone(), granted.rights());
+    let direct = direct_path(ctx, granted.group());
     if !ctx.agents.is_online(&device.id) {
         return Err(ActionError::Conflict(format!(
             "device {} is offline",
@@ -40,6 +45,7 @@ pub(super) async fn create(
         kind,
         rights,
         user: ctx.caller.id.clone(),
+        direct: direct.clone(),
     };
     if !ctx
         .agents
@@ -57,5 +63,30 @@ pub(super) async fn create(
         kind,
         rights,
         expires_ms: minted.expires_ms,
+        direct,
     })
+}
+
+/// The direct-path offer for a session to a device of `group`: `None` when the group keeps its
+/// sessions relayed; else the ICE servers, which is this server's STUN port (if it has one) at
+/// the host name the console reached it by, a name the agent can resolve as well, since agents
+/// are told the same name in their `.msh` file.
+fn direct_path(ctx: &ActionContext<'_>, group: &GroupRecord) -> Option<DirectPath> {
+    if !group.direct_connections {
+        return None;
+    }
+    let ice_servers = ctx
+        .server_info
+        .stun_port
+        .and_then(|port| {
+            let host = ctx.site.authority.parse::<Authority>().ok()?;
+            Some(IceServer {
+                urls: vec![format!("stun:{}:{port}", host.host())],
+                username: None,
+                credential: None,
+            })
+        })
+        .into_iter()
+        .collect();
+    Some(DirectPath { ice_servers })
 }

@@ -39,6 +39,7 @@ impl World {
             agent_cert_hash: String::new(),
             web_cert_hash: String::new(),
             https_port: 0,
+            stun_port: None,
         };
         World {
             _dir: dir,
@@ -214,6 +215,7 @@ async fn users_see_only_their_groups_and_invisible_ones_look_missing() {
         group: lab,
         name: Some("Mine".into()),
         description: None,
+        direct_connections: None,
     };
     assert_eq!(world.run(&alice, rename).await, Err(ErrorCode::NotFound));
     assert_eq!(

@@ -24,6 +24,7 @@ pub fn group_info(group: &GroupRecord) -> GroupInfo {
             })
             .collect(),
         created: group.created,
+        direct_connections: group.direct_connections,
     }
 }
 

@@ -39,7 +39,11 @@ agentCertHash: string,
 /**
  * Hex SHA-384 of the web certificate (full DER), as agents pin it.
  */
-webCertHash: string, httpsPort: number, };
+webCertHash: string, httpsPort: number, 
+/**
+ * The UDP port answering STUN (`None`: off), the server-reflexive half of direct sessions.
+ */
+stunPort: number | null, };
 
 /**
  * The result of `whoAmI`.
@@ -54,7 +58,12 @@ export type GroupInfo = { id: GroupId, name: string, description: string,
 /**
  * Every user with rights on this group.
  */
-members: Array<GroupMember>, created: number, };
+members: Array<GroupMember>, created: number, 
+/**
+ * Whether sessions to its devices may leave the relay for a direct path. Off when every
+ * session must pass through the server (for recording, or a network that forbids it).
+ */
+directConnections: boolean, };
 
 export type NetInterface = { name: string, 
 /**
@@ -155,7 +164,25 @@ rights: Rights,
 /**
  * Unix milliseconds; the console must connect before then.
  */
-expiresMs: number, };
+expiresMs: number, 
+/**
+ * Present when the session may move to a direct path (the device group allows direct
+ * connections); `None` keeps it on the relay.
+ */
+direct: DirectPath | null, };
+
+/**
+ * What a session's two ends need to try a direct path: the shape of WebRTC's `RTCConfiguration`,
+ * so the browser console passes it to `new RTCPeerConnection(..)` unchanged, and the agent reads
+ * the same object from its tunnel request.
+ */
+export type DirectPath = { iceServers: Array<IceServer>, };
+
+/**
+ * One STUN or TURN server (WebRTC's `RTCIceServer`): `stun:host:port`, or `turn:`/`turns:` URLs
+ * with time-limited credentials.
+ */
+export type IceServer = { urls: Array<string>, username?: string | null, credential?: string | null, };
 
 /**
  * The result of `agentConfig`.
@@ -263,7 +290,7 @@ export type GetServerInfo = Record<symbol, never>;
 export type GetWhoAmI = Record<symbol, never>;
 export type ListGroups = Record<symbol, never>;
 export type CreateGroup = { name: string, description?: string, };
-export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, };
+export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, directConnections?: boolean | null, };
 export type DeleteGroup = { group: GroupId, };
 export type ListDevices = { 
 /**

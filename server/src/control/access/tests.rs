@@ -74,6 +74,7 @@ impl Fixture {
                 agent_cert_hash: String::new(),
                 web_cert_hash: String::new(),
                 https_port: 0,
+                stun_port: None,
             },
             site: Site::default(),
             admin,
@@ -145,6 +146,7 @@ async fn put_group(store: &dyn Store, name: &str, members: &[(&UserId, Rights)])
             .map(|(id, rights)| ((*id).clone(), *rights))
             .collect(),
         created: 1,
+        direct_connections: true,
     };
     store.put_group(&group).await.unwrap();
     group.id
