@@ -69,7 +69,8 @@ impl Bulk {
         let Some(mut ch) = rtc.channel(id) else { return };
         while self.sent < self.total && ch.buffered_amount() < MIB {
             let msg = self.pending.take().unwrap_or_else(|| {
-                let mut m = vec![0; (64 * 1024).min(self.total - self.sent)];
+                let msg_size: usize = std::env::var("SPIKE_MSG").ok().and_then(|v| v.parse().ok()).unwrap_or(64 * 1024);
+                let mut m = vec![0; msg_size.min(self.total - self.sent)];
                 self.rng.fill(&mut m);
                 m
             });
@@ -85,13 +86,25 @@ impl Bulk {
 
 #[test]
 fn data_channel_16mib_each_way_with_loss_and_delay() {
+    run_bulk(LinkConfig::new(50, 0.02), 16 * MIB, 7);
+}
+
+/// Figures only: how SCTP's loss-based congestion control fares at other loss rates.
+#[test]
+fn data_channel_throughput_table() {
+    for (delay, loss) in [(5, 0.0), (50, 0.0), (5, 0.005), (50, 0.005), (5, 0.02)] {
+        println!("-- one-way delay {delay} ms, loss {:.1}%", loss * 100.0);
+        run_bulk(LinkConfig::new(delay, loss), 8 * MIB, 17);
+    }
+}
+
+/// `total` bytes each way at once over `link` (both directions alike); asserts integrity.
+fn run_bulk(link: LinkConfig, total: usize, seed: u64) {
     let t0 = Instant::now();
     let wall = Instant::now();
-    let link = LinkConfig::new(50, 0.02);
-    let mut pair = Pair::new(t0, Rtc::new(t0), Rtc::new(t0), link, link, 7);
+    let mut pair = Pair::new(t0, Rtc::new(t0), Rtc::new(t0), link, link, seed);
     let (_, a_ch) = negotiate(&mut pair, false, true);
     let a_ch = a_ch.unwrap();
-    let total = 16 * MIB;
     // `up`: a writes, b reads. `down`: b writes, a reads.
     let mut up = Bulk::new(1, total);
     let mut down = Bulk::new(2, total);

@@ -232,11 +232,15 @@ impl Pair {
             .fold(deadline, Instant::min);
         self.now = next.max(self.now);
         let now = self.now;
+        // str0m wants poll_output drained after every input: feeding it a burst of
+        // datagrams without polling in between fills dimpl's queue ("receive queue full").
         while let Some(p) = self.ab.take_arrived(now) {
             deliver(&mut self.b, now, p);
+            self.b.drain(now, &mut self.ba);
         }
         while let Some(p) = self.ba.take_arrived(now) {
             deliver(&mut self.a, now, p);
+            self.a.drain(now, &mut self.ab);
         }
         for peer in [&mut self.a, &mut self.b] {
             if peer.timeout <= now {
