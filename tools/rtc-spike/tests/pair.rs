@@ -282,31 +282,45 @@ fn h264_track_delivers_frames_with_bwe_on() {
     assert!(intact as u64 >= frames_to_send * 95 / 100, "at least 95% of the frames arrive intact");
 }
 
-#[test]
-fn bwe_follows_a_rate_cap_down_and_back_up() {
+/// What one BWE run showed, per phase.
+struct BweRun {
+    /// Estimate at the end of each phase, bit/s.
+    phase_end: Vec<u64>,
+    /// Seconds from the phase start until the estimate stayed within 50-125% of the cap.
+    settle: Vec<Option<f64>>,
+    /// Seconds from the cap being raised until the estimate first reached half of it.
+    rise_to_half: Option<f64>,
+    /// Highest estimate after the cap was raised again, bit/s.
+    last_phase_max: u64,
+}
+
+const BWE_PHASES: [(u64, u64); 3] = [(0, 20_000_000), (20, 2_000_000), (60, 20_000_000)];
+const BWE_END_S: u64 = 100;
+
+/// Video whose "encoder" spends 90% of the estimate, over a link whose cap follows
+/// `BWE_PHASES` (start second, bit/s): 20 Mbit/s, then 2, then 20 again.
+fn run_bwe(seed: u64, delay_ms: u64, print_series: bool) -> BweRun {
     let t0 = Instant::now();
-    let wall = Instant::now();
     let a = Rtc::builder().enable_bwe(Some(Bitrate::kbps(500))).build(t0);
     let b = Rtc::new(t0);
-    let capped = LinkConfig { rate_bps: Some(20_000_000), ..LinkConfig::new(20, 0.0) };
-    let mut pair = Pair::new(t0, a, b, capped, LinkConfig::new(20, 0.0), 13);
+    let capped = LinkConfig { rate_bps: Some(BWE_PHASES[0].1), ..LinkConfig::new(delay_ms, 0.0) };
+    let mut pair = Pair::new(t0, a, b, capped, LinkConfig::new(delay_ms, 0.0), seed);
     let (mid, _) = negotiate(&mut pair, true, false);
     let mid = mid.unwrap();
     pair.run_until(Duration::from_secs(10), |p| {
         p.a.events.drain(..).any(|e| matches!(e, Event::Connected))
     });
     let pt = h264_pt(&mut pair.a.rtc, mid);
-    // Ask BWE to look for up to 30 Mbit/s; the "encoder" below spends what it is given.
+    // Ask BWE to look for up to 30 Mbit/s.
     pair.a.rtc.bwe().set_bitrate(Bitrate::kbps(300), Bitrate::mbps(30));
 
-    // (start s, cap bit/s) relative to connect.
-    let phases = [(0u64, 20_000_000u64), (20, 2_000_000), (60, 20_000_000)];
-    let end_s = 100;
+    let phases = BWE_PHASES;
+    let end_s = BWE_END_S;
     let start = pair.now;
     let mut phase = 0;
     let mut estimate = 500_000u64;
     let mut series: Vec<(f64, u64)> = Vec::new();
-    let mut rng = Rng::new(5);
+    let mut rng = Rng::new(seed);
     let mut n = 0u64;
     let mut next_frame = start;
     let interval = Duration::from_micros(33_333);
@@ -318,7 +332,7 @@ fn bwe_follows_a_rate_cap_down_and_back_up() {
             pair.ab.set_rate(pair.now, Some(phases[phase].1));
         }
         if pair.now >= next_frame {
-            // An encoder told "use 90% of the estimate": one key frame, then P-frames.
+            // One key frame, then P-frames sized to 90% of the latest estimate.
             let size = if n == 0 { 60_000 } else { (estimate * 9 / 10 / 30 / 8).clamp(1_000, 200_000) as usize };
             let frame = synthetic_frame(&mut rng, n == 0, size);
             let writer = pair.a.rtc.writer(mid).expect("writer");
@@ -338,16 +352,15 @@ fn bwe_follows_a_rate_cap_down_and_back_up() {
         pair.b.events.clear();
     }
 
-    // The estimate at the end of each whole second.
     let at = |s: f64| series.iter().rev().find(|x| x.0 <= s).map_or(500_000, |x| x.1);
-    let line: Vec<String> = (1..=end_s).map(|s| format!("{:.1}", at(s as f64) as f64 / 1e6)).collect();
-    println!("bwe estimate, Mbit/s at 1 s steps (cap 20 until 20 s, 2 until 60 s, then 20):");
-    for (i, chunk) in line.chunks(20).enumerate() {
-        println!("  {:>3}-{:>3} s: {}", i * 20 + 1, i * 20 + 20, chunk.join(" "));
+    if print_series {
+        let line: Vec<String> = (1..=end_s).map(|s| format!("{:.1}", at(s as f64) as f64 / 1e6)).collect();
+        println!("bwe estimate (one-way delay {delay_ms} ms), Mbit/s at 1 s steps; cap 20 until 20 s, 2 until 60 s, then 20:");
+        for (i, chunk) in line.chunks(20).enumerate() {
+            println!("  {:>3}-{:>3} s: {}", i * 20 + 1, i * 20 + 20, chunk.join(" "));
+        }
     }
-    // Settling: from the phase start to the first estimate after which the estimate stays
-    // within [50%, 125%] of the cap until the phase ends.
-    let mut report = Vec::new();
+    let mut run = BweRun { phase_end: Vec::new(), settle: Vec::new(), rise_to_half: None, last_phase_max: 0 };
     for (i, &(from, cap)) in phases.iter().enumerate() {
         let to = phases.get(i + 1).map_or(end_s, |p| p.0) as f64;
         let inside: Vec<_> = series.iter().filter(|x| x.0 >= from as f64 && x.0 < to).collect();
@@ -356,24 +369,58 @@ fn bwe_follows_a_rate_cap_down_and_back_up() {
         for x in &inside {
             if ok(x.1) { since.get_or_insert(x.0); } else { since = None; }
         }
-        let settle = since.map_or("never".into(), |s| format!("{:.1} s", s - from as f64));
-        let end_est = at(to - 0.001);
-        report.push(end_est);
-        println!(
-            "bwe phase cap {:>2} Mbit/s [{from}-{to} s]: ends at {:.2} Mbit/s, min {:.2}, max {:.2}, settled (50-125% of cap) after {settle}",
-            cap / 1_000_000,
-            end_est as f64 / 1e6,
-            inside.iter().map(|x| x.1).min().unwrap_or(0) as f64 / 1e6,
-            inside.iter().map(|x| x.1).max().unwrap_or(0) as f64 / 1e6,
-        );
+        run.settle.push(since.map(|s| s - from as f64));
+        run.phase_end.push(at(to - 0.001));
+        if i == 2 {
+            run.rise_to_half = inside.iter().find(|x| x.1 * 2 >= cap).map(|x| x.0 - from as f64);
+            run.last_phase_max = inside.iter().map(|x| x.1).max().unwrap_or(0);
+        }
     }
     println!(
-        "bwe: {} estimates, link a->b delivered {} datagrams, queue drops {}; wall {:.1} s",
-        series.len(),
-        pair.ab.stats.delivered,
+        "bwe delay {delay_ms:>2} ms: end of phase {:.2} / {:.2} / {:.2} Mbit/s (max after raise {:.2}); settled after {} / {} / {}; 20 Mbit/s again: half of it after {}; queue drops {} of {}",
+        run.phase_end[0] as f64 / 1e6,
+        run.phase_end[1] as f64 / 1e6,
+        run.phase_end[2] as f64 / 1e6,
+        run.last_phase_max as f64 / 1e6,
+        secs(run.settle[0]),
+        secs(run.settle[1]),
+        secs(run.settle[2]),
+        secs(run.rise_to_half),
         pair.ab.stats.dropped_queue,
+        pair.ab.stats.sent,
+    );
+    run
+}
+
+fn secs(s: Option<f64>) -> String {
+    s.map_or("never".into(), |s| format!("{s:.1} s"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[test]
+fn bwe_follows_a_rate_cap_down_and_back_up() {
+    let wall = Instant::now();
+    // Without random loss the run is deterministic, so the five runs differ in path delay.
+    let runs: Vec<BweRun> = [10, 20, 30, 40, 50].iter().map(|&d| run_bwe(d, d, d == 20)).collect();
+    let med = |f: &dyn Fn(&BweRun) -> f64| median(runs.iter().map(f).collect());
+    println!(
+        "bwe median of {} runs: end of phase {:.2} / {:.2} / {:.2} Mbit/s; 2 Mbit/s phase settled after {:.1} s; \
+         half of 20 Mbit/s regained after {:.1} s (never = 999); wall {:.1} s",
+        runs.len(),
+        med(&|r| r.phase_end[0] as f64 / 1e6),
+        med(&|r| r.phase_end[1] as f64 / 1e6),
+        med(&|r| r.phase_end[2] as f64 / 1e6),
+        med(&|r| r.settle[1].unwrap_or(999.0)),
+        med(&|r| r.rise_to_half.unwrap_or(999.0)),
         wall.elapsed().as_secs_f64()
     );
-    assert!(report[1] < 2_500_000, "capped at 2 Mbit/s, the estimate ends below 2.5 Mbit/s");
-    assert!(report[2] > 2 * report[1], "after the cap is raised, the estimate rises again");
+    for r in &runs {
+        assert!(r.phase_end[1] < 2_500_000, "capped at 2 Mbit/s, the estimate ends below 2.5 Mbit/s");
+        // It does rise; where it ends depends on the sawtooth (see README), so the peak is asserted.
+        assert!(r.last_phase_max > 2 * r.phase_end[1], "after the cap is raised, the estimate rises again");
+    }
 }
