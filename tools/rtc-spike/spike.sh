@@ -54,7 +54,7 @@ if [ "$mode" = bwe ]; then
   seconds=110
 fi
 
-ip netns exec "$ns_a" "$bin" "$mode" 10.77.0.1:8080 "${args[@]}" >"$work/rust.log" 2>&1 &
+ip netns exec "$ns_a" "$bin" chromium "$mode" 10.77.0.1:8080 "${args[@]}" >"$work/rust.log" 2>&1 &
 rust_pid=$!
 for _ in $(seq 100); do grep -q listening "$work/rust.log" && break; sleep 0.1; done
 

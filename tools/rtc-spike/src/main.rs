@@ -1,8 +1,8 @@
 //! rtc-spike: str0m answering Debian's Chromium, to choose Tether's WebRTC stack (issue 13).
 //!
-//!   rtc-spike dc    10.77.0.1:8080                  64 MiB each way on a data channel
-//!   rtc-spike video 10.77.0.1:8080 --clip c.264     H.264 clip at 15 fps for --seconds
-//!   rtc-spike bwe   10.77.0.1:8080 --clip c.264 --shape-dev veth0
+//!   rtc-spike chromium dc    10.77.0.1:8080                  64 MiB each way on a data channel
+//!   rtc-spike chromium video 10.77.0.1:8080 --clip c.264     H.264 clip at 15 fps for --seconds
+//!   rtc-spike chromium bwe   10.77.0.1:8080 --clip c.264 --shape-dev veth0
 //!
 //! The browser side is `page.html` (served here) driven by `drive.cjs`; `spike.sh` puts
 //! both in network namespaces joined by a veth pair. See README.md.
@@ -40,8 +40,12 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let usage = "usage: rtc-spike dc|video|bwe IP:PORT [--clip FILE] [--shape-dev DEV] [--seconds N]";
-    let mut it = std::env::args().skip(1);
+    let usage = "usage: rtc-spike chromium dc|video|bwe IP:PORT [--clip FILE] [--shape-dev DEV] [--seconds N]";
+    let mut it = std::env::args().skip(1).peekable();
+    // The only peer this binary answers is Chromium; the in-memory tests are `cargo test`.
+    if it.peek().map(String::as_str) == Some("chromium") {
+        it.next();
+    }
     let mode = match it.next().as_deref() {
         Some("dc") => Mode::DataChannel,
         Some("video") => Mode::Video,
@@ -99,12 +103,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     result
 }
 
+/// How long to keep the engine running after a channel closed (to flush the reset).
+const LINGER: Duration = Duration::from_secs(1);
+
 /// What each mode does with the engine's events.
 struct Session<C, T> {
     dc: dc::DcTest<C>,
     video: Option<video::VideoSender<T>>,
     bwe: Option<bwe::BweRun>,
     connected_at: Option<Instant>,
+    closed_at: Option<Instant>,
     estimates: u64,
 }
 
@@ -124,6 +132,7 @@ impl<C: Copy + Eq + std::fmt::Debug, T: Copy> Session<C, T> {
             video,
             bwe: args.shape_dev.clone().filter(|_| args.mode == Mode::Bwe).map(bwe::BweRun::new),
             connected_at: None,
+            closed_at: None,
             estimates: 0,
         })
     }
@@ -131,7 +140,8 @@ impl<C: Copy + Eq + std::fmt::Debug, T: Copy> Session<C, T> {
     fn next_due(&self) -> Option<Instant> {
         let v = self.video.as_ref().and_then(|v| v.next_due());
         let b = self.bwe.as_ref().and_then(|b| b.next_due());
-        v.into_iter().chain(b).min()
+        let c = self.closed_at.map(|t| t + LINGER);
+        v.into_iter().chain(b).chain(c).min()
     }
 }
 
@@ -161,6 +171,9 @@ async fn run<E: RtcEngine>(
             }
         }
         s.dc.pump(engine, now)?;
+        if s.closed_at.is_some_and(|t| now >= t + LINGER) {
+            return Ok(());
+        }
         if args.mode == Mode::Video {
             if let Some(t) = s.connected_at {
                 if now.duration_since(t) >= Duration::from_secs(args.seconds) {
@@ -241,8 +254,9 @@ fn on_event<E: RtcEngine>(
         }
         EngineEvent::ChannelBufferedLow(_) => s.dc.pump(engine, now)?,
         EngineEvent::ChannelClosed(_) => {
+            // Keep driving the engine a little so the stream reset reaches the browser.
             println!("channel closed");
-            return Ok(true);
+            s.closed_at = Some(now);
         }
         EngineEvent::VideoTrack(t) => {
             println!("video track negotiated (H.264)");
