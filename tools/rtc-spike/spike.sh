@@ -36,7 +36,7 @@ args=()
 seconds=20
 if [ "$mode" != dc ]; then
   # 6 s of moving 640x360 stripes at 15 fps: H.264 constrained baseline, IDR every 30 frames,
-  # SPS/PPS repeated before each IDR, no B-frames (x264 CLI; ffmpeg's lavfi testsrc would do too).
+  # SPS/PPS before each IDR (the raw .264 output default), no B-frames. ffmpeg is not installed here; the x264 CLI is.
   python3 -c '
 import sys
 w, h = 640, 360
@@ -44,7 +44,7 @@ for f in range(90):
     row = bytes((x * 2 + f * 8) % 256 for x in range(w))
     sys.stdout.buffer.write(row * h + bytes([(f * 3) % 256]) * (w * h // 4) + bytes([128]) * (w * h // 4))
 ' | x264 --quiet --input-res 640x360 --fps 15 --demuxer raw --profile baseline --level 3.1 \
-      --keyint 30 --min-keyint 30 --bframes 0 --repeat-headers --threads 1 --bitrate 600 \
+      --keyint 30 --min-keyint 30 --bframes 0 --threads 1 --bitrate 600 \
       -o "$work/clip.264" - 2>/dev/null
   args=(--clip "$work/clip.264")
 fi

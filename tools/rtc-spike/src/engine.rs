@@ -87,6 +87,8 @@ pub trait RtcEngine {
         bytes: &[u8],
     ) -> Result<(), EngineError>;
     fn handle_timeout(&mut self, now: Instant) -> Result<(), EngineError>;
+    /// False once the peer connection is over (e.g. the peer sent a DTLS close).
+    fn is_alive(&self) -> bool;
 
     /// Queue one message; `Ok(false)` means "full, wait for `ChannelBufferedLow`".
     fn send(&mut self, ch: Self::Channel, binary: bool, data: &[u8]) -> Result<bool, EngineError>;
@@ -233,6 +235,10 @@ impl RtcEngine for Str0mEngine {
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), EngineError> {
         self.rtc.handle_input(Input::Timeout(now)).map_err(stack)
+    }
+
+    fn is_alive(&self) -> bool {
+        self.rtc.is_alive()
     }
 
     fn send(&mut self, ch: ChannelId, binary: bool, data: &[u8]) -> Result<bool, EngineError> {

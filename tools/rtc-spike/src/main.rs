@@ -161,6 +161,16 @@ async fn run<E: RtcEngine>(
     }
     loop {
         let now = Instant::now();
+        if !engine.is_alive() {
+            println!("peer connection closed by the peer");
+            if let Some(v) = s.video.as_ref() {
+                println!(
+                    "video: {} frames, {} bytes written, {} key-frame requests",
+                    v.frames_written, v.bytes_written, v.keyframe_requests
+                );
+            }
+            return Ok(());
+        }
         if let Some(v) = s.video.as_mut() {
             v.tick(engine, now)?;
         }
