@@ -116,8 +116,13 @@ pub struct Str0mEngine {
 
 impl Str0mEngine {
     /// `initial_estimate_bps`: `Some` turns on GCC bandwidth estimation, starting there.
-    pub fn new(now: Instant, initial_estimate_bps: Option<u64>) -> Self {
-        let config = RtcConfig::new().enable_bwe(initial_estimate_bps.map(Bitrate::bps));
+    /// `sctp_buffer`: str0m's data-channel send buffer, which also caps the bytes in flight
+    /// (str0m's default is 128 KiB).
+    pub fn new(now: Instant, initial_estimate_bps: Option<u64>, sctp_buffer: Option<usize>) -> Self {
+        let mut config = RtcConfig::new().enable_bwe(initial_estimate_bps.map(Bitrate::bps));
+        if let Some(bytes) = sctp_buffer {
+            config = config.set_sctp_max_buffered_amount(bytes);
+        }
         Str0mEngine {
             rtc: config.build(now),
             h264_pt: None,

@@ -90,7 +90,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let offered_at = Instant::now();
     let initial_estimate = (args.mode == Mode::Bwe).then_some(1_000_000);
-    let mut engine = Str0mEngine::new(offered_at, initial_estimate);
+    // RTC_SPIKE_SCTP_BUFFER=bytes overrides str0m's 128 KiB data-channel send buffer.
+    let sctp_buffer = std::env::var("RTC_SPIKE_SCTP_BUFFER").ok().and_then(|v| v.parse().ok());
+    let mut engine = Str0mEngine::new(offered_at, initial_estimate, sctp_buffer);
     engine.add_local_candidate(socket.local_addr()?)?;
     let answer = engine.accept_offer(&offer)?;
     let _ = reply.send(answer);
