@@ -10,7 +10,9 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE || 'playwright-core');
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: false, // the flag below asks for the new headless mode explicitly
-    args: ['--headless=new', '--no-sandbox', '--disable-features=WebRtcHideLocalIpsWithMdns',
+    // SPIKE_MDNS=1 leaves Chromium's mDNS (.local) host candidates on, to see how str0m copes.
+    args: ['--headless=new', '--no-sandbox',
+      ...(process.env.SPIKE_MDNS ? [] : ['--disable-features=WebRtcHideLocalIpsWithMdns']),
       '--autoplay-policy=no-user-gesture-required',
       // crypto.subtle (SHA-256) needs a secure context; the page is plain HTTP on the veth.
       `--unsafely-treat-insecure-origin-as-secure=${new URL(url).origin}`],

@@ -31,6 +31,13 @@ ip -n "$ns_b" addr add 10.77.0.2/24 dev "$dev_b"
 for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; done
 ip -n "$ns_a" link set "$dev_a" up
 ip -n "$ns_b" link set "$dev_b" up
+# Without a default route Chromium gathers only 0.0.0.0/:: host candidates, which it never
+# signals; ICE then works only because str0m's answer carries its address (Chromium's side
+# shows up as peer-reflexive). SPIKE_ROUTE=1 adds the route, so Chromium signals 10.77.0.2.
+if [ -n "${SPIKE_ROUTE:-}" ]; then
+  ip -n "$ns_b" route add default via 10.77.0.1
+  ip -n "$ns_a" route add default via 10.77.0.2
+fi
 
 args=()
 seconds=20

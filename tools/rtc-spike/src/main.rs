@@ -221,6 +221,7 @@ async fn run<E: RtcEngine>(
             }
             Some(signal) = signals.recv() => {
                 if let Signal::Candidate(c) = signal {
+                    println!("remote candidate: {}", c.trim());
                     if let Err(e) = engine.add_remote_candidate(&c) {
                         eprintln!("remote candidate {c:?}: {e}");
                     }
