@@ -61,7 +61,10 @@ async fn get_agent_socket(
             return refusal.into_response();
         }
     };
-    tokio::spawn(async move {
+    // Tracked, so that stopping the server waits for the agent's close frame.
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
+        let stopping = state.stopping.clone();
         // Until the agent is admitted, its frames are held to the pre-authentication size.
         let limit = frame_guard::FrameLimit::new(admission::MAX_FRAME_BEFORE_AUTH);
         let mut socket = match upgrade::open(on_upgrade, limit.clone(), MAX_MESSAGE).await {
@@ -71,13 +74,21 @@ async fn get_agent_socket(
                 return;
             }
         };
-        match admission::run(&state, &mut socket, &limit, peer).await {
+        // An agent still proving itself, or held, is simply dropped when the server stops.
+        let outcome = tokio::select! {
+            () = stopping.cancelled() => return,
+            outcome = admission::run(&state, &mut socket, &limit, peer) => outcome,
+        };
+        match outcome {
             admission::Outcome::Admitted(admission) => {
                 session::run(state, socket, peer, *admission).await
             }
             admission::Outcome::Hold(permit) => {
                 let for_how_long = Duration::from_secs(state.config.agent_hold_secs);
-                admission::hold(socket, peer, &limit, for_how_long, permit).await
+                tokio::select! {
+                    () = stopping.cancelled() => {}
+                    () = admission::hold(socket, peer, &limit, for_how_long, permit) => {}
+                }
             }
             admission::Outcome::Closed => upgrade::close(socket).await,
         }

@@ -220,6 +220,27 @@ async fn sessions_offer_a_direct_path_unless_the_group_keeps_them_relayed() {
     );
 }
 
+/// Stopping the server (SIGTERM) ends relay sessions and agent connections with a "going away"
+/// close frame rather than a cut connection, so both ends know to come back.
+#[tokio::test]
+async fn a_stopping_server_closes_relay_ends_and_agents_with_going_away() {
+    let mut fx = Fixture::start().await;
+    let mut agent = online_agent(&mut fx).await;
+    let (ticket, tunnel) = mint(&mut fx, &mut agent).await;
+    let (mut console, mut device) = pair(&fx, &ticket, &tunnel).await;
+    let (status, console_frame, device_frame) =
+        tokio::join!(fx.server.stop(), closed(&mut console), closed(&mut device));
+    assert!(status.success(), "{status}");
+    for frame in [console_frame, device_frame] {
+        let frame = frame.expect("a close frame");
+        assert_eq!(frame.code, CloseCode::Away);
+        assert_eq!(frame.reason.as_str(), "server stopping");
+    }
+    let frame = agent.closed().await.expect("the agent got a close frame");
+    assert_eq!(frame.code, CloseCode::Away);
+    assert_eq!(frame.reason.as_str(), "server stopping");
+}
+
 #[tokio::test]
 async fn tokens_admit_once_and_only_their_own_side_and_user() {
     let mut fx = Fixture::start().await;

@@ -10,6 +10,8 @@ use tether_common::agent_proto::{self, AgentToServer, MAX_AGENT_JSON, ServerToAg
 use tether_common::handshake::wire::{self, cmd};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::admission::{Admission, SEND_DEADLINE};
 use super::records;
@@ -28,6 +30,8 @@ enum End {
     /// Its device or group was deleted.
     Removed,
     SendFailed,
+    /// The server is shutting down: the agent is told "going away" and comes back later.
+    ServerStopping,
 }
 
 pub(super) async fn run(
@@ -69,6 +73,7 @@ pub(super) async fn run(
             tokio::select! {
                 _ = registration.replaced.cancelled() => break End::Replaced,
                 _ = registration.removed.cancelled() => break End::Removed,
+                () = state.stopping.cancelled() => break End::ServerStopping,
                 message = stream.next() => {
                     let message = match message {
                         Some(Ok(message)) => message,
@@ -111,11 +116,23 @@ pub(super) async fn run(
             }
         }
     };
-    if !matches!(end, End::Closed) {
-        let _ = timeout(SEND_DEADLINE, sink.send(Message::Close(None))).await;
+    let close = match end {
+        End::Closed => None,
+        End::ServerStopping => Some(Message::Close(Some(CloseFrame {
+            code: CloseCode::Away,
+            reason: "server stopping".into(),
+        }))),
+        _ => Some(Message::Close(None)),
+    };
+    if let Some(close) = close {
+        let _ = timeout(SEND_DEADLINE, sink.send(close)).await;
     }
     tracing::info!(device = %device_id, %peer, reason = ?end, "agent: disconnected");
-    if state.agents.unregister(&device_id, registration.generation) {
+    // On the way down nobody is left to tell, and thousands of offline writes would only delay
+    // the stop: every agent is offline when the server starts again anyway.
+    if state.agents.unregister(&device_id, registration.generation)
+        && !matches!(end, End::ServerStopping)
+    {
         records::announce_offline(state.store.as_ref(), &state.events, &device_id, &group_id).await;
     }
 }

@@ -95,7 +95,9 @@ pub(super) async fn get_relay(
                 addr,
                 login,
             };
-            join(state, claims, end)
+            // Tracked, so that stopping the server waits for both ends' close frames.
+            let tasks = state.tasks.clone();
+            tasks.track_future(join(state, claims, end))
         })
 }
 
@@ -153,6 +155,7 @@ async fn wait_for_peer(
                 Err(_) => break (close_code::POLICY, "the session expired"),
             },
             _ = tokio::time::sleep_until(Instant::from_std(deadline)) => break (close_code::POLICY, TIMED_OUT),
+            () = state.stopping.cancelled() => break (close_code::AWAY, "server stopping"),
             message = end.socket.recv() => match message {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Text(_) | Message::Binary(_))) => {

@@ -106,6 +106,7 @@ pub(super) async fn until_ended(
         let told = tokio::select! {
             told = told(&mut stopped) => Some(told),
             _ = sleep_until(next) => None,
+            () = state.stopping.cancelled() => return Revoked::ServerStopping,
         };
         match told {
             Some(Ok(why)) => return why,

@@ -39,6 +39,8 @@ pub enum Revoked {
     RightLost,
     DeviceRemoved,
     MaxLength,
+    /// Not a revocation: the server is shutting down.
+    ServerStopping,
 }
 
 impl Revoked {
@@ -52,6 +54,7 @@ impl Revoked {
             Revoked::RightLost => "the right to this session was revoked",
             Revoked::DeviceRemoved => "the device was removed",
             Revoked::MaxLength => "the session reached the site's maximum session length",
+            Revoked::ServerStopping => "server stopping",
         }
     }
 }

@@ -126,8 +126,13 @@ impl Ending {
 
     /// The server ends the session: both sides are told why (the agent then stops what it runs).
     fn revoked(why: Revoked) -> Ending {
+        // "Going away" invites both ends to come back; the other reasons are the site's policy.
+        let code = match why {
+            Revoked::ServerStopping => close_code::AWAY,
+            _ => close_code::POLICY,
+        };
         let frame = CloseFrame {
-            code: close_code::POLICY,
+            code,
             reason: why.reason().into(),
         };
         Ending {

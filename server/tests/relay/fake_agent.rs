@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use crate::common::TestServer;
 use crate::common::fake_agent::{open_agent_handshake, rsa_identity};
@@ -18,7 +19,8 @@ use crate::support::DEADLINE;
 pub struct FakeAgent {
     pub device: DeviceId,
     tunnels: mpsc::UnboundedReceiver<TunnelRequest>,
-    connection: JoinHandle<()>,
+    /// Ends with the close frame the server sent, if any.
+    connection: JoinHandle<Option<CloseFrame>>,
 }
 
 impl FakeAgent {
@@ -48,12 +50,17 @@ impl FakeAgent {
         let connection = tokio::spawn(async move {
             // Reading also answers the server's pings.
             while let Some(Ok(message)) = ws.next().await {
-                if let Message::Text(text) = message
-                    && let Some(tunnel) = parse_tunnel(&text)
-                {
-                    let _ = sender.send(tunnel);
+                match message {
+                    Message::Text(text) => {
+                        if let Some(tunnel) = parse_tunnel(&text) {
+                            let _ = sender.send(tunnel);
+                        }
+                    }
+                    Message::Close(frame) => return frame,
+                    _ => {}
                 }
             }
+            None
         });
         FakeAgent {
             device,
@@ -72,5 +79,14 @@ impl FakeAgent {
 
     pub fn disconnect(self) {
         self.connection.abort();
+    }
+
+    /// Waits until the server ends the agent's connection; the close frame it sent, if any.
+    pub async fn closed(self) -> Option<CloseFrame> {
+        match timeout_at(Instant::now() + DEADLINE, self.connection).await {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) => panic!("the fake agent's reader failed: {e}"),
+            Err(_) => panic!("the server did not end the agent's connection"),
+        }
     }
 }
