@@ -66,7 +66,7 @@ describe("relay connection", () => {
       onMessage: (m) => seen.push(`json:${String(m.type)}`),
       onBytes: (b) => seen.push(`bytes:${b.length}`),
       onClosed: (info) => seen.push(`closed:${info.paired}`),
-    }, () => socket);
+    }, { createSocket: () => socket });
     expect(socket.binaryType).toBe("arraybuffer");
     relay.sendJson({ type: "early" });
     expect(socket.sent, "nothing goes out before the pairing").toEqual([]);
@@ -91,7 +91,7 @@ describe("relay connection", () => {
       onMessage: () => undefined,
       onBytes: () => undefined,
       onClosed: (i) => (info = i),
-    }, () => socket);
+    }, { createSocket: () => socket });
     socket.onclose?.({ code: 1006, reason: "" });
     expect(info).toMatchObject({ paired: false });
   });

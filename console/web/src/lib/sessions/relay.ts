@@ -1,7 +1,14 @@
-// One relayed session socket (`/meshrelay.ashx?id=TOKEN`) from the console's side: waits for the
-// server's "c" (both ends joined), then hands text frames (JSON control messages) and binary
-// frames (the session's bytes) to the session. No DOM or framework here, so it is unit-tested
-// with a fake socket.
+// One session from the console's side. It starts on the relay socket (`/meshrelay.ashx?id=TOKEN`):
+// waits for the server's "c" (both ends joined), then hands text frames (JSON control messages)
+// and binary frames (the session's bytes) to the session. When the server offers a direct path
+// (the ticket's `direct`), it also tries a WebRTC data channel to the agent (`direct.ts`) and
+// moves the session onto it exactly once per direction (`pathSwitch.ts`); the session code sees
+// the same messages in the same order either way. No DOM or framework here, so it is unit-tested
+// with a fake socket and a fake peer connection.
+
+import type { DirectPath } from "../protocol.gen";
+import { DirectAttempt, asRtcSignal, type PeerConnectionFactory, type RtcSignal } from "./direct";
+import { PathSwitch, SwitchError, asSwitchSignal, signalText, type Path, type Payload } from "./pathSwitch";
 
 /** The text frame the server sends once both ends are in. */
 export const PAIRED = "c";
@@ -28,6 +35,15 @@ export interface RelayHandlers {
   onBytes(bytes: Uint8Array): void;
   /** The socket closed; `paired` says whether the session had started. */
   onClosed(info: { paired: boolean; code: number; reason: string }): void;
+  /** Where the session's data now travels (both directions on the data channel: "direct"). */
+  onPath?(path: Path, detail: string): void;
+}
+
+export interface RelayOptions {
+  /** The ticket's offer of a direct path; absent or null keeps the session on the relay. */
+  direct?: DirectPath | null;
+  createSocket?: RelaySocketFactory;
+  createPeer?: PeerConnectionFactory;
 }
 
 /** What a session needs to send; also what the file transfer code is tested against. */
@@ -45,13 +61,19 @@ export function relaySocketUrl(path: string, location: { protocol: string; host:
   return `${scheme}//${location.host}${path}`;
 }
 
+/** The close code and reason when the direct path dies after the switch (the viewer may reopen). */
+export const DIRECT_LOST = { code: 4001, reason: "the direct path was lost" };
+
 export class RelayConnection implements RelayChannel {
   private readonly socket: RelaySocketLike;
+  private readonly paths = new PathSwitch();
+  private attempt: DirectAttempt | null = null;
   private paired = false;
   private closed = false;
+  private path: Path = "relay";
 
-  constructor(url: string, handlers: RelayHandlers, createSocket: RelaySocketFactory = browserSocket) {
-    const socket = createSocket(url);
+  constructor(url: string, private readonly handlers: RelayHandlers, options: RelayOptions = {}) {
+    const socket = (options.createSocket ?? browserSocket)(url);
     socket.binaryType = "arraybuffer";
     socket.onmessage = (event) => {
       const data = event.data;
@@ -60,18 +82,19 @@ export class RelayConnection implements RelayChannel {
           if (data === PAIRED) {
             this.paired = true;
             handlers.onPaired();
+            if (options.direct) this.tryDirect(options.direct, options.createPeer);
           }
           return;
         }
-        const message = parseJsonObject(data);
-        if (message) handlers.onMessage(message);
+        this.onRelayText(data);
       } else if (data instanceof ArrayBuffer) {
-        if (this.paired) handlers.onBytes(new Uint8Array(data));
+        if (this.paired) this.guard(() => this.paths.relayData(new Uint8Array(data)));
       }
     };
     socket.onclose = (event) => {
       if (this.closed) return;
       this.closed = true;
+      this.attempt?.close();
       handlers.onClosed({ paired: this.paired, code: event.code, reason: event.reason });
     };
     socket.onerror = () => undefined;
@@ -82,22 +105,111 @@ export class RelayConnection implements RelayChannel {
     return this.paired && !this.closed;
   }
 
+  /** Where our data goes now. */
+  get sendingPath(): Path {
+    return this.paths.sendingPath;
+  }
+
+  /** Bytes queued in the browser on the path our data now takes. */
   get bufferedAmount(): number {
-    return this.socket.bufferedAmount;
+    return this.paths.sendingPath === "direct" && this.attempt ? this.attempt.bufferedAmount : this.socket.bufferedAmount;
   }
 
   sendJson(message: object): void {
-    if (this.isPaired) this.socket.send(JSON.stringify(message));
+    if (!this.isPaired) return;
+    this.paths.send(JSON.stringify(message));
+    this.flush();
   }
 
   sendBytes(bytes: Uint8Array<ArrayBuffer>): void {
-    if (this.isPaired) this.socket.send(bytes);
+    if (!this.isPaired) return;
+    this.paths.send(bytes);
+    this.flush();
   }
 
   /** Ends the session (the agent stops the shell or transfer when its side closes). */
   close(): void {
     this.closed = true;
+    this.attempt?.close();
     this.socket.close(1000, "closed by the console");
+  }
+
+  private tryDirect(direct: DirectPath, createPeer?: PeerConnectionFactory): void {
+    this.attempt = new DirectAttempt(
+      direct,
+      {
+        signal: (message: RtcSignal) => {
+          if (!this.closed) this.socket.send(JSON.stringify(message));
+        },
+        onOpen: () => this.guard(() => this.paths.directOpened()),
+        onMessage: (payload) => this.guard(() => this.paths.directData(payload)),
+        onFailed: (why) => {
+          try {
+            this.paths.directFailed();
+            this.handlers.onPath?.("relay", why);
+          } catch {
+            // Data may have been lost on the dead path: end the session; the viewer may reopen it.
+            this.endSession(DIRECT_LOST.code, DIRECT_LOST.reason);
+          }
+        },
+      },
+      createPeer,
+    );
+  }
+
+  private onRelayText(text: string): void {
+    const message = parseJsonObject(text);
+    if (message) {
+      const switchSignal = asSwitchSignal(message);
+      if (switchSignal) return this.guard(() => this.paths.relaySignal(switchSignal));
+      const rtcSignal = asRtcSignal(message);
+      if (rtcSignal) return this.attempt?.onSignal(rtcSignal);
+      // A signal this console does not know (a newer agent's) is not session data either.
+      if (typeof message.type === "string" && message.type.startsWith("rtc")) return;
+    }
+    this.guard(() => this.paths.relayData(text));
+  }
+
+  /** Runs one input of the path switch, then sends and delivers what it produced. */
+  private guard(input: () => void): void {
+    if (this.closed) return;
+    try {
+      input();
+    } catch (e) {
+      if (!(e instanceof SwitchError)) throw e;
+      this.endSession(1002, `path switch: ${e.message}`);
+      return;
+    }
+    this.flush();
+  }
+
+  private flush(): void {
+    for (let t = this.paths.pollTransmit(); t; t = this.paths.pollTransmit()) {
+      if (t.kind === "signal") this.socket.send(signalText(t.signal));
+      else if (t.path === "direct") this.attempt?.send(t.payload);
+      else this.socket.send(t.payload);
+    }
+    for (let p: Payload | undefined = this.paths.pollDeliver(); p !== undefined; p = this.paths.pollDeliver()) {
+      if (typeof p === "string") {
+        const message = parseJsonObject(p);
+        if (message) this.handlers.onMessage(message);
+      } else {
+        this.handlers.onBytes(p);
+      }
+    }
+    const path: Path = this.paths.isSwitched ? "direct" : "relay";
+    if (path !== this.path) {
+      this.path = path;
+      this.handlers.onPath?.(path, path === "direct" ? "both directions on the data channel" : "");
+    }
+  }
+
+  private endSession(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.attempt?.close();
+    this.socket.close(code === 1002 ? 1000 : code, reason);
+    this.handlers.onClosed({ paired: this.paired, code, reason });
   }
 }
 

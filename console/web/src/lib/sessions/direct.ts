@@ -1,0 +1,162 @@
+// The console's attempt at a direct path for one session: a WebRTC peer connection with one
+// ordered, reliable data channel, signalled over the session's relay (`common/src/relay/signal.rs`
+// has the messages). The console offers, the agent answers, both trickle candidates. What flows on
+// the channel, and when, is `pathSwitch.ts`'s business; this file only brings the channel up and
+// reports what happens to it.
+
+import type { DirectPath } from "../protocol.gen";
+
+/** Signalling as relay text frames. */
+export type RtcSignal =
+  | { type: "rtcOffer"; sdp: string }
+  | { type: "rtcAnswer"; sdp: string }
+  | { type: "rtcCandidate"; candidate: string }
+  | { type: "rtcUnavailable"; reason: string };
+
+/** The signal a parsed relay text frame is, if it is one. */
+export function asRtcSignal(message: Record<string, unknown>): RtcSignal | null {
+  const { type } = message;
+  if ((type === "rtcOffer" || type === "rtcAnswer") && typeof message.sdp === "string") return { type, sdp: message.sdp };
+  if (type === "rtcCandidate" && typeof message.candidate === "string") return { type, candidate: message.candidate };
+  if (type === "rtcUnavailable") return { type, reason: typeof message.reason === "string" ? message.reason : "" };
+  return null;
+}
+
+/** The subset of `RTCDataChannel` used here. */
+export interface DataChannelLike {
+  binaryType: string;
+  readonly readyState: string;
+  readonly bufferedAmount: number;
+  send(data: string | Uint8Array<ArrayBuffer>): void;
+  close(): void;
+  onopen: ((event: unknown) => void) | null;
+  onclose: ((event: unknown) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+}
+
+/** The subset of `RTCPeerConnection` used here. */
+export interface PeerConnectionLike {
+  createDataChannel(label: string, options: { ordered: boolean }): DataChannelLike;
+  createOffer(): Promise<{ type: string; sdp?: string }>;
+  setLocalDescription(description: { type: string; sdp?: string }): Promise<void>;
+  setRemoteDescription(description: { type: "answer"; sdp: string }): Promise<void>;
+  addIceCandidate(candidate: { candidate: string; sdpMLineIndex: number }): Promise<void>;
+  close(): void;
+  readonly connectionState: string;
+  onicecandidate: ((event: { candidate: { candidate: string } | null }) => void) | null;
+  onconnectionstatechange: ((event: unknown) => void) | null;
+}
+
+export type PeerConnectionFactory = (config: DirectPath) => PeerConnectionLike;
+
+export interface DirectHandlers {
+  /** A signal for the agent, to send on the relay as a text frame. */
+  signal(message: RtcSignal): void;
+  /** The data channel is open. */
+  onOpen(): void;
+  onMessage(payload: string | Uint8Array<ArrayBuffer>): void;
+  /** The attempt ended or the channel died; `why` is for the log and the stats overlay. */
+  onFailed(why: string): void;
+}
+
+/** The channel's label; the agent accepts the first data channel whatever its label. */
+const LABEL = "tether";
+
+export class DirectAttempt {
+  private readonly peer: PeerConnectionLike;
+  private readonly channel: DataChannelLike;
+  private ended = false;
+
+  constructor(config: DirectPath, private readonly handlers: DirectHandlers, createPeer: PeerConnectionFactory = browserPeer) {
+    this.peer = createPeer(config);
+    this.channel = this.peer.createDataChannel(LABEL, { ordered: true });
+    this.channel.binaryType = "arraybuffer";
+    this.channel.onopen = () => {
+      if (!this.ended) handlers.onOpen();
+    };
+    this.channel.onmessage = (event) => {
+      if (this.ended) return;
+      const { data } = event;
+      if (typeof data === "string") handlers.onMessage(data);
+      else if (data instanceof ArrayBuffer) handlers.onMessage(new Uint8Array(data));
+    };
+    this.channel.onclose = () => this.fail("the data channel closed");
+    this.channel.onerror = () => this.fail("the data channel failed");
+    this.peer.onicecandidate = (event) => {
+      if (event.candidate && event.candidate.candidate && !this.ended) {
+        handlers.signal({ type: "rtcCandidate", candidate: event.candidate.candidate });
+      }
+    };
+    this.peer.onconnectionstatechange = () => {
+      if (this.peer.connectionState === "failed") this.fail("no direct path between the console and the device");
+    };
+    void this.offer();
+  }
+
+  get bufferedAmount(): number {
+    return this.channel.bufferedAmount;
+  }
+
+  /** A signal the agent sent on the relay. */
+  onSignal(message: RtcSignal): void {
+    if (this.ended) return;
+    switch (message.type) {
+      case "rtcAnswer":
+        this.peer.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch((e) => this.fail(`the agent's answer was refused: ${String(e)}`));
+        break;
+      case "rtcCandidate":
+        // One m-line (the data channel), so every candidate belongs to index 0. A candidate this
+        // browser cannot use (an address family it lacks, say) is no reason to give up.
+        this.peer.addIceCandidate({ candidate: message.candidate, sdpMLineIndex: 0 }).catch(() => undefined);
+        break;
+      case "rtcUnavailable":
+        this.fail(message.reason || "the device does not offer a direct path");
+        break;
+      case "rtcOffer":
+        // The console is always the offerer; an offer from the agent is a protocol error.
+        this.fail("the device sent an offer");
+        break;
+    }
+  }
+
+  send(payload: string | Uint8Array<ArrayBuffer>): void {
+    if (!this.ended && this.channel.readyState === "open") this.channel.send(payload);
+  }
+
+  /** Ends the attempt without reporting a failure (the session is closing). */
+  close(): void {
+    this.ended = true;
+    this.channel.close();
+    this.peer.close();
+  }
+
+  private async offer(): Promise<void> {
+    try {
+      const offer = await this.peer.createOffer();
+      await this.peer.setLocalDescription(offer);
+      if (!offer.sdp) throw new Error("the browser made an empty offer");
+      if (!this.ended) this.handlers.signal({ type: "rtcOffer", sdp: offer.sdp });
+    } catch (e) {
+      this.fail(`could not make an offer: ${String(e)}`);
+    }
+  }
+
+  private fail(why: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.channel.close();
+    this.peer.close();
+    this.handlers.onFailed(why);
+  }
+}
+
+function browserPeer(config: DirectPath): PeerConnectionLike {
+  // The wire's optional fields are `null` when absent; RTCIceServer wants them left out.
+  const iceServers: RTCIceServer[] = config.iceServers.map(({ urls, username, credential }) => ({
+    urls,
+    ...(username ? { username } : {}),
+    ...(credential ? { credential } : {}),
+  }));
+  return new RTCPeerConnection({ iceServers }) as unknown as PeerConnectionLike;
+}

@@ -1,0 +1,137 @@
+// The console's side of moving one session from the WebSocket relay onto a direct WebRTC data
+// channel without losing, doubling or reordering a message in either direction. The same state
+// machine as `common/src/relay/switch.rs` (whose comments explain the protocol): each side sends
+// `rtcReady` on the relay when its channel opens; once it has sent and received `rtcReady` it
+// sends `rtcSwitch` as its LAST data message on the relay and everything after on the channel; a
+// receiver reads the relay up to the peer's `rtcSwitch`, holding early channel data aside.
+// Sans-IO: the caller reports what happened and sends what `pollTransmit` hands out.
+
+export type Path = "relay" | "direct";
+
+/** One message of session data: a JSON control message (text) or the session's bytes. */
+export type Payload = string | Uint8Array<ArrayBuffer>;
+
+export type SwitchSignal = "rtcReady" | "rtcSwitch";
+
+export type Transmit = { kind: "signal"; signal: SwitchSignal } | { kind: "data"; path: Path; payload: Payload };
+
+/** Why the session cannot go on. */
+export class SwitchError extends Error {}
+
+/** How much channel data may arrive before the peer's marker (as in switch.rs). */
+export const DEFAULT_EARLY_LIMIT = 8 * 1024 * 1024;
+
+/** The relay text frame of a switch signal. */
+export function signalText(signal: SwitchSignal): string {
+  return JSON.stringify({ type: signal });
+}
+
+/** The switch signal a parsed relay text frame is, if it is one. */
+export function asSwitchSignal(message: Record<string, unknown>): SwitchSignal | null {
+  return message.type === "rtcReady" || message.type === "rtcSwitch" ? message.type : null;
+}
+
+function size(payload: Payload): number {
+  return typeof payload === "string" ? payload.length : payload.byteLength;
+}
+
+export class PathSwitch {
+  private readySent = false;
+  private peerReady = false;
+  private sending: Path = "relay";
+  private receiving: Path = "relay";
+  private failed = false;
+  private early: Payload[] = [];
+  private earlyBytes = 0;
+  private readonly transmit: Transmit[] = [];
+  private readonly deliver: Payload[] = [];
+
+  constructor(private readonly earlyLimit = DEFAULT_EARLY_LIMIT) {}
+
+  get sendingPath(): Path {
+    return this.sending;
+  }
+
+  get receivingPath(): Path {
+    return this.receiving;
+  }
+
+  /** Both directions run on the data channel: the relay now carries control only. */
+  get isSwitched(): boolean {
+    return this.sending === "direct" && this.receiving === "direct";
+  }
+
+  /** Our data channel opened (ordered and reliable). */
+  directOpened(): void {
+    if (this.readySent || this.failed) return;
+    this.readySent = true;
+    this.transmit.push({ kind: "signal", signal: "rtcReady" });
+    this.maybeSwitchSending();
+  }
+
+  /** The data channel (or ICE/DTLS below it) failed or closed. Throws when data may be lost. */
+  directFailed(): void {
+    this.failed = true;
+    if (this.sending === "direct" || this.receiving === "direct") {
+      throw new SwitchError("the direct path failed after the session had switched to it");
+    }
+    this.early = [];
+    this.earlyBytes = 0;
+  }
+
+  /** A switch signal read on the relay. */
+  relaySignal(signal: SwitchSignal): void {
+    if (signal === "rtcReady") {
+      this.peerReady = true;
+      this.maybeSwitchSending();
+      return;
+    }
+    if (this.receiving === "direct") throw new SwitchError("the peer sent rtcSwitch twice");
+    if (!this.peerReady) throw new SwitchError("the peer sent rtcSwitch before rtcReady");
+    if (this.failed) throw new SwitchError("the direct path failed after the session had switched to it");
+    this.receiving = "direct";
+    this.earlyBytes = 0;
+    this.deliver.push(...this.early);
+    this.early = [];
+  }
+
+  /** Session data read on the relay. */
+  relayData(payload: Payload): void {
+    if (this.receiving === "direct") throw new SwitchError("the peer sent session data on the relay after its rtcSwitch");
+    this.deliver.push(payload);
+  }
+
+  /** Session data read on the data channel. */
+  directData(payload: Payload): void {
+    if (this.receiving === "direct") {
+      this.deliver.push(payload);
+      return;
+    }
+    this.earlyBytes += size(payload);
+    if (this.earlyBytes > this.earlyLimit) {
+      throw new SwitchError(`more than ${this.earlyLimit} bytes arrived on the data channel before the peer's rtcSwitch`);
+    }
+    this.early.push(payload);
+  }
+
+  /** Session data to send; it comes back out of `pollTransmit` with its path. */
+  send(payload: Payload): void {
+    this.transmit.push({ kind: "data", path: this.sending, payload });
+  }
+
+  pollTransmit(): Transmit | undefined {
+    return this.transmit.shift();
+  }
+
+  pollDeliver(): Payload | undefined {
+    return this.deliver.shift();
+  }
+
+  private maybeSwitchSending(): void {
+    if (this.sending === "relay" && this.readySent && this.peerReady && !this.failed) {
+      // Queued after every earlier relay message: the last data the peer reads from the relay.
+      this.transmit.push({ kind: "signal", signal: "rtcSwitch" });
+      this.sending = "direct";
+    }
+  }
+}

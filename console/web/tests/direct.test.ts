@@ -1,0 +1,178 @@
+// A session's direct path as the console drives it, with a scripted relay socket and peer
+// connection: signalling goes out on the relay, the switch is marked there, and the session sees
+// the agent's messages once and in order whichever path they took. Real browsers and agents are
+// exercised by the e2e tests; this pins the console's half of the protocol.
+import { describe, expect, it } from "vitest";
+import { DIRECT_LOST, RelayConnection, type RelaySocketLike } from "../src/lib/sessions/relay";
+import type { DataChannelLike, PeerConnectionLike } from "../src/lib/sessions/direct";
+
+class FakeSocket implements RelaySocketLike {
+  binaryType = "blob";
+  bufferedAmount = 0;
+  sent: Array<string | Uint8Array> = [];
+  closedWith: { code?: number; reason?: string } | null = null;
+  onopen: ((event: unknown) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  send(data: string | Uint8Array): void {
+    this.sent.push(data);
+  }
+  close(code?: number, reason?: string): void {
+    this.closedWith = { code, reason };
+  }
+  text(message: object | string): void {
+    this.onmessage?.({ data: typeof message === "string" ? message : JSON.stringify(message) });
+  }
+  /** The JSON text frames sent, parsed. */
+  json(): Array<Record<string, unknown>> {
+    return this.sent.filter((s): s is string => typeof s === "string").map((s) => JSON.parse(s) as Record<string, unknown>);
+  }
+}
+
+class FakeChannel implements DataChannelLike {
+  binaryType = "blob";
+  readyState = "connecting";
+  bufferedAmount = 0;
+  sent: Array<string | Uint8Array> = [];
+  onopen: ((event: unknown) => void) | null = null;
+  onclose: ((event: unknown) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  send(data: string | Uint8Array): void {
+    this.sent.push(data);
+  }
+  close(): void {
+    this.readyState = "closed";
+  }
+  open(): void {
+    this.readyState = "open";
+    this.onopen?.({});
+  }
+}
+
+class FakePeer implements PeerConnectionLike {
+  readonly channel = new FakeChannel();
+  remote: string | null = null;
+  candidates: string[] = [];
+  connectionState = "new";
+  closed = false;
+  onicecandidate: ((event: { candidate: { candidate: string } | null }) => void) | null = null;
+  onconnectionstatechange: ((event: unknown) => void) | null = null;
+  createDataChannel(): DataChannelLike {
+    return this.channel;
+  }
+  async createOffer() {
+    return { type: "offer", sdp: "v=0 offer" };
+  }
+  async setLocalDescription(): Promise<void> {}
+  async setRemoteDescription(description: { sdp: string }): Promise<void> {
+    this.remote = description.sdp;
+  }
+  async addIceCandidate(candidate: { candidate: string }): Promise<void> {
+    this.candidates.push(candidate.candidate);
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+const DIRECT = { iceServers: [{ urls: ["stun:h:8443"] }] };
+
+function session() {
+  const socket = new FakeSocket();
+  const peer = new FakePeer();
+  const seen: string[] = [];
+  const paths: string[] = [];
+  let closed: { code: number; reason: string } | null = null;
+  const relay = new RelayConnection(
+    "wss://h/r",
+    {
+      onPaired: () => seen.push("paired"),
+      onMessage: (m) => seen.push(`json:${String(m.n)}`),
+      onBytes: (b) => seen.push(`bytes:${b.length}`),
+      onClosed: (info) => (closed = info),
+      onPath: (path) => paths.push(path),
+    },
+    { direct: DIRECT, createSocket: () => socket, createPeer: () => peer },
+  );
+  return { socket, peer, relay, seen, paths, closed: () => closed };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe("direct path", () => {
+  it("offers after pairing, switches once both channels are open, and keeps the agent's order", async () => {
+    const s = session();
+    s.socket.text("c");
+    await settle();
+    expect(s.socket.json()).toEqual([{ type: "rtcOffer", sdp: "v=0 offer" }]);
+    s.peer.onicecandidate?.({ candidate: { candidate: "candidate:1 1 udp 1 10.0.0.2 5000 typ host" } });
+    expect(s.socket.json().at(-1)).toEqual({ type: "rtcCandidate", candidate: "candidate:1 1 udp 1 10.0.0.2 5000 typ host" });
+    s.socket.text({ type: "rtcAnswer", sdp: "v=0 answer" });
+    s.socket.text({ type: "rtcCandidate", candidate: "candidate:2 1 udp 1 10.0.0.1 6000 typ host" });
+    await settle();
+    expect(s.peer.remote).toBe("v=0 answer");
+    expect(s.peer.candidates).toEqual(["candidate:2 1 udp 1 10.0.0.1 6000 typ host"]);
+
+    s.relay.sendJson({ n: 1 });
+    s.peer.channel.open();
+    s.relay.sendJson({ n: 2 });
+    // The agent's data: one message on the relay, one that overtook it on the channel.
+    s.socket.text({ n: 10 });
+    s.socket.text({ type: "rtcReady" });
+    s.peer.channel.onmessage?.({ data: JSON.stringify({ n: 12 }) });
+    s.socket.text({ n: 11 });
+    s.socket.text({ type: "rtcSwitch" });
+    s.relay.sendJson({ n: 3 });
+    s.peer.channel.onmessage?.({ data: new Uint8Array([1, 2]).buffer });
+
+    const onRelay = s.socket.json().filter((m) => m.type !== "rtcOffer" && m.type !== "rtcCandidate");
+    expect(onRelay).toEqual([{ n: 1 }, { type: "rtcReady" }, { n: 2 }, { type: "rtcSwitch" }]);
+    expect(s.peer.channel.sent).toEqual([JSON.stringify({ n: 3 })]);
+    expect(s.seen).toEqual(["paired", "json:10", "json:11", "json:12", "bytes:2"]);
+    expect(s.paths).toEqual(["direct"]);
+    expect(s.relay.sendingPath).toBe("direct");
+  });
+
+  it("stays relayed when the agent declines or the channel fails before the switch", async () => {
+    const declined = session();
+    declined.socket.text("c");
+    await settle();
+    declined.socket.text({ type: "rtcUnavailable", reason: "direct connections are off for this group" });
+    declined.relay.sendJson({ n: 1 });
+    expect(declined.socket.json().at(-1)).toEqual({ n: 1 });
+    expect(declined.paths).toEqual(["relay"]);
+    expect(declined.peer.closed).toBe(true);
+    expect(declined.closed()).toBeNull();
+
+    const failed = session();
+    failed.socket.text("c");
+    await settle();
+    failed.peer.channel.open();
+    failed.peer.channel.onclose?.({});
+    failed.socket.text({ type: "rtcReady" });
+    failed.relay.sendJson({ n: 2 });
+    expect(failed.socket.json().at(-1)).toEqual({ n: 2 });
+    expect(failed.closed()).toBeNull();
+  });
+
+  it("ends the session when the channel dies after the switch, so the viewer can reopen it", async () => {
+    const s = session();
+    s.socket.text("c");
+    await settle();
+    s.peer.channel.open();
+    s.socket.text({ type: "rtcReady" });
+    s.peer.channel.onclose?.({});
+    expect(s.closed()).toEqual({ paired: true, code: DIRECT_LOST.code, reason: DIRECT_LOST.reason });
+    expect(s.socket.closedWith).toEqual({ code: DIRECT_LOST.code, reason: DIRECT_LOST.reason });
+  });
+
+  it("ends the session on a peer that breaks the switch protocol", async () => {
+    const s = session();
+    s.socket.text("c");
+    await settle();
+    s.socket.text({ type: "rtcSwitch" });
+    expect(s.closed()?.reason).toMatch(/before rtcReady/);
+  });
+});
