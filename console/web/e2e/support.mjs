@@ -48,13 +48,13 @@ function waitForLine(child, pattern, ms, what) {
  * Starts the real tether-server on a free loopback port with a fresh data folder (or the given
  * one, to restart). Optional `config` is written to config.toml first.
  */
-export async function startServer({ datapath = tempDir("server"), port = 0, config = "" } = {}) {
+export async function startServer({ datapath = tempDir("server"), port = 0, config = "", bind = "127.0.0.1" } = {}) {
   const exe = binary("tether-server");
   if (!existsSync(exe)) throw new Error(`${exe} is missing: run \`cargo build -p tether-server\` first`);
   if (config) writeFileSync(join(datapath, "config.toml"), config);
   const child = spawn(
     exe,
-    ["--port", String(port), "--redirport", "0", "--bind", "127.0.0.1", "--cert", "localhost", "--fastcert", "--datapath", datapath],
+    ["--port", String(port), "--redirport", "0", "--bind", bind, "--cert", "localhost", "--fastcert", "--datapath", datapath],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },
   );
   const match = await waitForLine(child, /tether-server listening on (https:\/\/[^/]+:(\d+))\//, 120_000, "tether-server");
@@ -116,12 +116,16 @@ function stopChild(child) {
   });
 }
 
-/** Debian's Chromium, headless, quiet on the network, with a fresh profile per launch. */
-export async function launchBrowser() {
+/**
+ * Debian's Chromium, headless, quiet on the network, with a fresh profile per launch. With
+ * `executablePath`, another launcher (a wrapper that starts it in a network namespace).
+ */
+export async function launchBrowser({ executablePath, args = [] } = {}) {
   return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    executablePath: executablePath ?? process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
     args: [
+      ...args,
       "--no-sandbox",
       "--disable-gpu",
       "--disable-quic",
@@ -183,9 +187,15 @@ export async function until(read, check, what, ms = 20_000) {
  * On a fresh server: creates the administrator `admin` ({ name, password }) and, through the
  * console's own screens, a device group named `group`; resolves with that group's .msh.
  */
-export async function createAdminAndGroup(page, server, admin, group) {
-  const setup = await page.request.post(`${server.url}/api/setup`, { data: admin });
+export async function createAdminAndGroup(page, server, admin, group, { setupUrl = server.url } = {}) {
+  // The first account needs no setup code only when made from the server's own machine.
+  const setup = await page.request.post(`${setupUrl}/api/setup`, { data: admin });
   assert.ok(setup.ok(), await setup.text());
+  if (setupUrl !== server.url) {
+    // The session cookie is the setup address's; sign in at the address the browser uses.
+    const login = await page.request.post(`${server.url}/api/login`, { data: { user: admin.name, password: admin.password } });
+    assert.ok(login.ok(), await login.text());
+  }
   await page.goto(`${server.url}/groups`);
   await page.getByRole("button", { name: "New group" }).first().click();
   const dialog = page.getByRole("dialog", { name: "New device group" });

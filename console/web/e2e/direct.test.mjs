@@ -1,0 +1,137 @@
+// Direct sessions from a real browser to a real agent. Chromium runs in a network namespace of its
+// own (it ignores loopback ICE candidates), the server and agent in this one. Each session starts
+// on the server's relay and moves to a WebRTC data channel between the browser and the agent: the
+// shell still echoes after the switch, a file goes up and comes back byte-identical, and a group
+// whose policy keeps sessions relayed never switches.
+
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { canMakeNamespaces, privateNetwork } from "./netns.mjs";
+import {
+  binary,
+  createAdminAndGroup,
+  launchBrowser,
+  newPage,
+  openOnlineDevice,
+  recordFigure,
+  screenshot,
+  startAgent,
+  startServer,
+  tempDir,
+  until,
+} from "./support.mjs";
+
+const ADMIN = { name: "admin", password: "correct horse battery" };
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+// CI runs as root with everything built; elsewhere the test says why it cannot run.
+const skip = !existsSync(binary("tether-agent"))
+  ? "tether-agent is not built"
+  : !canMakeNamespaces() && !process.env.CI
+    ? "needs root for a private network namespace"
+    : false;
+
+describe("direct sessions", { skip }, () => {
+  let network;
+  let server;
+  let agent;
+  let browser;
+  let page;
+  let errors;
+  let filesRoot;
+  let deviceUrl;
+  let groupUrl;
+
+  before(async () => {
+    network = privateNetwork();
+    // Every address: the browser comes over the veth, the first account is made over loopback.
+    server = await startServer({ bind: "0.0.0.0" });
+    const loopback = `https://127.0.0.1:${server.port}`;
+    server.url = `https://${network.hostAddress}:${server.port}`;
+    browser = await launchBrowser({
+      executablePath: network.launcher,
+      // Real host candidates rather than mDNS names (the agent does not resolve `.local`).
+      args: ["--disable-features=WebRtcHideLocalIpsWithMdns"],
+    });
+    ({ page, errors } = await newPage(browser));
+    filesRoot = realpathSync(tempDir("files"));
+    const msh = await createAdminAndGroup(page, server, ADMIN, "Direct", { setupUrl: loopback });
+    groupUrl = page.url();
+    agent = await startAgent(msh, ["--files-root", filesRoot]);
+    deviceUrl = await openOnlineDevice(page, server);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await agent?.stop();
+    await server?.stop();
+    server?.cleanup();
+    network?.remove();
+    if (filesRoot) rmSync(filesRoot, { recursive: true, force: true });
+  });
+
+  const screenRows = () =>
+    page.locator("[data-testid=terminal] .xterm-rows > div").evaluateAll((rows) => rows.map((r) => r.textContent.replace(/\u00a0/g, " ").trimEnd()));
+  const type = async (text) => {
+    await page.locator("[data-testid=terminal] .xterm-helper-textarea").focus();
+    await page.keyboard.type(text);
+    await page.keyboard.press("Enter");
+  };
+  const path = () => page.getByTestId("session-path").getAttribute("data-path");
+
+  it("moves a terminal session to the direct path, and the shell still echoes", async () => {
+    await page.getByRole("tab", { name: "Terminal" }).click();
+    const status = page.getByTestId("terminal-status");
+    await status.filter({ hasText: "Connected" }).waitFor({ timeout: 30_000 });
+    const connected = Date.now();
+    await type("echo before-switch");
+    await until(screenRows, (rows) => rows.includes("before-switch"), "echo on the relay");
+    await until(path, (p) => p === "direct", "the session on the direct path", 30_000);
+    recordFigure("direct.terminal.switch_ms_after_connected", Date.now() - connected);
+    await type("echo after-switch");
+    await until(screenRows, (rows) => rows.includes("after-switch"), "echo over the data channel");
+    await screenshot(page, "40-terminal-direct");
+  });
+
+  it("uploads and downloads a file over the direct path, byte for byte", async () => {
+    await page.getByRole("tab", { name: "Files" }).click();
+    await page.getByRole("textbox", { name: "Go to path" }).fill(filesRoot);
+    await page.getByRole("button", { name: "Go", exact: true }).click();
+    await page.getByText("This folder is empty").waitFor({ timeout: 30_000 });
+    await until(path, (p) => p === "direct", "the files session on the direct path", 30_000);
+
+    const original = randomBytes(8 * 1024 * 1024 + 5);
+    const started = Date.now();
+    await page.getByTestId("upload-input").setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: original });
+    await page.locator("li[data-transfer='big.bin'][data-state='done']").waitFor({ timeout: 60_000 });
+    recordFigure("direct.files.upload_8MiB_ms", Date.now() - started);
+    assert.equal(sha256(readFileSync(join(filesRoot, "big.bin"))), sha256(original), "the agent wrote the same bytes");
+
+    const row = page.locator("tr[data-file='big.bin']");
+    const [download] = await Promise.all([page.waitForEvent("download"), row.getByRole("button", { name: "Download big.bin" }).click()]);
+    assert.equal(sha256(readFileSync(await download.path())), sha256(original), "downloaded bytes equal the original");
+    assert.equal(await path(), "direct");
+  });
+
+  it("keeps sessions relayed in a group whose policy says so", async () => {
+    await page.goto(groupUrl);
+    const policy = page.getByRole("checkbox", { name: "Direct connections" });
+    await policy.uncheck();
+    await until(() => policy.isChecked(), (checked) => checked === false, "the policy saved");
+    await page.goto(`${deviceUrl}/terminal`);
+    const status = page.getByTestId("terminal-status");
+    await status.filter({ hasText: "Connected" }).waitFor({ timeout: 30_000 });
+    await type("echo relayed");
+    await until(screenRows, (rows) => rows.includes("relayed"), "echo on the relay");
+    // The ticket offered no direct path, so the console never made a peer connection to try.
+    assert.equal(await path(), "relay");
+    assert.match(await page.getByTestId("session-path").getAttribute("title"), /Relayed through the server/);
+  });
+
+  it("ran without unexpected errors", () => {
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource|net::ERR_/.test(e)), []);
+  });
+});

@@ -1,0 +1,63 @@
+// A private network for the browser: Chromium never uses loopback ICE candidates, so a test of
+// direct (peer-to-peer) sessions runs it in a network namespace of its own, joined to this one by
+// a veth pair. The server and the agent stay here, on the veth's near address; the browser
+// reaches them at that address and the agent's ICE candidates include it. Needs root (`ip netns`).
+
+import { execFileSync } from "node:child_process";
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tempDir } from "./support.mjs";
+
+const ip = (...args) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+
+export function canMakeNamespaces() {
+  return typeof process.getuid === "function" && process.getuid() === 0;
+}
+
+/**
+ * Makes namespace and veth pair (names unique to this process); resolves with the addresses, a
+ * Chromium launcher that runs inside the namespace, and `remove()`.
+ */
+export function privateNetwork() {
+  const tag = String(process.pid % 100_000);
+  const ns = `tether-e2e-${tag}`;
+  const near = `te2e${tag}a`;
+  const far = `te2e${tag}b`;
+  // 10.79.x.0/24 per process, so parallel runs on one machine do not share a subnet.
+  const subnet = `10.79.${process.pid % 250}`;
+  const hostAddress = `${subnet}.1`;
+  const browserAddress = `${subnet}.2`;
+  ip("netns", "add", ns);
+  try {
+    ip("link", "add", near, "type", "veth", "peer", "name", far);
+    ip("link", "set", far, "netns", ns);
+    ip("addr", "add", `${hostAddress}/24`, "dev", near);
+    ip("link", "set", near, "up");
+    ip("-n", ns, "addr", "add", `${browserAddress}/24`, "dev", far);
+    ip("-n", ns, "link", "set", far, "up");
+    ip("-n", ns, "link", "set", "lo", "up");
+    ip("-n", ns, "route", "add", "default", "via", hostAddress);
+  } catch (error) {
+    removeNetwork(ns, near);
+    throw error;
+  }
+  const dir = tempDir("netns");
+  const launcher = join(dir, "chromium-in-netns");
+  // Playwright talks to Chromium over inherited pipes, which `ip netns exec` passes through.
+  writeFileSync(launcher, `#!/bin/sh\nexec ip netns exec ${ns} ${process.env.CHROMIUM ?? "/usr/bin/chromium"} "$@"\n`);
+  chmodSync(launcher, 0o755);
+  return { ns, hostAddress, browserAddress, launcher, remove: () => removeNetwork(ns, near) };
+}
+
+function removeNetwork(ns, near) {
+  try {
+    ip("link", "del", near);
+  } catch {
+    // Gone with the namespace already.
+  }
+  try {
+    ip("netns", "del", ns);
+  } catch {
+    // Never made.
+  }
+}
