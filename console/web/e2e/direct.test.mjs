@@ -114,6 +114,16 @@ describe("direct sessions", { skip }, () => {
     const [download] = await Promise.all([page.waitForEvent("download"), row.getByRole("button", { name: "Download big.bin" }).click()]);
     assert.equal(sha256(readFileSync(await download.path())), sha256(original), "downloaded bytes equal the original");
     assert.equal(await path(), "direct");
+
+    // Leaving the tab ends the session; the server's record of it counts what the relay carried:
+    // the signalling and the first messages, not the 8 MiB each way.
+    await page.getByRole("tab", { name: "Events" }).click();
+    const ended = page.getByRole("cell", { name: /files session to .* ended after/ });
+    await ended.first().waitFor({ timeout: 30_000 });
+    const [, toDevice, fromDevice] = (await ended.first().innerText()).match(/(\d+) bytes to the device, (\d+) bytes from it/);
+    recordFigure("direct.files.relay_bytes", { toDevice: Number(toDevice), fromDevice: Number(fromDevice) });
+    assert.ok(Number(toDevice) < 1024 * 1024, `the relay carried ${toDevice} bytes to the device`);
+    assert.ok(Number(fromDevice) < 1024 * 1024, `the relay carried ${fromDevice} bytes from the device`);
   });
 
   it("keeps sessions relayed in a group whose policy says so", async () => {
