@@ -21,6 +21,8 @@ import {
   startAgent,
   startServer,
   tempDir,
+  terminalRows,
+  typeLine,
   until,
 } from "./support.mjs";
 
@@ -73,13 +75,8 @@ describe("direct sessions", { skip }, () => {
     if (filesRoot) rmSync(filesRoot, { recursive: true, force: true });
   });
 
-  const screenRows = () =>
-    page.locator("[data-testid=terminal] .xterm-rows > div").evaluateAll((rows) => rows.map((r) => r.textContent.replace(/\u00a0/g, " ").trimEnd()));
-  const type = async (text) => {
-    await page.locator("[data-testid=terminal] .xterm-helper-textarea").focus();
-    await page.keyboard.type(text);
-    await page.keyboard.press("Enter");
-  };
+  const screenRows = () => terminalRows(page);
+  const type = (text) => typeLine(page, text);
   const path = () => page.getByTestId("session-path").getAttribute("data-path");
 
   it("moves a terminal session to the direct path, and the shell still echoes", async () => {

@@ -17,6 +17,8 @@ import {
   startAgent,
   startServer,
   tempDir,
+  terminalRows,
+  typeLine,
   until,
 } from "./support.mjs";
 
@@ -54,14 +56,8 @@ describe("terminal and files sessions", { skip: !agentBuilt && "tether-agent is 
     if (filesRoot) rmSync(filesRoot, { recursive: true, force: true });
   });
 
-  /** The terminal's screen, one string per row (xterm's DOM renderer). */
-  const screenRows = () =>
-    page.locator("[data-testid=terminal] .xterm-rows > div").evaluateAll((rows) => rows.map((r) => r.textContent.replace(/\u00a0/g, " ").trimEnd()));
-  const type = async (text) => {
-    await page.locator("[data-testid=terminal] .xterm-helper-textarea").focus();
-    await page.keyboard.type(text);
-    await page.keyboard.press("Enter");
-  };
+  const screenRows = () => terminalRows(page);
+  const type = (text) => typeLine(page, text);
   /** The last `stty size` answer on screen ("rows cols"). */
   const lastSttySize = async () => (await screenRows()).filter((r) => /^\d+ \d+$/.test(r)).pop() ?? null;
 

@@ -181,6 +181,22 @@ export async function until(read, check, what, ms = 20_000) {
   }
 }
 
+// ---- the Terminal tab ----
+
+/** The terminal's screen, one string per row (xterm's DOM renderer). */
+export function terminalRows(page) {
+  return page
+    .locator("[data-testid=terminal] .xterm-rows > div")
+    .evaluateAll((rows) => rows.map((r) => r.textContent.replace(/\u00a0/g, " ").trimEnd()));
+}
+
+/** Types `text` into the terminal and presses Enter. */
+export async function typeLine(page, text) {
+  await page.locator("[data-testid=terminal] .xterm-helper-textarea").focus();
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+}
+
 // ---- a device to open sessions to ----
 
 /**

@@ -3,32 +3,9 @@
 // the agent's messages once and in order whichever path they took. Real browsers and agents are
 // exercised by the e2e tests; this pins the console's half of the protocol.
 import { describe, expect, it } from "vitest";
-import { DIRECT_LOST, RelayConnection, type RelaySocketLike } from "../src/lib/sessions/relay";
+import { DIRECT_LOST, RelayConnection } from "../src/lib/sessions/relay";
 import type { DataChannelLike, PeerConnectionLike } from "../src/lib/sessions/direct";
-
-class FakeSocket implements RelaySocketLike {
-  binaryType = "blob";
-  bufferedAmount = 0;
-  sent: Array<string | Uint8Array> = [];
-  closedWith: { code?: number; reason?: string } | null = null;
-  onopen: ((event: unknown) => void) | null = null;
-  onclose: ((event: { code: number; reason: string }) => void) | null = null;
-  onmessage: ((event: { data: unknown }) => void) | null = null;
-  onerror: ((event: unknown) => void) | null = null;
-  send(data: string | Uint8Array): void {
-    this.sent.push(data);
-  }
-  close(code?: number, reason?: string): void {
-    this.closedWith = { code, reason };
-  }
-  text(message: object | string): void {
-    this.onmessage?.({ data: typeof message === "string" ? message : JSON.stringify(message) });
-  }
-  /** The JSON text frames sent, parsed. */
-  json(): Array<Record<string, unknown>> {
-    return this.sent.filter((s): s is string => typeof s === "string").map((s) => JSON.parse(s) as Record<string, unknown>);
-  }
-}
+import { FakeRelaySocket } from "./fakeRelaySocket";
 
 class FakeChannel implements DataChannelLike {
   binaryType = "blob";
@@ -80,7 +57,7 @@ class FakePeer implements PeerConnectionLike {
 const DIRECT = { iceServers: [{ urls: ["stun:h:8443"] }] };
 
 function session() {
-  const socket = new FakeSocket();
+  const socket = new FakeRelaySocket();
   const peer = new FakePeer();
   const seen: string[] = [];
   const paths: string[] = [];

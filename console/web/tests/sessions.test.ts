@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RelayConnection, relaySocketUrl } from "../src/lib/sessions/relay";
-import type { RelayChannel, RelaySocketLike } from "../src/lib/sessions/relay";
+import type { RelayChannel } from "../src/lib/sessions/relay";
+import { FakeRelaySocket } from "./fakeRelaySocket";
 import {
   describeEnd,
   encodeBinaryInput,
@@ -13,22 +14,6 @@ import {
 import { CHUNK_SIZE, FilesError, FilesSession, UPLOAD_WINDOW, chunkRanges } from "../src/lib/sessions/files";
 import { breadcrumbs, fileSize, invalidName, joinPath, parentPath, permissions, sortEntries } from "../src/lib/sessions/paths";
 
-class FakeRelaySocket implements RelaySocketLike {
-  binaryType = "blob";
-  bufferedAmount = 0;
-  sent: Array<string | Uint8Array> = [];
-  closed = false;
-  onopen: ((event: unknown) => void) | null = null;
-  onclose: ((event: { code: number; reason: string }) => void) | null = null;
-  onmessage: ((event: { data: unknown }) => void) | null = null;
-  onerror: ((event: unknown) => void) | null = null;
-  send(data: string | Uint8Array): void {
-    this.sent.push(data);
-  }
-  close(): void {
-    this.closed = true;
-  }
-}
 
 /** A channel that records what the session sent; `queued` plays the browser's send queue. */
 class FakeChannel implements RelayChannel {
