@@ -21,7 +21,7 @@ use crate::agents::may_enrol;
 use crate::store::{DeviceRecord, GroupRecord, UserRecord};
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 /// What `user` may do on `group`: everything for site admins, otherwise the member entry (any
 /// right implies VIEW).

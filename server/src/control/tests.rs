@@ -52,19 +52,8 @@ impl World {
         }
     }
 
-    /// Accounts made directly in the store: these tests are about rights, not passwords.
     async fn user(&self, name: &str, site_admin: bool) -> UserRecord {
-        let user = UserRecord {
-            id: UserId::from_name(name),
-            name: name.into(),
-            email: None,
-            password_hash: "$argon2id$not-a-real-hash".into(),
-            site_admin,
-            created: 1,
-            password_changed: 1,
-        };
-        self.store.create_user(&user).await.unwrap();
-        user
+        super::access::tests::user(self.store.as_ref(), name, site_admin).await
     }
 
     async fn reread(&self, user: &UserRecord) -> UserRecord {

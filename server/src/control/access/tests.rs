@@ -122,7 +122,12 @@ impl Fixture {
     }
 }
 
-async fn user(store: &dyn Store, name: &str, site_admin: bool) -> UserRecord {
+/// An account made directly in the store: these tests are about rights, not passwords.
+pub(in crate::control) async fn user(
+    store: &dyn Store,
+    name: &str,
+    site_admin: bool,
+) -> UserRecord {
     let user = UserRecord {
         id: UserId::from_name(name),
         name: name.into(),
