@@ -3,6 +3,8 @@
 //!
 //! - `peer.rs`: [`DirectPeer`], one peer connection with one reliable ordered data channel over
 //!   real UDP, hiding str0m;
+//! - `splice.rs`: [`splice`], which puts a relay session's frames on the data channel once it is
+//!   open (signalling and `PathSwitch` beside the session's own frames);
 //! - `addrs.rs`: which local addresses become host candidates.
 
 // Kept here, not in the workspace [lints], because they must not reach the integration tests
@@ -12,5 +14,7 @@
 
 mod addrs;
 mod peer;
+mod splice;
 
 pub use peer::{DirectPeer, PeerError, PeerEvent, PeerSender, Role};
+pub use splice::{PathStatus, SessionSocket, SpliceConfig, splice};
