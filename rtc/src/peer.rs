@@ -72,14 +72,20 @@ pub enum PeerError {
 enum Control {
     Answer(String, oneshot::Sender<Result<(), PeerError>>),
     Candidate(String),
-    /// Reply once everything sent so far has been acknowledged by the peer (or the path died).
+}
+
+/// What goes through the data queue, in order.
+enum Outgoing {
+    Payload(Payload),
+    /// Reply once everything queued before has been acknowledged by the peer (or the path died).
+    /// It rides the data queue so that messages still queued count too.
     Flush(oneshot::Sender<()>),
 }
 
 /// A handle on the driver task. Dropping it closes the channel and ends the task.
 pub struct DirectPeer {
     control: mpsc::UnboundedSender<Control>,
-    data: mpsc::Sender<Payload>,
+    data: mpsc::Sender<Outgoing>,
     events: mpsc::Receiver<PeerEvent>,
 }
 
@@ -131,7 +137,6 @@ impl DirectPeer {
     /// A handle for sending, usable while another task (or select arm) waits for events.
     pub fn sender(&self) -> PeerSender {
         PeerSender {
-            control: self.control.clone(),
             data: self.data.clone(),
         }
     }
@@ -145,20 +150,22 @@ impl DirectPeer {
 /// Sends on a [`DirectPeer`]'s channel.
 #[derive(Clone)]
 pub struct PeerSender {
-    control: mpsc::UnboundedSender<Control>,
-    data: mpsc::Sender<Payload>,
+    data: mpsc::Sender<Outgoing>,
 }
 
 impl PeerSender {
     /// Queues one message; waits while the channel's buffer is full.
     pub async fn send(&self, payload: Payload) -> Result<(), PeerError> {
-        self.data.send(payload).await.map_err(|_| PeerError::Closed)
+        self.data
+            .send(Outgoing::Payload(payload))
+            .await
+            .map_err(|_| PeerError::Closed)
     }
 
     /// Waits until the peer has acknowledged everything sent so far (or the path is gone).
     pub async fn flush(&self) {
         let (reply, done) = oneshot::channel();
-        if self.control.send(Control::Flush(reply)).is_ok() {
+        if self.data.send(Outgoing::Flush(reply)).await.is_ok() {
             let _ = done.await;
         }
     }
@@ -263,7 +270,7 @@ impl Driver {
     async fn run(
         mut self,
         mut control: mpsc::UnboundedReceiver<Control>,
-        mut data: mpsc::Receiver<Payload>,
+        mut data: mpsc::Receiver<Outgoing>,
         mut datagrams: mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>,
     ) {
         let deadline = tokio::time::Instant::now() + OPEN_DEADLINE;
@@ -296,7 +303,8 @@ impl Driver {
                     }
                 }
                 payload = data.recv(), if can_take => match payload {
-                    Some(payload) => self.unsent = Some(payload),
+                    Some(Outgoing::Payload(payload)) => self.unsent = Some(payload),
+                    Some(Outgoing::Flush(reply)) => self.flushes.push(reply),
                     None => break "the session ended".to_owned(),
                 },
                 () = tokio::time::sleep_until(sleep_until) => {
@@ -349,7 +357,6 @@ impl Driver {
                     Err(e) => tracing::info!("direct: unusable remote candidate {line:?}: {e}"),
                 }
             }
-            Control::Flush(reply) => self.flushes.push(reply),
         }
     }
 
