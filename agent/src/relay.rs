@@ -31,7 +31,11 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::tls;
 pub(crate) use files::Uploads;
 
-pub(crate) type RelaySocket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+/// What a session's code talks to: the relay, or the direct data channel once the session has
+/// moved there (`tether_rtc::splice`); the session cannot tell.
+pub(crate) type RelaySocket = tether_rtc::SessionSocket;
+/// The relay WebSocket itself.
+type RelayWs = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The server closes an unpaired session after its pairing timeout; this is a backstop.
 const PAIRING_WAIT: Duration = Duration::from_secs(120);
@@ -63,8 +67,15 @@ pub(crate) async fn serve_tunnel(
 ) -> anyhow::Result<()> {
     let url = relay_url(&settings.url, &request.url)?;
     let socket = connect(&url, &settings.cert_der).await?;
-    let mut socket = wait_for_peer(socket).await?;
+    let socket = wait_for_peer(socket).await?;
     tracing::info!(user = %request.user, kind = %request.kind, "relay: session started");
+    // Terminal and file sessions may move to a direct path when the server allows one; desktop
+    // sessions stay relayed for now (their video wants a media track, not a data channel).
+    let direct = match request.kind {
+        SessionKind::Terminal | SessionKind::Files => request.direct.clone(),
+        _ => None,
+    };
+    let mut socket = splice(socket, direct).await;
     // The server checked the user's rights; the agent holds the session to them too.
     let result = match request.kind {
         kind if !kind.allowed_by(request.rights) => {
@@ -110,8 +121,20 @@ pub(crate) async fn turn_away(
 ) -> anyhow::Result<()> {
     let url = relay_url(&settings.url, &request.url)?;
     let socket = connect(&url, &settings.cert_der).await?;
-    let mut socket = wait_for_peer(socket).await?;
+    let socket = wait_for_peer(socket).await?;
+    let mut socket = splice(socket, None).await;
     refuse(&mut socket, message).await
+}
+
+/// The session's socket, on the relay until a direct path (if `direct` allows one) takes over.
+async fn splice(relay: RelayWs, direct: Option<tether_common::relay::DirectPath>) -> RelaySocket {
+    let config = tether_rtc::SpliceConfig {
+        role: tether_rtc::Role::Answerer,
+        direct,
+        // A viewer on this very machine (tetherctl next to its agent) connects over loopback.
+        allow_loopback: true,
+    };
+    tether_rtc::splice(relay, config).await.0
 }
 
 /// The relay URL on the control channel's server: only a path is accepted, so a server message
@@ -127,7 +150,7 @@ pub(crate) fn relay_url(control_url: &str, path: &str) -> anyhow::Result<String>
     Ok(format!("{scheme}://{authority}{path}"))
 }
 
-async fn connect(url: &str, expected_cert: &[u8]) -> anyhow::Result<RelaySocket> {
+async fn connect(url: &str, expected_cert: &[u8]) -> anyhow::Result<RelayWs> {
     let (tls_config, seen_cert) = tls::client_config()?;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(MAX_RELAY_FRAME))
@@ -152,7 +175,7 @@ async fn connect(url: &str, expected_cert: &[u8]) -> anyhow::Result<RelaySocket>
     Ok(socket)
 }
 
-async fn wait_for_peer(mut socket: RelaySocket) -> anyhow::Result<RelaySocket> {
+async fn wait_for_peer(mut socket: RelayWs) -> anyhow::Result<RelayWs> {
     let waited = timeout(PAIRING_WAIT, async {
         loop {
             match socket.next().await {

@@ -31,6 +31,11 @@ pub(crate) struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Sessions (shell, exec, file commands): move onto a direct WebRTC path to the device once
+    /// one is up. auto: try, and stay relayed quietly when none comes up; always: fail when none
+    /// comes up within 10 s; never: stay on the relay. TETHER_DEBUG=1 says which path was used.
+    #[arg(long, global = true, value_enum, default_value_t = DirectMode::Auto, env = "TETHER_DIRECT", value_name = "auto|never|always")]
+    pub direct: DirectMode,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -382,6 +387,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// `--direct`: whether sessions try a direct path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DirectMode {
+    Auto,
+    Never,
+    Always,
 }
 
 /// An on/off setting on the command line.

@@ -37,6 +37,8 @@ pub(crate) struct Control {
     tls: std::sync::Arc<rustls::ClientConfig>,
     /// The session cookie as `name=value`: a secret, never printed.
     cookie: String,
+    /// `--direct`: what relay sessions do about a direct path.
+    pub(crate) direct: crate::cli::DirectMode,
 }
 
 impl Control {
@@ -70,6 +72,7 @@ impl Control {
             target,
             tls: trust.config.clone(),
             cookie,
+            direct: cli.direct,
         })
     }
 

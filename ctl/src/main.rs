@@ -11,6 +11,7 @@
 mod cli;
 mod commands;
 mod connection;
+mod direct;
 mod enrolment;
 mod exec;
 mod files;

@@ -21,6 +21,7 @@ use tokio_tungstenite::{Connector, client_async_tls_with_config};
 use crate::connection::{Control, Socket};
 use crate::login;
 use crate::target::Target;
+pub(crate) use tether_rtc::SessionSocket;
 
 /// The server closes an unpaired session after its pairing timeout (60 s by default); this is
 /// only a backstop.
@@ -62,19 +63,21 @@ pub(crate) async fn open(
     }
 }
 
-/// Asks for a `kind` session on `device` and returns the relay socket once the device has joined
-/// (the server's `"c"` was read).
+/// Asks for a `kind` session on `device` and returns the session's socket once the device has
+/// joined (the server's `"c"` was read). Terminal and file sessions then try a direct path as
+/// `--direct` says (`direct.rs`); the socket carries the session on whichever path it runs.
 pub(crate) async fn start(
     control: &mut Control,
     device: &DeviceId,
     kind: SessionKind,
-) -> anyhow::Result<Socket> {
+) -> anyhow::Result<SessionSocket> {
     let request = CreateSession {
         device: device.clone(),
         kind,
     };
     let ticket = control.call(request).await?;
     let mut socket = control.open_relay(&ticket.url).await?;
+    let direct = control.direct;
     let waited = tokio::time::timeout(PAIRING_WAIT, async {
         loop {
             match socket.next().await {
@@ -92,9 +95,10 @@ pub(crate) async fn start(
     })
     .await;
     match waited {
-        Ok(result) => result.map(|()| socket),
+        Ok(result) => result?,
         Err(_) => bail!("the device did not join the session within {PAIRING_WAIT:?}"),
     }
+    crate::direct::go_direct(socket, kind, ticket.direct, direct).await
 }
 
 /// Standard input, read on its own thread (a blocking read must not hold up the runtime or its

@@ -18,8 +18,9 @@ use tether_common::relay::desktop::{
 };
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::connection::{Control, Socket};
+use crate::connection::Control;
 use crate::output::print_json;
+use crate::relay::SessionSocket as Socket;
 use crate::relay::{self, close_reason};
 
 /// From asking for the session to holding the picture.

@@ -8,7 +8,8 @@ use tether_common::relay::SessionKind;
 use tether_common::relay::files::{self, FilesReply, FilesRequest};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-use crate::connection::{Control, Socket};
+use crate::connection::Control;
+use crate::relay::SessionSocket as Socket;
 use crate::relay::{self, close_reason};
 
 /// What the device sent next.

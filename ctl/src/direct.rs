@@ -1,0 +1,99 @@
+//! `--direct`: after pairing, a terminal or file session offers the device a direct WebRTC path
+//! (`tether_rtc::splice`); `always` waits for it and fails when none comes up.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use tether_common::relay::{DirectPath, SessionKind};
+use tether_rtc::{PathStatus, Role, SessionSocket, SpliceConfig};
+use tokio::sync::watch;
+
+use crate::cli::DirectMode;
+use crate::connection::Socket;
+
+/// `--direct always` gives up when the session has not moved within this long.
+const ALWAYS_WAIT: Duration = Duration::from_secs(10);
+
+/// Set (non-empty) to have tetherctl say on stderr which path a session took.
+const DEBUG_ENV: &str = "TETHER_DEBUG";
+
+/// Splices the paired relay socket; with `always`, returns only once the session runs direct.
+pub(crate) async fn go_direct(
+    relay: Socket,
+    kind: SessionKind,
+    offered: Option<DirectPath>,
+    mode: DirectMode,
+) -> anyhow::Result<SessionSocket> {
+    let direct = match (mode, kind) {
+        (DirectMode::Never, _) => None,
+        (_, SessionKind::Terminal | SessionKind::Files) => offered,
+        // Desktop sessions stay relayed for now (video wants a media track).
+        _ => None,
+    };
+    let tried = direct.is_some();
+    if mode == DirectMode::Always && !tried {
+        match kind {
+            SessionKind::Terminal | SessionKind::Files => bail!(
+                "no direct path to the device (--direct always): its group keeps sessions relayed"
+            ),
+            _ => bail!("no direct path for {kind} sessions (--direct always)"),
+        }
+    }
+    let config = SpliceConfig {
+        role: Role::Offerer,
+        direct,
+        // The agent may run on this very machine: loopback host candidates reach it.
+        allow_loopback: true,
+    };
+    let (socket, mut status) = tether_rtc::splice(relay, config).await;
+    if mode == DirectMode::Always {
+        let settled = tokio::time::timeout(ALWAYS_WAIT, settle(&mut status)).await;
+        match settled {
+            Ok(PathStatus::Direct) => report("direct path up"),
+            Ok(PathStatus::Relayed(reason)) => {
+                bail!("no direct path to the device came up (--direct always): {reason}")
+            }
+            Ok(_) => bail!("the session ended before a direct path came up (--direct always)"),
+            Err(_) => bail!(
+                "no direct path to the device came up within {} s (--direct always)",
+                ALWAYS_WAIT.as_secs()
+            ),
+        }
+    } else if debugging() {
+        if tried {
+            tokio::spawn(async move {
+                match settle(&mut status).await {
+                    PathStatus::Direct => report("direct path up"),
+                    PathStatus::Relayed(reason) => report(&format!("relayed ({reason})")),
+                    _ => {}
+                }
+            });
+        } else {
+            report("relayed");
+        }
+    }
+    Ok(socket)
+}
+
+/// Waits until the session is direct, relayed for good, or over.
+async fn settle(status: &mut watch::Receiver<PathStatus>) -> PathStatus {
+    loop {
+        let now = status.borrow_and_update().clone();
+        if now != PathStatus::Trying {
+            return now;
+        }
+        if status.changed().await.is_err() {
+            return PathStatus::Ended;
+        }
+    }
+}
+
+fn debugging() -> bool {
+    std::env::var_os(DEBUG_ENV).is_some_and(|v| !v.is_empty())
+}
+
+fn report(line: &str) {
+    if debugging() {
+        eprintln!("tetherctl: {line}");
+    }
+}

@@ -1,0 +1,20 @@
+//! Direct paths for relay sessions (issue 13): a WebRTC data channel between the viewer and the
+//! agent that a relay session moves onto once it is open.
+//!
+//! - `peer.rs`: [`DirectPeer`], one peer connection with one reliable ordered data channel over
+//!   real UDP, hiding str0m;
+//! - `splice.rs`: [`splice`], which puts a relay session's frames on the data channel once it is
+//!   open (signalling and `PathSwitch` beside the session's own frames);
+//! - `addrs.rs`: which local addresses become host candidates.
+
+// Kept here, not in the workspace [lints], because they must not reach the integration tests
+// (see CONTRIBUTING.md, "Lints").
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod addrs;
+mod peer;
+mod splice;
+
+pub use peer::{DirectPeer, PeerError, PeerEvent, PeerSender, Role};
+pub use splice::{PathStatus, SessionSocket, SpliceConfig, splice};

@@ -1,0 +1,385 @@
+//! The relay splice: sits between a session's code and its relay WebSocket, runs the direct-path
+//! signalling (`tether_common::relay::signal`) beside the session's own frames, and once a data
+//! channel is open moves the session onto it with `PathSwitch`, exactly once per direction.
+//!
+//! The session code keeps talking WebSocket: it gets one end of an in-memory WebSocket
+//! ([`SessionSocket`]) and never learns which path its frames take. Text and binary frames are
+//! session data; the relay's own control (close) stays on the relay.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tether_common::relay::DirectPath;
+use tether_common::relay::signal::{RelayText, RtcSignal};
+use tether_common::relay::switch::{Path, PathSwitch, Payload, SwitchError, Transmit};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::peer::{DirectPeer, PeerEvent, PeerSender, Role};
+
+/// The session's side of the splice.
+pub type SessionSocket = WebSocketStream<DuplexStream>;
+
+/// Bytes buffered between the session and the splice in each direction.
+const PIPE: usize = 256 * 1024;
+/// How long a closing session waits for the data channel to deliver what it sent last.
+const FLUSH_WAIT: Duration = Duration::from_secs(10);
+/// How long the splice waits for the session to finish its close once the relay has gone.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// What the splice should try.
+#[derive(Debug, Clone)]
+pub struct SpliceConfig {
+    pub role: Role,
+    /// `None`: this session stays on the relay (the group's policy, or the viewer said never).
+    /// The answerer then tells an offering peer so with `rtcUnavailable`.
+    pub direct: Option<DirectPath>,
+    /// Offer loopback host candidates too (two Rust peers on one machine).
+    pub allow_loopback: bool,
+}
+
+/// Where the session's data runs, as the viewer may wait for or report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStatus {
+    /// On the relay; a direct path is being tried.
+    Trying,
+    /// On the relay for good; the reason why no direct path came up.
+    Relayed(String),
+    /// Both directions run on the data channel.
+    Direct,
+    /// The session is over.
+    Ended,
+}
+
+/// Starts splicing `relay` (already paired: the server's `"c"` was read) and returns the socket
+/// the session uses, plus the path status to watch.
+pub async fn splice<S>(
+    relay: WebSocketStream<S>,
+    config: SpliceConfig,
+) -> (SessionSocket, watch::Receiver<PathStatus>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (ours, theirs) = tokio::io::duplex(PIPE);
+    let inner = WebSocketStream::from_raw_socket(ours, WsRole::Server, None).await;
+    let session = WebSocketStream::from_raw_socket(theirs, WsRole::Client, None).await;
+    let initial = match &config.direct {
+        Some(_) => PathStatus::Trying,
+        None => PathStatus::Relayed("direct paths are off for this session".into()),
+    };
+    let (status, watcher) = watch::channel(initial);
+    let splice = Splice {
+        relay,
+        inner,
+        config,
+        switch: PathSwitch::default(),
+        peer: None,
+        sender: None,
+        status,
+        tried: false,
+    };
+    tokio::spawn(splice.run());
+    (session, watcher)
+}
+
+struct Splice<S> {
+    relay: WebSocketStream<S>,
+    inner: WebSocketStream<DuplexStream>,
+    config: SpliceConfig,
+    switch: PathSwitch,
+    peer: Option<DirectPeer>,
+    sender: Option<PeerSender>,
+    status: watch::Sender<PathStatus>,
+    /// One direct attempt per session.
+    tried: bool,
+}
+
+/// Why the splice stops.
+enum End {
+    /// The session closed its socket; forward this close to the relay.
+    Session(Option<CloseFrame>),
+    /// The relay closed or failed; tell the session.
+    Relay(Option<CloseFrame>),
+    /// The paths broke the session (direct path lost after the switch, protocol violation).
+    Broken(String),
+}
+
+impl<S> Splice<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async fn run(mut self) {
+        if self.config.role == Role::Offerer && self.config.direct.is_some() {
+            self.offer().await;
+        }
+        let end = loop {
+            let step = tokio::select! {
+                // Data-channel data first: when the peer closes the relay right after its last
+                // direct message, that message must reach the session before the close does.
+                biased;
+                event = next_event(&mut self.peer) => self.on_peer_event(event).await,
+                message = self.relay.next() => self.on_relay(message).await,
+                message = self.inner.next() => self.on_session(message),
+            };
+            let step = match step {
+                Ok(()) => self.flush_switch().await,
+                Err(end) => Err(end),
+            };
+            if let Err(end) = step {
+                break end;
+            }
+            if self.switch.is_switched() && *self.status.borrow() != PathStatus::Direct {
+                tracing::info!("direct: session switched to the direct path");
+                self.status.send_replace(PathStatus::Direct);
+            }
+        };
+        self.finish(end).await;
+    }
+
+    async fn offer(&mut self) {
+        self.tried = true;
+        match DirectPeer::offer(self.config.allow_loopback).await {
+            Ok((peer, sdp)) => {
+                self.sender = Some(peer.sender());
+                self.peer = Some(peer);
+                let text = RtcSignal::RtcOffer { sdp }.to_text();
+                // A failed relay send shows up as the relay's end on the next read.
+                let _ = self.relay.send(Message::text(text)).await;
+            }
+            Err(e) => self.give_up(format!("cannot make an offer: {e}")),
+        }
+    }
+
+    /// No direct path for this session: it stays on the relay.
+    fn give_up(&mut self, reason: String) {
+        tracing::info!("direct: staying on the relay: {reason}");
+        self.peer = None;
+        self.sender = None;
+        if !matches!(*self.status.borrow(), PathStatus::Direct) {
+            self.status.send_replace(PathStatus::Relayed(reason));
+        }
+    }
+
+    async fn on_peer_event(&mut self, event: Option<PeerEvent>) -> Result<(), End> {
+        match event {
+            Some(PeerEvent::Open) => {
+                tracing::debug!("direct: data channel open");
+                self.switch.direct_opened();
+                Ok(())
+            }
+            Some(PeerEvent::Message(payload)) => self.switch.direct_data(payload).map_err(broken),
+            Some(PeerEvent::Closed(_)) | None => {
+                let reason = match event {
+                    Some(PeerEvent::Closed(reason)) => reason,
+                    _ => "the direct path ended".to_owned(),
+                };
+                self.switch.direct_failed().map_err(broken)?;
+                self.give_up(reason);
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_relay(
+        &mut self,
+        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Result<(), End> {
+        match message {
+            Some(Ok(Message::Text(text))) => match RtcSignal::parse(&text) {
+                RelayText::Session => self
+                    .switch
+                    .relay_data(Payload::Text(text.as_str().to_owned()))
+                    .map_err(broken),
+                RelayText::Switch(signal) => self.switch.relay_signal(signal).map_err(broken),
+                RelayText::Signal(signal) => {
+                    self.on_signal(signal).await;
+                    Ok(())
+                }
+                RelayText::Bad(e) => {
+                    tracing::warn!("direct: ignoring a bad signal from the peer: {e}");
+                    Ok(())
+                }
+            },
+            Some(Ok(Message::Binary(bytes))) => self
+                .switch
+                .relay_data(Payload::Binary(bytes.to_vec()))
+                .map_err(broken),
+            Some(Ok(Message::Close(frame))) => Err(End::Relay(frame)),
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => {
+                tracing::debug!("direct: relay failed: {e}");
+                Err(End::Relay(None))
+            }
+            None => Err(End::Relay(None)),
+        }
+    }
+
+    async fn on_signal(&mut self, signal: RtcSignal) {
+        match (self.config.role, signal) {
+            (Role::Answerer, RtcSignal::RtcOffer { sdp }) => self.answer(&sdp).await,
+            (Role::Offerer, RtcSignal::RtcAnswer { sdp }) => {
+                let Some(peer) = &self.peer else { return };
+                if let Err(e) = peer.accept_answer(&sdp).await {
+                    self.give_up(format!("the device's answer is unusable: {e}"));
+                }
+            }
+            (Role::Offerer, RtcSignal::RtcUnavailable { reason }) => {
+                self.give_up(format!("the device will not try: {reason}"));
+            }
+            (_, RtcSignal::RtcCandidate { candidate }) => {
+                if let Some(peer) = &self.peer {
+                    peer.add_remote_candidate(&candidate);
+                }
+            }
+            (role, signal) => {
+                tracing::warn!("direct: ignoring {signal:?}, unexpected for the {role:?}");
+            }
+        }
+    }
+
+    async fn answer(&mut self, offer: &str) {
+        let reply = if self.tried {
+            tracing::warn!("direct: ignoring a second offer in one session");
+            return;
+        } else if self.config.direct.is_none() {
+            RtcSignal::RtcUnavailable {
+                reason: "the device's group keeps sessions relayed".into(),
+            }
+        } else {
+            self.tried = true;
+            match DirectPeer::answer(offer, self.config.allow_loopback).await {
+                Ok((peer, sdp)) => {
+                    self.sender = Some(peer.sender());
+                    self.peer = Some(peer);
+                    RtcSignal::RtcAnswer { sdp }
+                }
+                Err(e) => {
+                    let reason = format!("the agent cannot answer the offer: {e}");
+                    self.give_up(reason.clone());
+                    RtcSignal::RtcUnavailable { reason }
+                }
+            }
+        };
+        let _ = self.relay.send(Message::text(reply.to_text())).await;
+    }
+
+    fn on_session(
+        &mut self,
+        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Result<(), End> {
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                self.switch.send(Payload::Text(text.as_str().to_owned()));
+                Ok(())
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                self.switch.send(Payload::Binary(bytes.to_vec()));
+                Ok(())
+            }
+            Some(Ok(Message::Close(frame))) => Err(End::Session(frame)),
+            Some(Ok(_)) => Ok(()),
+            Some(Err(_)) | None => Err(End::Session(None)),
+        }
+    }
+
+    /// Sends what the switch handed out and delivers what it released, in order.
+    async fn flush_switch(&mut self) -> Result<(), End> {
+        while let Some(transmit) = self.switch.poll_transmit() {
+            match transmit {
+                Transmit::Signal(signal) => {
+                    let _ = self.relay.send(Message::text(signal.to_text())).await;
+                }
+                Transmit::Data {
+                    path: Path::Relay,
+                    payload,
+                } => {
+                    let _ = self.relay.send(to_message(payload)).await;
+                }
+                Transmit::Data {
+                    path: Path::Direct,
+                    payload,
+                } => {
+                    let sent = match &self.sender {
+                        Some(sender) => sender.send(payload).await.is_ok(),
+                        None => false,
+                    };
+                    if !sent {
+                        // Sending switched, so this is always DirectLost.
+                        self.switch.direct_failed().map_err(broken)?;
+                    }
+                }
+            }
+        }
+        while let Some(payload) = self.switch.poll_deliver() {
+            if self.inner.send(to_message(payload)).await.is_err() {
+                return Err(End::Session(None));
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self, end: End) {
+        match end {
+            End::Session(frame) => {
+                // What the session sent last on the data channel must arrive before the relay
+                // tells the peer the session is over.
+                if self.switch.sending_path() == Path::Direct
+                    && let Some(sender) = &self.sender
+                {
+                    let _ = tokio::time::timeout(FLUSH_WAIT, sender.flush()).await;
+                }
+                let _ = self.relay.send(Message::Close(frame)).await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                    while let Some(Ok(_)) = self.relay.next().await {}
+                })
+                .await;
+            }
+            End::Relay(frame) => {
+                let _ = self.inner.send(Message::Close(frame)).await;
+                self.wait_for_session().await;
+            }
+            End::Broken(reason) => {
+                tracing::warn!("direct: ending the session: {reason}");
+                let frame = CloseFrame {
+                    code: CloseCode::Error,
+                    reason: reason.into(),
+                };
+                let _ = self.relay.send(Message::Close(Some(frame.clone()))).await;
+                let _ = self.inner.send(Message::Close(Some(frame))).await;
+                self.wait_for_session().await;
+            }
+        }
+        self.status.send_replace(PathStatus::Ended);
+    }
+
+    /// Lets the session read its close (and whatever came before it) and answer it.
+    async fn wait_for_session(&mut self) {
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(_)) = self.inner.next().await {}
+        })
+        .await;
+    }
+}
+
+async fn next_event(peer: &mut Option<DirectPeer>) -> Option<PeerEvent> {
+    match peer {
+        Some(peer) => peer.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn broken(e: SwitchError) -> End {
+    End::Broken(e.to_string())
+}
+
+fn to_message(payload: Payload) -> Message {
+    match payload {
+        Payload::Text(text) => Message::text(text),
+        Payload::Binary(bytes) => Message::binary(bytes),
+    }
+}
