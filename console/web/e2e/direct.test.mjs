@@ -95,6 +95,9 @@ describe("direct sessions", { skip }, () => {
 
   it("uploads and downloads a file over the direct path, byte for byte", async () => {
     await page.getByRole("tab", { name: "Files" }).click();
+    // The session starts at "/", which this agent refuses (its files root is a temp folder): once
+    // that answer is in, going to the files root cannot be overtaken by it.
+    await page.locator(".toast").filter({ hasText: "outside the folders this session may use" }).first().waitFor({ timeout: 30_000 });
     await page.getByRole("textbox", { name: "Go to path" }).fill(filesRoot);
     await page.getByRole("button", { name: "Go", exact: true }).click();
     await page.getByText("This folder is empty").waitFor({ timeout: 30_000 });

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -93,6 +94,12 @@ export async function startAgent(msh, extraArgs = []) {
     };
     child.stdout.on("data", watch);
     child.stderr.on("data", watch);
+    // TETHER_E2E_AGENT_LOG=FILE keeps the agent's whole log, for a failure to be looked into.
+    if (process.env.TETHER_E2E_AGENT_LOG) {
+      const log = createWriteStream(process.env.TETHER_E2E_AGENT_LOG, { flags: "a" });
+      child.stdout.pipe(log);
+      child.stderr.pipe(log);
+    }
     child.once("exit", (code) => {
       clearTimeout(timer);
       reject(new Error(`tether-agent exited (${code}):\n${output.join("")}`));
