@@ -72,7 +72,7 @@ async fn exchange(socket: SessionSocket, count: u32, tag: &'static str) -> Sessi
 }
 
 fn numbered(n: u32, tag: &str) -> Message {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Message::text(format!("{tag}{n}"))
     } else {
         // 16 KiB binary frames, so the relay has real data in flight during the switch.
