@@ -223,6 +223,27 @@ async fn terminal_echo_works_after_the_switch() {
         to_device < 100_000 && from_device < 100_000,
         "{to_device} / {from_device}"
     );
+
+    // A figure, not a check: `always` starts the program only once the session runs direct, so
+    // the difference to `never` is about the time from pairing to the switch.
+    let mut best = [Duration::MAX; 2];
+    for _ in 0..3 {
+        for (i, mode) in ["always", "never"].into_iter().enumerate() {
+            let started = Instant::now();
+            let (status, _, err) = fx
+                .tetherctl(
+                    &["exec", "--direct", mode, "--device", &id, "--", "true"],
+                    None,
+                )
+                .await;
+            assert_eq!(status, 0, "{err}");
+            best[i] = best[i].min(started.elapsed());
+        }
+    }
+    println!(
+        "exec true, best of 3: --direct always {:?}, never {:?}",
+        best[0], best[1]
+    );
 }
 
 #[tokio::test]
