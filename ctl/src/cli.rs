@@ -31,11 +31,6 @@ pub(crate) struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Sessions (shell, exec, file commands): move onto a direct WebRTC path to the device once
-    /// one is up. auto: try, and stay relayed quietly when none comes up; always: fail when none
-    /// comes up within 10 s; never: stay on the relay. TETHER_DEBUG=1 says which path was used.
-    #[arg(long, global = true, value_enum, default_value_t = DirectMode::Auto, env = "TETHER_DIRECT", value_name = "auto|never|always")]
-    pub direct: DirectMode,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -147,6 +142,8 @@ pub(crate) enum Command {
         /// Device id, or a name only one device has.
         #[arg(long, value_name = "D")]
         device: String,
+        #[command(flatten)]
+        direct: DirectArg,
         /// A login shell of this local account instead of the agent's own (needs a root agent).
         #[arg(long, value_name = "NAME")]
         as_user: Option<String>,
@@ -156,6 +153,8 @@ pub(crate) enum Command {
         /// Device id, or a name only one device has.
         #[arg(long, value_name = "D")]
         device: String,
+        #[command(flatten)]
+        direct: DirectArg,
         /// Run as this local account instead of the agent's own (needs a root agent).
         #[arg(long, value_name = "NAME")]
         as_user: Option<String>,
@@ -180,6 +179,8 @@ pub(crate) enum Command {
         /// Device id, or a name only one device has.
         #[arg(long, value_name = "D")]
         device: String,
+        #[command(flatten)]
+        direct: DirectArg,
         /// Absolute path on the device.
         path: String,
     },
@@ -187,6 +188,8 @@ pub(crate) enum Command {
     Upload {
         #[arg(long, value_name = "D")]
         device: String,
+        #[command(flatten)]
+        direct: DirectArg,
         local: PathBuf,
         remote: String,
         /// Replace an existing file on the device.
@@ -203,6 +206,8 @@ pub(crate) enum Command {
     Download {
         #[arg(long, value_name = "D")]
         device: String,
+        #[command(flatten)]
+        direct: DirectArg,
         /// Continue a partial download from the local file's length.
         #[arg(long, conflicts_with = "zip")]
         resume: bool,
@@ -216,6 +221,8 @@ pub(crate) enum Command {
     Rm {
         #[arg(long, value_name = "D")]
         device: String,
+        #[command(flatten)]
+        direct: DirectArg,
         path: String,
         #[arg(long, short = 'r')]
         recursive: bool,
@@ -224,12 +231,16 @@ pub(crate) enum Command {
     Mkdir {
         #[arg(long, value_name = "D")]
         device: String,
+        #[command(flatten)]
+        direct: DirectArg,
         path: String,
     },
     /// Move or rename a file or folder on a device (TO must not exist).
     Mv {
         #[arg(long, value_name = "D")]
         device: String,
+        #[command(flatten)]
+        direct: DirectArg,
         from: String,
         to: String,
     },
@@ -353,7 +364,9 @@ mod tests {
     #[test]
     fn shell_and_exec_may_name_an_account() {
         match parse(&["shell", "--device", "d", "--as-user", "alice"]) {
-            Command::Shell { device, as_user } => {
+            Command::Shell {
+                device, as_user, ..
+            } => {
                 assert_eq!((device.as_str(), as_user.as_deref()), ("d", Some("alice")));
             }
             other => panic!("{other:?}"),
@@ -385,6 +398,33 @@ mod tests {
                 assert_eq!(command, ["echo", "--as-user", "x"]);
             }
             other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// `--direct` on the session commands (shell, exec, file commands).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct DirectArg {
+    /// Move the session onto a direct WebRTC path to the device once one is up. auto: try, and
+    /// stay relayed quietly when none comes up; always: fail when none comes up within 10 s;
+    /// never: stay on the relay. TETHER_DEBUG=1 says which path was used.
+    #[arg(long = "direct", value_enum, default_value_t = DirectMode::Auto, env = "TETHER_DIRECT", value_name = "auto|never|always")]
+    pub mode: DirectMode,
+}
+
+impl Command {
+    /// What `--direct` says for this command (`auto` for commands without sessions).
+    pub(crate) fn direct_mode(&self) -> DirectMode {
+        match self {
+            Command::Shell { direct, .. }
+            | Command::Exec { direct, .. }
+            | Command::Ls { direct, .. }
+            | Command::Upload { direct, .. }
+            | Command::Download { direct, .. }
+            | Command::Rm { direct, .. }
+            | Command::Mkdir { direct, .. }
+            | Command::Mv { direct, .. } => direct.mode,
+            _ => DirectMode::Auto,
         }
     }
 }

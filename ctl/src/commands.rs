@@ -250,7 +250,9 @@ async fn execute(
         | Command::Revokeinvite { .. }
         | Command::Listblocked { .. }
         | Command::Unblockdevice { .. }) => crate::enrolment::execute(control, command, json).await,
-        Command::Shell { device, as_user } => {
+        Command::Shell {
+            device, as_user, ..
+        } => {
             let device = find_device(control, &device).await?;
             exit_with(crate::shell::run(control, &device, as_user).await?)
         }
@@ -272,6 +274,7 @@ async fn execute(
             device,
             as_user,
             command,
+            ..
         } => {
             let device = find_device(control, &device).await?;
             exit_with(crate::exec::run(control, &device, command, as_user).await?)

@@ -72,7 +72,7 @@ impl Control {
             target,
             tls: trust.config.clone(),
             cookie,
-            direct: cli.direct,
+            direct: cli.command.direct_mode(),
         })
     }
 

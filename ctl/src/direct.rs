@@ -24,28 +24,18 @@ pub(crate) async fn go_direct(
     offered: Option<DirectPath>,
     mode: DirectMode,
 ) -> anyhow::Result<SessionSocket> {
-    let direct = match (mode, kind) {
-        (DirectMode::Never, _) => None,
-        (_, SessionKind::Terminal | SessionKind::Files) => offered,
-        // Desktop sessions stay relayed for now (video wants a media track).
-        _ => None,
+    let direct = match kind {
+        SessionKind::Terminal | SessionKind::Files if mode != DirectMode::Never => offered,
+        SessionKind::Terminal | SessionKind::Files => None,
+        // Other kinds (a screenshot's desktop session) stay relayed whatever --direct says:
+        // video wants a media track, not a data channel.
+        _ => return Ok(splice(relay, None).await.0),
     };
     let tried = direct.is_some();
     if mode == DirectMode::Always && !tried {
-        match kind {
-            SessionKind::Terminal | SessionKind::Files => bail!(
-                "no direct path to the device (--direct always): its group keeps sessions relayed"
-            ),
-            _ => bail!("no direct path for {kind} sessions (--direct always)"),
-        }
+        bail!("no direct path to the device (--direct always): its group keeps sessions relayed");
     }
-    let config = SpliceConfig {
-        role: Role::Offerer,
-        direct,
-        // The agent may run on this very machine: loopback host candidates reach it.
-        allow_loopback: true,
-    };
-    let (socket, mut status) = tether_rtc::splice(relay, config).await;
+    let (socket, mut status) = splice(relay, direct).await;
     if mode == DirectMode::Always {
         let settled = tokio::time::timeout(ALWAYS_WAIT, settle(&mut status)).await;
         match settled {
@@ -73,6 +63,19 @@ pub(crate) async fn go_direct(
         }
     }
     Ok(socket)
+}
+
+async fn splice(
+    relay: Socket,
+    direct: Option<DirectPath>,
+) -> (SessionSocket, watch::Receiver<PathStatus>) {
+    let config = SpliceConfig {
+        role: Role::Offerer,
+        direct,
+        // The agent may run on this very machine: loopback host candidates reach it.
+        allow_loopback: true,
+    };
+    tether_rtc::splice(relay, config).await
 }
 
 /// Waits until the session is direct, relayed for good, or over.

@@ -86,7 +86,7 @@ enum Outgoing {
 pub struct DirectPeer {
     control: mpsc::UnboundedSender<Control>,
     data: mpsc::Sender<Outgoing>,
-    events: mpsc::Receiver<PeerEvent>,
+    events: mpsc::UnboundedReceiver<PeerEvent>,
 }
 
 impl DirectPeer {
@@ -209,7 +209,10 @@ fn spawn(
 ) -> DirectPeer {
     let (control, control_rx) = mpsc::unbounded_channel();
     let (data, data_rx) = mpsc::channel(16);
-    let (events_tx, events) = mpsc::channel(64);
+    // Unbounded: the driver must never wait on its consumer, or a consumer that is itself waiting
+    // for room on the channel (both directions busy at once) would stop the driver from reading
+    // the acknowledgements that make that room.
+    let (events_tx, events) = mpsc::unbounded_channel();
     let (datagrams_tx, datagrams) = mpsc::channel(256);
     // One reader per socket feeds the driver, so the driver's select has one arm for all.
     let mut readers = Vec::new();
@@ -263,7 +266,7 @@ struct Driver {
     /// A message str0m refused (buffer full); it goes first.
     unsent: Option<Payload>,
     flushes: Vec<oneshot::Sender<()>>,
-    events: mpsc::Sender<PeerEvent>,
+    events: mpsc::UnboundedSender<PeerEvent>,
 }
 
 impl Driver {
@@ -323,7 +326,7 @@ impl Driver {
         };
         tracing::debug!("direct: path closed: {reason}");
         self.close().await;
-        let _ = self.events.send(PeerEvent::Closed(reason)).await;
+        let _ = self.events.send(PeerEvent::Closed(reason));
     }
 
     fn on_control(&mut self, command: Control) {
@@ -450,7 +453,6 @@ impl Driver {
     async fn emit(&mut self, event: PeerEvent) -> Result<(), String> {
         self.events
             .send(event)
-            .await
             .map_err(|_| "the session ended".to_owned())
     }
 
