@@ -2,9 +2,9 @@
 // connection: signalling goes out on the relay, the switch is marked there, and the session sees
 // the agent's messages once and in order whichever path they took. Real browsers and agents are
 // exercised by the e2e tests; this pins the console's half of the protocol.
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { DIRECT_LOST, RelayConnection } from "../src/lib/sessions/relay";
-import type { DataChannelLike, PeerConnectionLike } from "../src/lib/sessions/direct";
+import { OPEN_DEADLINE_MS, type DataChannelLike, type PeerConnectionLike } from "../src/lib/sessions/direct";
 import { FakeRelaySocket } from "./fakeRelaySocket";
 
 class FakeChannel implements DataChannelLike {
@@ -78,6 +78,10 @@ function session() {
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
 
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe("direct path", () => {
   it("offers after pairing, switches once both channels are open, and keeps the agent's order", async () => {
     const s = session();
@@ -143,6 +147,31 @@ describe("direct path", () => {
     s.peer.channel.onclose?.({});
     expect(s.closed()).toEqual({ paired: true, code: DIRECT_LOST.code, reason: DIRECT_LOST.reason });
     expect(s.socket.closedWith).toEqual({ code: DIRECT_LOST.code, reason: DIRECT_LOST.reason });
+  });
+
+  it("gives up on a device that never answers, and stays relayed", async () => {
+    vi.useFakeTimers();
+    const s = session();
+    s.socket.text("c");
+    await vi.advanceTimersByTimeAsync(OPEN_DEADLINE_MS - 1);
+    expect(s.peer.closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(s.peer.closed).toBe(true);
+    expect(s.paths).toEqual(["relay"]);
+    s.relay.sendJson({ n: 1 });
+    expect(s.socket.json().at(-1)).toEqual({ n: 1 });
+    expect(s.closed()).toBeNull();
+  });
+
+  it("keeps an open channel past the deadline", async () => {
+    vi.useFakeTimers();
+    const s = session();
+    s.socket.text("c");
+    await vi.advanceTimersByTimeAsync(10);
+    s.peer.channel.open();
+    await vi.advanceTimersByTimeAsync(OPEN_DEADLINE_MS * 2);
+    expect(s.peer.closed).toBe(false);
+    expect(s.paths).toEqual([]);
   });
 
   it("ends the session on a peer that breaks the switch protocol", async () => {

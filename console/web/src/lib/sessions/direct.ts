@@ -63,16 +63,25 @@ export interface DirectHandlers {
 /** The channel's label; the agent accepts the first data channel whatever its label. */
 const LABEL = "tether";
 
+/**
+ * A channel not open by then will not open: the agent never answered (an older agent), or no
+ * candidate pair works. The attempt is closed, so an idle peer connection does not live as long as
+ * the session, and the session says it is relayed.
+ */
+export const OPEN_DEADLINE_MS = 15_000;
+
 export class DirectAttempt {
   private readonly peer: PeerConnectionLike;
   private readonly channel: DataChannelLike;
   private ended = false;
+  private readonly deadline: ReturnType<typeof setTimeout>;
 
   constructor(config: DirectPath, private readonly handlers: DirectHandlers, createPeer: PeerConnectionFactory = browserPeer) {
     this.peer = createPeer(config);
     this.channel = this.peer.createDataChannel(LABEL, { ordered: true });
     this.channel.binaryType = "arraybuffer";
     this.channel.onopen = () => {
+      clearTimeout(this.deadline);
       if (!this.ended) handlers.onOpen();
     };
     this.channel.onmessage = (event) => {
@@ -91,6 +100,7 @@ export class DirectAttempt {
     this.peer.onconnectionstatechange = () => {
       if (this.peer.connectionState === "failed") this.fail("no direct path between the console and the device");
     };
+    this.deadline = setTimeout(() => this.fail("no direct path came up in time"), OPEN_DEADLINE_MS);
     void this.offer();
   }
 
@@ -127,6 +137,7 @@ export class DirectAttempt {
   /** Ends the attempt without reporting a failure (the session is closing). */
   close(): void {
     this.ended = true;
+    clearTimeout(this.deadline);
     this.channel.close();
     this.peer.close();
   }
@@ -145,6 +156,7 @@ export class DirectAttempt {
   private fail(why: string): void {
     if (this.ended) return;
     this.ended = true;
+    clearTimeout(this.deadline);
     this.channel.close();
     this.peer.close();
     this.handlers.onFailed(why);
