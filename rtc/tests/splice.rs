@@ -18,6 +18,15 @@ type Ws = WebSocketStream<DuplexStream>;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// The next message on `socket`, which must come within [`WAIT`].
+async fn next_message(socket: &mut Ws) -> Message {
+    tokio::time::timeout(WAIT, socket.next())
+        .await
+        .expect("a message in time")
+        .expect("the socket still open")
+        .expect("a readable message")
+}
+
 /// Two relay ends joined back to back, as the server pairs them. The buffer is large because the
 /// splice handles one thing at a time: two splices both blocked sending onto full relay buffers
 /// before the switch would wait on each other (a known limit, see the report).
@@ -99,14 +108,7 @@ async fn a_session_moves_to_the_data_channel_mid_stream_in_order() {
     // the last message.
     viewer.send(Message::text("last")).await.unwrap();
     viewer.close(None).await.unwrap();
-    assert_eq!(
-        tokio::time::timeout(WAIT, agent.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap(),
-        Message::text("last")
-    );
+    assert_eq!(next_message(&mut agent).await, Message::text("last"));
     assert!(matches!(
         tokio::time::timeout(WAIT, agent.next()).await.unwrap(),
         Some(Ok(Message::Close(_))) | None
@@ -147,35 +149,20 @@ async fn bad_signalling_is_answered_or_ignored_and_the_session_goes_on() {
         .unwrap();
     viewer_relay.send(Message::text("hello")).await.unwrap();
     // The broken offer gets a clear refusal on the relay, the session its data.
-    let reply = tokio::time::timeout(WAIT, viewer_relay.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let reply = next_message(&mut viewer_relay).await;
     let text = reply.to_text().unwrap().to_owned();
     assert!(
         text.contains("rtcUnavailable") && text.contains("cannot answer"),
         "{text}"
     );
-    assert_eq!(
-        tokio::time::timeout(WAIT, agent.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap(),
-        Message::text("hello")
-    );
+    assert_eq!(next_message(&mut agent).await, Message::text("hello"));
     assert!(matches!(
         *status.borrow_and_update(),
         PathStatus::Relayed(_)
     ));
     agent.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     assert_eq!(
-        tokio::time::timeout(WAIT, viewer_relay.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap(),
+        next_message(&mut viewer_relay).await,
         Message::binary(vec![1, 2, 3])
     );
 }
@@ -197,12 +184,5 @@ async fn a_relayed_session_refuses_offers_and_the_viewer_stays_relayed() {
         other => panic!("{other:?}"),
     }
     viewer.send(Message::text("ping")).await.unwrap();
-    assert_eq!(
-        tokio::time::timeout(WAIT, agent.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap(),
-        Message::text("ping")
-    );
+    assert_eq!(next_message(&mut agent).await, Message::text("ping"));
 }
