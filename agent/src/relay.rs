@@ -69,11 +69,11 @@ pub(crate) async fn serve_tunnel(
     let socket = connect(&url, &settings.cert_der).await?;
     let socket = wait_for_peer(socket).await?;
     tracing::info!(user = %request.user, kind = %request.kind, "relay: session started");
-    // Terminal and file sessions may move to a direct path when the server allows one; desktop
-    // sessions stay relayed for now (their video wants a media track, not a data channel).
+    // Terminal, file and desktop sessions may move to a direct path when the server allows one
+    // (desktop pictures bigger than a data-channel message cross it in pieces, `pieces.rs`).
     let direct = match request.kind {
-        SessionKind::Terminal | SessionKind::Files => request.direct.clone(),
-        _ => None,
+        SessionKind::Terminal | SessionKind::Files | SessionKind::Desktop => request.direct.clone(),
+        SessionKind::Chat => None,
     };
     let mut socket = splice(socket, direct).await;
     // The server checked the user's rights; the agent holds the session to them too.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tether_common::relay::DirectPath;
+use tether_common::relay::pieces::{self, Joiner};
 use tether_common::relay::signal::{RelayText, RtcSignal};
 use tether_common::relay::switch::{Path, PathSwitch, Payload, SwitchError, Transmit};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
@@ -82,6 +83,7 @@ where
         sender: None,
         status,
         tried: false,
+        joiner: Joiner::default(),
     };
     tokio::spawn(splice.run());
     (session, watcher)
@@ -97,6 +99,8 @@ struct Splice<S> {
     status: watch::Sender<PathStatus>,
     /// One direct attempt per session.
     tried: bool,
+    /// Session messages too big for one data-channel message arrive in pieces (`pieces.rs`).
+    joiner: Joiner,
 }
 
 /// Why the splice stops.
@@ -172,7 +176,11 @@ where
                 self.switch.direct_opened();
                 Ok(())
             }
-            Some(PeerEvent::Message(payload)) => self.switch.direct_data(payload).map_err(broken),
+            Some(PeerEvent::Message(message)) => match self.joiner.push(message) {
+                Ok(Some(payload)) => self.switch.direct_data(payload).map_err(broken),
+                Ok(None) => Ok(()),
+                Err(e) => Err(End::Broken(format!("on the data channel: {e}"))),
+            },
             Some(PeerEvent::Closed(_)) | None => {
                 let reason = match event {
                     Some(PeerEvent::Closed(reason)) => reason,
@@ -304,10 +312,15 @@ where
                     path: Path::Direct,
                     payload,
                 } => {
-                    let sent = match &self.sender {
-                        Some(sender) => sender.send(payload).await.is_ok(),
-                        None => false,
-                    };
+                    let mut sent = self.sender.is_some();
+                    if let Some(sender) = &self.sender {
+                        for message in pieces::split(payload) {
+                            if sender.send(message).await.is_err() {
+                                sent = false;
+                                break;
+                            }
+                        }
+                    }
                     if !sent {
                         // Sending switched, so this is always DirectLost.
                         self.switch.direct_failed().map_err(broken)?;

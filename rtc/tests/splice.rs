@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tether_common::relay::DirectPath;
+use tether_common::relay::pieces::PIECE;
 use tether_common::relay::signal::{MAX_SIGNAL_TEXT, RtcSignal};
+use tether_common::relay::{DirectPath, MAX_RELAY_FRAME};
 use tether_rtc::{PathStatus, Role, SessionSocket, SpliceConfig, splice};
 use tokio::io::DuplexStream;
 use tokio::sync::watch;
@@ -113,6 +114,32 @@ async fn a_session_moves_to_the_data_channel_mid_stream_in_order() {
         tokio::time::timeout(WAIT, agent.next()).await.unwrap(),
         Some(Ok(Message::Close(_))) | None
     ));
+}
+
+/// Desktop key frames and clipboards can be up to a relay frame: more than a browser takes in
+/// one data-channel message (str0m refuses to send them). They cross whole, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_up_to_a_relay_frame_cross_the_data_channel_whole() {
+    let (viewer_relay, agent_relay) = relay_pair().await;
+    let (mut agent, mut agent_status) = splice(agent_relay, config(Role::Answerer, true)).await;
+    let (mut viewer, mut viewer_status) = splice(viewer_relay, config(Role::Offerer, true)).await;
+    wait_for(&mut viewer_status, PathStatus::Direct).await;
+    wait_for(&mut agent_status, PathStatus::Direct).await;
+    let frame: Vec<u8> = (0..MAX_RELAY_FRAME).map(|i| (i % 253) as u8).collect();
+    let text = "ü".repeat(150_000);
+    let sent = [
+        Message::binary(frame),
+        Message::text("small"),
+        Message::text(text),
+        Message::binary(vec![9; PIECE + 1]),
+    ];
+    for message in sent.clone() {
+        agent.send(message).await.unwrap();
+    }
+    for message in sent {
+        assert_eq!(next_message(&mut viewer).await, message);
+    }
+    assert_eq!(*agent_status.borrow(), PathStatus::Direct);
 }
 
 #[tokio::test]

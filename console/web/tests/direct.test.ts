@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DIRECT_LOST, RelayConnection } from "../src/lib/sessions/relay";
 import { OPEN_DEADLINE_MS, type DataChannelLike, type PeerConnectionLike } from "../src/lib/sessions/direct";
+import { PIECE } from "../src/lib/sessions/directPieces";
 import { FakeRelaySocket } from "./fakeRelaySocket";
 
 class FakeChannel implements DataChannelLike {
@@ -172,6 +173,34 @@ describe("direct path", () => {
     await vi.advanceTimersByTimeAsync(OPEN_DEADLINE_MS * 2);
     expect(s.peer.closed).toBe(false);
     expect(s.paths).toEqual([]);
+  });
+
+  it("sends and joins messages too big for one data-channel message in pieces", async () => {
+    const s = session();
+    s.socket.text("c");
+    await settle();
+    s.peer.channel.open();
+    s.socket.text({ type: "rtcReady" });
+    s.socket.text({ type: "rtcSwitch" });
+    expect(s.paths).toEqual(["direct"]);
+    const big = new Uint8Array(PIECE * 2 + 1).fill(7);
+    s.relay.sendBytes(big);
+    s.relay.sendJson({ n: 1 });
+    const sent = s.peer.channel.sent;
+    expect(sent[0]).toBe('{"type":"rtcPieces","parts":3,"text":false}');
+    expect(sent.slice(1, 4).map((m) => (m as Uint8Array).byteLength)).toEqual([PIECE, PIECE, 1]);
+    expect(sent[4]).toBe(JSON.stringify({ n: 1 }));
+    // The agent's: a big text in pieces (as the agent splits it), then a small message.
+    const text = JSON.stringify({ n: 2, pad: "é".repeat(PIECE) });
+    const bytes = new TextEncoder().encode(text);
+    s.peer.channel.onmessage?.({ data: '{"type":"rtcPieces","parts":3,"text":true}' });
+    for (let at = 0; at < bytes.byteLength; at += PIECE) s.peer.channel.onmessage?.({ data: bytes.slice(at, at + PIECE).buffer });
+    s.peer.channel.onmessage?.({ data: new Uint8Array([1, 2]).buffer });
+    expect(s.seen).toEqual(["paired", "json:2", "bytes:2"]);
+    // Broken framing ends the session.
+    s.peer.channel.onmessage?.({ data: '{"type":"rtcPieces","parts":2,"text":false}' });
+    s.peer.channel.onmessage?.({ data: "not a piece" });
+    expect(s.closed()?.reason).toMatch(/where a piece was due/);
   });
 
   it("ends the session on a peer that breaks the switch protocol", async () => {

@@ -9,6 +9,7 @@
 import type { DirectPath } from "../protocol.gen";
 import { DirectAttempt, asRtcSignal, type PeerConnectionFactory, type RtcSignal } from "./direct";
 import { PathSwitch, SwitchError, asSwitchSignal, signalText, type Path, type Payload } from "./pathSwitch";
+import { PiecesError, PiecesJoiner, splitPayload } from "./directPieces";
 
 /** The text frame the server sends once both ends are in. */
 export const PAIRED = "c";
@@ -68,6 +69,8 @@ export class RelayConnection implements RelayChannel {
   private readonly socket: RelaySocketLike;
   private readonly paths = new PathSwitch();
   private attempt: DirectAttempt | null = null;
+  /** Big messages arrive on the data channel in pieces (`directPieces.ts`). */
+  private readonly joiner = new PiecesJoiner();
   private paired = false;
   private closed = false;
   private path: Path = "relay";
@@ -142,7 +145,11 @@ export class RelayConnection implements RelayChannel {
           if (!this.closed) this.socket.send(JSON.stringify(message));
         },
         onOpen: () => this.guard(() => this.paths.directOpened()),
-        onMessage: (payload) => this.guard(() => this.paths.directData(payload)),
+        onMessage: (message) =>
+          this.guard(() => {
+            const payload = this.joiner.push(message);
+            if (payload !== null) this.paths.directData(payload);
+          }),
         onFailed: (why) => {
           try {
             this.paths.directFailed();
@@ -176,6 +183,10 @@ export class RelayConnection implements RelayChannel {
     try {
       input();
     } catch (e) {
+      if (e instanceof PiecesError) {
+        this.endSession(1002, `data channel: ${e.message}`);
+        return;
+      }
       if (!(e instanceof SwitchError)) throw e;
       this.endSession(1002, `path switch: ${e.message}`);
       return;
@@ -186,7 +197,7 @@ export class RelayConnection implements RelayChannel {
   private flush(): void {
     for (let t = this.paths.pollTransmit(); t; t = this.paths.pollTransmit()) {
       if (t.kind === "signal") this.socket.send(signalText(t.signal));
-      else if (t.path === "direct") this.attempt?.send(t.payload);
+      else if (t.path === "direct") for (const message of splitPayload(t.payload)) this.attempt?.send(message);
       else this.socket.send(t.payload);
     }
     for (let p: Payload | undefined = this.paths.pollDeliver(); p !== undefined; p = this.paths.pollDeliver()) {
