@@ -16,6 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::addrs;
+use crate::media::{self, Frame, Media, VideoTrack};
 
 /// str0m's send buffer for the channel. str0m counts bytes as buffered until the peer acks them,
 /// so this caps the bytes in flight: with its 128 KiB default the spike measured 6.4 MB/s at 5 ms
@@ -87,15 +88,28 @@ pub struct DirectPeer {
     control: mpsc::UnboundedSender<Control>,
     data: mpsc::Sender<Outgoing>,
     events: mpsc::UnboundedReceiver<PeerEvent>,
+    /// The video track's handle until the session takes it (`media.rs`).
+    video: Option<VideoTrack>,
 }
 
 impl DirectPeer {
     /// Viewer side: gathers host candidates, starts the driver and returns the SDP offer to send.
     /// Feed the answer to [`DirectPeer::accept_answer`].
     pub async fn offer(allow_loopback: bool) -> Result<(DirectPeer, String), PeerError> {
+        Self::offer_with(allow_loopback, false).await
+    }
+
+    /// [`DirectPeer::offer`], plus a receive-only video m-line when `video` (`media.rs`).
+    pub async fn offer_with(
+        allow_loopback: bool,
+        video: bool,
+    ) -> Result<(DirectPeer, String), PeerError> {
         let (mut rtc, sockets) = new_rtc(allow_loopback).await?;
         let mut change = rtc.sdp_api();
         let channel = change.add_channel(LABEL.to_owned());
+        if video {
+            media::offer_video(&mut change);
+        }
         let (offer, pending) = change
             .apply()
             .ok_or_else(|| PeerError::Stack("no offer to make".into()))?;
@@ -132,6 +146,12 @@ impl DirectPeer {
     /// One trickled candidate from the peer; bad ones are logged by the driver and skipped.
     pub fn add_remote_candidate(&self, candidate: &str) {
         let _ = self.control.send(Control::Candidate(candidate.to_owned()));
+    }
+
+    /// The video track, once: the agent writes desktop pictures into it, a viewer reads them.
+    /// Its [`TrackEvent::Ready`](crate::TrackEvent::Ready) says whether one was negotiated.
+    pub fn take_video(&mut self) -> Option<VideoTrack> {
+        self.video.take()
     }
 
     /// A handle for sending, usable while another task (or select arm) waits for events.
@@ -172,7 +192,7 @@ impl PeerSender {
 }
 
 async fn new_rtc(allow_loopback: bool) -> Result<(Rtc, Vec<Arc<UdpSocket>>), PeerError> {
-    let mut rtc = RtcConfig::new()
+    let mut rtc = media::configure(RtcConfig::new())
         .set_sctp_max_buffered_amount(SCTP_BUFFER)
         // A relay frame may be up to MAX_RELAY_FRAME; the channel must carry any of them whole.
         .set_sctp_max_message_size(MAX_RELAY_FRAME as u32)
@@ -231,7 +251,9 @@ fn spawn(
             }
         }));
     }
+    let (media, video) = Media::new();
     let driver = Driver {
+        media,
         rtc,
         sockets,
         pending,
@@ -252,11 +274,13 @@ fn spawn(
         control,
         data,
         events,
+        video: Some(video),
     }
 }
 
 struct Driver {
     rtc: Rtc,
+    media: Media,
     sockets: Vec<Arc<UdpSocket>>,
     pending: Option<SdpPendingOffer>,
     /// Our channel: known up front on the offerer, from the open event on the answerer.
@@ -277,6 +301,7 @@ impl Driver {
         mut datagrams: mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>,
     ) {
         let deadline = tokio::time::Instant::now() + OPEN_DEADLINE;
+        let mut frames = self.media.take_frames();
         let mut wake = Instant::now();
         let reason = loop {
             // Drain str0m after every input (the spike's first gotcha).
@@ -310,6 +335,7 @@ impl Driver {
                     Some(Outgoing::Flush(reply)) => self.flushes.push(reply),
                     None => break "the session ended".to_owned(),
                 },
+                Some(frame) = next_frame(&mut frames) => self.media.write(&mut self.rtc, frame),
                 () = tokio::time::sleep_until(sleep_until) => {
                     if let Err(e) = self.rtc.handle_input(Input::Timeout(Instant::now())) {
                         break format!("WebRTC stack: {e}");
@@ -411,6 +437,9 @@ impl Driver {
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), String> {
+        let Some(event) = self.media.on_event(&mut self.rtc, event) else {
+            return Ok(());
+        };
         match event {
             Event::ChannelOpen(id, _label) => {
                 if self.channel.is_some_and(|ours| ours != id) {
@@ -521,4 +550,15 @@ impl Driver {
         // Whoever waits for a flush learns the path is gone.
         self.flushes.clear();
     }
+}
+
+/// The session's next access unit; never, once it dropped its track.
+async fn next_frame(frames: &mut Option<mpsc::UnboundedReceiver<Frame>>) -> Option<Frame> {
+    if let Some(receiver) = frames {
+        match receiver.recv().await {
+            Some(frame) => return Some(frame),
+            None => *frames = None,
+        }
+    }
+    std::future::pending().await
 }

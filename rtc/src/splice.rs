@@ -14,13 +14,14 @@ use tether_common::relay::pieces::{self, Joiner};
 use tether_common::relay::signal::{RelayText, RtcSignal};
 use tether_common::relay::switch::{Path, PathSwitch, Payload, SwitchError, Transmit};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::media::VideoTrack;
 use crate::peer::{DirectPeer, PeerEvent, PeerSender, Role};
 
 /// The session's side of the splice.
@@ -66,6 +67,25 @@ pub async fn splice<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (socket, status, _video) = splice_with_video(relay, config).await;
+    (socket, status)
+}
+
+/// [`splice`], plus the peer connection's video track (`media.rs`), handed over once the
+/// session runs on the direct path (never, when it stays relayed). Whether the viewer negotiated
+/// video, the track's first event says.
+pub async fn splice_with_video<S>(
+    relay: WebSocketStream<S>,
+    config: SpliceConfig,
+) -> (
+    SessionSocket,
+    watch::Receiver<PathStatus>,
+    oneshot::Receiver<VideoTrack>,
+)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (video_slot, video) = oneshot::channel();
     let (ours, theirs) = tokio::io::duplex(PIPE);
     let inner = WebSocketStream::from_raw_socket(ours, WsRole::Server, None).await;
     let session = WebSocketStream::from_raw_socket(theirs, WsRole::Client, None).await;
@@ -84,9 +104,10 @@ where
         status,
         tried: false,
         joiner: Joiner::default(),
+        video_slot: Some(video_slot),
     };
     tokio::spawn(splice.run());
-    (session, watcher)
+    (session, watcher, video)
 }
 
 struct Splice<S> {
@@ -101,6 +122,8 @@ struct Splice<S> {
     tried: bool,
     /// Session messages too big for one data-channel message arrive in pieces (`pieces.rs`).
     joiner: Joiner,
+    /// Where the video track goes once the session is direct.
+    video_slot: Option<oneshot::Sender<VideoTrack>>,
 }
 
 /// Why the splice stops.
@@ -140,6 +163,11 @@ where
             if self.switch.is_switched() && *self.status.borrow() != PathStatus::Direct {
                 tracing::info!("direct: session switched to the direct path");
                 self.status.send_replace(PathStatus::Direct);
+                if let (Some(slot), Some(peer)) = (self.video_slot.take(), self.peer.as_mut())
+                    && let Some(track) = peer.take_video()
+                {
+                    let _ = slot.send(track);
+                }
             }
         };
         self.finish(end).await;

@@ -1,0 +1,216 @@
+//! Desktop pictures as an H.264 RTP video track beside the data channel (issue 13, "desktop as a
+//! video track"). The viewer offers a receive-only video m-line next to its data channel; the
+//! agent's answer makes it send-only, and the agent writes encoded access units into it through
+//! str0m, which packetises them, paces them and runs the congestion controller (TWCC) whose
+//! estimate the encoder follows. The viewer's PLI/FIR come back as key-frame requests.
+//!
+//! [`VideoTrack`] is the session's handle; [`Media`] is the driver's half, fed every str0m event
+//! first (it keeps those about the track) and every access unit the session writes. Nothing here
+//! touches the data channel.
+
+use std::time::Instant;
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::SdpApi;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::{Event, Rtc, RtcConfig};
+use tokio::sync::mpsc;
+
+use crate::peer::PeerError;
+
+/// The congestion controller's first guess, before any feedback.
+const INITIAL_BITRATE: Bitrate = Bitrate::kbps(2_000);
+/// What the controller probes towards: a busy 1080p desktop at good quality.
+const DESIRED_BITRATE: Bitrate = Bitrate::kbps(12_000);
+/// The least it keeps the link busy with (padding), so the estimate can recover after a quiet
+/// screen (a still desktop sends nothing).
+const MINIMUM_BITRATE: Bitrate = Bitrate::kbps(150);
+/// The profile the agent's x264 writes (constrained baseline, `profile-level-id=42e01f`): the PT
+/// of this profile is preferred when the viewer offers several H.264 ones.
+const CONSTRAINED_BASELINE: u32 = 0x42e01f;
+
+/// What happens to a track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackEvent {
+    /// Negotiated: access units written from now on are sent (the sending side), or arrive (the
+    /// receiving side).
+    Ready,
+    /// The viewer lost pictures (PLI) or wants a fresh start (FIR): send a key frame.
+    KeyframeWanted,
+    /// The congestion controller's estimate of what the path takes, in bits per second.
+    Bitrate(u64),
+    /// An access unit that arrived (receiving side).
+    Received {
+        data: Vec<u8>,
+        /// False when packets were lost before it: the decoder needs a key frame.
+        contiguous: bool,
+    },
+}
+
+/// The session's handle on the peer connection's video track.
+pub struct VideoTrack {
+    frames: mpsc::UnboundedSender<Frame>,
+    events: mpsc::UnboundedReceiver<TrackEvent>,
+}
+
+impl VideoTrack {
+    /// Queues one H.264 access unit (Annex B) captured at `captured`.
+    pub fn send(&self, access_unit: Vec<u8>, captured: Instant) -> Result<(), PeerError> {
+        self.frames
+            .send(Frame {
+                data: access_unit,
+                captured,
+            })
+            .map_err(|_| PeerError::Closed)
+    }
+
+    /// The next event; `None` once the peer connection is gone.
+    pub async fn next_event(&mut self) -> Option<TrackEvent> {
+        self.events.recv().await
+    }
+}
+
+pub(crate) struct Frame {
+    data: Vec<u8>,
+    captured: Instant,
+}
+
+/// Turns on the congestion controller (it only acts once a sending video track exists).
+pub(crate) fn configure(config: RtcConfig) -> RtcConfig {
+    config.enable_bwe(Some(INITIAL_BITRATE))
+}
+
+/// The offerer's receive-only video m-line.
+pub(crate) fn offer_video(change: &mut SdpApi) {
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+}
+
+/// The driver's half of the track.
+pub(crate) struct Media {
+    mid: Option<Mid>,
+    /// The H.264 payload type to send with; `None` when this side only receives.
+    pt: Option<Pt>,
+    first: Option<Instant>,
+    events: mpsc::UnboundedSender<TrackEvent>,
+    frames: Option<mpsc::UnboundedReceiver<Frame>>,
+    warned: bool,
+}
+
+impl Media {
+    /// The driver's half and the session's handle.
+    pub(crate) fn new() -> (Media, VideoTrack) {
+        let (frames_tx, frames) = mpsc::unbounded_channel();
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let media = Media {
+            mid: None,
+            pt: None,
+            first: None,
+            events,
+            frames: Some(frames),
+            warned: false,
+        };
+        let track = VideoTrack {
+            frames: frames_tx,
+            events: events_rx,
+        };
+        (media, track)
+    }
+
+    /// The queue of access units to send, for the driver's select loop.
+    pub(crate) fn take_frames(&mut self) -> Option<mpsc::UnboundedReceiver<Frame>> {
+        self.frames.take()
+    }
+
+    /// Keeps the events about the track; hands back the others.
+    pub(crate) fn on_event(&mut self, rtc: &mut Rtc, event: Event) -> Option<Event> {
+        match event {
+            Event::MediaAdded(added) if added.kind == MediaKind::Video && self.mid.is_none() => {
+                self.mid = Some(added.mid);
+                if added.direction.is_sending() {
+                    self.pt = h264_pt(rtc, added.mid);
+                    match self.pt {
+                        Some(_) => {
+                            rtc.bwe().set_bitrate(MINIMUM_BITRATE, DESIRED_BITRATE);
+                            self.emit(TrackEvent::Ready);
+                        }
+                        None => tracing::info!(
+                            "direct: the viewer's video m-line has no H.264 (packetization-mode 1); pictures stay on the data channel"
+                        ),
+                    }
+                } else {
+                    self.emit(TrackEvent::Ready);
+                }
+                None
+            }
+            Event::KeyframeRequest(request) if Some(request.mid) == self.mid => {
+                self.emit(TrackEvent::KeyframeWanted);
+                None
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.emit(TrackEvent::Bitrate(estimate.as_u64()));
+                None
+            }
+            // The offerer may hear of its own m-line only through the data (str0m announces
+            // `MediaAdded` for what the peer offered).
+            Event::MediaData(data) if self.mid.is_none() || Some(data.mid) == self.mid => {
+                if self.mid.is_none() {
+                    self.mid = Some(data.mid);
+                    self.emit(TrackEvent::Ready);
+                }
+                self.emit(TrackEvent::Received {
+                    data: data.data.to_vec(),
+                    contiguous: data.contiguous,
+                });
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Hands one access unit to str0m (it paces and packetises it).
+    pub(crate) fn write(&mut self, rtc: &mut Rtc, frame: Frame) {
+        let (Some(mid), Some(pt)) = (self.mid, self.pt) else {
+            if !self.warned {
+                self.warned = true;
+                tracing::warn!("direct: an access unit for a video track that was not negotiated");
+            }
+            return;
+        };
+        let first = *self.first.get_or_insert(frame.captured);
+        let elapsed = frame.captured.saturating_duration_since(first);
+        // 90 kHz, the RTP clock of every video codec.
+        let ticks = (elapsed.as_micros() * 9 / 100) as u64;
+        let Some(writer) = rtc.writer(mid) else {
+            return;
+        };
+        let time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
+        if let Err(e) = writer.write(pt, frame.captured, time, frame.data) {
+            tracing::warn!("direct: cannot send an access unit on the video track: {e}");
+        }
+    }
+
+    fn emit(&self, event: TrackEvent) {
+        // A session that dropped its handle no longer cares.
+        let _ = self.events.send(event);
+    }
+}
+
+/// The negotiated H.264 payload type with packetization-mode 1 (what browsers decode),
+/// constrained baseline first.
+fn h264_pt(rtc: &mut Rtc, mid: Mid) -> Option<Pt> {
+    let writer = rtc.writer(mid)?;
+    let mut candidates: Vec<(bool, Pt)> = writer
+        .payload_params()
+        .filter(|p| {
+            let spec = p.spec();
+            spec.codec == Codec::H264 && spec.format.packetization_mode == Some(1)
+        })
+        .map(|p| {
+            let baseline = p.spec().format.profile_level_id == Some(CONSTRAINED_BASELINE);
+            (!baseline, p.pt())
+        })
+        .collect();
+    candidates.sort_by_key(|(worse, _)| *worse);
+    candidates.first().map(|(_, pt)| *pt)
+}
