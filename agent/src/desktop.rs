@@ -23,6 +23,8 @@
 //!   capture, one encoder per (codec, size) in use, each viewer paced on its own (`hub.rs`).
 //! - **Threads, not the runtime.** Capture and encoding run on the hub's thread; input and
 //!   clipboard have their own threads and X connections. The async session only moves messages.
+//! - **Direct sessions** send H.264 pictures on the peer connection's video track when the viewer
+//!   negotiated one (`track.rs`); the congestion controller's estimate caps the encoder's rate.
 //! - The one `unsafe` block of the agent maps the MIT-SHM segment (`shm.rs`).
 //!
 //! [`FRAME_WINDOW`]: tether_common::relay::desktop::FRAME_WINDOW
@@ -48,6 +50,7 @@ mod shm;
 mod snapshot;
 #[cfg(test)]
 mod stream_tests;
+mod track;
 mod typing;
 mod xserver;
 

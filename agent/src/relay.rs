@@ -75,7 +75,7 @@ pub(crate) async fn serve_tunnel(
         SessionKind::Terminal | SessionKind::Files | SessionKind::Desktop => request.direct.clone(),
         SessionKind::Chat => None,
     };
-    let mut socket = splice(socket, direct).await;
+    let (mut socket, video) = splice(socket, direct).await;
     // The server checked the user's rights; the agent holds the session to them too.
     let result = match request.kind {
         kind if !kind.allowed_by(request.rights) => {
@@ -100,8 +100,15 @@ pub(crate) async fn serve_tunnel(
         SessionKind::Desktop => {
             let hubs = settings.desktop_hubs.clone();
             let display = settings.x_display.clone();
-            crate::desktop::serve(socket, display, hubs, request.rights, request.user.as_str())
-                .await
+            crate::desktop::serve(
+                socket,
+                display,
+                hubs,
+                request.rights,
+                request.user.as_str(),
+                video,
+            )
+            .await
         }
         kind => {
             let message = format!("this agent does not serve {kind} sessions yet");
@@ -122,19 +129,27 @@ pub(crate) async fn turn_away(
     let url = relay_url(&settings.url, &request.url)?;
     let socket = connect(&url, &settings.cert_der).await?;
     let socket = wait_for_peer(socket).await?;
-    let mut socket = splice(socket, None).await;
+    let (mut socket, _) = splice(socket, None).await;
     refuse(&mut socket, message).await
 }
 
-/// The session's socket, on the relay until a direct path (if `direct` allows one) takes over.
-async fn splice(relay: RelayWs, direct: Option<tether_common::relay::DirectPath>) -> RelaySocket {
+/// The session's socket, on the relay until a direct path (if `direct` allows one) takes over;
+/// and the path's video track, handed over once the session is direct (desktop sessions use it).
+async fn splice(
+    relay: RelayWs,
+    direct: Option<tether_common::relay::DirectPath>,
+) -> (
+    RelaySocket,
+    Option<tokio::sync::oneshot::Receiver<tether_rtc::VideoTrack>>,
+) {
     let config = tether_rtc::SpliceConfig {
         role: tether_rtc::Role::Answerer,
         direct,
         // A viewer on this very machine (tetherctl next to its agent) connects over loopback.
         allow_loopback: true,
     };
-    tether_rtc::splice(relay, config).await.0
+    let (socket, _status, video) = tether_rtc::splice_with_video(relay, config).await;
+    (socket, Some(video))
 }
 
 /// The relay URL on the control channel's server: only a path is accepted, so a server message

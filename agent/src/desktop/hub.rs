@@ -127,6 +127,11 @@ enum HubMessage {
     Keyframe {
         id: ViewerId,
     },
+    /// What the viewer's path takes (its congestion controller's estimate), bits per second.
+    Bitrate {
+        id: ViewerId,
+        bps: u64,
+    },
     Snapshot {
         id: ViewerId,
     },
@@ -264,6 +269,11 @@ impl Viewer {
 
     pub(crate) fn keyframe(&self) {
         self.send(HubMessage::Keyframe { id: self.id });
+    }
+
+    /// Caps the rate of the encoder this viewer watches through (the direct path's estimate).
+    pub(crate) fn bitrate(&self, bps: u64) {
+        self.send(HubMessage::Bitrate { id: self.id, bps });
     }
 
     pub(crate) fn settings(&self, settings: EffectiveSettings) {

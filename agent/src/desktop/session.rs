@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::clipboard::{self, ClipboardHandle};
 use super::hub::{HubOutput, Hubs, StreamInfo, Viewer};
 use super::input::{self, InputCommand, InputHandle};
+use super::track::{Track, TrackInput};
 use crate::relay::RelaySocket;
 
 /// The console's `start` must come within this long after `"c"`.
@@ -41,6 +42,7 @@ pub(crate) async fn serve(
     hubs: Hubs,
     rights: Rights,
     user: &str,
+    video: Option<tokio::sync::oneshot::Receiver<tether_rtc::VideoTrack>>,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
     let start = match timeout(START_WAIT, next_request(&mut stream)).await {
@@ -68,6 +70,7 @@ pub(crate) async fn serve(
         input: None,
         clipboard: None,
         events,
+        track: Track::new(video),
     };
     let mut inputs = Inbox::default();
     if !view_only {
@@ -105,6 +108,8 @@ struct Session {
     clipboard: Option<ClipboardHandle>,
     /// Answers produced off the loop (clipboard reads).
     events: mpsc::UnboundedSender<DesktopEvent>,
+    /// The direct path's video track, when the viewer negotiated one (`track.rs`).
+    track: Track,
 }
 
 enum Step {
@@ -167,6 +172,10 @@ impl Session {
                     Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Step::Continue,
                     Some(Ok(Message::Close(_)) | Err(_)) | None => Step::End,
                 },
+                input = self.track.next() => {
+                    self.on_track(sink, input).await?;
+                    Step::Continue
+                }
                 Some(event) = events.recv() => {
                     send_event(sink, &event).await?;
                     Step::Continue
@@ -193,17 +202,25 @@ impl Session {
                 send_event(sink, &DesktopEvent::Displays { displays, selected }).await?;
             }
             HubOutput::Stream(info) => {
-                let event = DesktopEvent::Stream {
-                    codec: info.codec,
-                    codec_string: info.codec_string.clone(),
-                    width: info.width,
-                    height: info.height,
-                    quality: info.quality,
-                    fps: info.fps,
-                    view_only: self.view_only,
-                };
                 self.stream = Some(info);
-                send_event(sink, &event).await?;
+                self.announce_stream(sink).await?;
+            }
+            HubOutput::Picture(messages)
+                if self
+                    .stream
+                    .as_ref()
+                    .is_some_and(|stream| self.track.carries(stream.codec)) =>
+            {
+                match self.track.send(&messages) {
+                    // Nobody acknowledges RTP: what the path cannot take, the congestion
+                    // controller's estimate keeps the encoder from making.
+                    Some(seq) => self.viewer.ack(seq),
+                    None => {
+                        for message in messages {
+                            send(sink, Message::binary(message)).await?;
+                        }
+                    }
+                }
             }
             HubOutput::Picture(messages) | HubOutput::Snapshot(messages) => {
                 for message in messages {
@@ -224,6 +241,38 @@ impl Session {
             }
         }
         Ok(Step::Continue)
+    }
+
+    /// Tells the viewer the stream's parameters, and whether its pictures come on the track.
+    async fn announce_stream(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
+        let Some(info) = &self.stream else {
+            return Ok(());
+        };
+        let event = DesktopEvent::Stream {
+            codec: info.codec,
+            codec_string: info.codec_string.clone(),
+            width: info.width,
+            height: info.height,
+            quality: info.quality,
+            fps: info.fps,
+            view_only: self.view_only,
+            track: self.track.carries(info.codec),
+        };
+        send_event(sink, &event).await
+    }
+
+    async fn on_track(&mut self, sink: &mut Sink, input: TrackInput) -> anyhow::Result<()> {
+        match input {
+            // The pictures change path: the viewer hears of it first, and the first picture on
+            // the new path must be a key frame.
+            TrackInput::Ready | TrackInput::Gone => {
+                self.announce_stream(sink).await?;
+                self.viewer.keyframe();
+            }
+            TrackInput::Keyframe => self.viewer.keyframe(),
+            TrackInput::Bitrate(bps) => self.viewer.bitrate(bps),
+        }
+        Ok(())
     }
 
     async fn request(&mut self, sink: &mut Sink, request: DesktopRequest) -> anyhow::Result<Step> {

@@ -226,6 +226,11 @@ pub enum DesktopEvent {
         fps: u8,
         /// True when the user may only watch: the agent ignores input.
         view_only: bool,
+        /// The pictures come on the direct path's H.264 video track from now on, not as binary
+        /// frames (`tether_rtc::VideoTrack`); the viewer acknowledges none of them and asks for
+        /// key frames with RTCP (PLI) instead of `keyframe`. Absent: in band.
+        #[serde(default, skip_serializing_if = "is_false")]
+        track: bool,
     },
     /// Where the pointer is, in picture pixels (sent when it moves, at most once per picture).
     Pointer { x: i32, y: i32 },
@@ -460,6 +465,10 @@ pub fn input_allowed(rights: crate::rights::Rights) -> bool {
     rights.contains(crate::rights::Rights::REMOTE_CONTROL)
 }
 
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 pub fn to_json<T: Serialize>(message: &T) -> String {
     // These enums hold only strings and numbers: serialising cannot fail.
     serde_json::to_string(message).unwrap_or_default()
@@ -657,8 +666,10 @@ mod tests {
             quality: 60,
             fps: 30,
             view_only: false,
+            track: false,
         };
         let text = to_json(&event);
+        assert!(!text.contains("track"), "in band by default: {text}");
         assert!(text.contains(r#""codec":"h264""#), "{text}");
         assert!(text.contains(r#""codecString":"avc1.42e01f""#), "{text}");
         assert!(text.contains(r#""viewOnly":false"#), "{text}");

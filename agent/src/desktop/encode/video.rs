@@ -26,6 +26,8 @@ use crate::desktop::frame::Frame;
 
 /// Frames between automatic key frames: about an hour at 30 fps, i.e. key frames on request only.
 const GOP: u32 = 100_000;
+/// The least rate a bandwidth estimate can hold the H.264 encoder to: below it a desktop is mush.
+const MIN_RATE: u64 = 200_000;
 
 /// One encoded picture.
 #[derive(Debug)]
@@ -44,6 +46,9 @@ pub(crate) struct VideoEncoder {
     output: frame::Video,
     packet: Packet,
     quality: u8,
+    /// H.264: the VBV's rate ceiling now (bits per second), and the one it opened with.
+    max_rate: u64,
+    ceiling: u64,
     opened_at: Instant,
     last_pts: i64,
     frames: u64,
@@ -66,6 +71,9 @@ impl VideoEncoder {
             Codec::Jpeg => return Err(EncodeError::Missing("JPEG video")),
         };
         let found = encoder::find_by_name(name).ok_or(EncodeError::Missing(name))?;
+        // The ceiling constant-quality mode needs: ~0.25 bit per pixel per frame.
+        let ceiling =
+            (u64::from(size.0) * u64::from(size.1) * u64::from(fps.max(1)) / 4).max(1_000_000);
         let mut video = codec::context::Context::new_with_codec(found)
             .encoder()
             .video()?;
@@ -85,13 +93,17 @@ impl VideoEncoder {
                 options.set("tune", "zerolatency");
                 options.set("profile", "baseline");
                 options.set("crf", &h264_crf(quality).to_string());
+                // A VBV from the start (x264 cannot turn one on later), so that the direct
+                // path's bandwidth estimate can lower the ceiling while the stream runs
+                // (`cap_rate`: libavcodec reconfigures x264 when `rc_max_rate` changes). Half a
+                // second of buffer: a key frame fits, and a picture waits at most that long.
+                video.set_max_bit_rate(ceiling as usize);
+                options.set("bufsize", &(ceiling / 2).to_string());
                 // A requested key frame is an IDR (a decoder can start there), not an open I-frame.
                 options.set("forced-idr", "1");
             }
             Codec::Vp8 | Codec::Jpeg => {
-                // The ceiling constant-quality mode needs: ~0.25 bit per pixel per frame.
-                let ceiling = u64::from(size.0) * u64::from(size.1) * u64::from(fps.max(1)) / 4;
-                video.set_bit_rate(ceiling.max(1_000_000) as usize);
+                video.set_bit_rate(ceiling as usize);
                 video.set_qmin(4);
                 video.set_qmax(56);
                 options.set("deadline", "realtime");
@@ -120,6 +132,8 @@ impl VideoEncoder {
             output: frame::Video::new(Pixel::YUV420P, size.0, size.1),
             packet: Packet::empty(),
             quality,
+            max_rate: ceiling,
+            ceiling,
             opened_at: Instant::now(),
             last_pts: -1,
             frames: 0,
@@ -129,6 +143,35 @@ impl VideoEncoder {
 
     pub(crate) fn quality(&self) -> u8 {
         self.quality
+    }
+
+    /// H.264: keeps the encoder's rate under `bps` (the direct path's estimate, with headroom
+    /// for RTP and retransmissions), or back at its ceiling with `None`. Takes effect with the
+    /// next frame; small changes are ignored so that x264 is not reconfigured every picture.
+    pub(crate) fn cap_rate(&mut self, bps: Option<u64>) {
+        if self.codec != Codec::H264 {
+            return;
+        }
+        let wanted = match bps {
+            Some(bps) => (bps / 10 * 8).clamp(MIN_RATE, self.ceiling),
+            None => self.ceiling,
+        };
+        if wanted.abs_diff(self.max_rate) * 10 < self.max_rate {
+            return;
+        }
+        tracing::debug!(
+            from = self.max_rate,
+            to = wanted,
+            "desktop: H.264 rate ceiling"
+        );
+        self.max_rate = wanted;
+        self.encoder.set_max_bit_rate(wanted as usize);
+    }
+
+    /// The H.264 rate ceiling now, bits per second.
+    #[cfg(test)]
+    pub(crate) fn max_rate(&self) -> u64 {
+        self.max_rate
     }
 
     pub(crate) fn source(&self) -> (u32, u32) {

@@ -119,3 +119,63 @@ fn quality_maps_onto_crf_ranges() {
     assert_eq!(vp8_crf(1), 50);
     assert_eq!(vp8_crf(100), 10);
 }
+
+/// Incompressible pictures (xorshift noise), different each time.
+fn noise(width: u32, height: u32, seed: &mut u64) -> Frame {
+    let mut data = Vec::with_capacity(width as usize * height as usize * 4);
+    while data.len() < width as usize * height as usize * 4 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        data.extend_from_slice(&seed.to_le_bytes());
+    }
+    data.truncate(width as usize * height as usize * 4);
+    Frame {
+        width,
+        height,
+        data,
+    }
+}
+
+/// Bytes of `count` noise pictures after the first (the key frame).
+fn bytes_of_noise(encoder: &mut VideoEncoder, count: usize, seed: &mut u64) -> usize {
+    (0..count)
+        .map(|_| {
+            let frame = noise(320, 240, seed);
+            encoder
+                .encode(&frame, false)
+                .unwrap()
+                .map_or(0, |p| p.data.len())
+        })
+        .sum()
+}
+
+#[test]
+fn a_bandwidth_estimate_caps_the_h264_rate_while_the_stream_runs() {
+    let mut encoder = VideoEncoder::open(Codec::H264, (320, 240), (320, 240), 90, 30).unwrap();
+    let ceiling = encoder.max_rate();
+    assert!(ceiling >= 1_000_000);
+    let mut seed = 7;
+    encoder
+        .encode(&noise(320, 240, &mut seed), false)
+        .unwrap()
+        .expect("the key frame");
+    let free = bytes_of_noise(&mut encoder, 30, &mut seed);
+    // A 300 kbit/s path: the encoder keeps 80% of it.
+    encoder.cap_rate(Some(300_000));
+    assert_eq!(encoder.max_rate(), 240_000);
+    // Small wobbles of the estimate do not reconfigure x264.
+    encoder.cap_rate(Some(310_000));
+    assert_eq!(encoder.max_rate(), 240_000);
+    let capped = bytes_of_noise(&mut encoder, 30, &mut seed);
+    // One second at 240 kbit/s is 30 KB, plus what the half-second buffer held.
+    assert!(
+        capped < free / 3 && capped < 60_000,
+        "capped {capped} bytes vs {free} uncapped"
+    );
+    // The estimate gone (or generous): back to the ceiling.
+    encoder.cap_rate(None);
+    assert_eq!(encoder.max_rate(), ceiling);
+    encoder.cap_rate(Some(u64::MAX / 2));
+    assert_eq!(encoder.max_rate(), ceiling);
+}

@@ -43,6 +43,8 @@ pub(super) struct ViewerState {
     pub stream: Option<super::StreamInfo>,
     /// JPEG viewers: the tiles changed since this viewer's last picture (capture coordinates).
     pub tiles: DirtyTiles,
+    /// What this viewer's path takes, bits per second, when its congestion controller says.
+    pub bitrate: Option<u64>,
 }
 
 impl ViewerState {
@@ -187,6 +189,7 @@ impl Hub {
                     joined,
                     stream: None,
                     tiles: DirtyTiles::none(region.width, region.height),
+                    bitrate: None,
                 };
                 viewer.send(HubOutput::Displays {
                     displays: self.displays.clone(),
@@ -225,6 +228,11 @@ impl Hub {
             HubMessage::Keyframe { id } => {
                 if let Some(viewer) = self.viewers.get_mut(&id) {
                     viewer.pacing.request_key();
+                }
+            }
+            HubMessage::Bitrate { id, bps } => {
+                if let Some(viewer) = self.viewers.get_mut(&id) {
+                    viewer.bitrate = Some(bps);
                 }
             }
             HubMessage::Snapshot { id } => self.snapshot(id)?,

@@ -50,6 +50,8 @@ struct Members {
     ids: Vec<ViewerId>,
     fps: u8,
     quality: u8,
+    /// The slowest member path's estimate (direct viewers), bits per second.
+    bitrate: Option<u64>,
 }
 
 fn group_key(settings: &EffectiveSettings, region: Rect) -> Option<GroupKey> {
@@ -69,10 +71,14 @@ fn members(viewers: &Viewers, region: Rect) -> HashMap<GroupKey, Members> {
             ids: Vec::new(),
             fps: MIN_FPS,
             quality: 0,
+            bitrate: None,
         });
         members.ids.push(*id);
         members.fps = members.fps.max(viewer.settings.fps);
         members.quality = members.quality.max(viewer.settings.quality);
+        if let Some(bps) = viewer.bitrate {
+            members.bitrate = Some(members.bitrate.map_or(bps, |least| least.min(bps)));
+        }
     }
     groups
 }
@@ -262,6 +268,7 @@ impl VideoGroup {
         let Some(encoder) = self.encoder.as_mut() else {
             return;
         };
+        encoder.cap_rate(members.bitrate);
         self.pending = false;
         self.encoded_at = Some(now);
         let picture = match encoder.encode(frame, make_key) {
