@@ -74,6 +74,24 @@ describe("direct desktop sessions", { skip: missing }, () => {
   });
 
   const path = () => page.getByTestId("session-path").getAttribute("data-path");
+  /** Frames the browser decoded from the video track (WebRTC's own count). */
+  const trackFrames = () =>
+    page.evaluate(() => {
+      const video = document.querySelector("[data-testid=desktop-track]");
+      return video?.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+    });
+  /** The colour name at the centre of the <video> element playing the track. */
+  const centreOfVideo = () =>
+    page.evaluate(() => {
+      const video = document.querySelector("[data-testid=desktop-track]");
+      const c = document.createElement("canvas");
+      c.width = video.videoWidth;
+      c.height = video.videoHeight;
+      const g = c.getContext("2d");
+      g.drawImage(video, 0, 0);
+      const [r, gr, b] = g.getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
+      return r > 200 && gr < 60 && b < 60 ? "red" : gr > 200 && r < 60 && b < 60 ? "green" : `${r},${gr},${b}`;
+    });
   const centre = () =>
     page.evaluate(() => {
       const c = document.querySelector("[data-testid=desktop-canvas]");
@@ -82,6 +100,17 @@ describe("direct desktop sessions", { skip: missing }, () => {
       return [d[0], d[1], d[2]];
     });
 
+  it("has H.264 for WebRTC in this Chromium (what the agent's video track carries)", async () => {
+    const codecs = await page.evaluate(() =>
+      (RTCRtpReceiver.getCapabilities("video")?.codecs ?? []).map((c) => `${c.mimeType} ${c.sdpFmtpLine ?? ""}`),
+    );
+    recordFigure("direct.desktop.chromium_video_codecs", [...new Set(codecs.map((c) => c.split(" ")[0]))]);
+    assert.ok(
+      codecs.some((c) => /^video\/H264 .*packetization-mode=1/i.test(c)),
+      `no H.264 receiver in this Chromium: ${codecs.join(", ")}`,
+    );
+  });
+
   it("moves the desktop to the direct path; pictures show and clicks land", async () => {
     await page.getByRole("tab", { name: "Desktop" }).click();
     await page.getByTestId("desktop-status").filter({ hasText: "Connected" }).waitFor({ timeout: 30_000 });
@@ -89,6 +118,13 @@ describe("direct desktop sessions", { skip: missing }, () => {
     await until(path, (p) => p === "direct", "the desktop session on the direct path", 30_000);
     recordFigure("direct.desktop.switch_ms_after_connected", Date.now() - connected);
     await until(() => centre(), (rgb) => near(rgb, "red"), "the canvas shows xprobe's red");
+    // The pictures come on the video track now: the <video> plays the agent's track.
+    await until(
+      () => page.evaluate(() => document.querySelector("[data-testid=desktop-track]")?.videoWidth ?? 0),
+      (width) => width === SCREEN.width,
+      "the video track plays the screen",
+    );
+    const framesBefore = await trackFrames();
 
     const box = await page.getByTestId("desktop-canvas").boundingBox();
     const from = probe.lines.length;
@@ -99,7 +135,28 @@ describe("direct desktop sessions", { skip: missing }, () => {
     // The new picture came over the data channel: the relay carries no session data any more.
     await until(() => centre(), (rgb) => near(rgb, "green"), "the canvas turns green");
     assert.equal(await path(), "direct");
+    // The green picture came on the track (RTP), not as a binary message on the data channel.
+    assert.ok((await trackFrames()) > framesBefore, "the track decoded the new picture");
+    assert.equal(await centreOfVideo(), "green", "the video element itself shows green");
     await screenshot(page, "41-desktop-direct");
+  });
+
+  it("shows the stats overlay with the track's figures", async () => {
+    await page.getByRole("button", { name: "Stats" }).click();
+    const stat = (name) => page.locator(`[data-stat=${name}]`).innerText();
+    // A still screen sends nothing; a few clicks make pictures (and bytes) to count.
+    const box = await page.getByTestId("desktop-canvas").boundingBox();
+    await until(
+      async () => {
+        await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+        return stat("bitrate");
+      },
+      (text) => /^[1-9]\d* kbit\/s$|Mbit/.test(text),
+      "the overlay shows the track's bit rate",
+    );
+    assert.match(await stat("fps"), /^\d/);
+    await screenshot(page, "42-desktop-track-stats");
+    await page.getByRole("button", { name: "Stats" }).click();
   });
 
   it("carries a clipboard bigger than one data-channel message both ways", async () => {

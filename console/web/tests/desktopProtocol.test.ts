@@ -149,7 +149,9 @@ describe("desktop text frames", () => {
       fps: 30,
       viewOnly: true,
     };
-    expect(parseDesktopEvent({ ...stream })).toEqual(stream);
+    // Absent `track`: the pictures come in band.
+    expect(parseDesktopEvent({ ...stream })).toEqual({ ...stream, track: false });
+    expect(parseDesktopEvent({ ...stream, track: true })).toEqual({ ...stream, track: true });
     expect(parseDesktopEvent({ type: "stream", codec: "av1", codecString: "av01", width: 1, height: 1 })).toBeNull();
     expect(
       parseDesktopEvent({

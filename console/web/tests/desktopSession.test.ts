@@ -33,6 +33,7 @@ const STREAM: StreamInfo = {
   quality: 60,
   fps: 30,
   viewOnly: false,
+  track: false,
 };
 
 function setup() {

@@ -61,6 +61,8 @@ export interface StreamInfo {
   quality: number;
   fps: number;
   viewOnly: boolean;
+  /** The pictures come on the direct path's video track (`desktopTrack.ts`), not in band. */
+  track: boolean;
 }
 
 /** Agent → console. */
@@ -114,6 +116,7 @@ export function parseDesktopEvent(message: Record<string, unknown>): DesktopEven
         quality: isNumber(m.quality) ? m.quality : 0,
         fps: isNumber(m.fps) ? m.fps : 0,
         viewOnly: m.viewOnly === true,
+        track: m.track === true,
       };
     }
     case "pointer":

@@ -55,7 +55,8 @@ export class PictureRenderer {
     this.resize(stream.width, stream.height);
     this.closeDecoder(false);
     this.needKey = true;
-    if (stream.codec !== "jpeg") this.openDecoder(stream);
+    // Track pictures are decoded by the browser's WebRTC stack (`desktopTrack.ts`).
+    if (stream.codec !== "jpeg" && !stream.track) this.openDecoder(stream);
   }
 
   draw(picture: Picture): void {

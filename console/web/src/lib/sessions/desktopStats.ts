@@ -71,6 +71,11 @@ export class DesktopStats {
     this.encode.add(now, encodeUs / 1000);
   }
 
+  /** Bytes that came on the video track (its pictures are not counted one by one). */
+  bytesReceived(now: number, bytes: number): void {
+    this.received.add(now, bytes);
+  }
+
   /** A picture was drawn, `decodeMs` after it was handed to the decoder. */
   pictureDrawn(now: number, decodeMs: number): void {
     this.drawn.add(now, 1);

@@ -35,9 +35,18 @@ export interface DataChannelLike {
   onmessage: ((event: { data: unknown }) => void) | null;
 }
 
+/** A remote track as `RTCPeerConnection.ontrack` reports it (the parts used here). */
+export interface TrackEventLike {
+  readonly track: MediaStreamTrack;
+  readonly receiver: RTCRtpReceiver;
+}
+
 /** The subset of `RTCPeerConnection` used here. */
 export interface PeerConnectionLike {
   createDataChannel(label: string, options: { ordered: boolean }): DataChannelLike;
+  /** Present on browsers; the desktop's receive-only video m-line. */
+  addTransceiver?(kind: "video", init: { direction: "recvonly" }): unknown;
+  ontrack?: ((event: TrackEventLike) => void) | null;
   createOffer(): Promise<{ type: string; sdp?: string }>;
   setLocalDescription(description: { type: string; sdp?: string }): Promise<void>;
   setRemoteDescription(description: { type: "answer"; sdp: string }): Promise<void>;
@@ -58,6 +67,18 @@ export interface DirectHandlers {
   onMessage(payload: string | Uint8Array<ArrayBuffer>): void;
   /** The attempt ended or the channel died; `why` is for the log and the stats overlay. */
   onFailed(why: string): void;
+  /** The agent's video track (desktop sessions that asked for one). */
+  onTrack?(event: TrackEventLike): void;
+}
+
+/**
+ * Whether this browser receives H.264 over WebRTC (what the agent's track carries). Debian's
+ * Chromium has it; a browser without it keeps the desktop's pictures on the data channel.
+ */
+export function canReceiveH264(): boolean {
+  const receiver = (globalThis as { RTCRtpReceiver?: typeof RTCRtpReceiver }).RTCRtpReceiver;
+  const codecs = receiver?.getCapabilities?.("video")?.codecs ?? [];
+  return codecs.some((c) => c.mimeType.toLowerCase() === "video/h264" && /packetization-mode=1/.test(c.sdpFmtpLine ?? ""));
 }
 
 /** The channel's label; the agent accepts the first data channel whatever its label. */
@@ -76,9 +97,21 @@ export class DirectAttempt {
   private ended = false;
   private readonly deadline: ReturnType<typeof setTimeout>;
 
-  constructor(config: DirectPath, private readonly handlers: DirectHandlers, createPeer: PeerConnectionFactory = browserPeer) {
+  /** `video`: also offer a receive-only video m-line (the desktop's pictures, `desktopTrack.ts`). */
+  constructor(
+    config: DirectPath,
+    private readonly handlers: DirectHandlers,
+    createPeer: PeerConnectionFactory = browserPeer,
+    video = false,
+  ) {
     this.peer = createPeer(config);
     this.channel = this.peer.createDataChannel(LABEL, { ordered: true });
+    if (video && this.peer.addTransceiver) {
+      this.peer.addTransceiver("video", { direction: "recvonly" });
+      this.peer.ontrack = (event) => {
+        if (!this.ended) handlers.onTrack?.(event);
+      };
+    }
     this.channel.binaryType = "arraybuffer";
     this.channel.onopen = () => {
       clearTimeout(this.deadline);

@@ -7,7 +7,7 @@
 // with a fake socket and a fake peer connection.
 
 import type { DirectPath } from "../protocol.gen";
-import { DirectAttempt, asRtcSignal, type PeerConnectionFactory, type RtcSignal } from "./direct";
+import { DirectAttempt, asRtcSignal, type PeerConnectionFactory, type RtcSignal, type TrackEventLike } from "./direct";
 import { PathSwitch, SwitchError, asSwitchSignal, signalText, type Path, type Payload } from "./pathSwitch";
 import { PiecesError, PiecesJoiner, splitPayload } from "./directPieces";
 
@@ -38,6 +38,8 @@ export interface RelayHandlers {
   onClosed(info: { paired: boolean; code: number; reason: string }): void;
   /** Where the session's data now travels (both directions on the data channel: "direct"). */
   onPath?(path: Path, detail: string): void;
+  /** The agent's video track arrived (only with the `video` option). */
+  onTrack?(event: TrackEventLike): void;
 }
 
 export interface RelayOptions {
@@ -45,6 +47,8 @@ export interface RelayOptions {
   direct?: DirectPath | null;
   createSocket?: RelaySocketFactory;
   createPeer?: PeerConnectionFactory;
+  /** Offer a receive-only video track beside the data channel (desktop sessions). */
+  video?: boolean;
 }
 
 /** What a session needs to send; also what the file transfer code is tested against. */
@@ -85,7 +89,7 @@ export class RelayConnection implements RelayChannel {
           if (data === PAIRED) {
             this.paired = true;
             handlers.onPaired();
-            if (options.direct) this.tryDirect(options.direct, options.createPeer);
+            if (options.direct) this.tryDirect(options.direct, options.createPeer, options.video ?? false);
           }
           return;
         }
@@ -137,7 +141,7 @@ export class RelayConnection implements RelayChannel {
     this.socket.close(1000, "closed by the console");
   }
 
-  private tryDirect(direct: DirectPath, createPeer?: PeerConnectionFactory): void {
+  private tryDirect(direct: DirectPath, createPeer: PeerConnectionFactory | undefined, video: boolean): void {
     this.attempt = new DirectAttempt(
       direct,
       {
@@ -159,8 +163,12 @@ export class RelayConnection implements RelayChannel {
             this.endSession(DIRECT_LOST.code, DIRECT_LOST.reason);
           }
         },
+        onTrack: (event) => {
+          if (!this.closed) this.handlers.onTrack?.(event);
+        },
       },
       createPeer,
+      video,
     );
   }
 

@@ -1,0 +1,107 @@
+// The desktop's pictures from the direct path's H.264 video track (issue 13). The browser's
+// WebRTC stack receives, decodes and jitter-buffers the track (and sends PLI/FIR itself when it
+// loses pictures); a hidden <video> plays it, and every frame it presents is drawn onto the same
+// canvas the in-band pictures use, so the cursor overlay, input mapping, screenshots and the
+// stats overlay work unchanged. The agent says when its pictures move to the track (`stream`
+// with `track: true`) and back; until then the canvas shows in-band pictures.
+
+import type { TrackEventLike } from "./direct";
+import type { DesktopStats } from "./desktopStats";
+
+/** How often the received bytes are read for the stats overlay's bit rate. */
+export const BYTES_EVERY_MS = 1000;
+
+type FrameMetadata = { processingDuration?: number };
+type VideoWithFrames = HTMLVideoElement & {
+  requestVideoFrameCallback?(callback: (now: number, metadata: FrameMetadata) => void): number;
+  cancelVideoFrameCallback?(handle: number): void;
+};
+
+export class TrackPictures {
+  private readonly video: VideoWithFrames;
+  private readonly context: CanvasRenderingContext2D | null;
+  private receiver: RTCRtpReceiver | null = null;
+  private active = false;
+  private frameHandle: number | null = null;
+  private bytesTimer: ReturnType<typeof setInterval> | null = null;
+  private lastBytes: number | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly canvas: HTMLCanvasElement,
+    private readonly stats: DesktopStats,
+  ) {
+    this.context = canvas.getContext("2d", { alpha: false });
+    const video = document.createElement("video") as VideoWithFrames;
+    video.muted = true;
+    video.autoplay = true;
+    video.playsInline = true;
+    video.dataset.testid = "desktop-track";
+    // In the document (a detached video may not present frames), but invisible and inert.
+    video.style.cssText = "position:absolute;width:1px;height:1px;opacity:0;pointer-events:none;";
+    canvas.parentElement?.appendChild(video);
+    this.video = video;
+  }
+
+  /** The agent's track arrived; it shows once the agent says its pictures are there. */
+  attach(event: TrackEventLike): void {
+    if (this.closed) return;
+    this.receiver = event.receiver;
+    this.video.srcObject = new MediaStream([event.track]);
+    void this.video.play().catch(() => undefined);
+    this.schedule();
+  }
+
+  /** Whether the pictures come on the track (the latest `stream` event says). */
+  setActive(active: boolean): void {
+    this.active = active && !this.closed;
+    if (this.active && this.bytesTimer === null) {
+      this.bytesTimer = setInterval(() => void this.readBytes(), BYTES_EVERY_MS);
+    } else if (!this.active && this.bytesTimer !== null) {
+      clearInterval(this.bytesTimer);
+      this.bytesTimer = null;
+      this.lastBytes = null;
+    }
+  }
+
+  get isActive(): boolean {
+    return this.active;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.setActive(false);
+    if (this.frameHandle !== null) this.video.cancelVideoFrameCallback?.(this.frameHandle);
+    this.video.srcObject = null;
+    this.video.remove();
+  }
+
+  private schedule(): void {
+    if (this.closed || this.frameHandle !== null || !this.video.requestVideoFrameCallback) return;
+    this.frameHandle = this.video.requestVideoFrameCallback((now, metadata) => {
+      this.frameHandle = null;
+      this.presented(now, metadata);
+      this.schedule();
+    });
+  }
+
+  private presented(now: number, metadata: FrameMetadata): void {
+    if (!this.active || this.closed || !this.context) return;
+    this.context.drawImage(this.video, 0, 0, this.canvas.width, this.canvas.height);
+    // processingDuration: seconds from the frame's arrival to its decoding (WebRTC sources).
+    this.stats.pictureDrawn(now, (metadata.processingDuration ?? 0) * 1000);
+  }
+
+  private async readBytes(): Promise<void> {
+    const receiver = this.receiver;
+    if (!receiver) return;
+    const report = await receiver.getStats();
+    let bytes: number | null = null;
+    report.forEach((entry: { type?: string; bytesReceived?: number }) => {
+      if (entry.type === "inbound-rtp" && typeof entry.bytesReceived === "number") bytes = entry.bytesReceived;
+    });
+    if (bytes === null || !this.active) return;
+    if (this.lastBytes !== null) this.stats.bytesReceived(performance.now(), Math.max(0, bytes - this.lastBytes));
+    this.lastBytes = bytes;
+  }
+}
