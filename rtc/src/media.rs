@@ -13,7 +13,7 @@ use std::time::Instant;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpApi;
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
 use str0m::{Event, Rtc, RtcConfig};
 use tokio::sync::mpsc;
 
@@ -50,18 +50,26 @@ pub enum TrackEvent {
 
 /// The session's handle on the peer connection's video track.
 pub struct VideoTrack {
-    frames: mpsc::UnboundedSender<Frame>,
+    commands: mpsc::UnboundedSender<MediaCommand>,
     events: mpsc::UnboundedReceiver<TrackEvent>,
 }
 
 impl VideoTrack {
     /// Queues one H.264 access unit (Annex B) captured at `captured`.
     pub fn send(&self, access_unit: Vec<u8>, captured: Instant) -> Result<(), PeerError> {
-        self.frames
-            .send(Frame {
+        self.commands
+            .send(MediaCommand::Send {
                 data: access_unit,
                 captured,
             })
+            .map_err(|_| PeerError::Closed)
+    }
+
+    /// Receiving side: asks the sender for a key frame (RTCP PLI), as a browser does when it
+    /// lost pictures.
+    pub fn request_keyframe(&self) -> Result<(), PeerError> {
+        self.commands
+            .send(MediaCommand::RequestKeyframe)
             .map_err(|_| PeerError::Closed)
     }
 
@@ -71,9 +79,14 @@ impl VideoTrack {
     }
 }
 
-pub(crate) struct Frame {
-    data: Vec<u8>,
-    captured: Instant,
+/// What the session asks of the driver's half.
+pub(crate) enum MediaCommand {
+    /// One access unit to send.
+    Send {
+        data: Vec<u8>,
+        captured: Instant,
+    },
+    RequestKeyframe,
 }
 
 /// Turns on the congestion controller (it only acts once a sending video track exists).
@@ -93,33 +106,33 @@ pub(crate) struct Media {
     pt: Option<Pt>,
     first: Option<Instant>,
     events: mpsc::UnboundedSender<TrackEvent>,
-    frames: Option<mpsc::UnboundedReceiver<Frame>>,
+    commands: Option<mpsc::UnboundedReceiver<MediaCommand>>,
     warned: bool,
 }
 
 impl Media {
     /// The driver's half and the session's handle.
     pub(crate) fn new() -> (Media, VideoTrack) {
-        let (frames_tx, frames) = mpsc::unbounded_channel();
+        let (commands_tx, commands) = mpsc::unbounded_channel();
         let (events, events_rx) = mpsc::unbounded_channel();
         let media = Media {
             mid: None,
             pt: None,
             first: None,
             events,
-            frames: Some(frames),
+            commands: Some(commands),
             warned: false,
         };
         let track = VideoTrack {
-            frames: frames_tx,
+            commands: commands_tx,
             events: events_rx,
         };
         (media, track)
     }
 
-    /// The queue of access units to send, for the driver's select loop.
-    pub(crate) fn take_frames(&mut self) -> Option<mpsc::UnboundedReceiver<Frame>> {
-        self.frames.take()
+    /// The session's commands, for the driver's select loop.
+    pub(crate) fn take_commands(&mut self) -> Option<mpsc::UnboundedReceiver<MediaCommand>> {
+        self.commands.take()
     }
 
     /// Keeps the events about the track; hands back the others.
@@ -168,8 +181,23 @@ impl Media {
         }
     }
 
+    pub(crate) fn handle(&mut self, rtc: &mut Rtc, command: MediaCommand) {
+        match command {
+            MediaCommand::Send { data, captured } => self.write(rtc, data, captured),
+            MediaCommand::RequestKeyframe => {
+                let requested = self
+                    .mid
+                    .and_then(|mid| rtc.writer(mid))
+                    .map(|mut writer| writer.request_keyframe(None, KeyframeRequestKind::Pli));
+                if let Some(Err(e)) = requested {
+                    tracing::debug!("direct: cannot ask for a key frame: {e}");
+                }
+            }
+        }
+    }
+
     /// Hands one access unit to str0m (it paces and packetises it).
-    pub(crate) fn write(&mut self, rtc: &mut Rtc, frame: Frame) {
+    fn write(&mut self, rtc: &mut Rtc, data: Vec<u8>, captured: Instant) {
         let (Some(mid), Some(pt)) = (self.mid, self.pt) else {
             if !self.warned {
                 self.warned = true;
@@ -177,15 +205,15 @@ impl Media {
             }
             return;
         };
-        let first = *self.first.get_or_insert(frame.captured);
-        let elapsed = frame.captured.saturating_duration_since(first);
+        let first = *self.first.get_or_insert(captured);
+        let elapsed = captured.saturating_duration_since(first);
         // 90 kHz, the RTP clock of every video codec.
         let ticks = (elapsed.as_micros() * 9 / 100) as u64;
         let Some(writer) = rtc.writer(mid) else {
             return;
         };
         let time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
-        if let Err(e) = writer.write(pt, frame.captured, time, frame.data) {
+        if let Err(e) = writer.write(pt, captured, time, data) {
             tracing::warn!("direct: cannot send an access unit on the video track: {e}");
         }
     }

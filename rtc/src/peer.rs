@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::addrs;
-use crate::media::{self, Frame, Media, VideoTrack};
+use crate::media::{self, Media, MediaCommand, VideoTrack};
 
 /// str0m's send buffer for the channel. str0m counts bytes as buffered until the peer acks them,
 /// so this caps the bytes in flight: with its 128 KiB default the spike measured 6.4 MB/s at 5 ms
@@ -301,7 +301,7 @@ impl Driver {
         mut datagrams: mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>,
     ) {
         let deadline = tokio::time::Instant::now() + OPEN_DEADLINE;
-        let mut frames = self.media.take_frames();
+        let mut media_commands = self.media.take_commands();
         let mut wake = Instant::now();
         let reason = loop {
             // Drain str0m after every input (the spike's first gotcha).
@@ -335,7 +335,7 @@ impl Driver {
                     Some(Outgoing::Flush(reply)) => self.flushes.push(reply),
                     None => break "the session ended".to_owned(),
                 },
-                Some(frame) = next_frame(&mut frames) => self.media.write(&mut self.rtc, frame),
+                Some(command) = next_media(&mut media_commands) => self.media.handle(&mut self.rtc, command),
                 () = tokio::time::sleep_until(sleep_until) => {
                     if let Err(e) = self.rtc.handle_input(Input::Timeout(Instant::now())) {
                         break format!("WebRTC stack: {e}");
@@ -552,12 +552,14 @@ impl Driver {
     }
 }
 
-/// The session's next access unit; never, once it dropped its track.
-async fn next_frame(frames: &mut Option<mpsc::UnboundedReceiver<Frame>>) -> Option<Frame> {
-    if let Some(receiver) = frames {
+/// The session's next media command; never, once it dropped its track.
+async fn next_media(
+    commands: &mut Option<mpsc::UnboundedReceiver<MediaCommand>>,
+) -> Option<MediaCommand> {
+    if let Some(receiver) = commands {
         match receiver.recv().await {
-            Some(frame) => return Some(frame),
-            None => *frames = None,
+            Some(command) => return Some(command),
+            None => *commands = None,
         }
     }
     std::future::pending().await

@@ -2,7 +2,8 @@
 //! viewer offers a receive-only video m-line beside its data channel, the agent's answer sends
 //! H.264 on it, and every access unit written arrives whole and in order (str0m packetises it
 //! into RTP, FU-A for the big ones, and the receiver joins it back), while the congestion
-//! controller reports estimates to the sender.
+//! controller reports estimates to the sender, and the viewer's PLI reaches the agent as a
+//! key-frame request.
 
 use std::time::{Duration, Instant};
 
@@ -119,12 +120,25 @@ async fn h264_access_units_cross_the_video_track_whole_and_in_order() {
                     assert!(bps > 0);
                     estimates += 1;
                 }
-                Some(TrackEvent::KeyframeWanted) => {}
+                Some(TrackEvent::KeyframeWanted) => panic!("a key-frame request nobody made"),
                 other => panic!("unexpected {other:?} on the sending side"),
             },
         }
     }
     assert_eq!(received, sent, "every access unit, whole and in order");
+    // The viewer lost a picture: its PLI reaches the agent as a key-frame request.
+    receiving.request_keyframe().expect("PLI queued");
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match sending.next_event().await {
+                Some(TrackEvent::KeyframeWanted) => return,
+                Some(TrackEvent::Bitrate(_)) => estimates += 1,
+                other => panic!("unexpected {other:?} while waiting for the PLI"),
+            }
+        }
+    })
+    .await
+    .expect("the PLI arrives");
     // The congestion controller runs for the sending side (its first estimate comes once it can
     // probe; more follow with feedback).
     if estimates == 0 {

@@ -203,6 +203,42 @@ describe("direct path", () => {
     expect(s.closed()?.reason).toMatch(/where a piece was due/);
   });
 
+  it("offers a receive-only video m-line for desktop sessions and hands the track over", async () => {
+    const socket = new FakeRelaySocket();
+    const peer = new FakePeer();
+    const transceivers: unknown[] = [];
+    const tracks: unknown[] = [];
+    const withVideo = Object.assign(peer, {
+      addTransceiver: (kind: string, init: unknown) => transceivers.push([kind, init]),
+      ontrack: null as PeerConnectionLike["ontrack"],
+    });
+    new RelayConnection(
+      "wss://h/r",
+      {
+        onPaired: () => undefined,
+        onMessage: () => undefined,
+        onBytes: () => undefined,
+        onClosed: () => undefined,
+        onTrack: (event) => tracks.push(event.track),
+      },
+      { direct: DIRECT, createSocket: () => socket, createPeer: () => withVideo, video: true },
+    );
+    socket.text("c");
+    await settle();
+    expect(transceivers).toEqual([["video", { direction: "recvonly" }]]);
+    const track = { kind: "video" } as unknown as MediaStreamTrack;
+    withVideo.ontrack?.({ track, receiver: {} as RTCRtpReceiver });
+    expect(tracks).toEqual([track]);
+
+    // Terminal and files sessions offer no video.
+    const plain = session();
+    const added: unknown[] = [];
+    Object.assign(plain.peer, { addTransceiver: (kind: string) => added.push(kind) });
+    plain.socket.text("c");
+    await settle();
+    expect(added).toEqual([]);
+  });
+
   it("ends the session on a peer that breaks the switch protocol", async () => {
     const s = session();
     s.socket.text("c");
