@@ -71,6 +71,7 @@ pub(crate) async fn serve(
         clipboard: None,
         events,
         track: Track::new(video),
+        estimated: false,
     };
     let mut inputs = Inbox::default();
     if !view_only {
@@ -110,6 +111,8 @@ struct Session {
     events: mpsc::UnboundedSender<DesktopEvent>,
     /// The direct path's video track, when the viewer negotiated one (`track.rs`).
     track: Track,
+    /// A bandwidth estimate came (logged once).
+    estimated: bool,
 }
 
 enum Step {
@@ -270,7 +273,15 @@ impl Session {
                 self.viewer.keyframe();
             }
             TrackInput::Keyframe => self.viewer.keyframe(),
-            TrackInput::Bitrate(bps) => self.viewer.bitrate(bps),
+            TrackInput::Bitrate(bps) => {
+                if !std::mem::replace(&mut self.estimated, true) {
+                    tracing::info!(
+                        kbps = bps / 1000,
+                        "desktop: first bandwidth estimate of the direct path"
+                    );
+                }
+                self.viewer.bitrate(bps);
+            }
         }
         Ok(())
     }
