@@ -239,6 +239,35 @@ describe("direct path", () => {
     expect(added).toEqual([]);
   });
 
+  it("stays relayed in a webview without WebRTC", async () => {
+    const socket = new FakeRelaySocket();
+    const paths: string[] = [];
+    const seen: string[] = [];
+    const relay = new RelayConnection(
+      "wss://h/r",
+      {
+        onPaired: () => seen.push("paired"),
+        onMessage: (m) => seen.push(`json:${String(m.n)}`),
+        onBytes: () => undefined,
+        onClosed: () => undefined,
+        onPath: (path, detail) => paths.push(`${path}: ${detail}`),
+      },
+      {
+        direct: DIRECT,
+        createSocket: () => socket,
+        createPeer: () => {
+          throw new ReferenceError("RTCPeerConnection is not defined");
+        },
+      },
+    );
+    socket.text("c");
+    relay.sendJson({ n: 1 });
+    socket.text({ n: 2 });
+    expect(socket.json().at(-1)).toEqual({ n: 1 });
+    expect(seen).toEqual(["paired", "json:2"]);
+    expect(paths).toEqual(["relay: this browser cannot make a direct path: ReferenceError: RTCPeerConnection is not defined"]);
+  });
+
   it("ends the session on a peer that breaks the switch protocol", async () => {
     const s = session();
     s.socket.text("c");

@@ -142,6 +142,16 @@ export class RelayConnection implements RelayChannel {
   }
 
   private tryDirect(direct: DirectPath, createPeer: PeerConnectionFactory | undefined, video: boolean): void {
+    try {
+      this.startAttempt(direct, createPeer, video);
+    } catch (e) {
+      // A webview without WebRTC (the desktop app's WebKitGTK): the session stays relayed.
+      this.attempt = null;
+      this.handlers.onPath?.("relay", `this browser cannot make a direct path: ${String(e)}`);
+    }
+  }
+
+  private startAttempt(direct: DirectPath, createPeer: PeerConnectionFactory | undefined, video: boolean): void {
     this.attempt = new DirectAttempt(
       direct,
       {
