@@ -76,10 +76,10 @@ export class DesktopStats {
     this.received.add(now, bytes);
   }
 
-  /** A picture was drawn, `decodeMs` after it was handed to the decoder. */
-  pictureDrawn(now: number, decodeMs: number): void {
+  /** A picture was drawn, `decodeMs` after it was handed to the decoder (null: not known). */
+  pictureDrawn(now: number, decodeMs: number | null): void {
     this.drawn.add(now, 1);
-    this.decode.add(now, Math.max(0, decodeMs));
+    if (decodeMs !== null) this.decode.add(now, Math.max(0, decodeMs));
   }
 
   /** A pong for a ping sent at `sentAt` (same clock as `now`). */

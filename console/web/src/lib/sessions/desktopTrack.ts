@@ -1,8 +1,11 @@
 // The desktop's pictures from the direct path's H.264 video track (issue 13). The browser's
-// WebRTC stack receives, decodes and jitter-buffers the track (and sends PLI/FIR itself when it
-// loses pictures); a hidden <video> plays it, and every frame it presents is drawn onto the same
-// canvas the in-band pictures use, so the cursor overlay, input mapping, screenshots and the
-// stats overlay work unchanged. The agent says when its pictures move to the track (`stream`
+// WebRTC stack receives and decodes the track (and sends PLI/FIR itself when it loses pictures);
+// every decoded frame is drawn onto the same canvas the in-band pictures use, so the cursor
+// overlay, input mapping, screenshots and the stats overlay work unchanged. Frames are read with
+// MediaStreamTrackProcessor where the browser has it (Chromium): each as soon as it is decoded,
+// which saves the compositor's frame or two of a <video>; elsewhere a hidden <video> plays the
+// track and requestVideoFrameCallback draws what it presents. The <video> plays in both cases
+// (tests and the devtools look at it). The agent says when its pictures move to the track (`stream`
 // with `track: true`) and back; until then the canvas shows in-band pictures.
 
 import type { TrackEventLike } from "./direct";
@@ -12,6 +15,7 @@ import type { DesktopStats } from "./desktopStats";
 export const BYTES_EVERY_MS = 1000;
 
 type FrameMetadata = { processingDuration?: number };
+type ProcessorConstructor = new (init: { track: MediaStreamTrack }) => { readable: ReadableStream<VideoFrame> };
 type VideoWithFrames = HTMLVideoElement & {
   requestVideoFrameCallback?(callback: (now: number, metadata: FrameMetadata) => void): number;
   cancelVideoFrameCallback?(handle: number): void;
@@ -25,6 +29,9 @@ export class TrackPictures {
   private frameHandle: number | null = null;
   private bytesTimer: ReturnType<typeof setInterval> | null = null;
   private lastBytes: number | null = null;
+  private reader: ReadableStreamDefaultReader<VideoFrame> | null = null;
+  /** Frames drawn from the track (shown as the canvas's `data-track-frames`). */
+  private frames = 0;
   private closed = false;
 
   constructor(
@@ -47,9 +54,35 @@ export class TrackPictures {
   attach(event: TrackEventLike): void {
     if (this.closed) return;
     this.receiver = event.receiver;
+    // A remote desktop wants the newest picture now, not smooth playback: no extra buffering.
+    const tunable = event.receiver as RTCRtpReceiver & { jitterBufferTarget?: number | null };
+    if ("jitterBufferTarget" in tunable) tunable.jitterBufferTarget = 0;
     this.video.srcObject = new MediaStream([event.track]);
     void this.video.play().catch(() => undefined);
-    this.schedule();
+    const Processor = (globalThis as { MediaStreamTrackProcessor?: ProcessorConstructor }).MediaStreamTrackProcessor;
+    if (Processor) {
+      this.reader = new Processor({ track: event.track }).readable.getReader();
+      void this.pump(this.reader);
+    } else {
+      this.schedule();
+    }
+  }
+
+  private async pump(reader: ReadableStreamDefaultReader<VideoFrame>): Promise<void> {
+    try {
+      for (;;) {
+        const { value: frame, done } = await reader.read();
+        if (done || !frame) return;
+        try {
+          // The decode time of a track frame is the WebRTC stack's business: not known here.
+          this.draw(frame, null);
+        } finally {
+          frame.close();
+        }
+      }
+    } catch {
+      // The track ended or the reader was cancelled (the session is over).
+    }
   }
 
   /** Whether the pictures come on the track (the latest `stream` event says). */
@@ -72,6 +105,8 @@ export class TrackPictures {
     this.closed = true;
     this.setActive(false);
     if (this.frameHandle !== null) this.video.cancelVideoFrameCallback?.(this.frameHandle);
+    void this.reader?.cancel().catch(() => undefined);
+    this.reader = null;
     this.video.srcObject = null;
     this.video.remove();
   }
@@ -85,11 +120,17 @@ export class TrackPictures {
     });
   }
 
-  private presented(now: number, metadata: FrameMetadata): void {
-    if (!this.active || this.closed || !this.context) return;
-    this.context.drawImage(this.video, 0, 0, this.canvas.width, this.canvas.height);
+  private presented(_now: number, metadata: FrameMetadata): void {
     // processingDuration: seconds from the frame's arrival to its decoding (WebRTC sources).
-    this.stats.pictureDrawn(now, (metadata.processingDuration ?? 0) * 1000);
+    this.draw(this.video, (metadata.processingDuration ?? 0) * 1000);
+  }
+
+  private draw(source: CanvasImageSource, decodeMs: number | null): void {
+    if (!this.active || this.closed || !this.context) return;
+    this.context.drawImage(source, 0, 0, this.canvas.width, this.canvas.height);
+    this.frames += 1;
+    this.canvas.dataset.trackFrames = String(this.frames);
+    this.stats.pictureDrawn(performance.now(), decodeMs);
   }
 
   private async readBytes(): Promise<void> {
