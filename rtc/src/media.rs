@@ -213,9 +213,6 @@ impl Media {
             return;
         };
         let time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
-        // Playout delay 0: a remote desktop wants each picture shown as soon as it is decoded,
-        // not smoothed by a jitter buffer (what Chromium does for screen content with it).
-        let writer = writer.playout_delay(MediaTime::ZERO, MediaTime::ZERO);
         if let Err(e) = writer.write(pt, captured, time, data) {
             tracing::warn!("direct: cannot send an access unit on the video track: {e}");
         }
