@@ -4,7 +4,9 @@
 //! - without a data-channel failure, everything arrives, both directions end up on the data
 //!   channel, and no error is ever raised;
 //! - with a failure, either a side reports `DirectLost` (the session ends and may be reopened) or
-//!   everything still arrives over the relay.
+//!   everything still arrives over the relay;
+//! - when a side closes the session at any point, the other passes the relay's close on to its
+//!   session only after everything the closing side sent (`rtcEnd`, `peer_done`).
 
 use std::collections::VecDeque;
 
@@ -27,6 +29,8 @@ enum Op {
     Fail,
     /// Side 0 or 1 learns that the data channel died.
     Notice(usize),
+    /// Side 0 or 1 closes the session: `finish`, then its relay close; it does nothing more.
+    Close(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -45,6 +49,7 @@ fn op() -> impl Strategy<Value = Op> {
 enum Frame {
     Signal(SwitchSignal),
     Data(Payload),
+    Close,
 }
 
 struct World {
@@ -57,6 +62,11 @@ struct World {
     opened: [bool; 2],
     failed: bool,
     noticed: [bool; 2],
+    /// The side closed the session and is gone.
+    closed: [bool; 2],
+    /// The side read the peer's relay close; `passed_on` once its switch let the close through.
+    close_read: [bool; 2],
+    passed_on: [bool; 2],
     error: Option<SwitchError>,
 }
 
@@ -71,12 +81,23 @@ impl World {
             opened: [false; 2],
             failed: false,
             noticed: [false; 2],
+            closed: [false; 2],
+            close_read: [false; 2],
+            passed_on: [false; 2],
             error: None,
         }
     }
 
     fn apply(&mut self, op: Op) {
         if self.error.is_some() {
+            return;
+        }
+        let acting = match op {
+            Op::Send(side) | Op::Open(side) | Op::Notice(side) | Op::Close(side) => Some(side),
+            Op::DeliverRelay(to) | Op::DeliverDirect(to) => Some(to),
+            Op::Fail => None,
+        };
+        if acting.is_some_and(|side| self.closed[side]) {
             return;
         }
         let result = match op {
@@ -89,6 +110,10 @@ impl World {
             Op::DeliverRelay(to) => match self.relay[to].pop_front() {
                 Some(Frame::Signal(signal)) => self.sides[to].relay_signal(signal),
                 Some(Frame::Data(payload)) => self.sides[to].relay_data(payload),
+                Some(Frame::Close) => {
+                    self.close_read[to] = true;
+                    Ok(())
+                }
                 None => Ok(()),
             },
             Op::DeliverDirect(to) => match self.direct[to].pop_front() {
@@ -115,6 +140,16 @@ impl World {
                     Ok(())
                 }
             }
+            Op::Close(side) => {
+                self.sides[side].finish();
+                self.pump();
+                self.relay[1 - side].push_back(Frame::Close);
+                self.closed[side] = true;
+                // Gone: nothing reaches it any more.
+                self.relay[side].clear();
+                self.direct[side].clear();
+                Ok(())
+            }
         };
         if let Err(error) = result {
             self.error = Some(error);
@@ -127,6 +162,9 @@ impl World {
     fn pump(&mut self) {
         for side in 0..2 {
             let to = 1 - side;
+            if self.closed[to] {
+                while self.sides[side].poll_transmit().is_some() {}
+            }
             while let Some(transmit) = self.sides[side].poll_transmit() {
                 match transmit {
                     Transmit::Signal(signal) => self.relay[to].push_back(Frame::Signal(signal)),
@@ -155,6 +193,14 @@ impl World {
                 let n = u64::from_be_bytes(bytes.try_into().expect("8-byte payload"));
                 self.received[side].push(n);
             }
+            if self.close_read[side] && !self.passed_on[side] && self.sides[side].peer_done() {
+                self.passed_on[side] = true;
+                assert_eq!(
+                    self.received[side].len() as u64,
+                    self.sent[1 - side],
+                    "side {side} passed the close on before the last of the peer's data"
+                );
+            }
         }
     }
 
@@ -177,6 +223,7 @@ impl World {
             self.apply(Op::Notice(side));
             self.apply(Op::Open(side));
         }
+        self.pump();
         loop {
             let before = self.queued();
             for to in 0..2 {
@@ -242,5 +289,27 @@ proptest! {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_close_reaches_the_other_session_only_after_all_the_data(
+        before in proptest::collection::vec(op(), 0..200),
+        closer in 0..2usize,
+        after in proptest::collection::vec(op(), 0..100),
+    ) {
+        let mut world = World::new();
+        for op in before {
+            world.apply(op);
+        }
+        world.apply(Op::Close(closer));
+        for op in after {
+            world.apply(op);
+            world.assert_prefixes();
+        }
+        world.settle();
+        prop_assert_eq!(&world.error, &None);
+        let other = 1 - closer;
+        prop_assert!(world.close_read[other] && world.passed_on[other]);
+        prop_assert_eq!(world.received[other].len() as u64, world.sent[closer]);
     }
 }

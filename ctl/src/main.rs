@@ -31,6 +31,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // `TETHER_LOG=debug` (any tracing filter) shows what the direct path and the relay do; by
+    // default tetherctl prints only the command's own output and its errors.
+    if let Some(filter) = std::env::var_os("TETHER_LOG").and_then(|f| f.into_string().ok()) {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -29,7 +29,8 @@ pub type SessionSocket = WebSocketStream<DuplexStream>;
 
 /// Bytes buffered between the session and the splice in each direction.
 const PIPE: usize = 256 * 1024;
-/// How long a closing session waits for the data channel to deliver what it sent last.
+/// How long a closing session waits for the data channel to deliver what it sent last, and how
+/// long a relay close waits for the peer's last data-channel messages (its `rtcEnd`).
 const FLUSH_WAIT: Duration = Duration::from_secs(10);
 /// How long the splice waits for the session to finish its close once the relay has gone.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -105,6 +106,8 @@ where
         tried: false,
         joiner: Joiner::default(),
         video_slot: Some(video_slot),
+        relay_closed: None,
+        session_gone: false,
     };
     tokio::spawn(splice.run());
     (session, watcher, video)
@@ -124,6 +127,11 @@ struct Splice<S> {
     joiner: Joiner,
     /// Where the video track goes once the session is direct.
     video_slot: Option<oneshot::Sender<VideoTrack>>,
+    /// The relay closed while the peer's last data-channel messages were still on their way:
+    /// its close frame, held until `rtcEnd` arrives, and how long we wait for it.
+    relay_closed: Option<(Option<CloseFrame>, tokio::time::Instant)>,
+    /// The session no longer reads (its socket is closing); it may still have frames to send.
+    session_gone: bool,
 }
 
 /// Why the splice stops.
@@ -150,8 +158,16 @@ where
                 // direct message, that message must reach the session before the close does.
                 biased;
                 event = next_event(&mut self.peer) => self.on_peer_event(event).await,
-                message = self.relay.next() => self.on_relay(message).await,
+                message = self.relay.next(), if self.relay_closed.is_none() => {
+                    self.on_relay(message).await
+                }
                 message = self.inner.next() => self.on_session(message),
+                () = until(self.relay_closed.as_ref().map(|(_, deadline)| *deadline)) => {
+                    Err(End::Broken(
+                        "the relay closed and the direct path did not deliver the session's last data"
+                            .into(),
+                    ))
+                }
             };
             let step = match step {
                 Ok(()) => self.flush_switch().await,
@@ -159,6 +175,10 @@ where
             };
             if let Err(end) = step {
                 break end;
+            }
+            if self.relay_closed.is_some() && self.switch.peer_done() {
+                let frame = self.relay_closed.take().and_then(|(frame, _)| frame);
+                break End::Relay(frame);
             }
             if self.switch.is_switched() && *self.status.borrow() != PathStatus::Direct {
                 tracing::info!("direct: session switched to the direct path");
@@ -245,14 +265,25 @@ where
                 .switch
                 .relay_data(Payload::Binary(bytes.to_vec()))
                 .map_err(broken),
-            Some(Ok(Message::Close(frame))) => Err(End::Relay(frame)),
+            Some(Ok(Message::Close(frame))) => self.on_relay_closed(frame),
             Some(Ok(_)) => Ok(()),
             Some(Err(e)) => {
                 tracing::debug!("direct: relay failed: {e}");
-                Err(End::Relay(None))
+                self.on_relay_closed(None)
             }
-            None => Err(End::Relay(None)),
+            None => self.on_relay_closed(None),
         }
+    }
+
+    /// The relay's close may overtake the peer's last messages on the data channel: pass it on
+    /// only once they are in (`rtcEnd`), waiting at most [`FLUSH_WAIT`].
+    fn on_relay_closed(&mut self, frame: Option<CloseFrame>) -> Result<(), End> {
+        if self.switch.peer_done() || self.peer.is_none() {
+            return Err(End::Relay(frame));
+        }
+        tracing::debug!("direct: relay closed; waiting for the peer's last direct messages");
+        self.relay_closed = Some((frame, tokio::time::Instant::now() + FLUSH_WAIT));
+        Ok(())
     }
 
     async fn on_signal(&mut self, signal: RtcSignal) {
@@ -357,8 +388,16 @@ where
             }
         }
         while let Some(payload) = self.switch.poll_deliver() {
-            if self.inner.send(to_message(payload)).await.is_err() {
-                return Err(End::Session(None));
+            if self.session_gone {
+                continue;
+            }
+            if let Err(e) = self.inner.send(to_message(payload)).await {
+                // The session closed its socket (a program exited, say) while the peer was still
+                // sending: what it wrote before that (its exit status, its close) still waits in
+                // the pipe and must go out, so keep reading it; only what it would have read
+                // from now on is dropped.
+                tracing::debug!("direct: the session stopped reading: {e}");
+                self.session_gone = true;
             }
         }
         Ok(())
@@ -368,7 +407,11 @@ where
         match end {
             End::Session(frame) => {
                 // What the session sent last on the data channel must arrive before the relay
-                // tells the peer the session is over.
+                // tells the peer the session is over; `rtcEnd` tells the peer it has it all.
+                self.switch.finish();
+                if self.flush_switch().await.is_err() {
+                    tracing::debug!("direct: the session's last messages could not be sent");
+                }
                 if self.switch.sending_path() == Path::Direct
                     && let Some(sender) = &self.sender
                 {
@@ -404,6 +447,14 @@ where
             while let Some(Ok(_)) = self.inner.next().await {}
         })
         .await;
+    }
+}
+
+/// Resolves at `deadline`; never without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

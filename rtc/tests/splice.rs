@@ -213,3 +213,25 @@ async fn a_relayed_session_refuses_offers_and_the_viewer_stays_relayed() {
     viewer.send(Message::text("ping")).await.unwrap();
     assert_eq!(next_message(&mut agent).await, Message::text("ping"));
 }
+
+/// A program exits while the viewer is still typing: the session writes its exit status and
+/// closes its socket, and the viewer's next keystroke cannot be delivered. What the session wrote
+/// must still reach the viewer, before the close. (One thread: the splice runs only when the test
+/// waits, so the keystroke is read before the session's last words, every time.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_session_that_stops_reading_still_gets_its_last_words_out() {
+    let (mut viewer_relay, agent_relay) = relay_pair().await;
+    let (mut session, _) = splice(agent_relay, config(Role::Answerer, false)).await;
+    viewer_relay.send(Message::text("keystroke")).await.unwrap();
+    session.send(Message::text("exit 3")).await.unwrap();
+    session.send(Message::Close(None)).await.unwrap();
+    drop(session);
+    assert_eq!(
+        next_message(&mut viewer_relay).await,
+        Message::text("exit 3")
+    );
+    assert!(matches!(
+        next_message(&mut viewer_relay).await,
+        Message::Close(_)
+    ));
+}

@@ -31,6 +31,12 @@
 //!   may have been lost on the dead path, so the session must end; the viewer may reopen it. Such
 //!   inputs return [`SwitchError::DirectLost`].
 //!
+//! Ending a switched session: the relay's close can overtake the last messages on the data
+//! channel (two paths, two speeds), so a side that closes first sends `rtcEnd` as its last message
+//! on the data channel ([`PathSwitch::finish`]). A receiver whose peer sends on the data channel
+//! hands the relay's close to its session only once it has read that `rtcEnd`
+//! ([`PathSwitch::peer_done`]); until then the close waits (bounded by the driver).
+//!
 //! The relay carries [`SwitchSignal`]s as text frames (`{"type":"rtcReady"}`), beside the
 //! session's own messages; the driver tells them apart with [`SwitchSignal::parse`] and hands
 //! only session data to [`PathSwitch::relay_data`].
@@ -79,6 +85,9 @@ pub enum SwitchSignal {
     RtcReady,
     /// "This was my last data message on the relay; the rest comes on the data channel."
     RtcSwitch,
+    /// "This was my last message on the data channel; the session is closing." The one signal
+    /// sent on the data channel rather than the relay.
+    RtcEnd,
 }
 
 impl SwitchSignal {
@@ -87,6 +96,7 @@ impl SwitchSignal {
         match self {
             SwitchSignal::RtcReady => r#"{"type":"rtcReady"}"#.to_owned(),
             SwitchSignal::RtcSwitch => r#"{"type":"rtcSwitch"}"#.to_owned(),
+            SwitchSignal::RtcEnd => r#"{"type":"rtcEnd"}"#.to_owned(),
         }
     }
 
@@ -121,6 +131,10 @@ pub enum SwitchError {
     SwitchBeforeReady,
     #[error("more than {limit} bytes arrived on the data channel before the peer's rtcSwitch")]
     TooMuchEarlyData { limit: usize },
+    #[error("the peer sent rtcEnd on the relay")]
+    EndOnRelay,
+    #[error("the peer sent data on the data channel after its rtcEnd")]
+    DataAfterEnd,
 }
 
 /// One side's view of the two paths of one session.
@@ -139,6 +153,12 @@ pub struct PathSwitch {
     /// Data-channel data that came before the peer's marker, and its size.
     early: VecDeque<Payload>,
     early_bytes: usize,
+    /// We sent (or had no need to send) our `rtcEnd`.
+    finished: bool,
+    /// The peer's `rtcEnd` came on the data channel; `peer_finished` once it is also in order
+    /// (the peer's marker read), `early_end` while it waits among the early data.
+    early_end: bool,
+    peer_finished: bool,
     transmit: VecDeque<Transmit>,
     deliver: VecDeque<Payload>,
 }
@@ -161,6 +181,9 @@ impl PathSwitch {
             direct_failed: false,
             early: VecDeque::new(),
             early_bytes: 0,
+            finished: false,
+            early_end: false,
+            peer_finished: false,
             transmit: VecDeque::new(),
             deliver: VecDeque::new(),
         }
@@ -192,9 +215,36 @@ impl PathSwitch {
         self.maybe_switch_sending();
     }
 
+    /// Everything the peer sent has been handed out by [`PathSwitch::poll_deliver`], or is on the
+    /// relay ahead of its close: the relay's close may now reach the session. False only while
+    /// the peer's data runs on the data channel and its `rtcEnd` has not been read.
+    pub fn peer_done(&self) -> bool {
+        self.receiving == Path::Relay || self.peer_finished
+    }
+
+    /// We send nothing more (the session is closing). When our data runs on the data channel,
+    /// queues `rtcEnd` there after the last of it, so the peer knows it has everything even if
+    /// our relay close reaches it first.
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if self.sending == Path::Direct && !self.direct_failed {
+            self.transmit.push_back(Transmit::Data {
+                path: Path::Direct,
+                payload: Payload::Text(SwitchSignal::RtcEnd.to_text()),
+            });
+        }
+    }
+
     /// The data channel (or the ICE/DTLS below it) failed or closed.
     pub fn direct_failed(&mut self) -> Result<(), SwitchError> {
         self.direct_failed = true;
+        if self.peer_finished {
+            // The peer said all it had to say and is closing: its channel going is no loss.
+            return Ok(());
+        }
         if self.sending == Path::Direct || self.receiving == Path::Direct {
             return Err(SwitchError::DirectLost);
         }
@@ -226,8 +276,10 @@ impl PathSwitch {
                 self.receiving = Path::Direct;
                 self.early_bytes = 0;
                 self.deliver.append(&mut self.early);
+                self.peer_finished = self.early_end;
                 Ok(())
             }
+            SwitchSignal::RtcEnd => Err(SwitchError::EndOnRelay),
         }
     }
 
@@ -242,6 +294,16 @@ impl PathSwitch {
 
     /// Session data read on the data channel.
     pub fn direct_data(&mut self, payload: Payload) -> Result<(), SwitchError> {
+        if self.early_end || self.peer_finished {
+            return Err(SwitchError::DataAfterEnd);
+        }
+        if let Payload::Text(text) = &payload
+            && SwitchSignal::parse(text) == Some(SwitchSignal::RtcEnd)
+        {
+            self.early_end = true;
+            self.peer_finished = self.receiving == Path::Direct;
+            return Ok(());
+        }
         if self.receiving == Path::Direct {
             self.deliver.push_back(payload);
             return Ok(());
@@ -276,7 +338,11 @@ impl PathSwitch {
     }
 
     fn maybe_switch_sending(&mut self) {
-        if self.sending == Path::Relay && self.ready_sent && self.peer_ready && !self.direct_failed
+        if self.sending == Path::Relay
+            && self.ready_sent
+            && self.peer_ready
+            && !self.direct_failed
+            && !self.finished
         {
             // Queued after every earlier relay message, so it is the last data the peer reads
             // from the relay.
@@ -305,7 +371,11 @@ mod tests {
 
     #[test]
     fn signals_have_fixed_wire_texts() {
-        for signal in [SwitchSignal::RtcReady, SwitchSignal::RtcSwitch] {
+        for signal in [
+            SwitchSignal::RtcReady,
+            SwitchSignal::RtcSwitch,
+            SwitchSignal::RtcEnd,
+        ] {
             let text = signal.to_text();
             assert_eq!(serde_json::to_string(&signal).unwrap(), text);
             assert_eq!(SwitchSignal::parse(&text), Some(signal));
@@ -406,6 +476,84 @@ mod tests {
         a.direct_opened();
         a.relay_signal(SwitchSignal::RtcReady).unwrap();
         assert_eq!(a.direct_failed(), Err(SwitchError::DirectLost));
+    }
+
+    /// Both sides switched; `a` sent "1" on the data channel.
+    fn switched_pair() -> (PathSwitch, PathSwitch) {
+        let (mut a, mut b) = (PathSwitch::default(), PathSwitch::default());
+        for side in [&mut a, &mut b] {
+            side.direct_opened();
+            side.relay_signal(SwitchSignal::RtcReady).unwrap();
+            side.relay_signal(SwitchSignal::RtcSwitch).unwrap();
+            drain(side);
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn a_closing_side_ends_its_data_channel_data_with_rtc_end() {
+        let (mut a, mut b) = switched_pair();
+        a.send(text("last"));
+        a.finish();
+        a.finish();
+        let sent = drain(&mut a);
+        assert_eq!(
+            sent,
+            vec![
+                Transmit::Data {
+                    path: Path::Direct,
+                    payload: text("last")
+                },
+                Transmit::Data {
+                    path: Path::Direct,
+                    payload: text(r#"{"type":"rtcEnd"}"#)
+                },
+            ]
+        );
+        // The relay's close came first: the receiver must wait for the channel.
+        assert!(!b.peer_done());
+        for transmit in sent {
+            let Transmit::Data { payload, .. } = transmit else {
+                panic!("{transmit:?}")
+            };
+            b.direct_data(payload).unwrap();
+        }
+        assert!(b.peer_done());
+        assert_eq!(delivered(&mut b), vec![text("last")]);
+        // The closing side drops its channel next; that loses nothing now.
+        assert_eq!(b.direct_failed(), Ok(()));
+        assert_eq!(b.direct_data(text("more")), Err(SwitchError::DataAfterEnd));
+    }
+
+    #[test]
+    fn a_side_still_on_the_relay_needs_no_rtc_end() {
+        let mut a = PathSwitch::default();
+        a.send(text("last"));
+        a.finish();
+        assert_eq!(drain(&mut a).len(), 1);
+        let b = PathSwitch::default();
+        assert!(b.peer_done());
+    }
+
+    #[test]
+    fn an_early_rtc_end_counts_once_the_marker_is_read() {
+        let mut b = PathSwitch::default();
+        b.relay_signal(SwitchSignal::RtcReady).unwrap();
+        b.direct_data(text("3")).unwrap();
+        b.direct_data(text(r#"{"type":"rtcEnd"}"#)).unwrap();
+        assert!(b.peer_done(), "still on the relay: its close is in order");
+        b.relay_signal(SwitchSignal::RtcSwitch).unwrap();
+        assert!(b.peer_done());
+        assert_eq!(delivered(&mut b), vec![text("3")]);
+    }
+
+    #[test]
+    fn rtc_end_on_the_relay_is_a_protocol_error() {
+        let mut b = PathSwitch::default();
+        assert_eq!(
+            b.relay_signal(SwitchSignal::RtcEnd),
+            Err(SwitchError::EndOnRelay)
+        );
     }
 
     #[test]

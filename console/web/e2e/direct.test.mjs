@@ -91,6 +91,11 @@ describe("direct sessions", { skip }, () => {
     await type("echo after-switch");
     await until(screenRows, (rows) => rows.includes("after-switch"), "echo over the data channel");
     await screenshot(page, "40-terminal-direct");
+    // The shell's last output and its exit status race the agent's relay close to the browser:
+    // both must arrive, then the end (rtcEnd on the channel lets the console know it has all).
+    await type("echo last-$((6*7)); exit 3");
+    await status.filter({ hasText: "Session ended (exit code 3)" }).waitFor({ timeout: 30_000 });
+    assert.ok((await screenRows()).some((row) => row.includes("last-42")), "the last output arrived");
   });
 
   it("uploads and downloads a file over the direct path, byte for byte", async () => {

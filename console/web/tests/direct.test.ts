@@ -3,8 +3,8 @@
 // the agent's messages once and in order whichever path they took. Real browsers and agents are
 // exercised by the e2e tests; this pins the console's half of the protocol.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { DIRECT_LOST, RelayConnection } from "../src/lib/sessions/relay";
-import { OPEN_DEADLINE_MS, type DataChannelLike, type PeerConnectionLike } from "../src/lib/sessions/direct";
+import { DIRECT_LOST, END_WAIT_MS, RelayConnection } from "../src/lib/sessions/relay";
+import { CLOSE_LINGER_MS, OPEN_DEADLINE_MS, type DataChannelLike, type PeerConnectionLike } from "../src/lib/sessions/direct";
 import { PIECE } from "../src/lib/sessions/directPieces";
 import { FakeRelaySocket } from "./fakeRelaySocket";
 
@@ -173,6 +173,55 @@ describe("direct path", () => {
     await vi.advanceTimersByTimeAsync(OPEN_DEADLINE_MS * 2);
     expect(s.peer.closed).toBe(false);
     expect(s.paths).toEqual([]);
+  });
+
+  /** A session switched both ways. */
+  async function switched() {
+    const s = session();
+    s.socket.text("c");
+    await settle();
+    s.peer.channel.open();
+    s.socket.text({ type: "rtcReady" });
+    s.socket.text({ type: "rtcSwitch" });
+    expect(s.paths).toEqual(["direct"]);
+    return s;
+  }
+
+  it("holds a relay close that overtook the agent's last channel messages until its rtcEnd", async () => {
+    const s = await switched();
+    s.socket.onclose?.({ code: 1000, reason: "the shell exited" });
+    expect(s.closed()).toBeNull();
+    s.peer.channel.onmessage?.({ data: JSON.stringify({ n: 7 }) });
+    expect(s.closed()).toBeNull();
+    s.peer.channel.onmessage?.({ data: '{"type":"rtcEnd"}' });
+    expect(s.seen.at(-1)).toBe("json:7");
+    expect(s.closed()).toEqual({ paired: true, code: 1000, reason: "the shell exited" });
+    // The agent dropping its channel afterwards changes nothing.
+    s.peer.channel.onclose?.({});
+    expect(s.paths).toEqual(["direct"]);
+  });
+
+  it("ends the session as lost when the agent's rtcEnd never comes", async () => {
+    const s = await switched();
+    vi.useFakeTimers();
+    s.socket.onclose?.({ code: 1000, reason: "" });
+    await vi.advanceTimersByTimeAsync(END_WAIT_MS - 1);
+    expect(s.closed()).toBeNull();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(s.closed()).toEqual({ paired: true, code: DIRECT_LOST.code, reason: DIRECT_LOST.reason });
+  });
+
+  it("closes with rtcEnd after its last message, and keeps the connection until the channel has sent them", async () => {
+    const s = await switched();
+    vi.useFakeTimers();
+    s.relay.sendJson({ n: 9 });
+    s.relay.close();
+    expect(s.peer.channel.sent).toEqual([JSON.stringify({ n: 9 }), '{"type":"rtcEnd"}']);
+    expect(s.socket.closedWith).toEqual({ code: 1000, reason: "closed by the console" });
+    expect(s.peer.channel.readyState).toBe("closed");
+    expect(s.peer.closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(CLOSE_LINGER_MS);
+    expect(s.peer.closed).toBe(true);
   });
 
   it("sends and joins messages too big for one data-channel message in pieces", async () => {

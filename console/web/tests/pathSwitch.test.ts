@@ -139,7 +139,44 @@ describe("path switch", () => {
     expect(() => flood.directData("12345")).toThrow(/more than 4 bytes/);
   });
 
+  it("ends a closing side's channel data with rtcEnd, and holds the peer's close until it is read", () => {
+    const [a, b] = [new PathSwitch(), new PathSwitch()];
+    for (const side of [a, b]) {
+      side.directOpened();
+      side.relaySignal("rtcReady");
+      side.relaySignal("rtcSwitch");
+      while (side.pollTransmit());
+    }
+    a.send("last");
+    a.finish();
+    a.finish();
+    const sent = [] as Transmit[];
+    for (let t = a.pollTransmit(); t; t = a.pollTransmit()) sent.push(t);
+    expect(sent).toEqual([
+      { kind: "data", path: "direct", payload: "last" },
+      { kind: "data", path: "direct", payload: '{"type":"rtcEnd"}' },
+    ]);
+    expect(b.peerDone).toBe(false);
+    for (const t of sent) if (t.kind === "data") b.directData(t.payload);
+    expect(b.peerDone).toBe(true);
+    expect(b.pollDeliver()).toBe("last");
+    expect(b.pollDeliver()).toBeUndefined();
+    expect(() => b.directFailed()).not.toThrow();
+    expect(() => b.directData("more")).toThrow(/after its rtcEnd/);
+    expect(() => new PathSwitch().relaySignal("rtcEnd")).toThrow(/on the relay/);
+  });
+
+  it("needs no rtcEnd from a side that never switched", () => {
+    const a = new PathSwitch();
+    a.send("x");
+    a.finish();
+    expect(a.pollTransmit()).toEqual({ kind: "data", path: "relay", payload: "x" });
+    expect(a.pollTransmit()).toBeUndefined();
+    expect(new PathSwitch().peerDone).toBe(true);
+  });
+
   it("speaks the same signal texts as the agent", () => {
+    expect(signalText("rtcEnd")).toBe('{"type":"rtcEnd"}');
     expect(signalText("rtcReady")).toBe('{"type":"rtcReady"}');
     expect(asSwitchSignal(JSON.parse(signalText("rtcSwitch")) as Record<string, unknown>)).toBe("rtcSwitch");
     expect(asSwitchSignal({ type: "resize" })).toBeNull();

@@ -91,6 +91,9 @@ const LABEL = "tether";
  */
 export const OPEN_DEADLINE_MS = 15_000;
 
+/** How long a closing session's channel may take to send what it still holds. */
+export const CLOSE_LINGER_MS = 5_000;
+
 export class DirectAttempt {
   private readonly peer: PeerConnectionLike;
   private readonly channel: DataChannelLike;
@@ -167,12 +170,19 @@ export class DirectAttempt {
     if (!this.ended && this.channel.readyState === "open") this.channel.send(payload);
   }
 
-  /** Ends the attempt without reporting a failure (the session is closing). */
+  /**
+   * Ends the attempt without reporting a failure (the session is closing). The channel sends what
+   * is queued on it (the session's last messages, `rtcEnd`) before it closes, so the connection
+   * goes only once it has, or after CLOSE_LINGER_MS.
+   */
   close(): void {
+    if (this.ended) return;
     this.ended = true;
     clearTimeout(this.deadline);
+    const closePeer = () => this.peer.close();
+    this.channel.onclose = closePeer;
+    setTimeout(closePeer, CLOSE_LINGER_MS);
     this.channel.close();
-    this.peer.close();
   }
 
   private async offer(): Promise<void> {

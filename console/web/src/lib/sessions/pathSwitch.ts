@@ -3,7 +3,10 @@
 // machine as `common/src/relay/switch.rs` (whose comments explain the protocol): each side sends
 // `rtcReady` on the relay when its channel opens; once it has sent and received `rtcReady` it
 // sends `rtcSwitch` as its LAST data message on the relay and everything after on the channel; a
-// receiver reads the relay up to the peer's `rtcSwitch`, holding early channel data aside.
+// receiver reads the relay up to the peer's `rtcSwitch`, holding early channel data aside. A side
+// that closes the session sends `rtcEnd` as its last message on the channel (`finish`), and a
+// receiver passes the relay's close on only once it has read it (`peerDone`): the close can
+// overtake the channel's last messages.
 // Sans-IO: the caller reports what happened and sends what `pollTransmit` hands out.
 
 export type Path = "relay" | "direct";
@@ -11,7 +14,7 @@ export type Path = "relay" | "direct";
 /** One message of session data: a JSON control message (text) or the session's bytes. */
 export type Payload = string | Uint8Array<ArrayBuffer>;
 
-export type SwitchSignal = "rtcReady" | "rtcSwitch";
+export type SwitchSignal = "rtcReady" | "rtcSwitch" | "rtcEnd";
 
 export type Transmit = { kind: "signal"; signal: SwitchSignal } | { kind: "data"; path: Path; payload: Payload };
 
@@ -28,7 +31,17 @@ export function signalText(signal: SwitchSignal): string {
 
 /** The switch signal a parsed relay text frame is, if it is one. */
 export function asSwitchSignal(message: Record<string, unknown>): SwitchSignal | null {
-  return message.type === "rtcReady" || message.type === "rtcSwitch" ? message.type : null;
+  return message.type === "rtcReady" || message.type === "rtcSwitch" || message.type === "rtcEnd" ? message.type : null;
+}
+
+function isEnd(payload: Payload): boolean {
+  if (typeof payload !== "string" || !payload.includes('"rtcEnd"')) return false;
+  try {
+    const value: unknown = JSON.parse(payload);
+    return typeof value === "object" && value !== null && (value as { type?: unknown }).type === "rtcEnd";
+  } catch {
+    return false;
+  }
 }
 
 function size(payload: Payload): number {
@@ -43,6 +56,10 @@ export class PathSwitch {
   private failed = false;
   private early: Payload[] = [];
   private earlyBytes = 0;
+  private finished = false;
+  /** The peer's `rtcEnd` came; it counts once the peer's marker is also read. */
+  private earlyEnd = false;
+  private peerFinished = false;
   private readonly transmit: Transmit[] = [];
   private readonly deliver: Payload[] = [];
 
@@ -61,6 +78,23 @@ export class PathSwitch {
     return this.sending === "direct" && this.receiving === "direct";
   }
 
+  /**
+   * Everything the peer sent has been delivered, or is on the relay ahead of its close: the
+   * relay's close may now reach the session.
+   */
+  get peerDone(): boolean {
+    return this.receiving === "relay" || this.peerFinished;
+  }
+
+  /** We send nothing more: on the channel, `rtcEnd` follows the last of our data. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.sending === "direct" && !this.failed) {
+      this.transmit.push({ kind: "data", path: "direct", payload: signalText("rtcEnd") });
+    }
+  }
+
   /** Our data channel opened (ordered and reliable). */
   directOpened(): void {
     if (this.readySent || this.failed) return;
@@ -72,6 +106,8 @@ export class PathSwitch {
   /** The data channel (or ICE/DTLS below it) failed or closed. Throws when data may be lost. */
   directFailed(): void {
     this.failed = true;
+    // The peer said all it had to say and is closing: its channel going is no loss.
+    if (this.peerFinished) return;
     if (this.sending === "direct" || this.receiving === "direct") {
       throw new SwitchError("the direct path failed after the session had switched to it");
     }
@@ -81,6 +117,7 @@ export class PathSwitch {
 
   /** A switch signal read on the relay. */
   relaySignal(signal: SwitchSignal): void {
+    if (signal === "rtcEnd") throw new SwitchError("the peer sent rtcEnd on the relay");
     if (signal === "rtcReady") {
       this.peerReady = true;
       this.maybeSwitchSending();
@@ -93,6 +130,7 @@ export class PathSwitch {
     this.earlyBytes = 0;
     this.deliver.push(...this.early);
     this.early = [];
+    this.peerFinished = this.earlyEnd;
   }
 
   /** Session data read on the relay. */
@@ -103,6 +141,12 @@ export class PathSwitch {
 
   /** Session data read on the data channel. */
   directData(payload: Payload): void {
+    if (this.earlyEnd) throw new SwitchError("the peer sent data on the data channel after its rtcEnd");
+    if (isEnd(payload)) {
+      this.earlyEnd = true;
+      this.peerFinished = this.receiving === "direct";
+      return;
+    }
     if (this.receiving === "direct") {
       this.deliver.push(payload);
       return;
@@ -128,7 +172,7 @@ export class PathSwitch {
   }
 
   private maybeSwitchSending(): void {
-    if (this.sending === "relay" && this.readySent && this.peerReady && !this.failed) {
+    if (this.sending === "relay" && this.readySent && this.peerReady && !this.failed && !this.finished) {
       // Queued after every earlier relay message: the last data the peer reads from the relay.
       this.transmit.push({ kind: "signal", signal: "rtcSwitch" });
       this.sending = "direct";

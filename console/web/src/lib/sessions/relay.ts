@@ -69,6 +69,12 @@ export function relaySocketUrl(path: string, location: { protocol: string; host:
 /** The close code and reason when the direct path dies after the switch (the viewer may reopen). */
 export const DIRECT_LOST = { code: 4001, reason: "the direct path was lost" };
 
+/**
+ * How long the relay's close waits for the agent's last messages on the data channel (its
+ * `rtcEnd`): the close can overtake them. After that, what is missing is lost: DIRECT_LOST.
+ */
+export const END_WAIT_MS = 10_000;
+
 export class RelayConnection implements RelayChannel {
   private readonly socket: RelaySocketLike;
   private readonly paths = new PathSwitch();
@@ -78,6 +84,8 @@ export class RelayConnection implements RelayChannel {
   private paired = false;
   private closed = false;
   private path: Path = "relay";
+  /** The relay closed before the agent's last channel messages arrived; passed on once they have. */
+  private heldClose: { code: number; reason: string; timer: ReturnType<typeof setTimeout> } | null = null;
 
   constructor(url: string, private readonly handlers: RelayHandlers, options: RelayOptions = {}) {
     const socket = (options.createSocket ?? browserSocket)(url);
@@ -99,7 +107,12 @@ export class RelayConnection implements RelayChannel {
       }
     };
     socket.onclose = (event) => {
-      if (this.closed) return;
+      if (this.closed || this.heldClose) return;
+      if (this.paired && !this.paths.peerDone) {
+        const timer = setTimeout(() => this.endSession(DIRECT_LOST.code, DIRECT_LOST.reason), END_WAIT_MS);
+        this.heldClose = { code: event.code, reason: event.reason, timer };
+        return;
+      }
       this.closed = true;
       this.attempt?.close();
       handlers.onClosed({ paired: this.paired, code: event.code, reason: event.reason });
@@ -136,7 +149,12 @@ export class RelayConnection implements RelayChannel {
 
   /** Ends the session (the agent stops the shell or transfer when its side closes). */
   close(): void {
+    if (this.closed) return;
+    // On the channel, `rtcEnd` tells the agent it has everything even if this close overtakes.
+    this.paths.finish();
+    this.flush();
     this.closed = true;
+    if (this.heldClose) clearTimeout(this.heldClose.timer);
     this.attempt?.close();
     this.socket.close(1000, "closed by the console");
   }
@@ -167,6 +185,8 @@ export class RelayConnection implements RelayChannel {
         onFailed: (why) => {
           try {
             this.paths.directFailed();
+            // The agent ended the session and dropped its channel: its close is on the way.
+            if (this.paths.receivingPath === "direct") return;
             this.handlers.onPath?.("relay", why);
           } catch {
             // Data may have been lost on the dead path: end the session; the viewer may reopen it.
@@ -231,11 +251,19 @@ export class RelayConnection implements RelayChannel {
       this.path = path;
       this.handlers.onPath?.(path, path === "direct" ? "both directions on the data channel" : "");
     }
+    if (this.heldClose && this.paths.peerDone) {
+      const { code, reason, timer } = this.heldClose;
+      clearTimeout(timer);
+      this.closed = true;
+      this.attempt?.close();
+      this.handlers.onClosed({ paired: this.paired, code, reason });
+    }
   }
 
   private endSession(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.heldClose) clearTimeout(this.heldClose.timer);
     this.attempt?.close();
     this.socket.close(code === 1002 ? 1000 : code, reason);
     this.handlers.onClosed({ paired: this.paired, code, reason });
