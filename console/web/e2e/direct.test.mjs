@@ -95,7 +95,7 @@ describe("direct sessions", { skip }, () => {
     // both must arrive, then the end (rtcEnd on the channel lets the console know it has all).
     await type("echo last-$((6*7)); exit 3");
     await status.filter({ hasText: "Session ended (exit code 3)" }).waitFor({ timeout: 30_000 });
-    assert.ok((await screenRows()).some((row) => row.includes("last-42")), "the last output arrived");
+    await until(screenRows, (rows) => rows.some((row) => row.includes("last-42")), "the last output on screen");
   });
 
   it("uploads and downloads a file over the direct path, byte for byte", async () => {
