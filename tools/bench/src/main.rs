@@ -79,6 +79,10 @@ pub struct Cli {
     /// relay measurements.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     relay_mib: u32,
+    /// Only the relay figures (download, CPU per GiB, echo; Tether's direct path too): skips the
+    /// idle-agent counts and the connect storms.
+    #[arg(long)]
+    relay_only: bool,
     /// Keys typed for the terminal echo figure.
     #[arg(long, value_name = "N", default_value_t = 50)]
     echo_samples: u32,

@@ -242,6 +242,33 @@ pub(crate) fn tree_rss_kb(pid: u32) -> Option<u64> {
     )
 }
 
+/// User plus system CPU time of `pid` and its living descendants, in seconds (`None` if gone).
+pub(crate) fn tree_cpu_s(pid: u32) -> Option<f64> {
+    let tree = process_tree(pid);
+    if tree.is_empty() {
+        return None;
+    }
+    let ticks: u64 = tree
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).ok())
+        .filter_map(|stat| parse_cpu_ticks(&stat))
+        .sum();
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space on every architecture
+    // the bench runs on.
+    Some(ticks as f64 / 100.0)
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line, counted after the command
+/// name's last `)` as in [`parse_stat`].
+pub(crate) fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let close = stat.rfind(')')?;
+    let mut rest = stat[close + 1..].split_whitespace();
+    // Field 3 (state) is the first after the name; utime is field 14, eleven further on.
+    let utime: u64 = rest.nth(11)?.parse().ok()?;
+    let stime: u64 = rest.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// How many processes the tree holds (MeshCentral: launcher + server, more with workers).
 pub(crate) fn tree_size(pid: u32) -> usize {
     process_tree(pid).len()
@@ -264,6 +291,9 @@ mod tests {
             })
         );
         assert_eq!(parse_stat("garbage"), None);
+        // utime 5 + stime 3.
+        assert_eq!(parse_cpu_ticks(stat), Some(8));
+        assert_eq!(parse_cpu_ticks("1 (x) S 2"), None);
     }
 
     #[test]

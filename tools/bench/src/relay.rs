@@ -5,6 +5,11 @@
 //! Throughput: a file download through the relay (MeshCentral's files protocol; Tether's files
 //! session), timed as whole tool runs; the fixed cost (tool start, login, session set-up) is
 //! taken out by subtracting the time for a one-byte file. Echo: see `echo.rs`.
+//!
+//! Tether's sessions can also leave the relay for a direct WebRTC path (`tetherctl --direct`), so
+//! for Tether the same figures are taken twice in one run, `--direct never` and `--direct always`,
+//! together with the server's CPU time per GiB downloaded: what the direct path saves the server.
+//! (MeshCentral's direct path exists in its browser console only.)
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,7 +19,7 @@ use serde::Serialize;
 use tokio::process::Command;
 
 use crate::echo;
-use crate::procs::Guard;
+use crate::procs::{Guard, tree_cpu_s};
 use crate::server::{ServerSpec, Tools, Web};
 use crate::stats::{median, percentile};
 
@@ -42,6 +47,39 @@ pub(crate) struct RelayPoint {
     pub echo_samples: usize,
     /// Timed downloads that failed and were tried again.
     pub download_retries: usize,
+    /// The server's CPU seconds (its whole process tree) per GiB downloaded.
+    pub server_cpu_s_per_gib: Option<f64>,
+    /// Tether only: the same figures with every session on the direct path.
+    pub direct: Option<PathPoint>,
+}
+
+/// Download and echo figures for one way of carrying the sessions.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PathPoint {
+    pub small_s: Option<f64>,
+    pub big_s: Option<f64>,
+    pub download_mb_s: Option<f64>,
+    pub server_cpu_s_per_gib: Option<f64>,
+    pub echo_ms_p50: Option<f64>,
+    pub echo_ms_p99: Option<f64>,
+    pub echo_samples: usize,
+    pub download_retries: usize,
+}
+
+/// How a Tether session travels (`tetherctl --direct`); MeshCentral's tool has the relay only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Relay,
+    Direct,
+}
+
+impl Route {
+    fn flag(self) -> &'static str {
+        match self {
+            Route::Relay => "never",
+            Route::Direct => "always",
+        }
+    }
 }
 
 pub(crate) struct RelaySettings {
@@ -58,12 +96,16 @@ pub(crate) async fn relay_point(
     settings: &RelaySettings,
 ) -> anyhow::Result<RelayPoint> {
     let mut running = spec.start(web).await?;
-    let result = relay_on(spec, settings).await;
+    let result = relay_on(spec, settings, running.guard.pid()).await;
     running.guard.stop().await;
     result
 }
 
-async fn relay_on(spec: &ServerSpec, settings: &RelaySettings) -> anyhow::Result<RelayPoint> {
+async fn relay_on(
+    spec: &ServerSpec,
+    settings: &RelaySettings,
+    server: u32,
+) -> anyhow::Result<RelayPoint> {
     let work = &settings.work;
     std::fs::create_dir_all(work)?;
     let small = work.join("small.bin");
@@ -71,7 +113,12 @@ async fn relay_on(spec: &ServerSpec, settings: &RelaySettings) -> anyhow::Result
     std::fs::write(&small, b"x")?;
     let file_bytes = u64::from(settings.file_mib) << 20;
     write_noise(&big, file_bytes)?;
-    let target = work.join("downloaded.bin");
+    let files = Files {
+        small: small.clone(),
+        big: big.clone(),
+        target: work.join("downloaded.bin"),
+        big_bytes: file_bytes,
+    };
 
     let log = settings
         .logs
@@ -80,59 +127,116 @@ async fn relay_on(spec: &ServerSpec, settings: &RelaySettings) -> anyhow::Result
     let result = async {
         let device = wait_device(spec).await?;
         let started = Instant::now();
-        while download(spec, &device, &small, &target, 1).await.is_err() {
+        while download(spec, &device, &small, &files.target, 1, Route::Relay)
+            .await
+            .is_err()
+        {
             if started.elapsed() > AGENT_READY {
                 bail!("the agent was not reachable through the relay within {AGENT_READY:?}");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let mut small_s = Vec::new();
-        let mut big_s = Vec::new();
-        let mut retries = 0;
-        for _ in 0..DOWNLOAD_RUNS {
-            for (file, bytes, times) in [(&small, 1, &mut small_s), (&big, file_bytes, &mut big_s)]
-            {
-                tokio::time::sleep(BETWEEN_RUNS).await;
-                let mut attempt = 1;
-                let seconds = loop {
-                    match download(spec, &device, file, &target, bytes).await {
-                        Ok(seconds) => break seconds,
-                        Err(e) if attempt >= ATTEMPTS => return Err(e),
-                        Err(_) => {
-                            attempt += 1;
-                            retries += 1;
-                            tokio::time::sleep(BETWEEN_RUNS).await;
-                        }
-                    }
-                };
-                times.push(seconds);
-            }
-        }
-        let (small_s, big_s) = (median(&small_s), median(&big_s));
-        let download_mb_s = match (small_s, big_s) {
-            (Some(s), Some(b)) if b > s => Some(file_bytes as f64 / 1e6 / (b - s)),
-            _ => None,
+        let relayed = path_point(spec, &device, &files, settings, server, Route::Relay).await?;
+        let direct = match spec.tools {
+            Tools::Tether { .. } => Some(
+                path_point(spec, &device, &files, settings, server, Route::Direct)
+                    .await
+                    .context("the direct path")?,
+            ),
+            Tools::MeshCentral { .. } => None,
         };
-        tokio::time::sleep(BETWEEN_RUNS).await;
-        let echo_ms = echo::latencies(&shell_command_line(spec, &device), settings.echo_samples)
-            .await
-            .context("terminal echo")?;
         Ok(RelayPoint {
             file_bytes,
-            small_s,
-            big_s,
-            download_mb_s,
-            echo_ms_p50: median(&echo_ms),
-            echo_ms_p99: percentile(&echo_ms, 99.0),
-            echo_samples: echo_ms.len(),
-            download_retries: retries,
+            small_s: relayed.small_s,
+            big_s: relayed.big_s,
+            download_mb_s: relayed.download_mb_s,
+            echo_ms_p50: relayed.echo_ms_p50,
+            echo_ms_p99: relayed.echo_ms_p99,
+            echo_samples: relayed.echo_samples,
+            download_retries: relayed.download_retries,
+            server_cpu_s_per_gib: relayed.server_cpu_s_per_gib,
+            direct,
         })
     }
     .await;
     agent.stop().await;
     let _ = std::fs::remove_file(&big);
-    let _ = std::fs::remove_file(&target);
+    let _ = std::fs::remove_file(&files.target);
     result
+}
+
+struct Files {
+    small: PathBuf,
+    big: PathBuf,
+    target: PathBuf,
+    big_bytes: u64,
+}
+
+/// Downloads (one byte and the big file, alternately, `DOWNLOAD_RUNS` times) and the echo, with
+/// every session on `route`; the server's CPU time is read around each big download.
+async fn path_point(
+    spec: &ServerSpec,
+    device: &str,
+    files: &Files,
+    settings: &RelaySettings,
+    server: u32,
+    route: Route,
+) -> anyhow::Result<PathPoint> {
+    let mut small_s = Vec::new();
+    let mut big_s = Vec::new();
+    let mut cpu_s = Some(0.0);
+    let mut retries = 0;
+    for _ in 0..DOWNLOAD_RUNS {
+        for (file, bytes) in [(&files.small, 1), (&files.big, files.big_bytes)] {
+            tokio::time::sleep(BETWEEN_RUNS).await;
+            let mut attempt = 1;
+            let cpu_before = tree_cpu_s(server);
+            let seconds = loop {
+                match download(spec, device, file, &files.target, bytes, route).await {
+                    Ok(seconds) => break seconds,
+                    Err(e) if attempt >= ATTEMPTS => return Err(e),
+                    Err(_) => {
+                        attempt += 1;
+                        retries += 1;
+                        tokio::time::sleep(BETWEEN_RUNS).await;
+                    }
+                }
+            };
+            if bytes == 1 {
+                small_s.push(seconds);
+            } else {
+                // A retried download's CPU counts too: the server did that work.
+                cpu_s = match (cpu_s, cpu_before, tree_cpu_s(server)) {
+                    (Some(sum), Some(before), Some(after)) => Some(sum + (after - before)),
+                    _ => None,
+                };
+                big_s.push(seconds);
+            }
+        }
+    }
+    let (small_s, big_s) = (median(&small_s), median(&big_s));
+    let download_mb_s = match (small_s, big_s) {
+        (Some(s), Some(b)) if b > s => Some(files.big_bytes as f64 / 1e6 / (b - s)),
+        _ => None,
+    };
+    let gib = (files.big_bytes as f64 * DOWNLOAD_RUNS as f64) / f64::from(1u32 << 30);
+    tokio::time::sleep(BETWEEN_RUNS).await;
+    let echo_ms = echo::latencies(
+        &shell_command_line(spec, device, route),
+        settings.echo_samples,
+    )
+    .await
+    .context("terminal echo")?;
+    Ok(PathPoint {
+        small_s,
+        big_s,
+        download_mb_s,
+        server_cpu_s_per_gib: cpu_s.map(|s| s / gib),
+        echo_ms_p50: median(&echo_ms),
+        echo_ms_p99: percentile(&echo_ms, 99.0),
+        echo_samples: echo_ms.len(),
+        download_retries: retries,
+    })
 }
 
 /// Pseudo-random bytes (xorshift): incompressible, so neither side gains from compression.
@@ -280,13 +384,14 @@ async fn download(
     remote: &Path,
     local: &Path,
     expected: u64,
+    route: Route,
 ) -> anyhow::Result<f64> {
     let _ = std::fs::remove_file(local);
     let mut command = tool(spec);
     match &spec.tools {
         Tools::Tether { .. } => {
             command
-                .args(["download", "--device", device])
+                .args(["download", "--direct", route.flag(), "--device", device])
                 .arg(remote)
                 .arg(local);
         }
@@ -320,13 +425,19 @@ async fn download(
 }
 
 /// The admin tool's interactive shell as one `sh -c` line, for `script` to run in a terminal.
-fn shell_command_line(spec: &ServerSpec, device: &str) -> String {
+fn shell_command_line(spec: &ServerSpec, device: &str, route: Route) -> String {
     let command = tool(spec);
     let std = command.as_std();
     let mut words = vec![quote(&std.get_program().to_string_lossy())];
     words.extend(std.get_args().map(|a| quote(&a.to_string_lossy())));
     match &spec.tools {
-        Tools::Tether { .. } => words.extend(["shell".into(), "--device".into(), quote(device)]),
+        Tools::Tether { .. } => words.extend([
+            "shell".into(),
+            "--direct".into(),
+            route.flag().into(),
+            "--device".into(),
+            quote(device),
+        ]),
         Tools::MeshCentral { .. } => words.extend(["shell".into(), "--id".into(), quote(device)]),
     }
     // The password reaches tetherctl through the environment `script` passes on.

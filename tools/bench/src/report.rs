@@ -84,7 +84,14 @@ pub(crate) struct Summary {
     pub login_ms: Option<f64>,
     pub logins_refused: bool,
     pub relay_mb_s: Option<f64>,
+    pub relay_cpu_s_per_gib: Option<f64>,
     pub echo_ms: Option<f64>,
+    pub echo_p99_ms: Option<f64>,
+    /// Tether's direct path (`tetherctl --direct always`).
+    pub direct_mb_s: Option<f64>,
+    pub direct_cpu_s_per_gib: Option<f64>,
+    pub direct_echo_ms: Option<f64>,
+    pub direct_echo_p99_ms: Option<f64>,
     /// By agent count.
     pub agents: BTreeMap<u32, AgentSummary>,
     /// In the order of the rates asked for.
@@ -121,7 +128,25 @@ pub(crate) fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Opti
         login_ms: median_of(idle().map(|i| i.login_ms_p50)),
         logins_refused: idle().any(|i| !i.login_ok),
         relay_mb_s: median_of(runs.iter().map(|r| r.relay.as_ref()?.download_mb_s)),
+        relay_cpu_s_per_gib: median_of(runs.iter().map(|r| r.relay.as_ref()?.server_cpu_s_per_gib)),
         echo_ms: median_of(runs.iter().map(|r| r.relay.as_ref()?.echo_ms_p50)),
+        echo_p99_ms: median_of(runs.iter().map(|r| r.relay.as_ref()?.echo_ms_p99)),
+        direct_mb_s: median_of(
+            runs.iter()
+                .map(|r| r.relay.as_ref()?.direct.as_ref()?.download_mb_s),
+        ),
+        direct_cpu_s_per_gib: median_of(
+            runs.iter()
+                .map(|r| r.relay.as_ref()?.direct.as_ref()?.server_cpu_s_per_gib),
+        ),
+        direct_echo_ms: median_of(
+            runs.iter()
+                .map(|r| r.relay.as_ref()?.direct.as_ref()?.echo_ms_p50),
+        ),
+        direct_echo_p99_ms: median_of(
+            runs.iter()
+                .map(|r| r.relay.as_ref()?.direct.as_ref()?.echo_ms_p99),
+        ),
         ..Summary::default()
     };
     let points = || runs.iter().flat_map(|r| r.agents.iter());
@@ -214,7 +239,26 @@ pub(crate) fn rows(
         "Relay file download (MB/s, higher is better)".into(),
         &|s| s.relay_mb_s,
     );
+    add(
+        "Server CPU per GiB downloaded through the relay (s)".into(),
+        &|s| s.relay_cpu_s_per_gib,
+    );
     add("Terminal echo p50 (ms)".into(), &|s| s.echo_ms);
+    add("Terminal echo p99 (ms)".into(), &|s| s.echo_p99_ms);
+    add(
+        "Direct path file download (MB/s; Tether only, higher is better)".into(),
+        &|s| s.direct_mb_s,
+    );
+    add(
+        "Server CPU per GiB downloaded on the direct path (s)".into(),
+        &|s| s.direct_cpu_s_per_gib,
+    );
+    add("Terminal echo p50 on the direct path (ms)".into(), &|s| {
+        s.direct_echo_ms
+    });
+    add("Terminal echo p99 on the direct path (ms)".into(), &|s| {
+        s.direct_echo_p99_ms
+    });
     add("Login page GET / p50 (ms)".into(), &|s| s.page_ms);
     add("Login round trip p50 (ms)".into(), &|s| s.login_ms);
     rows

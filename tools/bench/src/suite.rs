@@ -168,14 +168,19 @@ async fn one_run(ctx: &RunContext<'_>, kind: Kind, repetition: u32) -> RunResult
             Err(e) => result.errors.push(format!("relay: {e:#}")),
         }
     }
-    for &agents in &ctx.cli.agents {
+    let (agent_counts, storm_rates): (&[u32], &[f64]) = if ctx.cli.relay_only {
+        (&[], &[])
+    } else {
+        (&ctx.cli.agents, &ctx.cli.storm_rates)
+    };
+    for &agents in agent_counts {
         say(&format!("{agents} idle agents"));
         match measure::agents_point(&spec, ctx.web, agents, ctx.settings).await {
             Ok(point) => result.agents.push(point),
             Err(e) => result.errors.push(format!("{agents} agents: {e:#}")),
         }
     }
-    for &rate in &ctx.cli.storm_rates {
+    for &rate in storm_rates {
         say(&format!(
             "connect storm: {} agents at {rate}/s",
             ctx.settings.storm_agents
@@ -202,6 +207,7 @@ fn settings_json(cli: &Cli, isolated: bool) -> serde_json::Value {
         "settle_s": cli.settle,
         "web_samples": cli.web_samples,
         "relay_mib": cli.relay_mib,
+        "relay_only": cli.relay_only,
         "echo_samples": cli.echo_samples,
         "fastcert": cli.fastcert,
         "agent_key_bits": if cli.small_keys { 2048 } else { 3072 },
