@@ -37,18 +37,10 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct RelayPoint {
     pub file_bytes: u64,
-    /// Median wall time of a whole tool run downloading one byte, and the big file.
-    pub small_s: Option<f64>,
-    pub big_s: Option<f64>,
-    /// Big file ÷ (big time − small time), in MB (10⁶ bytes) per second.
-    pub download_mb_s: Option<f64>,
-    pub echo_ms_p50: Option<f64>,
-    pub echo_ms_p99: Option<f64>,
-    pub echo_samples: usize,
-    /// Timed downloads that failed and were tried again.
-    pub download_retries: usize,
-    /// The server's CPU seconds (its whole process tree) per GiB downloaded.
-    pub server_cpu_s_per_gib: Option<f64>,
+    /// Through the server's relay (for Tether: `--direct never`). Flattened, so `raw.json` keeps
+    /// the field names it had before the direct path was measured.
+    #[serde(flatten)]
+    pub relayed: PathPoint,
     /// Tether only: the same figures with every session on the direct path.
     pub direct: Option<PathPoint>,
 }
@@ -56,13 +48,17 @@ pub(crate) struct RelayPoint {
 /// Download and echo figures for one way of carrying the sessions.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PathPoint {
+    /// Median wall time of a whole tool run downloading one byte, and the big file.
     pub small_s: Option<f64>,
     pub big_s: Option<f64>,
+    /// Big file ÷ (big time − small time), in MB (10⁶ bytes) per second.
     pub download_mb_s: Option<f64>,
+    /// The server's CPU seconds (its whole process tree) per GiB downloaded.
     pub server_cpu_s_per_gib: Option<f64>,
     pub echo_ms_p50: Option<f64>,
     pub echo_ms_p99: Option<f64>,
     pub echo_samples: usize,
+    /// Timed downloads that failed and were tried again.
     pub download_retries: usize,
 }
 
@@ -147,14 +143,7 @@ async fn relay_on(
         };
         Ok(RelayPoint {
             file_bytes,
-            small_s: relayed.small_s,
-            big_s: relayed.big_s,
-            download_mb_s: relayed.download_mb_s,
-            echo_ms_p50: relayed.echo_ms_p50,
-            echo_ms_p99: relayed.echo_ms_p99,
-            echo_samples: relayed.echo_samples,
-            download_retries: relayed.download_retries,
-            server_cpu_s_per_gib: relayed.server_cpu_s_per_gib,
+            relayed,
             direct,
         })
     }

@@ -127,10 +127,13 @@ pub(crate) fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Opti
         page_ms: median_of(idle().map(|i| i.page_ms_p50)),
         login_ms: median_of(idle().map(|i| i.login_ms_p50)),
         logins_refused: idle().any(|i| !i.login_ok),
-        relay_mb_s: median_of(runs.iter().map(|r| r.relay.as_ref()?.download_mb_s)),
-        relay_cpu_s_per_gib: median_of(runs.iter().map(|r| r.relay.as_ref()?.server_cpu_s_per_gib)),
-        echo_ms: median_of(runs.iter().map(|r| r.relay.as_ref()?.echo_ms_p50)),
-        echo_p99_ms: median_of(runs.iter().map(|r| r.relay.as_ref()?.echo_ms_p99)),
+        relay_mb_s: median_of(runs.iter().map(|r| r.relay.as_ref()?.relayed.download_mb_s)),
+        relay_cpu_s_per_gib: median_of(
+            runs.iter()
+                .map(|r| r.relay.as_ref()?.relayed.server_cpu_s_per_gib),
+        ),
+        echo_ms: median_of(runs.iter().map(|r| r.relay.as_ref()?.relayed.echo_ms_p50)),
+        echo_p99_ms: median_of(runs.iter().map(|r| r.relay.as_ref()?.relayed.echo_ms_p99)),
         direct_mb_s: median_of(
             runs.iter()
                 .map(|r| r.relay.as_ref()?.direct.as_ref()?.download_mb_s),
