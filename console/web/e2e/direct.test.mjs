@@ -9,17 +9,13 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { canMakeNamespaces, privateNetwork } from "./netns.mjs";
+import { canMakeNamespaces, directStack } from "./netns.mjs";
 import {
   binary,
-  createAdminAndGroup,
-  launchBrowser,
-  newPage,
   openOnlineDevice,
   recordFigure,
   screenshot,
   startAgent,
-  startServer,
   tempDir,
   terminalRows,
   typeLine,
@@ -48,20 +44,9 @@ describe("direct sessions", { skip }, () => {
   let groupUrl;
 
   before(async () => {
-    network = privateNetwork();
-    // Every address: the browser comes over the veth, the first account is made over loopback.
-    server = await startServer({ bind: "0.0.0.0" });
-    const loopback = `https://127.0.0.1:${server.port}`;
-    server.url = `https://${network.hostAddress}:${server.port}`;
-    browser = await launchBrowser({
-      executablePath: network.launcher,
-      // Real host candidates rather than mDNS names (the agent does not resolve `.local`).
-      args: ["--disable-features=WebRtcHideLocalIpsWithMdns"],
-    });
-    ({ page, errors } = await newPage(browser));
+    let msh;
+    ({ network, server, browser, page, errors, msh, groupUrl } = await directStack(ADMIN, "Direct"));
     filesRoot = realpathSync(tempDir("files"));
-    const msh = await createAdminAndGroup(page, server, ADMIN, "Direct", { setupUrl: loopback });
-    groupUrl = page.url();
     agent = await startAgent(msh, ["--files-root", filesRoot]);
     deviceUrl = await openOnlineDevice(page, server);
   });

@@ -7,17 +7,13 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { canMakeNamespaces, privateNetwork } from "./netns.mjs";
+import { canMakeNamespaces, directStack } from "./netns.mjs";
 import {
   binary,
-  createAdminAndGroup,
-  launchBrowser,
-  newPage,
   openOnlineDevice,
   recordFigure,
   screenshot,
   startAgent,
-  startServer,
   startXprobe,
   startXvfb,
   until,
@@ -47,18 +43,10 @@ describe("direct desktop sessions", { skip: missing }, () => {
   let errors;
 
   before(async () => {
-    network = privateNetwork();
     xvfb = await startXvfb(SCREEN);
     probe = await startXprobe(xvfb.display);
-    server = await startServer({ bind: "0.0.0.0" });
-    const loopback = `https://127.0.0.1:${server.port}`;
-    server.url = `https://${network.hostAddress}:${server.port}`;
-    browser = await launchBrowser({
-      executablePath: network.launcher,
-      args: ["--disable-features=WebRtcHideLocalIpsWithMdns"],
-    });
-    ({ page, errors } = await newPage(browser));
-    const msh = await createAdminAndGroup(page, server, ADMIN, "Direct screens", { setupUrl: loopback });
+    let msh;
+    ({ network, server, browser, page, errors, msh } = await directStack(ADMIN, "Direct screens"));
     agent = await startAgent(msh, ["--x-display", xvfb.display]);
     await openOnlineDevice(page, server);
   });

@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tempDir } from "./support.mjs";
+import { createAdminAndGroup, launchBrowser, newPage, startServer, tempDir } from "./support.mjs";
 
 const ip = (...args) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
 
@@ -64,4 +64,25 @@ function removeNetwork(ns, near) {
   } catch {
     // Never made.
   }
+}
+
+/**
+ * The usual start of a direct-path suite: a private network, the server on every address (the
+ * browser comes over the veth; the first account is made over loopback, which needs no setup
+ * code), Chromium inside the network, and a signed-in page with a new device group. Resolves with
+ * `{ network, server, browser, page, errors, msh, groupUrl }`; the caller stops them in `after`.
+ */
+export async function directStack(admin, group) {
+  const network = privateNetwork();
+  const server = await startServer({ bind: "0.0.0.0" });
+  const loopback = `https://127.0.0.1:${server.port}`;
+  server.url = `https://${network.hostAddress}:${server.port}`;
+  const browser = await launchBrowser({
+    executablePath: network.launcher,
+    // Real host candidates rather than mDNS names (the agent does not resolve `.local`).
+    args: ["--disable-features=WebRtcHideLocalIpsWithMdns"],
+  });
+  const { page, errors } = await newPage(browser);
+  const msh = await createAdminAndGroup(page, server, admin, group, { setupUrl: loopback });
+  return { network, server, browser, page, errors, msh, groupUrl: page.url() };
 }

@@ -225,13 +225,7 @@ describe("direct path", () => {
   });
 
   it("sends and joins messages too big for one data-channel message in pieces", async () => {
-    const s = session();
-    s.socket.text("c");
-    await settle();
-    s.peer.channel.open();
-    s.socket.text({ type: "rtcReady" });
-    s.socket.text({ type: "rtcSwitch" });
-    expect(s.paths).toEqual(["direct"]);
+    const s = await switched();
     const big = new Uint8Array(PIECE * 2 + 1).fill(7);
     s.relay.sendBytes(big);
     s.relay.sendJson({ n: 1 });
