@@ -50,7 +50,7 @@ export function privateNetwork() {
   // Playwright talks to Chromium over inherited pipes, which `ip netns exec` passes through.
   writeFileSync(launcher, `#!/bin/sh\nexec ip netns exec ${ns} ${process.env.CHROMIUM ?? "/usr/bin/chromium"} "$@"\n`);
   chmodSync(launcher, 0o755);
-  return { ns, hostAddress, browserAddress, launcher, remove: () => removeNetwork(ns, near) };
+  return { ns, hostAddress, browserAddress, hostInterface: near, launcher, remove: () => removeNetwork(ns, near) };
 }
 
 function removeNetwork(ns, near) {
