@@ -116,6 +116,29 @@ describe("direct sessions", { skip }, () => {
     assert.ok(Number(fromDevice) < 1024 * 1024, `the relay carried ${fromDevice} bytes from the device`);
   });
 
+  it("reopens a files session on the relay when its direct path dies", async () => {
+    // Chromium's end of the data channel closes under the session, as when ICE gives up: data in
+    // flight may be lost, so that session ends, and the view opens a new one through the server.
+    await page.addInitScript(() => {
+      const create = RTCPeerConnection.prototype.createDataChannel;
+      window.__channels = [];
+      RTCPeerConnection.prototype.createDataChannel = function (...args) {
+        const channel = create.apply(this, args);
+        window.__channels.push(channel);
+        return channel;
+      };
+    });
+    await page.goto(`${deviceUrl}/files`);
+    await until(path, (p) => p === "direct", "the files session on the direct path", 30_000);
+    await page.evaluate(() => window.__channels.at(-1).close());
+    await page.locator(".toast").filter({ hasText: "goes on through the server" }).waitFor({ timeout: 30_000 });
+    await until(path, (p) => p === "relay", "the reopened session on the relay");
+    await page.getByRole("textbox", { name: "Go to path" }).fill(filesRoot);
+    await page.getByRole("button", { name: "Go", exact: true }).click();
+    await page.locator("tr[data-file='big.bin']").waitFor({ timeout: 30_000 });
+    assert.equal(await path(), "relay", "it stays relayed");
+  });
+
   it("keeps sessions relayed in a group whose policy says so", async () => {
     await page.goto(groupUrl);
     const policy = page.getByRole("checkbox", { name: "Direct connections" });
