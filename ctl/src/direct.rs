@@ -1,6 +1,7 @@
 //! `--direct`: after pairing, a terminal or file session offers the device a direct WebRTC path
 //! (`tether_rtc::splice`); `always` waits for it and fails when none comes up.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -13,6 +14,13 @@ use crate::connection::Socket;
 
 /// `--direct always` gives up when the session has not moved within this long.
 const ALWAYS_WAIT: Duration = Duration::from_secs(10);
+/// How long tetherctl, its command done, waits for its sessions' splices to close them properly
+/// (the last direct messages, `rtcEnd`, the server's audit report, the relay's close).
+const END_WAIT: Duration = Duration::from_secs(5);
+
+/// The splices this process started; `wait_for_ends` lets them finish before the process exits,
+/// which would otherwise cut them off mid-close.
+static SPLICES: Mutex<Vec<watch::Receiver<PathStatus>>> = Mutex::new(Vec::new());
 
 /// Set (non-empty) to have tetherctl say on stderr which path a session took.
 const DEBUG_ENV: &str = "TETHER_DEBUG";
@@ -75,7 +83,25 @@ async fn splice(
         // The agent may run on this very machine: loopback host candidates reach it.
         allow_loopback: true,
     };
-    tether_rtc::splice(relay, config).await
+    let (socket, status) = tether_rtc::splice(relay, config).await;
+    if let Ok(mut splices) = SPLICES.lock() {
+        splices.push(status.clone());
+    }
+    (socket, status)
+}
+
+/// Waits (at most [`END_WAIT`] in all) until every session this process spliced has ended.
+pub(crate) async fn wait_for_ends() {
+    let splices = match SPLICES.lock() {
+        Ok(mut splices) => std::mem::take(&mut *splices),
+        Err(_) => return,
+    };
+    let all = async {
+        for mut status in splices {
+            let _ = status.wait_for(|s| *s == PathStatus::Ended).await;
+        }
+    };
+    let _ = tokio::time::timeout(END_WAIT, all).await;
 }
 
 /// Waits until the session is direct, relayed for good, or over.

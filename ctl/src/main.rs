@@ -46,7 +46,12 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&anyhow::anyhow!("cannot start: {e}")),
     };
-    match runtime.block_on(commands::run(cli)) {
+    let result = runtime.block_on(async {
+        let result = commands::run(cli).await;
+        direct::wait_for_ends().await;
+        result
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // `exec` and `shell` exit with the remote program's status, silently.
         Err(e) if e.downcast_ref::<relay::RemoteExit>().is_some() => {

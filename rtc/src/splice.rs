@@ -417,6 +417,9 @@ where
                 {
                     let _ = tokio::time::timeout(FLUSH_WAIT, sender.flush()).await;
                 }
+                if let Some(totals) = self.totals() {
+                    let _ = self.relay.send(Message::text(totals.to_text())).await;
+                }
                 let _ = self.relay.send(Message::Close(frame)).await;
                 let _ = tokio::time::timeout(CLOSE_WAIT, async {
                     while let Some(Ok(_)) = self.relay.next().await {}
@@ -439,6 +442,21 @@ where
             }
         }
         self.status.send_replace(PathStatus::Ended);
+    }
+
+    /// For the server's audit record: what went each way on the data channel, if anything could.
+    fn totals(&self) -> Option<RtcSignal> {
+        let used = self.switch.sending_path() == Path::Direct
+            || self.switch.receiving_path() == Path::Direct;
+        let (sent, received) = self.switch.direct_bytes();
+        let (to_device, from_device) = match self.config.role {
+            Role::Offerer => (sent, received),
+            Role::Answerer => (received, sent),
+        };
+        used.then_some(RtcSignal::RtcTotals {
+            direct_to_device: to_device,
+            direct_from_device: from_device,
+        })
     }
 
     /// Lets the session read its close (and whatever came before it) and answer it.

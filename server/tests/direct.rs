@@ -64,11 +64,16 @@ async fn ended_sessions(fx: &mut Fixture) -> Vec<EventRecord> {
 
 /// Waits for the `n`th session_ended record; its (bytes to the device, bytes from it).
 async fn relay_traffic(fx: &mut Fixture, n: usize) -> (u64, u64) {
+    parse_traffic(&ended_message(fx, n).await)
+}
+
+/// The `n`th session_ended record's text, once there is one.
+async fn ended_message(fx: &mut Fixture, n: usize) -> String {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let records = ended_sessions(fx).await;
         if let Some(record) = records.get(n - 1) {
-            return parse_traffic(&record.message);
+            return record.message.clone();
         }
         assert!(
             Instant::now() < deadline,
@@ -124,11 +129,21 @@ async fn a_64_mib_upload_and_download_go_direct_and_leave_the_relay_flat() {
     let landed = std::fs::read(root_path.join("big.bin")).unwrap();
     assert_eq!(landed.len(), BIG);
     assert!(sha256(&landed) == sha256(&data), "upload changed the bytes");
-    let (to_device, from_device) = relay_traffic(&mut fx, 1).await;
+    let message = ended_message(&mut fx, 1).await;
+    let (to_device, from_device) = parse_traffic(&message);
     assert!(
         to_device < CONTROL_ONLY && from_device < CONTROL_ONLY,
         "the upload's data went through the relay: {to_device} bytes to the device, {from_device} from it"
     );
+    // tetherctl closed the session and told the server what the direct path carried.
+    let (direct_to, _) = parse_traffic(
+        message
+            .split("on the direct path")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{message}")),
+    );
+    assert!(direct_to >= BIG as u64, "{message}");
+    assert!(message.ends_with("(reported by the console)"), "{message}");
 
     let back = local.path().join("back.bin");
     let back_arg = back.display().to_string();

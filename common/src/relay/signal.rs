@@ -40,6 +40,14 @@ pub enum RtcSignal {
     RtcCandidate { candidate: String },
     /// "I will not try a direct path for this session": the session stays on the relay.
     RtcUnavailable { reason: String },
+    /// To the server, from the end that closes a session, right before its close: the session
+    /// bytes that went each way on the data channel, which the server cannot see, for its audit
+    /// record. The server keeps it (never forwards it) and labels it as the sender's report.
+    #[serde(rename_all = "camelCase")]
+    RtcTotals {
+        direct_to_device: u64,
+        direct_from_device: u64,
+    },
 }
 
 /// Why a frame that claims to be signalling cannot be used.

@@ -159,6 +159,9 @@ pub struct PathSwitch {
     /// (the peer's marker read), `early_end` while it waits among the early data.
     early_end: bool,
     peer_finished: bool,
+    /// Session bytes that went each way on the data channel, for the audit record.
+    direct_sent: u64,
+    direct_received: u64,
     transmit: VecDeque<Transmit>,
     deliver: VecDeque<Payload>,
 }
@@ -184,6 +187,8 @@ impl PathSwitch {
             finished: false,
             early_end: false,
             peer_finished: false,
+            direct_sent: 0,
+            direct_received: 0,
             transmit: VecDeque::new(),
             deliver: VecDeque::new(),
         }
@@ -213,6 +218,11 @@ impl PathSwitch {
         self.transmit
             .push_back(Transmit::Signal(SwitchSignal::RtcReady));
         self.maybe_switch_sending();
+    }
+
+    /// Session bytes sent and received on the data channel so far (markers not counted).
+    pub fn direct_bytes(&self) -> (u64, u64) {
+        (self.direct_sent, self.direct_received)
     }
 
     /// Everything the peer sent has been handed out by [`PathSwitch::poll_deliver`], or is on the
@@ -304,6 +314,7 @@ impl PathSwitch {
             self.peer_finished = self.receiving == Path::Direct;
             return Ok(());
         }
+        self.direct_received += payload.len() as u64;
         if self.receiving == Path::Direct {
             self.deliver.push_back(payload);
             return Ok(());
@@ -321,6 +332,9 @@ impl PathSwitch {
     /// Session data to send to the peer; it comes back out of [`PathSwitch::poll_transmit`] with
     /// the path to send it on.
     pub fn send(&mut self, payload: Payload) {
+        if self.sending == Path::Direct {
+            self.direct_sent += payload.len() as u64;
+        }
         self.transmit.push_back(Transmit::Data {
             path: self.sending,
             payload,
@@ -520,6 +534,9 @@ mod tests {
         }
         assert!(b.peer_done());
         assert_eq!(delivered(&mut b), vec![text("last")]);
+        // Session bytes only: the marker is not counted.
+        assert_eq!(a.direct_bytes(), (4, 0));
+        assert_eq!(b.direct_bytes(), (0, 4));
         // The closing side drops its channel next; that loses nothing now.
         assert_eq!(b.direct_failed(), Ok(()));
         assert_eq!(b.direct_data(text("more")), Err(SwitchError::DataAfterEnd));

@@ -217,6 +217,8 @@ describe("direct path", () => {
     s.relay.sendJson({ n: 9 });
     s.relay.close();
     expect(s.peer.channel.sent).toEqual([JSON.stringify({ n: 9 }), '{"type":"rtcEnd"}']);
+    // The server's audit record learns what the channel carried, just before the close.
+    expect(s.socket.json().at(-1)).toEqual({ type: "rtcTotals", directToDevice: 7, directFromDevice: 0 });
     expect(s.socket.closedWith).toEqual({ code: 1000, reason: "closed by the console" });
     expect(s.peer.channel.readyState).toBe("closed");
     expect(s.peer.closed).toBe(false);

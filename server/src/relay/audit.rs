@@ -19,6 +19,16 @@ use crate::store::{GroupRecord, NewEvent};
 pub(super) struct Traffic {
     pub to_device: u64,
     pub from_device: u64,
+    /// What a switched session moved on its direct path, as the end that closed it reported
+    /// (`rtcTotals`), and which end that was.
+    pub direct: Option<(DirectReport, &'static str)>,
+}
+
+/// Session bytes on a direct path, as one end reported them: the server never sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DirectReport {
+    pub to_device: u64,
+    pub from_device: u64,
 }
 
 /// What the session's records are about, read once when it starts.
@@ -64,7 +74,7 @@ impl Subject {
         duration: Duration,
         why: &str,
     ) {
-        let message = format!(
+        let mut message = format!(
             "{}'s {} session to {} ended after {:.1} s ({why}): {} bytes to the device, {} bytes from it",
             self.claims.user,
             self.claims.kind,
@@ -73,6 +83,12 @@ impl Subject {
             traffic.to_device,
             traffic.from_device,
         );
+        if let Some((direct, reporter)) = traffic.direct {
+            message.push_str(&format!(
+                "; on the direct path {} bytes to the device, {} bytes from it (reported by the {reporter})",
+                direct.to_device, direct.from_device
+            ));
+        }
         self.write(state, "session_ended", message).await;
     }
 

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, close_code};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tether_common::relay::signal::{RelayText, RtcSignal};
 use tokio::time::{MissedTickBehavior, interval_at, timeout};
+
+use super::audit::DirectReport;
 
 /// Pings keep NAT and proxy mappings of idle sessions (a terminal nobody types in) alive.
 pub(super) const PING_EVERY: Duration = Duration::from_secs(30);
@@ -49,11 +52,14 @@ impl Stop {
 }
 
 /// Forwards text and binary frames from `from` to `to`, one at a time, adding their payload sizes
-/// to `bytes`. Pings and pongs are per hop and not forwarded.
+/// to `bytes`. Pings and pongs are per hop and not forwarded. An `rtcTotals` report (the bytes a
+/// switched session moved on its direct path) is addressed to the server: kept in `reported`,
+/// not forwarded, not counted.
 pub(super) async fn forward<S, K>(
     from: &mut S,
     to: &mut K,
     bytes: &mut u64,
+    reported: &mut Option<DirectReport>,
     ping_every: Duration,
 ) -> Stop
 where
@@ -69,6 +75,15 @@ where
                 Some(Ok(Message::Close(frame))) => return Stop::Closed(frame),
                 // Pings from the source are answered by the WebSocket layer.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Text(text))) if text.starts_with(TOTALS_PREFIX) => {
+                    match RtcSignal::parse(&text) {
+                        RelayText::Signal(RtcSignal::RtcTotals { direct_to_device, direct_from_device }) => {
+                            *reported = Some(DirectReport { to_device: direct_to_device, from_device: direct_from_device });
+                        }
+                        _ => tracing::debug!("relay: ignoring a malformed rtcTotals report"),
+                    }
+                    continue;
+                }
                 Some(Ok(message)) => {
                     *bytes += payload_len(&message);
                     message
@@ -84,6 +99,9 @@ where
         }
     }
 }
+
+/// How an `rtcTotals` report starts as the Rust and console ends write it.
+const TOTALS_PREFIX: &str = r#"{"type":"rtcTotals""#;
 
 fn payload_len(message: &Message) -> u64 {
     match message {
@@ -150,7 +168,7 @@ mod tests {
             },
         ));
         let mut bytes = 0;
-        let stop = forward(&mut from, &mut to, &mut bytes, NO_PINGS).await;
+        let stop = forward(&mut from, &mut to, &mut bytes, &mut None, NO_PINGS).await;
         assert!(matches!(stop, Stop::Closed(None)));
         assert_eq!(bytes, 205);
         let mut got = Vec::new();
@@ -163,6 +181,43 @@ mod tests {
             "pong and what follows the close are not forwarded"
         );
         assert_eq!(got[1], Message::Text("hello".into()));
+    }
+
+    #[tokio::test]
+    async fn a_direct_path_report_is_kept_not_forwarded() {
+        let report = r#"{"type":"rtcTotals","directToDevice":7,"directFromDevice":9}"#;
+        let mut from = futures_util::stream::iter(vec![
+            Ok(Message::Text(report.into())),
+            Ok(Message::Text(
+                r#"{"type":"rtcTotals","directToDevice":"lots"}"#.into(),
+            )),
+            binary(1),
+            Ok(Message::Close(None)),
+        ]);
+        let (sender, mut received) = mpsc::unbounded_channel();
+        let mut to = Box::pin(futures_util::sink::unfold(
+            sender,
+            |sender, message: Message| async move {
+                sender.send(message).unwrap();
+                Ok::<_, axum::Error>(sender)
+            },
+        ));
+        let (mut bytes, mut reported) = (0, None);
+        forward(&mut from, &mut to, &mut bytes, &mut reported, NO_PINGS).await;
+        assert_eq!(
+            reported,
+            Some(DirectReport {
+                to_device: 7,
+                from_device: 9
+            }),
+            "the well-formed report is kept, the malformed one ignored"
+        );
+        assert_eq!(bytes, 100, "reports are not session bytes");
+        assert_eq!(received.try_recv().unwrap(), binary(1).unwrap());
+        assert!(
+            received.try_recv().is_err(),
+            "no report reaches the other end"
+        );
     }
 
     #[tokio::test]
@@ -187,7 +242,8 @@ mod tests {
             },
         ));
         let mut bytes = 0;
-        let forwarding = forward(&mut from, &mut to, &mut bytes, NO_PINGS);
+        let mut reported = None;
+        let forwarding = forward(&mut from, &mut to, &mut bytes, &mut reported, NO_PINGS);
         tokio::pin!(forwarding);
         for delivered in 0..5 {
             // Let the forwarder run as far as it can.
@@ -214,10 +270,10 @@ mod tests {
             Err::<(), _>(axum::Error::new(std::io::Error::other("gone")))
         }));
         let mut bytes = 0;
-        let stop = forward(&mut broken, &mut sink, &mut bytes, NO_PINGS).await;
+        let stop = forward(&mut broken, &mut sink, &mut bytes, &mut None, NO_PINGS).await;
         assert!(matches!(stop, Stop::WriteFailed));
         let mut ended = futures_util::stream::iter(Vec::<Result<Message, axum::Error>>::new());
-        let stop = forward(&mut ended, &mut sink, &mut bytes, NO_PINGS).await;
+        let stop = forward(&mut ended, &mut sink, &mut bytes, &mut None, NO_PINGS).await;
         assert!(matches!(stop, Stop::ReadFailed));
         let frame = stop.frame_for_the_other_side().unwrap();
         assert_eq!(frame.code, close_code::AWAY);

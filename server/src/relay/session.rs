@@ -58,15 +58,20 @@ pub(super) async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, oth
     let mut traffic = Traffic::default();
     let max_session = state.relay.limits().max_session;
     let live = registration.session.clone();
+    let (mut console_report, mut agent_report) = (None, None);
     let ending = tokio::select! {
-        stop = forward(&mut console_stream, &mut agent_sink, &mut traffic.to_device, PING_EVERY) => Ending::of(RelaySide::Console, &stop),
-        stop = forward(&mut agent_stream, &mut console_sink, &mut traffic.from_device, PING_EVERY) => Ending::of(RelaySide::Agent, &stop),
+        stop = forward(&mut console_stream, &mut agent_sink, &mut traffic.to_device, &mut console_report, PING_EVERY) => Ending::of(RelaySide::Console, &stop),
+        stop = forward(&mut agent_stream, &mut console_sink, &mut traffic.from_device, &mut agent_report, PING_EVERY) => Ending::of(RelaySide::Agent, &stop),
         why = until_ended(&state, &live, stopped, max_session) => Ending::revoked(why),
     };
     tokio::join!(
         shut(console_sink, console_stream, ending.console),
         shut(agent_sink, agent_stream, ending.agent)
     );
+    // The end that closed reported last; the agent's word first when both did.
+    traffic.direct = agent_report
+        .map(|report| (report, "agent"))
+        .or(console_report.map(|report| (report, "console")));
 
     let duration = started.elapsed();
     tracing::info!(

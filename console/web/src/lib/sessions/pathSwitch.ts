@@ -60,6 +60,9 @@ export class PathSwitch {
   /** The peer's `rtcEnd` came; it counts once the peer's marker is also read. */
   private earlyEnd = false;
   private peerFinished = false;
+  /** Session bytes each way on the channel, for the server's audit record. */
+  private directSent = 0;
+  private directReceived = 0;
   private readonly transmit: Transmit[] = [];
   private readonly deliver: Payload[] = [];
 
@@ -84,6 +87,11 @@ export class PathSwitch {
    */
   get peerDone(): boolean {
     return this.receiving === "relay" || this.peerFinished;
+  }
+
+  /** Session bytes sent and received on the data channel so far (markers not counted). */
+  get directBytes(): { sent: number; received: number } {
+    return { sent: this.directSent, received: this.directReceived };
   }
 
   /** We send nothing more: on the channel, `rtcEnd` follows the last of our data. */
@@ -147,6 +155,7 @@ export class PathSwitch {
       this.peerFinished = this.receiving === "direct";
       return;
     }
+    this.directReceived += size(payload);
     if (this.receiving === "direct") {
       this.deliver.push(payload);
       return;
@@ -160,6 +169,7 @@ export class PathSwitch {
 
   /** Session data to send; it comes back out of `pollTransmit` with its path. */
   send(payload: Payload): void {
+    if (this.sending === "direct") this.directSent += size(payload);
     this.transmit.push({ kind: "data", path: this.sending, payload });
   }
 

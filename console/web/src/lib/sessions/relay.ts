@@ -153,6 +153,11 @@ export class RelayConnection implements RelayChannel {
     // On the channel, `rtcEnd` tells the agent it has everything even if this close overtakes.
     this.paths.finish();
     this.flush();
+    if (this.paths.sendingPath === "direct" || this.paths.receivingPath === "direct") {
+      // For the server's audit record, which cannot see the channel (`RtcTotals` in signal.rs).
+      const { sent, received } = this.paths.directBytes;
+      this.socket.send(JSON.stringify({ type: "rtcTotals", directToDevice: sent, directFromDevice: received }));
+    }
     this.closed = true;
     if (this.heldClose) clearTimeout(this.heldClose.timer);
     this.attempt?.close();
