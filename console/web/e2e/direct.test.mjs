@@ -110,7 +110,11 @@ describe("direct sessions", { skip }, () => {
     await page.getByRole("tab", { name: "Events" }).click();
     const ended = page.getByRole("cell", { name: /files session to .* ended after/ });
     await ended.first().waitFor({ timeout: 30_000 });
-    const [, toDevice, fromDevice] = (await ended.first().innerText()).match(/(\d+) bytes to the device, (\d+) bytes from it/);
+    const record = await ended.first().innerText();
+    const [, toDevice, fromDevice] = record.match(/(\d+) bytes to the device, (\d+) bytes from it/);
+    // What the channel carried, as the console reported it when it closed the session.
+    const direct = record.match(/on the direct path (\d+) bytes to the device, (\d+) bytes from it \(reported by the console\)/);
+    assert.ok(direct && Number(direct[1]) >= 8 * 1024 * 1024 && Number(direct[2]) >= 8 * 1024 * 1024, record);
     recordFigure("direct.files.relay_bytes", { toDevice: Number(toDevice), fromDevice: Number(fromDevice) });
     assert.ok(Number(toDevice) < 1024 * 1024, `the relay carried ${toDevice} bytes to the device`);
     assert.ok(Number(fromDevice) < 1024 * 1024, `the relay carried ${fromDevice} bytes from the device`);
