@@ -6,7 +6,8 @@
 //! - `splice.rs`: [`splice`], which puts a relay session's frames on the data channel once it is
 //!   open (signalling and `PathSwitch` beside the session's own frames);
 //! - `media.rs`: the desktop's H.264 video track beside the channel ([`VideoTrack`]);
-//! - `addrs.rs`: which local addresses become host candidates.
+//! - `addrs.rs`: which local addresses become host candidates;
+//! - `gather.rs`: server-reflexive candidates from the ticket's STUN servers.
 
 // Kept here, not in the workspace [lints], because they must not reach the integration tests
 // (see CONTRIBUTING.md, "Lints").
@@ -14,10 +15,11 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod addrs;
+mod gather;
 mod media;
 mod peer;
 mod splice;
 
 pub use media::{TrackEvent, VideoTrack};
-pub use peer::{DirectPeer, PeerError, PeerEvent, PeerSender, Role};
+pub use peer::{DirectPeer, Gathering, PeerError, PeerEvent, PeerSender, Role};
 pub use splice::{PathStatus, SessionSocket, SpliceConfig, splice, splice_with_video};

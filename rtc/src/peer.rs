@@ -15,7 +15,7 @@ use tether_common::relay::switch::Payload;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::addrs;
+use crate::{addrs, gather};
 use crate::media::{self, Media, MediaCommand, VideoTrack};
 
 /// str0m's send buffer for the channel. str0m counts bytes as buffered until the peer acks them,
@@ -93,18 +93,18 @@ pub struct DirectPeer {
 }
 
 impl DirectPeer {
-    /// Viewer side: gathers host candidates, starts the driver and returns the SDP offer to send.
+    /// Viewer side: gathers candidates, starts the driver and returns the SDP offer to send.
     /// Feed the answer to [`DirectPeer::accept_answer`].
-    pub async fn offer(allow_loopback: bool) -> Result<(DirectPeer, String), PeerError> {
-        Self::offer_with(allow_loopback, false).await
+    pub async fn offer(gathering: &Gathering) -> Result<(DirectPeer, String), PeerError> {
+        Self::offer_with(gathering, false).await
     }
 
     /// [`DirectPeer::offer`], plus a receive-only video m-line when `video` (`media.rs`).
     pub async fn offer_with(
-        allow_loopback: bool,
+        gathering: &Gathering,
         video: bool,
     ) -> Result<(DirectPeer, String), PeerError> {
-        let (mut rtc, sockets) = new_rtc(allow_loopback).await?;
+        let (mut rtc, sockets) = new_rtc(gathering).await?;
         let mut change = rtc.sdp_api();
         let channel = change.add_channel(LABEL.to_owned());
         if video {
@@ -121,11 +121,11 @@ impl DirectPeer {
     /// Agent side: accepts the viewer's offer, starts the driver and returns the SDP answer.
     pub async fn answer(
         offer_sdp: &str,
-        allow_loopback: bool,
+        gathering: &Gathering,
     ) -> Result<(DirectPeer, String), PeerError> {
         let offer =
             SdpOffer::from_sdp_string(offer_sdp).map_err(|e| PeerError::Sdp(e.to_string()))?;
-        let (mut rtc, sockets) = new_rtc(allow_loopback).await?;
+        let (mut rtc, sockets) = new_rtc(gathering).await?;
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -191,14 +191,25 @@ impl PeerSender {
     }
 }
 
-async fn new_rtc(allow_loopback: bool) -> Result<(Rtc, Vec<Arc<UdpSocket>>), PeerError> {
+/// Which local candidates a peer offers.
+#[derive(Debug, Clone, Default)]
+pub struct Gathering {
+    /// Loopback host candidates too (two Rust peers on one machine).
+    pub allow_loopback: bool,
+    /// `stun:host:port` URLs (the ticket's ICE servers) that tell each socket its public address:
+    /// server-reflexive candidates beside the host ones (`gather.rs`).
+    pub stun: Vec<String>,
+}
+
+async fn new_rtc(gathering: &Gathering) -> Result<(Rtc, Vec<Arc<UdpSocket>>), PeerError> {
     let mut rtc = media::configure(RtcConfig::new())
         .set_sctp_max_buffered_amount(SCTP_BUFFER)
         // A relay frame may be up to MAX_RELAY_FRAME; the channel must carry any of them whole.
         .set_sctp_max_message_size(MAX_RELAY_FRAME as u32)
         .build(Instant::now());
     let mut sockets = Vec::new();
-    for ip in addrs::host_addresses(allow_loopback) {
+    let stun_servers = gather::stun_servers(&gathering.stun).await;
+    for ip in addrs::host_addresses(gathering.allow_loopback) {
         let socket = match UdpSocket::bind(SocketAddr::new(ip, 0)).await {
             Ok(socket) => socket,
             Err(e) => {
@@ -217,6 +228,33 @@ async fn new_rtc(allow_loopback: bool) -> Result<(Rtc, Vec<Arc<UdpSocket>>), Pee
     }
     if sockets.is_empty() {
         return Err(PeerError::NoAddress);
+    }
+    if !stun_servers.is_empty() {
+        let asked = sockets
+            .iter()
+            .filter(|s| s.local_addr().is_ok_and(|a| !a.ip().is_loopback()))
+            .map(|socket| async {
+                let base = socket.local_addr().ok()?;
+                let seen = gather::reflexive(socket, &stun_servers).await?;
+                Some((seen, base))
+            });
+        for (seen, base) in futures_util::future::join_all(asked)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            if seen == base {
+                // No NAT between us and the STUN server: the host candidate says it all.
+                continue;
+            }
+            match Candidate::server_reflexive(seen, base, "udp") {
+                Ok(candidate) => {
+                    tracing::debug!("direct: seen from {seen} (local {base})");
+                    rtc.add_local_candidate(candidate);
+                }
+                Err(e) => tracing::debug!("direct: no reflexive candidate {seen}: {e}"),
+            }
+        }
     }
     Ok((rtc, sockets))
 }

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::media::VideoTrack;
-use crate::peer::{DirectPeer, PeerEvent, PeerSender, Role};
+use crate::peer::{DirectPeer, Gathering, PeerEvent, PeerSender, Role};
 
 /// The session's side of the splice.
 pub type SessionSocket = WebSocketStream<DuplexStream>;
@@ -195,7 +195,7 @@ where
 
     async fn offer(&mut self) {
         self.tried = true;
-        match DirectPeer::offer(self.config.allow_loopback).await {
+        match DirectPeer::offer(&self.gathering()).await {
             Ok((peer, sdp)) => {
                 self.sender = Some(peer.sender());
                 self.peer = Some(peer);
@@ -319,7 +319,7 @@ where
             }
         } else {
             self.tried = true;
-            match DirectPeer::answer(offer, self.config.allow_loopback).await {
+            match DirectPeer::answer(offer, &self.gathering()).await {
                 Ok((peer, sdp)) => {
                     self.sender = Some(peer.sender());
                     self.peer = Some(peer);
@@ -442,6 +442,23 @@ where
             }
         }
         self.status.send_replace(PathStatus::Ended);
+    }
+
+    /// Candidates to offer: host ones, and server-reflexive ones from the ticket's STUN servers.
+    fn gathering(&self) -> Gathering {
+        let stun = self
+            .config
+            .direct
+            .iter()
+            .flat_map(|direct| &direct.ice_servers)
+            .flat_map(|server| &server.urls)
+            .filter(|url| url.starts_with("stun:"))
+            .cloned()
+            .collect();
+        Gathering {
+            allow_loopback: self.config.allow_loopback,
+            stun,
+        }
     }
 
     /// For the server's audit record: what went each way on the data channel, if anything could.

@@ -5,7 +5,13 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tether_common::relay::switch::Payload;
-use tether_rtc::{DirectPeer, PeerEvent};
+use tether_rtc::{DirectPeer, Gathering, PeerEvent};
+
+/// Host candidates, loopback included: both peers run on this machine.
+const LOOPBACK: Gathering = Gathering {
+    allow_loopback: true,
+    stun: Vec::new(),
+};
 
 const TOTAL: usize = 32 << 20;
 const MESSAGE: usize = 64 << 10;
@@ -63,12 +69,12 @@ async fn pump(mut peer: DirectPeer, seed: u64) -> ([u8; 32], [u8; 32]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_peers_over_udp_exchange_32_mib_each_way() {
-    let (mut offerer, offer) = DirectPeer::offer(true).await.expect("offer");
+    let (mut offerer, offer) = DirectPeer::offer(&LOOPBACK).await.expect("offer");
     assert!(
         offer.contains("a=candidate"),
         "the offer carries host candidates:\n{offer}"
     );
-    let (mut answerer, answer) = DirectPeer::answer(&offer, true).await.expect("answer");
+    let (mut answerer, answer) = DirectPeer::answer(&offer, &LOOPBACK).await.expect("answer");
     offerer.accept_answer(&answer).await.expect("accept answer");
     let started = Instant::now();
     wait_open(&mut offerer).await;
@@ -93,8 +99,12 @@ async fn two_peers_over_udp_exchange_32_mib_each_way() {
 
 #[tokio::test]
 async fn garbage_sdp_is_an_error_not_a_panic() {
-    assert!(DirectPeer::answer("v=0\r\nnonsense", true).await.is_err());
-    let (offerer, _offer) = DirectPeer::offer(true).await.expect("offer");
+    assert!(
+        DirectPeer::answer("v=0\r\nnonsense", &LOOPBACK)
+            .await
+            .is_err()
+    );
+    let (offerer, _offer) = DirectPeer::offer(&LOOPBACK).await.expect("offer");
     assert!(offerer.accept_answer("not sdp").await.is_err());
     // Candidate spam and junk are logged and skipped; the peer lives on.
     for i in 0..200 {

@@ -7,7 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use tether_rtc::{DirectPeer, PeerEvent, TrackEvent, VideoTrack};
+use tether_rtc::{DirectPeer, Gathering, PeerEvent, TrackEvent, VideoTrack};
+
+/// Host candidates, loopback included: both peers run on this machine.
+const LOOPBACK: Gathering = Gathering {
+    allow_loopback: true,
+    stun: Vec::new(),
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -67,10 +73,12 @@ fn nal_units(stream: &[u8]) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn h264_access_units_cross_the_video_track_whole_and_in_order() {
-    let (mut viewer, offer) = DirectPeer::offer_with(true, true).await.expect("offer");
+    let (mut viewer, offer) = DirectPeer::offer_with(&LOOPBACK, true)
+        .await
+        .expect("offer");
     assert!(offer.contains("m=video"), "the offer has a video m-line");
     assert!(offer.contains("a=recvonly"), "receive-only:\n{offer}");
-    let (mut agent, answer) = DirectPeer::answer(&offer, true).await.expect("answer");
+    let (mut agent, answer) = DirectPeer::answer(&offer, &LOOPBACK).await.expect("answer");
     assert!(answer.contains("a=sendonly"), "the agent sends:\n{answer}");
     assert!(answer.contains("H264/90000"), "H.264 negotiated:\n{answer}");
     viewer.accept_answer(&answer).await.expect("accept answer");
@@ -159,9 +167,9 @@ async fn h264_access_units_cross_the_video_track_whole_and_in_order() {
 
 #[tokio::test]
 async fn a_viewer_without_video_gets_no_track_on_the_agent() {
-    let (mut viewer, offer) = DirectPeer::offer(true).await.expect("offer");
+    let (mut viewer, offer) = DirectPeer::offer(&LOOPBACK).await.expect("offer");
     assert!(!offer.contains("m=video"));
-    let (mut agent, answer) = DirectPeer::answer(&offer, true).await.expect("answer");
+    let (mut agent, answer) = DirectPeer::answer(&offer, &LOOPBACK).await.expect("answer");
     viewer.accept_answer(&answer).await.expect("accept answer");
     wait_open(&mut viewer).await;
     wait_open(&mut agent).await;
