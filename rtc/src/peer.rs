@@ -15,8 +15,8 @@ use tether_common::relay::switch::Payload;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{addrs, gather};
 use crate::media::{self, Media, MediaCommand, VideoTrack};
+use crate::{addrs, gather};
 
 /// str0m's send buffer for the channel. str0m counts bytes as buffered until the peer acks them,
 /// so this caps the bytes in flight: with its 128 KiB default the spike measured 6.4 MB/s at 5 ms

@@ -93,6 +93,10 @@ pub struct Config {
     /// Address to listen on. Unset: every interface, but loopback only with `tlsoffload` (plain
     /// HTTP must be reachable by the proxy alone). See [`Config::bind_address`].
     pub bind: Option<IpAddr>,
+    /// A TURN server for direct sessions that cannot connect peer to peer (both ends behind
+    /// NATs that map per destination): coturn with `use-auth-secret`, whose shared secret lets
+    /// this server mint short-lived credentials per session (`turn.rs`). Unset: no TURN.
+    pub turn: Option<TurnConfig>,
     /// Name in generated certificates (MeshCentral: `cert`).
     pub cert: String,
     pub fastcert: bool,
@@ -163,6 +167,48 @@ pub struct Config {
     pub http2_keepalive_secs: u64,
 }
 
+/// `[turn]` in `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnConfig {
+    /// What browsers are told, e.g. `["turn:turn.example.org:3478?transport=udp",
+    /// "turns:turn.example.org:5349?transport=tcp"]`.
+    pub urls: Vec<String>,
+    /// coturn's `static-auth-secret`.
+    pub secret: TurnSecret,
+    /// How long a minted credential works, in seconds (long enough for the session to start;
+    /// coturn keeps an allocation made with it alive past that).
+    #[serde(default = "default_turn_credential_secs")]
+    pub credential_secs: u64,
+}
+
+fn default_turn_credential_secs() -> u64 {
+    3600
+}
+
+/// The shared secret; it never appears in logs or `Debug` output.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TurnSecret(String);
+
+impl std::fmt::Debug for TurnSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TurnSecret(…)")
+    }
+}
+
+impl TurnSecret {
+    #[cfg(test)]
+    pub(crate) fn new(secret: &str) -> TurnSecret {
+        TurnSecret(secret.to_owned())
+    }
+
+    /// For minting credentials (`turn.rs`), nothing else.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -171,6 +217,7 @@ impl Default for Config {
             redirport: 80,
             mpsport: 4433,
             stunport: None,
+            turn: None,
             bind: None,
             cert: "localhost".to_owned(),
             fastcert: false,

@@ -23,6 +23,7 @@ pub mod store;
 mod stun;
 mod tls;
 mod tokens;
+mod turn;
 
 pub use auth::accounts;
 pub use certs::{CertError, ServerCerts, ensure_private_dir};

@@ -175,6 +175,57 @@ async fn paired_ends_exchange_frames_both_ways_and_the_session_is_audited() {
 /// Sessions are offered a direct path with the server's own STUN port, named by the host the
 /// console reached the server at; a group whose policy is "direct connections: off" keeps its
 /// sessions on the relay, and both ends are told the same.
+/// With `[turn]` configured, each ticket (viewer and agent alike) also names the TURN server,
+/// with a credential in coturn's REST scheme that coturn would accept: base64(HMAC-SHA1(secret,
+/// "expiry:tag")), expiring in the configured time, and new for every session.
+#[tokio::test]
+async fn a_configured_turn_server_comes_with_a_fresh_credential_per_session() {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+
+    let config = "[turn]\nurls = [\"turn:turn.example:3478?transport=udp\"]\nsecret = \"north-wind\"\ncredential_secs = 600\n";
+    let mut fx = Fixture::start_with_config(config).await;
+    let mut agent = online_agent(&mut fx).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (ticket, tunnel) = mint(&mut fx, &mut agent).await;
+        assert_eq!(
+            tunnel.direct, ticket.direct,
+            "the agent is offered the same servers"
+        );
+        let servers = ticket.direct.expect("a direct path").ice_servers;
+        let turn = servers
+            .iter()
+            .find(|s| s.urls[0].starts_with("turn:"))
+            .expect("the TURN server is offered");
+        assert_eq!(turn.urls, ["turn:turn.example:3478?transport=udp"]);
+        let username = turn.username.clone().expect("a username");
+        let (expiry, tag) = username.split_once(':').expect("expiry:tag");
+        let expiry: i64 = expiry.parse().expect("a unix time");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(
+            (now + 590..=now + 610).contains(&expiry),
+            "{expiry} vs {now}"
+        );
+        assert!(
+            tag.len() == 16 && !tag.contains("admin"),
+            "an opaque tag: {tag}"
+        );
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"north-wind").unwrap();
+        mac.update(username.as_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        assert_eq!(turn.credential.as_deref(), Some(expected.as_str()));
+        seen.push(username);
+    }
+    assert_ne!(seen[0], seen[1], "each session gets its own credential");
+    let log = fx.server.stderr();
+    assert!(!log.contains("north-wind"), "the secret reached the log");
+}
+
 #[tokio::test]
 async fn sessions_offer_a_direct_path_unless_the_group_keeps_them_relayed() {
     let mut fx = Fixture::start().await;

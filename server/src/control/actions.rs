@@ -20,6 +20,8 @@ pub struct ActionContext<'a> {
     pub agents: &'a OnlineAgents,
     pub relay: &'a RelayBroker,
     pub server_info: &'a ServerInfo,
+    /// The TURN server direct sessions may use (config `[turn]`).
+    pub turn: Option<&'a crate::config::TurnConfig>,
     /// How the caller reached the server (for `.msh` files and invite links).
     pub site: &'a crate::install::Site,
     /// Password checks on `/control` (`changePassword`) share the login limits.

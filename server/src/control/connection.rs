@@ -283,6 +283,7 @@ impl Connection {
             agents: &self.state.agents,
             relay: &self.state.relay,
             server_info: &self.server_info,
+            turn: self.state.config.turn.as_ref(),
             site: &self.site,
             login_limiter: &self.state.login_limiter,
             client_ip: self.client_ip,

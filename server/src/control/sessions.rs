@@ -87,6 +87,20 @@ fn direct_path(ctx: &ActionContext<'_>, group: &GroupRecord) -> Option<DirectPat
             })
         })
         .into_iter()
+        .chain(ctx.turn.map(turn_server))
         .collect();
     Some(DirectPath { ice_servers })
+}
+
+/// The configured TURN server with a credential minted for this session alone; its tag is random,
+/// so neither the TURN server nor the peers learn who opened the session.
+fn turn_server(turn: &crate::config::TurnConfig) -> IceServer {
+    let tag = hex::encode(rand::random::<[u8; 8]>());
+    let expires = u64::try_from(crate::clock::now_secs()).unwrap_or(0) + turn.credential_secs;
+    let (username, credential) = crate::turn::credential(&turn.secret, &tag, expires);
+    IceServer {
+        urls: turn.urls.clone(),
+        username: Some(username),
+        credential: Some(credential),
+    }
 }

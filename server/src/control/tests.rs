@@ -69,6 +69,7 @@ impl World {
             agents: &self.agents,
             relay: &self.relay,
             server_info: &self.info,
+            turn: None,
             site: &crate::install::Site::default(),
             login_limiter: &self.limiter,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),

@@ -93,6 +93,7 @@ impl Fixture {
             agents: &self.agents,
             relay: &self.relay,
             server_info: &self.info,
+            turn: None,
             site: &self.site,
             login_limiter: &self.limiter,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
