@@ -70,6 +70,17 @@ impl Agent {
         })
     }
 
+    /// The key that signs direct-path answers: the agent key, whose hash is the device id.
+    pub(crate) fn path_identity(&self) -> tether_rtc::PathIdentity {
+        tether_rtc::PathIdentity {
+            signer: self.signer.clone(),
+            public_key: tether_common::handshake::rsa::rsa_public_key_of_cert(
+                &self.identity.cert_der,
+            )
+            .unwrap_or_default(),
+        }
+    }
+
     /// Runs until the process is stopped.
     pub(crate) async fn run(&self) -> anyhow::Result<()> {
         println!("tether-agent device {}", self.identity.device_id);

@@ -52,6 +52,8 @@ pub(crate) struct Settings {
     pub files_root: PathBuf,
     /// Where resumable uploads wait, and the mode of new files.
     pub uploads: Uploads,
+    /// The agent key, which signs the DTLS fingerprint of every direct-path answer.
+    pub path_identity: tether_rtc::PathIdentity,
     /// The X display desktop sessions show (`--x-display`, default `$DISPLAY`).
     #[cfg_attr(not(feature = "desktop"), allow(dead_code))]
     pub x_display: Option<String>,
@@ -75,7 +77,7 @@ pub(crate) async fn serve_tunnel(
         SessionKind::Terminal | SessionKind::Files | SessionKind::Desktop => request.direct.clone(),
         SessionKind::Chat => None,
     };
-    let (mut socket, video) = splice(socket, direct).await;
+    let (mut socket, video) = splice(socket, direct, Some(settings.path_identity.clone())).await;
     // The server checked the user's rights; the agent holds the session to them too.
     let result = match request.kind {
         kind if !kind.allowed_by(request.rights) => {
@@ -129,7 +131,7 @@ pub(crate) async fn turn_away(
     let url = relay_url(&settings.url, &request.url)?;
     let socket = connect(&url, &settings.cert_der).await?;
     let socket = wait_for_peer(socket).await?;
-    let (mut socket, _) = splice(socket, None).await;
+    let (mut socket, _) = splice(socket, None, None).await;
     refuse(&mut socket, message).await
 }
 
@@ -138,6 +140,7 @@ pub(crate) async fn turn_away(
 async fn splice(
     relay: RelayWs,
     direct: Option<tether_common::relay::DirectPath>,
+    identity: Option<tether_rtc::PathIdentity>,
 ) -> (
     RelaySocket,
     Option<tokio::sync::oneshot::Receiver<tether_rtc::VideoTrack>>,
@@ -147,6 +150,8 @@ async fn splice(
         direct,
         // A viewer on this very machine (tetherctl next to its agent) connects over loopback.
         allow_loopback: true,
+        identity,
+        device: None,
     };
     let (socket, _status, video) = tether_rtc::splice_with_video(relay, config).await;
     (socket, Some(video))

@@ -182,6 +182,7 @@ impl Driver<'_> {
                     files_root: self.agent.files_root.clone(),
                     uploads: self.agent.uploads.clone(),
                     x_display: self.agent.x_display.clone(),
+                    path_identity: self.agent.path_identity(),
                     #[cfg(feature = "desktop")]
                     desktop_hubs: self.agent.desktop_hubs.clone(),
                 });

@@ -14,6 +14,7 @@
 
 pub mod desktop;
 pub mod files;
+pub mod identity;
 pub mod pieces;
 pub mod signal;
 pub mod switch;

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::bail;
+use tether_common::ids::DeviceId;
 use tether_common::relay::{DirectPath, SessionKind};
 use tether_rtc::{PathStatus, Role, SessionSocket, SpliceConfig};
 use tokio::sync::watch;
@@ -31,19 +32,20 @@ pub(crate) async fn go_direct(
     kind: SessionKind,
     offered: Option<DirectPath>,
     mode: DirectMode,
+    device: &DeviceId,
 ) -> anyhow::Result<SessionSocket> {
     let direct = match kind {
         SessionKind::Terminal | SessionKind::Files if mode != DirectMode::Never => offered,
         SessionKind::Terminal | SessionKind::Files => None,
         // Other kinds (a screenshot's desktop session) stay relayed whatever --direct says:
         // video wants a media track, not a data channel.
-        _ => return Ok(splice(relay, None).await.0),
+        _ => return Ok(splice(relay, None, device).await.0),
     };
     let tried = direct.is_some();
     if mode == DirectMode::Always && !tried {
         bail!("no direct path to the device (--direct always): its group keeps sessions relayed");
     }
-    let (socket, mut status) = splice(relay, direct).await;
+    let (socket, mut status) = splice(relay, direct, device).await;
     if mode == DirectMode::Always {
         let settled = tokio::time::timeout(ALWAYS_WAIT, settle(&mut status)).await;
         match settled {
@@ -76,12 +78,16 @@ pub(crate) async fn go_direct(
 async fn splice(
     relay: Socket,
     direct: Option<DirectPath>,
+    device: &DeviceId,
 ) -> (SessionSocket, watch::Receiver<PathStatus>) {
     let config = SpliceConfig {
         role: Role::Offerer,
         direct,
         // The agent may run on this very machine: loopback host candidates reach it.
         allow_loopback: true,
+        identity: None,
+        // The answer must be signed by this device's key (the server cannot interpose).
+        device: Some(device.clone()),
     };
     let (socket, status) = tether_rtc::splice(relay, config).await;
     if let Ok(mut splices) = SPLICES.lock() {

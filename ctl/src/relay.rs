@@ -98,7 +98,7 @@ pub(crate) async fn start(
         Ok(result) => result?,
         Err(_) => bail!("the device did not join the session within {PAIRING_WAIT:?}"),
     }
-    crate::direct::go_direct(socket, kind, ticket.direct, direct).await
+    crate::direct::go_direct(socket, kind, ticket.direct, direct, &ticket.device).await
 }
 
 /// Standard input, read on its own thread (a blocking read must not hold up the runtime or its

@@ -22,4 +22,6 @@ mod splice;
 
 pub use media::{TrackEvent, VideoTrack};
 pub use peer::{DirectPeer, Gathering, PeerError, PeerEvent, PeerSender, Role};
-pub use splice::{PathStatus, SessionSocket, SpliceConfig, splice, splice_with_video};
+pub use splice::{
+    PathIdentity, PathStatus, SessionSocket, SpliceConfig, splice, splice_with_video,
+};

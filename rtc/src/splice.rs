@@ -6,10 +6,15 @@
 //! ([`SessionSocket`]) and never learns which path its frames take. Text and binary frames are
 //! session data; the relay's own control (close) stays on the relay.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tether_common::handshake::Signer;
+use tether_common::handshake::rsa::RsaVerifier;
+use tether_common::ids::DeviceId;
 use tether_common::relay::DirectPath;
+use tether_common::relay::identity;
 use tether_common::relay::pieces::{self, Joiner};
 use tether_common::relay::signal::{RelayText, RtcSignal};
 use tether_common::relay::switch::{Path, PathSwitch, Payload, SwitchError, Transmit};
@@ -44,6 +49,26 @@ pub struct SpliceConfig {
     pub direct: Option<DirectPath>,
     /// Offer loopback host candidates too (two Rust peers on one machine).
     pub allow_loopback: bool,
+    /// Answerer: the agent key that proves the answer's DTLS certificate is the agent's own
+    /// (`tether_common::relay::identity`).
+    pub identity: Option<PathIdentity>,
+    /// Offerer: the device whose key must have signed the answer. `None` takes any answer (only
+    /// for peers that know no device, as in tests).
+    pub device: Option<DeviceId>,
+}
+
+/// The agent's key, for signing its direct-path answers.
+#[derive(Clone)]
+pub struct PathIdentity {
+    pub signer: Arc<dyn Signer>,
+    /// PKCS#1 `RSAPublicKey` DER: the key the device id is the hash of.
+    pub public_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for PathIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PathIdentity(…)")
+    }
 }
 
 /// Where the session's data runs, as the viewer may wait for or report it.
@@ -108,6 +133,7 @@ where
         video_slot: Some(video_slot),
         relay_closed: None,
         session_gone: false,
+        offer_sdp: None,
     };
     tokio::spawn(splice.run());
     (session, watcher, video)
@@ -132,6 +158,8 @@ struct Splice<S> {
     relay_closed: Option<(Option<CloseFrame>, tokio::time::Instant)>,
     /// The session no longer reads (its socket is closing); it may still have frames to send.
     session_gone: bool,
+    /// Offerer: the offer sent, whose fingerprint the agent's proof must cover.
+    offer_sdp: Option<String>,
 }
 
 /// Why the splice stops.
@@ -199,6 +227,7 @@ where
             Ok((peer, sdp)) => {
                 self.sender = Some(peer.sender());
                 self.peer = Some(peer);
+                self.offer_sdp = Some(sdp.clone());
                 let text = RtcSignal::RtcOffer { sdp }.to_text();
                 // A failed relay send shows up as the relay's end on the next read.
                 let _ = self.relay.send(Message::text(text)).await;
@@ -289,8 +318,18 @@ where
     async fn on_signal(&mut self, signal: RtcSignal) {
         match (self.config.role, signal) {
             (Role::Answerer, RtcSignal::RtcOffer { sdp }) => self.answer(&sdp).await,
-            (Role::Offerer, RtcSignal::RtcAnswer { sdp }) => {
+            (Role::Offerer, RtcSignal::RtcAnswer { sdp, proof }) => {
                 let Some(peer) = &self.peer else { return };
+                if let (Some(device), Some(offer)) = (&self.config.device, &self.offer_sdp)
+                    && let Err(e) =
+                        identity::check(proof.as_ref(), device, offer, &sdp, &RsaVerifier)
+                {
+                    tracing::warn!("direct: refusing the answer: {e}");
+                    self.give_up(format!(
+                        "the agent's direct-path identity did not verify: {e}"
+                    ));
+                    return;
+                }
                 if let Err(e) = peer.accept_answer(&sdp).await {
                     self.give_up(format!("the device's answer is unusable: {e}"));
                 }
@@ -323,7 +362,10 @@ where
                 Ok((peer, sdp)) => {
                     self.sender = Some(peer.sender());
                     self.peer = Some(peer);
-                    RtcSignal::RtcAnswer { sdp }
+                    let proof = self.config.identity.as_ref().and_then(|id| {
+                        identity::prove(id.signer.as_ref(), &id.public_key, offer, &sdp)
+                    });
+                    RtcSignal::RtcAnswer { sdp, proof }
                 }
                 Err(e) => {
                     let reason = format!("the agent cannot answer the offer: {e}");

@@ -45,6 +45,8 @@ fn config(role: Role, direct: bool) -> SpliceConfig {
             ice_servers: Vec::new(),
         }),
         allow_loopback: true,
+        identity: None,
+        device: None,
     }
 }
 
@@ -234,4 +236,60 @@ async fn a_session_that_stops_reading_still_gets_its_last_words_out() {
         next_message(&mut viewer_relay).await,
         Message::Close(_)
     ));
+}
+
+/// A real agent key, as `PathIdentity` and as the device id it stands for.
+fn agent_key() -> (tether_rtc::PathIdentity, tether_common::ids::DeviceId) {
+    use tether_common::handshake::rsa::{RsaSigner, rsa_public_key_of_cert};
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA384, rcgen::RsaKeySize::_2048)
+        .expect("an RSA key");
+    let cert = rcgen::CertificateParams::new(vec!["agent".into()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("a certificate");
+    let public_key = rsa_public_key_of_cert(cert.der()).expect("an RSA key");
+    let device = tether_common::ids::DeviceId::from_public_key(&public_key);
+    let signer = RsaSigner::from_pkcs8(&key.serialize_der()).expect("a signer");
+    let identity = tether_rtc::PathIdentity {
+        signer: std::sync::Arc::new(signer),
+        public_key,
+    };
+    (identity, device)
+}
+
+/// The viewer takes a direct path only from the device it asked for: an answer signed by
+/// another key (what a server in the middle would have to send) keeps the session relayed, and
+/// the session goes on there.
+#[tokio::test]
+async fn a_viewer_goes_direct_only_with_the_device_s_own_signature() {
+    let (identity, device) = agent_key();
+    let (_, stranger) = agent_key();
+    for (expected, goes_direct) in [(device, true), (stranger, false)] {
+        let (viewer_relay, agent_relay) = relay_pair().await;
+        let mut agent_config = config(Role::Answerer, true);
+        agent_config.identity = Some(identity.clone());
+        let mut viewer_config = config(Role::Offerer, true);
+        viewer_config.device = Some(expected);
+        let (mut agent, _) = splice(agent_relay, agent_config).await;
+        let (mut viewer, mut status) = splice(viewer_relay, viewer_config).await;
+        if goes_direct {
+            wait_for(&mut status, PathStatus::Direct).await;
+        } else {
+            tokio::time::timeout(
+                WAIT,
+                status.wait_for(|s| matches!(s, PathStatus::Relayed(_))),
+            )
+            .await
+            .expect("a verdict in time")
+            .expect("the splice runs");
+            match &*status.borrow() {
+                PathStatus::Relayed(reason) => {
+                    assert!(reason.contains("identity did not verify"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        viewer.send(Message::text("still here")).await.unwrap();
+        assert_eq!(next_message(&mut agent).await, Message::text("still here"));
+    }
 }

@@ -34,8 +34,13 @@ pub const MAX_SIGNAL_TEXT: usize = 64 * 1024;
 pub enum RtcSignal {
     /// Viewer → agent: the viewer's SDP offer (one data channel).
     RtcOffer { sdp: String },
-    /// Agent → viewer: the SDP answer.
-    RtcAnswer { sdp: String },
+    /// Agent → viewer: the SDP answer, with the agent's proof that its DTLS certificate is its
+    /// own ([`super::identity`]).
+    RtcAnswer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<super::identity::PathProof>,
+    },
     /// Either way: one trickled ICE candidate, `candidate:…` (an `a=` prefix is tolerated).
     RtcCandidate { candidate: String },
     /// "I will not try a direct path for this session": the session stays on the relay.
@@ -129,7 +134,10 @@ mod tests {
                 r#"{"type":"rtcOffer","sdp":"v=0\r\n"}"#,
             ),
             (
-                RtcSignal::RtcAnswer { sdp: "v=0".into() },
+                RtcSignal::RtcAnswer {
+                    sdp: "v=0".into(),
+                    proof: None,
+                },
                 r#"{"type":"rtcAnswer","sdp":"v=0"}"#,
             ),
             (
