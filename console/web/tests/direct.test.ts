@@ -57,7 +57,7 @@ class FakePeer implements PeerConnectionLike {
 
 const DIRECT = { iceServers: [{ urls: ["stun:h:8443"] }] };
 
-function session() {
+function session(device?: string) {
   const socket = new FakeRelaySocket();
   const peer = new FakePeer();
   const seen: string[] = [];
@@ -72,7 +72,7 @@ function session() {
       onClosed: (info) => (closed = info),
       onPath: (path) => paths.push(path),
     },
-    { direct: DIRECT, createSocket: () => socket, createPeer: () => peer },
+    { direct: DIRECT, createSocket: () => socket, createPeer: () => peer, device },
   );
   return { socket, peer, relay, seen, paths, closed: () => closed };
 }
@@ -115,6 +115,20 @@ describe("direct path", () => {
     expect(s.seen).toEqual(["paired", "json:10", "json:11", "json:12", "bytes:2"]);
     expect(s.paths).toEqual(["direct"]);
     expect(s.relay.sendingPath).toBe("direct");
+  });
+
+  it("refuses an answer the device's key did not sign, and stays relayed", async () => {
+    const s = session("the-device-id");
+    s.socket.text("c");
+    await settle();
+    s.socket.text({ type: "rtcAnswer", sdp: "v=0\r\na=fingerprint:sha-256 CC:DD\r\n" });
+    s.socket.text({ type: "rtcCandidate", candidate: "candidate:2 1 udp 1 10.0.0.1 6000 typ host" });
+    await vi.waitFor(() => expect(s.paths).toEqual(["relay"]));
+    expect(s.peer.remote).toBeNull();
+    expect(s.peer.candidates).toEqual([]);
+    expect(s.peer.closed).toBe(true);
+    s.relay.sendJson({ n: 1 });
+    expect(s.socket.json().at(-1)).toEqual({ n: 1 });
   });
 
   it("stays relayed when the agent declines or the channel fails before the switch", async () => {

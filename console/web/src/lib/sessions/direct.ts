@@ -5,18 +5,20 @@
 // reports what happens to it.
 
 import type { DirectPath } from "../protocol.gen";
+import { checkProof } from "./pathProof";
 
 /** Signalling as relay text frames. */
 export type RtcSignal =
   | { type: "rtcOffer"; sdp: string }
-  | { type: "rtcAnswer"; sdp: string }
+  | { type: "rtcAnswer"; sdp: string; proof?: unknown }
   | { type: "rtcCandidate"; candidate: string }
   | { type: "rtcUnavailable"; reason: string };
 
 /** The signal a parsed relay text frame is, if it is one. */
 export function asRtcSignal(message: Record<string, unknown>): RtcSignal | null {
   const { type } = message;
-  if ((type === "rtcOffer" || type === "rtcAnswer") && typeof message.sdp === "string") return { type, sdp: message.sdp };
+  if (type === "rtcOffer" && typeof message.sdp === "string") return { type, sdp: message.sdp };
+  if (type === "rtcAnswer" && typeof message.sdp === "string") return { type, sdp: message.sdp, proof: message.proof };
   if (type === "rtcCandidate" && typeof message.candidate === "string") return { type, candidate: message.candidate };
   if (type === "rtcUnavailable") return { type, reason: typeof message.reason === "string" ? message.reason : "" };
   return null;
@@ -99,13 +101,21 @@ export class DirectAttempt {
   private readonly channel: DataChannelLike;
   private ended = false;
   private readonly deadline: ReturnType<typeof setTimeout>;
+  /** The offer sent: the agent's proof must cover its fingerprint. */
+  private offerSdp: string | null = null;
+  /** Signals are applied in order, one after the other (checking a proof takes a moment). */
+  private signals: Promise<void> = Promise.resolve();
 
-  /** `video`: also offer a receive-only video m-line (the desktop's pictures, `desktopTrack.ts`). */
+  /**
+   * `video`: also offer a receive-only video m-line (the desktop's pictures, `desktopTrack.ts`).
+   * `device`: the device whose key must sign the answer (`pathProof.ts`); absent, any answer goes.
+   */
   constructor(
     config: DirectPath,
     private readonly handlers: DirectHandlers,
     createPeer: PeerConnectionFactory = browserPeer,
     video = false,
+    private readonly device: string | null = null,
   ) {
     this.peer = createPeer(config);
     this.channel = this.peer.createDataChannel(LABEL, { ordered: true });
@@ -148,14 +158,27 @@ export class DirectAttempt {
   onSignal(message: RtcSignal): void {
     if (this.ended) return;
     switch (message.type) {
-      case "rtcAnswer":
-        this.peer.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch((e) => this.fail(`the agent's answer was refused: ${String(e)}`));
+      case "rtcAnswer": {
+        const { sdp, proof } = message;
+        this.signals = this.signals.then(async () => {
+          if (this.device !== null) {
+            const why = await checkProof(proof, this.device, this.offerSdp ?? "", sdp);
+            if (why) return this.fail(`the agent's direct-path identity did not verify: ${why}`);
+          }
+          if (this.ended) return;
+          await this.peer.setRemoteDescription({ type: "answer", sdp }).catch((e) => this.fail(`the agent's answer was refused: ${String(e)}`));
+        });
         break;
-      case "rtcCandidate":
+      }
+      case "rtcCandidate": {
         // One m-line (the data channel), so every candidate belongs to index 0. A candidate this
         // browser cannot use (an address family it lacks, say) is no reason to give up.
-        this.peer.addIceCandidate({ candidate: message.candidate, sdpMLineIndex: 0 }).catch(() => undefined);
+        const { candidate } = message;
+        this.signals = this.signals.then(() => {
+          if (!this.ended) return this.peer.addIceCandidate({ candidate, sdpMLineIndex: 0 }).catch(() => undefined);
+        });
         break;
+      }
       case "rtcUnavailable":
         this.fail(message.reason || "the device does not offer a direct path");
         break;
@@ -190,6 +213,7 @@ export class DirectAttempt {
       const offer = await this.peer.createOffer();
       await this.peer.setLocalDescription(offer);
       if (!offer.sdp) throw new Error("the browser made an empty offer");
+      this.offerSdp = offer.sdp;
       if (!this.ended) this.handlers.signal({ type: "rtcOffer", sdp: offer.sdp });
     } catch (e) {
       this.fail(`could not make an offer: ${String(e)}`);

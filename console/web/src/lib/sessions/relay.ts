@@ -49,6 +49,8 @@ export interface RelayOptions {
   createPeer?: PeerConnectionFactory;
   /** Offer a receive-only video track beside the data channel (desktop sessions). */
   video?: boolean;
+  /** The device this session is with: its key must sign the direct-path answer (`pathProof.ts`). */
+  device?: string;
 }
 
 /** What a session needs to send; also what the file transfer code is tested against. */
@@ -87,7 +89,10 @@ export class RelayConnection implements RelayChannel {
   /** The relay closed before the agent's last channel messages arrived; passed on once they have. */
   private heldClose: { code: number; reason: string; timer: ReturnType<typeof setTimeout> } | null = null;
 
+  private readonly device: string | null;
+
   constructor(url: string, private readonly handlers: RelayHandlers, options: RelayOptions = {}) {
+    this.device = options.device ?? null;
     const socket = (options.createSocket ?? browserSocket)(url);
     socket.binaryType = "arraybuffer";
     socket.onmessage = (event) => {
@@ -204,6 +209,7 @@ export class RelayConnection implements RelayChannel {
       },
       createPeer,
       video,
+      this.device,
     );
   }
 
