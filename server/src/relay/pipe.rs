@@ -149,6 +149,22 @@ mod tests {
         Ok(Message::Binary(vec![n; 100].into()))
     }
 
+    /// A sink that hands every frame it takes to the returned receiver.
+    fn collecting_sink() -> (
+        impl Sink<Message, Error = axum::Error> + Unpin,
+        mpsc::UnboundedReceiver<Message>,
+    ) {
+        let (sender, received) = mpsc::unbounded_channel();
+        let sink = Box::pin(futures_util::sink::unfold(
+            sender,
+            |sender, message: Message| async move {
+                sender.send(message).unwrap();
+                Ok::<_, axum::Error>(sender)
+            },
+        ));
+        (sink, received)
+    }
+
     #[tokio::test]
     async fn frames_pass_in_order_and_are_counted() {
         let mut from = futures_util::stream::iter(vec![
@@ -159,14 +175,7 @@ mod tests {
             Ok(Message::Close(None)),
             binary(3),
         ]);
-        let (sender, mut received) = mpsc::unbounded_channel();
-        let mut to = Box::pin(futures_util::sink::unfold(
-            sender,
-            |sender, message: Message| async move {
-                sender.send(message).unwrap();
-                Ok::<_, axum::Error>(sender)
-            },
-        ));
+        let (mut to, mut received) = collecting_sink();
         let mut bytes = 0;
         let stop = forward(&mut from, &mut to, &mut bytes, &mut None, NO_PINGS).await;
         assert!(matches!(stop, Stop::Closed(None)));
@@ -194,14 +203,7 @@ mod tests {
             binary(1),
             Ok(Message::Close(None)),
         ]);
-        let (sender, mut received) = mpsc::unbounded_channel();
-        let mut to = Box::pin(futures_util::sink::unfold(
-            sender,
-            |sender, message: Message| async move {
-                sender.send(message).unwrap();
-                Ok::<_, axum::Error>(sender)
-            },
-        ));
+        let (mut to, mut received) = collecting_sink();
         let (mut bytes, mut reported) = (0, None);
         forward(&mut from, &mut to, &mut bytes, &mut reported, NO_PINGS).await;
         assert_eq!(
