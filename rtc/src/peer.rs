@@ -196,9 +196,9 @@ impl PeerSender {
 pub struct Gathering {
     /// Loopback host candidates too (two Rust peers on one machine).
     pub allow_loopback: bool,
-    /// `stun:host:port` URLs (the ticket's ICE servers) that tell each socket its public address:
-    /// server-reflexive candidates beside the host ones (`gather.rs`).
-    pub stun: Vec<String>,
+    /// The ticket's ICE server URLs. The `stun:` ones tell each socket its public address:
+    /// server-reflexive candidates beside the host ones (`gather.rs`); others are skipped.
+    pub ice_servers: Vec<String>,
 }
 
 async fn new_rtc(gathering: &Gathering) -> Result<(Rtc, Vec<Arc<UdpSocket>>), PeerError> {
@@ -208,7 +208,7 @@ async fn new_rtc(gathering: &Gathering) -> Result<(Rtc, Vec<Arc<UdpSocket>>), Pe
         .set_sctp_max_message_size(MAX_RELAY_FRAME as u32)
         .build(Instant::now());
     let mut sockets = Vec::new();
-    let stun_servers = gather::stun_servers(&gathering.stun).await;
+    let stun_servers = gather::stun_servers(&gathering.ice_servers).await;
     for ip in addrs::host_addresses(gathering.allow_loopback) {
         let socket = match UdpSocket::bind(SocketAddr::new(ip, 0)).await {
             Ok(socket) => socket,

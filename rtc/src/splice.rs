@@ -488,18 +488,16 @@ where
 
     /// Candidates to offer: host ones, and server-reflexive ones from the ticket's STUN servers.
     fn gathering(&self) -> Gathering {
-        let stun = self
+        let ice_servers = self
             .config
             .direct
             .iter()
             .flat_map(|direct| &direct.ice_servers)
-            .flat_map(|server| &server.urls)
-            .filter(|url| url.starts_with("stun:"))
-            .cloned()
+            .flat_map(|server| server.urls.iter().cloned())
             .collect();
         Gathering {
             allow_loopback: self.config.allow_loopback,
-            stun,
+            ice_servers,
         }
     }
 

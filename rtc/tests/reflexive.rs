@@ -46,7 +46,7 @@ async fn an_offer_carries_the_address_the_stun_server_saw() {
     let server = stun_server(true).await;
     let gathering = Gathering {
         allow_loopback: false,
-        stun: vec![format!("stun:{server}"), "turn:ignored.example:3478".into()],
+        ice_servers: vec![format!("stun:{server}"), "turn:ignored.example:3478".into()],
     };
     let (_peer, offer) = DirectPeer::offer(&gathering).await.expect("offer");
     let (ip, port) = MAPPED.split_once(':').expect("ip:port");
@@ -67,7 +67,7 @@ async fn a_silent_stun_server_delays_the_offer_briefly_and_leaves_host_candidate
     let server = stun_server(false).await;
     let gathering = Gathering {
         allow_loopback: true,
-        stun: vec![format!("stun:{server}")],
+        ice_servers: vec![format!("stun:{server}")],
     };
     let started = Instant::now();
     let (_peer, offer) = DirectPeer::offer(&gathering).await.expect("offer");

@@ -10,7 +10,7 @@ use tether_rtc::{DirectPeer, Gathering, PeerEvent};
 /// Host candidates, loopback included: both peers run on this machine.
 const LOOPBACK: Gathering = Gathering {
     allow_loopback: true,
-    stun: Vec::new(),
+    ice_servers: Vec::new(),
 };
 
 const TOTAL: usize = 32 << 20;

@@ -12,7 +12,7 @@ use tether_rtc::{DirectPeer, Gathering, PeerEvent, TrackEvent, VideoTrack};
 /// Host candidates, loopback included: both peers run on this machine.
 const LOOPBACK: Gathering = Gathering {
     allow_loopback: true,
-    stun: Vec::new(),
+    ice_servers: Vec::new(),
 };
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::machine::Machine;
-use crate::relay::RelayPoint;
+use crate::relay::{PathPoint, RelayPoint};
 use crate::stats::median_of;
 
 pub(crate) const TETHER: &str = "Tether";
@@ -119,6 +119,16 @@ pub(crate) fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Opti
         return None;
     }
     let idle = || runs.iter().filter_map(|r| r.idle.as_ref());
+    // The median of one relay figure over the runs, relayed or on the direct path.
+    let relayed = |figure: fn(&PathPoint) -> Option<f64>| {
+        median_of(runs.iter().map(|r| figure(&r.relay.as_ref()?.relayed)))
+    };
+    let direct = |figure: fn(&PathPoint) -> Option<f64>| {
+        median_of(
+            runs.iter()
+                .map(|r| figure(r.relay.as_ref()?.direct.as_ref()?)),
+        )
+    };
     let mut summary = Summary {
         cold_start_s: median_of(runs.iter().map(|r| r.cold_start_s)),
         warm_start_s: median_of(idle().map(|i| Some(i.warm_start_s))),
@@ -127,29 +137,14 @@ pub(crate) fn summarize(runs: &[RunResult], system: &str, rates: &[f64]) -> Opti
         page_ms: median_of(idle().map(|i| i.page_ms_p50)),
         login_ms: median_of(idle().map(|i| i.login_ms_p50)),
         logins_refused: idle().any(|i| !i.login_ok),
-        relay_mb_s: median_of(runs.iter().map(|r| r.relay.as_ref()?.relayed.download_mb_s)),
-        relay_cpu_s_per_gib: median_of(
-            runs.iter()
-                .map(|r| r.relay.as_ref()?.relayed.server_cpu_s_per_gib),
-        ),
-        echo_ms: median_of(runs.iter().map(|r| r.relay.as_ref()?.relayed.echo_ms_p50)),
-        echo_p99_ms: median_of(runs.iter().map(|r| r.relay.as_ref()?.relayed.echo_ms_p99)),
-        direct_mb_s: median_of(
-            runs.iter()
-                .map(|r| r.relay.as_ref()?.direct.as_ref()?.download_mb_s),
-        ),
-        direct_cpu_s_per_gib: median_of(
-            runs.iter()
-                .map(|r| r.relay.as_ref()?.direct.as_ref()?.server_cpu_s_per_gib),
-        ),
-        direct_echo_ms: median_of(
-            runs.iter()
-                .map(|r| r.relay.as_ref()?.direct.as_ref()?.echo_ms_p50),
-        ),
-        direct_echo_p99_ms: median_of(
-            runs.iter()
-                .map(|r| r.relay.as_ref()?.direct.as_ref()?.echo_ms_p99),
-        ),
+        relay_mb_s: relayed(|p| p.download_mb_s),
+        relay_cpu_s_per_gib: relayed(|p| p.server_cpu_s_per_gib),
+        echo_ms: relayed(|p| p.echo_ms_p50),
+        echo_p99_ms: relayed(|p| p.echo_ms_p99),
+        direct_mb_s: direct(|p| p.download_mb_s),
+        direct_cpu_s_per_gib: direct(|p| p.server_cpu_s_per_gib),
+        direct_echo_ms: direct(|p| p.echo_ms_p50),
+        direct_echo_p99_ms: direct(|p| p.echo_ms_p99),
         ..Summary::default()
     };
     let points = || runs.iter().flat_map(|r| r.agents.iter());
