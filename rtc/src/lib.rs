@@ -1,8 +1,9 @@
 //! Direct paths for relay sessions (issue 13): a WebRTC data channel between the viewer and the
 //! agent that a relay session moves onto once it is open.
 //!
-//! - `peer.rs`: [`DirectPeer`], one peer connection with one reliable ordered data channel over
-//!   real UDP, hiding str0m;
+//! - `core.rs`: [`PeerCore`], the sans-IO peer: str0m, our one data channel and the track's
+//!   driver half, with datagrams and time as inputs (tests drive it on a virtual clock);
+//! - `peer.rs`: [`DirectPeer`], the core driven over real UDP sockets by a tokio task;
 //! - `splice.rs`: [`splice`], which puts a relay session's frames on the data channel once it is
 //!   open (signalling and `PathSwitch` beside the session's own frames);
 //! - `media.rs`: the desktop's H.264 video track beside the channel ([`VideoTrack`]);
@@ -15,11 +16,13 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod addrs;
+mod core;
 mod gather;
 mod media;
 mod peer;
 mod splice;
 
+pub use core::{CoreOutput, LocalCandidate, PeerCore};
 pub use media::{TrackEvent, VideoTrack};
 pub use peer::{DirectPeer, Gathering, PeerError, PeerEvent, PeerSender, Role};
 pub use splice::{

@@ -77,6 +77,12 @@ impl VideoTrack {
     pub async fn next_event(&mut self) -> Option<TrackEvent> {
         self.events.recv().await
     }
+
+    /// An event that already came, if any (a caller that drives a [`PeerCore`](crate::PeerCore)
+    /// itself).
+    pub fn try_event(&mut self) -> Option<TrackEvent> {
+        self.events.try_recv().ok()
+    }
 }
 
 /// What the session asks of the driver's half.
@@ -133,6 +139,11 @@ impl Media {
     /// The session's commands, for the driver's select loop.
     pub(crate) fn take_commands(&mut self) -> Option<mpsc::UnboundedReceiver<MediaCommand>> {
         self.commands.take()
+    }
+
+    /// A command the session queued, when nobody took the queue (a caller that polls).
+    pub(crate) fn try_command(&mut self) -> Option<MediaCommand> {
+        self.commands.as_mut()?.try_recv().ok()
     }
 
     /// Keeps the events about the track; hands back the others.

@@ -1,37 +1,20 @@
 //! [`DirectPeer`]: one WebRTC peer connection with ONE reliable, ordered data channel, driven by a
-//! tokio task over real UDP sockets. The rest of Tether sees messages in and events out; str0m
-//! stays behind this file.
+//! tokio task over real UDP sockets. The protocol work is [`PeerCore`]'s (`core.rs`, sans-IO);
+//! this file binds the sockets, gathers candidates and moves datagrams, time and messages
+//! between the core and the session. The rest of Tether sees messages in and events out.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::channel::ChannelId;
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
-use tether_common::relay::MAX_RELAY_FRAME;
 use tether_common::relay::switch::Payload;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::media::{self, Media, MediaCommand, VideoTrack};
+use crate::core::{CoreOutput, LocalCandidate, PeerCore};
+use crate::media::{MediaCommand, VideoTrack};
 use crate::{addrs, gather};
 
-/// str0m's send buffer for the channel. str0m counts bytes as buffered until the peer acks them,
-/// so this caps the bytes in flight: with its 128 KiB default the spike measured 6.4 MB/s at 5 ms
-/// one-way delay and 0.65 MB/s at 50 ms (~64 KB per round trip); 4 MiB gave 54-56 MB/s and
-/// 5.4 MB/s. 1 MiB keeps ~8x the default's throughput on long paths while bounding the memory a
-/// session holds (and the spike saw the biggest buffers slow the zero-RTT case).
-const SCTP_BUFFER: usize = 1024 * 1024;
-/// We stop taking messages to send while str0m holds this much, and start again below
-/// [`LOW_WATER`]; one relay frame (up to 1 MiB) must still fit beside it.
-const HIGH_WATER: usize = SCTP_BUFFER / 2;
-const LOW_WATER: usize = SCTP_BUFFER / 4;
-/// The data channel's label; the peer's label is not checked (a browser may name its own).
-const LABEL: &str = "tether";
-/// Remote candidates accepted per peer; a peer that trickles more is broken or hostile.
-const MAX_REMOTE_CANDIDATES: usize = 64;
 /// Give up when the channel is not open after this long (the viewer may give up sooner).
 const OPEN_DEADLINE: Duration = Duration::from_secs(30);
 /// After closing the channel, keep driving this long so the peer hears of it (spike gotcha).
@@ -104,18 +87,9 @@ impl DirectPeer {
         gathering: &Gathering,
         video: bool,
     ) -> Result<(DirectPeer, String), PeerError> {
-        let (mut rtc, sockets) = new_rtc(gathering).await?;
-        let mut change = rtc.sdp_api();
-        let channel = change.add_channel(LABEL.to_owned());
-        if video {
-            media::offer_video(&mut change);
-        }
-        let (offer, pending) = change
-            .apply()
-            .ok_or_else(|| PeerError::Stack("no offer to make".into()))?;
-        let sdp = offer.to_sdp_string();
-        let peer = spawn(rtc, sockets, Some(pending), Some(channel));
-        Ok((peer, sdp))
+        let (sockets, candidates) = bind(gathering).await?;
+        let (core, sdp, video) = PeerCore::offer(Instant::now(), &candidates, video)?;
+        Ok((spawn(core, sockets, video), sdp))
     }
 
     /// Agent side: accepts the viewer's offer, starts the driver and returns the SDP answer.
@@ -123,15 +97,9 @@ impl DirectPeer {
         offer_sdp: &str,
         gathering: &Gathering,
     ) -> Result<(DirectPeer, String), PeerError> {
-        let offer =
-            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| PeerError::Sdp(e.to_string()))?;
-        let (mut rtc, sockets) = new_rtc(gathering).await?;
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
-        let sdp = answer.to_sdp_string();
-        Ok((spawn(rtc, sockets, None, None), sdp))
+        let (sockets, candidates) = bind(gathering).await?;
+        let (core, sdp, video) = PeerCore::answer(Instant::now(), offer_sdp, &candidates)?;
+        Ok((spawn(core, sockets, video), sdp))
     }
 
     /// The agent's answer to our offer.
@@ -201,14 +169,14 @@ pub struct Gathering {
     pub ice_servers: Vec<String>,
 }
 
-async fn new_rtc(gathering: &Gathering) -> Result<(Rtc, Vec<Arc<UdpSocket>>), PeerError> {
-    let mut rtc = media::configure(RtcConfig::new())
-        .set_sctp_max_buffered_amount(SCTP_BUFFER)
-        // A relay frame may be up to MAX_RELAY_FRAME; the channel must carry any of them whole.
-        .set_sctp_max_message_size(MAX_RELAY_FRAME as u32)
-        .build(Instant::now());
-    let mut sockets = Vec::new();
+/// Binds one UDP socket per host address and lists the candidates to offer: each socket's own
+/// address, and the address the ticket's STUN servers see when it differs.
+async fn bind(
+    gathering: &Gathering,
+) -> Result<(Vec<Arc<UdpSocket>>, Vec<LocalCandidate>), PeerError> {
     let stun_servers = gather::stun_servers(&gathering.ice_servers).await;
+    let mut sockets = Vec::new();
+    let mut candidates = Vec::new();
     for ip in addrs::host_addresses(gathering.allow_loopback) {
         let socket = match UdpSocket::bind(SocketAddr::new(ip, 0)).await {
             Ok(socket) => socket,
@@ -217,14 +185,8 @@ async fn new_rtc(gathering: &Gathering) -> Result<(Rtc, Vec<Arc<UdpSocket>>), Pe
                 continue;
             }
         };
-        let local = socket.local_addr()?;
-        match Candidate::host(local, "udp") {
-            Ok(candidate) => {
-                rtc.add_local_candidate(candidate);
-                sockets.push(Arc::new(socket));
-            }
-            Err(e) => tracing::debug!("direct: no host candidate for {local}: {e}"),
-        }
+        candidates.push(LocalCandidate::Host(socket.local_addr()?));
+        sockets.push(Arc::new(socket));
     }
     if sockets.is_empty() {
         return Err(PeerError::NoAddress);
@@ -243,28 +205,17 @@ async fn new_rtc(gathering: &Gathering) -> Result<(Rtc, Vec<Arc<UdpSocket>>), Pe
             .into_iter()
             .flatten()
         {
-            if seen == base {
-                // No NAT between us and the STUN server: the host candidate says it all.
-                continue;
-            }
-            match Candidate::server_reflexive(seen, base, "udp") {
-                Ok(candidate) => {
-                    tracing::debug!("direct: seen from {seen} (local {base})");
-                    rtc.add_local_candidate(candidate);
-                }
-                Err(e) => tracing::debug!("direct: no reflexive candidate {seen}: {e}"),
+            // The same address: no NAT between us and the STUN server, the host candidate says it.
+            if seen != base {
+                tracing::debug!("direct: seen from {seen} (local {base})");
+                candidates.push(LocalCandidate::Reflexive { seen, base });
             }
         }
     }
-    Ok((rtc, sockets))
+    Ok((sockets, candidates))
 }
 
-fn spawn(
-    rtc: Rtc,
-    sockets: Vec<Arc<UdpSocket>>,
-    pending: Option<SdpPendingOffer>,
-    channel: Option<ChannelId>,
-) -> DirectPeer {
+fn spawn(core: PeerCore, sockets: Vec<Arc<UdpSocket>>, video: VideoTrack) -> DirectPeer {
     let (control, control_rx) = mpsc::unbounded_channel();
     let (data, data_rx) = mpsc::channel(16);
     // Unbounded: the driver must never wait on its consumer, or a consumer that is itself waiting
@@ -289,16 +240,9 @@ fn spawn(
             }
         }));
     }
-    let (media, video) = Media::new();
     let driver = Driver {
-        media,
-        rtc,
+        core,
         sockets,
-        pending,
-        channel,
-        open: false,
-        remote_candidates: 0,
-        unsent: None,
         flushes: Vec::new(),
         events: events_tx,
     };
@@ -316,17 +260,10 @@ fn spawn(
     }
 }
 
+/// The IO shell around a [`PeerCore`]: sockets, tokio timers and the session's queues.
 struct Driver {
-    rtc: Rtc,
-    media: Media,
+    core: PeerCore,
     sockets: Vec<Arc<UdpSocket>>,
-    pending: Option<SdpPendingOffer>,
-    /// Our channel: known up front on the offerer, from the open event on the answerer.
-    channel: Option<ChannelId>,
-    open: bool,
-    remote_candidates: usize,
-    /// A message str0m refused (buffer full); it goes first.
-    unsent: Option<Payload>,
     flushes: Vec<oneshot::Sender<()>>,
     events: mpsc::UnboundedSender<PeerEvent>,
 }
@@ -339,52 +276,52 @@ impl Driver {
         mut datagrams: mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>,
     ) {
         let deadline = tokio::time::Instant::now() + OPEN_DEADLINE;
-        let mut media_commands = self.media.take_commands();
-        let mut wake = Instant::now();
+        let mut media_commands = self.core.take_media_commands();
         let reason = loop {
-            // Drain str0m after every input (the spike's first gotcha).
-            match self.drain().await {
-                Ok(Some(next)) => wake = next,
-                Ok(None) => {}
+            // Drain the core after every input (the spike's first gotcha).
+            let wake = match self.drain() {
+                Ok(next) => next,
                 Err(reason) => break reason,
-            }
+            };
             // Timers first: under a stream of datagrams the sleep arm might never win the select.
             if Instant::now() >= wake {
-                if let Err(e) = self.rtc.handle_input(Input::Timeout(Instant::now())) {
-                    break format!("WebRTC stack: {e}");
+                if let Err(e) = self.core.handle_timeout(Instant::now()) {
+                    break e;
                 }
-                wake = Instant::now() + Duration::from_secs(1);
                 continue;
             }
-            let can_take = self.open && self.unsent.is_none() && self.buffered() < HIGH_WATER;
+            let can_take = self.core.can_send();
             let sleep_until = tokio::time::Instant::from_std(wake);
-            tokio::select! {
+            let step = tokio::select! {
                 command = control.recv() => match command {
-                    Some(command) => self.on_control(command),
-                    None => break "the session ended".to_owned(),
+                    Some(command) => {
+                        self.on_control(command);
+                        Ok(())
+                    }
+                    None => Err("the session ended".to_owned()),
                 },
                 Some((from, to, bytes)) = datagrams.recv() => {
-                    if let Err(e) = self.receive(from, to, &bytes) {
-                        break e;
-                    }
+                    self.core.handle_datagram(Instant::now(), from, to, &bytes)
                 }
                 payload = data.recv(), if can_take => match payload {
-                    Some(Outgoing::Payload(payload)) => self.unsent = Some(payload),
-                    Some(Outgoing::Flush(reply)) => self.flushes.push(reply),
-                    None => break "the session ended".to_owned(),
-                },
-                Some(command) = next_media(&mut media_commands) => self.media.handle(&mut self.rtc, command),
-                () = tokio::time::sleep_until(sleep_until) => {
-                    if let Err(e) = self.rtc.handle_input(Input::Timeout(Instant::now())) {
-                        break format!("WebRTC stack: {e}");
+                    Some(Outgoing::Payload(payload)) => self.core.send(payload),
+                    Some(Outgoing::Flush(reply)) => {
+                        self.flushes.push(reply);
+                        Ok(())
                     }
+                    None => Err("the session ended".to_owned()),
+                },
+                Some(command) = next_media(&mut media_commands) => {
+                    self.core.handle_media(command);
+                    Ok(())
                 }
-                () = tokio::time::sleep_until(deadline), if !self.open => {
-                    break format!("no direct path came up within {OPEN_DEADLINE:?}");
+                () = tokio::time::sleep_until(sleep_until) => self.core.handle_timeout(Instant::now()),
+                () = tokio::time::sleep_until(deadline), if !self.core.is_open() => {
+                    Err(format!("no direct path came up within {OPEN_DEADLINE:?}"))
                 }
-            }
-            if let Err(e) = self.write_unsent() {
-                break e;
+            };
+            if let Err(reason) = step.and_then(|()| self.core.write_unsent()) {
+                break reason;
             }
             self.answer_flushes();
         };
@@ -396,67 +333,26 @@ impl Driver {
     fn on_control(&mut self, command: Control) {
         match command {
             Control::Answer(sdp, reply) => {
-                let result = match (self.pending.take(), SdpAnswer::from_sdp_string(&sdp)) {
-                    (None, _) => Err(PeerError::Sdp("no offer is waiting for an answer".into())),
-                    (Some(_), Err(e)) => Err(PeerError::Sdp(e.to_string())),
-                    (Some(pending), Ok(answer)) => self
-                        .rtc
-                        .sdp_api()
-                        .accept_answer(pending, answer)
-                        .map_err(|e| PeerError::Sdp(e.to_string())),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.core.accept_answer(&sdp));
             }
-            Control::Candidate(line) => {
-                if self.remote_candidates >= MAX_REMOTE_CANDIDATES {
-                    tracing::warn!(
-                        "direct: more than {MAX_REMOTE_CANDIDATES} remote candidates; ignoring {line:?}"
-                    );
-                    return;
-                }
-                let trimmed = line.trim().trim_start_matches("a=");
-                match Candidate::from_sdp_string(trimmed) {
-                    Ok(candidate) => {
-                        self.remote_candidates += 1;
-                        self.rtc.add_remote_candidate(candidate);
-                    }
-                    // Browsers send mDNS `.local` names str0m cannot use: log, do not fail.
-                    Err(e) => tracing::info!("direct: unusable remote candidate {line:?}: {e}"),
-                }
-            }
+            Control::Candidate(line) => self.core.add_remote_candidate(&line),
         }
     }
 
-    fn receive(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) -> Result<(), String> {
-        let Ok(contents) = bytes.try_into() else {
-            // Not STUN, DTLS or RTP: someone else's datagram on our port.
-            return Ok(());
-        };
-        let receive = Receive {
-            proto: Protocol::Udp,
-            source: from,
-            destination: to,
-            contents,
-        };
-        self.rtc
-            .handle_input(Input::Receive(Instant::now(), receive))
-            .map_err(|e| format!("WebRTC stack: {e}"))
-    }
-
-    /// Runs str0m's outputs until it wants a timeout; `Err` when the path is over.
-    async fn drain(&mut self) -> Result<Option<Instant>, String> {
+    /// Runs the core's outputs until it wants a timeout; `Err` when the path is over.
+    fn drain(&mut self) -> Result<Instant, String> {
         loop {
-            if !self.rtc.is_alive() {
-                return Err("the peer closed the connection".into());
-            }
-            let output = self
-                .rtc
-                .poll_output()
-                .map_err(|e| format!("WebRTC stack: {e}"))?;
-            match output {
-                Output::Timeout(at) => return Ok(Some(at)),
-                Output::Transmit(t) => self.transmit(t.source, t.destination, &t.contents),
-                Output::Event(event) => self.on_event(event).await?,
+            match self.core.poll()? {
+                CoreOutput::Timeout(at) => return Ok(at),
+                CoreOutput::Transmit {
+                    source,
+                    destination,
+                    contents,
+                } => self.transmit(source, destination, &contents),
+                CoreOutput::Event(event) => self
+                    .events
+                    .send(event)
+                    .map_err(|_| "the session ended".to_owned())?,
             }
         }
     }
@@ -474,86 +370,8 @@ impl Driver {
         }
     }
 
-    async fn on_event(&mut self, event: Event) -> Result<(), String> {
-        let Some(event) = self.media.on_event(&mut self.rtc, event) else {
-            return Ok(());
-        };
-        match event {
-            Event::ChannelOpen(id, _label) => {
-                if self.channel.is_some_and(|ours| ours != id) {
-                    // One channel per session; a second one is not ours to serve.
-                    tracing::warn!("direct: the peer opened a second data channel; closing it");
-                    self.rtc.direct_api().close_data_channel(id);
-                    return Ok(());
-                }
-                self.channel = Some(id);
-                self.open = true;
-                if let Some(mut channel) = self.rtc.channel(id) {
-                    channel.set_buffered_amount_low_threshold(LOW_WATER);
-                }
-                self.emit(PeerEvent::Open).await?;
-            }
-            Event::ChannelData(message) if Some(message.id) == self.channel => {
-                let payload = if message.binary {
-                    Payload::Binary(message.data)
-                } else {
-                    match String::from_utf8(message.data) {
-                        Ok(text) => Payload::Text(text),
-                        Err(_) => {
-                            return Err("the peer sent a text message that is not UTF-8".into());
-                        }
-                    }
-                };
-                self.emit(PeerEvent::Message(payload)).await?;
-            }
-            Event::ChannelClose(id) if Some(id) == self.channel => {
-                return Err("the peer closed the data channel".into());
-            }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                return Err("ICE lost the path".into());
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    async fn emit(&mut self, event: PeerEvent) -> Result<(), String> {
-        self.events
-            .send(event)
-            .map_err(|_| "the session ended".to_owned())
-    }
-
-    fn buffered(&mut self) -> usize {
-        match self.channel.and_then(|id| self.rtc.channel(id)) {
-            Some(mut channel) => channel.buffered_amount(),
-            None => 0,
-        }
-    }
-
-    fn write_unsent(&mut self) -> Result<(), String> {
-        let (Some(payload), Some(id)) = (self.unsent.take(), self.channel) else {
-            return Ok(());
-        };
-        let Some(mut channel) = self.rtc.channel(id) else {
-            return Err("the data channel is gone".into());
-        };
-        let (binary, bytes) = match &payload {
-            Payload::Text(text) => (false, text.as_bytes()),
-            Payload::Binary(bytes) => (true, bytes.as_slice()),
-        };
-        match channel.write(binary, bytes) {
-            Ok(true) => Ok(()),
-            // Full: keep it and stop taking more until the buffer drains.
-            Ok(false) => {
-                self.unsent = Some(payload);
-                Ok(())
-            }
-            Err(e) => Err(format!("cannot send on the data channel: {e}")),
-        }
-    }
-
     fn answer_flushes(&mut self) {
-        if !self.flushes.is_empty() && self.unsent.is_none() && self.buffered() == 0 {
+        if !self.flushes.is_empty() && self.core.is_flushed() {
             for reply in self.flushes.drain(..) {
                 let _ = reply.send(());
             }
@@ -562,26 +380,24 @@ impl Driver {
 
     /// Closes the channel and keeps the connection going briefly so the peer hears of it.
     async fn close(&mut self) {
-        if let Some(id) = self.channel.filter(|_| self.open) {
-            self.rtc.direct_api().close_data_channel(id);
-        }
+        self.core.close();
         let until = Instant::now() + CLOSE_LINGER;
-        while Instant::now() < until && self.rtc.is_alive() {
-            let next = match self.rtc.poll_output() {
-                Ok(Output::Timeout(at)) => at.min(until),
-                Ok(Output::Transmit(t)) => {
-                    self.transmit(t.source, t.destination, &t.contents);
+        while Instant::now() < until && self.core.is_alive() {
+            let next = match self.core.poll() {
+                Ok(CoreOutput::Timeout(at)) => at.min(until),
+                Ok(CoreOutput::Transmit {
+                    source,
+                    destination,
+                    contents,
+                }) => {
+                    self.transmit(source, destination, &contents);
                     continue;
                 }
-                Ok(Output::Event(_)) => continue,
+                Ok(CoreOutput::Event(_)) => continue,
                 Err(_) => break,
             };
             tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
-            if self
-                .rtc
-                .handle_input(Input::Timeout(Instant::now()))
-                .is_err()
-            {
+            if self.core.handle_timeout(Instant::now()).is_err() {
                 break;
             }
         }
