@@ -8,7 +8,7 @@
 //! first (it keeps those about the track) and every access unit the session writes. Nothing here
 //! touches the data channel.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpApi;
@@ -26,6 +26,8 @@ const DESIRED_BITRATE: Bitrate = Bitrate::kbps(12_000);
 /// The least it keeps the link busy with (padding), so the estimate can recover after a quiet
 /// screen (a still desktop sends nothing).
 const MINIMUM_BITRATE: Bitrate = Bitrate::kbps(150);
+/// How often the desired rate is asked for again while the estimate stays under it.
+const ASK_AGAIN: Duration = Duration::from_millis(2_500);
 /// The profile the agent's x264 writes (constrained baseline, `profile-level-id=42e01f`): the PT
 /// of this profile is preferred when the viewer offers several H.264 ones.
 const CONSTRAINED_BASELINE: u32 = 0x42e01f;
@@ -111,6 +113,11 @@ pub(crate) struct Media {
     /// The H.264 payload type to send with; `None` when this side only receives.
     pt: Option<Pt>,
     first: Option<Instant>,
+    /// The congestion controller's latest estimate, and when the desired rate was last asked.
+    estimate: Option<Bitrate>,
+    asked: Option<Instant>,
+    /// Whether the last ask was for one kbit/s more than [`DESIRED_BITRATE`] (see `ask_again`).
+    asked_more: bool,
     events: mpsc::UnboundedSender<TrackEvent>,
     commands: Option<mpsc::UnboundedReceiver<MediaCommand>>,
     warned: bool,
@@ -125,6 +132,9 @@ impl Media {
             mid: None,
             pt: None,
             first: None,
+            estimate: None,
+            asked: None,
+            asked_more: false,
             events,
             commands: Some(commands),
             warned: false,
@@ -172,6 +182,7 @@ impl Media {
                 None
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.estimate = Some(estimate);
                 self.emit(TrackEvent::Bitrate(estimate.as_u64()));
                 None
             }
@@ -216,6 +227,7 @@ impl Media {
             }
             return;
         };
+        self.ask_again(rtc, captured);
         let first = *self.first.get_or_insert(captured);
         let elapsed = captured.saturating_duration_since(first);
         // 90 kHz, the RTP clock of every video codec.
@@ -227,6 +239,35 @@ impl Media {
         if let Err(e) = writer.write(pt, captured, time, data) {
             tracing::warn!("direct: cannot send an access unit on the video track: {e}");
         }
+    }
+
+    /// While the estimate stays under the desired rate, asks for that rate again every
+    /// [`ASK_AGAIN`], so that the controller probes for it (at up to twice the estimate).
+    ///
+    /// Why: after a congested spell the estimate climbs back slowly. The encoder sends 80% of
+    /// the estimate, too much for str0m to call the sender application-limited (under 65%) and
+    /// probe periodically, and the estimate moves too steadily for its stagnation probe, so
+    /// only the slow additive increase is left (26 s from 2 to 8 Mbit/s at 30 ms, in
+    /// `examples/throttled_track.rs`). str0m probes when the desired rate rises above the
+    /// estimate, not when it is repeated, so the ask alternates between the rate and one kbit/s
+    /// more: a probe every other ask. A probe on a link that has no more room costs a few
+    /// packets of queue for ~15 ms.
+    fn ask_again(&mut self, rtc: &mut Rtc, now: Instant) {
+        let under = self.estimate.is_some_and(|e| e < DESIRED_BITRATE);
+        let due = self
+            .asked
+            .is_none_or(|at| now.saturating_duration_since(at) >= ASK_AGAIN);
+        if !under || !due {
+            return;
+        }
+        self.asked = Some(now);
+        self.asked_more = !self.asked_more;
+        let desired = if self.asked_more {
+            DESIRED_BITRATE + Bitrate::kbps(1)
+        } else {
+            DESIRED_BITRATE
+        };
+        rtc.bwe().set_bitrate(MINIMUM_BITRATE, desired);
     }
 
     fn emit(&self, event: TrackEvent) {
