@@ -42,8 +42,11 @@ pub(crate) enum HubOutput {
     },
     /// The stream's parameters changed; a key picture follows.
     Stream(StreamInfo),
-    /// One picture, as relay messages (several when it was split).
-    Picture(Vec<Vec<u8>>),
+    /// One picture, as relay messages (several when it was split), and what it cost.
+    Picture {
+        messages: Vec<Vec<u8>>,
+        timing: PictureTiming,
+    },
     /// A cursor-shape frame.
     Cursor(Vec<u8>),
     /// The pointer moved; screen pixels.
@@ -56,6 +59,13 @@ pub(crate) enum HubOutput {
     Notice(String),
     /// The hub cannot go on (no X display, the X connection broke).
     Failed(String),
+}
+
+/// What the agent spent on one picture, for the viewer's stats overlay (`pong`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PictureTiming {
+    pub capture_us: u32,
+    pub encode_us: u32,
 }
 
 /// A viewer's stream, as the `stream` event describes it, plus the screen rectangle it shows (to

@@ -22,7 +22,7 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::clipboard::{self, ClipboardHandle};
-use super::hub::{HubOutput, Hubs, StreamInfo, Viewer};
+use super::hub::{HubOutput, Hubs, PictureTiming, StreamInfo, Viewer};
 use super::input::{self, InputCommand, InputHandle};
 use super::track::{Track, TrackInput};
 use crate::relay::RelaySocket;
@@ -72,6 +72,7 @@ pub(crate) async fn serve(
         events,
         track: Track::new(video),
         estimated: false,
+        timing: None,
     };
     let mut inputs = Inbox::default();
     if !view_only {
@@ -113,6 +114,8 @@ struct Session {
     track: Track,
     /// A bandwidth estimate came (logged once).
     estimated: bool,
+    /// What the latest picture cost the agent, for the next `pong`.
+    timing: Option<PictureTiming>,
 }
 
 enum Step {
@@ -208,12 +211,13 @@ impl Session {
                 self.stream = Some(info);
                 self.announce_stream(sink).await?;
             }
-            HubOutput::Picture(messages)
+            HubOutput::Picture { messages, timing }
                 if self
                     .stream
                     .as_ref()
                     .is_some_and(|stream| self.track.carries(stream.codec)) =>
             {
+                self.timing = Some(timing);
                 match self.track.send(&messages) {
                     // Nobody acknowledges RTP: what the path cannot take, the congestion
                     // controller's estimate keeps the encoder from making.
@@ -225,7 +229,13 @@ impl Session {
                     }
                 }
             }
-            HubOutput::Picture(messages) | HubOutput::Snapshot(messages) => {
+            HubOutput::Picture { messages, timing } => {
+                self.timing = Some(timing);
+                for message in messages {
+                    send(sink, Message::binary(message)).await?;
+                }
+            }
+            HubOutput::Snapshot(messages) => {
                 for message in messages {
                     send(sink, Message::binary(message)).await?;
                 }
@@ -290,7 +300,14 @@ impl Session {
         match request {
             DesktopRequest::Ack { seq } => self.viewer.ack(seq),
             DesktopRequest::Keyframe => self.viewer.keyframe(),
-            DesktopRequest::Ping { t } => send_event(sink, &DesktopEvent::Pong { t }).await?,
+            DesktopRequest::Ping { t } => {
+                let pong = DesktopEvent::Pong {
+                    t,
+                    capture_us: self.timing.map(|timing| timing.capture_us),
+                    encode_us: self.timing.map(|timing| timing.encode_us),
+                };
+                send_event(sink, &pong).await?;
+            }
             DesktopRequest::Snapshot => self.viewer.snapshot(),
             DesktopRequest::Settings(change) => {
                 self.settings = change.apply_to(self.settings);

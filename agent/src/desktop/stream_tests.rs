@@ -164,8 +164,11 @@ async fn next_picture(viewer: &mut Viewer) -> (Option<StreamInfo>, PictureHeader
     loop {
         match next_output(viewer).await {
             HubOutput::Stream(info) => stream = Some(info),
-            HubOutput::Picture(messages) => {
+            HubOutput::Picture { messages, timing } => {
                 let (header, payload) = join_picture(&messages);
+                // What the pong reports is what the picture's header says, plus the capture.
+                assert_eq!(timing.encode_us, header.encode_us);
+                assert!(timing.capture_us > 0, "a capture takes time");
                 return (stream, header, payload);
             }
             HubOutput::Failed(why) => panic!("the hub failed: {why}"),
@@ -180,7 +183,7 @@ async fn no_picture_within(viewer: &mut Viewer, wait: Duration) {
     loop {
         match tokio::time::timeout_at(deadline, viewer.output.recv()).await {
             Err(_) => return,
-            Ok(Some(HubOutput::Picture(messages))) => {
+            Ok(Some(HubOutput::Picture { messages, .. })) => {
                 panic!("a picture arrived: {:?}", join_picture(&messages).0)
             }
             Ok(Some(_)) => continue,
@@ -240,7 +243,7 @@ async fn a_video_viewer_gets_displays_a_stream_key_frame_and_only_changes() {
     loop {
         match next_output(&mut viewer).await {
             HubOutput::Pointer { x: 100, y: 50 } => break,
-            HubOutput::Picture(_) => panic!("moving the pointer draws nothing"),
+            HubOutput::Picture { .. } => panic!("moving the pointer draws nothing"),
             _ => {}
         }
     }
@@ -412,7 +415,7 @@ async fn monitors_come_from_randr_and_an_unknown_one_shows_everything() {
                 assert!(message.contains("no display"), "{message}");
                 break;
             }
-            HubOutput::Picture(_) => panic!("the notice comes before pictures"),
+            HubOutput::Picture { .. } => panic!("the notice comes before pictures"),
             _ => {}
         }
     }

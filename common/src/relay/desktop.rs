@@ -236,8 +236,19 @@ pub enum DesktopEvent {
     Pointer { x: i32, y: i32 },
     /// The remote clipboard's text: after `clipboardGet`, and when it changes remotely.
     Clipboard { text: String },
-    /// The answer to [`DesktopRequest::Ping`].
-    Pong { t: u64 },
+    /// The answer to [`DesktopRequest::Ping`], with what the agent spent on its latest picture
+    /// (absent before the first): the viewer's overlay splits the latency into capture and
+    /// encode (here), network (half the round trip) and decode (its own), whichever path the
+    /// pictures take.
+    Pong {
+        t: u64,
+        /// Microseconds to grab the screen for the latest picture.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capture_us: Option<u32>,
+        /// Microseconds to encode it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encode_us: Option<u32>,
+    },
     /// Input was refused or a request failed; `message` is for people. The session goes on.
     Notice { message: String },
     /// The session cannot go on (no X display, capture failed); the agent closes after it.
@@ -651,8 +662,20 @@ mod tests {
             Some(DesktopRequest::Ping { t: 5 })
         );
         assert_eq!(
-            to_json(&DesktopEvent::Pong { t: 5 }),
+            to_json(&DesktopEvent::Pong {
+                t: 5,
+                capture_us: None,
+                encode_us: None
+            }),
             r#"{"type":"pong","t":5}"#
+        );
+        assert_eq!(
+            to_json(&DesktopEvent::Pong {
+                t: 5,
+                capture_us: Some(2_100),
+                encode_us: Some(4_500)
+            }),
+            r#"{"type":"pong","t":5,"captureUs":2100,"encodeUs":4500}"#
         );
     }
 

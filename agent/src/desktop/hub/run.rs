@@ -31,6 +31,8 @@ const POINTER_POLL: Duration = Duration::from_millis(40);
 pub(super) struct CaptureStamp {
     pub at: Instant,
     pub number: u64,
+    /// Microseconds the capture took (the grab and the damage comparison).
+    pub took_us: u32,
 }
 
 /// One viewer as the hub sees it.
@@ -141,6 +143,7 @@ impl Hub {
             captured: CaptureStamp {
                 at: Instant::now(),
                 number: 0,
+                took_us: 0,
             },
             cursor,
             pointer: None,
@@ -282,6 +285,7 @@ impl Hub {
         // Reset first: whatever is drawn from here on raises new damage for the next capture.
         self.x.reset_damage()?;
         self.damaged = false;
+        let started = Instant::now();
         let dirty = match self.capturer.capture() {
             Err(XError::Reply(ReplyError::X11Error(e))) if e.error_kind == ErrorKind::Match => {
                 // The screen shrank under us (RandR); its notification is on the way, but the
@@ -294,6 +298,7 @@ impl Hub {
         self.captured = CaptureStamp {
             at: now,
             number: self.captured.number + 1,
+            took_us: micros(started.elapsed()),
         };
         if !dirty.is_empty() {
             self.video.changed();
@@ -395,4 +400,9 @@ impl Drop for Hub {
         self.x.stop_events();
         tracing::info!("desktop: capture stopped");
     }
+}
+
+/// A duration in whole microseconds, saturating (a picture header field is 32 bits).
+pub(super) fn micros(duration: Duration) -> u32 {
+    u32::try_from(duration.as_micros()).unwrap_or(u32::MAX)
 }

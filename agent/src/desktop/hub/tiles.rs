@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use tether_common::relay::desktop::{BinaryKind, Codec};
 
-use super::run::{CaptureStamp, ViewerState, Viewers};
-use super::{HubOutput, PictureMeta, StreamInfo, picture_messages};
+use super::run::{CaptureStamp, ViewerState, Viewers, micros};
+use super::{HubOutput, PictureMeta, PictureTiming, StreamInfo, picture_messages};
 use crate::desktop::damage::DirtyTiles;
 use crate::desktop::encode::jpeg::encode_tiles;
 use crate::desktop::encode::{Scaler, output_size};
@@ -127,10 +127,16 @@ impl TileViewers {
                 key,
                 seq,
                 captured_ms: viewer.ms_since_join(captured.at),
-                encode_us: started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32,
+                encode_us: micros(started.elapsed()),
                 size,
             };
-            viewer.send(HubOutput::Picture(picture_messages(meta, &payload)));
+            viewer.send(HubOutput::Picture {
+                timing: PictureTiming {
+                    capture_us: captured.took_us,
+                    encode_us: meta.encode_us,
+                },
+                messages: picture_messages(meta, &payload),
+            });
         }
         self.scaled.retain(|size, _| sizes_in_use.contains(size));
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tether_common::relay::desktop::{BinaryKind, Codec, EffectiveSettings, MAX_FPS, MIN_FPS};
 
 use super::run::{CaptureStamp, Viewers};
-use super::{HubOutput, PictureMeta, StreamInfo, ViewerId, picture_messages};
+use super::{HubOutput, PictureMeta, PictureTiming, StreamInfo, ViewerId, picture_messages};
 use crate::desktop::encode::output_size;
 use crate::desktop::encode::video::VideoEncoder;
 use crate::desktop::frame::{Frame, Rect};
@@ -307,7 +307,13 @@ impl VideoGroup {
                     encode_us: picture.encode_us,
                     size: key.size,
                 };
-                viewer.send(HubOutput::Picture(picture_messages(meta, &picture.data)));
+                viewer.send(HubOutput::Picture {
+                    timing: PictureTiming {
+                        capture_us: captured.took_us,
+                        encode_us: picture.encode_us,
+                    },
+                    messages: picture_messages(meta, &picture.data),
+                });
             } else {
                 // This picture is lost to the viewer, and with it the reference for the next.
                 viewer.pacing.missed();
