@@ -140,6 +140,11 @@ describe("direct desktop sessions", { skip: missing }, () => {
       "the overlay shows the track's bit rate",
     );
     assert.match(await stat("fps"), /^\d/);
+    // The latency split: the agent's capture and encode come with the pongs (the track's
+    // pictures carry no header), network is half the round trip, decode is the browser's.
+    const ms = /^\d+(\.\d)? ms$/;
+    await until(() => stat("latency"), (text) => ms.test(text), "the overlay sums the latency", 10_000);
+    for (const part of ["capture", "encode", "network", "decode"]) assert.match(await stat(part), ms, part);
     await screenshot(page, "42-desktop-track-stats");
     await page.getByRole("button", { name: "Stats" }).click();
   });

@@ -165,6 +165,14 @@ describe("desktop text frames", () => {
     expect(parseDesktopEvent({ type: "pointer", x: 5, y: -1 })).toEqual({ type: "pointer", x: 5, y: -1 });
     expect(parseDesktopEvent({ type: "pointer", x: "5", y: 1 })).toBeNull();
     expect(parseDesktopEvent({ type: "pong", t: 12 })).toEqual({ type: "pong", t: 12 });
+    expect(parseDesktopEvent({ type: "pong", t: 12, captureUs: 900, encodeUs: 4100 })).toEqual({
+      type: "pong",
+      t: 12,
+      captureUs: 900,
+      encodeUs: 4100,
+    });
+    // A malformed timing is dropped; the pong still counts.
+    expect(parseDesktopEvent({ type: "pong", t: 12, captureUs: "<b>", encodeUs: null })).toEqual({ type: "pong", t: 12 });
     expect(parseDesktopEvent({ type: "clipboard", text: "ä" })).toEqual({ type: "clipboard", text: "ä" });
     expect(parseDesktopEvent({ type: "notice", message: "view only" })).toEqual({ type: "notice", message: "view only" });
     expect(parseDesktopEvent({ type: "error" })).toEqual({ type: "error", message: "unknown error" });

@@ -68,8 +68,9 @@ describe("desktop session", () => {
     expect(channel.ofType("ping").map((m) => m.t)).toEqual([1_000_000, 3_000_000, 5_000_000]);
     // The pong carries the viewer's own clock back: the round trip is now − t.
     timers.now = 5_012.5;
-    session.handleMessage({ type: "pong", t: 5_000_000 });
+    session.handleMessage({ type: "pong", t: 5_000_000, captureUs: 1500 });
     expect(session.stats.figures(timers.now).rttMs).toBeCloseTo(12.5);
+    expect(session.stats.figures(timers.now).captureMs).toBe(1.5);
     session.close();
     timers.advance(10 * PING_INTERVAL_MS);
     expect(channel.ofType("ping")).toHaveLength(3);
@@ -184,14 +185,36 @@ describe("desktop stats", () => {
     stats.pong(3100, 3090);
     expect(stats.figures(3100).rttMs).toBe(10);
     expect(stats.figures(10_000)).toMatchObject({ fps: 0, kbps: 0, decodeMs: null, encodeMs: null });
-    expect(formatFigures({ fps: 29.6, kbps: 12_345, rttMs: 3.25, decodeMs: null, encodeMs: 12.4 })).toEqual({
+    const none = { captureMs: null, networkMs: null, latencyMs: null };
+    expect(formatFigures({ fps: 29.6, kbps: 12_345, rttMs: 3.25, decodeMs: null, encodeMs: 12.4, ...none })).toEqual({
       fps: "30",
       bitrate: "12.3 Mbit/s",
       rtt: "3.3 ms",
-      decode: "–",
+      capture: "–",
       encode: "12 ms",
+      network: "–",
+      decode: "–",
+      latency: "–",
     });
-    expect(formatFigures({ fps: 2.5, kbps: 800.4, rttMs: null, decodeMs: 0.5, encodeMs: null }).bitrate).toBe("800 kbit/s");
+    expect(formatFigures({ fps: 2.5, kbps: 800.4, rttMs: null, decodeMs: 0.5, encodeMs: null, ...none }).bitrate).toBe("800 kbit/s");
+  });
+
+  it("splits the latency into capture, encode, network and decode", () => {
+    const stats = new DesktopStats(2000);
+    // Pictures on the video track have no headers: only the pong says what the agent spent.
+    stats.pictureDrawn(1000, 3);
+    expect(stats.figures(1000)).toMatchObject({ captureMs: null, encodeMs: null, networkMs: null, latencyMs: null });
+    stats.pong(1020, 1000, { captureUs: 2500, encodeUs: 6000 });
+    expect(stats.figures(1020)).toMatchObject({ captureMs: 2.5, encodeMs: 6, networkMs: 10, decodeMs: 3, latencyMs: 21.5 });
+    // In band, the pictures' own encode times win over the pong's.
+    stats.pictureReceived(1030, 1000, 4000);
+    expect(stats.figures(1030).encodeMs).toBe(4);
+    expect(stats.figures(1030).latencyMs).toBe(19.5);
+    // A pong without timings (an older agent) keeps the last ones; a reset forgets them.
+    stats.pong(1060, 1050);
+    expect(stats.figures(1060)).toMatchObject({ captureMs: 2.5, networkMs: 5 });
+    stats.reset();
+    expect(stats.figures(1060)).toMatchObject({ captureMs: null, encodeMs: null, rttMs: null, latencyMs: null });
   });
 });
 

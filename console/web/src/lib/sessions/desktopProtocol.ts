@@ -71,7 +71,8 @@ export type DesktopEvent =
   | ({ type: "stream" } & StreamInfo)
   | { type: "pointer"; x: number; y: number }
   | { type: "clipboard"; text: string }
-  | { type: "pong"; t: number }
+  /** `captureUs`/`encodeUs`: what the agent's latest picture cost it (absent before the first). */
+  | { type: "pong"; t: number; captureUs?: number; encodeUs?: number }
   | { type: "notice"; message: string }
   | { type: "error"; message: string };
 
@@ -124,7 +125,14 @@ export function parseDesktopEvent(message: Record<string, unknown>): DesktopEven
     case "clipboard":
       return isString(m.text) ? { type: "clipboard", text: m.text } : null;
     case "pong":
-      return isNumber(m.t) ? { type: "pong", t: m.t } : null;
+      if (!isNumber(m.t)) return null;
+      return {
+        type: "pong",
+        t: m.t,
+        // A malformed timing is left out; the round trip still counts.
+        ...(isNumber(m.captureUs) ? { captureUs: m.captureUs } : {}),
+        ...(isNumber(m.encodeUs) ? { encodeUs: m.encodeUs } : {}),
+      };
     case "notice":
     case "error":
       return { type: m.type, message: isString(m.message) ? m.message : "unknown error" };

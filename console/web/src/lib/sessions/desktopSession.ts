@@ -95,7 +95,7 @@ export class DesktopSession {
         this.handlers.clipboard(event.text);
         break;
       case "pong":
-        this.stats.pong(this.now(), event.t / 1000);
+        this.stats.pong(this.now(), event.t / 1000, event);
         break;
       case "notice":
         this.handlers.notice(event.message);

@@ -1,6 +1,7 @@
 // The stats overlay's figures over a sliding window: frames drawn per second, bit rate, the last
-// round trip (ping/pong), and mean decode and encode times. Callers pass the time in, so the
-// maths is unit-tested without clocks.
+// round trip (ping/pong), and the picture latency split into capture and encode (the agent's,
+// from picture headers and pongs), network (half the round trip) and decode (ours). Callers pass
+// the time in, so the maths is unit-tested without clocks.
 
 export interface StatsFigures {
   /** Pictures drawn per second. */
@@ -11,8 +12,21 @@ export interface StatsFigures {
   rttMs: number | null;
   /** Mean time from handing a picture to the decoder to drawing it, in milliseconds. */
   decodeMs: number | null;
-  /** Mean time the agent spent encoding, in milliseconds (from the picture headers). */
+  /** Mean time the agent spent encoding, in milliseconds (from the picture headers; on the
+   *  video track, whose pictures have none, the last pong's). */
   encodeMs: number | null;
+  /** The agent's screen grab for its latest picture, in milliseconds (the last pong's). */
+  captureMs: number | null;
+  /** One way through the network: half the round trip. */
+  networkMs: number | null;
+  /** Capture + encode + network + decode, once all four are known. */
+  latencyMs: number | null;
+}
+
+/** What the agent said its latest picture cost, in microseconds. */
+export interface AgentTiming {
+  captureUs?: number;
+  encodeUs?: number;
 }
 
 interface Sample {
@@ -57,6 +71,8 @@ export class DesktopStats {
   private readonly decode: Window;
   private readonly encode: Window;
   private rtt: number | null = null;
+  private agentCaptureMs: number | null = null;
+  private agentEncodeMs: number | null = null;
 
   constructor(private readonly windowMs = 2000) {
     this.drawn = new Window(windowMs);
@@ -82,37 +98,54 @@ export class DesktopStats {
     if (decodeMs !== null) this.decode.add(now, Math.max(0, decodeMs));
   }
 
-  /** A pong for a ping sent at `sentAt` (same clock as `now`). */
-  pong(now: number, sentAt: number): void {
+  /** A pong for a ping sent at `sentAt` (same clock as `now`), with the agent's timing. */
+  pong(now: number, sentAt: number, agent: AgentTiming = {}): void {
     if (sentAt <= now) this.rtt = now - sentAt;
+    if (agent.captureUs !== undefined) this.agentCaptureMs = agent.captureUs / 1000;
+    if (agent.encodeUs !== undefined) this.agentEncodeMs = agent.encodeUs / 1000;
   }
 
   figures(now: number): StatsFigures {
     for (const w of [this.drawn, this.received, this.decode, this.encode]) w.prune(now);
     const seconds = this.windowMs / 1000;
+    const decodeMs = this.decode.mean();
+    const encodeMs = this.encode.mean() ?? this.agentEncodeMs;
+    const captureMs = this.agentCaptureMs;
+    const networkMs = this.rtt === null ? null : this.rtt / 2;
+    const parts = [captureMs, encodeMs, networkMs, decodeMs];
     return {
       fps: this.drawn.count() / seconds,
       kbps: (this.received.sum() * 8) / 1000 / seconds,
       rttMs: this.rtt,
-      decodeMs: this.decode.mean(),
-      encodeMs: this.encode.mean(),
+      decodeMs,
+      encodeMs,
+      captureMs,
+      networkMs,
+      latencyMs: parts.every((p) => p !== null) ? parts.reduce((a, b) => a! + b!, 0) : null,
     };
   }
 
   reset(): void {
     for (const w of [this.drawn, this.received, this.decode, this.encode]) w.prune(Number.POSITIVE_INFINITY);
     this.rtt = null;
+    this.agentCaptureMs = null;
+    this.agentEncodeMs = null;
   }
 }
 
+export type ShownFigure = "fps" | "bitrate" | "rtt" | "capture" | "encode" | "network" | "decode" | "latency";
+
 /** Figures as the overlay shows them. */
-export function formatFigures(f: StatsFigures): Record<"fps" | "bitrate" | "rtt" | "decode" | "encode", string> {
+export function formatFigures(f: StatsFigures): Record<ShownFigure, string> {
   const ms = (value: number | null) => (value === null ? "–" : `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`);
   return {
     fps: f.fps.toFixed(f.fps < 10 ? 1 : 0),
     bitrate: f.kbps >= 10_000 ? `${(f.kbps / 1000).toFixed(1)} Mbit/s` : `${Math.round(f.kbps)} kbit/s`,
     rtt: ms(f.rttMs),
-    decode: ms(f.decodeMs),
+    capture: ms(f.captureMs),
     encode: ms(f.encodeMs),
+    network: ms(f.networkMs),
+    decode: ms(f.decodeMs),
+    latency: ms(f.latencyMs),
   };
 }
