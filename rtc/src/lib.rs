@@ -7,6 +7,8 @@
 //! - `splice.rs`: [`splice`], which puts a relay session's frames on the data channel once it is
 //!   open (signalling and `PathSwitch` beside the session's own frames);
 //! - `media.rs`: the desktop's H.264 video track beside the channel ([`VideoTrack`]);
+//! - `outbox.rs`: the splice's sinks, each written by a task of its own so that neither
+//!   direction of a session waits for the other;
 //! - `addrs.rs`: which local addresses become host candidates;
 //! - `gather.rs`: server-reflexive candidates from the ticket's STUN servers.
 
@@ -19,6 +21,7 @@ mod addrs;
 mod core;
 mod gather;
 mod media;
+mod outbox;
 mod peer;
 mod splice;
 

@@ -150,12 +150,28 @@ impl PeerSender {
             .map_err(|_| PeerError::Closed)
     }
 
+    /// A slot in the channel's queue, for the splice's select (cancel-safe: a dropped slot
+    /// takes nothing with it); `None` once the path is gone.
+    pub(crate) fn slot(&self) -> impl Future<Output = Option<PeerSlot>> + use<> {
+        let data = self.data.clone();
+        async move { data.reserve_owned().await.ok().map(PeerSlot) }
+    }
+
     /// Waits until the peer has acknowledged everything sent so far (or the path is gone).
     pub async fn flush(&self) {
         let (reply, done) = oneshot::channel();
         if self.data.send(Outgoing::Flush(reply)).await.is_ok() {
             let _ = done.await;
         }
+    }
+}
+
+/// Room for one message on a [`DirectPeer`]'s channel ([`PeerSender::slot`]).
+pub(crate) struct PeerSlot(mpsc::OwnedPermit<Outgoing>);
+
+impl PeerSlot {
+    pub(crate) fn send(self, payload: Payload) {
+        self.0.send(Outgoing::Payload(payload));
     }
 }
 

@@ -6,10 +6,12 @@
 //! ([`SessionSocket`]) and never learns which path its frames take. Text and binary frames are
 //! session data; the relay's own control (close) stays on the relay.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use tether_common::handshake::Signer;
 use tether_common::handshake::rsa::RsaVerifier;
 use tether_common::ids::DeviceId;
@@ -27,7 +29,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::media::VideoTrack;
-use crate::peer::{DirectPeer, Gathering, PeerEvent, PeerSender, Role};
+use crate::outbox::{self, Outbox};
+use crate::peer::{DirectPeer, Gathering, PeerEvent, PeerSender, PeerSlot, Role};
 
 /// The session's side of the splice.
 pub type SessionSocket = WebSocketStream<DuplexStream>;
@@ -120,9 +123,15 @@ where
         None => PathStatus::Relayed("direct paths are off for this session".into()),
     };
     let (status, watcher) = watch::channel(initial);
+    let (relay_sink, relay) = relay.split();
+    let (inner_sink, inner) = inner.split();
     let splice = Splice {
         relay,
+        to_relay: Outbox::new(relay_sink),
         inner,
+        to_session: Outbox::new(inner_sink),
+        to_direct: VecDeque::new(),
+        to_direct_bytes: 0,
         config,
         switch: PathSwitch::default(),
         peer: None,
@@ -139,9 +148,16 @@ where
     (session, watcher, video)
 }
 
+/// Both directions run at once and neither waits for the other: the loop never awaits a send; it
+/// queues (`outbox.rs`) and reads a source only while the queue it feeds is short.
 struct Splice<S> {
-    relay: WebSocketStream<S>,
-    inner: WebSocketStream<DuplexStream>,
+    relay: SplitStream<WebSocketStream<S>>,
+    to_relay: Outbox,
+    inner: SplitStream<WebSocketStream<DuplexStream>>,
+    to_session: Outbox,
+    /// Session data for the data channel, in order, and its size.
+    to_direct: VecDeque<Payload>,
+    to_direct_bytes: usize,
     config: SpliceConfig,
     switch: PathSwitch,
     peer: Option<DirectPeer>,
@@ -181,15 +197,34 @@ where
             self.offer().await;
         }
         let end = loop {
+            let towards_session = self.to_session.has_room();
+            let from_session =
+                self.to_relay.has_room() && self.to_direct_bytes < outbox::QUEUE_BYTES;
+            let direct_slot = self.sender.as_ref().map(PeerSender::slot);
             let step = tokio::select! {
                 // Data-channel data first: when the peer closes the relay right after its last
                 // direct message, that message must reach the session before the close does.
                 biased;
-                event = next_event(&mut self.peer) => self.on_peer_event(event).await,
-                message = self.relay.next(), if self.relay_closed.is_none() => {
+                event = next_event(&mut self.peer), if towards_session => {
+                    self.on_peer_event(event).await
+                }
+                message = self.relay.next(), if self.relay_closed.is_none() && towards_session => {
                     self.on_relay(message).await
                 }
-                message = self.inner.next() => self.on_session(message),
+                message = self.inner.next(), if from_session => self.on_session(message),
+                slot = self.to_session.slot(), if self.to_session.has_pending() => {
+                    self.to_session.hand_over(slot);
+                    if self.to_session.failed() {
+                        self.session_stopped_reading();
+                    }
+                    Ok(())
+                }
+                slot = self.to_relay.slot(), if self.to_relay.has_pending() => {
+                    // A relay that fails shows up as the relay's end on the next read.
+                    self.to_relay.hand_over(slot);
+                    Ok(())
+                }
+                slot = optional(direct_slot), if !self.to_direct.is_empty() => self.send_direct(slot),
                 () = until(self.relay_closed.as_ref().map(|(_, deadline)| *deadline)) => {
                     Err(End::Broken(
                         "the relay closed and the direct path did not deliver the session's last data"
@@ -197,10 +232,7 @@ where
                     ))
                 }
             };
-            let step = match step {
-                Ok(()) => self.flush_switch().await,
-                Err(end) => Err(end),
-            };
+            let step = step.and_then(|()| self.flush_switch());
             if let Err(end) = step {
                 break end;
             }
@@ -229,8 +261,7 @@ where
                 self.peer = Some(peer);
                 self.offer_sdp = Some(sdp.clone());
                 let text = RtcSignal::RtcOffer { sdp }.to_text();
-                // A failed relay send shows up as the relay's end on the next read.
-                let _ = self.relay.send(Message::text(text)).await;
+                self.to_relay.push(Message::text(text));
             }
             Err(e) => self.give_up(format!("cannot make an offer: {e}")),
         }
@@ -374,7 +405,7 @@ where
                 }
             }
         };
-        let _ = self.relay.send(Message::text(reply.to_text())).await;
+        self.to_relay.push(Message::text(reply.to_text()));
     }
 
     fn on_session(
@@ -396,53 +427,78 @@ where
         }
     }
 
-    /// Sends what the switch handed out and delivers what it released, in order.
-    async fn flush_switch(&mut self) -> Result<(), End> {
+    /// Queues what the switch handed out and what it released, in order on each path.
+    fn flush_switch(&mut self) -> Result<(), End> {
         while let Some(transmit) = self.switch.poll_transmit() {
             match transmit {
-                Transmit::Signal(signal) => {
-                    let _ = self.relay.send(Message::text(signal.to_text())).await;
-                }
+                Transmit::Signal(signal) => self.to_relay.push(Message::text(signal.to_text())),
                 Transmit::Data {
                     path: Path::Relay,
                     payload,
-                } => {
-                    let _ = self.relay.send(to_message(payload)).await;
-                }
+                } => self.to_relay.push(to_message(payload)),
                 Transmit::Data {
                     path: Path::Direct,
                     payload,
                 } => {
-                    let mut sent = self.sender.is_some();
-                    if let Some(sender) = &self.sender {
-                        for message in pieces::split(payload) {
-                            if sender.send(message).await.is_err() {
-                                sent = false;
-                                break;
-                            }
-                        }
-                    }
-                    if !sent {
+                    if self.sender.is_none() {
                         // Sending switched, so this is always DirectLost.
                         self.switch.direct_failed().map_err(broken)?;
+                        continue;
+                    }
+                    for piece in pieces::split(payload) {
+                        self.to_direct_bytes += payload_len(&piece);
+                        self.to_direct.push_back(piece);
                     }
                 }
             }
         }
         while let Some(payload) = self.switch.poll_deliver() {
-            if self.session_gone {
-                continue;
-            }
-            if let Err(e) = self.inner.send(to_message(payload)).await {
-                // The session closed its socket (a program exited, say) while the peer was still
-                // sending: what it wrote before that (its exit status, its close) still waits in
-                // the pipe and must go out, so keep reading it; only what it would have read
-                // from now on is dropped.
-                tracing::debug!("direct: the session stopped reading: {e}");
-                self.session_gone = true;
-            }
+            self.to_session.push(to_message(payload));
         }
         Ok(())
+    }
+
+    /// Gives the next data-channel message to the peer, or learns the path is gone.
+    fn send_direct(&mut self, slot: Option<PeerSlot>) -> Result<(), End> {
+        match (slot, self.to_direct.pop_front()) {
+            (Some(slot), Some(payload)) => {
+                self.to_direct_bytes -= payload_len(&payload);
+                slot.send(payload);
+                Ok(())
+            }
+            _ => {
+                self.to_direct.clear();
+                self.to_direct_bytes = 0;
+                self.switch.direct_failed().map_err(broken)
+            }
+        }
+    }
+
+    /// The session closed its socket (a program exited, say) while the peer was still sending:
+    /// what it wrote before that (its exit status, its close) still waits in the pipe and must
+    /// go out, so keep reading it; only what it would have read from now on is dropped.
+    fn session_stopped_reading(&mut self) {
+        if !self.session_gone {
+            tracing::debug!("direct: the session stopped reading");
+            self.session_gone = true;
+        }
+    }
+
+    /// Hands all queued data-channel messages to the peer, for at most `wait`.
+    async fn drain_direct(&mut self, wait: Duration) {
+        let Some(sender) = self.sender.clone() else {
+            return;
+        };
+        let _ = tokio::time::timeout(wait, async {
+            while let Some(payload) = self.to_direct.pop_front() {
+                self.to_direct_bytes -= payload_len(&payload);
+                match sender.slot().await {
+                    Some(slot) => slot.send(payload),
+                    None => break,
+                }
+            }
+        })
+        .await;
     }
 
     async fn finish(mut self, end: End) {
@@ -451,25 +507,28 @@ where
                 // What the session sent last on the data channel must arrive before the relay
                 // tells the peer the session is over; `rtcEnd` tells the peer it has it all.
                 self.switch.finish();
-                if self.flush_switch().await.is_err() {
+                if self.flush_switch().is_err() {
                     tracing::debug!("direct: the session's last messages could not be sent");
                 }
+                self.drain_direct(FLUSH_WAIT).await;
                 if self.switch.sending_path() == Path::Direct
                     && let Some(sender) = &self.sender
                 {
                     let _ = tokio::time::timeout(FLUSH_WAIT, sender.flush()).await;
                 }
                 if let Some(totals) = self.totals() {
-                    let _ = self.relay.send(Message::text(totals.to_text())).await;
+                    self.to_relay.push(Message::text(totals.to_text()));
                 }
-                let _ = self.relay.send(Message::Close(frame)).await;
+                self.to_relay.push(Message::Close(frame));
+                self.to_relay.close(FLUSH_WAIT).await;
                 let _ = tokio::time::timeout(CLOSE_WAIT, async {
                     while let Some(Ok(_)) = self.relay.next().await {}
                 })
                 .await;
             }
             End::Relay(frame) => {
-                let _ = self.inner.send(Message::Close(frame)).await;
+                self.to_session.push(Message::Close(frame));
+                self.to_session.close(FLUSH_WAIT).await;
                 self.wait_for_session().await;
             }
             End::Broken(reason) => {
@@ -478,8 +537,10 @@ where
                     code: CloseCode::Error,
                     reason: reason.into(),
                 };
-                let _ = self.relay.send(Message::Close(Some(frame.clone()))).await;
-                let _ = self.inner.send(Message::Close(Some(frame))).await;
+                self.to_relay.push(Message::Close(Some(frame.clone())));
+                self.to_session.push(Message::Close(Some(frame)));
+                let (relay, session) = (&mut self.to_relay, &mut self.to_session);
+                tokio::join!(relay.close(CLOSE_WAIT), session.close(CLOSE_WAIT));
                 self.wait_for_session().await;
             }
         }
@@ -530,6 +591,21 @@ async fn until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+/// What `slot` resolves to; `None` at once without one (no path to send on).
+async fn optional<T>(slot: Option<impl Future<Output = Option<T>>>) -> Option<T> {
+    match slot {
+        Some(slot) => slot.await,
+        None => None,
+    }
+}
+
+fn payload_len(payload: &Payload) -> usize {
+    match payload {
+        Payload::Text(text) => text.len(),
+        Payload::Binary(bytes) => bytes.len(),
     }
 }
 
