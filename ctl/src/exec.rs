@@ -15,7 +15,7 @@ use tether_common::relay::terminal::{
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connection::Control;
-use crate::relay::{self, close_reason};
+use crate::relay::{self, SessionWriter, close_reason};
 
 /// The command's exit status (0..=255 where the platform has them).
 pub(crate) async fn run(
@@ -30,33 +30,29 @@ pub(crate) async fn run(
     sink.send(Message::text(terminal::to_json(&start)))
         .await
         .context("starting the command")?;
-    let mut input = if std::io::stdin().is_terminal() {
+    let input = if std::io::stdin().is_terminal() {
         sink.send(Message::text(terminal::to_json(&TerminalRequest::Eof)))
             .await?;
         None
     } else {
         Some(relay::read_stdin())
     };
+    // Input goes out on its own task while this loop reads output (`SessionWriter`).
+    let writer = SessionWriter::spawn(sink, input, true);
     loop {
-        tokio::select! {
-            chunk = async { input.as_mut()?.recv().await }, if input.is_some() => match chunk {
-                Some(bytes) => sink.send(Message::binary(bytes)).await.context("sending input")?,
-                None => {
-                    input = None;
-                    sink.send(Message::text(terminal::to_json(&TerminalRequest::Eof))).await?;
+        match stream.next().await {
+            Some(Ok(Message::Binary(frame))) => write_output(&frame)?,
+            Some(Ok(Message::Text(text))) => {
+                if let Some(status) = relay::terminal_exit(&text)? {
+                    writer.close().await;
+                    return Ok(status);
                 }
-            },
-            message = stream.next() => match message {
-                Some(Ok(Message::Binary(frame))) => write_output(&frame)?,
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(status) = relay::terminal_exit(&text)? {
-                        let _ = sink.close().await;
-                        return Ok(status);
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                other => bail!("the session ended before the command did ({})", close_reason(other)),
-            },
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            other => bail!(
+                "the session ended before the command did ({})",
+                close_reason(other)
+            ),
         }
     }
 }

@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
 use tether_common::control::CreateSession;
 use tether_common::http_error::HttpErrorBody;
 use tether_common::ids::DeviceId;
-use tether_common::relay::terminal::{self, TerminalEvent};
+use tether_common::relay::terminal::{self, TerminalEvent, TerminalRequest};
 use tether_common::relay::{MAX_RELAY_FRAME, PAIRED, SessionKind};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -122,6 +124,74 @@ pub(crate) fn read_stdin() -> mpsc::Receiver<Vec<u8>> {
         }
     });
     receiver
+}
+
+/// The session's sending half on a task of its own, fed from standard input and from the caller.
+///
+/// Why: the caller's loop must keep reading the session's output while a send waits. The device
+/// reads our input only as fast as its program does, and a program like `cat` stops reading
+/// while its output waits for us; a loop that sent and read in turn would wait on the device
+/// while the device waited on it.
+pub(crate) struct SessionWriter {
+    messages: mpsc::UnboundedSender<Message>,
+    task: JoinHandle<()>,
+}
+
+impl SessionWriter {
+    /// Sends standard input's chunks as they come (`input`), then `{"type":"eof"}` when it ends
+    /// and `eof_after_input`, and whatever [`SessionWriter::send`] is given, in order.
+    pub(crate) fn spawn(
+        mut sink: SplitSink<SessionSocket, Message>,
+        mut input: Option<mpsc::Receiver<Vec<u8>>>,
+        eof_after_input: bool,
+    ) -> SessionWriter {
+        let (messages, mut queued) = mpsc::unbounded_channel::<Message>();
+        let task = tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    // The caller's few messages (a resize) go before more input.
+                    biased;
+                    message = queued.recv() => match message {
+                        Some(message) => message,
+                        None => break,
+                    },
+                    chunk = async { input.as_mut()?.recv().await }, if input.is_some() => match chunk {
+                        Some(bytes) => Message::binary(bytes),
+                        None => {
+                            input = None;
+                            if !eof_after_input {
+                                continue;
+                            }
+                            Message::text(terminal::to_json(&TerminalRequest::Eof))
+                        }
+                    },
+                };
+                if sink.send(message).await.is_err() {
+                    // The session is over; the reading side says how.
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        SessionWriter { messages, task }
+    }
+
+    /// Queues a message after what was queued before (a few small ones: not for bulk data).
+    pub(crate) fn send(&self, message: Message) {
+        let _ = self.messages.send(message);
+    }
+
+    /// Sends what is queued and closes the session, waiting at most a few seconds.
+    pub(crate) async fn close(self) {
+        let SessionWriter { messages, mut task } = self;
+        drop(messages);
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
 }
 
 /// Why the relay closed, for an error message.

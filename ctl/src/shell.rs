@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connection::Control;
-use crate::relay::{self, close_reason};
+use crate::relay::{self, SessionWriter, close_reason};
 
 /// `as_user`: a login shell of that account on the device (`None`: the agent's account).
 pub(crate) async fn run(
@@ -31,19 +31,16 @@ pub(crate) async fn run(
         .await
         .context("starting the shell")?;
     let _raw = RawMode::enable()?;
-    let mut input = Some(relay::read_stdin());
+    // Keys go out on their own task while this loop shows output (`SessionWriter`); when input
+    // ends (a pipe, not a terminal), output keeps showing until the shell ends.
+    let writer = SessionWriter::spawn(sink, Some(relay::read_stdin()), false);
     let mut resized = signal(SignalKind::window_change()).context("watching the window size")?;
     loop {
         tokio::select! {
-            chunk = async { input.as_mut()?.recv().await }, if input.is_some() => match chunk {
-                Some(bytes) => sink.send(Message::binary(bytes)).await.context("sending keys")?,
-                // Input ended (a pipe, not a terminal): keep showing output until the shell ends.
-                None => input = None,
-            },
             _ = resized.recv() => {
                 if let Some((cols, rows)) = window_size() {
                     let resize = TerminalRequest::Resize { cols, rows };
-                    sink.send(Message::text(terminal::to_json(&resize))).await?;
+                    writer.send(Message::text(terminal::to_json(&resize)));
                 }
             }
             message = stream.next() => match message {
@@ -53,7 +50,7 @@ pub(crate) async fn run(
                 }
                 Some(Ok(Message::Text(text))) => {
                     if let Some(status) = relay::terminal_exit(&text)? {
-                        let _ = sink.close().await;
+                        writer.close().await;
                         return Ok(status);
                     }
                 }

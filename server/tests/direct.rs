@@ -261,6 +261,36 @@ async fn terminal_echo_works_after_the_switch() {
     );
 }
 
+/// `cat` on the device with 24 MiB on its input: both directions are full at once the whole
+/// time, through tetherctl, the splices and the agent, relayed and direct. Each hop used to wait
+/// on a send in the loop that also read the other direction, and the session hung.
+#[tokio::test]
+async fn exec_cat_carries_24_mib_each_way_at_once() {
+    let mut fx = Fixture::start().await;
+    let agent = fx.online_agent("a", &[]).await;
+    let id = agent.device_id.to_string();
+    let input: String = noise(12 << 20).iter().map(|b| format!("{b:02x}")).collect();
+    for mode in ["never", "always"] {
+        let started = Instant::now();
+        let (status, out, err) = fx
+            .tetherctl(
+                &["exec", "--direct", mode, "--device", &id, "--", "cat"],
+                Some(input.as_bytes()),
+            )
+            .await;
+        assert_eq!(status, 0, "--direct {mode}: {err}");
+        assert_eq!(out.len(), input.len(), "--direct {mode}");
+        assert!(
+            out == input,
+            "--direct {mode}: the output differs from the input"
+        );
+        println!(
+            "exec cat, 24 MiB each way, --direct {mode}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_relayed_group_fails_always_and_auto_stays_relayed() {
     let mut fx = Fixture::start().await;

@@ -1,13 +1,17 @@
 //! A program running for a relay session, seen as channels, and the loop that joins it to the
 //! relay socket.
 //!
-//! Flow control both ways: output is read from the program only as fast as the socket takes it
-//! (the output channel is small and its reader waits on each send), and input from the console is
-//! read only when the program has taken the previous frame (at most one frame waits here), so a
-//! program that stops reading its input cannot make the agent buffer what the console sends.
+//! Flow control both ways, each direction on its own: output is read from the program only as
+//! fast as the socket takes it (the output channel is small and its reader waits on each send),
+//! and input from the console is read only when the program has taken the previous frame (at
+//! most one frame waits here), so a program that stops reading its input cannot make the agent
+//! buffer what the console sends. The console's frames are read by a task of their own
+//! (`read_console`): a program that both reads and writes a lot (`cat`) needs its input to keep
+//! flowing while its output waits for the console, or each would wait on the other.
 
 use std::time::Duration;
 
+use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use tether_common::relay::terminal::{self, TerminalEvent, TerminalRequest, clamp_size};
 use tokio::sync::{mpsc, oneshot};
@@ -47,11 +51,22 @@ pub(super) struct Running {
     pub control: Box<dyn Control>,
 }
 
+/// What the console's reader tells the loop.
+enum FromConsole {
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+    /// The console closed the session or its connection failed.
+    Left,
+}
+
 /// Runs until the program has exited and its output is sent (then sends the exit status and
 /// closes), or until the console leaves (then kills the program).
 pub(super) async fn drive(socket: RelaySocket, mut running: Running) -> anyhow::Result<()> {
-    let (mut sink, mut stream) = socket.split();
-    let mut waiting_input: Option<Vec<u8>> = None;
+    let (mut sink, stream) = socket.split();
+    let (requests_tx, mut requests) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(read_console(stream, running.input.take(), requests_tx));
     let mut output_open = true;
     let mut exit: Option<Exit> = None;
     let mut drain_until = Instant::now();
@@ -59,12 +74,12 @@ pub(super) async fn drive(socket: RelaySocket, mut running: Running) -> anyhow::
         if exit.is_some() && !output_open {
             break;
         }
-        let input = running.input.clone();
         tokio::select! {
             frame = running.output.recv(), if output_open => match frame {
                 Some(frame) => {
                     if !matches!(timeout(SEND_DEADLINE, sink.send(Message::binary(frame))).await, Ok(Ok(()))) {
                         running.control.kill();
+                        reader.abort();
                         return Ok(());
                     }
                 }
@@ -75,29 +90,9 @@ pub(super) async fn drive(socket: RelaySocket, mut running: Running) -> anyhow::
                 drain_until = Instant::now() + DRAIN_AFTER_EXIT;
             }
             _ = sleep_until(drain_until), if exit.is_some() && output_open => break,
-            permit = async move { input?.reserve_owned().await.ok() }, if waiting_input.is_some() => {
-                match (permit, waiting_input.take()) {
-                    (Some(permit), Some(bytes)) => { permit.send(bytes); }
-                    // The program closed its input: what the console types goes nowhere.
-                    _ => running.input = None,
-                }
-            }
-            message = stream.next(), if waiting_input.is_none() => match message {
-                Some(Ok(Message::Binary(bytes))) => {
-                    if running.input.is_some() {
-                        waiting_input = Some(bytes.to_vec());
-                    }
-                }
-                Some(Ok(Message::Text(text))) => match terminal::parse_request(&text) {
-                    Some(TerminalRequest::Resize { cols, rows }) => {
-                        let (cols, rows) = clamp_size(cols, rows);
-                        running.control.resize(cols, rows);
-                    }
-                    Some(TerminalRequest::Eof) => running.input = None,
-                    _ => tracing::debug!("relay: ignoring a terminal message"),
-                },
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+            request = requests.recv() => match request {
+                Some(FromConsole::Resize { cols, rows }) => running.control.resize(cols, rows),
+                Some(FromConsole::Left) | None => {
                     tracing::info!("relay: the console left; stopping the program");
                     running.control.kill();
                     return Ok(());
@@ -105,6 +100,7 @@ pub(super) async fn drive(socket: RelaySocket, mut running: Running) -> anyhow::
             },
         }
     }
+    reader.abort();
     let exit = exit.unwrap_or_default();
     let event = TerminalEvent::Exit {
         code: exit.code,
@@ -113,4 +109,37 @@ pub(super) async fn drive(socket: RelaySocket, mut running: Running) -> anyhow::
     sink.send(Message::text(terminal::to_json(&event))).await?;
     let _ = timeout(Duration::from_secs(5), sink.close()).await;
     Ok(())
+}
+
+/// Reads the console's frames: input goes to the program (waiting while the program has not taken
+/// the previous frame), resizes and the console's leaving go to the loop. Ends when the console
+/// leaves.
+async fn read_console(
+    mut stream: SplitStream<RelaySocket>,
+    mut input: Option<mpsc::Sender<Vec<u8>>>,
+    requests: mpsc::UnboundedSender<FromConsole>,
+) {
+    while let Some(message) = stream.next().await {
+        match message {
+            Ok(Message::Binary(bytes)) => {
+                if let Some(program) = &input
+                    && program.send(bytes.to_vec()).await.is_err()
+                {
+                    // The program closed its input: what the console types goes nowhere.
+                    input = None;
+                }
+            }
+            Ok(Message::Text(text)) => match terminal::parse_request(&text) {
+                Some(TerminalRequest::Resize { cols, rows }) => {
+                    let (cols, rows) = clamp_size(cols, rows);
+                    let _ = requests.send(FromConsole::Resize { cols, rows });
+                }
+                Some(TerminalRequest::Eof) => input = None,
+                _ => tracing::debug!("relay: ignoring a terminal message"),
+            },
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+            Ok(Message::Close(_)) | Err(_) => break,
+        }
+    }
+    let _ = requests.send(FromConsole::Left);
 }

@@ -155,9 +155,15 @@ impl Fixture {
             .kill_on_drop(true)
             .spawn()
             .expect("run tetherctl (build it first: cargo build --workspace --bins)");
+        // Written beside the reading below: a program that echoes its input (`cat`) stops
+        // reading it until its output is read.
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().unwrap();
-            pipe.write_all(input).await.unwrap();
+            let input = input.to_vec();
+            tokio::spawn(async move {
+                // tetherctl may end before it read everything (a failing test says why).
+                let _ = pipe.write_all(&input).await;
+            });
         }
         // A backstop: tetherctl itself waits up to DEADLINE for some answers (a screenshot).
         let output = timeout(DEADLINE * 2, child.wait_with_output())
