@@ -231,6 +231,11 @@ pub struct SessionTicket {
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct DirectPath {
     pub ice_servers: Vec<IceServer>,
+    /// Viewers reach the device through the TURN server only (a browser's
+    /// `iceTransportPolicy: "relay"`), so the device never learns a viewer's address; a viewer
+    /// without a TURN client (tetherctl) stays relayed. The server's `[turn] relay_only`.
+    #[serde(default)]
+    pub relay_only: bool,
 }
 
 /// One STUN or TURN server (WebRTC's `RTCIceServer`): `stun:host:port`, or `turn:`/`turns:` URLs
@@ -333,12 +338,13 @@ mod tests {
                     username: None,
                     credential: None,
                 }],
+                relay_only: false,
             }),
             ..request
         };
         let text = direct.to_json();
         assert!(
-            text.ends_with(r#","direct":{"iceServers":[{"urls":["stun:tether.example:443"]}]}}"#),
+            text.ends_with(r#","direct":{"iceServers":[{"urls":["stun:tether.example:443"]}],"relayOnly":false}}"#),
             "{text}"
         );
         assert_eq!(parse_tunnel(&text), Some(direct));

@@ -41,6 +41,15 @@ pub(crate) async fn go_direct(
         // video wants a media track, not a data channel.
         _ => return Ok(splice(relay, None, device).await.0),
     };
+    if direct.as_ref().is_some_and(|d| d.relay_only) {
+        // The server wants direct paths through its TURN server, which only browsers can use.
+        if mode == DirectMode::Always {
+            bail!(
+                "no direct path to the device (--direct always): the server routes direct paths through TURN only, and tetherctl has no TURN client"
+            );
+        }
+        return Ok(splice(relay, None, device).await.0);
+    }
     let tried = direct.is_some();
     if mode == DirectMode::Always && !tried {
         bail!("no direct path to the device (--direct always): its group keeps sessions relayed");

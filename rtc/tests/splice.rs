@@ -42,6 +42,7 @@ fn config(role: Role, direct: bool) -> SpliceConfig {
         role,
         direct: direct.then(|| DirectPath {
             ice_servers: Vec::new(),
+            relay_only: false,
         }),
         allow_loopback: true,
         identity: None,

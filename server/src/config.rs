@@ -180,6 +180,10 @@ pub struct TurnConfig {
     /// coturn keeps an allocation made with it alive past that).
     #[serde(default = "default_turn_credential_secs")]
     pub credential_secs: u64,
+    /// Viewers reach devices through this TURN server only, never straight: a device never
+    /// learns a viewer's address (and a viewer that cannot use TURN stays on the relay).
+    #[serde(default)]
+    pub relay_only: bool,
 }
 
 fn default_turn_credential_secs() -> u64 {

@@ -193,7 +193,12 @@ async fn a_configured_turn_server_comes_with_a_fresh_credential_per_session() {
             tunnel.direct, ticket.direct,
             "the agent is offered the same servers"
         );
-        let servers = ticket.direct.expect("a direct path").ice_servers;
+        let direct = ticket.direct.expect("a direct path");
+        assert!(
+            !direct.relay_only,
+            "straight paths are allowed unless relay_only"
+        );
+        let servers = direct.ice_servers;
         let turn = servers
             .iter()
             .find(|s| s.urls[0].starts_with("turn:"))
@@ -226,6 +231,17 @@ async fn a_configured_turn_server_comes_with_a_fresh_credential_per_session() {
     assert!(!log.contains("north-wind"), "the secret reached the log");
 }
 
+/// `relay_only`: tickets tell viewers to reach the device through TURN only.
+#[tokio::test]
+async fn relay_only_reaches_viewer_and_agent_tickets() {
+    let config = "[turn]\nurls = [\"turn:turn.example:3478?transport=udp\"]\nsecret = \"s\"\nrelay_only = true\n";
+    let mut fx = Fixture::start_with_config(config).await;
+    let mut agent = online_agent(&mut fx).await;
+    let (ticket, tunnel) = mint(&mut fx, &mut agent).await;
+    assert!(ticket.direct.expect("a direct path").relay_only);
+    assert!(tunnel.direct.expect("a direct path").relay_only);
+}
+
 #[tokio::test]
 async fn sessions_offer_a_direct_path_unless_the_group_keeps_them_relayed() {
     let mut fx = Fixture::start().await;
@@ -241,6 +257,7 @@ async fn sessions_offer_a_direct_path_unless_the_group_keeps_them_relayed() {
             username: None,
             credential: None,
         }],
+        relay_only: false,
     };
     assert_eq!(ticket.direct.as_ref(), Some(&offered));
     assert_eq!(

@@ -226,6 +226,7 @@ fn results_and_events() -> Vec<Value> {
                     username: Some("1700000000:alice".into()),
                     credential: Some("c".into()),
                 }],
+                relay_only: true,
             }),
         }),
         to_json(&AgentConfig {

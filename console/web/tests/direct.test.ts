@@ -4,7 +4,13 @@
 // exercised by the e2e tests; this pins the console's half of the protocol.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DIRECT_LOST, END_WAIT_MS, RelayConnection } from "../src/lib/sessions/relay";
-import { CLOSE_LINGER_MS, OPEN_DEADLINE_MS, type DataChannelLike, type PeerConnectionLike } from "../src/lib/sessions/direct";
+import {
+  CLOSE_LINGER_MS,
+  OPEN_DEADLINE_MS,
+  rtcConfiguration,
+  type DataChannelLike,
+  type PeerConnectionLike,
+} from "../src/lib/sessions/direct";
 import { PIECE } from "../src/lib/sessions/directPieces";
 import { FakeRelaySocket } from "./fakeRelaySocket";
 
@@ -55,7 +61,7 @@ class FakePeer implements PeerConnectionLike {
   }
 }
 
-const DIRECT = { iceServers: [{ urls: ["stun:h:8443"] }] };
+const DIRECT = { iceServers: [{ urls: ["stun:h:8443"] }], relayOnly: false };
 
 function session(device?: string) {
   const socket = new FakeRelaySocket();
@@ -333,5 +339,21 @@ describe("direct path", () => {
     await settle();
     s.socket.text({ type: "rtcSwitch" });
     expect(s.closed()?.reason).toMatch(/before rtcReady/);
+  });
+});
+
+describe("the ticket's direct path as WebRTC's configuration", () => {
+  const stun = { urls: ["stun:tether.example:443"], username: null, credential: null };
+  const turn = { urls: ["turn:turn.example:3478?transport=udp"], username: "1700000000:ab12", credential: "c2VjcmV0" };
+
+  it("keeps a server's credential only when it has one", () => {
+    expect(rtcConfiguration({ iceServers: [stun, turn], relayOnly: false })).toEqual({
+      iceServers: [{ urls: stun.urls }, { urls: turn.urls, username: turn.username, credential: turn.credential }],
+      iceTransportPolicy: "all",
+    });
+  });
+
+  it("uses the TURN server's candidates only when the server says relay only", () => {
+    expect(rtcConfiguration({ iceServers: [turn], relayOnly: true }).iceTransportPolicy).toBe("relay");
   });
 });

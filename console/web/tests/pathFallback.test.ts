@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { PathFallback } from "../src/lib/sessions/pathFallback";
 import { DIRECT_LOST } from "../src/lib/sessions/relay";
 
-const OFFER = { iceServers: [{ urls: ["stun:h:8443"] }] };
+const OFFER = { iceServers: [{ urls: ["stun:h:8443"] }], relayOnly: false };
 
 describe("path fallback", () => {
   it("reopens once after a lost direct path, then keeps the view relayed", () => {

@@ -89,7 +89,11 @@ fn direct_path(ctx: &ActionContext<'_>, group: &GroupRecord) -> Option<DirectPat
         .into_iter()
         .chain(ctx.turn.map(turn_server))
         .collect();
-    Some(DirectPath { ice_servers })
+    let relay_only = ctx.turn.is_some_and(|turn| turn.relay_only);
+    Some(DirectPath {
+        ice_servers,
+        relay_only,
+    })
 }
 
 /// The configured TURN server with a credential minted for this session alone; its tag is random,

@@ -176,7 +176,13 @@ direct: DirectPath | null, };
  * so the browser console passes it to `new RTCPeerConnection(..)` unchanged, and the agent reads
  * the same object from its tunnel request.
  */
-export type DirectPath = { iceServers: Array<IceServer>, };
+export type DirectPath = { iceServers: Array<IceServer>, 
+/**
+ * Viewers reach the device through the TURN server only (a browser's
+ * `iceTransportPolicy: "relay"`), so the device never learns a viewer's address; a viewer
+ * without a TURN client (tetherctl) stays relayed. The server's `[turn] relay_only`.
+ */
+relayOnly: boolean, };
 
 /**
  * One STUN or TURN server (WebRTC's `RTCIceServer`): `stun:host:port`, or `turn:`/`turns:` URLs

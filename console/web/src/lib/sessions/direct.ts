@@ -230,12 +230,18 @@ export class DirectAttempt {
   }
 }
 
-function browserPeer(config: DirectPath): PeerConnectionLike {
+/** The ticket's direct path as WebRTC's configuration. */
+export function rtcConfiguration(config: DirectPath): RTCConfiguration {
   // The wire's optional fields are `null` when absent; RTCIceServer wants them left out.
   const iceServers: RTCIceServer[] = config.iceServers.map(({ urls, username, credential }) => ({
     urls,
     ...(username ? { username } : {}),
     ...(credential ? { credential } : {}),
   }));
-  return new RTCPeerConnection({ iceServers }) as unknown as PeerConnectionLike;
+  // Relay only: our candidates are the TURN server's, so the device never sees our address.
+  return { iceServers, iceTransportPolicy: config.relayOnly ? "relay" : "all" };
+}
+
+function browserPeer(config: DirectPath): PeerConnectionLike {
+  return new RTCPeerConnection(rtcConfiguration(config)) as unknown as PeerConnectionLike;
 }
