@@ -17,6 +17,8 @@ command -v npm >/dev/null || need_apt+=(npm)
 # The direct-session e2e test puts Chromium in a network namespace joined by a veth pair (`ip`),
 # since Chromium never uses loopback ICE candidates; a minimal Debian has no iproute2.
 command -v ip >/dev/null || need_apt+=(iproute2)
+# Direct sessions through TURN (e2e/turn.test.mjs) run Debian's coturn, started by the test itself.
+[ -x /usr/bin/turnserver ] || need_apt+=(coturn)
 # Remote desktop (agent/src/desktop): FFmpeg's libraries for H.264/VP8 encoding (ffmpeg-next builds
 # its bindings with bindgen, hence clang), and for its tests an X server (Xvfb) whose keyboard layout
 # they switch (setxkbmap) and whose root window they paint (xsetroot), and whose clipboard they set

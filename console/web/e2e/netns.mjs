@@ -69,12 +69,13 @@ function removeNetwork(ns, near) {
 /**
  * The usual start of a direct-path suite: a private network, the server on every address (the
  * browser comes over the veth; the first account is made over loopback, which needs no setup
- * code), Chromium inside the network, and a signed-in page with a new device group. Resolves with
+ * code), Chromium inside the network, and a signed-in page with a new device group. The server's
+ * `config.toml` may depend on the network's addresses (`serverConfig(network)`). Resolves with
  * `{ network, server, browser, page, errors, msh, groupUrl }`; the caller stops them in `after`.
  */
-export async function directStack(admin, group) {
+export async function directStack(admin, group, { serverConfig = (_network) => "" } = {}) {
   const network = privateNetwork();
-  const server = await startServer({ bind: "0.0.0.0" });
+  const server = await startServer({ bind: "0.0.0.0", config: serverConfig(network) });
   const loopback = `https://127.0.0.1:${server.port}`;
   server.url = `https://${network.hostAddress}:${server.port}`;
   const browser = await launchBrowser({

@@ -114,7 +114,7 @@ export async function startAgent(msh, extraArgs = []) {
   };
 }
 
-function stopChild(child) {
+export function stopChild(child) {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolvePromise) => {
     child.once("exit", () => resolvePromise());

@@ -123,6 +123,25 @@ describe("direct path", () => {
     expect(s.relay.sendingPath).toBe("direct");
   });
 
+  it("gives up at once when gathering ends without a candidate, not at the deadline", async () => {
+    const s = session();
+    s.socket.text("c");
+    await settle();
+    // Gathering ended with candidates: nothing to give up on.
+    const other = session();
+    other.socket.text("c");
+    await settle();
+    other.peer.onicecandidate?.({ candidate: { candidate: "candidate:1 1 udp 1 10.0.0.2 5000 typ host" } });
+    other.peer.onicecandidate?.({ candidate: null });
+    expect(other.peer.closed).toBe(false);
+    // Nothing at all (a relay-only browser whose TURN server refused it): the attempt ends and
+    // the session carries on through the relay.
+    s.peer.onicecandidate?.({ candidate: null });
+    expect(s.peer.closed).toBe(true);
+    s.socket.text({ n: 5 });
+    expect(s.seen).toEqual(["paired", "json:5"]);
+  });
+
   it("refuses an answer the device's key did not sign, and stays relayed", async () => {
     const s = session("the-device-id");
     s.socket.text("c");

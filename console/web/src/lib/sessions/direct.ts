@@ -138,9 +138,19 @@ export class DirectAttempt {
     };
     this.channel.onclose = () => this.fail("the data channel closed");
     this.channel.onerror = () => this.fail("the data channel failed");
+    let gathered = 0;
     this.peer.onicecandidate = (event) => {
-      if (event.candidate && event.candidate.candidate && !this.ended) {
+      if (this.ended) return;
+      if (event.candidate && event.candidate.candidate) {
+        gathered += 1;
         handlers.signal({ type: "rtcCandidate", candidate: event.candidate.candidate });
+      } else if (!event.candidate && gathered === 0) {
+        // Gathering ended with nothing to offer: say so now rather than at the deadline.
+        this.fail(
+          config.relayOnly
+            ? "no candidate from the TURN server (it refused the credentials, or cannot be reached)"
+            : "this browser has no address to offer",
+        );
       }
     };
     this.peer.onconnectionstatechange = () => {
