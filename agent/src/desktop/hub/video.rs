@@ -80,8 +80,28 @@ fn members(viewers: &Viewers, region: Rect) -> HashMap<GroupKey, Members> {
             members.bitrate = Some(members.bitrate.map_or(bps, |least| least.min(bps)));
         }
     }
+    for members in groups.values_mut() {
+        if let Some(bps) = members.bitrate {
+            members.fps = members.fps.min(fps_for_rate(bps));
+        }
+    }
     groups
 }
+
+/// The frame rate a direct path's estimate affords: below about 1 Mbit/s, fewer pictures of a
+/// usable quality beat many blurred ones (as WebRTC's "balanced" degradation does), one picture
+/// for every [`BITS_PER_PICTURE`] a second, never under [`LOW_RATE_FPS`].
+fn fps_for_rate(bps: u64) -> u8 {
+    u8::try_from(bps / BITS_PER_PICTURE)
+        .unwrap_or(u8::MAX)
+        .clamp(LOW_RATE_FPS, MAX_FPS)
+}
+
+/// What one picture of a changing desktop needs at the lowest useful quality.
+const BITS_PER_PICTURE: u64 = 33_000;
+/// The least frame rate an estimate brings the stream down to (a pointer still moves smoothly
+/// enough to aim with).
+const LOW_RATE_FPS: u8 = 5;
 
 fn interval(fps: u8) -> Duration {
     Duration::from_secs(1) / u32::from(fps.clamp(MIN_FPS, MAX_FPS))
@@ -335,5 +355,19 @@ impl VideoGroup {
         for id in &members.ids {
             viewers[id].send(HubOutput::Failed(message.to_owned()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_low_estimate_lowers_the_frame_rate_within_bounds() {
+        assert_eq!(fps_for_rate(20_000_000), MAX_FPS);
+        assert_eq!(fps_for_rate(1_000_000), 30);
+        assert_eq!(fps_for_rate(500_000), 15);
+        assert_eq!(fps_for_rate(100_000), LOW_RATE_FPS);
+        assert_eq!(fps_for_rate(0), LOW_RATE_FPS);
     }
 }
