@@ -9,6 +9,7 @@
 
 pub mod agent_proto;
 pub mod agent_session;
+pub mod apf;
 pub mod control;
 pub mod handshake;
 pub mod http_error;
