@@ -10,16 +10,20 @@
 //!   encoding;
 //! - `apf/codec.rs`: [`Decoder`], which reads messages out of a byte stream that TLS hands over in
 //!   arbitrary pieces, checking every length against its bound before it waits for (or holds)
-//!   the bytes.
+//!   the bytes;
+//! - `apf/mps.rs`: [`MpsSession`], the server's side of one connection: the login, the forwarded
+//!   ports, keepalives, and channels with flow control both ways.
 //!
 //! APF has no frame length: a message's size follows from its type and fields, so a message of an
 //! unknown type or a request this code cannot read ends the connection.
 
 mod codec;
 mod message;
+mod mps;
 
 pub use codec::{ApfError, Decoder, Side};
 pub use message::{AmtUuid, ApfMessage, Password};
+pub use mps::{KEEPALIVE_INTERVAL_S, MAX_CHANNELS, MpsError, MpsEvent, MpsSession, RECEIVE_WINDOW};
 
 /// The longest string field read (user names, services, addresses). MeshCentral uses the same.
 pub const MAX_STRING: usize = 2048;
@@ -80,5 +84,7 @@ pub mod kind {
     pub const KEEPALIVE_OPTIONS_REPLY: u8 = 211;
 }
 
+#[cfg(test)]
+mod mps_tests;
 #[cfg(test)]
 mod tests;
