@@ -28,6 +28,7 @@
 //! | `listEvents` | [`ListEvents`] | `[EventRecord]`, newest first |
 //! | `createSession` | [`CreateSession`] | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
 //! | `agentConfig`, `rotateEnrolmentKey` | [`GetAgentConfig`], [`RotateEnrolmentKey`] | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
+//! | `createCiraLogin` | [`CreateCiraLogin`] | [`CiraLogin`]: the group's new login for Intel AMT (CIRA) |
 //! | `createInvite` | [`CreateInvite`] | [`Invite`](crate::install::Invite) (see [`crate::install`]) |
 //! | `listInvites` | [`ListInvites`] | `[InviteInfo]` ([`crate::install::InviteInfo`]), oldest first |
 //! | `revokeInvite` | [`RevokeInvite`] | the [`InviteInfo`](crate::install::InviteInfo) as it is now |
@@ -55,8 +56,8 @@ pub use events::{Event, EventFrame, EventTag};
 pub use reply::{ErrorBody, ErrorCode, ParseError, Reply, ReplyError};
 pub use requests::*;
 pub use results::{
-    AgentDetails, Deleted, DeviceInfo, EventRecord, GroupInfo, GroupMember, PasswordChanged,
-    ServerInfo, Unblocked, UserInfo, WhoAmI,
+    AgentDetails, CiraLogin, Deleted, DeviceInfo, EventRecord, GroupInfo, GroupMember,
+    PasswordChanged, ServerInfo, Unblocked, UserInfo, WhoAmI,
 };
 
 use crate::ids::{DeviceId, GroupId, UserId};
@@ -100,6 +101,7 @@ action::control_actions! {
     "agentConfig" => GetAgentConfig -> AgentConfig,
     "createInvite" => CreateInvite -> Invite,
     "rotateEnrolmentKey" => RotateEnrolmentKey -> AgentConfig,
+    "createCiraLogin" => CreateCiraLogin -> CiraLogin,
     "listInvites" => ListInvites -> Vec<InviteInfo>,
     "revokeInvite" => RevokeInvite -> InviteInfo,
     "listBlockedDevices" => ListBlockedDevices -> Vec<BlockedDevice>,

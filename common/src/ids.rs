@@ -92,6 +92,13 @@ impl DeviceId {
     pub fn from_public_key(public_key_pkcs1_der: &[u8]) -> Self {
         Self(mesh_base64(&Sha384::digest(public_key_pkcs1_der)))
     }
+
+    /// The id of an Intel AMT machine known only by its UUID (as AMT sends it in APF): the 16
+    /// bytes three times over, so that it has the length of an agent's id, as MeshCentral makes
+    /// it.
+    pub fn from_amt_uuid(uuid: &[u8; 16]) -> Self {
+        Self(mesh_base64(&uuid.repeat(3)))
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +117,13 @@ mod tests {
         let id = GroupId::from_bytes(&bytes);
         assert_eq!(id.to_bytes(), Some(bytes));
         assert_eq!(GroupId::from("short").to_bytes(), None);
+    }
+
+    #[test]
+    fn amt_ids_repeat_the_uuid() {
+        let id = DeviceId::from_amt_uuid(&[0xfb; 16]);
+        assert_eq!(id.as_str().len(), 64, "as long as an agent's id");
+        assert_eq!(mesh_base64_decode(id.as_str()).unwrap(), vec![0xfb; 48]);
     }
 
     #[test]

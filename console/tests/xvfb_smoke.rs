@@ -104,6 +104,8 @@ fn start_server(datapath: &Path) -> (Reaped, String) {
             "0",
             "--redirport",
             "0",
+            "--mpsport",
+            "0",
             "--bind",
             "127.0.0.1",
             "--cert",

@@ -12,7 +12,7 @@ mod enrolment;
 mod frame_guard;
 mod keys;
 mod msh_download;
-mod records;
+pub(crate) mod records;
 mod registry;
 mod session;
 mod strings;

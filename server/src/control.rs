@@ -10,6 +10,7 @@ mod action_store;
 mod actions;
 mod audit;
 mod blocked;
+pub(crate) mod cira;
 mod connection;
 mod devices;
 mod flood;
@@ -93,5 +94,6 @@ pub fn server_info(state: &AppState) -> ServerInfo {
         web_cert_hash: hex::encode(state.certs.web_cert_hash()),
         https_port: state.config.port,
         stun_port: state.config.stunport.filter(|port| *port != 0),
+        mps_port: Some(state.config.mpsport).filter(|port| *port != 0),
     }
 }

@@ -140,6 +140,7 @@ mod tests {
             ]),
             created: 0,
             direct_connections: true,
+            cira: None,
         };
         let viewers = Audience::group(&group, Rights::VIEW);
         assert!(viewers.includes(&UserId::from("viewer"), false));

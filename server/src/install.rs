@@ -45,6 +45,8 @@ pub struct Site {
     pub agent_server_id: [u8; 48],
     /// The root the web certificate chains to, as served at `/api/root.crt`.
     pub root_cert_pem: String,
+    /// The same root, DER (its hash is what Intel AMT is told to trust).
+    pub root_cert_der: Vec<u8>,
 }
 
 impl Site {
@@ -53,6 +55,7 @@ impl Site {
             authority: crate::agents::server_authority(headers, &state.config),
             agent_server_id: state.certs.agent_server_id(),
             root_cert_pem: state.certs.root.cert_pem.clone(),
+            root_cert_der: state.certs.root.cert_der.clone(),
         }
     }
 
@@ -72,6 +75,7 @@ impl Default for Site {
             authority: "localhost:443".to_owned(),
             agent_server_id: [0; 48],
             root_cert_pem: String::new(),
+            root_cert_der: Vec::new(),
         }
     }
 }

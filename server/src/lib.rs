@@ -16,6 +16,7 @@ pub mod control;
 mod events;
 mod http;
 mod install;
+mod mps;
 mod relay;
 pub mod serve;
 mod state;

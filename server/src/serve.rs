@@ -59,6 +59,8 @@ pub struct Listeners {
     pub redirect: Option<TcpListener>,
     /// Answers STUN Binding requests (`--stunport`; `crate::stun`).
     pub stun: Option<UdpSocket>,
+    /// Intel AMT's CIRA connections (`--mpsport`; `crate::mps`).
+    pub mps: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -79,10 +81,12 @@ impl Listeners {
         };
         let https_port = https.local_addr()?.port();
         let stun = crate::stun::bind(config.bind_address(), config.stunport, https_port).await?;
+        let mps = crate::mps::bind(config.bind_address(), config.mpsport).await?;
         Ok(Listeners {
             https,
             redirect,
             stun,
+            mps,
         })
     }
 }
@@ -105,6 +109,7 @@ pub async fn run(
         https,
         redirect,
         stun,
+        mps,
     } = listeners;
     // With `--port 0` the OS picks; everything downstream (serverInfo, .msh files) needs the real one.
     config.port = https.local_addr()?.port();
@@ -113,6 +118,11 @@ pub async fn run(
         Some(socket) => socket.local_addr()?.port(),
         None => 0,
     });
+    // And the MPS port (0: off), which CIRA logins name.
+    config.mpsport = match &mps {
+        Some(listener) => listener.local_addr()?.port(),
+        None => 0,
+    };
 
     let certs = tokio::task::spawn_blocking({
         let config = config.clone();
@@ -138,11 +148,20 @@ pub async fn run(
         store: store.clone(),
         events: EventBus::default(),
         agents: Arc::new(OnlineAgents::default()),
+        amt: Arc::new(crate::mps::AmtOnline::default()),
         relay: Arc::new(RelayBroker::from_config(&config)),
         stopping: CancellationToken::new(),
         tasks: TaskTracker::new(),
     };
     let (stopping, tasks) = (state.stopping.clone(), state.tasks.clone());
+    if let Some(listener) = mps {
+        let acceptor = TlsAcceptor::from(crate::tls::mps_server_config(&state.certs)?);
+        println!(
+            "tether-server accepting Intel AMT (CIRA) on tls://{}",
+            listener.local_addr()?
+        );
+        tasks.spawn(crate::mps::serve(listener, acceptor, state.clone()));
+    }
     let revocations = crate::relay::watch_revocations(state.clone(), stopping.clone());
     let app = crate::http::router(state);
 

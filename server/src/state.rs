@@ -10,6 +10,7 @@ use crate::auth::ratelimit::LoginLimiter;
 use crate::certs::ServerCerts;
 use crate::config::Config;
 use crate::events::EventBus;
+use crate::mps::AmtOnline;
 use crate::relay::RelayBroker;
 use crate::store::Store;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     /// (`auth::http::post_setup`); printed at start while the server has no account.
     pub setup_code: Arc<str>,
     pub agents: Arc<OnlineAgents>,
+    /// Intel AMT machines with a CIRA tunnel up (`mps/presence.rs`).
+    pub(crate) amt: Arc<AmtOnline>,
     /// Relay sessions minted and waiting to pair.
     pub relay: Arc<RelayBroker>,
     /// Cancelled when the server begins to stop: long-lived connections (WebSockets) end on it

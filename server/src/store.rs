@@ -68,6 +68,16 @@ pub struct GroupRecord {
     /// Sessions to its devices may move to a direct path (groups stored before this existed: yes).
     #[serde(default = "allowed")]
     pub direct_connections: bool,
+    /// The login Intel AMT machines of this group use on the MPS port (`mps/login.rs`).
+    #[serde(default)]
+    pub cira: Option<CiraAccount>,
+}
+
+/// A group's CIRA login: the user name AMT sends, and the argon2id hash of its password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiraAccount {
+    pub user: String,
+    pub password_hash: String,
 }
 
 fn allowed() -> bool {

@@ -35,6 +35,27 @@ pub(crate) fn cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
     ]
 }
 
+/// The MPS port's TLS settings (`crate::mps`): the `mpsserver` certificate, TLS 1.2 and 1.3 with
+/// the suites above, no ALPN (AMT speaks APF straight after the handshake).
+pub(crate) fn mps_server_config(certs: &ServerCerts) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = CryptoProvider {
+        cipher_suites: cipher_suites(),
+        ..aws_lc_rs::default_provider()
+    };
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(certs.mps.key_pkcs8_der.clone().into());
+    let chain = vec![
+        rustls_pki_types::CertificateDer::from(certs.mps.cert_der.clone()),
+        rustls_pki_types::CertificateDer::from(certs.root.cert_der.clone()),
+    ];
+    let config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(TlsError::Setup)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(TlsError::Setup)?;
+    Ok(Arc::new(config))
+}
+
 /// The HTTPS port's TLS settings: the web certificate (and any chain dropped in with it),
 /// TLS 1.2 and 1.3 only, ALPN `h2` then `http/1.1`.
 pub(crate) fn server_config(certs: &ServerCerts) -> Result<Arc<ServerConfig>, TlsError> {

@@ -87,6 +87,7 @@ fn group(id: &str, members: &[(&str, Rights)]) -> GroupRecord {
             .collect::<BTreeMap<_, _>>(),
         created: 1_700_000_001,
         direct_connections: true,
+        cira: None,
     }
 }
 

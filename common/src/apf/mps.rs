@@ -532,6 +532,17 @@ impl MpsSession {
         }
     }
 
+    /// The server ends the connection (it is stopping, or the stream broke): a DISCONNECT goes
+    /// out and every channel closes.
+    pub fn disconnect(&mut self, reason: u32) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.out.push_back(ApfMessage::Disconnect { reason });
+        self.close_all();
+        self.phase = Phase::Closed;
+    }
+
     fn close_all(&mut self) {
         let ids: Vec<u32> = self.channels.keys().copied().collect();
         for id in ids {

@@ -151,6 +151,12 @@ requests! {
         pub max_devices: Option<u32>,
     }
 
+    /// Makes the group's login for Intel AMT machines that connect with CIRA (replacing any
+    /// earlier one, whose machines then fail to log in). The password is shown this once.
+    pub struct CreateCiraLogin {
+        pub group: GroupId,
+    }
+
     /// A new enrolment key for the group (same rights as `agentConfig`): `.msh` files handed out
     /// before admit no new device; enrolled devices keep connecting.
     pub struct RotateEnrolmentKey {

@@ -21,6 +21,9 @@ pub struct ServerInfo {
     pub https_port: u16,
     /// The UDP port answering STUN (`None`: off), the server-reflexive half of direct sessions.
     pub stun_port: Option<u16>,
+    /// The TLS port Intel AMT machines connect to with CIRA (`None`: off).
+    #[serde(default)]
+    pub mps_port: Option<u16>,
 }
 
 /// The result of `whoAmI`.
@@ -162,6 +165,23 @@ pub struct Deleted<Id> {
 pub struct PasswordChanged {}
 
 /// The result of `unblockDevice`: the device id that may enrol again.
+/// What an Intel AMT machine needs to be provisioned for CIRA to this server (what MeshCommander
+/// and Intel's RPC tools ask for): the MPS address, the login, and the root it must trust.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct CiraLogin {
+    pub user: String,
+    /// Shown once: the server keeps only its argon2id hash.
+    pub password: String,
+    pub mps_host: String,
+    pub mps_port: u16,
+    /// SHA-256 of the server's root certificate (DER), upper-case hex.
+    pub root_cert_sha256: String,
+    /// The root certificate, PEM, for AMT's trusted roots.
+    pub root_cert_pem: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(test, derive(ts_rs::TS))]

@@ -58,6 +58,7 @@ fn render() -> String {
         export::<Deleted<GroupId>>(&cfg),
         export::<PasswordChanged>(&cfg),
         export::<Unblocked>(&cfg),
+        export::<CiraLogin>(&cfg),
         export::<SessionTicket>(&cfg),
         export::<DirectPath>(&cfg),
         export::<IceServer>(&cfg),

@@ -179,6 +179,7 @@ fn requests() -> Vec<RequestBody> {
         }
         .into(),
         RotateEnrolmentKey { group: "g".into() }.into(),
+        CreateCiraLogin { group: "g".into() }.into(),
         ListInvites { group: "g".into() }.into(),
         RevokeInvite { invite: "i".into() }.into(),
         ListBlockedDevices { group: "g".into() }.into(),
@@ -201,6 +202,7 @@ fn results_and_events() -> Vec<Value> {
             web_cert_hash: "bb".into(),
             https_port: 443,
             stun_port: Some(443),
+            mps_port: Some(4433),
         }),
         to_json(&WhoAmI { user: user() }),
         to_json(&vec![group()]),
@@ -211,6 +213,14 @@ fn results_and_events() -> Vec<Value> {
             deleted: GroupId::from("g"),
         }),
         to_json(&PasswordChanged {}),
+        to_json(&CiraLogin {
+            user: "t0123456789abcde".into(),
+            password: "p".into(),
+            mps_host: "tether.example".into(),
+            mps_port: 4433,
+            root_cert_sha256: "AB".into(),
+            root_cert_pem: "-----BEGIN CERTIFICATE-----".into(),
+        }),
         to_json(&Unblocked {
             unblocked: "d".into(),
         }),

@@ -55,7 +55,7 @@ export async function startServer({ datapath = tempDir("server"), port = 0, conf
   if (config) writeFileSync(join(datapath, "config.toml"), config);
   const child = spawn(
     exe,
-    ["--port", String(port), "--redirport", "0", "--bind", bind, "--cert", "localhost", "--fastcert", "--datapath", datapath],
+    ["--port", String(port), "--redirport", "0", "--mpsport", "0", "--bind", bind, "--cert", "localhost", "--fastcert", "--datapath", datapath],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },
   );
   const match = await waitForLine(child, /tether-server listening on (https:\/\/[^/]+:(\d+))\//, 120_000, "tether-server");

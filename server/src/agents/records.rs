@@ -161,7 +161,7 @@ pub(super) async fn announce_online(store: &dyn Store, events: &EventBus, admitt
 
 /// Records the disconnection time and tells consoles. The group is re-read: it may have changed
 /// (or gone) while the agent was connected.
-pub(super) async fn announce_offline(
+pub(crate) async fn announce_offline(
     store: &dyn Store,
     events: &EventBus,
     device_id: &DeviceId,

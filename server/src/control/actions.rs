@@ -5,7 +5,7 @@ use serde_json::Value;
 use tether_common::control::{Action, ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
 
 use super::action_store::ActionStore;
-use super::{blocked, devices, groups, install, sessions, users, views};
+use super::{blocked, cira, devices, groups, install, sessions, users, views};
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
 use crate::relay::RelayBroker;
@@ -18,6 +18,8 @@ pub struct ActionContext<'a> {
     pub store: ActionStore<'a>,
     pub events: &'a EventBus,
     pub agents: &'a OnlineAgents,
+    /// Intel AMT machines connected over CIRA (a device is online through either).
+    pub(crate) amt: &'a crate::mps::AmtOnline,
     pub relay: &'a RelayBroker,
     pub server_info: &'a ServerInfo,
     /// The TURN server direct sessions may use (config `[turn]`).
@@ -171,6 +173,9 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         }) => answer::<c::CreateInvite>(
             install::create_invite(ctx, &group, expires_minutes, max_devices).await,
         ),
+        RequestBody::CreateCiraLogin(c::CreateCiraLogin { group }) => {
+            answer::<c::CreateCiraLogin>(cira::create_login(ctx, &group).await)
+        }
         RequestBody::RotateEnrolmentKey(c::RotateEnrolmentKey { group }) => {
             answer::<c::RotateEnrolmentKey>(install::rotate_enrolment_key(ctx, &group).await)
         }

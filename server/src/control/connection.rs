@@ -281,6 +281,7 @@ impl Connection {
             store: ActionStore::new(self.state.store.as_ref()),
             events: &self.state.events,
             agents: &self.state.agents,
+            amt: &self.state.amt,
             relay: &self.state.relay,
             server_info: &self.server_info,
             turn: self.state.config.turn.as_ref(),

@@ -43,7 +43,7 @@ pub(super) async fn list(
     let now = now_secs();
     let mut infos: Vec<_> = devices
         .iter()
-        .map(|d| device_info(d, ctx.agents.is_online(&d.id), now))
+        .map(|d| device_info(d, is_online(ctx, &d.id), now))
         .collect();
     infos.sort_by(|a, b| {
         a.name
@@ -77,7 +77,7 @@ pub(super) async fn rename(
         .await?
         .ok_or_else(|| ActionError::NotFound(format!("no device {id}")))?
         .device;
-    let info = device_info(&device, ctx.agents.is_online(&device.id), now_secs());
+    let info = device_info(&device, is_online(ctx, &device.id), now_secs());
     ctx.events.publish(
         Event::DeviceChanged {
             device: info.clone(),
@@ -161,4 +161,9 @@ pub(super) async fn delete(
     Ok(Deleted {
         deleted: id.clone(),
     })
+}
+
+/// Online through its agent or, for an Intel AMT machine, its CIRA tunnel.
+fn is_online(ctx: &ActionContext<'_>, device: &tether_common::ids::DeviceId) -> bool {
+    ctx.agents.is_online(device) || ctx.amt.is_online(device)
 }

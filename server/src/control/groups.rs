@@ -53,6 +53,7 @@ pub(super) async fn create(
         members: [(ctx.caller.id.clone(), Rights::FULL)].into(),
         created: now_secs(),
         direct_connections: true,
+        cira: None,
     };
     ctx.store.create_group(&admin, &group).await?;
     let info = group_info(&group);

@@ -124,6 +124,8 @@ impl TestServer {
         let defaults = [
             ("--port", "0"),
             ("--redirport", "0"),
+            // Off unless a test asks: parallel servers would all want 4433.
+            ("--mpsport", "0"),
             ("--bind", "127.0.0.1"),
             ("--cert", "localhost"),
         ];

@@ -40,7 +40,7 @@ trap cleanup EXIT
 "$BIN/tether-server" --datapath "$WORK/data" --createaccount admin --pass "$PASS" >/dev/null
 # The connection caps (20,000 per listener, 1,000 per source address by default) would stop the
 # run before the machine does: lift them.
-"$BIN/tether-server" --datapath "$WORK/data" --port 0 --redirport 0 --bind 127.0.0.1 \
+"$BIN/tether-server" --datapath "$WORK/data" --port 0 --redirport 0 --mpsport 0 --bind 127.0.0.1 \
   --cert 127.0.0.1 --max-connections 0 --max-connections-per-ip 0 >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do grep -q 'listening on' "$WORK/server.log" && break; sleep 0.1; done

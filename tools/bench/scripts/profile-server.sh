@@ -40,7 +40,7 @@ ctl() {
 start_server() {
   "$BIN/tether-server" --datapath "$WORK/data" --createaccount admin --pass "$PASS" >/dev/null
   # 3,000 agents from one loopback address: over the default per-address cap, so caps off.
-  "$BIN/tether-server" --datapath "$WORK/data" --port 0 --redirport 0 --bind 127.0.0.1 \
+  "$BIN/tether-server" --datapath "$WORK/data" --port 0 --redirport 0 --mpsport 0 --bind 127.0.0.1 \
     --cert 127.0.0.1 --max-connections 0 --max-connections-per-ip 0 >"$WORK/server.log" 2>&1 &
   SERVER=$!
   PIDS+=("$SERVER")

@@ -100,6 +100,9 @@ pub(crate) async fn prepare(
         &PORT.to_string(),
         "--redirport",
         "0",
+        // No Intel AMT here; MeshCentral runs its MPS on 4433 in the same namespace.
+        "--mpsport",
+        "0",
         "--bind",
         "127.0.0.1",
         "--cert",

@@ -43,7 +43,11 @@ webCertHash: string, httpsPort: number,
 /**
  * The UDP port answering STUN (`None`: off), the server-reflexive half of direct sessions.
  */
-stunPort: number | null, };
+stunPort: number | null, 
+/**
+ * The TLS port Intel AMT machines connect to with CIRA (`None`: off).
+ */
+mpsPort: number | null, };
 
 /**
  * The result of `whoAmI`.
@@ -144,10 +148,26 @@ export type Deleted<Id> = { deleted: Id, };
  */
 export type PasswordChanged = Record<symbol, never>;
 
+export type Unblocked = { unblocked: DeviceId, };
+
 /**
  * The result of `unblockDevice`: the device id that may enrol again.
+ * What an Intel AMT machine needs to be provisioned for CIRA to this server (what MeshCommander
+ * and Intel's RPC tools ask for): the MPS address, the login, and the root it must trust.
  */
-export type Unblocked = { unblocked: DeviceId, };
+export type CiraLogin = { user: string, 
+/**
+ * Shown once: the server keeps only its argon2id hash.
+ */
+password: string, mpsHost: string, mpsPort: number, 
+/**
+ * SHA-256 of the server's root certificate (DER), upper-case hex.
+ */
+rootCertSha256: string, 
+/**
+ * The root certificate, PEM, for AMT's trusted roots.
+ */
+rootCertPem: string, };
 
 /**
  * The `result` of a successful `createSession`: where the console connects.
@@ -325,6 +345,7 @@ export type CreateInvite = { group: GroupId, expiresMinutes?: number | null,
  */
 maxDevices?: number | null, };
 export type RotateEnrolmentKey = { group: GroupId, };
+export type CreateCiraLogin = { group: GroupId, };
 export type ListInvites = { group: GroupId, };
 export type RevokeInvite = { invite: string, };
 export type ListBlockedDevices = { group: GroupId, };
@@ -353,6 +374,7 @@ export interface Actions {
   agentConfig: { args: GetAgentConfig; result: AgentConfig };
   createInvite: { args: CreateInvite; result: Invite };
   rotateEnrolmentKey: { args: RotateEnrolmentKey; result: AgentConfig };
+  createCiraLogin: { args: CreateCiraLogin; result: CiraLogin };
   listInvites: { args: ListInvites; result: Array<InviteInfo> };
   revokeInvite: { args: RevokeInvite; result: InviteInfo };
   listBlockedDevices: { args: ListBlockedDevices; result: Array<BlockedDevice> };

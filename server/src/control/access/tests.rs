@@ -24,6 +24,7 @@ struct Fixture {
     store: Arc<dyn Store>,
     events: EventBus,
     agents: OnlineAgents,
+    amt: crate::mps::AmtOnline,
     relay: RelayBroker,
     limiter: crate::auth::ratelimit::LoginLimiter,
     info: ServerInfo,
@@ -65,6 +66,7 @@ impl Fixture {
             store,
             events: EventBus::default(),
             agents: OnlineAgents::default(),
+            amt: crate::mps::AmtOnline::default(),
             relay: RelayBroker::new(std::time::Duration::from_secs(60)),
             limiter: crate::auth::ratelimit::LoginLimiter::default(),
             info: ServerInfo {
@@ -75,6 +77,7 @@ impl Fixture {
                 web_cert_hash: String::new(),
                 https_port: 0,
                 stun_port: None,
+                mps_port: None,
             },
             site: Site::default(),
             admin,
@@ -91,6 +94,7 @@ impl Fixture {
             store: ActionStore::new(self.store.as_ref()),
             events: &self.events,
             agents: &self.agents,
+            amt: &self.amt,
             relay: &self.relay,
             server_info: &self.info,
             turn: None,
@@ -153,6 +157,7 @@ async fn put_group(store: &dyn Store, name: &str, members: &[(&UserId, Rights)])
             .collect(),
         created: 1,
         direct_connections: true,
+        cira: None,
     };
     store.put_group(&group).await.unwrap();
     group.id

@@ -1,0 +1,163 @@
+//! Which Intel AMT machines have a CIRA tunnel up, and what consoles hear of it: a machine's
+//! first login makes its device record (named after its UUID), every login marks it online in its
+//! group, and the end of the tunnel marks it offline. A newer connection from the same machine
+//! replaces an older one.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use tether_common::apf::AmtUuid;
+use tether_common::control::Event;
+use tether_common::ids::{DeviceId, GroupId};
+use tether_common::rights::Rights;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{now_millis, now_secs};
+use crate::control::views::device_info;
+use crate::events::{Audience, EventBus};
+use crate::store::{DeviceRecord, GroupRecord, NewEvent, Store};
+
+/// The connected AMT machines.
+#[derive(Default)]
+pub(crate) struct AmtOnline {
+    entries: Mutex<HashMap<DeviceId, Entry>>,
+}
+
+struct Entry {
+    generation: u64,
+    /// Cancelled when a newer connection from the machine takes over.
+    replaced: CancellationToken,
+}
+
+/// One connection's place in [`AmtOnline`].
+pub(super) struct Presence {
+    pub device: DeviceId,
+    pub group: GroupId,
+    pub generation: u64,
+    pub replaced: CancellationToken,
+}
+
+impl AmtOnline {
+    pub(crate) fn is_online(&self, device: &DeviceId) -> bool {
+        self.lock().contains_key(device)
+    }
+
+    fn register(&self, device: &DeviceId) -> (u64, CancellationToken) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let generation = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let replaced = CancellationToken::new();
+        let old = self.lock().insert(
+            device.clone(),
+            Entry {
+                generation,
+                replaced: replaced.clone(),
+            },
+        );
+        if let Some(old) = old {
+            old.replaced.cancel();
+        }
+        (generation, replaced)
+    }
+
+    /// Removes the entry if it is still this connection's; whether it was.
+    fn unregister(&self, device: &DeviceId, generation: u64) -> bool {
+        let mut entries = self.lock();
+        if entries
+            .get(device)
+            .is_some_and(|e| e.generation == generation)
+        {
+            entries.remove(device);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Entry>> {
+        // A poisoned lock only means a panic elsewhere; the map itself is always whole.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A machine logged in to `group`: its record (made on its first login, moved if it logs in to
+/// another group now), the online mark, and the consoles' events.
+pub(super) async fn arrive(
+    store: &dyn Store,
+    events: &EventBus,
+    online: &AmtOnline,
+    uuid: AmtUuid,
+    group: &GroupRecord,
+) -> Result<Presence, crate::store::StoreError> {
+    let device = DeviceId::from_amt_uuid(&uuid.0);
+    let now = now_secs();
+    let existing = store.device(&device).await?;
+    let is_new = existing.is_none();
+    let mut record = existing.unwrap_or_else(|| DeviceRecord {
+        id: device.clone(),
+        group: group.id.clone(),
+        name: format!("Intel AMT {uuid}"),
+        hostname: String::new(),
+        os: "Intel AMT".to_owned(),
+        agent_info: Value::Null,
+        last_seen: now,
+        created: now,
+    });
+    record.group = group.id.clone();
+    record.last_seen = now;
+    store.put_device(&record).await?;
+    let viewers = Audience::group(group, Rights::VIEW);
+    if is_new {
+        events.publish(
+            Event::DeviceAdded {
+                device: device_info(&record, true, now),
+            },
+            viewers.clone(),
+        );
+        let entry = NewEvent {
+            time: now_millis(),
+            kind: "device_added".into(),
+            user: None,
+            group: Some(group.id.clone()),
+            device: Some(device.clone()),
+            message: format!(
+                "Intel AMT machine {uuid} joined group {} over CIRA",
+                group.name
+            ),
+        };
+        match store.append_event(entry).await {
+            Ok(record) => events.publish(
+                Event::Logged { record },
+                Audience::group(group, Rights::EVENTS),
+            ),
+            Err(e) => tracing::error!("mps: could not write the audit record of a new device: {e}"),
+        }
+    }
+    let (generation, replaced) = online.register(&device);
+    events.publish(
+        Event::DeviceOnline {
+            device: device.clone(),
+            group: group.id.clone(),
+        },
+        viewers,
+    );
+    Ok(Presence {
+        device,
+        group: group.id.clone(),
+        generation,
+        replaced,
+    })
+}
+
+/// The tunnel ended: offline, unless a newer connection from the machine took over.
+pub(super) async fn leave(
+    store: &dyn Store,
+    events: &EventBus,
+    online: &AmtOnline,
+    presence: &Presence,
+) {
+    if online.unregister(&presence.device, presence.generation) {
+        crate::agents::records::announce_offline(store, events, &presence.device, &presence.group)
+            .await;
+    }
+}

@@ -1,0 +1,322 @@
+//! The MPS port end to end (issue 16): the real server, and a simulated Intel AMT CIRA client
+//! (`mps/cira.rs`; no AMT hardware can exist here) over real TLS on loopback. A machine logs in
+//! with its group's CIRA login and shows as an online device, a wrong password is refused and
+//! logged without the password, broken APF closes that connection and nothing else, and TLS
+//! below 1.2 is refused.
+
+#[path = "mps/cira.rs"]
+mod cira;
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use cira::CiraClient;
+use common::{ControlClient, TestServer};
+use tether_common::apf::{AmtUuid, ApfMessage, KEEPALIVE_INTERVAL_S};
+use tether_common::control::{
+    AddUser, CiraLogin, CreateCiraLogin, CreateGroup, Event, ListDevices,
+};
+use tether_common::ids::{DeviceId, GroupId};
+
+const UUID: AmtUuid = AmtUuid([
+    0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+]);
+const EVENT_WAIT: Duration = Duration::from_secs(10);
+const ADMIN: (&str, &str) = ("admin", "correct horse battery staple");
+
+struct Mps {
+    server: TestServer,
+    control: ControlClient,
+    group: GroupId,
+    port: u16,
+}
+
+async fn start() -> Mps {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::start_with(&["--mpsport", &port.to_string()]).await;
+    server.create_admin(ADMIN.0, ADMIN.1).await;
+    let cookie = server.login(ADMIN.0, ADMIN.1).await;
+    let mut control = server.control(&cookie).await;
+    let group = control
+        .ok(CreateGroup {
+            name: "Vault".into(),
+            description: String::new(),
+        })
+        .await
+        .id;
+    Mps {
+        server,
+        control,
+        group,
+        port,
+    }
+}
+
+impl Mps {
+    async fn cira_login(&mut self) -> CiraLogin {
+        self.control
+            .ok(CreateCiraLogin {
+                group: self.group.clone(),
+            })
+            .await
+    }
+
+    async fn client(&self) -> CiraClient {
+        CiraClient::connect(self.port, self.server.tls_client_config()).await
+    }
+
+    async fn online(&mut self, device: &DeviceId) -> Option<bool> {
+        let devices = self.control.ok(ListDevices { group: None }).await;
+        devices.iter().find(|d| &d.id == device).map(|d| d.online)
+    }
+
+    /// The next event of the wanted kind (others skipped).
+    async fn event(&mut self, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.control.try_next_event(left).await {
+                Some(event) if wanted(&event) => return event,
+                Some(_) => continue,
+                None => panic!("no {what} event within {EVENT_WAIT:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_amt_machine_logs_in_with_its_group_s_login_and_is_online_while_its_tunnel_is_up() {
+    let mut mps = start().await;
+    let login = mps.cira_login().await;
+    assert_eq!(login.user.len(), 16);
+    assert_eq!(login.mps_port, mps.port);
+    assert_eq!(login.mps_host, "localhost");
+    assert_eq!(login.root_cert_sha256.len(), 64);
+    assert!(
+        login
+            .root_cert_pem
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+
+    let mut amt = mps.client().await;
+    let answer = amt.log_in(UUID, &login.user, &login.password).await;
+    assert_eq!(answer, Some(ApfMessage::UserauthSuccess));
+    amt.forward(&[16992, 16993]).await;
+    amt.expect(ApfMessage::RequestSuccess { port: Some(16992) })
+        .await;
+    amt.expect(ApfMessage::KeepaliveOptionsRequest {
+        interval: KEEPALIVE_INTERVAL_S,
+        timeout: 0,
+    })
+    .await;
+    amt.expect(ApfMessage::RequestSuccess { port: Some(16993) })
+        .await;
+    amt.send(ApfMessage::KeepaliveRequest { cookie: 77 }).await;
+    amt.expect(ApfMessage::KeepaliveReply { cookie: 77 }).await;
+
+    // The console hears of a new device, named after the UUID as AMT prints it, and it is online.
+    let device = DeviceId::from_amt_uuid(&UUID.0);
+    let added = mps
+        .event("deviceAdded", |e| matches!(e, Event::DeviceAdded { .. }))
+        .await;
+    let Event::DeviceAdded { device: info } = added else {
+        unreachable!()
+    };
+    assert_eq!(info.id, device);
+    assert_eq!(info.name, "Intel AMT 00112233-4455-6677-8899-aabbccddeeff");
+    assert_eq!(info.os, "Intel AMT");
+    mps.event(
+        "deviceOnline",
+        |e| matches!(e, Event::DeviceOnline { device: d, .. } if *d == device),
+    )
+    .await;
+    assert_eq!(mps.online(&device).await, Some(true));
+
+    // The tunnel goes: the device goes offline.
+    drop(amt);
+    mps.event(
+        "deviceOffline",
+        |e| matches!(e, Event::DeviceOffline { device: d, .. } if *d == device),
+    )
+    .await;
+    assert_eq!(mps.online(&device).await, Some(false));
+
+    // A new login replaces the old: the old password no longer gets in, the new one does.
+    let newer = mps.cira_login().await;
+    assert_eq!(newer.user, login.user, "the user name stays the group's");
+    let mut amt = mps.client().await;
+    assert_eq!(
+        amt.log_in(UUID, &login.user, &login.password).await,
+        Some(ApfMessage::UserauthFailure)
+    );
+    let mut amt = mps.client().await;
+    assert_eq!(
+        amt.log_in(UUID, &newer.user, &newer.password).await,
+        Some(ApfMessage::UserauthSuccess)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_logged_and_never_shown() {
+    let mut mps = start().await;
+    let login = mps.cira_login().await;
+    let wrong = "Wr0ng!passw0rd-x";
+    let mut amt = mps.client().await;
+    assert_eq!(
+        amt.log_in(UUID, &login.user, wrong).await,
+        Some(ApfMessage::UserauthFailure)
+    );
+    assert_eq!(
+        amt.recv().await,
+        Some(ApfMessage::Disconnect { reason: 14 })
+    );
+    assert_eq!(amt.recv().await, None, "the server closes the connection");
+    // An unknown user fares the same.
+    let mut amt = mps.client().await;
+    assert_eq!(
+        amt.log_in(UUID, "tnobody00000000", wrong).await,
+        Some(ApfMessage::UserauthFailure)
+    );
+    let device = DeviceId::from_amt_uuid(&UUID.0);
+    assert_eq!(
+        mps.online(&device).await,
+        None,
+        "no device for a refused machine"
+    );
+    let log = mps.server.stderr();
+    assert!(log.contains("CIRA login refused"), "{log}");
+    assert!(!log.contains(wrong), "the password reached the log");
+    assert!(
+        !log.contains(&login.password),
+        "the real password reached the log"
+    );
+}
+
+#[tokio::test]
+async fn broken_apf_closes_its_connection_and_nothing_else() {
+    let mut mps = start().await;
+    let login = mps.cira_login().await;
+    // Another machine is connected all along.
+    let mut steady = mps.client().await;
+    let other = AmtUuid([9; 16]);
+    assert_eq!(
+        steady.log_in(other, &login.user, &login.password).await,
+        Some(ApfMessage::UserauthSuccess)
+    );
+
+    // Garbage instead of PROTOCOLVERSION.
+    let mut garbage = mps.client().await;
+    garbage.send_raw(&[0x42, 1, 2, 3]).await;
+    assert_eq!(
+        garbage.recv().await,
+        Some(ApfMessage::Disconnect { reason: 2 })
+    );
+    assert_eq!(garbage.recv().await, None);
+
+    // A logged-in machine announcing 1 MiB + 1 of channel data: closed on the header alone.
+    let mut oversized = mps.client().await;
+    assert_eq!(
+        oversized.log_in(UUID, &login.user, &login.password).await,
+        Some(ApfMessage::UserauthSuccess)
+    );
+    let mut header = vec![94, 0, 0, 0, 1];
+    header.extend_from_slice(&((1u32 << 20) + 1).to_be_bytes());
+    oversized.send_raw(&header).await;
+    assert_eq!(
+        oversized.recv().await,
+        Some(ApfMessage::Disconnect { reason: 2 })
+    );
+    assert_eq!(oversized.recv().await, None);
+
+    // Out of order: a login before the auth service.
+    let mut early = mps.client().await;
+    early
+        .send(ApfMessage::ProtocolVersion {
+            major: 1,
+            minor: 0,
+            trigger: 0,
+            uuid: UUID,
+        })
+        .await;
+    early.send(ApfMessage::UserauthSuccess).await;
+    assert_eq!(
+        early.recv().await,
+        Some(ApfMessage::Disconnect { reason: 2 })
+    );
+
+    // The steady machine never noticed.
+    steady
+        .send(ApfMessage::KeepaliveRequest { cookie: 5 })
+        .await;
+    steady
+        .expect(ApfMessage::KeepaliveReply { cookie: 5 })
+        .await;
+    let log = mps.server.stderr();
+    assert!(log.contains("unreadable APF"), "{log}");
+}
+
+#[tokio::test]
+async fn tls_below_1_2_is_refused_and_the_login_needs_the_group_right() {
+    let mut mps = start().await;
+    // Debian's openssl, allowed to offer TLS 1.1 (its own policy would refuse to).
+    let output = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", mps.port),
+            "-tls1_1",
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a TLS 1.1 handshake succeeded:\n{text}"
+    );
+    assert!(
+        text.contains("protocol version") || text.contains("Cipher is (NONE)"),
+        "{text}"
+    );
+    // And TLS 1.2 is taken.
+    let output = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", mps.port),
+            "-tls1_2",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("ECDHE-RSA-AES"), "{text}");
+
+    // A login is the group managers' to make: another account that is no member gets "not found".
+    mps.control
+        .ok(AddUser {
+            name: "bob".into(),
+            password: "correct horse battery 2".into(),
+            email: None,
+            site_admin: false,
+        })
+        .await;
+    let bob = mps.server.login("bob", "correct horse battery 2").await;
+    let mut bob = mps.server.control(&bob).await;
+    let code = bob
+        .refused(CreateCiraLogin {
+            group: mps.group.clone(),
+        })
+        .await;
+    assert_eq!(code, tether_common::control::ErrorCode::NotFound);
+}
