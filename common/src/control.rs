@@ -29,6 +29,8 @@
 //! | `createSession` | [`CreateSession`] | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
 //! | `agentConfig`, `rotateEnrolmentKey` | [`GetAgentConfig`], [`RotateEnrolmentKey`] | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
 //! | `createCiraLogin` | [`CreateCiraLogin`] | [`CiraLogin`]: the group's new login for Intel AMT (CIRA) |
+//! | `setAmtAdmin` | [`SetAmtAdmin`] | the [`DeviceInfo`] as it is now |
+//! | `amtPower` | [`AmtPower`] | [`AmtPowerState`], after the change |
 //! | `createInvite` | [`CreateInvite`] | [`Invite`](crate::install::Invite) (see [`crate::install`]) |
 //! | `listInvites` | [`ListInvites`] | `[InviteInfo]` ([`crate::install::InviteInfo`]), oldest first |
 //! | `revokeInvite` | [`RevokeInvite`] | the [`InviteInfo`](crate::install::InviteInfo) as it is now |
@@ -56,8 +58,8 @@ pub use events::{Event, EventFrame, EventTag};
 pub use reply::{ErrorBody, ErrorCode, ParseError, Reply, ReplyError};
 pub use requests::*;
 pub use results::{
-    AgentDetails, CiraLogin, Deleted, DeviceInfo, EventRecord, GroupInfo, GroupMember,
-    PasswordChanged, ServerInfo, Unblocked, UserInfo, WhoAmI,
+    AgentDetails, AmtPowerState, CiraLogin, Deleted, DeviceInfo, EventRecord, GroupInfo,
+    GroupMember, PasswordChanged, ServerInfo, Unblocked, UserInfo, WhoAmI,
 };
 
 use crate::ids::{DeviceId, GroupId, UserId};
@@ -102,6 +104,8 @@ action::control_actions! {
     "createInvite" => CreateInvite -> Invite,
     "rotateEnrolmentKey" => RotateEnrolmentKey -> AgentConfig,
     "createCiraLogin" => CreateCiraLogin -> CiraLogin,
+    "setAmtAdmin" => SetAmtAdmin -> DeviceInfo,
+    "amtPower" => AmtPower -> AmtPowerState,
     "listInvites" => ListInvites -> Vec<InviteInfo>,
     "revokeInvite" => RevokeInvite -> InviteInfo,
     "listBlockedDevices" => ListBlockedDevices -> Vec<BlockedDevice>,

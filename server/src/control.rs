@@ -8,6 +8,7 @@
 mod access;
 mod action_store;
 mod actions;
+mod amt;
 mod audit;
 mod blocked;
 pub(crate) mod cira;

@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod agents;
+mod amt;
 mod auth;
 mod certs;
 pub mod clock;

@@ -6,12 +6,15 @@
 //!
 //! - `mps/connection.rs`: one connection, from TLS to DISCONNECT, around `MpsSession`;
 //! - `mps/login.rs`: which group a CIRA login belongs to;
-//! - `mps/presence.rs`: which AMT machines are connected, their device records and events.
+//! - `mps/presence.rs`: which AMT machines are connected, their device records and events, and
+//!   `AmtOnline::open`, a byte stream to one of a machine's ports;
+//! - `mps/bridge.rs`: such a stream, carried on an APF channel with flow control both ways.
 //!
 //! TLS: 1.2 and 1.3 with forward-secret AEAD suites only (`tls::mps_server_config`), on the
 //! `mpsserver` certificate. That serves AMT 12 or later; older AMT needs TLS 1.0 and RSA key
 //! exchange, which this server does not offer.
 
+mod bridge;
 mod connection;
 mod login;
 mod presence;
@@ -23,7 +26,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-pub(crate) use presence::AmtOnline;
+pub(crate) use presence::{AmtOnline, OpenError};
 
 use crate::serve::caps::{Caps, ConnectionCounts};
 use crate::state::AppState;

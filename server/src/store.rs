@@ -101,6 +101,17 @@ pub struct DeviceRecord {
     #[serde(default)]
     pub last_seen: i64,
     pub created: i64,
+    /// For an Intel AMT machine: the administrator account its web services take (`amt/`).
+    #[serde(default)]
+    pub amt_admin: Option<AmtAdmin>,
+}
+
+/// An Intel AMT administrator account; the password sealed with the server's key
+/// (`amt/vault.rs`), so a copy of the database alone does not give it away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmtAdmin {
+    pub user: String,
+    pub sealed_password: String,
 }
 
 /// An edit for [`Store::update_device`]: returns whether it changed the record.

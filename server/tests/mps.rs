@@ -320,3 +320,91 @@ async fn tls_below_1_2_is_refused_and_the_login_needs_the_group_right() {
         .await;
     assert_eq!(code, tether_common::control::ErrorCode::NotFound);
 }
+
+#[path = "mps/fake_amt.rs"]
+mod fake_amt;
+
+#[tokio::test]
+async fn power_actions_reach_amt_through_its_tunnel_with_digest_authentication() {
+    use tether_common::control::{AmtPower, AmtPowerAction, ErrorCode, ListEvents, SetAmtAdmin};
+
+    let mut mps = start().await;
+    let login = mps.cira_login().await;
+    let mut amt = mps.client().await;
+    assert_eq!(
+        amt.log_in(UUID, &login.user, &login.password).await,
+        Some(ApfMessage::UserauthSuccess)
+    );
+    amt.forward(&[16992]).await;
+    amt.expect(ApfMessage::RequestSuccess { port: Some(16992) })
+        .await;
+    amt.recv().await; // the keepalive options
+    let machine = fake_amt::state("admin", "AMT-p4ssw0rd!");
+    tokio::spawn(fake_amt::serve(amt, machine.clone()));
+    let device = DeviceId::from_amt_uuid(&UUID.0);
+    let power = |power| AmtPower {
+        device: device.clone(),
+        power,
+    };
+
+    // Without an administrator there is nothing to log in with.
+    assert_eq!(
+        mps.control.refused(power(AmtPowerAction::State)).await,
+        ErrorCode::Conflict
+    );
+    mps.control
+        .ok(SetAmtAdmin {
+            device: device.clone(),
+            user: "admin".into(),
+            password: "AMT-p4ssw0rd!".into(),
+        })
+        .await;
+    let state = mps.control.ok(power(AmtPowerAction::State)).await;
+    assert_eq!((state.state, state.label.as_str()), (2, "on"));
+    let state = mps.control.ok(power(AmtPowerAction::Off)).await;
+    assert_eq!((state.state, state.label.as_str()), (8, "off"));
+    let state = mps.control.ok(power(AmtPowerAction::On)).await;
+    assert_eq!(state.state, 2);
+    mps.control.ok(power(AmtPowerAction::Reset)).await;
+    mps.control.ok(power(AmtPowerAction::Cycle)).await;
+    assert_eq!(
+        machine.lock().unwrap().changes,
+        [8, 2, 10, 5],
+        "what reached AMT, in order"
+    );
+    assert_eq!(machine.lock().unwrap().refused, 0);
+
+    // The audit log says who asked for what.
+    let records = mps
+        .control
+        .ok(ListEvents {
+            limit: None,
+            group: None,
+            device: None,
+        })
+        .await;
+    assert!(
+        records.iter().any(|r| r.kind == "amt_power"
+            && r.message.contains("admin asked Intel AMT")
+            && r.message.contains("power off")),
+        "{records:?}"
+    );
+    // The password is sealed in the store, and never in the log.
+    let log = mps.server.stderr();
+    assert!(!log.contains("AMT-p4ssw0rd!"));
+
+    // A wrong administrator password: AMT refuses it, the console hears why.
+    mps.control
+        .ok(SetAmtAdmin {
+            device: device.clone(),
+            user: "admin".into(),
+            password: "not-the-password".into(),
+        })
+        .await;
+    assert_eq!(
+        mps.control.refused(power(AmtPowerAction::Off)).await,
+        ErrorCode::Conflict
+    );
+    assert!(machine.lock().unwrap().refused >= 1);
+    assert_eq!(machine.lock().unwrap().power, 2, "nothing changed");
+}

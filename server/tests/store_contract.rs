@@ -101,6 +101,7 @@ fn device(id: &str, group: &str) -> DeviceRecord {
         agent_info: json!({ "cores": 4 }),
         last_seen: 1_700_000_002,
         created: 1_700_000_002,
+        amt_admin: None,
     }
 }
 

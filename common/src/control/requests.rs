@@ -13,6 +13,20 @@ use crate::ids::{DeviceId, GroupId, UserId};
 use crate::relay::SessionKind;
 use crate::rights::Rights;
 
+/// What `amtPower` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub enum AmtPowerAction {
+    /// Only read the state.
+    State,
+    On,
+    Off,
+    Reset,
+    /// Off, then on.
+    Cycle,
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -155,6 +169,21 @@ requests! {
     /// earlier one, whose machines then fail to log in). The password is shown this once.
     pub struct CreateCiraLogin {
         pub group: GroupId,
+    }
+
+    /// The administrator account the server uses on an Intel AMT machine's web services (its
+    /// power control). The password is kept sealed with a key of the server's, never shown again.
+    pub struct SetAmtAdmin {
+        pub device: DeviceId,
+        pub user: String,
+        pub password: String,
+    }
+
+    /// Reads or changes an Intel AMT machine's power, through its CIRA tunnel. (Not `action`:
+    /// that name is the request's own.)
+    pub struct AmtPower {
+        pub device: DeviceId,
+        pub power: AmtPowerAction,
     }
 
     /// A new enrolment key for the group (same rights as `agentConfig`): `.msh` files handed out

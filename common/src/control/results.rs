@@ -165,6 +165,33 @@ pub struct Deleted<Id> {
 pub struct PasswordChanged {}
 
 /// The result of `unblockDevice`: the device id that may enrol again.
+/// An Intel AMT machine's power state, as AMT reports it (CIM `PowerState`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct AmtPowerState {
+    /// 2 on, 3 or 4 sleeping, 7 hibernating, 8 off, others rarer.
+    pub state: u32,
+    /// The state in words ("on", "off", "sleeping", ...).
+    pub label: String,
+}
+
+impl AmtPowerState {
+    pub fn of(state: u32) -> AmtPowerState {
+        let label = match state {
+            2 => "on",
+            3 | 4 => "sleeping",
+            7 => "hibernating",
+            6 | 8 | 12 | 13 => "off",
+            _ => "other",
+        };
+        AmtPowerState {
+            state,
+            label: label.to_owned(),
+        }
+    }
+}
+
 /// What an Intel AMT machine needs to be provisioned for CIRA to this server (what MeshCommander
 /// and Intel's RPC tools ask for): the MPS address, the login, and the root it must trust.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -59,6 +59,8 @@ fn render() -> String {
         export::<PasswordChanged>(&cfg),
         export::<Unblocked>(&cfg),
         export::<CiraLogin>(&cfg),
+        export::<AmtPowerState>(&cfg),
+        export::<AmtPowerAction>(&cfg),
         export::<SessionTicket>(&cfg),
         export::<DirectPath>(&cfg),
         export::<IceServer>(&cfg),

@@ -180,6 +180,17 @@ fn requests() -> Vec<RequestBody> {
         .into(),
         RotateEnrolmentKey { group: "g".into() }.into(),
         CreateCiraLogin { group: "g".into() }.into(),
+        SetAmtAdmin {
+            device: "d".into(),
+            user: "admin".into(),
+            password: "p".into(),
+        }
+        .into(),
+        AmtPower {
+            device: "d".into(),
+            power: AmtPowerAction::Cycle,
+        }
+        .into(),
         ListInvites { group: "g".into() }.into(),
         RevokeInvite { invite: "i".into() }.into(),
         ListBlockedDevices { group: "g".into() }.into(),
@@ -213,6 +224,7 @@ fn results_and_events() -> Vec<Value> {
             deleted: GroupId::from("g"),
         }),
         to_json(&PasswordChanged {}),
+        to_json(&AmtPowerState::of(8)),
         to_json(&CiraLogin {
             user: "t0123456789abcde".into(),
             password: "p".into(),

@@ -100,6 +100,7 @@ pub(super) async fn admit(
         agent_info: serde_json::Value::Null,
         last_seen: now,
         created: now,
+        amt_admin: None,
     };
     store.put_device(&device).await?;
     Ok(Some(Admitted {

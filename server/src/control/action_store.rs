@@ -17,8 +17,8 @@ use crate::auth::accounts::{self, AccountError};
 use crate::install::invite;
 use crate::relay::{MintError, MintedSession, RelayBroker};
 use crate::store::{
-    BlockedDeviceRecord, DeviceRecord, DeviceUpdate, EventFilter, GroupRecord, InviteRecord,
-    NewEvent, Store, StoreResult, UserRecord,
+    AmtAdmin, BlockedDeviceRecord, DeviceRecord, DeviceUpdate, EventFilter, GroupRecord,
+    InviteRecord, NewEvent, Store, StoreResult, UserRecord,
 };
 
 #[derive(Clone, Copy)]
@@ -134,6 +134,39 @@ impl<'a> ActionStore<'a> {
         self.raw
             .update_device(&granted.device().id, Box::new(rename))
             .await
+    }
+
+    /// Sets the checked device's Intel AMT administrator (its password already sealed).
+    pub async fn set_amt_admin(
+        &self,
+        granted: &Granted<ManageDevices, Device>,
+        admin: AmtAdmin,
+    ) -> StoreResult<Option<DeviceUpdate>> {
+        let set = move |stored: &mut DeviceRecord| {
+            stored.amt_admin = Some(admin);
+            true
+        };
+        self.raw
+            .update_device(&granted.device().id, Box::new(set))
+            .await
+    }
+
+    /// The key that seals Intel AMT administrator passwords (`amt/vault.rs`), made on first use.
+    pub(crate) async fn amt_vault(&self) -> StoreResult<crate::amt::vault::Vault> {
+        use crate::amt::vault::{KEY_SETTING, Vault};
+        if let Some(vault) = self
+            .raw
+            .setting(KEY_SETTING)
+            .await?
+            .and_then(|k| Vault::from_hex(&k))
+        {
+            return Ok(vault);
+        }
+        let key = Vault::new_hex_key();
+        self.raw.put_setting(KEY_SETTING, &key).await?;
+        // Read back: of two first uses at once, both end with the key that was stored last.
+        let stored = self.raw.setting(KEY_SETTING).await?.unwrap_or(key);
+        Ok(Vault::from_hex(&stored).expect("a key this server made"))
     }
 
     /// Deletes the checked device; `false` if it went meanwhile.

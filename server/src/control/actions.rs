@@ -5,7 +5,7 @@ use serde_json::Value;
 use tether_common::control::{Action, ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
 
 use super::action_store::ActionStore;
-use super::{blocked, cira, devices, groups, install, sessions, users, views};
+use super::{amt, blocked, cira, devices, groups, install, sessions, users, views};
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
 use crate::relay::RelayBroker;
@@ -173,6 +173,14 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         }) => answer::<c::CreateInvite>(
             install::create_invite(ctx, &group, expires_minutes, max_devices).await,
         ),
+        RequestBody::SetAmtAdmin(c::SetAmtAdmin {
+            device,
+            user,
+            password,
+        }) => answer::<c::SetAmtAdmin>(amt::set_admin(ctx, &device, &user, &password).await),
+        RequestBody::AmtPower(c::AmtPower { device, power }) => {
+            answer::<c::AmtPower>(amt::power(ctx, &device, power).await)
+        }
         RequestBody::CreateCiraLogin(c::CreateCiraLogin { group }) => {
             answer::<c::CreateCiraLogin>(cira::create_login(ctx, &group).await)
         }

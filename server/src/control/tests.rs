@@ -120,6 +120,7 @@ impl World {
             agent_info: Value::Null,
             last_seen: 5,
             created: 1,
+            amt_admin: None,
         };
         self.store.put_device(&device).await.unwrap();
         device.id

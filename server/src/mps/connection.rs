@@ -9,8 +9,14 @@ use tether_common::apf::{Decoder, KEEPALIVE_INTERVAL_S, MpsError, MpsEvent, MpsS
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout_at};
 
+use std::collections::HashMap;
+
+use tokio::io::DuplexStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::bridge::{self, Bridge, FromBridge};
 use super::login;
-use super::presence::{self, Presence};
+use super::presence::{self, Command, OpenError, Presence};
 use crate::state::AppState;
 
 /// A machine that has not logged in by then is dropped (it holds a connection and a TLS session).
@@ -19,6 +25,8 @@ const LOGIN_WITHIN: Duration = Duration::from_secs(30);
 const IDLE: Duration = Duration::from_secs(3 * KEEPALIVE_INTERVAL_S as u64);
 /// Bytes read at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// A channel's task reads more for AMT only while less than this waits for AMT's window.
+const READY_BYTES: usize = 64 * 1024;
 /// SSH's disconnect reasons.
 const DISCONNECT_PROTOCOL_ERROR: u32 = 2;
 const DISCONNECT_BY_APPLICATION: u32 = 11;
@@ -37,6 +45,7 @@ pub(super) async fn serve<S>(stream: S, peer: SocketAddr, state: AppState)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let (bridge_tx, bridge_rx) = mpsc::channel(64);
     let mut connection = Connection {
         stream,
         peer,
@@ -44,6 +53,10 @@ where
         decoder: Decoder::new(Side::Mps),
         presence: None,
         state,
+        bridges: HashMap::new(),
+        opening: HashMap::new(),
+        bridge_tx,
+        bridge_rx,
     };
     let end = connection.run().await;
     match &end {
@@ -71,6 +84,11 @@ struct Connection<S> {
     decoder: Decoder,
     presence: Option<Presence>,
     state: AppState,
+    /// Open channels' tasks (`bridge.rs`), and channels asked for but not yet confirmed by AMT.
+    bridges: HashMap<u32, Bridge>,
+    opening: HashMap<u32, oneshot::Sender<Result<DuplexStream, OpenError>>>,
+    bridge_tx: mpsc::Sender<FromBridge>,
+    bridge_rx: mpsc::Receiver<FromBridge>,
 }
 
 impl<S> Connection<S>
@@ -92,6 +110,20 @@ where
                     return End::Stopping;
                 }
                 () = replaced.cancelled() => return End::Replaced,
+                Some(command) = next_command(&mut self.presence) => {
+                    self.command(command);
+                    if let Err(e) = self.flush().await {
+                        return End::Io(e);
+                    }
+                    continue;
+                }
+                Some(from) = self.bridge_rx.recv() => {
+                    self.on_bridge(from);
+                    if let Err(e) = self.flush().await {
+                        return End::Io(e);
+                    }
+                    continue;
+                }
             };
             let n = match read {
                 Err(_) => return End::Silent,
@@ -120,6 +152,7 @@ where
                     return End::Protocol(why);
                 }
             }
+            self.offer_reads();
             if let Err(e) = self.flush().await {
                 return End::Io(e);
             }
@@ -169,15 +202,83 @@ where
                 MpsEvent::PortForwarded(port) => {
                     tracing::debug!(peer = %self.peer, port, "mps: AMT forwards a port");
                 }
-                // Channels come with the WS-Management and web UI work; none is opened yet.
-                MpsEvent::PortWithdrawn(_)
-                | MpsEvent::ChannelOpened(_)
-                | MpsEvent::ChannelRefused { .. }
-                | MpsEvent::ChannelData { .. }
-                | MpsEvent::ChannelClosed(_) => {}
+                MpsEvent::PortWithdrawn(_) => {}
+                MpsEvent::ChannelOpened(channel) => {
+                    tracing::debug!(peer = %self.peer, channel, "mps: channel open");
+                    let (bridge, stream) = bridge::spawn(channel, self.bridge_tx.clone());
+                    let delivered = self
+                        .opening
+                        .remove(&channel)
+                        .is_some_and(|reply| reply.send(Ok(stream)).is_ok());
+                    if delivered {
+                        let _ = bridge.ready.try_send(());
+                        self.bridges.insert(channel, bridge);
+                    } else {
+                        // Whoever asked is gone.
+                        self.session.close_channel(channel);
+                    }
+                }
+                MpsEvent::ChannelRefused { channel, reason } => {
+                    if let Some(reply) = self.opening.remove(&channel) {
+                        let _ = reply.send(Err(OpenError::Refused(reason)));
+                    }
+                }
+                MpsEvent::ChannelData { channel, data } => match self.bridges.get(&channel) {
+                    Some(bridge) => {
+                        let _ = bridge.to_reader.send(data);
+                    }
+                    // Closing on our side: count it as read so AMT is not held up.
+                    None => self.session.consumed(channel, data.len()),
+                },
+                MpsEvent::ChannelClosed(channel) => {
+                    self.bridges.remove(&channel);
+                    if let Some(reply) = self.opening.remove(&channel) {
+                        let _ = reply.send(Err(OpenError::Gone));
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Open { port, reply } => match self.session.open_channel(port) {
+                Ok(channel) => {
+                    tracing::debug!(peer = %self.peer, port, channel, "mps: opening a channel");
+                    self.opening.insert(channel, reply);
+                }
+                Err(MpsError::NotForwarded(port)) => {
+                    let _ = reply.send(Err(OpenError::NotForwarded(port)));
+                }
+                Err(_) => {
+                    let _ = reply.send(Err(OpenError::Gone));
+                }
+            },
+        }
+    }
+
+    fn on_bridge(&mut self, from: FromBridge) {
+        match from {
+            FromBridge::Data(channel, data) => {
+                let _ = self.session.send(channel, data);
+                self.offer_reads();
+            }
+            FromBridge::Consumed(channel, bytes) => self.session.consumed(channel, bytes),
+            FromBridge::Closed(channel) => {
+                self.session.close_channel(channel);
+            }
+        }
+    }
+
+    /// Lets each channel's task read more for AMT while little of it waits for AMT's window.
+    fn offer_reads(&mut self) {
+        for (channel, bridge) in &self.bridges {
+            if self.session.queued(*channel) < READY_BYTES {
+                // A permit already waiting is enough.
+                let _ = bridge.ready.try_send(());
+            }
+        }
     }
 
     /// Writes what the session has for AMT.
@@ -191,5 +292,13 @@ where
             self.stream.flush().await?;
         }
         Ok(())
+    }
+}
+
+/// The next command for this connection; never, before the login.
+async fn next_command(presence: &mut Option<Presence>) -> Option<Command> {
+    match presence {
+        Some(presence) => presence.commands.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -11,6 +11,8 @@ use tether_common::apf::AmtUuid;
 use tether_common::control::Event;
 use tether_common::ids::{DeviceId, GroupId};
 use tether_common::rights::Rights;
+use tokio::io::DuplexStream;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{now_millis, now_secs};
@@ -28,6 +30,30 @@ struct Entry {
     generation: u64,
     /// Cancelled when a newer connection from the machine takes over.
     replaced: CancellationToken,
+    /// The connection's driver, for channels to the machine's ports.
+    commands: mpsc::Sender<Command>,
+}
+
+/// What the rest of the server asks of a connection.
+pub(super) enum Command {
+    /// A channel to one of the ports AMT forwards, as a byte stream (`bridge.rs`).
+    Open {
+        port: u32,
+        reply: oneshot::Sender<Result<DuplexStream, OpenError>>,
+    },
+}
+
+/// Why no channel could be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum OpenError {
+    #[error("the Intel AMT machine is not connected")]
+    Offline,
+    #[error("the machine does not forward port {0}")]
+    NotForwarded(u32),
+    #[error("the machine refused the channel (reason {0})")]
+    Refused(u32),
+    #[error("the connection to the machine ended")]
+    Gone,
 }
 
 /// One connection's place in [`AmtOnline`].
@@ -36,6 +62,7 @@ pub(super) struct Presence {
     pub group: GroupId,
     pub generation: u64,
     pub replaced: CancellationToken,
+    pub commands: mpsc::Receiver<Command>,
 }
 
 impl AmtOnline {
@@ -43,21 +70,42 @@ impl AmtOnline {
         self.lock().contains_key(device)
     }
 
-    fn register(&self, device: &DeviceId) -> (u64, CancellationToken) {
+    /// A byte stream to `port` on the machine, through its tunnel.
+    pub(crate) async fn open(
+        &self,
+        device: &DeviceId,
+        port: u32,
+    ) -> Result<DuplexStream, OpenError> {
+        let commands = self
+            .lock()
+            .get(device)
+            .map(|entry| entry.commands.clone())
+            .ok_or(OpenError::Offline)?;
+        let (reply, answer) = oneshot::channel();
+        commands
+            .send(Command::Open { port, reply })
+            .await
+            .map_err(|_| OpenError::Gone)?;
+        answer.await.map_err(|_| OpenError::Gone)?
+    }
+
+    fn register(&self, device: &DeviceId) -> (u64, CancellationToken, mpsc::Receiver<Command>) {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let generation = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let replaced = CancellationToken::new();
+        let (commands, receiver) = mpsc::channel(8);
         let old = self.lock().insert(
             device.clone(),
             Entry {
                 generation,
                 replaced: replaced.clone(),
+                commands,
             },
         );
         if let Some(old) = old {
             old.replaced.cancel();
         }
-        (generation, replaced)
+        (generation, replaced, receiver)
     }
 
     /// Removes the entry if it is still this connection's; whether it was.
@@ -102,6 +150,7 @@ pub(super) async fn arrive(
         agent_info: Value::Null,
         last_seen: now,
         created: now,
+        amt_admin: None,
     });
     record.group = group.id.clone();
     record.last_seen = now;
@@ -133,7 +182,7 @@ pub(super) async fn arrive(
             Err(e) => tracing::error!("mps: could not write the audit record of a new device: {e}"),
         }
     }
-    let (generation, replaced) = online.register(&device);
+    let (generation, replaced, commands) = online.register(&device);
     events.publish(
         Event::DeviceOnline {
             device: device.clone(),
@@ -146,6 +195,7 @@ pub(super) async fn arrive(
         group: group.id.clone(),
         generation,
         replaced,
+        commands,
     })
 }
 

@@ -65,6 +65,22 @@ impl CiraClient {
         }
     }
 
+    /// The next message however long it takes (a machine waiting for the server's channels);
+    /// `None` once the connection is closed. Cancel-safe: nothing read is lost.
+    pub async fn recv_any(&mut self) -> Option<ApfMessage> {
+        let mut buffer = vec![0; 16 * 1024];
+        loop {
+            if let Some(message) = self.decoder.next_message().expect("the server's APF reads") {
+                return Some(message);
+            }
+            let n = self.stream.read(&mut buffer).await.unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.decoder.push(&buffer[..n]);
+        }
+    }
+
     pub async fn expect(&mut self, wanted: ApfMessage) {
         assert_eq!(self.recv().await, Some(wanted));
     }

@@ -151,7 +151,6 @@ export type PasswordChanged = Record<symbol, never>;
 export type Unblocked = { unblocked: DeviceId, };
 
 /**
- * The result of `unblockDevice`: the device id that may enrol again.
  * What an Intel AMT machine needs to be provisioned for CIRA to this server (what MeshCommander
  * and Intel's RPC tools ask for): the MPS address, the login, and the root it must trust.
  */
@@ -168,6 +167,25 @@ rootCertSha256: string,
  * The root certificate, PEM, for AMT's trusted roots.
  */
 rootCertPem: string, };
+
+/**
+ * The result of `unblockDevice`: the device id that may enrol again.
+ * An Intel AMT machine's power state, as AMT reports it (CIM `PowerState`).
+ */
+export type AmtPowerState = { 
+/**
+ * 2 on, 3 or 4 sleeping, 7 hibernating, 8 off, others rarer.
+ */
+state: number, 
+/**
+ * The state in words ("on", "off", "sleeping", ...).
+ */
+label: string, };
+
+/**
+ * What `amtPower` does.
+ */
+export type AmtPowerAction = "state" | "on" | "off" | "reset" | "cycle";
 
 /**
  * The `result` of a successful `createSession`: where the console connects.
@@ -346,6 +364,8 @@ export type CreateInvite = { group: GroupId, expiresMinutes?: number | null,
 maxDevices?: number | null, };
 export type RotateEnrolmentKey = { group: GroupId, };
 export type CreateCiraLogin = { group: GroupId, };
+export type SetAmtAdmin = { device: DeviceId, user: string, password: string, };
+export type AmtPower = { device: DeviceId, power: AmtPowerAction, };
 export type ListInvites = { group: GroupId, };
 export type RevokeInvite = { invite: string, };
 export type ListBlockedDevices = { group: GroupId, };
@@ -375,6 +395,8 @@ export interface Actions {
   createInvite: { args: CreateInvite; result: Invite };
   rotateEnrolmentKey: { args: RotateEnrolmentKey; result: AgentConfig };
   createCiraLogin: { args: CreateCiraLogin; result: CiraLogin };
+  setAmtAdmin: { args: SetAmtAdmin; result: DeviceInfo };
+  amtPower: { args: AmtPower; result: AmtPowerState };
   listInvites: { args: ListInvites; result: Array<InviteInfo> };
   revokeInvite: { args: RevokeInvite; result: InviteInfo };
   listBlockedDevices: { args: ListBlockedDevices; result: Array<BlockedDevice> };

@@ -59,6 +59,7 @@ impl Fixture {
             agent_info: Value::Null,
             last_seen: 5,
             created: 1,
+            amt_admin: None,
         };
         store.put_device(&device).await.unwrap();
         Fixture {
