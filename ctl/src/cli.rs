@@ -124,6 +124,28 @@ pub(crate) enum Command {
         #[arg(long, value_name = "G")]
         group: Option<String>,
     },
+    /// Make a device group's Intel AMT (CIRA) login: the MPS address, user, password (shown
+    /// once) and the root certificate AMT must trust. A new login replaces the old one.
+    Amtlogin {
+        /// Group id, or a name only one group has.
+        group: String,
+    },
+    /// Set the Intel AMT administrator account the server uses on a machine (its password as
+    /// for adduser: --pass-env VAR, --pass -, or a prompt).
+    Amtadmin {
+        device: String,
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        #[command(flatten)]
+        password: NewPassword,
+    },
+    /// Read or change an Intel AMT machine's power through its CIRA tunnel.
+    Amtpower {
+        device: String,
+        /// state, on, off, reset or cycle.
+        #[arg(value_parser = crate::amt::parse_power)]
+        power: tether_common::control::AmtPowerAction,
+    },
     /// Give a device a new display name.
     Renamedevice {
         /// Device id, or a name only one device has.

@@ -25,6 +25,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Adduser { name, password, .. } | Command::Resetpassword { name, password } => {
             Some(crate::password::new_password(password, name)?)
         }
+        Command::Amtadmin { user, password, .. } => {
+            Some(crate::password::new_password(password, user)?)
+        }
         _ => None,
     };
     let mut control = Control::open(&cli).await?;
@@ -244,6 +247,11 @@ async fn execute(
                 })
                 .await?;
             crate::install::invite(&invite, json)
+        }
+        command @ (Command::Amtlogin { .. }
+        | Command::Amtadmin { .. }
+        | Command::Amtpower { .. }) => {
+            crate::amt::execute(control, command, new_password, json).await
         }
         command @ (Command::Rotatekey { .. }
         | Command::Listinvites { .. }

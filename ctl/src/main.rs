@@ -8,6 +8,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod amt;
 mod cli;
 mod commands;
 mod connection;

@@ -58,6 +58,34 @@ async fn start() -> Mps {
 }
 
 impl Mps {
+    /// Runs the real `tetherctl ARGS` as the admin; (exit status, stdout, stderr).
+    async fn tetherctl(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let binary =
+            std::path::Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tetherctl");
+        let known = tempfile::tempdir().unwrap();
+        let output = tokio::process::Command::new(binary)
+            .env(
+                "TETHER_URL",
+                format!("wss://127.0.0.1:{}", self.server.port),
+            )
+            .env("TETHER_USER", ADMIN.0)
+            .env("TETHER_PASS", ADMIN.1)
+            .env("TETHER_KNOWN_SERVERS", known.path().join("known_servers"))
+            .envs(env.iter().copied())
+            .arg("--trust-root")
+            .arg(self.server.file("root-cert-public.crt"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run tetherctl (build it first: cargo build --workspace --bins)");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     async fn cira_login(&mut self) -> CiraLogin {
         self.control
             .ok(CreateCiraLogin {
@@ -373,6 +401,31 @@ async fn power_actions_reach_amt_through_its_tunnel_with_digest_authentication()
         "what reached AMT, in order"
     );
     assert_eq!(machine.lock().unwrap().refused, 0);
+
+    // The same from the command line, the administrator's password from the environment.
+    let id = device.to_string();
+    let (status, _, err) = mps
+        .tetherctl(
+            &["amtadmin", &id, "--user", "admin", "--pass-env", "AMT_PW"],
+            &[("AMT_PW", "AMT-p4ssw0rd!")],
+        )
+        .await;
+    assert_eq!(status, 0, "{err}");
+    let (status, out, err) = mps.tetherctl(&["amtpower", &id, "off"], &[]).await;
+    assert_eq!((status, out.trim()), (0, "power: off (8)"), "{err}");
+    let (status, _, err) = mps.tetherctl(&["amtpower", &id, "sideways"], &[]).await;
+    assert_ne!(status, 0);
+    assert!(
+        err.contains("is not one of state, on, off, reset, cycle"),
+        "{err}"
+    );
+    let (status, out, err) = mps.tetherctl(&["amtlogin", "Vault"], &[]).await;
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.contains("MPS server: localhost:") && out.contains("BEGIN CERTIFICATE"),
+        "{out}"
+    );
+    mps.control.ok(power(AmtPowerAction::On)).await;
 
     // The audit log says who asked for what.
     let records = mps
