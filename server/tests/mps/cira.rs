@@ -26,6 +26,8 @@ impl CiraClient {
         let tcp = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect to the MPS port");
+        // As an embedded TCP stack does: no Nagle delay on small APF messages.
+        tcp.set_nodelay(true).expect("TCP_NODELAY");
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
         let stream = tokio::time::timeout(WAIT, TlsConnector::from(tls).connect(name, tcp))
             .await
