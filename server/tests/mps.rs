@@ -411,7 +411,10 @@ async fn power_actions_reach_amt_through_its_tunnel_with_digest_authentication()
         took.push(started.elapsed());
     }
     took.sort();
-    println!("amtPower state round trip: p50 {:?}, max {:?}", took[10], took[19]);
+    println!(
+        "amtPower state round trip: p50 {:?}, max {:?}",
+        took[10], took[19]
+    );
 
     // The same from the command line, the administrator's password from the environment.
     let id = device.to_string();
