@@ -31,6 +31,7 @@
 //! | `createCiraLogin` | [`CreateCiraLogin`] | [`CiraLogin`]: the group's new login for Intel AMT (CIRA) |
 //! | `setAmtAdmin` | [`SetAmtAdmin`] | the [`DeviceInfo`] as it is now |
 //! | `amtPower` | [`AmtPower`] | [`AmtPowerState`], after the change |
+//! | `openAmtWeb` | [`OpenAmtWeb`] | [`AmtWebLink`]: where the machine's own web UI is proxied |
 //! | `createInvite` | [`CreateInvite`] | [`Invite`](crate::install::Invite) (see [`crate::install`]) |
 //! | `listInvites` | [`ListInvites`] | `[InviteInfo]` ([`crate::install::InviteInfo`]), oldest first |
 //! | `revokeInvite` | [`RevokeInvite`] | the [`InviteInfo`](crate::install::InviteInfo) as it is now |
@@ -58,8 +59,8 @@ pub use events::{Event, EventFrame, EventTag};
 pub use reply::{ErrorBody, ErrorCode, ParseError, Reply, ReplyError};
 pub use requests::*;
 pub use results::{
-    AgentDetails, AmtPowerState, CiraLogin, Deleted, DeviceInfo, EventRecord, GroupInfo,
-    GroupMember, PasswordChanged, ServerInfo, Unblocked, UserInfo, WhoAmI,
+    AgentDetails, AmtPowerState, AmtWebLink, CiraLogin, Deleted, DeviceInfo, EventRecord,
+    GroupInfo, GroupMember, PasswordChanged, ServerInfo, Unblocked, UserInfo, WhoAmI,
 };
 
 use crate::ids::{DeviceId, GroupId, UserId};
@@ -106,6 +107,7 @@ action::control_actions! {
     "createCiraLogin" => CreateCiraLogin -> CiraLogin,
     "setAmtAdmin" => SetAmtAdmin -> DeviceInfo,
     "amtPower" => AmtPower -> AmtPowerState,
+    "openAmtWeb" => OpenAmtWeb -> AmtWebLink,
     "listInvites" => ListInvites -> Vec<InviteInfo>,
     "revokeInvite" => RevokeInvite -> InviteInfo,
     "listBlockedDevices" => ListBlockedDevices -> Vec<BlockedDevice>,

@@ -1,12 +1,14 @@
-//! Intel AMT's own services, reached through a machine's CIRA tunnel (`crate::mps`): today its
-//! power, over WS-Management.
+//! Intel AMT's own services, reached through a machine's CIRA tunnel (`crate::mps`): its power,
+//! over WS-Management, and its own web UI.
 //!
 //! - `amt/digest.rs`: HTTP Digest authentication (what AMT's web services ask for);
 //! - `amt/wsman.rs`: the WS-Management calls for the power state and power changes;
+//! - `amt/web.rs`: the web UI on port 16992, proxied under `/amt-web/TOKEN/`;
 //! - `amt/vault.rs`: the administrator passwords, sealed at rest.
 
 pub(crate) mod digest;
 pub(crate) mod vault;
+pub(crate) mod web;
 pub(crate) mod wsman;
 
 use tether_common::apf::port;

@@ -475,3 +475,182 @@ async fn power_actions_reach_amt_through_its_tunnel_with_digest_authentication()
     assert!(machine.lock().unwrap().refused >= 1);
     assert_eq!(machine.lock().unwrap().power, 2, "nothing changed");
 }
+
+/// A machine logged in with an administrator set, its fake AMT serving the server's channels.
+async fn amt_with_admin(mps: &mut Mps) -> (DeviceId, fake_amt::Shared) {
+    use tether_common::control::SetAmtAdmin;
+
+    let login = mps.cira_login().await;
+    let mut amt = mps.client().await;
+    assert_eq!(
+        amt.log_in(UUID, &login.user, &login.password).await,
+        Some(ApfMessage::UserauthSuccess)
+    );
+    amt.forward(&[16992]).await;
+    amt.expect(ApfMessage::RequestSuccess { port: Some(16992) })
+        .await;
+    amt.recv().await; // the keepalive options
+    let machine = fake_amt::state("admin", "AMT-p4ssw0rd!");
+    tokio::spawn(fake_amt::serve(amt, machine.clone()));
+    let device = DeviceId::from_amt_uuid(&UUID.0);
+    mps.control
+        .ok(SetAmtAdmin {
+            device: device.clone(),
+            user: "admin".into(),
+            password: "AMT-p4ssw0rd!".into(),
+        })
+        .await;
+    (device, machine)
+}
+
+#[tokio::test]
+async fn amt_s_web_ui_is_proxied_sandboxed_under_a_link_that_checks_rights_on_every_request() {
+    use tether_common::control::{OpenAmtWeb, SetGroupRights};
+    use tether_common::rights::Rights;
+
+    let mut mps = start().await;
+    let (device, machine) = amt_with_admin(&mut mps).await;
+    let link = mps
+        .control
+        .ok(OpenAmtWeb {
+            device: device.clone(),
+        })
+        .await;
+    assert!(link.path.starts_with("/amt-web/") && link.path.ends_with('/'));
+    let base = format!("https://localhost:{}{}", mps.server.port, link.path);
+    let http = mps.server.http_client();
+
+    // The start page: AMT's redirect stays under the link, its absolute links are moved under
+    // it, its cookie stays behind, and it runs sandboxed.
+    let root = http.get(&base).send().await.unwrap();
+    assert_eq!(root.status(), 303);
+    let location = root.headers()["location"].to_str().unwrap();
+    assert_eq!(location, format!("{}index.htm", link.path));
+    let page = http
+        .get(format!("https://localhost:{}{location}", mps.server.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.starts_with("sandbox ") && !csp.contains("allow-same-origin"),
+        "{csp}"
+    );
+    assert!(
+        headers.get("set-cookie").is_none(),
+        "AMT's cookie was passed on"
+    );
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!(r#"href="{}hw-sys.htm""#, link.path)),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(r#"action="{}index.htm""#, link.path)),
+        "{html}"
+    );
+    assert!(
+        machine
+            .lock()
+            .unwrap()
+            .pages
+            .contains(&"GET /index.htm".to_owned()),
+        "AMT served the page, logged in with Digest"
+    );
+
+    // 8 MiB from AMT through one channel: every byte in order, within the windows both ways
+    // (the server closes a tunnel whose AMT overruns, and the fake counts the server's overruns).
+    const BIG: usize = 8 * 1024 * 1024;
+    let started = std::time::Instant::now();
+    let big = http
+        .get(format!("{base}big?bytes={BIG}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 200);
+    let bytes = big.bytes().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(bytes.len(), BIG);
+    assert!(
+        bytes[..] == fake_amt::pattern(BIG)[..],
+        "the bytes changed on the way"
+    );
+    assert_eq!(machine.lock().unwrap().overruns, 0);
+    // A figure, not a check (debug build).
+    println!(
+        "8 MiB through a CIRA channel: {:.1} MB/s",
+        BIG as f64 / took.as_secs_f64() / 1e6
+    );
+
+    // A link that was tampered with, or a path outside the links, is nothing.
+    let forged = base.replace("/amt-web/", "/amt-web/x");
+    assert_eq!(http.get(&forged).send().await.unwrap().status(), 404);
+
+    // Taking the right away ends the link at once.
+    mps.control
+        .ok(AddUser {
+            name: "carol".into(),
+            password: "correct horse battery 3".into(),
+            email: None,
+            site_admin: false,
+        })
+        .await;
+    let carol_id = tether_common::ids::UserId::from("carol");
+    mps.control
+        .ok(SetGroupRights {
+            group: mps.group.clone(),
+            user: carol_id.clone(),
+            rights: Rights::VIEW.union(Rights::MANAGE_DEVICES),
+        })
+        .await;
+    let carol = mps.server.login("carol", "correct horse battery 3").await;
+    let mut carol = mps.server.control(&carol).await;
+    let carols = carol
+        .ok(OpenAmtWeb {
+            device: device.clone(),
+        })
+        .await;
+    let carols = format!(
+        "https://localhost:{}{}index.htm",
+        mps.server.port, carols.path
+    );
+    assert_eq!(http.get(&carols).send().await.unwrap().status(), 200);
+    mps.control
+        .ok(SetGroupRights {
+            group: mps.group.clone(),
+            user: carol_id,
+            rights: Rights::VIEW,
+        })
+        .await;
+    assert_eq!(http.get(&carols).send().await.unwrap().status(), 403);
+    // Someone with view alone gets no link at all.
+    assert_eq!(
+        carol.refused(OpenAmtWeb { device }).await,
+        tether_common::control::ErrorCode::Forbidden
+    );
+    // The admin's link still works, and each link opened is in the audit log.
+    assert_eq!(
+        http.get(format!("{base}index.htm"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let records = mps
+        .control
+        .ok(tether_common::control::ListEvents {
+            limit: None,
+            group: None,
+            device: None,
+        })
+        .await;
+    assert_eq!(
+        records.iter().filter(|r| r.kind == "amt_web").count(),
+        2,
+        "{records:?}"
+    );
+}

@@ -186,6 +186,12 @@ requests! {
         pub power: AmtPowerAction,
     }
 
+    /// A link to an Intel AMT machine's own web UI (its port 16992), proxied by the server through
+    /// the CIRA tunnel and logged in with the machine's administrator (`setAmtAdmin`).
+    pub struct OpenAmtWeb {
+        pub device: DeviceId,
+    }
+
     /// A new enrolment key for the group (same rights as `agentConfig`): `.msh` files handed out
     /// before admit no new device; enrolled devices keep connecting.
     pub struct RotateEnrolmentKey {

@@ -209,6 +209,18 @@ pub struct CiraLogin {
     pub root_cert_pem: String,
 }
 
+/// Where an Intel AMT machine's web UI is proxied for the caller: a path on this server that
+/// carries a signed, short-lived capability for that one machine, good until `expiresMs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct AmtWebLink {
+    /// `/amt-web/TOKEN/`, to open in a new tab.
+    pub path: String,
+    /// Unix milliseconds; the link stops working then.
+    pub expires_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(test, derive(ts_rs::TS))]

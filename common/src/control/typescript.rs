@@ -61,6 +61,7 @@ fn render() -> String {
         export::<CiraLogin>(&cfg),
         export::<AmtPowerState>(&cfg),
         export::<AmtPowerAction>(&cfg),
+        export::<AmtWebLink>(&cfg),
         export::<SessionTicket>(&cfg),
         export::<DirectPath>(&cfg),
         export::<IceServer>(&cfg),

@@ -191,6 +191,7 @@ fn requests() -> Vec<RequestBody> {
             power: AmtPowerAction::Cycle,
         }
         .into(),
+        OpenAmtWeb { device: "d".into() }.into(),
         ListInvites { group: "g".into() }.into(),
         RevokeInvite { invite: "i".into() }.into(),
         ListBlockedDevices { group: "g".into() }.into(),
@@ -225,6 +226,10 @@ fn results_and_events() -> Vec<Value> {
         }),
         to_json(&PasswordChanged {}),
         to_json(&AmtPowerState::of(8)),
+        to_json(&AmtWebLink {
+            path: "/amt-web/t/".into(),
+            expires_ms: 1,
+        }),
         to_json(&CiraLogin {
             user: "t0123456789abcde".into(),
             password: "p".into(),

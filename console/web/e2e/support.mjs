@@ -7,6 +7,7 @@ import { createWriteStream } from "node:fs";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -47,15 +48,16 @@ function waitForLine(child, pattern, ms, what) {
 
 /**
  * Starts the real tether-server on a free loopback port with a fresh data folder (or the given
- * one, to restart). Optional `config` is written to config.toml first.
+ * one, to restart). Optional `config` is written to config.toml first. The MPS port (Intel AMT)
+ * is off unless `mpsPort` names one (see `freePort`).
  */
-export async function startServer({ datapath = tempDir("server"), port = 0, config = "", bind = "127.0.0.1" } = {}) {
+export async function startServer({ datapath = tempDir("server"), port = 0, config = "", bind = "127.0.0.1", mpsPort = 0 } = {}) {
   const exe = binary("tether-server");
   if (!existsSync(exe)) throw new Error(`${exe} is missing: run \`cargo build -p tether-server\` first`);
   if (config) writeFileSync(join(datapath, "config.toml"), config);
   const child = spawn(
     exe,
-    ["--port", String(port), "--redirport", "0", "--mpsport", "0", "--bind", bind, "--cert", "localhost", "--fastcert", "--datapath", datapath],
+    ["--port", String(port), "--redirport", "0", "--mpsport", String(mpsPort), "--bind", bind, "--cert", "localhost", "--fastcert", "--datapath", datapath],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },
   );
   const match = await waitForLine(child, /tether-server listening on (https:\/\/[^/]+:(\d+))\//, 120_000, "tether-server");
@@ -70,6 +72,18 @@ export async function startServer({ datapath = tempDir("server"), port = 0, conf
       rmSync(datapath, { recursive: true, force: true });
     },
   };
+}
+
+/** A TCP port free on loopback just now, for a listener that cannot pick its own. */
+export function freePort() {
+  return new Promise((resolvePromise, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolvePromise(port));
+    });
+  });
 }
 
 /** Starts tether-agent with a .msh (and extra `run` flags); resolves once it says it connected. */

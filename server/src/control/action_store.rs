@@ -169,6 +169,23 @@ impl<'a> ActionStore<'a> {
         Ok(Vault::from_hex(&stored).expect("a key this server made"))
     }
 
+    /// Signs a link to the checked device's own AMT web UI for `user` (`amt/web.rs`); the key is
+    /// made on first use.
+    pub(crate) async fn sign_amt_web_link(
+        &self,
+        granted: &Granted<ManageDevices, Device>,
+        user: &UserId,
+        expires_ms: u64,
+    ) -> StoreResult<String> {
+        let claims = crate::amt::web::WebClaims {
+            device: granted.device().id.clone(),
+            user: user.clone(),
+            expires_ms,
+            nonce: crate::tokens::random_id(12),
+        };
+        Ok(crate::amt::web::token_key(self.raw).await?.sign(&claims))
+    }
+
     /// Deletes the checked device; `false` if it went meanwhile.
     pub async fn delete_device(
         &self,

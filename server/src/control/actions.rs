@@ -181,6 +181,9 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         RequestBody::AmtPower(c::AmtPower { device, power }) => {
             answer::<c::AmtPower>(amt::power(ctx, &device, power).await)
         }
+        RequestBody::OpenAmtWeb(c::OpenAmtWeb { device }) => {
+            answer::<c::OpenAmtWeb>(amt::open_web(ctx, &device).await)
+        }
         RequestBody::CreateCiraLogin(c::CreateCiraLogin { group }) => {
             answer::<c::CreateCiraLogin>(cira::create_login(ctx, &group).await)
         }

@@ -1,8 +1,9 @@
-//! `setAmtAdmin` and `amtPower`: an Intel AMT machine's administrator account, and its power
-//! through its CIRA tunnel (`crate::amt`). Both need the right to manage the device; a power
-//! change is written to the audit log with who asked.
+//! `setAmtAdmin`, `amtPower` and `openAmtWeb`: an Intel AMT machine's administrator account, its
+//! power through its CIRA tunnel (`crate::amt`), and a link to its own web UI. All need the
+//! right to manage the device; a power change and a web link are written to the audit log with
+//! who asked.
 
-use tether_common::control::{AmtPowerAction, AmtPowerState, DeviceInfo, Event};
+use tether_common::control::{AmtPowerAction, AmtPowerState, AmtWebLink, DeviceInfo, Event};
 use tether_common::ids::DeviceId;
 use tether_common::rights::Rights;
 
@@ -74,6 +75,55 @@ pub(super) async fn set_admin(
     )
     .await;
     Ok(info)
+}
+
+pub(super) async fn open_web(
+    ctx: &ActionContext<'_>,
+    id: &DeviceId,
+) -> Result<AmtWebLink, ActionError> {
+    use crate::amt::web::{LINK_LIFETIME, WEB_PATH};
+
+    let granted = device_with::<ManageDevices>(ctx, id).await?;
+    let device = granted.device();
+    if device.amt_admin.is_none() {
+        return Err(ActionError::Conflict(format!(
+            "{} has no Intel AMT administrator set (setAmtAdmin)",
+            device.name
+        )));
+    }
+    if !ctx.amt.is_online(id) {
+        return Err(ActionError::Conflict(format!(
+            "{} has no Intel AMT connection (CIRA) right now",
+            device.name
+        )));
+    }
+    let expires_ms = crate::clock::now_millis().max(0) as u64 + LINK_LIFETIME.as_millis() as u64;
+    let token = ctx
+        .store
+        .sign_amt_web_link(&granted, &ctx.caller.id, expires_ms)
+        .await?;
+    let group = granted.group();
+    let message = format!(
+        "{} opened the Intel AMT web UI of {}",
+        ctx.caller.name, device.name
+    );
+    let subject = Subject {
+        group: Some(&group.id),
+        device: Some(&device.id),
+        ..Subject::default()
+    };
+    record(
+        ctx,
+        "amt_web",
+        subject,
+        message,
+        Audience::group(group, Rights::EVENTS),
+    )
+    .await;
+    Ok(AmtWebLink {
+        path: format!("{WEB_PATH}/{token}/"),
+        expires_ms,
+    })
 }
 
 pub(super) async fn power(

@@ -3,7 +3,7 @@
 //! Digest authentication (checked here with its own MD5 arithmetic, apart from the server's).
 //! Canned XML; the power state is kept so that a change can be read back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +31,10 @@ pub struct AmtState {
     pub password: String,
     pub refused: u32,
     pub changes: Vec<u32>,
+    /// Times the server sent beyond the window granted to it.
+    pub overruns: u32,
+    /// Web requests answered, as `METHOD /path`.
+    pub pages: Vec<String>,
 }
 
 pub type Shared = Arc<Mutex<AmtState>>;
@@ -42,20 +46,37 @@ pub fn state(user: &str, password: &str) -> Shared {
         password: password.into(),
         refused: 0,
         changes: Vec::new(),
+        overruns: 0,
+        pages: Vec::new(),
     }))
 }
 
-/// Serves the server's channels on `client` until the connection ends.
+/// One channel as this AMT sees it.
+struct Channel {
+    /// The server's id for it.
+    server_id: u32,
+    /// Where the server's bytes go (the channel's HTTP server).
+    bytes_in: mpsc::UnboundedSender<Vec<u8>>,
+    /// What the server still lets us send, and what waits for more of it.
+    send_window: u32,
+    max_packet: usize,
+    waiting: VecDeque<u8>,
+    /// What the server may still send us before we grant more.
+    receive_window: u32,
+}
+
+/// Serves the server's channels on `client` until the connection ends. Both windows are kept as
+/// AMT keeps them: replies go out only within what the server granted (in pieces no bigger than
+/// its maximum packet), and a server that sends beyond our window is counted in `overruns`.
 pub async fn serve(mut client: CiraClient, amt: Shared) {
-    let (to_server, mut outgoing) = mpsc::unbounded_channel::<ApfMessage>();
-    // Our id → (the server's id for the channel, where its bytes go).
-    let mut channels: HashMap<u32, (u32, mpsc::UnboundedSender<Vec<u8>>)> = HashMap::new();
+    let (to_server, mut outgoing) = mpsc::unbounded_channel::<(u32, Vec<u8>)>();
+    let mut channels: HashMap<u32, Channel> = HashMap::new();
     let mut next = 100;
     loop {
         tokio::select! {
             message = client.recv_any() => match message {
                 None => return,
-                Some(ApfMessage::ChannelOpen { sender, target_port: 16992, .. }) => {
+                Some(ApfMessage::ChannelOpen { sender, target_port: 16992, window, max_packet, .. }) => {
                     next += 1;
                     let ours = next;
                     client.send(ApfMessage::ChannelOpenConfirmation {
@@ -65,39 +86,78 @@ pub async fn serve(mut client: CiraClient, amt: Shared) {
                         max_packet: 4096,
                     }).await;
                     let (bytes_in, bytes_rx) = mpsc::unbounded_channel();
-                    channels.insert(ours, (sender, bytes_in));
-                    tokio::spawn(channel(ours, sender, bytes_rx, to_server.clone(), amt.clone()));
+                    channels.insert(ours, Channel {
+                        server_id: sender,
+                        bytes_in,
+                        send_window: window,
+                        max_packet: max_packet as usize,
+                        waiting: VecDeque::new(),
+                        receive_window: WINDOW,
+                    });
+                    tokio::spawn(channel(ours, bytes_rx, to_server.clone(), amt.clone()));
                 }
                 Some(ApfMessage::ChannelOpen { sender, .. }) => {
                     client.send(ApfMessage::ChannelOpenFailure { recipient: sender, reason: 2 }).await;
                 }
                 Some(ApfMessage::ChannelData { recipient, data }) => {
-                    if let Some((server_id, bytes_in)) = channels.get(&recipient) {
+                    if let Some(channel) = channels.get_mut(&recipient) {
                         let len = data.len() as u32;
-                        let _ = bytes_in.send(data);
+                        match channel.receive_window.checked_sub(len) {
+                            Some(left) => channel.receive_window = left,
+                            None => amt.lock().unwrap().overruns += 1,
+                        }
+                        let _ = channel.bytes_in.send(data);
                         // Read at once: grant it back.
-                        client.send(ApfMessage::ChannelWindowAdjust { recipient: *server_id, bytes: len }).await;
+                        channel.receive_window = WINDOW;
+                        client.send(ApfMessage::ChannelWindowAdjust { recipient: channel.server_id, bytes: len }).await;
+                    }
+                }
+                Some(ApfMessage::ChannelWindowAdjust { recipient, bytes }) => {
+                    if let Some(channel) = channels.get_mut(&recipient) {
+                        channel.send_window = channel.send_window.saturating_add(bytes);
+                        send_within_window(&mut client, channel).await;
                     }
                 }
                 Some(ApfMessage::ChannelClose { recipient }) => {
-                    if let Some((server_id, _)) = channels.remove(&recipient) {
-                        client.send(ApfMessage::ChannelClose { recipient: server_id }).await;
+                    if let Some(channel) = channels.remove(&recipient) {
+                        client.send(ApfMessage::ChannelClose { recipient: channel.server_id }).await;
                     }
                 }
-                // Window grants for our replies: the replies here are far below the window.
                 Some(_) => {}
             },
-            Some(message) = outgoing.recv() => client.send(message).await,
+            Some((ours, data)) = outgoing.recv() => {
+                if let Some(channel) = channels.get_mut(&ours) {
+                    channel.waiting.extend(data);
+                    send_within_window(&mut client, channel).await;
+                }
+            }
         }
+    }
+}
+
+async fn send_within_window(client: &mut CiraClient, channel: &mut Channel) {
+    while !channel.waiting.is_empty() && channel.send_window > 0 {
+        let len = channel
+            .waiting
+            .len()
+            .min(channel.send_window as usize)
+            .min(channel.max_packet);
+        let data: Vec<u8> = channel.waiting.drain(..len).collect();
+        channel.send_window -= len as u32;
+        client
+            .send(ApfMessage::ChannelData {
+                recipient: channel.server_id,
+                data,
+            })
+            .await;
     }
 }
 
 /// One channel: an HTTP/1.1 server on an in-memory stream, fed by the channel's bytes.
 async fn channel(
     ours: u32,
-    server_id: u32,
     mut bytes_in: mpsc::UnboundedReceiver<Vec<u8>>,
-    to_server: mpsc::UnboundedSender<ApfMessage>,
+    to_server: mpsc::UnboundedSender<(u32, Vec<u8>)>,
     amt: Shared,
 ) {
     let (http_side, channel_side) = tokio::io::duplex(64 * 1024);
@@ -122,15 +182,11 @@ async fn channel(
             read = read_half.read(&mut buffer) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let _ = to_server.send(ApfMessage::ChannelData {
-                        recipient: server_id,
-                        data: buffer[..n].to_vec(),
-                    });
+                    let _ = to_server.send((ours, buffer[..n].to_vec()));
                 }
             },
         }
     }
-    let _ = ours;
 }
 
 async fn answer(
@@ -143,7 +199,11 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let method = request.method().to_string();
-    let uri = request.uri().path().to_owned();
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
     let body = request
         .into_body()
         .collect()
@@ -166,6 +226,10 @@ async fn answer(
             .header("www-authenticate", challenge)
             .body(Full::new(Bytes::new()))
             .unwrap());
+    }
+    if method == "GET" {
+        amt.pages.push(format!("GET {uri}"));
+        return Ok(web_page(&uri));
     }
     let reply = if body.contains("/enumeration/Enumerate<") {
         "<g:EnumerateResponse><g:EnumerationContext>ctx-9</g:EnumerationContext></g:EnumerateResponse>".to_owned()
@@ -196,6 +260,61 @@ async fn answer(
         .header("content-type", "application/soap+xml; charset=UTF-8")
         .body(Full::new(Bytes::from(envelope)))
         .unwrap())
+}
+
+/// AMT's own web UI, in miniature: a start page that links with absolute paths as AMT's does,
+/// sets a cookie of its own, and runs a script; `/big?bytes=N` for N patterned bytes
+/// ([`pattern`]); a redirect from `/`.
+fn web_page(uri: &str) -> Response<Full<Bytes>> {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    match path {
+        "/" => Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header("location", "http://192.168.0.9:16992/index.htm")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        "/index.htm" => Response::builder()
+            .header("content-type", "text/html; charset=utf-8")
+            .header("set-cookie", "amt=secret")
+            .body(Full::new(Bytes::from_static(INDEX_PAGE.as_bytes())))
+            .unwrap(),
+        "/hw-sys.htm" => Response::builder()
+            .header("content-type", "text/html")
+            .body(Full::new(Bytes::from_static(
+                b"<!DOCTYPE html><html><body><h1>System information</h1><a href=\"/index.htm\">Back</a></body></html>",
+            )))
+            .unwrap(),
+        "/big" => {
+            let bytes = query
+                .strip_prefix("bytes=")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            Response::builder()
+                .header("content-type", "application/octet-stream")
+                .body(Full::new(Bytes::from(pattern(bytes))))
+                .unwrap()
+        }
+        _ => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    }
+}
+
+const INDEX_PAGE: &str = r#"<!DOCTYPE html><html><head><title>Intel&reg; Active Management Technology</title>
+<link rel="stylesheet" href="/styles.css"></head><body><h1 id="title">Fake AMT</h1>
+<p>System status: <span id="power">On</span></p><a href="/hw-sys.htm">System information</a>
+<form action="/index.htm" method="get"><button>Refresh</button></form>
+<script>document.getElementById("title").textContent = "Intel AMT web UI"; document.title = String(window.origin);</script>
+</body></html>"#;
+
+/// N bytes that no dropped, repeated or reordered piece leaves unchanged.
+pub fn pattern(bytes: usize) -> Vec<u8> {
+    (0..bytes)
+        .map(|i| {
+            (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[(i / 4) % 4] ^ (i / 65_521) as u8
+        })
+        .collect()
 }
 
 /// Checks an `Authorization: Digest …` header the way RFC 2617 (qop=auth) says.

@@ -188,6 +188,20 @@ label: string, };
 export type AmtPowerAction = "state" | "on" | "off" | "reset" | "cycle";
 
 /**
+ * Where an Intel AMT machine's web UI is proxied for the caller: a path on this server that
+ * carries a signed, short-lived capability for that one machine, good until `expiresMs`.
+ */
+export type AmtWebLink = { 
+/**
+ * `/amt-web/TOKEN/`, to open in a new tab.
+ */
+path: string, 
+/**
+ * Unix milliseconds; the link stops working then.
+ */
+expiresMs: number, };
+
+/**
  * The `result` of a successful `createSession`: where the console connects.
  */
 export type SessionTicket = { 
@@ -366,6 +380,7 @@ export type RotateEnrolmentKey = { group: GroupId, };
 export type CreateCiraLogin = { group: GroupId, };
 export type SetAmtAdmin = { device: DeviceId, user: string, password: string, };
 export type AmtPower = { device: DeviceId, power: AmtPowerAction, };
+export type OpenAmtWeb = { device: DeviceId, };
 export type ListInvites = { group: GroupId, };
 export type RevokeInvite = { invite: string, };
 export type ListBlockedDevices = { group: GroupId, };
@@ -397,6 +412,7 @@ export interface Actions {
   createCiraLogin: { args: CreateCiraLogin; result: CiraLogin };
   setAmtAdmin: { args: SetAmtAdmin; result: DeviceInfo };
   amtPower: { args: AmtPower; result: AmtPowerState };
+  openAmtWeb: { args: OpenAmtWeb; result: AmtWebLink };
   listInvites: { args: ListInvites; result: Array<InviteInfo> };
   revokeInvite: { args: RevokeInvite; result: InviteInfo };
   listBlockedDevices: { args: ListBlockedDevices; result: Array<BlockedDevice> };
