@@ -12,6 +12,8 @@ cargo fmt --all -- --check
 # Integration tests start the real binaries (server, agent, tetherctl), so build them all first.
 # The desktop console (tether-console, Tauri) needs WebKitGTK, so it has its own step below.
 cargo build --workspace --bins --exclude tether-console
+# The fake Intel AMT machine the console's AMT e2e test connects to the server's MPS port.
+cargo build -p tether-server --example fake_amt
 cargo clippy --workspace --exclude tether-console --all-targets --quiet -- -D warnings
 cargo test --workspace --exclude tether-console --no-fail-fast
 # The desktop console under Xvfb against the server built above. A cold build of the Tauri stack
