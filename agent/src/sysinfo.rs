@@ -40,6 +40,10 @@ pub(crate) fn collect() -> AgentInfo {
         uptime_secs: std::fs::read_to_string("/proc/uptime")
             .map(|t| parse_uptime(&t))
             .unwrap_or_default(),
+        // Readable by root only; an agent running as a user reports none.
+        system_uuid: std::fs::read_to_string("/sys/class/dmi/id/product_uuid")
+            .map(|text| text.trim().to_ascii_lowercase())
+            .unwrap_or_default(),
     }
 }
 

@@ -1,8 +1,9 @@
 //! Intel AMT from the command line: `amtlogin GROUP` (the group's CIRA login, to provision
 //! machines with), `amtadmin DEVICE --user U` (the machine's AMT administrator, password as for
-//! `adduser`), and `amtpower DEVICE state|on|off|reset|cycle`.
+//! `adduser`), `amtpower DEVICE state|on|off|reset|cycle`, and `amtweb DEVICE` (a link to the
+//! machine's own web UI through the server).
 
-use tether_common::control::{AmtPower, AmtPowerAction, CreateCiraLogin, SetAmtAdmin};
+use tether_common::control::{AmtPower, AmtPowerAction, CreateCiraLogin, OpenAmtWeb, SetAmtAdmin};
 
 use crate::cli::Command;
 use crate::commands::{find_device, find_group, show};
@@ -51,6 +52,12 @@ pub(crate) async fn execute(
             show(json, &state, || {
                 format!("power: {} ({})", state.label, state.state)
             })
+        }
+        Command::Amtweb { device } => {
+            let device = find_device(control, &device).await?;
+            let mut link = control.call(OpenAmtWeb { device }).await?;
+            link.path = format!("{}{}", control.https_origin(), link.path);
+            show(json, &link, || link.path.clone())
         }
         other => unreachable!("not an AMT command: {other:?}"),
     }

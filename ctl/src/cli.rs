@@ -146,6 +146,9 @@ pub(crate) enum Command {
         #[arg(value_parser = crate::amt::parse_power)]
         power: tether_common::control::AmtPowerAction,
     },
+    /// A link to an Intel AMT machine's own web UI, proxied by the server through its CIRA
+    /// tunnel and logged in with its AMT administrator; it works for 30 minutes, for you only.
+    Amtweb { device: String },
     /// Give a device a new display name.
     Renamedevice {
         /// Device id, or a name only one device has.

@@ -250,7 +250,8 @@ async fn execute(
         }
         command @ (Command::Amtlogin { .. }
         | Command::Amtadmin { .. }
-        | Command::Amtpower { .. }) => {
+        | Command::Amtpower { .. }
+        | Command::Amtweb { .. }) => {
             crate::amt::execute(control, command, new_password, json).await
         }
         command @ (Command::Rotatekey { .. }

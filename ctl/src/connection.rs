@@ -76,6 +76,11 @@ impl Control {
         })
     }
 
+    /// `https://HOST:PORT` of the server, for links it hands out as paths.
+    pub(crate) fn https_origin(&self) -> String {
+        format!("https://{}", self.target.authority())
+    }
+
     /// Opens a relay WebSocket (`path` as `createSession` gave it) with this login.
     pub(crate) async fn open_relay(&self, path: &str) -> anyhow::Result<Socket> {
         crate::relay::open(&self.target, &self.tls, &self.cookie, path).await

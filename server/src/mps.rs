@@ -8,6 +8,7 @@
 //! - `mps/login.rs`: which group a CIRA login belongs to;
 //! - `mps/presence.rs`: which AMT machines are connected, their device records and events, and
 //!   `AmtOnline::open`, a byte stream to one of a machine's ports;
+//! - `mps/linking.rs`: a machine with both an agent and AMT as one device;
 //! - `mps/bridge.rs`: such a stream, carried on an APF channel with flow control both ways.
 //!
 //! TLS: 1.2 and 1.3 with forward-secret AEAD suites only (`tls::mps_server_config`), on the
@@ -16,6 +17,7 @@
 
 mod bridge;
 mod connection;
+mod linking;
 mod login;
 mod presence;
 
@@ -26,6 +28,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+pub(crate) use linking::link_agent;
 pub(crate) use presence::{AmtOnline, OpenError};
 
 use crate::serve::caps::{Caps, ConnectionCounts};

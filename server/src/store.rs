@@ -104,6 +104,10 @@ pub struct DeviceRecord {
     /// For an Intel AMT machine: the administrator account its web services take (`amt/`).
     #[serde(default)]
     pub amt_admin: Option<AmtAdmin>,
+    /// The machine's Intel AMT UUID, once AMT connected over CIRA (on its own record, or on its
+    /// agent's device: `mps/linking.rs`).
+    #[serde(default)]
+    pub amt_uuid: Option<String>,
 }
 
 /// An Intel AMT administrator account; the password sealed with the server's key

@@ -7,6 +7,12 @@
 #[path = "mps/cira.rs"]
 mod cira;
 mod common;
+#[allow(dead_code)]
+#[path = "agent/fakes.rs"]
+mod fakes;
+#[allow(dead_code)]
+#[path = "agent/support.rs"]
+mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -585,6 +591,16 @@ async fn amt_s_web_ui_is_proxied_sandboxed_under_a_link_that_checks_rights_on_ev
         BIG as f64 / took.as_secs_f64() / 1e6
     );
 
+    // The same link from the command line.
+    let (status, out, err) = mps.tetherctl(&["amtweb", device.as_ref()], &[]).await;
+    assert_eq!(status, 0, "{err}");
+    let printed = out
+        .trim()
+        .strip_prefix(&format!("https://127.0.0.1:{}", mps.server.port))
+        .unwrap_or_else(|| panic!("not a link to this server: {out}"));
+    let page = format!("https://localhost:{}{printed}index.htm", mps.server.port);
+    assert_eq!(http.get(page).send().await.unwrap().status(), 200);
+
     // A link that was tampered with, or a path outside the links, is nothing.
     let forged = base.replace("/amt-web/", "/amt-web/x");
     assert_eq!(http.get(&forged).send().await.unwrap().status(), 404);
@@ -650,7 +666,168 @@ async fn amt_s_web_ui_is_proxied_sandboxed_under_a_link_that_checks_rights_on_ev
         .await;
     assert_eq!(
         records.iter().filter(|r| r.kind == "amt_web").count(),
-        2,
+        3,
         "{records:?}"
     );
+}
+
+/// A Tether agent of the fixture's group that reports `system_uuid`; it stays connected while
+/// the returned socket lives.
+async fn agent_reporting(
+    mps: &mut Mps,
+    system_uuid: &str,
+) -> (DeviceId, common::fake_agent::AgentSocket) {
+    use futures_util::SinkExt;
+    use tether_common::control::GetAgentConfig;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let config = mps
+        .control
+        .ok(GetAgentConfig {
+            group: mps.group.clone(),
+        })
+        .await;
+    let mesh_id = tether_common::msh::Msh::parse(&config.msh).unwrap().mesh_id;
+    let agent = fakes::FakeAgent::new(mesh_id);
+    let (ending, mut socket) = agent.run_until(&mps.server, std::future::pending()).await;
+    assert_eq!(ending, fakes::Ending::Accepted);
+    let info = serde_json::json!({
+        "action": "agentinfo",
+        "hostname": "desk-7",
+        "os_name": "Debian GNU/Linux",
+        "system_uuid": system_uuid,
+    });
+    socket.send(Message::text(info.to_string())).await.unwrap();
+    (agent.device_id(), socket)
+}
+
+#[tokio::test]
+async fn a_machine_with_an_agent_and_amt_is_one_device_whichever_connects_first() {
+    use tether_common::control::{AmtPower, AmtPowerAction, SetAmtAdmin};
+
+    let mut mps = start().await;
+    let login = mps.cira_login().await;
+    let own_id = DeviceId::from_amt_uuid(&UUID.0);
+
+    // AMT first: a record of its own, with its administrator.
+    let mut amt = mps.client().await;
+    assert_eq!(
+        amt.log_in(UUID, &login.user, &login.password).await,
+        Some(ApfMessage::UserauthSuccess)
+    );
+    mps.event(
+        "the AMT record",
+        |e| matches!(e, Event::DeviceOnline { device, .. } if *device == own_id),
+    )
+    .await;
+    mps.control
+        .ok(SetAmtAdmin {
+            device: own_id.clone(),
+            user: "admin".into(),
+            password: "AMT-p4ssw0rd!".into(),
+        })
+        .await;
+
+    // Then the agent reports the same machine (upper case, as some firmware prints it): AMT's
+    // record is folded into the agent's device, and AMT is asked to come back.
+    let (agent_id, agent_socket) =
+        agent_reporting(&mut mps, &UUID.to_string().to_uppercase()).await;
+    mps.event(
+        "the AMT record folded in",
+        |e| matches!(e, Event::DeviceRemoved { device, .. } if *device == own_id),
+    )
+    .await;
+    assert_eq!(
+        amt.recv_any()
+            .await
+            .map(|m| matches!(m, ApfMessage::Disconnect { .. })),
+        Some(true)
+    );
+    let devices = mps.control.ok(ListDevices { group: None }).await;
+    assert_eq!(devices.len(), 1, "{devices:?}");
+    assert_eq!(devices[0].id, agent_id);
+    assert_eq!(
+        devices[0].amt_uuid.as_deref(),
+        Some(UUID.to_string().as_str())
+    );
+
+    // AMT logs in again and joins the agent's device; its administrator came along.
+    let mut amt = mps.client().await;
+    assert_eq!(
+        amt.log_in(UUID, &login.user, &login.password).await,
+        Some(ApfMessage::UserauthSuccess)
+    );
+    amt.forward(&[16992]).await;
+    amt.expect(ApfMessage::RequestSuccess { port: Some(16992) })
+        .await;
+    amt.recv().await; // the keepalive options
+    let machine = fake_amt::state("admin", "AMT-p4ssw0rd!");
+    let serving = tokio::spawn(fake_amt::serve(amt, machine.clone()));
+    let state = mps
+        .control
+        .ok(AmtPower {
+            device: agent_id.clone(),
+            power: AmtPowerAction::Off,
+        })
+        .await;
+    assert_eq!(state.label, "off");
+    assert_eq!(mps.control.ok(ListDevices { group: None }).await.len(), 1);
+
+    // The agent goes: the device stays online through AMT. AMT goes too: now it is offline.
+    drop(agent_socket);
+    wait_for_log(&mps, &format!("device={agent_id}"), "agent: disconnected").await;
+    assert_eq!(mps.online(&agent_id).await, Some(true));
+    serving.abort();
+    mps.event(
+        "offline once both are gone",
+        |e| matches!(e, Event::DeviceOffline { device, .. } if *device == agent_id),
+    )
+    .await;
+    assert_eq!(mps.online(&agent_id).await, Some(false));
+
+    // Agent first: AMT's login lands on the agent's device straight away, no record of its own.
+    let other = AmtUuid([7; 16]);
+    let (second_agent, _socket) = agent_reporting(&mut mps, &other.to_string()).await;
+    mps.event("the second agent described", |e| {
+        matches!(e, Event::DeviceChanged { device } if device.id == second_agent && device.agent.is_some())
+    })
+    .await;
+    let mut amt = mps.client().await;
+    assert_eq!(
+        amt.log_in(other, &login.user, &login.password).await,
+        Some(ApfMessage::UserauthSuccess)
+    );
+    let joined = mps
+        .event("AMT on the second agent's device", |e| {
+            matches!(e, Event::DeviceChanged { device } if device.id == second_agent && device.amt_uuid.is_some())
+        })
+        .await;
+    let Event::DeviceChanged { device } = joined else {
+        unreachable!()
+    };
+    assert_eq!(device.amt_uuid, Some(other.to_string()));
+    let devices = mps.control.ok(ListDevices { group: None }).await;
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    assert!(devices.iter().all(|d| d.os != "Intel AMT"), "{devices:?}");
+}
+
+/// Waits until the server's log has a line with both `what` and `needle` (the log is the only
+/// outside sign that the server finished handling an agent's disconnection).
+async fn wait_for_log(mps: &Mps, needle: &str, what: &str) {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        if mps
+            .server
+            .stderr()
+            .lines()
+            .any(|line| line.contains(what) && line.contains(needle))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log line with {what:?} and {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

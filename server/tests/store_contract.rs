@@ -102,6 +102,7 @@ fn device(id: &str, group: &str) -> DeviceRecord {
         last_seen: 1_700_000_002,
         created: 1_700_000_002,
         amt_admin: None,
+        amt_uuid: None,
     }
 }
 

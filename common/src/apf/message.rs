@@ -20,6 +20,33 @@ impl std::fmt::Display for AmtUuid {
     }
 }
 
+impl AmtUuid {
+    /// Reads the printed form back (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, either case), which
+    /// is also how the machine's SMBIOS UUID reads in `/sys/class/dmi/id/product_uuid`.
+    pub fn parse(text: &str) -> Option<AmtUuid> {
+        let text = text.trim();
+        let groups: Vec<&str> = text.split('-').collect();
+        if groups.iter().map(|g| g.len()).collect::<Vec<_>>() != [8, 4, 4, 4, 12] {
+            return None;
+        }
+        let mut printed = [0u8; 16];
+        let digits: String = groups.concat();
+        // `from_str_radix` alone would take a sign.
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        for (i, byte) in printed.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(digits.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        // The first three fields are printed byte-reversed (see `Display`).
+        let p = printed;
+        Some(AmtUuid([
+            p[3], p[2], p[1], p[0], p[5], p[4], p[7], p[6], p[8], p[9], p[10], p[11], p[12], p[13],
+            p[14], p[15],
+        ]))
+    }
+}
+
 impl std::fmt::Debug for AmtUuid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AmtUuid({self})")

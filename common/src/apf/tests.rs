@@ -369,4 +369,18 @@ fn passwords_stay_out_of_debug_output_and_uuids_print_as_amt_does() {
         0xff,
     ]);
     assert_eq!(uuid.to_string(), "00112233-4455-6677-8899-aabbccddeeff");
+    // And back, in either case; anything but the printed shape is no UUID.
+    assert_eq!(
+        AmtUuid::parse("00112233-4455-6677-8899-AABBCCDDEEFF"),
+        Some(uuid)
+    );
+    for bad in [
+        "",
+        "00112233-4455-6677-8899-aabbccddeef",
+        "0011223344556677-8899-aabbccddeeff",
+        "0011223g-4455-6677-8899-aabbccddeeff",
+        "+0112233-4455-6677-8899-aabbccddeeff",
+    ] {
+        assert_eq!(AmtUuid::parse(bad), None, "{bad:?}");
+    }
 }

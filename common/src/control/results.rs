@@ -77,6 +77,9 @@ pub struct DeviceInfo {
     /// such report) and before the first report.
     #[serde(default)]
     pub agent: Option<AgentDetails>,
+    /// The machine's Intel AMT UUID once AMT has connected over CIRA (with or without an agent).
+    #[serde(default)]
+    pub amt_uuid: Option<String>,
 }
 
 /// A Tether agent's report about its machine, as clients see it. The agent sends it as
@@ -100,6 +103,7 @@ pub struct AgentDetails {
     /// Users with a login session.
     pub users: Vec<String>,
     pub uptime_secs: u64,
+    pub system_uuid: String,
 }
 
 impl From<AgentInfo> for AgentDetails {
@@ -114,6 +118,7 @@ impl From<AgentInfo> for AgentDetails {
             interfaces: info.interfaces,
             users: info.users,
             uptime_secs: info.uptime_secs,
+            system_uuid: info.system_uuid,
         }
     }
 }

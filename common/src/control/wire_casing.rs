@@ -80,7 +80,9 @@ fn device() -> DeviceInfo {
             }],
             users: vec!["alice".into()],
             uptime_secs: 5,
+            system_uuid: "a57ea10f-6166-656b-2d61-6d7400010203".into(),
         }),
+        amt_uuid: Some("a57ea10f-6166-656b-2d61-6d7400010203".into()),
     }
 }
 

@@ -3,7 +3,7 @@ import { DeviceIndex, NO_FILTER, filterDevices, osFamilies, osFamily } from "../
 import type { DeviceInfo } from "../src/lib/protocol";
 
 function device(id: string, extra: Partial<DeviceInfo> = {}): DeviceInfo {
-  return { id, name: id, group: "g1", online: false, os: "", hostname: "", lastseen: 0, agent: null, ...extra };
+  return { id, name: id, group: "g1", online: false, os: "", hostname: "", lastseen: 0, agent: null, amtUuid: null, ...extra };
 }
 
 const names = new Map([

@@ -18,6 +18,7 @@ const pc = (id: string, online = false): DeviceInfo => ({
   hostname: id,
   lastseen: 0,
   agent: null,
+  amtUuid: null,
 });
 
 let status: { setup_required: boolean; new_accounts: boolean; user: UserInfo | null };

@@ -101,6 +101,7 @@ pub(super) async fn admit(
         last_seen: now,
         created: now,
         amt_admin: None,
+        amt_uuid: None,
     };
     store.put_device(&device).await?;
     Ok(Some(Admitted {

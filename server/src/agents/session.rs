@@ -127,13 +127,21 @@ pub(super) async fn run(
     if let Some(close) = close {
         let _ = timeout(SEND_DEADLINE, sink.send(close)).await;
     }
-    tracing::info!(device = %device_id, %peer, reason = ?end, "agent: disconnected");
     // On the way down nobody is left to tell, and thousands of offline writes would only delay
-    // the stop: every agent is offline when the server starts again anyway.
+    // the stop: every agent is offline when the server starts again anyway. A machine whose
+    // Intel AMT is still connected stays online (`mps/linking.rs`).
+    let amt_connected = state.amt.is_online(&device_id);
     if state.agents.unregister(&device_id, registration.generation)
         && !matches!(end, End::ServerStopping)
+        && !amt_connected
     {
         records::announce_offline(state.store.as_ref(), &state.events, &device_id, &group_id).await;
+    }
+    // Logged last: once this line is out, the device's state says the agent is gone.
+    if amt_connected {
+        tracing::info!(device = %device_id, %peer, reason = ?end, "agent: disconnected (the machine stays online through Intel AMT)");
+    } else {
+        tracing::info!(device = %device_id, %peer, reason = ?end, "agent: disconnected");
     }
 }
 
@@ -191,6 +199,7 @@ async fn on_json(
             {
                 tracing::error!(%device, "agent: cannot store the agent's info: {e}");
             }
+            crate::mps::link_agent(state, device, &info).await;
             true
         }
         Some(AgentToServer::Ping) => {

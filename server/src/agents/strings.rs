@@ -10,6 +10,7 @@
 //!   most 64 items, and a whole `agentinfo` at most 16 KiB of JSON.
 
 use tether_common::agent_proto::{AgentInfo, NetInterface};
+use tether_common::apf::AmtUuid;
 
 pub(crate) const MAX_DEVICE_NAME_CHARS: usize = 64;
 /// Hostnames and each `agentinfo` string (a DNS name is at most 253 characters).
@@ -102,6 +103,10 @@ pub(super) fn bounded_agent_info(info: &AgentInfo) -> (AgentInfo, bool) {
             .map(|u| field(u))
             .collect(),
         uptime_secs: info.uptime_secs,
+        // Only a real UUID, in one spelling, so that AMT's can be matched against it.
+        system_uuid: AmtUuid::parse(&info.system_uuid)
+            .map(|uuid| uuid.to_string())
+            .unwrap_or_default(),
     };
     changed |= info.interfaces.len() > MAX_LIST_ITEMS
         || info.users.len() > MAX_LIST_ITEMS
@@ -223,7 +228,26 @@ mod tests {
             }],
             users: vec!["alice".into(), "bob".into()],
             uptime_secs: 42,
+            system_uuid: "4c4c4544-0042-3510-8051-b4c04f4e3332".into(),
         };
         assert_eq!(bounded_agent_info(&info), (info, false));
+    }
+
+    #[test]
+    fn a_system_uuid_is_kept_only_as_a_uuid_in_lower_case() {
+        let with = |uuid: &str| AgentInfo {
+            system_uuid: uuid.into(),
+            ..AgentInfo::default()
+        };
+        let (cleaned, _) = bounded_agent_info(&with("4C4C4544-0042-3510-8051-B4C04F4E3332"));
+        assert_eq!(cleaned.system_uuid, "4c4c4544-0042-3510-8051-b4c04f4e3332");
+        for bad in [
+            "",
+            "not-a-uuid",
+            "4c4c4544-0042-3510-8051-b4c04f4e333\u{1b}",
+            "4c4c45440042351080 51b4c04f4e3332",
+        ] {
+            assert_eq!(bounded_agent_info(&with(bad)).0.system_uuid, "", "{bad:?}");
+        }
     }
 }

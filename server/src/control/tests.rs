@@ -121,6 +121,7 @@ impl World {
             last_seen: 5,
             created: 1,
             amt_admin: None,
+            amt_uuid: None,
         };
         self.store.put_device(&device).await.unwrap();
         device.id

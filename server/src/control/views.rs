@@ -40,6 +40,7 @@ pub fn device_info(device: &DeviceRecord, online: bool, now_secs: i64) -> Device
         hostname: device.hostname.clone(),
         lastseen: if online { now_secs } else { device.last_seen },
         agent: agent_details(device),
+        amt_uuid: device.amt_uuid.clone(),
     }
 }
 

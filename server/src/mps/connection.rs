@@ -65,7 +65,7 @@ where
         End::Protocol(why) => tracing::warn!(%peer, "mps: closing: {why}"),
         End::Io(e) => tracing::info!(%peer, "mps: connection failed: {e}"),
         End::Replaced => {
-            tracing::info!(%peer, "mps: a newer connection from the machine took over")
+            tracing::info!(%peer, "mps: a newer connection from the machine took over, or its device record changed; closing")
         }
     }
     // Whatever it was told last (a DISCONNECT, a failure), then the end of TLS.
@@ -73,7 +73,14 @@ where
     let _ = connection.stream.shutdown().await;
     if let Some(presence) = connection.presence.take() {
         let state = &connection.state;
-        presence::leave(state.store.as_ref(), &state.events, &state.amt, &presence).await;
+        presence::leave(
+            state.store.as_ref(),
+            &state.events,
+            &state.amt,
+            &state.agents,
+            &presence,
+        )
+        .await;
     }
 }
 
@@ -109,7 +116,10 @@ where
                     self.session.disconnect(DISCONNECT_BY_APPLICATION);
                     return End::Stopping;
                 }
-                () = replaced.cancelled() => return End::Replaced,
+                () = replaced.cancelled() => {
+                    self.session.disconnect(DISCONNECT_BY_APPLICATION);
+                    return End::Replaced;
+                }
                 Some(command) = next_command(&mut self.presence) => {
                     self.command(command);
                     if let Err(e) = self.flush().await {
@@ -179,6 +189,7 @@ where
                                 state.store.as_ref(),
                                 &state.events,
                                 &state.amt,
+                                &state.agents,
                                 uuid,
                                 &group,
                             )

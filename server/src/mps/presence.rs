@@ -1,6 +1,7 @@
 //! Which Intel AMT machines have a CIRA tunnel up, and what consoles hear of it: a machine's
-//! first login makes its device record (named after its UUID), every login marks it online in its
-//! group, and the end of the tunnel marks it offline. A newer connection from the same machine
+//! first login makes its device record (named after its UUID) unless its agent's device is already
+//! there (`linking.rs`), every login marks it online in its group, and the end of the tunnel marks
+//! it offline unless its agent is still connected. A newer connection from the same machine
 //! replaces an older one.
 
 use std::collections::HashMap;
@@ -15,6 +16,8 @@ use tokio::io::DuplexStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::linking;
+use crate::agents::OnlineAgents;
 use crate::clock::{now_millis, now_secs};
 use crate::control::views::device_info;
 use crate::events::{Audience, EventBus};
@@ -68,6 +71,14 @@ pub(super) struct Presence {
 impl AmtOnline {
     pub(crate) fn is_online(&self, device: &DeviceId) -> bool {
         self.lock().contains_key(device)
+    }
+
+    /// Ends the machine's connection so that it logs in again (AMT reconnects by itself), after
+    /// its device record changed under it (`linking.rs`).
+    pub(crate) fn ask_to_reconnect(&self, device: &DeviceId) {
+        if let Some(entry) = self.lock().get(device) {
+            entry.replaced.cancel();
+        }
     }
 
     /// A byte stream to `port` on the machine, through its tunnel.
@@ -128,33 +139,64 @@ impl AmtOnline {
     }
 }
 
-/// A machine logged in to `group`: its record (made on its first login, moved if it logs in to
-/// another group now), the online mark, and the consoles' events.
+/// A machine logged in to `group`: the device it shows as (its agent's, or its own record, made
+/// on its first login and moved if it logs in to another group now), the online mark, and the
+/// consoles' events.
 pub(super) async fn arrive(
     store: &dyn Store,
     events: &EventBus,
     online: &AmtOnline,
+    agents: &OnlineAgents,
     uuid: AmtUuid,
     group: &GroupRecord,
 ) -> Result<Presence, crate::store::StoreError> {
-    let device = DeviceId::from_amt_uuid(&uuid.0);
+    let own_id = DeviceId::from_amt_uuid(&uuid.0);
     let now = now_secs();
-    let existing = store.device(&device).await?;
-    let is_new = existing.is_none();
-    let mut record = existing.unwrap_or_else(|| DeviceRecord {
-        id: device.clone(),
-        group: group.id.clone(),
-        name: format!("Intel AMT {uuid}"),
-        hostname: String::new(),
-        os: "Intel AMT".to_owned(),
-        agent_info: Value::Null,
-        last_seen: now,
-        created: now,
-        amt_admin: None,
-    });
-    record.group = group.id.clone();
-    record.last_seen = now;
-    store.put_device(&record).await?;
+    let existing = store.device(&own_id).await?;
+    let (record, is_new) = match linking::agent_device_for(store, &uuid, &group.id).await? {
+        Some(agent_device) => {
+            // Its own record from before its agent said which machine it is goes into the agent's.
+            let folded = match existing {
+                Some(own) => linking::fold(store, events, own, &agent_device.id).await?,
+                None => None,
+            };
+            let text = uuid.to_string();
+            let mark = move |device: &mut DeviceRecord| {
+                let changed = device.amt_uuid.as_deref() != Some(text.as_str());
+                device.amt_uuid = Some(text);
+                changed
+            };
+            let record = match store
+                .update_device(&agent_device.id, Box::new(mark))
+                .await?
+            {
+                Some(update) => update.device,
+                None => folded.unwrap_or(agent_device),
+            };
+            (record, false)
+        }
+        None => {
+            let is_new = existing.is_none();
+            let mut record = existing.unwrap_or_else(|| DeviceRecord {
+                id: own_id.clone(),
+                group: group.id.clone(),
+                name: format!("Intel AMT {uuid}"),
+                hostname: String::new(),
+                os: "Intel AMT".to_owned(),
+                agent_info: Value::Null,
+                last_seen: now,
+                created: now,
+                amt_admin: None,
+                amt_uuid: None,
+            });
+            record.group = group.id.clone();
+            record.last_seen = now;
+            record.amt_uuid = Some(uuid.to_string());
+            store.put_device(&record).await?;
+            (record, is_new)
+        }
+    };
+    let device = record.id.clone();
     let viewers = Audience::group(group, Rights::VIEW);
     if is_new {
         events.publish(
@@ -183,13 +225,24 @@ pub(super) async fn arrive(
         }
     }
     let (generation, replaced, commands) = online.register(&device);
-    events.publish(
-        Event::DeviceOnline {
-            device: device.clone(),
-            group: group.id.clone(),
-        },
-        viewers,
-    );
+    if !is_new {
+        events.publish(
+            Event::DeviceChanged {
+                device: device_info(&record, true, now),
+            },
+            viewers.clone(),
+        );
+    }
+    // A device whose agent is connected was online already.
+    if !agents.is_online(&device) {
+        events.publish(
+            Event::DeviceOnline {
+                device: device.clone(),
+                group: group.id.clone(),
+            },
+            viewers,
+        );
+    }
     Ok(Presence {
         device,
         group: group.id.clone(),
@@ -199,14 +252,18 @@ pub(super) async fn arrive(
     })
 }
 
-/// The tunnel ended: offline, unless a newer connection from the machine took over.
+/// The tunnel ended: offline, unless a newer connection from the machine took over or its agent
+/// is still connected.
 pub(super) async fn leave(
     store: &dyn Store,
     events: &EventBus,
     online: &AmtOnline,
+    agents: &OnlineAgents,
     presence: &Presence,
 ) {
-    if online.unregister(&presence.device, presence.generation) {
+    if online.unregister(&presence.device, presence.generation)
+        && !agents.is_online(&presence.device)
+    {
         crate::agents::records::announce_offline(store, events, &presence.device, &presence.group)
             .await;
     }

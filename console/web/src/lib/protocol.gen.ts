@@ -104,7 +104,7 @@ arch: string, agentVersion: string, interfaces: Array<NetInterface>,
 /**
  * Users with a login session.
  */
-users: Array<string>, uptimeSecs: number, };
+users: Array<string>, uptimeSecs: number, systemUuid: string, };
 
 export type DeviceInfo = { id: DeviceId, name: string, group: GroupId, online: boolean, os: string, hostname: string, 
 /**
@@ -115,7 +115,11 @@ lastseen: number,
  * What a Tether agent reported about itself; `None` for a stock MeshAgent (which sends no
  * such report) and before the first report.
  */
-agent: AgentDetails | null, };
+agent: AgentDetails | null, 
+/**
+ * The machine's Intel AMT UUID once AMT has connected over CIRA (with or without an agent).
+ */
+amtUuid: string | null, };
 
 /**
  * One audit-log entry.

@@ -60,6 +60,7 @@ impl Fixture {
             last_seen: 5,
             created: 1,
             amt_admin: None,
+            amt_uuid: None,
         };
         store.put_device(&device).await.unwrap();
         Fixture {

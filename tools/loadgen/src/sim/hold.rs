@@ -76,6 +76,7 @@ fn agent_info(index: usize) -> AgentInfo {
         interfaces: Vec::new(),
         users: Vec::new(),
         uptime_secs: 1,
+        system_uuid: String::new(),
     }
 }
 
