@@ -4,7 +4,11 @@
 //! with Digest authentication, as the server's own tests do (the same code: `server/tests/mps/`).
 //! Each power change it carries out is printed as `power N`.
 //!
-//! `cargo run -p tether-server --example fake_amt -- PORT ROOT_PEM CIRA_USER CIRA_PASSWORD AMT_USER AMT_PASSWORD`
+//! `cargo run -p tether-server --example fake_amt -- PORT ROOT_PEM CIRA_USER CIRA_PASSWORD AMT_USER AMT_PASSWORD [--name TLS_NAME] [--trace]`
+//!
+//! `--name` is the name the MPS certificate must carry (`localhost` by default); `--trace`
+//! prints every APF message the server sends, which is how `tools/bench/scripts/cira-meshcentral.sh`
+//! checks this simulator against MeshCentral's own MPS.
 
 // Shared with the MPS tests, which use more of them than this tool does.
 #[allow(dead_code)]
@@ -21,9 +25,13 @@ use tether_common::apf::{AmtUuid, ApfMessage};
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let trace = take_flag(&mut args, "--trace");
+    let name = take_option(&mut args, "--name").unwrap_or_else(|| "localhost".into());
     let [port, root, cira_user, cira_password, amt_user, amt_password] = &args[..] else {
-        eprintln!("usage: fake_amt PORT ROOT_PEM CIRA_USER CIRA_PASSWORD AMT_USER AMT_PASSWORD");
+        eprintln!(
+            "usage: fake_amt PORT ROOT_PEM CIRA_USER CIRA_PASSWORD AMT_USER AMT_PASSWORD [--name TLS_NAME] [--trace]"
+        );
         std::process::exit(2);
     };
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -37,7 +45,7 @@ async fn main() {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     );
-    let mut client = cira::CiraClient::connect(port.parse().expect("a port"), tls).await;
+    let mut client = cira::CiraClient::connect_to(port.parse().expect("a port"), &name, tls).await;
     let uuid = AmtUuid(*b"\x0f\xa1\x7e\xa5fake-amt\x00\x01\x02\x03");
     match client.log_in(uuid, cira_user, cira_password).await {
         Some(ApfMessage::UserauthSuccess) => {}
@@ -49,6 +57,7 @@ async fn main() {
     client.forward(&[16992]).await;
     println!("fake AMT {uuid} connected");
     let machine = fake_amt::state(amt_user, amt_password);
+    machine.lock().expect("the state").trace = trace;
     let reporter = machine.clone();
     tokio::spawn(async move {
         let mut reported = 0;
@@ -62,4 +71,17 @@ async fn main() {
         }
     });
     fake_amt::serve(client, machine).await;
+}
+
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let before = args.len();
+    args.retain(|a| a != flag);
+    args.len() != before
+}
+
+fn take_option(args: &mut Vec<String>, option: &str) -> Option<String> {
+    let at = args.iter().position(|a| a == option)?;
+    let value = args.get(at + 1).cloned();
+    args.drain(at..(at + 2).min(args.len()));
+    value
 }

@@ -23,12 +23,17 @@ pub struct CiraClient {
 
 impl CiraClient {
     pub async fn connect(port: u16, tls: Arc<rustls::ClientConfig>) -> CiraClient {
+        CiraClient::connect_to(port, "localhost", tls).await
+    }
+
+    /// As [`CiraClient::connect`], checking the server's certificate for `name`.
+    pub async fn connect_to(port: u16, name: &str, tls: Arc<rustls::ClientConfig>) -> CiraClient {
         let tcp = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect to the MPS port");
         // As an embedded TCP stack does: no Nagle delay on small APF messages.
         tcp.set_nodelay(true).expect("TCP_NODELAY");
-        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let name = rustls_pki_types::ServerName::try_from(name.to_owned()).expect("a server name");
         let stream = tokio::time::timeout(WAIT, TlsConnector::from(tls).connect(name, tcp))
             .await
             .expect("TLS in time")

@@ -35,6 +35,8 @@ pub struct AmtState {
     pub overruns: u32,
     /// Web requests answered, as `METHOD /path`.
     pub pages: Vec<String>,
+    /// Print every APF message from the server (the `fake_amt` example's `--trace`).
+    pub trace: bool,
 }
 
 pub type Shared = Arc<Mutex<AmtState>>;
@@ -48,6 +50,7 @@ pub fn state(user: &str, password: &str) -> Shared {
         changes: Vec::new(),
         overruns: 0,
         pages: Vec::new(),
+        trace: false,
     }))
 }
 
@@ -74,7 +77,7 @@ pub async fn serve(mut client: CiraClient, amt: Shared) {
     let mut next = 100;
     loop {
         tokio::select! {
-            message = client.recv_any() => match message {
+            message = client.recv_any() => match message.inspect(|m| trace(&amt, m)) {
                 None => return,
                 Some(ApfMessage::ChannelOpen { sender, target_port: 16992, window, max_packet, .. }) => {
                     next += 1;
@@ -132,6 +135,12 @@ pub async fn serve(mut client: CiraClient, amt: Shared) {
                 }
             }
         }
+    }
+}
+
+fn trace(amt: &Shared, message: &ApfMessage) {
+    if amt.lock().unwrap().trace {
+        println!("apf from the server: {message:?}");
     }
 }
 
