@@ -25,6 +25,9 @@
 //! | `addUser`, `resetPassword`, `editUser` | [`AddUser`], [`ResetPassword`], [`EditUser`] | the [`UserInfo`] as it is now |
 //! | `removeUser` | [`RemoveUser`] | [`Deleted`]`<UserId>` |
 //! | `changePassword` | [`ChangePassword`] | [`PasswordChanged`] (`{}`) |
+//! | `beginTotp`, `confirmTotp` | [`BeginTotp`], [`ConfirmTotp`] | [`TotpSetup`] (shown once), then [`BackupCodes`] |
+//! | `disableTotp`, `resetSecondFactor` | [`DisableTotp`], [`ResetSecondFactor`] | the [`UserInfo`] as it is now |
+//! | `newBackupCodes` | [`NewBackupCodes`] | [`BackupCodes`] |
 //! | `listEvents` | [`ListEvents`] | `[EventRecord]`, newest first |
 //! | `createSession` | [`CreateSession`] | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
 //! | `agentConfig`, `rotateEnrolmentKey` | [`GetAgentConfig`], [`RotateEnrolmentKey`] | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
@@ -59,8 +62,9 @@ pub use events::{Event, EventFrame, EventTag};
 pub use reply::{ErrorBody, ErrorCode, ParseError, Reply, ReplyError};
 pub use requests::*;
 pub use results::{
-    AgentDetails, AmtPowerState, AmtWebLink, CiraLogin, Deleted, DeviceInfo, EventRecord,
-    GroupInfo, GroupMember, PasswordChanged, ServerInfo, Unblocked, UserInfo, WhoAmI,
+    AgentDetails, AmtPowerState, AmtWebLink, BackupCodes, CiraLogin, Deleted, DeviceInfo,
+    EventRecord, GroupInfo, GroupMember, PasswordChanged, ServerInfo, TotpSetup, Unblocked,
+    UserInfo, WhoAmI,
 };
 
 use crate::ids::{DeviceId, GroupId, UserId};
@@ -98,6 +102,11 @@ action::control_actions! {
     "resetPassword" => ResetPassword -> UserInfo,
     "editUser" => EditUser -> UserInfo,
     "changePassword" => ChangePassword -> PasswordChanged,
+    "beginTotp" => BeginTotp -> TotpSetup,
+    "confirmTotp" => ConfirmTotp -> BackupCodes,
+    "disableTotp" => DisableTotp -> UserInfo,
+    "newBackupCodes" => NewBackupCodes -> BackupCodes,
+    "resetSecondFactor" => ResetSecondFactor -> UserInfo,
     "setGroupRights" => SetGroupRights -> GroupInfo,
     "listEvents" => ListEvents -> Vec<EventRecord>,
     "createSession" => CreateSession -> SessionTicket,

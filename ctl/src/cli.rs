@@ -22,6 +22,10 @@ pub(crate) struct Cli {
     /// other local users).
     #[arg(long, env = "TETHER_PASS", value_name = "PW", hide_env_values = true)]
     pub pass: String,
+    /// The second factor for an account that signs in with one: the authenticator app's current
+    /// code, or a backup code.
+    #[arg(long, env = "TETHER_OTP", value_name = "CODE", hide_env_values = true)]
+    pub otp: Option<String>,
     /// Trust server certificates issued by this PEM root (the server's root-cert-public.crt).
     #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
     pub trust_root: Option<PathBuf>,

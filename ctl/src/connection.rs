@@ -49,7 +49,14 @@ impl Control {
             cli.fingerprint.as_deref(),
             &target,
         )?;
-        let cookie = login::login(&target, &mut trust, &cli.user, &cli.pass).await?;
+        let cookie = login::login(
+            &target,
+            &mut trust,
+            &cli.user,
+            &cli.pass,
+            cli.otp.as_deref(),
+        )
+        .await?;
 
         let mut request = format!("wss://{}/control", target.authority()).into_client_request()?;
         let cookie_header = HeaderValue::from_str(&cookie).context("odd session cookie")?;

@@ -22,6 +22,7 @@ pub(crate) async fn login(
     trust: &mut Trust,
     user: &str,
     password: &str,
+    otp: Option<&str>,
 ) -> anyhow::Result<String> {
     let tcp = connect_tcp(target).await?;
     let connector = TlsConnector::from(trust.config.clone());
@@ -31,7 +32,11 @@ pub(crate) async fn login(
         .map_err(|e| trust.explain(&format!("TLS with {}", target.authority()), e))?;
     trust.handshake_done()?;
 
-    let body = json!({ "user": user, "password": password }).to_string();
+    let body = match otp {
+        Some(otp) => json!({ "user": user, "password": password, "otp": otp }),
+        None => json!({ "user": user, "password": password }),
+    }
+    .to_string();
     let request = format!(
         "POST /api/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -57,7 +62,17 @@ pub(crate) async fn login(
         200 | 201 => response
             .session_cookie()
             .context("the server accepted the login but set no session cookie"),
-        401 => bail!("login failed: wrong user name or password"),
+        401 => match response.error_code().as_deref() {
+            Some("second_factor_required") => {
+                bail!(
+                    "login failed: this account signs in with a second factor: give --otp CODE (or TETHER_OTP)"
+                )
+            }
+            Some("bad_second_factor") => {
+                bail!("login failed: the --otp code is wrong or was used already")
+            }
+            _ => bail!("login failed: wrong user name or password"),
+        },
         status => {
             let message = response
                 .json_message()
@@ -148,6 +163,10 @@ impl Response {
     }
 
     /// The `message` of a JSON error body, e.g. the rate limiter's "try again in N minutes".
+    fn error_code(&self) -> Option<String> {
+        Some(HttpErrorBody::parse(&self.body)?.error)
+    }
+
     fn json_message(&self) -> Option<String> {
         let body = HttpErrorBody::parse(&self.body)?;
         Some(body.message.trim_end_matches('.').to_owned())

@@ -4,10 +4,9 @@
 //! - `amt/digest.rs`: HTTP Digest authentication (what AMT's web services ask for);
 //! - `amt/wsman.rs`: the WS-Management calls for the power state and power changes;
 //! - `amt/web.rs`: the web UI on port 16992, proxied under `/amt-web/TOKEN/`;
-//! - `amt/vault.rs`: the administrator passwords, sealed at rest.
+//! - the administrator passwords are sealed at rest by `crate::vault`.
 
 pub(crate) mod digest;
-pub(crate) mod vault;
 pub(crate) mod web;
 pub(crate) mod wsman;
 

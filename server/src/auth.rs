@@ -6,6 +6,7 @@ pub(crate) mod hashing;
 pub(crate) mod http;
 pub(crate) mod passwords;
 pub(crate) mod ratelimit;
+pub(crate) mod second_factor;
 pub(crate) mod sessions;
 
 use axum::Router;

@@ -109,6 +109,9 @@ pub struct Config {
     pub insecure_cookies: bool,
     /// Let anyone create an account on the login page (MeshCentral: `newAccounts`). Off by default.
     pub new_accounts: bool,
+    /// Who must sign in with a second factor: `"off"`, `"admins"` (site administrators) or
+    /// `"everyone"`. Someone it covers who has none set up may only set one up until they do.
+    pub require_second_factor: SecondFactorPolicy,
     /// Audit events older than this are deleted.
     pub event_retention_days: u32,
     /// Login sessions last this long.
@@ -165,6 +168,27 @@ pub struct Config {
     pub http_request_timeout_secs: u64,
     /// Seconds between HTTP/2 pings; an unanswered ping (20 s) closes the connection.
     pub http2_keepalive_secs: u64,
+}
+
+/// `require_second_factor` in `config.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondFactorPolicy {
+    #[default]
+    Off,
+    Admins,
+    Everyone,
+}
+
+impl SecondFactorPolicy {
+    /// Whether an account with these rights must have a second factor.
+    pub fn covers(self, site_admin: bool) -> bool {
+        match self {
+            SecondFactorPolicy::Off => false,
+            SecondFactorPolicy::Admins => site_admin,
+            SecondFactorPolicy::Everyone => true,
+        }
+    }
 }
 
 /// `[turn]` in `config.toml`.
@@ -229,6 +253,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             insecure_cookies: false,
             new_accounts: false,
+            require_second_factor: SecondFactorPolicy::Off,
             event_retention_days: 90,
             session_hours: 12,
             login_limit_per_ip: 10,

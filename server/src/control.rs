@@ -18,6 +18,7 @@ mod flood;
 mod groups;
 mod install;
 pub(crate) mod origin;
+mod second_factor;
 mod sessions;
 mod users;
 pub mod views;

@@ -26,6 +26,7 @@ mod stun;
 mod tls;
 mod tokens;
 mod turn;
+mod vault;
 
 pub use auth::accounts;
 pub use certs::{CertError, ServerCerts, ensure_private_dir};

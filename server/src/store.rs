@@ -53,6 +53,26 @@ pub struct UserRecord {
     /// Unix seconds of the last password change; sessions issued before it are void.
     #[serde(default)]
     pub password_changed: i64,
+    /// Two-factor sign-in, once set up (`auth/second_factor.rs`).
+    #[serde(default)]
+    pub second_factor: Option<SecondFactor>,
+    /// A TOTP secret shown for setting up and not confirmed with a code yet (sealed).
+    #[serde(default)]
+    pub pending_totp: Option<String>,
+}
+
+/// A user's second factor: a TOTP secret and the backup codes not used yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondFactor {
+    /// The TOTP secret, sealed with the server's second-factor key, so that a copy of the
+    /// database alone does not give it away.
+    pub sealed_secret: String,
+    /// The last time step a code was taken for: each code is good once (RFC 6238 §5.2).
+    pub last_step: u64,
+    /// SHA-256 (hex) of each backup code not used yet.
+    pub backup_codes: Vec<String>,
+    /// Unix seconds.
+    pub enabled: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,7 +131,7 @@ pub struct DeviceRecord {
 }
 
 /// An Intel AMT administrator account; the password sealed with the server's key
-/// (`amt/vault.rs`), so a copy of the database alone does not give it away.
+/// (`vault.rs`), so a copy of the database alone does not give it away.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AmtAdmin {
     pub user: String,

@@ -73,6 +73,8 @@ fn user(name: &str, site_admin: bool) -> UserRecord {
         site_admin,
         created: 1_700_000_000,
         password_changed: 1_700_000_000,
+        second_factor: None,
+        pending_totp: None,
     }
 }
 
@@ -176,6 +178,8 @@ async fn users(store: &dyn Store) {
     let renamed = UserRecord {
         email: None,
         password_changed: 1_800_000_000,
+        second_factor: None,
+        pending_totp: None,
         ..bob.clone()
     };
     store.update_user(&renamed).await.unwrap();

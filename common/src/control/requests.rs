@@ -131,6 +131,31 @@ requests! {
         pub new_password: String,
     }
 
+    /// Starts setting up two-factor sign-in for oneself: a new TOTP secret, shown this once and
+    /// kept pending until `confirmTotp`. Replaces any pending one.
+    pub struct BeginTotp {}
+
+    /// A code from the authenticator app turns the pending secret on; answers the backup codes,
+    /// shown this once.
+    pub struct ConfirmTotp {
+        pub code: String,
+    }
+
+    /// Turns one's own second factor off; needs a current code or a backup code.
+    pub struct DisableTotp {
+        pub code: String,
+    }
+
+    /// New backup codes for oneself (the old ones stop working); needs a current code.
+    pub struct NewBackupCodes {
+        pub code: String,
+    }
+
+    /// A site administrator turns another account's second factor off (a lost phone); logged.
+    pub struct ResetSecondFactor {
+        pub user: UserId,
+    }
+
     pub struct ListEvents {
         /// At most this many records (the server caps it).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -32,6 +32,10 @@ pub struct ServerInfo {
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct WhoAmI {
     pub user: UserInfo,
+    /// The site requires a second factor of this account and it has none: until it sets one up,
+    /// only that (and reading who one is) is allowed.
+    #[serde(default)]
+    pub second_factor_needed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +137,30 @@ pub struct UserInfo {
     pub email: Option<String>,
     pub site_admin: bool,
     pub created: i64,
+    /// Signs in with a second factor (TOTP).
+    #[serde(default)]
+    pub second_factor: bool,
+}
+
+/// Setting up TOTP: what the authenticator app needs, shown once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct TotpSetup {
+    /// The secret in base32, to type in when the QR code cannot be scanned.
+    pub secret: String,
+    /// `otpauth://totp/…`
+    pub uri: String,
+    /// The URI as a QR code, an SVG document (shown as an image, never inlined).
+    pub qr_svg: String,
+}
+
+/// Single-use backup codes, shown once (the server keeps only their hashes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct BackupCodes {
+    pub codes: Vec<String>,
 }
 
 /// One audit-log entry.

@@ -62,6 +62,8 @@ fn render() -> String {
         export::<AmtPowerState>(&cfg),
         export::<AmtPowerAction>(&cfg),
         export::<AmtWebLink>(&cfg),
+        export::<TotpSetup>(&cfg),
+        export::<BackupCodes>(&cfg),
         export::<SessionTicket>(&cfg),
         export::<DirectPath>(&cfg),
         export::<IceServer>(&cfg),

@@ -40,6 +40,7 @@ fn user() -> UserInfo {
         email: Some("alice@example.org".into()),
         site_admin: true,
         created: 1,
+        second_factor: true,
     }
 }
 
@@ -156,6 +157,11 @@ fn requests() -> Vec<RequestBody> {
             new_password: "n".into(),
         }
         .into(),
+        BeginTotp {}.into(),
+        ConfirmTotp { code: "1".into() }.into(),
+        DisableTotp { code: "1".into() }.into(),
+        NewBackupCodes { code: "1".into() }.into(),
+        ResetSecondFactor { user: "u".into() }.into(),
         SetGroupRights {
             group: "g".into(),
             user: "u".into(),
@@ -218,7 +224,18 @@ fn results_and_events() -> Vec<Value> {
             stun_port: Some(443),
             mps_port: Some(4433),
         }),
-        to_json(&WhoAmI { user: user() }),
+        to_json(&WhoAmI {
+            user: user(),
+            second_factor_needed: true,
+        }),
+        to_json(&TotpSetup {
+            secret: "S".into(),
+            uri: "otpauth://totp/x".into(),
+            qr_svg: "<svg/>".into(),
+        }),
+        to_json(&BackupCodes {
+            codes: vec!["a".into()],
+        }),
         to_json(&vec![group()]),
         to_json(&vec![device()]),
         to_json(&vec![user()]),

@@ -35,12 +35,12 @@ use tether_common::ids::{DeviceId, UserId};
 use tether_common::rights::Rights;
 
 use super::digest::Challenge;
-use super::vault::{self, Vault};
 use crate::clock::now_millis;
 use crate::control::rights_on;
 use crate::state::AppState;
 use crate::store::{Store, StoreResult};
 use crate::tokens::MacKey;
+use crate::vault::{self, Vault};
 
 /// Where the links live.
 pub(crate) const WEB_PATH: &str = "/amt-web";
@@ -207,11 +207,9 @@ async fn forward(
         return Err(Refused::NoRight);
     }
     let admin = device.amt_admin.ok_or(Refused::NoAdmin)?;
-    let vault = store
-        .setting(vault::KEY_SETTING)
+    let vault = Vault::load(store, vault::AMT_ADMIN_KEY)
         .await
         .map_err(|_| Refused::Store)?
-        .and_then(|key| Vault::from_hex(&key))
         .ok_or(Refused::NoAdmin)?;
     let password = vault.open(&admin.sealed_password).ok_or(Refused::NoAdmin)?;
 

@@ -100,6 +100,8 @@ async fn new_record(
         site_admin,
         created: now,
         password_changed: now,
+        second_factor: None,
+        pending_totp: None,
     })
 }
 
@@ -228,6 +230,7 @@ pub fn user_info(user: &UserRecord) -> UserInfo {
         email: user.email.clone(),
         site_admin: user.site_admin,
         created: user.created,
+        second_factor: user.second_factor.is_some(),
     }
 }
 

@@ -16,6 +16,7 @@ use tether_common::ids::UserId;
 
 use super::accounts::{self, AccountError, log_event, user_info};
 use super::ratelimit::{Attempt, LimitKind, RetryAfter};
+use super::second_factor::{self, Accepted, Verdict};
 use super::sessions::{self, AuthUser};
 use crate::events::{Audience, Signal};
 use crate::http::client_ip::ClientIp;
@@ -30,6 +31,22 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "bad_credentials",
             "Wrong user name or password.",
+        )
+    }
+
+    fn second_factor_required() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "second_factor_required",
+            "Enter the code from your authenticator app, or a backup code.",
+        )
+    }
+
+    fn bad_second_factor() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_second_factor",
+            "Wrong or already used code.",
         )
     }
 
@@ -114,6 +131,9 @@ pub(crate) struct NewAccountRequest {
 pub(crate) struct LoginRequest {
     user: String,
     password: String,
+    /// The second factor, for accounts that have one: a TOTP code or a backup code.
+    #[serde(default)]
+    otp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -265,8 +285,38 @@ pub(crate) async fn post_login(
         }
         return Err(ApiError::bad_credentials());
     };
+    let mut how = "";
+    if user.second_factor.is_some() {
+        let code = request.otp.as_deref().map(str::trim).unwrap_or_default();
+        if code.is_empty() {
+            // The password was right: asking for the code is no failure (and says nothing a
+            // wrong password would not have said first).
+            state.login_limiter.succeeded(attempt);
+            return Err(ApiError::second_factor_required());
+        }
+        match second_factor::verify_and_spend(state.store.as_ref(), &user.id, code).await? {
+            Verdict::Accepted(_, Accepted::Totp { .. }) => how = " with a TOTP code",
+            Verdict::Accepted(_, Accepted::Backup { .. }) => how = " with a backup code",
+            Verdict::Wrong => {
+                // Counted like a wrong password: the limits cover the second factor too.
+                tracing::info!(%ip, account, "failed login: wrong second factor");
+                let message = format!("Wrong second factor for \"{account}\" from {ip}");
+                log_event(
+                    &state,
+                    NewEvent {
+                        kind: "login_failed".into(),
+                        user: Some(user.id.clone()),
+                        message,
+                        ..NewEvent::default()
+                    },
+                )
+                .await;
+                return Err(ApiError::bad_second_factor());
+            }
+        }
+    }
     state.login_limiter.succeeded(attempt);
-    let message = format!("{} logged in from {ip}", user.name);
+    let message = format!("{} logged in from {ip}{how}", user.name);
     log_event(
         &state,
         NewEvent {

@@ -151,22 +151,9 @@ impl<'a> ActionStore<'a> {
             .await
     }
 
-    /// The key that seals Intel AMT administrator passwords (`amt/vault.rs`), made on first use.
-    pub(crate) async fn amt_vault(&self) -> StoreResult<crate::amt::vault::Vault> {
-        use crate::amt::vault::{KEY_SETTING, Vault};
-        if let Some(vault) = self
-            .raw
-            .setting(KEY_SETTING)
-            .await?
-            .and_then(|k| Vault::from_hex(&k))
-        {
-            return Ok(vault);
-        }
-        let key = Vault::new_hex_key();
-        self.raw.put_setting(KEY_SETTING, &key).await?;
-        // Read back: of two first uses at once, both end with the key that was stored last.
-        let stored = self.raw.setting(KEY_SETTING).await?.unwrap_or(key);
-        Ok(Vault::from_hex(&stored).expect("a key this server made"))
+    /// The key that seals Intel AMT administrator passwords (`vault.rs`), made on first use.
+    pub(crate) async fn amt_vault(&self) -> StoreResult<crate::vault::Vault> {
+        crate::vault::Vault::load_or_create(self.raw, crate::vault::AMT_ADMIN_KEY).await
     }
 
     /// Signs a link to the checked device's own AMT web UI for `user` (`amt/web.rs`); the key is
@@ -310,6 +297,77 @@ impl<'a> ActionStore<'a> {
         new_password: &str,
     ) -> Result<UserRecord, AccountError> {
         accounts::change_password(self.raw, myself.user(), old_password, new_password).await
+    }
+
+    // Second factors.
+
+    /// The key that seals TOTP secrets, made on first use.
+    pub(crate) async fn totp_vault(&self) -> StoreResult<crate::vault::Vault> {
+        crate::vault::Vault::load_or_create(self.raw, crate::vault::TOTP_KEY).await
+    }
+
+    /// Keeps (or clears) the caller's TOTP secret awaiting confirmation.
+    pub(crate) async fn set_own_pending_totp(
+        &self,
+        myself: &Myself<'_>,
+        sealed: Option<String>,
+    ) -> StoreResult<UserRecord> {
+        self.change_own(myself, move |user| user.pending_totp = sealed)
+            .await
+    }
+
+    /// Sets (or removes) the caller's second factor; a pending secret goes either way.
+    pub(crate) async fn set_own_second_factor(
+        &self,
+        myself: &Myself<'_>,
+        factor: Option<crate::store::SecondFactor>,
+    ) -> StoreResult<UserRecord> {
+        self.change_own(myself, move |user| {
+            user.second_factor = factor;
+            user.pending_totp = None;
+        })
+        .await
+    }
+
+    /// Checks a code of the caller's own second factor and spends it.
+    pub(crate) async fn verify_own_code(
+        &self,
+        myself: &Myself<'_>,
+        code: &str,
+    ) -> StoreResult<crate::auth::second_factor::Verdict> {
+        crate::auth::second_factor::verify_and_spend(self.raw, &myself.user().id, code).await
+    }
+
+    /// Removes another account's second factor; `None` if there is no such account.
+    pub(crate) async fn reset_second_factor(
+        &self,
+        _: &SiteAdmin,
+        id: &UserId,
+    ) -> StoreResult<Option<UserRecord>> {
+        let Some(mut user) = self.raw.user(id).await? else {
+            return Ok(None);
+        };
+        user.second_factor = None;
+        user.pending_totp = None;
+        self.raw.update_user(&user).await?;
+        Ok(Some(user))
+    }
+
+    /// Reads the caller's record afresh, changes it and writes it back.
+    async fn change_own(
+        &self,
+        myself: &Myself<'_>,
+        change: impl FnOnce(&mut UserRecord),
+    ) -> StoreResult<UserRecord> {
+        let id = &myself.user().id;
+        let mut user = self
+            .raw
+            .user(id)
+            .await?
+            .unwrap_or_else(|| myself.user().clone());
+        change(&mut user);
+        self.raw.update_user(&user).await?;
+        Ok(user)
     }
 
     // Relay sessions.

@@ -5,7 +5,7 @@ use serde_json::Value;
 use tether_common::control::{Action, ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
 
 use super::action_store::ActionStore;
-use super::{amt, blocked, cira, devices, groups, install, sessions, users, views};
+use super::{amt, blocked, cira, devices, groups, install, second_factor, sessions, users, views};
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
 use crate::relay::RelayBroker;
@@ -28,6 +28,8 @@ pub struct ActionContext<'a> {
     pub site: &'a crate::install::Site,
     /// Password checks on `/control` (`changePassword`) share the login limits.
     pub login_limiter: &'a crate::auth::ratelimit::LoginLimiter,
+    /// Who must sign in with a second factor (config `require_second_factor`).
+    pub second_factor_policy: crate::config::SecondFactorPolicy,
     /// The caller's address, as the login limits count it.
     pub client_ip: std::net::IpAddr,
     pub caller: &'a UserRecord,
@@ -95,15 +97,26 @@ fn answer<A: Action>(output: Result<A::Output, ActionError>) -> Result<Value, Ac
         .map_err(|e| ActionError::Internal(format!("serializing a {} reply: {e}", A::NAME)))
 }
 
+/// The site requires a second factor of the caller, who has none yet.
+fn second_factor_needed(ctx: &ActionContext<'_>) -> bool {
+    ctx.second_factor_policy.covers(ctx.caller.site_admin) && ctx.caller.second_factor.is_none()
+}
+
 /// Performs one request on behalf of `ctx.caller`; the result is the action's output as JSON.
 pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value, ActionError> {
     use tether_common::control as c;
+    if second_factor_needed(ctx) && !second_factor::allowed_before_enrolment(&body) {
+        return Err(ActionError::Forbidden(
+            "this server requires two-factor sign-in: set it up in My account first".into(),
+        ));
+    }
     match body {
         RequestBody::GetServerInfo(c::GetServerInfo {}) => {
             answer::<c::GetServerInfo>(Ok(ctx.server_info.clone()))
         }
         RequestBody::GetWhoAmI(c::GetWhoAmI {}) => answer::<c::GetWhoAmI>(Ok(WhoAmI {
             user: views::user_info(ctx.caller),
+            second_factor_needed: second_factor_needed(ctx),
         })),
         RequestBody::ListGroups(c::ListGroups {}) => {
             answer::<c::ListGroups>(groups::list(ctx).await)
@@ -153,6 +166,21 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         }) => answer::<c::ChangePassword>(
             users::change_own_password(ctx, &old_password, &new_password).await,
         ),
+        RequestBody::BeginTotp(c::BeginTotp {}) => {
+            answer::<c::BeginTotp>(second_factor::begin(ctx).await)
+        }
+        RequestBody::ConfirmTotp(c::ConfirmTotp { code }) => {
+            answer::<c::ConfirmTotp>(second_factor::confirm(ctx, &code).await)
+        }
+        RequestBody::DisableTotp(c::DisableTotp { code }) => {
+            answer::<c::DisableTotp>(second_factor::disable(ctx, &code).await)
+        }
+        RequestBody::NewBackupCodes(c::NewBackupCodes { code }) => {
+            answer::<c::NewBackupCodes>(second_factor::new_backup_codes(ctx, &code).await)
+        }
+        RequestBody::ResetSecondFactor(c::ResetSecondFactor { user }) => {
+            answer::<c::ResetSecondFactor>(second_factor::reset(ctx, &user).await)
+        }
         RequestBody::ListEvents(c::ListEvents {
             limit,
             group,

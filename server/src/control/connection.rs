@@ -287,6 +287,7 @@ impl Connection {
             turn: self.state.config.turn.as_ref(),
             site: &self.site,
             login_limiter: &self.state.login_limiter,
+            second_factor_policy: self.state.config.require_second_factor,
             client_ip: self.client_ip,
             caller: &self.user,
         };

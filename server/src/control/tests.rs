@@ -76,6 +76,7 @@ impl World {
             turn: None,
             site: &crate::install::Site::default(),
             login_limiter: &self.limiter,
+            second_factor_policy: crate::config::SecondFactorPolicy::Off,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             caller: &caller,
         };

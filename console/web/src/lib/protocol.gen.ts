@@ -52,9 +52,18 @@ mpsPort: number | null, };
 /**
  * The result of `whoAmI`.
  */
-export type WhoAmI = { user: UserInfo, };
+export type WhoAmI = { user: UserInfo, 
+/**
+ * The site requires a second factor of this account and it has none: until it sets one up,
+ * only that (and reading who one is) is allowed.
+ */
+secondFactorNeeded: boolean, };
 
-export type UserInfo = { id: UserId, name: string, email: string | null, siteAdmin: boolean, created: number, };
+export type UserInfo = { id: UserId, name: string, email: string | null, siteAdmin: boolean, created: number, 
+/**
+ * Signs in with a second factor (TOTP).
+ */
+secondFactor: boolean, };
 
 export type GroupMember = { user: UserId, rights: Rights, };
 
@@ -204,6 +213,28 @@ path: string,
  * Unix milliseconds; the link stops working then.
  */
 expiresMs: number, };
+
+/**
+ * Setting up TOTP: what the authenticator app needs, shown once.
+ */
+export type TotpSetup = { 
+/**
+ * The secret in base32, to type in when the QR code cannot be scanned.
+ */
+secret: string, 
+/**
+ * `otpauth://totp/…`
+ */
+uri: string, 
+/**
+ * The URI as a QR code, an SVG document (shown as an image, never inlined).
+ */
+qrSvg: string, };
+
+/**
+ * Single-use backup codes, shown once (the server keeps only their hashes).
+ */
+export type BackupCodes = { codes: Array<string>, };
 
 /**
  * The `result` of a successful `createSession`: where the console connects.
@@ -367,6 +398,11 @@ export type RemoveUser = { user: UserId, };
 export type ResetPassword = { user: UserId, password: string, };
 export type EditUser = { user: UserId, email?: string | null, siteAdmin?: boolean | null, };
 export type ChangePassword = { oldPassword: string, newPassword: string, };
+export type BeginTotp = Record<symbol, never>;
+export type ConfirmTotp = { code: string, };
+export type DisableTotp = { code: string, };
+export type NewBackupCodes = { code: string, };
+export type ResetSecondFactor = { user: UserId, };
 export type SetGroupRights = { group: GroupId, user: UserId, rights: Rights, };
 export type ListEvents = { 
 /**
@@ -407,6 +443,11 @@ export interface Actions {
   resetPassword: { args: ResetPassword; result: UserInfo };
   editUser: { args: EditUser; result: UserInfo };
   changePassword: { args: ChangePassword; result: PasswordChanged };
+  beginTotp: { args: BeginTotp; result: TotpSetup };
+  confirmTotp: { args: ConfirmTotp; result: BackupCodes };
+  disableTotp: { args: DisableTotp; result: UserInfo };
+  newBackupCodes: { args: NewBackupCodes; result: BackupCodes };
+  resetSecondFactor: { args: ResetSecondFactor; result: UserInfo };
   setGroupRights: { args: SetGroupRights; result: GroupInfo };
   listEvents: { args: ListEvents; result: Array<EventRecord> };
   createSession: { args: CreateSession; result: SessionTicket };

@@ -102,6 +102,7 @@ impl Fixture {
             turn: None,
             site: &self.site,
             login_limiter: &self.limiter,
+            second_factor_policy: crate::config::SecondFactorPolicy::Off,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             caller,
         }
@@ -143,6 +144,8 @@ pub(in crate::control) async fn user(
         site_admin,
         created: 1,
         password_changed: 1,
+        second_factor: None,
+        pending_totp: None,
     };
     store.create_user(&user).await.unwrap();
     user

@@ -1,15 +1,19 @@
-//! Sealing Intel AMT administrator passwords at rest: AES-256-GCM under a key of the server's,
-//! made on first use and kept in the store's settings. A database copied on its own still holds
-//! the key, so this guards mostly against the password showing up in exports, backups of the
-//! records alone and logs; it is what MeshCentral's users ask for ("encrypted at rest"), and the
-//! key moves to a separate secret store once there is one.
+//! Sealing secrets at rest (Intel AMT administrator passwords, TOTP secrets): AES-256-GCM under a
+//! key of the server's per purpose, made on first use and kept in the store's settings. A
+//! database copied on its own still holds the keys, so this guards mostly against secrets showing
+//! up in exports, backups of the records alone and logs; it is what MeshCentral's users ask for
+//! ("encrypted at rest"), and the keys move to a separate secret store once there is one.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-/// The settings key under which the sealing key lives (hex).
-pub(crate) const KEY_SETTING: &str = "amt_admin_key";
+use crate::store::{Store, StoreResult};
+
+/// The settings key of the key that seals AMT administrator passwords (hex).
+pub(crate) const AMT_ADMIN_KEY: &str = "amt_admin_key";
+/// The settings key of the key that seals users' TOTP secrets (hex).
+pub(crate) const TOTP_KEY: &str = "totp_key";
 
 pub(crate) struct Vault {
     key: LessSafeKey,
@@ -30,10 +34,39 @@ impl Vault {
         hex::encode(rand::random::<[u8; 32]>())
     }
 
+    /// The key kept under `setting`, if there is one yet.
+    pub(crate) async fn load(store: &dyn Store, setting: &str) -> StoreResult<Option<Vault>> {
+        Ok(store
+            .setting(setting)
+            .await?
+            .and_then(|k| Vault::from_hex(&k)))
+    }
+
+    /// The key kept under `setting`, made on first use.
+    pub(crate) async fn load_or_create(store: &dyn Store, setting: &str) -> StoreResult<Vault> {
+        if let Some(vault) = Vault::load(store, setting).await? {
+            return Ok(vault);
+        }
+        let key = Vault::new_hex_key();
+        store.put_setting(setting, &key).await?;
+        // Read back: of two first uses at once, both end with the key that was stored last.
+        let stored = store.setting(setting).await?.unwrap_or(key);
+        Ok(Vault::from_hex(&stored).expect("a key this server made"))
+    }
+
     /// base64 of a random nonce, then the ciphertext and its tag.
     pub(crate) fn seal(&self, secret: &str) -> String {
+        self.seal_bytes(secret.as_bytes())
+    }
+
+    /// The secret, or `None` when the text was not sealed by this key (or was altered).
+    pub(crate) fn open(&self, sealed: &str) -> Option<String> {
+        String::from_utf8(self.open_bytes(sealed)?).ok()
+    }
+
+    pub(crate) fn seal_bytes(&self, secret: &[u8]) -> String {
         let nonce: [u8; NONCE_LEN] = rand::random();
-        let mut sealed = secret.as_bytes().to_vec();
+        let mut sealed = secret.to_vec();
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
@@ -46,8 +79,7 @@ impl Vault {
         STANDARD.encode(out)
     }
 
-    /// The secret, or `None` when the text was not sealed by this key (or was altered).
-    pub(crate) fn open(&self, sealed: &str) -> Option<String> {
+    pub(crate) fn open_bytes(&self, sealed: &str) -> Option<Vec<u8>> {
         let bytes = STANDARD.decode(sealed).ok()?;
         if bytes.len() < NONCE_LEN {
             return None;
@@ -59,7 +91,7 @@ impl Vault {
             .key
             .open_in_place(nonce, Aad::empty(), &mut rest)
             .ok()?;
-        String::from_utf8(plain.to_vec()).ok()
+        Some(plain.to_vec())
     }
 }
 
