@@ -7,7 +7,7 @@ import { ConsoleStore } from "../src/stores/console.svelte";
 import type { DeviceInfo, GroupInfo, UserInfo } from "../src/lib/protocol";
 import { FakeSocket } from "./fakeSocket";
 
-const admin: UserInfo = { id: "admin", name: "admin", email: null, siteAdmin: true, created: 0 };
+const admin: UserInfo = { id: "admin", name: "admin", email: null, siteAdmin: true, created: 0, secondFactor: false };
 const office: GroupInfo = { id: "g1", name: "Office", description: "", members: [{ user: "admin", rights: 0xffffffff }], created: 0, directConnections: true };
 const pc = (id: string, online = false): DeviceInfo => ({
   id,
@@ -59,10 +59,10 @@ async function connected(devices: DeviceInfo[]) {
   socket.open();
   answer(socket, {
     serverInfo: { name: "localhost", version: "0.1.0", protocol: 1, agentCertHash: "", webCertHash: "", httpsPort: 443 },
-    whoAmI: { user: admin },
-    listGroups: [office],
-    listDevices: devices,
+    whoAmI: { user: admin, secondFactorNeeded: false },
   });
+  await vi.waitFor(() => expect(socket.sent.map((r) => r.action)).toEqual(["listGroups", "listDevices"]));
+  answer(socket, { listGroups: [office], listDevices: devices });
   await vi.waitFor(() => expect(socket.sent.map((r) => r.action)).toEqual(["listUsers"]));
   answer(socket, { listUsers: [admin] });
   await vi.waitFor(() => expect(store.loaded).toBe(true));
@@ -108,6 +108,28 @@ describe("ConsoleStore", () => {
     expect(store.liveEvents).toEqual([record]);
   });
 
+  it("asks for nothing else while the site requires a second factor the account lacks", async () => {
+    const sockets: FakeSocket[] = [];
+    const store = new ConsoleStore((url) => {
+      const socket = new FakeSocket(url);
+      sockets.push(socket);
+      return socket;
+    });
+    await store.init();
+    const socket = sockets[0]!;
+    socket.open();
+    answer(socket, {
+      serverInfo: { name: "localhost", version: "0.1.0", protocol: 1, agentCertHash: "", webCertHash: "", httpsPort: 443 },
+      whoAmI: { user: admin, secondFactorNeeded: true },
+    });
+    await vi.waitFor(() => expect(store.loaded).toBe(true));
+    expect(store.secondFactorNeeded).toBe(true);
+    expect(socket.sent).toEqual([]);
+    // Set up: the account's change opens the rest of the console.
+    socket.receive({ action: "event", event: { type: "userChanged", user: { ...admin, secondFactor: true } } });
+    expect(socket.sent.map((r) => r.action)).toEqual(["serverInfo", "whoAmI"]);
+  });
+
   it("goes offline, reconnects and reloads; back to login when the session ended", async () => {
     const { store, socket, sockets } = await connected([pc("a")]);
     socket.drop();
@@ -116,7 +138,7 @@ describe("ConsoleStore", () => {
     vi.advanceTimersByTime(1000);
     expect(sockets).toHaveLength(2);
     sockets[1]!.open();
-    expect(sockets[1]!.sent.map((r) => r.action)).toEqual(["serverInfo", "whoAmI", "listGroups", "listDevices"]);
+    expect(sockets[1]!.sent.map((r) => r.action)).toEqual(["serverInfo", "whoAmI"]);
 
     status = { setup_required: false, new_accounts: false, user: null };
     sockets[1]!.drop();

@@ -47,7 +47,9 @@ export const api = {
   status: () => call<Status>("GET", "/api/status"),
   setup: (name: string, password: string, email: string | null) =>
     call<{ user: UserInfo }>("POST", "/api/setup", { name, password, email }),
-  login: (user: string, password: string) => call<{ user: UserInfo }>("POST", "/api/login", { user, password }),
+  /** `otp`: the second factor (a code from the app, or a backup code) for accounts that have one. */
+  login: (user: string, password: string, otp?: string) =>
+    call<{ user: UserInfo }>("POST", "/api/login", otp === undefined ? { user, password } : { user, password, otp }),
   logout: () => call<{ ok: boolean }>("POST", "/api/logout", {}),
   changePassword: (old_password: string, new_password: string) =>
     call<{ user: UserInfo }>("POST", "/api/password", { old_password, new_password }),

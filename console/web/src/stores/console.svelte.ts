@@ -31,6 +31,8 @@ export class ConsoleStore {
   retryAt = $state<number | null>(null);
   /** True once the first full load after login has arrived. */
   loaded = $state(false);
+  /** The site requires a second factor of this account and it has none yet: only My account works. */
+  secondFactorNeeded = $state(false);
   server = $state.raw<ServerInfo | null>(null);
   groups = $state.raw<GroupInfo[]>([]);
   users = $state.raw<UserInfo[]>([]);
@@ -151,14 +153,16 @@ export class ConsoleStore {
   /** Loads everything after each (re)connection: events missed while offline are not replayed. */
   private async loadAll(): Promise<void> {
     try {
-      const [server, whoami, groups, devices] = await Promise.all([
-        this.request("serverInfo", {}),
-        this.request("whoAmI", {}),
-        this.request("listGroups", {}),
-        this.request("listDevices", {}),
-      ]);
+      const [server, whoami] = await Promise.all([this.request("serverInfo", {}), this.request("whoAmI", {})]);
       this.server = server;
       this.user = whoami.user;
+      this.secondFactorNeeded = whoami.secondFactorNeeded;
+      if (whoami.secondFactorNeeded) {
+        // The server refuses everything else until a second factor is set up.
+        this.loaded = true;
+        return;
+      }
+      const [groups, devices] = await Promise.all([this.request("listGroups", {}), this.request("listDevices", {})]);
       this.groups = byName(groups);
       this.devices.replaceAll(devices);
       this.deviceVersion += 1;
@@ -192,6 +196,8 @@ export class ConsoleStore {
     if (users && this.isAdmin) this.users = users;
     if (event.type === "userChanged" && event.user.id === user.id) {
       this.user = event.user;
+      // The second factor the site asked for is set up: the rest of the console opens.
+      if (this.secondFactorNeeded && event.user.secondFactor) void this.loadAll();
       // Made a site admin just now: the users list becomes visible.
       if (event.user.siteAdmin && !user.siteAdmin) void this.loadAll();
     }
