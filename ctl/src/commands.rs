@@ -224,6 +224,7 @@ async fn execute(
                     limit,
                     group,
                     device: None,
+                    ..Default::default()
                 })
                 .await?;
             show(json, &events, || event_table(&events))

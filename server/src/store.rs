@@ -247,6 +247,44 @@ pub struct EventFilter {
     /// Only what a non-administrator may read: events of these groups, or events about this user
     /// alone (no group or device). One pass over the log instead of one per group.
     pub readable_by: Option<Readable>,
+    /// Only this kind (`login`, `session_ended`, …).
+    pub kind: Option<String>,
+    /// Only records whose message contains this, ignoring case.
+    pub text: Option<String>,
+    /// Only records from this time on / before this time (Unix ms).
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Only records older than this one (paging back through the log).
+    pub before_id: Option<u64>,
+}
+
+impl EventFilter {
+    /// Whether `record` passes every condition but the limit: the one rule every store applies.
+    pub fn admits(&self, record: &EventRecord) -> bool {
+        let some_or =
+            |wanted: Option<&str>, got: Option<&str>| wanted.is_none_or(|w| got == Some(w));
+        some_or(
+            self.group.as_ref().map(GroupId::as_str),
+            record.group.as_ref().map(GroupId::as_str),
+        ) && some_or(
+            self.device.as_ref().map(DeviceId::as_str),
+            record.device.as_ref().map(DeviceId::as_str),
+        ) && some_or(
+            self.user.as_ref().map(UserId::as_str),
+            record.user.as_ref().map(UserId::as_str),
+        ) && self.kind.as_ref().is_none_or(|k| *k == record.kind)
+            && self.since_ms.is_none_or(|t| record.time >= t)
+            && self.until_ms.is_none_or(|t| record.time < t)
+            && self.before_id.is_none_or(|id| record.id < id)
+            && self
+                .text
+                .as_ref()
+                .is_none_or(|t| record.message.to_lowercase().contains(&t.to_lowercase()))
+            && self
+                .readable_by
+                .as_ref()
+                .is_none_or(|readable| readable.admits(record))
+    }
 }
 
 /// See [`EventFilter::readable_by`].

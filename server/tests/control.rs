@@ -256,6 +256,7 @@ async fn rights_are_enforced_on_the_server() {
         limit: None,
         group: Some(lab),
         device: None,
+        ..Default::default()
     };
     assert_eq!(
         viewer.refused(events).await,

@@ -55,6 +55,7 @@ async fn ended_sessions(fx: &mut Fixture) -> Vec<EventRecord> {
             limit: None,
             group: None,
             device: None,
+            ..Default::default()
         })
         .await;
     records.retain(|r| r.kind == "session_ended");

@@ -108,6 +108,7 @@ async fn event_kinds(fx: &mut Fixture) -> Vec<String> {
             limit: None,
             group: Some(fx.group.clone()),
             device: None,
+            ..Default::default()
         })
         .await;
     events.into_iter().map(|e| e.kind).collect()

@@ -205,6 +205,7 @@ async fn an_invite_serves_three_files_without_a_login_and_nothing_when_tampered_
             limit: None,
             group: Some(fx.group.clone()),
             device: None,
+            ..Default::default()
         })
         .await;
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();

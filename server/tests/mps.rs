@@ -454,6 +454,7 @@ async fn power_actions_reach_amt_through_its_tunnel_with_digest_authentication()
             limit: None,
             group: None,
             device: None,
+            ..Default::default()
         })
         .await;
     assert!(
@@ -662,6 +663,7 @@ async fn amt_s_web_ui_is_proxied_sandboxed_under_a_link_that_checks_rights_on_ev
             limit: None,
             group: None,
             device: None,
+            ..Default::default()
         })
         .await;
     assert_eq!(

@@ -92,6 +92,7 @@ async fn wait_record(fx: &mut Fixture, kind: &str) -> EventRecord {
                 limit: None,
                 group: None,
                 device: None,
+                ..Default::default()
             })
             .await;
         if let Some(record) = records.into_iter().find(|r| r.kind == kind) {

@@ -192,6 +192,7 @@ async fn totp_and_backup_codes_sign_in_once_each_and_an_admin_can_reset_them() {
             limit: None,
             group: None,
             device: None,
+            ..Default::default()
         })
         .await;
     let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();

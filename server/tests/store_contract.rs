@@ -698,6 +698,42 @@ async fn events(store: &dyn Store) {
         [ids[4], ids[3], ids[2], ids[1]]
     );
 
+    // Kind, text (any case), time and paging, combined with the rest.
+    let ids_of = |records: Vec<tether_common::control::EventRecord>| {
+        records.iter().map(|e| e.id).collect::<Vec<_>>()
+    };
+    let logins = EventFilter {
+        kind: Some("login".into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        ids_of(store.events(&logins).await.unwrap()),
+        [ids[3], ids[0]]
+    );
+    let text = EventFilter {
+        text: Some("DEVICE_ON".into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(ids_of(store.events(&text).await.unwrap()), [ids[2]]);
+    let page = EventFilter {
+        before_id: Some(ids[3]),
+        limit: 2,
+        ..EventFilter::default()
+    };
+    assert_eq!(ids_of(store.events(&page).await.unwrap()), [ids[2], ids[1]]);
+    let later = EventFilter {
+        since_ms: Some(now_ms() + 60_000),
+        ..EventFilter::default()
+    };
+    assert!(store.events(&later).await.unwrap().is_empty());
+    let earlier = EventFilter {
+        until_ms: Some(now_ms() + 60_000),
+        kind: Some("login".into()),
+        user: Some(UserId::from("carol")),
+        ..EventFilter::default()
+    };
+    assert_eq!(ids_of(store.events(&earlier).await.unwrap()), [ids[3]]);
+
     let old = NewEvent {
         time: 1_000,
         ..event("ancient", None, None, None)

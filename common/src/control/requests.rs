@@ -156,6 +156,8 @@ requests! {
         pub user: UserId,
     }
 
+    /// The audit log, newest first, narrowed by any of the optional filters.
+    #[derive(Default)]
     pub struct ListEvents {
         /// At most this many records (the server caps it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +166,24 @@ requests! {
         pub group: Option<GroupId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub device: Option<DeviceId>,
+        /// Records about this account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user: Option<UserId>,
+        /// Records of this kind (`login`, `session_ended`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub kind: Option<String>,
+        /// Records whose message contains this text, ignoring case.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub text: Option<String>,
+        /// Records from this time on (Unix ms).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub since_ms: Option<i64>,
+        /// Records before this time (Unix ms).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub until_ms: Option<i64>,
+        /// Records older than this id: the next page back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub before_id: Option<u64>,
     }
 
     /// Opens a relayed session to a device (see [`crate::relay`]).

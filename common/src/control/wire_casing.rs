@@ -172,6 +172,7 @@ fn requests() -> Vec<RequestBody> {
             limit: Some(5),
             group: Some("g".into()),
             device: Some("d".into()),
+            ..Default::default()
         }
         .into(),
         CreateSession {

@@ -181,13 +181,9 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         RequestBody::ResetSecondFactor(c::ResetSecondFactor { user }) => {
             answer::<c::ResetSecondFactor>(second_factor::reset(ctx, &user).await)
         }
-        RequestBody::ListEvents(c::ListEvents {
-            limit,
-            group,
-            device,
-        }) => answer::<c::ListEvents>(
-            super::audit::list(ctx, limit, group.as_ref(), device.as_ref()).await,
-        ),
+        RequestBody::ListEvents(request) => {
+            answer::<c::ListEvents>(super::audit::list(ctx, request).await)
+        }
         RequestBody::CreateSession(c::CreateSession { device, kind }) => {
             answer::<c::CreateSession>(sessions::create(ctx, &device, kind).await)
         }

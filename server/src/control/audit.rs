@@ -1,7 +1,7 @@
 //! The audit log as the control channel sees it: every mutation writes one record (and pushes it
 //! live as `Event::Logged`), and `listEvents` reads back what the caller may read.
 
-use tether_common::control::{Event, EventRecord};
+use tether_common::control::{Event, EventRecord, ListEvents};
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
 
@@ -13,6 +13,8 @@ use crate::store::{EventFilter, NewEvent, Readable};
 
 pub(super) const DEFAULT_LIMIT: u32 = 100;
 pub(super) const MAX_LIMIT: u32 = 1000;
+/// Longest search text: the log is scanned once per request, so keep each comparison small.
+const MAX_SEARCH: usize = 200;
 
 /// What one mutation is about, for its audit record.
 #[derive(Default)]
@@ -50,36 +52,52 @@ pub(super) async fn record(
 
 /// `listEvents`: site admins read everything; other users read the events of groups (and their
 /// devices) where they hold EVENTS, and the events about their own account.
+///
+/// The other filters (user, kind, text, time, paging) narrow whatever the caller may read.
 pub(super) async fn list(
     ctx: &ActionContext<'_>,
-    limit: Option<u32>,
-    group: Option<&GroupId>,
-    device: Option<&DeviceId>,
+    request: ListEvents,
 ) -> Result<Vec<EventRecord>, ActionError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+    let limit = request.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+    let text = request.text.filter(|t| !t.trim().is_empty());
+    if text
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > MAX_SEARCH)
+    {
+        return Err(ActionError::BadRequest(format!(
+            "search for at most {MAX_SEARCH} characters"
+        )));
+    }
+    let filter = EventFilter {
+        limit,
+        group: request.group.clone(),
+        device: request.device.clone(),
+        user: request.user,
+        kind: request.kind.filter(|k| !k.is_empty()),
+        text,
+        since_ms: request.since_ms,
+        until_ms: request.until_ms,
+        before_id: request.before_id,
+        readable_by: None,
+    };
     // Asking for one group's or device's events: check that one, then the store filters.
-    if let Some(device) = device {
+    if let Some(device) = &request.device {
         device_with::<Events>(ctx, device).await?;
-    } else if let Some(group) = group {
+    } else if let Some(group) = &request.group {
         group_with::<Events>(ctx, group).await?;
     }
-    if ctx.caller.site_admin || device.is_some() || group.is_some() {
-        let filter = EventFilter {
-            limit,
-            group: group.cloned(),
-            device: device.cloned(),
-            ..EventFilter::default()
-        };
+    if ctx.caller.site_admin || request.device.is_some() || request.group.is_some() {
         return Ok(ctx.store.events(&filter).await?);
     }
-    readable_events(ctx, limit).await
+    readable_events(ctx, filter).await
 }
 
-/// The newest `limit` events a non-admin may read: their groups' (where they hold EVENTS) and
-/// those about their own account; one pass over the log, however many groups they are in.
+/// The events a non-admin may read among those `filter` picks: their groups' (where they hold
+/// EVENTS) and those about their own account; one pass over the log, however many groups they
+/// are in.
 async fn readable_events(
     ctx: &ActionContext<'_>,
-    limit: usize,
+    filter: EventFilter,
 ) -> Result<Vec<EventRecord>, ActionError> {
     let groups = ctx
         .store
@@ -90,12 +108,11 @@ async fn readable_events(
         .map(|group| group.id)
         .collect();
     let filter = EventFilter {
-        limit,
         readable_by: Some(Readable {
             groups,
             user: ctx.caller.id.clone(),
         }),
-        ..EventFilter::default()
+        ..filter
     };
     Ok(ctx.store.events(&filter).await?)
 }

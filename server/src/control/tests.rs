@@ -461,6 +461,7 @@ async fn event_readers_see_their_groups_events_only() {
         limit,
         group: None,
         device: None,
+        ..Default::default()
     };
 
     // Without EVENTS she reads nothing about the groups…
@@ -469,6 +470,7 @@ async fn event_readers_see_their_groups_events_only() {
         limit: None,
         group: Some(office.clone()),
         device: None,
+        ..Default::default()
     };
     assert_eq!(
         world.run(&alice, office_events.clone()).await,
@@ -478,6 +480,7 @@ async fn event_readers_see_their_groups_events_only() {
         limit: None,
         group: Some(lab.clone()),
         device: None,
+        ..Default::default()
     };
     assert_eq!(
         world.run(&alice, lab_events).await,

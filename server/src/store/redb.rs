@@ -301,25 +301,6 @@ fn remove_enrolment_of_group(txn: &WriteTransaction, group: &GroupId) -> StoreRe
     Ok(())
 }
 
-fn matches(filter: &EventFilter, record: &EventRecord) -> bool {
-    filter
-        .group
-        .as_ref()
-        .is_none_or(|g| record.group.as_ref() == Some(g))
-        && filter
-            .device
-            .as_ref()
-            .is_none_or(|d| record.device.as_ref() == Some(d))
-        && filter
-            .user
-            .as_ref()
-            .is_none_or(|u| record.user.as_ref() == Some(u))
-        && filter
-            .readable_by
-            .as_ref()
-            .is_none_or(|readable| readable.admits(record))
-}
-
 #[async_trait]
 impl Store for RedbStore {
     async fn user(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
@@ -586,7 +567,7 @@ impl Store for RedbStore {
                     break;
                 }
                 let record: EventRecord = decode(row.map_err(backend)?.1.value())?;
-                if matches(&filter, &record) {
+                if filter.admits(&record) {
                     found.push(record);
                 }
             }

@@ -408,7 +408,31 @@ export type ListEvents = {
 /**
  * At most this many records (the server caps it).
  */
-limit?: number | null, group?: GroupId | null, device?: DeviceId | null, };
+limit?: number | null, group?: GroupId | null, device?: DeviceId | null, 
+/**
+ * Records about this account.
+ */
+user?: UserId | null, 
+/**
+ * Records of this kind (`login`, `session_ended`, …).
+ */
+kind?: string | null, 
+/**
+ * Records whose message contains this text, ignoring case.
+ */
+text?: string | null, 
+/**
+ * Records from this time on (Unix ms).
+ */
+sinceMs?: number | null, 
+/**
+ * Records before this time (Unix ms).
+ */
+untilMs?: number | null, 
+/**
+ * Records older than this id: the next page back.
+ */
+beforeId?: number | null, };
 export type CreateSession = { device: DeviceId, kind: SessionKind, };
 export type GetAgentConfig = { group: GroupId, };
 export type CreateInvite = { group: GroupId, expiresMinutes?: number | null, 
