@@ -29,6 +29,7 @@
 //! | `disableTotp`, `resetSecondFactor` | [`DisableTotp`], [`ResetSecondFactor`] | the [`UserInfo`] as it is now |
 //! | `newBackupCodes` | [`NewBackupCodes`] | [`BackupCodes`] |
 //! | `listEvents` | [`ListEvents`] | `[EventRecord]`, newest first |
+//! | `listRecordings` | [`ListRecordings`] | `[RecordingInfo]`, newest first |
 //! | `createSession` | [`CreateSession`] | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
 //! | `agentConfig`, `rotateEnrolmentKey` | [`GetAgentConfig`], [`RotateEnrolmentKey`] | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
 //! | `createCiraLogin` | [`CreateCiraLogin`] | [`CiraLogin`]: the group's new login for Intel AMT (CIRA) |
@@ -63,8 +64,8 @@ pub use reply::{ErrorBody, ErrorCode, ParseError, Reply, ReplyError};
 pub use requests::*;
 pub use results::{
     AgentDetails, AmtPowerState, AmtWebLink, BackupCodes, CiraLogin, Deleted, DeviceInfo,
-    EventRecord, GroupInfo, GroupMember, PasswordChanged, ServerInfo, TotpSetup, Unblocked,
-    UserInfo, WhoAmI,
+    EventRecord, GroupInfo, GroupMember, PasswordChanged, RecordingInfo, ServerInfo, TotpSetup,
+    Unblocked, UserInfo, WhoAmI,
 };
 
 use crate::ids::{DeviceId, GroupId, UserId};
@@ -109,6 +110,7 @@ action::control_actions! {
     "resetSecondFactor" => ResetSecondFactor -> UserInfo,
     "setGroupRights" => SetGroupRights -> GroupInfo,
     "listEvents" => ListEvents -> Vec<EventRecord>,
+    "listRecordings" => ListRecordings -> Vec<RecordingInfo>,
     "createSession" => CreateSession -> SessionTicket,
     "agentConfig" => GetAgentConfig -> AgentConfig,
     "createInvite" => CreateInvite -> Invite,

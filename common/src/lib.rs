@@ -16,6 +16,7 @@ pub mod http_error;
 pub mod ids;
 pub mod install;
 pub mod msh;
+pub mod recording;
 pub mod relay;
 pub mod rights;
 pub mod stun;

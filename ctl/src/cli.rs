@@ -78,6 +78,10 @@ pub(crate) enum Command {
         /// Whether sessions to its devices may leave the relay for a direct path.
         #[arg(long, value_name = "on|off")]
         direct: Option<Switch>,
+        /// Whether terminal and desktop sessions are recorded on the server (they then stay
+        /// relayed).
+        #[arg(long, value_name = "on|off")]
+        record: Option<Switch>,
     },
     /// Delete a device group and its devices.
     Removegroup {
@@ -327,6 +331,21 @@ pub(crate) enum Command {
     Unblockdevice {
         /// The device id (see listblocked).
         device: String,
+    },
+    /// Recorded sessions you may see (those of one device with --device), newest first.
+    Recordings {
+        #[arg(long, value_name = "D")]
+        device: Option<String>,
+    },
+    /// Save one recorded session to a file: as recorded, or with --asciicast (terminal sessions)
+    /// as asciicast v2 for asciinema and other players.
+    Recording {
+        /// The recording id (see recordings).
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        #[arg(long)]
+        asciicast: bool,
     },
     /// The audit log, newest first.
     Events {

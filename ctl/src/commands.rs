@@ -6,7 +6,8 @@ use anyhow::{Context, bail};
 use tether_common::control::{
     AddUser, CreateGroup, CreateInvite, DeleteDevice, DeleteGroup, DeviceInfo, EditGroup, EditUser,
     EventRecord, GetAgentConfig, GetServerInfo, GetWhoAmI, GroupInfo, ListDevices, ListEvents,
-    ListGroups, ListUsers, RemoveUser, RenameDevice, ResetPassword, SetGroupRights, UserInfo,
+    ListGroups, ListRecordings, ListUsers, RemoveUser, RenameDevice, ResetPassword, SetGroupRights,
+    UserInfo,
 };
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
@@ -79,6 +80,7 @@ async fn execute(
             name,
             description,
             direct,
+            record,
         } => {
             let group = find_group(control, &group).await?;
             let edited = control
@@ -87,6 +89,7 @@ async fn execute(
                     name,
                     description,
                     direct_connections: direct.map(Switch::is_on),
+                    record_sessions: record.map(Switch::is_on),
                 })
                 .await?;
             show(json, &edited, || group_table(std::slice::from_ref(&edited)))
@@ -213,6 +216,50 @@ async fn execute(
                     format!("removed device {device}")
                 }
             })
+        }
+        Command::Recordings { device } => {
+            let device = match device {
+                Some(device) => Some(find_device(control, &device).await?),
+                None => None,
+            };
+            let recordings = control.call(ListRecordings { device }).await?;
+            show(json, &recordings, || {
+                recordings
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}  {}  {} on {}  {:.0} s  {} bytes  {}",
+                            time_secs(r.started_ms / 1000),
+                            r.kind,
+                            r.user,
+                            r.device_name,
+                            r.duration_ms as f64 / 1000.0,
+                            r.bytes,
+                            r.id
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        Command::Recording { id, out, asciicast } => {
+            // Ids are the relay's base64url: nothing else may reach the URL.
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                bail!("{id:?} is not a recording id (see tetherctl recordings)");
+            }
+            let format = if asciicast { "?format=asciicast" } else { "" };
+            let bytes = control
+                .http_get(&format!("/api/recordings/{id}{format}"), 1 << 30)
+                .await?;
+            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            if !json {
+                println!("saved {} bytes to {}", bytes.len(), out.display());
+            }
+            Ok(())
         }
         Command::Events { limit, group } => {
             let group = match group {

@@ -83,6 +83,13 @@ impl Control {
         })
     }
 
+    /// `GET path` over HTTPS with this login: the body (at most `limit` bytes).
+    pub(crate) async fn http_get(&self, path: &str, limit: u64) -> anyhow::Result<Vec<u8>> {
+        let (_, body) =
+            crate::login::get(&self.target, self.tls.clone(), &self.cookie, path, limit).await?;
+        Ok(body)
+    }
+
     /// `https://HOST:PORT` of the server, for links it hands out as paths.
     pub(crate) fn https_origin(&self) -> String {
         format!("https://{}", self.target.authority())

@@ -82,6 +82,40 @@ pub(crate) async fn login(
     }
 }
 
+/// `GET path` with the session cookie: the status and the body (at most `limit` bytes).
+pub(crate) async fn get(
+    target: &Target,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    cookie: &str,
+    path: &str,
+    limit: u64,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let tcp = connect_tcp(target).await?;
+    let mut stream = TlsConnector::from(tls)
+        .connect(target.server_name()?, tcp)
+        .await
+        .with_context(|| format!("TLS with {}", target.authority()))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+        target.authority()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    if let Err(e) = (&mut stream).take(limit).read_to_end(&mut raw).await
+        && (e.kind() != std::io::ErrorKind::UnexpectedEof || raw.is_empty())
+    {
+        return Err(e).context("reading the answer");
+    }
+    let response = Response::parse(&raw)?;
+    if !(200..300).contains(&response.status) {
+        let message = response
+            .json_message()
+            .unwrap_or_else(|| format!("HTTP status {}", response.status));
+        bail!("{message}");
+    }
+    Ok((response.status, response.body))
+}
+
 pub(crate) async fn connect_tcp(target: &Target) -> anyhow::Result<TcpStream> {
     TcpStream::connect((target.host.as_str(), target.port))
         .await

@@ -22,4 +22,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/logout", post(http::post_logout))
         .route("/api/password", post(http::post_password))
         .route("/api/register", post(http::post_register))
+        .route(
+            "/api/recordings/{id}",
+            get(crate::relay::recordings::get_recording),
+        )
 }

@@ -140,6 +140,7 @@ mod tests {
             ]),
             created: 0,
             direct_connections: true,
+            record_sessions: false,
             cira: None,
         };
         let viewers = Audience::group(&group, Rights::VIEW);

@@ -13,6 +13,7 @@
 //! - `endpoint.rs`: the HTTP/WebSocket handler and the lone end's wait;
 //! - `session.rs`, `pipe.rs`: a paired session and its frame forwarding;
 //! - `audit.rs`: the session start/end records;
+//! - `recording.rs`: recording sessions of groups that say so (and reading recordings back);
 //! - `limits.rs`: per-user and per-device quotas, the maximum session length;
 //! - `live.rs`: the sessions being relayed now, and how to end one;
 //! - `lifetime.rs`: when a session must end (login session over, right revoked, device or
@@ -26,6 +27,8 @@ mod limits;
 mod live;
 mod pending;
 mod pipe;
+pub(crate) mod recording;
+pub(crate) mod recordings;
 mod session;
 mod token;
 

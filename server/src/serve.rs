@@ -198,6 +198,7 @@ pub async fn run(
     ));
     tasks.spawn(prune_daily(
         store,
+        config.datapath.clone(),
         config.event_retention_days,
         stopping.clone(),
     ));
@@ -468,9 +469,14 @@ impl HandshakeFailures {
     }
 }
 
-/// Housekeeping at start and then daily: deletes expired login sessions, and audit events older
-/// than the retention period (0 keeps events forever).
-async fn prune_daily(store: Arc<dyn Store>, retention_days: u32, shutdown: CancellationToken) {
+/// Housekeeping at start and then daily: deletes expired login sessions, and audit events and
+/// session recordings older than the retention period (0 keeps them forever).
+async fn prune_daily(
+    store: Arc<dyn Store>,
+    datapath: std::path::PathBuf,
+    retention_days: u32,
+    shutdown: CancellationToken,
+) {
     let mut every_day = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
@@ -491,6 +497,11 @@ async fn prune_daily(store: Arc<dyn Store>, retention_days: u32, shutdown: Cance
             Ok(0) => {}
             Ok(count) => tracing::info!(count, retention_days, "deleted old audit events"),
             Err(e) => tracing::warn!(error = %e, "could not delete old audit events"),
+        }
+        // Recordings are kept as long as the audit records that name them.
+        match crate::relay::recordings::prune(&datapath, before_ms).await {
+            0 => {}
+            count => tracing::info!(count, retention_days, "deleted old session recordings"),
         }
     }
 }

@@ -88,6 +88,10 @@ pub struct GroupRecord {
     /// Sessions to its devices may move to a direct path (groups stored before this existed: yes).
     #[serde(default = "allowed")]
     pub direct_connections: bool,
+    /// Terminal and desktop sessions to its devices are recorded on the server (and so never
+    /// leave the relay).
+    #[serde(default)]
+    pub record_sessions: bool,
     /// The login Intel AMT machines of this group use on the MPS port (`mps/login.rs`).
     #[serde(default)]
     pub cira: Option<CiraAccount>,

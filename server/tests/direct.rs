@@ -305,6 +305,7 @@ async fn a_relayed_group_fails_always_and_auto_stays_relayed() {
             name: None,
             description: None,
             direct_connections: Some(false),
+            record_sessions: None,
         })
         .await;
     assert!(!edited.direct_connections);

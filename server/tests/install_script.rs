@@ -55,6 +55,7 @@ async fn a_managers_group_name_cannot_put_commands_into_the_install_script() {
             name: Some(hostile),
             description: None,
             direct_connections: None,
+            record_sessions: None,
         })
         .await;
 

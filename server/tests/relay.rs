@@ -273,6 +273,7 @@ async fn sessions_offer_a_direct_path_unless_the_group_keeps_them_relayed() {
             name: None,
             description: None,
             direct_connections: Some(false),
+            record_sessions: None,
         })
         .await;
     assert!(!edited.direct_connections);

@@ -89,6 +89,7 @@ fn group(id: &str, members: &[(&str, Rights)]) -> GroupRecord {
             .collect::<BTreeMap<_, _>>(),
         created: 1_700_000_001,
         direct_connections: true,
+        record_sessions: false,
         cira: None,
     }
 }

@@ -65,6 +65,8 @@ requests! {
         pub description: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub direct_connections: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub record_sessions: Option<bool>,
     }
 
     pub struct DeleteGroup {
@@ -184,6 +186,12 @@ requests! {
         /// Records older than this id: the next page back.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub before_id: Option<u64>,
+    }
+
+    /// The recorded sessions the caller may see (those of one device, when given), newest first.
+    pub struct ListRecordings {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub device: Option<DeviceId>,
     }
 
     /// Opens a relayed session to a device (see [`crate::relay`]).

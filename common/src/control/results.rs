@@ -53,6 +53,9 @@ pub struct GroupInfo {
     /// Whether sessions to its devices may leave the relay for a direct path. Off when every
     /// session must pass through the server (for recording, or a network that forbids it).
     pub direct_connections: bool,
+    /// Terminal and desktop sessions are recorded on the server (they then stay relayed).
+    #[serde(default)]
+    pub record_sessions: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +143,23 @@ pub struct UserInfo {
     /// Signs in with a second factor (TOTP).
     #[serde(default)]
     pub second_factor: bool,
+}
+
+/// One recorded session (`GET /api/recordings/{id}` downloads it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct RecordingInfo {
+    pub id: String,
+    pub device: DeviceId,
+    pub device_name: String,
+    /// Who ran the session.
+    pub user: String,
+    pub kind: crate::relay::SessionKind,
+    /// Unix milliseconds.
+    pub started_ms: i64,
+    pub duration_ms: i64,
+    pub bytes: u64,
 }
 
 /// Setting up TOTP: what the authenticator app needs, shown once.

@@ -63,6 +63,7 @@ fn render() -> String {
         export::<AmtPowerAction>(&cfg),
         export::<AmtWebLink>(&cfg),
         export::<TotpSetup>(&cfg),
+        export::<RecordingInfo>(&cfg),
         export::<BackupCodes>(&cfg),
         export::<SessionTicket>(&cfg),
         export::<DirectPath>(&cfg),

@@ -55,6 +55,7 @@ fn group() -> GroupInfo {
         }],
         created: 1,
         direct_connections: true,
+        record_sessions: true,
     }
 }
 
@@ -115,6 +116,7 @@ fn requests() -> Vec<RequestBody> {
             name: Some("n".into()),
             description: Some("d".into()),
             direct_connections: Some(false),
+            record_sessions: Some(true),
         }
         .into(),
         DeleteGroup { group: "g".into() }.into(),
@@ -158,6 +160,7 @@ fn requests() -> Vec<RequestBody> {
         }
         .into(),
         BeginTotp {}.into(),
+        ListRecordings { device: None }.into(),
         ConfirmTotp { code: "1".into() }.into(),
         DisableTotp { code: "1".into() }.into(),
         NewBackupCodes { code: "1".into() }.into(),
@@ -233,6 +236,16 @@ fn results_and_events() -> Vec<Value> {
             secret: "S".into(),
             uri: "otpauth://totp/x".into(),
             qr_svg: "<svg/>".into(),
+        }),
+        to_json(&RecordingInfo {
+            id: "s".into(),
+            device: "d".into(),
+            device_name: "pc".into(),
+            user: "alice".into(),
+            kind: crate::relay::SessionKind::Terminal,
+            started_ms: 1,
+            duration_ms: 2,
+            bytes: 3,
         }),
         to_json(&BackupCodes {
             codes: vec!["a".into()],

@@ -11,7 +11,7 @@ const group = (id: string, name: string, members: GroupInfo["members"] = []): Gr
   name,
   description: "",
   members,
-  directConnections: true,
+  directConnections: true, recordSessions: false,
   created: 0,
 });
 const user = (id: string, siteAdmin = false): UserInfo => ({ id, name: id, email: null, siteAdmin, created: 0, secondFactor: false });

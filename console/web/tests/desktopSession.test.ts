@@ -1,3 +1,4 @@
+import { decodePerFrameMs } from "../src/lib/sessions/desktopTrack";
 import { describe, expect, it } from "vitest";
 import type { RelayChannel } from "../src/lib/sessions/relay";
 import { DesktopSession, KEYFRAME_RETRY_MS, PING_INTERVAL_MS } from "../src/lib/sessions/desktopSession";
@@ -256,5 +257,14 @@ describe("the desktop tab's route", () => {
   it("is /devices/ID/desktop", () => {
     expect(parseRoute("/devices/d1/desktop")).toEqual({ screen: "device", id: "d1", tab: "desktop" });
     expect(routePath({ screen: "device", id: "d 1", tab: "desktop" })).toBe("/devices/d%201/desktop");
+  });
+});
+
+describe("decode time of track frames", () => {
+  it("is the stack's decode time per frame between two readings", () => {
+    const before = { bytesReceived: 0, totalDecodeTime: 1.5, framesDecoded: 100 };
+    expect(decodePerFrameMs(before, { bytesReceived: 9, totalDecodeTime: 1.53, framesDecoded: 110 })).toBeCloseTo(3);
+    expect(decodePerFrameMs(before, { bytesReceived: 9, totalDecodeTime: 1.5, framesDecoded: 100 })).toBeNull();
+    expect(decodePerFrameMs({ bytesReceived: 0 }, { bytesReceived: 5 })).toBeNull();
   });
 });

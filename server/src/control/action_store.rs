@@ -299,6 +299,12 @@ impl<'a> ActionStore<'a> {
         accounts::change_password(self.raw, myself.user(), old_password, new_password).await
     }
 
+    /// The raw store for reading recordings' rights (`relay/recordings.rs` checks them itself,
+    /// per recording, and writes nothing).
+    pub(crate) fn raw_store(&self) -> &'a dyn Store {
+        self.raw
+    }
+
     // Second factors.
 
     /// The key that seals TOTP secrets, made on first use.

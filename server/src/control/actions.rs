@@ -28,6 +28,8 @@ pub struct ActionContext<'a> {
     pub site: &'a crate::install::Site,
     /// Password checks on `/control` (`changePassword`) share the login limits.
     pub login_limiter: &'a crate::auth::ratelimit::LoginLimiter,
+    /// The data folder (recordings are read from it).
+    pub datapath: &'a std::path::Path,
     /// Who must sign in with a second factor (config `require_second_factor`).
     pub second_factor_policy: crate::config::SecondFactorPolicy,
     /// The caller's address, as the login limits count it.
@@ -181,6 +183,16 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         RequestBody::ResetSecondFactor(c::ResetSecondFactor { user }) => {
             answer::<c::ResetSecondFactor>(second_factor::reset(ctx, &user).await)
         }
+        RequestBody::ListRecordings(c::ListRecordings { device }) => answer::<c::ListRecordings>(
+            crate::relay::recordings::list(
+                ctx.store.raw_store(),
+                ctx.datapath,
+                ctx.caller,
+                device.as_ref(),
+            )
+            .await
+            .map_err(|e| ActionError::Internal(format!("reading the recordings: {e}"))),
+        ),
         RequestBody::ListEvents(request) => {
             answer::<c::ListEvents>(super::audit::list(ctx, request).await)
         }

@@ -288,6 +288,7 @@ impl Connection {
             site: &self.site,
             login_limiter: &self.state.login_limiter,
             second_factor_policy: self.state.config.require_second_factor,
+            datapath: &self.state.config.datapath,
             client_ip: self.client_ip,
             caller: &self.user,
         };

@@ -53,6 +53,7 @@ pub(super) async fn create(
         members: [(ctx.caller.id.clone(), Rights::FULL)].into(),
         created: now_secs(),
         direct_connections: true,
+        record_sessions: false,
         cira: None,
     };
     ctx.store.create_group(&admin, &group).await?;
@@ -88,9 +89,11 @@ pub(super) async fn edit(
         name,
         description,
         direct_connections,
+        record_sessions,
     } = request;
     let granted = group_with::<ManageGroup>(ctx, &id).await?;
     let was_direct = granted.group().direct_connections;
+    let was_recording = granted.group().record_sessions;
     let name = name.as_deref().map(checked_name).transpose()?;
     let description = description
         .as_deref()
@@ -107,6 +110,9 @@ pub(super) async fn edit(
             }
             if let Some(direct) = direct_connections {
                 group.direct_connections = direct;
+            }
+            if let Some(record) = record_sessions {
+                group.record_sessions = record;
             }
         })
         .await?;
@@ -128,6 +134,11 @@ pub(super) async fn edit(
             ctx.caller.name, group.name
         ),
         _ => format!("{} edited device group {}", ctx.caller.name, group.name),
+    };
+    let message = match (was_recording, group.record_sessions) {
+        (false, true) => format!("{message}: terminal and desktop sessions are now recorded"),
+        (true, false) => format!("{message}: sessions are no longer recorded"),
+        _ => message,
     };
     let subject = Subject {
         group: Some(&group.id),

@@ -21,7 +21,9 @@ pub(super) async fn create(
 ) -> Result<SessionTicket, ActionError> {
     let granted = session_on(ctx, id, kind).await?;
     let (device, rights) = (granted.device().clone(), granted.rights());
-    let direct = direct_path(ctx, granted.group());
+    // A recorded session stays on the relay, where it is recorded.
+    let direct = direct_path(ctx, granted.group())
+        .filter(|_| !crate::relay::recording::records(granted.group(), kind));
     if !ctx.agents.is_online(&device.id) {
         return Err(ActionError::Conflict(format!(
             "device {} is offline",

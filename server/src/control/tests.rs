@@ -77,6 +77,7 @@ impl World {
             site: &crate::install::Site::default(),
             login_limiter: &self.limiter,
             second_factor_policy: crate::config::SecondFactorPolicy::Off,
+            datapath: std::path::Path::new("/nonexistent"),
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             caller: &caller,
         };
@@ -213,6 +214,7 @@ async fn users_see_only_their_groups_and_invisible_ones_look_missing() {
         name: Some("Mine".into()),
         description: None,
         direct_connections: None,
+        record_sessions: None,
     };
     assert_eq!(world.run(&alice, rename).await, Err(ErrorCode::NotFound));
     assert_eq!(

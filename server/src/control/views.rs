@@ -25,6 +25,7 @@ pub fn group_info(group: &GroupRecord) -> GroupInfo {
             .collect(),
         created: group.created,
         direct_connections: group.direct_connections,
+        record_sessions: group.record_sessions,
     }
 }
 

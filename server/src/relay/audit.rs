@@ -56,6 +56,32 @@ impl Subject {
         self.group.as_ref().map(|group| &group.id)
     }
 
+    /// The session's recorder when its group records sessions of its kind (`recording.rs`).
+    pub(super) async fn recording(
+        &self,
+        state: &AppState,
+        claims: &RelayClaims,
+    ) -> std::io::Result<Option<super::recording::Recorder>> {
+        use super::recording::{Recorder, path_of, records};
+        let Some(group) = self.group.as_ref().filter(|g| records(g, claims.kind)) else {
+            return Ok(None);
+        };
+        let path = path_of(&state.config.datapath, &claims.session).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "odd session id")
+        })?;
+        let header = tether_common::recording::RecordingHeader {
+            version: 1,
+            session: claims.session.clone(),
+            device: claims.device.to_string(),
+            device_name: self.device_name.clone(),
+            user: claims.user.to_string(),
+            kind: claims.kind,
+            started_ms: crate::clock::now_millis(),
+        };
+        tracing::info!(device = %claims.device, group = %group.name, "relay: recording the session");
+        Recorder::create(&path, &header).await.map(Some)
+    }
+
     pub(super) async fn started(&self, state: &AppState, console: SocketAddr) {
         let message = format!(
             "{} opened a {} session to {} from {}",

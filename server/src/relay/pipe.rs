@@ -13,7 +13,10 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tether_common::relay::signal::{RelayText, RtcSignal};
 use tokio::time::{MissedTickBehavior, interval_at, timeout};
 
+use tether_common::recording::Direction;
+
 use super::audit::DirectReport;
+use super::recording::Recorder;
 
 /// Pings keep NAT and proxy mappings of idle sessions (a terminal nobody types in) alive.
 pub(super) const PING_EVERY: Duration = Duration::from_secs(30);
@@ -33,6 +36,8 @@ pub(super) enum Stop {
     WriteFailed,
     /// The other side did not take a frame within `SEND_STALL_LIMIT`.
     WriteStalled,
+    /// The session is recorded and the recording could not be written.
+    RecordingFailed,
 }
 
 impl Stop {
@@ -47,20 +52,31 @@ impl Stop {
                 code: close_code::AWAY,
                 reason: "the other side disconnected".into(),
             }),
+            Stop::RecordingFailed => Some(recording_failed()),
         }
+    }
+}
+
+/// The close frame both ends get when a recorded session's file cannot be written.
+pub(super) fn recording_failed() -> CloseFrame {
+    CloseFrame {
+        code: close_code::ERROR,
+        reason: "the session could not be recorded".into(),
     }
 }
 
 /// Forwards text and binary frames from `from` to `to`, one at a time, adding their payload sizes
 /// to `bytes`. Pings and pongs are per hop and not forwarded. An `rtcTotals` report (the bytes a
 /// switched session moved on its direct path) is addressed to the server: kept in `reported`,
-/// not forwarded, not counted.
+/// not forwarded, not counted. A recorded session (`tee`) writes each frame before passing it on
+/// and drops direct-path signalling, so that it cannot leave the relay.
 pub(super) async fn forward<S, K>(
     from: &mut S,
     to: &mut K,
     bytes: &mut u64,
     reported: &mut Option<DirectReport>,
     ping_every: Duration,
+    tee: Option<(&Recorder, Direction)>,
 ) -> Stop
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
@@ -85,6 +101,17 @@ where
                     continue;
                 }
                 Some(Ok(message)) => {
+                    if let Some((recorder, direction)) = tee {
+                        if let Message::Text(text) = &message
+                            && !matches!(RtcSignal::parse(text), RelayText::Session)
+                        {
+                            continue;
+                        }
+                        if let Err(e) = recorder.frame(direction, &message).await {
+                            tracing::error!("relay: cannot write the session's recording: {e}");
+                            return Stop::RecordingFailed;
+                        }
+                    }
                     *bytes += payload_len(&message);
                     message
                 }
@@ -177,7 +204,7 @@ mod tests {
         ]);
         let (mut to, mut received) = collecting_sink();
         let mut bytes = 0;
-        let stop = forward(&mut from, &mut to, &mut bytes, &mut None, NO_PINGS).await;
+        let stop = forward(&mut from, &mut to, &mut bytes, &mut None, NO_PINGS, None).await;
         assert!(matches!(stop, Stop::Closed(None)));
         assert_eq!(bytes, 205);
         let mut got = Vec::new();
@@ -205,7 +232,15 @@ mod tests {
         ]);
         let (mut to, mut received) = collecting_sink();
         let (mut bytes, mut reported) = (0, None);
-        forward(&mut from, &mut to, &mut bytes, &mut reported, NO_PINGS).await;
+        forward(
+            &mut from,
+            &mut to,
+            &mut bytes,
+            &mut reported,
+            NO_PINGS,
+            None,
+        )
+        .await;
         assert_eq!(
             reported,
             Some(DirectReport {
@@ -245,7 +280,14 @@ mod tests {
         ));
         let mut bytes = 0;
         let mut reported = None;
-        let forwarding = forward(&mut from, &mut to, &mut bytes, &mut reported, NO_PINGS);
+        let forwarding = forward(
+            &mut from,
+            &mut to,
+            &mut bytes,
+            &mut reported,
+            NO_PINGS,
+            None,
+        );
         tokio::pin!(forwarding);
         for delivered in 0..5 {
             // Let the forwarder run as far as it can.
@@ -272,10 +314,18 @@ mod tests {
             Err::<(), _>(axum::Error::new(std::io::Error::other("gone")))
         }));
         let mut bytes = 0;
-        let stop = forward(&mut broken, &mut sink, &mut bytes, &mut None, NO_PINGS).await;
+        let stop = forward(
+            &mut broken,
+            &mut sink,
+            &mut bytes,
+            &mut None,
+            NO_PINGS,
+            None,
+        )
+        .await;
         assert!(matches!(stop, Stop::WriteFailed));
         let mut ended = futures_util::stream::iter(Vec::<Result<Message, axum::Error>>::new());
-        let stop = forward(&mut ended, &mut sink, &mut bytes, &mut None, NO_PINGS).await;
+        let stop = forward(&mut ended, &mut sink, &mut bytes, &mut None, NO_PINGS, None).await;
         assert!(matches!(stop, Stop::ReadFailed));
         let frame = stop.frame_for_the_other_side().unwrap();
         assert_eq!(frame.code, close_code::AWAY);

@@ -15,8 +15,9 @@ use super::audit::{Subject, Traffic};
 use super::broker::RelayEnd;
 use super::lifetime::until_ended;
 use super::live::{LiveSession, Revoked};
-use super::pipe::{PING_EVERY, Stop, forward, shut};
+use super::pipe::{PING_EVERY, Stop, forward, recording_failed, shut};
 use crate::state::AppState;
+use tether_common::recording::Direction;
 
 /// Each end must take the `"c"` greeting within this long.
 const GREETING_DEADLINE: Duration = Duration::from_secs(10);
@@ -41,6 +42,20 @@ pub(super) async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, oth
     let (mut console_sink, mut console_stream) = console.socket.split();
     let (mut agent_sink, mut agent_stream) = agent.socket.split();
 
+    let recorder = match subject.recording(&state, &claims).await {
+        Ok(recorder) => recorder,
+        Err(e) => {
+            tracing::error!(device = %claims.device, user = %claims.user, "relay: cannot start the session's recording: {e}");
+            let frame = Some(recording_failed());
+            tokio::join!(
+                shut(console_sink, console_stream, frame.clone()),
+                shut(agent_sink, agent_stream, frame)
+            );
+            return;
+        }
+    };
+    let tee = |direction| recorder.as_ref().map(|r| (r, direction));
+
     let greeted = tokio::join!(greet(&mut console_sink), greet(&mut agent_sink));
     if !(greeted.0 && greeted.1) {
         tracing::info!(device = %claims.device, user = %claims.user, "relay: an end left before the greeting");
@@ -60,14 +75,19 @@ pub(super) async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, oth
     let live = registration.session.clone();
     let (mut console_report, mut agent_report) = (None, None);
     let ending = tokio::select! {
-        stop = forward(&mut console_stream, &mut agent_sink, &mut traffic.to_device, &mut console_report, PING_EVERY) => Ending::of(RelaySide::Console, &stop),
-        stop = forward(&mut agent_stream, &mut console_sink, &mut traffic.from_device, &mut agent_report, PING_EVERY) => Ending::of(RelaySide::Agent, &stop),
+        stop = forward(&mut console_stream, &mut agent_sink, &mut traffic.to_device, &mut console_report, PING_EVERY, tee(Direction::ToDevice)) => Ending::of(RelaySide::Console, &stop),
+        stop = forward(&mut agent_stream, &mut console_sink, &mut traffic.from_device, &mut agent_report, PING_EVERY, tee(Direction::FromDevice)) => Ending::of(RelaySide::Agent, &stop),
         why = until_ended(&state, &live, stopped, max_session) => Ending::revoked(why),
     };
     tokio::join!(
         shut(console_sink, console_stream, ending.console),
         shut(agent_sink, agent_stream, ending.agent)
     );
+    if let Some(recorder) = &recorder
+        && let Err(e) = recorder.finish().await
+    {
+        tracing::error!(device = %claims.device, "relay: the session's recording did not finish: {e}");
+    }
     // The end that closed reported last; the agent's word first when both did.
     traffic.direct = agent_report
         .map(|report| (report, "agent"))
@@ -108,6 +128,13 @@ impl Ending {
                 stop.frame_for_the_other_side(),
                 format!("the {} disconnected", name(origin)),
             ),
+            Stop::RecordingFailed => {
+                return Ending {
+                    console: Some(recording_failed()),
+                    agent: Some(recording_failed()),
+                    why: "the recording could not be written".into(),
+                };
+            }
             Stop::WriteFailed | Stop::WriteStalled => {
                 let culprit = origin.other();
                 let what = match stop {

@@ -76,7 +76,11 @@ members: Array<GroupMember>, created: number,
  * Whether sessions to its devices may leave the relay for a direct path. Off when every
  * session must pass through the server (for recording, or a network that forbids it).
  */
-directConnections: boolean, };
+directConnections: boolean, 
+/**
+ * Terminal and desktop sessions are recorded on the server (they then stay relayed).
+ */
+recordSessions: boolean, };
 
 export type NetInterface = { name: string, 
 /**
@@ -232,6 +236,19 @@ uri: string,
 qrSvg: string, };
 
 /**
+ * One recorded session (`GET /api/recordings/{id}` downloads it).
+ */
+export type RecordingInfo = { id: string, device: DeviceId, deviceName: string, 
+/**
+ * Who ran the session.
+ */
+user: string, kind: SessionKind, 
+/**
+ * Unix milliseconds.
+ */
+startedMs: number, durationMs: number, bytes: number, };
+
+/**
  * Single-use backup codes, shown once (the server keeps only their hashes).
  */
 export type BackupCodes = { codes: Array<string>, };
@@ -383,7 +400,7 @@ export type GetServerInfo = Record<symbol, never>;
 export type GetWhoAmI = Record<symbol, never>;
 export type ListGroups = Record<symbol, never>;
 export type CreateGroup = { name: string, description?: string, };
-export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, directConnections?: boolean | null, };
+export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, directConnections?: boolean | null, recordSessions?: boolean | null, };
 export type DeleteGroup = { group: GroupId, };
 export type ListDevices = { 
 /**
@@ -433,6 +450,7 @@ untilMs?: number | null,
  * Records older than this id: the next page back.
  */
 beforeId?: number | null, };
+export type ListRecordings = { device?: DeviceId | null, };
 export type CreateSession = { device: DeviceId, kind: SessionKind, };
 export type GetAgentConfig = { group: GroupId, };
 export type CreateInvite = { group: GroupId, expiresMinutes?: number | null, 
@@ -474,6 +492,7 @@ export interface Actions {
   resetSecondFactor: { args: ResetSecondFactor; result: UserInfo };
   setGroupRights: { args: SetGroupRights; result: GroupInfo };
   listEvents: { args: ListEvents; result: Array<EventRecord> };
+  listRecordings: { args: ListRecordings; result: Array<RecordingInfo> };
   createSession: { args: CreateSession; result: SessionTicket };
   agentConfig: { args: GetAgentConfig; result: AgentConfig };
   createInvite: { args: CreateInvite; result: Invite };

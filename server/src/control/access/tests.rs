@@ -103,6 +103,7 @@ impl Fixture {
             site: &self.site,
             login_limiter: &self.limiter,
             second_factor_policy: crate::config::SecondFactorPolicy::Off,
+            datapath: std::path::Path::new("/nonexistent"),
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             caller,
         }
@@ -162,6 +163,7 @@ async fn put_group(store: &dyn Store, name: &str, members: &[(&UserId, Rights)])
             .collect(),
         created: 1,
         direct_connections: true,
+        record_sessions: false,
         cira: None,
     };
     store.put_group(&group).await.unwrap();

@@ -92,6 +92,11 @@ export class DesktopStats {
     this.received.add(now, bytes);
   }
 
+  /** A decode time measured apart from drawing (the WebRTC stack's, for track frames). */
+  decodeMeasured(now: number, decodeMs: number): void {
+    this.decode.add(now, Math.max(0, decodeMs));
+  }
+
   /** A picture was drawn, `decodeMs` after it was handed to the decoder (null: not known). */
   pictureDrawn(now: number, decodeMs: number | null): void {
     this.drawn.add(now, 1);

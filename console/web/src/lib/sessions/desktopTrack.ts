@@ -28,7 +28,7 @@ export class TrackPictures {
   private active = false;
   private frameHandle: number | null = null;
   private bytesTimer: ReturnType<typeof setInterval> | null = null;
-  private lastBytes: number | null = null;
+  private lastCounters: InboundCounters | null = null;
   private reader: ReadableStreamDefaultReader<VideoFrame> | null = null;
   /** Frames drawn from the track (shown as the canvas's `data-track-frames`). */
   private frames = 0;
@@ -93,7 +93,7 @@ export class TrackPictures {
     } else if (!this.active && this.bytesTimer !== null) {
       clearInterval(this.bytesTimer);
       this.bytesTimer = null;
-      this.lastBytes = null;
+      this.lastCounters = null;
     }
   }
 
@@ -133,16 +133,40 @@ export class TrackPictures {
     this.stats.pictureDrawn(performance.now(), decodeMs);
   }
 
+  /** Reads the receiver's counters: bytes for the bit rate, and (where frames are drawn without
+   * a decode time of their own) the stack's decode time per frame since the last reading. */
   private async readBytes(): Promise<void> {
     const receiver = this.receiver;
     if (!receiver) return;
     const report = await receiver.getStats();
-    let bytes: number | null = null;
-    report.forEach((entry: { type?: string; bytesReceived?: number }) => {
-      if (entry.type === "inbound-rtp" && typeof entry.bytesReceived === "number") bytes = entry.bytesReceived;
+    let now = null as InboundCounters | null;
+    report.forEach((entry: InboundCounters & { type?: string }) => {
+      if (entry.type === "inbound-rtp" && typeof entry.bytesReceived === "number") now = entry;
     });
-    if (bytes === null || !this.active) return;
-    if (this.lastBytes !== null) this.stats.bytesReceived(performance.now(), Math.max(0, bytes - this.lastBytes));
-    this.lastBytes = bytes;
+    if (now === null || !this.active) return;
+    const at = performance.now();
+    const last = this.lastCounters;
+    if (last !== null) {
+      this.stats.bytesReceived(at, Math.max(0, now.bytesReceived - last.bytesReceived));
+      const decodeMs = decodePerFrameMs(last, now);
+      if (decodeMs !== null && this.reader) this.stats.decodeMeasured(at, decodeMs);
+    }
+    this.lastCounters = now;
   }
+}
+
+/** What an `inbound-rtp` stats entry says of received bytes and decoding. */
+interface InboundCounters {
+  bytesReceived: number;
+  /** Seconds spent decoding, in all. */
+  totalDecodeTime?: number;
+  framesDecoded?: number;
+}
+
+/** The mean decode time (ms) of the frames decoded between two readings; null without frames. */
+export function decodePerFrameMs(before: InboundCounters, after: InboundCounters): number | null {
+  const frames = (after.framesDecoded ?? 0) - (before.framesDecoded ?? 0);
+  const seconds = (after.totalDecodeTime ?? 0) - (before.totalDecodeTime ?? 0);
+  if (frames <= 0 || seconds < 0) return null;
+  return (seconds * 1000) / frames;
 }
