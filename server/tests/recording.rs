@@ -171,8 +171,14 @@ async fn a_recorded_terminal_session_replays_exactly_what_the_viewer_saw() {
         .unwrap();
     assert_eq!(response.status(), 404);
 
-    // Downloads are audited.
+    // The session's record says it was recorded; downloads are audited.
     let records = fx.control.ok(ListEvents::default()).await;
+    assert!(
+        records.iter().any(|r| r.kind == "session_ended"
+            && r.message
+                .ends_with(&format!("; recorded ({})", recording.id))),
+        "{records:?}"
+    );
     assert!(
         records
             .iter()

@@ -15,13 +15,15 @@ use crate::state::AppState;
 use crate::store::{GroupRecord, NewEvent};
 
 /// Bytes carried in each direction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Traffic {
     pub to_device: u64,
     pub from_device: u64,
     /// What a switched session moved on its direct path, as the end that closed it reported
     /// (`rtcTotals`), and which end that was.
     pub direct: Option<(DirectReport, &'static str)>,
+    /// The session was recorded (`recording.rs`), under this id.
+    pub recorded: Option<String>,
 }
 
 /// Session bytes on a direct path, as one end reported them: the server never sees them.
@@ -114,6 +116,9 @@ impl Subject {
                 "; on the direct path {} bytes to the device, {} bytes from it (reported by the {reporter})",
                 direct.to_device, direct.from_device
             ));
+        }
+        if let Some(id) = &traffic.recorded {
+            message.push_str(&format!("; recorded ({id})"));
         }
         self.write(state, "session_ended", message).await;
     }

@@ -70,7 +70,10 @@ pub(super) async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, oth
     subject.started(&state, console.addr).await;
     tracing::info!(device = %claims.device, user = %claims.user, kind = %claims.kind, "relay: session started");
 
-    let mut traffic = Traffic::default();
+    let mut traffic = Traffic {
+        recorded: recorder.as_ref().map(|_| claims.session.clone()),
+        ..Traffic::default()
+    };
     let max_session = state.relay.limits().max_session;
     let live = registration.session.clone();
     let (mut console_report, mut agent_report) = (None, None);
