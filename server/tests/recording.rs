@@ -20,6 +20,20 @@ use tether_common::relay::terminal::{OutputStream, decode_output};
 const SCRIPT: &str =
     "for i in 1 2 3; do printf 'line %s ✓\\n' $i; sleep 0.05; done; printf 'done\\n'";
 
+/// Turns recording on for the fixture's group.
+async fn record_sessions(fx: &mut Fixture) -> tether_common::control::GroupInfo {
+    let group = fx.group.clone();
+    fx.control
+        .ok(EditGroup {
+            group,
+            name: None,
+            description: None,
+            direct_connections: None,
+            record_sessions: Some(true),
+        })
+        .await
+}
+
 #[tokio::test]
 async fn a_recorded_terminal_session_replays_exactly_what_the_viewer_saw() {
     let mut fx = Fixture::start().await;
@@ -41,17 +55,7 @@ async fn a_recorded_terminal_session_replays_exactly_what_the_viewer_saw() {
             .is_empty()
     );
 
-    let group = fx.group.clone();
-    let edited = fx
-        .control
-        .ok(EditGroup {
-            group,
-            name: None,
-            description: None,
-            direct_connections: None,
-            record_sessions: Some(true),
-        })
-        .await;
+    let edited = record_sessions(&mut fx).await;
     assert!(edited.record_sessions && edited.direct_connections);
 
     // Even asked to go direct, a recorded session stays relayed.
@@ -187,5 +191,63 @@ async fn a_recorded_terminal_session_replays_exactly_what_the_viewer_saw() {
             >= 2,
         "{records:?}"
     );
+    agent.kill().await;
+}
+
+/// Figures, not a test (`cargo test -p tether-server --test recording -- --ignored --nocapture`):
+/// what a recording stores per minute for a typing-like and a scrolling terminal, and what it
+/// adds to the session's own bytes (its frame headers).
+#[tokio::test]
+#[ignore]
+async fn recording_figures() {
+    let mut fx = Fixture::start().await;
+    let agent = fx.online_agent("figures", &[]).await;
+    let device = agent.device_id.to_string();
+    record_sessions(&mut fx).await;
+    let scenes = [
+        // Five characters a second, as a person types and the shell echoes.
+        (
+            "typing",
+            "for i in $(seq 1 50); do printf 'k'; sleep 0.2; done",
+        ),
+        // A listing scrolling by as fast as the terminal takes it, for ten seconds.
+        (
+            "scrolling",
+            "end=$(($(date +%s)+10)); while [ $(date +%s) -lt $end ]; do ls -l /usr/bin | head -40; done",
+        ),
+    ];
+    for (scene, script) in scenes {
+        let before: std::collections::HashSet<String> = fx
+            .control
+            .ok(ListRecordings { device: None })
+            .await
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let started = std::time::Instant::now();
+        let (status, out, err) = fx
+            .tetherctl(
+                &["exec", "--device", &device, "--", "sh", "-c", script],
+                None,
+            )
+            .await;
+        assert_eq!(status, 0, "{err}");
+        let seconds = started.elapsed().as_secs_f64();
+        let recording = fx
+            .control
+            .ok(ListRecordings { device: None })
+            .await
+            .into_iter()
+            .find(|r| !before.contains(&r.id))
+            .expect("the scene's recording");
+        println!(
+            "{scene}: {:.0} s, {} bytes of output, recording {} bytes = {:.1} KB/min, {:.1}% over the output",
+            seconds,
+            out.len(),
+            recording.bytes,
+            recording.bytes as f64 / seconds * 60.0 / 1000.0,
+            (recording.bytes as f64 / out.len().max(1) as f64 - 1.0) * 100.0
+        );
+    }
     agent.kill().await;
 }
