@@ -28,6 +28,7 @@
 //! | `beginTotp`, `confirmTotp` | [`BeginTotp`], [`ConfirmTotp`] | [`TotpSetup`] (shown once), then [`BackupCodes`] |
 //! | `disableTotp`, `resetSecondFactor` | [`DisableTotp`], [`ResetSecondFactor`] | the [`UserInfo`] as it is now |
 //! | `newBackupCodes` | [`NewBackupCodes`] | [`BackupCodes`] |
+//! | `beginPasskey`, `finishPasskey`, `removePasskey` | [`BeginPasskey`], [`FinishPasskey`], [`RemovePasskey`] | [`PasskeyOptions`], then the [`UserInfo`] as it is now |
 //! | `listEvents` | [`ListEvents`] | `[EventRecord]`, newest first |
 //! | `listRecordings` | [`ListRecordings`] | `[RecordingInfo]`, newest first |
 //! | `createSession` | [`CreateSession`] | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
@@ -64,8 +65,8 @@ pub use reply::{ErrorBody, ErrorCode, ParseError, Reply, ReplyError};
 pub use requests::*;
 pub use results::{
     AgentDetails, AmtPowerState, AmtWebLink, BackupCodes, CiraLogin, Deleted, DeviceInfo,
-    EventRecord, GroupInfo, GroupMember, PasswordChanged, RecordingInfo, ServerInfo, TotpSetup,
-    Unblocked, UserInfo, WhoAmI,
+    EventRecord, GroupInfo, GroupMember, PasskeyOptions, PasswordChanged, RecordingInfo,
+    ServerInfo, TotpSetup, Unblocked, UserInfo, WhoAmI,
 };
 
 use crate::ids::{DeviceId, GroupId, UserId};
@@ -108,6 +109,9 @@ action::control_actions! {
     "disableTotp" => DisableTotp -> UserInfo,
     "newBackupCodes" => NewBackupCodes -> BackupCodes,
     "resetSecondFactor" => ResetSecondFactor -> UserInfo,
+    "beginPasskey" => BeginPasskey -> PasskeyOptions,
+    "finishPasskey" => FinishPasskey -> UserInfo,
+    "removePasskey" => RemovePasskey -> UserInfo,
     "setGroupRights" => SetGroupRights -> GroupInfo,
     "listEvents" => ListEvents -> Vec<EventRecord>,
     "listRecordings" => ListRecordings -> Vec<RecordingInfo>,

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub(crate) mod hashing;
 pub(crate) mod http;
+pub(crate) mod passkeys;
 pub(crate) mod passwords;
 pub(crate) mod ratelimit;
 pub(crate) mod second_factor;

@@ -149,6 +149,7 @@ pub async fn run(
         events: EventBus::default(),
         agents: Arc::new(OnlineAgents::default()),
         amt: Arc::new(crate::mps::AmtOnline::default()),
+        passkeys: Arc::new(crate::auth::passkeys::Ceremonies::default()),
         relay: Arc::new(RelayBroker::from_config(&config)),
         stopping: CancellationToken::new(),
         tasks: TaskTracker::new(),

@@ -27,6 +27,8 @@ pub struct AppState {
     pub agents: Arc<OnlineAgents>,
     /// Intel AMT machines with a CIRA tunnel up (`mps/presence.rs`).
     pub(crate) amt: Arc<AmtOnline>,
+    /// Passkey ceremonies in flight (`auth/passkeys.rs`).
+    pub(crate) passkeys: Arc<crate::auth::passkeys::Ceremonies>,
     /// Relay sessions minted and waiting to pair.
     pub relay: Arc<RelayBroker>,
     /// Cancelled when the server begins to stop: long-lived connections (WebSockets) end on it

@@ -59,6 +59,32 @@ pub struct UserRecord {
     /// A TOTP secret shown for setting up and not confirmed with a code yet (sealed).
     #[serde(default)]
     pub pending_totp: Option<String>,
+    /// Passkeys (WebAuthn) that sign this account in as a second factor (`auth/passkeys.rs`).
+    #[serde(default)]
+    pub passkeys: Vec<StoredPasskey>,
+}
+
+impl UserRecord {
+    /// Whether signing in needs more than the password.
+    pub fn has_second_factor(&self) -> bool {
+        self.second_factor.is_some() || !self.passkeys.is_empty()
+    }
+}
+
+/// A passkey as an account keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredPasskey {
+    /// What the user called it ("laptop", "YubiKey").
+    pub name: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub passkey: webauthn_rs::prelude::Passkey,
+}
+
+impl PartialEq for StoredPasskey {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.passkey.cred_id() == other.passkey.cred_id()
+    }
 }
 
 /// A user's second factor: a TOTP secret and the backup codes not used yet.

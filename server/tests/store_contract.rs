@@ -75,6 +75,7 @@ fn user(name: &str, site_admin: bool) -> UserRecord {
         password_changed: 1_700_000_000,
         second_factor: None,
         pending_totp: None,
+        passkeys: Vec::new(),
     }
 }
 
@@ -181,6 +182,7 @@ async fn users(store: &dyn Store) {
         password_changed: 1_800_000_000,
         second_factor: None,
         pending_totp: None,
+        passkeys: Vec::new(),
         ..bob.clone()
     };
     store.update_user(&renamed).await.unwrap();

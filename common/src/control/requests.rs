@@ -153,6 +153,25 @@ requests! {
         pub code: String,
     }
 
+    /// Starts adding a passkey (WebAuthn) to one's own account: the options for
+    /// `navigator.credentials.create`.
+    pub struct BeginPasskey {
+        /// What to call it ("laptop", "YubiKey").
+        pub name: String,
+    }
+
+    /// The authenticator's answer (`PublicKeyCredential.toJSON()`) adds the passkey.
+    pub struct FinishPasskey {
+        pub name: String,
+        #[cfg_attr(test, ts(type = "unknown"))]
+        pub credential: serde_json::Value,
+    }
+
+    /// Removes one of one's own passkeys.
+    pub struct RemovePasskey {
+        pub name: String,
+    }
+
     /// A site administrator turns another account's second factor off (a lost phone); logged.
     pub struct ResetSecondFactor {
         pub user: UserId,

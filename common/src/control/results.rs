@@ -140,9 +140,21 @@ pub struct UserInfo {
     pub email: Option<String>,
     pub site_admin: bool,
     pub created: i64,
-    /// Signs in with a second factor (TOTP).
+    /// Signs in with a TOTP code as a second factor.
     #[serde(default)]
     pub second_factor: bool,
+    /// The names of the passkeys that sign this account in as a second factor.
+    #[serde(default)]
+    pub passkeys: Vec<String>,
+}
+
+/// What `navigator.credentials.create` needs to make a passkey (`{publicKey: …}`, base64url).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct PasskeyOptions {
+    #[cfg_attr(test, ts(type = "unknown"))]
+    pub options: serde_json::Value,
 }
 
 /// One recorded session (`GET /api/recordings/{id}` downloads it).

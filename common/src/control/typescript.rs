@@ -64,6 +64,7 @@ fn render() -> String {
         export::<AmtWebLink>(&cfg),
         export::<TotpSetup>(&cfg),
         export::<RecordingInfo>(&cfg),
+        export::<PasskeyOptions>(&cfg),
         export::<BackupCodes>(&cfg),
         export::<SessionTicket>(&cfg),
         export::<DirectPath>(&cfg),

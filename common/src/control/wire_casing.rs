@@ -41,6 +41,7 @@ fn user() -> UserInfo {
         site_admin: true,
         created: 1,
         second_factor: true,
+        passkeys: vec!["laptop".into()],
     }
 }
 
@@ -161,6 +162,19 @@ fn requests() -> Vec<RequestBody> {
         .into(),
         BeginTotp {}.into(),
         ListRecordings { device: None }.into(),
+        BeginPasskey {
+            name: "laptop".into(),
+        }
+        .into(),
+        FinishPasskey {
+            name: "laptop".into(),
+            credential: serde_json::json!({ "rawId": "x" }),
+        }
+        .into(),
+        RemovePasskey {
+            name: "laptop".into(),
+        }
+        .into(),
         ConfirmTotp { code: "1".into() }.into(),
         DisableTotp { code: "1".into() }.into(),
         NewBackupCodes { code: "1".into() }.into(),
@@ -246,6 +260,9 @@ fn results_and_events() -> Vec<Value> {
             started_ms: 1,
             duration_ms: 2,
             bytes: 3,
+        }),
+        to_json(&PasskeyOptions {
+            options: serde_json::json!({ "publicKey": {} }),
         }),
         to_json(&BackupCodes {
             codes: vec!["a".into()],

@@ -14,7 +14,7 @@ const group = (id: string, name: string, members: GroupInfo["members"] = []): Gr
   directConnections: true, recordSessions: false,
   created: 0,
 });
-const user = (id: string, siteAdmin = false): UserInfo => ({ id, name: id, email: null, siteAdmin, created: 0, secondFactor: false });
+const user = (id: string, siteAdmin = false): UserInfo => ({ id, name: id, email: null, siteAdmin, created: 0, secondFactor: false, passkeys: [] });
 
 describe("group events", () => {
   const bob = { id: "bob", siteAdmin: false };

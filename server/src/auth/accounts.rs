@@ -102,6 +102,7 @@ async fn new_record(
         password_changed: now,
         second_factor: None,
         pending_totp: None,
+        passkeys: Vec::new(),
     })
 }
 
@@ -231,6 +232,7 @@ pub fn user_info(user: &UserRecord) -> UserInfo {
         site_admin: user.site_admin,
         created: user.created,
         second_factor: user.second_factor.is_some(),
+        passkeys: user.passkeys.iter().map(|p| p.name.clone()).collect(),
     }
 }
 

@@ -15,6 +15,7 @@ use tether_common::control::Event;
 use tether_common::ids::UserId;
 
 use super::accounts::{self, AccountError, log_event, user_info};
+use super::passkeys;
 use super::ratelimit::{Attempt, LimitKind, RetryAfter};
 use super::second_factor::{self, Accepted, Verdict};
 use super::sessions::{self, AuthUser};
@@ -131,9 +132,19 @@ pub(crate) struct NewAccountRequest {
 pub(crate) struct LoginRequest {
     user: String,
     password: String,
-    /// The second factor, for accounts that have one: a TOTP code or a backup code.
+    /// The second factor, for accounts that have one: a TOTP code or a backup code...
     #[serde(default)]
     otp: Option<String>,
+    /// ...or the answer to the passkey challenge the first try was given.
+    #[serde(default)]
+    passkey: Option<PasskeyAnswer>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PasskeyAnswer {
+    challenge_id: String,
+    credential: Value,
 }
 
 #[derive(Deserialize)]
@@ -286,18 +297,27 @@ pub(crate) async fn post_login(
         return Err(ApiError::bad_credentials());
     };
     let mut how = "";
-    if user.second_factor.is_some() {
+    if user.has_second_factor() {
         let code = request.otp.as_deref().map(str::trim).unwrap_or_default();
-        if code.is_empty() {
+        if code.is_empty() && request.passkey.is_none() {
             // The password was right: asking for the code is no failure (and says nothing a
             // wrong password would not have said first).
             state.login_limiter.succeeded(attempt);
-            return Err(ApiError::second_factor_required());
+            return second_factor_wanted(&state, &user);
         }
-        match second_factor::verify_and_spend(state.store.as_ref(), &user.id, code).await? {
-            Verdict::Accepted(_, Accepted::Totp { .. }) => how = " with a TOTP code",
-            Verdict::Accepted(_, Accepted::Backup { .. }) => how = " with a backup code",
-            Verdict::Wrong => {
+        let verdict = match request.passkey {
+            Some(answer) => passkey_verdict(&state, &user, answer).await?,
+            None => {
+                match second_factor::verify_and_spend(state.store.as_ref(), &user.id, code).await? {
+                    Verdict::Accepted(_, Accepted::Totp { .. }) => Ok(" with a TOTP code"),
+                    Verdict::Accepted(_, Accepted::Backup { .. }) => Ok(" with a backup code"),
+                    Verdict::Wrong => Err(()),
+                }
+            }
+        };
+        match verdict {
+            Ok(with) => how = with,
+            Err(()) => {
                 // Counted like a wrong password: the limits cover the second factor too.
                 tracing::info!(%ip, account, "failed login: wrong second factor");
                 let message = format!("Wrong second factor for \"{account}\" from {ip}");
@@ -328,6 +348,66 @@ pub(crate) async fn post_login(
     )
     .await;
     logged_in(&state, &user, StatusCode::OK).await
+}
+
+/// `second_factor_required`, with a passkey challenge when the account has passkeys.
+fn second_factor_wanted(state: &AppState, user: &UserRecord) -> Result<Response, ApiError> {
+    let wanted = ApiError::second_factor_required();
+    if user.passkeys.is_empty() {
+        return Err(wanted);
+    }
+    let challenge = passkeys::relying_party(&state.config)
+        .and_then(|rp| state.passkeys.begin_login(&rp, &user.id, &user.passkeys));
+    match challenge {
+        Ok((challenge_id, options)) => Ok((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({
+                "error": "second_factor_required",
+                "message": "Use your passkey, or enter a code from your authenticator app or a backup code.",
+                "passkey": { "challengeId": challenge_id, "options": options },
+            })),
+        )
+            .into_response()),
+        Err(e) => {
+            tracing::warn!(account = %user.name, "auth: no passkey challenge: {e}");
+            Err(wanted)
+        }
+    }
+}
+
+/// Checks a passkey answer; on success the passkey's counter is stored.
+async fn passkey_verdict(
+    state: &AppState,
+    user: &UserRecord,
+    answer: PasskeyAnswer,
+) -> Result<Result<&'static str, ()>, ApiError> {
+    let checked = passkeys::relying_party(&state.config).and_then(|rp| {
+        state.passkeys.finish_login(
+            &rp,
+            &user.id,
+            &answer.challenge_id,
+            answer.credential,
+            &user.passkeys,
+        )
+    });
+    match checked {
+        Ok(updated) => {
+            if updated != user.passkeys {
+                let mut fresh = state
+                    .store
+                    .user(&user.id)
+                    .await?
+                    .unwrap_or_else(|| user.clone());
+                fresh.passkeys = updated;
+                state.store.update_user(&fresh).await?;
+            }
+            Ok(Ok(" with a passkey"))
+        }
+        Err(e) => {
+            tracing::info!(account = %user.name, "auth: passkey refused: {e}");
+            Ok(Err(()))
+        }
+    }
 }
 
 /// Waits out the attempt's per-account delay, then checks the password at the hashing gate.

@@ -335,6 +335,16 @@ impl<'a> ActionStore<'a> {
         .await
     }
 
+    /// Changes the caller's passkeys.
+    pub(crate) async fn change_own_passkeys(
+        &self,
+        myself: &Myself<'_>,
+        change: impl FnOnce(&mut Vec<crate::store::StoredPasskey>) + Send,
+    ) -> StoreResult<UserRecord> {
+        self.change_own(myself, move |user| change(&mut user.passkeys))
+            .await
+    }
+
     /// Checks a code of the caller's own second factor and spends it.
     pub(crate) async fn verify_own_code(
         &self,
@@ -355,6 +365,7 @@ impl<'a> ActionStore<'a> {
         };
         user.second_factor = None;
         user.pending_totp = None;
+        user.passkeys.clear();
         self.raw.update_user(&user).await?;
         Ok(Some(user))
     }

@@ -28,6 +28,10 @@ pub struct ActionContext<'a> {
     pub site: &'a crate::install::Site,
     /// Password checks on `/control` (`changePassword`) share the login limits.
     pub login_limiter: &'a crate::auth::ratelimit::LoginLimiter,
+    /// The server's settings (the passkeys' relying party is its certificate name).
+    pub site_config: &'a crate::config::Config,
+    /// Passkey ceremonies in flight.
+    pub(crate) passkeys: &'a crate::auth::passkeys::Ceremonies,
     /// The data folder (recordings are read from it).
     pub datapath: &'a std::path::Path,
     /// Who must sign in with a second factor (config `require_second_factor`).
@@ -101,7 +105,7 @@ fn answer<A: Action>(output: Result<A::Output, ActionError>) -> Result<Value, Ac
 
 /// The site requires a second factor of the caller, who has none yet.
 fn second_factor_needed(ctx: &ActionContext<'_>) -> bool {
-    ctx.second_factor_policy.covers(ctx.caller.site_admin) && ctx.caller.second_factor.is_none()
+    ctx.second_factor_policy.covers(ctx.caller.site_admin) && !ctx.caller.has_second_factor()
 }
 
 /// Performs one request on behalf of `ctx.caller`; the result is the action's output as JSON.
@@ -179,6 +183,15 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         }
         RequestBody::NewBackupCodes(c::NewBackupCodes { code }) => {
             answer::<c::NewBackupCodes>(second_factor::new_backup_codes(ctx, &code).await)
+        }
+        RequestBody::BeginPasskey(c::BeginPasskey { name }) => {
+            answer::<c::BeginPasskey>(second_factor::begin_passkey(ctx, &name).await)
+        }
+        RequestBody::FinishPasskey(c::FinishPasskey { name, credential }) => {
+            answer::<c::FinishPasskey>(second_factor::finish_passkey(ctx, &name, credential).await)
+        }
+        RequestBody::RemovePasskey(c::RemovePasskey { name }) => {
+            answer::<c::RemovePasskey>(second_factor::remove_passkey(ctx, &name).await)
         }
         RequestBody::ResetSecondFactor(c::ResetSecondFactor { user }) => {
             answer::<c::ResetSecondFactor>(second_factor::reset(ctx, &user).await)

@@ -289,6 +289,8 @@ impl Connection {
             login_limiter: &self.state.login_limiter,
             second_factor_policy: self.state.config.require_second_factor,
             datapath: &self.state.config.datapath,
+            site_config: &self.state.config,
+            passkeys: &self.state.passkeys,
             client_ip: self.client_ip,
             caller: &self.user,
         };

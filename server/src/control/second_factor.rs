@@ -14,10 +14,11 @@ use super::access::{myself, require_site_admin};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
 use crate::auth::accounts::user_info;
+use crate::auth::passkeys::{MAX_PASSKEYS, relying_party};
 use crate::auth::second_factor::{self as codes, Verdict};
 use crate::clock::now_secs;
 use crate::events::Audience;
-use crate::store::SecondFactor;
+use crate::store::{SecondFactor, StoredPasskey};
 
 /// What an account that must set up a second factor and has none may still do.
 pub(super) fn allowed_before_enrolment(body: &RequestBody) -> bool {
@@ -27,6 +28,8 @@ pub(super) fn allowed_before_enrolment(body: &RequestBody) -> bool {
             | RequestBody::GetServerInfo(_)
             | RequestBody::BeginTotp(_)
             | RequestBody::ConfirmTotp(_)
+            | RequestBody::BeginPasskey(_)
+            | RequestBody::FinishPasskey(_)
             | RequestBody::ChangePassword(_)
     )
 }
@@ -194,4 +197,95 @@ async fn changed(
         Audience::admins_only().with_user(&user.id),
     )
     .await;
+}
+
+pub(super) async fn begin_passkey(
+    ctx: &ActionContext<'_>,
+    name: &str,
+) -> Result<tether_common::control::PasskeyOptions, ActionError> {
+    let name = passkey_name(name)?;
+    if ctx.caller.passkeys.len() >= MAX_PASSKEYS {
+        return Err(ActionError::Conflict(format!(
+            "an account keeps at most {MAX_PASSKEYS} passkeys; remove one first"
+        )));
+    }
+    if ctx.caller.passkeys.iter().any(|p| p.name == name) {
+        return Err(ActionError::Conflict(format!(
+            "you have a passkey called {name} already"
+        )));
+    }
+    let rp = relying_party(ctx.site_config).map_err(|e| ActionError::Conflict(e.to_string()))?;
+    let options = ctx
+        .passkeys
+        .begin_registration(&rp, &ctx.caller.id, &ctx.caller.name, &ctx.caller.passkeys)
+        .map_err(|e| ActionError::Conflict(e.to_string()))?;
+    Ok(tether_common::control::PasskeyOptions { options })
+}
+
+pub(super) async fn finish_passkey(
+    ctx: &ActionContext<'_>,
+    name: &str,
+    credential: serde_json::Value,
+) -> Result<UserInfo, ActionError> {
+    let name = passkey_name(name)?;
+    let rp = relying_party(ctx.site_config).map_err(|e| ActionError::Conflict(e.to_string()))?;
+    let passkey = ctx
+        .passkeys
+        .finish_registration(&rp, &ctx.caller.id, credential)
+        .map_err(|e| {
+            tracing::info!(user = %ctx.caller.id, "control: passkey registration refused: {e}");
+            ActionError::BadRequest(e.to_string())
+        })?;
+    let stored = StoredPasskey {
+        name: name.clone(),
+        created: now_secs(),
+        passkey,
+    };
+    let user = ctx
+        .store
+        .change_own_passkeys(&myself(ctx), move |keys| keys.push(stored))
+        .await?;
+    changed(
+        ctx,
+        &user,
+        "passkey_added",
+        format!("{} added the passkey {name}", user.name),
+    )
+    .await;
+    Ok(user_info(&user))
+}
+
+pub(super) async fn remove_passkey(
+    ctx: &ActionContext<'_>,
+    name: &str,
+) -> Result<UserInfo, ActionError> {
+    if !ctx.caller.passkeys.iter().any(|p| p.name == name) {
+        return Err(ActionError::NotFound(format!(
+            "you have no passkey called {name}"
+        )));
+    }
+    let gone = name.to_owned();
+    let user = ctx
+        .store
+        .change_own_passkeys(&myself(ctx), move |keys| keys.retain(|p| p.name != gone))
+        .await?;
+    changed(
+        ctx,
+        &user,
+        "passkey_removed",
+        format!("{} removed the passkey {name}", user.name),
+    )
+    .await;
+    Ok(user_info(&user))
+}
+
+/// A passkey's name: 1 to 64 characters, no control characters.
+fn passkey_name(name: &str) -> Result<String, ActionError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ActionError::BadRequest(
+            "a passkey's name is 1 to 64 characters without control characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
 }

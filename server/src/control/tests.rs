@@ -26,6 +26,8 @@ struct World {
     amt: crate::mps::AmtOnline,
     relay: RelayBroker,
     limiter: crate::auth::ratelimit::LoginLimiter,
+    config: crate::config::Config,
+    passkeys: crate::auth::passkeys::Ceremonies,
     info: ServerInfo,
 }
 
@@ -51,6 +53,8 @@ impl World {
             amt: crate::mps::AmtOnline::default(),
             relay: RelayBroker::new(std::time::Duration::from_secs(60)),
             limiter: crate::auth::ratelimit::LoginLimiter::default(),
+            config: crate::config::Config::default(),
+            passkeys: crate::auth::passkeys::Ceremonies::default(),
             info,
         }
     }
@@ -78,6 +82,8 @@ impl World {
             login_limiter: &self.limiter,
             second_factor_policy: crate::config::SecondFactorPolicy::Off,
             datapath: std::path::Path::new("/nonexistent"),
+            site_config: &self.config,
+            passkeys: &self.passkeys,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             caller: &caller,
         };

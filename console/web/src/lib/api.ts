@@ -15,6 +15,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly retryAfter?: number,
+    /** The whole answer (a passkey challenge rides on `second_factor_required`). */
+    readonly body: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = "ApiError";
@@ -38,7 +40,7 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Pr
     const message = typeof data.message === "string" ? data.message : `The request failed (HTTP ${response.status}).`;
     const code = typeof data.error === "string" ? data.error : "error";
     const retry = typeof data.retryAfter === "number" ? data.retryAfter : undefined;
-    throw new ApiError(response.status, code, message, retry);
+    throw new ApiError(response.status, code, message, retry, data);
   }
   return data as T;
 }
@@ -47,9 +49,12 @@ export const api = {
   status: () => call<Status>("GET", "/api/status"),
   setup: (name: string, password: string, email: string | null) =>
     call<{ user: UserInfo }>("POST", "/api/setup", { name, password, email }),
-  /** `otp`: the second factor (a code from the app, or a backup code) for accounts that have one. */
-  login: (user: string, password: string, otp?: string) =>
-    call<{ user: UserInfo }>("POST", "/api/login", otp === undefined ? { user, password } : { user, password, otp }),
+  /**
+   * `second`: the second factor for accounts that have one: `otp` (a code from the app, or a
+   * backup code) or `passkey` (the answer to the challenge the first try was given).
+   */
+  login: (user: string, password: string, second: { otp?: string; passkey?: { challengeId: string; credential: unknown } } = {}) =>
+    call<{ user: UserInfo }>("POST", "/api/login", { user, password, ...second }),
   logout: () => call<{ ok: boolean }>("POST", "/api/logout", {}),
   changePassword: (old_password: string, new_password: string) =>
     call<{ user: UserInfo }>("POST", "/api/password", { old_password, new_password }),

@@ -61,9 +61,13 @@ secondFactorNeeded: boolean, };
 
 export type UserInfo = { id: UserId, name: string, email: string | null, siteAdmin: boolean, created: number, 
 /**
- * Signs in with a second factor (TOTP).
+ * Signs in with a TOTP code as a second factor.
  */
-secondFactor: boolean, };
+secondFactor: boolean, 
+/**
+ * The names of the passkeys that sign this account in as a second factor.
+ */
+passkeys: Array<string>, };
 
 export type GroupMember = { user: UserId, rights: Rights, };
 
@@ -249,6 +253,11 @@ user: string, kind: SessionKind,
 startedMs: number, durationMs: number, bytes: number, };
 
 /**
+ * What `navigator.credentials.create` needs to make a passkey (`{publicKey: …}`, base64url).
+ */
+export type PasskeyOptions = { options: unknown, };
+
+/**
  * Single-use backup codes, shown once (the server keeps only their hashes).
  */
 export type BackupCodes = { codes: Array<string>, };
@@ -420,6 +429,13 @@ export type ConfirmTotp = { code: string, };
 export type DisableTotp = { code: string, };
 export type NewBackupCodes = { code: string, };
 export type ResetSecondFactor = { user: UserId, };
+export type BeginPasskey = { 
+/**
+ * What to call it ("laptop", "YubiKey").
+ */
+name: string, };
+export type FinishPasskey = { name: string, credential: unknown, };
+export type RemovePasskey = { name: string, };
 export type SetGroupRights = { group: GroupId, user: UserId, rights: Rights, };
 export type ListEvents = { 
 /**
@@ -490,6 +506,9 @@ export interface Actions {
   disableTotp: { args: DisableTotp; result: UserInfo };
   newBackupCodes: { args: NewBackupCodes; result: BackupCodes };
   resetSecondFactor: { args: ResetSecondFactor; result: UserInfo };
+  beginPasskey: { args: BeginPasskey; result: PasskeyOptions };
+  finishPasskey: { args: FinishPasskey; result: UserInfo };
+  removePasskey: { args: RemovePasskey; result: UserInfo };
   setGroupRights: { args: SetGroupRights; result: GroupInfo };
   listEvents: { args: ListEvents; result: Array<EventRecord> };
   listRecordings: { args: ListRecordings; result: Array<RecordingInfo> };

@@ -197,7 +197,7 @@ export class ConsoleStore {
     if (event.type === "userChanged" && event.user.id === user.id) {
       this.user = event.user;
       // The second factor the site asked for is set up: the rest of the console opens.
-      if (this.secondFactorNeeded && event.user.secondFactor) void this.loadAll();
+      if (this.secondFactorNeeded && (event.user.secondFactor || event.user.passkeys.length > 0)) void this.loadAll();
       // Made a site admin just now: the users list becomes visible.
       if (event.user.siteAdmin && !user.siteAdmin) void this.loadAll();
     }

@@ -27,6 +27,8 @@ struct Fixture {
     amt: crate::mps::AmtOnline,
     relay: RelayBroker,
     limiter: crate::auth::ratelimit::LoginLimiter,
+    config: crate::config::Config,
+    passkeys: crate::auth::passkeys::Ceremonies,
     info: ServerInfo,
     site: Site,
     admin: UserRecord,
@@ -71,6 +73,8 @@ impl Fixture {
             amt: crate::mps::AmtOnline::default(),
             relay: RelayBroker::new(std::time::Duration::from_secs(60)),
             limiter: crate::auth::ratelimit::LoginLimiter::default(),
+            config: crate::config::Config::default(),
+            passkeys: crate::auth::passkeys::Ceremonies::default(),
             info: ServerInfo {
                 name: "test".into(),
                 version: "0".into(),
@@ -104,6 +108,8 @@ impl Fixture {
             login_limiter: &self.limiter,
             second_factor_policy: crate::config::SecondFactorPolicy::Off,
             datapath: std::path::Path::new("/nonexistent"),
+            site_config: &self.config,
+            passkeys: &self.passkeys,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             caller,
         }
@@ -147,6 +153,7 @@ pub(in crate::control) async fn user(
         password_changed: 1,
         second_factor: None,
         pending_totp: None,
+        passkeys: Vec::new(),
     };
     store.create_user(&user).await.unwrap();
     user
