@@ -129,7 +129,7 @@ impl ServerCerts {
             .iter()
             .zip(&plans)
             .filter(|(_, plan)| matches!(plan, Plan::New))
-            .map(|(role, _)| role.key_size(config.fastcert))
+            .map(|(role, _)| role.key_size(config.fastcert, config.mps_key_bits))
             .collect();
         let mut new_keys = issue::generate_keys(&sizes)
             .map_err(CertError::generate(Role::Root))?

@@ -83,8 +83,11 @@ pub struct Config {
     pub port: u16,
     /// HTTP→HTTPS redirect port, 0 = off (MeshCentral: `redirPort`).
     pub redirport: u16,
-    /// Intel AMT MPS port (MeshCentral: `mpsPort`); the listener comes with the AMT work.
+    /// Intel AMT MPS port (MeshCentral: `mpsPort`); 0 = off.
     pub mpsport: u16,
+    /// RSA size of the MPS certificate made on first start: 2048 (every AMT 12+) or 3072 (newer
+    /// firmware only).
+    pub mps_key_bits: u32,
     /// UDP port that answers STUN Binding requests, so agents and viewers learn the address the
     /// server sees them at (their server-reflexive ICE candidate) without any STUN server outside
     /// the deployment. Unset: the HTTPS port's number (UDP and TCP ports are separate), or nothing
@@ -244,6 +247,7 @@ impl Default for Config {
             port: 443,
             redirport: 80,
             mpsport: 4433,
+            mps_key_bits: 2048,
             stunport: None,
             turn: None,
             bind: None,
@@ -293,6 +297,13 @@ impl Config {
         };
         config.datapath = cli.datapath.clone();
         config.apply_flags(cli);
+        if !matches!(config.mps_key_bits, 2048 | 3072) {
+            anyhow::bail!(
+                "{}: mps_key_bits is 2048 or 3072, not {}",
+                path.display(),
+                config.mps_key_bits
+            );
+        }
         Ok(config)
     }
 
@@ -389,6 +400,18 @@ mod tests {
             chosen.bind_address(),
             IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
         );
+    }
+
+    #[test]
+    fn the_mps_key_is_2048_or_3072_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = Cli::parse_from(["tether-server", "--datapath", dir.path().to_str().unwrap()]);
+        assert_eq!(Config::load(&cli).unwrap().mps_key_bits, 2048);
+        std::fs::write(dir.path().join(CONFIG_FILE), "mps_key_bits = 3072\n").unwrap();
+        assert_eq!(Config::load(&cli).unwrap().mps_key_bits, 3072);
+        std::fs::write(dir.path().join(CONFIG_FILE), "mps_key_bits = 1024\n").unwrap();
+        let error = Config::load(&cli).unwrap_err().to_string();
+        assert!(error.contains("mps_key_bits is 2048 or 3072"), "{error}");
     }
 
     #[test]

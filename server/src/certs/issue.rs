@@ -29,9 +29,11 @@ impl Role {
         }
     }
 
-    pub(super) fn key_size(self, fastcert: bool) -> RsaKeySize {
+    pub(super) fn key_size(self, fastcert: bool, mps_key_bits: u32) -> RsaKeySize {
         match self {
-            // Older Intel AMT firmware rejects anything larger (design paper §7.2).
+            // Older Intel AMT firmware rejects anything larger (design paper §7.2); newer takes
+            // 3072 when configured so.
+            Role::Mps if mps_key_bits == 3072 => RsaKeySize::_3072,
             Role::Mps => RsaKeySize::_2048,
             _ if fastcert => RsaKeySize::_2048,
             _ => RsaKeySize::_3072,

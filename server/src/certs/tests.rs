@@ -157,7 +157,7 @@ fn later_starts_reuse_the_stored_certificates() {
 }
 
 #[test]
-fn key_sizes_follow_fastcert_and_mps_stays_2048() {
+fn key_sizes_follow_fastcert_and_mps_is_2048_unless_configured() {
     let fast_dir = tempfile::tempdir().unwrap();
     let fast = ServerCerts::load_or_create(&config(fast_dir.path(), true)).unwrap();
     for cert in [&fast.root, &fast.web, &fast.agent, &fast.mps] {
@@ -173,6 +173,15 @@ fn key_sizes_follow_fastcert_and_mps_stays_2048() {
         2048,
         "old AMT firmware cannot take more"
     );
+    // Unless told to: newer firmware takes 3072.
+    let strong_dir = tempfile::tempdir().unwrap();
+    let strong = ServerCerts::load_or_create(&Config {
+        mps_key_bits: 3072,
+        ..config(strong_dir.path(), true)
+    })
+    .unwrap();
+    assert_eq!(rsa_bits(&strong.mps.cert_der), 3072);
+    assert_eq!(rsa_bits(&strong.web.cert_der), 2048);
 }
 
 #[test]
