@@ -58,10 +58,17 @@ describe("session recording", { skip: !agentBuilt && !process.env.CI && "tether-
     // Leaving the tab ends the session, which closes the recording.
     await page.getByRole("tab", { name: "Events" }).click();
     const table = page.getByRole("region", { name: "Recorded sessions" });
+    // The recording is listed once the server has closed the session; each look reloads the
+    // tab and gives its list (fetched on load) a moment to arrive.
     await until(
       async () => {
         await page.goto(`${deviceUrl}/events`);
-        return table.locator("tbody tr").count().catch(() => 0);
+        await table
+          .locator("tbody tr")
+          .first()
+          .waitFor({ timeout: 3_000 })
+          .catch(() => undefined);
+        return table.locator("tbody tr").count();
       },
       (count) => count === 1,
       "one recorded session listed",
