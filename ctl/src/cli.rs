@@ -347,12 +347,27 @@ pub(crate) enum Command {
         #[arg(long)]
         asciicast: bool,
     },
-    /// The audit log, newest first.
+    /// The audit log, newest first (--json for every field, to keep or feed elsewhere).
     Events {
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
         #[arg(long, value_name = "G")]
         group: Option<String>,
+        /// Only records about this device.
+        #[arg(long, value_name = "D")]
+        device: Option<String>,
+        /// Only records about this account.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Only this kind (login, login_failed, session_ended, …).
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Only records whose message contains this, ignoring case.
+        #[arg(long, value_name = "TEXT")]
+        text: Option<String>,
+        /// Only the last this many hours.
+        #[arg(long, value_name = "H")]
+        hours: Option<u32>,
     },
 }
 

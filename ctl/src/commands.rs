@@ -261,16 +261,38 @@ async fn execute(
             }
             Ok(())
         }
-        Command::Events { limit, group } => {
+        Command::Events {
+            limit,
+            group,
+            device,
+            user,
+            kind,
+            text,
+            hours,
+        } => {
             let group = match group {
                 Some(group) => Some(find_group(control, &group).await?),
                 None => None,
             };
+            let device = match device {
+                Some(device) => Some(find_device(control, &device).await?),
+                None => None,
+            };
+            let since_ms = hours.map(|h| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                now - i64::from(h) * 3_600_000
+            });
             let events = control
                 .call(ListEvents {
                     limit,
                     group,
-                    device: None,
+                    device,
+                    user: user.map(|name| UserId::from_name(&name)),
+                    kind,
+                    text,
+                    since_ms,
                     ..Default::default()
                 })
                 .await?;

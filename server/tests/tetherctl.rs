@@ -237,6 +237,22 @@ async fn an_administrator_sets_up_groups_users_and_rights() {
         kinds,
         ["group_rights_changed", "group_changed", "group_created"]
     );
+    // Filters narrow the log on the server: by kind and text (any case), and the last hour.
+    let created: Vec<EventRecord> = ctl
+        .json(&[
+            "events",
+            "--kind",
+            "group_created",
+            "--text",
+            "OFFICE",
+            "--hours",
+            "1",
+        ])
+        .await;
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0].kind, "group_created");
+    let none: Vec<EventRecord> = ctl.json(&["events", "--kind", "no_such_kind"]).await;
+    assert_eq!(none, []);
 
     // Alice sees the group, and may not create one.
     let root = ctl.root();
