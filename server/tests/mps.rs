@@ -363,19 +363,7 @@ async fn power_actions_reach_amt_through_its_tunnel_with_digest_authentication()
     use tether_common::control::{AmtPower, AmtPowerAction, ErrorCode, ListEvents, SetAmtAdmin};
 
     let mut mps = start().await;
-    let login = mps.cira_login().await;
-    let mut amt = mps.client().await;
-    assert_eq!(
-        amt.log_in(UUID, &login.user, &login.password).await,
-        Some(ApfMessage::UserauthSuccess)
-    );
-    amt.forward(&[16992]).await;
-    amt.expect(ApfMessage::RequestSuccess { port: Some(16992) })
-        .await;
-    amt.recv().await; // the keepalive options
-    let machine = fake_amt::state("admin", "AMT-p4ssw0rd!");
-    tokio::spawn(fake_amt::serve(amt, machine.clone()));
-    let device = DeviceId::from_amt_uuid(&UUID.0);
+    let (device, machine) = serving_amt(&mut mps).await;
     let power = |power| AmtPower {
         device: device.clone(),
         power,
@@ -483,10 +471,8 @@ async fn power_actions_reach_amt_through_its_tunnel_with_digest_authentication()
     assert_eq!(machine.lock().unwrap().power, 2, "nothing changed");
 }
 
-/// A machine logged in with an administrator set, its fake AMT serving the server's channels.
-async fn amt_with_admin(mps: &mut Mps) -> (DeviceId, fake_amt::Shared) {
-    use tether_common::control::SetAmtAdmin;
-
+/// A machine logged in, its fake AMT serving the server's channels.
+async fn serving_amt(mps: &mut Mps) -> (DeviceId, fake_amt::Shared) {
     let login = mps.cira_login().await;
     let mut amt = mps.client().await;
     assert_eq!(
@@ -500,6 +486,14 @@ async fn amt_with_admin(mps: &mut Mps) -> (DeviceId, fake_amt::Shared) {
     let machine = fake_amt::state("admin", "AMT-p4ssw0rd!");
     tokio::spawn(fake_amt::serve(amt, machine.clone()));
     let device = DeviceId::from_amt_uuid(&UUID.0);
+    (device, machine)
+}
+
+/// [`serving_amt`], with its administrator set on the server.
+async fn amt_with_admin(mps: &mut Mps) -> (DeviceId, fake_amt::Shared) {
+    use tether_common::control::SetAmtAdmin;
+
+    let (device, machine) = serving_amt(mps).await;
     mps.control
         .ok(SetAmtAdmin {
             device: device.clone(),

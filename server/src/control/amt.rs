@@ -9,7 +9,7 @@ use tether_common::rights::Rights;
 
 use super::access::{ManageDevices, device_with};
 use super::actions::{ActionContext, ActionError};
-use super::audit::{Subject, record};
+use super::audit::record_for_device;
 use super::views::device_info;
 use crate::clock::now_secs;
 use crate::events::Audience;
@@ -49,8 +49,7 @@ pub(super) async fn set_admin(
         .ok_or_else(|| ActionError::NotFound(format!("no device {id}")))?
         .device;
     let group = granted.group();
-    let online = ctx.agents.is_online(id) || ctx.amt.is_online(id);
-    let info = device_info(&device, online, now_secs());
+    let info = device_info(&device, super::devices::is_online(ctx, id), now_secs());
     ctx.events.publish(
         Event::DeviceChanged {
             device: info.clone(),
@@ -61,19 +60,7 @@ pub(super) async fn set_admin(
         "{} set the Intel AMT administrator of {} to {user}",
         ctx.caller.name, device.name
     );
-    let subject = Subject {
-        group: Some(&group.id),
-        device: Some(&device.id),
-        ..Subject::default()
-    };
-    record(
-        ctx,
-        "amt_admin_set",
-        subject,
-        message,
-        Audience::group(group, Rights::EVENTS),
-    )
-    .await;
+    record_for_device(ctx, "amt_admin_set", group, &device.id, message).await;
     Ok(info)
 }
 
@@ -107,19 +94,7 @@ pub(super) async fn open_web(
         "{} opened the Intel AMT web UI of {}",
         ctx.caller.name, device.name
     );
-    let subject = Subject {
-        group: Some(&group.id),
-        device: Some(&device.id),
-        ..Subject::default()
-    };
-    record(
-        ctx,
-        "amt_web",
-        subject,
-        message,
-        Audience::group(group, Rights::EVENTS),
-    )
-    .await;
+    record_for_device(ctx, "amt_web", group, &device.id, message).await;
     Ok(AmtWebLink {
         path: format!("{WEB_PATH}/{token}/"),
         expires_ms,
@@ -169,19 +144,7 @@ pub(super) async fn power(
             "{} asked Intel AMT on {} for {asked}; it is now {}",
             ctx.caller.name, device.name, state.label
         );
-        let subject = Subject {
-            group: Some(&group.id),
-            device: Some(&device.id),
-            ..Subject::default()
-        };
-        record(
-            ctx,
-            "amt_power",
-            subject,
-            message,
-            Audience::group(group, Rights::EVENTS),
-        )
-        .await;
+        record_for_device(ctx, "amt_power", group, &device.id, message).await;
     }
     Ok(state)
 }

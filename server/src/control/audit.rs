@@ -9,7 +9,7 @@ use super::access::{Events, device_with, group_with, rights_on};
 use super::actions::{ActionContext, ActionError};
 use crate::clock::now_millis;
 use crate::events::Audience;
-use crate::store::{EventFilter, NewEvent, Readable};
+use crate::store::{EventFilter, GroupRecord, NewEvent, Readable};
 
 pub(super) const DEFAULT_LIMIT: u32 = 100;
 pub(super) const MAX_LIMIT: u32 = 1000;
@@ -48,6 +48,29 @@ pub(super) async fn record(
         Ok(record) => ctx.events.publish(Event::Logged { record }, audience),
         Err(e) => tracing::error!(kind, "control: could not write an audit record: {e}"),
     }
+}
+
+/// [`record`] for a change to one device, read by those who read its group's events.
+pub(super) async fn record_for_device(
+    ctx: &ActionContext<'_>,
+    kind: &str,
+    group: &GroupRecord,
+    device: &DeviceId,
+    message: String,
+) {
+    let subject = Subject {
+        group: Some(&group.id),
+        device: Some(device),
+        ..Subject::default()
+    };
+    record(
+        ctx,
+        kind,
+        subject,
+        message,
+        Audience::group(group, Rights::EVENTS),
+    )
+    .await;
 }
 
 /// `listEvents`: site admins read everything; other users read the events of groups (and their

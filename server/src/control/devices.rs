@@ -7,7 +7,7 @@ use tether_common::rights::Rights;
 
 use super::access::{ManageDevices, View, device_with, group_with, rights_on};
 use super::actions::{ActionContext, ActionError};
-use super::audit::{Subject, record};
+use super::audit::{Subject, record, record_for_device};
 use super::views::device_info;
 use crate::agents::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 use crate::clock::now_secs;
@@ -88,19 +88,7 @@ pub(super) async fn rename(
         "{} renamed device {old_name} to {}",
         ctx.caller.name, device.name
     );
-    let subject = Subject {
-        group: Some(&group.id),
-        device: Some(&device.id),
-        ..Subject::default()
-    };
-    record(
-        ctx,
-        "device_renamed",
-        subject,
-        message,
-        Audience::group(group, Rights::EVENTS),
-    )
-    .await;
+    record_for_device(ctx, "device_renamed", group, &device.id, message).await;
     Ok(info)
 }
 
@@ -164,6 +152,6 @@ pub(super) async fn delete(
 }
 
 /// Online through its agent or, for an Intel AMT machine, its CIRA tunnel.
-fn is_online(ctx: &ActionContext<'_>, device: &tether_common::ids::DeviceId) -> bool {
+pub(super) fn is_online(ctx: &ActionContext<'_>, device: &tether_common::ids::DeviceId) -> bool {
     ctx.agents.is_online(device) || ctx.amt.is_online(device)
 }
