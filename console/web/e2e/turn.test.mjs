@@ -167,7 +167,8 @@ describe("direct sessions through TURN", { skip }, () => {
     await openFilesRoot();
     await page.getByText("This folder is empty").waitFor({ timeout: 30_000 });
     await until(path, (p) => p === "direct", "the files session on the direct path", 30_000);
-    const peer = await newestPeer();
+    // The badge can say "direct" a moment before the browser's stats show the selected pair.
+    const peer = await until(newestPeer, (p) => p?.local !== undefined, "the newest peer's selected candidate pair", 30_000);
     assert.equal(peer.policy, "relay", "the ticket said relay only");
     // Our end is coturn's relayed address: the agent never saw the browser's own.
     assert.equal(peer.local?.type, "relay", JSON.stringify(peer));
