@@ -13,6 +13,7 @@ mod handshake;
 mod identity;
 mod pin;
 mod relay;
+mod screen_notice;
 mod session;
 mod sysinfo;
 mod tls;

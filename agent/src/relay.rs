@@ -7,8 +7,10 @@
 //! - `pty.rs`: an interactive shell in a pseudo-terminal (portable-pty);
 //! - `pipes.rs`: a command with plain pipes (`tetherctl exec`);
 //! - `run_as.rs`: which local account a terminal session runs as (`runuser` for another one);
-//! - `files.rs`: file-manager sessions, confined to a root folder.
+//! - `files.rs`: file-manager sessions, confined to a root folder;
+//! - `consent.rs`: the person at the device is told or asked first, as the group's policy says.
 
+mod consent;
 mod files;
 mod pipes;
 mod process;
@@ -70,6 +72,11 @@ pub(crate) async fn serve_tunnel(
     let url = relay_url(&settings.url, &request.url)?;
     let socket = connect(&url, &settings.cert_der).await?;
     let socket = wait_for_peer(socket).await?;
+    let (socket, notice) =
+        match consent::obtain(socket, &request, settings.x_display.as_deref()).await? {
+            consent::Consented::Go(socket, notice) => (*socket, notice),
+            consent::Consented::Refused => return Ok(()),
+        };
     tracing::info!(user = %request.user, kind = %request.kind, "relay: session started");
     // Terminal, file and desktop sessions may move to a direct path when the server allows one
     // (desktop pictures bigger than a data-channel message cross it in pieces, `pieces.rs`).
@@ -78,6 +85,12 @@ pub(crate) async fn serve_tunnel(
         SessionKind::Chat => None,
     };
     let (mut socket, video) = splice(socket, direct, Some(settings.path_identity.clone())).await;
+    // Only desktop sessions take the video track.
+    #[cfg(not(feature = "desktop"))]
+    drop(video);
+    if let Some(notice) = notice {
+        socket = consent::with_disconnect(socket, notice).await;
+    }
     // The server checked the user's rights; the agent holds the session to them too.
     let result = match request.kind {
         kind if !kind.allowed_by(request.rights) => {

@@ -12,6 +12,7 @@
 //! **binary frames carry the session's bytes**. Neither side may send before it has read `"c"`.
 //! The per-kind messages are in [`terminal`], [`files`] and [`desktop`].
 
+pub mod consent;
 pub mod desktop;
 pub mod files;
 pub mod identity;
@@ -188,6 +189,9 @@ pub struct TunnelRequest {
     /// candidates with. Absent (stock MeshAgents never see it) means stay on the relay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct: Option<DirectPath>,
+    /// Present when the group's policy wants the person at the device told or asked (`consent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<consent::ConsentRequest>,
 }
 
 impl TunnelRequest {
@@ -221,6 +225,10 @@ pub struct SessionTicket {
     /// Present when the session may move to a direct path (the device group allows direct
     /// connections); `None` keeps it on the relay.
     pub direct: Option<DirectPath>,
+    /// What the person at the device is shown or asked: with `prompt`, wait for the agent's
+    /// `consent` `granted` frame before sending anything (`consent.rs`).
+    #[serde(default)]
+    pub consent: consent::ConsentMode,
 }
 
 /// What a session's two ends need to try a direct path: the shape of WebRTC's `RTCConfiguration`,
@@ -323,6 +331,7 @@ mod tests {
             rights: Rights(3),
             user: "alice".into(),
             direct: None,
+            consent: None,
         };
         let text = request.to_json();
         // Without a direct path the message is exactly what it was before direct sessions.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use tether_common::relay::consent::{ConsentMode, ConsentPolicy, WhenNobody};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +83,8 @@ pub(crate) enum Command {
         /// relayed).
         #[arg(long, value_name = "on|off")]
         record: Option<Switch>,
+        #[command(flatten)]
+        consent: ConsentFlags,
     },
     /// Delete a device group and its devices.
     Removegroup {
@@ -499,6 +502,72 @@ pub(crate) enum DirectMode {
     Auto,
     Never,
     Always,
+}
+
+/// A group's consent policy, part by part: what the person at a device is shown or asked.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ConsentFlags {
+    /// Desktop sessions: nothing shown, a notice while connected, or a prompt to accept first.
+    #[arg(long, value_name = "none|notify|prompt")]
+    pub consent_desktop: Option<ConsentChoice>,
+    #[arg(long, value_name = "none|notify|prompt")]
+    pub consent_terminal: Option<ConsentChoice>,
+    #[arg(long, value_name = "none|notify|prompt")]
+    pub consent_files: Option<ConsentChoice>,
+    /// Seconds the person at the device has to accept (5 to 300).
+    #[arg(long, value_name = "SECS")]
+    pub consent_secs: Option<u16>,
+    /// With nobody signed in at the device: start the session anyway, or refuse it.
+    #[arg(long, value_name = "allow|refuse")]
+    pub consent_nobody: Option<NobodyChoice>,
+}
+
+impl ConsentFlags {
+    /// `current` with the parts given on the command line changed; `None` when none was.
+    pub(crate) fn apply(&self, current: ConsentPolicy) -> Option<ConsentPolicy> {
+        let mut policy = current;
+        let mode = |choice: ConsentChoice| match choice {
+            ConsentChoice::None => ConsentMode::None,
+            ConsentChoice::Notify => ConsentMode::Notify,
+            ConsentChoice::Prompt => ConsentMode::Prompt,
+        };
+        let mut changed = false;
+        for (flag, field) in [
+            (self.consent_desktop, &mut policy.desktop),
+            (self.consent_terminal, &mut policy.terminal),
+            (self.consent_files, &mut policy.files),
+        ] {
+            if let Some(choice) = flag {
+                *field = mode(choice);
+                changed = true;
+            }
+        }
+        if let Some(secs) = self.consent_secs {
+            policy.prompt_secs = secs;
+            changed = true;
+        }
+        if let Some(nobody) = self.consent_nobody {
+            policy.when_nobody = match nobody {
+                NobodyChoice::Allow => WhenNobody::Allow,
+                NobodyChoice::Refuse => WhenNobody::Refuse,
+            };
+            changed = true;
+        }
+        changed.then_some(policy)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ConsentChoice {
+    None,
+    Notify,
+    Prompt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum NobodyChoice {
+    Allow,
+    Refuse,
 }
 
 /// An on/off setting on the command line.

@@ -10,6 +10,7 @@ use tether_common::control::{
     UserInfo,
 };
 use tether_common::ids::{DeviceId, GroupId, UserId};
+use tether_common::relay::consent::{ConsentMode, ConsentPolicy, WhenNobody};
 use tether_common::rights::Rights;
 
 use crate::cli::{Cli, Command, Switch};
@@ -81,15 +82,17 @@ async fn execute(
             description,
             direct,
             record,
+            consent,
         } => {
-            let group = find_group(control, &group).await?;
+            let current = find_group_info(control, &group).await?;
             let edited = control
                 .call(EditGroup {
-                    group,
+                    group: current.id,
                     name,
                     description,
                     direct_connections: direct.map(Switch::is_on),
                     record_sessions: record.map(Switch::is_on),
+                    consent: consent.apply(current.consent),
                 })
                 .await?;
             show(json, &edited, || group_table(std::slice::from_ref(&edited)))
@@ -392,9 +395,17 @@ fn admin_note(user: &UserInfo) -> &'static str {
 
 /// A group by id, or by a name exactly one visible group has (ignoring case).
 pub(crate) async fn find_group(control: &mut Control, wanted: &str) -> anyhow::Result<GroupId> {
+    Ok(find_group_info(control, wanted).await?.id)
+}
+
+async fn find_group_info(control: &mut Control, wanted: &str) -> anyhow::Result<GroupInfo> {
     let groups = control.call(ListGroups {}).await?;
     let named = groups.iter().map(|g| (&g.id, g.name.as_str()));
-    Ok(find_by_id_or_name(named, wanted, "device group")?.clone())
+    let id = find_by_id_or_name(named, wanted, "device group")?.clone();
+    Ok(groups
+        .into_iter()
+        .find(|g| g.id == id)
+        .expect("found among these groups"))
 }
 
 pub(crate) async fn find_device(control: &mut Control, wanted: &str) -> anyhow::Result<DeviceId> {
@@ -439,11 +450,56 @@ fn group_table(groups: &[GroupInfo]) -> String {
                 g.id.to_string(),
                 g.members.len().to_string(),
                 if g.direct_connections { "on" } else { "off" }.to_owned(),
+                if g.record_sessions { "on" } else { "off" }.to_owned(),
+                consent_summary(&g.consent),
                 g.description.clone(),
             ]
         })
         .collect();
-    table(&["NAME", "ID", "MEMBERS", "DIRECT", "DESCRIPTION"], &rows)
+    table(
+        &[
+            "NAME",
+            "ID",
+            "MEMBERS",
+            "DIRECT",
+            "RECORD",
+            "CONSENT",
+            "DESCRIPTION",
+        ],
+        &rows,
+    )
+}
+
+/// `desktop:prompt terminal:notify (30 s, nobody: refuse)`, or `none`.
+fn consent_summary(policy: &ConsentPolicy) -> String {
+    let parts: Vec<String> = [
+        ("desktop", policy.desktop),
+        ("terminal", policy.terminal),
+        ("files", policy.files),
+    ]
+    .into_iter()
+    .filter(|(_, mode)| *mode != ConsentMode::None)
+    .map(|(kind, mode)| {
+        let mode = if mode == ConsentMode::Prompt {
+            "prompt"
+        } else {
+            "notify"
+        };
+        format!("{kind}:{mode}")
+    })
+    .collect();
+    if parts.is_empty() {
+        return "none".to_owned();
+    }
+    let nobody = match policy.when_nobody {
+        WhenNobody::Allow => "allow",
+        WhenNobody::Refuse => "refuse",
+    };
+    format!(
+        "{} ({} s, nobody: {nobody})",
+        parts.join(" "),
+        policy.prompt_secs
+    )
 }
 
 fn user_table(users: &[UserInfo]) -> String {

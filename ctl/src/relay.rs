@@ -10,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use tether_common::control::CreateSession;
 use tether_common::http_error::HttpErrorBody;
 use tether_common::ids::DeviceId;
+use tether_common::relay::consent::{ConsentMode, ConsentState};
 use tether_common::relay::terminal::{self, TerminalEvent, TerminalRequest};
 use tether_common::relay::{MAX_RELAY_FRAME, PAIRED, SessionKind};
 use tokio::sync::mpsc;
@@ -28,6 +29,8 @@ pub(crate) use tether_rtc::SessionSocket;
 /// The server closes an unpaired session after its pairing timeout (60 s by default); this is
 /// only a backstop.
 const PAIRING_WAIT: Duration = Duration::from_secs(120);
+/// Longest wait for the person at the device (their prompt gives up after at most 300 s).
+const CONSENT_WAIT: Duration = Duration::from_secs(330);
 /// Bytes read from standard input at a time.
 const INPUT_CHUNK: usize = 16 * 1024;
 
@@ -100,7 +103,45 @@ pub(crate) async fn start(
         Ok(result) => result?,
         Err(_) => bail!("the device did not join the session within {PAIRING_WAIT:?}"),
     }
+    if ticket.consent == ConsentMode::Prompt {
+        wait_for_consent(&mut socket).await?;
+    }
     crate::direct::go_direct(socket, kind, ticket.direct, direct, &ticket.device).await
+}
+
+/// The group asks the person at the device first: waits for the agent's `granted`, saying on
+/// standard error that it waits; a refusal ends the command with the agent's reason.
+async fn wait_for_consent(socket: &mut Socket) -> anyhow::Result<()> {
+    // The prompt's own limit is at most 300 s; this is a backstop.
+    let waited = tokio::time::timeout(CONSENT_WAIT, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => match ConsentState::parse(&text) {
+                    Some(ConsentState::Asking { timeout_secs }) => eprintln!(
+                        "waiting for the person at the device to accept (up to {timeout_secs} s)…"
+                    ),
+                    Some(ConsentState::Granted { .. }) => return Ok(()),
+                    // The refusal's reason comes again with the close.
+                    None => continue,
+                },
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(frame))) => {
+                    let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    bail!(
+                        "the session was refused: {}",
+                        crate::output::printable(&reason)
+                    )
+                }
+                Some(Ok(other)) => bail!("unexpected frame before consent: {other:?}"),
+                Some(Err(e)) => bail!("the relay connection failed: {e}"),
+                None => {
+                    bail!("the relay connection closed before the person at the device answered")
+                }
+            }
+        }
+    })
+    .await;
+    waited.map_err(|_| anyhow::anyhow!("no answer from the device within {CONSENT_WAIT:?}"))?
 }
 
 /// Standard input, read on its own thread (a blocking read must not hold up the runtime or its

@@ -141,6 +141,7 @@ mod tests {
             created: 0,
             direct_connections: true,
             record_sessions: false,
+            consent: Default::default(),
             cira: None,
         };
         let viewers = Audience::group(&group, Rights::VIEW);

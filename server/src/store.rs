@@ -118,6 +118,10 @@ pub struct GroupRecord {
     /// leave the relay).
     #[serde(default)]
     pub record_sessions: bool,
+    /// What the person at a device is shown or asked when a session starts (`relay/consent.rs`
+    /// in `common`).
+    #[serde(default)]
+    pub consent: tether_common::relay::consent::ConsentPolicy,
     /// The login Intel AMT machines of this group use on the MPS port (`mps/login.rs`).
     #[serde(default)]
     pub cira: Option<CiraAccount>,

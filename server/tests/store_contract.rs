@@ -91,6 +91,7 @@ fn group(id: &str, members: &[(&str, Rights)]) -> GroupRecord {
         created: 1_700_000_001,
         direct_connections: true,
         record_sessions: false,
+        consent: Default::default(),
         cira: None,
     }
 }

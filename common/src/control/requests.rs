@@ -67,6 +67,8 @@ requests! {
         pub direct_connections: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub record_sessions: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub consent: Option<crate::relay::consent::ConsentPolicy>,
     }
 
     pub struct DeleteGroup {

@@ -56,6 +56,9 @@ pub struct GroupInfo {
     /// Terminal and desktop sessions are recorded on the server (they then stay relayed).
     #[serde(default)]
     pub record_sessions: bool,
+    /// What the person at a device is shown or asked per session kind.
+    #[serde(default)]
+    pub consent: crate::relay::consent::ConsentPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

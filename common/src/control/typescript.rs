@@ -10,6 +10,7 @@ use ts_rs::{Config, TS};
 use super::*;
 use crate::agent_proto::NetInterface;
 use crate::install::InviteStatus;
+use crate::relay::consent::{ConsentMode, ConsentPolicy, WhenNobody};
 use crate::relay::{DirectPath, IceServer, SessionKind};
 use crate::rights::Rights;
 
@@ -49,6 +50,9 @@ fn render() -> String {
         export::<ServerInfo>(&cfg),
         export::<WhoAmI>(&cfg),
         export::<UserInfo>(&cfg),
+        export::<ConsentMode>(&cfg),
+        export::<WhenNobody>(&cfg),
+        export::<ConsentPolicy>(&cfg),
         export::<GroupMember>(&cfg),
         export::<GroupInfo>(&cfg),
         export::<NetInterface>(&cfg),

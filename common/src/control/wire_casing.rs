@@ -57,6 +57,11 @@ fn group() -> GroupInfo {
         created: 1,
         direct_connections: true,
         record_sessions: true,
+        consent: crate::relay::consent::ConsentPolicy {
+            prompt_secs: 30,
+            when_nobody: crate::relay::consent::WhenNobody::Refuse,
+            ..Default::default()
+        },
     }
 }
 
@@ -118,6 +123,7 @@ fn requests() -> Vec<RequestBody> {
             description: Some("d".into()),
             direct_connections: Some(false),
             record_sessions: Some(true),
+            consent: None,
         }
         .into(),
         DeleteGroup { group: "g".into() }.into(),
@@ -305,6 +311,7 @@ fn results_and_events() -> Vec<Value> {
                 }],
                 relay_only: true,
             }),
+            consent: crate::relay::consent::ConsentMode::Prompt,
         }),
         to_json(&AgentConfig {
             group: "g".into(),

@@ -134,6 +134,7 @@ pub fn tunnel_json(token: &str) -> String {
         rights: Rights::FILES,
         user: "alice".into(),
         direct: None,
+        consent: None,
     }
     .to_json()
 }

@@ -12,6 +12,7 @@ const group = (id: string, name: string, members: GroupInfo["members"] = []): Gr
   description: "",
   members,
   directConnections: true, recordSessions: false,
+  consent: { desktop: "none", terminal: "none", files: "none", promptSecs: 30, whenNobody: "allow" },
   created: 0,
 });
 const user = (id: string, siteAdmin = false): UserInfo => ({ id, name: id, email: null, siteAdmin, created: 0, secondFactor: false, passkeys: [] });

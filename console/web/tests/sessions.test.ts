@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RelayConnection, relaySocketUrl } from "../src/lib/sessions/relay";
+import { CONSENT_REFUSED_CODE, RelayConnection, notStartedText, relaySocketUrl } from "../src/lib/sessions/relay";
 import type { RelayChannel } from "../src/lib/sessions/relay";
 import { FakeRelaySocket } from "./fakeRelaySocket";
 import {
@@ -79,6 +79,46 @@ describe("relay connection", () => {
     }, { createSocket: () => socket });
     socket.onclose?.({ code: 1006, reason: "" });
     expect(info).toMatchObject({ paired: false });
+  });
+
+  it("with a prompt at the device, starts only once the agent says granted", () => {
+    const socket = new FakeRelaySocket();
+    const seen: string[] = [];
+    const relay = new RelayConnection("wss://h/r", {
+      onPaired: () => seen.push("paired"),
+      onMessage: (m) => seen.push(`json:${String(m.type)}`),
+      onBytes: () => undefined,
+      onClosed: (info) => seen.push(`closed:${info.paired}:${info.reason}`),
+      onConsentAsked: (secs) => seen.push(`asked:${secs}`),
+    }, { createSocket: () => socket, consent: "prompt" });
+    socket.text("c");
+    relay.sendJson({ type: "start" });
+    socket.text({ type: "consent", state: "asking", timeoutSecs: 30 });
+    socket.text({ type: "other" });
+    expect(seen).toEqual(["asked:30"]);
+    expect(socket.sent, "nothing is sent before the person accepted").toEqual([]);
+    socket.text({ type: "consent", state: "granted", how: "accepted" });
+    relay.sendJson({ type: "start" });
+    socket.text({ type: "exit", code: 0 });
+    expect(seen).toEqual(["asked:30", "paired", "json:exit"]);
+    expect(socket.json()).toEqual([{ type: "start" }]);
+  });
+
+  it("says why when the person at the device refused", () => {
+    const socket = new FakeRelaySocket();
+    let info: { paired: boolean; code: number; reason: string } | null = null;
+    new RelayConnection("wss://h/r", {
+      onPaired: () => undefined,
+      onMessage: () => undefined,
+      onBytes: () => undefined,
+      onClosed: (i) => (info = i),
+    }, { createSocket: () => socket, consent: "prompt" });
+    socket.text("c");
+    socket.text({ type: "error", message: "the person at the device declined the session" });
+    socket.onclose?.({ code: CONSENT_REFUSED_CODE, reason: "the person at the device declined the session" });
+    expect(info).toMatchObject({ paired: false, code: CONSENT_REFUSED_CODE });
+    expect(notStartedText(info!.code, info!.reason)).toBe("The person at the device declined the session.");
+    expect(notStartedText(1006, "whatever")).toBe("The device did not join the session.");
   });
 });
 

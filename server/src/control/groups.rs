@@ -3,6 +3,7 @@
 use rand::RngCore;
 use tether_common::control::{Deleted, EditGroup, Event, GroupInfo};
 use tether_common::ids::{GroupId, UserId};
+use tether_common::relay::consent::{ConsentMode, ConsentPolicy, WhenNobody};
 use tether_common::rights::Rights;
 
 use super::access::{ManageGroup, group_with, require_site_admin, rights_on};
@@ -54,6 +55,7 @@ pub(super) async fn create(
         created: now_secs(),
         direct_connections: true,
         record_sessions: false,
+        consent: Default::default(),
         cira: None,
     };
     ctx.store.create_group(&admin, &group).await?;
@@ -90,10 +92,15 @@ pub(super) async fn edit(
         description,
         direct_connections,
         record_sessions,
+        consent,
     } = request;
     let granted = group_with::<ManageGroup>(ctx, &id).await?;
     let was_direct = granted.group().direct_connections;
     let was_recording = granted.group().record_sessions;
+    let had_consent = granted.group().consent;
+    if let Some(policy) = &consent {
+        policy.check().map_err(ActionError::BadRequest)?;
+    }
     let name = name.as_deref().map(checked_name).transpose()?;
     let description = description
         .as_deref()
@@ -113,6 +120,9 @@ pub(super) async fn edit(
             }
             if let Some(record) = record_sessions {
                 group.record_sessions = record;
+            }
+            if let Some(policy) = consent {
+                group.consent = policy;
             }
         })
         .await?;
@@ -139,6 +149,14 @@ pub(super) async fn edit(
         (false, true) => format!("{message}: terminal and desktop sessions are now recorded"),
         (true, false) => format!("{message}: sessions are no longer recorded"),
         _ => message,
+    };
+    let message = if had_consent == group.consent {
+        message
+    } else {
+        format!(
+            "{message}: consent at the device now {}",
+            describe_consent(&group.consent)
+        )
     };
     let subject = Subject {
         group: Some(&group.id),
@@ -281,4 +299,24 @@ fn checked_description(description: &str) -> Result<String, ActionError> {
         )));
     }
     Ok(description.trim().to_owned())
+}
+
+/// `desktop prompt, terminal notify, files none; 30 s to answer; with nobody there: allow`.
+fn describe_consent(policy: &ConsentPolicy) -> String {
+    let mode = |mode: ConsentMode| match mode {
+        ConsentMode::None => "none",
+        ConsentMode::Notify => "notify",
+        ConsentMode::Prompt => "prompt",
+    };
+    let nobody = match policy.when_nobody {
+        WhenNobody::Allow => "allow",
+        WhenNobody::Refuse => "refuse",
+    };
+    format!(
+        "desktop {}, terminal {}, files {}; {} s to answer; with nobody there: {nobody}",
+        mode(policy.desktop),
+        mode(policy.terminal),
+        mode(policy.files),
+        policy.prompt_secs
+    )
 }

@@ -42,12 +42,19 @@ pub(super) async fn create(
             }
             MintError::Store(e) => ActionError::Internal(format!("relay token key: {e}")),
         })?;
+    // The agent shows or asks the person at the device, as the group's policy says.
+    let consent = granted
+        .group()
+        .consent
+        .request_for(kind, &viewer_name(ctx.caller));
+    let consent_mode = consent.as_ref().map(|c| c.mode).unwrap_or_default();
     let tunnel = TunnelRequest {
         url: relay_url(&minted.agent_token),
         kind,
         rights,
         user: ctx.caller.id.clone(),
         direct: direct.clone(),
+        consent,
     };
     if !ctx
         .agents
@@ -66,7 +73,17 @@ pub(super) async fn create(
         rights,
         expires_ms: minted.expires_ms,
         direct,
+        consent: consent_mode,
     })
+}
+
+/// How the person at the device reads who is connecting: the account name, and its e-mail
+/// address when it has one (names are chosen by administrators, addresses are harder to fake).
+fn viewer_name(user: &crate::store::UserRecord) -> String {
+    match &user.email {
+        Some(email) => format!("{} <{email}>", user.name),
+        None => user.name.clone(),
+    }
 }
 
 /// The direct-path offer for a session to a device of `group`: `None` when the group keeps its

@@ -121,10 +121,16 @@ impl Ending {
             RelaySide::Agent => "agent",
         };
         let (culprit, frame, why) = match stop {
-            Stop::Closed(_) => (
+            Stop::Closed(frame) => (
                 origin,
                 stop.frame_for_the_other_side(),
-                format!("closed by the {}", name(origin)),
+                match frame.as_ref().map(|f| printable_reason(&f.reason)) {
+                    // The agent's reason says why, e.g. the person at the device declined.
+                    Some(reason) if !reason.is_empty() => {
+                        format!("closed by the {}: {reason}", name(origin))
+                    }
+                    _ => format!("closed by the {}", name(origin)),
+                },
             ),
             Stop::ReadFailed => (
                 origin,
@@ -176,6 +182,11 @@ impl Ending {
             why: why.reason().to_owned(),
         }
     }
+}
+
+/// A close reason as text for the audit log: a peer chose it, so no control characters.
+fn printable_reason(reason: &str) -> String {
+    reason.chars().filter(|c| !c.is_control()).collect()
 }
 
 fn away(reason: &'static str) -> CloseFrame {

@@ -69,6 +69,25 @@ secondFactor: boolean,
  */
 passkeys: Array<string>, };
 
+/**
+ * What the person at the device sees of one kind of session.
+ */
+export type ConsentMode = "none" | "notify" | "prompt";
+
+/**
+ * What happens when consent is needed and nobody is signed in at the device's screen.
+ */
+export type WhenNobody = "allow" | "refuse";
+
+/**
+ * A device group's consent policy.
+ */
+export type ConsentPolicy = { desktop: ConsentMode, terminal: ConsentMode, files: ConsentMode, 
+/**
+ * How long a prompt waits for an answer (within [`PROMPT_SECS`]).
+ */
+promptSecs: number, whenNobody: WhenNobody, };
+
 export type GroupMember = { user: UserId, rights: Rights, };
 
 export type GroupInfo = { id: GroupId, name: string, description: string, 
@@ -84,7 +103,11 @@ directConnections: boolean,
 /**
  * Terminal and desktop sessions are recorded on the server (they then stay relayed).
  */
-recordSessions: boolean, };
+recordSessions: boolean, 
+/**
+ * What the person at a device is shown or asked per session kind.
+ */
+consent: ConsentPolicy, };
 
 export type NetInterface = { name: string, 
 /**
@@ -282,7 +305,12 @@ expiresMs: number,
  * Present when the session may move to a direct path (the device group allows direct
  * connections); `None` keeps it on the relay.
  */
-direct: DirectPath | null, };
+direct: DirectPath | null, 
+/**
+ * What the person at the device is shown or asked: with `prompt`, wait for the agent's
+ * `consent` `granted` frame before sending anything (`consent.rs`).
+ */
+consent: ConsentMode, };
 
 /**
  * What a session's two ends need to try a direct path: the shape of WebRTC's `RTCConfiguration`,
@@ -409,7 +437,7 @@ export type GetServerInfo = Record<symbol, never>;
 export type GetWhoAmI = Record<symbol, never>;
 export type ListGroups = Record<symbol, never>;
 export type CreateGroup = { name: string, description?: string, };
-export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, directConnections?: boolean | null, recordSessions?: boolean | null, };
+export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, directConnections?: boolean | null, recordSessions?: boolean | null, consent?: ConsentPolicy | null, };
 export type DeleteGroup = { group: GroupId, };
 export type ListDevices = { 
 /**

@@ -171,6 +171,7 @@ async fn put_group(store: &dyn Store, name: &str, members: &[(&UserId, Rights)])
         created: 1,
         direct_connections: true,
         record_sessions: false,
+        consent: Default::default(),
         cira: None,
     };
     store.put_group(&group).await.unwrap();

@@ -6,7 +6,7 @@
 // the same messages in the same order either way. No DOM or framework here, so it is unit-tested
 // with a fake socket and a fake peer connection.
 
-import type { DirectPath } from "../protocol.gen";
+import type { ConsentMode, DirectPath } from "../protocol.gen";
 import { DirectAttempt, asRtcSignal, type PeerConnectionFactory, type RtcSignal, type TrackEventLike } from "./direct";
 import { PathSwitch, SwitchError, asSwitchSignal, signalText, type Path, type Payload } from "./pathSwitch";
 import { PiecesError, PiecesJoiner, splitPayload } from "./directPieces";
@@ -40,6 +40,8 @@ export interface RelayHandlers {
   onPath?(path: Path, detail: string): void;
   /** The agent's video track arrived (only with the `video` option). */
   onTrack?(event: TrackEventLike): void;
+  /** The person at the device is being asked to accept; they have `timeoutSecs` to answer. */
+  onConsentAsked?(timeoutSecs: number): void;
 }
 
 export interface RelayOptions {
@@ -51,6 +53,26 @@ export interface RelayOptions {
   video?: boolean;
   /** The device this session is with: its key must sign the direct-path answer (`pathProof.ts`). */
   device?: string;
+  /** The ticket's `consent`: with "prompt" the session starts only once the agent says granted. */
+  consent?: ConsentMode;
+}
+
+/** The close code of an agent that refused a session for want of consent (its reason says why). */
+export const CONSENT_REFUSED_CODE = 4003;
+
+/** Why a session ended before it started, as a sentence: the agent's reason when it refused. */
+export function notStartedText(code: number, reason: string): string {
+  return code === CONSENT_REFUSED_CODE && reason ? sentence(reason) : "The device did not join the session.";
+}
+
+/** What a view shows while the person at the device decides. */
+export function consentWaitText(timeoutSecs: number): string {
+  return `Waiting for the person at the device to accept (up to ${timeoutSecs} s)…`;
+}
+
+function sentence(text: string): string {
+  const capital = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
 
 /** What a session needs to send; also what the file transfer code is tested against. */
@@ -84,6 +106,8 @@ export class RelayConnection implements RelayChannel {
   /** Big messages arrive on the data channel in pieces (`directPieces.ts`). */
   private readonly joiner = new PiecesJoiner();
   private paired = false;
+  /** "c" came, but the person at the device has not accepted yet. */
+  private awaitingConsent = false;
   private closed = false;
   private path: Path = "relay";
   /** The relay closed before the agent's last channel messages arrived; passed on once they have. */
@@ -98,11 +122,26 @@ export class RelayConnection implements RelayChannel {
     socket.onmessage = (event) => {
       const data = event.data;
       if (typeof data === "string") {
+        const start = () => {
+          this.paired = true;
+          handlers.onPaired();
+          if (options.direct) this.tryDirect(options.direct, options.createPeer, options.video ?? false);
+        };
+        if (this.awaitingConsent) {
+          const consent = parseJsonObject(data);
+          if (consent?.type !== "consent") return; // the refusal's reason comes with the close
+          if (consent.state === "asking" && typeof consent.timeoutSecs === "number") {
+            handlers.onConsentAsked?.(consent.timeoutSecs);
+          } else if (consent.state === "granted") {
+            this.awaitingConsent = false;
+            start();
+          }
+          return;
+        }
         if (!this.paired) {
           if (data === PAIRED) {
-            this.paired = true;
-            handlers.onPaired();
-            if (options.direct) this.tryDirect(options.direct, options.createPeer, options.video ?? false);
+            if (options.consent === "prompt") this.awaitingConsent = true;
+            else start();
           }
           return;
         }

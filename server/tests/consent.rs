@@ -1,0 +1,354 @@
+//! Consent of the person at the device, end to end: the real server, the real `tether-agent` on a
+//! private Xvfb, the real `tetherctl`, and a scripted "person" at the device's screen who finds
+//! the agent's windows by name and clicks their buttons with XTest. Build every binary first
+//! (`cargo build --workspace --bins`). Skips, saying why, when Xvfb is missing (not under CI).
+
+mod common;
+#[allow(dead_code)]
+#[path = "agent/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use tether_common::control::{EditGroup, Event};
+use tether_common::relay::consent::{ConsentMode, ConsentPolicy, WhenNobody};
+use x11rb::connection::Connection;
+use x11rb::protocol::Event as XEvent;
+use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _, EventMask, Window};
+use x11rb::protocol::xtest::ConnectionExt as _;
+use x11rb::rust_connection::RustConnection;
+
+use support::Fixture;
+use xprobe::Xvfb;
+
+/// Longest the scripted person waits for a window to appear or go.
+const PERSON_WAIT: Duration = Duration::from_secs(30);
+
+/// The person at the device: watches the screen's top-level windows and presses buttons.
+struct Person {
+    conn: RustConnection,
+    root: Window,
+}
+
+impl Person {
+    /// Starts watching `display` (before the session starts, so no window is missed).
+    fn at(display: &str) -> Person {
+        let (conn, screen) = x11rb::connect(Some(display)).expect("the person's X connection");
+        let root = conn.setup().roots[screen].root;
+        let mask = x11rb::protocol::xproto::ChangeWindowAttributesAux::new()
+            .event_mask(EventMask::SUBSTRUCTURE_NOTIFY);
+        conn.change_window_attributes(root, &mask).unwrap();
+        conn.flush().unwrap();
+        Person { conn, root }
+    }
+
+    fn title(&self, window: Window) -> String {
+        let reply = self
+            .conn
+            .get_property(false, window, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)
+            .unwrap()
+            .reply();
+        reply
+            .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until a window whose title starts with `prefix` is shown; its id and title.
+    fn sees(&self, prefix: &str) -> (Window, String) {
+        loop {
+            match self.conn.wait_for_event().expect("X events") {
+                XEvent::MapNotify(e) => {
+                    let title = self.title(e.window);
+                    if title.starts_with(prefix) {
+                        return (e.window, title);
+                    }
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Presses the button labelled `label` in `window`, as a mouse click would.
+    fn presses(&self, window: Window, label: &str) {
+        let children = self
+            .conn
+            .query_tree(window)
+            .unwrap()
+            .reply()
+            .unwrap()
+            .children;
+        let button = children
+            .into_iter()
+            .find(|child| self.title(*child) == label)
+            .unwrap_or_else(|| panic!("no {label} button"));
+        let geometry = self.conn.get_geometry(button).unwrap().reply().unwrap();
+        let at = self
+            .conn
+            .translate_coordinates(button, self.root, 0, 0)
+            .unwrap()
+            .reply()
+            .unwrap();
+        let (x, y) = (
+            at.dst_x + geometry.width as i16 / 2,
+            at.dst_y + geometry.height as i16 / 2,
+        );
+        const MOTION: u8 = 6;
+        const PRESS: u8 = 4;
+        const RELEASE: u8 = 5;
+        self.conn
+            .xtest_fake_input(MOTION, 0, 0, self.root, x, y, 0)
+            .unwrap();
+        self.conn
+            .xtest_fake_input(PRESS, 1, 0, self.root, 0, 0, 0)
+            .unwrap();
+        self.conn
+            .xtest_fake_input(RELEASE, 1, 0, self.root, 0, 0, 0)
+            .unwrap();
+        self.conn.flush().unwrap();
+    }
+
+    /// Waits until `window` is gone.
+    fn sees_gone(&self, window: Window) {
+        loop {
+            if let XEvent::DestroyNotify(e) = self.conn.wait_for_event().expect("X events")
+                && e.window == window
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs the person's script on a thread of its own (X calls block), failing after PERSON_WAIT.
+async fn at_the_device<T: Send + 'static>(
+    person: Person,
+    script: impl FnOnce(&Person) -> T + Send + 'static,
+) -> T {
+    let task = tokio::task::spawn_blocking(move || script(&person));
+    tokio::time::timeout(PERSON_WAIT, task)
+        .await
+        .expect("the person's windows came in time")
+        .expect("the person's script")
+}
+
+async fn set_consent(fx: &mut Fixture, consent: ConsentPolicy) {
+    let group = fx.group.clone();
+    let edited = fx
+        .control
+        .ok(EditGroup {
+            group,
+            name: None,
+            description: None,
+            direct_connections: None,
+            record_sessions: None,
+            consent: Some(consent),
+        })
+        .await;
+    assert_eq!(edited.consent, consent);
+}
+
+fn terminal_prompt(secs: u16) -> ConsentPolicy {
+    ConsentPolicy {
+        terminal: ConsentMode::Prompt,
+        prompt_secs: secs,
+        ..ConsentPolicy::default()
+    }
+}
+
+/// Waits for the audit record of a session that ended with `why` in its message.
+async fn session_ended_with(fx: &mut Fixture, why: &str) -> String {
+    let event = fx
+        .wait_event("the session's end in the audit log", |event| {
+            matches!(event, Event::Logged { record }
+                if record.kind == "session_ended" && record.message.contains(why))
+        })
+        .await;
+    match event {
+        Event::Logged { record } => record.message,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_prompt_starts_the_session_under_a_notice_that_lasts_as_long() {
+    let Some(xvfb) = Xvfb::start(800, 600) else {
+        return;
+    };
+    let mut fx = Fixture::start().await;
+    let agent = fx
+        .online_agent("consent", &["--x-display", &xvfb.display])
+        .await;
+    let device = agent.device_id.to_string();
+    set_consent(&mut fx, terminal_prompt(60)).await;
+
+    let person = Person::at(&xvfb.display);
+    let script = at_the_device(person, |person| {
+        let (prompt, title) = person.sees("Remote session request");
+        person.presses(prompt, "Accept");
+        person.sees_gone(prompt);
+        let (notice, notice_title) = person.sees("Remote session: ");
+        person.sees_gone(notice);
+        (title, notice_title)
+    });
+    let command = [
+        "exec",
+        "--device",
+        &device,
+        "--",
+        "sh",
+        "-c",
+        "echo accepted-$((6*7))",
+    ];
+    let ((status, out, err), (title, notice_title)) =
+        tokio::join!(fx.tetherctl(&command, None), script);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(out, "accepted-42\n");
+    assert!(
+        err.contains("waiting for the person at the device to accept"),
+        "{err}"
+    );
+    assert_eq!(title, "Remote session request");
+    assert!(
+        notice_title.contains("admin"),
+        "the notice names who: {notice_title}"
+    );
+}
+
+#[tokio::test]
+async fn a_declined_or_unanswered_prompt_refuses_the_session_and_says_why() {
+    let Some(xvfb) = Xvfb::start(800, 600) else {
+        return;
+    };
+    let mut fx = Fixture::start().await;
+    let agent = fx
+        .online_agent("decline", &["--x-display", &xvfb.display])
+        .await;
+    let device = agent.device_id.to_string();
+    set_consent(&mut fx, terminal_prompt(5)).await;
+    let command = ["exec", "--device", &device, "--", "sh", "-c", "echo ran"];
+
+    let person = Person::at(&xvfb.display);
+    let script = at_the_device(person, |person| {
+        let (prompt, _) = person.sees("Remote session request");
+        person.presses(prompt, "Decline");
+        person.sees_gone(prompt);
+    });
+    let ((status, out, err), ()) = tokio::join!(fx.tetherctl(&command, None), script);
+    assert_ne!(status, 0);
+    assert_eq!(out, "", "nothing ran");
+    assert!(
+        err.contains("the person at the device declined the session"),
+        "{err}"
+    );
+    let ended = session_ended_with(&mut fx, "declined").await;
+    assert!(ended.contains("closed by the agent"), "{ended}");
+
+    // Nobody answers: the prompt closes itself after its 5 s and the session is refused.
+    let person = Person::at(&xvfb.display);
+    let script = at_the_device(person, |person| {
+        let (prompt, _) = person.sees("Remote session request");
+        person.sees_gone(prompt);
+    });
+    let ((status, out, err), ()) = tokio::join!(fx.tetherctl(&command, None), script);
+    assert_ne!(status, 0);
+    assert_eq!(out, "");
+    assert!(
+        err.contains("nobody at the device answered within 5 s"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_notice_names_the_viewer_and_its_disconnect_button_ends_the_session() {
+    let Some(xvfb) = Xvfb::start(800, 600) else {
+        return;
+    };
+    let mut fx = Fixture::start().await;
+    let agent = fx
+        .online_agent("notice", &["--x-display", &xvfb.display])
+        .await;
+    let device = agent.device_id.to_string();
+    set_consent(
+        &mut fx,
+        ConsentPolicy {
+            terminal: ConsentMode::Notify,
+            ..ConsentPolicy::default()
+        },
+    )
+    .await;
+
+    let person = Person::at(&xvfb.display);
+    let script = at_the_device(person, |person| {
+        let (notice, title) = person.sees("Remote session: ");
+        person.presses(notice, "Disconnect");
+        person.sees_gone(notice);
+        title
+    });
+    // A command that would run far longer than the test: only the button can end it in time.
+    let command = [
+        "exec",
+        "--device",
+        &device,
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 600",
+    ];
+    let ((status, out, err), title) = tokio::join!(fx.tetherctl(&command, None), script);
+    assert!(title.contains("admin"), "{title}");
+    assert_ne!(status, 0);
+    assert!(out.contains("started") || out.is_empty(), "{out}");
+    assert!(
+        err.contains("the person at the device ended the session"),
+        "{err}"
+    );
+    session_ended_with(&mut fx, "the person at the device ended the session").await;
+}
+
+#[tokio::test]
+async fn with_nobody_signed_in_the_group_policy_decides() {
+    let mut fx = Fixture::start().await;
+    // No X display: nobody can be shown or asked anything.
+    let agent = fx.online_agent("nobody", &[]).await;
+    let device = agent.device_id.to_string();
+    let command = [
+        "exec",
+        "--device",
+        &device,
+        "--",
+        "sh",
+        "-c",
+        "echo unattended",
+    ];
+
+    set_consent(
+        &mut fx,
+        ConsentPolicy {
+            when_nobody: WhenNobody::Refuse,
+            ..terminal_prompt(30)
+        },
+    )
+    .await;
+    let (status, out, err) = fx.tetherctl(&command, None).await;
+    assert_ne!(status, 0);
+    assert_eq!(out, "");
+    assert!(err.contains("nobody is signed in at the device"), "{err}");
+
+    set_consent(&mut fx, terminal_prompt(30)).await;
+    let (status, out, err) = fx.tetherctl(&command, None).await;
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(out, "unattended\n");
+
+    // A policy the server must not store.
+    let group = fx.group.clone();
+    fx.control
+        .refused(EditGroup {
+            group,
+            name: None,
+            description: None,
+            direct_connections: None,
+            record_sessions: None,
+            consent: Some(terminal_prompt(1)),
+        })
+        .await;
+}
