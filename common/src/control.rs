@@ -32,6 +32,8 @@
 //! | `listEvents` | [`ListEvents`] | `[EventRecord]`, newest first |
 //! | `listRecordings` | [`ListRecordings`] | `[RecordingInfo]`, newest first |
 //! | `createSession` | [`CreateSession`] | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
+//! | `createShare` | [`CreateShare`] | [`ShareLink`](crate::share::ShareLink): the guest link, shown once |
+//! | `listShares`, `revokeShare` | [`ListShares`], [`RevokeShare`] | `[ShareInfo]`, newest first; the [`ShareInfo`](crate::share::ShareInfo) as it is now |
 //! | `agentConfig`, `rotateEnrolmentKey` | [`GetAgentConfig`], [`RotateEnrolmentKey`] | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
 //! | `createCiraLogin` | [`CreateCiraLogin`] | [`CiraLogin`]: the group's new login for Intel AMT (CIRA) |
 //! | `setAmtAdmin` | [`SetAmtAdmin`] | the [`DeviceInfo`] as it is now |
@@ -72,6 +74,7 @@ pub use results::{
 use crate::ids::{DeviceId, GroupId, UserId};
 use crate::install::{AgentConfig, BlockedDevice, Invite, InviteInfo};
 use crate::relay::SessionTicket;
+use crate::share::{ShareInfo, ShareLink};
 
 /// Largest text frame the server accepts on `/control`; bigger ones close the connection.
 pub const MAX_CONTROL_FRAME: usize = 64 * 1024;
@@ -116,6 +119,9 @@ action::control_actions! {
     "listEvents" => ListEvents -> Vec<EventRecord>,
     "listRecordings" => ListRecordings -> Vec<RecordingInfo>,
     "createSession" => CreateSession -> SessionTicket,
+    "createShare" => CreateShare -> ShareLink,
+    "listShares" => ListShares -> Vec<ShareInfo>,
+    "revokeShare" => RevokeShare -> ShareInfo,
     "agentConfig" => GetAgentConfig -> AgentConfig,
     "createInvite" => CreateInvite -> Invite,
     "rotateEnrolmentKey" => RotateEnrolmentKey -> AgentConfig,

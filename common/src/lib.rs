@@ -19,4 +19,5 @@ pub mod msh;
 pub mod recording;
 pub mod relay;
 pub mod rights;
+pub mod share;
 pub mod stun;

@@ -151,6 +151,10 @@ pub struct RelayClaims {
     /// Unix milliseconds after which the token no longer admits anyone.
     #[serde(rename = "exp")]
     pub expires_ms: i64,
+    /// Set when a guest opens the session with a sharing link (`crate::share`): the link's id.
+    /// The console end then needs no login cookie; the session lives as long as the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }
 
 impl RelayClaims {
@@ -272,6 +276,7 @@ mod tests {
             kind: SessionKind::Terminal,
             rights: Rights::TERMINAL,
             expires_ms: 1_000,
+            share: None,
         }
     }
 

@@ -335,6 +335,33 @@ pub(crate) enum Command {
         /// The device id (see listblocked).
         device: String,
     },
+    /// Make a guest link to one device: whoever has it opens that session without an account,
+    /// until it expires or is revoked (unshare). Prints the link, shown this once.
+    Share {
+        #[arg(long, value_name = "D")]
+        device: String,
+        #[arg(long, value_name = "desktop-view|desktop-control|terminal")]
+        kind: ShareChoice,
+        /// How long the link lasts (1 to 10080 minutes, a week).
+        #[arg(long, value_name = "N", default_value_t = 60)]
+        minutes: u32,
+        /// The link opens one session, then no more.
+        #[arg(long)]
+        single_use: bool,
+        /// Who it is for (shown to you in lists, and to the person at the device).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        label: String,
+    },
+    /// Guest links you may see (those of one device with --device), newest first.
+    Shares {
+        #[arg(long, value_name = "D")]
+        device: Option<String>,
+    },
+    /// End a guest link and every session opened with it.
+    Unshare {
+        /// The link's id (see shares).
+        share: String,
+    },
     /// Recorded sessions you may see (those of one device with --device), newest first.
     Recordings {
         #[arg(long, value_name = "D")]
@@ -554,6 +581,24 @@ impl ConsentFlags {
             changed = true;
         }
         changed.then_some(policy)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ShareChoice {
+    DesktopView,
+    DesktopControl,
+    Terminal,
+}
+
+impl ShareChoice {
+    pub(crate) fn kind(self) -> tether_common::share::ShareKind {
+        use tether_common::share::ShareKind;
+        match self {
+            ShareChoice::DesktopView => ShareKind::DesktopView,
+            ShareChoice::DesktopControl => ShareKind::DesktopControl,
+            ShareChoice::Terminal => ShareKind::Terminal,
+        }
     }
 }
 

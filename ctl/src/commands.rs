@@ -332,6 +332,9 @@ async fn execute(
         | Command::Revokeinvite { .. }
         | Command::Listblocked { .. }
         | Command::Unblockdevice { .. }) => crate::enrolment::execute(control, command, json).await,
+        command @ (Command::Share { .. } | Command::Shares { .. } | Command::Unshare { .. }) => {
+            crate::shares::execute(control, command, json).await
+        }
         Command::Shell {
             device, as_user, ..
         } => {

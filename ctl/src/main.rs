@@ -22,6 +22,7 @@ mod output;
 mod password;
 mod relay;
 mod screenshot;
+mod shares;
 mod shell;
 mod target;
 mod trust;

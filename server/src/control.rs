@@ -19,7 +19,8 @@ mod groups;
 mod install;
 pub(crate) mod origin;
 mod second_factor;
-mod sessions;
+pub(crate) mod sessions;
+pub(crate) mod shares;
 mod users;
 pub mod views;
 

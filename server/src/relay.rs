@@ -17,11 +17,14 @@
 //! - `limits.rs`: per-user and per-device quotas, the maximum session length;
 //! - `live.rs`: the sessions being relayed now, and how to end one;
 //! - `lifetime.rs`: when a session must end (login session over, right revoked, device or
-//!   account removed, maximum length), and the task that watches for those changes.
+//!   account removed, sharing link revoked or expired, maximum length), and the task that
+//!   watches for those changes;
+//! - `guest.rs`: guests trading a sharing link for a session (`POST /api/share/session`).
 
 mod audit;
 mod broker;
 mod endpoint;
+mod guest;
 mod lifetime;
 mod limits;
 mod live;
@@ -45,4 +48,16 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(RELAY_PATH, get(endpoint::get_relay))
         .route("/relay", get(endpoint::get_relay))
+        .route(
+            tether_common::share::GUEST_SESSION_PATH,
+            axum::routing::post(guest::post_guest_session),
+        )
+}
+
+/// Ends every live session opened with sharing link `share` (it was revoked).
+pub(crate) fn end_shared_sessions(relay: &RelayBroker, share: &str) {
+    let affected = live::Affected::Share(share.to_owned());
+    for session in relay.live().affected(&affected) {
+        relay.live().stop(&session.id, live::Revoked::ShareEnded);
+    }
 }

@@ -470,7 +470,8 @@ impl HandshakeFailures {
     }
 }
 
-/// Housekeeping at start and then daily: deletes expired login sessions, and audit events and
+/// Housekeeping at start and then daily: deletes expired login sessions and old sharing links,
+/// and audit events and
 /// session recordings older than the retention period (0 keeps them forever).
 async fn prune_daily(
     store: Arc<dyn Store>,
@@ -489,6 +490,12 @@ async fn prune_daily(
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "deleted expired login sessions"),
             Err(e) => tracing::warn!(error = %e, "could not delete expired login sessions"),
+        }
+        // Sharing links a month past their end (or whose device is gone) are of no more use.
+        match store.prune_shares(now_ms - 30 * 24 * 60 * 60 * 1000).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "deleted old sharing links"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old sharing links"),
         }
         if retention_days == 0 {
             continue;

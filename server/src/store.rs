@@ -204,6 +204,65 @@ pub struct EnrolmentKeyRecord {
     pub invite: Option<String>,
 }
 
+/// A guest sharing link (`tether_common::share`): what it opens, for how long, and how often it
+/// was used. Only the SHA-256 of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShareRecord {
+    pub id: String,
+    /// SHA-256 (hex) of the link's secret.
+    pub secret_sha256: String,
+    pub device: DeviceId,
+    pub kind: tether_common::share::ShareKind,
+    #[serde(default)]
+    pub label: String,
+    pub creator: UserId,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+    /// Unix milliseconds; from then on the link opens nothing, and its sessions end.
+    pub expires_ms: i64,
+    #[serde(default)]
+    pub single_use: bool,
+    #[serde(default)]
+    pub uses: u32,
+    /// Unix milliseconds of the revocation, if it was revoked.
+    #[serde(default)]
+    pub revoked_ms: Option<i64>,
+    #[serde(default)]
+    pub revoked_by: Option<UserId>,
+}
+
+impl ShareRecord {
+    /// Whether the link opens a new session at `now_ms`.
+    pub fn status_at(&self, now_ms: i64) -> tether_common::share::ShareStatus {
+        use tether_common::share::ShareStatus;
+        if self.revoked_ms.is_some() {
+            ShareStatus::Revoked
+        } else if now_ms >= self.expires_ms {
+            ShareStatus::Expired
+        } else if self.single_use && self.uses > 0 {
+            ShareStatus::Used
+        } else {
+            ShareStatus::Active
+        }
+    }
+
+    /// Whether sessions already opened with it may go on at `now_ms` (a used single-use link
+    /// keeps its one session).
+    pub fn live_at(&self, now_ms: i64) -> bool {
+        self.revoked_ms.is_none() && now_ms < self.expires_ms
+    }
+}
+
+/// What trying to open a session with a link did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShareUse {
+    /// Counted: the record as it is now.
+    Admitted(ShareRecord),
+    /// Not counted: why.
+    Refused(tether_common::share::ShareStatus),
+    Unknown,
+}
+
 /// An invite link: who made it, until when it serves its downloads, and how many devices it
 /// enrolled. The link itself (a MAC'd token) is never stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -428,6 +487,26 @@ pub trait Store: Send + Sync + 'static {
     async fn count_invite_enrolment(&self, id: &str, now: i64) -> StoreResult<bool>;
     /// Deletes invites that expired before `before` (Unix seconds), with their keys; how many went.
     async fn prune_invites(&self, before: i64) -> StoreResult<u64>;
+
+    // Guest sharing links
+    /// Stores a new link. `Conflict` when the id is taken.
+    async fn create_share(&self, share: &ShareRecord) -> StoreResult<()>;
+    async fn share(&self, id: &str) -> StoreResult<Option<ShareRecord>>;
+    /// Every link, newest first.
+    async fn shares(&self) -> StoreResult<Vec<ShareRecord>>;
+    /// Counts one session opened with the link, in one transaction with the check that it is
+    /// active at `now_ms` (so a single-use link opens one session even when two race).
+    async fn use_share(&self, id: &str, now_ms: i64) -> StoreResult<ShareUse>;
+    /// Marks the link revoked; the record as it is now (`None`: no such link). Revoking twice
+    /// keeps the first time.
+    async fn revoke_share(
+        &self,
+        id: &str,
+        by: &UserId,
+        now_ms: i64,
+    ) -> StoreResult<Option<ShareRecord>>;
+    /// Deletes links that expired before `before_ms`, and links to devices that are gone; how many.
+    async fn prune_shares(&self, before_ms: i64) -> StoreResult<u64>;
 
     // Blocked devices
     /// Records (or replaces) a block.

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
+use tether_common::share::{ShareKind, ShareStatus};
 use tether_server::store::redb::RedbStore;
 use tether_server::store::{
     BlockedDeviceRecord, DeviceRecord, EnrolmentKeyRecord, EventFilter, GroupRecord, InviteRecord,
-    NewEvent, Readable, SessionRecord, Store, StoreError, UserRecord,
+    NewEvent, Readable, SessionRecord, ShareRecord, ShareUse, Store, StoreError, UserRecord,
 };
 
 #[tokio::test]
@@ -57,6 +58,7 @@ pub async fn store_contract(store: &dyn Store) {
     device_updates(store).await;
     enrolment_keys(store).await;
     invites(store).await;
+    shares(store).await;
     blocked_devices(store).await;
     group_deletion(store).await;
     enrolment_goes_with_its_group(store).await;
@@ -544,6 +546,98 @@ fn block(device: &str, group: &str) -> BlockedDeviceRecord {
         blocked_by: UserId::from("alice"),
         time: 1_700_000_003,
     }
+}
+
+/// Unix seconds the link tests treat as now.
+const SHARE_NOW: i64 = 1_700_000_100;
+
+fn share(id: &str, device: &str, single_use: bool) -> ShareRecord {
+    ShareRecord {
+        id: id.to_owned(),
+        secret_sha256: "ab".repeat(32),
+        device: DeviceId::from(device),
+        kind: ShareKind::Terminal,
+        label: "Bob".to_owned(),
+        creator: UserId::from_name("alice"),
+        created_ms: SHARE_NOW * 1000,
+        expires_ms: (SHARE_NOW + 3600) * 1000,
+        single_use,
+        uses: 0,
+        revoked_ms: None,
+        revoked_by: None,
+    }
+}
+
+/// Links: counted uses (a single-use link admits one), revocation, pruning by age and by device.
+async fn shares(store: &dyn Store) {
+    let now_ms = SHARE_NOW * 1000;
+    let (many, once, orphan) = (
+        share("s-many", "d1", false),
+        share("s-once", "d1", true),
+        share("s-gone", "d-none", false),
+    );
+    for s in [&many, &once, &orphan] {
+        store.create_share(s).await.unwrap();
+    }
+    assert!(matches!(
+        store.create_share(&many).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.share("s-many").await.unwrap(), Some(many.clone()));
+    assert_eq!(store.shares().await.unwrap().len(), 3);
+    for expected_uses in 1..=2 {
+        match store.use_share("s-many", now_ms).await.unwrap() {
+            ShareUse::Admitted(s) => assert_eq!(s.uses, expected_uses),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        store.use_share("s-once", now_ms).await.unwrap(),
+        ShareUse::Admitted(_)
+    ));
+    assert_eq!(
+        store.use_share("s-once", now_ms).await.unwrap(),
+        ShareUse::Refused(ShareStatus::Used)
+    );
+    assert_eq!(
+        store.use_share("s-many", many.expires_ms).await.unwrap(),
+        ShareUse::Refused(ShareStatus::Expired)
+    );
+    assert_eq!(
+        store.use_share("s-none", now_ms).await.unwrap(),
+        ShareUse::Unknown
+    );
+    let alice = UserId::from_name("alice");
+    let revoked = store
+        .revoke_share("s-many", &alice, now_ms + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((revoked.revoked_ms, revoked.uses), (Some(now_ms + 5), 2));
+    let again = store
+        .revoke_share("s-many", &alice, now_ms + 9)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.revoked_ms,
+        Some(now_ms + 5),
+        "the first revocation stays"
+    );
+    assert!(!again.live_at(now_ms));
+    assert_eq!(
+        store.use_share("s-many", now_ms).await.unwrap(),
+        ShareUse::Refused(ShareStatus::Revoked)
+    );
+    assert_eq!(
+        store.revoke_share("s-none", &alice, now_ms).await.unwrap(),
+        None
+    );
+    // The link to a device that is not there goes; the others stay until they are old.
+    assert_eq!(store.prune_shares(now_ms).await.unwrap(), 1);
+    assert_eq!(store.share("s-gone").await.unwrap(), None);
+    assert_eq!(store.prune_shares(once.expires_ms + 1).await.unwrap(), 2);
+    assert!(store.shares().await.unwrap().is_empty());
 }
 
 async fn blocked_devices(store: &dyn Store) {

@@ -215,6 +215,31 @@ requests! {
         pub device: Option<DeviceId>,
     }
 
+    /// Makes a guest sharing link to one device and one kind of session (see [`crate::share`]).
+    pub struct CreateShare {
+        pub device: DeviceId,
+        pub kind: crate::share::ShareKind,
+        /// How long the link (and the sessions opened with it) lasts, 1 to a week.
+        pub minutes: u32,
+        /// The link opens one session, then no more.
+        #[serde(default, skip_serializing_if = "is_false")]
+        pub single_use: bool,
+        /// Who it is for.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pub label: String,
+    }
+
+    /// The sharing links the caller may see (those of one device, when given), newest first.
+    pub struct ListShares {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub device: Option<DeviceId>,
+    }
+
+    /// Ends a sharing link and every session opened with it.
+    pub struct RevokeShare {
+        pub share: String,
+    }
+
     /// Opens a relayed session to a device (see [`crate::relay`]).
     pub struct CreateSession {
         pub device: DeviceId,

@@ -168,6 +168,16 @@ fn requests() -> Vec<RequestBody> {
         .into(),
         BeginTotp {}.into(),
         ListRecordings { device: None }.into(),
+        CreateShare {
+            device: "d".into(),
+            kind: crate::share::ShareKind::DesktopView,
+            minutes: 60,
+            single_use: true,
+            label: "Bob".into(),
+        }
+        .into(),
+        ListShares { device: None }.into(),
+        RevokeShare { share: "s".into() }.into(),
         BeginPasskey {
             name: "laptop".into(),
         }
@@ -256,6 +266,22 @@ fn results_and_events() -> Vec<Value> {
             secret: "S".into(),
             uri: "otpauth://totp/x".into(),
             qr_svg: "<svg/>".into(),
+        }),
+        to_json(&crate::share::ShareLink {
+            share: crate::share::ShareInfo {
+                id: "s".into(),
+                device: "d".into(),
+                device_name: "pc".into(),
+                kind: crate::share::ShareKind::DesktopControl,
+                label: "Bob".into(),
+                creator: "alice".into(),
+                created_ms: 1,
+                expires_ms: 2,
+                single_use: true,
+                uses: 0,
+                status: crate::share::ShareStatus::Active,
+            },
+            url: "https://x/share#s.t".into(),
         }),
         to_json(&RecordingInfo {
             id: "s".into(),

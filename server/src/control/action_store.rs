@@ -10,7 +10,7 @@
 use tether_common::control::EventRecord;
 use tether_common::ids::{DeviceId, GroupId, UserId};
 
-use super::access::{Device, Enrol, Granted, Group, ManageDevices, ManageGroup};
+use super::access::{Device, Enrol, Granted, Group, ManageDevices, ManageGroup, View};
 use super::access::{Myself, SessionGrant, SiteAdmin};
 use crate::agents::{EnrolmentKey, group_key, rotate_group_key};
 use crate::auth::accounts::{self, AccountError};
@@ -18,7 +18,7 @@ use crate::install::invite;
 use crate::relay::{MintError, MintedSession, RelayBroker};
 use crate::store::{
     AmtAdmin, BlockedDeviceRecord, DeviceRecord, DeviceUpdate, EventFilter, GroupRecord,
-    InviteRecord, NewEvent, Store, StoreResult, UserRecord,
+    InviteRecord, NewEvent, ShareRecord, Store, StoreResult, UserRecord,
 };
 
 #[derive(Clone, Copy)]
@@ -391,6 +391,41 @@ impl<'a> ActionStore<'a> {
 
     /// Mints the checked session's tokens. The broker needs the store for its token key, and this
     /// is the actions' only way to it: a session cannot be issued unchecked.
+    pub async fn shares(&self) -> StoreResult<Vec<ShareRecord>> {
+        self.raw.shares().await
+    }
+
+    pub async fn share(&self, id: &str) -> StoreResult<Option<ShareRecord>> {
+        self.raw.share(id).await
+    }
+
+    /// A link to the device the grant is for, of a kind the grant covers.
+    pub async fn create_share(
+        &self,
+        granted: &SessionGrant,
+        share: &ShareRecord,
+    ) -> StoreResult<()> {
+        debug_assert_eq!(share.device, granted.device().id);
+        debug_assert_eq!(share.kind.session_kind(), granted.kind());
+        self.raw.create_share(share).await
+    }
+
+    /// Revokes a link to the device the caller was checked to see (the caller checks who may).
+    pub async fn revoke_share(
+        &self,
+        seen: &Granted<View, Device>,
+        id: &str,
+        by: &UserId,
+        now_ms: i64,
+    ) -> StoreResult<Option<ShareRecord>> {
+        match self.raw.share(id).await? {
+            Some(share) if share.device == seen.device().id => {
+                self.raw.revoke_share(id, by, now_ms).await
+            }
+            _ => Ok(None),
+        }
+    }
+
     pub async fn mint_session(
         &self,
         relay: &RelayBroker,
@@ -403,6 +438,7 @@ impl<'a> ActionStore<'a> {
                 granted.user(),
                 granted.kind(),
                 granted.rights(),
+                None,
             )
             .await
     }

@@ -5,7 +5,9 @@ use serde_json::Value;
 use tether_common::control::{Action, ErrorCode, Reply, RequestBody, ServerInfo, WhoAmI};
 
 use super::action_store::ActionStore;
-use super::{amt, blocked, cira, devices, groups, install, second_factor, sessions, users, views};
+use super::{
+    amt, blocked, cira, devices, groups, install, second_factor, sessions, shares, users, views,
+};
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
 use crate::relay::RelayBroker;
@@ -195,6 +197,21 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         }
         RequestBody::ResetSecondFactor(c::ResetSecondFactor { user }) => {
             answer::<c::ResetSecondFactor>(second_factor::reset(ctx, &user).await)
+        }
+        RequestBody::CreateShare(c::CreateShare {
+            device,
+            kind,
+            minutes,
+            single_use,
+            label,
+        }) => answer::<c::CreateShare>(
+            shares::create(ctx, &device, kind, minutes, single_use, &label).await,
+        ),
+        RequestBody::ListShares(c::ListShares { device }) => {
+            answer::<c::ListShares>(shares::list(ctx, device.as_ref()).await)
+        }
+        RequestBody::RevokeShare(c::RevokeShare { share }) => {
+            answer::<c::RevokeShare>(shares::revoke(ctx, &share).await)
         }
         RequestBody::ListRecordings(c::ListRecordings { device }) => answer::<c::ListRecordings>(
             crate::relay::recordings::list(

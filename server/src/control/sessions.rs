@@ -22,8 +22,13 @@ pub(super) async fn create(
     let granted = session_on(ctx, id, kind).await?;
     let (device, rights) = (granted.device().clone(), granted.rights());
     // A recorded session stays on the relay, where it is recorded.
-    let direct = direct_path(ctx, granted.group())
-        .filter(|_| !crate::relay::recording::records(granted.group(), kind));
+    let direct = direct_path(
+        granted.group(),
+        ctx.server_info.stun_port,
+        &ctx.site.authority,
+        ctx.turn,
+    )
+    .filter(|_| !crate::relay::recording::records(granted.group(), kind));
     if !ctx.agents.is_online(&device.id) {
         return Err(ActionError::Conflict(format!(
             "device {} is offline",
@@ -90,15 +95,18 @@ fn viewer_name(user: &crate::store::UserRecord) -> String {
 /// sessions relayed; else the ICE servers, which is this server's STUN port (if it has one) at
 /// the host name the console reached it by, a name the agent can resolve as well, since agents
 /// are told the same name in their `.msh` file.
-fn direct_path(ctx: &ActionContext<'_>, group: &GroupRecord) -> Option<DirectPath> {
+pub(crate) fn direct_path(
+    group: &GroupRecord,
+    stun_port: Option<u16>,
+    authority: &str,
+    turn: Option<&crate::config::TurnConfig>,
+) -> Option<DirectPath> {
     if !group.direct_connections {
         return None;
     }
-    let ice_servers = ctx
-        .server_info
-        .stun_port
+    let ice_servers = stun_port
         .and_then(|port| {
-            let host = ctx.site.authority.parse::<Authority>().ok()?;
+            let host = authority.parse::<Authority>().ok()?;
             Some(IceServer {
                 urls: vec![format!("stun:{}:{port}", host.host())],
                 username: None,
@@ -106,9 +114,9 @@ fn direct_path(ctx: &ActionContext<'_>, group: &GroupRecord) -> Option<DirectPat
             })
         })
         .into_iter()
-        .chain(ctx.turn.map(turn_server))
+        .chain(turn.map(turn_server))
         .collect();
-    let relay_only = ctx.turn.is_some_and(|turn| turn.relay_only);
+    let relay_only = turn.is_some_and(|turn| turn.relay_only);
     Some(DirectPath {
         ice_servers,
         relay_only,

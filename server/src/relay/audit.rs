@@ -38,6 +38,8 @@ pub(super) struct Subject {
     claims: RelayClaims,
     device_name: String,
     group: Option<GroupRecord>,
+    /// For a guest's session: the sharing link's label.
+    share_label: Option<String>,
 }
 
 impl Subject {
@@ -47,10 +49,26 @@ impl Subject {
             Some(device) => state.store.group(&device.group).await.ok().flatten(),
             None => None,
         };
+        let share_label = match &claims.share {
+            Some(id) => Some(match state.store.share(id).await.ok().flatten() {
+                Some(share) => share.label,
+                None => id.clone(),
+            }),
+            None => None,
+        };
         Subject {
             claims: claims.clone(),
             device_name: device.map_or_else(|| claims.device.to_string(), |d| d.name),
             group,
+            share_label,
+        }
+    }
+
+    /// Who opened the session, as the records say it.
+    fn who(&self) -> String {
+        match &self.share_label {
+            Some(label) => format!("a guest on {}'s link \"{label}\"", self.claims.user),
+            None => self.claims.user.to_string(),
         }
     }
 
@@ -87,7 +105,7 @@ impl Subject {
     pub(super) async fn started(&self, state: &AppState, console: SocketAddr) {
         let message = format!(
             "{} opened a {} session to {} from {}",
-            self.claims.user,
+            self.who(),
             self.claims.kind,
             self.device_name,
             console.ip()
@@ -104,7 +122,7 @@ impl Subject {
     ) {
         let mut message = format!(
             "{}'s {} session to {} ended after {:.1} s ({why}): {} bytes to the device, {} bytes from it",
-            self.claims.user,
+            self.who(),
             self.claims.kind,
             self.device_name,
             duration.as_secs_f64(),

@@ -123,7 +123,8 @@ impl RelayBroker {
         &self.live
     }
 
-    /// Mints a session for `user` on `device`, holding `rights` there.
+    /// Mints a session for `user` on `device`, holding `rights` there; `share` when a guest opens
+    /// it with that sharing link (`user` is then the link's creator, whose quota it counts on).
     pub async fn mint(
         &self,
         store: &dyn Store,
@@ -131,6 +132,7 @@ impl RelayBroker {
         user: &UserId,
         kind: SessionKind,
         rights: Rights,
+        share: Option<String>,
     ) -> Result<MintedSession, MintError> {
         let key = self.key(store).await?;
         let session = new_session_id();
@@ -161,6 +163,7 @@ impl RelayBroker {
             kind,
             rights,
             expires_ms,
+            share,
         };
         Ok(MintedSession {
             console_token: key.sign(&claims),
@@ -252,6 +255,7 @@ mod tests {
                 &"alice".into(),
                 SessionKind::Files,
                 Rights::FILES,
+                None,
             )
             .await
             .unwrap();
@@ -281,6 +285,7 @@ mod tests {
                 &"a".into(),
                 SessionKind::Chat,
                 Rights::CHAT,
+                None,
             )
             .await
             .unwrap();
@@ -309,6 +314,7 @@ mod tests {
                 &"a".into(),
                 SessionKind::Terminal,
                 Rights::FULL,
+                None,
             )
             .await
             .unwrap();
@@ -337,6 +343,7 @@ mod tests {
                         &user.into(),
                         SessionKind::Chat,
                         Rights::CHAT,
+                        None,
                     )
                     .await
             }

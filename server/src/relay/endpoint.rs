@@ -3,7 +3,8 @@
 //!
 //! Who may connect:
 //! - the **console** end presents a console token *and* the session cookie of the user the token
-//!   was minted for;
+//!   was minted for; or, for a guest (the token names a sharing link), a token whose link is
+//!   still live: the token itself, handed out once for one use of the link, is the credential;
 //! - the **agent** end presents the agent token only. The agent authenticated itself on its control
 //!   channel (the RSA handshake), and that channel, which is TLS to this server, is the only place
 //!   the agent token ever travels. So holding it shows the connection comes from that agent (or from
@@ -65,17 +66,29 @@ pub(super) async fn get_relay(
             let message = "cross-origin WebSocket refused";
             return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
         }
-        match request_user(&state, &headers).await {
-            Ok(Some(user)) if user.id == claims.user => {
-                login = token_from_headers(&state.config, &headers).map(token_hash);
+        if let Some(share) = &claims.share {
+            match state.store.share(share).await {
+                Ok(Some(link)) if link.live_at(crate::clock::now_millis()) => {}
+                Ok(_) => {
+                    tracing::info!(%addr, share = %share, "relay: guest end refused: the link is no longer live");
+                    let message = "the sharing link was revoked or expired";
+                    return ApiError::new(StatusCode::GONE, "expired", message).into_response();
+                }
+                Err(e) => return refuse(&Refusal::Store(e), addr),
             }
-            Ok(_) => {
-                tracing::warn!(%addr, user = %claims.user, "relay: console end without that user's session refused");
-                let message = "log in as the user who opened this session";
-                return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-                    .into_response();
+        } else {
+            match request_user(&state, &headers).await {
+                Ok(Some(user)) if user.id == claims.user => {
+                    login = token_from_headers(&state.config, &headers).map(token_hash);
+                }
+                Ok(_) => {
+                    tracing::warn!(%addr, user = %claims.user, "relay: console end without that user's session refused");
+                    let message = "log in as the user who opened this session";
+                    return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+                        .into_response();
+                }
+                Err(e) => return refuse(&Refusal::Store(e), addr),
             }
-            Err(e) => return refuse(&Refusal::Store(e), addr),
         }
     }
     if let Err(refusal) = state.relay.claim(&claims) {

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::live::{Affected, LiveSession, Revoked};
+use super::live::{Affected, LiveSession, Opener, Revoked};
 use crate::auth::sessions::valid_session;
 use crate::clock::now_secs;
 use crate::control::rights_on;
@@ -30,12 +30,17 @@ use crate::store::StoreResult;
 /// A backstop re-check, for anything that ends a session without an event.
 const RECHECK_EVERY: Duration = Duration::from_secs(60);
 
-/// Whether `session` may go on. `Ok` carries when its login session expires (Unix seconds).
+/// Whether `session` may go on. `Ok` carries when its login session or sharing link expires
+/// (Unix seconds).
 pub(super) async fn check(
     state: &AppState,
     session: &LiveSession,
 ) -> StoreResult<Result<i64, Revoked>> {
-    let Some((user, login)) = valid_session(state, &session.login).await? else {
+    let login_hash = match &session.opener {
+        Opener::Login(hash) => hash,
+        Opener::Share(id) => return check_shared(state, session, id).await,
+    };
+    let Some((user, login)) = valid_session(state, login_hash).await? else {
         let removed = state.store.user(&session.user).await?.is_none();
         return Ok(Err(if removed {
             Revoked::AccountRemoved
@@ -58,6 +63,35 @@ pub(super) async fn check(
         return Ok(Err(Revoked::RightLost));
     }
     Ok(Ok(login.expires))
+}
+
+/// A guest's session: its link is live, and its creator (`session.user`) still exists and holds
+/// the right on the device's group.
+async fn check_shared(
+    state: &AppState,
+    session: &LiveSession,
+    share: &str,
+) -> StoreResult<Result<i64, Revoked>> {
+    let Some(link) = state.store.share(share).await? else {
+        return Ok(Err(Revoked::ShareEnded));
+    };
+    if !link.live_at(crate::clock::now_millis()) {
+        return Ok(Err(Revoked::ShareEnded));
+    }
+    let Some(creator) = state.store.user(&session.user).await? else {
+        return Ok(Err(Revoked::AccountRemoved));
+    };
+    let Some(device) = state.store.device(&session.device).await? else {
+        return Ok(Err(Revoked::DeviceRemoved));
+    };
+    let rights = match state.store.group(&device.group).await? {
+        Some(group) => rights_on(&creator, &group),
+        None => Rights::NONE,
+    };
+    if !still_covered(session.kind, session.granted, rights) {
+        return Ok(Err(Revoked::RightLost));
+    }
+    Ok(Ok((link.expires_ms + 999) / 1000))
 }
 
 /// Whether `now` (the user's rights today) still covers a `kind` session minted with `granted`.

@@ -25,10 +25,18 @@ pub struct LiveSession {
     pub kind: SessionKind,
     /// The rights the session was minted with (the agent acts on these).
     pub granted: Rights,
-    /// The store key (SHA-256 of the token) of the login session whose cookie opened the console
-    /// end. The session ends with it.
-    pub login: String,
+    /// What admitted the console end; the session ends with it.
+    pub opener: Opener,
     pub started: Instant,
+}
+
+/// What a session's console end came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opener {
+    /// A login session's cookie: the store key (SHA-256 of the token) of that login session.
+    Login(String),
+    /// A guest sharing link: its id (`tether_common::share`).
+    Share(String),
 }
 
 /// Why a session was ended from outside.
@@ -38,6 +46,8 @@ pub enum Revoked {
     AccountRemoved,
     RightLost,
     DeviceRemoved,
+    /// The guest's sharing link was revoked or expired.
+    ShareEnded,
     MaxLength,
     /// Not a revocation: the server is shutting down.
     ServerStopping,
@@ -53,6 +63,7 @@ impl Revoked {
             Revoked::AccountRemoved => "the account was removed",
             Revoked::RightLost => "the right to this session was revoked",
             Revoked::DeviceRemoved => "the device was removed",
+            Revoked::ShareEnded => "the sharing link was revoked or expired",
             Revoked::MaxLength => "the session reached the site's maximum session length",
             Revoked::ServerStopping => "server stopping",
         }
@@ -66,6 +77,7 @@ pub enum Affected {
     Group(GroupId),
     Device(DeviceId),
     Login(String),
+    Share(String),
     /// Changes were missed: every session.
     All,
 }
@@ -76,7 +88,8 @@ impl Affected {
             Affected::User(user) => session.user == *user,
             Affected::Group(group) => session.group.as_ref() == Some(group),
             Affected::Device(device) => session.device == *device,
-            Affected::Login(hash) => session.login == *hash,
+            Affected::Login(hash) => session.opener == Opener::Login(hash.clone()),
+            Affected::Share(id) => session.opener == Opener::Share(id.clone()),
             Affected::All => true,
         }
     }
@@ -171,7 +184,7 @@ mod tests {
             group: Some("g".into()),
             kind: SessionKind::Terminal,
             granted: Rights::TERMINAL,
-            login: login.into(),
+            opener: Opener::Login(login.into()),
             started: Instant::now(),
         }
     }

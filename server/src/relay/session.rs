@@ -14,7 +14,7 @@ use tokio::time::timeout;
 use super::audit::{Subject, Traffic};
 use super::broker::RelayEnd;
 use super::lifetime::until_ended;
-use super::live::{LiveSession, Revoked};
+use super::live::{LiveSession, Opener, Revoked};
 use super::pipe::{PING_EVERY, Stop, forward, recording_failed, shut};
 use crate::state::AppState;
 use tether_common::recording::Direction;
@@ -35,8 +35,12 @@ pub(super) async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, oth
         group: subject.group_id().cloned(),
         kind: claims.kind,
         granted: claims.rights,
-        // Always set for a console end; an empty key matches no login session, so it would end.
-        login: console.login.clone().unwrap_or_default(),
+        opener: match &claims.share {
+            Some(share) => Opener::Share(share.clone()),
+            // Always set for a console end without a link; an empty key matches no login
+            // session, so it would end.
+            None => Opener::Login(console.login.clone().unwrap_or_default()),
+        },
         started: Instant::now(),
     });
     let (mut console_sink, mut console_stream) = console.socket.split();

@@ -69,6 +69,7 @@ mod tests {
             kind: SessionKind::Terminal,
             rights: Rights::TERMINAL,
             expires_ms: 42,
+            share: None,
         }
     }
 

@@ -22,8 +22,8 @@ use tether_common::ids::{DeviceId, GroupId, UserId};
 
 use super::{
     BlockedDeviceRecord, DeviceChange, DeviceRecord, DeviceUpdate, EnrolmentKeyRecord, EventFilter,
-    GroupRecord, InviteRecord, NewEvent, SCHEMA_VERSION, SessionRecord, Store, StoreError,
-    StoreResult, UserRecord,
+    GroupRecord, InviteRecord, NewEvent, SCHEMA_VERSION, SessionRecord, ShareRecord, ShareUse,
+    Store, StoreError, StoreResult, UserRecord,
 };
 
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -38,6 +38,7 @@ const ENROLMENT_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("enrol
 const GROUP_KEYS: TableDefinition<&str, &str> = TableDefinition::new("group_enrolment_keys");
 const INVITES: TableDefinition<&str, &[u8]> = TableDefinition::new("invites");
 const BLOCKED_DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("blocked_devices");
+const SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("shares");
 /// Internal sequence numbers. The last event id lives here too, so that pruning every event does
 /// not make the next one reuse an id.
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
@@ -211,6 +212,7 @@ fn create_tables(txn: &WriteTransaction) -> StoreResult<()> {
         ENROLMENT_KEYS,
         INVITES,
         BLOCKED_DEVICES,
+        SHARES,
     ] {
         txn.open_table(table).map_err(backend)?;
     }
@@ -782,6 +784,110 @@ impl Store for RedbStore {
                     .map_err(backend)?;
             }
             Ok(Some(invite))
+        })
+        .await
+    }
+
+    async fn create_share(&self, share: &ShareRecord) -> StoreResult<()> {
+        let share = share.clone();
+        let bytes = encode(&share)?;
+        self.write(move |txn| {
+            let mut shares = txn.open_table(SHARES).map_err(backend)?;
+            if shares.get(share.id.as_str()).map_err(backend)?.is_some() {
+                return Err(StoreError::Conflict(format!("share {}", share.id)));
+            }
+            shares
+                .insert(share.id.as_str(), bytes.as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn share(&self, id: &str) -> StoreResult<Option<ShareRecord>> {
+        self.get(SHARES, id).await
+    }
+
+    async fn shares(&self) -> StoreResult<Vec<ShareRecord>> {
+        let mut shares: Vec<ShareRecord> = self.all(SHARES).await?;
+        shares.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)));
+        Ok(shares)
+    }
+
+    async fn use_share(&self, id: &str, now_ms: i64) -> StoreResult<ShareUse> {
+        let id = id.to_owned();
+        self.write(move |txn| {
+            let mut shares = txn.open_table(SHARES).map_err(backend)?;
+            let Some(mut share) = shares
+                .get(id.as_str())
+                .map_err(backend)?
+                .map(|v| decode::<ShareRecord>(v.value()))
+                .transpose()?
+            else {
+                return Ok(ShareUse::Unknown);
+            };
+            let status = share.status_at(now_ms);
+            if status != tether_common::share::ShareStatus::Active {
+                return Ok(ShareUse::Refused(status));
+            }
+            share.uses = share.uses.saturating_add(1);
+            shares
+                .insert(id.as_str(), encode(&share)?.as_slice())
+                .map_err(backend)?;
+            Ok(ShareUse::Admitted(share))
+        })
+        .await
+    }
+
+    async fn revoke_share(
+        &self,
+        id: &str,
+        by: &UserId,
+        now_ms: i64,
+    ) -> StoreResult<Option<ShareRecord>> {
+        let (id, by) = (id.to_owned(), by.clone());
+        self.write(move |txn| {
+            let mut shares = txn.open_table(SHARES).map_err(backend)?;
+            let Some(mut share) = shares
+                .get(id.as_str())
+                .map_err(backend)?
+                .map(|v| decode::<ShareRecord>(v.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            if share.revoked_ms.is_none() {
+                share.revoked_ms = Some(now_ms);
+                share.revoked_by = Some(by);
+                shares
+                    .insert(id.as_str(), encode(&share)?.as_slice())
+                    .map_err(backend)?;
+            }
+            Ok(Some(share))
+        })
+        .await
+    }
+
+    async fn prune_shares(&self, before_ms: i64) -> StoreResult<u64> {
+        self.write(move |txn| {
+            let devices = txn.open_table(DEVICES).map_err(backend)?;
+            let mut shares = txn.open_table(SHARES).map_err(backend)?;
+            let mut gone = Vec::new();
+            for row in shares.iter().map_err(backend)? {
+                let (key, value) = row.map_err(backend)?;
+                let share: ShareRecord = decode(value.value())?;
+                let device_gone = devices
+                    .get(share.device.as_str())
+                    .map_err(backend)?
+                    .is_none();
+                if share.expires_ms < before_ms || device_gone {
+                    gone.push(key.value().to_owned());
+                }
+            }
+            for id in &gone {
+                shares.remove(id.as_str()).map_err(backend)?;
+            }
+            Ok(gone.len() as u64)
         })
         .await
     }

@@ -313,6 +313,55 @@ direct: DirectPath | null,
 consent: ConsentMode, };
 
 /**
+ * What a link opens.
+ */
+export type ShareKind = "desktopView" | "desktopControl" | "terminal";
+
+/**
+ * Whether a link still opens sessions.
+ */
+export type ShareStatus = "active" | "expired" | "used" | "revoked";
+
+/**
+ * A sharing link as listed (never its secret).
+ */
+export type ShareInfo = { id: string, device: DeviceId, deviceName: string, kind: ShareKind, 
+/**
+ * Who it is for, in the creator's words ("Bob from accounting").
+ */
+label: string, creator: UserId, 
+/**
+ * Unix milliseconds.
+ */
+createdMs: number, expiresMs: number, singleUse: boolean, 
+/**
+ * Sessions opened with it.
+ */
+uses: number, status: ShareStatus, };
+
+/**
+ * `createShare`'s result: the link, shown once (the server keeps only a hash of its secret).
+ */
+export type ShareLink = { share: ShareInfo, url: string, };
+
+/**
+ * The answer to a guest: where to connect, and what the session is.
+ */
+export type GuestTicket = { 
+/**
+ * A path on this server: `/meshrelay.ashx?id=TOKEN` (no cookie needed).
+ */
+url: string, device: DeviceId, deviceName: string, kind: ShareKind, 
+/**
+ * Whose link this is, for the guest page.
+ */
+creator: UserId, 
+/**
+ * Unix milliseconds at which the link (and its sessions) end.
+ */
+linkExpiresMs: number, direct: DirectPath | null, consent: ConsentMode, };
+
+/**
  * What a session's two ends need to try a direct path: the shape of WebRTC's `RTCConfiguration`,
  * so the browser console passes it to `new RTCPeerConnection(..)` unchanged, and the agent reads
  * the same object from its tunnel request.
@@ -496,6 +545,21 @@ untilMs?: number | null,
 beforeId?: number | null, };
 export type ListRecordings = { device?: DeviceId | null, };
 export type CreateSession = { device: DeviceId, kind: SessionKind, };
+export type CreateShare = { device: DeviceId, kind: ShareKind, 
+/**
+ * How long the link (and the sessions opened with it) lasts, 1 to a week.
+ */
+minutes: number, 
+/**
+ * The link opens one session, then no more.
+ */
+singleUse?: boolean, 
+/**
+ * Who it is for.
+ */
+label?: string, };
+export type ListShares = { device?: DeviceId | null, };
+export type RevokeShare = { share: string, };
 export type GetAgentConfig = { group: GroupId, };
 export type CreateInvite = { group: GroupId, expiresMinutes?: number | null, 
 /**
@@ -541,6 +605,9 @@ export interface Actions {
   listEvents: { args: ListEvents; result: Array<EventRecord> };
   listRecordings: { args: ListRecordings; result: Array<RecordingInfo> };
   createSession: { args: CreateSession; result: SessionTicket };
+  createShare: { args: CreateShare; result: ShareLink };
+  listShares: { args: ListShares; result: Array<ShareInfo> };
+  revokeShare: { args: RevokeShare; result: ShareInfo };
   agentConfig: { args: GetAgentConfig; result: AgentConfig };
   createInvite: { args: CreateInvite; result: Invite };
   rotateEnrolmentKey: { args: RotateEnrolmentKey; result: AgentConfig };
