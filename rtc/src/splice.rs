@@ -337,8 +337,13 @@ where
 
     /// The relay's close may overtake the peer's last messages on the data channel: pass it on
     /// only once they are in (`rtcEnd`), waiting at most [`FLUSH_WAIT`].
+    ///
+    /// A policy close (1008) is the server ending the session (a right or a guest link revoked,
+    /// the maximum length reached): it ends the session at once, on the direct path too, since
+    /// nothing more may pass.
     fn on_relay_closed(&mut self, frame: Option<CloseFrame>) -> Result<(), End> {
-        if self.switch.peer_done() || self.peer.is_none() {
+        let revoked = frame.as_ref().is_some_and(|f| f.code == CloseCode::Policy);
+        if revoked || self.switch.peer_done() || self.peer.is_none() {
             return Err(End::Relay(frame));
         }
         tracing::debug!("direct: relay closed; waiting for the peer's last direct messages");

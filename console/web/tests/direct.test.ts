@@ -250,6 +250,13 @@ describe("direct path", () => {
     expect(s.closed()).toEqual({ paired: true, code: DIRECT_LOST.code, reason: DIRECT_LOST.reason });
   });
 
+  it("ends at once when the server revokes a switched session (a policy close)", async () => {
+    const s = await switched();
+    s.socket.onclose?.({ code: 1008, reason: "the sharing link was revoked or expired" });
+    expect(s.closed()).toEqual({ paired: true, code: 1008, reason: "the sharing link was revoked or expired" });
+    expect(s.peer.channel.readyState, "the data channel is closed too").toBe("closed");
+  });
+
   it("closes with rtcEnd after its last message, and keeps the connection until the channel has sent them", async () => {
     const s = await switched();
     vi.useFakeTimers();

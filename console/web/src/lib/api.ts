@@ -2,6 +2,7 @@
 // logout and password change (they set or clear the session cookie, which a WebSocket cannot).
 
 import type { UserInfo } from "./protocol";
+import type { GuestTicket } from "./protocol.gen";
 
 export interface Status {
   setup_required: boolean;
@@ -56,6 +57,8 @@ export const api = {
   login: (user: string, password: string, second: { otp?: string; passkey?: { challengeId: string; credential: unknown } } = {}) =>
     call<{ user: UserInfo }>("POST", "/api/login", { user, password, ...second }),
   logout: () => call<{ ok: boolean }>("POST", "/api/logout", {}),
+  /** A guest trades a sharing link's token (its `#` fragment) for one session ticket. */
+  guestSession: (token: string) => call<GuestTicket>("POST", "/api/share/session", { token }),
   changePassword: (old_password: string, new_password: string) =>
     call<{ user: UserInfo }>("POST", "/api/password", { old_password, new_password }),
 };

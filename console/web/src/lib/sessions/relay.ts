@@ -57,6 +57,13 @@ export interface RelayOptions {
   consent?: ConsentMode;
 }
 
+/** What a view needs to start (or restart) its session: `createSession`'s ticket, or a guest's. */
+export interface SessionStart {
+  url: string;
+  direct: DirectPath | null;
+  consent: ConsentMode;
+}
+
 /** The close code of an agent that refused a session for want of consent (its reason says why). */
 export const CONSENT_REFUSED_CODE = 4003;
 
@@ -89,6 +96,9 @@ export function relaySocketUrl(path: string, location: { protocol: string; host:
   const scheme = location.protocol === "http:" ? "ws:" : "wss:";
   return `${scheme}//${location.host}${path}`;
 }
+
+/** WebSocket close code 1008: the server ended the session by its policy. */
+export const POLICY_CLOSE = 1008;
 
 /** The close code and reason when the direct path dies after the switch (the viewer may reopen). */
 export const DIRECT_LOST = { code: 4001, reason: "the direct path was lost" };
@@ -152,7 +162,9 @@ export class RelayConnection implements RelayChannel {
     };
     socket.onclose = (event) => {
       if (this.closed || this.heldClose) return;
-      if (this.paired && !this.paths.peerDone) {
+      // A policy close is the server ending the session (a right or a guest link revoked): it
+      // ends now, whatever may still be on its way on the direct path.
+      if (this.paired && !this.paths.peerDone && event.code !== POLICY_CLOSE) {
         const timer = setTimeout(() => this.endSession(DIRECT_LOST.code, DIRECT_LOST.reason), END_WAIT_MS);
         this.heldClose = { code: event.code, reason: event.reason, timer };
         return;
