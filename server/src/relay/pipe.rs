@@ -85,8 +85,28 @@ where
     let start = tokio::time::Instant::now() + ping_every;
     let mut pings = interval_at(start, ping_every);
     pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // A recorded desktop's seek points: a key-picture request to the agent, recorded like the
+    // viewer's own (`recording.rs`).
+    let seek_every = tee
+        .filter(|(_, direction)| *direction == Direction::ToDevice)
+        .and_then(|(recorder, _)| recorder.seek_points());
+    let mut seek_points = interval_at(
+        tokio::time::Instant::now() + seek_every.unwrap_or(ping_every),
+        seek_every.unwrap_or(ping_every),
+    );
+    seek_points.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let message = tokio::select! {
+            _ = seek_points.tick(), if seek_every.is_some() => {
+                let message = Message::Text(KEYFRAME_REQUEST.into());
+                if let Some((recorder, direction)) = tee
+                    && let Err(e) = recorder.frame(direction, &message).await
+                {
+                    tracing::error!("relay: cannot write the session's recording: {e}");
+                    return Stop::RecordingFailed;
+                }
+                message
+            }
             message = from.next() => match message {
                 Some(Ok(Message::Close(frame))) => return Stop::Closed(frame),
                 // Pings from the source are answered by the WebSocket layer.
@@ -126,6 +146,9 @@ where
         }
     }
 }
+
+/// A desktop viewer's "send a key picture now" (`DesktopRequest::Keyframe`).
+const KEYFRAME_REQUEST: &str = r#"{"type":"keyframe"}"#;
 
 /// How an `rtcTotals` report starts as the Rust and console ends write it.
 const TOTALS_PREFIX: &str = r#"{"type":"rtcTotals""#;
@@ -169,6 +192,13 @@ mod tests {
     use tokio::sync::{Semaphore, mpsc};
 
     use super::*;
+
+    #[test]
+    fn the_seek_point_request_is_a_desktop_key_picture_request() {
+        use tether_common::relay::desktop::DesktopRequest;
+        let request: DesktopRequest = serde_json::from_str(KEYFRAME_REQUEST).unwrap();
+        assert_eq!(request, DesktopRequest::Keyframe);
+    }
 
     const NO_PINGS: Duration = Duration::from_secs(3600);
 

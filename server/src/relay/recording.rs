@@ -39,10 +39,17 @@ pub(crate) fn path_of(datapath: &Path, session: &str) -> Option<PathBuf> {
     plain.then(|| datapath.join(FOLDER).join(format!("{session}.{EXTENSION}")))
 }
 
+/// How often a recorded desktop session is asked for a key picture, so that a player can seek:
+/// the agent sends key pictures only on request, and a player can start decoding only at one.
+/// Costs one key picture per interval (about 30 to 150 KB at 1080p, depending on the screen).
+pub(crate) const SEEK_POINT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One session's recording, shared by the relay's two directions.
 pub(super) struct Recorder {
     file: Mutex<tokio::io::BufWriter<tokio::fs::File>>,
     started: Instant,
+    /// Desktop recordings: the relay asks the agent for a key picture this often.
+    seek_points: Option<std::time::Duration>,
 }
 
 impl Recorder {
@@ -62,7 +69,13 @@ impl Recorder {
         Ok(Recorder {
             file: Mutex::new(file),
             started: Instant::now(),
+            seek_points: (header.kind == SessionKind::Desktop).then_some(SEEK_POINT_EVERY),
         })
+    }
+
+    /// How often the console → device direction asks for a key picture (desktop sessions).
+    pub(super) fn seek_points(&self) -> Option<std::time::Duration> {
+        self.seek_points
     }
 
     /// Appends one frame as it passes; pings, pongs and closes are not the session's content.
