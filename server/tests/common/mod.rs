@@ -366,7 +366,10 @@ impl TestServer {
             .append(true)
             .open(&self.stderr_log)
             .map_err(|e| format!("stderr log: {e}"))?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether-server"))
+        // TETHER_SERVER_BIN swaps in another build (e.g. release, for CPU figures).
+        let binary = std::env::var_os("TETHER_SERVER_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_tether-server").into());
+        let mut child = Command::new(binary)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -156,3 +156,92 @@ async fn figures() {
         }
     }
 }
+
+/// Issue 19's figures: what recording a 1080p H.264 desktop costs. For each scene, once with the
+/// group not recording and once recording: pictures and KiB a second through the relay, the
+/// server's CPU, and the recording's size per minute. Only run alone on a quiet machine:
+/// `cargo test -p tether-server --test desktop recording_overhead -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "figures: run alone on a quiet machine"]
+async fn recording_overhead() {
+    use tether_common::control::{EditGroup, Event};
+    let Some(xvfb) = Xvfb::start(1920, 1080) else {
+        return;
+    };
+    let painter = Painter::new(&xvfb.display);
+    painter.fill_screen([250, 250, 250]);
+    let mut fx = Fixture::start().await;
+    let agent = fx
+        .online_agent("recorded", &["--x-display", &xvfb.display])
+        .await;
+    let server_pid = fx.server.pid().expect("the server's pid");
+    println!("\n1920×1080 H.264 on Xvfb, 30 fps asked, every picture acknowledged at once");
+    println!("| scene | recorded | pictures/s | KiB/s | server CPU | recording MB/min |");
+    println!("|---|---|---|---|---|---|");
+    for record in [false, true] {
+        let group = fx.group.clone();
+        fx.control
+            .ok(EditGroup {
+                group,
+                name: None,
+                description: None,
+                direct_connections: Some(false),
+                record_sessions: Some(record),
+                consent: None,
+            })
+            .await;
+        for scene in [Scene::Typing, Scene::Scrolling, Scene::Motion] {
+            let device = agent.device_id.clone();
+            let start = json!({ "codec": "h264", "fps": 30, "quality": 60 });
+            let mut viewer = Viewer::open(&fx.server, &fx.cookie, &device, start).await;
+            let (header, _) = viewer.picture().await;
+            viewer.ack(header.seq).await;
+            let drawing = draw(&xvfb.display, scene);
+            let cpu_before = cpu_seconds(server_pid);
+            let started = Instant::now();
+            let deadline = tokio::time::Instant::now() + MEASURE;
+            let (mut pictures, mut bytes) = (0u32, 0usize);
+            while let Some(received) = viewer.next_until(deadline).await {
+                if let Received::Picture {
+                    header, wire_bytes, ..
+                } = received
+                {
+                    viewer.ack(header.seq).await;
+                    pictures += 1;
+                    bytes += wire_bytes;
+                }
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let cpu = (cpu_seconds(server_pid) - cpu_before) / elapsed * 100.0;
+            drawing.store(false, Ordering::Relaxed);
+            viewer.close().await;
+            let ended = fx
+                .wait_event(
+                    "the session's end",
+                    |e| matches!(e, Event::Logged { record } if record.kind == "session_ended"),
+                )
+                .await;
+            let recorded = match (&ended, record) {
+                (Event::Logged { record }, true) => {
+                    let id = record
+                        .message
+                        .rsplit_once("recorded (")
+                        .map(|(_, id)| id.trim_end_matches(')'));
+                    let path = fx
+                        .server
+                        .file("recordings")
+                        .join(format!("{}.tether-rec", id.unwrap_or_default()));
+                    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    format!("{:.1}", size as f64 / elapsed * 60.0 / 1e6)
+                }
+                _ => "–".to_owned(),
+            };
+            println!(
+                "| {scene:9?} | {} | {:5.1} | {:8.0} | {cpu:5.1}% | {recorded} |",
+                if record { "yes" } else { "no" },
+                f64::from(pictures) / elapsed,
+                bytes as f64 / 1024.0 / elapsed,
+            );
+        }
+    }
+}

@@ -61,6 +61,11 @@ impl Viewer {
         send(&mut self.ws, Message::text(desktop::to_json(request))).await;
     }
 
+    /// Ends the session from the viewer's side.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
     pub async fn ack(&mut self, seq: u32) {
         self.send(&DesktopRequest::Ack { seq }).await;
     }
