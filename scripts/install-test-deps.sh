@@ -41,6 +41,8 @@ command -v Xvfb >/dev/null || need_apt+=(xvfb)
 command -v setxkbmap >/dev/null || need_apt+=(x11-xkb-utils)
 command -v xsetroot >/dev/null || need_apt+=(x11-xserver-utils)
 command -v xclip >/dev/null || need_apt+=(xclip)
+# installers/systemd units are checked with systemd-analyze verify (server/tests/installers.rs).
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"

@@ -17,6 +17,7 @@ mod screen_notice;
 mod session;
 mod sysinfo;
 mod tls;
+mod uninstall;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +37,12 @@ struct Cli {
 enum Command {
     /// Connect to the server named in the .msh file and stay connected (foreground).
     Run(RunArgs),
+    /// Stop the agent and remove what its install script installed (service, files, identity).
+    Uninstall {
+        /// The install folder (default: the folder this program is in).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -74,7 +81,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Command::Run(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Run(args) => args,
+        Command::Uninstall { dir } => return uninstall::run(dir),
+    };
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
     let msh = Msh::parse(&text).with_context(|| format!("reading {}", args.config.display()))?;

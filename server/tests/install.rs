@@ -317,6 +317,9 @@ async fn the_install_command_starts_an_agent_and_deleting_its_device_disconnects
     );
     assert!(stdout.contains("tether-root.crt: OK"), "{stdout}");
     assert!(stdout.contains("started the agent"), "{stdout}");
+    // Not root under systemd here (a test machine or container): the nohup way, with a warning.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not installing a service"), "{stderr}");
     assert!(agent.pid().is_some());
     assert!(
         std::fs::read(install_dir.join("tether-agent")).unwrap()
@@ -364,5 +367,44 @@ async fn the_install_command_starts_an_agent_and_deleting_its_device_disconnects
         |e| matches!(e, Event::DeviceOffline { device: d, .. } if *d == device),
     )
     .await;
+
+    // `tether-agent uninstall` stops the agent and removes what the script installed.
+    let pid: i32 = agent.pid().unwrap().parse().unwrap();
+    let uninstall = tokio::process::Command::new(install_dir.join("tether-agent"))
+        .args(["uninstall", "--dir"])
+        .arg(&install_dir)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&uninstall.stdout);
+    assert!(
+        uninstall.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&uninstall.stderr)
+    );
+    assert!(
+        said.contains(&format!("stopped the agent (pid {pid})")),
+        "{said}"
+    );
+    assert!(!install_dir.exists(), "the install folder is gone: {said}");
+    // The process ends: gone, or a zombie its new parent has not reaped yet (polled, since
+    // nothing notifies a non-parent of another process's exit).
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| !rest.starts_with('Z'))
+            })
+            .unwrap_or(false)
+    };
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not stop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     drop(agent);
 }

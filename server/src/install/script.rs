@@ -1,11 +1,13 @@
 //! `install.sh`: the POSIX `sh` script an invite serves. It downloads the agent and the `.msh`
 //! through the same invite (checking the server against the root certificate it carries), puts
-//! them in one folder and starts the agent in the background with `nohup`.
+//! them in one folder and starts the agent: as the systemd service `tether-agent` (enabled, so it
+//! survives reboots; the unit is `installers/systemd/tether-agent.service` with this folder) when
+//! run as root on a machine systemd runs, else in the background with `nohup`, with a warning
+//! that it will not start again after a reboot. `tether-agent uninstall` undoes either.
 //!
-//! It does not install a service (systemd unit, init script): that is the installers' job, so an
-//! agent started this way does not survive a reboot. The folder is `$TETHER_INSTALL_DIR` when set,
-//! else `/usr/local/lib/tether-agent` for root, else `$HOME/.local/lib/tether-agent`.
-//! `$TETHER_AGENT_ARGS` adds flags to `tether-agent run` (e.g. `--small-key`).
+//! The folder is `$TETHER_INSTALL_DIR` when set, else `/usr/local/lib/tether-agent` for root,
+//! else `$HOME/.local/lib/tether-agent`. `$TETHER_AGENT_ARGS` adds flags to `tether-agent run`
+//! (e.g. `--small-key`); `TETHER_NO_SERVICE=1` keeps the `nohup` way even under systemd.
 
 use time::OffsetDateTime;
 
@@ -25,9 +27,11 @@ const TEMPLATE: &str = r#"#!/bin/sh
 # The invite in this script stops working at @EXPIRES@.
 #
 # Installs into $TETHER_INSTALL_DIR when set, else /usr/local/lib/tether-agent as root, else
-# $HOME/.local/lib/tether-agent, and starts the agent in the background with nohup. No system
-# service is installed: after a reboot, start it again (or set up a service).
-# $TETHER_AGENT_ARGS adds flags to `tether-agent run` (e.g. --small-key).
+# $HOME/.local/lib/tether-agent. As root under systemd the agent becomes the tether-agent service
+# (started now and at every boot); otherwise it starts in the background with nohup and must be
+# started again after a reboot. "$dir/tether-agent uninstall" removes it.
+# $TETHER_AGENT_ARGS adds flags to `tether-agent run` (e.g. --small-key); TETHER_NO_SERVICE=1
+# keeps the nohup way.
 set -eu
 
 base='https://@AUTHORITY@/api/invite/@TOKEN@'
@@ -62,8 +66,19 @@ fetch "$base/tether-agent" "$dir/tether-agent.new"
 fetch "$base/agent.msh" "$dir/agent.msh.new"
 chmod 700 "$dir/tether-agent.new"
 
-# Stop the agent an earlier run of this script started here: two processes with one identity
-# would keep replacing each other's connection.
+unit=/etc/systemd/system/tether-agent.service
+if [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 \
+    && [ -z "${TETHER_NO_SERVICE:-}" ]; then
+    service=yes
+else
+    service=
+fi
+
+# Stop the agent an earlier run of this script started: two processes with one identity would
+# keep replacing each other's connection.
+if [ -f "$unit" ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl stop tether-agent.service 2>/dev/null || true
+fi
 if [ -f "$dir/agent.pid" ]; then
     old=$(cat "$dir/agent.pid")
     if [ -n "$old" ] && [ "$(cat "/proc/$old/comm" 2>/dev/null)" = tether-agent ]; then
@@ -74,12 +89,40 @@ fi
 mv -f "$dir/tether-agent.new" "$dir/tether-agent"
 mv -f "$dir/agent.msh.new" "$dir/agent.msh"
 
+if [ -n "$service" ]; then
+    # The unit of installers/systemd/tether-agent.service, with this folder.
+    cat > "$unit" <<TETHER_UNIT
+[Unit]
+Description=Tether agent (remote management of this machine)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec
+ExecStart="$dir/tether-agent" run --config "$dir/agent.msh" --state "$dir/state" ${TETHER_AGENT_ARGS:-}
+Restart=always
+RestartSec=5
+KillMode=mixed
+TimeoutStopSec=10
+
+[Install]
+WantedBy=multi-user.target
+TETHER_UNIT
+    chmod 644 "$unit"
+    systemctl daemon-reload
+    systemctl enable tether-agent.service >/dev/null 2>&1
+    systemctl restart tether-agent.service
+    echo "tether-agent install: started the tether-agent service (also at every boot); remove it with: $dir/tether-agent uninstall"
+    exit 0
+fi
+
+echo "tether-agent install: warning: not installing a service (needs root and systemd): the agent starts in the background now and not again after a reboot" >&2
 # stdin from /dev/null: when this script is piped into sh, the agent must not read the rest of it.
 # TETHER_AGENT_ARGS is split into words on purpose.
 nohup "$dir/tether-agent" run --config "$dir/agent.msh" --state "$dir/state" ${TETHER_AGENT_ARGS:-} \
     </dev/null >>"$dir/agent.log" 2>&1 &
 echo $! > "$dir/agent.pid"
-echo "tether-agent install: started the agent (pid $!); its log is $dir/agent.log"
+echo "tether-agent install: started the agent (pid $!); its log is $dir/agent.log; remove it with: $dir/tether-agent uninstall"
 "#;
 
 /// A field that cannot be put into the script safely. Each is a server-side fault (a bad `--cert`
