@@ -39,6 +39,9 @@ pub(crate) struct Agent {
     pub x_display: Option<String>,
     /// Resumable uploads wait in `<state>/uploads` (0700) between sessions.
     pub uploads: relay::Uploads,
+    /// The folder the installer put the agent in (its `.msh`'s folder): what a remote uninstall
+    /// removes.
+    pub install_dir: Option<PathBuf>,
     /// Desktop hubs live as long as the agent, across reconnections of the control channel.
     #[cfg(feature = "desktop")]
     pub desktop_hubs: crate::desktop::Hubs,
@@ -65,6 +68,7 @@ impl Agent {
             files_root: PathBuf::from("/"),
             x_display: None,
             uploads,
+            install_dir: None,
             #[cfg(feature = "desktop")]
             desktop_hubs: crate::desktop::Hubs::default(),
         })

@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut agent = agent::Agent::new(msh, args.state, args.small_key, timing)?;
     agent.files_root = args.files_root;
+    agent.install_dir = args.config.parent().map(std::path::Path::to_path_buf);
     agent.x_display = args.x_display.filter(|display| usable_x_display(display));
     agent.run().await
 }

@@ -151,6 +151,21 @@ impl Driver<'_> {
                     config.max_turned_away
                 );
             }
+            Action::Uninstall { by } => {
+                tracing::warn!(user = %by, "uninstalling: asked by the server");
+                println!("tether-agent uninstalling: asked by {by}");
+                let Some(dir) = self.agent.install_dir.clone() else {
+                    tracing::error!("uninstall: this agent does not know its install folder");
+                    return;
+                };
+                // Removes the files, then has the service manager stop us (if it runs us).
+                match tokio::task::spawn_blocking(move || crate::uninstall::remove_self(&dir)).await
+                {
+                    Ok(Ok(())) => std::process::exit(0),
+                    Ok(Err(e)) => tracing::error!("uninstall failed: {e:#}"),
+                    Err(e) => tracing::error!("uninstall failed: {e}"),
+                }
+            }
             Action::UnknownMessage => {
                 tracing::debug!("ignoring a server message this agent does not know");
             }

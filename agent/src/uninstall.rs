@@ -24,6 +24,21 @@ const FILES: &[&str] = &[
 ];
 const STATE: &str = "state";
 
+/// The running agent removes itself (the server asked): the files first, since stopping the
+/// service ends this very process; the caller exits when this returns.
+pub(crate) fn remove_self(dir: &Path) -> anyhow::Result<()> {
+    remove_files(dir)?;
+    if Path::new(UNIT).exists() {
+        let systemctl = |args: &[&str]| Command::new("systemctl").args(args).status();
+        let _ = systemctl(&["disable", SERVICE]);
+        remove(Path::new(UNIT), false)?;
+        let _ = systemctl(&["daemon-reload"]);
+        // A stop job, not an exit: an exit would be restarted (`Restart=always`).
+        let _ = systemctl(&["--no-block", "stop", SERVICE]);
+    }
+    Ok(())
+}
+
 /// `dir`: the install folder; by default the folder this binary runs from.
 pub(crate) fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = match dir {
@@ -42,11 +57,16 @@ pub(crate) fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
     stop_service()?;
     stop_background_agent(&dir);
+    remove_files(&dir)
+}
+
+/// Deletes what `install.sh` put in `dir`, and `dir` once empty.
+fn remove_files(dir: &Path) -> anyhow::Result<()> {
     for name in FILES {
         remove(&dir.join(name), false)?;
     }
     remove(&dir.join(STATE), true)?;
-    match std::fs::remove_dir(&dir) {
+    match std::fs::remove_dir(dir) {
         Ok(()) => println!("tether-agent uninstall: removed {}", dir.display()),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(_) => println!(

@@ -35,6 +35,11 @@ pub enum ServerToAgent {
     Pong,
     /// "Join this relay session" (see [`TunnelRequest`]).
     Tunnel(TunnelRequest),
+    /// "Remove yourself from this machine": asked by `by` (a user holding UNINSTALL on the
+    /// device's group). The agent deletes what its installer put in place, then exits.
+    Uninstall {
+        by: crate::ids::UserId,
+    },
     #[serde(other)]
     Unknown,
 }

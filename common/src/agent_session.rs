@@ -171,6 +171,8 @@ pub enum Action {
     },
     /// Over the cap and over the turn-away allowance: do nothing but log it.
     DropTunnel { request: TunnelRequest },
+    /// The server asks the agent to remove itself (for `by`): undo the installation and exit.
+    Uninstall { by: crate::ids::UserId },
     /// A server message this agent does not know was ignored (worth a debug line).
     UnknownMessage,
     /// Close the connection (send a close frame, best effort) and report why.

@@ -21,6 +21,7 @@
 //! | `listDevices` | [`ListDevices`] | `[DeviceInfo]` |
 //! | `renameDevice` | [`RenameDevice`] | the [`DeviceInfo`] as it is now |
 //! | `deleteDevice` | [`DeleteDevice`] | [`Deleted`]`<DeviceId>` |
+//! | `uninstallAgent` | [`UninstallAgent`] | the [`DeviceInfo`] as it is now (online until the agent is gone) |
 //! | `listUsers` | [`ListUsers`] | `[UserInfo]` |
 //! | `addUser`, `resetPassword`, `editUser` | [`AddUser`], [`ResetPassword`], [`EditUser`] | the [`UserInfo`] as it is now |
 //! | `removeUser` | [`RemoveUser`] | [`Deleted`]`<UserId>` |
@@ -100,6 +101,7 @@ action::control_actions! {
     "deleteGroup" => DeleteGroup -> Deleted<GroupId>,
     "listDevices" => ListDevices -> Vec<DeviceInfo>,
     "renameDevice" => RenameDevice -> DeviceInfo,
+    "uninstallAgent" => UninstallAgent -> DeviceInfo,
     "deleteDevice" => DeleteDevice -> Deleted<DeviceId>,
     "listUsers" => ListUsers -> Vec<UserInfo>,
     "addUser" => AddUser -> UserInfo,

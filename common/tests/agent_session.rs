@@ -483,3 +483,19 @@ fn the_default_cap_is_128_served_and_8_turned_away() {
     }
     assert_eq!(counts, (128, 8, 4));
 }
+
+#[test]
+fn an_uninstall_request_names_who_asked_and_a_stranger_message_is_only_logged() {
+    let config = SessionConfig::new(1, Duration::from_secs(60), Duration::from_secs(150));
+    let mut h = Harness::new(config, 3);
+    h.input(Input::Connected);
+    let _ = h.take_log();
+    h.text(r#"{"action":"uninstall","by":"alice"}"#);
+    match &h.actions()[..] {
+        [Action::Uninstall { by }] => assert_eq!(by.as_str(), "alice"),
+        other => panic!("{other:?}"),
+    }
+    // Missing who asked: not an uninstall.
+    h.text(r#"{"action":"uninstall"}"#);
+    assert!(matches!(h.actions()[..], [Action::UnknownMessage]));
+}

@@ -173,6 +173,9 @@ pub(crate) enum Command {
         #[arg(long)]
         block: bool,
     },
+    /// Have a device's agent remove itself (its service, files and identity); the device stays
+    /// listed, offline, until removedevice.
+    Uninstallagent { device: String },
     /// An interactive shell on a device (the local terminal goes into raw mode).
     Shell {
         /// Device id, or a name only one device has.

@@ -7,7 +7,7 @@ use tether_common::control::{
     AddUser, CreateGroup, CreateInvite, DeleteDevice, DeleteGroup, DeviceInfo, EditGroup, EditUser,
     EventRecord, GetAgentConfig, GetServerInfo, GetWhoAmI, GroupInfo, ListDevices, ListEvents,
     ListGroups, ListRecordings, ListUsers, RemoveUser, RenameDevice, ResetPassword, SetGroupRights,
-    UserInfo,
+    UninstallAgent, UserInfo,
 };
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::relay::consent::{ConsentMode, ConsentPolicy, WhenNobody};
@@ -218,6 +218,17 @@ async fn execute(
                 } else {
                     format!("removed device {device}")
                 }
+            })
+        }
+        Command::Uninstallagent { device } => {
+            let device = find_device(control, &device).await?;
+            let info = control
+                .call(UninstallAgent {
+                    device: device.clone(),
+                })
+                .await?;
+            show(json, &info, || {
+                format!("asked the agent on {} to uninstall itself", info.name)
             })
         }
         Command::Recordings { device } => {

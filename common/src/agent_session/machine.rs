@@ -199,6 +199,7 @@ impl AgentSession {
                 };
                 self.actions.push_back(action);
             }
+            Incoming::Uninstall(by) => self.actions.push_back(Action::Uninstall { by }),
             Incoming::Ping => self
                 .transmit
                 .push_back(Transmit::Text(agent_proto::to_json(&AgentToServer::Pong))),

@@ -10,6 +10,8 @@ use super::ServerMessage;
 pub(crate) enum Incoming {
     /// "Join this relay session."
     Tunnel(TunnelRequest),
+    /// "Remove yourself", asked by this user.
+    Uninstall(crate::ids::UserId),
     /// A JSON `ping`: answer `pong`.
     Ping,
     /// "Which JavaScript core do you run?"
@@ -47,6 +49,7 @@ pub(crate) fn classify(message: &ServerMessage<'_>) -> Incoming {
 fn classify_json(text: &str) -> Incoming {
     match agent_proto::parse_from_server(text) {
         Some(ServerToAgent::Tunnel(tunnel)) => Incoming::Tunnel(tunnel),
+        Some(ServerToAgent::Uninstall { by }) => Incoming::Uninstall(by),
         Some(ServerToAgent::Ping) => Incoming::Ping,
         Some(ServerToAgent::Pong) => Incoming::Nothing,
         Some(ServerToAgent::Unknown) | None => Incoming::Unknown,

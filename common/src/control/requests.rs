@@ -93,6 +93,12 @@ requests! {
         pub name: String,
     }
 
+    /// Asks the device's agent to remove itself from the machine (needs UNINSTALL); the device
+    /// then goes offline and stays listed until it is removed.
+    pub struct UninstallAgent {
+        pub device: DeviceId,
+    }
+
     /// Removes a device; with `block`, its id is also refused if the agent tries to enrol again.
     pub struct DeleteDevice {
         pub device: DeviceId,

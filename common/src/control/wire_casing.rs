@@ -177,6 +177,7 @@ fn requests() -> Vec<RequestBody> {
         }
         .into(),
         ListShares { device: None }.into(),
+        UninstallAgent { device: "d".into() }.into(),
         RevokeShare { share: "s".into() }.into(),
         BeginPasskey {
             name: "laptop".into(),

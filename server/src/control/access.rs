@@ -70,6 +70,8 @@ pub struct ManageGroup;
 pub struct ManageDevices;
 /// Read the group's and its devices' events.
 pub struct Events;
+/// Remove the agent from the group's devices.
+pub(super) struct Uninstall;
 /// Enrol devices in the group, or control how they enrol (its `.msh`, invites, blocks): the
 /// rule of the `agent.msh` download, [`may_enrol`], so every way to an enrolment key asks the same.
 pub struct Enrol;
@@ -78,6 +80,7 @@ impl sealed::Sealed for View {}
 impl sealed::Sealed for ManageGroup {}
 impl sealed::Sealed for ManageDevices {}
 impl sealed::Sealed for Events {}
+impl sealed::Sealed for Uninstall {}
 impl sealed::Sealed for Enrol {}
 
 impl Right for View {
@@ -91,6 +94,9 @@ impl Right for ManageDevices {
 }
 impl Right for Events {
     const BITS: Rights = Rights::EVENTS;
+}
+impl Right for Uninstall {
+    const BITS: Rights = Rights::UNINSTALL;
 }
 impl Right for Enrol {
     /// Either one of them (see [`may_enrol`]).

@@ -147,6 +147,9 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         RequestBody::RenameDevice(c::RenameDevice { device, name }) => {
             answer::<c::RenameDevice>(devices::rename(ctx, &device, &name).await)
         }
+        RequestBody::UninstallAgent(c::UninstallAgent { device }) => {
+            answer::<c::UninstallAgent>(devices::uninstall_agent(ctx, &device).await)
+        }
         RequestBody::DeleteDevice(c::DeleteDevice { device, block }) => {
             answer::<c::DeleteDevice>(devices::delete(ctx, &device, block).await)
         }

@@ -5,7 +5,7 @@ use tether_common::control::{Deleted, DeviceInfo, Event};
 use tether_common::ids::{DeviceId, GroupId};
 use tether_common::rights::Rights;
 
-use super::access::{ManageDevices, View, device_with, group_with, rights_on};
+use super::access::{ManageDevices, Uninstall, View, device_with, group_with, rights_on};
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record, record_for_device};
 use super::views::device_info;
@@ -90,6 +90,36 @@ pub(super) async fn rename(
     );
     record_for_device(ctx, "device_renamed", group, &device.id, message).await;
     Ok(info)
+}
+
+/// Asks the device's agent to uninstall itself. The agent deletes what its installer put in place
+/// and exits; its record stays (offline) until someone removes it.
+pub(super) async fn uninstall_agent(
+    ctx: &ActionContext<'_>,
+    id: &DeviceId,
+) -> Result<DeviceInfo, ActionError> {
+    let granted = device_with::<Uninstall>(ctx, id).await?;
+    let device = granted.device();
+    let request = tether_common::agent_proto::to_json(
+        &tether_common::agent_proto::ServerToAgent::Uninstall {
+            by: ctx.caller.id.clone(),
+        },
+    );
+    if !ctx
+        .agents
+        .send(&device.id, crate::agents::Outgoing::Text(request))
+    {
+        return Err(ActionError::Conflict(format!(
+            "{} is offline: its agent can be uninstalled only while it is connected",
+            device.name
+        )));
+    }
+    let message = format!(
+        "{} asked the agent on {} to uninstall itself",
+        ctx.caller.name, device.name
+    );
+    record_for_device(ctx, "agent_uninstall", granted.group(), &device.id, message).await;
+    Ok(device_info(device, is_online(ctx, &device.id), now_secs()))
 }
 
 /// Removes the device record and closes its agent's connection. An agent that still has a valid

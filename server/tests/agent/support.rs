@@ -290,6 +290,14 @@ impl AgentProcess {
         agent
     }
 
+    /// Waits for the agent to exit by itself; its status.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        timeout_at(Instant::now() + DEADLINE, self.child.wait())
+            .await
+            .expect("the agent did not exit in time")
+            .unwrap()
+    }
+
     /// The next stdout line starting with `prefix` (earlier lines are skipped).
     pub async fn wait_line(&mut self, prefix: &str) -> String {
         let deadline = Instant::now() + DEADLINE;

@@ -494,6 +494,7 @@ export type ListDevices = {
  */
 group?: GroupId | null, };
 export type RenameDevice = { device: DeviceId, name: string, };
+export type UninstallAgent = { device: DeviceId, };
 export type DeleteDevice = { device: DeviceId, block?: boolean, };
 export type ListUsers = Record<symbol, never>;
 export type AddUser = { name: string, password: string, email?: string | null, siteAdmin?: boolean, };
@@ -586,6 +587,7 @@ export interface Actions {
   deleteGroup: { args: DeleteGroup; result: Deleted<GroupId> };
   listDevices: { args: ListDevices; result: Array<DeviceInfo> };
   renameDevice: { args: RenameDevice; result: DeviceInfo };
+  uninstallAgent: { args: UninstallAgent; result: DeviceInfo };
   deleteDevice: { args: DeleteDevice; result: Deleted<DeviceId> };
   listUsers: { args: ListUsers; result: Array<UserInfo> };
   addUser: { args: AddUser; result: UserInfo };
