@@ -14,6 +14,7 @@ mod identity;
 mod pin;
 mod relay;
 mod screen_notice;
+mod seat;
 mod session;
 mod sysinfo;
 mod tls;

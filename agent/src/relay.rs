@@ -56,8 +56,8 @@ pub(crate) struct Settings {
     pub uploads: Uploads,
     /// The agent key, which signs the DTLS fingerprint of every direct-path answer.
     pub path_identity: tether_rtc::PathIdentity,
-    /// The X display desktop sessions show (`--x-display`, default `$DISPLAY`).
-    #[cfg_attr(not(feature = "desktop"), allow(dead_code))]
+    /// The X display desktop sessions show (`--x-display`, default `$DISPLAY`); without one,
+    /// the logged-in user's (`seat.rs`).
     pub x_display: Option<String>,
     /// The agent's desktop hubs, shared by all its sessions (one capture per display).
     #[cfg(feature = "desktop")]
@@ -72,11 +72,21 @@ pub(crate) async fn serve_tunnel(
     let url = relay_url(&settings.url, &request.url)?;
     let socket = connect(&url, &settings.cert_der).await?;
     let socket = wait_for_peer(socket).await?;
-    let (socket, notice) =
-        match consent::obtain(socket, &request, settings.x_display.as_deref()).await? {
-            consent::Consented::Go(socket, notice) => (*socket, notice),
-            consent::Consented::Refused => return Ok(()),
-        };
+    // The display desktop sessions and consent windows use: the configured one, else the local
+    // X11 session of whoever is logged in (`seat.rs`; an agent run as a service has no $DISPLAY).
+    let display = if request.kind == SessionKind::Desktop || request.consent.is_some() {
+        let configured = settings.x_display.clone();
+        tokio::task::spawn_blocking(move || crate::seat::display(configured.as_deref()))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let (socket, notice) = match consent::obtain(socket, &request, display.as_deref()).await? {
+        consent::Consented::Go(socket, notice) => (*socket, notice),
+        consent::Consented::Refused => return Ok(()),
+    };
     tracing::info!(user = %request.user, kind = %request.kind, "relay: session started");
     // Terminal, file and desktop sessions may move to a direct path when the server allows one
     // (desktop pictures bigger than a data-channel message cross it in pieces, `pieces.rs`).
@@ -114,7 +124,6 @@ pub(crate) async fn serve_tunnel(
         #[cfg(feature = "desktop")]
         SessionKind::Desktop => {
             let hubs = settings.desktop_hubs.clone();
-            let display = settings.x_display.clone();
             crate::desktop::serve(
                 socket,
                 display,

@@ -86,7 +86,7 @@ impl InputHandle {
 /// Connects to `display` (e.g. ":0"), checks XTEST, and starts the input thread. The receiver
 /// gets notices for the viewer (an unknown key, a character that cannot be typed).
 pub(super) fn spawn(display: &str) -> Result<(InputHandle, UnboundedReceiver<String>), InputError> {
-    let (conn, screen) = x11rb::connect(Some(display))?;
+    let (conn, screen) = crate::seat::x11_connect(display)?;
     if conn
         .extension_information(xtest::X11_EXTENSION_NAME)?
         .is_none()

@@ -74,7 +74,7 @@ pub(super) struct XServer {
 impl XServer {
     pub(super) fn connect(x_display: &str) -> Result<XServer, XError> {
         let (conn, screen_num) =
-            x11rb::connect(Some(x_display)).map_err(|source| XError::Connect {
+            crate::seat::x11_connect(x_display).map_err(|source| XError::Connect {
                 display: x_display.to_owned(),
                 source,
             })?;

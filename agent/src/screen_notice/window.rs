@@ -61,7 +61,8 @@ pub(super) fn open(
         display: display.to_owned(),
         reason,
     };
-    let (conn, screen) = x11rb::connect(Some(display)).map_err(|e| unreachable(e.to_string()))?;
+    let (conn, screen) =
+        crate::seat::x11_connect(display).map_err(|e| unreachable(e.to_string()))?;
     let conn = Arc::new(conn);
     let window =
         Dialog::create(&conn, screen, &message, kind).map_err(|e| unreachable(e.to_string()))?;

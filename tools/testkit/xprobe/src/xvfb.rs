@@ -17,6 +17,12 @@ impl Xvfb {
     /// so tests side by side never collide. `None` (the test should return early; this prints
     /// that it skipped) when Xvfb is not installed, except under CI, where that is a failure.
     pub fn start(width: u32, height: u32) -> Option<Xvfb> {
+        Xvfb::start_with(width, height, &[])
+    }
+
+    /// [`Xvfb::start`] with more arguments for the server (e.g. `-auth FILE`, which makes it
+    /// admit only clients that show that file's cookie).
+    pub fn start_with(width: u32, height: u32, extra: &[&str]) -> Option<Xvfb> {
         let spawned = Command::new("Xvfb")
             // -displayfd 1: once it accepts clients, Xvfb writes the display number it chose
             // to stdout (our pipe).
@@ -32,6 +38,7 @@ impl Xvfb {
                 "0",
             ])
             .arg(format!("{width}x{height}x24"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
