@@ -35,6 +35,8 @@ pub enum ShareKind {
     DesktopControl,
     /// A terminal.
     Terminal,
+    /// The file manager (browse, download, upload).
+    Files,
 }
 
 impl ShareKind {
@@ -42,6 +44,7 @@ impl ShareKind {
         match self {
             ShareKind::DesktopView | ShareKind::DesktopControl => SessionKind::Desktop,
             ShareKind::Terminal => SessionKind::Terminal,
+            ShareKind::Files => SessionKind::Files,
         }
     }
 
@@ -51,6 +54,7 @@ impl ShareKind {
             ShareKind::DesktopView => Rights::DESKTOP_VIEW_ONLY,
             ShareKind::DesktopControl => Rights::REMOTE_CONTROL,
             ShareKind::Terminal => Rights::TERMINAL,
+            ShareKind::Files => Rights::FILES,
         }
     }
 
@@ -70,6 +74,7 @@ impl ShareKind {
             ShareKind::DesktopView => "desktop (view only)",
             ShareKind::DesktopControl => "desktop (control)",
             ShareKind::Terminal => "terminal",
+            ShareKind::Files => "files",
         }
     }
 }
@@ -166,6 +171,8 @@ mod tests {
         assert!(!ShareKind::DesktopControl.allowed_by(Rights::DESKTOP_VIEW_ONLY));
         assert!(!ShareKind::Terminal.allowed_by(Rights::REMOTE_CONTROL));
         assert_eq!(ShareKind::Terminal.session_kind(), SessionKind::Terminal);
+        assert_eq!(ShareKind::Files.session_kind(), SessionKind::Files);
+        assert!(!ShareKind::Files.allowed_by(Rights::TERMINAL));
         assert!(SessionKind::Desktop.allowed_by(ShareKind::DesktopView.right()));
     }
 

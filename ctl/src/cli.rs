@@ -343,7 +343,7 @@ pub(crate) enum Command {
     Share {
         #[arg(long, value_name = "D")]
         device: String,
-        #[arg(long, value_name = "desktop-view|desktop-control|terminal")]
+        #[arg(long, value_name = "desktop-view|desktop-control|terminal|files")]
         kind: ShareChoice,
         /// How long the link lasts (1 to 10080 minutes, a week).
         #[arg(long, value_name = "N", default_value_t = 60)]
@@ -592,6 +592,7 @@ pub(crate) enum ShareChoice {
     DesktopView,
     DesktopControl,
     Terminal,
+    Files,
 }
 
 impl ShareChoice {
@@ -601,6 +602,7 @@ impl ShareChoice {
             ShareChoice::DesktopView => ShareKind::DesktopView,
             ShareChoice::DesktopControl => ShareKind::DesktopControl,
             ShareChoice::Terminal => ShareKind::Terminal,
+            ShareChoice::Files => ShareKind::Files,
         }
     }
 }

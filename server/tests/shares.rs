@@ -223,7 +223,11 @@ async fn links_hold_to_their_kind_their_single_use_and_their_creators_rights() {
         single_use: false,
         label: "for Dan".into(),
     };
-    for kind in [ShareKind::Terminal, ShareKind::DesktopControl] {
+    for kind in [
+        ShareKind::Terminal,
+        ShareKind::DesktopControl,
+        ShareKind::Files,
+    ] {
         assert_eq!(
             carol.refused(share(kind)).await,
             ErrorCode::Forbidden,

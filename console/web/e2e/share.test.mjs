@@ -46,13 +46,13 @@ describe("guest sharing links", { skip: !agentBuilt && !process.env.CI && "tethe
     server?.cleanup();
   });
 
-  /** Makes a terminal link on the device page; resolves with its URL. */
-  async function makeLink(label, { once = false } = {}) {
+  /** Makes a link (a terminal one by default) on the device page; resolves with its URL. */
+  async function makeLink(label, { once = false, kind = "terminal" } = {}) {
     await page.goto(`${deviceUrl}/general`);
     const card = page.getByRole("region", { name: "Guest links" });
     await card.getByRole("button", { name: "Share" }).click();
     const dialog = page.getByRole("dialog", { name: "Share this device" });
-    await dialog.getByLabel("Opens").selectOption("terminal");
+    await dialog.getByLabel("Opens").selectOption(kind);
     await dialog.getByLabel("For whom").fill(label);
     if (once) await dialog.getByLabel("One session only").check();
     await dialog.getByRole("button", { name: "Make link" }).click();
@@ -88,6 +88,15 @@ describe("guest sharing links", { skip: !agentBuilt && !process.env.CI && "tethe
     await again.getByTestId("guest-failure").filter({ hasText: "already used" }).waitFor();
     await guest.close();
     await again.close();
+  });
+
+  it("opens the file manager for a files link", async () => {
+    const url = await makeLink("Auditor", { kind: "files" });
+    const guest = await guestPage(url);
+    await guest.getByTestId("guest-about").filter({ hasText: "Files" }).waitFor();
+    // The agent's files root is "/": its folders are listed.
+    await guest.locator("tr[data-file='etc']").waitFor({ timeout: 30_000 });
+    await guest.close();
   });
 
   it("ends the guest's session when the link is revoked", async () => {

@@ -315,7 +315,7 @@ consent: ConsentMode, };
 /**
  * What a link opens.
  */
-export type ShareKind = "desktopView" | "desktopControl" | "terminal";
+export type ShareKind = "desktopView" | "desktopControl" | "terminal" | "files";
 
 /**
  * Whether a link still opens sessions.
