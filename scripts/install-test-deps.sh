@@ -43,6 +43,8 @@ command -v xsetroot >/dev/null || need_apt+=(x11-xserver-utils)
 command -v xclip >/dev/null || need_apt+=(xclip)
 # installers/systemd units are checked with systemd-analyze verify (server/tests/installers.rs).
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+# The .deb packages are installed, upgraded and purged in a debootstrap root (the same test).
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"

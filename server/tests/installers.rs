@@ -62,3 +62,161 @@ fn the_systemd_units_verify() {
     }
     assert_eq!(units, 2, "the server's and the agent's unit");
 }
+
+/// Runs `program args` and returns its stdout; panics with its output if it fails.
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Whether this test can run here: root (for chroot), debootstrap and dpkg-deb.
+fn can_build_a_debian_root() -> bool {
+    let root = nix_uid_is_root();
+    let tools = ["debootstrap", "dpkg-deb", "chroot"].iter().all(|tool| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if root && tools {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the package test needs root, debootstrap and dpkg-deb under CI"
+    );
+    eprintln!("skipped: the package test needs root, debootstrap and dpkg-deb");
+    false
+}
+
+fn nix_uid_is_root() -> bool {
+    run("id", &["-u"]).trim() == "0"
+}
+
+/// The server's and the agent's `.deb`s (`installers/deb/build.sh`) install into a fresh Debian
+/// (debootstrap minbase, a `policy-rc.d` that keeps services from starting), upgrade keeping the
+/// data, and remove and purge cleanly: files, users and permissions as `installers/README.md`
+/// says. Needs root and the network to Debian's mirror (`TETHER_DEBIAN_MIRROR`).
+#[test]
+fn the_debian_packages_install_upgrade_and_purge_in_a_fresh_debian() {
+    if !can_build_a_debian_root() {
+        return;
+    }
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_tether-server"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let work = tempfile::tempdir().unwrap();
+    let debs = work.path().join("debs");
+    let build = installers().join("../deb/build.sh");
+    for version in ["0.0.1", "0.0.2"] {
+        run(
+            "bash",
+            &[
+                &build.display().to_string(),
+                version,
+                &bin_dir.display().to_string(),
+                &debs.display().to_string(),
+            ],
+        );
+    }
+    let root = work.path().join("root");
+    let mirror = std::env::var("TETHER_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".to_owned());
+    run(
+        "debootstrap",
+        &[
+            "--variant=minbase",
+            "bookworm",
+            &root.display().to_string(),
+            &mirror,
+        ],
+    );
+    let policy = root.join("usr/sbin/policy-rc.d");
+    std::fs::write(&policy, "#!/bin/sh\nexit 101\n").unwrap();
+    std::fs::set_permissions(&policy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for entry in std::fs::read_dir(&debs).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, root.join("tmp").join(path.file_name().unwrap())).unwrap();
+    }
+    let rootfs = root.display().to_string();
+    let inside = |args: &[&str]| {
+        let mut all = vec![rootfs.as_str()];
+        all.extend_from_slice(args);
+        run("chroot", &all)
+    };
+    let apt = |args: &[&str]| {
+        let mut all = vec!["apt-get", "-y", "-qq", "--no-install-recommends"];
+        all.extend_from_slice(args);
+        inside(&all)
+    };
+    // Links inside the root point at its own absolute paths: look at the link, not its target.
+    let exists =
+        |path: &str| std::fs::symlink_metadata(root.join(path.trim_start_matches('/'))).is_ok();
+    let wants = "etc/systemd/system/multi-user.target.wants";
+
+    // The server: a system user, a private data folder, an enabled (not started) unit.
+    apt(&["install", "/tmp/tether-server_0.0.1_amd64.deb"]);
+    assert!(inside(&["getent", "passwd", "tether"]).contains(":/var/lib/tether:/usr/sbin/nologin"));
+    assert_eq!(
+        inside(&["stat", "-c", "%a %U %G", "/var/lib/tether"]).trim(),
+        "700 tether tether"
+    );
+    assert!(inside(&["/usr/bin/tetherctl", "--version"]).contains("tetherctl"));
+    assert!(
+        exists(&format!("{wants}/tether-server.service")),
+        "enabled at boot"
+    );
+    // An upgrade keeps the data.
+    std::fs::write(root.join("var/lib/tether/kept"), "data").unwrap();
+    apt(&["install", "/tmp/tether-server_0.0.2_amd64.deb"]);
+    assert_eq!(
+        inside(&["dpkg-query", "-W", "-f", "${Version}", "tether-server"]),
+        "0.0.2"
+    );
+    assert!(exists("/var/lib/tether/kept"));
+    // Remove keeps data and user; purge takes both.
+    apt(&["remove", "tether-server"]);
+    assert!(!exists("/usr/bin/tether-server") && exists("/var/lib/tether/kept"));
+    assert!(inside(&["getent", "passwd", "tether"]).contains("tether"));
+    apt(&["purge", "tether-server"]);
+    assert!(!exists("/var/lib/tether"));
+    assert!(!exists(&format!("{wants}/tether-server.service")));
+    let user = Command::new("chroot")
+        .args([rootfs.as_str(), "getent", "passwd", "tether"])
+        .output()
+        .unwrap();
+    assert!(!user.status.success(), "the user is gone");
+
+    // The agent: its libraries come from Debian (apt resolves them), and it runs.
+    apt(&["update"]);
+    apt(&["install", "/tmp/tether-agent_0.0.1_amd64.deb"]);
+    assert!(inside(&["/usr/lib/tether-agent/tether-agent", "--version"]).contains("tether-agent"));
+    assert_eq!(
+        inside(&[
+            "stat",
+            "-c",
+            "%a",
+            "/etc/tether-agent",
+            "/var/lib/tether-agent"
+        ]),
+        "700\n700\n"
+    );
+    assert!(exists(&format!("{wants}/tether-agent.service")));
+    apt(&["install", "/tmp/tether-agent_0.0.2_amd64.deb"]);
+    apt(&["purge", "tether-agent"]);
+    assert!(
+        !exists("/usr/lib/tether-agent")
+            && !exists("/etc/tether-agent")
+            && !exists("/var/lib/tether-agent")
+    );
+}
