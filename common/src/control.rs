@@ -35,7 +35,7 @@
 //! | `createSession` | [`CreateSession`] | [`SessionTicket`](crate::relay::SessionTicket) (see [`crate::relay`]) |
 //! | `createShare` | [`CreateShare`] | [`ShareLink`](crate::share::ShareLink): the guest link, shown once |
 //! | `listShares`, `revokeShare` | [`ListShares`], [`RevokeShare`] | `[ShareInfo]`, newest first; the [`ShareInfo`](crate::share::ShareInfo) as it is now |
-//! | `agentConfig`, `rotateEnrolmentKey` | [`GetAgentConfig`], [`RotateEnrolmentKey`] | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
+//! | `agentConfig`, `rotateEnrolmentKey`, `importEnrolmentKey` | [`GetAgentConfig`], [`RotateEnrolmentKey`], [`ImportEnrolmentKey`] | [`AgentConfig`](crate::install::AgentConfig): the group's `.msh` |
 //! | `createCiraLogin` | [`CreateCiraLogin`] | [`CiraLogin`]: the group's new login for Intel AMT (CIRA) |
 //! | `setAmtAdmin` | [`SetAmtAdmin`] | the [`DeviceInfo`] as it is now |
 //! | `amtPower` | [`AmtPower`] | [`AmtPowerState`], after the change |
@@ -127,6 +127,7 @@ action::control_actions! {
     "agentConfig" => GetAgentConfig -> AgentConfig,
     "createInvite" => CreateInvite -> Invite,
     "rotateEnrolmentKey" => RotateEnrolmentKey -> AgentConfig,
+    "importEnrolmentKey" => ImportEnrolmentKey -> AgentConfig,
     "createCiraLogin" => CreateCiraLogin -> CiraLogin,
     "setAmtAdmin" => SetAmtAdmin -> DeviceInfo,
     "amtPower" => AmtPower -> AmtPowerState,

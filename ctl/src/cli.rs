@@ -318,6 +318,26 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Move MeshCentral agents over: make a MeshCentral group's MeshID (from its .msh) this
+    /// group's enrolment key, so its MeshAgents enrol here once they reach this server. Prints the
+    /// group's new .msh (or writes it to --out).
+    Importmeshid {
+        #[arg(long, value_name = "G")]
+        group: String,
+        /// The MeshID: 0x and 96 hex digits.
+        #[arg(
+            long,
+            value_name = "HEX",
+            conflicts_with = "msh",
+            required_unless_present = "msh"
+        )]
+        mesh_id: Option<String>,
+        /// Or a MeshCentral .msh file to read it from.
+        #[arg(long, value_name = "FILE")]
+        msh: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// A device group's invites (also revoked and expired ones).
     Listinvites {
         #[arg(long, value_name = "G")]

@@ -339,6 +339,7 @@ async fn execute(
             crate::amt::execute(control, command, new_password, json).await
         }
         command @ (Command::Rotatekey { .. }
+        | Command::Importmeshid { .. }
         | Command::Listinvites { .. }
         | Command::Revokeinvite { .. }
         | Command::Listblocked { .. }

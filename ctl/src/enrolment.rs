@@ -3,7 +3,8 @@
 
 use anyhow::bail;
 use tether_common::control::{
-    ListBlockedDevices, ListInvites, RevokeInvite, RotateEnrolmentKey, UnblockDevice,
+    ImportEnrolmentKey, ListBlockedDevices, ListInvites, RevokeInvite, RotateEnrolmentKey,
+    UnblockDevice,
 };
 use tether_common::ids::DeviceId;
 use tether_common::install::{BlockedDevice, InviteInfo, InviteStatus};
@@ -25,6 +26,26 @@ pub(crate) async fn execute(
             if out.is_none() && !json {
                 eprintln!(
                     "tetherctl: replaced the enrolment key; .msh files handed out before admit no new device"
+                );
+            }
+            crate::install::agent_config(&config, out.as_deref(), json)
+        }
+        Command::Importmeshid {
+            group,
+            mesh_id,
+            msh,
+            out,
+        } => {
+            let mesh_id = match (mesh_id, msh) {
+                (Some(id), _) => id,
+                (None, Some(file)) => mesh_id_in(&file)?,
+                (None, None) => bail!("give --mesh-id or --msh"),
+            };
+            let group = find_group(control, &group).await?;
+            let config = control.call(ImportEnrolmentKey { group, mesh_id }).await?;
+            if out.is_none() && !json {
+                eprintln!(
+                    "tetherctl: MeshAgents of that MeshCentral group now enrol into this group once they reach this server"
                 );
             }
             crate::install::agent_config(&config, out.as_deref(), json)
@@ -108,4 +129,15 @@ fn blocked_table(blocked: &[BlockedDevice]) -> String {
         })
         .collect();
     table(&["NAME", "DEVICE", "BLOCKED BY", "SINCE"], &rows)
+}
+
+/// The `MeshID=` value of a `.msh` file (MeshCentral's or ours).
+fn mesh_id_in(file: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("MeshID="))
+        .map(|id| id.trim().to_owned())
+        .with_context(|| format!("{} has no MeshID line", file.display()))
 }

@@ -464,3 +464,90 @@ async fn tetherctl_rotates_keys_lists_and_revokes_invites_and_lifts_blocks() {
     );
     accepted(&fx, &agent).await;
 }
+
+#[tokio::test]
+async fn a_meshcentral_groups_mesh_id_imported_admits_its_agents_and_only_those() {
+    let mut fx = Fixture::start().await;
+    // A MeshAgent installed for a MeshCentral group presents that group's MeshID.
+    let mesh_id: [u8; 48] = rand::random();
+    let meshcentral_agent = FakeAgent::new(mesh_id);
+    expect_refused(&fx, &meshcentral_agent, "refused to enrol a new device").await;
+
+    let (_, mut viewer) = member(&mut fx, "viewer", Rights::VIEW).await;
+    let this_group = fx.group.clone();
+    let import = |mesh_id: String| tether_common::control::ImportEnrolmentKey {
+        group: this_group.clone(),
+        mesh_id,
+    };
+    let hex_id = format!("0x{}", hex::encode(mesh_id));
+    assert_eq!(
+        viewer.refused(import(hex_id.clone())).await,
+        ErrorCode::Forbidden
+    );
+    for bad in [
+        "0x1234".to_owned(),
+        format!("0x{}", "00".repeat(48)),
+        "not hex".to_owned(),
+    ] {
+        assert_eq!(fx.control.refused(import(bad)).await, ErrorCode::BadRequest);
+    }
+
+    // As an administrator would: from MeshCentral's own .msh file, with tetherctl.
+    let known = tempfile::tempdir().unwrap();
+    let msh_file = known.path().join("meshcentral.msh");
+    std::fs::write(
+        &msh_file,
+        format!(
+            "MeshName=Office\nMeshType=2\nMeshID={hex_id}\nServerID={}\nMeshServer=wss://meshcentral.example:443/agent.ashx\n",
+            "ab".repeat(48)
+        ),
+    )
+    .unwrap();
+    let group = fx.group.to_string();
+    let printed = tetherctl_ok(
+        &fx.server,
+        known.path(),
+        &[
+            "importmeshid",
+            "--group",
+            &group,
+            "--msh",
+            &msh_file.display().to_string(),
+        ],
+    )
+    .await;
+    let new_msh = Msh::parse(&printed).expect("the group's new .msh");
+    assert_eq!(new_msh.mesh_id, mesh_id);
+    accepted(&fx, &meshcentral_agent).await;
+    let joined = fx.group.clone();
+    fx.wait_device(&meshcentral_agent.device_id(), "enrolled", |d| {
+        d.group == joined
+    })
+    .await;
+    // The group's earlier key admits no new device now.
+    expect_refused(
+        &fx,
+        &FakeAgent::new(fx.enrolment_key()),
+        "refused to enrol a new device",
+    )
+    .await;
+    // One MeshID, one group.
+    fx.control
+        .ok(tether_common::control::CreateGroup {
+            name: "Other".into(),
+            description: String::new(),
+        })
+        .await;
+    let other = fx
+        .control
+        .ok(ListGroups {})
+        .await
+        .into_iter()
+        .find(|g| g.name == "Other")
+        .unwrap();
+    let again = tether_common::control::ImportEnrolmentKey {
+        group: other.id,
+        mesh_id: hex_id,
+    };
+    assert_eq!(fx.control.refused(again).await, ErrorCode::Conflict);
+}

@@ -303,6 +303,14 @@ requests! {
         pub group: GroupId,
     }
 
+    /// Makes a MeshCentral device group's `MeshID` (from its `.msh`, `0x` and 96 hex digits) this
+    /// group's enrolment key, so that MeshAgents installed for that MeshCentral group enrol here
+    /// once they reach this server (same rights as `agentConfig`). Replaces the group's key.
+    pub struct ImportEnrolmentKey {
+        pub group: GroupId,
+        pub mesh_id: String,
+    }
+
     /// The group's invites, revoked and expired ones included (same rights as `agentConfig`).
     pub struct ListInvites {
         pub group: GroupId,

@@ -178,6 +178,11 @@ fn requests() -> Vec<RequestBody> {
         .into(),
         ListShares { device: None }.into(),
         UninstallAgent { device: "d".into() }.into(),
+        ImportEnrolmentKey {
+            group: "g".into(),
+            mesh_id: "0x00".into(),
+        }
+        .into(),
         RevokeShare { share: "s".into() }.into(),
         BeginPasskey {
             name: "laptop".into(),

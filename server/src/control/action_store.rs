@@ -230,6 +230,18 @@ impl<'a> ActionStore<'a> {
         rotate_group_key(self.raw, &granted.group().id).await
     }
 
+    /// Makes `key` the checked group's enrolment key (`Conflict` when it is already a key here).
+    pub async fn import_group_key(
+        &self,
+        granted: &Granted<Enrol, Group>,
+        key: EnrolmentKey,
+    ) -> StoreResult<EnrolmentKey> {
+        self.raw
+            .set_group_enrolment_key(&granted.group().id, &key.to_hex(), true)
+            .await?;
+        Ok(key)
+    }
+
     /// Makes an invite to the checked group; its token and record.
     pub async fn create_invite(
         &self,

@@ -259,6 +259,11 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         RequestBody::RotateEnrolmentKey(c::RotateEnrolmentKey { group }) => {
             answer::<c::RotateEnrolmentKey>(install::rotate_enrolment_key(ctx, &group).await)
         }
+        RequestBody::ImportEnrolmentKey(c::ImportEnrolmentKey { group, mesh_id }) => {
+            answer::<c::ImportEnrolmentKey>(
+                install::import_enrolment_key(ctx, &group, &mesh_id).await,
+            )
+        }
         RequestBody::ListInvites(c::ListInvites { group }) => {
             answer::<c::ListInvites>(install::list_invites(ctx, &group).await)
         }

@@ -47,6 +47,49 @@ pub(super) async fn rotate_enrolment_key(
     config_of(ctx, group, &key)
 }
 
+/// A MeshCentral group's `MeshID` becomes the group's enrolment key (see `ImportEnrolmentKey`).
+pub(super) async fn import_enrolment_key(
+    ctx: &ActionContext<'_>,
+    id: &GroupId,
+    mesh_id: &str,
+) -> Result<AgentConfig, ActionError> {
+    let granted = group_with::<Enrol>(ctx, id).await?;
+    let key = parse_mesh_id(mesh_id).ok_or_else(|| {
+        ActionError::BadRequest(
+            "a MeshID is 0x and 96 hex digits (48 bytes), as in a MeshCentral .msh file".into(),
+        )
+    })?;
+    let key = ctx
+        .store
+        .import_group_key(&granted, key)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => ActionError::Conflict(
+                "that MeshID is already an enrolment key on this server".into(),
+            ),
+            other => other.into(),
+        })?;
+    let group = granted.group().clone();
+    let message = format!(
+        "{} made a MeshCentral MeshID the enrolment key of group {}: MeshAgents of that group enrol here; earlier .msh files admit no new device",
+        ctx.caller.name, group.name
+    );
+    audit(ctx, &group, "enrolment_key_imported", message).await;
+    config_of(ctx, group, &key)
+}
+
+/// `0x` and 96 hex digits (either case, the `0x` optional); not a key with one byte repeated,
+/// which no MeshCentral group has (its ids are random).
+fn parse_mesh_id(text: &str) -> Option<EnrolmentKey> {
+    let hex = text.trim();
+    let hex = hex
+        .strip_prefix("0x")
+        .or_else(|| hex.strip_prefix("0X"))
+        .unwrap_or(hex);
+    let bytes: [u8; 48] = hex::decode(hex).ok()?.try_into().ok()?;
+    (bytes.iter().any(|b| *b != bytes[0])).then(|| EnrolmentKey::from_bytes(bytes))
+}
+
 fn config_of(
     ctx: &ActionContext<'_>,
     group: GroupRecord,
@@ -205,4 +248,23 @@ async fn audit(ctx: &ActionContext<'_>, group: &GroupRecord, kind: &str, message
         Audience::group(group, Rights::EVENTS),
     )
     .await;
+}
+
+#[cfg(test)]
+mod mesh_id_tests {
+    use super::parse_mesh_id;
+
+    #[test]
+    fn mesh_ids_are_read_as_a_msh_file_writes_them() {
+        let hex = "ab".repeat(47) + "cd";
+        assert!(parse_mesh_id(&format!("0x{hex}")).is_some());
+        assert!(parse_mesh_id(&format!(" 0X{} ", hex.to_uppercase())).is_some());
+        assert!(parse_mesh_id(&hex).is_some());
+        assert!(
+            parse_mesh_id(&"00".repeat(48)).is_none(),
+            "no random id is all zeros"
+        );
+        assert!(parse_mesh_id(&hex[..94]).is_none());
+        assert!(parse_mesh_id("0xzz").is_none());
+    }
 }

@@ -568,6 +568,7 @@ export type CreateInvite = { group: GroupId, expiresMinutes?: number | null,
  */
 maxDevices?: number | null, };
 export type RotateEnrolmentKey = { group: GroupId, };
+export type ImportEnrolmentKey = { group: GroupId, meshId: string, };
 export type CreateCiraLogin = { group: GroupId, };
 export type SetAmtAdmin = { device: DeviceId, user: string, password: string, };
 export type AmtPower = { device: DeviceId, power: AmtPowerAction, };
@@ -613,6 +614,7 @@ export interface Actions {
   agentConfig: { args: GetAgentConfig; result: AgentConfig };
   createInvite: { args: CreateInvite; result: Invite };
   rotateEnrolmentKey: { args: RotateEnrolmentKey; result: AgentConfig };
+  importEnrolmentKey: { args: ImportEnrolmentKey; result: AgentConfig };
   createCiraLogin: { args: CreateCiraLogin; result: CiraLogin };
   setAmtAdmin: { args: SetAmtAdmin; result: DeviceInfo };
   amtPower: { args: AmtPower; result: AmtPowerState };
