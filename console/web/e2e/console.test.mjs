@@ -195,6 +195,17 @@ describe("the web console", () => {
     await inviteRow.getByRole("button", { name: "Revoke" }).click();
     await page.getByRole("dialog", { name: /^Revoke invite / }).getByRole("button", { name: "Revoke invite" }).click();
     await inviteRow.filter({ hasText: "Revoked" }).waitFor();
+
+    // A MeshCentral group's MeshID: a malformed one is refused with the reason, a good one taken.
+    await enrolment.getByRole("button", { name: "Import MeshCentral MeshID" }).click();
+    const importing = page.getByRole("dialog", { name: "Import a MeshCentral MeshID" });
+    await importing.getByLabel("MeshID").fill("0x1234");
+    await importing.getByRole("button", { name: "Import" }).click();
+    await importing.getByRole("alert").filter({ hasText: "96 hex digits" }).waitFor();
+    await importing.getByLabel("MeshID").fill(`0x${"5a".repeat(47)}a5`);
+    await importing.getByRole("button", { name: "Import" }).click();
+    await importing.waitFor({ state: "detached" });
+    await page.locator(".toast").filter({ hasText: "now enrol into this group" }).waitFor();
   });
 
   it("says when the server is gone and recovers by itself", async () => {
