@@ -5,6 +5,9 @@
 
 mod common;
 #[allow(dead_code)]
+#[path = "relay/sockets.rs"]
+mod sockets;
+#[allow(dead_code)]
 #[path = "agent/support.rs"]
 mod support;
 
@@ -351,4 +354,38 @@ async fn with_nobody_signed_in_the_group_policy_decides() {
             consent: Some(terminal_prompt(1)),
         })
         .await;
+}
+
+#[tokio::test]
+async fn the_prompt_goes_away_when_the_viewer_does() {
+    let Some(xvfb) = Xvfb::start(800, 600) else {
+        return;
+    };
+    let mut fx = Fixture::start().await;
+    let agent = fx
+        .online_agent("left", &["--x-display", &xvfb.display])
+        .await;
+    set_consent(&mut fx, terminal_prompt(300)).await;
+    let person = Person::at(&xvfb.display);
+    let mut viewer = sockets::open_session(
+        &fx.server,
+        &mut fx.control,
+        &fx.cookie,
+        &agent.device_id,
+        tether_common::relay::SessionKind::Terminal,
+    )
+    .await;
+    let asked = sockets::next_data(&mut viewer).await;
+    let asked = asked.to_text().unwrap().to_owned();
+    assert!(asked.contains(r#""state":"asking""#), "{asked}");
+    let prompt = at_the_device(person, |person| {
+        let (prompt, _) = person.sees("Remote session request");
+        prompt
+    })
+    .await;
+    // The viewer gives up long before the prompt's 300 s: the prompt closes with it. (The person
+    // looks again before the viewer leaves, so the window's end cannot pass unseen.)
+    let person = Person::at(&xvfb.display);
+    viewer.close(None).await.unwrap();
+    at_the_device(person, move |person| person.sees_gone(prompt)).await;
 }

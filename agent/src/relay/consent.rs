@@ -50,7 +50,23 @@ pub(super) async fn obtain(
                 ConsentState::Asking { timeout_secs }.to_text(),
             ))
             .await?;
-        let asked = screen_notice::ask(display, prompt(&viewer, what), timeout_secs).await;
+        // The prompt goes away if the viewer does (dropping `ask` closes its window).
+        let asked = tokio::select! {
+            asked = screen_notice::ask(display, prompt(&viewer, what), timeout_secs) => asked,
+            gone = viewer_gone(&mut socket) => {
+                return match gone {
+                    ViewerGone::Left(why) => {
+                        tracing::info!("consent: the viewer left before the person at the device answered ({why})");
+                        Ok(Consented::Refused)
+                    }
+                    ViewerGone::SentData => {
+                        let message = "the viewer sent session data before the person at the device accepted";
+                        tracing::warn!("consent: {message}");
+                        refuse_with(socket, message).await
+                    }
+                };
+            }
+        };
         let how = match asked {
             Ok(Answer::Accepted) => "accepted by the person at the device".to_owned(),
             Ok(Answer::Declined) => return refuse(socket, Refusal::Declined).await,
@@ -87,19 +103,46 @@ fn nobody_there(consent: &ConsentRequest, e: &screen_notice::ScreenError) -> Opt
     }
 }
 
+/// How the viewer's side ended the wait for consent.
+enum ViewerGone {
+    /// Its socket closed or failed.
+    Left(String),
+    /// It sent a session frame, which it must not before `granted`.
+    SentData,
+}
+
+/// Resolves when the viewer leaves or breaks the rule; pends while it waits as it should.
+async fn viewer_gone(socket: &mut RelayWs) -> ViewerGone {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Text(_) | Message::Binary(_))) => return ViewerGone::SentData,
+            Some(Ok(Message::Close(frame))) => {
+                return ViewerGone::Left(frame.map(|f| f.reason.to_string()).unwrap_or_default());
+            }
+            Some(Err(e)) => return ViewerGone::Left(e.to_string()),
+            None => return ViewerGone::Left("the connection ended".into()),
+        }
+    }
+}
+
 /// Tells the viewer why (as every session kind shows an `error`), then closes with the reason.
-async fn refuse(mut socket: RelayWs, refusal: Refusal) -> anyhow::Result<Consented> {
+async fn refuse(socket: RelayWs, refusal: Refusal) -> anyhow::Result<Consented> {
     let reason = refusal.to_string();
     tracing::info!("consent: session refused: {reason}");
+    refuse_with(socket, &reason).await
+}
+
+async fn refuse_with(mut socket: RelayWs, reason: &str) -> anyhow::Result<Consented> {
     let error = TerminalEvent::Error {
-        message: reason.clone(),
+        message: reason.to_owned(),
     };
     socket
         .send(Message::text(terminal::to_json(&error)))
         .await?;
     let frame = CloseFrame {
         code: CloseCode::from(REFUSED_CLOSE_CODE),
-        reason: reason.into(),
+        reason: reason.to_owned().into(),
     };
     let _ = socket.close(Some(frame)).await;
     Ok(Consented::Refused)
