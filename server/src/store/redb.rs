@@ -137,6 +137,42 @@ impl RedbStore {
         .await
     }
 
+    /// Reads record `key` of `table`, lets `change` edit it and, when it says so, writes it
+    /// back, all in one write transaction (so a check and its update cannot race). `None` when
+    /// there is no such record; else what `change` answered.
+    async fn modify<T, R, F>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+        change: F,
+    ) -> StoreResult<Option<R>>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Send + 'static,
+        F: FnOnce(&mut T) -> Written<R> + Send + 'static,
+    {
+        let key = key.to_owned();
+        self.write(move |txn| {
+            let mut table = txn.open_table(table).map_err(backend)?;
+            let Some(mut record) = table
+                .get(key.as_str())
+                .map_err(backend)?
+                .map(|v| decode::<T>(v.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            let Written { write, answer } = change(&mut record);
+            if write {
+                table
+                    .insert(key.as_str(), encode(&record)?.as_slice())
+                    .map_err(backend)?;
+            }
+            Ok(Some(answer))
+        })
+        .await
+    }
+
     async fn put<T>(
         &self,
         table: TableDefinition<'static, &'static str, &'static [u8]>,
@@ -242,6 +278,22 @@ fn migrate(txn: &WriteTransaction, from: u32, to: u32) -> StoreResult<()> {
         .insert(SCHEMA_VERSION_KEY, to.to_string().as_str())
         .map_err(backend)?;
     Ok(())
+}
+
+/// What a [`RedbStore::modify`] change answers, and whether the record is to be written back.
+struct Written<R> {
+    write: bool,
+    answer: R,
+}
+
+impl<R> Written<R> {
+    fn when(write: bool, answer: R) -> Written<R> {
+        Written { write, answer }
+    }
+
+    fn not(answer: R) -> Written<R> {
+        Written::when(false, answer)
+    }
 }
 
 async fn blocking<T, F>(work: F) -> StoreResult<T>
@@ -765,25 +817,14 @@ impl Store for RedbStore {
         by: &UserId,
         now: i64,
     ) -> StoreResult<Option<InviteRecord>> {
-        let (id, by) = (id.to_owned(), by.clone());
-        self.write(move |txn| {
-            let mut invites = txn.open_table(INVITES).map_err(backend)?;
-            let Some(mut invite) = invites
-                .get(id.as_str())
-                .map_err(backend)?
-                .map(|v| decode::<InviteRecord>(v.value()))
-                .transpose()?
-            else {
-                return Ok(None);
-            };
-            if invite.revoked.is_none() {
+        let by = by.clone();
+        self.modify(INVITES, id, move |invite: &mut InviteRecord| {
+            let first = invite.revoked.is_none();
+            if first {
                 invite.revoked = Some(now);
                 invite.revoked_by = Some(by);
-                invites
-                    .insert(id.as_str(), encode(&invite)?.as_slice())
-                    .map_err(backend)?;
             }
-            Ok(Some(invite))
+            Written::when(first, invite.clone())
         })
         .await
     }
@@ -815,28 +856,17 @@ impl Store for RedbStore {
     }
 
     async fn use_share(&self, id: &str, now_ms: i64) -> StoreResult<ShareUse> {
-        let id = id.to_owned();
-        self.write(move |txn| {
-            let mut shares = txn.open_table(SHARES).map_err(backend)?;
-            let Some(mut share) = shares
-                .get(id.as_str())
-                .map_err(backend)?
-                .map(|v| decode::<ShareRecord>(v.value()))
-                .transpose()?
-            else {
-                return Ok(ShareUse::Unknown);
-            };
-            let status = share.status_at(now_ms);
-            if status != tether_common::share::ShareStatus::Active {
-                return Ok(ShareUse::Refused(status));
-            }
-            share.uses = share.uses.saturating_add(1);
-            shares
-                .insert(id.as_str(), encode(&share)?.as_slice())
-                .map_err(backend)?;
-            Ok(ShareUse::Admitted(share))
-        })
-        .await
+        let used = self
+            .modify(SHARES, id, move |share: &mut ShareRecord| {
+                let status = share.status_at(now_ms);
+                if status != tether_common::share::ShareStatus::Active {
+                    return Written::not(ShareUse::Refused(status));
+                }
+                share.uses = share.uses.saturating_add(1);
+                Written::when(true, ShareUse::Admitted(share.clone()))
+            })
+            .await?;
+        Ok(used.unwrap_or(ShareUse::Unknown))
     }
 
     async fn revoke_share(
@@ -845,25 +875,14 @@ impl Store for RedbStore {
         by: &UserId,
         now_ms: i64,
     ) -> StoreResult<Option<ShareRecord>> {
-        let (id, by) = (id.to_owned(), by.clone());
-        self.write(move |txn| {
-            let mut shares = txn.open_table(SHARES).map_err(backend)?;
-            let Some(mut share) = shares
-                .get(id.as_str())
-                .map_err(backend)?
-                .map(|v| decode::<ShareRecord>(v.value()))
-                .transpose()?
-            else {
-                return Ok(None);
-            };
-            if share.revoked_ms.is_none() {
+        let by = by.clone();
+        self.modify(SHARES, id, move |share: &mut ShareRecord| {
+            let first = share.revoked_ms.is_none();
+            if first {
                 share.revoked_ms = Some(now_ms);
                 share.revoked_by = Some(by);
-                shares
-                    .insert(id.as_str(), encode(&share)?.as_slice())
-                    .map_err(backend)?;
             }
-            Ok(Some(share))
+            Written::when(first, share.clone())
         })
         .await
     }
@@ -893,27 +912,16 @@ impl Store for RedbStore {
     }
 
     async fn count_invite_enrolment(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let id = id.to_owned();
-        self.write(move |txn| {
-            let mut invites = txn.open_table(INVITES).map_err(backend)?;
-            let Some(mut invite) = invites
-                .get(id.as_str())
-                .map_err(backend)?
-                .map(|v| decode::<InviteRecord>(v.value()))
-                .transpose()?
-            else {
-                return Ok(false);
-            };
-            if invite.unusable_at(now).is_some() {
-                return Ok(false);
-            }
-            invite.enrolled = invite.enrolled.saturating_add(1);
-            invites
-                .insert(id.as_str(), encode(&invite)?.as_slice())
-                .map_err(backend)?;
-            Ok(true)
-        })
-        .await
+        let counted = self
+            .modify(INVITES, id, move |invite: &mut InviteRecord| {
+                if invite.unusable_at(now).is_some() {
+                    return Written::not(false);
+                }
+                invite.enrolled = invite.enrolled.saturating_add(1);
+                Written::when(true, true)
+            })
+            .await?;
+        Ok(counted.unwrap_or(false))
     }
 
     async fn prune_invites(&self, before: i64) -> StoreResult<u64> {
