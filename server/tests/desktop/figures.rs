@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tether_common::ids::DeviceId;
 
 use xprobe::Xvfb;
 
@@ -95,15 +96,33 @@ fn percentile(sorted: &[u32], p: usize) -> f64 {
     f64::from(sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]) / 1000.0
 }
 
-async fn measure(fx: &Fixture, agent: &AgentProcess, display: &str, codec: &str, scene: Scene) {
-    let device = agent.device_id.clone();
+/// What a viewer received while `scene` was drawn for [`MEASURE`], acknowledging every picture
+/// at once, and the CPU process `pid` used meanwhile.
+struct Watched {
+    viewer: Viewer,
+    secs: f64,
+    pictures: u32,
+    bytes: usize,
+    /// Sorted.
+    encode_us: Vec<u32>,
+    /// Percent of one core.
+    cpu: f64,
+}
+
+async fn watch(
+    fx: &Fixture,
+    device: &DeviceId,
+    display: &str,
+    codec: &str,
+    scene: Scene,
+    pid: u32,
+) -> Watched {
     let start = json!({ "codec": codec, "fps": 30, "quality": 60 });
-    let mut viewer = Viewer::open(&fx.server, &fx.cookie, &device, start).await;
+    let mut viewer = Viewer::open(&fx.server, &fx.cookie, device, start).await;
     // The first (key) picture is not part of the figures.
     let (header, _) = viewer.picture().await;
     viewer.ack(header.seq).await;
     let drawing = draw(display, scene);
-    let pid = agent.pid();
     let cpu_before = cpu_seconds(pid);
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + MEASURE;
@@ -119,10 +138,30 @@ async fn measure(fx: &Fixture, agent: &AgentProcess, display: &str, codec: &str,
             encode_us.push(header.encode_us);
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = (cpu_seconds(pid) - cpu_before) / elapsed * 100.0;
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(pid) - cpu_before) / secs * 100.0;
     drawing.store(false, Ordering::Relaxed);
     encode_us.sort_unstable();
+    Watched {
+        viewer,
+        secs,
+        pictures,
+        bytes,
+        encode_us,
+        cpu,
+    }
+}
+
+async fn measure(fx: &Fixture, agent: &AgentProcess, display: &str, codec: &str, scene: Scene) {
+    let pid = agent.pid();
+    let Watched {
+        secs: elapsed,
+        pictures,
+        bytes,
+        encode_us,
+        cpu,
+        ..
+    } = watch(fx, &agent.device_id, display, codec, scene, pid).await;
     let (rss, peak) = rss_mib(pid);
     println!(
         "| {codec:4} | {scene:9?} | {:5.1} | {:8.0} | {:6.2} | {:6.2} | {cpu:5.0}% | {rss:5.1} / {peak:5.1} |",
@@ -191,29 +230,22 @@ async fn recording_overhead() {
             })
             .await;
         for scene in [Scene::Typing, Scene::Scrolling, Scene::Motion] {
-            let device = agent.device_id.clone();
-            let start = json!({ "codec": "h264", "fps": 30, "quality": 60 });
-            let mut viewer = Viewer::open(&fx.server, &fx.cookie, &device, start).await;
-            let (header, _) = viewer.picture().await;
-            viewer.ack(header.seq).await;
-            let drawing = draw(&xvfb.display, scene);
-            let cpu_before = cpu_seconds(server_pid);
-            let started = Instant::now();
-            let deadline = tokio::time::Instant::now() + MEASURE;
-            let (mut pictures, mut bytes) = (0u32, 0usize);
-            while let Some(received) = viewer.next_until(deadline).await {
-                if let Received::Picture {
-                    header, wire_bytes, ..
-                } = received
-                {
-                    viewer.ack(header.seq).await;
-                    pictures += 1;
-                    bytes += wire_bytes;
-                }
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            let cpu = (cpu_seconds(server_pid) - cpu_before) / elapsed * 100.0;
-            drawing.store(false, Ordering::Relaxed);
+            let Watched {
+                viewer,
+                secs: elapsed,
+                pictures,
+                bytes,
+                cpu,
+                ..
+            } = watch(
+                &fx,
+                &agent.device_id,
+                &xvfb.display,
+                "h264",
+                scene,
+                server_pid,
+            )
+            .await;
             viewer.close().await;
             let ended = fx
                 .wait_event(
