@@ -12,6 +12,7 @@ use anyhow::Context;
 use tether_common::handshake::rsa::RsaSigner;
 use tether_common::msh::Msh;
 
+use crate::handshake;
 use crate::identity::Identity;
 use crate::relay;
 use crate::session;
@@ -42,6 +43,8 @@ pub(crate) struct Agent {
     /// The folder the installer put the agent in (its `.msh`'s folder): what a remote uninstall
     /// removes.
     pub install_dir: Option<PathBuf>,
+    /// What a self-update replaces and restarts.
+    pub updater: crate::update::Updater,
     /// Desktop hubs live as long as the agent, across reconnections of the control channel.
     #[cfg(feature = "desktop")]
     pub desktop_hubs: crate::desktop::Hubs,
@@ -69,6 +72,7 @@ impl Agent {
             x_display: None,
             uploads,
             install_dir: None,
+            updater: crate::update::Updater::of_this_process(None),
             #[cfg(feature = "desktop")]
             desktop_hubs: crate::desktop::Hubs::default(),
         })
@@ -83,6 +87,23 @@ impl Agent {
             )
             .unwrap_or_default(),
         }
+    }
+
+    /// An update's trial run (`run --update-trial`): connect and authenticate once, to the first
+    /// of the `.msh`'s servers that answers, then leave.
+    pub(crate) async fn trial(&self) -> anyhow::Result<()> {
+        let mut failure = anyhow::anyhow!("the .msh file names no MeshServer");
+        for url in self.msh.servers() {
+            match handshake::connect(self, url).await {
+                Ok(mut authenticated) => {
+                    let _ = authenticated.socket.close(None).await;
+                    println!("tether-agent trial: authenticated at {url}");
+                    return Ok(());
+                }
+                Err(e) => failure = e.context(format!("cannot authenticate at {url}")),
+            }
+        }
+        Err(failure)
     }
 
     /// Runs until the process is stopped.

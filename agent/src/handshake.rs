@@ -151,7 +151,11 @@ fn meshcentral_architecture_id() -> u32 {
 
 /// `major.minor.patch` as one number, `major*10000 + minor*100 + patch`.
 fn agent_version_number() -> u32 {
-    let parts: Vec<u32> = env!("CARGO_PKG_VERSION")
+    // "1.2.3-rc.1" counts as 1.2.3: the number has no room for a suffix.
+    let parts: Vec<u32> = crate::version::VERSION
+        .split(['-', '+'])
+        .next()
+        .unwrap_or_default()
         .split('.')
         .map(|p| p.parse().unwrap_or(0))
         .collect();

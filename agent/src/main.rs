@@ -19,6 +19,8 @@ mod session;
 mod sysinfo;
 mod tls;
 mod uninstall;
+mod update;
+mod version;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,7 +30,7 @@ use clap::{Args, Parser, Subcommand};
 use tether_common::msh::Msh;
 
 #[derive(Parser)]
-#[command(name = "tether-agent", version, about = "Tether agent")]
+#[command(name = "tether-agent", version = version::VERSION, about = "Tether agent")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,6 +74,9 @@ struct RunArgs {
     /// The X display remote-desktop sessions show (XAUTHORITY is read from the environment).
     #[arg(long, value_name = "DISPLAY", env = "DISPLAY")]
     x_display: Option<String>,
+    /// An update's trial run: connect and authenticate once, then exit (0 on success).
+    #[arg(long = "update-trial", hide = true)]
+    update_trial: bool,
 }
 
 #[tokio::main]
@@ -97,7 +102,11 @@ async fn main() -> anyhow::Result<()> {
     let mut agent = agent::Agent::new(msh, args.state, args.small_key, timing)?;
     agent.files_root = args.files_root;
     agent.install_dir = args.config.parent().map(std::path::Path::to_path_buf);
+    agent.updater = update::Updater::of_this_process(agent.install_dir.clone());
     agent.x_display = args.x_display.filter(|display| usable_x_display(display));
+    if args.update_trial {
+        return agent.trial().await;
+    }
     agent.run().await
 }
 

@@ -37,7 +37,7 @@ pub(crate) use files::Uploads;
 /// moved there (`tether_rtc::splice`); the session cannot tell.
 pub(crate) type RelaySocket = tether_rtc::SessionSocket;
 /// The relay WebSocket itself.
-type RelayWs = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type RelayWs = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The server closes an unpaired session after its pairing timeout; this is a backstop.
 const PAIRING_WAIT: Duration = Duration::from_secs(120);
@@ -192,7 +192,7 @@ pub(crate) fn relay_url(control_url: &str, path: &str) -> anyhow::Result<String>
     Ok(format!("{scheme}://{authority}{path}"))
 }
 
-async fn connect(url: &str, expected_cert: &[u8]) -> anyhow::Result<RelayWs> {
+pub(crate) async fn connect(url: &str, expected_cert: &[u8]) -> anyhow::Result<RelayWs> {
     let (tls_config, seen_cert) = tls::client_config()?;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(MAX_RELAY_FRAME))

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::agent::Agent;
 use crate::handshake::{self, Socket};
-use crate::{relay, sysinfo};
+use crate::{relay, sysinfo, update};
 
 /// A send that takes longer than this means the server stopped reading.
 pub(crate) const SEND_DEADLINE: Duration = Duration::from_secs(20);
@@ -33,6 +33,7 @@ pub(crate) async fn run(agent: &Agent, urls: Vec<String>) -> anyhow::Result<()> 
         agent.timing.idle_timeout,
     );
     let (finished, mut tunnel_ends) = mpsc::unbounded_channel();
+    let (fetched, mut fetches) = mpsc::unbounded_channel();
     let mut driver = Driver {
         agent,
         urls,
@@ -40,6 +41,7 @@ pub(crate) async fn run(agent: &Agent, urls: Vec<String>) -> anyhow::Result<()> 
         machine: AgentSession::new(config, rand::random(), clock.now()),
         link: None,
         finished,
+        fetched,
     };
     loop {
         driver.perform_outputs().await;
@@ -49,6 +51,7 @@ pub(crate) async fn run(agent: &Agent, urls: Vec<String>) -> anyhow::Result<()> 
             Some(id) = tunnel_ends.recv() => {
                 driver.machine.handle_input(clock.now(), Input::TunnelFinished(id));
             }
+            Some(fetch) = fetches.recv() => driver.on_fetched(fetch).await,
             () = sleep_until_deadline(deadline) => driver.machine.handle_timeout(clock.now()),
         }
     }
@@ -93,6 +96,15 @@ struct Driver<'a> {
     link: Option<Link>,
     /// Each tunnel task reports its end here (sessions outlive the connection that asked).
     finished: mpsc::UnboundedSender<TunnelId>,
+    /// An update's download reports here, for the trial and swap (which stop this loop).
+    fetched: mpsc::UnboundedSender<Fetch>,
+}
+
+/// An update's download, done or failed, with the slot that keeps a second one out.
+struct Fetch {
+    offered: String,
+    outcome: anyhow::Result<update::Fetched>,
+    slot: update::UpdateSlot,
 }
 
 impl Driver<'_> {
@@ -165,6 +177,13 @@ impl Driver<'_> {
                     Ok(Err(e)) => tracing::error!("uninstall failed: {e:#}"),
                     Err(e) => tracing::error!("uninstall failed: {e}"),
                 }
+            }
+            Action::Update(offer) => self.start_update(offer),
+            Action::Rollback => {
+                tracing::warn!("rolling back to the previous version: asked by the server");
+                println!("tether-agent rolling back");
+                let failed = update::roll_back(&self.agent.updater);
+                self.update_failed("previous", format!("{failed:#}"));
             }
             Action::UnknownMessage => {
                 tracing::debug!("ignoring a server message this agent does not know");
@@ -244,6 +263,67 @@ impl Driver<'_> {
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => ServerMessage::Control,
         };
         self.machine.handle_input(now, Input::Message(message));
+    }
+
+    /// Downloads an offered version on its own task (the connection stays served meanwhile).
+    fn start_update(&mut self, offer: tether_common::agent_update::UpdateOffer) {
+        let Some(slot) = self.agent.updater.begin() else {
+            tracing::info!(version = %offer.version, "update: ignoring an offer while another update is under way");
+            return;
+        };
+        let exe = match self.agent.updater.replaceable_exe() {
+            Ok(exe) => exe.to_owned(),
+            Err(why) => return self.update_failed(&offer.version, why),
+        };
+        let Some(link) = &self.link else {
+            return;
+        };
+        tracing::info!(version = %offer.version, "update: fetching the offered version");
+        let (relay, server_id, done) = (link.relay.clone(), self.agent.msh.server_id, self.fetched.clone());
+        tokio::spawn(async move {
+            let outcome = update::fetch(&relay, &exe, &offer, &server_id).await;
+            let _ = done.send(Fetch {
+                offered: offer.version,
+                outcome,
+                slot,
+            });
+        });
+    }
+
+    /// A download finished: try the new binary, then become it. Returns only if that failed.
+    async fn on_fetched(&mut self, fetch: Fetch) {
+        let Fetch {
+            offered,
+            outcome,
+            slot,
+        } = fetch;
+        let fetched = match outcome {
+            Ok(fetched) => fetched,
+            Err(e) => return self.update_failed(&offered, format!("{e:#}")),
+        };
+        println!("tether-agent trying version {}", fetched.version);
+        let failure = match update::trial(&self.agent.updater, &fetched.path).await {
+            Ok(()) => {
+                tracing::info!(version = %fetched.version, "update: the trial run connected; restarting as the new version");
+                update::restart_into(&self.agent.updater, &fetched.path)
+            }
+            Err(e) => e,
+        };
+        let _ = std::fs::remove_file(&fetched.path);
+        drop(slot);
+        self.update_failed(&fetched.version, format!("{failure:#}"));
+    }
+
+    /// Logs a failed update or rollback and tells the server.
+    fn update_failed(&mut self, version: &str, why: String) {
+        tracing::warn!(version, "update failed: {why}");
+        println!("tether-agent update failed: {why}");
+        let input = Input::UpdateFailed {
+            version: version.to_owned(),
+            running: crate::version::VERSION.to_owned(),
+            why,
+        };
+        self.machine.handle_input(self.clock.now(), input);
     }
 
     /// Each session runs on its own task and outlives this connection if it drops.

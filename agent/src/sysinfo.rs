@@ -31,7 +31,7 @@ pub(crate) fn collect() -> AgentInfo {
         os_name,
         os_version,
         arch: std::env::consts::ARCH.to_owned(),
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        agent_version: crate::version::VERSION.to_owned(),
         interfaces: interfaces(),
         users: Command::new("who")
             .output()

@@ -23,6 +23,12 @@ pub enum AgentToServer {
     AgentInfo(AgentInfo),
     Ping,
     Pong,
+    /// An update offer came to nothing; the agent runs `running` still (or again).
+    UpdateFailed {
+        version: String,
+        running: String,
+        why: String,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -40,6 +46,12 @@ pub enum ServerToAgent {
     Uninstall {
         by: crate::ids::UserId,
     },
+    /// "Replace yourself with this version" (see [`crate::agent_update`]): the agent checks the
+    /// signature, fetches and checks the binary, runs it once as a trial, then swaps and restarts.
+    Update(crate::agent_update::UpdateOffer),
+    /// "Go back to the version you ran before the last update" (a staged rollout paused on
+    /// failures). An agent with nothing to go back to answers `updatefailed`.
+    Rollback,
     #[serde(other)]
     Unknown,
 }

@@ -124,6 +124,13 @@ pub enum Input<'a> {
     MachineInfo(AgentInfo),
     /// A tunnel from [`Action::StartTunnel`] or [`Action::TurnAway`] ended (whatever the outcome).
     TunnelFinished(TunnelId),
+    /// An [`Action::Update`] or [`Action::Rollback`] came to nothing: tell the server (now, or as
+    /// soon as a connection is open) so its rollout need not wait for a deadline.
+    UpdateFailed {
+        version: String,
+        running: String,
+        why: String,
+    },
 }
 
 /// One WebSocket message as read from the server.
@@ -173,6 +180,11 @@ pub enum Action {
     DropTunnel { request: TunnelRequest },
     /// The server asks the agent to remove itself (for `by`): undo the installation and exit.
     Uninstall { by: crate::ids::UserId },
+    /// The server offers another version: check it, fetch it, try it, then swap and restart
+    /// (or report [`Input::UpdateFailed`]).
+    Update(crate::agent_update::UpdateOffer),
+    /// The server asks for the version that ran before the last update.
+    Rollback,
     /// A server message this agent does not know was ignored (worth a debug line).
     UnknownMessage,
     /// Close the connection (send a close frame, best effort) and report why.

@@ -21,4 +21,4 @@ pub mod relay;
 pub mod rights;
 pub mod share;
 pub mod stun;
-pub mod update_campaign;
+pub mod agent_update;

@@ -10,6 +10,10 @@ use super::messages::{self, Incoming};
 use super::tunnels::{Admission, Tunnels};
 use super::{Action, CloseReason, Input, ServerMessage, SessionConfig, Timestamp, Transmit};
 
+/// Reports waiting for a connection are few (one per offer); a cap keeps a flapping link from
+/// piling them up.
+const MAX_UNSENT_REPORTS: usize = 8;
+
 #[derive(Debug)]
 enum Phase {
     /// The driver is opening a connection ([`Action::Connect`]).
@@ -39,6 +43,8 @@ pub struct AgentSession {
     tunnels: Tunnels,
     transmit: VecDeque<Transmit>,
     actions: VecDeque<Action>,
+    /// Update reports made while no connection was open, sent on the next.
+    unsent_reports: Vec<String>,
 }
 
 impl AgentSession {
@@ -56,6 +62,7 @@ impl AgentSession {
             tunnels,
             transmit: VecDeque::new(),
             actions: VecDeque::new(),
+            unsent_reports: Vec::new(),
         };
         session.connect();
         session
@@ -80,6 +87,8 @@ impl AgentSession {
                     }));
                     // The first agentinfo goes out before anything else is served.
                     self.actions.push_back(Action::CollectInfo);
+                    self.transmit
+                        .extend(self.unsent_reports.drain(..).map(Transmit::Text));
                 }
             }
             Input::ConnectFailed => {
@@ -92,6 +101,22 @@ impl AgentSession {
             Input::ConnectionLost(why) => {
                 if matches!(self.phase, Phase::Connected(_)) {
                     self.close(CloseReason::Lost(why));
+                }
+            }
+            Input::UpdateFailed {
+                version,
+                running,
+                why,
+            } => {
+                let report = agent_proto::to_json(&AgentToServer::UpdateFailed {
+                    version,
+                    running,
+                    why,
+                });
+                if matches!(self.phase, Phase::Connected(_)) {
+                    self.transmit.push_back(Transmit::Text(report));
+                } else if self.unsent_reports.len() < MAX_UNSENT_REPORTS {
+                    self.unsent_reports.push(report);
                 }
             }
             Input::MachineInfo(info) => {
@@ -200,6 +225,8 @@ impl AgentSession {
                 self.actions.push_back(action);
             }
             Incoming::Uninstall(by) => self.actions.push_back(Action::Uninstall { by }),
+            Incoming::Update(offer) => self.actions.push_back(Action::Update(offer)),
+            Incoming::Rollback => self.actions.push_back(Action::Rollback),
             Incoming::Ping => self
                 .transmit
                 .push_back(Transmit::Text(agent_proto::to_json(&AgentToServer::Pong))),

@@ -12,6 +12,9 @@ pub(crate) enum Incoming {
     Tunnel(TunnelRequest),
     /// "Remove yourself", asked by this user.
     Uninstall(crate::ids::UserId),
+    /// "Update yourself" (checked by the driver, which holds the keys and the files).
+    Update(crate::agent_update::UpdateOffer),
+    Rollback,
     /// A JSON `ping`: answer `pong`.
     Ping,
     /// "Which JavaScript core do you run?"
@@ -50,6 +53,8 @@ fn classify_json(text: &str) -> Incoming {
     match agent_proto::parse_from_server(text) {
         Some(ServerToAgent::Tunnel(tunnel)) => Incoming::Tunnel(tunnel),
         Some(ServerToAgent::Uninstall { by }) => Incoming::Uninstall(by),
+        Some(ServerToAgent::Update(offer)) => Incoming::Update(offer),
+        Some(ServerToAgent::Rollback) => Incoming::Rollback,
         Some(ServerToAgent::Ping) => Incoming::Ping,
         Some(ServerToAgent::Pong) => Incoming::Nothing,
         Some(ServerToAgent::Unknown) | None => Incoming::Unknown,
