@@ -279,7 +279,11 @@ impl Driver<'_> {
             return;
         };
         tracing::info!(version = %offer.version, "update: fetching the offered version");
-        let (relay, server_id, done) = (link.relay.clone(), self.agent.msh.server_id, self.fetched.clone());
+        let (relay, server_id, done) = (
+            link.relay.clone(),
+            self.agent.msh.server_id,
+            self.fetched.clone(),
+        );
         tokio::spawn(async move {
             let outcome = update::fetch(&relay, &exe, &offer, &server_id).await;
             let _ = done.send(Fetch {

@@ -32,6 +32,7 @@ pub(crate) fn collect() -> AgentInfo {
         os_version,
         arch: std::env::consts::ARCH.to_owned(),
         agent_version: crate::version::VERSION.to_owned(),
+        platform: tether_common::agent_update::platform(),
         interfaces: interfaces(),
         users: Command::new("who")
             .output()

@@ -116,8 +116,13 @@ mod tests {
         };
         assert!(updater(&exe, dir.path()).replaceable_exe().is_ok());
         let elsewhere = tempfile::tempdir().unwrap();
-        let packaged = updater(&exe, elsewhere.path()).replaceable_exe();
-        assert!(packaged.unwrap_err().contains("package manager"));
+        let packaged = updater(&exe, elsewhere.path());
+        assert!(
+            packaged
+                .replaceable_exe()
+                .unwrap_err()
+                .contains("package manager")
+        );
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct AgentInfo {
     /// e.g. "x86_64".
     pub arch: String,
     pub agent_version: String,
+    /// What update offers must be built for, `os-arch` (e.g. `linux-x86_64`); empty from agents
+    /// that cannot update themselves.
+    pub platform: String,
     pub interfaces: Vec<NetInterface>,
     /// Users with a login session (one entry per user, sorted).
     pub users: Vec<String>,
@@ -150,6 +153,7 @@ mod tests {
             os_version: "12 (bookworm)".into(),
             arch: "x86_64".into(),
             agent_version: "0.1.0".into(),
+            platform: "linux-x86_64".into(),
             interfaces: vec![NetInterface {
                 name: "eth0".into(),
                 mac: "02:00:00:00:00:01".into(),

@@ -15,6 +15,12 @@ use serde::{Deserialize, Serialize};
 use crate::handshake::{Hash, Verifier, key_matches_server_id};
 
 pub mod campaign;
+mod status;
+
+pub use status::{
+    AgentRelease, AgentUpdates, CampaignCounts, CampaignInfo, CampaignProblem, CampaignState,
+    DeviceUpdateState, MAX_PROBLEMS_LISTED,
+};
 
 /// The largest agent binary an offer may announce (the agent reserves no more than this on disk).
 pub const MAX_AGENT_BINARY: u64 = 512 * 1024 * 1024;
@@ -113,7 +119,8 @@ pub fn verify_offer(
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or(OfferError::BadEncoding("sha384"))?;
-    let cert = hex::decode(&offer.server_cert).map_err(|_| OfferError::BadEncoding("certificate"))?;
+    let cert =
+        hex::decode(&offer.server_cert).map_err(|_| OfferError::BadEncoding("certificate"))?;
     let signature =
         hex::decode(&offer.signature).map_err(|_| OfferError::BadEncoding("signature"))?;
     let key = verifier
@@ -207,7 +214,8 @@ mod tests {
         assert_eq!(verified.sha384, sha384(b"new agent"));
         assert_eq!(verified.version, "1.2.3");
 
-        let check = |offer: &UpdateOffer| verify_offer(offer, &ours.id, "linux-x86_64", &RsaVerifier);
+        let check =
+            |offer: &UpdateOffer| verify_offer(offer, &ours.id, "linux-x86_64", &RsaVerifier);
         let mut other_hash = good.clone();
         other_hash.sha384 = hex::encode(sha384(b"evil agent"));
         assert_eq!(check(&other_hash), Err(OfferError::BadSignature));
@@ -225,10 +233,16 @@ mod tests {
         ));
         let mut bad_version = good.clone();
         bad_version.version = "1.0;rm -rf /".into();
-        assert!(matches!(check(&bad_version), Err(OfferError::BadVersion(_))));
+        assert!(matches!(
+            check(&bad_version),
+            Err(OfferError::BadVersion(_))
+        ));
         let mut huge = good.clone();
         huge.size = MAX_AGENT_BINARY + 1;
-        assert_eq!(check(&huge), Err(OfferError::TooLarge(MAX_AGENT_BINARY + 1)));
+        assert_eq!(
+            check(&huge),
+            Err(OfferError::TooLarge(MAX_AGENT_BINARY + 1))
+        );
         let mut garbled = good.clone();
         garbled.signature = "zz".into();
         assert_eq!(check(&garbled), Err(OfferError::BadEncoding("signature")));
@@ -257,7 +271,10 @@ mod tests {
     fn the_version_marker_is_found_in_a_binary() {
         let mut binary = b"\x7fELF....tether-agent-version:\x00junk".to_vec();
         binary.extend_from_slice(b"....tether-agent-version:0.4.1-rc.2+abc;....");
-        assert_eq!(version_in_binary(&binary).as_deref(), Some("0.4.1-rc.2+abc"));
+        assert_eq!(
+            version_in_binary(&binary).as_deref(),
+            Some("0.4.1-rc.2+abc")
+        );
         assert_eq!(version_in_binary(b"no marker here"), None);
         assert_eq!(version_in_binary(b"tether-agent-version:;"), None);
         assert_eq!(version_in_binary(b"tether-agent-version:1.0"), None);

@@ -45,6 +45,8 @@
 //! | `revokeInvite` | [`RevokeInvite`] | the [`InviteInfo`](crate::install::InviteInfo) as it is now |
 //! | `listBlockedDevices` | [`ListBlockedDevices`] | `[BlockedDevice]` ([`crate::install::BlockedDevice`]) |
 //! | `unblockDevice` | [`UnblockDevice`] | [`Unblocked`] |
+//! | `agentUpdates` | [`GetAgentUpdates`] | [`AgentUpdates`]: the version shipped and the campaign |
+//! | `startAgentUpdate`, `pauseAgentUpdate`, `resumeAgentUpdate`, `cancelAgentUpdate` | [`StartAgentUpdate`], [`PauseAgentUpdate`], [`ResumeAgentUpdate`], [`CancelAgentUpdate`] | the [`CampaignInfo`] as it is now |
 //!
 //! A group the caller may not see answers `not_found`, exactly as a group that does not exist, so
 //! that ids cannot be probed; `forbidden` means "you can see it but may not do that".
@@ -72,6 +74,7 @@ pub use results::{
     ServerInfo, TotpSetup, Unblocked, UserInfo, WhoAmI,
 };
 
+use crate::agent_update::{AgentUpdates, CampaignInfo};
 use crate::ids::{DeviceId, GroupId, UserId};
 use crate::install::{AgentConfig, BlockedDevice, Invite, InviteInfo};
 use crate::relay::SessionTicket;
@@ -136,6 +139,11 @@ action::control_actions! {
     "revokeInvite" => RevokeInvite -> InviteInfo,
     "listBlockedDevices" => ListBlockedDevices -> Vec<BlockedDevice>,
     "unblockDevice" => UnblockDevice -> Unblocked,
+    "agentUpdates" => GetAgentUpdates -> AgentUpdates,
+    "startAgentUpdate" => StartAgentUpdate -> CampaignInfo,
+    "pauseAgentUpdate" => PauseAgentUpdate -> CampaignInfo,
+    "resumeAgentUpdate" => ResumeAgentUpdate -> CampaignInfo,
+    "cancelAgentUpdate" => CancelAgentUpdate -> CampaignInfo,
 }
 
 impl Request {

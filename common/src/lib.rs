@@ -9,6 +9,7 @@
 
 pub mod agent_proto;
 pub mod agent_session;
+pub mod agent_update;
 pub mod apf;
 pub mod control;
 pub mod handshake;
@@ -21,4 +22,3 @@ pub mod relay;
 pub mod rights;
 pub mod share;
 pub mod stun;
-pub mod agent_update;

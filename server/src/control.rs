@@ -21,6 +21,7 @@ pub(crate) mod origin;
 mod second_factor;
 pub(crate) mod sessions;
 pub(crate) mod shares;
+mod updates;
 mod users;
 pub mod views;
 

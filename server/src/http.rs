@@ -48,6 +48,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(crate::agents::routes())
         .merge(crate::install::routes())
         .merge(crate::relay::routes())
+        .merge(crate::updates::routes())
         .merge(crate::amt::web::routes())
         // The web console: its files, and index.html for its own routes (see `console`).
         .fallback(console::serve)

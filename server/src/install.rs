@@ -10,7 +10,7 @@
 //! The control actions (`agentConfig`, `rotateEnrolmentKey`, `createInvite`, `listInvites`,
 //! `revokeInvite`) are in `control/install.rs`.
 
-mod binary;
+pub(crate) mod binary;
 mod downloads;
 pub(crate) mod invite;
 mod script;

@@ -26,6 +26,7 @@ mod stun;
 mod tls;
 mod tokens;
 mod turn;
+mod updates;
 mod vault;
 
 pub use auth::accounts;

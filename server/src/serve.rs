@@ -140,6 +140,7 @@ pub async fn run(
     let config = Arc::new(config);
     let setup_code: Arc<str> = crate::auth::http::setup_code().into();
     let needs_setup = store.user_count().await.is_ok_and(|n| n == 0);
+    let update_signing = crate::updates::Signing::of(&certs);
     let state = AppState {
         login_limiter: Arc::new(LoginLimiter::new(&config)),
         setup_code: setup_code.clone(),
@@ -151,6 +152,7 @@ pub async fn run(
         amt: Arc::new(crate::mps::AmtOnline::default()),
         passkeys: Arc::new(crate::auth::passkeys::Ceremonies::default()),
         relay: Arc::new(RelayBroker::from_config(&config)),
+        updates: Arc::new(crate::updates::Updates::new(update_signing)),
         stopping: CancellationToken::new(),
         tasks: TaskTracker::new(),
     };
@@ -164,6 +166,7 @@ pub async fn run(
         tasks.spawn(crate::mps::serve(listener, acceptor, state.clone()));
     }
     let revocations = crate::relay::watch_revocations(state.clone(), stopping.clone());
+    tasks.spawn(crate::updates::Updates::drive(state.clone()));
     let app = crate::http::router(state);
 
     let limits = ListenerLimits::of(&config);

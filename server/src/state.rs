@@ -31,6 +31,8 @@ pub struct AppState {
     pub(crate) passkeys: Arc<crate::auth::passkeys::Ceremonies>,
     /// Relay sessions minted and waiting to pair.
     pub relay: Arc<RelayBroker>,
+    /// Agent self-update: the campaign under way and its downloads (`updates/`).
+    pub(crate) updates: Arc<crate::updates::Updates>,
     /// Cancelled when the server begins to stop: long-lived connections (WebSockets) end on it
     /// with a close frame of their own.
     pub stopping: CancellationToken,

@@ -78,7 +78,9 @@ async fn download(
                     bail!("the server sent more than the {size} bytes the offer announced");
                 }
                 hasher.update(&chunk);
-                file.write_all(&chunk).await.context("writing the new binary")?;
+                file.write_all(&chunk)
+                    .await
+                    .context("writing the new binary")?;
             }
             // The server explains a refusal in a text frame (an expired link, say).
             Some(Ok(Message::Text(text))) => bail!("the server refused the download: {text}"),
@@ -91,7 +93,9 @@ async fn download(
         bail!("the download ended after {received} of {size} bytes");
     }
     if hasher.finalize().as_slice() != sha384 {
-        bail!("the downloaded binary does not match the signed SHA-384: it was changed after the server signed it");
+        bail!(
+            "the downloaded binary does not match the signed SHA-384: it was changed after the server signed it"
+        );
     }
     file.sync_all().await.context("writing the new binary")?;
     tokio::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))

@@ -86,4 +86,8 @@ pub enum Event {
     Logged {
         record: EventRecord,
     },
+    /// An agent update campaign moved on (site admins; at most about once a second).
+    AgentUpdate {
+        campaign: crate::agent_update::CampaignInfo,
+    },
 }

@@ -31,6 +31,14 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_zero_usize(value: &usize) -> bool {
+    *value == 0
+}
+
 /// Declares request structs with the attributes every one of them shares: camelCase field names,
 /// unknown fields refused (a misspelt argument is an error, not a silently ignored default).
 macro_rules! requests {
@@ -329,4 +337,33 @@ requests! {
     pub struct UnblockDevice {
         pub device: DeviceId,
     }
+
+    /// The agent version this server ships and the update campaign under way (site admins).
+    pub struct GetAgentUpdates {}
+
+    /// Starts updating agents to the version this server ships, in waves (site admins). Devices
+    /// of `group` (or all) whose agent reports another version take part; stock MeshAgents and
+    /// agents for other platforms do not.
+    pub struct StartAgentUpdate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub group: Option<GroupId>,
+        /// Cumulative percentages, rising to 100; empty: 1, 10, 50, 100.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub waves: Vec<u8>,
+        /// How long each device has to come back on the new version; 0: 600 s.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub wave_timeout_secs: u64,
+        /// More failures than this in one wave pause the campaign and roll those devices back.
+        #[serde(default, skip_serializing_if = "is_zero_usize")]
+        pub max_failures: usize,
+    }
+
+    /// Holds the campaign after the offers already out (site admins).
+    pub struct PauseAgentUpdate {}
+
+    /// Goes on with a paused campaign; devices that failed are not offered again (site admins).
+    pub struct ResumeAgentUpdate {}
+
+    /// Ends the campaign; devices already updated stay updated (site admins).
+    pub struct CancelAgentUpdate {}
 }

@@ -9,6 +9,10 @@ use ts_rs::{Config, TS};
 
 use super::*;
 use crate::agent_proto::NetInterface;
+use crate::agent_update::{
+    AgentRelease, AgentUpdates, CampaignCounts, CampaignInfo, CampaignProblem, CampaignState,
+    DeviceUpdateState,
+};
 use crate::install::InviteStatus;
 use crate::relay::consent::{ConsentMode, ConsentPolicy, WhenNobody};
 use crate::relay::{DirectPath, IceServer, SessionKind};
@@ -83,6 +87,13 @@ fn render() -> String {
         export::<Invite>(&cfg),
         export::<InviteInfo>(&cfg),
         export::<BlockedDevice>(&cfg),
+        export::<AgentRelease>(&cfg),
+        export::<CampaignState>(&cfg),
+        export::<DeviceUpdateState>(&cfg),
+        export::<CampaignProblem>(&cfg),
+        export::<CampaignCounts>(&cfg),
+        export::<CampaignInfo>(&cfg),
+        export::<AgentUpdates>(&cfg),
         export::<Event>(&cfg),
         export::<EventTag>(&cfg),
         export::<EventFrame>(&cfg),

@@ -244,6 +244,17 @@ fn requests() -> Vec<RequestBody> {
         RevokeInvite { invite: "i".into() }.into(),
         ListBlockedDevices { group: "g".into() }.into(),
         UnblockDevice { device: "d".into() }.into(),
+        GetAgentUpdates {}.into(),
+        StartAgentUpdate {
+            group: Some("g".into()),
+            waves: vec![10, 100],
+            wave_timeout_secs: 60,
+            max_failures: 1,
+        }
+        .into(),
+        PauseAgentUpdate {}.into(),
+        ResumeAgentUpdate {}.into(),
+        CancelAgentUpdate {}.into(),
     ]
 }
 
@@ -380,6 +391,16 @@ fn results_and_events() -> Vec<Value> {
             blocked_by: "alice".into(),
             time: 1,
         }]),
+        to_json(&crate::agent_update::AgentUpdates {
+            release: Some(crate::agent_update::AgentRelease {
+                version: "0.2.0".into(),
+                platform: "linux-x86_64".into(),
+                size: 1,
+                sha384: "00".into(),
+            }),
+            problem: String::new(),
+            campaign: Some(campaign()),
+        }),
         to_json(&Reply::ok("serverInfo", 1, json!({}))),
         to_json(&Reply::error(
             Some("x"),
@@ -412,11 +433,43 @@ fn results_and_events() -> Vec<Value> {
             user: "alice".into(),
         },
         Event::Logged { record: record() },
+        Event::AgentUpdate {
+            campaign: campaign(),
+        },
     ];
     results
         .into_iter()
         .chain(events.into_iter().map(|e| to_json(&EventFrame::new(e))))
         .collect()
+}
+
+fn campaign() -> crate::agent_update::CampaignInfo {
+    use crate::agent_update::*;
+    CampaignInfo {
+        id: "c".into(),
+        version: "0.2.0".into(),
+        group: None,
+        waves: vec![1, 100],
+        wave: 1,
+        state: CampaignState::Paused,
+        why: "2 of 2 failed".into(),
+        wave_timeout_secs: 600,
+        max_failures: 0,
+        started_by: "alice".into(),
+        started_at: 1,
+        finished_at: Some(2),
+        total: 2,
+        counts: CampaignCounts {
+            rolled_back: 2,
+            ..CampaignCounts::default()
+        },
+        problems: vec![CampaignProblem {
+            device: "d".into(),
+            name: "pc".into(),
+            state: DeviceUpdateState::RolledBack,
+            why: "trial failed".into(),
+        }],
+    }
 }
 
 #[test]

@@ -200,6 +200,24 @@ async fn on_json(
                 tracing::error!(%device, "agent: cannot store the agent's info: {e}");
             }
             crate::mps::link_agent(state, device, &info).await;
+            state
+                .updates
+                .agent_reported(&state.agents, device, &info.agent_version);
+            true
+        }
+        Some(AgentToServer::UpdateFailed {
+            version,
+            running,
+            why,
+        }) => {
+            // The agent's words: cleaned like every agent string before the log and consoles.
+            let (why, _) = super::strings::clean(&why, 500);
+            let (version, _) = super::strings::clean(&version, 64);
+            let (running, _) = super::strings::clean(&running, 64);
+            tracing::warn!(%device, %version, %running, "agent: update failed: {why}");
+            state
+                .updates
+                .agent_failed(&state.agents, device, &version, &why);
             true
         }
         Some(AgentToServer::Ping) => {

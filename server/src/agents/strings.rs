@@ -81,6 +81,7 @@ pub(super) fn bounded_agent_info(info: &AgentInfo) -> (AgentInfo, bool) {
         os_version: field(&info.os_version),
         arch: field(&info.arch),
         agent_version: field(&info.agent_version),
+        platform: field(&info.platform),
         interfaces: info
             .interfaces
             .iter()
@@ -221,6 +222,7 @@ mod tests {
             os_version: "12 (bookworm)".into(),
             arch: "x86_64".into(),
             agent_version: "0.1.0".into(),
+            platform: "linux-x86_64".into(),
             interfaces: vec![NetInterface {
                 name: "eth0".into(),
                 mac: "02:00:00:00:00:01".into(),

@@ -6,7 +6,8 @@ use tether_common::control::{Action, ErrorCode, Reply, RequestBody, ServerInfo, 
 
 use super::action_store::ActionStore;
 use super::{
-    amt, blocked, cira, devices, groups, install, second_factor, sessions, shares, users, views,
+    amt, blocked, cira, devices, groups, install, second_factor, sessions, shares, updates, users,
+    views,
 };
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
@@ -32,6 +33,8 @@ pub struct ActionContext<'a> {
     pub login_limiter: &'a crate::auth::ratelimit::LoginLimiter,
     /// The server's settings (the passkeys' relying party is its certificate name).
     pub site_config: &'a crate::config::Config,
+    /// Agent update campaigns.
+    pub(crate) updates: &'a crate::updates::Updates,
     /// Passkey ceremonies in flight.
     pub(crate) passkeys: &'a crate::auth::passkeys::Ceremonies,
     /// The data folder (recordings are read from it).
@@ -149,6 +152,21 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         }
         RequestBody::UninstallAgent(c::UninstallAgent { device }) => {
             answer::<c::UninstallAgent>(devices::uninstall_agent(ctx, &device).await)
+        }
+        RequestBody::GetAgentUpdates(c::GetAgentUpdates {}) => {
+            answer::<c::GetAgentUpdates>(updates::status(ctx).await)
+        }
+        RequestBody::StartAgentUpdate(request) => {
+            answer::<c::StartAgentUpdate>(updates::start(ctx, request).await)
+        }
+        RequestBody::PauseAgentUpdate(c::PauseAgentUpdate {}) => {
+            answer::<c::PauseAgentUpdate>(updates::pause(ctx).await)
+        }
+        RequestBody::ResumeAgentUpdate(c::ResumeAgentUpdate {}) => {
+            answer::<c::ResumeAgentUpdate>(updates::resume(ctx).await)
+        }
+        RequestBody::CancelAgentUpdate(c::CancelAgentUpdate {}) => {
+            answer::<c::CancelAgentUpdate>(updates::cancel(ctx).await)
         }
         RequestBody::DeleteDevice(c::DeleteDevice { device, block }) => {
             answer::<c::DeleteDevice>(devices::delete(ctx, &device, block).await)

@@ -290,6 +290,7 @@ impl Connection {
             second_factor_policy: self.state.config.require_second_factor,
             datapath: &self.state.config.datapath,
             site_config: &self.state.config,
+            updates: &self.state.updates,
             passkeys: &self.state.passkeys,
             client_ip: self.client_ip,
             caller: &self.user,

@@ -28,6 +28,7 @@ struct World {
     limiter: crate::auth::ratelimit::LoginLimiter,
     config: crate::config::Config,
     passkeys: crate::auth::passkeys::Ceremonies,
+    updates: crate::updates::Updates,
     info: ServerInfo,
 }
 
@@ -55,6 +56,7 @@ impl World {
             limiter: crate::auth::ratelimit::LoginLimiter::default(),
             config: crate::config::Config::default(),
             passkeys: crate::auth::passkeys::Ceremonies::default(),
+            updates: crate::updates::Updates::default(),
             info,
         }
     }
@@ -83,6 +85,7 @@ impl World {
             second_factor_policy: crate::config::SecondFactorPolicy::Off,
             datapath: std::path::Path::new("/nonexistent"),
             site_config: &self.config,
+            updates: &self.updates,
             passkeys: &self.passkeys,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             caller: &caller,

@@ -13,12 +13,12 @@ use crate::config::Config;
 use crate::http::error::ApiError;
 
 /// Inside the data folder; wins over the binary next to the server.
-pub(super) const UPLOADED: &str = "agents/tether-agent-linux-x86_64";
+pub(crate) const UPLOADED: &str = "agents/tether-agent-linux-x86_64";
 /// The file name the download is saved under.
 const FILE_NAME: &str = "tether-agent";
 
 /// Where the binary to serve is, in order of preference (whether or not they exist).
-pub(super) fn candidates(config: &Config) -> Vec<PathBuf> {
+pub(crate) fn candidates(config: &Config) -> Vec<PathBuf> {
     let mut paths = vec![config.data_file(UPLOADED)];
     if let Ok(server) = std::env::current_exe() {
         paths.push(server.with_file_name(FILE_NAME));

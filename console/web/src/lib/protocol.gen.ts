@@ -445,9 +445,78 @@ name: string, blockedBy: UserId,
 time: number, };
 
 /**
+ * The agent binary this server offers.
+ */
+export type AgentRelease = { version: string, platform: string, size: number, 
+/**
+ * SHA-384, hex.
+ */
+sha384: string, };
+
+export type CampaignState = "running" | "paused" | "done" | "cancelled";
+
+export type DeviceUpdateState = "waiting" | "offered" | "updated" | "failed" | "rolledBack";
+
+/**
+ * A device that did not update, and why.
+ */
+export type CampaignProblem = { device: DeviceId, name: string, state: DeviceUpdateState, why: string, };
+
+/**
+ * How many of the campaign's devices are where.
+ */
+export type CampaignCounts = { waiting: number, offered: number, updated: number, failed: number, rolledBack: number, };
+
+/**
+ * One update campaign, as it stands.
+ */
+export type CampaignInfo = { id: string, version: string, 
+/**
+ * The group it covers; `None`: every device.
+ */
+group: GroupId | null, 
+/**
+ * Cumulative percentages.
+ */
+waves: Array<number>, 
+/**
+ * The wave under way (or where it stopped), from 1.
+ */
+wave: number, state: CampaignState, 
+/**
+ * Why it paused, or empty.
+ */
+why: string, waveTimeoutSecs: number, maxFailures: number, startedBy: UserId, 
+/**
+ * Unix seconds.
+ */
+startedAt: number, 
+/**
+ * Unix seconds; `None` while it runs or is paused.
+ */
+finishedAt: number | null, total: number, counts: CampaignCounts, 
+/**
+ * Failed and rolled-back devices (at most [`MAX_PROBLEMS_LISTED`]).
+ */
+problems: Array<CampaignProblem>, };
+
+/**
+ * The answer to `agentUpdates`.
+ */
+export type AgentUpdates = { 
+/**
+ * What the server would ship now; `None` with `problem` saying why.
+ */
+release: AgentRelease | null, problem: string, 
+/**
+ * The campaign under way, or the last one since the server started.
+ */
+campaign: CampaignInfo | null, };
+
+/**
  * Something that happened, pushed to every console allowed to see it.
  */
-export type ServerEvent = { "type": "groupCreated", group: GroupInfo, } | { "type": "groupChanged", group: GroupInfo, } | { "type": "groupDeleted", group: GroupId, } | { "type": "deviceAdded", device: DeviceInfo, } | { "type": "deviceChanged", device: DeviceInfo, } | { "type": "deviceRemoved", device: DeviceId, group: GroupId, } | { "type": "deviceOnline", device: DeviceId, group: GroupId, } | { "type": "deviceOffline", device: DeviceId, group: GroupId, } | { "type": "userAdded", user: UserInfo, } | { "type": "userChanged", user: UserInfo, } | { "type": "userRemoved", user: UserId, } | { "type": "logged", record: EventRecord, };
+export type ServerEvent = { "type": "groupCreated", group: GroupInfo, } | { "type": "groupChanged", group: GroupInfo, } | { "type": "groupDeleted", group: GroupId, } | { "type": "deviceAdded", device: DeviceInfo, } | { "type": "deviceChanged", device: DeviceInfo, } | { "type": "deviceRemoved", device: DeviceId, group: GroupId, } | { "type": "deviceOnline", device: DeviceId, group: GroupId, } | { "type": "deviceOffline", device: DeviceId, group: GroupId, } | { "type": "userAdded", user: UserInfo, } | { "type": "userChanged", user: UserInfo, } | { "type": "userRemoved", user: UserId, } | { "type": "logged", record: EventRecord, } | { "type": "agentUpdate", campaign: CampaignInfo, };
 
 /**
  * The constant `"event"` tag of [`EventFrame`].
@@ -577,6 +646,23 @@ export type ListInvites = { group: GroupId, };
 export type RevokeInvite = { invite: string, };
 export type ListBlockedDevices = { group: GroupId, };
 export type UnblockDevice = { device: DeviceId, };
+export type GetAgentUpdates = Record<symbol, never>;
+export type StartAgentUpdate = { group?: GroupId | null, 
+/**
+ * Cumulative percentages, rising to 100; empty: 1, 10, 50, 100.
+ */
+waves?: Array<number>, 
+/**
+ * How long each device has to come back on the new version; 0: 600 s.
+ */
+waveTimeoutSecs?: number, 
+/**
+ * More failures than this in one wave pause the campaign and roll those devices back.
+ */
+maxFailures?: number, };
+export type PauseAgentUpdate = Record<symbol, never>;
+export type ResumeAgentUpdate = Record<symbol, never>;
+export type CancelAgentUpdate = Record<symbol, never>;
 
 /** Every action: its arguments and the result of a successful reply. */
 export interface Actions {
@@ -623,6 +709,11 @@ export interface Actions {
   revokeInvite: { args: RevokeInvite; result: InviteInfo };
   listBlockedDevices: { args: ListBlockedDevices; result: Array<BlockedDevice> };
   unblockDevice: { args: UnblockDevice; result: Unblocked };
+  agentUpdates: { args: GetAgentUpdates; result: AgentUpdates };
+  startAgentUpdate: { args: StartAgentUpdate; result: CampaignInfo };
+  pauseAgentUpdate: { args: PauseAgentUpdate; result: CampaignInfo };
+  resumeAgentUpdate: { args: ResumeAgentUpdate; result: CampaignInfo };
+  cancelAgentUpdate: { args: CancelAgentUpdate; result: CampaignInfo };
 }
 
 export type Action = keyof Actions;

@@ -29,6 +29,7 @@ struct Fixture {
     limiter: crate::auth::ratelimit::LoginLimiter,
     config: crate::config::Config,
     passkeys: crate::auth::passkeys::Ceremonies,
+    updates: crate::updates::Updates,
     info: ServerInfo,
     site: Site,
     admin: UserRecord,
@@ -75,6 +76,7 @@ impl Fixture {
             limiter: crate::auth::ratelimit::LoginLimiter::default(),
             config: crate::config::Config::default(),
             passkeys: crate::auth::passkeys::Ceremonies::default(),
+            updates: crate::updates::Updates::default(),
             info: ServerInfo {
                 name: "test".into(),
                 version: "0".into(),
@@ -109,6 +111,7 @@ impl Fixture {
             second_factor_policy: crate::config::SecondFactorPolicy::Off,
             datapath: std::path::Path::new("/nonexistent"),
             site_config: &self.config,
+            updates: &self.updates,
             passkeys: &self.passkeys,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             caller,
