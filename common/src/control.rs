@@ -47,6 +47,7 @@
 //! | `unblockDevice` | [`UnblockDevice`] | [`Unblocked`] |
 //! | `agentUpdates` | [`GetAgentUpdates`] | [`AgentUpdates`]: the version shipped and the campaign |
 //! | `startAgentUpdate`, `pauseAgentUpdate`, `resumeAgentUpdate`, `cancelAgentUpdate` | [`StartAgentUpdate`], [`PauseAgentUpdate`], [`ResumeAgentUpdate`], [`CancelAgentUpdate`] | the [`CampaignInfo`] as it is now |
+//! | `rollbackAgent` | [`RollbackAgent`] | the [`DeviceInfo`] as it is now (the agent reconnects on its previous version) |
 //!
 //! A group the caller may not see answers `not_found`, exactly as a group that does not exist, so
 //! that ids cannot be probed; `forbidden` means "you can see it but may not do that".
@@ -144,6 +145,7 @@ action::control_actions! {
     "pauseAgentUpdate" => PauseAgentUpdate -> CampaignInfo,
     "resumeAgentUpdate" => ResumeAgentUpdate -> CampaignInfo,
     "cancelAgentUpdate" => CancelAgentUpdate -> CampaignInfo,
+    "rollbackAgent" => RollbackAgent -> DeviceInfo,
 }
 
 impl Request {

@@ -385,6 +385,11 @@ pub(crate) enum Command {
         /// The link's id (see shares).
         share: String,
     },
+    /// Agent self-update in waves (site admins): what the server ships, and the campaign.
+    Update {
+        #[command(subcommand)]
+        step: UpdateStep,
+    },
     /// Recorded sessions you may see (those of one device with --device), newest first.
     Recordings {
         #[arg(long, value_name = "D")]
@@ -605,6 +610,37 @@ impl ConsentFlags {
         }
         changed.then_some(policy)
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum UpdateStep {
+    /// The agent version the server ships and how the campaign stands.
+    Status,
+    /// Update the agents (of one group with --group) to the version the server ships.
+    Start {
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+        /// Cumulative percentages, rising to 100.
+        #[arg(
+            long,
+            value_name = "P,P,…",
+            value_delimiter = ',',
+            default_value = "1,10,50,100"
+        )]
+        waves: Vec<u8>,
+        /// Seconds each device has to come back on the new version.
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        wave_timeout: u64,
+        /// More failures than this in one wave pause the campaign and roll those devices back.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_failures: usize,
+    },
+    /// Hold the campaign (offers already out still finish).
+    Pause,
+    /// Go on with a paused campaign.
+    Resume,
+    /// End the campaign; updated agents stay updated.
+    Cancel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

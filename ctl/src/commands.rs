@@ -344,6 +344,7 @@ async fn execute(
         | Command::Revokeinvite { .. }
         | Command::Listblocked { .. }
         | Command::Unblockdevice { .. }) => crate::enrolment::execute(control, command, json).await,
+        Command::Update { step } => crate::updates::execute(control, step, json).await,
         command @ (Command::Share { .. } | Command::Shares { .. } | Command::Unshare { .. }) => {
             crate::shares::execute(control, command, json).await
         }

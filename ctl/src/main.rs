@@ -26,6 +26,7 @@ mod shares;
 mod shell;
 mod target;
 mod trust;
+mod updates;
 
 use std::process::ExitCode;
 

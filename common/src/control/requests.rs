@@ -366,4 +366,10 @@ requests! {
 
     /// Ends the campaign; devices already updated stay updated (site admins).
     pub struct CancelAgentUpdate {}
+
+    /// Asks one device's agent to go back to the version it ran before its last update (site
+    /// admins); it answers by reconnecting on that version, or reports why it cannot.
+    pub struct RollbackAgent {
+        pub device: DeviceId,
+    }
 }

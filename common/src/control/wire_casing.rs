@@ -255,6 +255,7 @@ fn requests() -> Vec<RequestBody> {
         PauseAgentUpdate {}.into(),
         ResumeAgentUpdate {}.into(),
         CancelAgentUpdate {}.into(),
+        RollbackAgent { device: "d".into() }.into(),
     ]
 }
 

@@ -168,6 +168,9 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         RequestBody::CancelAgentUpdate(c::CancelAgentUpdate {}) => {
             answer::<c::CancelAgentUpdate>(updates::cancel(ctx).await)
         }
+        RequestBody::RollbackAgent(c::RollbackAgent { device }) => {
+            answer::<c::RollbackAgent>(updates::roll_back(ctx, &device).await)
+        }
         RequestBody::DeleteDevice(c::DeleteDevice { device, block }) => {
             answer::<c::DeleteDevice>(devices::delete(ctx, &device, block).await)
         }

@@ -5,21 +5,25 @@
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
-use tether_common::agent_proto::AgentInfo;
+use tether_common::agent_proto::{self, AgentInfo, ServerToAgent};
 use tether_common::agent_update::campaign::CampaignPlan;
 use tether_common::agent_update::{AgentUpdates, CampaignInfo, is_version};
-use tether_common::control::StartAgentUpdate;
+use tether_common::control::{DeviceInfo, StartAgentUpdate};
+use tether_common::ids::DeviceId;
 
 use super::access::require_site_admin;
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
+use super::views::device_info;
+use crate::agents::Outgoing;
+use crate::clock::now_secs;
 use crate::events::Audience;
 use crate::updates::{self, NewCampaign, RolloutError};
 
 const DEFAULT_WAVES: [u8; 4] = [1, 10, 50, 100];
 const DEFAULT_WAVE_TIMEOUT: Duration = Duration::from_secs(600);
 /// A device gets at least this long (a download and a restart), at most a day.
-const WAVE_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 30..=86_400;
+const WAVE_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 10..=86_400;
 
 pub(super) async fn status(ctx: &ActionContext<'_>) -> Result<AgentUpdates, ActionError> {
     require_site_admin(ctx.caller)?;
@@ -152,6 +156,44 @@ pub(super) async fn cancel(ctx: &ActionContext<'_>) -> Result<CampaignInfo, Acti
     let info = ctx.updates.cancel().map_err(rollout_error)?;
     logged(ctx, &info, "cancelled").await;
     Ok(info)
+}
+
+/// Sends one agent `rollback`, outside any campaign's rules.
+pub(super) async fn roll_back(
+    ctx: &ActionContext<'_>,
+    device: &DeviceId,
+) -> Result<DeviceInfo, ActionError> {
+    require_site_admin(ctx.caller)?;
+    let found = ctx
+        .store
+        .device(device)
+        .await?
+        .ok_or_else(|| ActionError::NotFound(format!("no device {device}")))?;
+    let text = agent_proto::to_json(&ServerToAgent::Rollback);
+    if !ctx.agents.send(device, Outgoing::Text(text)) {
+        return Err(ActionError::Conflict(format!(
+            "{} is offline: its agent can be rolled back only while it is connected",
+            found.name
+        )));
+    }
+    let message = format!(
+        "{} asked the agent on {} to go back to its previous version",
+        ctx.caller.name, found.name
+    );
+    let subject = Subject {
+        group: Some(&found.group),
+        device: Some(device),
+        ..Subject::default()
+    };
+    record(
+        ctx,
+        "agent_rollback",
+        subject,
+        message,
+        Audience::admins_only(),
+    )
+    .await;
+    Ok(device_info(&found, true, now_secs()))
 }
 
 async fn logged(ctx: &ActionContext<'_>, info: &CampaignInfo, verb: &str) {

@@ -663,6 +663,7 @@ maxFailures?: number, };
 export type PauseAgentUpdate = Record<symbol, never>;
 export type ResumeAgentUpdate = Record<symbol, never>;
 export type CancelAgentUpdate = Record<symbol, never>;
+export type RollbackAgent = { device: DeviceId, };
 
 /** Every action: its arguments and the result of a successful reply. */
 export interface Actions {
@@ -714,6 +715,7 @@ export interface Actions {
   pauseAgentUpdate: { args: PauseAgentUpdate; result: CampaignInfo };
   resumeAgentUpdate: { args: ResumeAgentUpdate; result: CampaignInfo };
   cancelAgentUpdate: { args: CancelAgentUpdate; result: CampaignInfo };
+  rollbackAgent: { args: RollbackAgent; result: DeviceInfo };
 }
 
 export type Action = keyof Actions;
