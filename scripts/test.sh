@@ -12,6 +12,13 @@ cargo fmt --all -- --check
 # Integration tests start the real binaries (server, agent, tetherctl), so build them all first.
 # The desktop console (tether-console, Tauri) needs WebKitGTK, so it has its own step below.
 cargo build --workspace --bins --exclude tether-console
+# The agent update tests (server/tests/agent_update.rs) need an agent of another version: the
+# version is fixed at build time, so build one as 0.0.1-old, keep it as tether-agent-old, and
+# build the real one again (each is a relink of the agent crate only, about 10 s).
+target_dir="${CARGO_TARGET_DIR:-target}"
+TETHER_AGENT_VERSION=0.0.1-old cargo build -p tether-agent --bin tether-agent
+cp "$target_dir/debug/tether-agent" "$target_dir/debug/tether-agent-old"
+cargo build -p tether-agent --bin tether-agent
 # The fake Intel AMT machine the console's AMT e2e test connects to the server's MPS port.
 cargo build -p tether-server --example fake_amt
 cargo clippy --workspace --exclude tether-console --all-targets --quiet -- -D warnings

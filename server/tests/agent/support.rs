@@ -239,19 +239,29 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     pub async fn spawn(msh_path: &Path, state: &Path, extra: &[&str]) -> AgentProcess {
-        let log = state.with_extension("log");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
         // TETHER_AGENT_BIN swaps in another build (e.g. release, for the RSS figure).
         let binary = std::env::var_os("TETHER_AGENT_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
                 Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tether-agent")
             });
-        let mut child = Command::new(&binary)
+        AgentProcess::spawn_binary(&binary, msh_path, state, extra).await
+    }
+
+    /// [`AgentProcess::spawn`] with this agent binary (one installed in a folder, say).
+    pub async fn spawn_binary(
+        binary: &Path,
+        msh_path: &Path,
+        state: &Path,
+        extra: &[&str],
+    ) -> AgentProcess {
+        let log = state.with_extension("log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(binary)
             .args(["run", "--config"])
             .arg(msh_path)
             .arg("--state")
@@ -296,6 +306,13 @@ impl AgentProcess {
             .await
             .expect("the agent did not exit in time")
             .unwrap()
+    }
+
+    /// Moves every line printed so far into `seen`, without waiting for more.
+    pub fn drain(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
     }
 
     /// The next stdout line starting with `prefix` (earlier lines are skipped).

@@ -73,6 +73,8 @@ fn agent_info(index: usize) -> AgentInfo {
         os_version: env!("CARGO_PKG_VERSION").into(),
         arch: std::env::consts::ARCH.into(),
         agent_version: env!("CARGO_PKG_VERSION").into(),
+        // Simulated agents take no part in updates.
+        platform: String::new(),
         interfaces: Vec::new(),
         users: Vec::new(),
         uptime_secs: 1,
