@@ -2,7 +2,7 @@
 // loopback in temp folders, Debian's Chromium driven by playwright-core, and screenshots.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -86,12 +86,22 @@ export function freePort() {
   });
 }
 
-/** Starts tether-agent with a .msh (and extra `run` flags); resolves once it says it connected. */
-export async function startAgent(msh, extraArgs = []) {
+/**
+ * Starts tether-agent with a .msh (and extra `run` flags); resolves once it says it connected.
+ * With `installed`, `program` is copied into the agent's folder next to its `agent.msh`, as the
+ * install script lays it out (what self-update needs).
+ */
+export async function startAgent(msh, extraArgs = [], { program = binary("tether-agent"), installed = false } = {}) {
   const state = tempDir("agent");
-  const config = join(state, "meshagent.msh");
+  const config = join(state, installed ? "agent.msh" : "meshagent.msh");
   writeFileSync(config, msh);
-  const child = spawn(binary("tether-agent"), ["run", "--config", config, "--state", join(state, "state"), "--small-key", ...extraArgs], {
+  let exe = program;
+  if (installed) {
+    // A copy without debug information (a debug agent is ~300 MB, stripped ~25 MB).
+    exe = join(state, "tether-agent");
+    execFileSync("strip", ["--strip-debug", "-o", exe, program]);
+  }
+  const child = spawn(exe, ["run", "--config", config, "--state", join(state, "state"), "--small-key", ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: "info" },
   });

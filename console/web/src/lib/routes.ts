@@ -9,6 +9,7 @@ export type Route =
   | { screen: "groups" }
   | { screen: "group"; id: string }
   | { screen: "users" }
+  | { screen: "updates" }
   | { screen: "events" }
   | { screen: "account" }
   | { screen: "notFound"; path: string };
@@ -30,6 +31,8 @@ export function parseRoute(pathname: string): Route {
       return second === undefined ? { screen: "groups" } : { screen: "group", id: second };
     case "users":
       return { screen: "users" };
+    case "updates":
+      return { screen: "updates" };
     case "events":
       return { screen: "events" };
     case "account":
@@ -50,6 +53,8 @@ export function routePath(route: Route): string {
       return `/groups/${encodeURIComponent(route.id)}`;
     case "users":
       return "/users";
+    case "updates":
+      return "/updates";
     case "events":
       return "/events";
     case "account":

@@ -8,7 +8,7 @@ import { ControlClient, ControlError, controlUrl } from "../lib/control";
 import type { ConnectionState, SocketFactory, StateChange } from "../lib/control";
 import { describeEvent } from "../lib/describe";
 import { DeviceIndex } from "../lib/devices";
-import type { Action, Actions, EventRecord, GroupInfo, ServerEvent, ServerInfo, UserInfo } from "../lib/protocol";
+import type { Action, Actions, CampaignInfo, EventRecord, GroupInfo, ServerEvent, ServerInfo, UserInfo } from "../lib/protocol";
 import { throttle } from "../lib/throttle";
 import { ToastQueue } from "../lib/toasts";
 import type { Toast, Tone } from "../lib/toasts";
@@ -38,6 +38,8 @@ export class ConsoleStore {
   users = $state.raw<UserInfo[]>([]);
   /** Audit records pushed since login, newest first. */
   liveEvents = $state.raw<EventRecord[]>([]);
+  /** The agent update campaign as last pushed (site admins; `screens/Updates.svelte`). */
+  agentCampaign = $state.raw<CampaignInfo | null>(null);
   /** Bumped (throttled) whenever `devices` changes; views derive from it. */
   deviceVersion = $state(0);
   toasts = $state.raw<readonly Toast[]>([]);
@@ -120,6 +122,7 @@ export class ConsoleStore {
     this.groups = [];
     this.users = [];
     this.liveEvents = [];
+    this.agentCampaign = null;
     this.devices.replaceAll([]);
     this.deviceVersion += 1;
     this.toastQueue.clear();
@@ -202,6 +205,7 @@ export class ConsoleStore {
       if (event.user.siteAdmin && !user.siteAdmin) void this.loadAll();
     }
     if (event.type === "userRemoved" && event.user === user.id) this.leave("Your account was removed.");
+    if (event.type === "agentUpdate") this.agentCampaign = event.campaign;
     if (event.type === "logged") this.liveEvents = [event.record, ...this.liveEvents].slice(0, LIVE_EVENTS);
   }
 }
