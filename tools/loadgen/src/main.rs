@@ -74,6 +74,10 @@ struct Cli {
     /// gives another ~28,000 ephemeral ports towards one server port, for runs beyond that.
     #[arg(long, value_name = "IP,IP", value_delimiter = ',')]
     source_addrs: Vec<std::net::IpAddr>,
+    /// Take agent update offers: report this platform and version 0.0.0-loadgen, fetch and check
+    /// an offered binary (nothing runs, nothing is written), then reconnect on the new version.
+    #[arg(long)]
+    accept_updates: bool,
 }
 
 #[tokio::main]
@@ -111,6 +115,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         stop: stop.clone(),
         counters: Counters::default(),
         source_addrs: cli.source_addrs.clone(),
+        accept_updates: cli.accept_updates,
     });
     tokio::spawn({
         let stop = stop.clone();
@@ -244,14 +249,26 @@ async fn print_progress(
     let mut ticks = interval(PROGRESS_EVERY);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticks.tick().await;
+    let mut last_bytes = 0;
     loop {
         tokio::select! {
             _ = done.cancelled() => return,
             _ = ticks.tick() => {}
         }
         let counters = &shared.counters;
+        let updates = if shared.accept_updates {
+            let bytes = counters.update_bytes.load(Ordering::Relaxed);
+            let rate = (bytes - last_bytes) as f64 / PROGRESS_EVERY.as_secs_f64() / 1e6;
+            last_bytes = bytes;
+            format!(
+                "  updated {}  update download {rate:.1} MB/s",
+                counters.updated.load(Ordering::Relaxed)
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "tether-loadgen: {:>6.1} s  online {} / {agents}  authenticated {}  failed {}",
+            "tether-loadgen: {:>6.1} s  online {} / {agents}  authenticated {}  failed {}{updates}",
             started.elapsed().as_secs_f64(),
             counters.online_now.load(Ordering::Relaxed),
             counters.authenticated.load(Ordering::Relaxed),

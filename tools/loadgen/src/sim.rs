@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::keys::Identity;
 
 mod hold;
+mod update;
 
 /// From TCP connect to authenticated; longer is a `timeout` failure.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     pub counters: Counters,
     /// Local addresses agents connect from, in turn; empty: the system's choice.
     pub source_addrs: Vec<std::net::IpAddr>,
+    /// Agents take update offers (`--accept-updates`, see `update.rs`).
+    pub accept_updates: bool,
 }
 
 /// Live figures for progress lines.
@@ -65,6 +68,10 @@ pub(crate) struct Counters {
     pub online_now: AtomicUsize,
     pub authenticated: AtomicUsize,
     pub failed: AtomicUsize,
+    /// Update offers taken: binary downloaded and checked, then back on the new version.
+    pub updated: AtomicUsize,
+    /// Update binaries' bytes received.
+    pub update_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// Why an agent did not stay online for its whole hold.
@@ -160,28 +167,44 @@ async fn run_inner(shared: &Shared, index: usize, identity: Identity, start_at: 
             };
         }
     };
-    let started = Instant::now();
-    // Boxed so the large connect state is freed once the agent only holds.
-    let connecting = Box::pin(connect(shared, index, identity.cert_der, signer));
-    let socket = tokio::select! {
-        outcome = timeout(CONNECT_TIMEOUT, connecting) => match outcome {
-            Ok(Ok(socket)) => socket,
-            Ok(Err(failure)) => return Report { connect: None, result: Err(failure) },
-            Err(_) => return Report { connect: None, result: Err(fail(Cause::Timeout, format!("not authenticated within {CONNECT_TIMEOUT:?}"))) },
-        },
-        _ = shared.stop.cancelled() => return cancelled(),
-    };
-    let connect = started.elapsed();
-    shared
-        .counters
-        .authenticated
-        .fetch_add(1, Ordering::Relaxed);
-    shared.counters.online_now.fetch_add(1, Ordering::Relaxed);
-    let result = hold::hold(shared, index, socket).await;
-    shared.counters.online_now.fetch_sub(1, Ordering::Relaxed);
-    Report {
-        connect: Some(connect),
-        result,
+    let mut version = update::STARTING_VERSION.to_owned();
+    let mut first_connect = None;
+    loop {
+        let started = Instant::now();
+        // Boxed so the large connect state is freed once the agent only holds.
+        let connecting = Box::pin(connect(shared, index, identity.cert_der.clone(), signer.clone()));
+        let socket = tokio::select! {
+            outcome = timeout(CONNECT_TIMEOUT, connecting) => match outcome {
+                Ok(Ok(socket)) => socket,
+                Ok(Err(failure)) => return Report { connect: first_connect, result: Err(failure) },
+                Err(_) => return Report { connect: first_connect, result: Err(fail(Cause::Timeout, format!("not authenticated within {CONNECT_TIMEOUT:?}"))) },
+            },
+            _ = shared.stop.cancelled() => return cancelled(),
+        };
+        first_connect.get_or_insert(started.elapsed());
+        shared
+            .counters
+            .authenticated
+            .fetch_add(1, Ordering::Relaxed);
+        shared.counters.online_now.fetch_add(1, Ordering::Relaxed);
+        let result = hold::hold(shared, index, &version, socket).await;
+        shared.counters.online_now.fetch_sub(1, Ordering::Relaxed);
+        match result {
+            // "Restarted" on the new version: connect again at once, as a real agent's exec does.
+            Ok(hold::Ended::Updated(new_version)) => version = new_version,
+            Ok(hold::Ended::Done) => {
+                return Report {
+                    connect: first_connect,
+                    result: Ok(()),
+                };
+            }
+            Err(failure) => {
+                return Report {
+                    connect: first_connect,
+                    result: Err(failure),
+                };
+            }
+        }
     }
 }
 
@@ -203,38 +226,7 @@ async fn connect(
     signer: Arc<RsaSigner>,
 ) -> Result<Socket, Failure> {
     let target = &shared.target;
-    let tcp = match shared
-        .source_addrs
-        .get(index % shared.source_addrs.len().max(1))
-    {
-        None => TcpStream::connect(target.addr).await,
-        Some(source) => connect_from(*source, target.addr).await,
-    }
-    .map_err(|e| fail(Cause::Tcp, e))?;
-    // Handshake messages are small and wait on each other: no Nagle delay.
-    let _ = tcp.set_nodelay(true);
-    let tls = shared
-        .tls
-        .connect(target.server_name.clone(), tcp)
-        .await
-        .map_err(|e| fail(Cause::Tls, e))?;
-    let seen_cert = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|cert| sha384(cert))
-        .ok_or_else(|| fail(Cause::Tls, "the server presented no certificate"))?;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE));
-    let (mut socket, _) =
-        tokio_tungstenite::client_async_with_config(target.url.as_str(), tls, Some(ws_config))
-            .await
-            .map_err(|e| fail(Cause::WebSocket, e))?;
-
+    let (mut socket, seen_cert) = open_websocket(shared, index, &target.url).await?;
     let mut nonce = [0u8; 48];
     rand::fill(&mut nonce);
     let config = AgentConfig {
@@ -274,6 +266,47 @@ async fn connect(
         while handshake.poll_event().is_some() {}
     }
     Ok(socket)
+}
+
+/// TCP, TLS and a WebSocket to `url` on the target server; the socket and the SHA-384 of the
+/// certificate the server presented.
+async fn open_websocket(
+    shared: &Shared,
+    index: usize,
+    url: &str,
+) -> Result<(Socket, Hash), Failure> {
+    let target = &shared.target;
+    let tcp = match shared
+        .source_addrs
+        .get(index % shared.source_addrs.len().max(1))
+    {
+        None => TcpStream::connect(target.addr).await,
+        Some(source) => connect_from(*source, target.addr).await,
+    }
+    .map_err(|e| fail(Cause::Tcp, e))?;
+    // Handshake messages are small and wait on each other: no Nagle delay.
+    let _ = tcp.set_nodelay(true);
+    let tls = shared
+        .tls
+        .connect(target.server_name.clone(), tcp)
+        .await
+        .map_err(|e| fail(Cause::Tls, e))?;
+    let seen_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| sha384(cert))
+        .ok_or_else(|| fail(Cause::Tls, "the server presented no certificate"))?;
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let (socket, _) = tokio_tungstenite::client_async_with_config(url, tls, Some(ws_config))
+        .await
+        .map_err(|e| fail(Cause::WebSocket, e))?;
+    Ok((socket, seen_cert))
 }
 
 async fn send_handshake_frames(

@@ -9,16 +9,34 @@ use tether_common::handshake::wire::{self, cmd};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Cause, Failure, Shared, Socket, fail, hostname};
+use super::{Cause, Failure, Shared, Socket, fail, hostname, update};
 
 /// A send that takes longer means the server stopped reading.
 const SEND_DEADLINE: Duration = Duration::from_secs(20);
 /// How often a holding agent sends a WebSocket ping and a `{"action":"ping"}`, as the real agent.
 const HEARTBEAT: Duration = Duration::from_secs(60);
 
-/// Online: report the machine, then keep the connection alive until the hold ends.
-pub(super) async fn hold(shared: &Shared, index: usize, mut socket: Socket) -> Result<(), Failure> {
-    let info = agent_proto::to_json(&AgentToServer::AgentInfo(agent_info(index)));
+/// How a hold ended without a failure.
+pub(super) enum Ended {
+    /// The hold's time is up, or the run was stopped.
+    Done,
+    /// Took an update offer: reconnect as this version.
+    Updated(String),
+}
+
+/// Online: report the machine, then keep the connection alive until the hold ends (or, with
+/// `--accept-updates`, an update offer was taken).
+pub(super) async fn hold(
+    shared: &Shared,
+    index: usize,
+    version: &str,
+    mut socket: Socket,
+) -> Result<Ended, Failure> {
+    let info = agent_proto::to_json(&AgentToServer::AgentInfo(agent_info(
+        index,
+        version,
+        shared.accept_updates,
+    )));
     send(&mut socket, Message::text(info)).await?;
     let deadline = shared.hold.map(|hold| Instant::now() + hold);
     // Spread heartbeats so 10,000 agents started together do not ping together.
@@ -28,8 +46,8 @@ pub(super) async fn hold(shared: &Shared, index: usize, mut socket: Socket) -> R
     let mut last_heard = Instant::now();
     let result = loop {
         tokio::select! {
-            _ = shared.stop.cancelled() => break Ok(()),
-            _ = until(deadline) => break Ok(()),
+            _ = shared.stop.cancelled() => break Ok(Ended::Done),
+            _ = until(deadline) => break Ok(Ended::Done),
             _ = heartbeat.tick() => {
                 // Our application pings are answered, so this much silence is a dead connection.
                 if last_heard.elapsed() > 2 * HEARTBEAT {
@@ -49,7 +67,15 @@ pub(super) async fn hold(shared: &Shared, index: usize, mut socket: Socket) -> R
                     None => break Err(fail(Cause::Dropped, "connection ended")),
                     Some(Err(e)) => break Err(fail(Cause::Dropped, e)),
                     Some(Ok(Message::Close(frame))) => break Err(fail(Cause::Dropped, format!("close frame {frame:?}"))),
-                    Some(Ok(message)) => reply_to(&message),
+                    Some(Ok(message)) => {
+                        if shared.accept_updates && let Some(offer) = update::offer_in(&message) {
+                            match update::take(shared, index, &offer).await {
+                                Ok(()) => break Ok(Ended::Updated(offer.version)),
+                                Err(e) => break Err(e),
+                            }
+                        }
+                        reply_to(&message)
+                    }
                 };
                 if let Some(reply) = reply
                     && let Err(e) = send(&mut socket, reply).await
@@ -65,16 +91,20 @@ pub(super) async fn hold(shared: &Shared, index: usize, mut socket: Socket) -> R
     result
 }
 
-fn agent_info(index: usize) -> AgentInfo {
+fn agent_info(index: usize, version: &str, updates: bool) -> AgentInfo {
     AgentInfo {
         protocol: agent_proto::AGENT_PROTOCOL_VERSION,
         hostname: hostname(index),
         os_name: "Tether loadgen".into(),
         os_version: env!("CARGO_PKG_VERSION").into(),
         arch: std::env::consts::ARCH.into(),
-        agent_version: env!("CARGO_PKG_VERSION").into(),
-        // Simulated agents take no part in updates.
-        platform: String::new(),
+        agent_version: version.into(),
+        // Without --accept-updates, simulated agents take no part in update campaigns.
+        platform: if updates {
+            tether_common::agent_update::platform()
+        } else {
+            String::new()
+        },
         interfaces: Vec::new(),
         users: Vec::new(),
         uptime_secs: 1,
