@@ -62,6 +62,7 @@ impl Agent {
             RsaSigner::from_pkcs8(&identity.key_pkcs8_der).context("the agent key is unusable")?,
         );
         let uploads = relay::Uploads::new(state_dir.join("uploads"));
+        let updater = crate::update::Updater::of_this_process(None, state_dir.clone());
         Ok(Agent {
             msh,
             identity,
@@ -72,7 +73,7 @@ impl Agent {
             x_display: None,
             uploads,
             install_dir: None,
-            updater: crate::update::Updater::of_this_process(None),
+            updater,
             #[cfg(feature = "desktop")]
             desktop_hubs: crate::desktop::Hubs::default(),
         })

@@ -15,6 +15,7 @@ mod pin;
 mod relay;
 mod screen_notice;
 mod seat;
+mod service;
 mod session;
 mod sysinfo;
 mod tls;
@@ -102,11 +103,13 @@ async fn main() -> anyhow::Result<()> {
     let mut agent = agent::Agent::new(msh, args.state, args.small_key, timing)?;
     agent.files_root = args.files_root;
     agent.install_dir = args.config.parent().map(std::path::Path::to_path_buf);
-    agent.updater = update::Updater::of_this_process(agent.install_dir.clone());
+    agent.updater =
+        update::Updater::of_this_process(agent.install_dir.clone(), agent.state_dir.clone());
     agent.x_display = args.x_display.filter(|display| usable_x_display(display));
     if args.update_trial {
         return agent.trial().await;
     }
+    agent.updater.watch_probation();
     agent.run().await
 }
 

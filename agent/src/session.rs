@@ -142,7 +142,11 @@ impl Driver<'_> {
         match action {
             Action::Connect { server } => self.connect(server).await,
             Action::CollectInfo => {
-                if let Some(info) = sysinfo::collect_off_thread().await {
+                if let Some(mut info) = sysinfo::collect_off_thread().await {
+                    // No platform, no offers: a packaged agent is updated by its package manager.
+                    if self.agent.updater.replaceable_exe().is_err() {
+                        info.platform.clear();
+                    }
                     self.machine
                         .handle_input(self.clock.now(), Input::MachineInfo(info));
                 }
@@ -210,6 +214,7 @@ impl Driver<'_> {
                 };
                 tracing::info!("connected to {url}{pinned}");
                 println!("tether-agent connected {url}");
+                self.agent.updater.authenticated();
                 let relay = Arc::new(relay::Settings {
                     url: url.clone(),
                     cert_der: authenticated.web_cert_der,
@@ -309,7 +314,7 @@ impl Driver<'_> {
         let failure = match update::trial(&self.agent.updater, &fetched.path).await {
             Ok(()) => {
                 tracing::info!(version = %fetched.version, "update: the trial run connected; restarting as the new version");
-                update::restart_into(&self.agent.updater, &fetched.path)
+                update::restart_into(&self.agent.updater, &fetched.path, &fetched.version)
             }
             Err(e) => e,
         };

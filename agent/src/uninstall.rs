@@ -5,13 +5,9 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::Context;
 
-/// The unit `install.sh` writes when systemd runs the machine.
-const UNIT: &str = "/etc/systemd/system/tether-agent.service";
-const SERVICE: &str = "tether-agent.service";
 /// What `install.sh` puts in the folder (and the agent writes there).
 const FILES: &[&str] = &[
     "tether-agent",
@@ -28,15 +24,7 @@ const STATE: &str = "state";
 /// service ends this very process; the caller exits when this returns.
 pub(crate) fn remove_self(dir: &Path) -> anyhow::Result<()> {
     remove_files(dir)?;
-    if Path::new(UNIT).exists() {
-        let systemctl = |args: &[&str]| Command::new("systemctl").args(args).status();
-        let _ = systemctl(&["disable", SERVICE]);
-        remove(Path::new(UNIT), false)?;
-        let _ = systemctl(&["daemon-reload"]);
-        // A stop job, not an exit: an exit would be restarted (`Restart=always`).
-        let _ = systemctl(&["--no-block", "stop", SERVICE]);
-    }
-    Ok(())
+    crate::service::remove_self()
 }
 
 /// `dir`: the install folder; by default the folder this binary runs from.
@@ -55,7 +43,7 @@ pub(crate) fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    stop_service()?;
+    crate::service::remove()?;
     stop_background_agent(&dir);
     remove_files(&dir)
 }
@@ -74,26 +62,6 @@ fn remove_files(dir: &Path) -> anyhow::Result<()> {
             dir.display()
         ),
     }
-    Ok(())
-}
-
-/// Disables and removes the systemd unit, if `install.sh` wrote one.
-fn stop_service() -> anyhow::Result<()> {
-    if !Path::new(UNIT).exists() {
-        return Ok(());
-    }
-    let systemctl = |args: &[&str]| {
-        Command::new("systemctl")
-            .args(args)
-            .status()
-            .map(|status| status.success())
-    };
-    if !systemctl(&["disable", "--now", SERVICE]).unwrap_or(false) {
-        eprintln!("tether-agent uninstall: systemctl could not stop {SERVICE}; removing it anyway");
-    }
-    remove(Path::new(UNIT), false)?;
-    let _ = systemctl(&["daemon-reload"]);
-    println!("tether-agent uninstall: stopped and removed the {SERVICE} service");
     Ok(())
 }
 

@@ -15,6 +15,7 @@
 //! themselves; a packaged agent answers that its package manager updates it.
 
 mod fetch;
+mod probation;
 mod swap;
 
 use std::ffi::OsString;
@@ -39,17 +40,57 @@ pub(crate) struct Updater {
     args: Vec<OsString>,
     /// The folder with the agent's `.msh`.
     install_dir: Option<PathBuf>,
+    /// The agent's state folder (the probation file lives there).
+    state_dir: PathBuf,
     busy: Arc<AtomicBool>,
+    /// Authenticated with a server since this process started.
+    authenticated: Arc<AtomicBool>,
 }
 
 impl Updater {
     /// Reads how this process was started; call once, at start.
-    pub(crate) fn of_this_process(install_dir: Option<PathBuf>) -> Updater {
+    pub(crate) fn of_this_process(install_dir: Option<PathBuf>, state_dir: PathBuf) -> Updater {
         Updater {
             exe: std::env::current_exe().ok(),
             args: std::env::args_os().skip(1).collect(),
             install_dir,
+            state_dir,
             busy: Arc::default(),
+            authenticated: Arc::default(),
+        }
+    }
+
+    /// At start: a version still on probation after an update (`probation.rs`) is watched, and
+    /// goes back to the previous one itself if it cannot show it works.
+    pub(crate) fn watch_probation(&self) {
+        let Some(probation) = probation::on_start(&self.state_dir, crate::version::VERSION) else {
+            return;
+        };
+        let wait = match probation::verdict(&probation, probation::now_unix()) {
+            probation::Verdict::RollBackNow => {
+                tracing::error!(from = %probation.from, starts = probation.starts, "update: this version did not prove itself; going back");
+                let failed = roll_back(self);
+                tracing::error!("update: cannot go back: {failed:#}");
+                return;
+            }
+            probation::Verdict::Watch(wait) => wait,
+        };
+        tracing::info!(from = %probation.from, "update: on probation for {wait:?}, until it authenticates with its server");
+        let updater = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if !updater.authenticated.load(Ordering::Acquire) {
+                tracing::error!("update: no server accepted this version in time; going back");
+                let failed = roll_back(&updater);
+                tracing::error!("update: cannot go back: {failed:#}");
+            }
+        });
+    }
+
+    /// This process authenticated with its server: any probation is over.
+    pub(crate) fn authenticated(&self) {
+        if !self.authenticated.swap(true, Ordering::AcqRel) {
+            probation::passed(&self.state_dir);
         }
     }
 
@@ -112,7 +153,9 @@ mod tests {
             exe: Some(exe.to_owned()),
             args: vec![],
             install_dir: Some(install.to_owned()),
+            state_dir: install.join("state"),
             busy: Arc::default(),
+            authenticated: Arc::default(),
         };
         assert!(updater(&exe, dir.path()).replaceable_exe().is_ok());
         let elsewhere = tempfile::tempdir().unwrap();
@@ -127,7 +170,7 @@ mod tests {
 
     #[test]
     fn one_update_at_a_time() {
-        let updater = Updater::of_this_process(None);
+        let updater = Updater::of_this_process(None, PathBuf::from("/nonexistent"));
         let slot = updater.begin().unwrap();
         assert!(updater.begin().is_none());
         drop(slot);

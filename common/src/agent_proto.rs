@@ -70,7 +70,8 @@ pub struct AgentInfo {
     pub arch: String,
     pub agent_version: String,
     /// What update offers must be built for, `os-arch` (e.g. `linux-x86_64`); empty from agents
-    /// that cannot update themselves.
+    /// that cannot replace themselves (packaged ones, whose package manager updates them), which
+    /// update campaigns then leave out.
     pub platform: String,
     pub interfaces: Vec<NetInterface>,
     /// Users with a login session (one entry per user, sorted).

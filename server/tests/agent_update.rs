@@ -301,3 +301,69 @@ async fn a_binary_changed_after_signing_is_refused() {
     assert!(!folder.join("tether-agent.new").exists());
     wait_versions(&mut fx, &[device], OLD).await;
 }
+
+/// Figure, not a check: how long one agent's update takes, from the campaign's start (the offer)
+/// to the console's event that the device reports the new version: download, trial run, swap,
+/// restart and reconnect. Then it is rolled back by hand (also timed), five times; medians.
+/// Run alone, with release builds:
+/// `TETHER_SERVER_BIN=… TETHER_AGENT_NEW_BIN=… TETHER_AGENT_OLD_BIN=… cargo test -p tether-server
+/// --test agent_update one_agent_update_figure -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a figure: run alone, with release builds"]
+async fn one_agent_update_figure() {
+    let Some(old) = old_agent() else { return };
+    let new = std::env::var_os("TETHER_AGENT_NEW_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir().join("tether-agent"));
+    let mut fx = Fixture::start().await;
+    stripped(&new, &fx.server.file(SHIPPED));
+    let old_copy = fx.dir.path().join("tether-agent-old");
+    stripped(&old, &old_copy);
+    let (_folder, mut agent) = install(&fx, &old_copy, "pc".into()).await;
+    let device = agent.device_id.clone();
+    wait_versions(&mut fx, std::slice::from_ref(&device), OLD).await;
+    let size = std::fs::metadata(fx.server.file(SHIPPED)).unwrap().len();
+
+    let reports = |fx_version: &str, e: &Event| {
+        matches!(e, Event::DeviceChanged { device: d } if d.id == device
+            && d.agent.as_ref().is_some_and(|a| a.agent_version == fx_version))
+    };
+    let (mut updates, mut rollbacks) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let started = Instant::now();
+        let campaign = fx
+            .control
+            .ok(StartAgentUpdate {
+                group: None,
+                waves: vec![100],
+                wave_timeout_secs: 120,
+                max_failures: 0,
+            })
+            .await;
+        let version = campaign.version.clone();
+        fx.wait_event("the new version", |e| reports(&version, e))
+            .await;
+        updates.push(started.elapsed());
+        agent.wait_line("tether-agent connected ").await;
+
+        let started = Instant::now();
+        fx.control
+            .ok(RollbackAgent {
+                device: device.clone(),
+            })
+            .await;
+        fx.wait_event("the old version", |e| reports(OLD, e)).await;
+        rollbacks.push(started.elapsed());
+        agent.wait_line("tether-agent connected ").await;
+        // The campaign is done: the next one may start.
+        assert_eq!(wait_settled(&mut fx).await.state, CampaignState::Done);
+    }
+    updates.sort();
+    rollbacks.sort();
+    println!(
+        "FIGURE agent update, offer to online on the new version ({:.1} MB binary): median {:?} (runs {updates:?}); rollback to online: median {:?}",
+        size as f64 / 1e6,
+        updates[2],
+        rollbacks[2]
+    );
+}

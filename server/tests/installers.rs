@@ -220,3 +220,72 @@ fn the_debian_packages_install_upgrade_and_purge_in_a_fresh_debian() {
             && !exists("/var/lib/tether-agent")
     );
 }
+
+/// The macOS and Windows pieces cannot run here, so at least they must parse and agree with the
+/// agent's service seam, which names the same daemon and service.
+#[test]
+fn the_macos_plist_and_the_windows_msi_name_what_the_agent_expects() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let seam =
+        |file: &str| std::fs::read_to_string(root.join("agent/src/service").join(file)).unwrap();
+
+    let plist = plist::Value::from_file(root.join("installers/macos/com.tether.agent.plist"))
+        .expect("the launchd plist parses");
+    let daemon = plist.as_dictionary().expect("a dictionary");
+    let label = daemon
+        .get("Label")
+        .and_then(plist::Value::as_string)
+        .unwrap();
+    assert_eq!(label, "com.tether.agent");
+    let launchd = seam("launchd.rs");
+    assert!(launchd.contains(&format!("\"system/{label}\"")));
+    assert!(launchd.contains(&format!("\"/Library/LaunchDaemons/{label}.plist\"")));
+    let args: Vec<&str> = daemon
+        .get("ProgramArguments")
+        .and_then(plist::Value::as_array)
+        .unwrap()
+        .iter()
+        .map(|a| a.as_string().unwrap())
+        .collect();
+    // Binary and .msh in one folder: what self-update requires of an install.
+    let folder = Path::new(args[0]).parent().unwrap();
+    assert_eq!(
+        args[1..4],
+        [
+            "run",
+            "--config",
+            &*folder.join("agent.msh").to_string_lossy()
+        ]
+    );
+    assert_eq!(
+        daemon.get("KeepAlive").and_then(plist::Value::as_boolean),
+        Some(true)
+    );
+
+    let wxs = std::fs::read_to_string(root.join("installers/windows/tether-agent.wxs")).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&wxs);
+    let mut services = Vec::new();
+    loop {
+        match reader
+            .read_event()
+            .expect("the WiX source is well-formed XML")
+        {
+            quick_xml::events::Event::Eof => break,
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)
+                if e.name().as_ref() == b"ServiceInstall" =>
+            {
+                let name = e
+                    .try_get_attribute("Name")
+                    .unwrap()
+                    .expect("a service name")
+                    .unescape_value()
+                    .unwrap()
+                    .into_owned();
+                services.push(name);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(services, ["TetherAgent"]);
+    assert!(seam("windows.rs").contains("const SERVICE: &str = \"TetherAgent\";"));
+}

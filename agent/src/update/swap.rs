@@ -1,6 +1,5 @@
 //! Steps 3 to 5 of an update: the trial run, the swap and restart, and the way back.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -42,9 +41,9 @@ pub(crate) async fn trial(updater: &Updater, new: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Keeps the running binary as `tether-agent.old`, moves `new` into its place and becomes it.
-/// Returns only if that failed, with the old binary back in place.
-pub(crate) fn restart_into(updater: &Updater, new: &Path) -> anyhow::Error {
+/// Keeps the running binary as `tether-agent.old`, moves `new` (version `version`) into its
+/// place and becomes it, on probation. Returns only if that failed, with the old binary back.
+pub(crate) fn restart_into(updater: &Updater, new: &Path, version: &str) -> anyhow::Error {
     let exe = match updater.replaceable_exe() {
         Ok(exe) => exe.to_owned(),
         Err(why) => return anyhow::anyhow!(why),
@@ -57,8 +56,13 @@ pub(crate) fn restart_into(updater: &Updater, new: &Path) -> anyhow::Error {
         let _ = std::fs::rename(&old, &exe);
         return anyhow::Error::new(e).context("cannot move the new binary into place");
     }
+    if let Err(e) = super::probation::begin(&updater.state_dir, crate::version::VERSION, version) {
+        // Without it the new version is not watched; the trial run vouched for it already.
+        tracing::warn!("update: cannot write the probation file: {e}");
+    }
     let failed = exec(&exe, updater);
     // Still here: put the running version back so a restart by hand finds it.
+    super::probation::passed(&updater.state_dir);
     let _ = std::fs::rename(&exe, new);
     let _ = std::fs::rename(&old, &exe);
     failed
@@ -77,13 +81,13 @@ pub(crate) fn roll_back(updater: &Updater) -> anyhow::Error {
     if let Err(e) = std::fs::rename(&old, &exe) {
         return anyhow::Error::new(e).context("cannot put the previous binary back");
     }
+    // Going back on purpose: whatever probation there was is over.
+    super::probation::passed(&updater.state_dir);
     exec(&exe, updater)
 }
 
-/// Replaces this process with `exe` and the arguments it was started with. Every descriptor the
-/// agent opened is close-on-exec (Rust's default), so sockets and files end here.
+/// Becomes `exe` with the arguments this process was started with (`service::restart_as`).
 fn exec(exe: &Path, updater: &Updater) -> anyhow::Error {
     println!("tether-agent restarting as {}", exe.display());
-    let e = std::process::Command::new(exe).args(updater.args()).exec();
-    anyhow::Error::new(e).context("cannot start the new binary")
+    crate::service::restart_as(exe, updater.args())
 }

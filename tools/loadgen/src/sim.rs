@@ -172,7 +172,12 @@ async fn run_inner(shared: &Shared, index: usize, identity: Identity, start_at: 
     loop {
         let started = Instant::now();
         // Boxed so the large connect state is freed once the agent only holds.
-        let connecting = Box::pin(connect(shared, index, identity.cert_der.clone(), signer.clone()));
+        let connecting = Box::pin(connect(
+            shared,
+            index,
+            identity.cert_der.clone(),
+            signer.clone(),
+        ));
         let socket = tokio::select! {
             outcome = timeout(CONNECT_TIMEOUT, connecting) => match outcome {
                 Ok(Ok(socket)) => socket,

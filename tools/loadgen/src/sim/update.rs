@@ -29,9 +29,17 @@ pub(super) fn offer_in(message: &Message) -> Option<UpdateOffer> {
 }
 
 /// Fetches and checks the offered binary.
-pub(super) async fn take(shared: &Shared, index: usize, offer: &UpdateOffer) -> Result<(), Failure> {
-    let url = download_url(&shared.target.url, &offer.path)
-        .ok_or_else(|| fail(Cause::Dropped, "the offer's path is not a path on this server"))?;
+pub(super) async fn take(
+    shared: &Shared,
+    index: usize,
+    offer: &UpdateOffer,
+) -> Result<(), Failure> {
+    let url = download_url(&shared.target.url, &offer.path).ok_or_else(|| {
+        fail(
+            Cause::Dropped,
+            "the offer's path is not a path on this server",
+        )
+    })?;
     let (mut socket, _) = open_websocket(shared, index, &url).await?;
     let mut hasher = Sha384::new();
     let mut received = 0u64;
@@ -43,7 +51,10 @@ pub(super) async fn take(shared: &Shared, index: usize, offer: &UpdateOffer) -> 
             }
             Message::Close(_) => break,
             Message::Text(text) => {
-                return Err(fail(Cause::Dropped, format!("update download refused: {text}")));
+                return Err(fail(
+                    Cause::Dropped,
+                    format!("update download refused: {text}"),
+                ));
             }
             _ => {}
         }
