@@ -9,6 +9,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v cc >/dev/null || need_apt+=(build-essential)
+# The agent update tests strip the agents they install (a debug agent is ~300 MB).
+command -v strip >/dev/null || need_apt+=(binutils)
 # The web console (console/web): Node.js 20.19+ with npm builds it (server/build.rs) and runs its
 # tests; Debian's Chromium runs its end-to-end tests (playwright-core drives /usr/bin/chromium).
 command -v node >/dev/null || need_apt+=(nodejs)

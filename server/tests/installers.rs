@@ -272,13 +272,13 @@ fn the_macos_plist_and_the_windows_msi_name_what_the_agent_expects() {
         {
             quick_xml::events::Event::Eof => break,
             quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)
-                if e.name().as_ref() == b"ServiceInstall" =>
+                if e.name().0 == "ServiceInstall" =>
             {
                 let name = e
                     .try_get_attribute("Name")
                     .unwrap()
                     .expect("a service name")
-                    .unescape_value()
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                     .unwrap()
                     .into_owned();
                 services.push(name);

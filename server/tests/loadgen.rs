@@ -9,7 +9,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_common::control::{CreateGroup, ListDevices};
+use tether_common::agent_update::{CampaignInfo, CampaignState};
+use tether_common::control::{CreateGroup, GetAgentUpdates, ListDevices, StartAgentUpdate};
 use tether_common::ids::GroupId;
 use tether_common::msh::Msh;
 use tokio::process::Command;
@@ -22,7 +23,12 @@ const RUN_DEADLINE: Duration = Duration::from_secs(300);
 const ADMIN: (&str, &str) = ("admin", "correct horse battery staple");
 
 fn loadgen_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tether-loadgen");
+    // TETHER_LOADGEN_BIN swaps in another build (release, for figures).
+    let path = std::env::var_os("TETHER_LOADGEN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tether-loadgen")
+        });
     assert!(
         path.is_file(),
         "{} is missing: run `cargo build --workspace --bins` first",
@@ -190,4 +196,151 @@ async fn an_unreachable_server_is_a_tcp_failure() {
         "{summary}"
     );
     assert_eq!(summary["failures"], json!({ "tcp": 2 }), "{summary}");
+}
+
+/// Simulated agents at version 0.0.0-loadgen, with `--accept-updates`, all online; `release`
+/// shipped by the server. Returns the running tool (killed when dropped).
+async fn update_ready_fleet(
+    server: &TestServer,
+    control: &mut common::ControlClient,
+    msh: &Path,
+    keys: &Path,
+    agents: usize,
+    release: &[u8],
+) -> tokio::process::Child {
+    let shipped = server.file("agents/tether-agent-linux-x86_64");
+    std::fs::create_dir_all(shipped.parent().unwrap()).unwrap();
+    std::fs::write(&shipped, release).unwrap();
+    let child = Command::new(loadgen_binary())
+        .arg("--msh")
+        .arg(msh)
+        .arg("--keys")
+        .arg(keys)
+        .args(["--small-keys", "--accept-updates", "--rate", "200"])
+        .args(["--agents", &agents.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tether-loadgen runs");
+    wait_fleet_version(control, agents, "0.0.0-loadgen").await;
+    child
+}
+
+/// Waits until `agents` devices are online and report `version`.
+async fn wait_fleet_version(control: &mut common::ControlClient, agents: usize, version: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let devices = control.ok(ListDevices { group: None }).await;
+        let ready = devices
+            .iter()
+            .filter(|d| d.online && d.agent.as_ref().is_some_and(|a| a.agent_version == version))
+            .count();
+        if ready == agents {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{ready} of {agents} devices online on {version}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Polls `agentUpdates` until the campaign is no longer running.
+async fn wait_campaign(control: &mut common::ControlClient) -> CampaignInfo {
+    loop {
+        let campaign = control.ok(GetAgentUpdates {}).await.campaign.unwrap();
+        if campaign.state != CampaignState::Running {
+            return campaign;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn simulated_agents_take_an_update_campaign_to_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut control, _group, msh) = server_with_group(dir.path()).await;
+    // A stand-in release: simulated agents fetch and check it, and never run it.
+    let mut release = b"tether-agent-version:9.0.0;".to_vec();
+    release.resize(3 << 20, 0x5a);
+    let _fleet = update_ready_fleet(
+        &server,
+        &mut control,
+        &msh,
+        &dir.path().join("keys"),
+        8,
+        &release,
+    )
+    .await;
+
+    let started = control
+        .ok(StartAgentUpdate {
+            group: None,
+            waves: vec![25, 100],
+            wave_timeout_secs: 60,
+            max_failures: 0,
+        })
+        .await;
+    assert_eq!((started.version.as_str(), started.total), ("9.0.0", 8));
+    assert_eq!(started.counts.offered, 2, "{started:?}");
+    let done = timeout(RUN_DEADLINE, wait_campaign(&mut control))
+        .await
+        .expect("the campaign settles");
+    assert_eq!(
+        done.state,
+        CampaignState::Done,
+        "{done:?}\n{}",
+        server.stderr()
+    );
+    assert_eq!(done.counts.updated, 8);
+    wait_fleet_version(&mut control, 8, "9.0.0").await;
+}
+
+/// Figure, not a check: a campaign over `TETHER_FIGURE_AGENTS` (default 1,000) simulated agents
+/// in waves of 1, 10, 50 and 100 %, shipping the agent binary in `TETHER_AGENT_NEW_BIN` (a release
+/// build): how long it takes, and the download rate the load tool saw (its 5-second progress
+/// lines; see its stderr). Run alone, with release builds:
+/// `TETHER_SERVER_BIN=… TETHER_LOADGEN_BIN=… TETHER_AGENT_NEW_BIN=… cargo test -p tether-server
+/// --test loadgen campaign_figure -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a figure: run alone, with release builds"]
+async fn campaign_figure() {
+    let agents: usize = std::env::var("TETHER_FIGURE_AGENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let binary = std::env::var_os("TETHER_AGENT_NEW_BIN")
+        .map(PathBuf::from)
+        .expect("TETHER_AGENT_NEW_BIN names a release agent");
+    let release = std::fs::read(&binary).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut control, _group, msh) = server_with_group(dir.path()).await;
+    let keys = dirs_keys();
+    let _fleet = update_ready_fleet(&server, &mut control, &msh, &keys, agents, &release).await;
+    let started = std::time::Instant::now();
+    control
+        .ok(StartAgentUpdate {
+            group: None,
+            waves: vec![1, 10, 50, 100],
+            wave_timeout_secs: 600,
+            max_failures: 0,
+        })
+        .await;
+    let done = wait_campaign(&mut control).await;
+    let took = started.elapsed();
+    assert_eq!(done.counts.updated, agents, "{done:?}");
+    println!(
+        "FIGURE campaign over {agents} simulated agents, {:.1} MB binary, waves 1/10/50/100 %: {:.1} s",
+        release.len() as f64 / 1e6,
+        took.as_secs_f64()
+    );
+}
+
+/// The load tool's key cache, shared between figure runs (making 1,000 keys takes a while).
+fn dirs_keys() -> PathBuf {
+    std::env::var_os("TETHER_LOADGEN_KEYS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("tether-figure-keys"))
 }
