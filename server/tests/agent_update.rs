@@ -315,7 +315,9 @@ async fn one_agent_update_figure() {
     let new = std::env::var_os("TETHER_AGENT_NEW_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| bin_dir().join("tether-agent"));
-    let mut fx = Fixture::start().await;
+    // Each round admits the device three times (trial, new version, old version again): more
+    // than the default ten a minute allow for a reconnect loop.
+    let mut fx = Fixture::start_with_config("agent_admissions_per_minute = 1000\n").await;
     stripped(&new, &fx.server.file(SHIPPED));
     let old_copy = fx.dir.path().join("tether-agent-old");
     stripped(&old, &old_copy);
@@ -341,8 +343,18 @@ async fn one_agent_update_figure() {
             })
             .await;
         let version = campaign.version.clone();
-        fx.wait_event("the new version", |e| reports(&version, e))
-            .await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match fx.control.try_next_event(left).await {
+                Some(e) if reports(&version, &e) => break,
+                Some(_) => {}
+                None => {
+                    agent.drain();
+                    panic!("no new version: {:?}\n{}", agent.seen, agent.log())
+                }
+            }
+        }
         updates.push(started.elapsed());
         agent.wait_line("tether-agent connected ").await;
 
