@@ -190,7 +190,7 @@ async fn fifty_agents_update_in_four_waves_and_one_rolls_back() {
         .await;
     agent.wait_line("tether-agent rolling back").await;
     agent.wait_line("tether-agent connected ").await;
-    wait_versions(&mut fx, &[agent.device_id.clone()], OLD).await;
+    wait_versions(&mut fx, std::slice::from_ref(&agent.device_id), OLD).await;
     assert!(!folder.join("tether-agent.old").exists());
 }
 
