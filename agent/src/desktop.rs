@@ -46,6 +46,7 @@ mod keymap;
 mod keysyms;
 mod pacing;
 mod session;
+mod settle;
 mod shm;
 mod snapshot;
 #[cfg(test)]

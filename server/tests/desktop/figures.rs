@@ -23,7 +23,7 @@ const MEASURE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 enum Scene {
     Idle,
-    /// About 10 characters a second.
+    /// About 10 characters a second, each a glyph and then the caret, 1 ms apart.
     Typing,
     /// 30 lines a second.
     Scrolling,
@@ -48,7 +48,9 @@ fn draw(display: &str, scene: Scene) -> Arc<AtomicBool> {
         return Arc::new(AtomicBool::new(true));
     };
     paint_in_background(display, pace, move |painter, step| match scene {
-        Scene::Typing => painter.typing_step(step),
+        Scene::Typing => {
+            painter.typing_step(step);
+        }
         Scene::Scrolling => painter.scroll_step(step),
         _ => painter.motion_step(step),
     })
@@ -275,5 +277,102 @@ async fn recording_overhead() {
                 bytes as f64 / 1024.0 / elapsed,
             );
         }
+    }
+}
+
+/// Issue 20's typing figures: a terminal-like typist (a glyph, then the caret 1 ms later, ten
+/// characters a second) for 10 s, per codec: pictures per typed character; from each glyph's
+/// draw to the first picture after it, and to the last one before the next keystroke (the one
+/// that shows the whole change, caret included), p50/p99. Both include the hub's settle wait
+/// (`agent/src/desktop/settle.rs`). Run alone:
+/// `cargo test -p tether-server --test desktop typing_figures -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "figures: run alone on a quiet machine"]
+async fn typing_figures() {
+    let Some(xvfb) = Xvfb::start(1920, 1080) else {
+        return;
+    };
+    let painter = Painter::new(&xvfb.display);
+    painter.fill_screen([250, 250, 250]);
+    let mut fx = Fixture::start().await;
+    let agent = fx
+        .online_agent("desktop", &["--x-display", &xvfb.display])
+        .await;
+    println!("\n1920×1080, 10 characters a second (glyph, then caret 1 ms later)");
+    println!(
+        "| codec | pictures per character | to first picture p50 / p99 ms | to whole change p50 / p99 ms | KiB per character |"
+    );
+    println!("|---|---|---|---|---|");
+    for codec in ["h264", "jpeg"] {
+        let start = json!({ "codec": codec, "fps": 30, "quality": 60 });
+        let mut viewer = Viewer::open(&fx.server, &fx.cookie, &agent.device_id, start).await;
+        let (header, _) = viewer.picture().await;
+        viewer.ack(header.seq).await;
+        let drawn = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let running = Arc::new(AtomicBool::new(true));
+        let typist = {
+            let (drawn, running, display) = (drawn.clone(), running.clone(), xvfb.display.clone());
+            std::thread::spawn(move || {
+                let painter = Painter::new(&display);
+                let mut step = 0;
+                while running.load(Ordering::Relaxed) {
+                    let at = painter.typing_step(step);
+                    drawn.lock().unwrap().push(at);
+                    step += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+        let deadline = tokio::time::Instant::now() + MEASURE;
+        let (mut arrivals, mut bytes) = (Vec::new(), 0usize);
+        while let Some(received) = viewer.next_until(deadline).await {
+            if let Received::Picture {
+                header, wire_bytes, ..
+            } = received
+            {
+                arrivals.push(Instant::now());
+                viewer.ack(header.seq).await;
+                bytes += wire_bytes;
+            }
+        }
+        running.store(false, Ordering::Relaxed);
+        typist.join().unwrap();
+        let drawn = drawn.lock().unwrap().clone();
+        // Characters whose picture had time to arrive before the end.
+        let typed: Vec<Instant> = drawn
+            .iter()
+            .copied()
+            .filter(|at| arrivals.iter().any(|a| a >= at))
+            .collect();
+        let mut latency_us: Vec<u32> = typed
+            .iter()
+            .map(|at| {
+                let first = arrivals.iter().find(|a| *a >= at).unwrap();
+                (*first - *at).as_micros() as u32
+            })
+            .collect();
+        latency_us.sort_unstable();
+        // The last picture before the next keystroke (at 100 ms a keystroke, 90 ms is "before").
+        let mut whole_us: Vec<u32> = typed
+            .iter()
+            .filter_map(|at| {
+                let last = arrivals
+                    .iter()
+                    .filter(|a| **a >= *at && **a < *at + Duration::from_millis(90))
+                    .last()?;
+                Some((*last - *at).as_micros() as u32)
+            })
+            .collect();
+        whole_us.sort_unstable();
+        let chars = typed.len().max(1) as f64;
+        println!(
+            "| {codec:4} | {:4.2} | {:5.1} / {:5.1} | {:5.1} / {:5.1} | {:5.1} |",
+            arrivals.len() as f64 / chars,
+            percentile(&latency_us, 50),
+            percentile(&latency_us, 99),
+            percentile(&whole_us, 50),
+            percentile(&whole_us, 99),
+            bytes as f64 / 1024.0 / chars,
+        );
     }
 }

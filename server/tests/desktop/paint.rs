@@ -119,12 +119,13 @@ impl Painter {
         self.sync();
     }
 
-    /// Typing: one character cell more on a line of an editor (8×16 pixels), wrapping at the
-    /// right edge.
-    pub fn typing_step(&self, step: u32) {
+    /// Typing, as a terminal draws it: one character cell more on a line (8×16 pixels, over the
+    /// caret that stood there), then, as a separate draw a moment later, the caret (2×16) in the
+    /// next cell; wrapping at the right edge. Returns when the glyph was drawn.
+    pub fn typing_step(&self, step: u32) -> std::time::Instant {
         let per_line = u32::from(self.width) / 10 - 2;
-        let x = 10 + (step % per_line) * 10;
-        let y = 40 + (step / per_line % 40) * 20;
+        let cell = |n: u32| (10 + (n % per_line) * 10, 40 + (n / per_line % 40) * 20);
+        let (x, y) = cell(step);
         self.colour(if step.is_multiple_of(2) {
             [30, 30, 30]
         } else {
@@ -132,6 +133,14 @@ impl Painter {
         });
         self.rectangle(x as i16, y as i16, 8, 16);
         self.sync();
+        let drawn = std::time::Instant::now();
+        // xterm draws the glyph and moves the caret in two requests; a millisecond apart here.
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let (x, y) = cell(step + 1);
+        self.colour([0, 120, 0]);
+        self.rectangle(x as i16, y as i16, 2, 16);
+        self.sync();
+        drawn
     }
 }
 

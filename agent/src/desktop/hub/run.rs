@@ -19,6 +19,7 @@ use crate::desktop::capture::Capturer;
 use crate::desktop::damage::DirtyTiles;
 use crate::desktop::displays::{read_displays, region_for};
 use crate::desktop::pacing::Pacing;
+use crate::desktop::settle;
 use crate::desktop::snapshot;
 use crate::desktop::xserver::{XError, XEvent, XServer};
 
@@ -108,6 +109,8 @@ struct Hub {
     tiles: TileViewers,
     /// Something was drawn since the last capture (always true without XDamage).
     damaged: bool,
+    /// When the damage not yet captured was first seen (`settle.rs` may wait a little after it).
+    damage_since: Option<Instant>,
     /// Which capture the kept frame is.
     captured: CaptureStamp,
     cursor: Option<Vec<u8>>,
@@ -140,6 +143,7 @@ impl Hub {
             video: VideoGroups::default(),
             tiles: TileViewers::default(),
             damaged: true,
+            damage_since: None,
             captured: CaptureStamp {
                 at: Instant::now(),
                 number: 0,
@@ -240,7 +244,10 @@ impl Hub {
             }
             HubMessage::Snapshot { id } => self.snapshot(id)?,
             HubMessage::Stop => return Ok(false),
-            HubMessage::X(XEvent::Damage) => self.damaged = true,
+            HubMessage::X(XEvent::Damage) => {
+                self.damaged = true;
+                self.damage_since.get_or_insert_with(Instant::now);
+            }
             HubMessage::X(XEvent::ScreenChanged) => self.screen_changed()?,
             HubMessage::X(XEvent::CursorChanged) => {
                 self.cursor = self.x.cursor()?;
@@ -266,7 +273,7 @@ impl Hub {
             return Ok(());
         }
         let region = self.capturer.region();
-        let wants_capture = !self.x.tracks_damage() || self.damaged;
+        let wants_capture = self.capture_pending(now);
         if wants_capture
             && (self.video.any_ready(&self.viewers, region, now)
                 || TileViewers::any_ready(&self.viewers, now))
@@ -285,6 +292,7 @@ impl Hub {
         // Reset first: whatever is drawn from here on raises new damage for the next capture.
         self.x.reset_damage()?;
         self.damaged = false;
+        self.damage_since = None;
         let started = Instant::now();
         let dirty = match self.capturer.capture() {
             Err(XError::Reply(ReplyError::X11Error(e))) if e.error_kind == ErrorKind::Match => {
@@ -373,8 +381,12 @@ impl Hub {
         if self.viewers.is_empty() {
             return now + Duration::from_secs(3600);
         }
-        let pending = !self.x.tracks_damage() || self.damaged;
+        let pending = self.capture_pending(now);
         let region = self.capturer.region();
+        // Damage that waits to settle wakes the hub when it has.
+        if self.damaged && !pending {
+            deadline = deadline.min(self.settled_at());
+        }
         for candidate in [
             self.video.next_due(&self.viewers, region, pending, now),
             TileViewers::next_due(&self.viewers, pending, now),
@@ -385,6 +397,18 @@ impl Hub {
             deadline = deadline.min(candidate);
         }
         deadline.max(now)
+    }
+
+    /// Whether there is something to capture at `now`: damage that has settled (`settle.rs`), or
+    /// always, without XDamage.
+    fn capture_pending(&self, now: Instant) -> bool {
+        !self.x.tracks_damage() || (self.damaged && now >= self.settled_at())
+    }
+
+    fn settled_at(&self) -> Instant {
+        self.damage_since.map_or(self.captured.at, |first| {
+            settle::capture_at(first, self.captured.at)
+        })
     }
 
     /// Tells every viewer the hub failed.
