@@ -35,8 +35,11 @@ mod tests {
         // Typing after a pause: wait for the caret.
         let first = t0 + Duration::from_secs(2);
         assert_eq!(capture_at(first, t0), first + SETTLE);
-        // Motion: the last capture was a frame ago, capture at once.
-        let busy = t0 + Duration::from_millis(33);
+        // Motion: drawing goes on right after each capture; capture at once.
+        let busy = t0 + Duration::from_millis(2);
         assert_eq!(capture_at(busy, t0), busy);
+        // Fast typing, 25 characters a second: each keystroke is a new change.
+        let next_key = t0 + Duration::from_millis(40);
+        assert_eq!(capture_at(next_key, t0), next_key + SETTLE);
     }
 }

@@ -358,8 +358,8 @@ async fn typing_figures() {
             .filter_map(|at| {
                 let last = arrivals
                     .iter()
-                    .filter(|a| **a >= *at && **a < *at + Duration::from_millis(90))
-                    .last()?;
+                    .rev()
+                    .find(|a| **a >= *at && **a < *at + Duration::from_millis(90))?;
                 Some((*last - *at).as_micros() as u32)
             })
             .collect();
