@@ -11,6 +11,7 @@ mod desktop;
 mod files;
 mod handshake;
 mod identity;
+mod memory;
 mod pin;
 mod relay;
 mod screen_notice;

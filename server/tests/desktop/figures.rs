@@ -376,3 +376,55 @@ async fn typing_figures() {
         );
     }
 }
+
+/// Issue 20's memory figures: the agent's RSS with no session, at the end of 5 s of full-screen
+/// motion watched with each codec, and once that viewer left (the hub stopped; read when RSS has
+/// not moved for a second, at most 10 s). Run alone:
+/// `cargo test -p tether-server --test desktop session_memory_figures -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "figures: run alone on a quiet machine"]
+async fn session_memory_figures() {
+    let Some(xvfb) = Xvfb::start(1920, 1080) else {
+        return;
+    };
+    Painter::new(&xvfb.display).fill_screen([250, 250, 250]);
+    let mut fx = Fixture::start().await;
+    let agent = fx
+        .online_agent("desktop", &["--x-display", &xvfb.display])
+        .await;
+    let pid = agent.pid();
+    println!("\nagent RSS (MiB), 1920×1080");
+    println!("| codec | before | watching motion | after the viewer left |");
+    println!("|---|---|---|---|");
+    for codec in ["h264", "vp8", "jpeg"] {
+        let before = settled_rss(pid).await;
+        let start = json!({ "codec": codec, "fps": 30, "quality": 60 });
+        let mut viewer = Viewer::open(&fx.server, &fx.cookie, &agent.device_id, start).await;
+        let drawing = draw(&xvfb.display, Scene::Motion);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while let Some(received) = viewer.next_until(deadline).await {
+            if let Received::Picture { header, .. } = received {
+                viewer.ack(header.seq).await;
+            }
+        }
+        let watching = rss_mib(pid).0;
+        drawing.store(false, Ordering::Relaxed);
+        drop(viewer);
+        let after = settled_rss(pid).await;
+        println!("| {codec:4} | {before:5.1} | {watching:5.1} | {after:5.1} |");
+    }
+}
+
+/// The RSS once it held still for a second (at most 10 s of waiting).
+async fn settled_rss(pid: u32) -> f64 {
+    let mut last = rss_mib(pid).0;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = rss_mib(pid).0;
+        if (now - last).abs() < 0.5 {
+            return now;
+        }
+        last = now;
+    }
+    last
+}

@@ -75,6 +75,8 @@ pub(super) fn spawn(
     let spawned = std::thread::Builder::new()
         .name("desktop-hub".into())
         .spawn(move || {
+            // Declared first, dropped last: after the hub and everything it allocated.
+            let _give_back = GiveBackOnExit;
             let message = match Hub::start(&display, selection, commands) {
                 Ok(mut hub) => match hub.run(&inbox) {
                     Ok(()) => return,
@@ -95,6 +97,15 @@ pub(super) fn spawn(
         });
     if let Err(e) = spawned {
         tracing::error!("desktop: cannot start a hub thread: {e}");
+    }
+}
+
+/// Returns what the hub freed to the system when its thread ends (`memory.rs`).
+struct GiveBackOnExit;
+
+impl Drop for GiveBackOnExit {
+    fn drop(&mut self) {
+        crate::memory::give_back_freed();
     }
 }
 
