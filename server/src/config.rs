@@ -144,6 +144,10 @@ pub struct Config {
     /// Admissions per device per minute (each writes the store and tells consoles); a device
     /// reconnecting faster is refused until it slows down. 0 = no limit.
     pub agent_admissions_per_minute: u32,
+    /// When the server starts with an agent binary whose version enrolled agents do not run, it
+    /// updates them in the default waves (1, 10, 50, 100 %), as MeshCentral updates its agents
+    /// when it is upgraded. Off by default: an operator starts campaigns (`updates/`).
+    pub agent_auto_update: bool,
     /// A relay session's tokens admit for this many seconds; an end that connected waits this
     /// long (at most) for the other.
     pub relay_pair_timeout_secs: u64,
@@ -270,6 +274,7 @@ impl Default for Config {
             agent_hold_max: 1_000,
             agent_hold_max_per_ip: 100,
             agent_admissions_per_minute: 10,
+            agent_auto_update: false,
             relay_pair_timeout_secs: 60,
             relay_max_session_secs: 0,
             relay_sessions_per_user: 64,

@@ -167,6 +167,9 @@ pub async fn run(
     }
     let revocations = crate::relay::watch_revocations(state.clone(), stopping.clone());
     tasks.spawn(crate::updates::Updates::drive(state.clone()));
+    if config.agent_auto_update {
+        tasks.spawn(crate::updates::start_on_boot(state.clone()));
+    }
     let app = crate::http::router(state);
 
     let limits = ListenerLimits::of(&config);

@@ -302,6 +302,31 @@ async fn a_binary_changed_after_signing_is_refused() {
     wait_versions(&mut fx, &[device], OLD).await;
 }
 
+#[tokio::test]
+async fn a_server_started_with_auto_update_updates_its_agents() {
+    let Some(old) = old_agent() else { return };
+    let mut fx = Fixture::start().await;
+    stripped(&bin_dir().join("tether-agent"), &fx.server.file(SHIPPED));
+    let old_copy = fx.dir.path().join("tether-agent-old");
+    stripped(&old, &old_copy);
+    let (folder, mut agent) = install(&fx, &old_copy, "pc".into()).await;
+    let device = agent.device_id.clone();
+    wait_versions(&mut fx, std::slice::from_ref(&device), OLD).await;
+
+    // An operator upgrades the server: it stops, starts again with auto-update on.
+    fx.server.stop().await;
+    std::fs::write(fx.server.file("config.toml"), "agent_auto_update = true\n").unwrap();
+    fx.server.restart().await;
+    fx.reconnect_control().await;
+
+    agent.wait_line("tether-agent restarting as ").await;
+    let done = wait_settled(&mut fx).await;
+    assert_eq!(done.state, CampaignState::Done, "{done:?}");
+    assert_eq!((done.total, done.started_by.0.as_str()), (1, "server"));
+    wait_versions(&mut fx, &[device], &done.version).await;
+    assert!(folder.join("tether-agent.old").exists());
+}
+
 /// Figure, not a check: how long one agent's update takes, from the campaign's start (the offer)
 /// to the console's event that the device reports the new version: download, trial run, swap,
 /// restart and reconnect. Then it is rolled back by hand (also timed), five times; medians.

@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use rand::seq::SliceRandom;
-use tether_common::agent_proto::{self, AgentInfo, ServerToAgent};
+use tether_common::agent_proto::{self, ServerToAgent};
 use tether_common::agent_update::campaign::CampaignPlan;
-use tether_common::agent_update::{AgentUpdates, CampaignInfo, is_version};
+use tether_common::agent_update::{AgentUpdates, CampaignInfo};
 use tether_common::control::{DeviceInfo, StartAgentUpdate};
 use tether_common::ids::DeviceId;
 
@@ -20,8 +19,6 @@ use crate::clock::now_secs;
 use crate::events::Audience;
 use crate::updates::{self, NewCampaign, RolloutError};
 
-const DEFAULT_WAVES: [u8; 4] = [1, 10, 50, 100];
-const DEFAULT_WAVE_TIMEOUT: Duration = Duration::from_secs(600);
 /// A device gets at least this long (a download and a restart), at most a day.
 const WAVE_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 10..=86_400;
 
@@ -45,12 +42,12 @@ pub(super) async fn start(
     require_site_admin(ctx.caller)?;
     let plan = CampaignPlan {
         waves: if request.waves.is_empty() {
-            DEFAULT_WAVES.to_vec()
+            updates::DEFAULT_WAVES.to_vec()
         } else {
             request.waves
         },
         wave_timeout: match request.wave_timeout_secs {
-            0 => DEFAULT_WAVE_TIMEOUT,
+            0 => updates::DEFAULT_WAVE_TIMEOUT,
             secs if WAVE_TIMEOUT_RANGE.contains(&secs) => Duration::from_secs(secs),
             secs => {
                 return Err(ActionError::BadRequest(format!(
@@ -79,24 +76,14 @@ pub(super) async fn start(
             }
             other => ActionError::Conflict(other.to_string()),
         })?;
-    let mut devices: Vec<_> = ctx
-        .store
-        .devices(request.group.as_ref())
-        .await?
-        .into_iter()
-        .filter(|device| {
-            let info: AgentInfo =
-                serde_json::from_value(device.agent_info.clone()).unwrap_or_default();
-            info.platform == release.info.platform
-                && is_version(&info.agent_version)
-                && info.agent_version != release.info.version
-        })
-        .map(|device| (device.id, device.name))
-        .collect();
+    let devices = updates::taking_part(
+        ctx.store.devices(request.group.as_ref()).await?,
+        &release.info,
+    );
     if devices.is_empty() {
         return Err(ActionError::Conflict(format!(
             "no device {} runs an agent that can update itself to {} (they run it already, are \
-             stock MeshAgents, or run on another platform)",
+             stock MeshAgents or packaged, or run on another platform)",
             if request.group.is_some() {
                 "of the group"
             } else {
@@ -105,8 +92,6 @@ pub(super) async fn start(
             release.info.version
         )));
     }
-    // Waves take devices in this order: random, so the first wave is not always the same machines.
-    devices.shuffle(&mut rand::rng());
     let version = release.info.version.clone();
     let count = devices.len();
     let new = NewCampaign {

@@ -274,7 +274,7 @@ impl Updates {
             }
             if let Some((info, changed)) = report {
                 if let Some(message) = changed {
-                    audit(&state, &info, message).await;
+                    audit_line(&state, &info, message).await;
                 }
                 state.events.publish(
                     Event::AgentUpdate { campaign: info },
@@ -457,7 +457,8 @@ impl Rollout {
     }
 }
 
-async fn audit(state: &AppState, info: &CampaignInfo, message: String) {
+/// An audit record about the campaign, for site admins.
+pub(super) async fn audit_line(state: &AppState, info: &CampaignInfo, message: String) {
     let event = NewEvent {
         time: now_millis(),
         kind: "agent_update".into(),
