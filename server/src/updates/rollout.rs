@@ -221,12 +221,17 @@ impl Updates {
         }
     }
 
-    /// The release a download link fetches, while its device's offer stands.
+    /// The release a download link fetches, while its device's offer stands (a cancelled
+    /// campaign's offers do not).
     pub(crate) fn download(&self, token: &str) -> Option<(DeviceId, Arc<Release>)> {
         let current = self.lock();
         let rollout = current.as_ref()?;
         let device = rollout.links.get(token)?;
-        matches!(rollout.state_of(device), Some(DeviceState::Offered { .. }))
+        let live = matches!(
+            rollout.machine.status(),
+            Status::Running { .. } | Status::Paused { .. }
+        );
+        (live && matches!(rollout.state_of(device), Some(DeviceState::Offered { .. })))
             .then(|| (device.clone(), rollout.release.clone()))
     }
 
@@ -234,7 +239,9 @@ impl Updates {
     /// server stops.
     pub(crate) async fn drive(state: AppState) {
         let updates = &state.updates;
-        let mut last_published = Instant::now() - PUBLISH_EVERY;
+        let mut last_published = Instant::now()
+            .checked_sub(PUBLISH_EVERY)
+            .unwrap_or_else(Instant::now);
         loop {
             let (deadline, dirty) = {
                 let current = updates.lock();
