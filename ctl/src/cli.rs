@@ -345,7 +345,8 @@ pub(crate) enum Command {
     },
     /// End an invite at once: its links and the .msh it served stop working.
     Revokeinvite {
-        /// The invite id (see listinvites).
+        /// The invite id (see listinvites). Ids are base64url, so one may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
         invite: String,
     },
     /// Devices of a group kept from enrolling again (removedevice --block).
@@ -356,6 +357,7 @@ pub(crate) enum Command {
     /// Let a blocked device enrol again.
     Unblockdevice {
         /// The device id (see listblocked).
+        #[arg(allow_hyphen_values = true)]
         device: String,
     },
     /// Make a guest link to one device: whoever has it opens that session without an account,
@@ -382,7 +384,8 @@ pub(crate) enum Command {
     },
     /// End a guest link and every session opened with it.
     Unshare {
-        /// The link's id (see shares).
+        /// The link's id (see shares); base64url, so it may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
         share: String,
     },
     /// Agent self-update in waves (site admins): what the server ships, and the campaign.
@@ -398,7 +401,8 @@ pub(crate) enum Command {
     /// Save one recorded session to a file: as recorded, or with --asciicast (terminal sessions)
     /// as asciicast v2 for asciinema and other players.
     Recording {
-        /// The recording id (see recordings).
+        /// The recording id (see recordings); base64url, so it may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
@@ -445,6 +449,23 @@ mod tests {
         ];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).unwrap().command
+    }
+
+    #[test]
+    fn ids_that_begin_with_a_hyphen_are_ids_not_options() {
+        // base64url ids start with `-` one time in 64 (this once failed CI, on an invite).
+        match parse(&["revokeinvite", "-X3AOj_v_cva_hSJ"]) {
+            Command::Revokeinvite { invite } => assert_eq!(invite, "-X3AOj_v_cva_hSJ"),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["unshare", "-abc"]) {
+            Command::Unshare { share } => assert_eq!(share, "-abc"),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["recording", "-r1", "--out", "f"]) {
+            Command::Recording { id, .. } => assert_eq!(id, "-r1"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
