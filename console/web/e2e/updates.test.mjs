@@ -1,7 +1,8 @@
 // Agent self-update from the console, with the real server, an agent of an older version
 // (`tether-agent-old`, built by scripts/test.sh) installed as the install script lays it out, and
 // the current agent as what the server ships: the admin starts a one-wave campaign on the "Agent
-// updates" screen and watches it reach "Done" live; the agent runs the new version afterwards.
+// updates" screen and watches it reach "Done" live; the agent runs the new version afterwards,
+// and "Roll back agent" on the device page takes it back to the old one.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -68,5 +69,10 @@ describe("agent updates", { skip: !oldBuilt && !process.env.CI && "tether-agent-
     // The device now reports the shipped version, pushed live to its page.
     await page.goto(deviceUrl);
     await until(() => page.getByTestId("agent-version").textContent(), (text) => text.trim() === shipped, "the device's new version");
+
+    // And back, by hand, from the device page.
+    await page.getByRole("button", { name: "Roll back agent" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Roll back" }).click();
+    await until(() => page.getByTestId("agent-version").textContent(), (text) => text.trim() === "0.0.1-old", "the previous version again", 60_000);
   });
 });
