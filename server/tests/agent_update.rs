@@ -68,6 +68,18 @@ fn stripped(binary: &Path, to: &Path) {
     assert!(status.success());
 }
 
+/// Makes the server ship `binary` (stripped).
+fn ship(fx: &Fixture, binary: &Path) {
+    stripped(binary, &fx.server.file(SHIPPED));
+}
+
+/// A stripped copy of the old agent in the test's folder, for [`install`] to link from.
+fn install_source(fx: &Fixture, old: &Path) -> PathBuf {
+    let copy = fx.dir.path().join("tether-agent-old");
+    stripped(old, &copy);
+    copy
+}
+
 /// An agent installed as `install.sh` installs one: `folder/tether-agent` (a hard link to
 /// `binary`, so fifty installs cost no disk), `folder/agent.msh`, `folder/state`.
 async fn install(fx: &Fixture, binary: &Path, name: String) -> (PathBuf, AgentProcess) {
@@ -136,9 +148,8 @@ async fn fifty_agents_update_in_four_waves_and_one_rolls_back() {
     let Some(old) = old_agent() else { return };
     let mut fx = Fixture::start().await;
     let new = bin_dir().join("tether-agent");
-    stripped(&new, &fx.server.file(SHIPPED));
-    let old_copy = fx.dir.path().join("tether-agent-old");
-    stripped(&old, &old_copy);
+    ship(&fx, &new);
+    let old_copy = install_source(&fx, &old);
 
     let installs = join_all((0..50).map(|i| install(&fx, &old_copy, format!("pc{i:02}")))).await;
     let devices: Vec<DeviceId> = installs.iter().map(|(_, a)| a.device_id.clone()).collect();
@@ -204,8 +215,7 @@ async fn a_binary_that_fails_its_trial_pauses_the_campaign_after_the_first_wave(
     let shipped = fx.server.file(SHIPPED);
     std::fs::create_dir_all(shipped.parent().unwrap()).unwrap();
     std::fs::write(&shipped, broken).unwrap();
-    let old_copy = fx.dir.path().join("tether-agent-old");
-    stripped(&old, &old_copy);
+    let old_copy = install_source(&fx, &old);
     let mut installs = join_all((0..3).map(|i| install(&fx, &old_copy, format!("pc{i}")))).await;
     let devices: Vec<DeviceId> = installs.iter().map(|(_, a)| a.device_id.clone()).collect();
     wait_versions(&mut fx, &devices, OLD).await;
@@ -259,9 +269,8 @@ async fn a_binary_that_fails_its_trial_pauses_the_campaign_after_the_first_wave(
 async fn a_binary_changed_after_signing_is_refused() {
     let Some(old) = old_agent() else { return };
     let mut fx = Fixture::start().await;
-    stripped(&bin_dir().join("tether-agent"), &fx.server.file(SHIPPED));
-    let old_copy = fx.dir.path().join("tether-agent-old");
-    stripped(&old, &old_copy);
+    ship(&fx, &bin_dir().join("tether-agent"));
+    let old_copy = install_source(&fx, &old);
     let (folder, agent) = install(&fx, &old_copy, "pc".into()).await;
     let device = agent.device_id.clone();
     wait_versions(&mut fx, std::slice::from_ref(&device), OLD).await;
@@ -306,9 +315,8 @@ async fn a_binary_changed_after_signing_is_refused() {
 async fn a_server_started_with_auto_update_updates_its_agents() {
     let Some(old) = old_agent() else { return };
     let mut fx = Fixture::start().await;
-    stripped(&bin_dir().join("tether-agent"), &fx.server.file(SHIPPED));
-    let old_copy = fx.dir.path().join("tether-agent-old");
-    stripped(&old, &old_copy);
+    ship(&fx, &bin_dir().join("tether-agent"));
+    let old_copy = install_source(&fx, &old);
     let (folder, mut agent) = install(&fx, &old_copy, "pc".into()).await;
     let device = agent.device_id.clone();
     wait_versions(&mut fx, std::slice::from_ref(&device), OLD).await;
@@ -343,9 +351,8 @@ async fn one_agent_update_figure() {
     // Each round admits the device three times (trial, new version, old version again): more
     // than the default ten a minute allow for a reconnect loop.
     let mut fx = Fixture::start_with_config("agent_admissions_per_minute = 1000\n").await;
-    stripped(&new, &fx.server.file(SHIPPED));
-    let old_copy = fx.dir.path().join("tether-agent-old");
-    stripped(&old, &old_copy);
+    ship(&fx, &new);
+    let old_copy = install_source(&fx, &old);
     let (_folder, mut agent) = install(&fx, &old_copy, "pc".into()).await;
     let device = agent.device_id.clone();
     wait_versions(&mut fx, std::slice::from_ref(&device), OLD).await;

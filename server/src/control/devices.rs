@@ -100,26 +100,38 @@ pub(super) async fn uninstall_agent(
 ) -> Result<DeviceInfo, ActionError> {
     let granted = device_with::<Uninstall>(ctx, id).await?;
     let device = granted.device();
-    let request = tether_common::agent_proto::to_json(
-        &tether_common::agent_proto::ServerToAgent::Uninstall {
-            by: ctx.caller.id.clone(),
-        },
-    );
-    if !ctx
-        .agents
-        .send(&device.id, crate::agents::Outgoing::Text(request))
-    {
-        return Err(ActionError::Conflict(format!(
-            "{} is offline: its agent can be uninstalled only while it is connected",
-            device.name
-        )));
-    }
+    let request = tether_common::agent_proto::ServerToAgent::Uninstall {
+        by: ctx.caller.id.clone(),
+    };
+    tell_agent(ctx, device, &request, "uninstalled")?;
     let message = format!(
         "{} asked the agent on {} to uninstall itself",
         ctx.caller.name, device.name
     );
     record_for_device(ctx, "agent_uninstall", granted.group(), &device.id, message).await;
     Ok(device_info(device, is_online(ctx, &device.id), now_secs()))
+}
+
+/// Sends `message` to the device's connected agent, or says it is offline (`done`: what the
+/// message would have had done, e.g. "uninstalled").
+pub(super) fn tell_agent(
+    ctx: &ActionContext<'_>,
+    device: &crate::store::DeviceRecord,
+    message: &tether_common::agent_proto::ServerToAgent,
+    done: &str,
+) -> Result<(), ActionError> {
+    let text = tether_common::agent_proto::to_json(message);
+    if ctx
+        .agents
+        .send(&device.id, crate::agents::Outgoing::Text(text))
+    {
+        Ok(())
+    } else {
+        Err(ActionError::Conflict(format!(
+            "{} is offline: its agent can be {done} only while it is connected",
+            device.name
+        )))
+    }
 }
 
 /// Removes the device record and closes its agent's connection. An agent that still has a valid

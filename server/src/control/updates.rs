@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tether_common::agent_proto::{self, ServerToAgent};
+use tether_common::agent_proto::ServerToAgent;
 use tether_common::agent_update::campaign::CampaignPlan;
 use tether_common::agent_update::{AgentUpdates, CampaignInfo};
 use tether_common::control::{DeviceInfo, StartAgentUpdate};
@@ -13,8 +13,8 @@ use tether_common::ids::DeviceId;
 use super::access::require_site_admin;
 use super::actions::{ActionContext, ActionError};
 use super::audit::{Subject, record};
+use super::devices::tell_agent;
 use super::views::device_info;
-use crate::agents::Outgoing;
 use crate::clock::now_secs;
 use crate::events::Audience;
 use crate::updates::{self, NewCampaign, RolloutError};
@@ -106,18 +106,7 @@ pub(super) async fn start(
         "{} started updating {count} agents to {version} in waves of {:?} %",
         ctx.caller.name, info.waves
     );
-    let subject = Subject {
-        group: request.group.as_ref(),
-        ..Subject::default()
-    };
-    record(
-        ctx,
-        "agent_update",
-        subject,
-        message,
-        Audience::admins_only(),
-    )
-    .await;
+    logged(ctx, &info, message).await;
     Ok(info)
 }
 
@@ -125,21 +114,21 @@ pub(super) async fn pause(ctx: &ActionContext<'_>) -> Result<CampaignInfo, Actio
     require_site_admin(ctx.caller)?;
     let why = format!("paused by {}", ctx.caller.name);
     let info = ctx.updates.pause(&why).map_err(rollout_error)?;
-    logged(ctx, &info, "paused").await;
+    logged(ctx, &info, changed_by(ctx, "paused", &info)).await;
     Ok(info)
 }
 
 pub(super) async fn resume(ctx: &ActionContext<'_>) -> Result<CampaignInfo, ActionError> {
     require_site_admin(ctx.caller)?;
     let info = ctx.updates.resume(ctx.agents).map_err(rollout_error)?;
-    logged(ctx, &info, "resumed").await;
+    logged(ctx, &info, changed_by(ctx, "resumed", &info)).await;
     Ok(info)
 }
 
 pub(super) async fn cancel(ctx: &ActionContext<'_>) -> Result<CampaignInfo, ActionError> {
     require_site_admin(ctx.caller)?;
     let info = ctx.updates.cancel().map_err(rollout_error)?;
-    logged(ctx, &info, "cancelled").await;
+    logged(ctx, &info, changed_by(ctx, "cancelled", &info)).await;
     Ok(info)
 }
 
@@ -154,13 +143,7 @@ pub(super) async fn roll_back(
         .device(device)
         .await?
         .ok_or_else(|| ActionError::NotFound(format!("no device {device}")))?;
-    let text = agent_proto::to_json(&ServerToAgent::Rollback);
-    if !ctx.agents.send(device, Outgoing::Text(text)) {
-        return Err(ActionError::Conflict(format!(
-            "{} is offline: its agent can be rolled back only while it is connected",
-            found.name
-        )));
-    }
+    tell_agent(ctx, &found, &ServerToAgent::Rollback, "rolled back")?;
     let message = format!(
         "{} asked the agent on {} to go back to its previous version",
         ctx.caller.name, found.name
@@ -181,11 +164,8 @@ pub(super) async fn roll_back(
     Ok(device_info(&found, true, now_secs()))
 }
 
-async fn logged(ctx: &ActionContext<'_>, info: &CampaignInfo, verb: &str) {
-    let message = format!(
-        "{} {verb} the agent update to {}",
-        ctx.caller.name, info.version
-    );
+/// The audit record of a change to the campaign, for site admins.
+async fn logged(ctx: &ActionContext<'_>, info: &CampaignInfo, message: String) {
     let subject = Subject {
         group: info.group.as_ref(),
         ..Subject::default()
@@ -198,6 +178,13 @@ async fn logged(ctx: &ActionContext<'_>, info: &CampaignInfo, verb: &str) {
         Audience::admins_only(),
     )
     .await;
+}
+
+fn changed_by(ctx: &ActionContext<'_>, verb: &str, info: &CampaignInfo) -> String {
+    format!(
+        "{} {verb} the agent update to {}",
+        ctx.caller.name, info.version
+    )
 }
 
 fn rollout_error(e: RolloutError) -> ActionError {

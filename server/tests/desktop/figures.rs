@@ -56,6 +56,16 @@ fn draw(display: &str, scene: Scene) -> Arc<AtomicBool> {
     })
 }
 
+/// A 1920×1080 Xvfb painted light grey, a server, and an agent (state folder `name`) online and
+/// showing that display; `None` where Xvfb is missing (outside CI).
+async fn light_screen_with_agent(name: &str) -> Option<(Xvfb, Fixture, AgentProcess)> {
+    let xvfb = Xvfb::start(1920, 1080)?;
+    Painter::new(&xvfb.display).fill_screen([250, 250, 250]);
+    let mut fx = Fixture::start().await;
+    let agent = fx.online_agent(name, &["--x-display", &xvfb.display]).await;
+    Some((xvfb, fx, agent))
+}
+
 /// CPU seconds (user + system) the process has used.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -177,15 +187,9 @@ async fn measure(fx: &Fixture, agent: &AgentProcess, display: &str, codec: &str,
 #[tokio::test]
 #[ignore = "figures: run alone on a quiet machine"]
 async fn figures() {
-    let Some(xvfb) = Xvfb::start(1920, 1080) else {
+    let Some((xvfb, fx, agent)) = light_screen_with_agent("desktop").await else {
         return;
     };
-    let painter = Painter::new(&xvfb.display);
-    painter.fill_screen([250, 250, 250]);
-    let mut fx = Fixture::start().await;
-    let agent = fx
-        .online_agent("desktop", &["--x-display", &xvfb.display])
-        .await;
     println!("\n1920×1080 on Xvfb, 30 fps asked, quality 60, every picture acknowledged at once");
     println!(
         "| codec | scene | pictures/s | KiB/s | encode p50 ms | p99 ms | agent CPU | RSS / peak MiB |"
@@ -206,15 +210,9 @@ async fn figures() {
 #[ignore = "figures: run alone on a quiet machine"]
 async fn recording_overhead() {
     use tether_common::control::{EditGroup, Event};
-    let Some(xvfb) = Xvfb::start(1920, 1080) else {
+    let Some((xvfb, mut fx, agent)) = light_screen_with_agent("recorded").await else {
         return;
     };
-    let painter = Painter::new(&xvfb.display);
-    painter.fill_screen([250, 250, 250]);
-    let mut fx = Fixture::start().await;
-    let agent = fx
-        .online_agent("recorded", &["--x-display", &xvfb.display])
-        .await;
     let server_pid = fx.server.pid().expect("the server's pid");
     println!("\n1920×1080 H.264 on Xvfb, 30 fps asked, every picture acknowledged at once");
     println!("| scene | recorded | pictures/s | KiB/s | server CPU | recording MB/min |");
@@ -289,15 +287,9 @@ async fn recording_overhead() {
 #[tokio::test]
 #[ignore = "figures: run alone on a quiet machine"]
 async fn typing_figures() {
-    let Some(xvfb) = Xvfb::start(1920, 1080) else {
+    let Some((xvfb, fx, agent)) = light_screen_with_agent("desktop").await else {
         return;
     };
-    let painter = Painter::new(&xvfb.display);
-    painter.fill_screen([250, 250, 250]);
-    let mut fx = Fixture::start().await;
-    let agent = fx
-        .online_agent("desktop", &["--x-display", &xvfb.display])
-        .await;
     println!("\n1920×1080, 10 characters a second (glyph, then caret 1 ms later)");
     println!(
         "| codec | pictures per character | to first picture p50 / p99 ms | to whole change p50 / p99 ms | KiB per character |"
@@ -384,14 +376,9 @@ async fn typing_figures() {
 #[tokio::test]
 #[ignore = "figures: run alone on a quiet machine"]
 async fn session_memory_figures() {
-    let Some(xvfb) = Xvfb::start(1920, 1080) else {
+    let Some((xvfb, fx, agent)) = light_screen_with_agent("desktop").await else {
         return;
     };
-    Painter::new(&xvfb.display).fill_screen([250, 250, 250]);
-    let mut fx = Fixture::start().await;
-    let agent = fx
-        .online_agent("desktop", &["--x-display", &xvfb.display])
-        .await;
     let pid = agent.pid();
     println!("\nagent RSS (MiB), 1920×1080");
     println!("| codec | before | watching motion | after the viewer left |");
