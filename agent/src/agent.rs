@@ -38,6 +38,8 @@ pub(crate) struct Agent {
     pub files_root: PathBuf,
     /// The X display desktop sessions show (`None`: desktop sessions get a clear error).
     pub x_display: Option<String>,
+    /// What opens the messenger page for the person at the screen (`chat_open.rs`).
+    pub chat_opener: PathBuf,
     /// Resumable uploads wait in `<state>/uploads` (0700) between sessions.
     pub uploads: relay::Uploads,
     /// The folder the installer put the agent in (its `.msh`'s folder): what a remote uninstall
@@ -71,6 +73,7 @@ impl Agent {
             timing,
             files_root: PathBuf::from("/"),
             x_display: None,
+            chat_opener: PathBuf::from("xdg-open"),
             uploads,
             install_dir: None,
             updater,

@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod agent;
+mod chat_open;
 #[cfg(feature = "desktop")]
 mod desktop;
 mod files;
@@ -76,6 +77,10 @@ struct RunArgs {
     /// The X display remote-desktop sessions show (XAUTHORITY is read from the environment).
     #[arg(long, value_name = "DISPLAY", env = "DISPLAY")]
     x_display: Option<String>,
+    /// The program that opens the messenger page in the logged-in user's session, given the
+    /// page's URL (run as that user).
+    #[arg(long, value_name = "PROGRAM", default_value = "xdg-open")]
+    chat_opener: PathBuf,
     /// An update's trial run: connect and authenticate once, then exit (0 on success).
     #[arg(long = "update-trial", hide = true)]
     update_trial: bool,
@@ -103,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut agent = agent::Agent::new(msh, args.state, args.small_key, timing)?;
     agent.files_root = args.files_root;
+    agent.chat_opener = args.chat_opener;
     agent.install_dir = args.config.parent().map(std::path::Path::to_path_buf);
     agent.updater =
         update::Updater::of_this_process(agent.install_dir.clone(), agent.state_dir.clone());

@@ -15,7 +15,7 @@ mod files;
 mod pipes;
 mod process;
 mod pty;
-mod run_as;
+pub(crate) mod run_as;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -42,6 +42,29 @@ pub(crate) fn display(configured: Option<&str>) -> Option<String> {
     Some(session.display)
 }
 
+/// Who sits at the screen and on which display: the local X11 session logind knows (on the
+/// configured display, when one is configured), else, with a configured display that logind does
+/// not know (a test's Xvfb, a display started by hand), the agent's own account on it. Blocking.
+pub(crate) fn graphical_user(configured: Option<&str>) -> Option<GraphicalSession> {
+    let from_logind = logged_in().filter(|s| configured.is_none_or(|d| d == s.display));
+    if let Some(session) = from_logind {
+        if let Some(file) = xauthority_of(&session) {
+            cookie_files().insert(session.display.clone(), file);
+        }
+        return Some(session);
+    }
+    configured.map(|display| GraphicalSession {
+        display: display.to_owned(),
+        uid: nix::unistd::geteuid().as_raw(),
+        active: true,
+    })
+}
+
+/// The X cookie file found for `display`, if any.
+pub(crate) fn cookie_file(display: &str) -> Option<PathBuf> {
+    cookie_files().get(display).cloned()
+}
+
 /// The X cookie files found for displays, by display name.
 fn cookie_files() -> std::sync::MutexGuard<'static, HashMap<String, PathBuf>> {
     static FILES: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();

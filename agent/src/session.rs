@@ -34,6 +34,7 @@ pub(crate) async fn run(agent: &Agent, urls: Vec<String>) -> anyhow::Result<()> 
     );
     let (finished, mut tunnel_ends) = mpsc::unbounded_channel();
     let (fetched, mut fetches) = mpsc::unbounded_channel();
+    let (chats, mut chat_reports) = mpsc::unbounded_channel();
     let mut driver = Driver {
         agent,
         urls,
@@ -42,6 +43,7 @@ pub(crate) async fn run(agent: &Agent, urls: Vec<String>) -> anyhow::Result<()> 
         link: None,
         finished,
         fetched,
+        chats,
     };
     loop {
         driver.perform_outputs().await;
@@ -52,6 +54,9 @@ pub(crate) async fn run(agent: &Agent, urls: Vec<String>) -> anyhow::Result<()> 
                 driver.machine.handle_input(clock.now(), Input::TunnelFinished(id));
             }
             Some(fetch) = fetches.recv() => driver.on_fetched(fetch).await,
+            Some(report) = chat_reports.recv() => {
+                driver.machine.handle_input(clock.now(), Input::ChatOpened(report));
+            }
             () = sleep_until_deadline(deadline) => driver.machine.handle_timeout(clock.now()),
         }
     }
@@ -98,6 +103,8 @@ struct Driver<'a> {
     finished: mpsc::UnboundedSender<TunnelId>,
     /// An update's download reports here, for the trial and swap (which stop this loop).
     fetched: mpsc::UnboundedSender<Fetch>,
+    /// What became of each `openchat`, for the server.
+    chats: mpsc::UnboundedSender<tether_common::relay::chat::ChatOpened>,
 }
 
 /// An update's download, done or failed, with the slot that keeps a second one out.
@@ -189,6 +196,7 @@ impl Driver<'_> {
                 let failed = update::roll_back(&self.agent.updater);
                 self.update_failed("previous", format!("{failed:#}"));
             }
+            Action::OpenChat(request) => self.open_chat(request),
             Action::UnknownMessage => {
                 tracing::debug!("ignoring a server message this agent does not know");
             }
@@ -333,6 +341,19 @@ impl Driver<'_> {
             why,
         };
         self.machine.handle_input(self.clock.now(), input);
+    }
+
+    /// Opens the messenger page on its own task; its report comes back through `chats`.
+    fn open_chat(&self, request: tether_common::relay::chat::OpenChat) {
+        let Some(link) = &self.link else {
+            return;
+        };
+        let (url, display) = (link.url.clone(), self.agent.x_display.clone());
+        let (opener, done) = (self.agent.chat_opener.clone(), self.chats.clone());
+        tokio::spawn(async move {
+            let report = crate::chat_open::open(&url, display, opener, request).await;
+            let _ = done.send(report);
+        });
     }
 
     /// Each session runs on its own task and outlives this connection if it drops.

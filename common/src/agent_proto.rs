@@ -29,6 +29,8 @@ pub enum AgentToServer {
         running: String,
         why: String,
     },
+    /// What became of an `openchat`: opened for whom, or why not.
+    ChatOpened(crate::relay::chat::ChatOpened),
     #[serde(other)]
     Unknown,
 }
@@ -52,6 +54,9 @@ pub enum ServerToAgent {
     /// "Go back to the version you ran before the last update" (a staged rollout paused on
     /// failures). An agent with nothing to go back to answers `updatefailed`.
     Rollback,
+    /// "Open the messenger for the person at the screen" (see [`crate::relay::chat`]); the agent
+    /// answers `chatopened`.
+    OpenChat(crate::relay::chat::OpenChat),
     #[serde(other)]
     Unknown,
 }

@@ -131,6 +131,9 @@ pub enum Input<'a> {
         running: String,
         why: String,
     },
+    /// What became of an [`Action::OpenChat`]. Sent only on an open connection: the
+    /// administrator waiting for it has gone by the time another opens.
+    ChatOpened(crate::relay::chat::ChatOpened),
 }
 
 /// One WebSocket message as read from the server.
@@ -185,6 +188,9 @@ pub enum Action {
     Update(crate::agent_update::UpdateOffer),
     /// The server asks for the version that ran before the last update.
     Rollback,
+    /// Open the messenger page for whoever is at the screen, then report
+    /// [`Input::ChatOpened`].
+    OpenChat(crate::relay::chat::OpenChat),
     /// A server message this agent does not know was ignored (worth a debug line).
     UnknownMessage,
     /// Close the connection (send a close frame, best effort) and report why.

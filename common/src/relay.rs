@@ -12,6 +12,7 @@
 //! **binary frames carry the session's bytes**. Neither side may send before it has read `"c"`.
 //! The per-kind messages are in [`terminal`], [`files`] and [`desktop`].
 
+pub mod chat;
 pub mod consent;
 pub mod desktop;
 pub mod files;
@@ -233,6 +234,10 @@ pub struct SessionTicket {
     /// `consent` `granted` frame before sending anything (`consent.rs`).
     #[serde(default)]
     pub consent: consent::ConsentMode,
+    /// Chat sessions: whom the messenger window opened for on the device (the agent's report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub chat: Option<chat::ChatWindow>,
 }
 
 /// What a session's two ends need to try a direct path: the shape of WebRTC's `RTCConfiguration`,

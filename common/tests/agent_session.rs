@@ -499,3 +499,41 @@ fn an_uninstall_request_names_who_asked_and_a_stranger_message_is_only_logged() 
     h.text(r#"{"action":"uninstall"}"#);
     assert!(matches!(h.actions()[..], [Action::UnknownMessage]));
 }
+
+#[test]
+fn an_openchat_becomes_an_action_and_its_report_goes_out_only_while_connected() {
+    use tether_common::relay::chat::ChatOpened;
+    let config = SessionConfig::new(1, Duration::from_secs(60), Duration::from_secs(150));
+    let mut h = Harness::new(config, 3);
+    h.input(Input::Connected);
+    let _ = h.take_log();
+    h.text(r#"{"action":"openchat","session":"s1","path":"/messenger#t=x","from":"alice"}"#);
+    match &h.actions()[..] {
+        [Action::OpenChat(open)] => assert_eq!(
+            (open.session.as_str(), open.path.as_str()),
+            ("s1", "/messenger#t=x")
+        ),
+        other => panic!("{other:?}"),
+    }
+    let report = ChatOpened {
+        session: "s1".into(),
+        user: Some("bob".into()),
+        display: Some(":0".into()),
+        error: None,
+    };
+    h.input(Input::ChatOpened(report.clone()));
+    match &h.sent()[..] {
+        [Transmit::Text(text)] => {
+            assert_eq!(
+                text,
+                r#"{"action":"chatopened","session":"s1","user":"bob","display":":0"}"#
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Disconnected: the administrator's wait is over; nothing is queued for later.
+    h.input(Input::ConnectionLost("gone".into()));
+    let _ = h.take_log();
+    h.input(Input::ChatOpened(report));
+    assert!(h.sent().is_empty());
+}

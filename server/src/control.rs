@@ -11,6 +11,7 @@ mod actions;
 mod amt;
 mod audit;
 mod blocked;
+mod chat;
 pub(crate) mod cira;
 mod connection;
 mod devices;

@@ -23,6 +23,7 @@
 
 mod audit;
 mod broker;
+mod chat_opens;
 mod endpoint;
 mod guest;
 mod lifetime;

@@ -26,10 +26,10 @@ const RUNUSER_PATHS: [&str; 4] = [
 ];
 /// The PATH a piped command run as another account starts with: the agent's own PATH (and the
 /// rest of its environment) belongs to the agent, not to that account.
-pub(super) const PLAIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const PLAIN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug, thiserror::Error)]
-pub(super) enum RunAsError {
+pub(crate) enum RunAsError {
     #[error(
         "{0:?} is not a plain user name (letters, digits, '.', '_' and '-', not starting with '-', at most 32 characters)"
     )]
@@ -104,11 +104,7 @@ pub(super) fn resolve(wanted: Option<&str>, login: bool) -> Result<Account, RunA
             shell: user.shell,
         });
     }
-    let runuser = RUNUSER_PATHS
-        .iter()
-        .map(Path::new)
-        .find(|path| path.is_file())
-        .ok_or(RunAsError::NoRunuser)?;
+    let runuser = runuser().ok_or(RunAsError::NoRunuser)?;
     Ok(Account::Other(OtherAccount {
         name: user.name,
         home: user.dir,
@@ -116,8 +112,16 @@ pub(super) fn resolve(wanted: Option<&str>, login: bool) -> Result<Account, RunA
     }))
 }
 
+/// Where `runuser` is installed, if it is.
+pub(crate) fn runuser() -> Option<&'static Path> {
+    RUNUSER_PATHS
+        .iter()
+        .map(Path::new)
+        .find(|path| path.is_file())
+}
+
 /// Plain user names only: nothing `runuser` could take for an option, no shell or path syntax.
-pub(super) fn check_name(name: &str) -> Result<(), RunAsError> {
+pub(crate) fn check_name(name: &str) -> Result<(), RunAsError> {
     let plain = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && !name.starts_with('-')

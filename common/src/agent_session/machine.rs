@@ -119,6 +119,12 @@ impl AgentSession {
                     self.unsent_reports.push(report);
                 }
             }
+            Input::ChatOpened(report) => {
+                if matches!(self.phase, Phase::Connected(_)) {
+                    let text = agent_proto::to_json(&AgentToServer::ChatOpened(report));
+                    self.transmit.push_back(Transmit::Text(text));
+                }
+            }
             Input::MachineInfo(info) => {
                 if let Phase::Connected(connection) = &mut self.phase
                     && let Some(text) = connection.info.changed(info)
@@ -227,6 +233,7 @@ impl AgentSession {
             Incoming::Uninstall(by) => self.actions.push_back(Action::Uninstall { by }),
             Incoming::Update(offer) => self.actions.push_back(Action::Update(offer)),
             Incoming::Rollback => self.actions.push_back(Action::Rollback),
+            Incoming::OpenChat(open) => self.actions.push_back(Action::OpenChat(open)),
             Incoming::Ping => self
                 .transmit
                 .push_back(Transmit::Text(agent_proto::to_json(&AgentToServer::Pong))),

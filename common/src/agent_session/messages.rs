@@ -15,6 +15,8 @@ pub(crate) enum Incoming {
     /// "Update yourself" (checked by the driver, which holds the keys and the files).
     Update(crate::agent_update::UpdateOffer),
     Rollback,
+    /// "Open the messenger for the person at the screen."
+    OpenChat(crate::relay::chat::OpenChat),
     /// A JSON `ping`: answer `pong`.
     Ping,
     /// "Which JavaScript core do you run?"
@@ -55,6 +57,7 @@ fn classify_json(text: &str) -> Incoming {
         Some(ServerToAgent::Uninstall { by }) => Incoming::Uninstall(by),
         Some(ServerToAgent::Update(offer)) => Incoming::Update(offer),
         Some(ServerToAgent::Rollback) => Incoming::Rollback,
+        Some(ServerToAgent::OpenChat(open)) => Incoming::OpenChat(open),
         Some(ServerToAgent::Ping) => Incoming::Ping,
         Some(ServerToAgent::Pong) => Incoming::Nothing,
         Some(ServerToAgent::Unknown) | None => Incoming::Unknown,

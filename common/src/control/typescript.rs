@@ -14,6 +14,7 @@ use crate::agent_update::{
     DeviceUpdateState,
 };
 use crate::install::InviteStatus;
+use crate::relay::chat::{ChatMessage, ChatWindow};
 use crate::relay::consent::{ConsentMode, ConsentPolicy, WhenNobody};
 use crate::relay::{DirectPath, IceServer, SessionKind};
 use crate::rights::Rights;
@@ -75,6 +76,8 @@ fn render() -> String {
         export::<RecordingInfo>(&cfg),
         export::<PasskeyOptions>(&cfg),
         export::<BackupCodes>(&cfg),
+        export::<ChatWindow>(&cfg),
+        export::<ChatMessage>(&cfg),
         export::<SessionTicket>(&cfg),
         export::<ShareKind>(&cfg),
         export::<ShareStatus>(&cfg),

@@ -356,6 +356,10 @@ fn results_and_events() -> Vec<Value> {
                 relay_only: true,
             }),
             consent: crate::relay::consent::ConsentMode::Prompt,
+            chat: Some(crate::relay::chat::ChatWindow {
+                user: "bob".into(),
+                display: ":0".into(),
+            }),
         }),
         to_json(&AgentConfig {
             group: "g".into(),

@@ -220,6 +220,19 @@ async fn on_json(
                 .agent_failed(&state.agents, device, &version, &why);
             true
         }
+        Some(AgentToServer::ChatOpened(mut report)) => {
+            // The agent's words reach the administrator: cleaned like every agent string.
+            let clean = |text: &mut Option<String>| {
+                if let Some(value) = text {
+                    *value = super::strings::clean(value, 300).0;
+                }
+            };
+            clean(&mut report.user);
+            clean(&mut report.display);
+            clean(&mut report.error);
+            state.relay.chat_opens().answered(device, report);
+            true
+        }
         Some(AgentToServer::Ping) => {
             send(
                 sink,

@@ -10,6 +10,7 @@ use tether_common::relay::{
 
 use super::access::session_on;
 use super::actions::{ActionContext, ActionError};
+use super::chat;
 use crate::agents::Outgoing;
 use crate::relay::MintError;
 use crate::store::GroupRecord;
@@ -47,6 +48,20 @@ pub(super) async fn create(
             }
             MintError::Store(e) => ActionError::Internal(format!("relay token key: {e}")),
         })?;
+    if kind == SessionKind::Chat {
+        let window = chat::open_on_device(ctx, &device, &minted).await;
+        let window = window.inspect_err(|_| ctx.relay.cancel(&minted.session))?;
+        return Ok(SessionTicket {
+            url: relay_url(&minted.console_token),
+            device: device.id,
+            kind,
+            rights,
+            expires_ms: minted.expires_ms,
+            direct: None,
+            consent: Default::default(),
+            chat: Some(window),
+        });
+    }
     // The agent shows or asks the person at the device, as the group's policy says.
     let consent = granted
         .group()
@@ -79,12 +94,13 @@ pub(super) async fn create(
         expires_ms: minted.expires_ms,
         direct,
         consent: consent_mode,
+        chat: None,
     })
 }
 
 /// How the person at the device reads who is connecting: the account name, and its e-mail
 /// address when it has one (names are chosen by administrators, addresses are harder to fake).
-fn viewer_name(user: &crate::store::UserRecord) -> String {
+pub(super) fn viewer_name(user: &crate::store::UserRecord) -> String {
     match &user.email {
         Some(email) => format!("{} <{email}>", user.name),
         None => user.name.clone(),

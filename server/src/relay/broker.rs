@@ -13,6 +13,7 @@ use tether_common::relay::{RelayClaims, RelaySide, SessionKind};
 use tether_common::rights::Rights;
 use tokio::sync::{OnceCell, oneshot};
 
+use super::chat_opens::ChatOpens;
 use super::limits::{OpenSessions, QuotaExceeded, RelayLimits};
 use super::live::LiveSessions;
 use super::pending::{ClaimError, Owner, PendingTable, TableFull};
@@ -84,6 +85,7 @@ pub struct RelayBroker {
     key: OnceCell<TokenKey>,
     pending: Mutex<PendingTable<oneshot::Sender<RelayEnd>>>,
     live: LiveSessions,
+    chat_opens: ChatOpens,
     pair_timeout: Duration,
     limits: RelayLimits,
 }
@@ -105,6 +107,7 @@ impl RelayBroker {
             key: OnceCell::new(),
             pending: Mutex::new(PendingTable::new(MAX_PENDING)),
             live: LiveSessions::default(),
+            chat_opens: ChatOpens::default(),
             pair_timeout,
             limits,
         }
@@ -116,6 +119,11 @@ impl RelayBroker {
 
     pub fn limits(&self) -> &RelayLimits {
         &self.limits
+    }
+
+    /// Chats whose console waits to hear whether the window opened on the device.
+    pub fn chat_opens(&self) -> &ChatOpens {
+        &self.chat_opens
     }
 
     /// The sessions being relayed now.

@@ -286,6 +286,24 @@ export type PasskeyOptions = { options: unknown, };
 export type BackupCodes = { codes: Array<string>, };
 
 /**
+ * Where a chat's window opened on the device, as the console is told.
+ */
+export type ChatWindow = { 
+/**
+ * The local account it opened for.
+ */
+user: string, 
+/**
+ * The X display it opened on.
+ */
+display: string, };
+
+/**
+ * One chat frame, either way. Text a side sends is shown by the other as text, never markup.
+ */
+export type ChatMessage = { "type": "hello", name: string, } | { "type": "text", id: number, text: string, } | { "type": "typing", on: boolean, } | { "type": "fileOffer", id: number, name: string, size: number, } | { "type": "fileAccept", id: number, } | { "type": "fileDecline", id: number, } | { "type": "fileCancel", id: number, } | { "type": "fileEnd", id: number, } | { "type": "bye" };
+
+/**
  * The `result` of a successful `createSession`: where the console connects.
  */
 export type SessionTicket = { 
@@ -310,7 +328,11 @@ direct: DirectPath | null,
  * What the person at the device is shown or asked: with `prompt`, wait for the agent's
  * `consent` `granted` frame before sending anything (`consent.rs`).
  */
-consent: ConsentMode, };
+consent: ConsentMode, 
+/**
+ * Chat sessions: whom the messenger window opened for on the device (the agent's report).
+ */
+chat?: ChatWindow, };
 
 /**
  * What a link opens.

@@ -1,7 +1,7 @@
 // The console's URLs. The server answers every non-API path with index.html, so these survive a
 // reload and can be bookmarked.
 
-export type DeviceTab = "general" | "desktop" | "terminal" | "files" | "events";
+export type DeviceTab = "general" | "desktop" | "terminal" | "files" | "chat" | "events";
 
 export type Route =
   | { screen: "devices" }
@@ -14,7 +14,7 @@ export type Route =
   | { screen: "account" }
   | { screen: "notFound"; path: string };
 
-const TABS: readonly DeviceTab[] = ["general", "desktop", "terminal", "files", "events"];
+const TABS: readonly DeviceTab[] = ["general", "desktop", "terminal", "files", "chat", "events"];
 
 export function parseRoute(pathname: string): Route {
   const parts = pathname.split("/").filter((p) => p !== "").map(safeDecode);

@@ -1,0 +1,191 @@
+//! The messenger, end to end with the real server and the real `tether-agent`: `createSession
+//! {kind: "chat"}` has the agent open the chat page for whoever sits at the screen (a stub opener
+//! records who ran it, with which display and URL), the console's reply says whom it opened for,
+//! and the page's token joins the relay as the other end of the chat. When the page cannot open,
+//! the console is told why. Build every binary first (`cargo build --workspace --bins`).
+
+mod common;
+#[allow(dead_code)]
+#[path = "relay/sockets.rs"]
+mod sockets;
+#[allow(dead_code)]
+#[path = "agent/support.rs"]
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tether_common::control::{CreateSession, ErrorCode, ReplyError};
+use tether_common::relay::SessionKind;
+use tether_common::relay::chat::{ChatMessage, ChatWindow};
+use tokio_tungstenite::tungstenite::Message;
+
+use support::Fixture;
+
+/// A stand-in for `xdg-open`: writes its uid, `DISPLAY`, `XDG_RUNTIME_DIR`-free environment
+/// facts and the URL it was given to `record`, then exits with `status`.
+fn stub_opener(dir: &Path, record: &Path, status: i32) -> PathBuf {
+    let path = dir.join(format!("opener-{status}"));
+    let script = format!(
+        "#!/bin/sh\nprintf 'uid=%s\\ndisplay=%s\\nhome=%s\\nurl=%s\\n' \"$(id -u)\" \"$DISPLAY\" \"$HOME\" \"$1\" > '{}'\necho 'no method available for opening' >&2\nexit {status}\n",
+        record.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// `id ARGS`, trimmed: who runs this test (and so the agent it starts).
+fn id(args: &[&str]) -> String {
+    let out = std::process::Command::new("id")
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn chat(device: &tether_common::ids::DeviceId) -> CreateSession {
+    CreateSession {
+        device: device.clone(),
+        kind: SessionKind::Chat,
+    }
+}
+
+#[tokio::test]
+async fn the_page_opens_for_the_person_at_the_screen_and_joins_the_chat() {
+    let mut fx = Fixture::start().await;
+    let record = fx.dir.path().join("opened.txt");
+    let opener = stub_opener(fx.dir.path(), &record, 0);
+    let agent = fx
+        .online_agent(
+            "chat",
+            &[
+                "--x-display",
+                ":77",
+                "--chat-opener",
+                opener.to_str().unwrap(),
+            ],
+        )
+        .await;
+
+    let ticket = fx.control.ok(chat(&agent.device_id)).await;
+    let (my_name, my_uid) = (id(&["-un"]), id(&["-u"]));
+    assert_eq!(
+        ticket.chat,
+        Some(ChatWindow {
+            user: my_name,
+            display: ":77".into()
+        })
+    );
+    assert_eq!(ticket.direct, None);
+
+    // The agent waited for the opener's verdict, so its record is there.
+    let opened = std::fs::read_to_string(&record).unwrap();
+    let field = |name: &str| {
+        opened
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(field("uid"), my_uid);
+    assert_eq!(field("display"), ":77");
+    assert_eq!(field("home"), std::env::var("HOME").unwrap());
+    let url = field("url");
+    let prefix = format!("https://127.0.0.1:{}/messenger#t=", fx.server.port);
+    let token = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
+
+    // The page joins with the token alone (no account); the console with its cookie.
+    let page_path = format!("/meshrelay.ashx?id={token}");
+    let (page, console) = tokio::join!(
+        sockets::open(&fx.server, &page_path, None),
+        sockets::open(&fx.server, &ticket.url, Some(&fx.cookie))
+    );
+    let (mut page, mut console) = (page.unwrap(), console.unwrap());
+    sockets::expect_paired(&mut page).await;
+    sockets::expect_paired(&mut console).await;
+    let hello = ChatMessage::Text {
+        id: 1,
+        text: "Hello, can I help? <b>not bold</b>".into(),
+    };
+    sockets::send(&mut console, Message::text(hello.to_json())).await;
+    match sockets::next_data(&mut page).await {
+        Message::Text(text) => assert_eq!(ChatMessage::parse(&text), Some(hello)),
+        other => panic!("{other:?}"),
+    }
+    let reply = ChatMessage::Text {
+        id: 1,
+        text: "yes please".into(),
+    };
+    sockets::send(&mut page, Message::text(reply.to_json())).await;
+    match sockets::next_data(&mut console).await {
+        Message::Text(text) => assert_eq!(ChatMessage::parse(&text), Some(reply)),
+        other => panic!("{other:?}"),
+    }
+    // The page's token admitted it once.
+    assert_eq!(
+        sockets::refused_with(&fx.server, &page_path, None).await,
+        409
+    );
+}
+
+#[tokio::test]
+async fn the_console_is_told_why_the_page_did_not_open() {
+    let mut fx = Fixture::start().await;
+    let record = fx.dir.path().join("opened.txt");
+    let no_browser = stub_opener(fx.dir.path(), &record, 3);
+    let failing = stub_opener(fx.dir.path(), &record, 4);
+    let cases: [(&str, Vec<&str>, &str); 4] = [
+        // No display configured and no graphical login (CI machines have no logind session).
+        (
+            "nobody",
+            vec!["--x-display", ""],
+            "no one is logged in to a graphical session",
+        ),
+        (
+            "no-browser",
+            vec![
+                "--x-display",
+                ":77",
+                "--chat-opener",
+                no_browser.to_str().unwrap(),
+            ],
+            "no web browser is set up for",
+        ),
+        (
+            "failing",
+            vec![
+                "--x-display",
+                ":77",
+                "--chat-opener",
+                failing.to_str().unwrap(),
+            ],
+            "exit status 4: no method available for opening",
+        ),
+        (
+            "missing",
+            vec![
+                "--x-display",
+                ":77",
+                "--chat-opener",
+                "/nonexistent/xdg-open",
+            ],
+            "/nonexistent/xdg-open is not installed on this device",
+        ),
+    ];
+    for (name, flags, why) in cases {
+        let agent = fx.online_agent(name, &flags).await;
+        let refused = match fx.control.call(chat(&agent.device_id)).await {
+            Err(ReplyError::Refused(refused)) => refused,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(refused.code, ErrorCode::Conflict, "{name}");
+        assert!(
+            refused.message.starts_with("the chat did not open on ")
+                && refused.message.contains(why),
+            "{name}: {}",
+            refused.message
+        );
+        agent.kill().await;
+    }
+}
