@@ -201,6 +201,17 @@ pub(crate) enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Open a chat window for the person at a device's screen and say whether it opened. With
+    /// --text, send that message and leave; else each line of standard input is a message, and
+    /// theirs are printed, until input ends or they leave.
+    Chat {
+        /// Device id, or a name only one device has.
+        #[arg(long, value_name = "D")]
+        device: String,
+        /// One message to send once the page has joined.
+        #[arg(long, value_name = "T", allow_hyphen_values = true)]
+        text: Option<String>,
+    },
     /// Save a lossless PNG of a device's screen (through a desktop session, as the viewer does).
     Screenshot {
         /// Device id, or a name only one device has.

@@ -354,6 +354,10 @@ async fn execute(
             let device = find_device(control, &device).await?;
             exit_with(crate::shell::run(control, &device, as_user).await?)
         }
+        Command::Chat { device, text } => {
+            let device = find_device(control, &device).await?;
+            crate::chat::run(control, &device, text, json).await
+        }
         Command::Screenshot {
             device,
             out,

@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod amt;
+mod chat;
 mod cli;
 mod commands;
 mod connection;

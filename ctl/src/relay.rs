@@ -83,14 +83,26 @@ pub(crate) async fn start(
     let ticket = control.call(request).await?;
     let mut socket = control.open_relay(&ticket.url).await?;
     let direct = control.direct;
-    let waited = tokio::time::timeout(PAIRING_WAIT, async {
+    wait_for_peer(&mut socket, PAIRING_WAIT).await?;
+    if ticket.consent == ConsentMode::Prompt {
+        wait_for_consent(&mut socket).await?;
+    }
+    crate::direct::go_direct(socket, kind, ticket.direct, direct, &ticket.device).await
+}
+
+/// Waits for the server's `"c"`: the other end joined.
+pub(crate) async fn wait_for_peer(socket: &mut Socket, wait: Duration) -> anyhow::Result<()> {
+    let waited = tokio::time::timeout(wait, async {
         loop {
             match socket.next().await {
                 Some(Ok(Message::Text(text))) if text.as_str() == PAIRED => return Ok(()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(frame))) => {
                     let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                    bail!("the device did not join the session ({reason})")
+                    bail!(
+                        "the device did not join the session ({})",
+                        crate::output::printable(&reason)
+                    )
                 }
                 Some(Ok(other)) => bail!("unexpected frame before the session started: {other:?}"),
                 Some(Err(e)) => bail!("the relay connection failed: {e}"),
@@ -100,13 +112,9 @@ pub(crate) async fn start(
     })
     .await;
     match waited {
-        Ok(result) => result?,
-        Err(_) => bail!("the device did not join the session within {PAIRING_WAIT:?}"),
+        Ok(result) => result,
+        Err(_) => bail!("the device did not join the session within {wait:?}"),
     }
-    if ticket.consent == ConsentMode::Prompt {
-        wait_for_consent(&mut socket).await?;
-    }
-    crate::direct::go_direct(socket, kind, ticket.direct, direct, &ticket.device).await
 }
 
 /// The group asks the person at the device first: waits for the agent's `granted`, saying on

@@ -44,6 +44,18 @@ fn id(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// Waits (up to the test deadline) until `read` has something: a file another process writes.
+async fn poll<T>(mut read: impl FnMut() -> Option<T>) -> T {
+    let until = tokio::time::Instant::now() + support::DEADLINE;
+    loop {
+        if let Some(value) = read() {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < until, "timed out waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn chat(device: &tether_common::ids::DeviceId) -> CreateSession {
     CreateSession {
         device: device.clone(),
@@ -187,5 +199,102 @@ async fn the_console_is_told_why_the_page_did_not_open() {
             refused.message
         );
         agent.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn tetherctl_opens_a_chat_says_for_whom_and_sends_its_text_or_its_input() {
+    let mut fx = Fixture::start().await;
+    let record = fx.dir.path().join("opened.txt");
+    let opener = stub_opener(fx.dir.path(), &record, 0);
+    let agent = fx
+        .online_agent(
+            "ctl-chat",
+            &[
+                "--x-display",
+                ":5",
+                "--chat-opener",
+                opener.to_str().unwrap(),
+            ],
+        )
+        .await;
+    let device = agent.device_id.to_string();
+
+    let args = [
+        "chat",
+        "--device",
+        &device,
+        "--text",
+        "-- restart <now> \u{1b}[2J",
+    ];
+    let ((status, out, err), got) =
+        tokio::join!(fx.tetherctl(&args, None), device_page(&record, &fx.server));
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(
+        out,
+        format!("the chat window opened for {} on :5\n", id(&["-un"]))
+    );
+    assert!(
+        matches!(&got[0], ChatMessage::Hello { name } if name.starts_with("admin")),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[1],
+        ChatMessage::Text {
+            id: 1,
+            text: "-- restart <now> \u{1b}[2J".into()
+        }
+    );
+    assert_eq!(got.len(), 3);
+
+    // Interactive: each input line is a message; the end of input says goodbye.
+    let args = ["chat", "--device", &device];
+    let input = b"first line\n\nsecond line\n".as_slice();
+    let ((status, _, err), got) = tokio::join!(
+        fx.tetherctl(&args, Some(input)),
+        device_page(&record, &fx.server)
+    );
+    assert_eq!(status, 0, "{err}");
+    let texts: Vec<_> = got
+        .iter()
+        .filter_map(|m| match m {
+            ChatMessage::Text { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["first line", "second line"]);
+}
+
+/// The device's page: joins with the token of the URL the opener recorded (and removes the
+/// record, for the next chat) and collects what it is sent until `bye`.
+async fn device_page(record: &Path, server: &common::TestServer) -> Vec<ChatMessage> {
+    let url = poll(|| {
+        let text = std::fs::read_to_string(record).ok()?;
+        let url = text
+            .lines()
+            .find_map(|l| l.strip_prefix("url="))?
+            .to_owned();
+        std::fs::remove_file(record).ok()?;
+        Some(url)
+    })
+    .await;
+    let prefix = format!("https://127.0.0.1:{}/messenger#t=", server.port);
+    let token = url.strip_prefix(&prefix).unwrap().to_owned();
+    let path = format!("/meshrelay.ashx?id={token}");
+    let mut ws = sockets::open(server, &path, None).await.unwrap();
+    sockets::expect_paired(&mut ws).await;
+    let mut got = Vec::new();
+    loop {
+        match sockets::next_data(&mut ws).await {
+            Message::Text(text) => {
+                let message = ChatMessage::parse(&text).unwrap();
+                let bye = message == ChatMessage::Bye;
+                got.push(message);
+                if bye {
+                    return got;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
