@@ -29,6 +29,8 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 pub const MAX_NAME_CHARS: usize = 100;
 /// Bytes of file data per binary frame (well under the relay's frame limit).
 pub const FILE_CHUNK: usize = 64 * 1024;
+/// Longest session description a call may carry.
+pub const MAX_SDP: usize = 64 * 1024;
 /// The transfer id in front of each binary frame.
 pub const FILE_CHUNK_HEADER: usize = 4;
 
@@ -54,6 +56,30 @@ pub enum ChatMessage {
     FileCancel { id: u32 },
     /// All the file's bytes were sent.
     FileEnd { id: u32 },
+    /// "Let us talk": the caller's WebRTC offer for a call on a peer connection of its own (apart
+    /// from the chat's data path), and what the caller sends: its microphone, its camera.
+    CallOffer {
+        sdp: String,
+        audio: bool,
+        video: bool,
+    },
+    /// The callee takes the call, sending what it chose in turn (nothing is allowed: one-way
+    /// calls are the common support case).
+    CallAnswer {
+        sdp: String,
+        audio: bool,
+        video: bool,
+    },
+    /// A trickled ICE candidate of the call's connection, either way.
+    CallCandidate {
+        candidate: String,
+        #[serde(default)]
+        mid: Option<String>,
+    },
+    /// The callee does not take the call.
+    CallDecline,
+    /// Either side hangs up.
+    CallEnd,
     /// The sender is leaving the chat (the relay's close follows).
     Bye,
 }
@@ -70,6 +96,12 @@ impl ChatMessage {
         match &message {
             ChatMessage::Text { text, .. } if text.chars().count() > MAX_TEXT_CHARS => None,
             ChatMessage::FileOffer { name, .. } if name.is_empty() || name.len() > 255 => None,
+            ChatMessage::CallOffer { sdp, .. } | ChatMessage::CallAnswer { sdp, .. }
+                if sdp.len() > MAX_SDP =>
+            {
+                None
+            }
+            ChatMessage::CallCandidate { candidate, .. } if candidate.len() > 1024 => None,
             _ => Some(message),
         }
     }

@@ -73,7 +73,7 @@ function removeNetwork(ns, near) {
  * `config.toml` may depend on the network's addresses (`serverConfig(network)`). Resolves with
  * `{ network, server, browser, page, errors, msh, groupUrl }`; the caller stops them in `after`.
  */
-export async function directStack(admin, group, { serverConfig = (_network) => "" } = {}) {
+export async function directStack(admin, group, { serverConfig = (_network) => "", browserArgs = [] } = {}) {
   const network = privateNetwork();
   const server = await startServer({ bind: "0.0.0.0", config: serverConfig(network) });
   const loopback = `https://127.0.0.1:${server.port}`;
@@ -81,7 +81,7 @@ export async function directStack(admin, group, { serverConfig = (_network) => "
   const browser = await launchBrowser({
     executablePath: network.launcher,
     // Real host candidates rather than mDNS names (the agent does not resolve `.local`).
-    args: ["--disable-features=WebRtcHideLocalIpsWithMdns"],
+    args: ["--disable-features=WebRtcHideLocalIpsWithMdns", ...browserArgs],
   });
   const { page, errors } = await newPage(browser);
   const msh = await createAdminAndGroup(page, server, admin, group, { setupUrl: loopback });

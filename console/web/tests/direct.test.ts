@@ -44,11 +44,17 @@ class FakePeer implements PeerConnectionLike {
   onicecandidate: ((event: { candidate: { candidate: string } | null }) => void) | null = null;
   onconnectionstatechange: ((event: unknown) => void) | null = null;
   createDataChannel(): DataChannelLike {
+    this.offeredChannel = true;
     return this.channel;
   }
   async createOffer() {
     return { type: "offer", sdp: "v=0 offer" };
   }
+  async createAnswer() {
+    return { type: "answer", sdp: "v=0 answer" };
+  }
+  ondatachannel: ((event: { channel: DataChannelLike }) => void) | null = null;
+  offeredChannel = false;
   async setLocalDescription(): Promise<void> {}
   async setRemoteDescription(description: { sdp: string }): Promise<void> {
     this.remote = description.sdp;
@@ -381,5 +387,73 @@ describe("the ticket's direct path as WebRTC's configuration", () => {
 
   it("uses the TURN server's candidates only when the server says relay only", () => {
     expect(rtcConfiguration({ iceServers: [turn], relayOnly: true }).iceTransportPolicy).toBe("relay");
+  });
+});
+
+describe("a chat's answering page", () => {
+  it("answers the console's offer with its ICE servers, takes the channel it opens, and switches", async () => {
+    const socket = new FakeRelaySocket();
+    const peers: Array<{ config: unknown; peer: FakePeer }> = [];
+    const seen: string[] = [];
+    const relay = new RelayConnection(
+      "wss://h/r",
+      {
+        onPaired: () => seen.push("paired"),
+        onMessage: (m) => seen.push(`json:${String(m.n)}`),
+        onBytes: () => undefined,
+        onClosed: () => undefined,
+      },
+      {
+        createSocket: () => socket,
+        createPeer: (config) => {
+          const peer = new FakePeer();
+          peers.push({ config, peer });
+          return peer;
+        },
+        peer: "browser-answer",
+      },
+    );
+    socket.text("c");
+    await settle();
+    expect(peers).toHaveLength(0);
+    expect(socket.json()).toEqual([]);
+    socket.text({ type: "rtcOffer", sdp: "v=0 offer", config: DIRECT });
+    await settle();
+    expect(peers).toHaveLength(1);
+    const { config, peer } = peers[0]!;
+    expect(config).toEqual(DIRECT);
+    expect(peer.offeredChannel).toBe(false);
+    expect(peer.remote).toBe("v=0 offer");
+    expect(socket.json()).toEqual([{ type: "rtcAnswer", sdp: "v=0 answer" }]);
+    // A second offer is not a second attempt.
+    socket.text({ type: "rtcOffer", sdp: "v=0 again" });
+    await settle();
+    expect(peers).toHaveLength(1);
+
+    const channel = new FakeChannel();
+    peer.ondatachannel?.({ channel });
+    channel.open();
+    socket.text({ type: "rtcReady" });
+    socket.text({ type: "rtcSwitch" });
+    relay.sendJson({ n: 1 });
+    expect(channel.sent).toEqual([JSON.stringify({ n: 1 })]);
+    channel.onmessage?.({ data: JSON.stringify({ n: 2 }) });
+    expect(seen).toEqual(["paired", "json:2"]);
+  });
+
+  it("the console's offer to a browser carries its ICE configuration; to an agent it does not", async () => {
+    const offerOf = async (peerKind?: "browser-offer") => {
+      const socket = new FakeRelaySocket();
+      new RelayConnection(
+        "wss://h/r",
+        { onPaired: () => undefined, onMessage: () => undefined, onBytes: () => undefined, onClosed: () => undefined },
+        { direct: DIRECT, createSocket: () => socket, createPeer: () => new FakePeer(), peer: peerKind },
+      );
+      socket.text("c");
+      await settle();
+      return socket.json()[0];
+    };
+    expect(await offerOf("browser-offer")).toEqual({ type: "rtcOffer", sdp: "v=0 offer", config: DIRECT });
+    expect(await offerOf()).toEqual({ type: "rtcOffer", sdp: "v=0 offer" });
   });
 });

@@ -57,7 +57,8 @@ pub(super) async fn create(
             kind,
             rights,
             expires_ms: minted.expires_ms,
-            direct: None,
+            // The page on the device answers the console's offer (`direct.ts`, role "answer").
+            direct,
             consent: Default::default(),
             chat: Some(window),
         });

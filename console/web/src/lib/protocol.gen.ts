@@ -301,7 +301,7 @@ display: string, };
 /**
  * One chat frame, either way. Text a side sends is shown by the other as text, never markup.
  */
-export type ChatMessage = { "type": "hello", name: string, } | { "type": "text", id: number, text: string, } | { "type": "typing", on: boolean, } | { "type": "fileOffer", id: number, name: string, size: number, } | { "type": "fileAccept", id: number, } | { "type": "fileDecline", id: number, } | { "type": "fileCancel", id: number, } | { "type": "fileEnd", id: number, } | { "type": "bye" };
+export type ChatMessage = { "type": "hello", name: string, } | { "type": "text", id: number, text: string, } | { "type": "typing", on: boolean, } | { "type": "fileOffer", id: number, name: string, size: number, } | { "type": "fileAccept", id: number, } | { "type": "fileDecline", id: number, } | { "type": "fileCancel", id: number, } | { "type": "fileEnd", id: number, } | { "type": "callOffer", sdp: string, audio: boolean, video: boolean, } | { "type": "callAnswer", sdp: string, audio: boolean, video: boolean, } | { "type": "callCandidate", candidate: string, mid: string | null, } | { "type": "callDecline" } | { "type": "callEnd" } | { "type": "bye" };
 
 /**
  * The `result` of a successful `createSession`: where the console connects.

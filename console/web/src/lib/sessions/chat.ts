@@ -8,6 +8,8 @@ import type { ChatMessage } from "../protocol.gen";
 import type { RelayChannel } from "./relay";
 
 export const MAX_TEXT_CHARS = 4000;
+/** Longest session description a call may carry (as chat.rs). */
+export const MAX_SDP = 64 * 1024;
 export const FILE_CHUNK = 64 * 1024;
 /** Bytes the socket may hold before the next chunk is read. */
 export const SEND_WINDOW = 4 * FILE_CHUNK;
@@ -45,7 +47,12 @@ export type ChatEntry =
 export interface ChatHandlers {
   /** Something shown changed: entries, a transfer's progress, the peer's name or typing. */
   onChange(): void;
+  /** A call's signalling (`call.ts` handles it). */
+  onCall?(message: CallMessage): void;
 }
+
+/** The chat messages that belong to a call. */
+export type CallMessage = Extract<ChatMessage, { type: "callOffer" | "callAnswer" | "callCandidate" | "callDecline" | "callEnd" }>;
 
 export class ChatSession {
   readonly entries: ChatEntry[] = [];
@@ -192,6 +199,13 @@ export class ChatSession {
       case "bye":
         this.end(`${this.peerName ?? "The other side"} left the chat.`);
         break;
+      case "callOffer":
+      case "callAnswer":
+      case "callCandidate":
+      case "callDecline":
+      case "callEnd":
+        if (!this.ended) this.handlers.onCall?.(chat);
+        break;
     }
   }
 
@@ -277,7 +291,8 @@ export class ChatSession {
     }
   }
 
-  private notice(text: string): void {
+  /** A line in the chat's log that is neither side's message (a call started or ended). */
+  notice(text: string): void {
     this.push({ kind: "notice", text, at: this.now() });
   }
 
@@ -317,6 +332,18 @@ export function asChatMessage(m: Record<string, unknown>): ChatMessage | null {
       return isId(m.id) ? { type: m.type, id: m.id } : null;
     case "bye":
       return { type: "bye" };
+    case "callOffer":
+    case "callAnswer":
+      return typeof m.sdp === "string" && m.sdp.length <= MAX_SDP && typeof m.audio === "boolean" && typeof m.video === "boolean"
+        ? { type: m.type, sdp: m.sdp, audio: m.audio, video: m.video }
+        : null;
+    case "callCandidate":
+      return typeof m.candidate === "string" && m.candidate.length <= 1024 && (m.mid == null || typeof m.mid === "string")
+        ? { type: "callCandidate", candidate: m.candidate, mid: typeof m.mid === "string" ? m.mid : null }
+        : null;
+    case "callDecline":
+    case "callEnd":
+      return { type: m.type };
     default:
       return null;
   }

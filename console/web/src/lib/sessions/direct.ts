@@ -1,15 +1,16 @@
 // The console's attempt at a direct path for one session: a WebRTC peer connection with one
 // ordered, reliable data channel, signalled over the session's relay (`common/src/relay/signal.rs`
-// has the messages). The console offers, the agent answers, both trickle candidates. What flows on
-// the channel, and when, is `pathSwitch.ts`'s business; this file only brings the channel up and
-// reports what happens to it.
+// has the messages). The console offers, the agent answers, both trickle candidates. In a chat,
+// the other end is a browser too (the device user's messenger page), which takes the answering
+// role here. What flows on the channel, and when, is `pathSwitch.ts`'s business; this file only
+// brings the channel up and reports what happens to it.
 
 import type { DirectPath } from "../protocol.gen";
 import { checkProof } from "./pathProof";
 
 /** Signalling as relay text frames. */
 export type RtcSignal =
-  | { type: "rtcOffer"; sdp: string }
+  | { type: "rtcOffer"; sdp: string; config?: DirectPath }
   | { type: "rtcAnswer"; sdp: string; proof?: unknown }
   | { type: "rtcCandidate"; candidate: string }
   | { type: "rtcUnavailable"; reason: string };
@@ -17,11 +18,26 @@ export type RtcSignal =
 /** The signal a parsed relay text frame is, if it is one. */
 export function asRtcSignal(message: Record<string, unknown>): RtcSignal | null {
   const { type } = message;
-  if (type === "rtcOffer" && typeof message.sdp === "string") return { type, sdp: message.sdp };
+  if (type === "rtcOffer" && typeof message.sdp === "string") {
+    return isDirectPath(message.config) ? { type, sdp: message.sdp, config: message.config } : { type, sdp: message.sdp };
+  }
   if (type === "rtcAnswer" && typeof message.sdp === "string") return { type, sdp: message.sdp, proof: message.proof };
   if (type === "rtcCandidate" && typeof message.candidate === "string") return { type, candidate: message.candidate };
   if (type === "rtcUnavailable") return { type, reason: typeof message.reason === "string" ? message.reason : "" };
   return null;
+}
+
+/** An offer's ICE configuration, checked (the answering page gathers candidates with it). */
+function isDirectPath(value: unknown): value is DirectPath {
+  if (typeof value !== "object" || value === null) return false;
+  const { iceServers, relayOnly } = value as { iceServers?: unknown; relayOnly?: unknown };
+  const isText = (v: unknown) => typeof v === "string" && v.length < 2048;
+  const isServer = (v: unknown) => {
+    if (typeof v !== "object" || v === null) return false;
+    const { urls, username, credential } = v as { urls?: unknown; username?: unknown; credential?: unknown };
+    return Array.isArray(urls) && urls.length <= 8 && urls.every(isText) && (username == null || isText(username)) && (credential == null || isText(credential));
+  };
+  return Array.isArray(iceServers) && iceServers.length <= 8 && iceServers.every(isServer) && typeof relayOnly === "boolean";
 }
 
 /** The subset of `RTCDataChannel` used here. */
@@ -50,8 +66,11 @@ export interface PeerConnectionLike {
   addTransceiver?(kind: "video", init: { direction: "recvonly" }): unknown;
   ontrack?: ((event: TrackEventLike) => void) | null;
   createOffer(): Promise<{ type: string; sdp?: string }>;
+  /** The answering side's (a chat's messenger page). */
+  createAnswer?(): Promise<{ type: string; sdp?: string }>;
+  ondatachannel?: ((event: { channel: DataChannelLike }) => void) | null;
   setLocalDescription(description: { type: string; sdp?: string }): Promise<void>;
-  setRemoteDescription(description: { type: "answer"; sdp: string }): Promise<void>;
+  setRemoteDescription(description: { type: "answer" | "offer"; sdp: string }): Promise<void>;
   addIceCandidate(candidate: { candidate: string; sdpMLineIndex: number }): Promise<void>;
   close(): void;
   readonly connectionState: string;
@@ -96,9 +115,13 @@ export const OPEN_DEADLINE_MS = 15_000;
 /** How long a closing session's channel may take to send what it still holds. */
 export const CLOSE_LINGER_MS = 5_000;
 
+/** Who makes the offer: the console always; the device user's messenger page answers it. */
+export type Role = "offer" | "answer";
+
 export class DirectAttempt {
   private readonly peer: PeerConnectionLike;
-  private readonly channel: DataChannelLike;
+  /** The answering side has none until the offerer's arrives. */
+  private channel: DataChannelLike | null = null;
   private ended = false;
   private readonly deadline: ReturnType<typeof setTimeout>;
   /** The offer sent: the agent's proof must cover its fingerprint. */
@@ -109,35 +132,26 @@ export class DirectAttempt {
   /**
    * `video`: also offer a receive-only video m-line (the desktop's pictures, `desktopTrack.ts`).
    * `device`: the device whose key must sign the answer (`pathProof.ts`); absent, any answer goes.
+   * `role`: "answer" waits for the offer (`onSignal`) and takes the channel the offerer opens.
    */
   constructor(
-    config: DirectPath,
+    private readonly config: DirectPath,
     private readonly handlers: DirectHandlers,
     createPeer: PeerConnectionFactory = browserPeer,
     video = false,
     private readonly device: string | null = null,
+    private readonly role: Role = "offer",
+    private readonly shareConfig = false,
   ) {
     this.peer = createPeer(config);
-    this.channel = this.peer.createDataChannel(LABEL, { ordered: true });
+    if (role === "offer") this.attach(this.peer.createDataChannel(LABEL, { ordered: true }));
+    else this.peer.ondatachannel = (event) => (this.channel ? undefined : this.attach(event.channel));
     if (video && this.peer.addTransceiver) {
       this.peer.addTransceiver("video", { direction: "recvonly" });
       this.peer.ontrack = (event) => {
         if (!this.ended) handlers.onTrack?.(event);
       };
     }
-    this.channel.binaryType = "arraybuffer";
-    this.channel.onopen = () => {
-      clearTimeout(this.deadline);
-      if (!this.ended) handlers.onOpen();
-    };
-    this.channel.onmessage = (event) => {
-      if (this.ended) return;
-      const { data } = event;
-      if (typeof data === "string") handlers.onMessage(data);
-      else if (data instanceof ArrayBuffer) handlers.onMessage(new Uint8Array(data));
-    };
-    this.channel.onclose = () => this.fail("the data channel closed");
-    this.channel.onerror = () => this.fail("the data channel failed");
     let gathered = 0;
     this.peer.onicecandidate = (event) => {
       if (this.ended) return;
@@ -157,11 +171,32 @@ export class DirectAttempt {
       if (this.peer.connectionState === "failed") this.fail("no direct path between the console and the device");
     };
     this.deadline = setTimeout(() => this.fail("no direct path came up in time"), OPEN_DEADLINE_MS);
-    void this.offer();
+    if (role === "offer") void this.offer();
   }
 
   get bufferedAmount(): number {
-    return this.channel.bufferedAmount;
+    return this.channel?.bufferedAmount ?? 0;
+  }
+
+  private attach(channel: DataChannelLike): void {
+    const handlers = this.handlers;
+    this.channel = channel;
+    channel.binaryType = "arraybuffer";
+    const opened = () => {
+      clearTimeout(this.deadline);
+      if (!this.ended) handlers.onOpen();
+    };
+    // A channel the offerer opened may be open by the time the answering side sees it.
+    if (channel.readyState === "open") queueMicrotask(opened);
+    else channel.onopen = opened;
+    channel.onmessage = (event) => {
+      if (this.ended) return;
+      const { data } = event;
+      if (typeof data === "string") handlers.onMessage(data);
+      else if (data instanceof ArrayBuffer) handlers.onMessage(new Uint8Array(data));
+    };
+    channel.onclose = () => this.fail("the data channel closed");
+    channel.onerror = () => this.fail("the data channel failed");
   }
 
   /** A signal the agent sent on the relay. */
@@ -169,6 +204,7 @@ export class DirectAttempt {
     if (this.ended) return;
     switch (message.type) {
       case "rtcAnswer": {
+        if (this.role === "answer") return this.fail("the other side sent an answer to no offer");
         const { sdp, proof } = message;
         this.signals = this.signals.then(async () => {
           if (this.device !== null) {
@@ -194,13 +230,14 @@ export class DirectAttempt {
         break;
       case "rtcOffer":
         // The console is always the offerer; an offer from the agent is a protocol error.
-        this.fail("the device sent an offer");
+        if (this.role === "offer") this.fail("the device sent an offer");
+        else this.answer(message.sdp);
         break;
     }
   }
 
   send(payload: string | Uint8Array<ArrayBuffer>): void {
-    if (!this.ended && this.channel.readyState === "open") this.channel.send(payload);
+    if (!this.ended && this.channel?.readyState === "open") this.channel.send(payload);
   }
 
   /**
@@ -213,9 +250,25 @@ export class DirectAttempt {
     this.ended = true;
     clearTimeout(this.deadline);
     const closePeer = () => this.peer.close();
+    if (!this.channel) return closePeer();
     this.channel.onclose = closePeer;
     setTimeout(closePeer, CLOSE_LINGER_MS);
     this.channel.close();
+  }
+
+  private answer(sdp: string): void {
+    this.signals = this.signals.then(async () => {
+      try {
+        if (!this.peer.createAnswer) throw new Error("this browser cannot answer");
+        await this.peer.setRemoteDescription({ type: "offer", sdp });
+        const answer = await this.peer.createAnswer();
+        await this.peer.setLocalDescription(answer);
+        if (!answer.sdp) throw new Error("the browser made an empty answer");
+        if (!this.ended) this.handlers.signal({ type: "rtcAnswer", sdp: answer.sdp });
+      } catch (e) {
+        this.fail(`could not answer: ${String(e)}`);
+      }
+    });
   }
 
   private async offer(): Promise<void> {
@@ -224,7 +277,9 @@ export class DirectAttempt {
       await this.peer.setLocalDescription(offer);
       if (!offer.sdp) throw new Error("the browser made an empty offer");
       this.offerSdp = offer.sdp;
-      if (!this.ended) this.handlers.signal({ type: "rtcOffer", sdp: offer.sdp });
+      // A chat's other end is a browser, which gathers its candidates with the same servers.
+      const config = this.shareConfig ? { config: this.config } : {};
+      if (!this.ended) this.handlers.signal({ type: "rtcOffer", sdp: offer.sdp, ...config });
     } catch (e) {
       this.fail(`could not make an offer: ${String(e)}`);
     }
@@ -234,7 +289,7 @@ export class DirectAttempt {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.deadline);
-    this.channel.close();
+    this.channel?.close();
     this.peer.close();
     this.handlers.onFailed(why);
   }

@@ -7,7 +7,7 @@
 // with a fake socket and a fake peer connection.
 
 import type { ConsentMode, DirectPath } from "../protocol.gen";
-import { DirectAttempt, asRtcSignal, type PeerConnectionFactory, type RtcSignal, type TrackEventLike } from "./direct";
+import { DirectAttempt, asRtcSignal, type PeerConnectionFactory, type Role, type RtcSignal, type TrackEventLike } from "./direct";
 import { PathSwitch, SwitchError, asSwitchSignal, signalText, type Path, type Payload } from "./pathSwitch";
 import { PiecesError, PiecesJoiner, splitPayload } from "./directPieces";
 
@@ -40,6 +40,8 @@ export interface RelayHandlers {
   onPath?(path: Path, detail: string): void;
   /** The agent's video track arrived (only with the `video` option). */
   onTrack?(event: TrackEventLike): void;
+  /** A chat's answering page learnt the console's ICE configuration (from its offer). */
+  onPeerConfig?(config: DirectPath): void;
   /** The person at the device is being asked to accept; they have `timeoutSecs` to answer. */
   onConsentAsked?(timeoutSecs: number): void;
 }
@@ -55,6 +57,11 @@ export interface RelayOptions {
   device?: string;
   /** The ticket's `consent`: with "prompt" the session starts only once the agent says granted. */
   consent?: ConsentMode;
+  /**
+   * A chat: the other end is a browser. The console's offer carries its ICE configuration, and
+   * the device user's page (`answer`) answers offers instead of making one.
+   */
+  peer?: "browser-offer" | "browser-answer";
 }
 
 /** What a view needs to start (or restart) its session: `createSession`'s ticket, or a guest's. */
@@ -124,9 +131,11 @@ export class RelayConnection implements RelayChannel {
   private heldClose: { code: number; reason: string; timer: ReturnType<typeof setTimeout> } | null = null;
 
   private readonly device: string | null;
+  private readonly options: RelayOptions;
 
   constructor(url: string, private readonly handlers: RelayHandlers, options: RelayOptions = {}) {
     this.device = options.device ?? null;
+    this.options = options;
     const socket = (options.createSocket ?? browserSocket)(url);
     socket.binaryType = "arraybuffer";
     socket.onmessage = (event) => {
@@ -220,9 +229,9 @@ export class RelayConnection implements RelayChannel {
     this.socket.close(1000, "closed by the console");
   }
 
-  private tryDirect(direct: DirectPath, createPeer: PeerConnectionFactory | undefined, video: boolean): void {
+  private tryDirect(direct: DirectPath, createPeer: PeerConnectionFactory | undefined, video: boolean, role: Role = "offer"): void {
     try {
-      this.startAttempt(direct, createPeer, video);
+      this.startAttempt(direct, createPeer, video, role);
     } catch (e) {
       // A webview without WebRTC (the desktop app's WebKitGTK): the session stays relayed.
       this.attempt = null;
@@ -230,7 +239,7 @@ export class RelayConnection implements RelayChannel {
     }
   }
 
-  private startAttempt(direct: DirectPath, createPeer: PeerConnectionFactory | undefined, video: boolean): void {
+  private startAttempt(direct: DirectPath, createPeer: PeerConnectionFactory | undefined, video: boolean, role: Role): void {
     this.attempt = new DirectAttempt(
       direct,
       {
@@ -261,6 +270,8 @@ export class RelayConnection implements RelayChannel {
       createPeer,
       video,
       this.device,
+      role,
+      this.options.peer === "browser-offer",
     );
   }
 
@@ -270,7 +281,15 @@ export class RelayConnection implements RelayChannel {
       const switchSignal = asSwitchSignal(message);
       if (switchSignal) return this.guard(() => this.paths.relaySignal(switchSignal));
       const rtcSignal = asRtcSignal(message);
-      if (rtcSignal) return this.attempt?.onSignal(rtcSignal);
+      if (rtcSignal) {
+        // The device user's messenger page answers the console's first offer.
+        if (rtcSignal.type === "rtcOffer" && !this.attempt && this.options.peer === "browser-answer") {
+          const config = rtcSignal.config ?? { iceServers: [], relayOnly: false };
+          if (rtcSignal.config) this.handlers.onPeerConfig?.(rtcSignal.config);
+          this.tryDirect(config, this.options.createPeer, false, "answer");
+        }
+        return this.attempt?.onSignal(rtcSignal);
+      }
       // A signal this console does not know (a newer agent's) is not session data either.
       if (typeof message.type === "string" && message.type.startsWith("rtc")) return;
     }
