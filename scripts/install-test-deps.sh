@@ -43,6 +43,10 @@ command -v Xvfb >/dev/null || need_apt+=(xvfb)
 command -v setxkbmap >/dev/null || need_apt+=(x11-xkb-utils)
 command -v xsetroot >/dev/null || need_apt+=(x11-xserver-utils)
 command -v xclip >/dev/null || need_apt+=(xclip)
+# The remote desktop's sound (agent/src/desktop/audio.rs) is captured with parec from the user's
+# sound server; its test runs a PulseAudio daemon with a null sink and plays a tone into it (pacat).
+command -v pulseaudio >/dev/null || need_apt+=(pulseaudio)
+command -v parec >/dev/null || need_apt+=(pulseaudio-utils)
 # installers/systemd units are checked with systemd-analyze verify (server/tests/installers.rs).
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 # The .deb packages are installed, upgraded and purged in a debootstrap root (the same test).

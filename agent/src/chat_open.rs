@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::unistd::{Uid, User, geteuid};
 use tether_common::relay::chat::{ChatOpened, MESSENGER_PATH, OpenChat};
 use tokio::io::AsyncReadExt;
 
-use crate::relay::run_as::{PLAIN_PATH, check_name, runuser};
+use crate::seat::{AsUserError, SeatUser};
 
 /// How long the opener has to fail before the page counts as opening.
 const VERDICT_WAIT: Duration = Duration::from_secs(3);
@@ -29,16 +28,10 @@ const VERDICT_WAIT: Duration = Duration::from_secs(3);
 /// Why the page did not open: sentences for the administrator.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OpenError {
-    #[error("no one is logged in to a graphical session on this device")]
-    NobodyLoggedIn,
+    #[error(transparent)]
+    Seat(#[from] AsUserError),
     #[error("the server asked to open {0:?}, which is not the messenger page")]
     NotMessenger(String),
-    #[error("the agent runs as {agent}, not as root, so it cannot open a window for {wanted}")]
-    NotRoot { agent: String, wanted: String },
-    #[error("the user with id {0} who is logged in has no account entry")]
-    UnknownUser(u32),
-    #[error("runuser (util-linux) is not installed, so the agent cannot act as {0}")]
-    NoRunuser(String),
     #[error("{0} is not installed on this device, so no browser can be opened")]
     NoOpener(String),
     #[error("no web browser is set up for {user} ({opener} found nothing to open links with)")]
@@ -90,29 +83,18 @@ async fn try_open(
     request: &OpenChat,
 ) -> Result<(String, String), OpenError> {
     let url = page_url(control_url, &request.path)?;
-    let seat = tokio::task::spawn_blocking(move || {
-        let session =
-            crate::seat::graphical_user(x_display.as_deref()).ok_or(OpenError::NobodyLoggedIn)?;
-        let user = User::from_uid(Uid::from_raw(session.uid))
-            .ok()
-            .flatten()
-            .ok_or(OpenError::UnknownUser(session.uid))?;
-        let cookie = crate::seat::cookie_file(&session.display);
-        Ok::<_, OpenError>((session, user, cookie))
-    })
-    .await
-    .map_err(|e| OpenError::Spawn(std::io::Error::other(e)))??;
-    let (session, user, cookie) = seat;
-    let mut command = opener_command(&user, opener)?;
+    let seat = tokio::task::spawn_blocking(move || SeatUser::find(x_display.as_deref()))
+        .await
+        .map_err(|e| OpenError::Spawn(std::io::Error::other(e)))??;
+    let mut command = seat.command(opener)?;
     command
-        .env_clear()
-        .envs(session_environment(&user, &session.display, cookie))
         .arg(&url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         // Its own process group: a signal to the agent's group does not close the browser.
         .process_group(0);
+    let user = &seat.user;
     let opener_name = opener.display().to_string();
     let mut child = command.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => OpenError::NoOpener(opener_name.clone()),
@@ -130,7 +112,7 @@ async fn try_open(
             // xdg-open's documented exit status 3: "a required tool could not be found".
             if status.code() == Some(3) {
                 return Err(OpenError::NoBrowser {
-                    user: user.name,
+                    user: user.name.clone(),
                     opener: opener_name,
                 });
             }
@@ -140,7 +122,7 @@ async fn try_open(
                 (None, _) => "killed by a signal".into(),
             };
             return Err(OpenError::OpenerFailed {
-                user: user.name,
+                user: user.name.clone(),
                 opener: opener_name,
                 detail,
             });
@@ -154,7 +136,7 @@ async fn try_open(
             });
         }
     }
-    Ok((user.name, session.display))
+    Ok((seat.user.name.clone(), seat.display.clone()))
 }
 
 /// `https://<the control channel's host>/messenger#t=…`, only for the messenger's own path.
@@ -177,67 +159,6 @@ fn page_url(control_url: &str, path: &str) -> Result<String, OpenError> {
     let scheme = if scheme == "ws" { "http" } else { "https" };
     let authority = rest.split('/').next().unwrap_or_default();
     Ok(format!("{scheme}://{authority}{path}"))
-}
-
-/// The opener, as the session's user: itself when that is the agent's account, else through
-/// `runuser` (root only).
-fn opener_command(user: &User, opener: &Path) -> Result<tokio::process::Command, OpenError> {
-    let me = geteuid();
-    if user.uid == me {
-        return Ok(tokio::process::Command::new(opener));
-    }
-    if !me.is_root() {
-        let agent = User::from_uid(me)
-            .ok()
-            .flatten()
-            .map_or_else(|| me.to_string(), |u| u.name);
-        return Err(OpenError::NotRoot {
-            agent,
-            wanted: user.name.clone(),
-        });
-    }
-    if check_name(&user.name).is_err() {
-        return Err(OpenError::UnknownUser(user.uid.as_raw()));
-    }
-    let runuser = runuser().ok_or_else(|| OpenError::NoRunuser(user.name.clone()))?;
-    let mut command = tokio::process::Command::new(runuser);
-    command.args(["-u", &user.name, "--"]).arg(opener);
-    Ok(command)
-}
-
-/// What a program in `user`'s graphical session expects to find in its environment.
-fn session_environment(
-    user: &User,
-    display: &str,
-    cookie: Option<PathBuf>,
-) -> Vec<(&'static str, String)> {
-    let runtime = PathBuf::from(format!("/run/user/{}", user.uid));
-    let mut env = vec![
-        ("DISPLAY", display.to_owned()),
-        ("HOME", user.dir.display().to_string()),
-        ("USER", user.name.clone()),
-        ("LOGNAME", user.name.clone()),
-        ("PATH", PLAIN_PATH.to_owned()),
-    ];
-    // The configured display of an agent run by hand: its own cookie file, if it has one.
-    let cookie = cookie.or_else(|| std::env::var_os("XAUTHORITY").map(PathBuf::from));
-    if let Some(cookie) = cookie {
-        env.push(("XAUTHORITY", cookie.display().to_string()));
-    }
-    if runtime.is_dir() {
-        let bus = runtime.join("bus");
-        if bus.exists() {
-            env.push((
-                "DBUS_SESSION_BUS_ADDRESS",
-                format!("unix:path={}", bus.display()),
-            ));
-        }
-        env.push(("XDG_RUNTIME_DIR", runtime.display().to_string()));
-    }
-    if let Some(lang) = std::env::var_os("LANG") {
-        env.push(("LANG", lang.to_string_lossy().into_owned()));
-    }
-    env
 }
 
 #[cfg(test)]

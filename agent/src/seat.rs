@@ -8,8 +8,11 @@
 //! `~/.Xauthority`. The file is remembered per display, and every X connection the agent makes
 //! goes through [`x11_connect`], which shows that cookie. Wayland sessions are not covered.
 
+mod as_user;
 #[cfg(feature = "desktop")]
 mod xauth;
+
+pub(crate) use as_user::{AsUserError, SeatUser};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
