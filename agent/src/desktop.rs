@@ -30,6 +30,7 @@
 //!
 //! [`FRAME_WINDOW`]: tether_common::relay::desktop::FRAME_WINDOW
 
+mod audio;
 mod capture;
 mod clipboard;
 #[cfg(test)]

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::audio::{AudioOutput, AudioStream};
 use super::clipboard::{self, ClipboardHandle};
 use super::hub::{HubOutput, Hubs, PictureTiming, StreamInfo, Viewer};
 use super::input::{self, InputCommand, InputHandle};
@@ -73,6 +74,8 @@ pub(crate) async fn serve(
         track: Track::new(video),
         estimated: false,
         timing: None,
+        audio: None,
+        audio_frames: None,
     };
     let mut inputs = Inbox::default();
     if !view_only {
@@ -116,6 +119,9 @@ struct Session {
     estimated: bool,
     /// What the latest picture cost the agent, for the next `pong`.
     timing: Option<PictureTiming>,
+    /// The device's sound, while the viewer has the speaker on (`audio.rs`).
+    audio: Option<AudioStream>,
+    audio_frames: Option<mpsc::Receiver<AudioOutput>>,
 }
 
 enum Step {
@@ -190,6 +196,10 @@ impl Session {
                     send_event(sink, &notice(message)).await?;
                     Step::Continue
                 }
+                Some(output) = recv_bounded(&mut self.audio_frames) => {
+                    self.on_audio(sink, output).await?;
+                    Step::Continue
+                }
                 Some(text) = recv_bounded(&mut inbox.clipboard) => {
                     send_event(sink, &DesktopEvent::Clipboard { text }).await?;
                     Step::Continue
@@ -197,6 +207,56 @@ impl Session {
             };
             if let Step::End = step {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Turns the device's sound on or off for this viewer, and says which it is now.
+    async fn switch_audio(&mut self, sink: &mut Sink, on: bool) -> anyhow::Result<()> {
+        self.audio = None;
+        self.audio_frames = None;
+        let event = if on {
+            match AudioStream::start(&self.display).await {
+                Ok((stream, frames)) => {
+                    self.audio = Some(stream);
+                    self.audio_frames = Some(frames);
+                    DesktopEvent::Audio {
+                        on: true,
+                        channels: Some(super::audio::CHANNELS as u8),
+                        why: None,
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(user = %self.user, "desktop: no sound: {e}");
+                    DesktopEvent::Audio {
+                        on: false,
+                        channels: None,
+                        why: Some(e.to_string()),
+                    }
+                }
+            }
+        } else {
+            DesktopEvent::Audio {
+                on: false,
+                channels: None,
+                why: None,
+            }
+        };
+        send_event(sink, &event).await
+    }
+
+    async fn on_audio(&mut self, sink: &mut Sink, output: AudioOutput) -> anyhow::Result<()> {
+        match output {
+            AudioOutput::Frame(frame) => send(sink, Message::binary(frame)).await,
+            AudioOutput::Ended(why) => {
+                self.audio = None;
+                self.audio_frames = None;
+                let event = DesktopEvent::Audio {
+                    on: false,
+                    channels: None,
+                    why: Some(why),
+                };
+                send_event(sink, &event).await
             }
         }
     }
@@ -309,6 +369,7 @@ impl Session {
                 send_event(sink, &pong).await?;
             }
             DesktopRequest::Snapshot => self.viewer.snapshot(),
+            DesktopRequest::Audio { on } => self.switch_audio(sink, on).await?,
             DesktopRequest::Settings(change) => {
                 self.settings = change.apply_to(self.settings);
                 self.viewer.settings(self.settings);
@@ -423,7 +484,7 @@ async fn recv_some(receiver: &mut Option<mpsc::UnboundedReceiver<String>>) -> Op
     }
 }
 
-async fn recv_bounded(receiver: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+async fn recv_bounded<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match receiver {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,

@@ -6,8 +6,9 @@
 //! - **text frames, agent → console**: [`DesktopEvent`] as JSON: the displays, the stream's
 //!   parameters, the pointer, the clipboard, errors;
 //! - **binary frames, agent → console**: pictures, each starting with a [`FrameHeader`]-style
-//!   kind byte (see [`BinaryKind`]): encoded video, JPEG tiles, the cursor's shape, a PNG snapshot.
-//!   The console sends no binary frames.
+//!   kind byte (see [`BinaryKind`]): encoded video, JPEG tiles, the cursor's shape, a PNG snapshot,
+//!   and the device's sound ([`AudioHeader`] then one Opus packet) once the viewer asks for it
+//!   with [`DesktopRequest::Audio`]. The console sends no binary frames.
 //!
 //! # Flow control: the latest frame wins
 //! Every picture frame carries a sequence number; the console answers [`DesktopRequest::Ack`] once
@@ -111,6 +112,8 @@ pub enum DesktopRequest {
     /// Answered at once with [`DesktopEvent::Pong`] carrying the same `t`: the viewer's round-trip
     /// figure.
     Ping { t: u64 },
+    /// Start or stop sending what the device plays (answered with [`DesktopEvent::Audio`]).
+    Audio { on: bool },
     #[serde(other)]
     Unknown,
 }
@@ -249,6 +252,16 @@ pub enum DesktopEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         encode_us: Option<u32>,
     },
+    /// Whether the device's sound now flows ([`BinaryKind::Audio`] frames: Opus, 48 kHz,
+    /// `channels`, 20 ms packets), and when it does not, why (nothing to capture, no sound
+    /// server, turned off).
+    Audio {
+        on: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channels: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
     /// Input was refused or a request failed; `message` is for people. The session goes on.
     Notice { message: String },
     /// The session cannot go on (no X display, capture failed); the agent closes after it.
@@ -269,6 +282,8 @@ pub enum BinaryKind {
     Cursor = 3,
     /// A lossless PNG of the selected display: the kind byte, a flags byte, then PNG bytes.
     Snapshot = 4,
+    /// One Opus packet of the device's sound ([`AudioHeader`], then the packet).
+    Audio = 5,
 }
 
 impl BinaryKind {
@@ -278,8 +293,45 @@ impl BinaryKind {
             2 => Some(BinaryKind::Tiles),
             3 => Some(BinaryKind::Cursor),
             4 => Some(BinaryKind::Snapshot),
+            5 => Some(BinaryKind::Audio),
             _ => None,
         }
+    }
+}
+
+/// The 8 bytes in front of an Opus packet (big-endian): the kind byte, a flags byte (0), the
+/// packet's sequence number (wrapping), and the milliseconds since the sound started when it was
+/// captured (the player's clock for gaps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioHeader {
+    pub seq: u16,
+    pub captured_ms: u32,
+}
+
+impl AudioHeader {
+    pub const LEN: usize = 8;
+
+    /// The whole frame: header, then `packet`.
+    pub fn frame(&self, packet: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN + packet.len());
+        out.push(BinaryKind::Audio as u8);
+        out.push(0);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.captured_ms.to_be_bytes());
+        out.extend_from_slice(packet);
+        out
+    }
+
+    /// The header and the Opus packet of an audio frame.
+    pub fn read(frame: &[u8]) -> Option<(AudioHeader, &[u8])> {
+        if frame.len() < Self::LEN || frame[0] != BinaryKind::Audio as u8 {
+            return None;
+        }
+        let header = AudioHeader {
+            seq: u16::from_be_bytes([frame[2], frame[3]]),
+            captured_ms: u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+        };
+        Some((header, &frame[Self::LEN..]))
     }
 }
 
@@ -530,6 +582,26 @@ impl<'de> Deserialize<'de> for DisplaySelection {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn audio_frames_round_trip_and_other_frames_are_not_audio() {
+        let header = super::AudioHeader {
+            seq: 65535,
+            captured_ms: 123_456,
+        };
+        let frame = header.frame(b"opus");
+        assert_eq!(frame.len(), super::AudioHeader::LEN + 4);
+        assert_eq!(
+            super::AudioHeader::read(&frame),
+            Some((header, &b"opus"[..]))
+        );
+        assert_eq!(super::AudioHeader::read(&frame[..7]), None);
+        let mut video = frame.clone();
+        video[0] = super::BinaryKind::Video as u8;
+        assert_eq!(super::AudioHeader::read(&video), None);
+        let on = super::parse_request(r#"{"type":"audio","on":true}"#);
+        assert_eq!(on, Some(super::DesktopRequest::Audio { on: true }));
+    }
+
     use super::*;
     use crate::rights::Rights;
 

@@ -127,6 +127,30 @@ impl Fixture {
         agent
     }
 
+    /// [`Fixture::online_agent`] with these environment variables added (a sound server's
+    /// address, say).
+    pub async fn online_agent_with_env(
+        &mut self,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> AgentProcess {
+        let state = self.state_dir(name);
+        let msh_path = state.with_extension("msh");
+        std::fs::write(&msh_path, &self.msh).unwrap();
+        let binary = std::env::var_os("TETHER_AGENT_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_BIN_EXE_tether-server")).with_file_name("tether-agent")
+            });
+        let mut agent =
+            AgentProcess::spawn_binary_with_env(&binary, &msh_path, &state, extra, env).await;
+        agent.wait_line("tether-agent connected ").await;
+        let device = agent.device_id.clone();
+        self.wait_device(&device, "online", |d| d.online).await;
+        agent
+    }
+
     /// Runs `tetherctl ARGS` as the admin, trusting this server's root, with `stdin` as its
     /// standard input (or none); (exit status, stdout, stderr).
     pub async fn tetherctl(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
@@ -255,6 +279,17 @@ impl AgentProcess {
         state: &Path,
         extra: &[&str],
     ) -> AgentProcess {
+        AgentProcess::spawn_binary_with_env(binary, msh_path, state, extra, &[]).await
+    }
+
+    /// [`AgentProcess::spawn_binary`] with these environment variables added.
+    pub async fn spawn_binary_with_env(
+        binary: &Path,
+        msh_path: &Path,
+        state: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> AgentProcess {
         let log = state.with_extension("log");
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -268,6 +303,7 @@ impl AgentProcess {
             .arg(state)
             .arg("--small-key")
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

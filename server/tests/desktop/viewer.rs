@@ -6,7 +6,7 @@ use serde_json::json;
 use tether_common::ids::DeviceId;
 use tether_common::relay::SessionKind;
 use tether_common::relay::desktop::{
-    self, BinaryKind, CursorHeader, DesktopEvent, DesktopRequest, PictureHeader,
+    self, AudioHeader, BinaryKind, CursorHeader, DesktopEvent, DesktopRequest, PictureHeader,
     SNAPSHOT_HEADER_LEN, TileHeader,
 };
 use tokio::time::{Duration, Instant, timeout_at};
@@ -28,6 +28,12 @@ pub enum Received {
     },
     Cursor(CursorHeader),
     Snapshot(Vec<u8>),
+    /// One Opus packet of the device's sound, and its frame's size on the wire.
+    Audio {
+        header: AudioHeader,
+        packet: Vec<u8>,
+        wire_bytes: usize,
+    },
 }
 
 pub struct Viewer {
@@ -118,6 +124,14 @@ impl Viewer {
                             wire_bytes: wire,
                         });
                     }
+                }
+                Some(BinaryKind::Audio) => {
+                    let (header, packet) = AudioHeader::read(&bytes).expect("an audio frame");
+                    return Some(Received::Audio {
+                        header,
+                        packet: packet.to_vec(),
+                        wire_bytes: bytes.len(),
+                    });
                 }
                 None => panic!("unknown binary frame kind {}", bytes[0]),
             }

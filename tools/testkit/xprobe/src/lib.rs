@@ -1,7 +1,8 @@
 //! The desktop test kit: what the agent's desktop unit tests and the server's desktop end-to-end
 //! tests share. Each test gets its own Xvfb ([`Xvfb`]), may run the xprobe client on it and read
 //! what it prints ([`XProbe`]), and, with the `decode` feature, decodes the agent's video
-//! pictures back with FFmpeg ([`decode_centre_colours`]). The xprobe binary is `src/main.rs`.
+//! pictures back with FFmpeg ([`decode_centre_colours`]); sound tests get a private PulseAudio
+//! daemon ([`PulseAudio`]) and decode the agent's Opus ([`decode_opus`], [`tone_power`]). The xprobe binary is `src/main.rs`.
 
 // Kept here, not in the workspace [lints], because they must not reach the integration tests
 // (see CONTRIBUTING.md, "Lints").
@@ -12,13 +13,15 @@
 mod decode;
 mod lines;
 mod probe;
+mod pulse;
 mod xvfb;
 
 use std::time::Duration;
 
 #[cfg(feature = "decode")]
-pub use decode::decode_centre_colours;
+pub use decode::{decode_centre_colours, decode_opus, tone_power};
 pub use probe::{XProbe, xprobe_path};
+pub use pulse::PulseAudio;
 pub use xvfb::Xvfb;
 
 /// How long anything in a desktop test may take before it fails: generous, the machine running
