@@ -91,7 +91,7 @@ export function freePort() {
  * With `installed`, `program` is copied into the agent's folder next to its `agent.msh`, as the
  * install script lays it out (what self-update needs).
  */
-export async function startAgent(msh, extraArgs = [], { program = binary("tether-agent"), installed = false } = {}) {
+export async function startAgent(msh, extraArgs = [], { program = binary("tether-agent"), installed = false, env = {} } = {}) {
   const state = tempDir("agent");
   const config = join(state, installed ? "agent.msh" : "meshagent.msh");
   writeFileSync(config, msh);
@@ -103,7 +103,7 @@ export async function startAgent(msh, extraArgs = [], { program = binary("tether
   }
   const child = spawn(exe, ["run", "--config", config, "--state", join(state, "state"), "--small-key", ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: "info" },
+    env: { ...process.env, RUST_LOG: "info", ...env },
   });
   // The agent logs to stderr; its "connected" line may go to either stream.
   const output = [];
@@ -376,4 +376,43 @@ export function setXClipboard(display, text) {
     child.once("exit", (code) => (code === 0 ? resolvePromise() : reject(new Error(`xclip exited (${code}):\n${stderr}`))));
     child.stdin.end(text);
   });
+}
+
+/**
+ * A private PulseAudio daemon whose default output is a null sink (what "the device plays"),
+ * playing a `hz` sine with pacat; resolves with `{ env, stop() }`, `env` being what a client
+ * (the agent) needs to reach it.
+ */
+export async function startPulseWithTone(hz) {
+  const runtime = tempDir("pulse");
+  const env = { ...process.env, XDG_RUNTIME_DIR: runtime, HOME: runtime };
+  const daemon = spawn(
+    "pulseaudio",
+    ["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm", "--use-pid-file=no", "-L", "module-null-sink sink_name=tether", "-L", "module-native-protocol-unix"],
+    { stdio: "ignore", env },
+  );
+  const socket = join(runtime, "pulse", "native");
+  await until(() => existsSync(socket), (there) => there, "PulseAudio's socket");
+  const server = `unix:${socket}`;
+  const player = spawn("pacat", ["--raw", "--format=s16le", "--rate=48000", "--channels=2"], {
+    stdio: ["pipe", "ignore", "ignore"],
+    env: { ...env, PULSE_SERVER: server },
+  });
+  const seconds = 120;
+  const pcm = Buffer.alloc(48_000 * 4 * seconds);
+  for (let i = 0; i < 48_000 * seconds; i++) {
+    const v = Math.round(Math.sin((2 * Math.PI * hz * i) / 48_000) * 12_000);
+    pcm.writeInt16LE(v, i * 4);
+    pcm.writeInt16LE(v, i * 4 + 2);
+  }
+  player.stdin.on("error", () => undefined);
+  player.stdin.end(pcm);
+  return {
+    env: { PULSE_SERVER: server, XDG_RUNTIME_DIR: runtime },
+    async stop() {
+      await stopChild(player);
+      await stopChild(daemon);
+      rmSync(runtime, { recursive: true, force: true });
+    },
+  };
 }

@@ -187,9 +187,10 @@ describe("desktop stats", () => {
     expect(stats.figures(3100).rttMs).toBe(10);
     expect(stats.figures(10_000)).toMatchObject({ fps: 0, kbps: 0, decodeMs: null, encodeMs: null });
     const none = { captureMs: null, networkMs: null, latencyMs: null };
-    expect(formatFigures({ fps: 29.6, kbps: 12_345, rttMs: 3.25, decodeMs: null, encodeMs: 12.4, ...none })).toEqual({
+    expect(formatFigures({ fps: 29.6, kbps: 12_345, soundKbps: 64.4, rttMs: 3.25, decodeMs: null, encodeMs: 12.4, ...none })).toEqual({
       fps: "30",
       bitrate: "12.3 Mbit/s",
+      sound: "64 kbit/s",
       rtt: "3.3 ms",
       capture: "–",
       encode: "12 ms",
@@ -197,7 +198,7 @@ describe("desktop stats", () => {
       decode: "–",
       latency: "–",
     });
-    expect(formatFigures({ fps: 2.5, kbps: 800.4, rttMs: null, decodeMs: 0.5, encodeMs: null, ...none }).bitrate).toBe("800 kbit/s");
+    expect(formatFigures({ fps: 2.5, kbps: 800.4, soundKbps: 0, rttMs: null, decodeMs: 0.5, encodeMs: null, ...none }).bitrate).toBe("800 kbit/s");
   });
 
   it("splits the latency into capture, encode, network and decode", () => {
@@ -266,5 +267,29 @@ describe("decode time of track frames", () => {
     expect(decodePerFrameMs(before, { bytesReceived: 9, totalDecodeTime: 1.53, framesDecoded: 110 })).toBeCloseTo(3);
     expect(decodePerFrameMs(before, { bytesReceived: 9, totalDecodeTime: 1.5, framesDecoded: 100 })).toBeNull();
     expect(decodePerFrameMs({ bytesReceived: 0 }, { bytesReceived: 5 })).toBeNull();
+  });
+});
+
+describe("the device's sound", () => {
+  it("parses audio frames and events, and asks for sound on and off", async () => {
+    const { FrameAssembler } = await import("../src/lib/sessions/desktopProtocol");
+    const frame = new Uint8Array([5, 0, 0x01, 0x02, 0, 0, 0x03, 0xe8, 0xaa, 0xbb]);
+    expect(new FrameAssembler().push(frame)).toEqual([{ kind: "audio", seq: 0x0102, capturedMs: 1000, packet: new Uint8Array([0xaa, 0xbb]) }]);
+    expect(new FrameAssembler().push(frame.subarray(0, 8))).toEqual([{ kind: "malformed", reason: "short audio frame" }]);
+    const { parseDesktopEvent } = await import("../src/lib/sessions/desktopProtocol");
+    expect(parseDesktopEvent({ type: "audio", on: true, channels: 2 })).toEqual({ type: "audio", on: true, channels: 2 });
+    expect(parseDesktopEvent({ type: "audio", on: false, why: "no sound server" })).toEqual({ type: "audio", on: false, why: "no sound server" });
+    expect(parseDesktopEvent({ type: "audio", on: "yes" })).toBeNull();
+  });
+
+  it("schedules sound a little ahead and starts over rather than drift", async () => {
+    const { nextStart, LEAD_S, MAX_AHEAD_S } = await import("../src/lib/sessions/desktopAudio");
+    // Nothing scheduled: start LEAD_S ahead.
+    expect(nextStart(10, 0)).toEqual({ at: 10 + LEAD_S, restarted: true });
+    // Back to back while on time.
+    expect(nextStart(10, 10.05)).toEqual({ at: 10.05, restarted: false });
+    // Fell behind (a gap in the packets) or ran too far ahead: start over.
+    expect(nextStart(10, 9.99).restarted).toBe(true);
+    expect(nextStart(10, 10 + MAX_AHEAD_S + 0.01)).toEqual({ at: 10 + LEAD_S, restarted: true });
   });
 });

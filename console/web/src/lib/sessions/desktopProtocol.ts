@@ -40,7 +40,9 @@ export type DesktopRequest =
   | { type: "clipboardSet"; text: string }
   | { type: "clipboardGet" }
   | { type: "snapshot" }
-  | { type: "ping"; t: number };
+  | { type: "ping"; t: number }
+  /** Start or stop the device's sound. */
+  | { type: "audio"; on: boolean };
 
 export interface DisplayInfo {
   id: number;
@@ -74,7 +76,9 @@ export type DesktopEvent =
   /** `captureUs`/`encodeUs`: what the agent's latest picture cost it (absent before the first). */
   | { type: "pong"; t: number; captureUs?: number; encodeUs?: number }
   | { type: "notice"; message: string }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string }
+  /** Whether the device's sound flows (Opus, 48 kHz, `channels`), and when not, why. */
+  | { type: "audio"; on: boolean; channels?: number; why?: string };
 
 // ---- text frames ----
 
@@ -136,6 +140,14 @@ export function parseDesktopEvent(message: Record<string, unknown>): DesktopEven
     case "notice":
     case "error":
       return { type: m.type, message: isString(m.message) ? m.message : "unknown error" };
+    case "audio":
+      if (typeof m.on !== "boolean") return null;
+      return {
+        type: "audio",
+        on: m.on,
+        ...(isNumber(m.channels) && (m.channels === 1 || m.channels === 2) ? { channels: m.channels } : {}),
+        ...(isString(m.why) ? { why: m.why } : {}),
+      };
     default:
       return null;
   }
@@ -158,6 +170,9 @@ export const KIND_VIDEO = 1;
 export const KIND_TILES = 2;
 export const KIND_CURSOR = 3;
 export const KIND_SNAPSHOT = 4;
+export const KIND_AUDIO = 5;
+/** The bytes in front of an Opus packet: kind, flags, seq (u16), captured ms (u32). */
+export const AUDIO_HEADER_LEN = 8;
 
 /** The picture decodes on its own (a video key frame; tiles covering the whole picture). */
 export const FLAG_KEY = 1 << 0;
@@ -263,6 +278,8 @@ export type BinaryMessage =
   | { kind: "picture"; picture: Picture }
   | { kind: "cursor"; cursor: CursorShape }
   | { kind: "snapshot"; png: Uint8Array }
+  /** One Opus packet of the device's sound. */
+  | { kind: "audio"; seq: number; capturedMs: number; packet: Uint8Array }
   /** A frame that could not be read; `seq` is set when it was a picture's (so it can be acked). */
   | { kind: "malformed"; reason: string; seq?: number }
   /** Part of a picture or snapshot; more messages follow. */
@@ -287,6 +304,11 @@ export class FrameAssembler {
     const kind = frame[0];
     if (kind === KIND_VIDEO || kind === KIND_TILES) return this.pushPicture(frame);
     if (kind === KIND_SNAPSHOT) return this.pushSnapshot(frame);
+    if (kind === KIND_AUDIO) {
+      if (frame.length <= AUDIO_HEADER_LEN) return [{ kind: "malformed", reason: "short audio frame" }];
+      const v = new DataView(frame.buffer, frame.byteOffset, AUDIO_HEADER_LEN);
+      return [{ kind: "audio", seq: v.getUint16(2), capturedMs: v.getUint32(4), packet: frame.subarray(AUDIO_HEADER_LEN) }];
+    }
     if (kind === KIND_CURSOR) {
       const cursor = readCursor(frame);
       return [cursor ? { kind: "cursor", cursor } : { kind: "malformed", reason: "cursor size does not match its pixels" }];

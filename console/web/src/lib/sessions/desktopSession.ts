@@ -34,6 +34,10 @@ export interface DesktopHandlers {
   notice(message: string): void;
   /** The agent gave up; it closes the session after this. */
   error(message: string): void;
+  /** The device's sound started (`channels`) or stopped (`why`, when not asked to). */
+  audioState?(on: boolean, channels: number, why: string | null): void;
+  /** One Opus packet of the device's sound. */
+  audio?(packet: Uint8Array, capturedMs: number): void;
 }
 
 export type InputRequest = Extract<
@@ -103,6 +107,9 @@ export class DesktopSession {
       case "error":
         this.handlers.error(event.message);
         break;
+      case "audio":
+        this.handlers.audioState?.(event.on, event.channels ?? 2, event.why ?? null);
+        break;
     }
   }
 
@@ -119,6 +126,10 @@ export class DesktopSession {
           break;
         case "snapshot":
           this.handlers.snapshot(message.png);
+          break;
+        case "audio":
+          this.stats.audioReceived(this.now(), message.packet.length);
+          this.handlers.audio?.(message.packet, message.capturedMs);
           break;
         case "malformed":
           // A picture that cannot be shown still counts against the agent's window.
@@ -164,6 +175,11 @@ export class DesktopSession {
 
   snapshot(): void {
     this.send({ type: "snapshot" });
+  }
+
+  /** Turns the device's sound on or off (answered with an `audio` event). */
+  setAudio(on: boolean): void {
+    this.send({ type: "audio", on });
   }
 
   clipboardGet(): void {

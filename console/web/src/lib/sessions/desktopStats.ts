@@ -8,6 +8,8 @@ export interface StatsFigures {
   fps: number;
   /** Picture bytes received, as kilobits per second. */
   kbps: number;
+  /** The device's sound (Opus packets received), as kilobits per second. */
+  soundKbps: number;
   /** The last ping's round trip, in milliseconds (null before the first pong). */
   rttMs: number | null;
   /** Mean time from handing a picture to the decoder to drawing it, in milliseconds. */
@@ -70,6 +72,7 @@ export class DesktopStats {
   private readonly received: Window;
   private readonly decode: Window;
   private readonly encode: Window;
+  private readonly sound: Window;
   private rtt: number | null = null;
   private agentCaptureMs: number | null = null;
   private agentEncodeMs: number | null = null;
@@ -79,6 +82,12 @@ export class DesktopStats {
     this.received = new Window(windowMs);
     this.decode = new Window(windowMs);
     this.encode = new Window(windowMs);
+    this.sound = new Window(windowMs);
+  }
+
+  /** One packet of the device's sound arrived. */
+  audioReceived(now: number, bytes: number): void {
+    this.sound.add(now, bytes);
   }
 
   /** A whole picture arrived: its bytes on the wire and the agent's encode time. */
@@ -111,7 +120,7 @@ export class DesktopStats {
   }
 
   figures(now: number): StatsFigures {
-    for (const w of [this.drawn, this.received, this.decode, this.encode]) w.prune(now);
+    for (const w of [this.drawn, this.received, this.decode, this.encode, this.sound]) w.prune(now);
     const seconds = this.windowMs / 1000;
     const decodeMs = this.decode.mean();
     const encodeMs = this.encode.mean() ?? this.agentEncodeMs;
@@ -121,6 +130,7 @@ export class DesktopStats {
     return {
       fps: this.drawn.count() / seconds,
       kbps: (this.received.sum() * 8) / 1000 / seconds,
+      soundKbps: (this.sound.sum() * 8) / 1000 / seconds,
       rttMs: this.rtt,
       decodeMs,
       encodeMs,
@@ -131,14 +141,14 @@ export class DesktopStats {
   }
 
   reset(): void {
-    for (const w of [this.drawn, this.received, this.decode, this.encode]) w.prune(Number.POSITIVE_INFINITY);
+    for (const w of [this.drawn, this.received, this.decode, this.encode, this.sound]) w.prune(Number.POSITIVE_INFINITY);
     this.rtt = null;
     this.agentCaptureMs = null;
     this.agentEncodeMs = null;
   }
 }
 
-export type ShownFigure = "fps" | "bitrate" | "rtt" | "capture" | "encode" | "network" | "decode" | "latency";
+export type ShownFigure = "fps" | "bitrate" | "sound" | "rtt" | "capture" | "encode" | "network" | "decode" | "latency";
 
 /** Figures as the overlay shows them. */
 export function formatFigures(f: StatsFigures): Record<ShownFigure, string> {
@@ -146,6 +156,7 @@ export function formatFigures(f: StatsFigures): Record<ShownFigure, string> {
   return {
     fps: f.fps.toFixed(f.fps < 10 ? 1 : 0),
     bitrate: f.kbps >= 10_000 ? `${(f.kbps / 1000).toFixed(1)} Mbit/s` : `${Math.round(f.kbps)} kbit/s`,
+    sound: f.soundKbps > 0 ? `${Math.round(f.soundKbps)} kbit/s` : "off",
     rtt: ms(f.rttMs),
     capture: ms(f.captureMs),
     encode: ms(f.encodeMs),
