@@ -70,9 +70,9 @@ pub use events::{Event, EventFrame, EventTag};
 pub use reply::{ErrorBody, ErrorCode, ParseError, Reply, ReplyError};
 pub use requests::*;
 pub use results::{
-    AgentDetails, AmtPowerState, AmtWebLink, BackupCodes, CiraLogin, Deleted, DeviceInfo,
-    EventRecord, GroupInfo, GroupMember, PasskeyOptions, PasswordChanged, RecordingInfo,
-    ServerInfo, TotpSetup, Unblocked, UserInfo, WhoAmI,
+    AgentDetails, AmtPowerState, AmtWebLink, BackupCodes, ChatDeclined, ChatPeer, CiraLogin,
+    Deleted, DeviceInfo, EventRecord, GroupInfo, GroupMember, PasskeyOptions, PasswordChanged,
+    RecordingInfo, ServerInfo, TotpSetup, Unblocked, UserInfo, WhoAmI,
 };
 
 use crate::agent_update::{AgentUpdates, CampaignInfo};
@@ -146,6 +146,9 @@ action::control_actions! {
     "resumeAgentUpdate" => ResumeAgentUpdate -> CampaignInfo,
     "cancelAgentUpdate" => CancelAgentUpdate -> CampaignInfo,
     "rollbackAgent" => RollbackAgent -> DeviceInfo,
+    "listChatPeers" => ListChatPeers -> Vec<ChatPeer>,
+    "inviteChat" => InviteChat -> SessionTicket,
+    "declineChat" => DeclineChat -> ChatDeclined,
 }
 
 impl Request {

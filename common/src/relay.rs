@@ -156,6 +156,10 @@ pub struct RelayClaims {
     /// The console end then needs no login cookie; the session lives as long as the link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<String>,
+    /// Set for a chat between two users (`inviteChat`): the invitee, whose login the agent-side
+    /// end must come with (there is no agent; `device` is then `user:<invitee>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<UserId>,
 }
 
 impl RelayClaims {
@@ -282,6 +286,7 @@ mod tests {
             rights: Rights::TERMINAL,
             expires_ms: 1_000,
             share: None,
+            peer: None,
         }
     }
 

@@ -23,6 +23,7 @@ mod second_factor;
 pub(crate) mod sessions;
 pub(crate) mod shares;
 mod updates;
+mod user_chat;
 mod users;
 pub mod views;
 

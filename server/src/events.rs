@@ -4,8 +4,8 @@
 //! The audience is fixed when the event is published (as MeshCentral's `DispatchEvent(ids, …)` does),
 //! so "group deleted" still reaches the group's former members after the record is gone.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use tether_common::control::Event;
 use tether_common::ids::UserId;
@@ -20,12 +20,15 @@ pub(crate) const BUS_CAPACITY: usize = 4096;
 /// Internal signals are rare (one per logout); a listener that misses some re-checks everything.
 const SIGNAL_CAPACITY: usize = 256;
 
-/// Who may see one event. Site administrators see everything.
+/// Who may see one event. Site administrators see everything, except what is meant for one
+/// user alone (an invitation carrying that user's own session link).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Audience {
     pub users: BTreeSet<UserId>,
     /// Every logged-in user (e.g. server-wide announcements).
     pub everyone: bool,
+    /// Only `users`: site administrators do not see it either.
+    pub exclusive: bool,
 }
 
 impl Audience {
@@ -37,6 +40,7 @@ impl Audience {
         Audience {
             users: BTreeSet::new(),
             everyone: true,
+            exclusive: false,
         }
     }
 
@@ -44,6 +48,15 @@ impl Audience {
         Audience {
             users: BTreeSet::from([user.clone()]),
             everyone: false,
+            exclusive: false,
+        }
+    }
+
+    /// `user` and nobody else, site administrators included.
+    pub fn only(user: &UserId) -> Audience {
+        Audience {
+            exclusive: true,
+            ..Audience::user(user)
         }
     }
 
@@ -58,6 +71,7 @@ impl Audience {
         Audience {
             users,
             everyone: false,
+            exclusive: false,
         }
     }
 
@@ -67,6 +81,9 @@ impl Audience {
     }
 
     pub fn includes(&self, user: &UserId, site_admin: bool) -> bool {
+        if self.exclusive {
+            return self.users.contains(user);
+        }
         site_admin || self.everyone || self.users.contains(user)
     }
 }
@@ -90,6 +107,8 @@ pub struct Published {
 pub struct EventBus {
     sender: broadcast::Sender<Arc<Published>>,
     signals: broadcast::Sender<Signal>,
+    /// Open `/control` connections per user: who is at a console now (for the messenger).
+    listening: Arc<Mutex<BTreeMap<UserId, usize>>>,
 }
 
 impl Default for EventBus {
@@ -97,8 +116,36 @@ impl Default for EventBus {
         EventBus {
             sender: broadcast::channel(BUS_CAPACITY).0,
             signals: broadcast::channel(SIGNAL_CAPACITY).0,
+            listening: Arc::default(),
         }
     }
+}
+
+/// Counts one console of its user while it lives (`EventBus::listen`).
+pub struct Listening {
+    user: UserId,
+    listening: Arc<Mutex<BTreeMap<UserId, usize>>>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let mut listening = lock(&self.listening);
+        if let Some(count) = listening.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                listening.remove(&self.user);
+            }
+        }
+    }
+}
+
+fn lock(
+    listening: &Mutex<BTreeMap<UserId, usize>>,
+) -> std::sync::MutexGuard<'_, BTreeMap<UserId, usize>> {
+    // One counter changes per update: a panic elsewhere cannot leave the map torn.
+    listening
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl EventBus {
@@ -109,6 +156,25 @@ impl EventBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.sender.subscribe()
+    }
+
+    /// `user` has a console open for as long as the guard lives.
+    pub fn listen(&self, user: &UserId) -> Listening {
+        *lock(&self.listening).entry(user.clone()).or_default() += 1;
+        Listening {
+            user: user.clone(),
+            listening: self.listening.clone(),
+        }
+    }
+
+    /// Whether `user` has a console open now.
+    pub fn is_listening(&self, user: &UserId) -> bool {
+        lock(&self.listening).contains_key(user)
+    }
+
+    /// The users with a console open now.
+    pub fn listeners(&self) -> Vec<UserId> {
+        lock(&self.listening).keys().cloned().collect()
     }
 
     pub fn signal(&self, signal: Signal) {
@@ -125,8 +191,28 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use tether_common::ids::GroupId;
+
+    #[test]
+    fn an_exclusive_audience_leaves_out_site_administrators() {
+        let (bob, admin) = (UserId::from("bob"), UserId::from("admin"));
+        assert!(Audience::user(&bob).includes(&admin, true));
+        assert!(Audience::only(&bob).includes(&bob, false));
+        assert!(!Audience::only(&bob).includes(&admin, true));
+    }
+
+    #[test]
+    fn listeners_are_counted_per_console_until_the_last_one_goes() {
+        let bus = EventBus::default();
+        let bob = UserId::from("bob");
+        let first = bus.listen(&bob);
+        let second = bus.listen(&bob);
+        drop(first);
+        assert!(bus.is_listening(&bob));
+        drop(second);
+        assert!(!bus.is_listening(&bob));
+        assert!(bus.listeners().is_empty());
+    }
 
     #[test]
     fn group_audience_needs_the_right() {

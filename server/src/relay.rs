@@ -26,6 +26,7 @@ mod broker;
 mod chat_opens;
 mod endpoint;
 mod guest;
+mod invitations;
 mod lifetime;
 mod limits;
 mod live;

@@ -15,9 +15,14 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use tether_common::control::{CreateSession, ErrorCode, ReplyError};
+use tether_common::control::{
+    AddUser, ChatPeer, CreateSession, DeclineChat, ErrorCode, Event, InviteChat, ListChatPeers,
+    ReplyError, SetGroupRights,
+};
+use tether_common::ids::UserId;
 use tether_common::relay::SessionKind;
 use tether_common::relay::chat::{ChatMessage, ChatWindow};
+use tether_common::rights::Rights;
 use tokio_tungstenite::tungstenite::Message;
 
 use support::Fixture;
@@ -298,4 +303,126 @@ async fn device_page(record: &Path, server: &common::TestServer) -> Vec<ChatMess
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// A user of the console: logged in, with a control connection open.
+async fn console_user(
+    fx: &mut Fixture,
+    name: &str,
+    in_group: bool,
+) -> (String, common::ControlClient) {
+    let password = format!("{name}'s password, long enough");
+    fx.control
+        .ok(AddUser {
+            name: name.into(),
+            password: password.clone(),
+            email: None,
+            site_admin: false,
+        })
+        .await;
+    if in_group {
+        fx.control
+            .ok(SetGroupRights {
+                group: fx.group.clone(),
+                user: UserId(name.to_owned()),
+                rights: Rights::VIEW,
+            })
+            .await;
+    }
+    let cookie = fx.server.login(name, &password).await;
+    let control = fx.server.control(&cookie).await;
+    (cookie, control)
+}
+
+#[tokio::test]
+async fn two_users_chat_and_only_peers_and_the_invitee_take_part() {
+    let mut fx = Fixture::start().await;
+    let (bob_cookie, mut bob) = console_user(&mut fx, "bob", true).await;
+    let (carol_cookie, mut carol) = console_user(&mut fx, "carol", false).await;
+
+    // Who is at a console, as each may see: the admin sees both; carol, in no group, sees only
+    // the site administrator, and may not invite bob.
+    let names = |peers: Vec<ChatPeer>| peers.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(fx.control.ok(ListChatPeers {}).await),
+        ["bob", "carol"]
+    );
+    assert_eq!(names(carol.ok(ListChatPeers {}).await), ["admin"]);
+    assert_eq!(names(bob.ok(ListChatPeers {}).await), ["admin"]);
+    assert_eq!(
+        carol.refused(InviteChat { user: "bob".into() }).await,
+        ErrorCode::NotFound
+    );
+
+    // The admin invites bob; bob's console is told, with bob's end of the session.
+    let ticket = fx.control.ok(InviteChat { user: "bob".into() }).await;
+    let invitation = match bob.next_event(support::DEADLINE).await {
+        Event::ChatInvitation {
+            invitation,
+            from,
+            url,
+            ..
+        } => {
+            assert_eq!(from.as_str(), "admin");
+            (invitation, url)
+        }
+        other => panic!("{other:?}"),
+    };
+    // Carol cannot take bob's end; bob can (with his own login).
+    let refused = sockets::refused_with(&fx.server, &invitation.1, Some(&carol_cookie)).await;
+    assert_eq!(refused, 401);
+    let (admin_end, bob_end) = tokio::join!(
+        sockets::open(&fx.server, &ticket.url, Some(&fx.cookie)),
+        sockets::open(&fx.server, &invitation.1, Some(&bob_cookie))
+    );
+    let (mut admin_end, mut bob_end) = (admin_end.unwrap(), bob_end.unwrap());
+    sockets::expect_paired(&mut admin_end).await;
+    sockets::expect_paired(&mut bob_end).await;
+    let hello = ChatMessage::Text {
+        id: 1,
+        text: "hi bob".into(),
+    };
+    sockets::send(&mut admin_end, Message::text(hello.to_json())).await;
+    match sockets::next_data(&mut bob_end).await {
+        Message::Text(text) => assert_eq!(ChatMessage::parse(&text), Some(hello)),
+        other => panic!("{other:?}"),
+    }
+    // The invitation was taken: it can no longer be declined.
+    assert_eq!(
+        bob.refused(DeclineChat {
+            invitation: invitation.0
+        })
+        .await,
+        ErrorCode::NotFound
+    );
+
+    // A declined invitation: only the invitee may decline; the inviter is told, and its end is
+    // gone.
+    let second = fx.control.ok(InviteChat { user: "bob".into() }).await;
+    let id = match bob.next_event(support::DEADLINE).await {
+        Event::ChatInvitation { invitation, .. } => invitation,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        carol
+            .refused(DeclineChat {
+                invitation: id.clone()
+            })
+            .await,
+        ErrorCode::NotFound
+    );
+    bob.ok(DeclineChat {
+        invitation: id.clone(),
+    })
+    .await;
+    let declined = fx
+        .wait_event("chatDeclined", |e| matches!(e, Event::ChatDeclined { .. }))
+        .await;
+    assert!(
+        matches!(declined, Event::ChatDeclined { invitation, by_name } if invitation == id && by_name == "bob")
+    );
+    assert_eq!(
+        sockets::refused_with(&fx.server, &second.url, Some(&fx.cookie)).await,
+        404
+    );
 }

@@ -90,4 +90,19 @@ pub enum Event {
     AgentUpdate {
         campaign: crate::agent_update::CampaignInfo,
     },
+    /// Another user invites this one to chat (sent to the invitee alone): `url` is the
+    /// invitee's end of the session (open it with the session cookie before `expiresMs`), or
+    /// `declineChat` the `invitation`.
+    ChatInvitation {
+        invitation: String,
+        from: UserId,
+        from_name: String,
+        url: String,
+        expires_ms: i64,
+    },
+    /// The invitee turned the invitation down (sent to the inviter alone).
+    ChatDeclined {
+        invitation: String,
+        by_name: String,
+    },
 }

@@ -372,4 +372,20 @@ requests! {
     pub struct RollbackAgent {
         pub device: DeviceId,
     }
+
+    /// The users with a console open now whom the caller may invite to chat: anyone for a site
+    /// administrator; else those who share a device group with the caller.
+    pub struct ListChatPeers {}
+
+    /// Invites `user` (who must have a console open, and be one of the caller's chat peers) to a
+    /// chat. The answer is the caller's end of it; the invitee is sent a `chatInvitation` event
+    /// with theirs.
+    pub struct InviteChat {
+        pub user: UserId,
+    }
+
+    /// The invitee turns an invitation down; the inviter is told (`chatDeclined`).
+    pub struct DeclineChat {
+        pub invitation: String,
+    }
 }

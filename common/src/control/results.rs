@@ -227,6 +227,24 @@ pub struct Deleted<Id> {
     pub deleted: Id,
 }
 
+/// Someone the caller may chat with who has a console open now (`listChatPeers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChatPeer {
+    pub id: UserId,
+    pub name: String,
+    pub email: Option<String>,
+}
+
+/// The result of `declineChat`: the invitation that is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChatDeclined {
+    pub invitation: String,
+}
+
 /// The result of `changePassword`: `{}` (nothing to tell but success).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

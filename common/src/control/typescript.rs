@@ -77,6 +77,8 @@ fn render() -> String {
         export::<PasskeyOptions>(&cfg),
         export::<BackupCodes>(&cfg),
         export::<ChatWindow>(&cfg),
+        export::<ChatPeer>(&cfg),
+        export::<ChatDeclined>(&cfg),
         export::<ChatMessage>(&cfg),
         export::<SessionTicket>(&cfg),
         export::<ShareKind>(&cfg),

@@ -256,6 +256,12 @@ fn requests() -> Vec<RequestBody> {
         ResumeAgentUpdate {}.into(),
         CancelAgentUpdate {}.into(),
         RollbackAgent { device: "d".into() }.into(),
+        ListChatPeers {}.into(),
+        InviteChat { user: "bob".into() }.into(),
+        DeclineChat {
+            invitation: "i".into(),
+        }
+        .into(),
     ]
 }
 
@@ -337,6 +343,14 @@ fn results_and_events() -> Vec<Value> {
             mps_port: 4433,
             root_cert_sha256: "AB".into(),
             root_cert_pem: "-----BEGIN CERTIFICATE-----".into(),
+        }),
+        to_json(&ChatPeer {
+            id: "bob".into(),
+            name: "Bob".into(),
+            email: None,
+        }),
+        to_json(&ChatDeclined {
+            invitation: "i".into(),
         }),
         to_json(&Unblocked {
             unblocked: "d".into(),
@@ -440,6 +454,17 @@ fn results_and_events() -> Vec<Value> {
         Event::Logged { record: record() },
         Event::AgentUpdate {
             campaign: campaign(),
+        },
+        Event::ChatInvitation {
+            invitation: "i".into(),
+            from: "alice".into(),
+            from_name: "Alice".into(),
+            url: "/meshrelay.ashx?id=t".into(),
+            expires_ms: 1,
+        },
+        Event::ChatDeclined {
+            invitation: "i".into(),
+            by_name: "Bob".into(),
         },
     ];
     results

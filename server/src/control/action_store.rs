@@ -454,4 +454,15 @@ impl<'a> ActionStore<'a> {
             )
             .await
     }
+
+    /// A chat between two users; `user_chat.rs` checked that they may chat (no group right is
+    /// involved, so there is no proof to take; the token key is the only thing written).
+    pub async fn mint_user_chat(
+        &self,
+        relay: &RelayBroker,
+        inviter: &UserId,
+        invitee: &UserId,
+    ) -> Result<MintedSession, MintError> {
+        relay.mint_user_chat(self.raw, inviter, invitee).await
+    }
 }

@@ -6,8 +6,8 @@ use tether_common::control::{Action, ErrorCode, Reply, RequestBody, ServerInfo, 
 
 use super::action_store::ActionStore;
 use super::{
-    amt, blocked, cira, devices, groups, install, second_factor, sessions, shares, updates, users,
-    views,
+    amt, blocked, cira, devices, groups, install, second_factor, sessions, shares, updates,
+    user_chat, users, views,
 };
 use crate::agents::OnlineAgents;
 use crate::events::EventBus;
@@ -167,6 +167,15 @@ pub async fn perform(ctx: &ActionContext<'_>, body: RequestBody) -> Result<Value
         }
         RequestBody::CancelAgentUpdate(c::CancelAgentUpdate {}) => {
             answer::<c::CancelAgentUpdate>(updates::cancel(ctx).await)
+        }
+        RequestBody::ListChatPeers(c::ListChatPeers {}) => {
+            answer::<c::ListChatPeers>(user_chat::list_peers(ctx).await)
+        }
+        RequestBody::InviteChat(c::InviteChat { user }) => {
+            answer::<c::InviteChat>(user_chat::invite(ctx, &user).await)
+        }
+        RequestBody::DeclineChat(c::DeclineChat { invitation }) => {
+            answer::<c::DeclineChat>(user_chat::decline(ctx, &invitation).await)
         }
         RequestBody::RollbackAgent(c::RollbackAgent { device }) => {
             answer::<c::RollbackAgent>(updates::roll_back(ctx, &device).await)

@@ -109,6 +109,8 @@ pub(super) async fn serve(
 ) {
     // Subscribe first, so nothing published from here on is missed.
     let events = state.events.subscribe();
+    // Counted at a console (the messenger's list of who is there) while the connection lives.
+    let _listening = state.events.listen(&user.id);
     let signals = state.events.subscribe_signals();
     let (sink, mut stream) = socket.split();
     let (out, queue) = mpsc::channel(OUTGOING_QUEUE);

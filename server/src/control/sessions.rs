@@ -108,6 +108,17 @@ pub(super) fn viewer_name(user: &crate::store::UserRecord) -> String {
     }
 }
 
+/// The direct-path offer for a chat between two users (no group to ask): this server's STUN
+/// and TURN servers, when it has either.
+pub(super) fn site_direct_path(ctx: &ActionContext<'_>) -> Option<DirectPath> {
+    Some(ice_servers(
+        ctx.server_info.stun_port,
+        &ctx.site.authority,
+        ctx.turn,
+    ))
+    .filter(|path| !path.ice_servers.is_empty())
+}
+
 /// The direct-path offer for a session to a device of `group`: `None` when the group keeps its
 /// sessions relayed; else the ICE servers, which is this server's STUN port (if it has one) at
 /// the host name the console reached it by, a name the agent can resolve as well, since agents
@@ -118,9 +129,17 @@ pub(crate) fn direct_path(
     authority: &str,
     turn: Option<&crate::config::TurnConfig>,
 ) -> Option<DirectPath> {
-    if !group.direct_connections {
-        return None;
-    }
+    group
+        .direct_connections
+        .then(|| ice_servers(stun_port, authority, turn))
+}
+
+/// This server's STUN port (at the host name the console reached it by) and TURN server.
+fn ice_servers(
+    stun_port: Option<u16>,
+    authority: &str,
+    turn: Option<&crate::config::TurnConfig>,
+) -> DirectPath {
     let ice_servers = stun_port
         .and_then(|port| {
             let host = authority.parse::<Authority>().ok()?;
@@ -134,10 +153,10 @@ pub(crate) fn direct_path(
         .chain(turn.map(turn_server))
         .collect();
     let relay_only = turn.is_some_and(|turn| turn.relay_only);
-    Some(DirectPath {
+    DirectPath {
         ice_servers,
         relay_only,
-    })
+    }
 }
 
 /// The configured TURN server with a credential minted for this session alone; its tag is random,

@@ -14,6 +14,7 @@ use tether_common::rights::Rights;
 use tokio::sync::{OnceCell, oneshot};
 
 use super::chat_opens::ChatOpens;
+use super::invitations::Invitations;
 use super::limits::{OpenSessions, QuotaExceeded, RelayLimits};
 use super::live::LiveSessions;
 use super::pending::{ClaimError, Owner, PendingTable, TableFull};
@@ -86,6 +87,7 @@ pub struct RelayBroker {
     pending: Mutex<PendingTable<oneshot::Sender<RelayEnd>>>,
     live: LiveSessions,
     chat_opens: ChatOpens,
+    invitations: Invitations,
     pair_timeout: Duration,
     limits: RelayLimits,
 }
@@ -108,6 +110,7 @@ impl RelayBroker {
             pending: Mutex::new(PendingTable::new(MAX_PENDING)),
             live: LiveSessions::default(),
             chat_opens: ChatOpens::default(),
+            invitations: Invitations::default(),
             pair_timeout,
             limits,
         }
@@ -126,6 +129,11 @@ impl RelayBroker {
         &self.chat_opens
     }
 
+    /// Chats between two users waiting for the invitee.
+    pub fn invitations(&self) -> &Invitations {
+        &self.invitations
+    }
+
     /// The sessions being relayed now.
     pub fn live(&self) -> &LiveSessions {
         &self.live
@@ -142,10 +150,55 @@ impl RelayBroker {
         rights: Rights,
         share: Option<String>,
     ) -> Result<MintedSession, MintError> {
+        let claims = |session: String, expires_ms| RelayClaims {
+            session,
+            side: RelaySide::Console,
+            device: device.clone(),
+            user: user.clone(),
+            kind,
+            rights,
+            expires_ms,
+            share: share.clone(),
+            peer: None,
+        };
+        self.mint_with(store, claims).await
+    }
+
+    /// Mints a chat between `inviter` (the console end) and `invitee` (the other end, who must
+    /// come with their own login). Counted on the inviter's quota, and per invitee as a device.
+    pub async fn mint_user_chat(
+        &self,
+        store: &dyn Store,
+        inviter: &UserId,
+        invitee: &UserId,
+    ) -> Result<MintedSession, MintError> {
+        let device = DeviceId::from(format!("user:{invitee}").as_str());
+        let claims = |session: String, expires_ms| RelayClaims {
+            session,
+            side: RelaySide::Console,
+            device: device.clone(),
+            user: inviter.clone(),
+            kind: SessionKind::Chat,
+            rights: Rights::CHAT,
+            expires_ms,
+            share: None,
+            peer: Some(invitee.clone()),
+        };
+        self.mint_with(store, claims).await
+    }
+
+    /// Mints the session `claims` describes (given its id and expiry), under the quotas.
+    async fn mint_with(
+        &self,
+        store: &dyn Store,
+        claims: impl FnOnce(String, i64) -> RelayClaims,
+    ) -> Result<MintedSession, MintError> {
         let key = self.key(store).await?;
         let session = new_session_id();
         let now = Instant::now();
         let expires_ms = now_millis() + self.pair_timeout.as_millis() as i64;
+        let claims = claims(session.clone(), expires_ms);
+        let (user, device) = (&claims.user, &claims.device);
         let owner = Owner {
             user: user.clone(),
             device: device.clone(),
@@ -163,16 +216,6 @@ impl RelayBroker {
             self.limits.admit(open, user, device)?;
             table.insert(session.clone(), owner, now + self.pair_timeout, now)?;
         }
-        let claims = RelayClaims {
-            session: session.clone(),
-            side: RelaySide::Console,
-            device: device.clone(),
-            user: user.clone(),
-            kind,
-            rights,
-            expires_ms,
-            share,
-        };
         Ok(MintedSession {
             console_token: key.sign(&claims),
             agent_token: key.sign(&claims.for_side(RelaySide::Agent)),

@@ -5,6 +5,8 @@
 //! - the **console** end presents a console token *and* the session cookie of the user the token
 //!   was minted for; or, for a guest (the token names a sharing link), a token whose link is
 //!   still live: the token itself, handed out once for one use of the link, is the credential;
+//! - the other end of a **chat between two users** (`RelayClaims::peer`) presents its token and
+//!   the session cookie of the invitee, as a console end does;
 //! - the **agent** end presents the agent token only. The agent authenticated itself on its control
 //!   channel (the RSA handshake), and that channel, which is TLS to this server, is the only place
 //!   the agent token ever travels. So holding it shows the connection comes from that agent (or from
@@ -56,6 +58,24 @@ pub(super) async fn get_relay(
     };
     // The console end lives only as long as the login session it came with (`lifetime.rs`).
     let mut login = None;
+    if let (RelaySide::Agent, Some(invitee)) = (claims.side, &claims.peer) {
+        if let Err(refused) = same_origin(&headers, invitee, addr) {
+            return refused;
+        }
+        match request_user(&state, &headers).await {
+            Ok(Some(user)) if &user.id == invitee => {
+                login = token_from_headers(&state.config, &headers).map(token_hash);
+            }
+            Ok(_) => {
+                tracing::warn!(%addr, user = %invitee, "relay: chat end without the invitee's session refused");
+                let message = "log in as the user who was invited";
+                return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+                    .into_response();
+            }
+            Err(e) => return refuse(&Refusal::Store(e), addr),
+        }
+        state.relay.invitations().forget(&claims.session);
+    }
     if claims.side == RelaySide::Console {
         // The token already binds the end to its user; the Origin check keeps a page on another
         // site from riding that user's cookie even so (defence in depth, as on `/control`).
@@ -112,6 +132,22 @@ pub(super) async fn get_relay(
             let tasks = state.tasks.clone();
             tasks.track_future(join(state, claims, end))
         })
+}
+
+/// The Origin check of a browser end: a page on another site may not ride its user's cookie.
+fn same_origin(
+    headers: &HeaderMap,
+    user: &tether_common::ids::UserId,
+    addr: SocketAddr,
+) -> Result<(), Response> {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if crate::control::origin::same_origin(origin, host) {
+        return Ok(());
+    }
+    tracing::warn!(%addr, %user, origin = origin.unwrap_or_default(), "relay: cross-origin chat end refused");
+    let message = "cross-origin WebSocket refused";
+    Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response())
 }
 
 fn refuse(refusal: &Refusal, addr: SocketAddr) -> Response {

@@ -52,6 +52,15 @@ pub(super) async fn check(
         // Cannot happen (the relay admitted this cookie for this user); refuse rather than trust.
         return Ok(Err(Revoked::LoginEnded));
     }
+    // A chat between two users has no device: it lasts while both logins do.
+    if let Some((invitee, invitee_login)) = &session.peer {
+        return Ok(match valid_session(state, invitee_login).await? {
+            Some((peer, peer_login)) if &peer.id == invitee => {
+                Ok(login.expires.min(peer_login.expires))
+            }
+            _ => Err(Revoked::LoginEnded),
+        });
+    }
     let Some(device) = state.store.device(&session.device).await? else {
         return Ok(Err(Revoked::DeviceRemoved));
     };

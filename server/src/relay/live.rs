@@ -27,6 +27,9 @@ pub struct LiveSession {
     pub granted: Rights,
     /// What admitted the console end; the session ends with it.
     pub opener: Opener,
+    /// A chat between two users: the invitee and the login session their end came with (the
+    /// session ends with either login).
+    pub peer: Option<(UserId, String)>,
     pub started: Instant,
 }
 
@@ -185,6 +188,7 @@ mod tests {
             kind: SessionKind::Terminal,
             granted: Rights::TERMINAL,
             opener: Opener::Login(login.into()),
+            peer: None,
             started: Instant::now(),
         }
     }

@@ -41,6 +41,10 @@ pub(super) async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, oth
             // session, so it would end.
             None => Opener::Login(console.login.clone().unwrap_or_default()),
         },
+        peer: claims
+            .peer
+            .clone()
+            .map(|invitee| (invitee, agent.login.clone().unwrap_or_default())),
         started: Instant::now(),
     });
     let (mut console_sink, mut console_stream) = console.socket.split();

@@ -70,6 +70,7 @@ mod tests {
             rights: Rights::TERMINAL,
             expires_ms: 42,
             share: None,
+            peer: None,
         }
     }
 

@@ -299,6 +299,16 @@ user: string,
 display: string, };
 
 /**
+ * Someone the caller may chat with who has a console open now (`listChatPeers`).
+ */
+export type ChatPeer = { id: UserId, name: string, email: string | null, };
+
+/**
+ * The result of `declineChat`: the invitation that is gone.
+ */
+export type ChatDeclined = { invitation: string, };
+
+/**
  * One chat frame, either way. Text a side sends is shown by the other as text, never markup.
  */
 export type ChatMessage = { "type": "hello", name: string, } | { "type": "text", id: number, text: string, } | { "type": "typing", on: boolean, } | { "type": "fileOffer", id: number, name: string, size: number, } | { "type": "fileAccept", id: number, } | { "type": "fileDecline", id: number, } | { "type": "fileCancel", id: number, } | { "type": "fileEnd", id: number, } | { "type": "callOffer", sdp: string, audio: boolean, video: boolean, } | { "type": "callAnswer", sdp: string, audio: boolean, video: boolean, } | { "type": "callCandidate", candidate: string, mid: string | null, } | { "type": "callDecline" } | { "type": "callEnd" } | { "type": "bye" };
@@ -538,7 +548,7 @@ campaign: CampaignInfo | null, };
 /**
  * Something that happened, pushed to every console allowed to see it.
  */
-export type ServerEvent = { "type": "groupCreated", group: GroupInfo, } | { "type": "groupChanged", group: GroupInfo, } | { "type": "groupDeleted", group: GroupId, } | { "type": "deviceAdded", device: DeviceInfo, } | { "type": "deviceChanged", device: DeviceInfo, } | { "type": "deviceRemoved", device: DeviceId, group: GroupId, } | { "type": "deviceOnline", device: DeviceId, group: GroupId, } | { "type": "deviceOffline", device: DeviceId, group: GroupId, } | { "type": "userAdded", user: UserInfo, } | { "type": "userChanged", user: UserInfo, } | { "type": "userRemoved", user: UserId, } | { "type": "logged", record: EventRecord, } | { "type": "agentUpdate", campaign: CampaignInfo, };
+export type ServerEvent = { "type": "groupCreated", group: GroupInfo, } | { "type": "groupChanged", group: GroupInfo, } | { "type": "groupDeleted", group: GroupId, } | { "type": "deviceAdded", device: DeviceInfo, } | { "type": "deviceChanged", device: DeviceInfo, } | { "type": "deviceRemoved", device: DeviceId, group: GroupId, } | { "type": "deviceOnline", device: DeviceId, group: GroupId, } | { "type": "deviceOffline", device: DeviceId, group: GroupId, } | { "type": "userAdded", user: UserInfo, } | { "type": "userChanged", user: UserInfo, } | { "type": "userRemoved", user: UserId, } | { "type": "logged", record: EventRecord, } | { "type": "agentUpdate", campaign: CampaignInfo, } | { "type": "chatInvitation", invitation: string, from: UserId, fromName: string, url: string, expiresMs: number, } | { "type": "chatDeclined", invitation: string, byName: string, };
 
 /**
  * The constant `"event"` tag of [`EventFrame`].
@@ -686,6 +696,9 @@ export type PauseAgentUpdate = Record<symbol, never>;
 export type ResumeAgentUpdate = Record<symbol, never>;
 export type CancelAgentUpdate = Record<symbol, never>;
 export type RollbackAgent = { device: DeviceId, };
+export type ListChatPeers = Record<symbol, never>;
+export type InviteChat = { user: UserId, };
+export type DeclineChat = { invitation: string, };
 
 /** Every action: its arguments and the result of a successful reply. */
 export interface Actions {
@@ -738,6 +751,9 @@ export interface Actions {
   resumeAgentUpdate: { args: ResumeAgentUpdate; result: CampaignInfo };
   cancelAgentUpdate: { args: CancelAgentUpdate; result: CampaignInfo };
   rollbackAgent: { args: RollbackAgent; result: DeviceInfo };
+  listChatPeers: { args: ListChatPeers; result: Array<ChatPeer> };
+  inviteChat: { args: InviteChat; result: SessionTicket };
+  declineChat: { args: DeclineChat; result: ChatDeclined };
 }
 
 export type Action = keyof Actions;
