@@ -30,6 +30,8 @@ export function describeEvent(event: ServerEvent, names: Names): { message: stri
       return { message: `User ${event.user.name} was added`, tone: "info" };
     case "userRemoved":
       return { message: `User ${names.user(event.user) ?? event.user} was removed`, tone: "info" };
+    case "chatDeclined":
+      return { message: `${event.byName} declined your chat invitation`, tone: "warning" };
     default:
       return null;
   }

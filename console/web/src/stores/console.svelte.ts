@@ -9,6 +9,7 @@ import type { ConnectionState, SocketFactory, StateChange } from "../lib/control
 import { describeEvent } from "../lib/describe";
 import { DeviceIndex } from "../lib/devices";
 import type { Action, Actions, CampaignInfo, EventRecord, GroupInfo, ServerEvent, ServerInfo, UserInfo } from "../lib/protocol";
+import type { SessionStart } from "../lib/sessions/relay";
 import { throttle } from "../lib/throttle";
 import { ToastQueue } from "../lib/toasts";
 import type { Toast, Tone } from "../lib/toasts";
@@ -40,6 +41,12 @@ export class ConsoleStore {
   liveEvents = $state.raw<EventRecord[]>([]);
   /** The agent update campaign as last pushed (site admins; `screens/Updates.svelte`). */
   agentCampaign = $state.raw<CampaignInfo | null>(null);
+  /** Chat invitations from other users, waiting for an answer (newest last). */
+  chatInvitations = $state.raw<ChatInvitation[]>([]);
+  /** The chat with another user open now (one at a time), or null. */
+  userChat = $state.raw<UserChat | null>(null);
+  /** The list of whom to chat with is showing (the top bar's Chat button). */
+  chatPicking = $state(false);
   /** Bumped (throttled) whenever `devices` changes; views derive from it. */
   deviceVersion = $state(0);
   toasts = $state.raw<readonly Toast[]>([]);
@@ -123,6 +130,8 @@ export class ConsoleStore {
     this.users = [];
     this.liveEvents = [];
     this.agentCampaign = null;
+    this.chatInvitations = [];
+    this.userChat = null;
     this.devices.replaceAll([]);
     this.deviceVersion += 1;
     this.toastQueue.clear();
@@ -206,8 +215,22 @@ export class ConsoleStore {
     }
     if (event.type === "userRemoved" && event.user === user.id) this.leave("Your account was removed.");
     if (event.type === "agentUpdate") this.agentCampaign = event.campaign;
+    if (event.type === "chatInvitation") {
+      const { type: _type, ...invitation } = event;
+      this.chatInvitations = [...this.chatInvitations.filter((i) => i.expiresMs > Date.now()), invitation];
+    }
     if (event.type === "logged") this.liveEvents = [event.record, ...this.liveEvents].slice(0, LIVE_EVENTS);
   }
+}
+
+export type ChatInvitation = Omit<Extract<ServerEvent, { type: "chatInvitation" }>, "type">;
+
+/** A chat with another user: whom with, and how its session starts. */
+export interface UserChat {
+  peerName: string;
+  open: () => Promise<SessionStart>;
+  /** The invitee's side answers the inviter's direct-path offer. */
+  answering: boolean;
 }
 
 export const app = new ConsoleStore();
