@@ -83,6 +83,10 @@ pub(crate) enum Command {
         /// relayed).
         #[arg(long, value_name = "on|off")]
         record: Option<Switch>,
+        /// Whether chat messages with its devices' users are kept in the audit log (chats then
+        /// stay relayed).
+        #[arg(long, value_name = "on|off")]
+        transcripts: Option<Switch>,
         #[command(flatten)]
         consent: ConsentFlags,
     },

@@ -82,6 +82,7 @@ async fn execute(
             description,
             direct,
             record,
+            transcripts,
             consent,
         } => {
             let current = find_group_info(control, &group).await?;
@@ -92,6 +93,7 @@ async fn execute(
                     description,
                     direct_connections: direct.map(Switch::is_on),
                     record_sessions: record.map(Switch::is_on),
+                    chat_transcripts: transcripts.map(Switch::is_on),
                     consent: consent.apply(current.consent),
                 })
                 .await?;
@@ -471,6 +473,7 @@ fn group_table(groups: &[GroupInfo]) -> String {
                 g.members.len().to_string(),
                 if g.direct_connections { "on" } else { "off" }.to_owned(),
                 if g.record_sessions { "on" } else { "off" }.to_owned(),
+                if g.chat_transcripts { "on" } else { "off" }.to_owned(),
                 consent_summary(&g.consent),
                 g.description.clone(),
             ]
@@ -483,6 +486,7 @@ fn group_table(groups: &[GroupInfo]) -> String {
             "MEMBERS",
             "DIRECT",
             "RECORD",
+            "TRANSCRIPTS",
             "CONSENT",
             "DESCRIPTION",
         ],

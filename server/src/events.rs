@@ -227,6 +227,7 @@ mod tests {
             created: 0,
             direct_connections: true,
             record_sessions: false,
+            chat_transcripts: false,
             consent: Default::default(),
             cira: None,
         };

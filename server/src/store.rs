@@ -118,6 +118,10 @@ pub struct GroupRecord {
     /// leave the relay).
     #[serde(default)]
     pub record_sessions: bool,
+    /// Chat messages with the people at its devices are kept in the audit log (and so chats
+    /// never leave the relay). Off: chats leave no trace of what was said.
+    #[serde(default)]
+    pub chat_transcripts: bool,
     /// What the person at a device is shown or asked when a session starts (`relay/consent.rs`
     /// in `common`).
     #[serde(default)]

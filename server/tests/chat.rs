@@ -16,8 +16,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tether_common::control::{
-    AddUser, ChatPeer, CreateSession, DeclineChat, ErrorCode, Event, InviteChat, ListChatPeers,
-    ReplyError, SetGroupRights,
+    AddUser, ChatPeer, CreateSession, DeclineChat, EditGroup, ErrorCode, Event, InviteChat,
+    ListChatPeers, ListEvents, ReplyError, SetGroupRights,
 };
 use tether_common::ids::UserId;
 use tether_common::relay::SessionKind;
@@ -425,4 +425,117 @@ async fn two_users_chat_and_only_peers_and_the_invitee_take_part() {
         sockets::refused_with(&fx.server, &second.url, Some(&fx.cookie)).await,
         404
     );
+}
+
+/// Opens a chat with the stub-opened page, exchanges one message each way, and ends it from the
+/// console; returns the ticket.
+async fn one_exchange(
+    fx: &mut Fixture,
+    device: &tether_common::ids::DeviceId,
+    record: &Path,
+) -> tether_common::relay::SessionTicket {
+    let ticket = fx.control.ok(chat(device)).await;
+    let url = std::fs::read_to_string(record).unwrap();
+    let url = url
+        .lines()
+        .find_map(|l| l.strip_prefix("url="))
+        .unwrap()
+        .to_owned();
+    let token = url.split_once("#t=").unwrap().1.to_owned();
+    let page_path = format!("/meshrelay.ashx?id={token}");
+    let (page, console) = tokio::join!(
+        sockets::open(&fx.server, &page_path, None),
+        sockets::open(&fx.server, &ticket.url, Some(&fx.cookie))
+    );
+    let (mut page, mut console) = (page.unwrap(), console.unwrap());
+    sockets::expect_paired(&mut page).await;
+    sockets::expect_paired(&mut console).await;
+    let ask = ChatMessage::Text {
+        id: 1,
+        text: "reboot now?\u{1b}[2J\u{202e}".into(),
+    };
+    sockets::send(&mut console, Message::text(ask.to_json())).await;
+    sockets::next_data(&mut page).await;
+    let answer = ChatMessage::Text {
+        id: 1,
+        text: "yes, go".into(),
+    };
+    sockets::send(&mut page, Message::text(answer.to_json())).await;
+    sockets::next_data(&mut console).await;
+    sockets::send(&mut console, Message::Close(None)).await;
+    assert!(sockets::closed(&mut page).await.is_some());
+    ticket
+}
+
+#[tokio::test]
+async fn a_group_that_keeps_transcripts_has_chats_written_to_the_audit_log_and_relayed() {
+    let mut fx = Fixture::start().await;
+    let record = fx.dir.path().join("opened.txt");
+    let opener = stub_opener(fx.dir.path(), &record, 0);
+    let agent = fx
+        .online_agent(
+            "kept",
+            &[
+                "--x-display",
+                ":9",
+                "--chat-opener",
+                opener.to_str().unwrap(),
+            ],
+        )
+        .await;
+    let device = agent.device_id.clone();
+    let name = fx
+        .devices()
+        .await
+        .into_iter()
+        .find(|d| d.id == device)
+        .unwrap()
+        .name;
+
+    // Off (the default): nothing of what was said is kept.
+    one_exchange(&mut fx, &device, &record).await;
+    assert!(chat_lines(&mut fx, &device).await.is_empty());
+
+    // On: both sides' messages, cleaned to one line of text, and the chat stays relayed.
+    fx.control
+        .ok(EditGroup {
+            group: fx.group.clone(),
+            name: None,
+            description: None,
+            direct_connections: None,
+            record_sessions: None,
+            chat_transcripts: Some(true),
+            consent: None,
+        })
+        .await;
+    let ticket = one_exchange(&mut fx, &device, &record).await;
+    assert_eq!(ticket.direct, None);
+    let mut said = chat_lines(&mut fx, &device).await;
+    said.sort();
+    assert_eq!(
+        said,
+        [
+            format!("chat: admin to the person at {name}: reboot now? [2J"),
+            format!("chat: the person at {name} to admin: yes, go"),
+        ]
+    );
+}
+
+/// What the audit log kept of chats with `device`, once the latest session's end is written
+/// (each message is written before it is passed on, the end after the last).
+async fn chat_lines(fx: &mut Fixture, device: &tether_common::ids::DeviceId) -> Vec<String> {
+    fx.wait_event(
+        "session_ended",
+        |e| matches!(e, Event::Logged { record } if record.kind == "session_ended"),
+    )
+    .await;
+    let records = fx
+        .control
+        .ok(ListEvents {
+            device: Some(device.clone()),
+            kind: Some("chat_message".into()),
+            ..ListEvents::default()
+        })
+        .await;
+    records.into_iter().map(|r| r.message).collect()
 }

@@ -144,6 +144,7 @@ async fn set_consent(fx: &mut Fixture, consent: ConsentPolicy) {
             description: None,
             direct_connections: None,
             record_sessions: None,
+            chat_transcripts: None,
             consent: Some(consent),
         })
         .await;
@@ -351,6 +352,7 @@ async fn with_nobody_signed_in_the_group_policy_decides() {
             description: None,
             direct_connections: None,
             record_sessions: None,
+            chat_transcripts: None,
             consent: Some(terminal_prompt(1)),
         })
         .await;

@@ -306,6 +306,7 @@ async fn a_relayed_group_fails_always_and_auto_stays_relayed() {
             description: None,
             direct_connections: Some(false),
             record_sessions: None,
+            chat_transcripts: None,
             consent: None,
         })
         .await;

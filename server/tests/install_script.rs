@@ -56,6 +56,7 @@ async fn a_managers_group_name_cannot_put_commands_into_the_install_script() {
             description: None,
             direct_connections: None,
             record_sessions: None,
+            chat_transcripts: None,
             consent: None,
         })
         .await;

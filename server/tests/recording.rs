@@ -30,6 +30,7 @@ async fn record_sessions(fx: &mut Fixture) -> tether_common::control::GroupInfo 
             description: None,
             direct_connections: None,
             record_sessions: Some(true),
+            chat_transcripts: None,
             consent: None,
         })
         .await

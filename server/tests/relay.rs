@@ -274,6 +274,7 @@ async fn sessions_offer_a_direct_path_unless_the_group_keeps_them_relayed() {
             description: None,
             direct_connections: Some(false),
             record_sessions: None,
+            chat_transcripts: None,
             consent: None,
         })
         .await;

@@ -93,6 +93,7 @@ fn group(id: &str, members: &[(&str, Rights)]) -> GroupRecord {
         created: 1_700_000_001,
         direct_connections: true,
         record_sessions: false,
+        chat_transcripts: false,
         consent: Default::default(),
         cira: None,
     }

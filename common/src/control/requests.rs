@@ -76,6 +76,8 @@ requests! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub record_sessions: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub chat_transcripts: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub consent: Option<crate::relay::consent::ConsentPolicy>,
     }
 

@@ -56,6 +56,9 @@ pub struct GroupInfo {
     /// Terminal and desktop sessions are recorded on the server (they then stay relayed).
     #[serde(default)]
     pub record_sessions: bool,
+    /// Chat messages with its devices' users are kept in the audit log (chats then stay relayed).
+    #[serde(default)]
+    pub chat_transcripts: bool,
     /// What the person at a device is shown or asked per session kind.
     #[serde(default)]
     pub consent: crate::relay::consent::ConsentPolicy,

@@ -57,6 +57,7 @@ fn group() -> GroupInfo {
         created: 1,
         direct_connections: true,
         record_sessions: true,
+        chat_transcripts: true,
         consent: crate::relay::consent::ConsentPolicy {
             prompt_secs: 30,
             when_nobody: crate::relay::consent::WhenNobody::Refuse,
@@ -123,6 +124,7 @@ fn requests() -> Vec<RequestBody> {
             description: Some("d".into()),
             direct_connections: Some(false),
             record_sessions: Some(true),
+            chat_transcripts: Some(true),
             consent: None,
         }
         .into(),

@@ -55,6 +55,7 @@ pub(super) async fn create(
         created: now_secs(),
         direct_connections: true,
         record_sessions: false,
+        chat_transcripts: false,
         consent: Default::default(),
         cira: None,
     };
@@ -92,11 +93,13 @@ pub(super) async fn edit(
         description,
         direct_connections,
         record_sessions,
+        chat_transcripts,
         consent,
     } = request;
     let granted = group_with::<ManageGroup>(ctx, &id).await?;
     let was_direct = granted.group().direct_connections;
     let was_recording = granted.group().record_sessions;
+    let had_transcripts = granted.group().chat_transcripts;
     let had_consent = granted.group().consent;
     if let Some(policy) = &consent {
         policy.check().map_err(ActionError::BadRequest)?;
@@ -120,6 +123,9 @@ pub(super) async fn edit(
             }
             if let Some(record) = record_sessions {
                 group.record_sessions = record;
+            }
+            if let Some(keep) = chat_transcripts {
+                group.chat_transcripts = keep;
             }
             if let Some(policy) = consent {
                 group.consent = policy;
@@ -148,6 +154,11 @@ pub(super) async fn edit(
     let message = match (was_recording, group.record_sessions) {
         (false, true) => format!("{message}: terminal and desktop sessions are now recorded"),
         (true, false) => format!("{message}: sessions are no longer recorded"),
+        _ => message,
+    };
+    let message = match (had_transcripts, group.chat_transcripts) {
+        (false, true) => format!("{message}: chat messages are now kept in the audit log"),
+        (true, false) => format!("{message}: chat messages are no longer kept"),
         _ => message,
     };
     let message = if had_consent == group.consent {

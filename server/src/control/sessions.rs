@@ -22,14 +22,16 @@ pub(super) async fn create(
 ) -> Result<SessionTicket, ActionError> {
     let granted = session_on(ctx, id, kind).await?;
     let (device, rights) = (granted.device().clone(), granted.rights());
-    // A recorded session stays on the relay, where it is recorded.
+    // A recorded session stays on the relay, where it is recorded; so does a chat whose
+    // messages are kept.
+    let kept = kind == SessionKind::Chat && granted.group().chat_transcripts;
     let direct = direct_path(
         granted.group(),
         ctx.server_info.stun_port,
         &ctx.site.authority,
         ctx.turn,
     )
-    .filter(|_| !crate::relay::recording::records(granted.group(), kind));
+    .filter(|_| !crate::relay::recording::records(granted.group(), kind) && !kept);
     if !ctx.agents.is_online(&device.id) {
         return Err(ActionError::Conflict(format!(
             "device {} is offline",

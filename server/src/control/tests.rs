@@ -224,6 +224,7 @@ async fn users_see_only_their_groups_and_invisible_ones_look_missing() {
         description: None,
         direct_connections: None,
         record_sessions: None,
+        chat_transcripts: None,
         consent: None,
     };
     assert_eq!(world.run(&alice, rename).await, Err(ErrorCode::NotFound));

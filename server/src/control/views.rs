@@ -26,6 +26,7 @@ pub fn group_info(group: &GroupRecord) -> GroupInfo {
         created: group.created,
         direct_connections: group.direct_connections,
         record_sessions: group.record_sessions,
+        chat_transcripts: group.chat_transcripts,
         consent: group.consent,
     }
 }

@@ -141,6 +141,30 @@ impl Subject {
         self.write(state, "session_ended", message).await;
     }
 
+    /// Whether this session's chat messages are kept (`chat_transcripts` on the device's group).
+    pub(super) fn keeps_transcript(&self) -> bool {
+        self.claims.kind == tether_common::relay::SessionKind::Chat
+            && self.group.as_ref().is_some_and(|g| g.chat_transcripts)
+    }
+
+    /// One chat message, for the transcript: `to_device` says who wrote it.
+    pub(super) async fn said(&self, state: &AppState, to_device: bool, text: &str) {
+        // The writer's words, as one line of text: no control or bidi characters.
+        let text: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .filter(|c| !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+            .take(tether_common::relay::chat::MAX_TEXT_CHARS)
+            .collect();
+        let at_device = format!("the person at {}", self.device_name);
+        let message = if to_device {
+            format!("chat: {} to {at_device}: {text}", self.who())
+        } else {
+            format!("chat: {at_device} to {}: {text}", self.who())
+        };
+        self.write(state, "chat_message", message).await;
+    }
+
     async fn write(&self, state: &AppState, kind: &str, message: String) {
         let audience = match &self.group {
             Some(group) => Audience::group(group, Rights::EVENTS),

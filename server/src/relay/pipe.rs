@@ -77,6 +77,7 @@ pub(super) async fn forward<S, K>(
     reported: &mut Option<DirectReport>,
     ping_every: Duration,
     tee: Option<(&Recorder, Direction)>,
+    transcript: Option<Transcript<'_>>,
 ) -> Stop
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
@@ -121,6 +122,9 @@ where
                     continue;
                 }
                 Some(Ok(message)) => {
+                    if let (Some(transcript), Message::Text(text)) = (&transcript, &message) {
+                        transcript.frame(text).await;
+                    }
                     if let Some((recorder, direction)) = tee {
                         if let Message::Text(text) = &message
                             && !matches!(RtcSignal::parse(text), RelayText::Session)
@@ -143,6 +147,23 @@ where
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Stop::WriteFailed,
             Err(_) => return Stop::WriteStalled,
+        }
+    }
+}
+
+/// Where a chat's messages are written down (`chat_transcripts`), for one direction.
+pub(super) struct Transcript<'a> {
+    pub state: &'a crate::state::AppState,
+    pub subject: &'a super::audit::Subject,
+    pub to_device: bool,
+}
+
+impl Transcript<'_> {
+    async fn frame(&self, text: &str) {
+        if let Some(tether_common::relay::chat::ChatMessage::Text { text, .. }) =
+            tether_common::relay::chat::ChatMessage::parse(text)
+        {
+            self.subject.said(self.state, self.to_device, &text).await;
         }
     }
 }
@@ -234,7 +255,10 @@ mod tests {
         ]);
         let (mut to, mut received) = collecting_sink();
         let mut bytes = 0;
-        let stop = forward(&mut from, &mut to, &mut bytes, &mut None, NO_PINGS, None).await;
+        let stop = forward(
+            &mut from, &mut to, &mut bytes, &mut None, NO_PINGS, None, None,
+        )
+        .await;
         assert!(matches!(stop, Stop::Closed(None)));
         assert_eq!(bytes, 205);
         let mut got = Vec::new();
@@ -268,6 +292,7 @@ mod tests {
             &mut bytes,
             &mut reported,
             NO_PINGS,
+            None,
             None,
         )
         .await;
@@ -317,6 +342,7 @@ mod tests {
             &mut reported,
             NO_PINGS,
             None,
+            None,
         );
         tokio::pin!(forwarding);
         for delivered in 0..5 {
@@ -351,11 +377,15 @@ mod tests {
             &mut None,
             NO_PINGS,
             None,
+            None,
         )
         .await;
         assert!(matches!(stop, Stop::WriteFailed));
         let mut ended = futures_util::stream::iter(Vec::<Result<Message, axum::Error>>::new());
-        let stop = forward(&mut ended, &mut sink, &mut bytes, &mut None, NO_PINGS, None).await;
+        let stop = forward(
+            &mut ended, &mut sink, &mut bytes, &mut None, NO_PINGS, None, None,
+        )
+        .await;
         assert!(matches!(stop, Stop::ReadFailed));
         let frame = stop.frame_for_the_other_side().unwrap();
         assert_eq!(frame.code, close_code::AWAY);

@@ -15,7 +15,7 @@ use super::audit::{Subject, Traffic};
 use super::broker::RelayEnd;
 use super::lifetime::until_ended;
 use super::live::{LiveSession, Opener, Revoked};
-use super::pipe::{PING_EVERY, Stop, forward, recording_failed, shut};
+use super::pipe::{PING_EVERY, Stop, Transcript, forward, recording_failed, shut};
 use crate::state::AppState;
 use tether_common::recording::Direction;
 
@@ -85,9 +85,16 @@ pub(super) async fn run(state: AppState, claims: RelayClaims, one: RelayEnd, oth
     let max_session = state.relay.limits().max_session;
     let live = registration.session.clone();
     let (mut console_report, mut agent_report) = (None, None);
+    let transcript = |to_device| {
+        subject.keeps_transcript().then_some(Transcript {
+            state: &state,
+            subject: &subject,
+            to_device,
+        })
+    };
     let ending = tokio::select! {
-        stop = forward(&mut console_stream, &mut agent_sink, &mut traffic.to_device, &mut console_report, PING_EVERY, tee(Direction::ToDevice)) => Ending::of(RelaySide::Console, &stop),
-        stop = forward(&mut agent_stream, &mut console_sink, &mut traffic.from_device, &mut agent_report, PING_EVERY, tee(Direction::FromDevice)) => Ending::of(RelaySide::Agent, &stop),
+        stop = forward(&mut console_stream, &mut agent_sink, &mut traffic.to_device, &mut console_report, PING_EVERY, tee(Direction::ToDevice), transcript(true)) => Ending::of(RelaySide::Console, &stop),
+        stop = forward(&mut agent_stream, &mut console_sink, &mut traffic.from_device, &mut agent_report, PING_EVERY, tee(Direction::FromDevice), transcript(false)) => Ending::of(RelaySide::Agent, &stop),
         why = until_ended(&state, &live, stopped, max_session) => Ending::revoked(why),
     };
     tokio::join!(

@@ -226,6 +226,7 @@ async fn recording_overhead() {
                 description: None,
                 direct_connections: Some(false),
                 record_sessions: Some(record),
+                chat_transcripts: None,
                 consent: None,
             })
             .await;

@@ -105,6 +105,10 @@ directConnections: boolean,
  */
 recordSessions: boolean, 
 /**
+ * Chat messages with its devices' users are kept in the audit log (chats then stay relayed).
+ */
+chatTranscripts: boolean, 
+/**
  * What the person at a device is shown or asked per session kind.
  */
 consent: ConsentPolicy, };
@@ -587,7 +591,7 @@ export type GetServerInfo = Record<symbol, never>;
 export type GetWhoAmI = Record<symbol, never>;
 export type ListGroups = Record<symbol, never>;
 export type CreateGroup = { name: string, description?: string, };
-export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, directConnections?: boolean | null, recordSessions?: boolean | null, consent?: ConsentPolicy | null, };
+export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, directConnections?: boolean | null, recordSessions?: boolean | null, chatTranscripts?: boolean | null, consent?: ConsentPolicy | null, };
 export type DeleteGroup = { group: GroupId, };
 export type ListDevices = { 
 /**

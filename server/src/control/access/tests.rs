@@ -174,6 +174,7 @@ async fn put_group(store: &dyn Store, name: &str, members: &[(&UserId, Rights)])
         created: 1,
         direct_connections: true,
         record_sessions: false,
+        chat_transcripts: false,
         consent: Default::default(),
         cira: None,
     };
