@@ -59,7 +59,7 @@ pub(super) async fn get_relay(
     // The console end lives only as long as the login session it came with (`lifetime.rs`).
     let mut login = None;
     if let (RelaySide::Agent, Some(invitee)) = (claims.side, &claims.peer) {
-        if let Err(refused) = same_origin(&headers, invitee, addr) {
+        if let Some(refused) = cross_origin(&headers, invitee, addr) {
             return refused;
         }
         match request_user(&state, &headers).await {
@@ -77,14 +77,8 @@ pub(super) async fn get_relay(
         state.relay.invitations().forget(&claims.session);
     }
     if claims.side == RelaySide::Console {
-        // The token already binds the end to its user; the Origin check keeps a page on another
-        // site from riding that user's cookie even so (defence in depth, as on `/control`).
-        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        if !crate::control::origin::same_origin(origin, host) {
-            tracing::warn!(%addr, user = %claims.user, origin = origin.unwrap_or_default(), "relay: cross-origin console end refused");
-            let message = "cross-origin WebSocket refused";
-            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
+        if let Some(refused) = cross_origin(&headers, &claims.user, addr) {
+            return refused;
         }
         if let Some(share) = &claims.share {
             match state.store.share(share).await {
@@ -134,20 +128,22 @@ pub(super) async fn get_relay(
         })
 }
 
-/// The Origin check of a browser end: a page on another site may not ride its user's cookie.
-fn same_origin(
+/// The Origin check of an end that comes with a user's cookie: a page on another site may not
+/// ride that cookie (defence in depth: the token already binds the end to its user, as on
+/// `/control`). The refusal, if it is one.
+fn cross_origin(
     headers: &HeaderMap,
     user: &tether_common::ids::UserId,
     addr: SocketAddr,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if crate::control::origin::same_origin(origin, host) {
-        return Ok(());
+        return None;
     }
-    tracing::warn!(%addr, %user, origin = origin.unwrap_or_default(), "relay: cross-origin chat end refused");
+    tracing::warn!(%addr, %user, origin = origin.unwrap_or_default(), "relay: cross-origin end refused");
     let message = "cross-origin WebSocket refused";
-    Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response())
+    Some(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response())
 }
 
 fn refuse(refusal: &Refusal, addr: SocketAddr) -> Response {
