@@ -20,7 +20,7 @@ mkdir -p "$outdir"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# control FILE PACKAGE DEPENDS DESCRIPTION
+# control FILE PACKAGE DEPENDS DESCRIPTION [RECOMMENDS]
 control() {
     cat > "$1" <<EOF
 Package: $2
@@ -30,8 +30,9 @@ Maintainer: Tether developers <tether@localhost>
 Section: admin
 Priority: optional
 Depends: $3
-Description: $4
 EOF
+    if [ -n "${5:-}" ]; then echo "Recommends: $5" >> "$1"; fi
+    echo "Description: $4" >> "$1"
 }
 
 # script FILE: the rest of stdin, as an executable maintainer script
@@ -98,10 +99,13 @@ strip --strip-debug "$root/usr/lib/tether-agent/tether-agent"
 install -m 0644 "$units/tether-agent.service" "$root/lib/systemd/system/"
 echo "Tether: see the project's LICENSE." > "$root/usr/share/doc/tether-agent/copyright"
 # The desktop's video encoding comes from Debian's FFmpeg (bookworm's library names).
+# The messenger opens its page with xdg-open, and the desktop's sound is captured with parec;
+# without them the agent says why chat windows or sound are unavailable.
 control "$root/DEBIAN/control" tether-agent "libc6, libavcodec59, libavutil57, libswscale6, init-system-helpers" \
     "Tether agent: remote management of this machine
  Connects out to a Tether (or MeshCentral) server named by /etc/tether-agent/agent.msh, the
- device group's install file, and serves the sessions that server allows."
+ device group's install file, and serves the sessions that server allows." \
+    "xdg-utils, pulseaudio-utils, util-linux"
 script "$root/DEBIAN/postinst" <<'EOF'
 if [ "$1" = configure ]; then
     install -d -m 0700 /etc/tether-agent /var/lib/tether-agent
