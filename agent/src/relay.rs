@@ -131,6 +131,7 @@ pub(crate) async fn serve_tunnel(
                 request.rights,
                 request.user.as_str(),
                 video,
+                request.microphone,
             )
             .await
         }

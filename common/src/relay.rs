@@ -201,6 +201,10 @@ pub struct TunnelRequest {
     /// Present when the group's policy wants the person at the device told or asked (`consent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<consent::ConsentRequest>,
+    /// Desktop sessions: the device's group lets viewers listen to its microphone (never unseen:
+    /// the agent shows the person at the device a notice while it does).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub microphone: bool,
 }
 
 impl TunnelRequest {
@@ -347,6 +351,7 @@ mod tests {
             user: "alice".into(),
             direct: None,
             consent: None,
+            microphone: false,
         };
         let text = request.to_json();
         // Without a direct path the message is exactly what it was before direct sessions.

@@ -87,6 +87,10 @@ pub(crate) enum Command {
         /// stay relayed).
         #[arg(long, value_name = "on|off")]
         transcripts: Option<Switch>,
+        /// Whether desktop viewers may listen to its devices' microphones (the person at the
+        /// device is shown a notice while they do).
+        #[arg(long, value_name = "on|off")]
+        microphone: Option<Switch>,
         #[command(flatten)]
         consent: ConsentFlags,
     },

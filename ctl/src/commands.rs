@@ -83,6 +83,7 @@ async fn execute(
             direct,
             record,
             transcripts,
+            microphone,
             consent,
         } => {
             let current = find_group_info(control, &group).await?;
@@ -94,6 +95,7 @@ async fn execute(
                     direct_connections: direct.map(Switch::is_on),
                     record_sessions: record.map(Switch::is_on),
                     chat_transcripts: transcripts.map(Switch::is_on),
+                    microphone: microphone.map(Switch::is_on),
                     consent: consent.apply(current.consent),
                 })
                 .await?;

@@ -228,6 +228,7 @@ mod tests {
             direct_connections: true,
             record_sessions: false,
             chat_transcripts: false,
+            microphone: false,
             consent: Default::default(),
             cira: None,
         };

@@ -122,6 +122,10 @@ pub struct GroupRecord {
     /// never leave the relay). Off: chats leave no trace of what was said.
     #[serde(default)]
     pub chat_transcripts: bool,
+    /// Desktop viewers may listen to its devices' microphones; the person at the device is shown
+    /// a notice while they do. Off by default.
+    #[serde(default)]
+    pub microphone: bool,
     /// What the person at a device is shown or asked when a session starts (`relay/consent.rs`
     /// in `common`).
     #[serde(default)]

@@ -505,6 +505,7 @@ async fn a_group_that_keeps_transcripts_has_chats_written_to_the_audit_log_and_r
             direct_connections: None,
             record_sessions: None,
             chat_transcripts: Some(true),
+            microphone: None,
             consent: None,
         })
         .await;

@@ -177,6 +177,7 @@ async fn a_new_group_reaches_the_consoles_that_may_see_it_and_only_those() {
             direct_connections: None,
             record_sessions: None,
             chat_transcripts: None,
+            microphone: None,
             consent: None,
         })
         .await;

@@ -11,6 +11,9 @@
 
 mod common;
 #[allow(dead_code)]
+#[path = "desktop/person.rs"]
+mod person;
+#[allow(dead_code)]
 #[path = "relay/sockets.rs"]
 mod sockets;
 #[allow(dead_code)]
@@ -23,7 +26,8 @@ mod viewer;
 use std::time::Duration;
 
 use serde_json::json;
-use tether_common::relay::desktop::{DesktopEvent, DesktopRequest};
+use tether_common::control::EditGroup;
+use tether_common::relay::desktop::{AudioSource, DesktopEvent, DesktopRequest};
 use tokio::time::Instant;
 
 use support::{AgentProcess, Fixture};
@@ -79,7 +83,12 @@ async fn the_viewer_hears_what_the_device_plays_while_its_speaker_is_on() {
     let mut fx = Fixture::start().await;
     let (_agent, mut viewer) = sound_session(&mut fx, &pulse, &xvfb).await;
 
-    viewer.send(&DesktopRequest::Audio { on: true }).await;
+    viewer
+        .send(&DesktopRequest::Audio {
+            on: true,
+            source: AudioSource::Output,
+        })
+        .await;
     let on = viewer
         .event("audio", |e| matches!(e, DesktopEvent::Audio { .. }))
         .await;
@@ -108,7 +117,12 @@ async fn the_viewer_hears_what_the_device_plays_while_its_speaker_is_on() {
     );
 
     // Speaker off: the sound stops (a packet or two may have been on their way).
-    viewer.send(&DesktopRequest::Audio { on: false }).await;
+    viewer
+        .send(&DesktopRequest::Audio {
+            on: false,
+            source: AudioSource::Output,
+        })
+        .await;
     let off = viewer
         .event("audio off", |e| {
             matches!(e, DesktopEvent::Audio { on: false, .. })
@@ -152,7 +166,12 @@ async fn without_a_sound_server_the_viewer_is_told_why() {
         json!({"codec": "jpeg"}),
     )
     .await;
-    viewer.send(&DesktopRequest::Audio { on: true }).await;
+    viewer
+        .send(&DesktopRequest::Audio {
+            on: true,
+            source: AudioSource::Output,
+        })
+        .await;
     // parec starts, cannot connect, and ends: the viewer hears that, with parec's reason.
     let off = viewer
         .event("no sound", |e| {
@@ -162,6 +181,93 @@ async fn without_a_sound_server_the_viewer_is_told_why() {
     match off {
         DesktopEvent::Audio { why: Some(why), .. } => {
             assert!(why.starts_with("the sound capture stopped"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_microphone_is_heard_only_where_the_group_allows_it_and_never_unseen() {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
+        return;
+    };
+    let Some(mut pulse) = PulseAudio::start() else {
+        return;
+    };
+    // The daemon has no microphone: its default source is the null sink's monitor, so the tone
+    // is what "the microphone" hears.
+    pulse.play_tone(1000.0, 60);
+    let mut fx = Fixture::start().await;
+    let (agent, mut viewer) = sound_session(&mut fx, &pulse, &xvfb).await;
+    let mic = |on| DesktopRequest::Audio {
+        on,
+        source: AudioSource::Microphone,
+    };
+    let refused = |e: &DesktopEvent| matches!(e, DesktopEvent::Audio { on: false, .. });
+
+    // Off by default: refused, with the reason.
+    viewer.send(&mic(true)).await;
+    match viewer.event("refused", refused).await {
+        DesktopEvent::Audio {
+            why: Some(why),
+            source: AudioSource::Microphone,
+            ..
+        } => {
+            assert!(why.contains("does not let viewers listen"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    viewer.close().await;
+
+    // Allowed: the person at the device sees a notice while it lasts, and its button stops it.
+    fx.control
+        .ok(EditGroup {
+            group: fx.group.clone(),
+            name: None,
+            description: None,
+            direct_connections: None,
+            record_sessions: None,
+            chat_transcripts: None,
+            microphone: Some(true),
+            consent: None,
+        })
+        .await;
+    let person = person::Person::at(&xvfb.display);
+    let mut viewer = Viewer::open(
+        &fx.server,
+        &fx.cookie,
+        &agent.device_id,
+        json!({"codec": "jpeg"}),
+    )
+    .await;
+    viewer.send(&mic(true)).await;
+    let (notice, title) =
+        person::at_the_device(person, |person| person.sees("Your microphone")).await;
+    assert_eq!(title, "Your microphone is being listened to");
+    let on = viewer
+        .event("microphone on", |e| matches!(e, DesktopEvent::Audio { .. }))
+        .await;
+    assert!(
+        matches!(
+            on,
+            DesktopEvent::Audio {
+                on: true,
+                source: AudioSource::Microphone,
+                ..
+            }
+        ),
+        "{on:?}"
+    );
+    let (packets, _) = listen(&mut viewer, Duration::from_millis(600)).await;
+    let samples = decode_opus(&packets);
+    let steady = &samples[samples.len() / 3..];
+    assert!(tone_power(steady, 48_000.0, 1000.0) > tone_power(steady, 48_000.0, 2500.0) * 100.0);
+
+    let person = person::Person::at(&xvfb.display);
+    person.presses(notice, "Disconnect");
+    match viewer.event("microphone off", refused).await {
+        DesktopEvent::Audio { why: Some(why), .. } => {
+            assert!(why.contains("turned the microphone off"), "{why}")
         }
         other => panic!("{other:?}"),
     }
@@ -180,7 +286,12 @@ async fn figures() {
     pulse.play_tone(440.0, 120);
     let mut fx = Fixture::start().await;
     let (agent, mut viewer) = sound_session(&mut fx, &pulse, &xvfb).await;
-    viewer.send(&DesktopRequest::Audio { on: true }).await;
+    viewer
+        .send(&DesktopRequest::Audio {
+            on: true,
+            source: AudioSource::Output,
+        })
+        .await;
     listen(&mut viewer, Duration::from_secs(2)).await;
     let before = cpu_ticks(agent.pid());
     let (_, bytes) = listen(&mut viewer, Duration::from_secs(10)).await;

@@ -307,6 +307,7 @@ async fn a_relayed_group_fails_always_and_auto_stays_relayed() {
             direct_connections: Some(false),
             record_sessions: None,
             chat_transcripts: None,
+            microphone: None,
             consent: None,
         })
         .await;

@@ -57,6 +57,7 @@ async fn a_managers_group_name_cannot_put_commands_into_the_install_script() {
             direct_connections: None,
             record_sessions: None,
             chat_transcripts: None,
+            microphone: None,
             consent: None,
         })
         .await;

@@ -31,6 +31,7 @@ async fn record_sessions(fx: &mut Fixture) -> tether_common::control::GroupInfo 
             direct_connections: None,
             record_sessions: Some(true),
             chat_transcripts: None,
+            microphone: None,
             consent: None,
         })
         .await

@@ -275,6 +275,7 @@ async fn sessions_offer_a_direct_path_unless_the_group_keeps_them_relayed() {
             direct_connections: Some(false),
             record_sessions: None,
             chat_transcripts: None,
+            microphone: None,
             consent: None,
         })
         .await;

@@ -332,13 +332,13 @@ async fn one_user_cannot_take_every_relay_slot() {
     );
     fx.wait_device(&first.device, "online", |d| d.online).await;
     fx.wait_device(&second.device, "online", |d| d.online).await;
-    let cookie = add_alice(&mut fx, Rights::CHAT).await;
+    let cookie = add_alice(&mut fx, Rights::TERMINAL).await;
     let mut alice = fx.server.control(&cookie).await;
 
     // Sessions nobody joins wait for their pairing timeout (60 s), holding their slots.
     let mut refusal = None;
     for attempt in 1..=200 {
-        match create_session(&mut alice, &first.device, SessionKind::Chat).await {
+        match create_session(&mut alice, &first.device, SessionKind::Terminal).await {
             Ok(_) => {}
             Err(ReplyError::Refused(error)) => {
                 refusal = Some((attempt, error));
@@ -361,7 +361,7 @@ async fn one_user_cannot_take_every_relay_slot() {
     );
     // Everybody else goes on, on another device and on the one alice filled.
     for device in [&second.device, &first.device] {
-        let reply = create_session(&mut fx.control, device, SessionKind::Chat).await;
+        let reply = create_session(&mut fx.control, device, SessionKind::Terminal).await;
         assert!(reply.is_ok(), "{reply:?}");
     }
 }

@@ -94,6 +94,7 @@ fn group(id: &str, members: &[(&str, Rights)]) -> GroupRecord {
         direct_connections: true,
         record_sessions: false,
         chat_transcripts: false,
+        microphone: false,
         consent: Default::default(),
         cira: None,
     }

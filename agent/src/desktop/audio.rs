@@ -1,5 +1,6 @@
 //! The device's sound for a desktop viewer who turns the speaker on (`audio` request): what the
-//! person at the screen hears, captured from their sound server's monitor of the default output,
+//! person at the screen hears, captured from their sound server's monitor of the default output
+//! (or, where the group allows it and with a notice on the screen, their default microphone),
 //! encoded as Opus, and sent with the session's pictures as [`BinaryKind::Audio`] frames (on the
 //! relay, or on the direct path's data channel once the session has moved there).
 //!
@@ -20,7 +21,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::Instant;
 
-use tether_common::relay::desktop::AudioHeader;
+use tether_common::relay::desktop::{AudioHeader, AudioSource};
 use tokio::sync::mpsc;
 
 use crate::seat::{AsUserError, SeatUser};
@@ -71,10 +72,15 @@ impl Drop for AudioStream {
 }
 
 impl AudioStream {
-    /// Starts capturing what the person using `display` hears.
+    /// Starts capturing what the person using `display` hears, or what their microphone does.
     pub(crate) async fn start(
         display: &str,
+        source: AudioSource,
     ) -> Result<(AudioStream, mpsc::Receiver<AudioOutput>), AudioError> {
+        let device = match source {
+            AudioSource::Output => "--device=@DEFAULT_MONITOR@",
+            AudioSource::Microphone => "--device=@DEFAULT_SOURCE@",
+        };
         let display = display.to_owned();
         let seat = tokio::task::spawn_blocking(move || SeatUser::find(Some(&display)))
             .await
@@ -89,7 +95,7 @@ impl AudioStream {
                 "--rate=48000",
                 "--channels=2",
                 "--latency-msec=20",
-                "--device=@DEFAULT_MONITOR@",
+                device,
                 "--client-name=tether-agent",
                 "--stream-name=remote desktop",
             ])

@@ -14,7 +14,8 @@ use std::time::Duration;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tether_common::relay::desktop::{
-    self, DesktopEvent, DesktopRequest, DisplaySelection, EffectiveSettings, StreamSettings,
+    self, AudioSource, DesktopEvent, DesktopRequest, DisplaySelection, EffectiveSettings,
+    StreamSettings,
 };
 use tether_common::rights::Rights;
 use tokio::sync::mpsc;
@@ -27,6 +28,7 @@ use super::hub::{HubOutput, Hubs, PictureTiming, StreamInfo, Viewer};
 use super::input::{self, InputCommand, InputHandle};
 use super::track::{Track, TrackInput};
 use crate::relay::RelaySocket;
+use crate::screen_notice::Notice;
 
 /// The console's `start` must come within this long after `"c"`.
 const START_WAIT: Duration = Duration::from_secs(60);
@@ -44,6 +46,7 @@ pub(crate) async fn serve(
     rights: Rights,
     user: &str,
     video: Option<tokio::sync::oneshot::Receiver<tether_rtc::VideoTrack>>,
+    microphone_allowed: bool,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
     let start = match timeout(START_WAIT, next_request(&mut stream)).await {
@@ -76,6 +79,8 @@ pub(crate) async fn serve(
         timing: None,
         audio: None,
         audio_frames: None,
+        microphone_allowed,
+        microphone_notice: None,
     };
     let mut inputs = Inbox::default();
     if !view_only {
@@ -122,6 +127,10 @@ struct Session {
     /// The device's sound, while the viewer has the speaker on (`audio.rs`).
     audio: Option<AudioStream>,
     audio_frames: Option<mpsc::Receiver<AudioOutput>>,
+    /// The device's group lets this viewer listen to the microphone.
+    microphone_allowed: bool,
+    /// Shown to the person at the device while the microphone is heard; its button stops it.
+    microphone_notice: Option<Notice>,
 }
 
 enum Step {
@@ -200,6 +209,13 @@ impl Session {
                     self.on_audio(sink, output).await?;
                     Step::Continue
                 }
+                () = pressed(&mut self.microphone_notice) => {
+                    tracing::info!(user = %self.user, "desktop: the person at the device turned the microphone off");
+                    self.stop_audio();
+                    let why = "the person at the device turned the microphone off".to_owned();
+                    send_event(sink, &audio_off(AudioSource::Microphone, Some(why))).await?;
+                    Step::Continue
+                }
                 Some(text) = recv_bounded(&mut inbox.clipboard) => {
                     send_event(sink, &DesktopEvent::Clipboard { text }).await?;
                     Step::Continue
@@ -211,52 +227,86 @@ impl Session {
         }
     }
 
-    /// Turns the device's sound on or off for this viewer, and says which it is now.
-    async fn switch_audio(&mut self, sink: &mut Sink, on: bool) -> anyhow::Result<()> {
-        self.audio = None;
-        self.audio_frames = None;
-        let event = if on {
-            match AudioStream::start(&self.display).await {
-                Ok((stream, frames)) => {
-                    self.audio = Some(stream);
-                    self.audio_frames = Some(frames);
-                    DesktopEvent::Audio {
-                        on: true,
-                        channels: Some(super::audio::CHANNELS as u8),
-                        why: None,
-                    }
-                }
-                Err(e) => {
-                    tracing::info!(user = %self.user, "desktop: no sound: {e}");
-                    DesktopEvent::Audio {
-                        on: false,
-                        channels: None,
-                        why: Some(e.to_string()),
-                    }
-                }
-            }
+    /// Turns the device's sound (or microphone) on or off for this viewer, and says which it is
+    /// now.
+    async fn switch_audio(
+        &mut self,
+        sink: &mut Sink,
+        on: bool,
+        source: AudioSource,
+    ) -> anyhow::Result<()> {
+        self.stop_audio();
+        let event = if !on {
+            audio_off(source, None)
         } else {
-            DesktopEvent::Audio {
-                on: false,
-                channels: None,
-                why: None,
+            match self.start_audio(source).await {
+                Ok(()) => DesktopEvent::Audio {
+                    on: true,
+                    source,
+                    channels: Some(super::audio::CHANNELS as u8),
+                    why: None,
+                },
+                Err(why) => {
+                    tracing::info!(user = %self.user, ?source, "desktop: no sound: {why}");
+                    audio_off(source, Some(why))
+                }
             }
         };
         send_event(sink, &event).await
+    }
+
+    /// The microphone only where the group allows it, and never unseen: no notice, no microphone.
+    async fn start_audio(&mut self, source: AudioSource) -> Result<(), String> {
+        if source == AudioSource::Microphone {
+            if !self.microphone_allowed {
+                return Err(
+                    "this device's group does not let viewers listen to its microphone".into(),
+                );
+            }
+            let message = crate::screen_notice::Message {
+                title: "Your microphone is being listened to".into(),
+                lines: vec![
+                    format!(
+                        "{} hears this computer's microphone from a remote desktop session.",
+                        tether_common::relay::consent::readable_name(&self.user, 64)
+                    ),
+                    "Disconnect turns the microphone off for them.".into(),
+                ],
+            };
+            let notice = crate::screen_notice::Notice::show(Some(&self.display), message)
+                .map_err(|e| format!("the person at the device cannot be shown that their microphone is heard: {e}"))?;
+            self.microphone_notice = Some(notice);
+        }
+        match AudioStream::start(&self.display, source).await {
+            Ok((stream, frames)) => {
+                self.audio = Some(stream);
+                self.audio_frames = Some(frames);
+                Ok(())
+            }
+            Err(e) => {
+                self.microphone_notice = None;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn stop_audio(&mut self) {
+        self.audio = None;
+        self.audio_frames = None;
+        self.microphone_notice = None;
     }
 
     async fn on_audio(&mut self, sink: &mut Sink, output: AudioOutput) -> anyhow::Result<()> {
         match output {
             AudioOutput::Frame(frame) => send(sink, Message::binary(frame)).await,
             AudioOutput::Ended(why) => {
-                self.audio = None;
-                self.audio_frames = None;
-                let event = DesktopEvent::Audio {
-                    on: false,
-                    channels: None,
-                    why: Some(why),
+                let source = if self.microphone_notice.is_some() {
+                    AudioSource::Microphone
+                } else {
+                    AudioSource::Output
                 };
-                send_event(sink, &event).await
+                self.stop_audio();
+                send_event(sink, &audio_off(source, Some(why))).await
             }
         }
     }
@@ -369,7 +419,7 @@ impl Session {
                 send_event(sink, &pong).await?;
             }
             DesktopRequest::Snapshot => self.viewer.snapshot(),
-            DesktopRequest::Audio { on } => self.switch_audio(sink, on).await?,
+            DesktopRequest::Audio { on, source } => self.switch_audio(sink, on, source).await?,
             DesktopRequest::Settings(change) => {
                 self.settings = change.apply_to(self.settings);
                 self.viewer.settings(self.settings);
@@ -480,6 +530,24 @@ fn notice(message: String) -> DesktopEvent {
 async fn recv_some(receiver: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
     match receiver {
         Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The microphone is off (`why`: not by the viewer's choice).
+fn audio_off(source: AudioSource, why: Option<String>) -> DesktopEvent {
+    DesktopEvent::Audio {
+        on: false,
+        source,
+        channels: None,
+        why,
+    }
+}
+
+/// Resolves when the person at the device presses the notice's button; pends without a notice.
+async fn pressed(notice: &mut Option<Notice>) {
+    match notice {
+        Some(notice) => notice.disconnected().await,
         None => std::future::pending().await,
     }
 }

@@ -78,6 +78,8 @@ requests! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub chat_transcripts: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub microphone: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub consent: Option<crate::relay::consent::ConsentPolicy>,
     }
 

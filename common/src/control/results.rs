@@ -59,6 +59,9 @@ pub struct GroupInfo {
     /// Chat messages with its devices' users are kept in the audit log (chats then stay relayed).
     #[serde(default)]
     pub chat_transcripts: bool,
+    /// Desktop viewers may listen to its devices' microphones (the person there is shown it).
+    #[serde(default)]
+    pub microphone: bool,
     /// What the person at a device is shown or asked per session kind.
     #[serde(default)]
     pub consent: crate::relay::consent::ConsentPolicy,

@@ -58,6 +58,7 @@ fn group() -> GroupInfo {
         direct_connections: true,
         record_sessions: true,
         chat_transcripts: true,
+        microphone: false,
         consent: crate::relay::consent::ConsentPolicy {
             prompt_secs: 30,
             when_nobody: crate::relay::consent::WhenNobody::Refuse,
@@ -125,6 +126,7 @@ fn requests() -> Vec<RequestBody> {
             direct_connections: Some(false),
             record_sessions: Some(true),
             chat_transcripts: Some(true),
+            microphone: Some(false),
             consent: None,
         }
         .into(),

@@ -112,8 +112,15 @@ pub enum DesktopRequest {
     /// Answered at once with [`DesktopEvent::Pong`] carrying the same `t`: the viewer's round-trip
     /// figure.
     Ping { t: u64 },
-    /// Start or stop sending what the device plays (answered with [`DesktopEvent::Audio`]).
-    Audio { on: bool },
+    /// Start or stop sending what the device plays, or what its microphone hears (answered
+    /// with [`DesktopEvent::Audio`]). The microphone only when the device's group allows it
+    /// ([`TunnelRequest::microphone`](super::TunnelRequest::microphone)), and never unseen: the
+    /// person at the device is shown a notice with a button that stops it.
+    Audio {
+        on: bool,
+        #[serde(default)]
+        source: AudioSource,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -257,6 +264,8 @@ pub enum DesktopEvent {
     /// server, turned off).
     Audio {
         on: bool,
+        #[serde(default)]
+        source: AudioSource,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         channels: Option<u8>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +277,17 @@ pub enum DesktopEvent {
     Error { message: String },
     #[serde(other)]
     Unknown,
+}
+
+/// What a viewer hears of the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioSource {
+    /// What the device plays (the monitor of its default output).
+    #[default]
+    Output,
+    /// What its default microphone hears.
+    Microphone,
 }
 
 /// The first byte of every binary frame from the agent.
@@ -599,7 +619,21 @@ mod tests {
         video[0] = super::BinaryKind::Video as u8;
         assert_eq!(super::AudioHeader::read(&video), None);
         let on = super::parse_request(r#"{"type":"audio","on":true}"#);
-        assert_eq!(on, Some(super::DesktopRequest::Audio { on: true }));
+        assert_eq!(
+            on,
+            Some(super::DesktopRequest::Audio {
+                on: true,
+                source: super::AudioSource::Output
+            })
+        );
+        let mic = super::parse_request(r#"{"type":"audio","on":true,"source":"microphone"}"#);
+        assert!(matches!(
+            mic,
+            Some(super::DesktopRequest::Audio {
+                source: super::AudioSource::Microphone,
+                ..
+            })
+        ));
     }
 
     use super::*;

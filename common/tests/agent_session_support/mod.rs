@@ -135,6 +135,7 @@ pub fn tunnel_json(token: &str) -> String {
         user: "alice".into(),
         direct: None,
         consent: None,
+        microphone: false,
     }
     .to_json()
 }

@@ -34,6 +34,7 @@ describe("messenger", { skip: !agentBuilt && !process.env.CI && "tether-agent is
   let admin;
   let adminErrors;
   let deviceUrl;
+  let groupId;
   const dir = tempDir("chat");
   const opened = join(dir, "opened-url");
 
@@ -42,6 +43,7 @@ describe("messenger", { skip: !agentBuilt && !process.env.CI && "tether-agent is
     browser = await launchBrowser();
     ({ page: admin, errors: adminErrors } = await newPage(browser));
     const msh = await createAdminAndGroup(admin, server, ADMIN, "Helpdesk");
+    groupId = decodeURIComponent(new URL(admin.url()).pathname.split("/")[2]);
     const opener = join(dir, "opener");
     writeFileSync(opener, `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`);
     chmodSync(opener, 0o755);
@@ -91,6 +93,15 @@ describe("messenger", { skip: !agentBuilt && !process.env.CI && "tether-agent is
     await sendFile(admin, device, { name: "fix.bin", mimeType: "application/octet-stream", buffer: toDevice });
     const toAdmin = Buffer.from("logs from the device\n".repeat(5000));
     await sendFile(device, admin, { name: "logs.txt", mimeType: "text/plain", buffer: toAdmin });
+
+    // The figure: 16 MiB through the relay, from accept to the last byte.
+    const big = Buffer.alloc(16 * 1024 * 1024, 7);
+    await admin.getByTestId("chat-file-input").setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: big });
+    const bigOffer = device.getByTestId("chat-file").filter({ hasText: "big.bin" });
+    const started = Date.now();
+    await bigOffer.getByTestId("chat-accept").click();
+    await bigOffer.and(device.locator("[data-state=complete]")).waitFor({ timeout: 60_000 });
+    recordFigure("chatFileRelayMBps", Math.round((big.length / 1e6 / ((Date.now() - started) / 1000)) * 10) / 10);
     await screenshot(admin, "96-messenger-admin");
 
     await relayLatency(admin, device);
@@ -100,6 +111,32 @@ describe("messenger", { skip: !agentBuilt && !process.env.CI && "tether-agent is
     await status.filter({ hasText: /closed|left|ended/i }).waitFor({ timeout: 20_000 });
     assert.deepEqual(adminErrors.filter((e) => !e.includes("favicon")), []);
     assert.deepEqual(deviceErrors.filter((e) => !e.includes("favicon")), []);
+  });
+
+  it("a real browser started by the agent's opener joins the chat", async () => {
+    // The opener starts Debian's Chromium (headless, its own profile, trusting this test's
+    // self-signed server) on the URL, as xdg-open would start the user's browser.
+    const profile = tempDir("chat-browser");
+    const realOpener = join(dir, "real-opener");
+    writeFileSync(
+      realOpener,
+      // `timeout`: the browser outlives the agent that started it (as a user's would); it must
+      // not outlive the test.
+      `#!/bin/sh\nexec timeout 60 ${process.env.CHROMIUM ?? "/usr/bin/chromium"} --headless=new --no-sandbox --disable-gpu --ignore-certificate-errors --no-first-run --user-data-dir='${profile}' "$1" >/dev/null 2>&1\n`,
+    );
+    chmodSync(realOpener, 0o755);
+    const msh = await (await admin.request.get(`${server.url}/api/groups/${encodeURIComponent(groupId)}/agent.msh`)).text();
+    const second = await startAgent(msh, ["--x-display", ":79", "--chat-opener", realOpener]);
+    try {
+      await admin.goto(`${server.url}/devices`);
+      await admin.locator(".item.online").nth(1).waitFor({ timeout: 30_000 });
+      const row = admin.locator(".item.online").filter({ hasNot: admin.locator(`a[href="${new URL(deviceUrl).pathname}"]`) }).first();
+      await row.getByRole("link").click();
+      await admin.getByRole("tab", { name: "Chat" }).click();
+      await admin.getByTestId("chat-status").filter({ hasText: "Chatting with The person at the device" }).waitFor({ timeout: 60_000 });
+    } finally {
+      await second.stop();
+    }
   });
 
   it("a second window cannot reuse the page's link", async () => {

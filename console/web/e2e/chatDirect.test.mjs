@@ -100,6 +100,15 @@ describe("messenger on the direct path, with a call", { skip }, () => {
       await page.locator("[data-testid=session-path][data-path=direct]").waitFor({ timeout: 30_000 });
     }
     await admin.locator("[data-testid=chat-file][data-state=complete]").waitFor({ timeout: 60_000 });
+
+    // The figure: a second file, wholly on the data channel, from accept to the last byte.
+    const second = Buffer.alloc(16 * 1024 * 1024, 7);
+    await admin.getByTestId("chat-file-input").setInputFiles({ name: "second.bin", mimeType: "application/octet-stream", buffer: second });
+    const secondOffer = device.getByTestId("chat-file").filter({ hasText: "second.bin" });
+    const started = Date.now();
+    await secondOffer.getByTestId("chat-accept").click();
+    await secondOffer.and(device.locator("[data-state=complete]")).waitFor({ timeout: 60_000 });
+    recordFigure("chatFileDirectMBps", Math.round((second.length / 1e6 / ((Date.now() - started) / 1000)) * 10) / 10);
     const [download] = await Promise.all([device.waitForEvent("download"), offer.getByTestId("chat-save").click()]);
     const saved = join(dir, "big.bin");
     await download.saveAs(saved);

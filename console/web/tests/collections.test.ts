@@ -11,7 +11,7 @@ const group = (id: string, name: string, members: GroupInfo["members"] = []): Gr
   name,
   description: "",
   members,
-  directConnections: true, recordSessions: false, chatTranscripts: false,
+  directConnections: true, recordSessions: false, chatTranscripts: false, microphone: false,
   consent: { desktop: "none", terminal: "none", files: "none", promptSecs: 30, whenNobody: "allow" },
   created: 0,
 });

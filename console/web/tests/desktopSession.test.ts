@@ -277,8 +277,13 @@ describe("the device's sound", () => {
     expect(new FrameAssembler().push(frame)).toEqual([{ kind: "audio", seq: 0x0102, capturedMs: 1000, packet: new Uint8Array([0xaa, 0xbb]) }]);
     expect(new FrameAssembler().push(frame.subarray(0, 8))).toEqual([{ kind: "malformed", reason: "short audio frame" }]);
     const { parseDesktopEvent } = await import("../src/lib/sessions/desktopProtocol");
-    expect(parseDesktopEvent({ type: "audio", on: true, channels: 2 })).toEqual({ type: "audio", on: true, channels: 2 });
-    expect(parseDesktopEvent({ type: "audio", on: false, why: "no sound server" })).toEqual({ type: "audio", on: false, why: "no sound server" });
+    expect(parseDesktopEvent({ type: "audio", on: true, channels: 2 })).toEqual({ type: "audio", on: true, source: "output", channels: 2 });
+    expect(parseDesktopEvent({ type: "audio", on: false, source: "microphone", why: "not allowed" })).toEqual({
+      type: "audio",
+      on: false,
+      source: "microphone",
+      why: "not allowed",
+    });
     expect(parseDesktopEvent({ type: "audio", on: "yes" })).toBeNull();
   });
 

@@ -8,7 +8,7 @@ import type { DeviceInfo, GroupInfo, UserInfo } from "../src/lib/protocol";
 import { FakeSocket } from "./fakeSocket";
 
 const admin: UserInfo = { id: "admin", name: "admin", email: null, siteAdmin: true, created: 0, secondFactor: false, passkeys: [] };
-const office: GroupInfo = { id: "g1", name: "Office", description: "", members: [{ user: "admin", rights: 0xffffffff }], created: 0, directConnections: true, recordSessions: false, chatTranscripts: false, consent: { desktop: "none", terminal: "none", files: "none", promptSecs: 30, whenNobody: "allow" } };
+const office: GroupInfo = { id: "g1", name: "Office", description: "", members: [{ user: "admin", rights: 0xffffffff }], created: 0, directConnections: true, recordSessions: false, chatTranscripts: false, microphone: false, consent: { desktop: "none", terminal: "none", files: "none", promptSecs: 30, whenNobody: "allow" } };
 const pc = (id: string, online = false): DeviceInfo => ({
   id,
   name: `pc-${id}`,

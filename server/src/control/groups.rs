@@ -56,6 +56,7 @@ pub(super) async fn create(
         direct_connections: true,
         record_sessions: false,
         chat_transcripts: false,
+        microphone: false,
         consent: Default::default(),
         cira: None,
     };
@@ -94,12 +95,14 @@ pub(super) async fn edit(
         direct_connections,
         record_sessions,
         chat_transcripts,
+        microphone,
         consent,
     } = request;
     let granted = group_with::<ManageGroup>(ctx, &id).await?;
     let was_direct = granted.group().direct_connections;
     let was_recording = granted.group().record_sessions;
     let had_transcripts = granted.group().chat_transcripts;
+    let had_microphone = granted.group().microphone;
     let had_consent = granted.group().consent;
     if let Some(policy) = &consent {
         policy.check().map_err(ActionError::BadRequest)?;
@@ -126,6 +129,9 @@ pub(super) async fn edit(
             }
             if let Some(keep) = chat_transcripts {
                 group.chat_transcripts = keep;
+            }
+            if let Some(listen) = microphone {
+                group.microphone = listen;
             }
             if let Some(policy) = consent {
                 group.consent = policy;
@@ -159,6 +165,13 @@ pub(super) async fn edit(
     let message = match (had_transcripts, group.chat_transcripts) {
         (false, true) => format!("{message}: chat messages are now kept in the audit log"),
         (true, false) => format!("{message}: chat messages are no longer kept"),
+        _ => message,
+    };
+    let message = match (had_microphone, group.microphone) {
+        (false, true) => format!("{message}: desktop viewers may now listen to the microphone"),
+        (true, false) => {
+            format!("{message}: desktop viewers may no longer listen to the microphone")
+        }
         _ => message,
     };
     let message = if had_consent == group.consent {

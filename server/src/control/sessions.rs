@@ -78,6 +78,7 @@ pub(super) async fn create(
         user: ctx.caller.id.clone(),
         direct: direct.clone(),
         consent,
+        microphone: kind == SessionKind::Desktop && granted.group().microphone,
     };
     if !ctx
         .agents

@@ -225,6 +225,7 @@ async fn users_see_only_their_groups_and_invisible_ones_look_missing() {
         direct_connections: None,
         record_sessions: None,
         chat_transcripts: None,
+        microphone: None,
         consent: None,
     };
     assert_eq!(world.run(&alice, rename).await, Err(ErrorCode::NotFound));

@@ -27,6 +27,7 @@ pub fn group_info(group: &GroupRecord) -> GroupInfo {
         direct_connections: group.direct_connections,
         record_sessions: group.record_sessions,
         chat_transcripts: group.chat_transcripts,
+        microphone: group.microphone,
         consent: group.consent,
     }
 }

@@ -142,6 +142,8 @@ pub(super) async fn post_guest_session(
         user: creator.id.clone(),
         direct: direct.clone(),
         consent,
+        // A guest's link never reaches the device's microphone.
+        microphone: false,
     };
     if !state
         .agents

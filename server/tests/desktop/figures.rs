@@ -227,6 +227,7 @@ async fn recording_overhead() {
                 direct_connections: Some(false),
                 record_sessions: Some(record),
                 chat_transcripts: None,
+                microphone: None,
                 consent: None,
             })
             .await;

@@ -109,6 +109,10 @@ recordSessions: boolean,
  */
 chatTranscripts: boolean, 
 /**
+ * Desktop viewers may listen to its devices' microphones (the person there is shown it).
+ */
+microphone: boolean, 
+/**
  * What the person at a device is shown or asked per session kind.
  */
 consent: ConsentPolicy, };
@@ -591,7 +595,7 @@ export type GetServerInfo = Record<symbol, never>;
 export type GetWhoAmI = Record<symbol, never>;
 export type ListGroups = Record<symbol, never>;
 export type CreateGroup = { name: string, description?: string, };
-export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, directConnections?: boolean | null, recordSessions?: boolean | null, chatTranscripts?: boolean | null, consent?: ConsentPolicy | null, };
+export type EditGroup = { group: GroupId, name?: string | null, description?: string | null, directConnections?: boolean | null, recordSessions?: boolean | null, chatTranscripts?: boolean | null, microphone?: boolean | null, consent?: ConsentPolicy | null, };
 export type DeleteGroup = { group: GroupId, };
 export type ListDevices = { 
 /**

@@ -175,6 +175,7 @@ async fn put_group(store: &dyn Store, name: &str, members: &[(&UserId, Rights)])
         direct_connections: true,
         record_sessions: false,
         chat_transcripts: false,
+        microphone: false,
         consent: Default::default(),
         cira: None,
     };

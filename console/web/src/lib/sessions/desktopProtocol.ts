@@ -41,8 +41,8 @@ export type DesktopRequest =
   | { type: "clipboardGet" }
   | { type: "snapshot" }
   | { type: "ping"; t: number }
-  /** Start or stop the device's sound. */
-  | { type: "audio"; on: boolean };
+  /** Start or stop the device's sound, or its microphone (where the group allows it). */
+  | { type: "audio"; on: boolean; source: AudioSource };
 
 export interface DisplayInfo {
   id: number;
@@ -78,7 +78,10 @@ export type DesktopEvent =
   | { type: "notice"; message: string }
   | { type: "error"; message: string }
   /** Whether the device's sound flows (Opus, 48 kHz, `channels`), and when not, why. */
-  | { type: "audio"; on: boolean; channels?: number; why?: string };
+  | { type: "audio"; on: boolean; source: AudioSource; channels?: number; why?: string };
+
+/** What the viewer hears of the device: what it plays, or its microphone. */
+export type AudioSource = "output" | "microphone";
 
 // ---- text frames ----
 
@@ -145,6 +148,7 @@ export function parseDesktopEvent(message: Record<string, unknown>): DesktopEven
       return {
         type: "audio",
         on: m.on,
+        source: m.source === "microphone" ? "microphone" : "output",
         ...(isNumber(m.channels) && (m.channels === 1 || m.channels === 2) ? { channels: m.channels } : {}),
         ...(isString(m.why) ? { why: m.why } : {}),
       };

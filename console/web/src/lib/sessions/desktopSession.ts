@@ -7,6 +7,7 @@ import type { Timers } from "../control";
 import type { RelayChannel } from "./relay";
 import { FrameAssembler, FLAG_KEY, clampSettings, parseDesktopEvent } from "./desktopProtocol";
 import type {
+  AudioSource,
   CursorShape,
   DesktopRequest,
   DisplayInfo,
@@ -34,8 +35,8 @@ export interface DesktopHandlers {
   notice(message: string): void;
   /** The agent gave up; it closes the session after this. */
   error(message: string): void;
-  /** The device's sound started (`channels`) or stopped (`why`, when not asked to). */
-  audioState?(on: boolean, channels: number, why: string | null): void;
+  /** The device's sound (or microphone) started (`channels`) or stopped (`why`, when not asked to). */
+  audioState?(on: boolean, source: AudioSource, channels: number, why: string | null): void;
   /** One Opus packet of the device's sound. */
   audio?(packet: Uint8Array, capturedMs: number): void;
 }
@@ -108,7 +109,7 @@ export class DesktopSession {
         this.handlers.error(event.message);
         break;
       case "audio":
-        this.handlers.audioState?.(event.on, event.channels ?? 2, event.why ?? null);
+        this.handlers.audioState?.(event.on, event.source, event.channels ?? 2, event.why ?? null);
         break;
     }
   }
@@ -177,9 +178,9 @@ export class DesktopSession {
     this.send({ type: "snapshot" });
   }
 
-  /** Turns the device's sound on or off (answered with an `audio` event). */
-  setAudio(on: boolean): void {
-    this.send({ type: "audio", on });
+  /** Turns the device's sound or microphone on or off (answered with an `audio` event). */
+  setAudio(on: boolean, source: AudioSource = "output"): void {
+    this.send({ type: "audio", on, source });
   }
 
   clipboardGet(): void {
