@@ -103,7 +103,9 @@ export async function startAgent(msh, extraArgs = [], { program = binary("tether
   }
   const child = spawn(exe, ["run", "--config", config, "--state", join(state, "state"), "--small-key", ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: "info", ...env },
+    // A home of its own: its terminals' login shells then read no dotfiles of the machine
+    // running the tests (a stale pyenv rehash lock in root's once stalled every shell a minute).
+    env: { ...process.env, RUST_LOG: "info", HOME: state, ...env },
   });
   // The agent logs to stderr; its "connected" line may go to either stream.
   const output = [];

@@ -23,10 +23,16 @@ struct Waiter {
     answer: oneshot::Sender<ChatOpened>,
 }
 
-/// Too many chats are being opened at once.
+/// Why a chat window is not asked for now.
 #[derive(Debug, thiserror::Error)]
-#[error("too many chats are being opened at once; try again")]
-pub struct TooMany;
+pub enum NotNow {
+    #[error("too many chats are being opened at once; try again")]
+    TooMany,
+    /// A second click while the first window is still being opened would open two windows on
+    /// the person's screen (a complaint about MeshCentral's messenger).
+    #[error("a chat window is already being opened on this device")]
+    AlreadyOpening,
+}
 
 /// Removes its request when dropped, whatever became of the wait (answered, timed out, or the
 /// console's task ended).
@@ -44,10 +50,13 @@ impl Drop for Waiting<'_> {
 
 impl ChatOpens {
     /// Waits for `device`'s answer about `session`.
-    pub fn expect(&self, session: &str, device: &DeviceId) -> Result<Waiting<'_>, TooMany> {
+    pub fn expect(&self, session: &str, device: &DeviceId) -> Result<Waiting<'_>, NotNow> {
         let mut table = self.table();
         if table.len() >= MAX_WAITING {
-            return Err(TooMany);
+            return Err(NotNow::TooMany);
+        }
+        if table.values().any(|waiter| &waiter.device == device) {
+            return Err(NotNow::AlreadyOpening);
         }
         let (answer, receiver) = oneshot::channel();
         table.insert(
@@ -117,6 +126,13 @@ mod tests {
             Some("bob")
         );
         let dropped = opens.expect("s2", &mine).unwrap();
+        // One window at a time per device; other devices are not held up.
+        assert!(matches!(
+            opens.expect("s3", &mine),
+            Err(NotNow::AlreadyOpening)
+        ));
+        let other_device = opens.expect("s4", &other).unwrap();
+        drop(other_device);
         drop(dropped);
         assert!(opens.table().is_empty());
         // An answer nobody waits for is harmless.
