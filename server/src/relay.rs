@@ -41,7 +41,7 @@ use axum::Router;
 use axum::routing::get;
 use tether_common::relay::RELAY_PATH;
 
-pub(crate) use broker::{MintError, MintedSession, RelayBroker};
+pub(crate) use broker::{MintError, MintedSession, RelayBroker, user_chat_device};
 pub(crate) use lifetime::watch as watch_revocations;
 
 use crate::state::AppState;

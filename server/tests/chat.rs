@@ -540,3 +540,40 @@ async fn chat_lines(fx: &mut Fixture, device: &tether_common::ids::DeviceId) -> 
         .await;
     records.into_iter().map(|r| r.message).collect()
 }
+
+#[tokio::test]
+async fn a_chat_between_users_ends_when_the_invitee_logs_out() {
+    let mut fx = Fixture::start().await;
+    let (bob_cookie, mut bob) = console_user(&mut fx, "bob", true).await;
+    let ticket = fx.control.ok(InviteChat { user: "bob".into() }).await;
+    let url = match bob.next_event(support::DEADLINE).await {
+        Event::ChatInvitation { url, .. } => url,
+        other => panic!("{other:?}"),
+    };
+    let (admin_end, bob_end) = tokio::join!(
+        sockets::open(&fx.server, &ticket.url, Some(&fx.cookie)),
+        sockets::open(&fx.server, &url, Some(&bob_cookie))
+    );
+    let (mut admin_end, mut bob_end) = (admin_end.unwrap(), bob_end.unwrap());
+    sockets::expect_paired(&mut admin_end).await;
+    sockets::expect_paired(&mut bob_end).await;
+
+    let logout = fx
+        .server
+        .http_client()
+        .post(format!("{}/api/logout", fx.server.url))
+        .header("cookie", format!("__Host-tether_session={bob_cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(logout.status().is_success(), "{logout:?}");
+    // At once (the invitee's logout concerns the chat), not at the once-a-minute re-check.
+    let frame = sockets::closed(&mut admin_end)
+        .await
+        .expect("a close frame");
+    assert!(
+        frame.reason.starts_with("the login session ended"),
+        "{}",
+        frame.reason
+    );
+}

@@ -103,7 +103,7 @@ pub(super) async fn invite(
     tracing::info!(by = %ctx.caller.id, user = %invitee, "chat: invitation sent");
     Ok(SessionTicket {
         url: relay_url(&minted.console_token),
-        device: minted_device(invitee),
+        device: crate::relay::user_chat_device(invitee),
         kind: SessionKind::Chat,
         rights: Rights::CHAT,
         expires_ms: minted.expires_ms,
@@ -138,8 +138,4 @@ pub(super) async fn decline(
 
 fn display_name(user: &UserRecord) -> String {
     super::sessions::viewer_name(user)
-}
-
-fn minted_device(invitee: &UserId) -> tether_common::ids::DeviceId {
-    tether_common::ids::DeviceId::from(format!("user:{invitee}").as_str())
 }

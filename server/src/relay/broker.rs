@@ -26,6 +26,12 @@ use crate::store::{Store, StoreError};
 /// the pairing timeout; the per-user quota keeps one user far below this.
 pub(crate) const MAX_PENDING: usize = 4096;
 
+/// What stands for the device in a chat between users (`RelayClaims::device`): the invitee, so
+/// that the per-device quota counts chats with one user.
+pub(crate) fn user_chat_device(invitee: &UserId) -> DeviceId {
+    DeviceId::from(format!("user:{invitee}").as_str())
+}
+
 /// One connected end of a session.
 pub struct RelayEnd {
     pub socket: WebSocket,
@@ -172,7 +178,7 @@ impl RelayBroker {
         inviter: &UserId,
         invitee: &UserId,
     ) -> Result<MintedSession, MintError> {
-        let device = DeviceId::from(format!("user:{invitee}").as_str());
+        let device = user_chat_device(invitee);
         let claims = |session: String, expires_ms| RelayClaims {
             session,
             side: RelaySide::Console,

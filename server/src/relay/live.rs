@@ -88,10 +88,19 @@ pub enum Affected {
 impl Affected {
     fn includes(&self, session: &LiveSession) -> bool {
         match self {
-            Affected::User(user) => session.user == *user,
+            // A chat between users depends on the invitee's account and login as much.
+            Affected::User(user) => {
+                session.user == *user || session.peer.as_ref().is_some_and(|(p, _)| p == user)
+            }
             Affected::Group(group) => session.group.as_ref() == Some(group),
             Affected::Device(device) => session.device == *device,
-            Affected::Login(hash) => session.opener == Opener::Login(hash.clone()),
+            Affected::Login(hash) => {
+                session.opener == Opener::Login(hash.clone())
+                    || session
+                        .peer
+                        .as_ref()
+                        .is_some_and(|(_, login)| login == hash)
+            }
             Affected::Share(id) => session.opener == Opener::Share(id.clone()),
             Affected::All => true,
         }
@@ -234,5 +243,24 @@ mod tests {
             1,
             "an ended session is forgotten"
         );
+    }
+
+    #[test]
+    fn a_chat_between_users_depends_on_the_invitees_account_and_login_too() {
+        let live = LiveSessions::default();
+        let chat = LiveSession {
+            peer: Some(("bob".into(), "bob-login".into())),
+            ..session("chat", "alice", "user:bob", "alice-login")
+        };
+        let _chat = live.register(chat);
+        for by in [
+            Affected::User("bob".into()),
+            Affected::Login("bob-login".into()),
+            Affected::User("alice".into()),
+            Affected::Login("alice-login".into()),
+        ] {
+            assert_eq!(live.affected(&by).len(), 1, "{by:?}");
+        }
+        assert!(live.affected(&Affected::User("carol".into())).is_empty());
     }
 }
