@@ -25,7 +25,8 @@ use tether_common::relay::chat::{ChatMessage, ChatWindow};
 use tether_common::rights::Rights;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::Fixture;
+use sockets::RelaySocket;
+use support::{AgentProcess, Fixture};
 
 /// A stand-in for `xdg-open`: writes its uid, `DISPLAY`, `XDG_RUNTIME_DIR`-free environment
 /// facts and the URL it was given to `record`, then exits with `status`.
@@ -68,22 +69,84 @@ fn chat(device: &tether_common::ids::DeviceId) -> CreateSession {
     }
 }
 
+/// An online agent named `name` on X display `display` whose opener is a stub that records
+/// into `record` and exits with `status`.
+async fn stub_agent(
+    fx: &mut Fixture,
+    name: &str,
+    display: &str,
+    record: &Path,
+    status: i32,
+) -> AgentProcess {
+    let opener = stub_opener(fx.dir.path(), record, status);
+    let flags = [
+        "--x-display",
+        display,
+        "--chat-opener",
+        opener.to_str().unwrap(),
+    ];
+    fx.online_agent(name, &flags).await
+}
+
+/// The relay path of the page the opener recorded: the token of its
+/// `https://127.0.0.1:PORT/messenger#t=TOKEN`.
+fn page_path(opened: &str, server: &common::TestServer) -> String {
+    let url = opened
+        .lines()
+        .find_map(|line| line.strip_prefix("url="))
+        .unwrap_or_else(|| panic!("no URL recorded: {opened}"));
+    let prefix = format!("https://127.0.0.1:{}/messenger#t=", server.port);
+    let token = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
+    format!("/meshrelay.ashx?id={token}")
+}
+
+/// Opens two relay ends (each with its cookie, if any) and waits until both are paired.
+async fn paired(
+    server: &common::TestServer,
+    one: (&str, Option<&str>),
+    other: (&str, Option<&str>),
+) -> (RelaySocket, RelaySocket) {
+    let (a, b) = tokio::join!(
+        sockets::open(server, one.0, one.1),
+        sockets::open(server, other.0, other.1)
+    );
+    let (mut a, mut b) = (a.unwrap(), b.unwrap());
+    sockets::expect_paired(&mut a).await;
+    sockets::expect_paired(&mut b).await;
+    (a, b)
+}
+
+/// `from` says `text`; `to` gets the very same message.
+async fn say(from: &mut RelaySocket, to: &mut RelaySocket, text: &str) {
+    let message = ChatMessage::Text {
+        id: 1,
+        text: text.into(),
+    };
+    sockets::send(from, Message::text(message.to_json())).await;
+    match sockets::next_data(to).await {
+        Message::Text(got) => assert_eq!(ChatMessage::parse(&got), Some(message)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The next chat invitation `control` is sent: (its id, the invitee's end, who invited).
+async fn invitation(control: &mut common::ControlClient) -> (String, String, UserId) {
+    match control.next_event(support::DEADLINE).await {
+        Event::ChatInvitation {
+            invitation,
+            url,
+            from,
+            ..
+        } => (invitation, url, from),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn the_page_opens_for_the_person_at_the_screen_and_joins_the_chat() {
     let mut fx = Fixture::start().await;
     let record = fx.dir.path().join("opened.txt");
-    let opener = stub_opener(fx.dir.path(), &record, 0);
-    let agent = fx
-        .online_agent(
-            "chat",
-            &[
-                "--x-display",
-                ":77",
-                "--chat-opener",
-                opener.to_str().unwrap(),
-            ],
-        )
-        .await;
+    let agent = stub_agent(&mut fx, "chat", ":77", &record, 0).await;
 
     let ticket = fx.control.ok(chat(&agent.device_id)).await;
     let (my_name, my_uid) = (id(&["-un"]), id(&["-u"]));
@@ -109,37 +172,22 @@ async fn the_page_opens_for_the_person_at_the_screen_and_joins_the_chat() {
     assert_eq!(field("uid"), my_uid);
     assert_eq!(field("display"), ":77");
     assert_eq!(field("home"), std::env::var("HOME").unwrap());
-    let url = field("url");
-    let prefix = format!("https://127.0.0.1:{}/messenger#t=", fx.server.port);
-    let token = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
+    let page_path = page_path(&opened, &fx.server);
 
     // The page joins with the token alone (no account); the console with its cookie.
-    let page_path = format!("/meshrelay.ashx?id={token}");
-    let (page, console) = tokio::join!(
-        sockets::open(&fx.server, &page_path, None),
-        sockets::open(&fx.server, &ticket.url, Some(&fx.cookie))
-    );
-    let (mut page, mut console) = (page.unwrap(), console.unwrap());
-    sockets::expect_paired(&mut page).await;
-    sockets::expect_paired(&mut console).await;
-    let hello = ChatMessage::Text {
-        id: 1,
-        text: "Hello, can I help? <b>not bold</b>".into(),
-    };
-    sockets::send(&mut console, Message::text(hello.to_json())).await;
-    match sockets::next_data(&mut page).await {
-        Message::Text(text) => assert_eq!(ChatMessage::parse(&text), Some(hello)),
-        other => panic!("{other:?}"),
-    }
-    let reply = ChatMessage::Text {
-        id: 1,
-        text: "yes please".into(),
-    };
-    sockets::send(&mut page, Message::text(reply.to_json())).await;
-    match sockets::next_data(&mut console).await {
-        Message::Text(text) => assert_eq!(ChatMessage::parse(&text), Some(reply)),
-        other => panic!("{other:?}"),
-    }
+    let (mut page, mut console) = paired(
+        &fx.server,
+        (&page_path, None),
+        (&ticket.url, Some(&fx.cookie)),
+    )
+    .await;
+    say(
+        &mut console,
+        &mut page,
+        "Hello, can I help? <b>not bold</b>",
+    )
+    .await;
+    say(&mut page, &mut console, "yes please").await;
     // The page's token admitted it once.
     assert_eq!(
         sockets::refused_with(&fx.server, &page_path, None).await,
@@ -212,18 +260,7 @@ async fn the_console_is_told_why_the_page_did_not_open() {
 async fn tetherctl_opens_a_chat_says_for_whom_and_sends_its_text_or_its_input() {
     let mut fx = Fixture::start().await;
     let record = fx.dir.path().join("opened.txt");
-    let opener = stub_opener(fx.dir.path(), &record, 0);
-    let agent = fx
-        .online_agent(
-            "ctl-chat",
-            &[
-                "--x-display",
-                ":5",
-                "--chat-opener",
-                opener.to_str().unwrap(),
-            ],
-        )
-        .await;
+    let agent = stub_agent(&mut fx, "ctl-chat", ":5", &record, 0).await;
     let device = agent.device_id.to_string();
 
     let args = [
@@ -274,19 +311,14 @@ async fn tetherctl_opens_a_chat_says_for_whom_and_sends_its_text_or_its_input() 
 /// The device's page: joins with the token of the URL the opener recorded (and removes the
 /// record, for the next chat) and collects what it is sent until `bye`.
 async fn device_page(record: &Path, server: &common::TestServer) -> Vec<ChatMessage> {
-    let url = poll(|| {
+    let opened = poll(|| {
         let text = std::fs::read_to_string(record).ok()?;
-        let url = text
-            .lines()
-            .find_map(|l| l.strip_prefix("url="))?
-            .to_owned();
+        text.contains("url=").then_some(())?;
         std::fs::remove_file(record).ok()?;
-        Some(url)
+        Some(text)
     })
     .await;
-    let prefix = format!("https://127.0.0.1:{}/messenger#t=", server.port);
-    let token = url.strip_prefix(&prefix).unwrap().to_owned();
-    let path = format!("/meshrelay.ashx?id={token}");
+    let path = page_path(&opened, server);
     let mut ws = sockets::open(server, &path, None).await.unwrap();
     sockets::expect_paired(&mut ws).await;
     let mut got = Vec::new();
@@ -356,53 +388,28 @@ async fn two_users_chat_and_only_peers_and_the_invitee_take_part() {
 
     // The admin invites bob; bob's console is told, with bob's end of the session.
     let ticket = fx.control.ok(InviteChat { user: "bob".into() }).await;
-    let invitation = match bob.next_event(support::DEADLINE).await {
-        Event::ChatInvitation {
-            invitation,
-            from,
-            url,
-            ..
-        } => {
-            assert_eq!(from.as_str(), "admin");
-            (invitation, url)
-        }
-        other => panic!("{other:?}"),
-    };
+    let (id, url, from) = invitation(&mut bob).await;
+    assert_eq!(from.as_str(), "admin");
     // Carol cannot take bob's end; bob can (with his own login).
-    let refused = sockets::refused_with(&fx.server, &invitation.1, Some(&carol_cookie)).await;
+    let refused = sockets::refused_with(&fx.server, &url, Some(&carol_cookie)).await;
     assert_eq!(refused, 401);
-    let (admin_end, bob_end) = tokio::join!(
-        sockets::open(&fx.server, &ticket.url, Some(&fx.cookie)),
-        sockets::open(&fx.server, &invitation.1, Some(&bob_cookie))
-    );
-    let (mut admin_end, mut bob_end) = (admin_end.unwrap(), bob_end.unwrap());
-    sockets::expect_paired(&mut admin_end).await;
-    sockets::expect_paired(&mut bob_end).await;
-    let hello = ChatMessage::Text {
-        id: 1,
-        text: "hi bob".into(),
-    };
-    sockets::send(&mut admin_end, Message::text(hello.to_json())).await;
-    match sockets::next_data(&mut bob_end).await {
-        Message::Text(text) => assert_eq!(ChatMessage::parse(&text), Some(hello)),
-        other => panic!("{other:?}"),
-    }
+    let (mut admin_end, mut bob_end) = paired(
+        &fx.server,
+        (&ticket.url, Some(&fx.cookie)),
+        (&url, Some(&bob_cookie)),
+    )
+    .await;
+    say(&mut admin_end, &mut bob_end, "hi bob").await;
     // The invitation was taken: it can no longer be declined.
     assert_eq!(
-        bob.refused(DeclineChat {
-            invitation: invitation.0
-        })
-        .await,
+        bob.refused(DeclineChat { invitation: id }).await,
         ErrorCode::NotFound
     );
 
     // A declined invitation: only the invitee may decline; the inviter is told, and its end is
     // gone.
     let second = fx.control.ok(InviteChat { user: "bob".into() }).await;
-    let id = match bob.next_event(support::DEADLINE).await {
-        Event::ChatInvitation { invitation, .. } => invitation,
-        other => panic!("{other:?}"),
-    };
+    let (id, ..) = invitation(&mut bob).await;
     assert_eq!(
         carol
             .refused(DeclineChat {
@@ -435,21 +442,13 @@ async fn one_exchange(
     record: &Path,
 ) -> tether_common::relay::SessionTicket {
     let ticket = fx.control.ok(chat(device)).await;
-    let url = std::fs::read_to_string(record).unwrap();
-    let url = url
-        .lines()
-        .find_map(|l| l.strip_prefix("url="))
-        .unwrap()
-        .to_owned();
-    let token = url.split_once("#t=").unwrap().1.to_owned();
-    let page_path = format!("/meshrelay.ashx?id={token}");
-    let (page, console) = tokio::join!(
-        sockets::open(&fx.server, &page_path, None),
-        sockets::open(&fx.server, &ticket.url, Some(&fx.cookie))
-    );
-    let (mut page, mut console) = (page.unwrap(), console.unwrap());
-    sockets::expect_paired(&mut page).await;
-    sockets::expect_paired(&mut console).await;
+    let page_path = page_path(&std::fs::read_to_string(record).unwrap(), &fx.server);
+    let (mut page, mut console) = paired(
+        &fx.server,
+        (&page_path, None),
+        (&ticket.url, Some(&fx.cookie)),
+    )
+    .await;
     let ask = ChatMessage::Text {
         id: 1,
         text: "reboot now?\u{1b}[2J\u{202e}".into(),
@@ -471,18 +470,7 @@ async fn one_exchange(
 async fn a_group_that_keeps_transcripts_has_chats_written_to_the_audit_log_and_relayed() {
     let mut fx = Fixture::start().await;
     let record = fx.dir.path().join("opened.txt");
-    let opener = stub_opener(fx.dir.path(), &record, 0);
-    let agent = fx
-        .online_agent(
-            "kept",
-            &[
-                "--x-display",
-                ":9",
-                "--chat-opener",
-                opener.to_str().unwrap(),
-            ],
-        )
-        .await;
+    let agent = stub_agent(&mut fx, "kept", ":9", &record, 0).await;
     let device = agent.device_id.clone();
     let name = fx
         .devices()
@@ -499,14 +487,8 @@ async fn a_group_that_keeps_transcripts_has_chats_written_to_the_audit_log_and_r
     // On: both sides' messages, cleaned to one line of text, and the chat stays relayed.
     fx.control
         .ok(EditGroup {
-            group: fx.group.clone(),
-            name: None,
-            description: None,
-            direct_connections: None,
-            record_sessions: None,
             chat_transcripts: Some(true),
-            microphone: None,
-            consent: None,
+            ..EditGroup::of(fx.group.clone())
         })
         .await;
     let ticket = one_exchange(&mut fx, &device, &record).await;
@@ -546,17 +528,13 @@ async fn a_chat_between_users_ends_when_the_invitee_logs_out() {
     let mut fx = Fixture::start().await;
     let (bob_cookie, mut bob) = console_user(&mut fx, "bob", true).await;
     let ticket = fx.control.ok(InviteChat { user: "bob".into() }).await;
-    let url = match bob.next_event(support::DEADLINE).await {
-        Event::ChatInvitation { url, .. } => url,
-        other => panic!("{other:?}"),
-    };
-    let (admin_end, bob_end) = tokio::join!(
-        sockets::open(&fx.server, &ticket.url, Some(&fx.cookie)),
-        sockets::open(&fx.server, &url, Some(&bob_cookie))
-    );
-    let (mut admin_end, mut bob_end) = (admin_end.unwrap(), bob_end.unwrap());
-    sockets::expect_paired(&mut admin_end).await;
-    sockets::expect_paired(&mut bob_end).await;
+    let (_, url, _) = invitation(&mut bob).await;
+    let (mut admin_end, _bob_end) = paired(
+        &fx.server,
+        (&ticket.url, Some(&fx.cookie)),
+        (&url, Some(&bob_cookie)),
+    )
+    .await;
 
     let logout = fx
         .server

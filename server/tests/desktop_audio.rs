@@ -54,44 +54,87 @@ async fn listen(viewer: &mut Viewer, wanted: Duration) -> (Vec<Vec<u8>>, usize) 
     (packets, bytes)
 }
 
-async fn sound_session(
-    fx: &mut Fixture,
-    pulse: &PulseAudio,
-    xvfb: &Xvfb,
-) -> (AgentProcess, Viewer) {
-    let env = [
+/// An Xvfb, and a private PulseAudio playing a `hz` tone into its default output; `None` (the
+/// kit says why) when either is missing.
+fn sound_stack(hz: f64) -> Option<(Xvfb, PulseAudio)> {
+    let xvfb = Xvfb::start(640, 480)?;
+    let mut pulse = PulseAudio::start()?;
+    pulse.play_tone(hz, 120);
+    Some((xvfb, pulse))
+}
+
+/// What the agent needs to reach `pulse` (as the user's own session would tell it).
+fn pulse_env(pulse: &PulseAudio) -> [(&str, &str); 2] {
+    [
         ("PULSE_SERVER", pulse.server.as_str()),
         ("XDG_RUNTIME_DIR", pulse.runtime_dir.as_str()),
-    ];
+    ]
+}
+
+/// An agent on `xvfb` with `env`, and a desktop viewer of it.
+async fn sound_session(
+    fx: &mut Fixture,
+    xvfb: &Xvfb,
+    env: &[(&str, &str)],
+) -> (AgentProcess, Viewer) {
     let agent = fx
-        .online_agent_with_env("sound", &["--x-display", &xvfb.display], &env)
+        .online_agent_with_env("sound", &["--x-display", &xvfb.display], env)
         .await;
-    let start = json!({"codec": "jpeg"});
-    let viewer = Viewer::open(&fx.server, &fx.cookie, &agent.device_id, start).await;
+    let viewer = open_viewer(fx, &agent).await;
     (agent, viewer)
+}
+
+async fn open_viewer(fx: &Fixture, agent: &AgentProcess) -> Viewer {
+    let start = json!({"codec": "jpeg"});
+    Viewer::open(&fx.server, &fx.cookie, &agent.device_id, start).await
+}
+
+/// Asks for the device's sound (`source`) on or off.
+async fn audio(viewer: &mut Viewer, on: bool, source: AudioSource) {
+    viewer.send(&DesktopRequest::Audio { on, source }).await;
+}
+
+/// The next `audio` event.
+async fn audio_event(viewer: &mut Viewer) -> DesktopEvent {
+    viewer
+        .event("audio", |e| matches!(e, DesktopEvent::Audio { .. }))
+        .await
+}
+
+/// The next `audio` event that says the sound is off.
+async fn audio_off(viewer: &mut Viewer) -> DesktopEvent {
+    viewer
+        .event("audio off", |e| {
+            matches!(e, DesktopEvent::Audio { on: false, .. })
+        })
+        .await
+}
+
+/// Past the first packets (the encoder's start), the 1 kHz tone stands far above another
+/// frequency in what `packets` decode to.
+fn assert_tone(packets: &[Vec<u8>]) {
+    let samples = decode_opus(packets);
+    let steady = &samples[samples.len() / 3..];
+    let (tone, other) = (
+        tone_power(steady, 48_000.0, 1000.0),
+        tone_power(steady, 48_000.0, 2500.0),
+    );
+    assert!(
+        tone > other * 100.0,
+        "1 kHz power {tone} against 2.5 kHz {other}"
+    );
 }
 
 #[tokio::test]
 async fn the_viewer_hears_what_the_device_plays_while_its_speaker_is_on() {
-    let Some(xvfb) = Xvfb::start(320, 240) else {
+    let Some((xvfb, pulse)) = sound_stack(1000.0) else {
         return;
     };
-    let Some(mut pulse) = PulseAudio::start() else {
-        return;
-    };
-    pulse.play_tone(1000.0, 60);
     let mut fx = Fixture::start().await;
-    let (_agent, mut viewer) = sound_session(&mut fx, &pulse, &xvfb).await;
+    let (_agent, mut viewer) = sound_session(&mut fx, &xvfb, &pulse_env(&pulse)).await;
 
-    viewer
-        .send(&DesktopRequest::Audio {
-            on: true,
-            source: AudioSource::Output,
-        })
-        .await;
-    let on = viewer
-        .event("audio", |e| matches!(e, DesktopEvent::Audio { .. }))
-        .await;
+    audio(&mut viewer, true, AudioSource::Output).await;
+    let on = audio_event(&mut viewer).await;
     assert!(
         matches!(
             on,
@@ -104,32 +147,20 @@ async fn the_viewer_hears_what_the_device_plays_while_its_speaker_is_on() {
         "{on:?}"
     );
     let (packets, _) = listen(&mut viewer, Duration::from_secs(1)).await;
-    let samples = decode_opus(&packets);
-    // Past the first packets (the encoder's start), the tone stands far above other frequencies.
-    let steady = &samples[samples.len() / 4..];
-    let (tone, off) = (
-        tone_power(steady, 48_000.0, 1000.0),
-        tone_power(steady, 48_000.0, 2500.0),
-    );
-    assert!(
-        tone > off * 100.0,
-        "1 kHz power {tone} against 2.5 kHz {off}"
-    );
+    assert_tone(&packets);
 
     // Speaker off: the sound stops (a packet or two may have been on their way).
-    viewer
-        .send(&DesktopRequest::Audio {
-            on: false,
-            source: AudioSource::Output,
-        })
-        .await;
-    let off = viewer
-        .event("audio off", |e| {
-            matches!(e, DesktopEvent::Audio { on: false, .. })
-        })
-        .await;
+    audio(&mut viewer, false, AudioSource::Output).await;
+    let off = audio_off(&mut viewer).await;
     assert!(
-        matches!(off, DesktopEvent::Audio { why: None, .. }),
+        matches!(
+            off,
+            DesktopEvent::Audio {
+                on: false,
+                why: None,
+                ..
+            }
+        ),
         "{off:?}"
     );
     let quiet_from = Instant::now() + Duration::from_millis(500);
@@ -156,29 +187,10 @@ async fn without_a_sound_server_the_viewer_is_told_why() {
     };
     let mut fx = Fixture::start().await;
     let env = [("PULSE_SERVER", "unix:/nonexistent/pulse/native")];
-    let agent = fx
-        .online_agent_with_env("silent", &["--x-display", &xvfb.display], &env)
-        .await;
-    let mut viewer = Viewer::open(
-        &fx.server,
-        &fx.cookie,
-        &agent.device_id,
-        json!({"codec": "jpeg"}),
-    )
-    .await;
-    viewer
-        .send(&DesktopRequest::Audio {
-            on: true,
-            source: AudioSource::Output,
-        })
-        .await;
+    let (_agent, mut viewer) = sound_session(&mut fx, &xvfb, &env).await;
+    audio(&mut viewer, true, AudioSource::Output).await;
     // parec starts, cannot connect, and ends: the viewer hears that, with parec's reason.
-    let off = viewer
-        .event("no sound", |e| {
-            matches!(e, DesktopEvent::Audio { on: false, .. })
-        })
-        .await;
-    match off {
+    match audio_off(&mut viewer).await {
         DesktopEvent::Audio { why: Some(why), .. } => {
             assert!(why.starts_with("the sound capture stopped"), "{why}")
         }
@@ -188,26 +200,17 @@ async fn without_a_sound_server_the_viewer_is_told_why() {
 
 #[tokio::test]
 async fn the_microphone_is_heard_only_where_the_group_allows_it_and_never_unseen() {
-    let Some(xvfb) = Xvfb::start(640, 480) else {
-        return;
-    };
-    let Some(mut pulse) = PulseAudio::start() else {
-        return;
-    };
     // The daemon has no microphone: its default source is the null sink's monitor, so the tone
     // is what "the microphone" hears.
-    pulse.play_tone(1000.0, 60);
-    let mut fx = Fixture::start().await;
-    let (agent, mut viewer) = sound_session(&mut fx, &pulse, &xvfb).await;
-    let mic = |on| DesktopRequest::Audio {
-        on,
-        source: AudioSource::Microphone,
+    let Some((xvfb, pulse)) = sound_stack(1000.0) else {
+        return;
     };
-    let refused = |e: &DesktopEvent| matches!(e, DesktopEvent::Audio { on: false, .. });
+    let mut fx = Fixture::start().await;
+    let (agent, mut viewer) = sound_session(&mut fx, &xvfb, &pulse_env(&pulse)).await;
 
     // Off by default: refused, with the reason.
-    viewer.send(&mic(true)).await;
-    match viewer.event("refused", refused).await {
+    audio(&mut viewer, true, AudioSource::Microphone).await;
+    match audio_off(&mut viewer).await {
         DesktopEvent::Audio {
             why: Some(why),
             source: AudioSource::Microphone,
@@ -222,31 +225,17 @@ async fn the_microphone_is_heard_only_where_the_group_allows_it_and_never_unseen
     // Allowed: the person at the device sees a notice while it lasts, and its button stops it.
     fx.control
         .ok(EditGroup {
-            group: fx.group.clone(),
-            name: None,
-            description: None,
-            direct_connections: None,
-            record_sessions: None,
-            chat_transcripts: None,
             microphone: Some(true),
-            consent: None,
+            ..EditGroup::of(fx.group.clone())
         })
         .await;
     let person = person::Person::at(&xvfb.display);
-    let mut viewer = Viewer::open(
-        &fx.server,
-        &fx.cookie,
-        &agent.device_id,
-        json!({"codec": "jpeg"}),
-    )
-    .await;
-    viewer.send(&mic(true)).await;
+    let mut viewer = open_viewer(&fx, &agent).await;
+    audio(&mut viewer, true, AudioSource::Microphone).await;
     let (notice, title) =
         person::at_the_device(person, |person| person.sees("Your microphone")).await;
     assert_eq!(title, "Your microphone is being listened to");
-    let on = viewer
-        .event("microphone on", |e| matches!(e, DesktopEvent::Audio { .. }))
-        .await;
+    let on = audio_event(&mut viewer).await;
     assert!(
         matches!(
             on,
@@ -259,13 +248,11 @@ async fn the_microphone_is_heard_only_where_the_group_allows_it_and_never_unseen
         "{on:?}"
     );
     let (packets, _) = listen(&mut viewer, Duration::from_millis(600)).await;
-    let samples = decode_opus(&packets);
-    let steady = &samples[samples.len() / 3..];
-    assert!(tone_power(steady, 48_000.0, 1000.0) > tone_power(steady, 48_000.0, 2500.0) * 100.0);
+    assert_tone(&packets);
 
     let person = person::Person::at(&xvfb.display);
     person.presses(notice, "Disconnect");
-    match viewer.event("microphone off", refused).await {
+    match audio_off(&mut viewer).await {
         DesktopEvent::Audio { why: Some(why), .. } => {
             assert!(why.contains("turned the microphone off"), "{why}")
         }
@@ -277,21 +264,12 @@ async fn the_microphone_is_heard_only_where_the_group_allows_it_and_never_unseen
 #[tokio::test]
 #[ignore = "a figure: run alone"]
 async fn figures() {
-    let Some(xvfb) = Xvfb::start(320, 240) else {
+    let Some((xvfb, pulse)) = sound_stack(440.0) else {
         return;
     };
-    let Some(mut pulse) = PulseAudio::start() else {
-        return;
-    };
-    pulse.play_tone(440.0, 120);
     let mut fx = Fixture::start().await;
-    let (agent, mut viewer) = sound_session(&mut fx, &pulse, &xvfb).await;
-    viewer
-        .send(&DesktopRequest::Audio {
-            on: true,
-            source: AudioSource::Output,
-        })
-        .await;
+    let (agent, mut viewer) = sound_session(&mut fx, &xvfb, &pulse_env(&pulse)).await;
+    audio(&mut viewer, true, AudioSource::Output).await;
     listen(&mut viewer, Duration::from_secs(2)).await;
     let before = cpu_ticks(agent.pid());
     let (_, bytes) = listen(&mut viewer, Duration::from_secs(10)).await;

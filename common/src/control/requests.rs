@@ -13,6 +13,22 @@ use crate::ids::{DeviceId, GroupId, UserId};
 use crate::relay::SessionKind;
 use crate::rights::Rights;
 
+impl EditGroup {
+    /// An edit of `group` that changes nothing yet: set the fields to change.
+    pub fn of(group: GroupId) -> EditGroup {
+        EditGroup {
+            group,
+            name: None,
+            description: None,
+            direct_connections: None,
+            record_sessions: None,
+            chat_transcripts: None,
+            microphone: None,
+            consent: None,
+        }
+    }
+}
+
 /// What `amtPower` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -4,15 +4,16 @@
 
 use axum::http::uri::Authority;
 use tether_common::ids::DeviceId;
+use tether_common::relay::consent::ConsentMode;
 use tether_common::relay::{
     DirectPath, IceServer, SessionKind, SessionTicket, TunnelRequest, relay_url,
 };
 
-use super::access::session_on;
+use super::access::{SessionGrant, session_on};
 use super::actions::{ActionContext, ActionError};
 use super::chat;
 use crate::agents::Outgoing;
-use crate::relay::MintError;
+use crate::relay::{MintError, MintedSession};
 use crate::store::GroupRecord;
 
 pub(super) async fn create(
@@ -50,21 +51,35 @@ pub(super) async fn create(
             }
             MintError::Store(e) => ActionError::Internal(format!("relay token key: {e}")),
         })?;
-    if kind == SessionKind::Chat {
+    // A chat has the agent open its page for the person at the screen (who answers the
+    // console's direct-path offer, `direct.ts` role "answer"); the rest join as a tunnel.
+    let (consent_mode, chat) = if kind == SessionKind::Chat {
         let window = chat::open_on_device(ctx, &device, &minted).await;
         let window = window.inspect_err(|_| ctx.relay.cancel(&minted.session))?;
-        return Ok(SessionTicket {
-            url: relay_url(&minted.console_token),
-            device: device.id,
-            kind,
-            rights,
-            expires_ms: minted.expires_ms,
-            // The page on the device answers the console's offer (`direct.ts`, role "answer").
-            direct,
-            consent: Default::default(),
-            chat: Some(window),
-        });
-    }
+        (Default::default(), Some(window))
+    } else {
+        (tunnel(ctx, &granted, &minted, direct.clone()).await?, None)
+    };
+    Ok(SessionTicket {
+        url: relay_url(&minted.console_token),
+        device: device.id,
+        kind,
+        rights,
+        expires_ms: minted.expires_ms,
+        direct,
+        consent: consent_mode,
+        chat,
+    })
+}
+
+/// Tells the agent to join the session; what the person at the device is shown or asked.
+async fn tunnel(
+    ctx: &ActionContext<'_>,
+    granted: &SessionGrant,
+    minted: &MintedSession,
+    direct: Option<DirectPath>,
+) -> Result<ConsentMode, ActionError> {
+    let (device, kind) = (granted.device(), granted.kind());
     // The agent shows or asks the person at the device, as the group's policy says.
     let consent = granted
         .group()
@@ -74,9 +89,9 @@ pub(super) async fn create(
     let tunnel = TunnelRequest {
         url: relay_url(&minted.agent_token),
         kind,
-        rights,
+        rights: granted.rights(),
         user: ctx.caller.id.clone(),
-        direct: direct.clone(),
+        direct,
         consent,
         microphone: kind == SessionKind::Desktop && granted.group().microphone,
     };
@@ -90,16 +105,7 @@ pub(super) async fn create(
             device.name
         )));
     }
-    Ok(SessionTicket {
-        url: relay_url(&minted.console_token),
-        device: device.id,
-        kind,
-        rights,
-        expires_ms: minted.expires_ms,
-        direct,
-        consent: consent_mode,
-        chat: None,
-    })
+    Ok(consent_mode)
 }
 
 /// How the person at the device reads who is connecting: the account name, and its e-mail

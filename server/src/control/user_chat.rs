@@ -17,7 +17,6 @@ use tether_common::rights::Rights;
 use super::actions::{ActionContext, ActionError};
 use crate::events::Audience;
 use crate::relay::MintError;
-use crate::store::UserRecord;
 
 /// Whom `caller` may chat with: everyone for a site administrator, else the members of the
 /// groups the caller is a member of.
@@ -94,7 +93,7 @@ pub(super) async fn invite(
         Event::ChatInvitation {
             invitation: minted.session.clone(),
             from: ctx.caller.id.clone(),
-            from_name: display_name(ctx.caller),
+            from_name: super::sessions::viewer_name(ctx.caller),
             url: relay_url(&minted.agent_token),
             expires_ms: minted.expires_ms,
         },
@@ -126,7 +125,7 @@ pub(super) async fn decline(
     ctx.events.publish(
         Event::ChatDeclined {
             invitation: invitation.to_owned(),
-            by_name: display_name(ctx.caller),
+            by_name: super::sessions::viewer_name(ctx.caller),
         },
         Audience::only(&open.inviter),
     );
@@ -134,8 +133,4 @@ pub(super) async fn decline(
     Ok(ChatDeclined {
         invitation: invitation.to_owned(),
     })
-}
-
-fn display_name(user: &UserRecord) -> String {
-    super::sessions::viewer_name(user)
 }
