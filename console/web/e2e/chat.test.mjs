@@ -10,13 +10,13 @@ import { createHash } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { messageLatency, stubOpener, transferRate } from "./chatSupport.mjs";
 import {
   binary,
   createAdminAndGroup,
   launchBrowser,
   newPage,
   openOnlineDevice,
-  recordFigure,
   screenshot,
   startAgent,
   startServer,
@@ -36,7 +36,7 @@ describe("messenger", { skip: !agentBuilt && !process.env.CI && "tether-agent is
   let deviceUrl;
   let groupId;
   const dir = tempDir("chat");
-  const opened = join(dir, "opened-url");
+  const stub = stubOpener(dir);
 
   before(async () => {
     server = await startServer();
@@ -44,10 +44,7 @@ describe("messenger", { skip: !agentBuilt && !process.env.CI && "tether-agent is
     ({ page: admin, errors: adminErrors } = await newPage(browser));
     const msh = await createAdminAndGroup(admin, server, ADMIN, "Helpdesk");
     groupId = decodeURIComponent(new URL(admin.url()).pathname.split("/")[2]);
-    const opener = join(dir, "opener");
-    writeFileSync(opener, `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`);
-    chmodSync(opener, 0o755);
-    agent = await startAgent(msh, ["--x-display", ":77", "--chat-opener", opener]);
+    agent = await startAgent(msh, ["--x-display", ":77", "--chat-opener", stub.opener]);
     deviceUrl = await openOnlineDevice(admin, server);
   });
 
@@ -62,7 +59,7 @@ describe("messenger", { skip: !agentBuilt && !process.env.CI && "tether-agent is
     await admin.goto(`${deviceUrl}/chat`);
     const status = admin.getByTestId("chat-status");
     await status.filter({ hasText: /The chat window opened for \S+ on :77/ }).waitFor({ timeout: 30_000 });
-    const url = await until(() => (existsSync(opened) ? readFileSync(opened, "utf8") : ""), (u) => u !== "", "the opener's URL");
+    const url = await stub.url();
     assert.match(url, new RegExp(`^${server.url}/messenger#t=[A-Za-z0-9_.-]+$`));
 
     // The device user's browser: no account, no cookie.
@@ -94,17 +91,10 @@ describe("messenger", { skip: !agentBuilt && !process.env.CI && "tether-agent is
     const toAdmin = Buffer.from("logs from the device\n".repeat(5000));
     await sendFile(device, admin, { name: "logs.txt", mimeType: "text/plain", buffer: toAdmin });
 
-    // The figure: 16 MiB through the relay, from accept to the last byte.
-    const big = Buffer.alloc(16 * 1024 * 1024, 7);
-    await admin.getByTestId("chat-file-input").setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: big });
-    const bigOffer = device.getByTestId("chat-file").filter({ hasText: "big.bin" });
-    const started = Date.now();
-    await bigOffer.getByTestId("chat-accept").click();
-    await bigOffer.and(device.locator("[data-state=complete]")).waitFor({ timeout: 60_000 });
-    recordFigure("chatFileRelayMBps", Math.round((big.length / 1e6 / ((Date.now() - started) / 1000)) * 10) / 10);
+    await transferRate(admin, device, "chatFileRelayMBps");
     await screenshot(admin, "96-messenger-admin");
 
-    await relayLatency(admin, device);
+    await messageLatency(admin, device, "chatLatencyRelayP50Ms");
 
     // The device user closes the window: the admin is told.
     await device.close();
@@ -140,7 +130,7 @@ describe("messenger", { skip: !agentBuilt && !process.env.CI && "tether-agent is
   });
 
   it("a second window cannot reuse the page's link", async () => {
-    const url = readFileSync(opened, "utf8");
+    const url = await stub.url();
     const { page: again } = await newPage(browser);
     await again.goto(url);
     await again.getByTestId("chat-status").filter({ hasText: /Nobody joined|ended|could not/i }).waitFor({ timeout: 20_000 });
@@ -158,36 +148,4 @@ async function sendFile(from, to, file) {
   await download.saveAs(saved);
   const sha = (bytes) => createHash("sha256").update(bytes).digest("hex");
   assert.equal(sha(readFileSync(saved)), sha(file.buffer), `${file.name} arrived intact`);
-}
-
-/**
- * Message latency: the sender's clock when it sends, the receiver's when the message is in its
- * page (both pages run on this machine's one clock). Twenty messages; the median.
- */
-async function relayLatency(sender, receiver) {
-  await receiver.evaluate(() => {
-    const arrived = (window.__arrived = new Map());
-    new MutationObserver(() => {
-      for (const li of document.querySelectorAll("[data-testid=chat-text][data-from=peer]")) {
-        const text = li.querySelector(".text")?.textContent ?? "";
-        if (text.startsWith("ping-") && !arrived.has(text)) arrived.set(text, Date.now());
-      }
-    }).observe(document.querySelector("[data-testid=chat-messages]"), { childList: true, subtree: true });
-  });
-  const samples = [];
-  for (let i = 0; i < 20; i++) {
-    const text = `ping-${i}`;
-    const sent = await sender.evaluate((t) => {
-      const box = document.querySelector("[data-testid=chat-input]");
-      box.value = t;
-      box.dispatchEvent(new Event("input", { bubbles: true }));
-      const at = Date.now();
-      box.form.requestSubmit();
-      return at;
-    }, text);
-    const got = await until(() => receiver.evaluate((t) => window.__arrived.get(t) ?? 0, text), (at) => at > 0, `${text} to arrive`);
-    samples.push(got - sent);
-  }
-  samples.sort((a, b) => a - b);
-  recordFigure("chatLatencyRelayP50Ms", samples[10]);
 }

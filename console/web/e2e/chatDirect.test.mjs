@@ -9,9 +9,10 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { messageLatency, stubOpener, transferRate } from "./chatSupport.mjs";
 import { canMakeNamespaces, directStack } from "./netns.mjs";
 import { binary, newPage, openOnlineDevice, recordFigure, screenshot, startAgent, tempDir, until } from "./support.mjs";
 
@@ -54,7 +55,7 @@ describe("messenger on the direct path, with a call", { skip }, () => {
   let admin;
   let deviceUrl;
   const dir = tempDir("chat-direct");
-  const opened = join(dir, "opened-url");
+  const stub = stubOpener(dir);
 
   before(async () => {
     const tone = join(dir, "tone.wav");
@@ -68,10 +69,7 @@ describe("messenger on the direct path, with a call", { skip }, () => {
         "--autoplay-policy=no-user-gesture-required",
       ],
     }));
-    const opener = join(dir, "opener");
-    writeFileSync(opener, `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`);
-    chmodSync(opener, 0o755);
-    agent = await startAgent(msh, ["--x-display", ":78", "--chat-opener", opener]);
+    agent = await startAgent(msh, ["--x-display", ":78", "--chat-opener", stub.opener]);
     deviceUrl = await openOnlineDevice(admin, server);
   });
 
@@ -85,7 +83,7 @@ describe("messenger on the direct path, with a call", { skip }, () => {
 
   it("moves the chat to a data channel between the browsers, mid-transfer, and carries a one-way call", async () => {
     await admin.goto(`${deviceUrl}/chat`);
-    const url = await until(() => (existsSync(opened) ? readFileSync(opened, "utf8") : ""), (u) => u !== "", "the opener's URL", 30_000);
+    const url = await stub.url();
     const { page: device } = await newPage(browser);
     await device.goto(url);
     await admin.getByTestId("chat-status").filter({ hasText: "Chatting with" }).waitFor({ timeout: 30_000 });
@@ -101,21 +99,15 @@ describe("messenger on the direct path, with a call", { skip }, () => {
     }
     await admin.locator("[data-testid=chat-file][data-state=complete]").waitFor({ timeout: 60_000 });
 
-    // The figure: a second file, wholly on the data channel, from accept to the last byte.
-    const second = Buffer.alloc(16 * 1024 * 1024, 7);
-    await admin.getByTestId("chat-file-input").setInputFiles({ name: "second.bin", mimeType: "application/octet-stream", buffer: second });
-    const secondOffer = device.getByTestId("chat-file").filter({ hasText: "second.bin" });
-    const started = Date.now();
-    await secondOffer.getByTestId("chat-accept").click();
-    await secondOffer.and(device.locator("[data-state=complete]")).waitFor({ timeout: 60_000 });
-    recordFigure("chatFileDirectMBps", Math.round((second.length / 1e6 / ((Date.now() - started) / 1000)) * 10) / 10);
+    // The figure: a second file, wholly on the data channel.
+    await transferRate(admin, device, "chatFileDirectMBps");
     const [download] = await Promise.all([device.waitForEvent("download"), offer.getByTestId("chat-save").click()]);
     const saved = join(dir, "big.bin");
     await download.saveAs(saved);
     const sha = (b) => createHash("sha256").update(b).digest("hex");
     assert.equal(sha(readFileSync(saved)), sha(big));
 
-    await directLatency(admin, device);
+    await messageLatency(admin, device, "chatLatencyDirectP50Ms");
 
     // The admin calls to listen; the person at the device answers with their microphone.
     await admin.getByTestId("chat-call").getByLabel("Microphone").uncheck();
@@ -182,33 +174,4 @@ function listen() {
       }
     }, 5);
   });
-}
-
-/** Message latency on the direct path: twenty messages, the receiver's clock minus the sender's. */
-async function directLatency(sender, receiver) {
-  await receiver.evaluate(() => {
-    const arrived = (window.__arrived = new Map());
-    new MutationObserver(() => {
-      for (const li of document.querySelectorAll("[data-testid=chat-text][data-from=peer]")) {
-        const text = li.querySelector(".text")?.textContent ?? "";
-        if (text.startsWith("ping-") && !arrived.has(text)) arrived.set(text, Date.now());
-      }
-    }).observe(document.querySelector("[data-testid=chat-messages]"), { childList: true, subtree: true });
-  });
-  const samples = [];
-  for (let i = 0; i < 20; i++) {
-    const text = `ping-${i}`;
-    const sent = await sender.evaluate((t) => {
-      const box = document.querySelector("[data-testid=chat-input]");
-      box.value = t;
-      box.dispatchEvent(new Event("input", { bubbles: true }));
-      const at = Date.now();
-      box.form.requestSubmit();
-      return at;
-    }, text);
-    const got = await until(() => receiver.evaluate((t) => window.__arrived.get(t) ?? 0, text), (at) => at > 0, `${text} to arrive`);
-    samples.push(got - sent);
-  }
-  samples.sort((a, b) => a - b);
-  recordFigure("chatLatencyDirectP50Ms", samples[10]);
 }
