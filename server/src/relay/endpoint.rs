@@ -56,54 +56,53 @@ pub(super) async fn get_relay(
         Ok(claims) => claims,
         Err(refusal) => return refuse(&refusal, addr),
     };
-    // The console end lives only as long as the login session it came with (`lifetime.rs`).
-    let mut login = None;
-    if let (RelaySide::Agent, Some(invitee)) = (claims.side, &claims.peer) {
-        if let Some(refused) = cross_origin(&headers, invitee, addr) {
-            return refused;
+    // The ends a browser opens: the console's, and the invitee's in a chat between users.
+    let browser_user = match claims.side {
+        RelaySide::Console => Some(&claims.user),
+        RelaySide::Agent => claims.peer.as_ref(),
+    };
+    if let Some(user) = browser_user
+        && let Some(refused) = cross_origin(&headers, user, addr)
+    {
+        return refused;
+    }
+    if let Some(share) = claims
+        .share
+        .as_ref()
+        .filter(|_| claims.side == RelaySide::Console)
+    {
+        match state.store.share(share).await {
+            Ok(Some(link)) if link.live_at(crate::clock::now_millis()) => {}
+            Ok(_) => {
+                tracing::info!(%addr, share = %share, "relay: guest end refused: the link is no longer live");
+                let message = "the sharing link was revoked or expired";
+                return ApiError::new(StatusCode::GONE, "expired", message).into_response();
+            }
+            Err(e) => return refuse(&Refusal::Store(e), addr),
         }
+    }
+    // A browser end without a sharing link must come with its user's login, and lives only as
+    // long as that login does (`lifetime.rs`).
+    let mut login = None;
+    if let Some(user) = browser_user.filter(|_| claims.share.is_none()) {
         match request_user(&state, &headers).await {
-            Ok(Some(user)) if &user.id == invitee => {
+            Ok(Some(found)) if &found.id == user => {
                 login = token_from_headers(&state.config, &headers).map(token_hash);
             }
             Ok(_) => {
-                tracing::warn!(%addr, user = %invitee, "relay: chat end without the invitee's session refused");
-                let message = "log in as the user who was invited";
+                tracing::warn!(%addr, %user, side = ?claims.side, "relay: end without that user's session refused");
+                let message = match claims.side {
+                    RelaySide::Console => "log in as the user who opened this session",
+                    RelaySide::Agent => "log in as the user who was invited",
+                };
                 return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
                     .into_response();
             }
             Err(e) => return refuse(&Refusal::Store(e), addr),
         }
-        state.relay.invitations().forget(&claims.session);
     }
-    if claims.side == RelaySide::Console {
-        if let Some(refused) = cross_origin(&headers, &claims.user, addr) {
-            return refused;
-        }
-        if let Some(share) = &claims.share {
-            match state.store.share(share).await {
-                Ok(Some(link)) if link.live_at(crate::clock::now_millis()) => {}
-                Ok(_) => {
-                    tracing::info!(%addr, share = %share, "relay: guest end refused: the link is no longer live");
-                    let message = "the sharing link was revoked or expired";
-                    return ApiError::new(StatusCode::GONE, "expired", message).into_response();
-                }
-                Err(e) => return refuse(&Refusal::Store(e), addr),
-            }
-        } else {
-            match request_user(&state, &headers).await {
-                Ok(Some(user)) if user.id == claims.user => {
-                    login = token_from_headers(&state.config, &headers).map(token_hash);
-                }
-                Ok(_) => {
-                    tracing::warn!(%addr, user = %claims.user, "relay: console end without that user's session refused");
-                    let message = "log in as the user who opened this session";
-                    return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-                        .into_response();
-                }
-                Err(e) => return refuse(&Refusal::Store(e), addr),
-            }
-        }
+    if claims.side == RelaySide::Agent && claims.peer.is_some() {
+        state.relay.invitations().forget(&claims.session);
     }
     if let Err(refusal) = state.relay.claim(&claims) {
         return refuse(&refusal, addr);
