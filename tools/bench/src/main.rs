@@ -10,6 +10,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod desktop;
 mod echo;
 mod loadgen;
 mod machine;
@@ -83,6 +84,15 @@ pub struct Cli {
     /// idle-agent counts and the connect storms.
     #[arg(long)]
     relay_only: bool,
+    /// Seconds each desktop scene is measured; 0 skips the desktop figures.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    desktop_seconds: u64,
+    /// Clicks timed for the desktop's click-to-pixel figure.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    desktop_clicks: u32,
+    /// Only the desktop figures: skips the relay, the idle-agent counts and the connect storms.
+    #[arg(long)]
+    desktop_only: bool,
     /// Keys typed for the terminal echo figure.
     #[arg(long, value_name = "N", default_value_t = 50)]
     echo_samples: u32,

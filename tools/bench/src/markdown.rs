@@ -51,6 +51,7 @@ pub(crate) fn write(out: &Path, raw: &Raw, cli: &Cli) -> anyhow::Result<String> 
     );
     text.push_str(&report::markdown_table(&rows));
     text.push('\n');
+    write_desktop(&mut text, raw);
     for (name, summary) in &systems {
         if summary.logins_refused {
             let _ = writeln!(
@@ -175,6 +176,40 @@ fn write_failures(text: &mut String, raw: &Raw) {
             "## Failures and errors\n\n{}\n\nServer and load-tool logs are in `logs/`.\n",
             lines.join("\n")
         );
+    }
+}
+
+/// The desktop table and how its figures were taken, when the run measured the desktop.
+fn write_desktop(text: &mut String, raw: &Raw) {
+    let rows = crate::desktop::table::rows(&raw.runs);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(text, "## Remote desktop\n");
+    let _ = writeln!(
+        text,
+        "Each system's real agent shows the same private 1920×1080 Xvfb; each system's own web \
+         viewer (Tether's console, MeshCentral's Desktop tab) watches it in headless Chromium with \
+         its default settings, through its server's relay. Scenes are drawn by the test kit's \
+         `xprobe` (typing: ten characters a second, glyph then caret; scrolling: 30 lines a \
+         second; motion: every pixel, 30 times a second), and the mix is a long article in a \
+         headed Chromium on the same screen, scrolled in bursts with pauses to read. KiB/s is \
+         what the viewer page received over its WebSockets; a screen update is an animation \
+         frame in which the viewer drew onto its canvas. CPU and RSS are whole process trees \
+         (MeshAgent draws in a child process). SSIM and PSNR compare the viewer's canvas with \
+         the X server's pixels once the scene is frozen and the viewer has stopped drawing: the \
+         picture a person is left looking at.\n"
+    );
+    text.push_str(&report::markdown_table(&rows));
+    text.push('\n');
+    if let Some(route) = raw
+        .runs
+        .iter()
+        .filter_map(|r| r.desktop.as_ref())
+        .map(|d| d.route.as_str())
+        .find(|route| !route.is_empty() && route != &"relay")
+    {
+        let _ = writeln!(text, "Tether's viewer said: \"{route}\".\n");
     }
 }
 

@@ -119,7 +119,7 @@ async fn relay_on(
     let log = settings
         .logs
         .join(format!("{}-agent.log", spec.kind.name().to_lowercase()));
-    let mut agent = start_agent(spec, work, &log)?;
+    let mut agent = start_agent(spec, work, &log, None)?;
     let result = async {
         let device = wait_device(spec).await?;
         let started = Instant::now();
@@ -273,7 +273,14 @@ fn tool(spec: &ServerSpec) -> Command {
     }
 }
 
-fn start_agent(spec: &ServerSpec, work: &Path, log: &Path) -> anyhow::Result<Guard> {
+/// Starts the system's real agent with its group's policy; with `display`, showing that X
+/// display in desktop sessions.
+pub(crate) fn start_agent(
+    spec: &ServerSpec,
+    work: &Path,
+    log: &Path,
+    display: Option<&str>,
+) -> anyhow::Result<Guard> {
     let text = std::fs::read_to_string(&spec.msh)?;
     // Only the keys an agent needs (MeshCentral's download also carries UI translations).
     let msh: String = text
@@ -303,6 +310,9 @@ fn start_agent(spec: &ServerSpec, work: &Path, log: &Path) -> anyhow::Result<Gua
                 .arg(&config)
                 .arg("--state")
                 .arg(work.join("agent-state"));
+            if let Some(display) = display {
+                command.args(["--x-display", display]);
+            }
             Guard::spawn("tether-agent", command, log)
         }
         Tools::MeshCentral { install } => {
@@ -319,6 +329,10 @@ fn start_agent(spec: &ServerSpec, work: &Path, log: &Path) -> anyhow::Result<Gua
             std::fs::write(dir.join("meshagent.msh"), msh)?;
             let mut command = Command::new(&binary);
             command.arg("connect").current_dir(&dir);
+            if let Some(display) = display {
+                // Its desktop (KVM) child shows the display in DISPLAY.
+                command.env("DISPLAY", display);
+            }
             Guard::spawn("meshagent", command, log)
         }
     }
@@ -331,7 +345,7 @@ fn set_executable(path: &Path) -> anyhow::Result<()> {
 }
 
 /// The id of the one device that is online (the load tool's devices are offline by now).
-async fn wait_device(spec: &ServerSpec) -> anyhow::Result<String> {
+pub(crate) async fn wait_device(spec: &ServerSpec) -> anyhow::Result<String> {
     let started = Instant::now();
     loop {
         let output = tool(spec)

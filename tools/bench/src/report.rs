@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::desktop::DesktopPoint;
 use crate::machine::Machine;
 use crate::relay::{PathPoint, RelayPoint};
 use crate::stats::median_of;
@@ -62,6 +63,7 @@ pub(crate) struct RunResult {
     pub agents: Vec<AgentPoint>,
     pub storms: Vec<StormPoint>,
     pub relay: Option<RelayPoint>,
+    pub desktop: Option<DesktopPoint>,
     pub errors: Vec<String>,
 }
 
@@ -362,6 +364,7 @@ mod tests {
             }],
             storms: Vec::new(),
             relay: None,
+            desktop: None,
             errors: Vec::new(),
         }
     }

@@ -9,7 +9,9 @@ use anyhow::Context;
 use crate::report::{Raw, RunResult};
 use crate::server::{Kind, Web};
 use crate::tether::{self, Binaries};
-use crate::{Cli, System, machine, markdown, measure, meshcentral, netns, relay, release_dir};
+use crate::{
+    Cli, System, desktop, machine, markdown, measure, meshcentral, netns, relay, release_dir,
+};
 
 pub(crate) async fn run(
     cli: &Cli,
@@ -66,6 +68,7 @@ pub(crate) async fn run(
                 settings: &settings,
                 meshcentral: meshcentral.as_deref(),
                 logs: &logs,
+                workspace,
             };
             let run = one_run(&ctx, kind, repetition).await;
             raw.runs.push(run);
@@ -96,6 +99,7 @@ struct RunContext<'a> {
     settings: &'a measure::Settings,
     meshcentral: Option<&'a Path>,
     logs: &'a Path,
+    workspace: &'a Path,
 }
 
 /// One repetition on one system, fresh data folder and all. Failures are recorded, not fatal:
@@ -110,6 +114,7 @@ async fn one_run(ctx: &RunContext<'_>, kind: Kind, repetition: u32) -> RunResult
         agents: Vec::new(),
         storms: Vec::new(),
         relay: None,
+        desktop: None,
         errors: Vec::new(),
     };
     let say = |what: &str| eprintln!("tether-bench: [{name} #{repetition}] {what}");
@@ -152,7 +157,7 @@ async fn one_run(ctx: &RunContext<'_>, kind: Kind, repetition: u32) -> RunResult
     // The relay goes first, while the server holds only the real agent: with thousands of
     // (now offline) load-tool devices in its list, MeshCentral's meshctrl could not pick out the
     // real agent within two minutes.
-    if ctx.cli.relay_mib > 0 {
+    if ctx.cli.relay_mib > 0 && !ctx.cli.desktop_only {
         say(&format!(
             "relay: {} MiB download and terminal echo with the real agent",
             ctx.cli.relay_mib
@@ -168,11 +173,31 @@ async fn one_run(ctx: &RunContext<'_>, kind: Kind, repetition: u32) -> RunResult
             Err(e) => result.errors.push(format!("relay: {e:#}")),
         }
     }
-    let (agent_counts, storm_rates): (&[u32], &[f64]) = if ctx.cli.relay_only {
-        (&[], &[])
-    } else {
-        (&ctx.cli.agents, &ctx.cli.storm_rates)
-    };
+    if ctx.cli.desktop_seconds > 0 && !ctx.cli.relay_only {
+        say(&format!(
+            "desktop: five scenes of {} s each in the system's own web viewer",
+            ctx.cli.desktop_seconds
+        ));
+        let settings = desktop::DesktopSettings {
+            seconds: ctx.cli.desktop_seconds,
+            clicks: ctx.cli.desktop_clicks,
+            work: dir.path().join("desktop"),
+            logs: ctx.logs.to_path_buf(),
+            xprobe: ctx.bins.xprobe.clone(),
+            browser: desktop::BrowserParts::in_workspace(ctx.workspace),
+            pictures: ctx.cli.out.join("desktop"),
+        };
+        match desktop::desktop_point(&spec, ctx.web, &settings).await {
+            Ok(point) => result.desktop = Some(point),
+            Err(e) => result.errors.push(format!("desktop: {e:#}")),
+        }
+    }
+    let (agent_counts, storm_rates): (&[u32], &[f64]) =
+        if ctx.cli.relay_only || ctx.cli.desktop_only {
+            (&[], &[])
+        } else {
+            (&ctx.cli.agents, &ctx.cli.storm_rates)
+        };
     for &agents in agent_counts {
         say(&format!("{agents} idle agents"));
         match measure::agents_point(&spec, ctx.web, agents, ctx.settings).await {
@@ -208,6 +233,9 @@ fn settings_json(cli: &Cli, isolated: bool) -> serde_json::Value {
         "web_samples": cli.web_samples,
         "relay_mib": cli.relay_mib,
         "relay_only": cli.relay_only,
+        "desktop_seconds": cli.desktop_seconds,
+        "desktop_clicks": cli.desktop_clicks,
+        "desktop_only": cli.desktop_only,
         "echo_samples": cli.echo_samples,
         "fastcert": cli.fastcert,
         "agent_key_bits": if cli.small_keys { 2048 } else { 3072 },

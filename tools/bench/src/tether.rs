@@ -21,6 +21,8 @@ pub(crate) struct Binaries {
     pub ctl: PathBuf,
     pub loadgen: PathBuf,
     pub agent: PathBuf,
+    /// The test kit's X client, which draws the desktop scenes.
+    pub xprobe: PathBuf,
 }
 
 impl Binaries {
@@ -30,22 +32,29 @@ impl Binaries {
             ctl: dir.join("tetherctl"),
             loadgen: dir.join("tether-loadgen"),
             agent: dir.join("tether-agent"),
+            xprobe: dir.join("xprobe"),
         }
     }
 
     pub(crate) fn missing(&self) -> Vec<&Path> {
-        [&self.server, &self.ctl, &self.loadgen, &self.agent]
-            .into_iter()
-            .map(PathBuf::as_path)
-            .filter(|p| !p.is_file())
-            .collect()
+        [
+            &self.server,
+            &self.ctl,
+            &self.loadgen,
+            &self.agent,
+            &self.xprobe,
+        ]
+        .into_iter()
+        .map(PathBuf::as_path)
+        .filter(|p| !p.is_file())
+        .collect()
     }
 }
 
 /// `cargo build --release` of what the bench runs (a no-op when they are current).
 pub(crate) async fn build(workspace: &Path) -> anyhow::Result<()> {
     eprintln!(
-        "tether-bench: building release binaries (tether-server, tetherctl, tether-loadgen, tether-agent)"
+        "tether-bench: building release binaries (tether-server, tetherctl, tether-loadgen, tether-agent, xprobe)"
     );
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
@@ -59,6 +68,8 @@ pub(crate) async fn build(workspace: &Path) -> anyhow::Result<()> {
             "tether-loadgen",
             "-p",
             "tether-agent",
+            "-p",
+            "xprobe",
         ])
         .current_dir(workspace)
         .status()

@@ -9,7 +9,9 @@
 //!   `key <keysym name or 0xHEX>` for keys that type no character.
 //!
 //! `--mode motion` repaints the whole window with a moving pattern and `--mode scroll` scrolls
-//! text-like lines up, about 30 times a second: the pictures the encoder figures are taken on.
+//! text-like lines up, about 30 times a second; `--mode typing` types ten characters a second on
+//! a light page, as a terminal draws them (the glyph, then a millisecond later the caret in the
+//! next cell): the pictures the encoder figures and the desktop bench are taken on.
 
 // Kept here, not in the workspace [lints], because they must not reach the integration tests
 // (see CONTRIBUTING.md, "Lints").
@@ -44,12 +46,18 @@ const COLOURS: [(&str, (u8, u8, u8)); 3] = [
     ("blue", (0, 0, 255)),
 ];
 const LINE_HEIGHT: u16 = 16;
+/// Typing mode: one character per this long, and its page colour.
+const TYPING: Duration = Duration::from_millis(100);
+const PAGE: u32 = 0x00fa_faf5;
+/// A character cell and the line pitch in typing mode.
+const CELL: (u16, u16) = (9, 18);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Colour,
     Motion,
     Scroll,
+    Typing,
 }
 
 fn main() -> ExitCode {
@@ -57,7 +65,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(message) => {
             eprintln!(
-                "xprobe: {message}\nusage: xprobe [--display :N] [--mode colour|motion|scroll]"
+                "xprobe: {message}\nusage: xprobe [--display :N] [--mode colour|motion|scroll|typing]"
             );
             return ExitCode::from(2);
         }
@@ -82,6 +90,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(Option<String>,
                     "colour" | "color" => Mode::Colour,
                     "motion" => Mode::Motion,
                     "scroll" => Mode::Scroll,
+                    "typing" => Mode::Typing,
                     other => return Err(format!("unknown mode {other:?}")),
                 }
             }
@@ -148,6 +157,11 @@ fn run(display: Option<&str>, mode: Mode) -> Result<(), Box<dyn std::error::Erro
             probe.handle(event)?;
         }
     }
+    if mode == Mode::Typing {
+        probe.fill(PAGE, &[probe.whole()])?;
+        probe.conn.sync()?;
+    }
+    let pace = if mode == Mode::Typing { TYPING } else { FRAME };
     let mut next_frame = Instant::now();
     loop {
         while let Some(event) = probe.conn.poll_for_event()? {
@@ -155,11 +169,12 @@ fn run(display: Option<&str>, mode: Mode) -> Result<(), Box<dyn std::error::Erro
         }
         match mode {
             Mode::Motion => probe.draw_motion()?,
+            Mode::Typing => probe.draw_typing()?,
             _ => probe.draw_scroll()?,
         }
         probe.conn.flush()?;
         probe.frame = probe.frame.wrapping_add(1);
-        next_frame += FRAME;
+        next_frame += pace;
         let now = Instant::now();
         if next_frame > now {
             std::thread::sleep(next_frame - now);
@@ -292,6 +307,101 @@ impl Probe {
         Ok(())
     }
 
+    fn whole(&self) -> Rectangle {
+        Rectangle {
+            x: 0,
+            y: 0,
+            width: self.width,
+            height: self.height,
+        }
+    }
+
+    /// Cell `n` of the page (left to right, top to bottom, starting over at the end).
+    fn cell(&self, n: u32) -> (i16, i16) {
+        let per_line = u32::from(self.width / CELL.0).saturating_sub(4).max(1);
+        let lines = u32::from(self.height / CELL.1).saturating_sub(4).max(1);
+        let column = n % per_line;
+        let line = n / per_line % lines;
+        (
+            (CELL.0 as u32 * (column + 2)) as i16,
+            (CELL.1 as u32 * (line + 2)) as i16,
+        )
+    }
+
+    /// One typed character: a glyph-like shape of strokes in the caret's cell, flushed; a
+    /// millisecond later the caret in the next cell (two draws, as a terminal makes them).
+    fn draw_typing(&self) -> Result<(), ReplyOrIdError> {
+        let (x, y) = self.cell(self.frame);
+        let (width, height) = (CELL.0 - 2, CELL.1 - 4);
+        // Offsets inside the cell, as coordinates.
+        let (w, h) = (width as i16, height as i16);
+        self.fill(
+            PAGE,
+            &[Rectangle {
+                x,
+                y,
+                width: CELL.0,
+                height: CELL.1,
+            }],
+        )?;
+        let shape = self.frame.wrapping_mul(2_654_435_761) >> 24;
+        let mut strokes = vec![Rectangle {
+            x: x + 1,
+            y: y + 3,
+            width: 2,
+            height: height - 2,
+        }];
+        if shape & 1 != 0 {
+            strokes.push(Rectangle {
+                x: x + 1,
+                y: y + 3,
+                width,
+                height: 2,
+            });
+        }
+        if shape & 2 != 0 {
+            strokes.push(Rectangle {
+                x: x + 1,
+                y: y + 1 + h / 2,
+                width,
+                height: 2,
+            });
+        }
+        if shape & 4 != 0 {
+            strokes.push(Rectangle {
+                x: x + w - 1,
+                y: y + 3,
+                width: 2,
+                height: height - 2,
+            });
+        }
+        if shape & 8 != 0 {
+            strokes.push(Rectangle {
+                x: x + 1,
+                y: y + h,
+                width,
+                height: 2,
+            });
+        }
+        self.fill(pixel_rgb(30, 30, 40), &strokes)?;
+        self.conn.flush()?;
+        std::thread::sleep(Duration::from_millis(1));
+        let (x, y) = self.cell(self.frame.wrapping_add(1));
+        if (x, y) == (CELL.0 as i16 * 2, CELL.1 as i16 * 2) {
+            // Back at the top: a fresh page.
+            self.fill(PAGE, &[self.whole()])?;
+        }
+        self.fill(
+            pixel_rgb(0, 120, 0),
+            &[Rectangle {
+                x,
+                y,
+                width: 2,
+                height: CELL.1,
+            }],
+        )
+    }
+
     /// Moves everything up one line and writes a new line of "words" at the bottom.
     fn draw_scroll(&self) -> Result<(), ReplyOrIdError> {
         let (width, height) = (self.width, self.height);
@@ -349,6 +459,7 @@ mod tests {
             parse(&["--display", ":7", "--mode", "scroll"]),
             Ok((Some(":7".to_owned()), Mode::Scroll))
         );
+        assert_eq!(parse(&["--mode", "typing"]), Ok((None, Mode::Typing)));
         assert!(parse(&["--mode", "spin"]).is_err());
         assert!(parse(&["--display"]).is_err());
     }
