@@ -5,6 +5,7 @@
 
 pub(super) mod jpeg;
 pub(super) mod video;
+mod yuv420;
 
 use std::sync::Once;
 
@@ -24,6 +25,8 @@ pub(super) enum EncodeError {
     Jpeg(#[from] jpeg_encoder::EncodingError),
     #[error("PNG: {0}")]
     Png(#[from] png::EncodingError),
+    #[error("colour conversion: {0}")]
+    Yuv(#[from] yuv::YuvError),
 }
 
 /// FFmpeg's one-time set-up: error strings, and quiet logs (libx264 prints its CPU features at

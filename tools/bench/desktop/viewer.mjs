@@ -7,9 +7,12 @@
 // Then one JSON command per line on stdin, one JSON answer per line on stdout (tether-bench's
 // `desktop.rs` drives it; stderr is its log):
 //   {"cmd":"open"}                       sign in, open the desktop, wait for the first picture
-//   {"cmd":"window","seconds":S}         bytes the page received (WebSocket frames) and the
-//                                        viewer's screen updates (animation frames in which the
-//                                        desktop canvas was drawn) over S seconds
+//   {"cmd":"window","seconds":S}         bytes the page received (WebSocket frames, and what its
+//                                        WebRTC transports received: Tether's session moves to a
+//                                        direct path when it can) and the viewer's screen updates
+//                                        (animation frames in which the desktop canvas was drawn)
+//                                        over S seconds
+//   {"cmd":"route"}                      how the session travels now (Tether's status line)
 //   {"cmd":"quiet","ms":M,"max":X}       wait until the canvas has not been drawn for M ms
 //   {"cmd":"capture","path":P}           the canvas as a PNG file
 //   {"cmd":"clicks","count":N}           N clicks in the canvas' centre: ms from the page's
@@ -58,6 +61,19 @@ const BROWSER_ARGS = [
 function instrument(canvasSelector) {
   const state = { draws: 0, updates: 0, drawnThisFrame: false, lastDrawAt: 0 };
   window.__bench = state;
+  // Every peer connection the page makes, for the bytes its transports receive.
+  const peers = [];
+  window.__benchPeers = peers;
+  const Native = window.RTCPeerConnection;
+  if (Native) {
+    window.RTCPeerConnection = function (...args) {
+      const pc = new Native(...args);
+      peers.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+    Object.setPrototypeOf(window.RTCPeerConnection, Native);
+  }
   const tick = () => {
     if (state.drawnThisFrame) state.updates += 1;
     state.drawnThisFrame = false;
@@ -99,6 +115,22 @@ page.on("pageerror", (e) => log("page error:", String(e)));
 
 let mix = null;
 
+/** The page's counters now: WebSocket bytes, WebRTC transport bytes, draws and updates. */
+async function counters() {
+  const inPage = await page.evaluate(async () => {
+    let rtc = 0;
+    for (const pc of window.__benchPeers) {
+      if (pc.connectionState === "closed") continue;
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === "transport") rtc += s.bytesReceived ?? 0;
+      });
+    }
+    return { ...window.__bench, rtc };
+  });
+  return { received, ...inPage };
+}
+
 const commands = {
   async open() {
     if (config.system === "tether") {
@@ -134,18 +166,23 @@ const commands = {
       const c = document.querySelector(s);
       return [c.width, c.height];
     }, selector);
+    return { canvas: size, ...(await commands.route()) };
+  },
+
+  async route() {
     const route = config.system === "tether" ? await page.getByTestId("desktop-status").innerText() : "relay";
-    return { canvas: size, route: route.replace(/\s+/g, " ").trim() };
+    return { route: route.replace(/\s+/g, " ").trim() };
   },
 
   async window({ seconds }) {
-    const before = { received, ...(await page.evaluate(() => ({ ...window.__bench }))) };
+    const before = await counters();
     const started = Date.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const after = { received, ...(await page.evaluate(() => ({ ...window.__bench }))) };
+    const after = await counters();
     return {
       secs: (Date.now() - started) / 1000,
-      bytes: after.received - before.received,
+      bytes: after.received - before.received + after.rtc - before.rtc,
+      rtcBytes: after.rtc - before.rtc,
       draws: after.draws - before.draws,
       updates: after.updates - before.updates,
     };

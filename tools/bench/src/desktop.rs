@@ -12,8 +12,10 @@
 //! - click to pixel, p50 and p99 (a click in the viewer until the viewer draws the changed colour);
 //! - the agent's RSS online with no session, and again after the viewer left.
 //!
-//! Both sessions go through each server's relay: the namespace has only loopback, and Chromium
-//! does not offer loopback ICE candidates, so Tether's direct path stays unused.
+//! Default settings mean MeshCentral's session stays on its relay (its WebRTC switch is off by
+//! default) while Tether's moves to a direct WebRTC path when it can (Chromium reaches the agent's
+//! loopback candidate here), so the bytes counted are the page's WebSocket frames plus what its
+//! WebRTC transports received, and the route each session ended on is reported.
 
 mod quality;
 mod screen;
@@ -102,7 +104,8 @@ pub(crate) struct ScenePoint {
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct DesktopPoint {
-    /// The viewer's canvas, and how its session travelled (Tether's status line).
+    /// The viewer's canvas, and how its session travelled at the end (Tether's status line:
+    /// "Direct" when it left the relay for a WebRTC path).
     pub canvas: [u32; 2],
     pub route: String,
     pub agent_idle_rss_mib: Option<f64>,
@@ -200,7 +203,7 @@ impl Session<'_> {
         let opened = viewer.call(json!({"cmd": "open"})).await?;
         let canvas: [u32; 2] =
             serde_json::from_value(opened["canvas"].clone()).context("the viewer's canvas size")?;
-        let route = opened["route"].as_str().unwrap_or("").to_owned();
+
         let clicks = viewer
             .call(json!({"cmd": "clicks", "count": self.settings.clicks}))
             .await
@@ -234,6 +237,10 @@ impl Session<'_> {
         if let Some(last) = current {
             last.stop().await;
         }
+        let route = viewer.call(json!({"cmd": "route"})).await?["route"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         Ok(DesktopPoint {
             canvas,
             route,

@@ -190,11 +190,13 @@ fn write_desktop(text: &mut String, raw: &Raw) {
         text,
         "Each system's real agent shows the same private 1920×1080 Xvfb; each system's own web \
          viewer (Tether's console, MeshCentral's Desktop tab) watches it in headless Chromium with \
-         its default settings, through its server's relay. Scenes are drawn by the test kit's \
+         its default settings: MeshCentral's through its server's relay (its WebRTC switch is \
+         off by default), Tether's moving to a direct WebRTC path where it can (see the routes \
+         below). Scenes are drawn by the test kit's \
          `xprobe` (typing: ten characters a second, glyph then caret; scrolling: 30 lines a \
          second; motion: every pixel, 30 times a second), and the mix is a long article in a \
          headed Chromium on the same screen, scrolled in bursts with pauses to read. KiB/s is \
-         what the viewer page received over its WebSockets; a screen update is an animation \
+         what the viewer page received over its WebSockets and WebRTC transports; a screen update is an animation \
          frame in which the viewer drew onto its canvas. CPU and RSS are whole process trees \
          (MeshAgent draws in a child process). SSIM and PSNR compare the viewer's canvas with \
          the X server's pixels once the scene is frozen and the viewer has stopped drawing: the \
@@ -202,15 +204,16 @@ fn write_desktop(text: &mut String, raw: &Raw) {
     );
     text.push_str(&report::markdown_table(&rows));
     text.push('\n');
-    if let Some(route) = raw
-        .runs
-        .iter()
-        .filter_map(|r| r.desktop.as_ref())
-        .map(|d| d.route.as_str())
-        .find(|route| !route.is_empty() && route != &"relay")
-    {
-        let _ = writeln!(text, "Tether's viewer said: \"{route}\".\n");
+    for run in &raw.runs {
+        if let Some(desktop) = &run.desktop {
+            let _ = writeln!(
+                text,
+                "- {} #{}: the session ended as \"{}\"",
+                run.system, run.repetition, desktop.route
+            );
+        }
     }
+    text.push('\n');
 }
 
 fn write_notes(text: &mut String, raw: &Raw, cli: &Cli, systems: &[(&str, &Summary)]) {

@@ -1,7 +1,7 @@
 //! H.264 (libx264) and VP8 (libvpx) through ffmpeg-next, tuned for a live screen: no B-frames
 //! and no look-ahead (each frame comes out as soon as it goes in), one long group of pictures
-//! with key frames only when asked for, BGRX → YUV 4:2:0 (and any down-scaling) in one swscale
-//! pass.
+//! with key frames only when asked for. BGRX → YUV 4:2:0 happens only where the screen changed
+//! (`yuv420.rs`); a down-scaled picture goes through swscale, whole, in one pass.
 //!
 //! - **H.264**: preset ultrafast, tune zerolatency, baseline profile (x264 makes it constrained
 //!   baseline: what every WebCodecs and hardware decoder takes), CRF from the viewer's quality,
@@ -18,11 +18,12 @@ use std::time::Instant;
 use ffmpeg_next::error::EAGAIN;
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::software::scaling;
-use ffmpeg_next::{Dictionary, Packet, Rational, codec, encoder, frame, picture};
+use ffmpeg_next::{Dictionary, Packet, Rational, codec, color, encoder, frame, picture};
 use tether_common::relay::desktop::{Codec, MAX_QUALITY, MIN_QUALITY};
 
+use super::yuv420::Converter;
 use super::{EncodeError, copy_into, init_ffmpeg};
-use crate::desktop::frame::Frame;
+use crate::desktop::frame::{Frame, Rect};
 
 /// Frames between automatic key frames: about an hour at 30 fps, i.e. key frames on request only.
 const GOP: u32 = 100_000;
@@ -41,9 +42,13 @@ pub(crate) struct EncodedVideo {
 pub(crate) struct VideoEncoder {
     codec: Codec,
     encoder: encoder::Video,
-    scaler: scaling::Context,
-    input: frame::Video,
+    source: (u32, u32),
+    to_yuv: ToYuv,
+    /// The picture the encoder is given; between frames it holds the last one, so that only
+    /// what changed needs converting again.
     output: frame::Video,
+    /// Nothing converted into `output` yet.
+    fresh: bool,
     packet: Packet,
     quality: u8,
     /// H.264: the VBV's rate ceiling now (bits per second), and the one it opened with.
@@ -84,6 +89,12 @@ impl VideoEncoder {
         video.set_frame_rate(Some(Rational::new(fps.max(1).into(), 1)));
         video.set_gop(GOP);
         video.set_max_b_frames(0);
+        // What the conversion makes (`yuv420.rs`, swscale's default likewise), said in the
+        // stream so that decoders do not guess; sRGB screens have BT.709 primaries.
+        video.set_colorspace(color::Space::SMPTE170M);
+        video.set_color_range(color::Range::MPEG);
+        video.set_color_primaries(color::Primaries::BT709);
+        video.set_color_transfer_characteristic(color::TransferCharacteristic::IEC61966_2_1);
         let mut options = Dictionary::new();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         options.set("threads", &threads.to_string());
@@ -115,21 +126,29 @@ impl VideoEncoder {
             }
         }
         let encoder = video.open_with(options)?;
-        let scaler = scaling::Context::get(
-            Pixel::BGRZ,
-            source.0,
-            source.1,
-            Pixel::YUV420P,
-            size.0,
-            size.1,
-            scaling::Flags::BILINEAR,
-        )?;
+        let to_yuv = if source == size {
+            ToYuv::Changed(Converter::default())
+        } else {
+            ToYuv::Scaled {
+                scaler: scaling::Context::get(
+                    Pixel::BGRZ,
+                    source.0,
+                    source.1,
+                    Pixel::YUV420P,
+                    size.0,
+                    size.1,
+                    scaling::Flags::BILINEAR,
+                )?,
+                input: frame::Video::new(Pixel::BGRZ, source.0, source.1),
+            }
+        };
         Ok(VideoEncoder {
             codec,
             encoder,
-            scaler,
-            input: frame::Video::new(Pixel::BGRZ, source.0, source.1),
+            source,
+            to_yuv,
             output: frame::Video::new(Pixel::YUV420P, size.0, size.1),
+            fresh: true,
             packet: Packet::empty(),
             quality,
             max_rate: ceiling,
@@ -175,7 +194,7 @@ impl VideoEncoder {
     }
 
     pub(crate) fn source(&self) -> (u32, u32) {
-        (self.input.width(), self.input.height())
+        self.source
     }
 
     /// The WebCodecs codec string; for H.264 known once the first key frame's SPS was seen.
@@ -183,16 +202,33 @@ impl VideoEncoder {
         self.codec_string.as_deref()
     }
 
-    /// Encodes one frame (a key frame when `key`, and always the first). `None` if the encoder
+    /// Encodes one frame (a key frame when `key`, and always the first). `changed` lists where
+    /// `frame` differs from the frame encoded before (`None`: anywhere). `None` if the encoder
     /// produced nothing for it.
     pub(crate) fn encode(
         &mut self,
         frame: &Frame,
+        changed: Option<&[Rect]>,
         key: bool,
     ) -> Result<Option<EncodedVideo>, EncodeError> {
         let started = Instant::now();
-        copy_into(frame, &mut self.input);
-        self.scaler.run(&self.input, &mut self.output)?;
+        match &mut self.to_yuv {
+            ToYuv::Changed(converter) => {
+                let whole = [frame.bounds()];
+                let rects = match changed {
+                    Some(rects) if !self.fresh => rects,
+                    _ => &whole[..],
+                };
+                for rect in rects {
+                    converter.convert(frame, *rect, &mut self.output)?;
+                }
+            }
+            ToYuv::Scaled { scaler, input } => {
+                copy_into(frame, input);
+                scaler.run(input, &mut self.output)?;
+            }
+        }
+        self.fresh = false;
         let pts = (self.opened_at.elapsed().as_millis() as i64).max(self.last_pts + 1);
         self.last_pts = pts;
         self.output.set_pts(Some(pts));
@@ -235,6 +271,17 @@ impl VideoEncoder {
             encode_us: started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32,
         }))
     }
+}
+
+/// How captured frames become the encoder's YUV picture.
+enum ToYuv {
+    /// Same size: only the changed rectangles are converted.
+    Changed(Converter),
+    /// Down-scaled: the whole frame through swscale.
+    Scaled {
+        scaler: scaling::Context,
+        input: frame::Video,
+    },
 }
 
 /// Viewer quality 1..=100 → x264 CRF 45..=18 (lower CRF is better).

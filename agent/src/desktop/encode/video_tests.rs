@@ -11,7 +11,7 @@ fn round_trip(codec: Codec, id: Id) {
     for (index, colour) in colours.iter().enumerate() {
         let frame = Frame::filled(320, 240, *colour);
         let encoded = encoder
-            .encode(&frame, false)
+            .encode(&frame, None, false)
             .unwrap()
             .expect("a picture per frame");
         assert_eq!(encoded.key, index == 0, "only the first is a key frame");
@@ -19,7 +19,7 @@ fn round_trip(codec: Codec, id: Id) {
     }
     // A requested key frame is one.
     let again = encoder
-        .encode(&Frame::filled(320, 240, [0, 0, 255]), true)
+        .encode(&Frame::filled(320, 240, [0, 0, 255]), None, true)
         .unwrap()
         .unwrap();
     assert!(again.key);
@@ -58,7 +58,7 @@ fn scaling_down_gives_the_asked_size() {
     let mut encoder = VideoEncoder::open(Codec::H264, (640, 480), (320, 240), 60, 30).unwrap();
     assert_eq!(encoder.source(), (640, 480));
     let encoded = encoder
-        .encode(&Frame::filled(640, 480, [0, 255, 0]), false)
+        .encode(&Frame::filled(640, 480, [0, 255, 0]), None, false)
         .unwrap()
         .unwrap();
     init_ffmpeg();
@@ -78,7 +78,7 @@ fn the_codec_string_comes_from_a_real_sps() {
     let mut encoder = VideoEncoder::open(Codec::H264, (1280, 720), (1280, 720), 60, 30).unwrap();
     assert_eq!(encoder.codec_string(), None, "unknown before the first SPS");
     let encoded = encoder
-        .encode(&Frame::filled(1280, 720, [9, 9, 9]), false)
+        .encode(&Frame::filled(1280, 720, [9, 9, 9]), None, false)
         .unwrap()
         .unwrap();
     let string = encoder.codec_string().unwrap().to_owned();
@@ -143,7 +143,7 @@ fn bytes_of_noise(encoder: &mut VideoEncoder, count: usize, seed: &mut u64) -> u
         .map(|_| {
             let frame = noise(320, 240, seed);
             encoder
-                .encode(&frame, false)
+                .encode(&frame, None, false)
                 .unwrap()
                 .map_or(0, |p| p.data.len())
         })
@@ -157,7 +157,7 @@ fn a_bandwidth_estimate_caps_the_h264_rate_while_the_stream_runs() {
     assert!(ceiling >= 1_000_000);
     let mut seed = 7;
     encoder
-        .encode(&noise(320, 240, &mut seed), false)
+        .encode(&noise(320, 240, &mut seed), None, false)
         .unwrap()
         .expect("the key frame");
     let free = bytes_of_noise(&mut encoder, 30, &mut seed);

@@ -320,7 +320,7 @@ impl Hub {
             took_us: micros(started.elapsed()),
         };
         if !dirty.is_empty() {
-            self.video.changed();
+            self.video.changed(&dirty);
             TileViewers::changed(&mut self.viewers, &dirty);
         }
         self.poll_pointer()

@@ -17,6 +17,7 @@ use tether_common::relay::desktop::{BinaryKind, Codec, EffectiveSettings, MAX_FP
 
 use super::run::{CaptureStamp, Viewers};
 use super::{HubOutput, PictureMeta, PictureTiming, StreamInfo, ViewerId, picture_messages};
+use crate::desktop::damage::DirtyTiles;
 use crate::desktop::encode::output_size;
 use crate::desktop::encode::video::VideoEncoder;
 use crate::desktop::frame::{Frame, Rect};
@@ -38,6 +39,8 @@ struct VideoGroup {
     encoder: Option<VideoEncoder>,
     /// The screen changed since the last picture.
     pending: bool,
+    /// Where it changed since the last picture (`None`: not known, convert everything).
+    changed: Option<DirtyTiles>,
     limiter: KeyLimiter,
     pressure: Pressure,
     encoded_at: Option<Instant>,
@@ -108,10 +111,14 @@ fn interval(fps: u8) -> Duration {
 }
 
 impl VideoGroups {
-    /// The screen changed: every encoder has something new to send.
-    pub(super) fn changed(&mut self) {
+    /// The screen changed in `dirty`: every encoder has something new to send.
+    pub(super) fn changed(&mut self, dirty: &DirtyTiles) {
         for group in self.groups.values_mut() {
             group.pending = true;
+            match &mut group.changed {
+                Some(changed) => changed.add(dirty),
+                None => group.changed = Some(dirty.clone()),
+            }
         }
     }
 
@@ -210,6 +217,7 @@ impl VideoGroup {
         VideoGroup {
             encoder: None,
             pending: true,
+            changed: None,
             limiter: KeyLimiter::default(),
             pressure: Pressure::default(),
             encoded_at: None,
@@ -291,7 +299,9 @@ impl VideoGroup {
         encoder.cap_rate(members.bitrate);
         self.pending = false;
         self.encoded_at = Some(now);
-        let picture = match encoder.encode(frame, make_key) {
+        // A new group's first frame converts everything; after that, what changed since.
+        let changed = self.changed.take().map(|tiles| tiles.rects());
+        let picture = match encoder.encode(frame, changed.as_deref(), make_key) {
             Ok(Some(picture)) => picture,
             Ok(None) => return,
             Err(e) => return self.fail(members, viewers, &format!("video encoding failed: {e}")),

@@ -110,7 +110,11 @@ mod tests {
     }
 
     fn stripes(x: usize, _: usize) -> f32 {
-        if (x / 3).is_multiple_of(2) { 30.0 } else { 220.0 }
+        if (x / 3).is_multiple_of(2) {
+            30.0
+        } else {
+            220.0
+        }
     }
 
     #[test]
