@@ -246,6 +246,8 @@ const commands = {
 
   async close() {
     await mix?.stop();
+    // Leaving the page lets the viewer end its session as a closed tab does.
+    await page.goto("about:blank").catch(() => {});
     await browser.close();
     return {};
   },

@@ -44,8 +44,11 @@ const WARM_UP: Duration = Duration::from_secs(2);
 const RSS_EVERY: Duration = Duration::from_millis(250);
 /// The canvas counts as still once the viewer has not drawn for this long.
 const QUIET_MS: u64 = 1000;
-/// After the viewer leaves: time for the agent to let go of its session's memory.
-const AFTER_SESSION: Duration = Duration::from_secs(5);
+/// Quiet time for a freshly connected agent before its idle memory is read.
+const SETTLE: Duration = Duration::from_secs(5);
+/// After the viewer leaves: time for the agent to let go of its session's memory (Tether's
+/// direct path waits up to 10 s for a vanished peer's last messages, then 5 s for the close).
+const AFTER_SESSION: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -145,7 +148,7 @@ pub(crate) async fn desktop_point(
     let mut agent = start_agent(spec, &settings.work, &log("agent"), Some(&screen.display))?;
     let result = async {
         let device = wait_device(spec).await?;
-        tokio::time::sleep(AFTER_SESSION).await;
+        tokio::time::sleep(SETTLE).await;
         let agent_idle_rss_mib = tree_rss_kb(agent.pid()).map(kib_to_mib);
         let target = Target {
             system: match spec.kind {

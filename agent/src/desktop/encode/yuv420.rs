@@ -2,8 +2,9 @@
 //!
 //! The encoder keeps its YUV picture from one frame to the next, so a typed character costs the
 //! conversion of one 64×64 tile instead of the whole 1920×1080 screen (which took longer than
-//! x264's own work on such a frame). Each changed rectangle is converted into a small scratch
-//! picture and its rows copied into the encoder's planes (FFmpeg hands out one plane at a time).
+//! x264's own work on such a frame). Each changed rectangle is converted, at most [`BAND`] rows
+//! at a time, into a small scratch picture whose rows are then copied into the encoder's planes
+//! (FFmpeg hands out one plane at a time); the scratch never grows past one band of the screen.
 //!
 //! Colours: BT.601 matrix, limited range, the same as swscale's default (for scaled pictures) and
 //! what VP8 decoders assume; the H.264 stream says so in its VUI, so that browsers do not guess
@@ -16,6 +17,9 @@ use yuv::{
 };
 
 use crate::desktop::frame::{BYTES_PER_PIXEL, Frame, Rect};
+
+/// Rows converted at a time (even, as 4:2:0 needs).
+const BAND: u32 = 64;
 
 #[derive(Default)]
 pub(super) struct Converter {
@@ -36,6 +40,22 @@ impl Converter {
         let Some(rect) = even_rect(rect, frame) else {
             return Ok(());
         };
+        let mut top = rect.y;
+        while top < rect.bottom() {
+            let rows = BAND.min((rect.bottom() - top) as u32);
+            self.convert_band(frame, Rect::new(rect.x, top, rect.width, rows), picture)?;
+            top += rows as i32;
+        }
+        Ok(())
+    }
+
+    /// One even-edged rectangle of at most [`BAND`] rows.
+    fn convert_band(
+        &mut self,
+        frame: &Frame,
+        rect: Rect,
+        picture: &mut frame::Video,
+    ) -> Result<(), YuvError> {
         let (width, height) = (rect.width as usize, rect.height as usize);
         let (chroma_width, chroma_height) = (width / 2, height / 2);
         self.y.resize(width * height, 0);
@@ -133,6 +153,19 @@ mod tests {
             chroma.abs_diff(128) <= 1,
             "grey has neutral chroma: {chroma}"
         );
+    }
+
+    #[test]
+    fn tall_rectangles_are_converted_band_by_band_with_a_small_scratch() {
+        let mut converter = Converter::default();
+        let mut out = picture(64, 200);
+        let white = Frame::filled(64, 200, [255, 255, 255]);
+        converter.convert(&white, white.bounds(), &mut out).unwrap();
+        assert!(
+            (0..200).all(|y| luma(&out, 33, y) == 235),
+            "every row converted"
+        );
+        assert!(converter.y.len() <= 64 * BAND as usize);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(crate) fn rows(runs: &[RunResult]) -> Vec<Row> {
     add("Agent RSS online, no session (MiB)".into(), &|p| {
         p.agent_idle_rss_mib
     });
-    add("Agent RSS 5 s after the viewer left (MiB)".into(), &|p| {
+    add("Agent RSS 15 s after the viewer left (MiB)".into(), &|p| {
         p.agent_after_rss_mib
     });
     add("Click to pixel p50 (ms)".into(), &|p| p.click_ms_p50);
