@@ -23,9 +23,12 @@ use crate::peer::PeerError;
 const INITIAL_BITRATE: Bitrate = Bitrate::kbps(2_000);
 /// What the controller probes towards: a busy 1080p desktop at good quality.
 const DESIRED_BITRATE: Bitrate = Bitrate::kbps(12_000);
-/// The least it keeps the link busy with (padding), so the estimate can recover after a quiet
-/// screen (a still desktop sends nothing).
-const MINIMUM_BITRATE: Bitrate = Bitrate::kbps(150);
+/// No padding of our own: a still desktop sends no pictures, and the link should then carry next
+/// to nothing (str0m keeps its own 50 kbit/s floor while the track exists). 150 kbit/s of padding
+/// here cost a still desktop about 300 kbit/s on the wire (tether-bench's idle scene), and could
+/// only ever lift an estimate that had fallen under 150 kbit/s; probes (`ask_again`) restore the
+/// estimate once pictures flow again.
+const MINIMUM_BITRATE: Bitrate = Bitrate::ZERO;
 /// How often the desired rate is asked for again while the estimate stays under it.
 const ASK_AGAIN: Duration = Duration::from_millis(2_500);
 /// The profile the agent's x264 writes (constrained baseline, `profile-level-id=42e01f`): the PT

@@ -179,3 +179,48 @@ fn a_bandwidth_estimate_caps_the_h264_rate_while_the_stream_runs() {
     encoder.cap_rate(Some(u64::MAX / 2));
     assert_eq!(encoder.max_rate(), ceiling);
 }
+
+/// `frame` with the `rect` part painted `rgb`.
+fn painted(mut frame: Frame, rect: Rect, [r, g, b]: [u8; 3]) -> Frame {
+    let stride = frame.stride();
+    for y in rect.y..rect.bottom() {
+        for x in rect.x..rect.right() {
+            let at = y as usize * stride + x as usize * 4;
+            frame.data[at..at + 4].copy_from_slice(&[b, g, r, 0]);
+        }
+    }
+    frame
+}
+
+#[test]
+fn only_the_changed_rectangles_are_converted_after_the_first_picture() {
+    let mut encoder = VideoEncoder::open(Codec::H264, (320, 240), (320, 240), 80, 30).unwrap();
+    let centre = Rect::new(128, 96, 64, 48);
+    let corner = Rect::new(0, 0, 64, 64);
+    let red = Frame::filled(320, 240, [255, 0, 0]);
+    // The first picture converts everything, whatever `changed` says.
+    let first = encoder.encode(&red, Some(&[corner]), false).unwrap();
+    // The centre turns green and is said to have changed: it shows.
+    let green_centre = painted(red.clone(), centre, [0, 255, 0]);
+    let second = encoder
+        .encode(&green_centre, Some(&[centre]), false)
+        .unwrap();
+    // The centre turns blue, but only the corner is said to have changed: the encoder trusts
+    // the damage and does not look at the centre again.
+    let blue_centre = painted(red, centre, [0, 0, 255]);
+    let third = encoder
+        .encode(&blue_centre, Some(&[corner]), false)
+        .unwrap();
+    // Nothing listed at all (`None`): the whole frame is converted.
+    let fourth = encoder.encode(&blue_centre, None, false).unwrap();
+    let pictures: Vec<Vec<u8>> = [first, second, third, fourth]
+        .into_iter()
+        .map(|p| p.expect("a picture").data)
+        .collect();
+    let centres = decode_centre_colours(Id::H264, &pictures);
+    let want = [[255, 0, 0], [0, 255, 0], [0, 255, 0], [0, 0, 255]];
+    assert_eq!(centres.len(), 4);
+    for (got, want) in centres.iter().zip(want) {
+        assert!(close_to(*got, want, TOLERANCE), "{centres:?}");
+    }
+}

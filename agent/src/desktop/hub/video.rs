@@ -380,4 +380,24 @@ mod tests {
         assert_eq!(fps_for_rate(100_000), LOW_RATE_FPS);
         assert_eq!(fps_for_rate(0), LOW_RATE_FPS);
     }
+
+    #[test]
+    fn an_encoder_learns_every_change_since_its_last_picture() {
+        let key = GroupKey {
+            codec: Codec::H264,
+            size: (256, 128),
+        };
+        let mut groups = VideoGroups::default();
+        groups.groups.insert(key, VideoGroup::new());
+        // Two captures before the encoder's next picture (its frame interval had not passed).
+        let mut first = DirtyTiles::none(256, 128);
+        first.mark(0, 0);
+        let mut second = DirtyTiles::none(256, 128);
+        second.mark(3, 1);
+        groups.changed(&first);
+        groups.changed(&second);
+        let changed = groups.groups[&key].changed.clone().unwrap();
+        assert!(changed.is_dirty(0, 0) && changed.is_dirty(3, 1));
+        assert_eq!(changed.count(), 2);
+    }
 }
