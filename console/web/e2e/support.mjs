@@ -151,12 +151,14 @@ export function stopChild(child) {
 
 /**
  * Debian's Chromium, headless, quiet on the network, with a fresh profile per launch. With
- * `executablePath`, another launcher (a wrapper that starts it in a network namespace).
+ * `executablePath`, another launcher (a wrapper that starts it in a network namespace); with
+ * `headless: false`, a window on the X display in `env.DISPLAY` (tether-bench's desktop scenes).
  */
-export async function launchBrowser({ executablePath, args = [] } = {}) {
+export async function launchBrowser({ executablePath, args = [], headless = true, env } = {}) {
   return chromium.launch({
     executablePath: executablePath ?? process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
+    headless,
+    ...(env ? { env } : {}),
     args: [
       ...args,
       "--no-sandbox",

@@ -2,7 +2,10 @@
 // and connected to one device's desktop, measured on request.
 //
 //   node viewer.mjs '{"system":"tether"|"meshcentral","url":…,"user":…,"password":…,"device":…,
-//                     "playwright":DIR,"chromium":PATH,"display":":N"}'
+//                     "chromium":PATH,"display":":N","shots":DIR}'
+//
+// Chromium is launched as the console's end-to-end tests launch it (their `support.mjs`, with the
+// console's playwright-core: `npm ci` in console/web first).
 //
 // Then one JSON command per line on stdin, one JSON answer per line on stdout (tether-bench's
 // `desktop.rs` drives it; stderr is its log):
@@ -26,13 +29,13 @@
 // Both viewers draw onto a 2D canvas with drawImage (Tether: decoded video frames or JPEG
 // tiles; MeshCentral: JPEG tiles), so one hook measures both the same way.
 
-import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 
+import { launchBrowser } from "../../../console/web/e2e/support.mjs";
+
 const config = JSON.parse(process.argv[2]);
-const { chromium } = createRequire(join(config.playwright, "package.json"))("playwright-core");
 const log = (...words) => process.stderr.write(`viewer: ${words.join(" ")}\n`);
 
 const CANVAS = {
@@ -41,17 +44,6 @@ const CANVAS = {
 };
 const selector = CANVAS[config.system];
 if (!selector) throw new Error(`unknown system ${config.system}`);
-
-const BROWSER_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 
 /**
  * Runs in the page before its own scripts: counts drawImage calls onto the viewer's canvas and
@@ -97,7 +89,7 @@ function instrument(canvasSelector) {
   };
 }
 
-const browser = await chromium.launch({ executablePath: config.chromium, headless: true, args: BROWSER_ARGS });
+const browser = await launchBrowser({ executablePath: config.chromium });
 const context = await browser.newContext({
   ignoreHTTPSErrors: true,
   // Large enough that neither viewer scales 1920×1080 down by much; both scale to fit.
@@ -258,11 +250,11 @@ const commands = {
  * as a reader does: a burst of wheel steps, then a pause to read.
  */
 async function startMix() {
-  const headed = await chromium.launch({
+  const headed = await launchBrowser({
     executablePath: config.chromium,
     headless: false,
     env: { ...process.env, DISPLAY: config.display },
-    args: [...BROWSER_ARGS, "--window-position=0,0", "--window-size=1920,1080"],
+    args: ["--window-position=0,0", "--window-size=1920,1080"],
   });
   const context = await headed.newContext({ viewport: null });
   const page = await context.newPage();
