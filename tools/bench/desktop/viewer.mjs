@@ -21,8 +21,9 @@
 //   {"cmd":"clicks","count":N}           N clicks in the canvas' centre: ms from the page's
 //                                        pointerdown to the first drawn picture whose centre
 //                                        pixel changed (xprobe changes colour on a click)
-//   {"cmd":"mix","state":S}              S "on": a real page in a real (headed) Chromium on the
-//                                        X display, scrolled as a reader does (the mix scene);
+//   {"cmd":"mix","state":S}              S "on": a real page in a real (headed) Chromium window on
+//                                        the X display, scrolled as a reader does and now and then
+//                                        dragged across the screen (the mix scene);
 //                                        "pause": it stops scrolling; "off": it closes
 //   {"cmd":"close"}
 //
@@ -246,27 +247,40 @@ const commands = {
 };
 
 /**
- * A long article (text, headings and pictures) in a headed Chromium filling the X display, scrolled
- * as a reader does: a burst of wheel steps, then a pause to read.
+ * A long article (text, headings and pictures) in a headed 1280×900 Chromium window on the X
+ * display, used as a person does: a burst of wheel steps, a pause to read, then the window dragged
+ * 240 px (there is no window manager: the page moves its own window, 16 px a frame), and so on.
  */
 async function startMix() {
   const headed = await launchBrowser({
     executablePath: config.chromium,
     headless: false,
     env: { ...process.env, DISPLAY: config.display },
-    args: ["--window-position=0,0", "--window-size=1920,1080"],
+    args: ["--window-position=0,0", "--window-size=1280,900"],
   });
   const context = await headed.newContext({ viewport: null });
   const page = await context.newPage();
   await page.setContent(article());
+  const cdp = await context.newCDPSession(page);
+  const { windowId } = await cdp.send("Browser.getWindowForTarget");
+  const pause = (ms) => new Promise((r) => setTimeout(r, ms));
   let running = true;
+  let left = 0;
+  let rightwards = true;
   const loop = (async () => {
     while (running) {
       for (let step = 0; step < 5 && running; step++) {
         await page.mouse.wheel(0, 120);
-        await new Promise((r) => setTimeout(r, 60));
+        await pause(60);
       }
-      await new Promise((r) => setTimeout(r, 1000));
+      await pause(1000);
+      for (let step = 0; step < 15 && running; step++) {
+        left += rightwards ? 16 : -16;
+        await cdp.send("Browser.setWindowBounds", { windowId, bounds: { left, top: left / 4 } });
+        await pause(16);
+      }
+      rightwards = !rightwards;
+      await pause(1000);
     }
   })();
   return {

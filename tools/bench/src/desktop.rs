@@ -4,7 +4,8 @@
 //!
 //! - **idle** (a still window), **typing** (ten characters a second, glyph then caret),
 //!   **scrolling** text (30 lines a second), full-screen **motion**, and a real-world **mix** (a
-//!   long article in a real, headed Chromium on the X display, scrolled as a reader does);
+//!   long article in a real, headed Chromium window on the X display, scrolled as a reader
+//!   does and dragged now and then);
 //! - for each: KiB/s the viewer page received, screen updates per second (animation frames in
 //!   which the viewer drew), the agent's CPU (its whole process tree: MeshAgent draws in a child)
 //!   and peak RSS, the server's CPU, and the picture's quality once the scene holds still (SSIM
@@ -75,7 +76,7 @@ impl SceneKind {
             SceneKind::Typing => "typing",
             SceneKind::Scrolling => "scrolling text",
             SceneKind::Motion => "full-screen motion",
-            SceneKind::Mix => "mix (a web page read and scrolled)",
+            SceneKind::Mix => "mix (a web page read, scrolled, its window dragged)",
         }
     }
 

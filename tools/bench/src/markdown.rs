@@ -195,7 +195,8 @@ fn write_desktop(text: &mut String, raw: &Raw) {
          below). Scenes are drawn by the test kit's \
          `xprobe` (typing: ten characters a second, glyph then caret; scrolling: 30 lines a \
          second; motion: every pixel, 30 times a second), and the mix is a long article in a \
-         headed Chromium on the same screen, scrolled in bursts with pauses to read. KiB/s is \
+         headed Chromium window on the same screen, scrolled in bursts with pauses to read and \
+         dragged 240 px now and then. KiB/s is \
          what the viewer page received over its WebSockets and WebRTC transports; a screen update is an animation \
          frame in which the viewer drew onto its canvas. CPU and RSS are whole process trees \
          (MeshAgent draws in a child process). SSIM and PSNR compare the viewer's canvas with \
