@@ -25,14 +25,8 @@ async fn set_consent(fx: &mut Fixture, consent: ConsentPolicy) {
     let edited = fx
         .control
         .ok(EditGroup {
-            group,
-            name: None,
-            description: None,
-            direct_connections: None,
-            record_sessions: None,
-            chat_transcripts: None,
-            microphone: None,
             consent: Some(consent),
+            ..EditGroup::of(group)
         })
         .await;
     assert_eq!(edited.consent, consent);
@@ -234,14 +228,8 @@ async fn with_nobody_signed_in_the_group_policy_decides() {
     let group = fx.group.clone();
     fx.control
         .refused(EditGroup {
-            group,
-            name: None,
-            description: None,
-            direct_connections: None,
-            record_sessions: None,
-            chat_transcripts: None,
-            microphone: None,
             consent: Some(terminal_prompt(1)),
+            ..EditGroup::of(group)
         })
         .await;
 }

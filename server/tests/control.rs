@@ -171,14 +171,8 @@ async fn a_new_group_reaches_the_consoles_that_may_see_it_and_only_those() {
     // her, it would come first.
     admin
         .ok(EditGroup {
-            group: existing,
-            name: None,
             description: Some("changed".into()),
-            direct_connections: None,
-            record_sessions: None,
-            chat_transcripts: None,
-            microphone: None,
-            consent: None,
+            ..EditGroup::of(existing)
         })
         .await;
     match viewer.next_event(REPLY_DEADLINE).await {

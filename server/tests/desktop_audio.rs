@@ -112,6 +112,14 @@ async fn audio_off(viewer: &mut Viewer) -> DesktopEvent {
 
 /// Past the first packets (the encoder's start), the 1 kHz tone stands far above another
 /// frequency in what `packets` decode to.
+/// The reason the next "sound off" event gives (it must give one).
+async fn off_reason(viewer: &mut Viewer) -> String {
+    match audio_off(viewer).await {
+        DesktopEvent::Audio { why: Some(why), .. } => why,
+        other => panic!("sound off without a reason: {other:?}"),
+    }
+}
+
 fn assert_tone(packets: &[Vec<u8>]) {
     let samples = decode_opus(packets);
     let steady = &samples[samples.len() / 3..];
@@ -190,12 +198,8 @@ async fn without_a_sound_server_the_viewer_is_told_why() {
     let (_agent, mut viewer) = sound_session(&mut fx, &xvfb, &env).await;
     audio(&mut viewer, true, AudioSource::Output).await;
     // parec starts, cannot connect, and ends: the viewer hears that, with parec's reason.
-    match audio_off(&mut viewer).await {
-        DesktopEvent::Audio { why: Some(why), .. } => {
-            assert!(why.starts_with("the sound capture stopped"), "{why}")
-        }
-        other => panic!("{other:?}"),
-    }
+    let why = off_reason(&mut viewer).await;
+    assert!(why.starts_with("the sound capture stopped"), "{why}");
 }
 
 #[tokio::test]
@@ -252,12 +256,8 @@ async fn the_microphone_is_heard_only_where_the_group_allows_it_and_never_unseen
 
     let person = person::Person::at(&xvfb.display);
     person.presses(notice, "Disconnect");
-    match audio_off(&mut viewer).await {
-        DesktopEvent::Audio { why: Some(why), .. } => {
-            assert!(why.contains("turned the microphone off"), "{why}")
-        }
-        other => panic!("{other:?}"),
-    }
+    let why = off_reason(&mut viewer).await;
+    assert!(why.contains("turned the microphone off"), "{why}");
 }
 
 /// Agent CPU while it streams sound, and the Opus bit rate (release build: `TETHER_AGENT_BIN`).
@@ -271,25 +271,13 @@ async fn figures() {
     let (agent, mut viewer) = sound_session(&mut fx, &xvfb, &pulse_env(&pulse)).await;
     audio(&mut viewer, true, AudioSource::Output).await;
     listen(&mut viewer, Duration::from_secs(2)).await;
-    let before = cpu_ticks(agent.pid());
+    let before = support::cpu_seconds(agent.pid());
     let (_, bytes) = listen(&mut viewer, Duration::from_secs(10)).await;
-    let used = cpu_ticks(agent.pid()) - before;
-    // Ticks are 1/100 s; 10 s of sound.
+    let used = support::cpu_seconds(agent.pid()) - before;
+    // Over 10 s of sound.
     println!(
         "desktop sound: agent CPU {:.1} % of one core, Opus {:.1} kbit/s on the wire",
-        used as f64 / 10.0,
+        used * 10.0,
         bytes as f64 * 8.0 / 10.0 / 1000.0
     );
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }

@@ -301,14 +301,8 @@ async fn a_relayed_group_fails_always_and_auto_stays_relayed() {
     let edited = fx
         .control
         .ok(EditGroup {
-            group,
-            name: None,
-            description: None,
             direct_connections: Some(false),
-            record_sessions: None,
-            chat_transcripts: None,
-            microphone: None,
-            consent: None,
+            ..EditGroup::of(group)
         })
         .await;
     assert!(!edited.direct_connections);

@@ -51,14 +51,8 @@ async fn a_managers_group_name_cannot_put_commands_into_the_install_script() {
     );
     manager
         .ok(EditGroup {
-            group: fx.group.clone(),
             name: Some(hostile),
-            description: None,
-            direct_connections: None,
-            record_sessions: None,
-            chat_transcripts: None,
-            microphone: None,
-            consent: None,
+            ..EditGroup::of(fx.group.clone())
         })
         .await;
 

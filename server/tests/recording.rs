@@ -25,14 +25,8 @@ async fn record_sessions(fx: &mut Fixture) -> tether_common::control::GroupInfo 
     let group = fx.group.clone();
     fx.control
         .ok(EditGroup {
-            group,
-            name: None,
-            description: None,
-            direct_connections: None,
             record_sessions: Some(true),
-            chat_transcripts: None,
-            microphone: None,
-            consent: None,
+            ..EditGroup::of(group)
         })
         .await
 }

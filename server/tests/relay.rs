@@ -269,14 +269,8 @@ async fn sessions_offer_a_direct_path_unless_the_group_keeps_them_relayed() {
     let edited = fx
         .control
         .ok(EditGroup {
-            group: fx.group.clone(),
-            name: None,
-            description: None,
             direct_connections: Some(false),
-            record_sessions: None,
-            chat_transcripts: None,
-            microphone: None,
-            consent: None,
+            ..EditGroup::of(fx.group.clone())
         })
         .await;
     assert!(!edited.direct_connections);

@@ -219,14 +219,8 @@ async fn users_see_only_their_groups_and_invisible_ones_look_missing() {
         Err(ErrorCode::NotFound)
     );
     let rename = EditGroup {
-        group: lab,
         name: Some("Mine".into()),
-        description: None,
-        direct_connections: None,
-        record_sessions: None,
-        chat_transcripts: None,
-        microphone: None,
-        consent: None,
+        ..EditGroup::of(lab)
     };
     assert_eq!(world.run(&alice, rename).await, Err(ErrorCode::NotFound));
     assert_eq!(

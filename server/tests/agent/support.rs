@@ -251,6 +251,17 @@ impl Fixture {
 }
 
 /// A running `tether-agent`, killed when dropped.
+/// CPU seconds (user + system) process `pid` has used so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces and parentheses) start at field 3.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+    ticks / 100.0
+}
+
 pub struct AgentProcess {
     pub device_id: DeviceId,
     child: Child,

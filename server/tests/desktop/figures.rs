@@ -15,7 +15,7 @@ use tether_common::ids::DeviceId;
 use xprobe::Xvfb;
 
 use crate::paint::{Painter, paint_in_background};
-use crate::support::{AgentProcess, Fixture};
+use crate::support::{AgentProcess, Fixture, cpu_seconds};
 use crate::viewer::{Received, Viewer};
 
 const MEASURE: Duration = Duration::from_secs(10);
@@ -64,26 +64,6 @@ async fn light_screen_with_agent(name: &str) -> Option<(Xvfb, Fixture, AgentProc
     let mut fx = Fixture::start().await;
     let agent = fx.online_agent(name, &["--x-display", &xvfb.display]).await;
     Some((xvfb, fx, agent))
-}
-
-/// CPU seconds (user + system) the process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// (VmRSS, VmHWM) in MiB.
@@ -221,14 +201,9 @@ async fn recording_overhead() {
         let group = fx.group.clone();
         fx.control
             .ok(EditGroup {
-                group,
-                name: None,
-                description: None,
                 direct_connections: Some(false),
                 record_sessions: Some(record),
-                chat_transcripts: None,
-                microphone: None,
-                consent: None,
+                ..EditGroup::of(group)
             })
             .await;
         for scene in [Scene::Typing, Scene::Scrolling, Scene::Motion] {

@@ -213,33 +213,12 @@ impl Session<'_> {
             .await
             .context("click to pixel")?;
         let samples: Vec<f64> = serde_json::from_value(clicks["samples"].clone())?;
-        let mut scenes = Vec::new();
-        let mut current = Some(still);
-        for kind in SceneKind::ALL {
-            let scene = match (kind, current.take()) {
-                (SceneKind::Idle, Some(still)) => Some(still),
-                (kind, previous) => {
-                    if let Some(previous) = previous {
-                        previous.stop().await;
-                    }
-                    match kind.xprobe_mode() {
-                        Some(_) => Some(self.scene(kind)?),
-                        None => {
-                            viewer.call(json!({"cmd": "mix", "state": "on"})).await?;
-                            None
-                        }
-                    }
-                }
-            };
-            let point = self.one_scene(viewer, kind, scene.as_ref()).await;
-            if kind == SceneKind::Mix {
-                viewer.call(json!({"cmd": "mix", "state": "off"})).await?;
-            }
-            scenes.push(point.with_context(|| format!("the {} scene", kind.label()))?);
-            current = scene;
-        }
-        if let Some(last) = current {
-            last.stop().await;
+        let idle = self.one_scene(viewer, SceneKind::Idle, Some(&still)).await;
+        still.stop().await;
+        let mut scenes = vec![idle.context("the idle scene")?];
+        // The rest in order (idle, first, was measured on the still window above).
+        for kind in &SceneKind::ALL[1..] {
+            scenes.push(self.run_scene(viewer, *kind).await?);
         }
         let route = viewer.call(json!({"cmd": "route"})).await?["route"]
             .as_str()
@@ -255,6 +234,26 @@ impl Session<'_> {
             clicks: samples.len(),
             scenes,
         })
+    }
+
+    /// Starts the scene's drawing (xprobe, or the viewer's real browser for the mix), measures
+    /// it and stops it.
+    async fn run_scene(&self, viewer: &mut Viewer, kind: SceneKind) -> anyhow::Result<ScenePoint> {
+        let point = match kind.xprobe_mode() {
+            Some(_) => {
+                let scene = self.scene(kind)?;
+                let point = self.one_scene(viewer, kind, Some(&scene)).await;
+                scene.stop().await;
+                point
+            }
+            None => {
+                viewer.call(json!({"cmd": "mix", "state": "on"})).await?;
+                let point = self.one_scene(viewer, kind, None).await;
+                viewer.call(json!({"cmd": "mix", "state": "off"})).await?;
+                point
+            }
+        };
+        point.with_context(|| format!("the {} scene", kind.label()))
     }
 
     fn scene(&self, kind: SceneKind) -> anyhow::Result<Scene> {

@@ -1,5 +1,9 @@
 //! The screen both systems show: a private 1920×1080 Xvfb, the scenes drawn on it (the test kit's
 //! `xprobe` in one of its modes), and what the X server holds right now, for the quality figure.
+//!
+//! The test kit's own `Xvfb` and `XProbe` starters are not used here: they panic on failure and
+//! own their children directly, while the bench records a failed measurement and goes on, and
+//! stops every process it started through its [`Guard`]s (process groups, Ctrl-C included).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
