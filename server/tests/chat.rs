@@ -16,8 +16,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tether_common::control::{
-    AddUser, ChatPeer, CreateSession, DeclineChat, EditGroup, ErrorCode, Event, InviteChat,
-    ListChatPeers, ListEvents, ReplyError, SetGroupRights,
+    AddUser, ChatPeer, CreateSession, DeclineChat, EditGroup, ErrorCode, Event, GetWhoAmI,
+    InviteChat, ListChatPeers, ListEvents, ReplyError, SetGroupRights,
 };
 use tether_common::ids::UserId;
 use tether_common::relay::SessionKind;
@@ -362,7 +362,10 @@ async fn console_user(
             .await;
     }
     let cookie = fx.server.login(name, &password).await;
-    let control = fx.server.control(&cookie).await;
+    let mut control = fx.server.control(&cookie).await;
+    // The server counts a console as open once it serves the connection, a moment after the
+    // WebSocket upgrade the client already saw: an answered request says it does.
+    control.ok(GetWhoAmI {}).await;
     (cookie, control)
 }
 
