@@ -1,44 +1,39 @@
-//! Turning captured frames into what viewers decode: H.264 or VP8 video (`video.rs`, FFmpeg's
-//! libx264 and libvpx), JPEG tiles of the changed regions (`jpeg.rs`), and the sizes and quality
-//! mappings they share. Everything here runs on the hub's own thread, never on the async
-//! runtime.
+//! Turning captured frames into what viewers decode: H.264 or VP8 video (`video.rs`, over
+//! libx264 in `x264.rs` and libvpx in `vpx.rs`), JPEG tiles of the changed regions
+//! (`jpeg.rs`), and the sizes and quality mappings they share. Everything here runs on the
+//! hub's own thread, never on the async runtime.
 
 pub(super) mod jpeg;
 pub(super) mod video;
+mod vpx;
+mod x264;
 mod yuv420;
 
-use std::sync::Once;
+use fast_image_resize::Resizer;
 
-use ffmpeg_next::format::Pixel;
-use ffmpeg_next::frame;
-use ffmpeg_next::software::scaling;
-
-use super::frame::{BYTES_PER_PIXEL, Frame};
+use super::frame::Frame;
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum EncodeError {
-    #[error("FFmpeg: {0}")]
-    Ffmpeg(#[from] ffmpeg_next::Error),
-    #[error("this FFmpeg has no {0} encoder")]
-    Missing(&'static str),
+    #[error("{library}: {message}")]
+    Library {
+        library: &'static str,
+        message: String,
+    },
+    #[error("JPEG is not a video codec")]
+    NotVideo,
     #[error("JPEG: {0}")]
     Jpeg(#[from] jpeg_encoder::EncodingError),
     #[error("PNG: {0}")]
     Png(#[from] png::EncodingError),
     #[error("colour conversion: {0}")]
     Yuv(#[from] yuv::YuvError),
-}
-
-/// FFmpeg's one-time set-up: error strings, and quiet logs (libx264 prints its CPU features at
-/// every open otherwise).
-pub(super) fn init_ffmpeg() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        if let Err(e) = ffmpeg_next::init() {
-            tracing::warn!("desktop: FFmpeg initialisation: {e}");
-        }
-        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
-    });
+    #[error("scaling: {0}")]
+    Resize(#[from] fast_image_resize::ResizeError),
+    #[error("scaling: {0}")]
+    ResizeBuffer(#[from] fast_image_resize::ImageBufferError),
+    #[error("Opus: {0}")]
+    Opus(#[from] opus::Error),
 }
 
 /// The picture size for a `source`-sized capture shown at most `max_width` wide (aspect kept).
@@ -62,64 +57,29 @@ pub(super) fn output_size(source: (u32, u32), max_width: Option<u32>, even: bool
 
 /// Scales BGRX frames to another size (for viewers that asked for a `maxWidth`).
 pub(super) struct Scaler {
-    context: scaling::Context,
-    input: frame::Video,
-    output: frame::Video,
+    resizer: Resizer,
+    source: (u32, u32),
+    target: (u32, u32),
 }
 
 impl Scaler {
-    pub(super) fn new(source: (u32, u32), target: (u32, u32)) -> Result<Scaler, EncodeError> {
-        init_ffmpeg();
-        let context = scaling::Context::get(
-            Pixel::BGRZ,
-            source.0,
-            source.1,
-            Pixel::BGRZ,
-            target.0,
-            target.1,
-            scaling::Flags::AREA,
-        )?;
-        Ok(Scaler {
-            context,
-            input: frame::Video::new(Pixel::BGRZ, source.0, source.1),
-            output: frame::Video::new(Pixel::BGRZ, target.0, target.1),
-        })
+    pub(super) fn new(source: (u32, u32), target: (u32, u32)) -> Scaler {
+        Scaler {
+            resizer: Resizer::new(),
+            source,
+            target,
+        }
     }
 
     pub(super) fn source(&self) -> (u32, u32) {
-        (self.input.width(), self.input.height())
-    }
-
-    pub(super) fn target(&self) -> (u32, u32) {
-        (self.output.width(), self.output.height())
+        self.source
     }
 
     pub(super) fn scale(&mut self, frame: &Frame) -> Result<Frame, EncodeError> {
-        copy_into(frame, &mut self.input);
-        self.context.run(&self.input, &mut self.output)?;
-        let (width, height) = self.target();
-        let row = width as usize * BYTES_PER_PIXEL;
-        let stride = self.output.stride(0);
-        let plane = self.output.data(0);
-        let mut data = Vec::with_capacity(row * height as usize);
-        for y in 0..height as usize {
-            data.extend_from_slice(&plane[y * stride..y * stride + row]);
-        }
-        Ok(Frame {
-            width,
-            height,
-            data,
-        })
-    }
-}
-
-/// Copies a packed BGRX frame into an FFmpeg frame of the same size (whose rows may be padded).
-pub(super) fn copy_into(frame: &Frame, target: &mut frame::Video) {
-    let row = frame.stride();
-    let stride = target.stride(0);
-    let plane = target.data_mut(0);
-    for (y, source) in frame.data.chunks_exact(row).enumerate() {
-        plane[y * stride..y * stride + row].copy_from_slice(source);
+        let (width, height) = self.target;
+        let mut scaled = Frame::new(width, height);
+        video::resize(&mut self.resizer, frame, &mut scaled)?;
+        Ok(scaled)
     }
 }
 
@@ -140,7 +100,7 @@ mod tests {
     #[test]
     fn scaling_keeps_a_solid_colour() {
         let frame = Frame::filled(320, 200, [10, 200, 30]);
-        let mut scaler = Scaler::new((320, 200), (160, 100)).unwrap();
+        let mut scaler = Scaler::new((320, 200), (160, 100));
         let small = scaler.scale(&frame).unwrap();
         assert_eq!((small.width, small.height), (160, 100));
         assert_eq!(small.data.len(), 160 * 100 * 4);

@@ -1,12 +1,12 @@
-//! H.264 (libx264) and VP8 (libvpx) through ffmpeg-next, tuned for a live screen: no B-frames
+//! H.264 (libx264, `x264.rs`) and VP8 (libvpx, `vpx.rs`), tuned for a live screen: no B-frames
 //! and no look-ahead (each frame comes out as soon as it goes in), one long group of pictures
 //! with key frames only when asked for. BGRX → YUV 4:2:0 happens only where the screen changed
-//! (`yuv420.rs`); a down-scaled picture goes through swscale, whole, in one pass.
+//! (`yuv420.rs`); a down-scaled picture is resized whole (`fast_image_resize`) and converted.
 //!
 //! - **H.264**: preset ultrafast, tune zerolatency, baseline profile (x264 makes it constrained
 //!   baseline: what every WebCodecs and hardware decoder takes), CRF from the viewer's quality,
-//!   Annex B output with SPS/PPS repeated in front of every IDR (x264's default without a
-//!   global header), so any key frame starts a stream on its own.
+//!   Annex B output with SPS/PPS repeated in front of every IDR, so any key frame starts a
+//!   stream on its own; the VUI says which colours the stream uses.
 //! - **VP8**: realtime deadline, a high `cpu-used`, no alternate reference or lag, error resilient,
 //!   constant-quality mode with a generous bit-rate ceiling.
 //!
@@ -15,15 +15,13 @@
 
 use std::time::Instant;
 
-use ffmpeg_next::error::EAGAIN;
-use ffmpeg_next::format::Pixel;
-use ffmpeg_next::software::scaling;
-use ffmpeg_next::{Dictionary, Packet, Rational, codec, color, encoder, frame, picture};
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use tether_common::relay::desktop::{Codec, MAX_QUALITY, MIN_QUALITY};
 
-use super::yuv420::Converter;
-use super::{EncodeError, copy_into, init_ffmpeg};
-use crate::desktop::frame::{Frame, Rect};
+use super::yuv420::{Converter, Picture};
+use super::{EncodeError, vpx, x264};
+use crate::desktop::frame::{BYTES_PER_PIXEL, Frame, Rect};
 
 /// Frames between automatic key frames: about an hour at 30 fps, i.e. key frames on request only.
 const GOP: u32 = 100_000;
@@ -41,15 +39,14 @@ pub(crate) struct EncodedVideo {
 
 pub(crate) struct VideoEncoder {
     codec: Codec,
-    encoder: encoder::Video,
+    backend: Backend,
     source: (u32, u32),
     to_yuv: ToYuv,
     /// The picture the encoder is given; between frames it holds the last one, so that only
     /// what changed needs converting again.
-    output: frame::Video,
-    /// Nothing converted into `output` yet.
+    picture: Picture,
+    /// Nothing converted into `picture` yet.
     fresh: bool,
-    packet: Packet,
     quality: u8,
     /// H.264: the VBV's rate ceiling now (bits per second), and the one it opened with.
     max_rate: u64,
@@ -58,6 +55,11 @@ pub(crate) struct VideoEncoder {
     last_pts: i64,
     frames: u64,
     codec_string: Option<String>,
+}
+
+enum Backend {
+    H264(x264::X264),
+    Vp8(vpx::Vp8),
 }
 
 impl VideoEncoder {
@@ -69,87 +71,53 @@ impl VideoEncoder {
         quality: u8,
         fps: u8,
     ) -> Result<VideoEncoder, EncodeError> {
-        init_ffmpeg();
-        let name = match codec {
-            Codec::H264 => "libx264",
-            Codec::Vp8 => "libvpx",
-            Codec::Jpeg => return Err(EncodeError::Missing("JPEG video")),
-        };
-        let found = encoder::find_by_name(name).ok_or(EncodeError::Missing(name))?;
         // The ceiling constant-quality mode needs: ~0.25 bit per pixel per frame.
         let ceiling =
             (u64::from(size.0) * u64::from(size.1) * u64::from(fps.max(1)) / 4).max(1_000_000);
-        let mut video = codec::context::Context::new_with_codec(found)
-            .encoder()
-            .video()?;
-        video.set_width(size.0);
-        video.set_height(size.1);
-        video.set_format(Pixel::YUV420P);
-        video.set_time_base(Rational::new(1, 1000));
-        video.set_frame_rate(Some(Rational::new(fps.max(1).into(), 1)));
-        video.set_gop(GOP);
-        video.set_max_b_frames(0);
-        // What the conversion makes (`yuv420.rs`, swscale's default likewise), said in the
-        // stream so that decoders do not guess; sRGB screens have BT.709 primaries.
-        video.set_colorspace(color::Space::SMPTE170M);
-        video.set_color_range(color::Range::MPEG);
-        video.set_color_primaries(color::Primaries::BT709);
-        video.set_color_transfer_characteristic(color::TransferCharacteristic::IEC61966_2_1);
-        let mut options = Dictionary::new();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        options.set("threads", &threads.to_string());
-        match codec {
-            Codec::H264 => {
-                options.set("preset", "ultrafast");
-                options.set("tune", "zerolatency");
-                options.set("profile", "baseline");
-                options.set("crf", &h264_crf(quality).to_string());
-                // A VBV from the start (x264 cannot turn one on later), so that the direct
-                // path's bandwidth estimate can lower the ceiling while the stream runs
-                // (`cap_rate`: libavcodec reconfigures x264 when `rc_max_rate` changes). Half a
-                // second of buffer: a key frame fits, and a picture waits at most that long.
-                video.set_max_bit_rate(ceiling as usize);
-                options.set("bufsize", &(ceiling / 2).to_string());
-                // A requested key frame is an IDR (a decoder can start there), not an open I-frame.
-                options.set("forced-idr", "1");
-            }
-            Codec::Vp8 | Codec::Jpeg => {
-                video.set_bit_rate(ceiling as usize);
-                video.set_qmin(4);
-                video.set_qmax(56);
-                options.set("deadline", "realtime");
-                options.set("cpu-used", "8");
-                options.set("lag-in-frames", "0");
-                options.set("auto-alt-ref", "0");
-                options.set("error-resilient", "default");
-                options.set("crf", &vp8_crf(quality).to_string());
-            }
-        }
-        let encoder = video.open_with(options)?;
+        let backend = match codec {
+            // A VBV from the start (x264 cannot turn one on later), so that the direct path's
+            // bandwidth estimate can lower the ceiling while the stream runs (`cap_rate`). Half
+            // a second of buffer: a key frame fits, and a picture waits at most that long.
+            Codec::H264 => Backend::H264(x264::X264::open(&x264::Settings {
+                width: size.0,
+                height: size.1,
+                fps,
+                threads,
+                crf: h264_crf(quality),
+                max_rate: ceiling,
+                buffer: ceiling / 2,
+                keyint: GOP,
+            })?),
+            Codec::Vp8 => Backend::Vp8(vpx::Vp8::open(&vpx::Settings {
+                width: size.0,
+                height: size.1,
+                threads,
+                cq_level: vp8_crf(quality),
+                min_quantizer: 4,
+                max_quantizer: 56,
+                ceiling,
+                keyint: GOP,
+                cpu_used: 8,
+            })?),
+            Codec::Jpeg => return Err(EncodeError::NotVideo),
+        };
         let to_yuv = if source == size {
             ToYuv::Changed(Converter::default())
         } else {
             ToYuv::Scaled {
-                scaler: scaling::Context::get(
-                    Pixel::BGRZ,
-                    source.0,
-                    source.1,
-                    Pixel::YUV420P,
-                    size.0,
-                    size.1,
-                    scaling::Flags::BILINEAR,
-                )?,
-                input: frame::Video::new(Pixel::BGRZ, source.0, source.1),
+                resizer: Box::new(Resizer::new()),
+                scaled: Frame::new(size.0, size.1),
+                converter: Converter::default(),
             }
         };
         Ok(VideoEncoder {
             codec,
-            encoder,
+            backend,
             source,
             to_yuv,
-            output: frame::Video::new(Pixel::YUV420P, size.0, size.1),
+            picture: Picture::new(size.0, size.1),
             fresh: true,
-            packet: Packet::empty(),
             quality,
             max_rate: ceiling,
             ceiling,
@@ -168,9 +136,9 @@ impl VideoEncoder {
     /// for RTP and retransmissions), or back at its ceiling with `None`. Takes effect with the
     /// next frame; small changes are ignored so that x264 is not reconfigured every picture.
     pub(crate) fn cap_rate(&mut self, bps: Option<u64>) {
-        if self.codec != Codec::H264 {
+        let Backend::H264(x264) = &mut self.backend else {
             return;
-        }
+        };
         let wanted = match bps {
             Some(bps) => (bps / 10 * 8).clamp(MIN_RATE, self.ceiling),
             None => self.ceiling,
@@ -183,8 +151,10 @@ impl VideoEncoder {
             to = wanted,
             "desktop: H.264 rate ceiling"
         );
-        self.max_rate = wanted;
-        self.encoder.set_max_bit_rate(wanted as usize);
+        match x264.set_max_rate(wanted) {
+            Ok(()) => self.max_rate = wanted,
+            Err(e) => tracing::warn!("desktop: {e}"),
+        }
     }
 
     /// The H.264 rate ceiling now, bits per second.
@@ -220,45 +190,31 @@ impl VideoEncoder {
                     _ => &whole[..],
                 };
                 for rect in rects {
-                    converter.convert(frame, *rect, &mut self.output)?;
+                    converter.convert(frame, *rect, &mut self.picture)?;
                 }
             }
-            ToYuv::Scaled { scaler, input } => {
-                copy_into(frame, input);
-                scaler.run(input, &mut self.output)?;
+            ToYuv::Scaled {
+                resizer,
+                scaled,
+                converter,
+            } => {
+                resize(resizer, frame, scaled)?;
+                converter.convert(scaled, scaled.bounds(), &mut self.picture)?;
             }
         }
         self.fresh = false;
         let pts = (self.opened_at.elapsed().as_millis() as i64).max(self.last_pts + 1);
         self.last_pts = pts;
-        self.output.set_pts(Some(pts));
         let key = key || self.frames == 0;
-        self.output.set_kind(if key {
-            picture::Type::I
-        } else {
-            picture::Type::None
-        });
-        self.encoder.send_frame(&self.output)?;
         self.frames += 1;
         let mut data = Vec::new();
-        let mut is_key = false;
-        loop {
-            match self.encoder.receive_packet(&mut self.packet) {
-                Ok(()) => {
-                    if let Some(bytes) = self.packet.data() {
-                        data.extend_from_slice(bytes);
-                    }
-                    is_key |= self.packet.is_key();
-                }
-                Err(ffmpeg_next::Error::Other { errno: EAGAIN } | ffmpeg_next::Error::Eof) => {
-                    break;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if data.is_empty() {
+        let produced = match &mut self.backend {
+            Backend::H264(x264) => x264.encode(&self.picture, pts, key, &mut data)?,
+            Backend::Vp8(vp8) => vp8.encode(&self.picture, pts, key, &mut data)?,
+        };
+        let Some(is_key) = produced.filter(|_| !data.is_empty()) else {
             return Ok(None);
-        }
+        };
         if is_key
             && self.codec == Codec::H264
             && let Some(string) = h264_codec_string(&data)
@@ -277,11 +233,38 @@ impl VideoEncoder {
 enum ToYuv {
     /// Same size: only the changed rectangles are converted.
     Changed(Converter),
-    /// Down-scaled: the whole frame through swscale.
+    /// Down-scaled: the whole frame is resized, then converted.
     Scaled {
-        scaler: scaling::Context,
-        input: frame::Video,
+        resizer: Box<Resizer>,
+        scaled: Frame,
+        converter: Converter,
     },
+}
+
+/// Resizes a BGRX `frame` into `target` (of another size): a convolution with a bilinear
+/// kernel widened to the scale, so that a down-scaled desktop's text stays legible rather than
+/// aliased. The fourth byte is padding, not alpha: it must not weigh the colours.
+pub(super) fn resize(
+    resizer: &mut Resizer,
+    frame: &Frame,
+    target: &mut Frame,
+) -> Result<(), EncodeError> {
+    let source = ImageRef::new(frame.width, frame.height, &frame.data, PixelType::U8x4)?;
+    let mut output = Image::from_slice_u8(
+        target.width,
+        target.height,
+        &mut target.data,
+        PixelType::U8x4,
+    )?;
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .use_alpha(false);
+    resizer.resize(&source, &mut output, &options)?;
+    debug_assert_eq!(
+        target.data.len(),
+        target.width as usize * target.height as usize * BYTES_PER_PIXEL
+    );
+    Ok(())
 }
 
 /// Viewer quality 1..=100 → x264 CRF 45..=18 (lower CRF is better).

@@ -61,9 +61,9 @@ fn scaling_down_gives_the_asked_size() {
         .encode(&Frame::filled(640, 480, [0, 255, 0]), None, false)
         .unwrap()
         .unwrap();
-    init_ffmpeg();
+    ffmpeg_next::init().unwrap();
     let codec = decoder::find(Id::H264).unwrap();
-    let mut decoder = codec::context::Context::new_with_codec(codec)
+    let mut decoder = ffmpeg_next::codec::context::Context::new_with_codec(codec)
         .decoder()
         .video()
         .unwrap();
@@ -71,6 +71,9 @@ fn scaling_down_gives_the_asked_size() {
     let mut decoded = frame::Video::empty();
     decoder.receive_frame(&mut decoded).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (320, 240));
+    // The resize treats the padding byte as padding: a solid colour stays that colour.
+    let centre = decode_centre_colours(Id::H264, &[encoded.data]);
+    assert!(close_to(centre[0], [0, 255, 0], 24), "{centre:?}");
 }
 
 #[test]

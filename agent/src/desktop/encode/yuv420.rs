@@ -3,20 +3,80 @@
 //! The encoder keeps its YUV picture from one frame to the next, so a typed character costs the
 //! conversion of one 64×64 tile instead of the whole 1920×1080 screen (which took longer than
 //! x264's own work on such a frame). Each changed rectangle is converted, at most [`BAND`] rows
-//! at a time, into a small scratch picture whose rows are then copied into the encoder's planes
-//! (FFmpeg hands out one plane at a time); the scratch never grows past one band of the screen.
+//! at a time, into a small scratch picture whose rows are then copied into the picture's planes:
+//! the converter's SIMD paths may write past a row's last pixel (into what it takes for row
+//! padding), so it is never handed the picture itself (a test below would see the overrun); the
+//! scratch never grows past one band of the screen.
 //!
-//! Colours: BT.601 matrix, limited range, the same as swscale's default (for scaled pictures) and
-//! what VP8 decoders assume; the H.264 stream says so in its VUI, so that browsers do not guess
-//! BT.709 and shift saturated colours (a pure green came back as 0/216/2 before).
+//! Colours: BT.601 matrix, limited range, what VP8 decoders assume; the H.264 stream says so in
+//! its VUI, so that browsers do not guess BT.709 and shift saturated colours (a pure green came
+//! back as 0/216/2 before).
 
-use ffmpeg_next::frame;
 use yuv::{
     BufferStoreMut, YuvConversionMode, YuvError, YuvPlanarImageMut, YuvRange, YuvStandardMatrix,
     bgra_to_yuv420,
 };
 
 use crate::desktop::frame::{BYTES_PER_PIXEL, Frame, Rect};
+
+/// A planar YUV 4:2:0 picture (I420): the luma plane, then the two chroma planes at half the
+/// width and height, in one buffer and without row padding, as both libx264 and libvpx take it.
+pub(crate) struct Picture {
+    width: u32,
+    height: u32,
+    data: Vec<u8>,
+}
+
+impl Picture {
+    /// A black picture; `width` and `height` must be even.
+    pub(crate) fn new(width: u32, height: u32) -> Picture {
+        debug_assert!(width % 2 == 0 && height % 2 == 0, "4:2:0 needs even sizes");
+        let luma = width as usize * height as usize;
+        let mut data = vec![16u8; luma + luma / 2];
+        data[luma..].fill(128);
+        Picture {
+            width,
+            height,
+            data,
+        }
+    }
+
+    pub(crate) fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub(crate) fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Bytes per row of plane 0 (luma), 1 and 2 (chroma).
+    pub(crate) fn stride(&self, plane: usize) -> usize {
+        if plane == 0 {
+            self.width as usize
+        } else {
+            self.width as usize / 2
+        }
+    }
+
+    /// Plane 0 (luma), 1 (Cb) or 2 (Cr).
+    pub(crate) fn plane(&self, plane: usize) -> &[u8] {
+        let luma = self.width as usize * self.height as usize;
+        match plane {
+            0 => &self.data[..luma],
+            1 => &self.data[luma..luma + luma / 4],
+            _ => &self.data[luma + luma / 4..],
+        }
+    }
+
+    fn plane_mut(&mut self, plane: usize) -> &mut [u8] {
+        let luma = self.width as usize * self.height as usize;
+        match plane {
+            0 => &mut self.data[..luma],
+            1 => &mut self.data[luma..luma + luma / 4],
+            _ => &mut self.data[luma + luma / 4..],
+        }
+    }
+}
 
 /// Rows converted at a time (even, as 4:2:0 needs).
 const BAND: u32 = 64;
@@ -29,13 +89,12 @@ pub(super) struct Converter {
 }
 
 impl Converter {
-    /// Converts `rect` of `frame` into the same place of `picture` (a YUV420P frame of the same
-    /// size). `rect` is clipped to the frame and widened to even coordinates, as 4:2:0 needs.
+    /// Converts `rect` of `frame` into the same place of `picture` (of the same size). `rect` is clipped to the frame and widened to even coordinates, as 4:2:0 needs.
     pub(super) fn convert(
         &mut self,
         frame: &Frame,
         rect: Rect,
-        picture: &mut frame::Video,
+        picture: &mut Picture,
     ) -> Result<(), YuvError> {
         let Some(rect) = even_rect(rect, frame) else {
             return Ok(());
@@ -54,7 +113,7 @@ impl Converter {
         &mut self,
         frame: &Frame,
         rect: Rect,
-        picture: &mut frame::Video,
+        picture: &mut Picture,
     ) -> Result<(), YuvError> {
         let (width, height) = (rect.width as usize, rect.height as usize);
         let (chroma_width, chroma_height) = (width / 2, height / 2);
@@ -106,12 +165,12 @@ fn even_rect(rect: Rect, frame: &Frame) -> Option<Rect> {
 fn copy_rows(
     block: &[u8],
     width: usize,
-    picture: &mut frame::Video,
+    picture: &mut Picture,
     plane: usize,
     (x, y): (usize, usize),
 ) {
     let stride = picture.stride(plane);
-    let target = picture.data_mut(plane);
+    let target = picture.plane_mut(plane);
     for (row, source) in block.chunks_exact(width).enumerate() {
         let at = (y + row) * stride + x;
         target[at..at + width].copy_from_slice(source);
@@ -120,21 +179,18 @@ fn copy_rows(
 
 #[cfg(test)]
 mod tests {
-    use ffmpeg_next::format::Pixel;
-
     use super::*;
 
-    fn picture(width: u32, height: u32) -> frame::Video {
-        frame::Video::new(Pixel::YUV420P, width, height)
+    fn picture(width: u32, height: u32) -> Picture {
+        Picture::new(width, height)
     }
 
-    fn luma(picture: &frame::Video, x: usize, y: usize) -> u8 {
-        picture.data(0)[y * picture.stride(0) + x]
+    fn luma(picture: &Picture, x: usize, y: usize) -> u8 {
+        picture.plane(0)[y * picture.stride(0) + x]
     }
 
     #[test]
     fn converts_only_the_rectangle_asked_for() {
-        crate::desktop::encode::init_ffmpeg();
         let mut converter = Converter::default();
         let mut out = picture(64, 32);
         let black = Frame::new(64, 32);
@@ -148,7 +204,7 @@ mod tests {
         assert_eq!(luma(&out, 23, 11), 235);
         assert_eq!(luma(&out, 24, 11), 16, "untouched outside");
         assert_eq!(luma(&out, 8, 12), 16);
-        let chroma = out.data(1)[2 * out.stride(1) + 4];
+        let chroma = out.plane(1)[2 * out.stride(1) + 4];
         assert!(
             chroma.abs_diff(128) <= 1,
             "grey has neutral chroma: {chroma}"
@@ -156,16 +212,30 @@ mod tests {
     }
 
     #[test]
-    fn tall_rectangles_are_converted_band_by_band_with_a_small_scratch() {
+    fn the_last_rows_and_columns_convert_and_nothing_else_moves() {
+        // A rectangle in the bottom-right corner, taller than a band.
         let mut converter = Converter::default();
         let mut out = picture(64, 200);
         let white = Frame::filled(64, 200, [255, 255, 255]);
-        converter.convert(&white, white.bounds(), &mut out).unwrap();
+        converter
+            .convert(&white, Rect::new(32, 100, 32, 100), &mut out)
+            .unwrap();
         assert!(
-            (0..200).all(|y| luma(&out, 33, y) == 235),
-            "every row converted"
+            (100..200).all(|y| luma(&out, 63, y) == 235 && luma(&out, 32, y) == 235),
+            "every row of the rectangle converted"
         );
-        assert!(converter.y.len() <= 64 * BAND as usize);
+        assert!(
+            (0..200).all(|y| luma(&out, 31, y) == 16),
+            "left of it untouched"
+        );
+        assert!(
+            (32..64).all(|x| luma(&out, x, 99) == 16),
+            "above it untouched"
+        );
+        assert!(
+            converter.y.len() <= 32 * BAND as usize,
+            "the scratch holds one band"
+        );
     }
 
     #[test]

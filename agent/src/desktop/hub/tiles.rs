@@ -152,22 +152,21 @@ impl TileViewers {
         }
         let scaled = match self.scaled.entry(size) {
             Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                let scaler = Scaler::new(source, size)
-                    .inspect_err(|e| tracing::warn!("desktop: cannot scale to {size:?}: {e}"))
-                    .ok()?;
-                entry.insert(Scaled {
-                    scaler,
-                    frame: None,
-                })
-            }
+            Entry::Vacant(entry) => entry.insert(Scaled {
+                scaler: Scaler::new(source, size),
+                frame: None,
+            }),
         };
         if scaled
             .frame
             .as_ref()
             .is_none_or(|(number, _)| *number != capture)
         {
-            let copy = scaled.scaler.scale(frame).ok()?;
+            let copy = scaled
+                .scaler
+                .scale(frame)
+                .inspect_err(|e| tracing::warn!("desktop: cannot scale to {size:?}: {e}"))
+                .ok()?;
             scaled.frame = Some((capture, copy));
         }
         scaled.frame.as_ref().map(|(_, frame)| frame)
