@@ -21,10 +21,14 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v ip >/dev/null || need_apt+=(iproute2)
 # Direct sessions through TURN (e2e/turn.test.mjs) run Debian's coturn, started by the test itself.
 [ -x /usr/bin/turnserver ] || need_apt+=(coturn)
-# Remote desktop (agent/src/desktop): FFmpeg's libraries for H.264/VP8 encoding (ffmpeg-next builds
-# its bindings with bindgen, hence clang), and for its tests an X server (Xvfb) whose keyboard layout
-# they switch (setxkbmap) and whose root window they paint (xsetroot), and whose clipboard they set
-# from another X client (xclip) as a program on the remote machine would.
+# Remote desktop (agent/src/desktop): the encoders' libraries, libx264 (x264-sys builds its bindings
+# with bindgen, hence clang), libvpx and libopus; FFmpeg's libraries for the tests, which decode
+# what the agent encoded (ffmpeg-next, bindgen too); and for the tests an X server (Xvfb) whose
+# keyboard layout they switch (setxkbmap) and whose root window they paint (xsetroot), and whose
+# clipboard they set from another X client (xclip) as a program on the remote machine would.
+pkg-config --exists x264 2>/dev/null || need_apt+=(libx264-dev)
+pkg-config --exists vpx 2>/dev/null || need_apt+=(libvpx-dev)
+pkg-config --exists opus 2>/dev/null || need_apt+=(libopus-dev)
 pkg-config --exists libavcodec 2>/dev/null || need_apt+=(libavcodec-dev)
 pkg-config --exists libswscale 2>/dev/null || need_apt+=(libswscale-dev)
 pkg-config --exists libavutil 2>/dev/null || need_apt+=(libavutil-dev)

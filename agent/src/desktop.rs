@@ -25,8 +25,9 @@
 //!   clipboard have their own threads and X connections. The async session only moves messages.
 //! - **Direct sessions** send H.264 pictures on the peer connection's video track when the viewer
 //!   negotiated one (`track.rs`); the congestion controller's estimate caps the encoder's rate.
-//! - One of the agent's two `unsafe` blocks maps the MIT-SHM segment (`shm.rs`); the other
-//!   returns freed memory when a hub stops (`memory.rs`).
+//! - `unsafe` is confined to four modules: the MIT-SHM mapping (`shm.rs`), the x264 and libvpx
+//!   calls (`encode/x264.rs`, `encode/vpx.rs`), and returning freed memory when a hub stops
+//!   (`memory.rs`).
 //!
 //! [`FRAME_WINDOW`]: tether_common::relay::desktop::FRAME_WINDOW
 

@@ -3,7 +3,8 @@
 //! one session would hold on to it for the rest of its life. When a desktop hub stops,
 //! [`give_back_freed`] asks glibc to return its free pages (`malloc_trim`).
 //!
-//! The agent's second and last `unsafe` module (the first maps MIT-SHM, `desktop/shm.rs`).
+//! One of the agent's four `unsafe` modules (the others map MIT-SHM, `desktop/shm.rs`, and call the
+//! video encoders, `desktop/encode/x264.rs` and `vpx.rs`).
 #![allow(unsafe_code)]
 
 /// Returns glibc's free heap pages to the kernel. Costs a walk over the free lists (well under a

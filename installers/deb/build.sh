@@ -98,10 +98,10 @@ install -m 0755 "$bindir/tether-agent" "$root/usr/lib/tether-agent/"
 strip --strip-debug "$root/usr/lib/tether-agent/tether-agent"
 install -m 0644 "$units/tether-agent.service" "$root/lib/systemd/system/"
 echo "Tether: see the project's LICENSE." > "$root/usr/share/doc/tether-agent/copyright"
-# The desktop's video encoding comes from Debian's FFmpeg (bookworm's library names).
+# The desktop's encoders are Debian's libx264, libvpx and libopus (bookworm's library names).
 # The messenger opens its page with xdg-open, and the desktop's sound is captured with parec;
 # without them the agent says why chat windows or sound are unavailable.
-control "$root/DEBIAN/control" tether-agent "libc6, libavcodec59, libavutil57, libswscale6, init-system-helpers" \
+control "$root/DEBIAN/control" tether-agent "libc6, libx264-164, libvpx7, libopus0, init-system-helpers" \
     "Tether agent: remote management of this machine
  Connects out to a Tether (or MeshCentral) server named by /etc/tether-agent/agent.msh, the
  device group's install file, and serves the sessions that server allows." \

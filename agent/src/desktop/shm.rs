@@ -1,4 +1,4 @@
-//! One of the agent's two `unsafe` modules (the other is `memory.rs`): mapping the shared-memory segment that MIT-SHM screen
+//! One of the agent's four `unsafe` modules (with `memory.rs`, `encode/x264.rs`, `encode/vpx.rs`): mapping the shared-memory segment that MIT-SHM screen
 //! captures are written into.
 //!
 //! Why MIT-SHM 1.2's CreateSegment (the X server makes the segment and passes us a file

@@ -30,7 +30,10 @@ pub(crate) struct Picture {
 impl Picture {
     /// A black picture; `width` and `height` must be even.
     pub(crate) fn new(width: u32, height: u32) -> Picture {
-        debug_assert!(width % 2 == 0 && height % 2 == 0, "4:2:0 needs even sizes");
+        debug_assert!(
+            width.is_multiple_of(2) && height.is_multiple_of(2),
+            "4:2:0 needs even sizes"
+        );
         let luma = width as usize * height as usize;
         let mut data = vec![16u8; luma + luma / 2];
         data[luma..].fill(128);
