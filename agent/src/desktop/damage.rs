@@ -134,12 +134,50 @@ impl DirtyTiles {
     }
 }
 
+/// The tiles in which two captures of the same size differ.
+pub(super) fn diff(before: &Frame, after: &Frame) -> DirtyTiles {
+    assert_eq!(
+        (before.width, before.height),
+        (after.width, after.height),
+        "capture size"
+    );
+    compare(
+        &before.data,
+        &after.data,
+        before.width,
+        before.height,
+        |_| {},
+    )
+}
+
 /// Compares `fresh` (a new capture, same size as `kept`, rows packed) with `kept` tile by tile,
 /// copies the tiles that differ into `kept`, and returns them.
 pub(super) fn diff_and_update(kept: &mut Frame, fresh: &[u8]) -> DirtyTiles {
     let (width, height) = (kept.width, kept.height);
     let stride = kept.stride();
     assert_eq!(fresh.len(), stride * height as usize, "capture size");
+    let mut copies = Vec::new();
+    let tiles = compare(&kept.data, fresh, width, height, |rows| copies.push(rows));
+    for (rows, bytes) in copies {
+        for y in rows {
+            let at = y * stride;
+            kept.data[at + bytes.start..at + bytes.end]
+                .copy_from_slice(&fresh[at + bytes.start..at + bytes.end]);
+        }
+    }
+    tiles
+}
+
+/// Compares two packed `width`×`height` pictures tile by tile; calls `differing` with the rows
+/// and the byte range within a row of each tile that differs.
+fn compare(
+    before: &[u8],
+    after: &[u8],
+    width: u32,
+    height: u32,
+    mut differing: impl FnMut((std::ops::Range<usize>, std::ops::Range<usize>)),
+) -> DirtyTiles {
+    let stride = width as usize * BYTES_PER_PIXEL;
     let mut tiles = DirtyTiles::none(width, height);
     for row in 0..tiles.rows {
         let y0 = (row * TILE) as usize;
@@ -149,14 +187,11 @@ pub(super) fn diff_and_update(kept: &mut Frame, fresh: &[u8]) -> DirtyTiles {
             let x1 = ((col + 1) * TILE).min(width) as usize * BYTES_PER_PIXEL;
             let differs = (y0..y1).any(|y| {
                 let at = y * stride;
-                kept.data[at + x0..at + x1] != fresh[at + x0..at + x1]
+                before[at + x0..at + x1] != after[at + x0..at + x1]
             });
             if differs {
                 tiles.mark(col, row);
-                for y in y0..y1 {
-                    let at = y * stride;
-                    kept.data[at + x0..at + x1].copy_from_slice(&fresh[at + x0..at + x1]);
-                }
+                differing((y0..y1, x0..x1));
             }
         }
     }
@@ -195,6 +230,11 @@ mod tests {
         assert_eq!(kept, fresh, "the changed tiles were copied");
         // The same picture again: nothing changed.
         assert!(diff_and_update(&mut kept, &fresh.data).is_empty());
+        assert!(diff(&kept, &fresh).is_empty());
+        paint(&mut fresh, Rect::new(0, 128, 1, 1), 3);
+        let tiles = diff(&kept, &fresh);
+        assert_eq!(tiles.rects(), vec![Rect::new(0, 128, 64, 2)]);
+        assert_ne!(kept, fresh, "diff alone copies nothing");
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! pixel, bytes B, G, R, X (X11's ZPixmap on a little-endian, depth-24 TrueColor screen), rows
 //! packed (stride = width × 4).
 
+use std::ops::{Deref, DerefMut};
+
+use super::shm::SharedSegment;
+
 /// A rectangle in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct Rect {
@@ -54,7 +58,56 @@ pub(super) struct Frame {
     pub width: u32,
     pub height: u32,
     /// BGRX, `width * 4` bytes per row.
-    pub data: Vec<u8>,
+    pub data: Pixels,
+}
+
+/// Where a frame's pixels are: on the heap, or in the X server's shared-memory segment that a
+/// capture went into (the capturer alternates between two, so that a capture is compared with
+/// the one before without copying either: `capture.rs`).
+pub(super) enum Pixels {
+    Heap(Vec<u8>),
+    Shared(SharedSegment),
+}
+
+impl Deref for Pixels {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Pixels::Heap(bytes) => bytes,
+            Pixels::Shared(segment) => segment.bytes(),
+        }
+    }
+}
+
+impl DerefMut for Pixels {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Pixels::Heap(bytes) => bytes,
+            Pixels::Shared(segment) => segment.bytes_mut(),
+        }
+    }
+}
+
+/// A copy is always on the heap.
+impl Clone for Pixels {
+    fn clone(&self) -> Pixels {
+        Pixels::Heap(self.to_vec())
+    }
+}
+
+impl PartialEq for Pixels {
+    fn eq(&self, other: &Pixels) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Pixels {}
+
+impl From<Vec<u8>> for Pixels {
+    fn from(bytes: Vec<u8>) -> Pixels {
+        Pixels::Heap(bytes)
+    }
 }
 
 impl std::fmt::Debug for Frame {
@@ -69,7 +122,7 @@ impl Frame {
         Frame {
             width,
             height,
-            data: vec![0; width as usize * height as usize * BYTES_PER_PIXEL],
+            data: Pixels::Heap(vec![0; width as usize * height as usize * BYTES_PER_PIXEL]),
         }
     }
 
@@ -80,7 +133,7 @@ impl Frame {
         Frame {
             width,
             height,
-            data,
+            data: Pixels::Heap(data),
         }
     }
 

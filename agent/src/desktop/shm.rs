@@ -1,5 +1,6 @@
-//! One of the agent's four `unsafe` modules (with `memory.rs`, `encode/x264.rs`, `encode/vpx.rs`): mapping the shared-memory segment that MIT-SHM screen
-//! captures are written into.
+//! One of the agent's four `unsafe` modules (with `memory.rs`, `encode/x264.rs` and
+//! `encode/vpx.rs`): mapping the shared-memory segments that MIT-SHM screen captures are written
+//! into.
 //!
 //! Why MIT-SHM 1.2's CreateSegment (the X server makes the segment and passes us a file
 //! descriptor, which we map with memmap2) rather than SysV `shmget`/`shmat`: the segment's
@@ -12,11 +13,11 @@
 
 use std::os::fd::OwnedFd;
 
-use memmap2::{Mmap, MmapOptions};
+use memmap2::{MmapMut, MmapOptions};
 
-/// A read-only mapping of an X server's shared-memory segment.
+/// A mapping of an X server's shared-memory segment (a captured frame's pixels: `frame.rs`).
 pub(super) struct SharedSegment {
-    map: Mmap,
+    map: MmapMut,
 }
 
 impl SharedSegment {
@@ -25,8 +26,9 @@ impl SharedSegment {
         // SAFETY: the descriptor names a shared-memory object of at least `len` bytes that the X
         // server created for this connection alone (CreateSegment with that size); nothing else in
         // this process maps it, and no file can be truncated under us (it is not a file on disk
-        // that another program could shrink). The mapping is read-only on our side.
-        let map = unsafe { MmapOptions::new().len(len).map(fd)? };
+        // that another program could shrink). The X server writes it only while it serves a
+        // ShmGetImage into it, which the capturer waits for (`capture.rs`); we only read it.
+        let map = unsafe { MmapOptions::new().len(len).map_mut(fd)? };
         Ok(SharedSegment { map })
     }
 
@@ -35,5 +37,11 @@ impl SharedSegment {
     /// serves that request, so in between the bytes are stable.
     pub(super) fn bytes(&self) -> &[u8] {
         &self.map
+    }
+
+    /// Writable only so that a frame's pixels are one type wherever they are; the agent never
+    /// writes a captured frame.
+    pub(super) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.map
     }
 }

@@ -98,6 +98,20 @@ fn capture_returns_the_painted_colour_and_only_changed_tiles() {
     assert_eq!(dirty.rects(), vec![Rect::new(64, 64, 64, 64)]);
     assert_eq!(capturer.frame().rgb_at(105, 75), GREEN);
     assert_eq!(capturer.frame().rgb_at(99, 75), [200, 30, 60]);
+    // The two segments take turns: each capture is compared with the one just before, though
+    // the segment it goes into last held the one before that.
+    assert!(capturer.capture().unwrap().is_empty(), "nothing changed");
+    assert!(capturer.capture().unwrap().is_empty(), "still nothing");
+    painter.fill(Rect::new(300, 200, 4, 4), BLUE);
+    let dirty = capturer.capture().unwrap();
+    assert_eq!(dirty.rects(), vec![Rect::new(256, 192, 64, 48)]);
+    assert_eq!(capturer.frame().rgb_at(301, 201), BLUE);
+    assert_eq!(
+        capturer.frame().rgb_at(105, 75),
+        GREEN,
+        "earlier changes stay"
+    );
+    assert!(capturer.capture().unwrap().is_empty());
 
     // Plain GetImage, of a smaller rectangle.
     let mut plain = Capturer::new(&x, Rect::new(100, 70, 20, 20)).without_shm();

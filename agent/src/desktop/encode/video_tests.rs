@@ -136,7 +136,7 @@ fn noise(width: u32, height: u32, seed: &mut u64) -> Frame {
     Frame {
         width,
         height,
-        data,
+        data: data.into(),
     }
 }
 
