@@ -203,6 +203,7 @@ impl PeerCore {
 
     /// Time passed. `Err` ends the path.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), String> {
+        self.media.on_timeout(&mut self.rtc, now);
         self.rtc
             .handle_input(Input::Timeout(now))
             .map_err(|e| format!("WebRTC stack: {e}"))

@@ -31,6 +31,12 @@ const DESIRED_BITRATE: Bitrate = Bitrate::kbps(12_000);
 const MINIMUM_BITRATE: Bitrate = Bitrate::ZERO;
 /// How often the desired rate is asked for again while the estimate stays under it.
 const ASK_AGAIN: Duration = Duration::from_millis(2_500);
+/// A track that sent no picture for this long rests, so that a still desktop costs the link next
+/// to nothing: it desires no rate (the controller would otherwise probe for one every 5 s, in
+/// bursts at twice the desired rate), and its m-line stops sending on our side (str0m pads every
+/// sending track to 50 kbit/s, which came to ~200 tiny packets a second). Before: ~230 kbit/s
+/// for a still desktop (`tests/simulated_link.rs`). The next picture wakes it.
+const REST_AFTER: Duration = Duration::from_secs(1);
 /// The profile the agent's x264 writes (constrained baseline, `profile-level-id=42e01f`): the PT
 /// of this profile is preferred when the viewer offers several H.264 ones.
 const CONSTRAINED_BASELINE: u32 = 0x42e01f;
@@ -121,6 +127,9 @@ pub(crate) struct Media {
     asked: Option<Instant>,
     /// Whether the last ask was for one kbit/s more than [`DESIRED_BITRATE`] (see `ask_again`).
     asked_more: bool,
+    /// When the last access unit was written, and whether the track rests (see [`REST_AFTER`]).
+    last_write: Option<Instant>,
+    resting: bool,
     events: mpsc::UnboundedSender<TrackEvent>,
     commands: Option<mpsc::UnboundedReceiver<MediaCommand>>,
     warned: bool,
@@ -138,6 +147,8 @@ impl Media {
             estimate: None,
             asked: None,
             asked_more: false,
+            last_write: None,
+            resting: false,
             events,
             commands: Some(commands),
             warned: false,
@@ -221,6 +232,34 @@ impl Media {
         }
     }
 
+    /// Time passed: a track with nothing to send for [`REST_AFTER`] rests.
+    pub(crate) fn on_timeout(&mut self, rtc: &mut Rtc, now: Instant) {
+        let quiet = self
+            .last_write
+            .is_some_and(|at| now.saturating_duration_since(at) >= REST_AFTER);
+        if quiet && !self.resting {
+            self.resting = true;
+            rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::ZERO);
+            self.set_sending(rtc, false);
+        }
+    }
+
+    /// Stops or resumes sending on the track's m-line, on our side only: the viewer was told
+    /// `sendonly` and is not told otherwise (a sender may always be silent; no renegotiation,
+    /// so the RTP stream, its SSRC and sequence numbers go on unchanged when it resumes).
+    fn set_sending(&self, rtc: &mut Rtc, sending: bool) {
+        let Some(mid) = self.mid else {
+            return;
+        };
+        let direction = if sending {
+            Direction::SendOnly
+        } else {
+            Direction::Inactive
+        };
+        // The change is made at once; the SDP change it would announce is never applied.
+        rtc.sdp_api().set_direction(mid, direction);
+    }
+
     /// Hands one access unit to str0m (it paces and packetises it).
     fn write(&mut self, rtc: &mut Rtc, data: Vec<u8>, captured: Instant) {
         let (Some(mid), Some(pt)) = (self.mid, self.pt) else {
@@ -230,6 +269,14 @@ impl Media {
             }
             return;
         };
+        self.last_write = Some(captured);
+        if std::mem::take(&mut self.resting) {
+            self.set_sending(rtc, true);
+            // Wanting the rate again is what makes the controller probe for it.
+            rtc.bwe().set_bitrate(MINIMUM_BITRATE, DESIRED_BITRATE);
+            self.asked = Some(captured);
+            self.asked_more = false;
+        }
         self.ask_again(rtc, captured);
         let first = *self.first.get_or_insert(captured);
         let elapsed = captured.saturating_duration_since(first);

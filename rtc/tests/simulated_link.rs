@@ -165,6 +165,8 @@ struct Desktop {
     estimates: Vec<(Duration, u64)>,
     next_frame: Duration,
     ready: bool,
+    /// The screen is still: no pictures (events are still taken).
+    still: bool,
 }
 
 impl Desktop {
@@ -177,7 +179,14 @@ impl Desktop {
             estimates: Vec::new(),
             next_frame: Duration::ZERO,
             ready: false,
+            still: false,
         }
+    }
+
+    /// The screen stops changing, or starts again (the next picture goes at once).
+    fn set_still(&mut self, still: bool, sim: &Sim) {
+        self.still = still;
+        self.next_frame = self.next_frame.max(sim.elapsed());
     }
 
     /// Reads the track's events and sends the pictures that are due.
@@ -196,7 +205,7 @@ impl Desktop {
                 TrackEvent::Received { .. } => panic!("the agent receives no pictures"),
             }
         }
-        while self.ready && sim.elapsed() >= self.next_frame {
+        while self.ready && !self.still && sim.elapsed() >= self.next_frame {
             let picture = self.encoder.next_picture();
             self.keyframes_sent += usize::from(picture.key);
             let frame = annex_b_frame(&picture);
@@ -355,4 +364,56 @@ fn the_estimate_falls_under_a_throttle_and_climbs_back_when_it_lifts() {
         "estimate 15 s after the cap lifted: {recovered}"
     );
     assert!(viewer.rate(ends[3] - secs(10), ends[3]) >= 6 * MBIT);
+}
+
+#[test]
+fn a_still_desktop_costs_the_link_next_to_nothing_and_its_next_pictures_get_the_rate_back() {
+    let delay = Duration::from_millis(30);
+    let to_viewer = LinkShape::new(Some(20 * MBIT), delay, 0.0);
+    let back = LinkShape::new(None, delay, 0.0);
+    let mut sim = Sim::new(true, back, to_viewer);
+    sim.open();
+    let mut desktop = Desktop::new(8 * MBIT);
+    let mut viewer = Viewer::default();
+    let mut run = |sim: &mut Sim, desktop: &mut Desktop, seconds| {
+        sim.run_until(Duration::from_secs(seconds), |sim| {
+            desktop.act(sim);
+            viewer.act(sim);
+            false
+        });
+    };
+    run(&mut sim, &mut desktop, 15);
+    let busy = desktop.estimates.last().map_or(0, |(_, bps)| *bps);
+    assert!(
+        busy >= 6 * MBIT,
+        "the estimate reached the content's rate: {busy}"
+    );
+
+    // Still for 30 s: what crosses the link is feedback, keep-alives and str0m's own padding
+    // floor (50 kbit/s), not probes for a rate nobody sends.
+    desktop.set_still(true, &sim);
+    run(&mut sim, &mut desktop, 5);
+    let (from, bytes_before) = (sim.elapsed(), sim.offered().1);
+    run(&mut sim, &mut desktop, 30);
+    let still_bps = (sim.offered().1 - bytes_before) * 8 / (sim.elapsed() - from).as_secs();
+    assert!(
+        still_bps <= 80_000,
+        "a still desktop sent {still_bps} bit/s"
+    );
+
+    // Pictures again: they flow at the content's rate at once, on the estimate kept from
+    // before (str0m reports an estimate only when it changes).
+    desktop.set_still(false, &sim);
+    let resumed = sim.elapsed();
+    run(&mut sim, &mut desktop, 10);
+    let estimate = desktop.estimates.last().map_or(0, |(_, bps)| *bps);
+    assert!(
+        estimate >= 6 * MBIT,
+        "the estimate after the still spell: {estimate}"
+    );
+    let rate = viewer.rate(resumed + Duration::from_secs(2), sim.elapsed());
+    assert!(
+        rate >= 6 * MBIT,
+        "pictures after the still spell: {rate} bit/s"
+    );
 }

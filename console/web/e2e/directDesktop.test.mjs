@@ -5,7 +5,7 @@
 // message crosses whole both ways (it travels in pieces, `pieces.rs`).
 
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { canMakeNamespaces, directStack } from "./netns.mjs";
 import {
@@ -21,7 +21,7 @@ import {
 
 const ADMIN = { name: "admin", password: "correct horse battery" };
 const SCREEN = { width: 1280, height: 800 };
-const COLOURS = { red: [255, 0, 0], green: [0, 255, 0] };
+const COLOURS = { red: [255, 0, 0], green: [0, 255, 0], blue: [0, 0, 255] };
 /** Video and JPEG are lossy: a solid colour comes back within this per channel. */
 const TOLERANCE = 48;
 const near = (rgb, colour) => Array.isArray(rgb) && rgb.every((v, i) => Math.abs(v - COLOURS[colour][i]) <= TOLERANCE);
@@ -158,6 +158,27 @@ describe("direct desktop sessions", { skip: missing }, () => {
     for (const part of ["capture", "encode", "network", "decode"]) assert.match(await stat(part), ms, part);
     await screenshot(page, "42-desktop-track-stats");
     await page.getByRole("button", { name: "Stats" }).click();
+  });
+
+  it("costs the link next to nothing while the screen is still, and the next change shows", async () => {
+    // Bytes the browser's end of the veth received: the relay's WebSocket and the direct path.
+    const received = () =>
+      Number(readFileSync(`/sys/class/net/${network.hostInterface}/statistics/tx_bytes`, "utf8"));
+    const rate = async () => {
+      const [before, from] = [received(), Date.now()];
+      await new Promise((r) => setTimeout(r, 1_000));
+      return ((received() - before) * 1000) / (Date.now() - from);
+    };
+    // Nothing changes on xprobe's screen: once the agent's track rests it sends no padding or
+    // probes (it used to send ~28 KB/s of them to a still desktop); pings and RTCP remain.
+    const still = await until(rate, (bytesPerSecond) => bytesPerSecond < 4_000, "a still desktop goes quiet");
+    recordFigure("direct.desktop.still_bytes_per_second", Math.round(still));
+    const box = await page.getByTestId("desktop-canvas").boundingBox();
+    const from = probe.lines.length;
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    const { match } = await probe.waitFor(/^click (\d+) (\d+) (\w+)$/, { from });
+    await until(() => centre(), (rgb) => near(rgb, match[3]), `the canvas turns ${match[3]} after the quiet spell`);
+    assert.equal(await path(), "direct");
   });
 
   it("carries a clipboard bigger than one data-channel message both ways", async () => {

@@ -53,6 +53,8 @@ struct Link {
     in_flight: VecDeque<Datagram>,
     random: u64,
     pub dropped: u64,
+    /// Bytes offered to the link, UDP/IP headers included (dropped ones too).
+    pub offered: u64,
 }
 
 impl Link {
@@ -64,6 +66,7 @@ impl Link {
             in_flight: VecDeque::new(),
             random: seed | 1,
             dropped: 0,
+            offered: 0,
         }
     }
 
@@ -76,6 +79,7 @@ impl Link {
     }
 
     fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        self.offered += bytes.len() as u64 + 28;
         while self
             .queued
             .front()
@@ -233,6 +237,12 @@ impl Sim {
     /// towards the viewer.
     pub fn dropped(&self) -> (u64, u64) {
         (self.to_agent.dropped, self.to_viewer.dropped)
+    }
+
+    /// Bytes the ends sent so far (UDP/IP headers included), towards the agent and towards the
+    /// viewer.
+    pub fn offered(&self) -> (u64, u64) {
+        (self.to_agent.offered, self.to_viewer.offered)
     }
 
     /// Lets both ends act on what they have been given, then moves time to the next event no
