@@ -55,12 +55,34 @@ command -v parec >/dev/null || need_apt+=(pulseaudio-utils)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 # The .deb packages are installed, upgraded and purged in a debootstrap root (the same test).
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+# Several servers share one PostgreSQL database (server/src/store/postgres.rs); its tests make a
+# database of their own on Debian's server (started below) and drop it afterwards.
+command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
+
+# PostgreSQL for the store tests: every cluster running (a container has no init to start it),
+# and a superuser role for whoever runs the tests, who then connects over the Unix socket with
+# peer authentication (no password anywhere).
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+}
+start_postgres() {
+  local version cluster status
+  while read -r version cluster _ status _; do
+    [ "$status" = online ] || $SUDO pg_ctlcluster "$version" "$cluster" start
+  done < <(pg_lsclusters --no-header)
+  local me
+  me=$(id -un)
+  if ! psql -d postgres -tAc 'SELECT 1' >/dev/null 2>&1; then
+    as_postgres createuser --superuser "$me"
+  fi
+}
+start_postgres
 
 # The console's Vite needs Node.js 20.19+ (or 22.12+), and Debian 12's nodejs is 18.x: a fresh
 # Debian 12 machine gets a newer one from the npm registry, whose "node" package installs the

@@ -71,6 +71,10 @@ pub struct Cli {
     /// listener, 0 = no cap (config: `max_connections_per_ip`).
     #[arg(long, value_name = "N")]
     pub max_connections_per_ip: Option<u32>,
+    /// Where records live: unset, `<datapath>/tether.redb`; `postgres://…`, a PostgreSQL database
+    /// several servers may share (config: `db`).
+    #[arg(long, value_name = "URL")]
+    pub db: Option<DatabaseUrl>,
 }
 
 /// Everything the running server needs to know. Every field can be set in `config.toml`.
@@ -175,6 +179,12 @@ pub struct Config {
     pub http_request_timeout_secs: u64,
     /// Seconds between HTTP/2 pings; an unanswered ping (20 s) closes the connection.
     pub http2_keepalive_secs: u64,
+    /// Where records live: unset, the embedded redb file `<datapath>/tether.redb`;
+    /// `postgres://user@host/db` (or `postgres:///db?host=/run/postgresql` over a Unix socket), a
+    /// PostgreSQL database that several servers share. Never logged: it may hold a password.
+    pub db: Option<DatabaseUrl>,
+    /// Most connections this server keeps to PostgreSQL.
+    pub db_connections: u32,
 }
 
 /// `require_second_factor` in `config.toml`.
@@ -219,6 +229,36 @@ pub struct TurnConfig {
 
 fn default_turn_credential_secs() -> u64 {
     3600
+}
+
+/// A database address; it may carry a password, so it never appears in logs or `Debug` output.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(…)")
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<DatabaseUrl, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl(url.to_owned()))
+        } else {
+            Err("a database address starts with postgres://".to_owned())
+        }
+    }
+}
+
+impl DatabaseUrl {
+    /// For connecting, nothing else.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The shared secret; it never appears in logs or `Debug` output.
@@ -284,6 +324,8 @@ impl Default for Config {
             http_idle_timeout_secs: 120,
             http_request_timeout_secs: 60,
             http2_keepalive_secs: 30,
+            db: None,
+            db_connections: 16,
         }
     }
 }
@@ -333,6 +375,9 @@ impl Config {
         }
         if let Some(max) = cli.max_connections {
             self.max_connections = max;
+        }
+        if let Some(db) = &cli.db {
+            self.db = Some(db.clone());
         }
         if let Some(max) = cli.max_connections_per_ip {
             self.max_connections_per_ip = max;

@@ -13,7 +13,6 @@ use tether_server::accounts;
 use tether_server::config::{Cli, Config};
 use tether_server::serve::Listeners;
 use tether_server::store::StoreError;
-use tether_server::store::redb::RedbStore;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -43,14 +42,15 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
     let password = password_input::account_password(cli.pass.as_deref(), name)?;
     let password = password.as_str();
     tether_server::ensure_private_dir(config.datapath())?;
-    let store = match RedbStore::open(&config.data_file("tether.redb")) {
+    let store = match tether_server::store::open(&config).await {
         Err(StoreError::Locked) => anyhow::bail!(
             "the database is in use by a running tether-server; stop it first, or use tetherctl adduser against it"
         ),
         opened => opened.context("opening the database")?,
     };
     if cli.createaccount.is_some() {
-        let user = accounts::create_account(&store, name, password, cli.email.clone()).await?;
+        let user =
+            accounts::create_account(store.as_ref(), name, password, cli.email.clone()).await?;
         let role = if user.site_admin {
             " (site administrator)"
         } else {
@@ -58,7 +58,7 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         };
         println!("created account {}{role}", user.name);
     } else {
-        let user = accounts::reset_password(&store, name, password).await?;
+        let user = accounts::reset_password(store.as_ref(), name, password).await?;
         println!("password of {} reset; their sessions have ended", user.name);
     }
     Ok(())

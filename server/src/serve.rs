@@ -36,7 +36,6 @@ use crate::events::EventBus;
 use crate::relay::RelayBroker;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::store::redb::RedbStore;
 
 /// A client that has not finished the TLS handshake by then is dropped (slowloris guard).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,10 +100,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     certs::ensure_private_dir(config.datapath()).context("preparing the data folder")?;
-    let db_path = config.data_file("tether.redb");
-    let store: Arc<dyn Store> = Arc::new(
-        RedbStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?,
-    );
+    let store: Arc<dyn Store> = crate::store::open(&config)
+        .await
+        .context("opening the database")?;
     let Listeners {
         https,
         redirect,

@@ -1,9 +1,11 @@
-//! Persistent records behind one trait, so the embedded redb backend and (later) PostgreSQL are
-//! interchangeable. Handlers never touch a database directly: they hold an `Arc<dyn Store>`.
+//! Persistent records behind one trait, so the embedded redb backend and PostgreSQL (several
+//! servers sharing one database) are interchangeable. Handlers never touch a database directly:
+//! they hold an `Arc<dyn Store>`.
 //!
 //! Contract every backend keeps: a method that returned `Ok` has made its write durable (it
 //! survives `kill -9` of the server the instant after).
 
+pub mod postgres;
 pub mod redb;
 
 use std::collections::BTreeMap;
@@ -14,6 +16,17 @@ use serde_json::Value;
 use tether_common::control::EventRecord;
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
+
+/// Opens the store the configuration names: PostgreSQL when `db` is set, else the data folder's
+/// redb file (whose folder the caller has made private).
+pub async fn open(config: &crate::config::Config) -> StoreResult<std::sync::Arc<dyn Store>> {
+    Ok(match &config.db {
+        Some(url) => std::sync::Arc::new(
+            postgres::PostgresStore::connect(url.expose(), config.db_connections).await?,
+        ),
+        None => std::sync::Arc::new(redb::RedbStore::open(&config.data_file("tether.redb"))?),
+    })
+}
 
 /// Version of the record layout; `Store::open` migrates older databases up to it.
 pub const SCHEMA_VERSION: u32 = 1;
