@@ -272,6 +272,28 @@ impl ShareRecord {
     pub fn live_at(&self, now_ms: i64) -> bool {
         self.revoked_ms.is_none() && now_ms < self.expires_ms
     }
+
+    /// Counts one session opened at `now_ms` if the link is active then (every backend's
+    /// `use_share`, inside its transaction); whether the record changed, and the answer.
+    pub(crate) fn take_use(&mut self, now_ms: i64) -> (bool, ShareUse) {
+        let status = self.status_at(now_ms);
+        if status != tether_common::share::ShareStatus::Active {
+            return (false, ShareUse::Refused(status));
+        }
+        self.uses = self.uses.saturating_add(1);
+        (true, ShareUse::Admitted(self.clone()))
+    }
+
+    /// Marks the link revoked unless it already was (the first revocation stands); whether the
+    /// record changed.
+    pub(crate) fn revoke(&mut self, by: &UserId, now_ms: i64) -> bool {
+        let first = self.revoked_ms.is_none();
+        if first {
+            self.revoked_ms = Some(now_ms);
+            self.revoked_by = Some(by.clone());
+        }
+        first
+    }
 }
 
 /// What trying to open a session with a link did.
@@ -323,6 +345,55 @@ impl InviteRecord {
             None
         }
     }
+
+    /// Counts one device enrolled at `now` if the invite still admits one; whether it counted.
+    pub(crate) fn count_enrolment(&mut self, now: i64) -> bool {
+        if self.unusable_at(now).is_some() {
+            return false;
+        }
+        self.enrolled = self.enrolled.saturating_add(1);
+        true
+    }
+
+    /// Marks the invite revoked unless it already was (the first revocation stands); whether
+    /// the record changed.
+    pub(crate) fn revoke(&mut self, by: &UserId, now: i64) -> bool {
+        let first = self.revoked.is_none();
+        if first {
+            self.revoked = Some(now);
+            self.revoked_by = Some(by.clone());
+        }
+        first
+    }
+}
+
+/// The order every backend lists in: invites oldest first, shares newest first, blocks oldest
+/// first (ties by id), each of one group when asked.
+pub(crate) fn invites_in_order(
+    mut invites: Vec<InviteRecord>,
+    group: Option<&GroupId>,
+) -> Vec<InviteRecord> {
+    if let Some(group) = group {
+        invites.retain(|i| &i.group == group);
+    }
+    invites.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+    invites
+}
+
+pub(crate) fn shares_in_order(mut shares: Vec<ShareRecord>) -> Vec<ShareRecord> {
+    shares.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)));
+    shares
+}
+
+pub(crate) fn blocks_in_order(
+    mut blocked: Vec<BlockedDeviceRecord>,
+    group: Option<&GroupId>,
+) -> Vec<BlockedDeviceRecord> {
+    if let Some(group) = group {
+        blocked.retain(|b| &b.group == group);
+    }
+    blocked.sort_by(|a, b| a.time.cmp(&b.time).then(a.device.cmp(&b.device)));
+    blocked
 }
 
 /// A device id refused at admission (a removed device kept from enrolling again).

@@ -27,8 +27,20 @@ async fn redb_keeps_the_store_contract() {
 async fn redb_keeps_records_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tether.redb");
+    records_survive_a_reopen(|| async {
+        Box::new(RedbStore::open(&path).unwrap()) as Box<dyn Store>
+    })
+    .await;
+}
+
+/// Writes through one handle from `open`, drops it, and reads back through a fresh one.
+async fn records_survive_a_reopen<F, Opened>(open: F)
+where
+    F: Fn() -> Opened,
+    Opened: std::future::Future<Output = Box<dyn Store>>,
+{
     {
-        let store = RedbStore::open(&path).unwrap();
+        let store = open().await;
         store.create_first_user(&user("Alice", true)).await.unwrap();
         store.put_setting("k", "v").await.unwrap();
         store
@@ -36,7 +48,7 @@ async fn redb_keeps_records_across_a_reopen() {
             .await
             .unwrap();
     }
-    let store = RedbStore::open(&path).unwrap();
+    let store = open().await;
     assert_eq!(
         store.user(&UserId::from("alice")).await.unwrap(),
         Some(user("Alice", true))
@@ -124,34 +136,14 @@ async fn postgres_keeps_records_across_a_reconnect_and_refuses_a_newer_schema() 
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    {
-        let store = PostgresStore::connect_with(database.options(), 2)
-            .await
-            .unwrap();
-        store.create_first_user(&user("Alice", true)).await.unwrap();
-        store.put_setting("k", "v").await.unwrap();
-        store
-            .append_event(event("e", None, None, None))
-            .await
-            .unwrap();
-    }
-    let store = PostgresStore::connect_with(database.options(), 2)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.user(&UserId::from("alice")).await.unwrap(),
-        Some(user("Alice", true))
-    );
-    assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("v"));
-    assert_eq!(
-        store
-            .append_event(event("f", None, None, None))
-            .await
-            .unwrap()
-            .id,
-        2
-    );
-    drop(store);
+    records_survive_a_reopen(|| async {
+        Box::new(
+            PostgresStore::connect_with(database.options(), 2)
+                .await
+                .unwrap(),
+        ) as Box<dyn Store>
+    })
+    .await;
     // A newer server applied a migration this one does not know: refused, nothing changed.
     let mut connection = PgConnection::connect_with(&database.options())
         .await

@@ -32,6 +32,23 @@ use super::{
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// How one kind of record is read for a change and written back (`PostgresStore::modify`).
+#[derive(Clone, Copy)]
+struct Row {
+    select: &'static str,
+    update: &'static str,
+}
+
+const INVITE_ROW: Row = Row {
+    select: "SELECT body FROM invites WHERE id = $1 FOR UPDATE",
+    update: "UPDATE invites SET body = $2 WHERE id = $1",
+};
+
+const SHARE_ROW: Row = Row {
+    select: "SELECT body FROM shares WHERE id = $1 FOR UPDATE",
+    update: "UPDATE shares SET body = $2 WHERE id = $1",
+};
+
 /// How long a call waits for a pooled connection before it fails with a clear error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -108,8 +125,7 @@ impl PostgresStore {
     /// back, in one transaction. `None` when there is no such record.
     async fn modify<T, R>(
         &self,
-        select: &'static str,
-        update: &'static str,
+        Row { select, update }: Row,
         key: &str,
         change: impl FnOnce(&mut T) -> (bool, R) + Send,
     ) -> StoreResult<Option<R>>
@@ -669,12 +685,10 @@ impl Store for PostgresStore {
     }
 
     async fn invites(&self, group: Option<&GroupId>) -> StoreResult<Vec<InviteRecord>> {
-        let mut invites: Vec<InviteRecord> = self.all("SELECT body FROM invites").await?;
-        if let Some(group) = group {
-            invites.retain(|i| &i.group == group);
-        }
-        invites.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        Ok(invites)
+        Ok(super::invites_in_order(
+            self.all("SELECT body FROM invites").await?,
+            group,
+        ))
     }
 
     async fn revoke_invite(
@@ -683,20 +697,9 @@ impl Store for PostgresStore {
         by: &UserId,
         now: i64,
     ) -> StoreResult<Option<InviteRecord>> {
-        let by = by.clone();
-        self.modify(
-            "SELECT body FROM invites WHERE id = $1 FOR UPDATE",
-            "UPDATE invites SET body = $2 WHERE id = $1",
-            id,
-            move |invite: &mut InviteRecord| {
-                let first = invite.revoked.is_none();
-                if first {
-                    invite.revoked = Some(now);
-                    invite.revoked_by = Some(by);
-                }
-                (first, invite.clone())
-            },
-        )
+        self.modify(INVITE_ROW, id, |invite: &mut InviteRecord| {
+            (invite.revoke(by, now), invite.clone())
+        })
         .await
     }
 
@@ -720,26 +723,16 @@ impl Store for PostgresStore {
     }
 
     async fn shares(&self) -> StoreResult<Vec<ShareRecord>> {
-        let mut shares: Vec<ShareRecord> = self.all("SELECT body FROM shares").await?;
-        shares.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)));
-        Ok(shares)
+        Ok(super::shares_in_order(
+            self.all("SELECT body FROM shares").await?,
+        ))
     }
 
     async fn use_share(&self, id: &str, now_ms: i64) -> StoreResult<ShareUse> {
         let used = self
-            .modify(
-                "SELECT body FROM shares WHERE id = $1 FOR UPDATE",
-                "UPDATE shares SET body = $2 WHERE id = $1",
-                id,
-                move |share: &mut ShareRecord| {
-                    let status = share.status_at(now_ms);
-                    if status != tether_common::share::ShareStatus::Active {
-                        return (false, ShareUse::Refused(status));
-                    }
-                    share.uses = share.uses.saturating_add(1);
-                    (true, ShareUse::Admitted(share.clone()))
-                },
-            )
+            .modify(SHARE_ROW, id, |share: &mut ShareRecord| {
+                share.take_use(now_ms)
+            })
             .await?;
         Ok(used.unwrap_or(ShareUse::Unknown))
     }
@@ -750,20 +743,9 @@ impl Store for PostgresStore {
         by: &UserId,
         now_ms: i64,
     ) -> StoreResult<Option<ShareRecord>> {
-        let by = by.clone();
-        self.modify(
-            "SELECT body FROM shares WHERE id = $1 FOR UPDATE",
-            "UPDATE shares SET body = $2 WHERE id = $1",
-            id,
-            move |share: &mut ShareRecord| {
-                let first = share.revoked_ms.is_none();
-                if first {
-                    share.revoked_ms = Some(now_ms);
-                    share.revoked_by = Some(by);
-                }
-                (first, share.clone())
-            },
-        )
+        self.modify(SHARE_ROW, id, |share: &mut ShareRecord| {
+            (share.revoke(by, now_ms), share.clone())
+        })
         .await
     }
 
@@ -794,18 +776,10 @@ impl Store for PostgresStore {
 
     async fn count_invite_enrolment(&self, id: &str, now: i64) -> StoreResult<bool> {
         let counted = self
-            .modify(
-                "SELECT body FROM invites WHERE id = $1 FOR UPDATE",
-                "UPDATE invites SET body = $2 WHERE id = $1",
-                id,
-                move |invite: &mut InviteRecord| {
-                    if invite.unusable_at(now).is_some() {
-                        return (false, false);
-                    }
-                    invite.enrolled = invite.enrolled.saturating_add(1);
-                    (true, true)
-                },
-            )
+            .modify(INVITE_ROW, id, |invite: &mut InviteRecord| {
+                let counted = invite.count_enrolment(now);
+                (counted, counted)
+            })
             .await?;
         Ok(counted.unwrap_or(false))
     }
@@ -868,13 +842,10 @@ impl Store for PostgresStore {
         &self,
         group: Option<&GroupId>,
     ) -> StoreResult<Vec<BlockedDeviceRecord>> {
-        let mut blocked: Vec<BlockedDeviceRecord> =
-            self.all("SELECT body FROM blocked_devices").await?;
-        if let Some(group) = group {
-            blocked.retain(|b| &b.group == group);
-        }
-        blocked.sort_by(|a, b| a.time.cmp(&b.time).then(a.device.cmp(&b.device)));
-        Ok(blocked)
+        Ok(super::blocks_in_order(
+            self.all("SELECT body FROM blocked_devices").await?,
+            group,
+        ))
     }
 
     async fn unblock_device(&self, id: &DeviceId) -> StoreResult<bool> {

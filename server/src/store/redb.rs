@@ -149,7 +149,7 @@ impl RedbStore {
     where
         T: Serialize + DeserializeOwned,
         R: Send + 'static,
-        F: FnOnce(&mut T) -> Written<R> + Send + 'static,
+        F: FnOnce(&mut T) -> (bool, R) + Send + 'static,
     {
         let key = key.to_owned();
         self.write(move |txn| {
@@ -162,7 +162,7 @@ impl RedbStore {
             else {
                 return Ok(None);
             };
-            let Written { write, answer } = change(&mut record);
+            let (write, answer) = change(&mut record);
             if write {
                 table
                     .insert(key.as_str(), encode(&record)?.as_slice())
@@ -278,22 +278,6 @@ fn migrate(txn: &WriteTransaction, from: u32, to: u32) -> StoreResult<()> {
         .insert(SCHEMA_VERSION_KEY, to.to_string().as_str())
         .map_err(backend)?;
     Ok(())
-}
-
-/// What a [`RedbStore::modify`] change answers, and whether the record is to be written back.
-struct Written<R> {
-    write: bool,
-    answer: R,
-}
-
-impl<R> Written<R> {
-    fn when(write: bool, answer: R) -> Written<R> {
-        Written { write, answer }
-    }
-
-    fn not(answer: R) -> Written<R> {
-        Written::when(false, answer)
-    }
 }
 
 async fn blocking<T, F>(work: F) -> StoreResult<T>
@@ -803,12 +787,7 @@ impl Store for RedbStore {
     }
 
     async fn invites(&self, group: Option<&GroupId>) -> StoreResult<Vec<InviteRecord>> {
-        let mut invites: Vec<InviteRecord> = self.all(INVITES).await?;
-        if let Some(group) = group {
-            invites.retain(|i| &i.group == group);
-        }
-        invites.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        Ok(invites)
+        Ok(super::invites_in_order(self.all(INVITES).await?, group))
     }
 
     async fn revoke_invite(
@@ -819,12 +798,7 @@ impl Store for RedbStore {
     ) -> StoreResult<Option<InviteRecord>> {
         let by = by.clone();
         self.modify(INVITES, id, move |invite: &mut InviteRecord| {
-            let first = invite.revoked.is_none();
-            if first {
-                invite.revoked = Some(now);
-                invite.revoked_by = Some(by);
-            }
-            Written::when(first, invite.clone())
+            (invite.revoke(&by, now), invite.clone())
         })
         .await
     }
@@ -850,20 +824,13 @@ impl Store for RedbStore {
     }
 
     async fn shares(&self) -> StoreResult<Vec<ShareRecord>> {
-        let mut shares: Vec<ShareRecord> = self.all(SHARES).await?;
-        shares.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)));
-        Ok(shares)
+        Ok(super::shares_in_order(self.all(SHARES).await?))
     }
 
     async fn use_share(&self, id: &str, now_ms: i64) -> StoreResult<ShareUse> {
         let used = self
             .modify(SHARES, id, move |share: &mut ShareRecord| {
-                let status = share.status_at(now_ms);
-                if status != tether_common::share::ShareStatus::Active {
-                    return Written::not(ShareUse::Refused(status));
-                }
-                share.uses = share.uses.saturating_add(1);
-                Written::when(true, ShareUse::Admitted(share.clone()))
+                share.take_use(now_ms)
             })
             .await?;
         Ok(used.unwrap_or(ShareUse::Unknown))
@@ -877,12 +844,7 @@ impl Store for RedbStore {
     ) -> StoreResult<Option<ShareRecord>> {
         let by = by.clone();
         self.modify(SHARES, id, move |share: &mut ShareRecord| {
-            let first = share.revoked_ms.is_none();
-            if first {
-                share.revoked_ms = Some(now_ms);
-                share.revoked_by = Some(by);
-            }
-            Written::when(first, share.clone())
+            (share.revoke(&by, now_ms), share.clone())
         })
         .await
     }
@@ -914,11 +876,8 @@ impl Store for RedbStore {
     async fn count_invite_enrolment(&self, id: &str, now: i64) -> StoreResult<bool> {
         let counted = self
             .modify(INVITES, id, move |invite: &mut InviteRecord| {
-                if invite.unusable_at(now).is_some() {
-                    return Written::not(false);
-                }
-                invite.enrolled = invite.enrolled.saturating_add(1);
-                Written::when(true, true)
+                let counted = invite.count_enrolment(now);
+                (counted, counted)
             })
             .await?;
         Ok(counted.unwrap_or(false))
@@ -966,12 +925,10 @@ impl Store for RedbStore {
         &self,
         group: Option<&GroupId>,
     ) -> StoreResult<Vec<BlockedDeviceRecord>> {
-        let mut blocked: Vec<BlockedDeviceRecord> = self.all(BLOCKED_DEVICES).await?;
-        if let Some(group) = group {
-            blocked.retain(|b| &b.group == group);
-        }
-        blocked.sort_by(|a, b| a.time.cmp(&b.time).then(a.device.cmp(&b.device)));
-        Ok(blocked)
+        Ok(super::blocks_in_order(
+            self.all(BLOCKED_DEVICES).await?,
+            group,
+        ))
     }
 
     async fn unblock_device(&self, id: &DeviceId) -> StoreResult<bool> {
