@@ -108,15 +108,6 @@ impl PostgresStore {
         rows.into_iter().map(|(body,)| decode(body)).collect()
     }
 
-    async fn execute(&self, sql: &'static str, key: &str) -> StoreResult<u64> {
-        Ok(sqlx::query(sql)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?
-            .rows_affected())
-    }
-
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(backend)
     }
@@ -177,6 +168,36 @@ fn decode<T: DeserializeOwned>(body: Value) -> StoreResult<T> {
     serde_json::from_value(body).map_err(|e| StoreError::Backend(format!("decoding a record: {e}")))
 }
 
+/// Runs `sql` with one text parameter (`$1`); how many rows it affected.
+async fn run_keyed<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    sql: &'e str,
+    key: &'e str,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(sql)
+        .bind(key)
+        .execute(executor)
+        .await
+        .map_err(backend)?
+        .rows_affected())
+}
+
+/// Runs `sql` with a key (`$1`) and a record's JSON (`$2`); how many rows it affected.
+async fn run_record<'e, T: Serialize>(
+    executor: impl sqlx::PgExecutor<'e>,
+    sql: &'e str,
+    key: &'e str,
+    record: &T,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(sql)
+        .bind(key)
+        .bind(encode(record)?)
+        .execute(executor)
+        .await
+        .map_err(backend)?
+        .rows_affected())
+}
+
 /// Site administrators among the users, as `tx` sees them (the caller holds the users lock).
 async fn site_admins(tx: &mut Transaction<'static, Postgres>) -> StoreResult<usize> {
     let rows: Vec<(Value,)> = sqlx::query_as("SELECT body FROM users")
@@ -220,14 +241,13 @@ impl Store for PostgresStore {
     }
 
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        let inserted =
-            sqlx::query("INSERT INTO users (id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(user.id.as_str())
-                .bind(encode(user)?)
-                .execute(&self.pool)
-                .await
-                .map_err(backend)?
-                .rows_affected();
+        let inserted = run_record(
+            &self.pool,
+            "INSERT INTO users (id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            user.id.as_str(),
+            user,
+        )
+        .await?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!("user {}", user.id)));
         }
@@ -244,12 +264,13 @@ impl Store for PostgresStore {
         if any {
             return Err(StoreError::Conflict("an account".to_owned()));
         }
-        sqlx::query("INSERT INTO users (id, body) VALUES ($1, $2)")
-            .bind(user.id.as_str())
-            .bind(encode(user)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        run_record(
+            &mut *tx,
+            "INSERT INTO users (id, body) VALUES ($1, $2)",
+            user.id.as_str(),
+            user,
+        )
+        .await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -270,15 +291,14 @@ impl Store for PostgresStore {
                 return Err(StoreError::LastSiteAdmin);
             }
         }
-        sqlx::query(
+        run_record(
+            &mut *tx,
             "INSERT INTO users (id, body) VALUES ($1, $2)
              ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+            user.id.as_str(),
+            user,
         )
-        .bind(user.id.as_str())
-        .bind(encode(user)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        .await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -306,19 +326,21 @@ impl Store for PostgresStore {
         for (body,) in groups {
             let mut group: GroupRecord = decode(body)?;
             if group.members.remove(id).is_some() {
-                sqlx::query("UPDATE device_groups SET body = $2 WHERE id = $1")
-                    .bind(group.id.as_str())
-                    .bind(encode(&group)?)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
+                run_record(
+                    &mut *tx,
+                    "UPDATE device_groups SET body = $2 WHERE id = $1",
+                    group.id.as_str(),
+                    &group,
+                )
+                .await?;
             }
         }
-        sqlx::query("DELETE FROM login_sessions WHERE user_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        run_keyed(
+            &mut *tx,
+            "DELETE FROM login_sessions WHERE user_id = $1",
+            id.as_str(),
+        )
+        .await?;
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
@@ -333,26 +355,25 @@ impl Store for PostgresStore {
     }
 
     async fn put_group(&self, group: &GroupRecord) -> StoreResult<()> {
-        sqlx::query(
+        run_record(
+            &self.pool,
             "INSERT INTO device_groups (id, body) VALUES ($1, $2)
              ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+            group.id.as_str(),
+            group,
         )
-        .bind(group.id.as_str())
-        .bind(encode(group)?)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        .await?;
         Ok(())
     }
 
     async fn delete_group(&self, id: &GroupId) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let existed = sqlx::query("DELETE FROM device_groups WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected()
+        let existed = run_keyed(
+            &mut *tx,
+            "DELETE FROM device_groups WHERE id = $1",
+            id.as_str(),
+        )
+        .await?
             > 0;
         // A group's devices, enrolment keys, invites and blocked devices go with it.
         for sql in [
@@ -362,11 +383,7 @@ impl Store for PostgresStore {
             "DELETE FROM invites WHERE group_id = $1",
             "DELETE FROM blocked_devices WHERE group_id = $1",
         ] {
-            sqlx::query(sql)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+            run_keyed(&mut *tx, sql, id.as_str()).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(existed)
@@ -441,10 +458,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_device(&self, id: &DeviceId) -> StoreResult<bool> {
-        Ok(self
-            .execute("DELETE FROM devices WHERE id = $1", id.as_str())
-            .await?
-            > 0)
+        Ok(run_keyed(&self.pool, "DELETE FROM devices WHERE id = $1", id.as_str()).await? > 0)
     }
 
     async fn append_event(&self, event: NewEvent) -> StoreResult<EventRecord> {
@@ -553,7 +567,8 @@ impl Store for PostgresStore {
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        self.execute(
+        run_keyed(
+            &self.pool,
             "DELETE FROM login_sessions WHERE token_hash = $1",
             token_hash,
         )
@@ -625,11 +640,7 @@ impl Store for PostgresStore {
             return Err(StoreError::Conflict("enrolment key".to_owned()));
         }
         if let Some((old,)) = &old {
-            sqlx::query("DELETE FROM enrolment_keys WHERE key = $1")
-                .bind(old)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+            run_keyed(&mut *tx, "DELETE FROM enrolment_keys WHERE key = $1", old).await?;
         }
         sqlx::query(
             "INSERT INTO group_enrolment_keys (group_id, key) VALUES ($1, $2)
@@ -704,14 +715,13 @@ impl Store for PostgresStore {
     }
 
     async fn create_share(&self, share: &ShareRecord) -> StoreResult<()> {
-        let inserted =
-            sqlx::query("INSERT INTO shares (id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(share.id.as_str())
-                .bind(encode(share)?)
-                .execute(&self.pool)
-                .await
-                .map_err(backend)?
-                .rows_affected();
+        let inserted = run_record(
+            &self.pool,
+            "INSERT INTO shares (id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            share.id.as_str(),
+            share,
+        )
+        .await?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!("share {}", share.id)));
         }
@@ -762,11 +772,12 @@ impl Store for PostgresStore {
         for (body, device_gone) in rows {
             let share: ShareRecord = decode(body)?;
             if share.expires_ms < before_ms || device_gone {
-                sqlx::query("DELETE FROM shares WHERE id = $1")
-                    .bind(share.id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
+                run_keyed(
+                    &mut *tx,
+                    "DELETE FROM shares WHERE id = $1",
+                    share.id.as_str(),
+                )
+                .await?;
                 gone += 1;
             }
         }
@@ -804,11 +815,7 @@ impl Store for PostgresStore {
                     invite.enrolment_key.as_str(),
                 ),
             ] {
-                sqlx::query(sql)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
+                run_keyed(&mut *tx, sql, key).await?;
             }
             count += 1;
         }
@@ -849,12 +856,12 @@ impl Store for PostgresStore {
     }
 
     async fn unblock_device(&self, id: &DeviceId) -> StoreResult<bool> {
-        Ok(self
-            .execute(
-                "DELETE FROM blocked_devices WHERE device_id = $1",
-                id.as_str(),
-            )
-            .await?
+        Ok(run_keyed(
+            &self.pool,
+            "DELETE FROM blocked_devices WHERE device_id = $1",
+            id.as_str(),
+        )
+        .await?
             > 0)
     }
 }
