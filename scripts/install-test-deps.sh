@@ -69,7 +69,8 @@ fi
 # and a superuser role for whoever runs the tests, who then connects over the Unix socket with
 # peer authentication (no password anywhere).
 as_postgres() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+  # From /, which the postgres account may enter (it may not enter a checkout under /root).
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else (cd / && sudo -u postgres "$@"); fi
 }
 start_postgres() {
   local version cluster status
