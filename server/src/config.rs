@@ -75,6 +75,44 @@ pub struct Cli {
     /// several servers may share (config: `db`).
     #[arg(long, value_name = "URL")]
     pub db: Option<DatabaseUrl>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What `tether-server` does instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Copy every record (accounts, groups, devices, rights, events, settings, certificates and
+    /// keys kept in the database) from one database into another, then read the copy back and
+    /// verify it. Stop the servers first; re-running is safe.
+    Migrate {
+        /// `redb:PATH` (a `tether.redb` file) or `postgres://…`.
+        #[arg(long, value_name = "DB")]
+        from: StoreLocation,
+        /// `redb:PATH` or `postgres://…`.
+        #[arg(long, value_name = "DB")]
+        to: StoreLocation,
+    },
+}
+
+/// Where a store lives, as `migrate` names it.
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    Redb(PathBuf),
+    Postgres(DatabaseUrl),
+}
+
+impl std::str::FromStr for StoreLocation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<StoreLocation, String> {
+        if let Some(path) = text.strip_prefix("redb:") {
+            return Ok(StoreLocation::Redb(PathBuf::from(path)));
+        }
+        text.parse()
+            .map(StoreLocation::Postgres)
+            .map_err(|_| "a database is redb:PATH or postgres://…".to_owned())
+    }
 }
 
 /// Everything the running server needs to know. Every field can be set in `config.toml`.

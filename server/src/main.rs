@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use tether_server::accounts;
-use tether_server::config::{Cli, Config};
+use tether_server::config::{Cli, Command, Config, StoreLocation};
 use tether_server::serve::Listeners;
 use tether_server::store::StoreError;
 
@@ -19,7 +19,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // PostgreSQL's notices ("relation … already exists, skipping") are not news.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -34,6 +36,9 @@ async fn main() -> ExitCode {
 }
 
 async fn start(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Migrate { from, to }) = &cli.command {
+        return migrate(from, to).await;
+    }
     let config = Config::load(&cli)?;
     let account = cli.createaccount.as_ref().or(cli.resetaccount.as_ref());
     let Some(name) = account else {
@@ -60,6 +65,36 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
     } else {
         let user = accounts::reset_password(store.as_ref(), name, password).await?;
         println!("password of {} reset; their sessions have ended", user.name);
+    }
+    Ok(())
+}
+
+/// `tether-server migrate`: copies one database into another and prints what was verified.
+async fn migrate(from: &StoreLocation, to: &StoreLocation) -> anyhow::Result<()> {
+    let open = |location, role| async move {
+        match tether_server::store::open_location(location, 4).await {
+            Err(StoreError::Locked) => anyhow::bail!(
+                "the {role} database is in use by a running tether-server; stop it first"
+            ),
+            opened => opened.with_context(|| format!("opening the {role} database")),
+        }
+    };
+    let source = open(from, "source").await?;
+    let target = open(to, "target").await?;
+    let counts = tether_server::store::snapshot::copy(source.as_ref(), target.as_ref())
+        .await
+        .context("copying")?;
+    for count in counts {
+        let extra = count.target - count.source.min(count.target);
+        let note = if extra > 0 {
+            format!(" ({extra} more were already in the target)")
+        } else {
+            String::new()
+        };
+        println!(
+            "{:>22}: {} copied and verified{note}",
+            count.table, count.source
+        );
     }
     Ok(())
 }

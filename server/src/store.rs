@@ -7,6 +7,7 @@
 
 pub mod postgres;
 pub mod redb;
+pub mod snapshot;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,29 @@ pub async fn open(config: &crate::config::Config) -> StoreResult<std::sync::Arc<
             postgres::PostgresStore::connect(url.expose(), config.db_connections).await?,
         ),
         None => std::sync::Arc::new(redb::RedbStore::open(&config.data_file("tether.redb"))?),
+    })
+}
+
+/// Opens the store at `location` (for `migrate`): a redb file must exist already, so that a typo
+/// is not taken for an empty database.
+pub async fn open_location(
+    location: &crate::config::StoreLocation,
+    connections: u32,
+) -> StoreResult<std::sync::Arc<dyn Store>> {
+    use crate::config::StoreLocation;
+    Ok(match location {
+        StoreLocation::Postgres(url) => {
+            std::sync::Arc::new(postgres::PostgresStore::connect(url.expose(), connections).await?)
+        }
+        StoreLocation::Redb(path) => {
+            if !path.is_file() {
+                return Err(StoreError::Backend(format!(
+                    "{} is not a redb database file",
+                    path.display()
+                )));
+            }
+            std::sync::Arc::new(redb::RedbStore::open(path)?)
+        }
     })
 }
 
@@ -611,4 +635,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<BlockedDeviceRecord>>;
     /// `false` if it was not blocked.
     async fn unblock_device(&self, id: &DeviceId) -> StoreResult<bool>;
+
+    // Copying a whole store (`snapshot.rs`, `tether-server migrate`)
+    /// Every record, read in one consistent view.
+    async fn snapshot(&self) -> StoreResult<snapshot::Snapshot>;
+    /// Writes every record of `snapshot` under its own key (event ids too), replacing records
+    /// with the same key, in one transaction; later event ids stay above the copied ones.
+    async fn restore(&self, snapshot: &snapshot::Snapshot) -> StoreResult<()>;
 }

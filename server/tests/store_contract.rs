@@ -11,6 +11,7 @@ use tether_common::rights::Rights;
 use tether_common::share::{ShareKind, ShareStatus};
 use tether_server::store::postgres::PostgresStore;
 use tether_server::store::redb::RedbStore;
+use tether_server::store::snapshot;
 use tether_server::store::{
     BlockedDeviceRecord, DeviceRecord, EnrolmentKeyRecord, EventFilter, GroupRecord, InviteRecord,
     NewEvent, Readable, SessionRecord, ShareRecord, ShareUse, Store, StoreError, UserRecord,
@@ -162,6 +163,147 @@ async fn postgres_keeps_records_across_a_reconnect_and_refuses_a_newer_schema() 
     }
     drop(connection);
     database.drop().await;
+}
+
+#[tokio::test]
+async fn migrate_copies_redb_into_postgres_and_back_and_verifies_it() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let redb = RedbStore::open(&dir.path().join("tether.redb")).unwrap();
+    let last_event = populate(&redb).await;
+    let postgres = PostgresStore::connect_with(database.options(), 2)
+        .await
+        .unwrap();
+
+    let counts = snapshot::copy(&redb, &postgres).await.unwrap();
+    for count in &counts {
+        assert!(count.source > 0, "{} had nothing to copy", count.table);
+        assert_eq!(count.source, count.target, "{}", count.table);
+    }
+    // The copy answers the typed queries the server makes, not just the snapshot.
+    let office = GroupId::from("g-office");
+    assert_eq!(postgres.devices(Some(&office)).await.unwrap().len(), 2);
+    assert_eq!(
+        postgres.user(&UserId::from("alice")).await.unwrap(),
+        Some(user("Alice", true))
+    );
+    assert!(postgres.session("s-alice").await.unwrap().is_some());
+    assert_eq!(
+        postgres
+            .enrolment_key(KEY_LAB)
+            .await
+            .unwrap()
+            .map(|k| k.group),
+        Some(GroupId::from("g-lab"))
+    );
+    assert_eq!(
+        postgres.invite("i-live").await.unwrap().unwrap().enrolled,
+        0
+    );
+    assert!(postgres.share("sh-1").await.unwrap().is_some());
+    assert_eq!(
+        postgres.blocked_devices(Some(&office)).await.unwrap().len(),
+        1
+    );
+    assert_eq!(postgres.setting("k").await.unwrap().as_deref(), Some("v"));
+    let copied_events = postgres.events(&EventFilter::default()).await.unwrap();
+    assert_eq!(copied_events.len(), 3);
+    assert_eq!(copied_events[0].id, last_event, "ids are kept");
+    let next = postgres
+        .append_event(event("after", None, None, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.id,
+        last_event + 1,
+        "new events continue after the copied ones"
+    );
+
+    // A second run finds the same records and changes nothing.
+    let again = snapshot::copy(&redb, &postgres).await.unwrap();
+    assert_eq!(
+        again.iter().map(|c| c.target).sum::<usize>(),
+        counts.iter().map(|c| c.target).sum::<usize>() + 1,
+        "only the event appended since is extra"
+    );
+
+    // A record that differs in the target is reported by name.
+    let mut changed = postgres.user(&UserId::from("bob")).await.unwrap().unwrap();
+    changed.site_admin = true;
+    postgres.update_user(&changed).await.unwrap();
+    match snapshot::verify(
+        &redb.snapshot().await.unwrap(),
+        &postgres.snapshot().await.unwrap(),
+    ) {
+        Err(snapshot::CopyError::Differs {
+            table: "users",
+            key,
+        }) => assert_eq!(key, "bob"),
+        other => panic!("expected a difference in users/bob, got {other:?}"),
+    }
+
+    // And back: PostgreSQL into a fresh redb file holds the same records.
+    let back = RedbStore::open(&dir.path().join("back.redb")).unwrap();
+    snapshot::copy(&postgres, &back).await.unwrap();
+    assert_eq!(
+        back.user(&UserId::from("bob"))
+            .await
+            .unwrap()
+            .map(|u| u.site_admin),
+        Some(true)
+    );
+    let after = back
+        .append_event(event("later", None, None, None))
+        .await
+        .unwrap();
+    assert_eq!(after.id, last_event + 2);
+    drop(postgres);
+    database.drop().await;
+}
+
+/// One record or more of every kind; the id of the last event.
+async fn populate(store: &dyn Store) -> u64 {
+    store.create_first_user(&user("Alice", true)).await.unwrap();
+    store.create_user(&user("Bob", false)).await.unwrap();
+    store
+        .put_group(&group("g-office", &[("bob", Rights::VIEW)]))
+        .await
+        .unwrap();
+    store.put_group(&group("g-lab", &[])).await.unwrap();
+    for (id, group) in [("d1", "g-office"), ("d2", "g-office"), ("d3", "g-lab")] {
+        store.put_device(&device(id, group)).await.unwrap();
+    }
+    let session = SessionRecord {
+        user: UserId::from("alice"),
+        created: 1,
+        expires: i64::MAX,
+    };
+    store.put_session("s-alice", &session).await.unwrap();
+    store
+        .set_group_enrolment_key(&GroupId::from("g-lab"), KEY_LAB, false)
+        .await
+        .unwrap();
+    store
+        .create_invite(&invite("i-live", "g-office", "0a0a", i64::MAX))
+        .await
+        .unwrap();
+    store
+        .create_share(&share("sh-1", "d1", false))
+        .await
+        .unwrap();
+    store.block_device(&block("d9", "g-office")).await.unwrap();
+    store.put_setting("k", "v").await.unwrap();
+    let mut last = 0;
+    for kind in ["one", "two", "three"] {
+        last = store
+            .append_event(event(kind, Some("alice"), Some("g-office"), None))
+            .await
+            .unwrap()
+            .id;
+    }
+    last
 }
 
 /// Runs every trait method against `store`, which must start empty.

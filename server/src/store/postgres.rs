@@ -30,6 +30,8 @@ use super::{
     StoreResult, UserRecord,
 };
 
+mod copy;
+
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// How one kind of record is read for a change and written back (`PostgresStore::modify`).
@@ -223,6 +225,14 @@ async fn lock_users(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> 
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn snapshot(&self) -> StoreResult<super::snapshot::Snapshot> {
+        copy::snapshot(self.begin().await?).await
+    }
+
+    async fn restore(&self, snapshot: &super::snapshot::Snapshot) -> StoreResult<()> {
+        copy::restore(self.begin().await?, snapshot).await
+    }
+
     async fn user(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
         self.get("SELECT body FROM users WHERE id = $1", id.as_str())
             .await

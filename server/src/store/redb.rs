@@ -26,6 +26,8 @@ use super::{
     Store, StoreError, StoreResult, UserRecord,
 };
 
+mod copy;
+
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
@@ -341,6 +343,15 @@ fn remove_enrolment_of_group(txn: &WriteTransaction, group: &GroupId) -> StoreRe
 
 #[async_trait]
 impl Store for RedbStore {
+    async fn snapshot(&self) -> StoreResult<super::snapshot::Snapshot> {
+        self.read(copy::snapshot).await
+    }
+
+    async fn restore(&self, snapshot: &super::snapshot::Snapshot) -> StoreResult<()> {
+        let snapshot = snapshot.clone();
+        self.write(move |txn| copy::restore(txn, &snapshot)).await
+    }
+
     async fn user(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
         self.get(USERS, id.as_str()).await
     }
