@@ -13,6 +13,7 @@
 
 mod files;
 mod issue;
+pub(crate) mod shared;
 #[cfg(test)]
 mod tests;
 

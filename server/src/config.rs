@@ -75,6 +75,11 @@ pub struct Cli {
     /// several servers may share (config: `db`).
     #[arg(long, value_name = "URL")]
     pub db: Option<DatabaseUrl>,
+    /// A file holding 64 hex characters that seal the certificates and keys servers sharing one
+    /// PostgreSQL database keep in it; the same file on every server (config:
+    /// `identity_key_file`).
+    #[arg(long, value_name = "FILE")]
+    pub identity_key_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -223,6 +228,9 @@ pub struct Config {
     pub db: Option<DatabaseUrl>,
     /// Most connections this server keeps to PostgreSQL.
     pub db_connections: u32,
+    /// With `db`: the file whose key seals the certificates and keys every server sharing the
+    /// database presents (`certs/shared.rs`). Required with PostgreSQL.
+    pub identity_key_file: Option<PathBuf>,
 }
 
 /// `require_second_factor` in `config.toml`.
@@ -364,6 +372,7 @@ impl Default for Config {
             http2_keepalive_secs: 30,
             db: None,
             db_connections: 16,
+            identity_key_file: None,
         }
     }
 }
@@ -416,6 +425,9 @@ impl Config {
         }
         if let Some(db) = &cli.db {
             self.db = Some(db.clone());
+        }
+        if let Some(file) = &cli.identity_key_file {
+            self.identity_key_file = Some(file.clone());
         }
         if let Some(max) = cli.max_connections_per_ip {
             self.max_connections_per_ip = max;

@@ -30,7 +30,7 @@ use self::activity::{Activity, Tracked};
 use self::caps::{CapRefused, Caps, ConnectionCounts};
 use crate::agents::OnlineAgents;
 use crate::auth::ratelimit::LoginLimiter;
-use crate::certs::{self, ServerCerts};
+use crate::certs;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::relay::RelayBroker;
@@ -122,13 +122,9 @@ pub async fn run(
         None => 0,
     };
 
-    let certs = tokio::task::spawn_blocking({
-        let config = config.clone();
-        move || ServerCerts::load_or_create(&config)
-    })
-    .await
-    .context("certificate task failed")?
-    .context("loading the server certificates")?;
+    let certs = certs::shared::load(&config, store.as_ref())
+        .await
+        .context("loading the server certificates")?;
     tracing::info!(server_id = %hex::encode(certs.agent_server_id()), "agent-server certificate ready");
 
     let tls = match config.tlsoffload {

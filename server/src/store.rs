@@ -558,6 +558,10 @@ pub trait Store: Send + Sync + 'static {
     // Settings (server-wide key/value)
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+    /// Stores `value` under `key` unless something is there already, in one step; returns what
+    /// is stored then. Keys made on first use go through this, so that of several servers
+    /// making one at once, all end with the same.
+    async fn claim_setting(&self, key: &str, value: &str) -> StoreResult<String>;
 
     // Login sessions, keyed by the SHA-256 hex of the cookie
     async fn session(&self, token_hash: &str) -> StoreResult<Option<SessionRecord>>;

@@ -57,9 +57,16 @@ impl MacKey {
         }
         let mut key = [0u8; 32];
         rand::fill(&mut key);
-        store.put_setting(setting, &hex::encode(key)).await?;
-        tracing::info!(setting, "created a token key");
-        Ok(MacKey(key))
+        let made = hex::encode(key);
+        let stored = store.claim_setting(setting, &made).await?;
+        if stored == made {
+            tracing::info!(setting, "created a token key");
+        }
+        // What is stored wins: another server sharing the database may have made one first.
+        Ok(hex::decode(stored.trim())
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+            .map_or(MacKey(key), MacKey))
     }
 
     pub(crate) fn sign<T: Serialize>(&self, claims: &T) -> String {

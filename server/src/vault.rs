@@ -47,11 +47,11 @@ impl Vault {
         if let Some(vault) = Vault::load(store, setting).await? {
             return Ok(vault);
         }
-        let key = Vault::new_hex_key();
-        store.put_setting(setting, &key).await?;
-        // Read back: of two first uses at once, both end with the key that was stored last.
-        let stored = store.setting(setting).await?.unwrap_or(key);
-        Ok(Vault::from_hex(&stored).expect("a key this server made"))
+        // Of two first uses at once (two servers sharing a database), both end with the first.
+        let stored = store.claim_setting(setting, &Vault::new_hex_key()).await?;
+        Vault::from_hex(&stored).ok_or_else(|| {
+            crate::store::StoreError::Backend(format!("setting {setting} is not a 32-byte hex key"))
+        })
     }
 
     /// base64 of a random nonce, then the ciphertext and its tag.

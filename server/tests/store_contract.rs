@@ -1131,6 +1131,13 @@ async fn settings(store: &dyn Store) {
         store.setting("greeting").await.unwrap().as_deref(),
         Some("")
     );
+    // The first claim stores; later ones get what is stored and change nothing.
+    assert_eq!(store.claim_setting("key", "first").await.unwrap(), "first");
+    assert_eq!(store.claim_setting("key", "second").await.unwrap(), "first");
+    assert_eq!(
+        store.setting("key").await.unwrap().as_deref(),
+        Some("first")
+    );
 }
 
 fn now_ms() -> i64 {

@@ -552,6 +552,21 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn claim_setting(&self, key: &str, value: &str) -> StoreResult<String> {
+        // The no-op update makes RETURNING give the row that won, whoever inserted it.
+        let (stored,): (String,) = sqlx::query_as(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = settings.value
+             RETURNING value",
+        )
+        .bind(key)
+        .bind(value)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(stored)
+    }
+
     async fn session(&self, token_hash: &str) -> StoreResult<Option<SessionRecord>> {
         self.get(
             "SELECT body FROM login_sessions WHERE token_hash = $1",

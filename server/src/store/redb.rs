@@ -668,6 +668,21 @@ impl Store for RedbStore {
         .await
     }
 
+    async fn claim_setting(&self, key: &str, value: &str) -> StoreResult<String> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |txn| {
+            let mut settings = txn.open_table(SETTINGS).map_err(backend)?;
+            if let Some(stored) = settings.get(key.as_str()).map_err(backend)? {
+                return Ok(stored.value().to_owned());
+            }
+            settings
+                .insert(key.as_str(), value.as_str())
+                .map_err(backend)?;
+            Ok(value)
+        })
+        .await
+    }
+
     async fn session(&self, token_hash: &str) -> StoreResult<Option<SessionRecord>> {
         self.get(SESSIONS, token_hash).await
     }
