@@ -58,6 +58,10 @@ command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 # Several servers share one PostgreSQL database (server/src/store/postgres.rs); its tests make a
 # database of their own on Debian's server (started below) and drop it afterwards.
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+# Several servers behind one address (server/tests/cluster.rs): each test starts a nats-server
+# and an HAProxy of its own from Debian's packages, on free loopback ports.
+[ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+[ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"

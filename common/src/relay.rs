@@ -160,6 +160,10 @@ pub struct RelayClaims {
     /// end must come with (there is no agent; `device` is then `user:<invitee>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<UserId>,
+    /// The server that minted the session and holds its meeting point, when several servers
+    /// share the work: an end that reaches another server is passed on to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
 }
 
 impl RelayClaims {
@@ -291,6 +295,7 @@ mod tests {
             expires_ms: 1_000,
             share: None,
             peer: None,
+            home: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub(crate) use enrolment::{EnrolmentKey, group_key, rotate_group_key};
 pub(crate) use msh_download::{
     enrollable_group, group_msh, may_enrol, msh_response, server_authority,
 };
+pub(crate) use records::announce_lost;
 pub(crate) use registry::{OnlineAgents, Outgoing};
 pub(crate) use strings::{MAX_DEVICE_NAME_CHARS, device_name_is_clean};
 

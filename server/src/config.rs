@@ -80,6 +80,10 @@ pub struct Cli {
     /// `identity_key_file`).
     #[arg(long, value_name = "FILE")]
     pub identity_key_file: Option<PathBuf>,
+    /// NATS server(s) linking several servers that share one PostgreSQL database, e.g.
+    /// `nats://127.0.0.1:4222` (config: `nats`).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<NatsUrl>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -231,6 +235,16 @@ pub struct Config {
     /// With `db`: the file whose key seals the certificates and keys every server sharing the
     /// database presents (`certs/shared.rs`). Required with PostgreSQL.
     pub identity_key_file: Option<PathBuf>,
+    /// NATS, linking the servers that share `db` (`cluster.rs`). Unset: this server is alone.
+    pub nats: Option<NatsUrl>,
+    /// What every subject of this cluster starts with, so several clusters can share one NATS.
+    pub cluster_subject_prefix: String,
+    /// How the other servers reach this one's HTTPS port to join relay sessions that began here
+    /// (`https://host:port`). Unset: this server's bind address (loopback when it listens on
+    /// every interface) and port.
+    pub cluster_address: Option<String>,
+    /// A server not heard from for this long is taken for dead, and its agents for offline.
+    pub cluster_timeout_secs: u64,
 }
 
 /// `require_second_factor` in `config.toml`.
@@ -307,6 +321,36 @@ impl DatabaseUrl {
     }
 }
 
+/// A NATS address; it may carry a user and password, so it never appears in logs or `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NatsUrl(String);
+
+impl std::fmt::Debug for NatsUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NatsUrl(…)")
+    }
+}
+
+impl std::str::FromStr for NatsUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<NatsUrl, String> {
+        if url.starts_with("nats://") || url.starts_with("tls://") {
+            Ok(NatsUrl(url.to_owned()))
+        } else {
+            Err("a NATS address starts with nats:// or tls://".to_owned())
+        }
+    }
+}
+
+impl NatsUrl {
+    /// For connecting, nothing else.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The shared secret; it never appears in logs or `Debug` output.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -373,6 +417,10 @@ impl Default for Config {
             db: None,
             db_connections: 16,
             identity_key_file: None,
+            nats: None,
+            cluster_subject_prefix: "tether".to_owned(),
+            cluster_address: None,
+            cluster_timeout_secs: 15,
         }
     }
 }
@@ -429,6 +477,9 @@ impl Config {
         if let Some(file) = &cli.identity_key_file {
             self.identity_key_file = Some(file.clone());
         }
+        if let Some(nats) = &cli.nats {
+            self.nats = Some(nats.clone());
+        }
         if let Some(max) = cli.max_connections_per_ip {
             self.max_connections_per_ip = max;
         }
@@ -443,6 +494,22 @@ impl Config {
             (Some(address), _) => address,
             (None, true) => IpAddr::V4(Ipv4Addr::LOCALHOST),
             (None, false) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        }
+    }
+
+    /// How peers reach this server (`cluster_address`, else the bind address and port).
+    pub fn cluster_address(&self) -> String {
+        if let Some(address) = &self.cluster_address {
+            return address.trim_end_matches('/').to_owned();
+        }
+        let host = match self.bind_address() {
+            address if address.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            address => address,
+        };
+        let scheme = if self.tlsoffload { "http" } else { "https" };
+        match host {
+            IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{}", self.port),
+            IpAddr::V4(v4) => format!("{scheme}://{v4}:{}", self.port),
         }
     }
 

@@ -5,12 +5,14 @@
 //! so "group deleted" still reaches the group's former members after the record is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
 
 use tether_common::control::Event;
 use tether_common::ids::UserId;
 use tether_common::rights::Rights;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::store::GroupRecord;
 
@@ -22,7 +24,7 @@ const SIGNAL_CAPACITY: usize = 256;
 
 /// Who may see one event. Site administrators see everything, except what is meant for one
 /// user alone (an invitation carrying that user's own session link).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Audience {
     pub users: BTreeSet<UserId>,
     /// Every logged-in user (e.g. server-wide announcements).
@@ -89,7 +91,7 @@ impl Audience {
 }
 
 /// A signal between parts of the server that consoles never see (so it is not an [`Event`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Signal {
     /// A login session was ended (logout): the `/control` and relay sockets opened with it close.
     /// Carries the SHA-256 of the session token, the key the store knows it by, never the token.
@@ -109,6 +111,16 @@ pub struct EventBus {
     signals: broadcast::Sender<Signal>,
     /// Open `/control` connections per user: who is at a console now (for the messenger).
     listening: Arc<Mutex<BTreeMap<UserId, usize>>>,
+    /// Where events and signals go to reach the other servers of a cluster (`cluster/link.rs`);
+    /// unset on a server of its own.
+    forward: Arc<OnceLock<mpsc::Sender<Forward>>>,
+}
+
+/// What the bus hands the cluster link to publish to the other servers.
+#[derive(Debug)]
+pub(crate) enum Forward {
+    Event(Arc<Published>),
+    Signal(Signal),
 }
 
 impl Default for EventBus {
@@ -117,6 +129,7 @@ impl Default for EventBus {
             sender: broadcast::channel(BUS_CAPACITY).0,
             signals: broadcast::channel(SIGNAL_CAPACITY).0,
             listening: Arc::default(),
+            forward: Arc::default(),
         }
     }
 }
@@ -149,9 +162,33 @@ fn lock(
 }
 
 impl EventBus {
+    /// Delivers to this server's consoles and, in a cluster, to the other servers'.
     pub fn publish(&self, event: Event, audience: Audience) {
+        let published = Arc::new(Published { event, audience });
+        self.forward(|| Forward::Event(published.clone()));
         // No subscriber is not an error: nobody is watching right now.
+        let _ = self.sender.send(published);
+    }
+
+    /// Delivers to this server's consoles only: an event another server published, or one
+    /// every server derives on its own (a gone server's devices going offline).
+    pub(crate) fn publish_local(&self, event: Event, audience: Audience) {
         let _ = self.sender.send(Arc::new(Published { event, audience }));
+    }
+
+    /// From now on, events and signals are also handed to `forward` (once, at start).
+    pub(crate) fn forward_to(&self, forward: mpsc::Sender<Forward>) {
+        let _ = self.forward.set(forward);
+    }
+
+    fn forward(&self, message: impl FnOnce() -> Forward) {
+        let Some(forward) = self.forward.get() else {
+            return;
+        };
+        if let Err(e) = forward.try_send(message()) {
+            // Consoles of the other servers miss a live event; they re-read state on reconnect.
+            tracing::warn!("cluster: an event could not be forwarded to the other servers: {e}");
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
@@ -178,6 +215,12 @@ impl EventBus {
     }
 
     pub fn signal(&self, signal: Signal) {
+        self.forward(|| Forward::Signal(signal.clone()));
+        let _ = self.signals.send(signal);
+    }
+
+    /// A signal another server raised: for this server's listeners only.
+    pub(crate) fn signal_local(&self, signal: Signal) {
         let _ = self.signals.send(signal);
     }
 

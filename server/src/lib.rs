@@ -12,6 +12,7 @@ mod amt;
 mod auth;
 mod certs;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod control;
 mod events;

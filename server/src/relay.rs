@@ -11,6 +11,7 @@
 //! - `pending.rs`: the single-use, expiring table of sessions waiting to pair;
 //! - `broker.rs`: `RelayBroker`, minting, admission and the meeting point of the two ends;
 //! - `endpoint.rs`: the HTTP/WebSocket handler and the lone end's wait;
+//! - `forward.rs`: an end that reached another server than its session's, passed on to that one;
 //! - `session.rs`, `pipe.rs`: a paired session and its frame forwarding;
 //! - `audit.rs`: the session start/end records;
 //! - `recording.rs`: recording sessions of groups that say so (and reading recordings back);
@@ -25,6 +26,7 @@ mod audit;
 mod broker;
 mod chat_opens;
 mod endpoint;
+mod forward;
 mod guest;
 mod invitations;
 mod lifetime;

@@ -135,6 +135,9 @@ pub async fn run(
     let setup_code: Arc<str> = crate::auth::http::setup_code().into();
     let needs_setup = store.user_count().await.is_ok_and(|n| n == 0);
     let update_signing = crate::updates::Signing::of(&certs);
+    let cluster = Arc::new(crate::cluster::Cluster::new(
+        std::time::Duration::from_secs(config.cluster_timeout_secs.max(1)),
+    ));
     let state = AppState {
         login_limiter: Arc::new(LoginLimiter::new(&config)),
         setup_code: setup_code.clone(),
@@ -142,7 +145,8 @@ pub async fn run(
         certs: Arc::new(certs),
         store: store.clone(),
         events: EventBus::default(),
-        agents: Arc::new(OnlineAgents::default()),
+        agents: Arc::new(OnlineAgents::new(cluster.clone())),
+        cluster: cluster.clone(),
         amt: Arc::new(crate::mps::AmtOnline::default()),
         passkeys: Arc::new(crate::auth::passkeys::Ceremonies::default()),
         relay: Arc::new(RelayBroker::from_config(&config)),
@@ -151,6 +155,11 @@ pub async fn run(
         tasks: TaskTracker::new(),
     };
     let (stopping, tasks) = (state.stopping.clone(), state.tasks.clone());
+    if let Some(nats) = &config.nats {
+        crate::cluster::start(&state, nats.expose(), &config.cluster_subject_prefix)
+            .await
+            .context("joining the cluster")?;
+    }
     if let Some(listener) = mps {
         let acceptor = TlsAcceptor::from(crate::tls::mps_server_config(&state.certs)?);
         println!(

@@ -25,6 +25,8 @@ pub struct AppState {
     /// (`auth::http::post_setup`); printed at start while the server has no account.
     pub setup_code: Arc<str>,
     pub agents: Arc<OnlineAgents>,
+    /// The other servers sharing the work, over NATS (`cluster.rs`); not linked without `nats`.
+    pub cluster: Arc<crate::cluster::Cluster>,
     /// Intel AMT machines with a CIRA tunnel up (`mps/presence.rs`).
     pub(crate) amt: Arc<AmtOnline>,
     /// Passkey ceremonies in flight (`auth/passkeys.rs`).

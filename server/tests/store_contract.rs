@@ -5,11 +5,16 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use tether_common::ids::{DeviceId, GroupId, UserId};
 use tether_common::rights::Rights;
 use tether_common::share::{ShareKind, ShareStatus};
 use tether_server::store::postgres::PostgresStore;
+
+#[allow(dead_code)]
+#[path = "common/postgres.rs"]
+mod postgres;
+use postgres::TestDatabase;
 use tether_server::store::redb::RedbStore;
 use tether_server::store::snapshot;
 use tether_server::store::{
@@ -63,60 +68,6 @@ where
             .id,
         2
     );
-}
-
-/// A database of its own on the PostgreSQL server named by `TETHER_TEST_POSTGRES` (a URL the test
-/// may create databases from; default: the local server over its Unix socket, as the current
-/// user). CI installs and starts one (`scripts/install-test-deps.sh`); elsewhere, without one,
-/// the PostgreSQL tests say so and pass.
-struct TestDatabase {
-    admin: PgConnectOptions,
-    name: String,
-}
-
-impl TestDatabase {
-    async fn create() -> Option<TestDatabase> {
-        let url = std::env::var("TETHER_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres:///postgres?host=/var/run/postgresql".to_owned());
-        let admin: PgConnectOptions = url
-            .parse()
-            .expect("TETHER_TEST_POSTGRES is a postgres:// URL");
-        let mut connection = match PgConnection::connect_with(&admin).await {
-            Ok(connection) => connection,
-            Err(e) if std::env::var_os("CI").is_none() => {
-                eprintln!("no PostgreSQL server for this test ({e}); skipped");
-                return None;
-            }
-            Err(e) => panic!("CI has no PostgreSQL server at {url}: {e}"),
-        };
-        let name = format!("tether_test_{}_{}", std::process::id(), rand_suffix());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut connection)
-            .await
-            .expect("create the test database");
-        Some(TestDatabase { admin, name })
-    }
-
-    fn options(&self) -> PgConnectOptions {
-        self.admin.clone().database(&self.name)
-    }
-
-    async fn drop(self) {
-        let mut connection = PgConnection::connect_with(&self.admin).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .execute(&mut connection)
-            .await
-            .expect("drop the test database");
-    }
-}
-
-fn rand_suffix() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{nanos:x}")
 }
 
 #[tokio::test]

@@ -195,6 +195,27 @@ pub(crate) async fn announce_offline(
     );
 }
 
+/// A device whose server is gone (`cluster/`): this server's consoles see it go offline. Each
+/// server tells its own consoles, so the event is not forwarded; the record's last-seen time
+/// stays at the last one written.
+pub(crate) async fn announce_lost(
+    state: &crate::state::AppState,
+    device: &DeviceId,
+    group: &GroupId,
+) {
+    let audience = match state.store.group(group).await {
+        Ok(Some(group)) => Audience::group(&group, Rights::VIEW),
+        _ => Audience::admins_only(),
+    };
+    state.events.publish_local(
+        Event::DeviceOffline {
+            device: device.clone(),
+            group: group.clone(),
+        },
+        audience,
+    );
+}
+
 /// Stores what the agent reported about its machine, cleaned and bounded (`strings.rs`); consoles
 /// see it as a device change. Nothing is written when nothing changed (agents resend on every
 /// reconnect).

@@ -4,14 +4,19 @@
 //! the newcomer and cancels the older connection (MeshCentral closes the duplicate the same way).
 //! Every registration gets a generation number, so the older connection's clean-up cannot remove
 //! the newer entry. The server can also tell a connection to go (its device or group was deleted).
+//!
+//! In a cluster the same holds across servers: the registry tells the [`Cluster`] what it holds,
+//! and asks it about devices held elsewhere (online, messages for them, disconnecting them).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tether_common::ids::{DeviceId, GroupId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::cluster::Cluster;
 
 /// How many outgoing messages may wait for one agent before senders are told it is congested.
 pub(super) const OUTBOX_CAPACITY: usize = 64;
@@ -53,13 +58,29 @@ pub struct OnlineAgents {
     pub(super) held: crate::serve::caps::ConnectionCounts,
     /// Recent admissions per device, to refuse a reconnect loop.
     pub(super) admissions: super::admission_rate::AdmissionRate,
+    /// The other servers' agents (not linked on a server of its own).
+    cluster: Arc<Cluster>,
 }
 
 impl OnlineAgents {
+    pub fn new(cluster: Arc<Cluster>) -> OnlineAgents {
+        OnlineAgents {
+            cluster,
+            ..OnlineAgents::default()
+        }
+    }
+
+    /// Whether the device's agent is connected here or to another server of the cluster.
     pub fn is_online(&self, device: &DeviceId) -> bool {
+        self.is_local(device) || self.cluster.held_elsewhere(device)
+    }
+
+    /// Whether the device's agent is connected to this server.
+    pub fn is_local(&self, device: &DeviceId) -> bool {
         self.lock().contains_key(device)
     }
 
+    /// Agents connected to this server.
     pub fn online_count(&self) -> usize {
         self.lock().len()
     }
@@ -69,8 +90,17 @@ impl OnlineAgents {
         self.lock().get(device).map(|e| e.group.clone())
     }
 
-    /// Queues a message for a connected agent; `false` if it is offline or its outbox is full.
+    /// Queues a message for a connected agent, here or on the server holding it; `false` if it
+    /// is offline or its outbox (or the cluster link) is full.
     pub fn send(&self, device: &DeviceId, message: Outgoing) -> bool {
+        if self.is_local(device) {
+            return self.send_local(device, message);
+        }
+        self.cluster.send_to_agent(device, message)
+    }
+
+    /// [`OnlineAgents::send`] to an agent connected to this server only.
+    pub fn send_local(&self, device: &DeviceId, message: Outgoing) -> bool {
         let outbox = match self.lock().get(device) {
             Some(entry) => entry.outbox.clone(),
             None => return false,
@@ -90,10 +120,12 @@ impl OnlineAgents {
             replaced: replaced.clone(),
             removed: removed.clone(),
         };
-        let older = self.lock().insert(device, entry);
+        let group = entry.group.clone();
+        let older = self.lock().insert(device.clone(), entry);
         if let Some(older) = &older {
             older.replaced.cancel();
         }
+        self.cluster.claim(&device, &group);
         Registration {
             generation,
             replaced,
@@ -103,9 +135,18 @@ impl OnlineAgents {
         }
     }
 
-    /// Tells the device's connection to close; `false` if it is not connected. The connection
-    /// unregisters itself as it ends, so consoles hear it go offline as usual.
+    /// Tells the device's connection to close, wherever it is; `false` if it is not connected.
+    /// The connection unregisters itself as it ends, so consoles hear it go offline as usual.
     pub fn disconnect(&self, device: &DeviceId) -> bool {
+        let elsewhere = self.cluster.held_elsewhere(device);
+        if elsewhere {
+            self.cluster.disconnect(device);
+        }
+        self.disconnect_local(device) || elsewhere
+    }
+
+    /// [`OnlineAgents::disconnect`] on this server only.
+    pub fn disconnect_local(&self, device: &DeviceId) -> bool {
         match self.lock().get(device) {
             Some(entry) => {
                 entry.removed.cancel();
@@ -115,8 +156,17 @@ impl OnlineAgents {
         }
     }
 
-    /// Tells every connection admitted to `group` to close; returns how many there were.
+    /// Tells every connection admitted to `group` to close, on every server; how many there were.
     pub fn disconnect_group(&self, group: &GroupId) -> usize {
+        let elsewhere = self.cluster.remote_in_group(group);
+        if self.cluster.is_linked() {
+            self.cluster.disconnect_group(group);
+        }
+        self.disconnect_group_local(group) + elsewhere
+    }
+
+    /// [`OnlineAgents::disconnect_group`] on this server only.
+    pub fn disconnect_group_local(&self, group: &GroupId) -> usize {
         let mut told = 0;
         for entry in self.lock().values().filter(|entry| entry.group == *group) {
             entry.removed.cancel();
@@ -125,16 +175,27 @@ impl OnlineAgents {
         told
     }
 
-    /// Removes the device if `generation` still owns it. `true` means the device is now offline.
-    pub fn unregister(&self, device: &DeviceId, generation: u64) -> bool {
-        let mut connected = self.lock();
-        match connected.get(device) {
-            Some(entry) if entry.generation == generation => {
-                connected.remove(device);
-                true
-            }
-            _ => false,
+    /// Another server took the device's agent over: the connection here is told it was replaced.
+    pub(crate) fn replace_local(&self, device: &DeviceId) {
+        if let Some(entry) = self.lock().get(device) {
+            entry.replaced.cancel();
         }
+    }
+
+    /// Removes the device if `generation` still owns it. `true` means the device is now offline
+    /// (no newer connection here, nor on another server).
+    pub fn unregister(&self, device: &DeviceId, generation: u64) -> bool {
+        let removed = {
+            let mut connected = self.lock();
+            match connected.get(device) {
+                Some(entry) if entry.generation == generation => {
+                    connected.remove(device);
+                    true
+                }
+                _ => false,
+            }
+        };
+        removed && self.cluster.release(device)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Entry>> {

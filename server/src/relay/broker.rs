@@ -96,6 +96,8 @@ pub struct RelayBroker {
     invitations: Invitations,
     pair_timeout: Duration,
     limits: RelayLimits,
+    /// This server's id when it is one of several (`cluster.rs`): written into every token.
+    home: std::sync::OnceLock<String>,
 }
 
 impl RelayBroker {
@@ -119,7 +121,14 @@ impl RelayBroker {
             invitations: Invitations::default(),
             pair_timeout,
             limits,
+            home: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Names this server in every token minted from now on (set once, when the server joins a
+    /// cluster), so that an end reaching another server is passed on here.
+    pub(crate) fn set_home(&self, server: &str) {
+        let _ = self.home.set(server.to_owned());
     }
 
     pub fn pair_timeout(&self) -> Duration {
@@ -166,6 +175,7 @@ impl RelayBroker {
             expires_ms,
             share: share.clone(),
             peer: None,
+            home: None,
         };
         self.mint_with(store, claims).await
     }
@@ -189,6 +199,7 @@ impl RelayBroker {
             expires_ms,
             share: None,
             peer: Some(invitee.clone()),
+            home: None,
         };
         self.mint_with(store, claims).await
     }
@@ -203,7 +214,8 @@ impl RelayBroker {
         let session = new_session_id();
         let now = Instant::now();
         let expires_ms = now_millis() + self.pair_timeout.as_millis() as i64;
-        let claims = claims(session.clone(), expires_ms);
+        let mut claims = claims(session.clone(), expires_ms);
+        claims.home = self.home.get().cloned();
         let (user, device) = (&claims.user, &claims.device);
         let owner = Owner {
             user: user.clone(),

@@ -56,6 +56,12 @@ pub(super) async fn get_relay(
         Ok(claims) => claims,
         Err(refusal) => return refuse(&refusal, addr),
     };
+    if let Some(home) = claims.home.as_deref()
+        && home != state.cluster.me().as_str()
+    {
+        let home = crate::cluster::wire::ServerId::from(home);
+        return super::forward::forward(state, home, &query.id, &headers, addr, upgrade).await;
+    }
     // The ends a browser opens: the console's, and the invitee's in a chat between users.
     let browser_user = match claims.side {
         RelaySide::Console => Some(&claims.user),

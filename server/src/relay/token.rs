@@ -71,6 +71,7 @@ mod tests {
             expires_ms: 42,
             share: None,
             peer: None,
+            home: None,
         }
     }
 

@@ -39,7 +39,8 @@ impl Fixture {
         Fixture::with_server(TestServer::start_with_config(config_toml).await).await
     }
 
-    async fn with_server(server: TestServer) -> Fixture {
+    /// An admin, a group and its `.msh` on a server already started.
+    pub async fn with_server(server: TestServer) -> Fixture {
         server.create_admin(ADMIN.0, ADMIN.1).await;
         let cookie = server.login(ADMIN.0, ADMIN.1).await;
         let mut control = server.control(&cookie).await;
