@@ -582,6 +582,37 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_example_config_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let example = include_str!("../../installers/cluster/config.toml");
+        std::fs::write(dir.path().join(CONFIG_FILE), example).unwrap();
+        let cli = Cli::parse_from(["tether-server", "--datapath", dir.path().to_str().unwrap()]);
+        let config = Config::load(&cli).unwrap();
+        assert!(config.db.is_some() && config.nats.is_some());
+        assert_eq!(config.cluster_address(), "https://10.0.0.11:443");
+        assert_eq!(config.max_connections_per_ip, 0);
+        assert!(
+            !format!("{config:?}").contains("db.example.org"),
+            "the database address stays out of Debug output"
+        );
+    }
+
+    #[test]
+    fn the_cluster_address_defaults_to_where_the_server_listens() {
+        let config = Config {
+            bind: Some("10.1.2.3".parse().unwrap()),
+            port: 8443,
+            ..Config::default()
+        };
+        assert_eq!(config.cluster_address(), "https://10.1.2.3:8443");
+        let everywhere = Config {
+            port: 443,
+            ..Config::default()
+        };
+        assert_eq!(everywhere.cluster_address(), "https://127.0.0.1:443");
+    }
+
+    #[test]
     fn trusted_proxies_are_cidrs() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

@@ -289,3 +289,30 @@ fn the_macos_plist_and_the_windows_msi_name_what_the_agent_expects() {
     assert_eq!(services, ["TetherAgent"]);
     assert!(seam("windows.rs").contains("const SERVICE: &str = \"TetherAgent\";"));
 }
+
+/// The HAProxy example for several servers is a configuration HAProxy accepts.
+#[test]
+fn the_cluster_haproxy_example_is_valid() {
+    let haproxy = Path::new("/usr/sbin/haproxy");
+    if !haproxy.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is missing (apt install haproxy)"
+        );
+        eprintln!("skipped: haproxy is not installed");
+        return;
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../installers/cluster/haproxy.cfg");
+    let check = Command::new(haproxy)
+        .arg("-c")
+        .arg("-f")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "haproxy -c: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

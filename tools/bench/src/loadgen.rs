@@ -31,6 +31,8 @@ pub(crate) struct Options<'a> {
     pub hold: Option<u64>,
     pub small_keys: bool,
     pub log: PathBuf,
+    /// Agents come back when their connection drops (`--reconnect`).
+    pub reconnect: bool,
 }
 
 /// The fields of the loadgen's `--json` summary the bench uses.
@@ -44,6 +46,14 @@ pub(crate) struct Summary {
     pub connect_ms_max: Option<f64>,
     #[serde(default)]
     pub failures: BTreeMap<String, usize>,
+    #[serde(default)]
+    pub reconnects: usize,
+    #[serde(default)]
+    pub reconnect_ms_p50: Option<f64>,
+    #[serde(default)]
+    pub reconnect_ms_p99: Option<f64>,
+    #[serde(default)]
+    pub reconnect_ms_max: Option<f64>,
 }
 
 /// One progress line: `tether-loadgen:    5.0 s  online 5 / 5  authenticated 5  failed 0`.
@@ -102,6 +112,9 @@ pub(crate) fn start(options: &Options<'_>) -> anyhow::Result<Holding> {
     }
     if options.small_keys {
         command.arg("--small-keys");
+    }
+    if options.reconnect {
+        command.arg("--reconnect");
     }
     command
         .stdin(Stdio::null())
@@ -177,6 +190,12 @@ impl Holding {
                 );
             }
         }
+    }
+
+    /// Waits for the next progress line (they come every 5 s).
+    pub(crate) async fn next_progress(&mut self) -> Progress {
+        let _ = self.progress.changed().await;
+        *self.progress.borrow_and_update()
     }
 
     /// Stops a holding run (as Ctrl-C does) and reads its summary.

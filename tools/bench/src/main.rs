@@ -10,6 +10,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod cluster;
 mod desktop;
 mod echo;
 mod loadgen;
@@ -93,6 +94,11 @@ pub struct Cli {
     /// Only the desktop figures: skips the relay, the idle-agent counts and the connect storms.
     #[arg(long)]
     desktop_only: bool,
+    /// Only the several-servers figures (`cluster.md`): login and /control on PostgreSQL vs
+    /// redb, three servers behind HAProxy holding the largest --agents count, restarted at once,
+    /// and MeshCentral restarted with as many. Needs PostgreSQL running, nats-server and HAProxy.
+    #[arg(long)]
+    cluster_only: bool,
     /// Keys typed for the terminal echo figure.
     #[arg(long, value_name = "N", default_value_t = 50)]
     echo_samples: u32,
@@ -227,6 +233,16 @@ async fn guarded_suite(
     meshcentral: Option<PathBuf>,
     isolated: bool,
 ) -> anyhow::Result<ExitCode> {
+    if cli.cluster_only {
+        if isolated {
+            netns::bring_up_loopback().await?;
+        }
+        let bins = Binaries::in_dir(&release_dir(workspace));
+        return tokio::select! {
+            result = cluster::run(cli, &bins, meshcentral.as_deref()) => result.map(|()| ExitCode::SUCCESS),
+            _ = tokio::signal::ctrl_c() => Ok(ExitCode::from(130)),
+        };
+    }
     tokio::select! {
         result = suite::run(cli, workspace, meshcentral, isolated) => result,
         _ = tokio::signal::ctrl_c() => {

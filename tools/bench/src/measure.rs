@@ -123,6 +123,7 @@ async fn agents_on(
             "loadgen-{}-hold-{agents}.log",
             spec.kind.name().to_lowercase()
         )),
+        reconnect: false,
     };
     let mut holding = loadgen::start(&options)?;
     let settled = holding.wait_settled(agents, settings.ramp_rate).await;
@@ -178,6 +179,7 @@ pub(crate) async fn storm_point(
             "loadgen-{}-storm-{rate}.log",
             spec.kind.name().to_lowercase()
         )),
+        reconnect: false,
     };
     let result = match loadgen::start(&options) {
         Ok(run) => {

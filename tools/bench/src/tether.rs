@@ -90,10 +90,24 @@ pub(crate) async fn prepare(
     web: &Web,
     log: PathBuf,
 ) -> anyhow::Result<(ServerSpec, Duration)> {
+    prepare_on(bins, dir, PORT, &[], fastcert, web, log).await
+}
+
+/// [`prepare`] on `port`, with `extra` flags on every run of the server (a database, say).
+pub(crate) async fn prepare_on(
+    bins: &Binaries,
+    dir: &Path,
+    port: u16,
+    extra: &[std::ffi::OsString],
+    fastcert: bool,
+    web: &Web,
+    log: PathBuf,
+) -> anyhow::Result<(ServerSpec, Duration)> {
     let datapath = dir.join("tether-data");
     let output = Command::new(&bins.server)
         .arg("--datapath")
         .arg(&datapath)
+        .args(extra)
         .args(["--createaccount", USER, "--pass", PASSWORD])
         .output()
         .await
@@ -105,10 +119,43 @@ pub(crate) async fn prepare(
         );
     }
 
-    let mut args: Vec<std::ffi::OsString> = vec!["--datapath".into(), datapath.clone().into()];
+    let args = server_args(&datapath, port, extra, fastcert);
+    let spec = ServerSpec {
+        kind: Kind::Tether,
+        program: bins.server.clone(),
+        args,
+        cwd: dir.to_path_buf(),
+        base_url: format!("https://127.0.0.1:{port}"),
+        user: USER.into(),
+        password: PASSWORD.into(),
+        msh: dir.join("tether.msh"),
+        log,
+        tools: Tools::Tether {
+            ctl: bins.ctl.clone(),
+            agent: bins.agent.clone(),
+            root_cert: datapath.join("root-cert-public.crt"),
+        },
+    };
+
+    let mut running = spec.start(web).await?;
+    let made = make_group_msh(bins, &spec, &datapath, web).await;
+    running.guard.stop().await;
+    made?;
+    Ok((spec, running.ready_after))
+}
+
+/// The flags a bench server runs with: data folder, `extra`, port, loopback only, no caps.
+pub(crate) fn server_args(
+    datapath: &Path,
+    port: u16,
+    extra: &[std::ffi::OsString],
+    fastcert: bool,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["--datapath".into(), datapath.into()];
+    args.extend(extra.iter().cloned());
     for arg in [
         "--port",
-        &PORT.to_string(),
+        &port.to_string(),
         "--redirport",
         "0",
         // No Intel AMT here; MeshCentral runs its MPS on 4433 in the same namespace.
@@ -130,28 +177,7 @@ pub(crate) async fn prepare(
     if fastcert {
         args.push("--fastcert".into());
     }
-    let spec = ServerSpec {
-        kind: Kind::Tether,
-        program: bins.server.clone(),
-        args,
-        cwd: dir.to_path_buf(),
-        base_url: format!("https://127.0.0.1:{PORT}"),
-        user: USER.into(),
-        password: PASSWORD.into(),
-        msh: dir.join("tether.msh"),
-        log,
-        tools: Tools::Tether {
-            ctl: bins.ctl.clone(),
-            agent: bins.agent.clone(),
-            root_cert: datapath.join("root-cert-public.crt"),
-        },
-    };
-
-    let mut running = spec.start(web).await?;
-    let made = make_group_msh(bins, &spec, &datapath, web).await;
-    running.guard.stop().await;
-    made?;
-    Ok((spec, running.ready_after))
+    args
 }
 
 async fn make_group_msh(
@@ -161,7 +187,7 @@ async fn make_group_msh(
     web: &Web,
 ) -> anyhow::Result<()> {
     let output = Command::new(&bins.ctl)
-        .args(["--url", &format!("wss://127.0.0.1:{PORT}")])
+        .args(["--url", &spec.base_url.replace("https://", "wss://")])
         .args(["--user", USER])
         .env("TETHER_PASS", PASSWORD)
         .arg("--trust-root")

@@ -78,6 +78,11 @@ struct Cli {
     /// an offered binary (nothing runs, nothing is written), then reconnect on the new version.
     #[arg(long)]
     accept_updates: bool,
+    /// Agents whose connection drops (a server restarted) or cannot be made come back, waiting
+    /// as the real agent does (1 s doubling to 60 s, jittered); the summary gives how long each
+    /// took to be back (`reconnect_ms_*`).
+    #[arg(long)]
+    reconnect: bool,
 }
 
 #[tokio::main]
@@ -116,6 +121,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         counters: Counters::default(),
         source_addrs: cli.source_addrs.clone(),
         accept_updates: cli.accept_updates,
+        reconnect: cli.reconnect,
     });
     tokio::spawn({
         let stop = stop.clone();
@@ -160,6 +166,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                 cause: Cause::Internal,
                 detail: e.to_string(),
             }),
+            reconnects: Vec::new(),
         }));
     }
     let duration = started.elapsed();

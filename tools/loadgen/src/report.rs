@@ -51,6 +51,11 @@ pub(crate) struct Summary {
     pub server_cpu_percent: Vec<f64>,
     pub server_sample_t_s: Vec<f64>,
     pub server_rss_kb_max: Option<u64>,
+    /// With `--reconnect`: connections lost and made again, and how long each took to be back.
+    pub reconnects: usize,
+    pub reconnect_ms_p50: Option<f64>,
+    pub reconnect_ms_p99: Option<f64>,
+    pub reconnect_ms_max: Option<f64>,
 }
 
 pub(crate) fn summarize(run: RunInfo, reports: &[Report], samples: &[Sample]) -> Summary {
@@ -66,6 +71,11 @@ pub(crate) fn summarize(run: RunInfo, reports: &[Report], samples: &[Sample]) ->
             .or_insert_with(|| failure.detail.clone());
     }
     let failed = failures.values().sum();
+    let back: Vec<Duration> = reports
+        .iter()
+        .flat_map(|r| r.reconnects.iter().copied())
+        .collect();
+    let reconnect = Latency::of(&back);
     Summary {
         url: run.url,
         agents: run.agents,
@@ -86,6 +96,10 @@ pub(crate) fn summarize(run: RunInfo, reports: &[Report], samples: &[Sample]) ->
         server_cpu_percent: samples.iter().map(|s| s.cpu_percent).collect(),
         server_sample_t_s: samples.iter().map(|s| s.t_s).collect(),
         server_rss_kb_max: samples.iter().map(|s| s.rss_kb).max(),
+        reconnects: back.len(),
+        reconnect_ms_p50: reconnect.map(|l| millis(l.p50)),
+        reconnect_ms_p99: reconnect.map(|l| millis(l.p99)),
+        reconnect_ms_max: reconnect.map(|l| millis(l.max)),
     }
 }
 
@@ -118,6 +132,17 @@ impl Summary {
             let _ = writeln!(
                 out,
                 "connect (TCP → authenticated): p50 {p50} ms, p99 {p99} ms, max {max} ms"
+            );
+        }
+        if let (Some(p50), Some(p99), Some(max)) = (
+            self.reconnect_ms_p50,
+            self.reconnect_ms_p99,
+            self.reconnect_ms_max,
+        ) {
+            let _ = writeln!(
+                out,
+                "{} reconnects (lost → authenticated again): p50 {p50} ms, p99 {p99} ms, max {max} ms",
+                self.reconnects
             );
         }
         for (label, count) in &self.failures {
@@ -170,6 +195,7 @@ mod tests {
     fn online(ms: u64) -> Report {
         Report {
             connect: Some(Duration::from_millis(ms)),
+            reconnects: Vec::new(),
             result: Ok(()),
         }
     }
@@ -177,6 +203,7 @@ mod tests {
     fn failed(cause: Cause, detail: &str, connect: Option<u64>) -> Report {
         Report {
             connect: connect.map(Duration::from_millis),
+            reconnects: Vec::new(),
             result: Err(Failure {
                 cause,
                 detail: detail.into(),

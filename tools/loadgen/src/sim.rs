@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     pub source_addrs: Vec<std::net::IpAddr>,
     /// Agents take update offers (`--accept-updates`, see `update.rs`).
     pub accept_updates: bool,
+    /// Agents whose connection drops or fails come back, waiting as the real agent does
+    /// (`--reconnect`), instead of counting a failure.
+    pub reconnect: bool,
 }
 
 /// Live figures for progress lines.
@@ -132,6 +135,9 @@ pub(crate) struct Report {
     /// TCP connect → authenticated, if it got that far.
     pub connect: Option<Duration>,
     pub result: Result<(), Failure>,
+    /// With `--reconnect`: for each time its connection was lost, how long until it was
+    /// authenticated again (lost → back, the backoff waits included).
+    pub reconnects: Vec<Duration>,
 }
 
 pub(crate) async fn run(
@@ -151,6 +157,7 @@ async fn run_inner(shared: &Shared, index: usize, identity: Identity, start_at: 
     let cancelled = || Report {
         connect: None,
         result: Err(fail(Cause::Cancelled, "stopped before connecting")),
+        reconnects: Vec::new(),
     };
     tokio::select! {
         _ = sleep_until(start_at) => {}
@@ -164,12 +171,25 @@ async fn run_inner(shared: &Shared, index: usize, identity: Identity, start_at: 
             return Report {
                 connect: None,
                 result: Err(fail(Cause::Key, e)),
+                reconnects: Vec::new(),
             };
         }
     };
     let mut version = update::STARTING_VERSION.to_owned();
     let mut first_connect = None;
+    let mut reconnects = Vec::new();
+    // With --reconnect: when the connection was lost, and how many attempts failed since.
+    let mut lost: Option<(Instant, u32)> = None;
     loop {
+        if let Some((_, failures)) = lost {
+            let wait = tether_common::agent_session::reconnect_delay(failures, rand::random());
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shared.stop.cancelled() => {
+                    return Report { connect: first_connect, result: Err(fail(Cause::Dropped, "stopped while reconnecting")), reconnects };
+                }
+            }
+        }
         let started = Instant::now();
         // Boxed so the large connect state is freed once the agent only holds.
         let connecting = Box::pin(connect(
@@ -178,15 +198,32 @@ async fn run_inner(shared: &Shared, index: usize, identity: Identity, start_at: 
             identity.cert_der.clone(),
             signer.clone(),
         ));
-        let socket = tokio::select! {
+        let outcome = tokio::select! {
             outcome = timeout(CONNECT_TIMEOUT, connecting) => match outcome {
-                Ok(Ok(socket)) => socket,
-                Ok(Err(failure)) => return Report { connect: first_connect, result: Err(failure) },
-                Err(_) => return Report { connect: first_connect, result: Err(fail(Cause::Timeout, format!("not authenticated within {CONNECT_TIMEOUT:?}"))) },
+                Ok(outcome) => outcome,
+                Err(_) => Err(fail(Cause::Timeout, format!("not authenticated within {CONNECT_TIMEOUT:?}"))),
             },
-            _ = shared.stop.cancelled() => return cancelled(),
+            _ = shared.stop.cancelled() => return Report { reconnects, ..cancelled() },
+        };
+        let socket = match outcome {
+            Ok(socket) => socket,
+            Err(failure) if shared.reconnect && failure.cause != Cause::Key => {
+                let (since, failures) = lost.unwrap_or((started, 0));
+                lost = Some((since, failures + 1));
+                continue;
+            }
+            Err(failure) => {
+                return Report {
+                    connect: first_connect,
+                    result: Err(failure),
+                    reconnects,
+                };
+            }
         };
         first_connect.get_or_insert(started.elapsed());
+        if let Some((since, _)) = lost.take() {
+            reconnects.push(since.elapsed());
+        }
         shared
             .counters
             .authenticated
@@ -201,12 +238,18 @@ async fn run_inner(shared: &Shared, index: usize, identity: Identity, start_at: 
                 return Report {
                     connect: first_connect,
                     result: Ok(()),
+                    reconnects,
                 };
+            }
+            Err(failure) if shared.reconnect => {
+                let _ = failure;
+                lost = Some((Instant::now(), 0));
             }
             Err(failure) => {
                 return Report {
                     connect: first_connect,
                     result: Err(failure),
+                    reconnects,
                 };
             }
         }
