@@ -30,7 +30,9 @@ use crate::tether::{self, Binaries};
 use crate::{Cli, meshcentral};
 
 const NATS_PORT: u16 = 24222;
-const HAPROXY_PORT: u16 = 24443;
+/// Two HAProxies, each in front of all three servers and carrying half the agents: one HAProxy
+/// needs two descriptors per agent, and this machine caps a process at 20,000.
+const HAPROXY_PORTS: [u16; 2] = [24443, 24447];
 const SERVER_PORTS: [u16; 3] = [24444, 24445, 24446];
 const SINGLE_PORT: u16 = 24440;
 const DATABASE: &str = "tether_bench_cluster";
@@ -54,6 +56,8 @@ struct Figures {
 #[derive(Debug, Serialize)]
 struct Storm {
     system: String,
+    /// From the restart until every server served again.
+    servers_back_s: f64,
     /// From the restart until every agent was authenticated again.
     all_back_s: Option<f64>,
     reconnect_ms_p50: Option<f64>,
@@ -303,28 +307,39 @@ async fn cluster_storm(
     for spec in &specs {
         running.push(spec.start(web).await?);
     }
-    let haproxy_config = work.join("haproxy.cfg");
-    std::fs::write(&haproxy_config, haproxy_config_text())?;
-    let mut haproxy = spawn(
-        "haproxy",
-        "/usr/sbin/haproxy",
-        &["-db", "-f", haproxy_config.to_str().unwrap_or_default()],
-        logs,
-    )?;
-    let msh = work.join("cluster.msh");
+    let per_proxy = figures.agents.div_ceil(HAPROXY_PORTS.len() as u32);
+    let mut proxies = Vec::new();
+    let mut groups = Vec::new();
     let text = std::fs::read_to_string(&specs[0].msh)?;
-    let text = text
-        .lines()
-        .map(|line| {
-            if line.starts_with("MeshServer=") {
-                format!("MeshServer=wss://127.0.0.1:{HAPROXY_PORT}/agent.ashx")
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&msh, text)?;
+    for (i, port) in HAPROXY_PORTS.iter().enumerate() {
+        let config = work.join(format!("haproxy-{i}.cfg"));
+        std::fs::write(&config, haproxy_config_text(*port, per_proxy))?;
+        proxies.push(spawn(
+            &format!("haproxy-{i}"),
+            "/usr/sbin/haproxy",
+            &["-db", "-f", config.to_str().unwrap_or_default()],
+            logs,
+        )?);
+        let msh = work.join(format!("cluster-{i}.msh"));
+        let pointed = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("MeshServer=") {
+                    format!("MeshServer=wss://127.0.0.1:{port}/agent.ashx")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&msh, pointed)?;
+        let agents = per_proxy.min(figures.agents - per_proxy * i as u32);
+        groups.push(Group {
+            msh,
+            agents,
+            key_offset: (per_proxy * i as u32) as usize,
+        });
+    }
     tokio::time::sleep(Duration::from_secs(cli.settle)).await;
     figures.cluster_idle_rss_kb = running
         .iter()
@@ -333,24 +348,19 @@ async fn cluster_storm(
 
     let storm = restart_storm(
         &bins.loadgen,
-        &msh,
-        figures.agents,
+        &groups,
         cli,
         logs,
-        "tether-cluster",
+        "Tether, three servers",
         async {
             figures.cluster_rss_kb = running
                 .iter()
                 .map(|r| procs::tree_rss_kb(r.guard.pid()).unwrap_or(0))
                 .collect();
-            for server in &mut running {
-                server.guard.stop().await;
-            }
-            let mut restarted = Vec::new();
-            for spec in &specs {
-                restarted.push(spec.start(web).await?);
-            }
-            running = restarted;
+            // All at once, as an upgrade or a power cut would: stopped together, started together.
+            futures_util::future::join_all(running.iter_mut().map(|r| r.guard.stop())).await;
+            running = futures_util::future::try_join_all(specs.iter().map(|spec| spec.start(web)))
+                .await?;
             Ok(())
         },
     )
@@ -358,7 +368,9 @@ async fn cluster_storm(
     for server in &mut running {
         server.guard.stop().await;
     }
-    haproxy.stop().await;
+    for proxy in &mut proxies {
+        proxy.stop().await;
+    }
     nats.stop().await;
     figures.storms.push(storm?);
     Ok(())
@@ -384,13 +396,17 @@ async fn meshcentral_storm(
     )
     .await?;
     let mut running = spec.start(web).await?;
+    let group = Group {
+        msh: spec.msh.clone(),
+        agents,
+        key_offset: 0,
+    };
     let storm = restart_storm(
         &bins.loadgen,
-        &spec.msh,
-        agents,
+        std::slice::from_ref(&group),
         cli,
         logs,
-        "meshcentral",
+        "MeshCentral, one server",
         async {
             running.guard.stop().await;
             running = spec.start(web).await?;
@@ -402,59 +418,94 @@ async fn meshcentral_storm(
     storm
 }
 
-/// `agents` join with `--reconnect`; once all are online, `restart` runs; then the wait until
-/// all are back, and the load tool's figures for each agent's way back.
+/// Agents of one load tool.
+struct Group {
+    msh: std::path::PathBuf,
+    agents: u32,
+    key_offset: usize,
+}
+
+/// Each group's agents join with `--reconnect` (one load tool per group); once all are online,
+/// `restart` runs; then the wait until all are back, and each agent's way back.
 async fn restart_storm(
     loadgen_binary: &Path,
-    msh: &Path,
-    agents: u32,
+    groups: &[Group],
     cli: &Cli,
     logs: &Path,
     system: &str,
     restart: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<Storm> {
-    let options = Options {
-        binary: loadgen_binary,
-        msh,
-        agents,
-        rate: JOIN_RATE,
-        hold: None,
-        small_keys: cli.small_keys,
-        log: logs.join(format!("loadgen-{system}-reconnect.log")),
-        reconnect: true,
-    };
-    let mut holding = loadgen::start(&options)?;
-    let settled = holding.wait_settled(agents, JOIN_RATE).await?;
-    if settled.online < agents {
-        bail!("only {} of {agents} agents came online", settled.online);
+    let mut tools = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        let options = Options {
+            binary: loadgen_binary,
+            msh: &group.msh,
+            agents: group.agents,
+            rate: JOIN_RATE / groups.len() as f64,
+            hold: None,
+            small_keys: cli.small_keys,
+            log: logs.join(format!(
+                "loadgen-{}-{i}-reconnect.log",
+                system.split(',').next().unwrap_or(system).to_lowercase()
+            )),
+            reconnect: true,
+            key_offset: group.key_offset,
+        };
+        tools.push(loadgen::start(&options)?);
+    }
+    for (tool, group) in tools.iter_mut().zip(groups) {
+        let settled = tool
+            .wait_settled(group.agents, JOIN_RATE / groups.len() as f64)
+            .await?;
+        if settled.online < group.agents {
+            bail!(
+                "only {} of {} agents came online",
+                settled.online,
+                group.agents
+            );
+        }
     }
     tokio::time::sleep(Duration::from_secs(cli.settle)).await;
     let restarted = Instant::now();
     restart.await?;
+    let servers_back_s = restarted.elapsed().as_secs_f64();
     // Progress lines come every 5 s: wait for one that shows every agent back.
     let deadline = restarted + BACK_WITHIN;
-    loop {
-        let progress = holding.next_progress().await;
-        if progress.online >= agents && restarted.elapsed() > Duration::from_secs(6) {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "agents not back within {BACK_WITHIN:?}: {} online",
-                progress.online
-            );
+    for (tool, group) in tools.iter_mut().zip(groups) {
+        loop {
+            let progress = tool.next_progress().await;
+            if progress.online >= group.agents && restarted.elapsed() > Duration::from_secs(6) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "agents not back within {BACK_WITHIN:?}: {} online",
+                    progress.online
+                );
+            }
         }
     }
-    let summary = holding.finish().await?;
+    let mut back = Vec::new();
+    let mut failed = 0;
+    for tool in tools {
+        let summary = tool.finish().await?;
+        back.extend(summary.reconnect_ms);
+        failed += summary.failed;
+    }
+    let max = back
+        .iter()
+        .copied()
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
     Ok(Storm {
         system: system.to_owned(),
+        servers_back_s,
         // Every agent lost its connection within the restart's first moments, so the longest
         // way back is when the last one was online again.
-        all_back_s: summary.reconnect_ms_max.map(|ms| ms / 1000.0),
-        reconnect_ms_p50: summary.reconnect_ms_p50,
-        reconnect_ms_p99: summary.reconnect_ms_p99,
-        reconnects: summary.reconnects,
-        failed: summary.failed,
+        all_back_s: max.map(|ms| ms / 1000.0),
+        reconnect_ms_p50: percentile(&back, 50.0),
+        reconnect_ms_p99: percentile(&back, 99.0),
+        reconnects: back.len(),
+        failed,
     })
 }
 
@@ -486,17 +537,18 @@ fn clone_spec(spec: &ServerSpec) -> ServerSpec {
     }
 }
 
-fn haproxy_config_text() -> String {
+fn haproxy_config_text(port: u16, agents: u32) -> String {
     let servers: String = SERVER_PORTS
         .iter()
         .enumerate()
         .map(|(i, port)| format!("    server s{i} 127.0.0.1:{port} check inter 1s fall 2 rise 2\n"))
         .collect();
     format!(
-        "global\n    maxconn 100000\n\
+        "global\n    maxconn {}\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n    timeout server 1h\n    retries 3\n    option redispatch\n\
-         frontend tether\n    bind 127.0.0.1:{HAPROXY_PORT}\n    default_backend servers\n\
-         backend servers\n    balance leastconn\n{servers}"
+         frontend tether\n    bind 127.0.0.1:{port}\n    default_backend servers\n\
+         backend servers\n    balance leastconn\n{servers}",
+        agents + 200
     )
 }
 
@@ -530,15 +582,16 @@ fn markdown(f: &Figures) -> String {
     }
     let _ = writeln!(
         out,
-        "| restart of | agents back after (s) | reconnect p50 (ms) | p99 (ms) | reconnects | failed |"
+        "| restart of | servers serving again after (s) | every agent back after (s) | reconnect p50 (ms) | p99 (ms) | reconnects | failed |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for s in &f.storms {
         let show = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0}"));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.1} | {} | {} | {} | {} | {} |",
             s.system,
+            s.servers_back_s,
             s.all_back_s.map_or("–".to_owned(), |v| format!("{v:.1}")),
             show(s.reconnect_ms_p50),
             show(s.reconnect_ms_p99),

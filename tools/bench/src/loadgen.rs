@@ -33,6 +33,8 @@ pub(crate) struct Options<'a> {
     pub log: PathBuf,
     /// Agents come back when their connection drops (`--reconnect`).
     pub reconnect: bool,
+    /// The first cached key used (`--key-offset`): load tools side by side are other agents.
+    pub key_offset: usize,
 }
 
 /// The fields of the loadgen's `--json` summary the bench uses.
@@ -46,14 +48,9 @@ pub(crate) struct Summary {
     pub connect_ms_max: Option<f64>,
     #[serde(default)]
     pub failures: BTreeMap<String, usize>,
+    /// Each agent's way back (ms), with `--reconnect`.
     #[serde(default)]
-    pub reconnects: usize,
-    #[serde(default)]
-    pub reconnect_ms_p50: Option<f64>,
-    #[serde(default)]
-    pub reconnect_ms_p99: Option<f64>,
-    #[serde(default)]
-    pub reconnect_ms_max: Option<f64>,
+    pub reconnect_ms: Vec<f64>,
 }
 
 /// One progress line: `tether-loadgen:    5.0 s  online 5 / 5  authenticated 5  failed 0`.
@@ -115,6 +112,9 @@ pub(crate) fn start(options: &Options<'_>) -> anyhow::Result<Holding> {
     }
     if options.reconnect {
         command.arg("--reconnect");
+    }
+    if options.key_offset > 0 {
+        command.args(["--key-offset", &options.key_offset.to_string()]);
     }
     command
         .stdin(Stdio::null())

@@ -124,6 +124,7 @@ async fn agents_on(
             spec.kind.name().to_lowercase()
         )),
         reconnect: false,
+        key_offset: 0,
     };
     let mut holding = loadgen::start(&options)?;
     let settled = holding.wait_settled(agents, settings.ramp_rate).await;
@@ -180,6 +181,7 @@ pub(crate) async fn storm_point(
             spec.kind.name().to_lowercase()
         )),
         reconnect: false,
+        key_offset: 0,
     };
     let result = match loadgen::start(&options) {
         Ok(run) => {

@@ -83,6 +83,10 @@ struct Cli {
     /// took to be back (`reconnect_ms_*`).
     #[arg(long)]
     reconnect: bool,
+    /// Use the cached keys from this index on, so that several load tools run side by side as
+    /// different agents (e.g. 0 and 5000 for two of 5,000 each).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    key_offset: usize,
 }
 
 #[tokio::main]
@@ -109,7 +113,8 @@ async fn main() -> anyhow::Result<ExitCode> {
         Some(dir) => dir,
         None => keys::default_dir(bits)?,
     };
-    let identities = load_keys(key_dir, bits, agents).await?;
+    let mut identities = load_keys(key_dir, bits, cli.key_offset + agents).await?;
+    identities.drain(..cli.key_offset);
 
     let stop = CancellationToken::new();
     let url = target.url.clone();

@@ -56,6 +56,9 @@ pub(crate) struct Summary {
     pub reconnect_ms_p50: Option<f64>,
     pub reconnect_ms_p99: Option<f64>,
     pub reconnect_ms_max: Option<f64>,
+    /// Each way back (ms), so that runs of several load tools can be combined.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reconnect_ms: Vec<f64>,
 }
 
 pub(crate) fn summarize(run: RunInfo, reports: &[Report], samples: &[Sample]) -> Summary {
@@ -100,6 +103,7 @@ pub(crate) fn summarize(run: RunInfo, reports: &[Report], samples: &[Sample]) ->
         reconnect_ms_p50: reconnect.map(|l| millis(l.p50)),
         reconnect_ms_p99: reconnect.map(|l| millis(l.p99)),
         reconnect_ms_max: reconnect.map(|l| millis(l.max)),
+        reconnect_ms: back.iter().map(|d| millis(*d)).collect(),
     }
 }
 
