@@ -111,6 +111,8 @@ pub struct EventBus {
     signals: broadcast::Sender<Signal>,
     /// Open `/control` connections per user: who is at a console now (for the messenger).
     listening: Arc<Mutex<BTreeMap<UserId, usize>>>,
+    /// Who is at a console on another server of the cluster (their heartbeats say).
+    elsewhere: Arc<Mutex<BTreeSet<UserId>>>,
     /// Where events and signals go to reach the other servers of a cluster (`cluster/link.rs`);
     /// unset on a server of its own.
     forward: Arc<OnceLock<mpsc::Sender<Forward>>>,
@@ -129,6 +131,7 @@ impl Default for EventBus {
             sender: broadcast::channel(BUS_CAPACITY).0,
             signals: broadcast::channel(SIGNAL_CAPACITY).0,
             listening: Arc::default(),
+            elsewhere: Arc::default(),
             forward: Arc::default(),
         }
     }
@@ -159,6 +162,11 @@ fn lock(
     listening
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lock_set(set: &Mutex<BTreeSet<UserId>>) -> std::sync::MutexGuard<'_, BTreeSet<UserId>> {
+    // Replaced whole on every update: a panic elsewhere cannot leave it torn.
+    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl EventBus {
@@ -204,14 +212,26 @@ impl EventBus {
         }
     }
 
-    /// Whether `user` has a console open now.
+    /// Whether `user` has a console open now, here or on another server.
     pub fn is_listening(&self, user: &UserId) -> bool {
-        lock(&self.listening).contains_key(user)
+        lock(&self.listening).contains_key(user) || lock_set(&self.elsewhere).contains(user)
     }
 
-    /// The users with a console open now.
+    /// The users with a console open now, here or on another server.
     pub fn listeners(&self) -> Vec<UserId> {
+        let mut all: BTreeSet<UserId> = lock(&self.listening).keys().cloned().collect();
+        all.extend(lock_set(&self.elsewhere).iter().cloned());
+        all.into_iter().collect()
+    }
+
+    /// The users with a console open on this server (what its heartbeat tells the others).
+    pub(crate) fn local_listeners(&self) -> Vec<UserId> {
         lock(&self.listening).keys().cloned().collect()
+    }
+
+    /// Who is at a console on the other servers, as their latest heartbeats say.
+    pub(crate) fn set_listening_elsewhere(&self, users: BTreeSet<UserId>) {
+        *lock_set(&self.elsewhere) = users;
     }
 
     pub fn signal(&self, signal: Signal) {

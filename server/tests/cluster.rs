@@ -21,9 +21,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tether_common::control::{CreateGroup, CreateSession, Event, ListGroups};
+use tether_common::control::{
+    AddUser, CreateGroup, CreateSession, ErrorCode, Event, GetWhoAmI, InviteChat, ListGroups,
+    ReplyError,
+};
 use tether_common::ids::DeviceId;
 use tether_common::relay::SessionKind;
+use tether_common::relay::chat::ChatMessage;
 use tether_common::relay::files::{self, FilesReply, FilesRequest};
 use tether_common::relay::terminal::{self, StartTerminal, TerminalRequest};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -31,7 +35,7 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
-use common::TestServer;
+use common::{ControlClient, TestServer};
 use postgres::TestDatabase;
 use sockets::{RelaySocket, expect_paired, next_data, open, send};
 use support::{AgentProcess, DEADLINE, Fixture};
@@ -214,6 +218,28 @@ async fn wait_holder(servers: &[&TestServer], device: &DeviceId, unlike: Option<
     }
 }
 
+/// A session minted through `control` (the console's server), its console end opened at
+/// `relay`: paired, whichever servers the two ends reached.
+async fn session(
+    control: &mut ControlClient,
+    cookie: &str,
+    device: &DeviceId,
+    kind: SessionKind,
+    relay: &TestServer,
+) -> RelaySocket {
+    let ticket = control
+        .ok(CreateSession {
+            device: device.clone(),
+            kind,
+        })
+        .await;
+    let mut ws = open(relay, &ticket.url, Some(cookie))
+        .await
+        .expect("the relay end is passed on to the session's server");
+    expect_paired(&mut ws).await;
+    ws
+}
+
 async fn ask(ws: &mut RelaySocket, request: FilesRequest) -> FilesReply {
     send(ws, Message::text(files::to_json(&request))).await;
     match next_data(ws).await {
@@ -288,17 +314,14 @@ async fn three_servers_behind_haproxy_share_devices_events_sessions_and_survive_
         .map(|(a, h)| (a.device_id.clone(), *h))
         .expect("an agent on another server");
     let relay_server = if far_holder == 1 { 1 } else { 0 };
-    let ticket = fx
-        .control
-        .ok(CreateSession {
-            device: far.clone(),
-            kind: SessionKind::Terminal,
-        })
-        .await;
-    let mut console = open(&others[relay_server], &ticket.url, Some(&fx.cookie))
-        .await
-        .expect("the relay end is passed on to the session's server");
-    expect_paired(&mut console).await;
+    let mut console = session(
+        &mut fx.control,
+        &fx.cookie,
+        &far,
+        SessionKind::Terminal,
+        &others[relay_server],
+    )
+    .await;
     let start = StartTerminal {
         command: vec!["/bin/sh".into()],
         ..StartTerminal::shell(80, 24)
@@ -327,17 +350,14 @@ async fn three_servers_behind_haproxy_share_devices_events_sessions_and_survive_
     std::fs::write(root.join("big.bin"), &content).unwrap();
     let wanted = Sha256::digest(&content);
     drop(content);
-    let ticket = fx
-        .control
-        .ok(CreateSession {
-            device: far.clone(),
-            kind: SessionKind::Files,
-        })
-        .await;
-    let mut viewer = open(&others[relay_server], &ticket.url, Some(&fx.cookie))
-        .await
-        .unwrap();
-    expect_paired(&mut viewer).await;
+    let mut viewer = session(
+        &mut fx.control,
+        &fx.cookie,
+        &far,
+        SessionKind::Files,
+        &others[relay_server],
+    )
+    .await;
     let started = Instant::now();
     let path = root.join("big.bin").display().to_string();
     let reply = ask(
@@ -402,17 +422,14 @@ async fn three_servers_behind_haproxy_share_devices_events_sessions_and_survive_
     }
     fx.wait_device(&far, "online again", |d| d.online).await;
     // Sessions reach it at its new server.
-    let ticket = fx
-        .control
-        .ok(CreateSession {
-            device: far.clone(),
-            kind: SessionKind::Terminal,
-        })
-        .await;
-    let mut console = open(&fx.server, &ticket.url, Some(&fx.cookie))
-        .await
-        .unwrap();
-    expect_paired(&mut console).await;
+    let console = session(
+        &mut fx.control,
+        &fx.cookie,
+        &far,
+        SessionKind::Terminal,
+        &fx.server,
+    )
+    .await;
     drop(console);
 
     // An agent gone with its server (both killed) is shown offline once the server is missed.
@@ -493,5 +510,70 @@ async fn after_a_nats_restart_events_and_presence_flow_again() {
     drop(agent);
     drop(fx);
     drop(second);
+    shared.db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_at_consoles_of_different_servers_chat() {
+    let Some(shared) = Shared::start().await else {
+        return;
+    };
+    let first = shared.server().await;
+    let second = shared.server().await;
+    let mut fx = Fixture::with_server(first).await;
+    let password = "bob's password, long enough";
+    fx.control
+        .ok(AddUser {
+            name: "bob".into(),
+            password: password.into(),
+            email: None,
+            site_admin: false,
+        })
+        .await;
+    let bob_cookie = second.login("bob", password).await;
+    let mut bob = second.control(&bob_cookie).await;
+    bob.ok(GetWhoAmI {}).await;
+
+    // The first server hears from the second's heartbeat that bob is at a console there; until
+    // then the invitation is refused as "no console open".
+    let deadline = Instant::now() + DEADLINE;
+    let ticket = loop {
+        match fx.control.call(InviteChat { user: "bob".into() }).await {
+            Ok(ticket) => break ticket,
+            Err(ReplyError::Refused(e)) if e.code == ErrorCode::Conflict => {
+                assert!(
+                    Instant::now() < deadline,
+                    "bob never counted as at a console"
+                );
+                sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    // The invitation (meant for bob alone) reaches his console on the second server, and the
+    // two ends pair on the first, where the session was minted.
+    let url = loop {
+        match bob.next_event(DEADLINE).await {
+            Event::ChatInvitation { url, .. } => break url,
+            _ => continue,
+        }
+    };
+    let (admin_end, bob_end) = tokio::join!(
+        open(&fx.server, &ticket.url, Some(&fx.cookie)),
+        open(&second, &url, Some(&bob_cookie))
+    );
+    let (mut admin_end, mut bob_end) = (admin_end.unwrap(), bob_end.unwrap());
+    expect_paired(&mut admin_end).await;
+    expect_paired(&mut bob_end).await;
+    let hello = ChatMessage::Text {
+        id: 1,
+        text: "hello from the first server".into(),
+    };
+    send(&mut admin_end, Message::text(hello.to_json())).await;
+    match next_data(&mut bob_end).await {
+        Message::Text(got) => assert_eq!(ChatMessage::parse(&got), Some(hello)),
+        other => panic!("{other:?}"),
+    }
+    drop((admin_end, bob_end, bob, fx, second));
     shared.db.drop().await;
 }

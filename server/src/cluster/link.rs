@@ -165,9 +165,11 @@ impl Link {
             address: self.address.clone(),
             count,
             digest,
+            listeners: self.state.events.local_listeners(),
         };
         self.publish(self.subjects.presence(), &beat).await;
         let lost = self.state.cluster.lock().expire(Instant::now());
+        self.refresh_listeners();
         if !lost.is_empty() {
             tracing::warn!(
                 devices = lost.len(),
@@ -192,11 +194,16 @@ impl Link {
                 address,
                 count,
                 digest,
+                listeners,
             } => {
-                let differs =
-                    cluster
-                        .lock()
-                        .heartbeat(&server, &address, count, digest, Instant::now());
+                let differs = cluster.lock().heartbeat(
+                    &server,
+                    &address,
+                    (count, digest),
+                    listeners,
+                    Instant::now(),
+                );
+                self.refresh_listeners();
                 let due = self
                     .last_resync
                     .get(&server)
@@ -245,6 +252,7 @@ impl Link {
             }
             PresenceMessage::Gone { server } if server != self.me => {
                 let lost = cluster.lock().gone(&server);
+                self.refresh_listeners();
                 tracing::info!(%server, devices = lost.len(), "cluster: a server stopped");
                 self.announce_lost(lost).await;
             }
@@ -257,6 +265,12 @@ impl Link {
             // Our own messages, echoed back by NATS.
             _ => {}
         }
+    }
+
+    /// Tells the event bus who is at a console on the other servers now.
+    fn refresh_listeners(&self) {
+        let elsewhere = self.state.cluster.lock().listeners_elsewhere();
+        self.state.events.set_listening_elsewhere(elsewhere);
     }
 
     fn on_event(&self, payload: &[u8]) {

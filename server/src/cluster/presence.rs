@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tether_common::ids::{DeviceId, GroupId};
+use tether_common::ids::{DeviceId, GroupId, UserId};
 
 use super::wire::{HeldDevice, ServerId};
 
@@ -37,6 +37,8 @@ struct Peer {
     digest: u64,
     /// The epoch of the newest full list received from it.
     epoch: u64,
+    /// Who has a console open on it, as its latest heartbeat said.
+    listeners: Vec<UserId>,
 }
 
 /// A device that went offline because its server is gone.
@@ -166,13 +168,14 @@ impl Presence {
         &mut self,
         server: &ServerId,
         address: &str,
-        count: u64,
-        digest: u64,
+        (count, digest): (u64, u64),
+        listeners: Vec<UserId>,
         now: Instant,
     ) -> bool {
         let peer = self.peers.entry(server.clone()).or_default();
         peer.last_heard = Some(now);
         peer.address = address.to_owned();
+        peer.listeners = listeners;
         *server != self.me && (peer.count, peer.digest) != (count, digest)
     }
 
@@ -209,6 +212,15 @@ impl Presence {
         stale
             .into_iter()
             .filter_map(|device| self.drop_holding(&device))
+            .collect()
+    }
+
+    /// Who has a console open on the other servers.
+    pub(crate) fn listeners_elsewhere(&self) -> std::collections::BTreeSet<UserId> {
+        self.peers
+            .iter()
+            .filter(|(server, _)| **server != self.me)
+            .flat_map(|(_, peer)| peer.listeners.iter().cloned())
             .collect()
     }
 
@@ -347,12 +359,12 @@ mod tests {
         let start = Instant::now();
         let mut presence = Presence::new(a.clone(), TIMEOUT);
         presence.connected(start);
-        presence.heartbeat(&b, "https://b", 0, 0, start);
-        presence.heartbeat(&c, "https://c", 0, 0, start);
+        presence.heartbeat(&b, "https://b", (0, 0), Vec::new(), start);
+        presence.heartbeat(&c, "https://c", (0, 0), Vec::new(), start);
         presence.online(&b, &DeviceId::from("d1"), &g, 1);
         presence.online(&c, &DeviceId::from("d2"), &g, 1);
         let later = start + TIMEOUT + Duration::from_secs(1);
-        presence.heartbeat(&c, "https://c", 1, 0, later);
+        presence.heartbeat(&c, "https://c", (1, 0), Vec::new(), later);
         let lost = presence.expire(later);
         assert_eq!(
             lost,
@@ -392,7 +404,7 @@ mod tests {
         ours.online(&b, &DeviceId::from("d1"), &GroupId::from("g"), 5);
         ours.online(&b, &DeviceId::from("d2"), &GroupId::from("g"), 5);
         ours.online(&b, &DeviceId::from("d4"), &GroupId::from("g"), 5);
-        assert!(ours.heartbeat(&b, "https://b", count, digest, now));
+        assert!(ours.heartbeat(&b, "https://b", (count, digest), Vec::new(), now));
         let list = theirs.own();
         let (first, rest) = list.split_at(1);
         assert!(ours.holdings(&b, 1, first, false).is_empty());
@@ -400,7 +412,7 @@ mod tests {
         assert_eq!(lost.len(), 1);
         assert_eq!(lost[0].device, DeviceId::from("d4"));
         assert!(
-            !ours.heartbeat(&b, "https://b", count, digest, now),
+            !ours.heartbeat(&b, "https://b", (count, digest), Vec::new(), now),
             "in step again"
         );
         assert_eq!(ours.count_of(&b), 3);

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use tether_common::control::Event;
-use tether_common::ids::{DeviceId, GroupId};
+use tether_common::ids::{DeviceId, GroupId, UserId};
 
 use crate::events::{Audience, Signal};
 
@@ -60,6 +60,9 @@ pub(crate) enum PresenceMessage {
         address: String,
         count: u64,
         digest: u64,
+        /// Who has a console open on it (for the messenger's "who is here").
+        #[serde(default)]
+        listeners: Vec<UserId>,
     },
     Online {
         server: ServerId,

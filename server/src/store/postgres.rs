@@ -51,6 +51,12 @@ const SHARE_ROW: Row = Row {
     update: "UPDATE shares SET body = $2 WHERE id = $1",
 };
 
+/// Writes one login session (`put_session`, and `restore` in `copy.rs`).
+const SESSION_UPSERT: &str = "INSERT INTO login_sessions (token_hash, user_id, expires, body)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (token_hash) DO UPDATE
+     SET user_id = EXCLUDED.user_id, expires = EXCLUDED.expires, body = EXCLUDED.body";
+
 /// How long a call waits for a pooled connection before it fails with a clear error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -576,18 +582,14 @@ impl Store for PostgresStore {
     }
 
     async fn put_session(&self, token_hash: &str, session: &SessionRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO login_sessions (token_hash, user_id, expires, body) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (token_hash) DO UPDATE
-             SET user_id = EXCLUDED.user_id, expires = EXCLUDED.expires, body = EXCLUDED.body",
-        )
-        .bind(token_hash)
-        .bind(session.user.as_str())
-        .bind(session.expires)
-        .bind(encode(session)?)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        sqlx::query(SESSION_UPSERT)
+            .bind(token_hash)
+            .bind(session.user.as_str())
+            .bind(session.expires)
+            .bind(encode(session)?)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 

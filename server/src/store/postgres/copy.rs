@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use tether_common::ids::GroupId;
 
-use super::{backend, decode, encode, run_record};
+use super::{SESSION_UPSERT, backend, decode, encode, run_record};
 use crate::store::StoreResult;
 use crate::store::snapshot::Snapshot;
 
@@ -99,18 +99,14 @@ pub(super) async fn restore(mut tx: Tx, snapshot: &Snapshot) -> StoreResult<()> 
         pair(&mut tx, sql, key, value).await?;
     }
     for (token_hash, session) in &snapshot.sessions {
-        sqlx::query(
-            "INSERT INTO login_sessions (token_hash, user_id, expires, body) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (token_hash) DO UPDATE
-             SET user_id = EXCLUDED.user_id, expires = EXCLUDED.expires, body = EXCLUDED.body",
-        )
-        .bind(token_hash)
-        .bind(session.user.as_str())
-        .bind(session.expires)
-        .bind(encode(session)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        sqlx::query(SESSION_UPSERT)
+            .bind(token_hash)
+            .bind(session.user.as_str())
+            .bind(session.expires)
+            .bind(encode(session)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
     }
     for (key, record) in &snapshot.enrolment_keys {
         let sql = "INSERT INTO enrolment_keys (key, group_id, body) VALUES ($1, $3, $2)
