@@ -50,6 +50,11 @@ struct Figures {
     cluster_rss_kb: Vec<u64>,
     cluster_idle_rss_kb: Vec<u64>,
     storms: Vec<Storm>,
+    /// A download through the relay with the real agent and tetherctl, MB/s: both on the first
+    /// server, and the agent on the second (its relay end passed on to the first).
+    relay_same_server_mb_s: Option<f64>,
+    relay_cross_server_mb_s: Option<f64>,
+    relay_file_mib: u32,
     errors: Vec<String>,
 }
 
@@ -340,6 +345,13 @@ async fn cluster_storm(
             key_offset: (per_proxy * i as u32) as usize,
         });
     }
+    if cli.relay_mib > 0 {
+        say(&format!(
+            "relay across servers: {} MiB with the real agent, same server and across",
+            cli.relay_mib
+        ));
+        relay_across(cli, &specs[0], running[0].guard.pid(), work, logs, figures).await;
+    }
     tokio::time::sleep(Duration::from_secs(cli.settle)).await;
     figures.cluster_idle_rss_kb = running
         .iter()
@@ -374,6 +386,48 @@ async fn cluster_storm(
     nats.stop().await;
     figures.storms.push(storm?);
     Ok(())
+}
+
+/// Downloads with the agent on the first server and on the second, tetherctl on the first.
+async fn relay_across(
+    cli: &Cli,
+    first: &ServerSpec,
+    first_pid: u32,
+    work: &Path,
+    logs: &Path,
+    figures: &mut Figures,
+) {
+    figures.relay_file_mib = cli.relay_mib;
+    let settings = |name: &str| crate::relay::RelaySettings {
+        file_mib: cli.relay_mib,
+        echo_samples: cli.echo_samples,
+        work: work.join(name),
+        logs: logs.to_path_buf(),
+    };
+    match crate::relay::relay_on(first, &settings("relay-same"), first_pid).await {
+        Ok(point) => figures.relay_same_server_mb_s = point.relayed.download_mb_s,
+        Err(e) => figures.errors.push(format!("relay, same server: {e:#}")),
+    }
+    let msh = work.join("relay-cross.msh");
+    let pointed = std::fs::read_to_string(&first.msh).map(|text| {
+        text.replace(
+            &format!("127.0.0.1:{}/", SERVER_PORTS[0]),
+            &format!("127.0.0.1:{}/", SERVER_PORTS[1]),
+        )
+    });
+    let written = pointed.and_then(|text| std::fs::write(&msh, text));
+    if let Err(e) = written {
+        figures.errors.push(format!("relay, across servers: {e}"));
+        return;
+    }
+    let across = ServerSpec {
+        msh,
+        ..clone_spec(first)
+    };
+    match crate::relay::relay_on(&across, &settings("relay-cross"), first_pid).await {
+        Ok(point) => figures.relay_cross_server_mb_s = point.relayed.download_mb_s,
+        Err(e) => figures.errors.push(format!("relay, across servers: {e:#}")),
+    }
 }
 
 async fn meshcentral_storm(
@@ -597,6 +651,16 @@ fn markdown(f: &Figures) -> String {
             show(s.reconnect_ms_p99),
             s.reconnects,
             s.failed
+        );
+    }
+    if f.relay_same_server_mb_s.is_some() || f.relay_cross_server_mb_s.is_some() {
+        let show = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0}"));
+        let _ = writeln!(
+            out,
+            "\n{} MiB download through the relay (real agent, tetherctl on the first server): agent on the same server {} MB/s, agent on another server {} MB/s.",
+            f.relay_file_mib,
+            show(f.relay_same_server_mb_s),
+            show(f.relay_cross_server_mb_s)
         );
     }
     for e in &f.errors {

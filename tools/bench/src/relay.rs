@@ -97,7 +97,8 @@ pub(crate) async fn relay_point(
     result
 }
 
-async fn relay_on(
+/// [`relay_point`] on a server already running (process `server`, whose CPU is counted).
+pub(crate) async fn relay_on(
     spec: &ServerSpec,
     settings: &RelaySettings,
     server: u32,
