@@ -22,8 +22,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tether_common::control::{
-    AddUser, CreateGroup, CreateSession, ErrorCode, Event, GetWhoAmI, InviteChat, ListGroups,
-    ReplyError,
+    AddUser, CreateGroup, ErrorCode, Event, GetWhoAmI, InviteChat, ListGroups, ReplyError,
 };
 use tether_common::ids::DeviceId;
 use tether_common::relay::SessionKind;
@@ -35,9 +34,9 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
-use common::{ControlClient, TestServer};
+use common::TestServer;
 use postgres::TestDatabase;
-use sockets::{RelaySocket, expect_paired, next_data, open, send};
+use sockets::{RelaySocket, expect_paired, next_data, open, open_session, send};
 use support::{AgentProcess, DEADLINE, Fixture};
 
 /// A `nats-server` of this test's own on a free loopback port; killed when dropped.
@@ -218,28 +217,6 @@ async fn wait_holder(servers: &[&TestServer], device: &DeviceId, unlike: Option<
     }
 }
 
-/// A session minted through `control` (the console's server), its console end opened at
-/// `relay`: paired, whichever servers the two ends reached.
-async fn session(
-    control: &mut ControlClient,
-    cookie: &str,
-    device: &DeviceId,
-    kind: SessionKind,
-    relay: &TestServer,
-) -> RelaySocket {
-    let ticket = control
-        .ok(CreateSession {
-            device: device.clone(),
-            kind,
-        })
-        .await;
-    let mut ws = open(relay, &ticket.url, Some(cookie))
-        .await
-        .expect("the relay end is passed on to the session's server");
-    expect_paired(&mut ws).await;
-    ws
-}
-
 async fn ask(ws: &mut RelaySocket, request: FilesRequest) -> FilesReply {
     send(ws, Message::text(files::to_json(&request))).await;
     match next_data(ws).await {
@@ -314,12 +291,12 @@ async fn three_servers_behind_haproxy_share_devices_events_sessions_and_survive_
         .map(|(a, h)| (a.device_id.clone(), *h))
         .expect("an agent on another server");
     let relay_server = if far_holder == 1 { 1 } else { 0 };
-    let mut console = session(
+    let mut console = open_session(
+        &others[relay_server],
         &mut fx.control,
         &fx.cookie,
         &far,
         SessionKind::Terminal,
-        &others[relay_server],
     )
     .await;
     let start = StartTerminal {
@@ -350,12 +327,12 @@ async fn three_servers_behind_haproxy_share_devices_events_sessions_and_survive_
     std::fs::write(root.join("big.bin"), &content).unwrap();
     let wanted = Sha256::digest(&content);
     drop(content);
-    let mut viewer = session(
+    let mut viewer = open_session(
+        &others[relay_server],
         &mut fx.control,
         &fx.cookie,
         &far,
         SessionKind::Files,
-        &others[relay_server],
     )
     .await;
     let started = Instant::now();
@@ -422,12 +399,12 @@ async fn three_servers_behind_haproxy_share_devices_events_sessions_and_survive_
     }
     fx.wait_device(&far, "online again", |d| d.online).await;
     // Sessions reach it at its new server.
-    let console = session(
+    let console = open_session(
+        &fx.server,
         &mut fx.control,
         &fx.cookie,
         &far,
         SessionKind::Terminal,
-        &fx.server,
     )
     .await;
     drop(console);
