@@ -25,17 +25,9 @@ pub(super) fn snapshot(txn: &ReadTransaction) -> StoreResult<Snapshot> {
         events.push(decode(row.map_err(backend)?.1.value())?);
     }
     let texts = |table: TableDefinition<'static, &'static str, &'static str>| {
-        let mut rows = Vec::new();
-        for row in txn
-            .open_table(table)
-            .map_err(backend)?
-            .iter()
-            .map_err(backend)?
-        {
-            let (key, value) = row.map_err(backend)?;
-            rows.push((key.value().to_owned(), value.value().to_owned()));
-        }
-        StoreResult::Ok(rows)
+        each_row(txn, table, |key, value: &str| {
+            Ok((key.to_owned(), value.to_owned()))
+        })
     };
     let settings = texts(SETTINGS)?
         .into_iter()
@@ -146,6 +138,20 @@ fn rows<T: DeserializeOwned>(
     txn: &ReadTransaction,
     table: RecordTable,
 ) -> StoreResult<Vec<(String, T)>> {
+    each_row(txn, table, |key, value: &[u8]| {
+        Ok((key.to_owned(), decode(value)?))
+    })
+}
+
+/// Every row of a text-keyed table, through `take`.
+fn each_row<V, T>(
+    txn: &ReadTransaction,
+    table: TableDefinition<'static, &'static str, V>,
+    take: impl Fn(&str, V::SelfType<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>>
+where
+    V: redb::Value + 'static,
+{
     let mut rows = Vec::new();
     for row in txn
         .open_table(table)
@@ -154,7 +160,7 @@ fn rows<T: DeserializeOwned>(
         .map_err(backend)?
     {
         let (key, value) = row.map_err(backend)?;
-        rows.push((key.value().to_owned(), decode(value.value())?));
+        rows.push(take(key.value(), value.value())?);
     }
     Ok(rows)
 }
