@@ -9,6 +9,11 @@ fn main() {
             "probe_server",
             "trust_server",
             "forget_server",
+            "rtc_open",
+            "rtc_answer",
+            "rtc_candidate",
+            "rtc_send",
+            "rtc_close",
         ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         panic!("tauri-build failed: {error:#}");

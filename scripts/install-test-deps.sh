@@ -108,7 +108,8 @@ if ! node_new_enough; then
 fi
 
 # The desktop console (console/, Tauri): WebKitGTK and GTK headers to build it, Xvfb and
-# ImageMagick for its screenshot test. Skipped with TETHER_SKIP_DESKTOP=1 (headless CI).
+# ImageMagick for its screenshot tests, WebKitWebDriver (webkit2gtk-driver) and xdotool to drive it
+# as a user would (console/web/e2e/desktopApp.test.mjs). Skipped with TETHER_SKIP_DESKTOP=1.
 install_desktop_deps() {
   [ "${TETHER_SKIP_DESKTOP:-0}" = 1 ] && return 0
   local need=()
@@ -120,6 +121,8 @@ install_desktop_deps() {
   command -v Xvfb >/dev/null || need+=(xvfb)
   command -v xauth >/dev/null || need+=(xauth)
   command -v import >/dev/null || need+=(imagemagick)
+  command -v WebKitWebDriver >/dev/null || need+=(webkit2gtk-driver)
+  command -v xdotool >/dev/null || need+=(xdotool)
   [ ${#need[@]} -eq 0 ] && return 0
   local sudo=; [ "$(id -u)" -ne 0 ] && sudo=sudo
   echo "installing (desktop console): ${need[*]}"

@@ -9,7 +9,7 @@ use tauri::{AppHandle, Manager, Runtime, Webview};
 
 use crate::probe::{parse_server_url, probe, same_fingerprint};
 use crate::servers::{KnownServer, ServerList};
-use crate::{Cli, commands, navigation, webview_trust};
+use crate::{Cli, commands, direct, navigation, remote_access, webview_trust};
 
 /// Exit status when `--accept-fingerprint` does not match what the server presents.
 const EXIT_FINGERPRINT_MISMATCH: i32 = 3;
@@ -25,12 +25,22 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             commands::probe_server,
             commands::trust_server,
             commands::forget_server,
+            direct::rtc_open,
+            direct::rtc_answer,
+            direct::rtc_candidate,
+            direct::rtc_send,
+            direct::rtc_close,
         ])
         .plugin(navigation::plugin())
         .on_page_load(report_page_load)
         .setup(move |app| {
             let config_dir = app.path().app_config_dir()?;
             let servers = ServerList::load(&config_dir)?;
+            app.manage(direct::Peers::default());
+            app.manage(remote_access::Granted::default());
+            for (origin, _) in servers.all() {
+                remote_access::grant(&*app, origin)?;
+            }
             app.manage(ConsoleState {
                 servers: Mutex::new(servers),
             });
@@ -91,6 +101,7 @@ fn try_open_preaccepted<R: Runtime>(
                 fingerprint: probed.fingerprint.clone(),
             },
         )?;
+    remote_access::grant(app, &probed.origin)?;
     let window = app
         .get_webview_window("main")
         .context("the main window is gone")?;

@@ -7,7 +7,7 @@ use tauri::{State, WebviewWindow};
 use crate::app::ConsoleState;
 use crate::probe::{Probe, parse_server_url, probe, same_fingerprint};
 use crate::servers::{KnownServer, ServerList, Trust};
-use crate::webview_trust;
+use crate::{remote_access, webview_trust};
 
 #[derive(Debug, Serialize)]
 pub(crate) struct ServerEntry {
@@ -111,6 +111,7 @@ pub(crate) async fn trust_server(
             )
             .map_err(|e| e.to_string())?;
     }
+    remote_access::grant(&window, &probed.origin).map_err(|e| e.to_string())?;
     webview_trust::trust_and_open(&window, &probed, url).map_err(|e| e.to_string())
 }
 

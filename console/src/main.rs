@@ -7,8 +7,10 @@
 
 mod app;
 mod commands;
+mod direct;
 mod navigation;
 mod probe;
+mod remote_access;
 mod servers;
 mod webview_trust;
 

@@ -35,7 +35,13 @@ pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// let an injected script send data to any host. `base-uri 'none'` stops an injected `<base>` from
 /// moving the page's relative URLs elsewhere, `form-action 'self'` keeps form posts here, and
 /// `object-src 'none'` forbids plugins (`default-src` would allow same-origin ones).
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+///
+/// The two further connect sources are the desktop app's IPC (Tauri: `ipc://localhost` on Linux
+/// and macOS, `http://ipc.localhost` on Windows), through which the app's page hands its direct
+/// paths to the app (`console/src/direct.rs`). Without them Tauri falls back to a JSON IPC that
+/// turns every picture into an array of numbers. Neither reaches beyond the viewer's own machine:
+/// a browser has no `ipc:` scheme and refuses plain http from this https page.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ipc: http://ipc.localhost; img-src 'self' data:; \
      style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
@@ -169,15 +175,22 @@ mod tests {
 
     #[test]
     fn connections_forms_and_base_stay_on_this_origin() {
-        // No scheme sources (`wss:`, `ws:`, `https:`) that would reach any host.
-        assert_eq!(directive("connect-src"), ["'self'"]);
+        // No scheme sources (`wss:`, `ws:`, `https:`) that would reach any host; the desktop
+        // app's IPC alone besides this origin.
+        assert_eq!(
+            directive("connect-src"),
+            ["'self'", "ipc:", "http://ipc.localhost"]
+        );
         assert_eq!(directive("form-action"), ["'self'"]);
         assert_eq!(directive("base-uri"), ["'none'"]);
         assert_eq!(directive("object-src"), ["'none'"]);
         for directive in CONTENT_SECURITY_POLICY.split(';') {
             for source in directive.split_whitespace().skip(1) {
                 assert!(
-                    source.starts_with('\'') || source == "data:",
+                    source.starts_with('\'')
+                        || source == "data:"
+                        || (directive.trim().starts_with("connect-src")
+                            && ["ipc:", "http://ipc.localhost"].contains(&source)),
                     "{source} in {directive:?} allows more than this origin"
                 );
             }

@@ -133,6 +133,8 @@ export async function startAgent(msh, extraArgs = [], { program = binary("tether
   });
   await ready;
   return {
+    /** The agent's folder, also its HOME (where its terminals and file sessions start). */
+    home: state,
     async stop() {
       await stopChild(child);
       rmSync(state, { recursive: true, force: true });

@@ -6,6 +6,7 @@
 // brings the channel up and reports what happens to it.
 
 import type { DirectPath } from "../protocol.gen";
+import { inDesktopApp, nativePeer } from "./nativePeer";
 import { checkProof } from "./pathProof";
 
 /** Signalling as relay text frames. */
@@ -126,6 +127,8 @@ export class DirectAttempt {
   private readonly deadline: ReturnType<typeof setTimeout>;
   /** The offer sent: the agent's proof must cover its fingerprint. */
   private offerSdp: string | null = null;
+  /** Our candidates so far: trickled, or in the offer itself (the desktop app's peer). */
+  private gathered = 0;
   /** Signals are applied in order, one after the other (checking a proof takes a moment). */
   private signals: Promise<void> = Promise.resolve();
 
@@ -137,7 +140,7 @@ export class DirectAttempt {
   constructor(
     private readonly config: DirectPath,
     private readonly handlers: DirectHandlers,
-    createPeer: PeerConnectionFactory = browserPeer,
+    createPeer: PeerConnectionFactory = defaultPeer,
     video = false,
     private readonly device: string | null = null,
     private readonly role: Role = "offer",
@@ -152,13 +155,12 @@ export class DirectAttempt {
         if (!this.ended) handlers.onTrack?.(event);
       };
     }
-    let gathered = 0;
     this.peer.onicecandidate = (event) => {
       if (this.ended) return;
       if (event.candidate && event.candidate.candidate) {
-        gathered += 1;
+        this.gathered += 1;
         handlers.signal({ type: "rtcCandidate", candidate: event.candidate.candidate });
-      } else if (!event.candidate && gathered === 0) {
+      } else if (!event.candidate && this.gathered === 0) {
         // Gathering ended with nothing to offer: say so now rather than at the deadline.
         this.fail(
           config.relayOnly
@@ -274,6 +276,7 @@ export class DirectAttempt {
   private async offer(): Promise<void> {
     try {
       const offer = await this.peer.createOffer();
+      this.gathered += (offer.sdp?.match(/^a=candidate:/gm) ?? []).length;
       await this.peer.setLocalDescription(offer);
       if (!offer.sdp) throw new Error("the browser made an empty offer");
       this.offerSdp = offer.sdp;
@@ -305,6 +308,11 @@ export function rtcConfiguration(config: DirectPath): RTCConfiguration {
   }));
   // Relay only: our candidates are the TURN server's, so the device never sees our address.
   return { iceServers, iceTransportPolicy: config.relayOnly ? "relay" : "all" };
+}
+
+/** The desktop app's peer runs in Rust (`nativePeer.ts`); a browser's is its own. */
+function defaultPeer(config: DirectPath): PeerConnectionLike {
+  return inDesktopApp() ? nativePeer(config) : browserPeer(config);
 }
 
 function browserPeer(config: DirectPath): PeerConnectionLike {
