@@ -1,9 +1,7 @@
 fn main() {
-    // The Tauri config lives at the repository root (next to icons/), so point tauri-build at it;
-    // paths inside it are relative to the root. App commands are listed so that each one needs
-    // an explicit permission in capabilities/default.json.
+    // App commands are listed so that each one needs an explicit permission (the picker's in
+    // capabilities/default.json, a trusted server's page's in src/remote_access.rs).
     let attributes = tauri_build::Attributes::new()
-        .config_path("../tauri.conf.json")
         .app_manifest(tauri_build::AppManifest::new().commands(&[
             "list_servers",
             "probe_server",

@@ -32,6 +32,9 @@ if [ "${TETHER_SKIP_DESKTOP:-0}" != 1 ]; then
     cargo clippy -p tether-console --all-targets --quiet -- -D warnings
   fi
   cargo test -p tether-console --no-fail-fast
+  # The .deb, installed into a throwaway root, starts (its binary is also the one the web
+  # console's e2e suite drives below, console/web/e2e/desktopApp.test.mjs).
+  bash scripts/check-app-bundle.sh
 fi
 # The web console: type check, unit tests (Vitest), then end to end in Chromium against the binaries
 # built above.

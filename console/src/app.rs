@@ -55,7 +55,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         })
-        .run(tauri::generate_context!("../tauri.conf.json"))
+        .run(tauri::generate_context!())
         .context("the Tauri app failed")
 }
 
