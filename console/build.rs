@@ -1,8 +1,8 @@
 fn main() {
     // App commands are listed so that each one needs an explicit permission (the picker's in
     // capabilities/default.json, a trusted server's page's in src/remote_access.rs).
-    let attributes = tauri_build::Attributes::new()
-        .app_manifest(tauri_build::AppManifest::new().commands(&[
+    let attributes =
+        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(&[
             "list_servers",
             "probe_server",
             "trust_server",
@@ -12,6 +12,10 @@ fn main() {
             "rtc_candidate",
             "rtc_send",
             "rtc_close",
+            "sound_outputs",
+            "sound_open",
+            "sound_push",
+            "sound_close",
         ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         panic!("tauri-build failed: {error:#}");

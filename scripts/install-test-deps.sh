@@ -118,6 +118,10 @@ install_desktop_deps() {
   pkg-config --exists libsoup-3.0 2>/dev/null || need+=(libsoup-3.0-dev)
   pkg-config --exists librsvg-2.0 2>/dev/null || need+=(librsvg2-dev)
   pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+  # The app plays the device's sound with cpal (ALSA headers; PulseAudio is spoken in Rust) and
+  # decodes it with the system libopus.
+  pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev)
+  pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
   command -v Xvfb >/dev/null || need+=(xvfb)
   command -v xauth >/dev/null || need+=(xauth)
   command -v import >/dev/null || need+=(imagemagick)

@@ -9,7 +9,7 @@ use tauri::{AppHandle, Manager, Runtime, Webview};
 
 use crate::probe::{parse_server_url, probe, same_fingerprint};
 use crate::servers::{KnownServer, ServerList};
-use crate::{Cli, commands, direct, navigation, remote_access, webview_trust};
+use crate::{Cli, commands, direct, navigation, remote_access, sound, webview_trust};
 
 /// Exit status when `--accept-fingerprint` does not match what the server presents.
 const EXIT_FINGERPRINT_MISMATCH: i32 = 3;
@@ -30,6 +30,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             direct::rtc_candidate,
             direct::rtc_send,
             direct::rtc_close,
+            sound::sound_outputs,
+            sound::sound_open,
+            sound::sound_push,
+            sound::sound_close,
         ])
         .plugin(navigation::plugin())
         .on_page_load(report_page_load)
@@ -37,6 +41,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let config_dir = app.path().app_config_dir()?;
             let servers = ServerList::load(&config_dir)?;
             app.manage(direct::Peers::default());
+            app.manage(sound::Players::default());
             app.manage(remote_access::Granted::default());
             for (origin, _) in servers.all() {
                 remote_access::grant(&*app, origin)?;

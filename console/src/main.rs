@@ -12,6 +12,7 @@ mod navigation;
 mod probe;
 mod remote_access;
 mod servers;
+mod sound;
 mod webview_trust;
 
 use clap::Parser;

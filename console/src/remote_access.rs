@@ -1,5 +1,5 @@
 //! What a trusted server's page may call in the app: the direct-path commands (`direct.rs`) and
-//! nothing else. Tauri gives remote pages no IPC unless a capability names their URL, so each
+//! the sound player's (`sound.rs`), nothing else. Tauri gives remote pages no IPC unless a capability names their URL, so each
 //! server the user trusted gets a runtime capability for its origin alone, not for local pages
 //! (the picker keeps its own, `capabilities/default.json`). Each command checks the caller's
 //! origin again, so a server forgotten since its grant (capabilities cannot be taken back at run
@@ -14,19 +14,24 @@ use tauri::{Manager, Runtime, Webview};
 use crate::app::ConsoleState;
 
 /// The permissions a trusted server's page gets (build.rs lists the commands).
-const SERVER_PAGE_PERMISSIONS: [&str; 5] = [
+const SERVER_PAGE_PERMISSIONS: [&str; 9] = [
     "allow-rtc-open",
     "allow-rtc-answer",
     "allow-rtc-candidate",
     "allow-rtc-send",
     "allow-rtc-close",
+    "allow-sound-outputs",
+    "allow-sound-open",
+    "allow-sound-push",
+    "allow-sound-close",
 ];
 
 /// Origins granted so far (a capability is added once per origin).
 #[derive(Default)]
 pub(crate) struct Granted(Mutex<HashSet<String>>);
 
-/// Lets pages of `origin` (`https://host[:port]`, a trusted server) call the direct-path commands.
+/// Lets pages of `origin` (`https://host[:port]`, a trusted server) call the direct-path and sound
+/// commands.
 pub(crate) fn grant<R: Runtime, M: Manager<R>>(app: &M, origin: &str) -> tauri::Result<()> {
     let granted = app.state::<Granted>();
     let mut granted = granted.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,19 +1,33 @@
 // The desktop app (console/, Tauri, WebKitGTK) against a real server and agent, driven through
 // WebKitWebDriver as a user would drive it: it signs in, opens a device's desktop, and the session
 // goes direct on the app's own WebRTC peer (Rust, str0m: WebKitGTK has none); the window shows
-// xprobe's colour and a click changes it; the relay carries next to nothing once switched (the
-// session's audit record says so); terminal and file upload take the same direct path.
+// xprobe's colour and a click changes it; the device's sound (a tone on its PulseAudio) comes out
+// of the app's own output (cpal, into a null sink of another PulseAudio, recorded there); the relay
+// carries next to nothing once switched (the session's audit record says so); terminal and file
+// upload take the same direct path.
 //
 // Two X servers: the device's (the agent captures it; xprobe paints it) and the app's.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { binary, recordFigure, run, startAgent, startServer, startXprobe, startXvfb, tempDir, until } from "./support.mjs";
+import {
+  binary,
+  recordFigure,
+  run,
+  startAgent,
+  startPulseWithTone,
+  startServer,
+  startXprobe,
+  startXvfb,
+  stopChild,
+  tempDir,
+  until,
+} from "./support.mjs";
 import { startWebDriver, WebDriverSession } from "./webdriver.mjs";
 
 const ADMIN = { name: "admin", password: "correct horse battery" };
@@ -44,6 +58,52 @@ function postJson(server, path, body) {
     req.once("error", reject);
     req.end(JSON.stringify(body));
   });
+}
+
+/** A private PulseAudio whose only output is a null sink, `app`: what the app plays goes there. */
+async function startPulseSink() {
+  const runtime = tempDir("app-pulse");
+  const env = { ...process.env, XDG_RUNTIME_DIR: runtime, HOME: runtime };
+  const daemon = spawn(
+    "pulseaudio",
+    ["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm", "--use-pid-file=no", "-L", "module-null-sink sink_name=app", "-L", "module-native-protocol-unix"],
+    { stdio: "ignore", env },
+  );
+  const socket = join(runtime, "pulse", "native");
+  await until(() => existsSync(socket), (there) => there, "the app's PulseAudio socket");
+  const pulseEnv = { PULSE_SERVER: `unix:${socket}`, XDG_RUNTIME_DIR: runtime };
+  return {
+    env: pulseEnv,
+    /** `ms` of what the sink played, mono 16-bit samples at 48 kHz. */
+    record(ms) {
+      return new Promise((resolve, reject) => {
+        const parec = spawn("parec", ["--raw", "--format=s16le", "--rate=48000", "--channels=1", "-d", "app.monitor"], {
+          stdio: ["ignore", "pipe", "ignore"],
+          env: { ...process.env, ...pulseEnv },
+        });
+        const chunks = [];
+        parec.stdout.on("data", (chunk) => chunks.push(chunk));
+        parec.once("error", reject);
+        parec.once("exit", () => {
+          const bytes = Buffer.concat(chunks);
+          resolve(Array.from({ length: bytes.length >> 1 }, (_, i) => bytes.readInt16LE(i * 2)));
+        });
+        setTimeout(() => parec.kill("SIGTERM"), ms);
+      });
+    },
+    async stop() {
+      await stopChild(daemon);
+      rmSync(runtime, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Power of `samples` (48 kHz) at `hz` (Goertzel). */
+function power(samples, hz) {
+  const w = (2 * Math.PI * hz) / 48_000;
+  let [s1, s2] = [0, 0];
+  for (const x of samples) [s1, s2] = [x + 2 * Math.cos(w) * s1 - s2, s1];
+  return s1 * s1 + s2 * s2 - 2 * Math.cos(w) * s1 * s2;
 }
 
 function webFingerprint(server) {
@@ -84,6 +144,8 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
   let app;
   let device;
   let ctl;
+  let tone;
+  let appSound;
 
   before(async () => {
     screen = await startXvfb(SCREEN);
@@ -98,7 +160,9 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
       });
     await ctl("addgroup", "App screens");
     const msh = await ctl("agentconfig", "--group", "App screens");
-    agent = await startAgent(msh, ["--x-display", screen.display]);
+    tone = await startPulseWithTone(440);
+    appSound = await startPulseSink();
+    agent = await startAgent(msh, ["--x-display", screen.display], { env: tone.env });
     device = await until(
       async () => JSON.parse(await ctl("--json", "listdevices")).find((d) => d.online),
       (found) => found !== undefined,
@@ -115,6 +179,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
       // No GPU under Xvfb.
       WEBKIT_DISABLE_COMPOSITING_MODE: "1",
       LIBGL_ALWAYS_SOFTWARE: "1",
+      ...appSound.env,
     });
     const page = `${server.url}/devices/${encodeURIComponent(device.id)}/desktop`;
     app = await WebDriverSession.launch(driver, binary("tether-console"), ["--server", page, "--accept-fingerprint", fingerprint]);
@@ -127,6 +192,8 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     await server?.stop();
     server?.cleanup();
     await probe?.stop();
+    await tone?.stop();
+    await appSound?.stop();
     await appScreen?.stop();
     await screen?.stop();
     rmSync(home, { recursive: true, force: true });
@@ -185,6 +252,24 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     await until(centre, (rgb) => near(rgb, [0, 255, 0]), "the canvas turns green");
     await until(() => shareOf(windowShot("green"), [0, 255, 0]), (share) => share > 0.2, "the app's window shows green");
     assert.equal(await path(), "direct");
+  });
+
+  it("plays the device's sound on its own output", async () => {
+    const speaker = () => app.execute(`return document.querySelector("[data-testid=desktop-speaker]")?.dataset.sound`);
+    await app.click(await app.find("[data-testid=desktop-speaker]"));
+    await until(speaker, (s) => s === "on", "the speaker on");
+    // What the app's output played: the agent's 440 Hz stands far above another frequency.
+    const heard = await until(
+      async () => {
+        const samples = await appSound.record(500);
+        return { tone: power(samples, 440), other: power(samples, 1234), count: samples.length };
+      },
+      ({ tone, other, count }) => count > 10_000 && tone > other * 100,
+      "the tone out of the app's sound output",
+    );
+    recordFigure("app.sound.tone_to_other_power", Math.round(heard.tone / Math.max(heard.other, 1)));
+    await app.click(await app.find("[data-testid=desktop-speaker]"));
+    await until(speaker, (s) => s === "off", "the speaker off");
   });
 
   it("leaves the relay flat: moving pictures go direct, as the session's audit record says", async () => {

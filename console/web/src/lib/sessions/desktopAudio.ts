@@ -4,6 +4,9 @@
 // packets), it starts again LEAD_S ahead; when it runs too far ahead (the tab was busy), it
 // drops what it holds and starts again, so the delay never grows.
 
+import { inDesktopApp } from "./nativePeer";
+import { NativeSound } from "./nativeSound";
+
 /** How far ahead of the context's clock playback starts: the jitter buffer. */
 export const LEAD_S = 0.06;
 /** Scheduled further ahead than this, the player starts over (the delay must stay small). */
@@ -17,9 +20,20 @@ export function nextStart(now: number, scheduledUntil: number): { at: number; re
   return { at: scheduledUntil, restarted: false };
 }
 
-/** Whether this browser can decode Opus with WebCodecs. */
+/** Whether this browser can decode Opus with WebCodecs (the desktop app plays sound itself). */
 export function canPlayOpus(): boolean {
-  return typeof AudioDecoder !== "undefined" && typeof AudioContext !== "undefined";
+  return inDesktopApp() || (typeof AudioDecoder !== "undefined" && typeof AudioContext !== "undefined");
+}
+
+/** What plays the device's sound: this page's WebAudio, or the desktop app (`nativeSound.ts`). */
+export interface SoundPlayer {
+  push(packet: Uint8Array): void;
+  close(): void;
+  readonly played: number;
+}
+
+export function openSoundPlayer(channels: number, onError: (why: string) => void): SoundPlayer {
+  return inDesktopApp() ? new NativeSound(channels, onError) : new DesktopAudio(channels, onError);
 }
 
 export class DesktopAudio {
