@@ -16,6 +16,9 @@ fn main() {
             "sound_open",
             "sound_push",
             "sound_close",
+            "notify_settings",
+            "notify_configure",
+            "notify",
         ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         panic!("tauri-build failed: {error:#}");

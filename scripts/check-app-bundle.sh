@@ -30,7 +30,7 @@ touch "$root/var/lib/dpkg/status"
 dpkg --root="$root" --force-depends --force-script-chrootless -i "$deb"
 dpkg --root="$root" -s tether | grep -q '^Status: install ok installed'
 depends=$(dpkg-deb -f "$deb" Depends)
-for library in libwebkit2gtk-4.1-0 libgtk-3-0; do
+for library in libwebkit2gtk-4.1-0 libgtk-3-0 libayatana-appindicator3-1; do
   grep -q "$library" <<<"$depends" || { echo "check-app-bundle: $library missing from Depends: $depends" >&2; exit 1; }
 done
 test -f "$root/usr/share/applications/Tether.desktop"

@@ -127,6 +127,11 @@ install_desktop_deps() {
   command -v import >/dev/null || need+=(imagemagick)
   command -v WebKitWebDriver >/dev/null || need+=(webkit2gtk-driver)
   command -v xdotool >/dev/null || need+=(xdotool)
+  # The tray icon's library, loaded at run time (the bundler reads the -dev package to name it in
+  # the .deb's Depends), and a private session bus with a monitor for the notification test.
+  pkg-config --exists ayatana-appindicator3-0.1 2>/dev/null || need+=(libayatana-appindicator3-dev)
+  command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
+  command -v dbus-monitor >/dev/null || need+=(dbus-bin)
   [ ${#need[@]} -eq 0 ] && return 0
   local sudo=; [ "$(id -u)" -ne 0 ] && sudo=sudo
   echo "installing (desktop console): ${need[*]}"

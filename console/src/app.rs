@@ -9,7 +9,7 @@ use tauri::{AppHandle, Manager, Runtime, Webview};
 
 use crate::probe::{parse_server_url, probe, same_fingerprint};
 use crate::servers::{KnownServer, ServerList};
-use crate::{Cli, commands, direct, navigation, remote_access, sound, webview_trust};
+use crate::{Cli, commands, direct, navigation, notify, remote_access, sound, tray, webview_trust};
 
 /// Exit status when `--accept-fingerprint` does not match what the server presents.
 const EXIT_FINGERPRINT_MISMATCH: i32 = 3;
@@ -34,7 +34,20 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             sound::sound_open,
             sound::sound_push,
             sound::sound_close,
+            notify::notify_settings,
+            notify::notify_configure,
+            notify::notify,
         ])
+        // Closing the window hides it while the tray icon can bring it back (tray.rs).
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event
+                && window.state::<tray::HasTray>().0
+            {
+                api.prevent_close();
+                let _ = window.hide();
+                eprintln!("tether-console: the window is hidden; the app goes on in the tray");
+            }
+        })
         .plugin(navigation::plugin())
         .on_page_load(report_page_load)
         .setup(move |app| {
@@ -42,6 +55,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let servers = ServerList::load(&config_dir)?;
             app.manage(direct::Peers::default());
             app.manage(sound::Players::default());
+            app.manage(notify::Notifications::load(&config_dir));
+            let has_tray = tray::install(app.handle())?;
+            app.manage(tray::HasTray(has_tray));
             app.manage(remote_access::Granted::default());
             for (origin, _) in servers.all() {
                 remote_access::grant(&*app, origin)?;

@@ -9,10 +9,12 @@ mod app;
 mod commands;
 mod direct;
 mod navigation;
+mod notify;
 mod probe;
 mod remote_access;
 mod servers;
 mod sound;
+mod tray;
 mod webview_trust;
 
 use clap::Parser;

@@ -1,5 +1,5 @@
-//! What a trusted server's page may call in the app: the direct-path commands (`direct.rs`) and
-//! the sound player's (`sound.rs`), nothing else. Tauri gives remote pages no IPC unless a capability names their URL, so each
+//! What a trusted server's page may call in the app: the direct-path commands (`direct.rs`), the
+//! sound player's (`sound.rs`) and the notifications' (`notify.rs`), nothing else. Tauri gives remote pages no IPC unless a capability names their URL, so each
 //! server the user trusted gets a runtime capability for its origin alone, not for local pages
 //! (the picker keeps its own, `capabilities/default.json`). Each command checks the caller's
 //! origin again, so a server forgotten since its grant (capabilities cannot be taken back at run
@@ -14,7 +14,7 @@ use tauri::{Manager, Runtime, Webview};
 use crate::app::ConsoleState;
 
 /// The permissions a trusted server's page gets (build.rs lists the commands).
-const SERVER_PAGE_PERMISSIONS: [&str; 9] = [
+const SERVER_PAGE_PERMISSIONS: [&str; 12] = [
     "allow-rtc-open",
     "allow-rtc-answer",
     "allow-rtc-candidate",
@@ -24,14 +24,16 @@ const SERVER_PAGE_PERMISSIONS: [&str; 9] = [
     "allow-sound-open",
     "allow-sound-push",
     "allow-sound-close",
+    "allow-notify-settings",
+    "allow-notify-configure",
+    "allow-notify",
 ];
 
 /// Origins granted so far (a capability is added once per origin).
 #[derive(Default)]
 pub(crate) struct Granted(Mutex<HashSet<String>>);
 
-/// Lets pages of `origin` (`https://host[:port]`, a trusted server) call the direct-path and sound
-/// commands.
+/// Lets pages of `origin` (`https://host[:port]`, a trusted server) call the commands above.
 pub(crate) fn grant<R: Runtime, M: Manager<R>>(app: &M, origin: &str) -> tauri::Result<()> {
     let granted = app.state::<Granted>();
     let mut granted = granted.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -98,19 +98,24 @@ impl ServerList {
             path: self.path.clone(),
             source,
         };
-        if let Some(dir) = self.path.parent() {
-            create_private_dir(dir).map_err(io_error)?;
-        }
         let json =
             serde_json::to_vec_pretty(&self.servers).map_err(|source| ServersError::Format {
                 path: self.path.clone(),
                 source,
             })?;
-        // Write then rename, so a crash never leaves a half-written list.
-        let temp = self.path.with_extension("json.tmp");
-        write_private(&temp, &json).map_err(io_error)?;
-        fs::rename(&temp, &self.path).map_err(io_error)
+        save_private(&self.path, &json).map_err(io_error)
     }
+}
+
+/// Writes `contents` to `path`, readable by its owner only, in a folder only its owner may enter;
+/// written then renamed, so a crash never leaves a half-written file.
+pub(crate) fn save_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let temp = path.with_extension("json.tmp");
+    write_private(&temp, contents)?;
+    fs::rename(&temp, path)
 }
 
 #[cfg(unix)]

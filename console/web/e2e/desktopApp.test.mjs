@@ -4,7 +4,9 @@
 // xprobe's colour and a click changes it; the device's sound (a tone on its PulseAudio) comes out
 // of the app's own output (cpal, into a null sink of another PulseAudio, recorded there); the relay
 // carries next to nothing once switched (the session's audit record says so); terminal and file
-// upload take the same direct path.
+// upload take the same direct path. Closing the window leaves the app in its tray, and a watched
+// group's device going offline reaches the desktop's notification service (a private D-Bus
+// session bus, watched with dbus-monitor).
 //
 // Two X servers: the device's (the agent captures it; xprobe paints it) and the app's.
 
@@ -98,6 +100,28 @@ async function startPulseSink() {
   };
 }
 
+/** A private D-Bus session bus and a monitor of the notification calls made on it. */
+async function startSessionBus() {
+  const daemon = spawn("dbus-daemon", ["--session", "--nofork", "--print-address=1"], { stdio: ["ignore", "pipe", "ignore"] });
+  const address = await new Promise((resolve, reject) => {
+    daemon.stdout.once("data", (chunk) => resolve(String(chunk).trim()));
+    daemon.once("exit", (code) => reject(new Error(`dbus-daemon exited (${code})`)));
+  });
+  const monitor = spawn("dbus-monitor", ["--address", address, "interface='org.freedesktop.Notifications',member='Notify'"], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  const lines = [];
+  monitor.stdout.on("data", (chunk) => lines.push(...String(chunk).split("\n")));
+  return {
+    address,
+    lines,
+    async stop() {
+      await stopChild(monitor);
+      await stopChild(daemon);
+    },
+  };
+}
+
 /** Power of `samples` (48 kHz) at `hz` (Goertzel). */
 function power(samples, hz) {
   const w = (2 * Math.PI * hz) / 48_000;
@@ -146,6 +170,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
   let ctl;
   let tone;
   let appSound;
+  let bus;
 
   before(async () => {
     screen = await startXvfb(SCREEN);
@@ -162,6 +187,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     const msh = await ctl("agentconfig", "--group", "App screens");
     tone = await startPulseWithTone(440);
     appSound = await startPulseSink();
+    bus = await startSessionBus();
     agent = await startAgent(msh, ["--x-display", screen.display], { env: tone.env });
     device = await until(
       async () => JSON.parse(await ctl("--json", "listdevices")).find((d) => d.online),
@@ -180,6 +206,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
       WEBKIT_DISABLE_COMPOSITING_MODE: "1",
       LIBGL_ALWAYS_SOFTWARE: "1",
       ...appSound.env,
+      DBUS_SESSION_BUS_ADDRESS: bus.address,
     });
     const page = `${server.url}/devices/${encodeURIComponent(device.id)}/desktop`;
     app = await WebDriverSession.launch(driver, binary("tether-console"), ["--server", page, "--accept-fingerprint", fingerprint]);
@@ -194,6 +221,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     await probe?.stop();
     await tone?.stop();
     await appSound?.stop();
+    await bus?.stop();
     await appScreen?.stop();
     await screen?.stop();
     rmSync(home, { recursive: true, force: true });
@@ -339,5 +367,36 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     );
     recordFigure("app.files.upload_4MiB_ms", Date.now() - started);
     assert.equal(await path(), "direct");
+  });
+
+  it("stays in the tray when its window is closed, and notifies of a watched group's device going offline", async () => {
+    await app.click(await app.find("a[href='/account']"));
+    const box = await until(() => app.find(`[data-testid=app-notifications] [data-group="${device.group}"]`).catch(() => null), Boolean, "the watched-groups setting");
+    await app.click(box);
+    const settings = join(home, "config", "org.tether.console", "notifications.json");
+    await until(() => existsSync(settings) && readFileSync(settings, "utf8"), (text) => text && text.includes(device.group), "the app keeps the watched group");
+
+    const onScreen = () => {
+      try {
+        return String(execFileSync("xdotool", ["search", "--onlyvisible", "--name", "^Tether$"], { env: { ...process.env, DISPLAY: appScreen.display } })).trim();
+      } catch {
+        return "";
+      }
+    };
+    const window = onScreen().split("\n")[0];
+    assert.ok(window, "the app's window is on screen");
+    execFileSync(binary("xprobe"), ["--display", appScreen.display, "--close", window]);
+    await until(onScreen, (shown) => shown === "", "the window hides");
+    // Still running: its page answers.
+    assert.ok((await app.url()).startsWith(server.url));
+
+    const from = bus.lines.length;
+    await agent.stop();
+    await until(
+      () => bus.lines.slice(from).join("\n"),
+      (seen) => seen.includes(`string "${device.name} went offline"`) && seen.includes("string \"In App screens\""),
+      "the notification of the device going offline",
+      60_000,
+    );
   });
 });

@@ -6,6 +6,7 @@ import { api, ApiError } from "../lib/api";
 import { applyGroupEvent, applyUserEvent, byName } from "../lib/collections";
 import { ControlClient, ControlError, controlUrl } from "../lib/control";
 import type { ConnectionState, SocketFactory, StateChange } from "../lib/control";
+import { notifyApp } from "../lib/appNotify";
 import { describeEvent } from "../lib/describe";
 import { DeviceIndex } from "../lib/devices";
 import type { Action, Actions, CampaignInfo, EventRecord, GroupInfo, ServerEvent, ServerInfo, UserInfo } from "../lib/protocol";
@@ -197,6 +198,7 @@ export class ConsoleStore {
       user: (id) => this.users.find((u) => u.id === id)?.name,
     });
     if (line) this.toast(line.message, line.tone);
+    notifyApp(event, { device: (id) => this.devices.get(id)?.name, group: (id) => this.groupName(id), me: user.id });
 
     const grouped = applyGroupEvent(this.groups, event, user);
     if (grouped) {

@@ -12,6 +12,9 @@
 //! text-like lines up, about 30 times a second; `--mode typing` types ten characters a second on
 //! a light page, as a terminal draws them (the glyph, then a millisecond later the caret in the
 //! next cell): the pictures the encoder figures and the desktop bench are taken on.
+//!
+//! `xprobe [--display :N] --close WINDOW` asks another client's window to close, as a window
+//! manager's close button does (`WM_DELETE_WINDOW`), and exits: Xvfb has no window manager.
 
 // Kept here, not in the workspace [lints], because they must not reach the integration tests
 // (see CONTRIBUTING.md, "Lints").
@@ -58,6 +61,8 @@ enum Mode {
     Motion,
     Scroll,
     Typing,
+    /// Ask this window to close, then exit.
+    Close(Window),
 }
 
 fn main() -> ExitCode {
@@ -65,12 +70,16 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(message) => {
             eprintln!(
-                "xprobe: {message}\nusage: xprobe [--display :N] [--mode colour|motion|scroll|typing]"
+                "xprobe: {message}\nusage: xprobe [--display :N] [--mode colour|motion|scroll|typing | --close WINDOW]"
             );
             return ExitCode::from(2);
         }
     };
-    match run(display.as_deref(), mode) {
+    let result = match mode {
+        Mode::Close(window) => close(display.as_deref(), window),
+        mode => run(display.as_deref(), mode),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xprobe: {e}");
@@ -94,10 +103,35 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(Option<String>,
                     other => return Err(format!("unknown mode {other:?}")),
                 }
             }
+            "--close" => {
+                let window = value()?;
+                let parsed = match window.strip_prefix("0x") {
+                    Some(hex) => u32::from_str_radix(hex, 16),
+                    None => window.parse(),
+                };
+                mode = Mode::Close(parsed.map_err(|_| format!("{window:?} is not a window id"))?);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok((display, mode))
+}
+
+/// Sends `window` the `WM_DELETE_WINDOW` message a window manager sends for its close button.
+fn close(display: Option<&str>, window: Window) -> Result<(), Box<dyn std::error::Error>> {
+    use x11rb::protocol::xproto::{ClientMessageEvent, EventMask};
+    let (conn, _) = x11rb::connect(display)?;
+    let protocols = conn.intern_atom(false, b"WM_PROTOCOLS")?.reply()?.atom;
+    let delete = conn.intern_atom(false, b"WM_DELETE_WINDOW")?.reply()?.atom;
+    let message = ClientMessageEvent::new(
+        32,
+        window,
+        protocols,
+        [delete, x11rb::CURRENT_TIME, 0, 0, 0],
+    );
+    conn.send_event(false, window, EventMask::NO_EVENT, message)?;
+    conn.sync()?;
+    Ok(())
 }
 
 /// Prints one line and flushes; a closed stdout (the test is over) ends xprobe.
@@ -462,5 +496,14 @@ mod tests {
         assert_eq!(parse(&["--mode", "typing"]), Ok((None, Mode::Typing)));
         assert!(parse(&["--mode", "spin"]).is_err());
         assert!(parse(&["--display"]).is_err());
+        assert_eq!(
+            parse(&["--close", "0x1a00003"]),
+            Ok((None, Mode::Close(0x1a0_0003)))
+        );
+        assert_eq!(
+            parse(&["--close", "27262979"]),
+            Ok((None, Mode::Close(27_262_979)))
+        );
+        assert!(parse(&["--close", "tether"]).is_err());
     }
 }
