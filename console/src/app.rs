@@ -9,7 +9,10 @@ use tauri::{AppHandle, Manager, Runtime, Webview};
 
 use crate::probe::{parse_server_url, probe, same_fingerprint};
 use crate::servers::{KnownServer, ServerList};
-use crate::{Cli, commands, direct, navigation, notify, remote_access, sound, tray, webview_trust};
+use crate::{
+    Cli, commands, direct, navigation, notify, remote_access, server_menu, sound, tray,
+    webview_trust,
+};
 
 /// Exit status when `--accept-fingerprint` does not match what the server presents.
 const EXIT_FINGERPRINT_MISMATCH: i32 = 3;
@@ -41,6 +44,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         // Closing the window hides it while the tray icon can bring it back (tray.rs).
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event
+                && window.label() == "main"
                 && window.state::<tray::HasTray>().0
             {
                 api.prevent_close();
@@ -69,6 +73,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                 .get_webview_window("main")
                 .context("tauri.conf.json defines no \"main\" window")?;
             webview_trust::log_refused_certificates(&window)?;
+            server_menu::attach(&window)?;
             if let (Some(url), Some(fingerprint)) = (cli.server, cli.accept_fingerprint) {
                 let handle = app.handle().clone();
                 // Probing blocks on the network; keep it off the UI thread.
@@ -123,6 +128,7 @@ fn try_open_preaccepted<R: Runtime>(
             },
         )?;
     remote_access::grant(app, &probed.origin)?;
+    server_menu::refresh(app);
     let window = app
         .get_webview_window("main")
         .context("the main window is gone")?;

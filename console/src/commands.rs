@@ -2,12 +2,12 @@
 //! Errors reach the page as plain messages.
 
 use serde::Serialize;
-use tauri::{State, WebviewWindow};
+use tauri::{Manager, State, WebviewWindow};
 
 use crate::app::ConsoleState;
 use crate::probe::{Probe, parse_server_url, probe, same_fingerprint};
 use crate::servers::{KnownServer, ServerList, Trust};
-use crate::{remote_access, webview_trust};
+use crate::{remote_access, server_menu, webview_trust};
 
 #[derive(Debug, Serialize)]
 pub(crate) struct ServerEntry {
@@ -112,12 +112,19 @@ pub(crate) async fn trust_server(
             .map_err(|e| e.to_string())?;
     }
     remote_access::grant(&window, &probed.origin).map_err(|e| e.to_string())?;
+    server_menu::refresh(window.app_handle());
     webview_trust::trust_and_open(&window, &probed, url).map_err(|e| e.to_string())
 }
 
 #[tauri::command]
-pub(crate) fn forget_server(state: State<'_, ConsoleState>, origin: String) -> Result<(), String> {
+pub(crate) fn forget_server(
+    window: WebviewWindow,
+    state: State<'_, ConsoleState>,
+    origin: String,
+) -> Result<(), String> {
     lock_servers(&state)
         .forget(&origin)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    server_menu::refresh(window.app_handle());
+    Ok(())
 }

@@ -12,6 +12,7 @@ mod navigation;
 mod notify;
 mod probe;
 mod remote_access;
+mod server_menu;
 mod servers;
 mod sound;
 mod tray;

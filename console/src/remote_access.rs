@@ -43,7 +43,7 @@ pub(crate) fn grant<R: Runtime, M: Manager<R>>(app: &M, origin: &str) -> tauri::
     let mut capability = CapabilityBuilder::new(format!("server-page-{}", granted.len()))
         .remote(url_pattern(origin))
         .local(false)
-        .window("main");
+        .windows(["main", crate::server_menu::EXTRA_WINDOWS]);
     for permission in SERVER_PAGE_PERMISSIONS {
         capability = capability.permission(permission);
     }

@@ -263,9 +263,10 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
 
   it("passes a click in its window to the device, and shows the result", async () => {
     // A real X click: where the canvas is on the app's screen.
+    // The page's viewport sits under the window's menu bar: offset by what the window has above it.
     const rect = await app.execute(`
       const r = document.querySelector("[data-testid=desktop-canvas]").getBoundingClientRect();
-      return [r.left + r.width / 2, r.top + r.height / 2];`);
+      return [r.left + r.width / 2, r.top + r.height / 2 + (window.outerHeight - window.innerHeight)];`);
     const [wx, wy] = String(execFileSync("xdotool", ["search", "--onlyvisible", "--name", "Tether", "getwindowgeometry", "--shell"], { env: { ...process.env, DISPLAY: appScreen.display } }))
       .match(/X=(\d+)\nY=(\d+)/)
       .slice(1)
@@ -367,6 +368,32 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     );
     recordFigure("app.files.upload_4MiB_ms", Date.now() - started);
     assert.equal(await path(), "direct");
+  });
+
+  it("switches between servers from its Servers menu, each with its own pinned certificate", async () => {
+    const other = await startServer();
+    try {
+      const keys = (...names) => execFileSync("xdotool", ["key", "--delay", "150", ...names], { env: { ...process.env, DISPLAY: appScreen.display } });
+      // The menu bar from the keyboard (F10), as a user without a mouse would: the first server,
+      // then "Connect to another server…".
+      keys("F10", "Down", "Down", "Return");
+      await until(() => app.url(), (url) => url.startsWith("tauri://localhost"), "the picker opens");
+      await app.type(await app.find("#url"), `${other.url}\uE007`);
+      const shown = await until(() => app.execute(`return document.querySelector("#fingerprint")?.textContent || null`), Boolean, "the new server's fingerprint");
+      assert.equal(shown.replaceAll(":", "").toLowerCase(), webFingerprint(other).replaceAll(":", "").toLowerCase());
+      await app.click(await app.find("#accept"));
+      await until(() => app.url(), (url) => url.startsWith(other.url), "the second server opens");
+      // Back to the first from the menu (servers listed in order of their origins): still signed
+      // in there.
+      const index = [server.url, other.url].sort().indexOf(server.url);
+      keys("F10", ...Array(index + 1).fill("Down"), "Return");
+      await until(() => app.url(), (url) => url.startsWith(server.url), "the first server again");
+      // The device's page (what the first server was opened at), not the sign-in form.
+      await until(() => app.find("#tab-desktop").catch(() => null), Boolean, "the console, signed in");
+    } finally {
+      await other.stop();
+      other.cleanup();
+    }
   });
 
   it("stays in the tray when its window is closed, and notifies of a watched group's device going offline", async () => {
