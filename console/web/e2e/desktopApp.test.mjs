@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { createHash, X509Certificate } from "node:crypto";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
@@ -30,7 +30,7 @@ import {
   tempDir,
   until,
 } from "./support.mjs";
-import { startWebDriver, WebDriverSession } from "./webdriver.mjs";
+import { appEnvironment, launchApp, signIn, startWebDriver, webFingerprint } from "./webdriver.mjs";
 
 const ADMIN = { name: "admin", password: "correct horse battery" };
 const SCREEN = { width: 1280, height: 800 };
@@ -130,10 +130,6 @@ function power(samples, hz) {
   return s1 * s1 + s2 * s2 - 2 * Math.cos(w) * s1 * s2;
 }
 
-function webFingerprint(server) {
-  return new X509Certificate(readFileSync(join(server.datapath, "webserver-cert-public.crt"))).fingerprint256;
-}
-
 /** Share of the screenshot's pixels near `rgb`. */
 function shareOf(shot, rgb) {
   const out = execFileSync("convert", [
@@ -194,22 +190,8 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
       (found) => found !== undefined,
       "the agent's device is online",
     );
-    driver = await startWebDriver({
-      ...process.env,
-      DISPLAY: appScreen.display,
-      TAURI_WEBVIEW_AUTOMATION: "true",
-      HOME: home,
-      XDG_CONFIG_HOME: join(home, "config"),
-      XDG_DATA_HOME: join(home, "data"),
-      XDG_CACHE_HOME: join(home, "cache"),
-      // No GPU under Xvfb.
-      WEBKIT_DISABLE_COMPOSITING_MODE: "1",
-      LIBGL_ALWAYS_SOFTWARE: "1",
-      ...appSound.env,
-      DBUS_SESSION_BUS_ADDRESS: bus.address,
-    });
-    const page = `${server.url}/devices/${encodeURIComponent(device.id)}/desktop`;
-    app = await WebDriverSession.launch(driver, binary("tether-console"), ["--server", page, "--accept-fingerprint", fingerprint]);
+    driver = await startWebDriver(appEnvironment(appScreen.display, home, { ...appSound.env, DBUS_SESSION_BUS_ADDRESS: bus.address }));
+    app = await launchApp(driver, `${server.url}/devices/${encodeURIComponent(device.id)}/desktop`, fingerprint);
   });
 
   after(async () => {
@@ -251,9 +233,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
 
   it("signs in and opens the device's desktop on the app's direct path", async () => {
     await until(() => app.url(), (url) => url.startsWith(server.url), "the app opens the server", 60_000);
-    const user = await until(() => app.find("input[autocomplete=username]").catch(() => null), Boolean, "the sign-in form", 60_000);
-    await app.type(user, ADMIN.name);
-    await app.type(await app.find("input[type=password]"), `${ADMIN.password}\uE007`);
+    await signIn(app, ADMIN);
     await untilDirect("the desktop session on the direct path");
     await until(centre, (rgb) => near(rgb, [255, 0, 0]), "the canvas shows xprobe's red");
     // What the window itself shows (X's own pixels, not the page's idea of them).

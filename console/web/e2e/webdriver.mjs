@@ -4,7 +4,10 @@
 // the handful of commands the app's test uses, on Node's own fetch.
 
 import { spawn } from "node:child_process";
-import { freePort, stopChild, until } from "./support.mjs";
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { binary, freePort, stopChild, until } from "./support.mjs";
 
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -83,4 +86,41 @@ async function request(base, method, path, body) {
     throw new Error(`WebDriver ${method} ${path}: ${response.status} ${error ?? ""} ${message ?? ""}`);
   }
   return reply.value;
+}
+
+/** The environment the app runs in: its X display, a home and folders of its own, no GPU. */
+export function appEnvironment(display, home, extra = {}) {
+  return {
+    ...process.env,
+    DISPLAY: display,
+    TAURI_WEBVIEW_AUTOMATION: "true",
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, "config"),
+    XDG_DATA_HOME: join(home, "data"),
+    XDG_CACHE_HOME: join(home, "cache"),
+    WEBKIT_DISABLE_COMPOSITING_MODE: "1",
+    LIBGL_ALWAYS_SOFTWARE: "1",
+    ...extra,
+  };
+}
+
+/** The server's web certificate's SHA-256 fingerprint, as `--accept-fingerprint` takes it. */
+export function webFingerprint(server) {
+  return new X509Certificate(readFileSync(join(server.datapath, "webserver-cert-public.crt"))).fingerprint256;
+}
+
+/**
+ * Starts the app opening `page`, whose certificate is pre-accepted: target/debug/tether-console, or
+ * $TETHER_CONSOLE_BINARY (the figures take a release build).
+ */
+export function launchApp(driver, page, fingerprint) {
+  const app = process.env.TETHER_CONSOLE_BINARY ?? binary("tether-console");
+  return WebDriverSession.launch(driver, app, ["--server", page, "--accept-fingerprint", fingerprint]);
+}
+
+/** Signs in on the console's sign-in form, as a user types. */
+export async function signIn(app, { name, password }) {
+  const user = await until(() => app.find("input[autocomplete=username]").catch(() => null), Boolean, "the sign-in form", 60_000);
+  await app.type(user, name);
+  await app.type(await app.find("input[type=password]"), `${password}\uE007`);
 }

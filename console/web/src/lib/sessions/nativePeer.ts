@@ -16,6 +16,13 @@ const CLOSED = 2;
 const TEXT = 3;
 const BINARY = 4;
 
+/**
+ * What crossed the IPC boundary for all direct paths of this page, for the figures script
+ * (`e2e/figures/app-vs-chromium.mjs` reads `globalThis.tetherAppTraffic`).
+ */
+export const traffic = { messagesIn: 0, bytesIn: 0, batchesOut: 0, messagesOut: 0, bytesOut: 0 };
+if (isTauri()) (globalThis as { tetherAppTraffic?: typeof traffic }).tetherAppTraffic = traffic;
+
 /** Whether this page runs inside the Tauri app (which then makes direct paths natively). */
 export function inDesktopApp(): boolean {
   return isTauri();
@@ -98,6 +105,9 @@ class NativeChannel implements DataChannelLike {
     this.sending = true;
     const batch = encodeBatch(this.queued);
     const size = this.queuedBytes;
+    traffic.batchesOut += 1;
+    traffic.messagesOut += this.queued.length;
+    traffic.bytesOut += batch.byteLength;
     this.queued = [];
     this.queuedBytes = 0;
     try {
@@ -195,6 +205,8 @@ export class NativePeer implements PeerConnectionLike {
   private hear(frame: ArrayBuffer): void {
     const news = frame instanceof ArrayBuffer ? decodeNews(frame) : null;
     if (!news) return;
+    traffic.messagesIn += 1;
+    traffic.bytesIn += frame.byteLength;
     switch (news.kind) {
       case "open":
         this.setState("connected");
