@@ -15,7 +15,7 @@
 
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { directStack } from "../netns.mjs";
 import { openOnlineDevice, startAgent, startXprobe, startXvfb, tempDir, until } from "../support.mjs";
@@ -190,4 +190,5 @@ try {
   await appScreen.stop();
   await xvfb.stop();
   network.remove();
+  rmSync(home, { recursive: true, force: true });
 }
