@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tauri::ipc::{Channel, InvokeBody, InvokeResponseBody, Request};
+use tauri::ipc::{Channel, InvokeResponseBody, Request};
 use tauri::{Runtime, State, Webview};
 use tether_rtc::{DirectPeer, Gathering, PeerError, PeerEvent, PeerSender};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::remote_access;
+use crate::{raw_invoke, remote_access};
 use frames::PeerNews;
 
 /// Open peers per app: a page opens one per session; more than this is a page gone wrong.
@@ -184,15 +184,7 @@ pub(crate) async fn rtc_send<R: Runtime>(
     request: Request<'_>,
 ) -> Result<(), String> {
     remote_access::trusted_caller(&webview)?;
-    let id = request
-        .headers()
-        .get(PEER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u32>().ok())
-        .ok_or_else(|| format!("rtc_send needs a numeric {PEER_HEADER} header"))?;
-    let InvokeBody::Raw(batch) = request.body() else {
-        return Err("rtc_send takes raw bytes".into());
-    };
+    let (id, batch) = raw_invoke::numbered_bytes(&request, PEER_HEADER)?;
     let messages = frames::decode_batch(batch).map_err(|e| {
         eprintln!("tether-console: direct path {id}: refused a batch: {e}");
         e.to_string()

@@ -11,6 +11,7 @@ mod direct;
 mod navigation;
 mod notify;
 mod probe;
+mod raw_invoke;
 mod remote_access;
 mod server_menu;
 mod servers;

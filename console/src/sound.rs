@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use serde::Serialize;
-use tauri::ipc::{InvokeBody, Request};
+use tauri::ipc::Request;
 use tauri::{Runtime, State, Webview};
 
-use crate::remote_access;
+use crate::{raw_invoke, remote_access};
 use jitter::Jitter;
 
 /// The agent's Opus: 48 kHz, 20 ms packets (`agent/src/desktop/audio/opus.rs`).
@@ -33,6 +33,9 @@ const QUEUE: usize = 50;
 const MAX_PACKET: usize = 4000;
 /// The header naming the player a `sound_push` is for.
 const PLAYER_HEADER: &str = "tether-sound";
+/// Players at once: one per desktop session with its sound on; more is a page gone wrong (each is
+/// a thread and an output stream).
+const MAX_PLAYERS: usize = 8;
 /// How long opening waits for the output to start.
 const OPEN_WAIT: Duration = Duration::from_secs(10);
 
@@ -92,6 +95,9 @@ pub(crate) async fn sound_open<R: Runtime>(
     if !(1..=2).contains(&channels) {
         return Err(format!("{channels} channels of sound are not supported"));
     }
+    if players.lock().len() >= MAX_PLAYERS {
+        return Err(format!("{MAX_PLAYERS} sound players are open already"));
+    }
     let (packets, queue) = mpsc::sync_channel(QUEUE);
     let (started, start) = mpsc::channel();
     std::thread::Builder::new()
@@ -115,15 +121,7 @@ pub(crate) fn sound_push<R: Runtime>(
     request: Request<'_>,
 ) -> Result<(), String> {
     remote_access::trusted_caller(&webview)?;
-    let id = request
-        .headers()
-        .get(PLAYER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u32>().ok())
-        .ok_or_else(|| format!("sound_push needs a numeric {PLAYER_HEADER} header"))?;
-    let InvokeBody::Raw(packet) = request.body() else {
-        return Err("sound_push takes raw bytes".into());
-    };
+    let (id, packet) = raw_invoke::numbered_bytes(&request, PLAYER_HEADER)?;
     if packet.len() > MAX_PACKET {
         return Err(format!(
             "a sound packet of {} bytes is too big",
@@ -135,7 +133,7 @@ pub(crate) fn sound_push<R: Runtime>(
         .get(&id)
         .cloned()
         .ok_or_else(|| format!("no sound player {id}"))?;
-    match player.try_send(packet.clone()) {
+    match player.try_send(packet.to_vec()) {
         Ok(()) | Err(TrySendError::Full(_)) => Ok(()),
         Err(TrySendError::Disconnected(_)) => Err("the sound output stopped".into()),
     }

@@ -22,6 +22,7 @@ import {
   recordFigure,
   run,
   startAgent,
+  startPulse,
   startPulseWithTone,
   startServer,
   startXprobe,
@@ -62,42 +63,22 @@ function postJson(server, path, body) {
   });
 }
 
-/** A private PulseAudio whose only output is a null sink, `app`: what the app plays goes there. */
-async function startPulseSink() {
-  const runtime = tempDir("app-pulse");
-  const env = { ...process.env, XDG_RUNTIME_DIR: runtime, HOME: runtime };
-  const daemon = spawn(
-    "pulseaudio",
-    ["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm", "--use-pid-file=no", "-L", "module-null-sink sink_name=app", "-L", "module-native-protocol-unix"],
-    { stdio: "ignore", env },
-  );
-  const socket = join(runtime, "pulse", "native");
-  await until(() => existsSync(socket), (there) => there, "the app's PulseAudio socket");
-  const pulseEnv = { PULSE_SERVER: `unix:${socket}`, XDG_RUNTIME_DIR: runtime };
-  return {
-    env: pulseEnv,
-    /** `ms` of what the sink played, mono 16-bit samples at 48 kHz. */
-    record(ms) {
-      return new Promise((resolve, reject) => {
-        const parec = spawn("parec", ["--raw", "--format=s16le", "--rate=48000", "--channels=1", "-d", "app.monitor"], {
-          stdio: ["ignore", "pipe", "ignore"],
-          env: { ...process.env, ...pulseEnv },
-        });
-        const chunks = [];
-        parec.stdout.on("data", (chunk) => chunks.push(chunk));
-        parec.once("error", reject);
-        parec.once("exit", () => {
-          const bytes = Buffer.concat(chunks);
-          resolve(Array.from({ length: bytes.length >> 1 }, (_, i) => bytes.readInt16LE(i * 2)));
-        });
-        setTimeout(() => parec.kill("SIGTERM"), ms);
-      });
-    },
-    async stop() {
-      await stopChild(daemon);
-      rmSync(runtime, { recursive: true, force: true });
-    },
-  };
+/** `ms` of what the private PulseAudio's sink `sink` played, mono 16-bit samples at 48 kHz. */
+function recordSink(pulse, sink, ms) {
+  return new Promise((resolve, reject) => {
+    const parec = spawn("parec", ["--raw", "--format=s16le", "--rate=48000", "--channels=1", "-d", `${sink}.monitor`], {
+      stdio: ["ignore", "pipe", "ignore"],
+      env: { ...process.env, ...pulse.env },
+    });
+    const chunks = [];
+    parec.stdout.on("data", (chunk) => chunks.push(chunk));
+    parec.once("error", reject);
+    parec.once("exit", () => {
+      const bytes = Buffer.concat(chunks);
+      resolve(Array.from({ length: bytes.length >> 1 }, (_, i) => bytes.readInt16LE(i * 2)));
+    });
+    setTimeout(() => parec.kill("SIGTERM"), ms);
+  });
 }
 
 /** A private D-Bus session bus and a monitor of the notification calls made on it. */
@@ -182,7 +163,8 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     await ctl("addgroup", "App screens");
     const msh = await ctl("agentconfig", "--group", "App screens");
     tone = await startPulseWithTone(440);
-    appSound = await startPulseSink();
+    // What the app plays goes to a null sink of another PulseAudio, where the test records it.
+    appSound = await startPulse("app");
     bus = await startSessionBus();
     agent = await startAgent(msh, ["--x-display", screen.display], { env: tone.env });
     device = await until(
@@ -270,7 +252,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     // What the app's output played: the agent's 440 Hz stands far above another frequency.
     const heard = await until(
       async () => {
-        const samples = await appSound.record(500);
+        const samples = await recordSink(appSound, "app", 500);
         return { tone: power(samples, 440), other: power(samples, 1234), count: samples.length };
       },
       ({ tone, other, count }) => count > 10_000 && tone > other * 100,

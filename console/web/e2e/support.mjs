@@ -385,24 +385,37 @@ export function setXClipboard(display, text) {
 }
 
 /**
- * A private PulseAudio daemon whose default output is a null sink (what "the device plays"),
- * playing a `hz` sine with pacat; resolves with `{ env, stop() }`, `env` being what a client
- * (the agent) needs to reach it.
+ * A private PulseAudio daemon whose only output is a null sink named `sink`; resolves with
+ * `{ env, stop() }`, `env` being what a client needs to reach it (`PULSE_SERVER`,
+ * `XDG_RUNTIME_DIR`).
  */
-export async function startPulseWithTone(hz) {
+export async function startPulse(sink) {
   const runtime = tempDir("pulse");
-  const env = { ...process.env, XDG_RUNTIME_DIR: runtime, HOME: runtime };
   const daemon = spawn(
     "pulseaudio",
-    ["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm", "--use-pid-file=no", "-L", "module-null-sink sink_name=tether", "-L", "module-native-protocol-unix"],
-    { stdio: "ignore", env },
+    ["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm", "--use-pid-file=no", "-L", `module-null-sink sink_name=${sink}`, "-L", "module-native-protocol-unix"],
+    { stdio: "ignore", env: { ...process.env, XDG_RUNTIME_DIR: runtime, HOME: runtime } },
   );
   const socket = join(runtime, "pulse", "native");
   await until(() => existsSync(socket), (there) => there, "PulseAudio's socket");
-  const server = `unix:${socket}`;
+  return {
+    env: { PULSE_SERVER: `unix:${socket}`, XDG_RUNTIME_DIR: runtime },
+    async stop() {
+      await stopChild(daemon);
+      rmSync(runtime, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A private PulseAudio (`startPulse`) whose null sink is what "the device plays", playing a `hz`
+ * sine with pacat; resolves with `{ env, stop() }`.
+ */
+export async function startPulseWithTone(hz) {
+  const pulse = await startPulse("tether");
   const player = spawn("pacat", ["--raw", "--format=s16le", "--rate=48000", "--channels=2"], {
     stdio: ["pipe", "ignore", "ignore"],
-    env: { ...env, PULSE_SERVER: server },
+    env: { ...process.env, ...pulse.env },
   });
   const seconds = 120;
   const pcm = Buffer.alloc(48_000 * 4 * seconds);
@@ -414,11 +427,10 @@ export async function startPulseWithTone(hz) {
   player.stdin.on("error", () => undefined);
   player.stdin.end(pcm);
   return {
-    env: { PULSE_SERVER: server, XDG_RUNTIME_DIR: runtime },
+    env: pulse.env,
     async stop() {
       await stopChild(player);
-      await stopChild(daemon);
-      rmSync(runtime, { recursive: true, force: true });
+      await pulse.stop();
     },
   };
 }
