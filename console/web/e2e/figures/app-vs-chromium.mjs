@@ -6,6 +6,8 @@
 //   p99. The app gets real X clicks (xdotool), Chromium Playwright's (CDP);
 // - frames per second of a full screen repainting ~30 times a second (xprobe --mode motion), from
 //   each viewer's stats overlay, median of 10 readings;
+// - both again in the app with the pictures as JPEG tiles instead of VP8 (the viewer's codec
+//   setting), the other picture format the app's webview decodes;
 // - the app's idle memory (RSS of it and its WebKit processes) and CPU with one still desktop
 //   session open, over 10 s;
 // - a 64 MiB download on the direct path: MB/s in each, and in the app the messages and bytes per
@@ -44,6 +46,7 @@ const WATCH = `
   return true;`;
 const STATS_ON = `[...document.querySelectorAll("button")].find((b) => b.textContent.trim() === "Stats")?.click(); return true;`;
 const FPS = `return document.querySelector("[data-stat=fps]")?.textContent ?? null;`;
+const CODEC = `return document.querySelector("[data-stat=codec]")?.textContent ?? null;`;
 
 /** Click latencies (ms) with `evaluate` running page scripts and `click` clicking the canvas centre. */
 async function latencies(evaluate, click) {
@@ -68,8 +71,9 @@ async function fps(evaluate) {
     const text = await evaluate(FPS);
     if (i >= 2 && text) readings.push(Number.parseFloat(text));
   }
+  const codec = await evaluate(CODEC);
   await evaluate(STATS_ON);
-  return percentile(readings, 50);
+  return { fps: percentile(readings, 50), codec };
 }
 
 /** RSS (KiB) of `pid` and its descendants, and their CPU ticks. */
@@ -149,6 +153,15 @@ try {
   await motion(true);
   figures.app_fps = await fps(appPage);
   await motion(false);
+  // The same with JPEG tiles: the viewer's codec setting, then the session opened again.
+  const appPath = () => app.execute(`return document.querySelector("[data-testid=session-path]")?.dataset.path`);
+  await app.execute(`localStorage.setItem("tether.desktop", JSON.stringify({ codec: "jpeg" })); location.reload(); return true;`);
+  await until(appPath, (p) => p === "direct", "the app's JPEG desktop goes direct", 60_000);
+  figures.app_jpeg_input_to_pixel_ms = await latencies(appPage, xclick);
+  await motion(true);
+  figures.app_jpeg_fps = await fps(appPage);
+  await motion(false);
+  await app.execute(`localStorage.removeItem("tether.desktop"); return true;`);
 
   // A download on the direct path, in the app: through its IPC channel.
   await app.click(await app.find("#tab-files"));
