@@ -13,12 +13,19 @@ fn main() {
             "rtc_send",
             "rtc_close",
             "sound_outputs",
+            "sound_inputs",
             "sound_open",
             "sound_push",
             "sound_close",
             "notify_settings",
             "notify_configure",
             "notify",
+            "call_start",
+            "call_take",
+            "call_answer",
+            "call_candidate",
+            "call_mute",
+            "call_end",
         ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         panic!("tauri-build failed: {error:#}");

@@ -10,7 +10,7 @@ use tauri::{AppHandle, Manager, Runtime, Webview};
 use crate::probe::{parse_server_url, probe, same_fingerprint};
 use crate::servers::{KnownServer, ServerList};
 use crate::{
-    Cli, commands, direct, navigation, notify, remote_access, server_menu, sound, tray,
+    Cli, call, commands, direct, navigation, notify, remote_access, server_menu, sound, tray,
     webview_trust,
 };
 
@@ -34,12 +34,19 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             direct::rtc_send,
             direct::rtc_close,
             sound::sound_outputs,
+            sound::sound_inputs,
             sound::sound_open,
             sound::sound_push,
             sound::sound_close,
             notify::notify_settings,
             notify::notify_configure,
             notify::notify,
+            call::call_start,
+            call::call_take,
+            call::call_answer,
+            call::call_candidate,
+            call::call_mute,
+            call::call_end,
         ])
         // Closing the window hides it while the tray icon can bring it back (tray.rs).
         .on_window_event(|window, event| {
@@ -59,6 +66,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let servers = ServerList::load(&config_dir)?;
             app.manage(direct::Peers::default());
             app.manage(sound::Players::default());
+            app.manage(call::Calls::default());
             app.manage(notify::Notifications::load(&config_dir));
             let has_tray = tray::install(app.handle())?;
             app.manage(tray::HasTray(has_tray));

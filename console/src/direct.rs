@@ -15,7 +15,7 @@
 //! origins alone, and each command checks the caller's origin again); the app's own picker page
 //! has no access to them.
 
-mod frames;
+pub(crate) mod frames;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -52,10 +52,26 @@ pub(crate) struct IceServer {
     urls: Vec<String>,
 }
 
+impl PathConfig {
+    /// What the app's peer gathers for a ticket with these settings.
+    pub(crate) fn gathering(self) -> Result<Gathering, String> {
+        if self.relay_only {
+            // Relay-only means TURN candidates alone, and this peer gathers host and STUN ones.
+            return Err("this group allows direct paths through its TURN server only, which the app's peer does not use yet".into());
+        }
+        Ok(Gathering {
+            // The other end may run on this very machine (tetherctl does the same).
+            allow_loopback: true,
+            ice_servers: self.ice_servers.into_iter().flat_map(|s| s.urls).collect(),
+        })
+    }
+}
+
+/// A peer the app made: the id the page knows it by, and its SDP (offer or answer).
 #[derive(Debug, Serialize)]
 pub(crate) struct Opened {
-    id: u32,
-    sdp: String,
+    pub(crate) id: u32,
+    pub(crate) sdp: String,
 }
 
 enum Command {
@@ -109,22 +125,10 @@ pub(crate) async fn rtc_open<R: Runtime>(
     events: Channel<InvokeResponseBody>,
 ) -> Result<Opened, String> {
     let origin = remote_access::trusted_caller(&webview)?;
-    if config.relay_only {
-        // Relay-only means TURN candidates alone, and this peer gathers host and STUN ones.
-        return Err("this group allows direct paths through its TURN server only, which the app's peer does not use yet".into());
-    }
+    let gathering = config.gathering()?;
     if peers.lock().len() >= MAX_PEERS {
         return Err(format!("{MAX_PEERS} direct paths are open already"));
     }
-    let gathering = Gathering {
-        // The agent may run on this very machine (tetherctl does the same).
-        allow_loopback: true,
-        ice_servers: config
-            .ice_servers
-            .into_iter()
-            .flat_map(|s| s.urls)
-            .collect(),
-    };
     let (peer, sdp) = DirectPeer::offer(&gathering)
         .await
         .map_err(|e| e.to_string())?;

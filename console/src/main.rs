@@ -6,8 +6,10 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod app;
+mod call;
 mod commands;
 mod direct;
+mod microphone;
 mod navigation;
 mod notify;
 mod probe;

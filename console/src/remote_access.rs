@@ -1,5 +1,6 @@
 //! What a trusted server's page may call in the app: the direct-path commands (`direct.rs`), the
-//! sound player's (`sound.rs`) and the notifications' (`notify.rs`), nothing else. Tauri gives remote pages no IPC unless a capability names their URL, so each
+//! sound player's (`sound.rs`), the calls' (`call.rs`) and the notifications' (`notify.rs`),
+//! nothing else. Tauri gives remote pages no IPC unless a capability names their URL, so each
 //! server the user trusted gets a runtime capability for its origin alone, not for local pages
 //! (the picker keeps its own, `capabilities/default.json`). Each command checks the caller's
 //! origin again, so a server forgotten since its grant (capabilities cannot be taken back at run
@@ -14,19 +15,26 @@ use tauri::{Manager, Runtime, Webview};
 use crate::app::ConsoleState;
 
 /// The permissions a trusted server's page gets (build.rs lists the commands).
-const SERVER_PAGE_PERMISSIONS: [&str; 12] = [
+const SERVER_PAGE_PERMISSIONS: [&str; 19] = [
     "allow-rtc-open",
     "allow-rtc-answer",
     "allow-rtc-candidate",
     "allow-rtc-send",
     "allow-rtc-close",
     "allow-sound-outputs",
+    "allow-sound-inputs",
     "allow-sound-open",
     "allow-sound-push",
     "allow-sound-close",
     "allow-notify-settings",
     "allow-notify-configure",
     "allow-notify",
+    "allow-call-start",
+    "allow-call-take",
+    "allow-call-answer",
+    "allow-call-candidate",
+    "allow-call-mute",
+    "allow-call-end",
 ];
 
 /// Origins granted so far (a capability is added once per origin).

@@ -6,7 +6,8 @@
 //! Each player is a thread of its own that owns the cpal stream (not `Send` on every platform)
 //! and the decoder; packets reach it through a bounded queue (sound is lossy: a full queue drops
 //! the packet rather than stall the page), and decoded samples wait in a small jitter buffer the
-//! audio callback drains.
+//! audio callback drains. A call's sound (`call.rs`) plays through the same players, and the
+//! microphones a call may capture from are listed here too (`microphone.rs` captures).
 
 mod jitter;
 
@@ -24,8 +25,8 @@ use tauri::{Runtime, State, Webview};
 use crate::{raw_invoke, remote_access};
 use jitter::Jitter;
 
-/// The agent's Opus: 48 kHz, 20 ms packets (`agent/src/desktop/audio/opus.rs`).
-const SAMPLE_RATE: u32 = 48_000;
+/// The agent's Opus: 48 kHz, 20 ms packets (`agent/src/desktop/audio/opus.rs`); calls too.
+pub(crate) const SAMPLE_RATE: u32 = 48_000;
 const PACKET_SAMPLES: usize = 960;
 /// Packets waiting for the decoder; about a second of sound.
 const QUEUE: usize = 50;
@@ -38,6 +39,10 @@ const PLAYER_HEADER: &str = "tether-sound";
 const MAX_PLAYERS: usize = 8;
 /// How long opening waits for the output to start.
 const OPEN_WAIT: Duration = Duration::from_secs(10);
+/// The audio callback's period, in frames: 20 ms, one Opus packet. Asked for because a stream
+/// that leaves it to the sound server gets PulseAudio's default buffering, about two seconds
+/// (measured: a call's sound took 1.8 s from the app's microphone to the other side's ears).
+pub(crate) const PERIOD_FRAMES: u32 = 960;
 
 #[derive(Default)]
 pub(crate) struct Players {
@@ -51,35 +56,68 @@ impl Players {
     }
 }
 
+/// A sound device the user may choose, by the name the settings keep.
 #[derive(Debug, Serialize)]
-pub(crate) struct Output {
+pub(crate) struct SoundDevice {
     name: String,
     default: bool,
 }
 
 /// The outputs the user may choose from.
 #[tauri::command]
-pub(crate) async fn sound_outputs<R: Runtime>(webview: Webview<R>) -> Result<Vec<Output>, String> {
+pub(crate) async fn sound_outputs<R: Runtime>(
+    webview: Webview<R>,
+) -> Result<Vec<SoundDevice>, String> {
     remote_access::trusted_caller(&webview)?;
-    tauri::async_runtime::spawn_blocking(list_outputs)
+    tauri::async_runtime::spawn_blocking(|| list_devices(Direction::Output))
         .await
         .map_err(|e| e.to_string())?
 }
 
-fn list_outputs() -> Result<Vec<Output>, String> {
+/// The microphones a call may capture from.
+#[tauri::command]
+pub(crate) async fn sound_inputs<R: Runtime>(
+    webview: Webview<R>,
+) -> Result<Vec<SoundDevice>, String> {
+    remote_access::trusted_caller(&webview)?;
+    tauri::async_runtime::spawn_blocking(|| list_devices(Direction::Input))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Input,
+    Output,
+}
+
+fn list_devices(direction: Direction) -> Result<Vec<SoundDevice>, String> {
     let host = cpal::default_host();
-    let default = host
-        .default_output_device()
-        .and_then(|d| d.description().ok())
-        .map(|d| d.name().to_owned());
-    let devices = host.output_devices().map_err(|e| e.to_string())?;
+    let listing = |e: cpal::Error| e.to_string();
+    let (default, devices): (_, Vec<cpal::Device>) = match direction {
+        Direction::Input => (
+            host.default_input_device(),
+            host.input_devices().map_err(listing)?.collect(),
+        ),
+        Direction::Output => (
+            host.default_output_device(),
+            host.output_devices().map_err(listing)?.collect(),
+        ),
+    };
+    let default = default.as_ref().and_then(device_name);
     Ok(devices
-        .filter_map(|device| device.description().ok())
-        .map(|description| Output {
-            default: default.as_deref() == Some(description.name()),
-            name: description.name().to_owned(),
+        .iter()
+        .filter_map(device_name)
+        .map(|name| SoundDevice {
+            default: default.as_deref() == Some(name.as_str()),
+            name,
         })
         .collect())
+}
+
+/// The name a device is listed and chosen by.
+pub(crate) fn device_name(device: &cpal::Device) -> Option<String> {
+    device.description().ok().map(|d| d.name().to_owned())
 }
 
 /// Starts a player for `channels` (1 or 2) of 48 kHz Opus on `output` (a name from
@@ -98,16 +136,9 @@ pub(crate) async fn sound_open<R: Runtime>(
     if players.lock().len() >= MAX_PLAYERS {
         return Err(format!("{MAX_PLAYERS} sound players are open already"));
     }
-    let (packets, queue) = mpsc::sync_channel(QUEUE);
-    let (started, start) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("tether-sound".into())
-        .spawn(move || play(channels, output, queue, started))
-        .map_err(|e| e.to_string())?;
-    tauri::async_runtime::spawn_blocking(move || start.recv_timeout(OPEN_WAIT))
+    let packets = tauri::async_runtime::spawn_blocking(move || start_player(channels, output))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|_| "the sound output did not start".to_owned())??;
+        .map_err(|e| e.to_string())??;
     let id = players.next_id.fetch_add(1, Ordering::Relaxed);
     players.lock().insert(id, packets);
     Ok(id)
@@ -151,6 +182,24 @@ pub(crate) fn sound_close<R: Runtime>(
     Ok(())
 }
 
+/// Starts a player's thread and waits (blocking, at most [`OPEN_WAIT`]) until its output runs.
+/// The thread plays the Opus packets sent into the returned queue, and ends when it is dropped.
+pub(crate) fn start_player(
+    channels: u16,
+    output: Option<String>,
+) -> Result<SyncSender<Vec<u8>>, String> {
+    let (packets, queue) = mpsc::sync_channel(QUEUE);
+    let (started, start) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("tether-sound".into())
+        .spawn(move || play(channels, output, queue, started))
+        .map_err(|e| e.to_string())?;
+    start
+        .recv_timeout(OPEN_WAIT)
+        .map_err(|_| "the sound output did not start".to_owned())??;
+    Ok(packets)
+}
+
 /// The player's thread: opens the output, then decodes until the queue closes.
 fn play(
     channels: u16,
@@ -190,28 +239,23 @@ fn open_output(
 ) -> Result<(cpal::Stream, opus::Decoder), String> {
     let host = cpal::default_host();
     let chosen = wanted.and_then(|name| {
-        host.output_devices().ok()?.find(|device| {
-            device
-                .description()
-                .is_ok_and(|description| description.name() == name)
-        })
+        host.output_devices()
+            .ok()?
+            .find(|device| device_name(device).as_deref() == Some(name))
     });
     let device = chosen
         .or_else(|| host.default_output_device())
         .ok_or("this machine has no sound output")?;
-    let config = cpal::StreamConfig {
-        channels,
-        sample_rate: SAMPLE_RATE,
-        buffer_size: cpal::BufferSize::Default,
-    };
-    let stream = device
-        .build_output_stream(
+    let stream = with_short_period(channels, |config| {
+        let jitter = jitter.clone();
+        device.build_output_stream(
             config,
             move |out: &mut [f32], _| jitter.lock().unwrap_or_else(|p| p.into_inner()).fill(out),
             |e| eprintln!("tether-console: the sound output failed: {e}"),
             None,
         )
-        .map_err(|e| format!("cannot open the sound output: {e}"))?;
+    })
+    .map_err(|e| format!("cannot open the sound output: {e}"))?;
     stream
         .play()
         .map_err(|e| format!("cannot start the sound output: {e}"))?;
@@ -222,4 +266,21 @@ fn open_output(
     };
     let decoder = opus::Decoder::new(SAMPLE_RATE, layout).map_err(|e| e.to_string())?;
     Ok((stream, decoder))
+}
+
+/// Builds a stream of `channels` at 48 kHz with a [`PERIOD_FRAMES`] period, or with the host's
+/// own buffering where it refuses that size.
+pub(crate) fn with_short_period<T>(
+    channels: u16,
+    build: impl Fn(cpal::StreamConfig) -> Result<T, cpal::Error>,
+) -> Result<T, cpal::Error> {
+    let config = |buffer_size| cpal::StreamConfig {
+        channels,
+        sample_rate: SAMPLE_RATE,
+        buffer_size,
+    };
+    build(config(cpal::BufferSize::Fixed(PERIOD_FRAMES))).or_else(|e| {
+        eprintln!("tether-console: a {PERIOD_FRAMES}-frame sound period was refused ({e}); using the host's own");
+        build(config(cpal::BufferSize::Default))
+    })
 }

@@ -1,5 +1,6 @@
 //! [`PeerCore`]: the sans-IO heart of a direct peer. It owns str0m's `Rtc`, our one data channel
-//! and the video track's driver half, and knows nothing of sockets or clocks: datagrams and the
+//! (none for a call), the video track's driver half and a call's sound, and knows nothing of
+//! sockets or clocks: datagrams and the
 //! time come in, datagrams, wake-up times and events go out. `peer.rs` drives it with UDP
 //! sockets and tokio; the tests in `tests/simulated_link.rs` drive two of them over a simulated
 //! link with a virtual clock, so a minute of a throttled, lossy path runs in a second.
@@ -16,6 +17,7 @@ use tether_common::relay::switch::Payload;
 
 use crate::media::{self, Media, MediaCommand, VideoTrack};
 use crate::peer::{PeerError, PeerEvent};
+use crate::voice::{self, Voice, VoiceCommand, VoiceTrack};
 
 /// str0m's send buffer for the channel. str0m counts bytes as buffered until the peer acks them,
 /// so this caps the bytes in flight: with its 128 KiB default the spike measured 6.4 MB/s at 5 ms
@@ -68,14 +70,18 @@ pub enum CoreOutput {
     Event(PeerEvent),
 }
 
-/// A peer connection with one reliable, ordered data channel and an optional video track,
-/// without IO. After every input, call [`PeerCore::poll`] until it returns a timeout.
+/// A peer connection with one reliable, ordered data channel and an optional video track, or
+/// (a call) with an audio track and no channel, without IO. After every input, call
+/// [`PeerCore::poll`] until it returns a timeout.
 pub struct PeerCore {
     rtc: Rtc,
     media: Media,
+    voice: Voice,
     pending: Option<SdpPendingOffer>,
     /// Our channel: known up front on the offerer, from the open event on the answerer.
     channel: Option<ChannelId>,
+    /// A call's peer: no channel to wait for, open once ICE and DTLS are up.
+    call: bool,
     open: bool,
     remote_candidates: usize,
     /// A message str0m refused (buffer full); it goes before any other.
@@ -105,7 +111,7 @@ impl PeerCore {
             .apply()
             .ok_or_else(|| PeerError::Stack("no offer to make".into()))?;
         let sdp = offer.to_sdp_string();
-        let (core, video) = Self::new(rtc, Some(pending), Some(channel));
+        let (core, video, _) = Self::new(rtc, Some(pending), Some(channel), None);
         Ok((core, sdp, video))
     }
 
@@ -115,6 +121,15 @@ impl PeerCore {
         offer_sdp: &str,
         candidates: &[LocalCandidate],
     ) -> Result<(PeerCore, String, VideoTrack), PeerError> {
+        let (core, sdp, video, _) = Self::answered(now, offer_sdp, candidates)?;
+        Ok((core, sdp, video))
+    }
+
+    fn answered(
+        now: Instant,
+        offer_sdp: &str,
+        candidates: &[LocalCandidate],
+    ) -> Result<(PeerCore, String, VideoTrack, VoiceTrack), PeerError> {
         let offer =
             SdpOffer::from_sdp_string(offer_sdp).map_err(|e| PeerError::Sdp(e.to_string()))?;
         let mut rtc = new_rtc(now, candidates);
@@ -123,28 +138,62 @@ impl PeerCore {
             .accept_offer(offer)
             .map_err(|e| PeerError::Sdp(e.to_string()))?;
         let sdp = answer.to_sdp_string();
-        let (core, video) = Self::new(rtc, None, None);
-        Ok((core, sdp, video))
+        let (core, video, voice) = Self::new(rtc, None, None, None);
+        Ok((core, sdp, video, voice))
+    }
+
+    /// A call from this side (`voice.rs`): the core, the SDP offer (one audio m-line, sending
+    /// too when `send_voice`, no data channel) and the call's sound.
+    pub fn offer_call(
+        now: Instant,
+        candidates: &[LocalCandidate],
+        send_voice: bool,
+    ) -> Result<(PeerCore, String, VoiceTrack), PeerError> {
+        let mut rtc = new_rtc(now, candidates);
+        let mut change = rtc.sdp_api();
+        let mid = voice::offer_voice(&mut change, send_voice);
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| PeerError::Stack("no offer to make".into()))?;
+        let sdp = offer.to_sdp_string();
+        let (core, _, voice) = Self::new(rtc, Some(pending), None, Some(mid));
+        Ok((core, sdp, voice))
+    }
+
+    /// A call from the other side: the core, the SDP answer and the call's sound. m-lines other
+    /// than the first audio one (a camera) are accepted and their media dropped.
+    pub fn answer_call(
+        now: Instant,
+        offer_sdp: &str,
+        candidates: &[LocalCandidate],
+    ) -> Result<(PeerCore, String, VoiceTrack), PeerError> {
+        let (mut core, sdp, _, voice) = Self::answered(now, offer_sdp, candidates)?;
+        core.call = true;
+        Ok((core, sdp, voice))
     }
 
     fn new(
         rtc: Rtc,
         pending: Option<SdpPendingOffer>,
         channel: Option<ChannelId>,
-    ) -> (PeerCore, VideoTrack) {
+        call_mid: Option<str0m::media::Mid>,
+    ) -> (PeerCore, VideoTrack, VoiceTrack) {
         let (media, video) = Media::new();
+        let (voice, voice_track) = Voice::new(call_mid);
         let core = PeerCore {
             rtc,
             media,
+            voice,
             pending,
             channel,
+            call: call_mid.is_some(),
             open: false,
             remote_candidates: 0,
             unsent: None,
             window: FIRST_WINDOW,
             min_rtt: None,
         };
-        (core, video)
+        (core, video, voice_track)
     }
 
     /// The agent's answer to our offer.
@@ -221,11 +270,27 @@ impl PeerCore {
         self.media.take_commands()
     }
 
-    /// Runs the video track's queued commands (a driver that polls instead of waiting).
-    pub fn handle_media_commands(&mut self) {
+    /// Runs the video track's and the call's queued commands (a driver that polls instead of
+    /// waiting).
+    pub fn handle_media_commands(&mut self, now: Instant) {
         while let Some(command) = self.media.try_command() {
             self.media.handle(&mut self.rtc, command);
         }
+        while let Some(command) = self.voice.try_command() {
+            self.voice.write(&mut self.rtc, command, now);
+        }
+    }
+
+    /// One packet of a call's sound.
+    pub(crate) fn handle_voice(&mut self, command: VoiceCommand, now: Instant) {
+        self.voice.write(&mut self.rtc, command, now);
+    }
+
+    /// The call's packets, for a driver that waits on them (`peer.rs`).
+    pub(crate) fn take_voice_commands(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<VoiceCommand>> {
+        self.voice.take_commands()
     }
 
     /// The next thing to do; call it after every input until it returns a timeout. `Err` when
@@ -258,10 +323,18 @@ impl PeerCore {
     }
 
     fn on_event(&mut self, event: Event) -> Result<Option<PeerEvent>, String> {
+        // The call's sound first: the video half takes any media data it has no m-line for.
+        let Some(event) = self.voice.on_event(event) else {
+            return Ok(None);
+        };
         let Some(event) = self.media.on_event(&mut self.rtc, event) else {
             return Ok(None);
         };
         match event {
+            Event::Connected if self.call => {
+                self.open = true;
+                Ok(Some(PeerEvent::Open))
+            }
             Event::ChannelOpen(id, _label) => {
                 if self.channel.is_some_and(|ours| ours != id) {
                     // One channel per session; a second one is not ours to serve.

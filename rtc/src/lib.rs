@@ -7,6 +7,7 @@
 //! - `splice.rs`: [`splice`], which puts a relay session's frames on the data channel once it is
 //!   open (signalling and `PathSwitch` beside the session's own frames);
 //! - `media.rs`: the desktop's H.264 video track beside the channel ([`VideoTrack`]);
+//! - `voice.rs`: a call's Opus sound, on a peer of its own without a channel ([`VoiceTrack`]);
 //! - `outbox.rs`: the splice's sinks, each written by a task of its own so that neither
 //!   direction of a session waits for the other;
 //! - `addrs.rs`: which local addresses become host candidates;
@@ -24,6 +25,7 @@ mod media;
 mod outbox;
 mod peer;
 mod splice;
+mod voice;
 
 pub use core::{CoreOutput, LocalCandidate, PeerCore};
 pub use media::{TrackEvent, VideoTrack};
@@ -31,3 +33,4 @@ pub use peer::{DirectPeer, Gathering, PeerError, PeerEvent, PeerSender, Role};
 pub use splice::{
     PathIdentity, PathStatus, SessionSocket, SpliceConfig, splice, splice_with_video,
 };
+pub use voice::{VoiceSender, VoiceTrack};

@@ -12,7 +12,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{CoreOutput, LocalCandidate, PeerCore};
-use crate::media::{MediaCommand, VideoTrack};
+use crate::media::VideoTrack;
+use crate::voice::VoiceTrack;
 use crate::{addrs, gather};
 
 /// Give up when the channel is not open after this long (the viewer may give up sooner).
@@ -37,7 +38,7 @@ pub enum Role {
 /// What the peer connection reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
-    /// The data channel is open: messages may be sent.
+    /// The data channel is open: messages may be sent. For a call: ICE and DTLS are up.
     Open,
     Message(Payload),
     /// The path is gone (ICE failed, DTLS/SCTP error, peer closed, deadline). Last event.
@@ -78,6 +79,8 @@ pub struct DirectPeer {
     events: mpsc::UnboundedReceiver<PeerEvent>,
     /// The video track's handle until the session takes it (`media.rs`).
     video: Option<VideoTrack>,
+    /// A call's sound until the caller takes it (`voice.rs`).
+    voice: Option<VoiceTrack>,
 }
 
 impl DirectPeer {
@@ -94,7 +97,7 @@ impl DirectPeer {
     ) -> Result<(DirectPeer, String), PeerError> {
         let (sockets, candidates) = bind(gathering).await?;
         let (core, sdp, video) = PeerCore::offer(Instant::now(), &candidates, video)?;
-        Ok((spawn(core, sockets, video), sdp))
+        Ok((spawn(core, sockets, Some(video), None), sdp))
     }
 
     /// Agent side: accepts the viewer's offer, starts the driver and returns the SDP answer.
@@ -104,7 +107,29 @@ impl DirectPeer {
     ) -> Result<(DirectPeer, String), PeerError> {
         let (sockets, candidates) = bind(gathering).await?;
         let (core, sdp, video) = PeerCore::answer(Instant::now(), offer_sdp, &candidates)?;
-        Ok((spawn(core, sockets, video), sdp))
+        Ok((spawn(core, sockets, Some(video), None), sdp))
+    }
+
+    /// A call from this side: one audio m-line (sending too when `send_voice`), no data
+    /// channel; [`PeerEvent::Open`] once connected. The sound is [`DirectPeer::take_voice`]'s.
+    pub async fn call_offer(
+        gathering: &Gathering,
+        send_voice: bool,
+    ) -> Result<(DirectPeer, String), PeerError> {
+        let (sockets, candidates) = bind(gathering).await?;
+        let (core, sdp, voice) = PeerCore::offer_call(Instant::now(), &candidates, send_voice)?;
+        Ok((spawn(core, sockets, None, Some(voice)), sdp))
+    }
+
+    /// A call from the other side: answers its offer (a camera's m-line is accepted, its
+    /// pictures dropped).
+    pub async fn call_answer(
+        offer_sdp: &str,
+        gathering: &Gathering,
+    ) -> Result<(DirectPeer, String), PeerError> {
+        let (sockets, candidates) = bind(gathering).await?;
+        let (core, sdp, voice) = PeerCore::answer_call(Instant::now(), offer_sdp, &candidates)?;
+        Ok((spawn(core, sockets, None, Some(voice)), sdp))
     }
 
     /// The agent's answer to our offer.
@@ -125,6 +150,11 @@ impl DirectPeer {
     /// Its [`TrackEvent::Ready`](crate::TrackEvent::Ready) says whether one was negotiated.
     pub fn take_video(&mut self) -> Option<VideoTrack> {
         self.video.take()
+    }
+
+    /// A call's sound, once (`None` for a data path).
+    pub fn take_voice(&mut self) -> Option<VoiceTrack> {
+        self.voice.take()
     }
 
     /// A handle for sending, usable while another task (or select arm) waits for events.
@@ -256,7 +286,14 @@ fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-fn spawn(core: PeerCore, sockets: Vec<Arc<UdpSocket>>, video: VideoTrack) -> DirectPeer {
+/// Starts the driver. A track passed as `None` is dropped here, so the core's half of it finds
+/// nobody listening and keeps nothing for them (a call's peer has no use for the video half).
+fn spawn(
+    core: PeerCore,
+    sockets: Vec<Arc<UdpSocket>>,
+    video: Option<VideoTrack>,
+    voice: Option<VoiceTrack>,
+) -> DirectPeer {
     let (control, control_rx) = mpsc::unbounded_channel();
     let (data, data_rx) = mpsc::channel(16);
     // Unbounded: the driver must never wait on its consumer, or a consumer that is itself waiting
@@ -297,7 +334,8 @@ fn spawn(core: PeerCore, sockets: Vec<Arc<UdpSocket>>, video: VideoTrack) -> Dir
         control,
         data,
         events,
-        video: Some(video),
+        video,
+        voice,
     }
 }
 
@@ -318,6 +356,7 @@ impl Driver {
     ) {
         let deadline = tokio::time::Instant::now() + OPEN_DEADLINE;
         let mut media_commands = self.core.take_media_commands();
+        let mut voice_commands = self.core.take_voice_commands();
         let reason = loop {
             // Drain the core after every input (the spike's first gotcha).
             let wake = match self.drain() {
@@ -352,8 +391,12 @@ impl Driver {
                     }
                     None => Err("the session ended".to_owned()),
                 },
-                Some(command) = next_media(&mut media_commands) => {
+                Some(command) = next_command(&mut media_commands) => {
                     self.core.handle_media(command);
+                    Ok(())
+                }
+                Some(command) = next_command(&mut voice_commands) => {
+                    self.core.handle_voice(command, Instant::now());
                     Ok(())
                 }
                 () = tokio::time::sleep_until(sleep_until) => self.core.handle_timeout(Instant::now()),
@@ -447,10 +490,8 @@ impl Driver {
     }
 }
 
-/// The session's next media command; never, once it dropped its track.
-async fn next_media(
-    commands: &mut Option<mpsc::UnboundedReceiver<MediaCommand>>,
-) -> Option<MediaCommand> {
+/// The session's next command for a track; never, once it dropped the track.
+async fn next_command<T>(commands: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     if let Some(receiver) = commands {
         match receiver.recv().await {
             Some(command) => return Some(command),

@@ -1,5 +1,6 @@
-//! The bytes that cross the IPC boundary for a direct path, both ways. Pure, so the framing is
-//! tested without a webview (`console/web/src/lib/sessions/nativePeer.ts` is the other end).
+//! The bytes that cross the IPC boundary for a direct path, both ways, and a call's news
+//! (`call.rs`). Pure, so the framing is tested without a webview
+//! (`console/web/src/lib/sessions/nativePeer.ts` and `nativeCall.ts` are the other end).
 //!
 //! Rust → page: one Tauri channel message per event, raw bytes (an `ArrayBuffer` in the page, not
 //! JSON): a tag byte, then the event's bytes.
@@ -15,6 +16,7 @@ const OPEN: u8 = 1;
 const CLOSED: u8 = 2;
 const TEXT: u8 = 3;
 const BINARY: u8 = 4;
+const SOUND_RATE: u8 = 5;
 
 /// The largest single message the page may send: the data channel's own messages are far
 /// smaller (big ones travel in pieces, `directPieces.ts`), so anything bigger is a broken page.
@@ -26,6 +28,8 @@ pub(crate) enum PeerNews {
     Open,
     Closed(String),
     Message(Payload),
+    /// What a call's sound from the other side arrives at, kbit/s.
+    SoundRate(u32),
 }
 
 pub(crate) fn encode(news: PeerNews) -> Vec<u8> {
@@ -34,6 +38,7 @@ pub(crate) fn encode(news: PeerNews) -> Vec<u8> {
         PeerNews::Closed(why) => (CLOSED, why.into_bytes()),
         PeerNews::Message(Payload::Text(text)) => (TEXT, text.into_bytes()),
         PeerNews::Message(Payload::Binary(bytes)) => (BINARY, bytes),
+        PeerNews::SoundRate(kbps) => (SOUND_RATE, kbps.to_be_bytes().to_vec()),
     };
     let mut frame = Vec::with_capacity(1 + body.len());
     frame.push(tag);
@@ -148,5 +153,6 @@ mod tests {
             encode(PeerNews::Message(Payload::Binary(vec![7]))),
             [BINARY, 7]
         );
+        assert_eq!(encode(PeerNews::SoundRate(33)), [SOUND_RATE, 0, 0, 0, 33]);
     }
 }

@@ -9,10 +9,10 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { messageLatency, stubOpener, transferRate } from "./chatSupport.mjs";
+import { listenToCall, messageLatency, stubOpener, toneWav, transferRate } from "./chatSupport.mjs";
 import { canMakeNamespaces, directStack } from "./netns.mjs";
 import { binary, newPage, openOnlineDevice, recordFigure, screenshot, startAgent, tempDir, until } from "./support.mjs";
 
@@ -24,28 +24,6 @@ const skip = !existsSync(binary("tether-agent"))
   : !canMakeNamespaces() && !process.env.CI
     ? "needs root for a private network namespace"
     : false;
-
-/** A mono 16-bit 48 kHz WAV of `seconds` of a sine at `hz`. */
-function toneWav(path, hz, seconds) {
-  const rate = 48_000;
-  const samples = rate * seconds;
-  const data = Buffer.alloc(samples * 2);
-  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(Math.sin((2 * Math.PI * hz * i) / rate) * 12_000), i * 2);
-  const header = Buffer.alloc(44);
-  header.write("RIFF", 0);
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write("WAVEfmt ", 8);
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20); // PCM
-  header.writeUInt16LE(1, 22); // mono
-  header.writeUInt32LE(rate, 24);
-  header.writeUInt32LE(rate * 2, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write("data", 36);
-  header.writeUInt32LE(data.length, 40);
-  writeFileSync(path, Buffer.concat([header, data]));
-}
 
 describe("messenger on the direct path, with a call", { skip }, () => {
   let network;
@@ -117,7 +95,7 @@ describe("messenger on the direct path, with a call", { skip }, () => {
     for (const page of [admin, device]) {
       await page.getByTestId("call-status").filter({ hasText: "In a call" }).waitFor({ timeout: 30_000 });
     }
-    const heard = await admin.evaluate(listen);
+    const heard = await admin.evaluate(listenToCall);
     assert.ok(Math.abs(heard.peakHz - TONE_HZ) < 50, `the tone arrived at ${heard.peakHz} Hz`);
     await screenshot(admin, "97-messenger-call");
 
@@ -144,34 +122,3 @@ describe("messenger on the direct path, with a call", { skip }, () => {
     await admin.getByTestId("chat-messages").getByText("The other side hung up.").waitFor();
   });
 });
-
-/**
- * In the admin's page: an analyser on the call's received sound. Resolves with the loudest
- * frequency once the tone is heard, and keeps watching (`window.__listener`): when the sound went
- * silent, and when the tone came back.
- */
-function listen() {
-  const element = document.querySelector("[data-testid=call-audio]");
-  const context = new AudioContext();
-  const source = context.createMediaStreamSource(element.srcObject);
-  const analyser = context.createAnalyser();
-  analyser.fftSize = 2048;
-  source.connect(analyser);
-  const bins = new Float32Array(analyser.frequencyBinCount);
-  const binHz = context.sampleRate / analyser.fftSize;
-  const state = (window.__listener = { silentSince: 0, toneAt: 0, peakHz: 0 });
-  return new Promise((resolvePromise) => {
-    setInterval(() => {
-      analyser.getFloatFrequencyData(bins);
-      let peak = 0;
-      for (let i = 1; i < bins.length; i++) if (bins[i] > bins[peak]) peak = i;
-      const loud = bins[peak] > -50;
-      if (loud && state.silentSince > 0 && state.toneAt < state.silentSince) state.toneAt = Date.now();
-      if (!loud && state.silentSince === 0 && state.peakHz > 0) state.silentSince = Date.now();
-      if (loud && state.peakHz === 0) {
-        state.peakHz = peak * binHz;
-        resolvePromise({ peakHz: state.peakHz });
-      }
-    }, 5);
-  });
-}

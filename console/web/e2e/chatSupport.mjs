@@ -1,5 +1,6 @@
-// What the messenger's e2e tests share: the stub opener the agent runs instead of xdg-open, and
-// the two figures both paths report (message latency, file transfer rate).
+// What the messenger's e2e tests share: the stub opener the agent runs instead of xdg-open, the
+// two figures both paths report (message latency, file transfer rate), and for calls a fake
+// microphone's tone and a listener on what a page hears.
 
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -59,4 +60,57 @@ export async function transferRate(from, to, figure) {
   await offer.getByTestId("chat-accept").click();
   await offer.and(to.locator("[data-state=complete]")).waitFor({ timeout: 60_000 });
   recordFigure(figure, Math.round((file.buffer.length / 1e6 / ((Date.now() - started) / 1000)) * 10) / 10);
+}
+
+/** A mono 16-bit 48 kHz WAV of `seconds` of a sine at `hz`. */
+export function toneWav(path, hz, seconds) {
+  const rate = 48_000;
+  const samples = rate * seconds;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(Math.sin((2 * Math.PI * hz * i) / rate) * 12_000), i * 2);
+  const header = Buffer.alloc(44);
+  header.write("RIFF", 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write("WAVEfmt ", 8);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write("data", 36);
+  header.writeUInt32LE(data.length, 40);
+  writeFileSync(path, Buffer.concat([header, data]));
+}
+
+/**
+ * In a page in a call: an analyser on the call's received sound (`page.evaluate(listenToCall)`). Resolves with the loudest
+ * frequency once the tone is heard, and keeps watching (`window.__listener`): when the sound went
+ * silent, and when the tone came back.
+ */
+export function listenToCall() {
+  const element = document.querySelector("[data-testid=call-audio]");
+  const context = new AudioContext();
+  const source = context.createMediaStreamSource(element.srcObject);
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 2048;
+  source.connect(analyser);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  const binHz = context.sampleRate / analyser.fftSize;
+  const state = (window.__listener = { silentSince: 0, toneAt: 0, peakHz: 0 });
+  return new Promise((resolvePromise) => {
+    setInterval(() => {
+      analyser.getFloatFrequencyData(bins);
+      let peak = 0;
+      for (let i = 1; i < bins.length; i++) if (bins[i] > bins[peak]) peak = i;
+      const loud = bins[peak] > -50;
+      if (loud && state.silentSince > 0 && state.toneAt < state.silentSince) state.toneAt = Date.now();
+      if (!loud && state.silentSince === 0 && state.peakHz > 0) state.silentSince = Date.now();
+      if (loud && state.peakHz === 0) {
+        state.peakHz = peak * binHz;
+        resolvePromise({ peakHz: state.peakHz });
+      }
+    }, 5);
+  });
 }

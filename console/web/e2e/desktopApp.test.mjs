@@ -14,12 +14,14 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { request } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   binary,
+  postJson,
+  power,
   recordFigure,
+  recordSink,
   run,
   startAgent,
   startPulse,
@@ -44,43 +46,6 @@ const missing =
   (!(existsSync(binary("tether-agent")) && existsSync(binary("xprobe"))) && "tether-agent or xprobe is not built");
 if (missing && process.env.CI && process.env.TETHER_SKIP_DESKTOP !== "1") throw new Error(`desktop app e2e cannot run: ${missing}`);
 
-/** POSTs JSON to the server, trusting its own root certificate only. */
-function postJson(server, path, body) {
-  const ca = readFileSync(join(server.datapath, "root-cert-public.crt"));
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${server.url}${path}`,
-      // The certificate names "localhost"; the test dials 127.0.0.1.
-      { method: "POST", ca, checkServerIdentity: () => undefined, headers: { "content-type": "application/json" } },
-      (res) => {
-        let text = "";
-        res.on("data", (chunk) => (text += chunk));
-        res.on("end", () => (res.statusCode < 300 ? resolve(text) : reject(new Error(`${path}: ${res.statusCode} ${text}`))));
-      },
-    );
-    req.once("error", reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-/** `ms` of what the private PulseAudio's sink `sink` played, mono 16-bit samples at 48 kHz. */
-function recordSink(pulse, sink, ms) {
-  return new Promise((resolve, reject) => {
-    const parec = spawn("parec", ["--raw", "--format=s16le", "--rate=48000", "--channels=1", "-d", `${sink}.monitor`], {
-      stdio: ["ignore", "pipe", "ignore"],
-      env: { ...process.env, ...pulse.env },
-    });
-    const chunks = [];
-    parec.stdout.on("data", (chunk) => chunks.push(chunk));
-    parec.once("error", reject);
-    parec.once("exit", () => {
-      const bytes = Buffer.concat(chunks);
-      resolve(Array.from({ length: bytes.length >> 1 }, (_, i) => bytes.readInt16LE(i * 2)));
-    });
-    setTimeout(() => parec.kill("SIGTERM"), ms);
-  });
-}
-
 /** A private D-Bus session bus and a monitor of the notification calls made on it. */
 async function startSessionBus() {
   const daemon = spawn("dbus-daemon", ["--session", "--nofork", "--print-address=1"], { stdio: ["ignore", "pipe", "ignore"] });
@@ -101,14 +66,6 @@ async function startSessionBus() {
       await stopChild(daemon);
     },
   };
-}
-
-/** Power of `samples` (48 kHz) at `hz` (Goertzel). */
-function power(samples, hz) {
-  const w = (2 * Math.PI * hz) / 48_000;
-  let [s1, s2] = [0, 0];
-  for (const x of samples) [s1, s2] = [x + 2 * Math.cos(w) * s1 - s2, s1];
-  return s1 * s1 + s2 * s2 - 2 * Math.cos(w) * s1 * s2;
 }
 
 /** Share of the screenshot's pixels near `rgb`. */

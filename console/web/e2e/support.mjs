@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createServer } from "node:net";
@@ -384,38 +385,74 @@ export function setXClipboard(display, text) {
   });
 }
 
+/** `ms` of what the private PulseAudio's sink `sink` played, mono 16-bit samples at 48 kHz. */
+export function recordSink(pulse, sink, ms) {
+  return new Promise((resolve, reject) => {
+    // A short latency: parec's default buffers seconds, and what it holds when stopped is lost.
+    const parec = spawn("parec", ["--raw", "--format=s16le", "--rate=48000", "--channels=1", "--latency-msec=20", "-d", `${sink}.monitor`], {
+      stdio: ["ignore", "pipe", "ignore"],
+      env: { ...process.env, ...pulse.env },
+    });
+    const chunks = [];
+    parec.stdout.on("data", (chunk) => chunks.push(chunk));
+    parec.once("error", reject);
+    parec.once("exit", () => {
+      const bytes = Buffer.concat(chunks);
+      resolve(Array.from({ length: bytes.length >> 1 }, (_, i) => bytes.readInt16LE(i * 2)));
+    });
+    setTimeout(() => parec.kill("SIGTERM"), ms);
+  });
+}
+
+/** Power of `samples` (48 kHz) at `hz` (Goertzel). */
+export function power(samples, hz) {
+  const w = (2 * Math.PI * hz) / 48_000;
+  let [s1, s2] = [0, 0];
+  for (const x of samples) [s1, s2] = [x + 2 * Math.cos(w) * s1 - s2, s1];
+  return s1 * s1 + s2 * s2 - 2 * Math.cos(w) * s1 * s2;
+}
+
 /**
- * A private PulseAudio daemon whose only output is a null sink named `sink`; resolves with
- * `{ env, stop() }`, `env` being what a client needs to reach it (`PULSE_SERVER`,
- * `XDG_RUNTIME_DIR`).
+ * A private PulseAudio daemon whose output is a null sink named `sink`; resolves with
+ * `{ env, stop() }`, `env` being what a client needs to reach it (`PULSE_SERVER`, `PULSE_COOKIE`,
+ * `XDG_RUNTIME_DIR`). With `microphoneHz`, it also has a microphone that never stops saying that
+ * tone: the monitor of a second null sink, described as "Microphone", which pacat plays into (a
+ * monitor keeps time as a sound card's source does; PulseAudio's sine-source module does not
+ * honour a short latency). `sink` stays the default output.
  */
-export async function startPulse(sink) {
+export async function startPulse(sink, { microphoneHz = 0 } = {}) {
   const runtime = tempDir("pulse");
+  const microphone = microphoneHz ? ["-L", "module-null-sink sink_name=microphone sink_properties=device.description=Microphone"] : [];
   const daemon = spawn(
     "pulseaudio",
-    ["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm", "--use-pid-file=no", "-L", `module-null-sink sink_name=${sink}`, "-L", "module-native-protocol-unix"],
+    ["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm", "--use-pid-file=no", "-L", `module-null-sink sink_name=${sink}`, ...microphone, "-L", "module-native-protocol-unix"],
     { stdio: "ignore", env: { ...process.env, XDG_RUNTIME_DIR: runtime, HOME: runtime } },
   );
   const socket = join(runtime, "pulse", "native");
   await until(() => existsSync(socket), (there) => there, "PulseAudio's socket");
+  // The cookie too: without it a client's login is refused, and cpal falls back from its
+  // PulseAudio host to ALSA's (whose "default" still reaches PulseAudio, through libpulse).
+  const env = { PULSE_SERVER: `unix:${socket}`, PULSE_COOKIE: join(runtime, ".config", "pulse", "cookie"), XDG_RUNTIME_DIR: runtime };
+  let speaker = null;
+  if (microphoneHz) {
+    await run("pactl", ["set-default-sink", sink], { env: { ...process.env, ...env } });
+    speaker = playTone(env, "microphone", microphoneHz);
+  }
   return {
-    env: { PULSE_SERVER: `unix:${socket}`, XDG_RUNTIME_DIR: runtime },
+    env,
     async stop() {
+      if (speaker) await stopChild(speaker);
       await stopChild(daemon);
       rmSync(runtime, { recursive: true, force: true });
     },
   };
 }
 
-/**
- * A private PulseAudio (`startPulse`) whose null sink is what "the device plays", playing a `hz`
- * sine with pacat; resolves with `{ env, stop() }`.
- */
-export async function startPulseWithTone(hz) {
-  const pulse = await startPulse("tether");
-  const player = spawn("pacat", ["--raw", "--format=s16le", "--rate=48000", "--channels=2"], {
+/** Plays two minutes of a `hz` sine into `sink` of the PulseAudio `env` reaches; returns pacat. */
+function playTone(env, sink, hz) {
+  const player = spawn("pacat", ["--raw", "--format=s16le", "--rate=48000", "--channels=2", "-d", sink], {
     stdio: ["pipe", "ignore", "ignore"],
-    env: { ...process.env, ...pulse.env },
+    env: { ...process.env, ...env },
   });
   const seconds = 120;
   const pcm = Buffer.alloc(48_000 * 4 * seconds);
@@ -426,6 +463,16 @@ export async function startPulseWithTone(hz) {
   }
   player.stdin.on("error", () => undefined);
   player.stdin.end(pcm);
+  return player;
+}
+
+/**
+ * A private PulseAudio (`startPulse`) whose null sink is what "the device plays", playing a `hz`
+ * sine with pacat; resolves with `{ env, stop() }`.
+ */
+export async function startPulseWithTone(hz) {
+  const pulse = await startPulse("tether");
+  const player = playTone(pulse.env, "tether", hz);
   return {
     env: pulse.env,
     async stop() {
@@ -433,4 +480,23 @@ export async function startPulseWithTone(hz) {
       await pulse.stop();
     },
   };
+}
+
+/** POSTs JSON to the server, trusting its own root certificate only. */
+export function postJson(server, path, body) {
+  const ca = readFileSync(join(server.datapath, "root-cert-public.crt"));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${server.url}${path}`,
+      // The certificate names "localhost"; the test dials 127.0.0.1.
+      { method: "POST", ca, checkServerIdentity: () => undefined, headers: { "content-type": "application/json" } },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk) => (text += chunk));
+        res.on("end", () => (res.statusCode < 300 ? resolve(text) : reject(new Error(`${path}: ${res.statusCode} ${text}`))));
+      },
+    );
+    req.once("error", reject);
+    req.end(JSON.stringify(body));
+  });
 }

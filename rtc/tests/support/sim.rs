@@ -160,7 +160,7 @@ impl End {
         if self.ended.is_some() {
             return;
         }
-        self.core.handle_media_commands();
+        self.core.handle_media_commands(now);
         loop {
             match self.core.poll() {
                 Ok(CoreOutput::Timeout(at)) => {

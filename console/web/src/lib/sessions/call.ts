@@ -3,9 +3,15 @@
 // `callEnd` messages, which travel whichever path the chat is on. Each side chooses what it sends
 // (microphone, camera, or nothing: one-way calls are the common support case) and receives what
 // the other sends. The browser's permission prompt is the person's consent to being heard or seen.
+//
+// `Call` is the call's state and signalling; its media are a `CallPeer`: the browser's
+// `RTCPeerConnection` (below), or in the desktop app, whose WebKitGTK has no WebRTC, the app's own
+// peer, which captures and plays the sound itself (`nativeCall.ts`, `console/src/call.rs`).
 
 import type { ChatMessage, DirectPath } from "../protocol.gen";
 import { rtcConfiguration } from "./direct";
+import { nativeCalls } from "./nativeCall";
+import { inDesktopApp } from "./nativePeer";
 
 /** How often an active call's statistics are read. */
 const STATS_EVERY_MS = 2000;
@@ -15,6 +21,42 @@ export type CallState = "idle" | "calling" | "ringing" | "connecting" | "active"
 export interface CallMedia {
   audio: boolean;
   video: boolean;
+}
+
+/** What a call's media tell the call. */
+export interface CallPeerEvents {
+  onCandidate(candidate: string, mid: string | null): void;
+  onConnected(): void;
+  onFailed(why: string): void;
+  /** The other side's stream changed (a track arrived). */
+  onRemoteStream(): void;
+  /** What the other side's sound arrives at, kbit/s. */
+  onAudioKbps(kbps: number): void;
+}
+
+/** A call's media: one peer connection, for one call. */
+export interface CallPeer {
+  /** What the page plays and shows of the other side; `null` when it is played elsewhere. */
+  readonly remoteStream: MediaStream | null;
+  /** Our camera's picture, for the page to show. */
+  readonly localStream: MediaStream | null;
+  /** Our offer, sending `media`. */
+  offer(media: CallMedia): Promise<string>;
+  /** Our answer to `offer`, sending `media`; `remote` is what the offer said it sends. */
+  answer(offer: string, media: CallMedia, remote: CallMedia): Promise<string>;
+  acceptAnswer(sdp: string): Promise<void>;
+  addCandidate(candidate: string, mid: string | null): Promise<void>;
+  setMuted(muted: boolean): void;
+  close(): void;
+}
+
+/** Where a page's calls get their media. */
+export interface CallPeers {
+  /** Whether calls can be made here at all. */
+  available: boolean;
+  /** Whether cameras are sent and shown (the desktop app carries sound only). */
+  camera: boolean;
+  open(config: DirectPath | null, events: CallPeerEvents): CallPeer;
 }
 
 /** What the browser provides; tests give stand-ins. */
@@ -28,28 +70,39 @@ const browserEnvironment: CallEnvironment = {
   getUserMedia: (media) => navigator.mediaDevices.getUserMedia(media),
 };
 
+/** Calls on the browser's own WebRTC. */
+export function browserCalls(env: CallEnvironment = browserEnvironment): CallPeers {
+  return {
+    available: typeof RTCPeerConnection !== "undefined" || env !== browserEnvironment,
+    camera: true,
+    open: (config, events) => new BrowserCallPeer(env, config, events),
+  };
+}
+
+function defaultCalls(): CallPeers {
+  return inDesktopApp() ? nativeCalls() : browserCalls();
+}
+
 export class Call {
   state: CallState = "idle";
   /** What the other side sends (known from its offer or answer). */
   remoteMedia: CallMedia = { audio: false, video: false };
   /** What we send. */
   localMedia: CallMedia = { audio: false, video: false };
-  remoteStream: MediaStream | null = null;
-  localStream: MediaStream | null = null;
   muted = false;
   /** What the other side's sound arrives at, kbit/s (measured every STATS_EVERY_MS). */
   audioKbps: number | null = null;
-  private peer: RTCPeerConnection | null = null;
-  private statsTimer: ReturnType<typeof setInterval> | null = null;
-  private lastAudio: { bytes: number; at: number } | null = null;
+  private peer: CallPeer | null = null;
   private offerSdp: string | null = null;
+  /** Whether the peer has the other side's description, so candidates may go to it. */
+  private remoteKnown = false;
   private pendingCandidates: Array<{ candidate: string; mid: string | null }> = [];
 
   constructor(
     private readonly send: (message: ChatMessage) => void,
     private config: DirectPath | null,
     private readonly handlers: { onChange(): void; onNotice(text: string): void },
-    private readonly env: CallEnvironment = browserEnvironment,
+    private readonly peers: CallPeers = defaultCalls(),
   ) {}
 
   /** The ICE servers to gather with (the chat's direct-path offer, when it had one). */
@@ -58,26 +111,32 @@ export class Call {
   }
 
   get available(): boolean {
-    return typeof RTCPeerConnection !== "undefined" || this.env !== browserEnvironment;
+    return this.peers.available;
+  }
+
+  /** Whether a camera may be sent and shown here. */
+  get camera(): boolean {
+    return this.peers.camera;
+  }
+
+  get remoteStream(): MediaStream | null {
+    return this.peer?.remoteStream ?? null;
+  }
+
+  get localStream(): MediaStream | null {
+    return this.peer?.localStream ?? null;
   }
 
   /** Calls the other side, sending `media`. */
   async start(media: CallMedia): Promise<void> {
     if (this.state !== "idle") return;
     this.state = "calling";
-    this.localMedia = media;
+    this.localMedia = this.allowed(media);
     this.handlers.onChange();
     try {
-      const peer = await this.open(media);
-      for (const kind of ["audio", "video"] as const) {
-        const track = this.localStream?.getTracks().find((t) => t.kind === kind);
-        // Receive both kinds whatever we send: the callee decides what it sends.
-        const transceiver = peer.addTransceiver(kind, { direction: track ? "sendrecv" : "recvonly" });
-        if (track) await transceiver.sender.replaceTrack(track);
-      }
-      const offer = await peer.createOffer();
-      await peer.setLocalDescription(offer);
-      this.send({ type: "callOffer", sdp: offer.sdp ?? "", audio: media.audio, video: media.video });
+      const sdp = await this.open().offer(this.localMedia);
+      if (this.state !== "calling") return;
+      this.send({ type: "callOffer", sdp, audio: this.localMedia.audio, video: this.localMedia.video });
     } catch (e) {
       this.finish(`The call could not start: ${reason(e)}`, true);
     }
@@ -87,22 +146,14 @@ export class Call {
   async accept(media: CallMedia): Promise<void> {
     if (this.state !== "ringing" || !this.offerSdp) return;
     this.state = "connecting";
-    this.localMedia = media;
+    this.localMedia = this.allowed(media);
     this.handlers.onChange();
     try {
-      const peer = await this.open(media);
-      await peer.setRemoteDescription({ type: "offer", sdp: this.offerSdp });
-      for (const transceiver of peer.getTransceivers()) {
-        const kind = transceiver.receiver.track.kind as "audio" | "video";
-        const track = this.localStream?.getTracks().find((t) => t.kind === kind);
-        const theySend = this.remoteMedia[kind];
-        if (track) await transceiver.sender.replaceTrack(track);
-        transceiver.direction = track ? (theySend ? "sendrecv" : "sendonly") : theySend ? "recvonly" : "inactive";
-      }
+      const sdp = await this.open().answer(this.offerSdp, this.localMedia, this.remoteMedia);
+      if (this.state !== "connecting") return;
+      this.remoteKnown = true;
       await this.addPendingCandidates();
-      const answer = await peer.createAnswer();
-      await peer.setLocalDescription(answer);
-      this.send({ type: "callAnswer", sdp: answer.sdp ?? "", audio: media.audio, video: media.video });
+      this.send({ type: "callAnswer", sdp, audio: this.localMedia.audio, video: this.localMedia.video });
     } catch (e) {
       this.finish(`The call could not start: ${reason(e)}`, true);
     }
@@ -121,7 +172,7 @@ export class Call {
 
   setMuted(muted: boolean): void {
     this.muted = muted;
-    for (const track of this.localStream?.getAudioTracks() ?? []) track.enabled = !muted;
+    this.peer?.setMuted(muted);
     this.handlers.onChange();
   }
 
@@ -139,19 +190,24 @@ export class Call {
         this.state = "ringing";
         this.handlers.onChange();
         break;
-      case "callAnswer":
-        if (this.state !== "calling" || !this.peer) return;
+      case "callAnswer": {
+        const peer = this.peer;
+        if (this.state !== "calling" || !peer) return;
         this.remoteMedia = { audio: message.audio, video: message.video };
         this.state = "connecting";
         this.handlers.onChange();
-        void this.peer
-          .setRemoteDescription({ type: "answer", sdp: message.sdp })
-          .then(() => this.addPendingCandidates())
+        void peer
+          .acceptAnswer(message.sdp)
+          .then(() => {
+            this.remoteKnown = true;
+            return this.addPendingCandidates();
+          })
           .catch((e) => this.finish(`The call's answer was refused: ${reason(e)}`, true));
         break;
+      }
       case "callCandidate":
         this.pendingCandidates.push({ candidate: message.candidate, mid: message.mid });
-        if (this.peer?.remoteDescription) void this.addPendingCandidates();
+        if (this.remoteKnown) void this.addPendingCandidates();
         break;
       case "callDecline":
         if (this.state === "calling") this.finish("The other side declined the call.", false);
@@ -169,30 +225,35 @@ export class Call {
     if (this.state !== "idle") this.finish("The call ended with the chat.", false);
   }
 
-  private async open(media: CallMedia): Promise<RTCPeerConnection> {
-    if (media.audio || media.video) this.localStream = await this.env.getUserMedia(media);
-    const peer = this.env.createPeer(this.config ? rtcConfiguration(this.config) : {});
-    this.peer = peer;
-    peer.onicecandidate = (event) => {
-      if (event.candidate?.candidate) {
-        this.send({ type: "callCandidate", candidate: event.candidate.candidate, mid: event.candidate.sdpMid });
-      }
-    };
-    peer.ontrack = (event) => {
-      this.remoteStream ??= new MediaStream();
-      this.remoteStream.addTrack(event.track);
-      this.handlers.onChange();
-    };
-    peer.onconnectionstatechange = () => {
-      if (peer !== this.peer) return;
-      if (peer.connectionState === "connected" && this.state === "connecting") {
+  /** What may be sent here: no camera where cameras are not carried. */
+  private allowed(media: CallMedia): CallMedia {
+    return { audio: media.audio, video: media.video && this.peers.camera };
+  }
+
+  /** A new peer whose news count only while it is the call's. */
+  private open(): CallPeer {
+    const peer = this.peers.open(this.config, {
+      onCandidate: (candidate, mid) => {
+        if (this.peer === peer) this.send({ type: "callCandidate", candidate, mid });
+      },
+      onConnected: () => {
+        if (this.peer !== peer || this.state !== "connecting") return;
         this.state = "active";
-        this.statsTimer = setInterval(() => void this.measure(peer), STATS_EVERY_MS);
         this.handlers.onChange();
-      } else if (peer.connectionState === "failed") {
-        this.finish("The call lost its connection.", true);
-      }
-    };
+      },
+      onFailed: (why) => {
+        if (this.peer === peer) this.finish(`The call lost its connection: ${why}`, true);
+      },
+      onRemoteStream: () => {
+        if (this.peer === peer) this.handlers.onChange();
+      },
+      onAudioKbps: (kbps) => {
+        if (this.peer !== peer) return;
+        this.audioKbps = kbps;
+        this.handlers.onChange();
+      },
+    });
+    this.peer = peer;
     return peer;
   }
 
@@ -200,43 +261,125 @@ export class Call {
     const peer = this.peer;
     if (!peer) return;
     for (const { candidate, mid } of this.pendingCandidates.splice(0)) {
-      // A candidate this browser cannot use is no reason to end the call.
-      await peer.addIceCandidate({ candidate, sdpMid: mid ?? "0" }).catch(() => undefined);
+      // A candidate this side cannot use is no reason to end the call.
+      await peer.addCandidate(candidate, mid).catch(() => undefined);
     }
-  }
-
-  /** The received sound's bit rate, from the connection's statistics. */
-  private async measure(peer: RTCPeerConnection): Promise<void> {
-    const report = await peer.getStats().catch(() => null);
-    if (!report || peer !== this.peer) return;
-    report.forEach((stat: { type?: string; kind?: string; bytesReceived?: number; timestamp?: number }) => {
-      if (stat.type !== "inbound-rtp" || stat.kind !== "audio" || stat.bytesReceived === undefined) return;
-      const now = { bytes: stat.bytesReceived, at: stat.timestamp ?? Date.now() };
-      if (this.lastAudio && now.at > this.lastAudio.at) {
-        this.audioKbps = Math.round(((now.bytes - this.lastAudio.bytes) * 8) / (now.at - this.lastAudio.at));
-      }
-      this.lastAudio = now;
-    });
-    this.handlers.onChange();
   }
 
   private finish(text: string, tellPeer: boolean): void {
     if (tellPeer && this.state !== "idle") this.send({ type: "callEnd" });
-    if (this.statsTimer) clearInterval(this.statsTimer);
-    this.statsTimer = null;
-    this.lastAudio = null;
     this.audioKbps = null;
-    for (const track of this.localStream?.getTracks() ?? []) track.stop();
-    this.peer?.close();
+    const peer = this.peer;
     this.peer = null;
-    this.localStream = null;
-    this.remoteStream = null;
+    peer?.close();
     this.offerSdp = null;
+    this.remoteKnown = false;
     this.pendingCandidates = [];
     this.state = "idle";
     this.muted = false;
     this.handlers.onNotice(text);
     this.handlers.onChange();
+  }
+}
+
+/** A call's media on the browser's `RTCPeerConnection`: camera and microphone from `getUserMedia`. */
+class BrowserCallPeer implements CallPeer {
+  remoteStream: MediaStream | null = null;
+  localStream: MediaStream | null = null;
+  private readonly peer: RTCPeerConnection;
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
+  private lastAudio: { bytes: number; at: number } | null = null;
+
+  constructor(
+    private readonly env: CallEnvironment,
+    config: DirectPath | null,
+    private readonly events: CallPeerEvents,
+  ) {
+    const peer = env.createPeer(config ? rtcConfiguration(config) : {});
+    this.peer = peer;
+    peer.onicecandidate = (event) => {
+      if (event.candidate?.candidate) events.onCandidate(event.candidate.candidate, event.candidate.sdpMid);
+    };
+    peer.ontrack = (event) => {
+      this.remoteStream ??= new MediaStream();
+      this.remoteStream.addTrack(event.track);
+      events.onRemoteStream();
+    };
+    peer.onconnectionstatechange = () => {
+      if (peer.connectionState === "connected") {
+        this.statsTimer ??= setInterval(() => void this.measure(), STATS_EVERY_MS);
+        events.onConnected();
+      } else if (peer.connectionState === "failed") {
+        events.onFailed("the peer connection failed");
+      }
+    };
+  }
+
+  async offer(media: CallMedia): Promise<string> {
+    await this.capture(media);
+    for (const kind of ["audio", "video"] as const) {
+      const track = this.localStream?.getTracks().find((t) => t.kind === kind);
+      // Receive both kinds whatever we send: the callee decides what it sends.
+      const transceiver = this.peer.addTransceiver(kind, { direction: track ? "sendrecv" : "recvonly" });
+      if (track) await transceiver.sender.replaceTrack(track);
+    }
+    const offer = await this.peer.createOffer();
+    await this.peer.setLocalDescription(offer);
+    return offer.sdp ?? "";
+  }
+
+  async answer(offer: string, media: CallMedia, remote: CallMedia): Promise<string> {
+    await this.capture(media);
+    await this.peer.setRemoteDescription({ type: "offer", sdp: offer });
+    for (const transceiver of this.peer.getTransceivers()) {
+      const kind = transceiver.receiver.track.kind as "audio" | "video";
+      const track = this.localStream?.getTracks().find((t) => t.kind === kind);
+      const theySend = remote[kind];
+      if (track) await transceiver.sender.replaceTrack(track);
+      transceiver.direction = track ? (theySend ? "sendrecv" : "sendonly") : theySend ? "recvonly" : "inactive";
+    }
+    const answer = await this.peer.createAnswer();
+    await this.peer.setLocalDescription(answer);
+    return answer.sdp ?? "";
+  }
+
+  async acceptAnswer(sdp: string): Promise<void> {
+    await this.peer.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  async addCandidate(candidate: string, mid: string | null): Promise<void> {
+    await this.peer.addIceCandidate({ candidate, sdpMid: mid ?? "0" });
+  }
+
+  setMuted(muted: boolean): void {
+    for (const track of this.localStream?.getAudioTracks() ?? []) track.enabled = !muted;
+  }
+
+  close(): void {
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.statsTimer = null;
+    for (const track of this.localStream?.getTracks() ?? []) track.stop();
+    this.peer.close();
+    this.localStream = null;
+    this.remoteStream = null;
+  }
+
+  private async capture(media: CallMedia): Promise<void> {
+    if (media.audio || media.video) this.localStream = await this.env.getUserMedia(media);
+  }
+
+  /** The received sound's bit rate, from the connection's statistics. */
+  private async measure(): Promise<void> {
+    const report = await this.peer.getStats().catch(() => null);
+    if (!report || !this.statsTimer) return;
+    report.forEach((stat: { type?: string; kind?: string; bytesReceived?: number; timestamp?: number }) => {
+      if (stat.type !== "inbound-rtp" || stat.kind !== "audio" || stat.bytesReceived === undefined) return;
+      const now = { bytes: stat.bytesReceived, at: stat.timestamp ?? Date.now() };
+      if (this.lastAudio && now.at > this.lastAudio.at) {
+        this.events.onAudioKbps(Math.round(((now.bytes - this.lastAudio.bytes) * 8) / (now.at - this.lastAudio.at)));
+      }
+      this.lastAudio = now;
+    });
   }
 }
 

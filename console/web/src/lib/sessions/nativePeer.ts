@@ -15,6 +15,7 @@ const OPEN = 1;
 const CLOSED = 2;
 const TEXT = 3;
 const BINARY = 4;
+const SOUND_RATE = 5;
 
 /**
  * What crossed the IPC boundary for all direct paths of this page, for the figures script
@@ -45,7 +46,12 @@ export function encodeBatch(messages: readonly (string | Uint8Array)[]): Uint8Ar
 }
 
 /** What one channel message from Rust says. */
-export type PeerNews = { kind: "open" } | { kind: "closed"; why: string } | { kind: "message"; data: string | ArrayBuffer };
+export type PeerNews =
+  | { kind: "open" }
+  | { kind: "closed"; why: string }
+  | { kind: "message"; data: string | ArrayBuffer }
+  /** A call's sound from the other side arrives at this many kbit/s (`nativeCall.ts`). */
+  | { kind: "soundRate"; kbps: number };
 
 export function decodeNews(frame: ArrayBuffer): PeerNews | null {
   const bytes = new Uint8Array(frame);
@@ -60,6 +66,8 @@ export function decodeNews(frame: ArrayBuffer): PeerNews | null {
       return { kind: "message", data: new TextDecoder().decode(body) };
     case BINARY:
       return { kind: "message", data: body };
+    case SOUND_RATE:
+      return bytes.length === 5 ? { kind: "soundRate", kbps: new DataView(frame).getUint32(1) } : null;
     default:
       return null;
   }
@@ -219,6 +227,8 @@ export class NativePeer implements PeerConnectionLike {
         break;
       case "message":
         this.channel?.onmessage?.({ data: news.data });
+        break;
+      case "soundRate":
         break;
     }
   }
