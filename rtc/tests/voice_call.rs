@@ -49,9 +49,10 @@ async fn carry(from: &VoiceTrack, to: &mut VoiceTrack, count: u8) -> Vec<Vec<u8>
     received
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_call_carries_opus_packets_both_ways_in_order() {
-    let (mut caller, offer) = DirectPeer::call_offer(&LOOPBACK, true)
+/// A call connected over loopback: the caller offers (sending sound when `send_voice`), the
+/// callee answers; both report open. Returns both peers (kept, or the call ends) and their sound.
+async fn connected_call(send_voice: bool) -> (DirectPeer, DirectPeer, VoiceTrack, VoiceTrack) {
+    let (mut caller, offer) = DirectPeer::call_offer(&LOOPBACK, send_voice)
         .await
         .expect("offer");
     assert!(
@@ -62,6 +63,12 @@ async fn a_call_carries_opus_packets_both_ways_in_order() {
         !offer.contains("m=application"),
         "and no data channel:\n{offer}"
     );
+    let direction = if send_voice {
+        "a=sendrecv"
+    } else {
+        "a=recvonly"
+    };
+    assert!(offer.contains(direction), "{direction}:\n{offer}");
     let (mut callee, answer) = DirectPeer::call_answer(&offer, &LOOPBACK)
         .await
         .expect("answer");
@@ -72,31 +79,22 @@ async fn a_call_carries_opus_packets_both_ways_in_order() {
         .expect("the answer is accepted");
     wait_open(&mut caller).await;
     wait_open(&mut callee).await;
-    let mut caller_voice = caller.take_voice().expect("the caller's sound");
-    let mut callee_voice = callee.take_voice().expect("the callee's sound");
+    let caller_voice = caller.take_voice().expect("the caller's sound");
+    let callee_voice = callee.take_voice().expect("the callee's sound");
     assert!(caller.take_video().is_none(), "a call has no video half");
+    (caller, callee, caller_voice, callee_voice)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_carries_opus_packets_both_ways_in_order() {
+    let (_caller, _callee, mut caller_voice, mut callee_voice) = connected_call(true).await;
     assert_the_tail_arrived(&carry(&caller_voice, &mut callee_voice, 50).await, 50);
     assert_the_tail_arrived(&carry(&callee_voice, &mut caller_voice, 50).await, 50);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_that_only_listens_still_hears_the_other_side() {
-    let (mut caller, offer) = DirectPeer::call_offer(&LOOPBACK, false)
-        .await
-        .expect("offer");
-    assert!(offer.contains("a=recvonly"), "listening only:\n{offer}");
-    let (mut callee, answer) = DirectPeer::call_answer(&offer, &LOOPBACK)
-        .await
-        .expect("answer");
-    caller
-        .accept_answer(&answer)
-        .await
-        .expect("the answer is accepted");
-    wait_open(&mut caller).await;
-    wait_open(&mut callee).await;
-    let mut caller_voice = caller.take_voice().expect("the caller's sound");
-    let mut callee_voice = callee.take_voice().expect("the callee's sound");
+    let (_caller, _callee, mut caller_voice, mut callee_voice) = connected_call(false).await;
     assert_the_tail_arrived(&carry(&callee_voice, &mut caller_voice, 30).await, 30);
     // What the listener writes goes nowhere: its m-line does not send.
     let nothing = carry(&caller_voice, &mut callee_voice, 10).await;

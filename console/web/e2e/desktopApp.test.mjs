@@ -18,11 +18,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   binary,
+  onlineDevice,
   postJson,
   power,
   recordFigure,
   recordSink,
-  run,
   startAgent,
   startPulse,
   startPulseWithTone,
@@ -30,6 +30,7 @@ import {
   startXprobe,
   startXvfb,
   stopChild,
+  tetherctlAs,
   tempDir,
   until,
 } from "./support.mjs";
@@ -113,10 +114,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     server = await startServer();
     await postJson(server, "/api/setup", ADMIN);
     const fingerprint = webFingerprint(server);
-    ctl = (...args) =>
-      run(binary("tetherctl"), ["--url", server.url, "--user", ADMIN.name, "--fingerprint", fingerprint, ...args], {
-        env: { ...process.env, TETHER_PASS: ADMIN.password },
-      });
+    ctl = tetherctlAs(server, ADMIN, fingerprint);
     await ctl("addgroup", "App screens");
     const msh = await ctl("agentconfig", "--group", "App screens");
     tone = await startPulseWithTone(440);
@@ -124,11 +122,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     appSound = await startPulse("app");
     bus = await startSessionBus();
     agent = await startAgent(msh, ["--x-display", screen.display], { env: tone.env });
-    device = await until(
-      async () => JSON.parse(await ctl("--json", "listdevices")).find((d) => d.online),
-      (found) => found !== undefined,
-      "the agent's device is online",
-    );
+    device = await onlineDevice(ctl);
     driver = await startWebDriver(appEnvironment(appScreen.display, home, { ...appSound.env, DBUS_SESSION_BUS_ADDRESS: bus.address }));
     app = await launchApp(driver, `${server.url}/devices/${encodeURIComponent(device.id)}/desktop`, fingerprint);
   });

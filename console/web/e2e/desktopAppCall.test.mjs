@@ -17,16 +17,17 @@ import {
   binary,
   launchBrowser,
   newPage,
+  onlineDevice,
   postJson,
   power,
   recordFigure,
   recordSink,
-  run,
   startAgent,
   startPulse,
   startServer,
   startXvfb,
   tempDir,
+  tetherctlAs,
   until,
 } from "./support.mjs";
 import { appEnvironment, launchApp, signIn, startWebDriver, webFingerprint } from "./webdriver.mjs";
@@ -65,17 +66,10 @@ describe("a call from the desktop app", { skip: missing }, () => {
     // Everyone reaches the server at the veth's near address: Chromium cannot reach loopback.
     server.url = `https://${network.hostAddress}:${server.port}`;
     const fingerprint = webFingerprint(server);
-    const ctl = (...args) =>
-      run(binary("tetherctl"), ["--url", server.url, "--user", ADMIN.name, "--fingerprint", fingerprint, ...args], {
-        env: { ...process.env, TETHER_PASS: ADMIN.password },
-      });
+    const ctl = tetherctlAs(server, ADMIN, fingerprint);
     await ctl("addgroup", "Calls");
     agent = await startAgent(await ctl("agentconfig", "--group", "Calls"), ["--x-display", ":79", "--chat-opener", stub.opener]);
-    const online = await until(
-      async () => JSON.parse(await ctl("--json", "listdevices")).find((d) => d.online),
-      (found) => found !== undefined,
-      "the agent's device is online",
-    );
+    const online = await onlineDevice(ctl);
     const tone = join(dir, "tone.wav");
     toneWav(tone, DEVICE_HZ, 30);
     browser = await launchBrowser({

@@ -500,3 +500,23 @@ export function postJson(server, path, body) {
     req.end(JSON.stringify(body));
   });
 }
+
+/**
+ * tetherctl as `admin` against `server` (its web certificate pinned by `fingerprint`): a function
+ * that runs it with the arguments given and resolves with what it printed.
+ */
+export function tetherctlAs(server, admin, fingerprint) {
+  return (...args) =>
+    run(binary("tetherctl"), ["--url", server.url, "--user", admin.name, "--fingerprint", fingerprint, ...args], {
+      env: { ...process.env, TETHER_PASS: admin.password },
+    });
+}
+
+/** The first online device tetherctl (`tetherctlAs`) lists, once there is one. */
+export function onlineDevice(ctl) {
+  return until(
+    async () => JSON.parse(await ctl("--json", "listdevices")).find((d) => d.online),
+    (found) => found !== undefined,
+    "the agent's device is online",
+  );
+}

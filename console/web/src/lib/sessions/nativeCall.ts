@@ -7,37 +7,8 @@
 import { Channel, invoke as tauriInvoke } from "@tauri-apps/api/core";
 import type { DirectPath } from "../protocol.gen";
 import type { CallMedia, CallPeer, CallPeerEvents, CallPeers } from "./call";
-import { chosenOutput } from "./nativeSound";
+import { inputChoice, outputChoice } from "./nativeSound";
 import { decodeNews, type Invoke } from "./nativePeer";
-
-/** The microphone the user chose for calls; none means the system's default. */
-const INPUT_KEY = "tether.app.microphone";
-
-export interface SoundInput {
-  name: string;
-  default: boolean;
-}
-
-export function listInputs(): Promise<SoundInput[]> {
-  return tauriInvoke<SoundInput[]>("sound_inputs");
-}
-
-export function chosenInput(): string | null {
-  try {
-    return localStorage.getItem(INPUT_KEY);
-  } catch {
-    return null;
-  }
-}
-
-export function chooseInput(name: string | null): void {
-  try {
-    if (name) localStorage.setItem(INPUT_KEY, name);
-    else localStorage.removeItem(INPUT_KEY);
-  } catch {
-    // The choice lasts for this page only.
-  }
-}
 
 /** Calls on the app's own peer. */
 export function nativeCalls(invoke: Invoke = tauriInvoke as Invoke, makeChannel = () => new Channel<ArrayBuffer>()): CallPeers {
@@ -141,5 +112,5 @@ export class NativeCallPeer implements CallPeer {
 }
 
 function settings(media: CallMedia): { microphone: boolean; input: string | null; output: string | null } {
-  return { microphone: media.audio, input: chosenInput(), output: chosenOutput() };
+  return { microphone: media.audio, input: inputChoice.get(), output: outputChoice.get() };
 }

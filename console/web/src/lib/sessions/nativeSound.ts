@@ -4,33 +4,49 @@
 
 import { invoke } from "@tauri-apps/api/core";
 
-/** The output the user chose in the viewer's settings; none means the system's default. */
-const OUTPUT_KEY = "tether.app.soundOutput";
-
-export interface SoundOutput {
+/** A sound device the app lists (`sound.rs`), by the name it is chosen by. */
+export interface SoundDevice {
   name: string;
   default: boolean;
 }
 
-export function listOutputs(): Promise<SoundOutput[]> {
-  return invoke<SoundOutput[]>("sound_outputs");
+/** A device the user chose, kept by this page; `null` means the system's default. */
+export interface DeviceChoice {
+  get(): string | null;
+  set(name: string | null): void;
 }
 
-export function chosenOutput(): string | null {
-  try {
-    return localStorage.getItem(OUTPUT_KEY);
-  } catch {
-    return null;
-  }
+function rememberedChoice(key: string): DeviceChoice {
+  return {
+    get() {
+      try {
+        return localStorage.getItem(key);
+      } catch {
+        return null;
+      }
+    },
+    set(name) {
+      try {
+        if (name) localStorage.setItem(key, name);
+        else localStorage.removeItem(key);
+      } catch {
+        // The choice lasts for this page only.
+      }
+    },
+  };
 }
 
-export function chooseOutput(name: string | null): void {
-  try {
-    if (name) localStorage.setItem(OUTPUT_KEY, name);
-    else localStorage.removeItem(OUTPUT_KEY);
-  } catch {
-    // The choice lasts for this page only.
-  }
+/** The output for the device's sound and calls (the viewer's settings, the call bar). */
+export const outputChoice = rememberedChoice("tether.app.soundOutput");
+/** The microphone for calls (the call bar). */
+export const inputChoice = rememberedChoice("tether.app.microphone");
+
+export function listOutputs(): Promise<SoundDevice[]> {
+  return invoke<SoundDevice[]>("sound_outputs");
+}
+
+export function listInputs(): Promise<SoundDevice[]> {
+  return invoke<SoundDevice[]>("sound_inputs");
 }
 
 export class NativeSound {
@@ -41,7 +57,7 @@ export class NativeSound {
   private closed = false;
 
   constructor(channels: number, private readonly onError: (why: string) => void) {
-    this.id = invoke<number>("sound_open", { channels, output: chosenOutput() }).catch((e: unknown) => {
+    this.id = invoke<number>("sound_open", { channels, output: outputChoice.get() }).catch((e: unknown) => {
       onError(`The app cannot play the device's sound: ${String(e)}`);
       return null;
     });
