@@ -8,6 +8,7 @@ fn main() {
             "trust_server",
             "forget_server",
             "rtc_open",
+            "rtc_take",
             "rtc_answer",
             "rtc_candidate",
             "rtc_send",

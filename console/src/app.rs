@@ -29,6 +29,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             commands::trust_server,
             commands::forget_server,
             direct::rtc_open,
+            direct::rtc_take,
             direct::rtc_answer,
             direct::rtc_candidate,
             direct::rtc_send,

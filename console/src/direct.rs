@@ -6,6 +6,8 @@
 //! - `rtc_open`: gathers candidates and returns the SDP offer (candidates included); the peer's
 //!   news (open, messages, closed) comes back on the channel the page passes, as raw bytes
 //!   (`frames.rs`);
+//! - `rtc_take`: the same for a page that answers (a chat it was invited to, whose inviter's
+//!   browser offers): returns the SDP answer to the offer;
 //! - `rtc_answer`, `rtc_candidate`: the agent's answer and trickled candidates, as the page got
 //!   them on the relay (it checks the answer's proof of the agent's key first, `pathProof.ts`);
 //! - `rtc_send`: a batch of data-channel messages, in order;
@@ -109,6 +111,21 @@ impl Peers {
             .ok_or_else(|| format!("no direct path {id}"))
     }
 
+    /// Keeps a new peer's handle and starts passing its news; returns its id.
+    fn keep(&self, peer: DirectPeer, events: Channel<InvokeResponseBody>) -> u32 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (commands, queue) = mpsc::unbounded_channel();
+        self.lock().insert(
+            id,
+            PeerHandle {
+                commands,
+                sender: peer.sender(),
+            },
+        );
+        tauri::async_runtime::spawn(drive(id, peer, queue, events, self.open.clone()));
+        id
+    }
+
     fn sender(&self, id: u32) -> Result<PeerSender, String> {
         self.lock()
             .get(&id)
@@ -132,17 +149,30 @@ pub(crate) async fn rtc_open<R: Runtime>(
     let (peer, sdp) = DirectPeer::offer(&gathering)
         .await
         .map_err(|e| e.to_string())?;
-    let id = peers.next_id.fetch_add(1, Ordering::Relaxed);
-    let (commands, queue) = mpsc::unbounded_channel();
-    peers.lock().insert(
-        id,
-        PeerHandle {
-            commands,
-            sender: peer.sender(),
-        },
-    );
+    let id = peers.keep(peer, events);
     eprintln!("tether-console: direct path {id} offered to a device of {origin}");
-    tauri::async_runtime::spawn(drive(id, peer, queue, events, peers.open.clone()));
+    Ok(Opened { id, sdp })
+}
+
+/// Answers the other side's `offer` (a chat's inviter, whose browser offers): returns our answer.
+#[tauri::command]
+pub(crate) async fn rtc_take<R: Runtime>(
+    webview: Webview<R>,
+    peers: State<'_, Peers>,
+    config: PathConfig,
+    offer: String,
+    events: Channel<InvokeResponseBody>,
+) -> Result<Opened, String> {
+    let origin = remote_access::trusted_caller(&webview)?;
+    let gathering = config.gathering()?;
+    if peers.lock().len() >= MAX_PEERS {
+        return Err(format!("{MAX_PEERS} direct paths are open already"));
+    }
+    let (peer, sdp) = DirectPeer::answer(&offer, &gathering)
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = peers.keep(peer, events);
+    eprintln!("tether-console: direct path {id} answered for a page of {origin}");
     Ok(Opened { id, sdp })
 }
 

@@ -15,8 +15,9 @@ use tauri::{Manager, Runtime, Webview};
 use crate::app::ConsoleState;
 
 /// The permissions a trusted server's page gets (build.rs lists the commands).
-const SERVER_PAGE_PERMISSIONS: [&str; 19] = [
+const SERVER_PAGE_PERMISSIONS: [&str; 20] = [
     "allow-rtc-open",
+    "allow-rtc-take",
     "allow-rtc-answer",
     "allow-rtc-candidate",
     "allow-rtc-send",

@@ -6,6 +6,8 @@
 // the test records it. Chromium, in a network namespace of its own (it ignores loopback
 // candidates), has a fake 1 kHz microphone and a WebAudio analyser on what it hears. Both ways
 // are checked by frequency; muting in the app silences it at the device; hanging up ends both.
+// Last, another administrator (in Chromium) invites the app's user to a chat: the app answers the
+// inviter's offer with its own peer, and the chat goes direct.
 
 import assert from "node:assert/strict";
 import { existsSync, rmSync } from "node:fs";
@@ -33,6 +35,7 @@ import {
 import { appEnvironment, launchApp, signIn, startWebDriver, webFingerprint } from "./webdriver.mjs";
 
 const ADMIN = { name: "admin", password: "correct horse battery" };
+const CAROL = { name: "carol", password: "carol's long password" };
 /** The app's microphone and the device's. */
 const APP_HZ = 700;
 const DEVICE_HZ = 1000;
@@ -58,6 +61,7 @@ describe("a call from the desktop app", { skip: missing }, () => {
   let driver;
   let app;
   let device;
+  let ctl;
 
   before(async () => {
     network = privateNetwork();
@@ -66,7 +70,7 @@ describe("a call from the desktop app", { skip: missing }, () => {
     // Everyone reaches the server at the veth's near address: Chromium cannot reach loopback.
     server.url = `https://${network.hostAddress}:${server.port}`;
     const fingerprint = webFingerprint(server);
-    const ctl = tetherctlAs(server, ADMIN, fingerprint);
+    ctl = tetherctlAs(server, ADMIN, fingerprint);
     await ctl("addgroup", "Calls");
     agent = await startAgent(await ctl("agentconfig", "--group", "Calls"), ["--x-display", ":79", "--chat-opener", stub.opener]);
     const online = await onlineDevice(ctl);
@@ -172,5 +176,40 @@ describe("a call from the desktop app", { skip: missing }, () => {
     await until(callState, (state) => state === "idle", "the app's call ends");
     await device.getByTestId("chat-call").and(device.locator("[data-state=idle]")).waitFor();
     await device.getByTestId("chat-messages").getByText("The other side hung up.").waitFor();
+  });
+
+  it("takes another administrator's chat invitation, answering their offer: the chat goes direct", async () => {
+    // tetherctl reads the new password from the environment it inherits.
+    process.env.CAROL_PASS = CAROL.password;
+    await ctl("adduser", "--siteadmin", "--pass-env", "CAROL_PASS", CAROL.name);
+    const { page: carol } = await newPage(browser);
+    const login = await carol.request.post(`${server.url}/api/login`, { data: { user: CAROL.name, password: CAROL.password } });
+    assert.ok(login.ok(), await login.text());
+    await carol.goto(`${server.url}/devices`);
+    await carol.getByTestId("chat-with-user").click();
+    await carol.getByTestId("chat-peers").getByRole("listitem").filter({ hasText: "admin" }).getByRole("button", { name: "Chat" }).click();
+
+    const accept = await until(
+      () => app.execute(`return [...document.querySelectorAll("[data-testid=chat-invitation] button")].find((b) => b.textContent.trim() === "Accept") ? true : null`),
+      Boolean,
+      "carol's invitation in the app",
+    );
+    assert.ok(accept);
+    await app.execute(`[...document.querySelectorAll("[data-testid=chat-invitation] button")].find((b) => b.textContent.trim() === "Accept").click()`);
+    const userChat = (css) => `[data-testid=user-chat] ${css}`;
+    await until(
+      () => app.execute(`return document.querySelector(arguments[0])?.dataset.path ?? null`, userChat("[data-testid=session-path]")),
+      (path) => path === "direct",
+      "the app's end of the chat on the direct path",
+      30_000,
+    );
+    await carol.getByTestId("user-chat").locator("[data-testid=session-path][data-path=direct]").waitFor({ timeout: 30_000 });
+    await carol.getByTestId("user-chat").getByTestId("chat-input").fill("Took the ticket for pc-7");
+    await carol.getByTestId("user-chat").getByTestId("chat-input").press("Enter");
+    await until(
+      () => app.execute(`return [...document.querySelectorAll(arguments[0])].map((t) => t.textContent).join("|")`, userChat("[data-testid=chat-text]")),
+      (texts) => texts.includes("Took the ticket for pc-7"),
+      "carol's message in the app, on the direct path",
+    );
   });
 });

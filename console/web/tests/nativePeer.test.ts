@@ -16,7 +16,7 @@ class FakeApp {
   events: { onmessage: (frame: ArrayBuffer) => void } | null = null;
   readonly invoke = (command: string, args?: unknown, options?: { headers: Record<string, string> }) => {
     this.calls.push({ command, args, headers: options?.headers });
-    if (command === "rtc_open") {
+    if (command === "rtc_open" || command === "rtc_take") {
       this.events = (args as { events: { onmessage: (frame: ArrayBuffer) => void } }).events;
       return Promise.resolve({ id: 7, sdp: "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.2 50000 typ host\r\n" });
     }
@@ -127,6 +127,33 @@ describe("the app's native peer", () => {
     expect(app.calls.map((c) => c.command)).toEqual(["rtc_open", "rtc_send", "rtc_close"]);
     expect(app.calls[2]?.args).toEqual({ id: 7 });
     expect(closed).toBe(1);
+  });
+
+  it("answers an inviter's offer, and hands over the channel the offerer opened once it is open", async () => {
+    const { app, peer } = peerWithApp();
+    const signals: unknown[] = [];
+    const opened: string[] = [];
+    const got: unknown[] = [];
+    const attempt = new DirectAttempt(
+      config,
+      { signal: (s) => signals.push(s), onOpen: () => opened.push("open"), onMessage: (m) => got.push(m), onFailed: (w) => opened.push(`failed ${w}`) },
+      () => peer,
+      false,
+      null,
+      "answer",
+    );
+    attempt.onSignal({ type: "rtcOffer", sdp: "their-offer" });
+    await tick();
+    await tick();
+    expect(app.calls[0]).toMatchObject({ command: "rtc_take", args: { config, offer: "their-offer" } });
+    expect(signals).toEqual([{ type: "rtcAnswer", sdp: expect.stringContaining("a=candidate:") }]);
+    // A second offer is refused: one description per peer.
+    await expect(peer.setRemoteDescription({ type: "offer", sdp: "again" })).rejects.toThrow();
+    app.tell(1);
+    app.tell(3, new TextEncoder().encode("hello"));
+    expect(opened).toEqual(["open"]);
+    expect(got).toEqual(["hello"]);
+    attempt.close();
   });
 
   it("reads only the news it knows", () => {

@@ -264,6 +264,8 @@ export class DirectAttempt {
         if (!this.peer.createAnswer) throw new Error("this browser cannot answer");
         await this.peer.setRemoteDescription({ type: "offer", sdp });
         const answer = await this.peer.createAnswer();
+        // The desktop app's answer carries its candidates, as its offer does.
+        this.gathered += (answer.sdp?.match(/^a=candidate:/gm) ?? []).length;
         await this.peer.setLocalDescription(answer);
         if (!answer.sdp) throw new Error("the browser made an empty answer");
         if (!this.ended) this.handlers.signal({ type: "rtcAnswer", sdp: answer.sdp });

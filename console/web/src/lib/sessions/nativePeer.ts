@@ -143,14 +143,21 @@ class NativeChannel implements DataChannelLike {
   }
 }
 
-/** `PeerConnectionLike` over the app's commands. Data channel only: no video track (see below). */
+/**
+ * `PeerConnectionLike` over the app's commands. Data channel only: no video track (see below).
+ * It offers (`rtc_open`), or answers an offer (`rtc_take`: a chat the app's user was invited to,
+ * whose inviter's browser offers and opens the channel).
+ */
 export class NativePeer implements PeerConnectionLike {
   connectionState = "new";
   onicecandidate: ((event: { candidate: { candidate: string } | null }) => void) | null = null;
   onconnectionstatechange: ((event: unknown) => void) | null = null;
+  ondatachannel: ((event: { channel: DataChannelLike }) => void) | null = null;
   id: number | null = null;
   private channel: NativeChannel | null = null;
   private closed = false;
+  /** Answering: Rust's answer, made when the offer arrived. */
+  private answerSdp: string | null = null;
 
   constructor(
     private readonly config: DirectPath,
@@ -164,13 +171,12 @@ export class NativePeer implements PeerConnectionLike {
   }
 
   async createOffer(): Promise<{ type: string; sdp?: string }> {
-    const events = this.makeChannel();
-    events.onmessage = (frame) => this.hear(frame);
-    const opened = (await this.invoke("rtc_open", { config: this.config, events })) as { id: number; sdp: string };
-    this.id = opened.id;
-    // Closed while Rust was gathering: end the peer Rust just made.
-    if (this.closed) void this.invoke("rtc_close", { id: opened.id }).catch(() => undefined);
-    return { type: "offer", sdp: opened.sdp };
+    return { type: "offer", sdp: await this.opened("rtc_open", { config: this.config, events: this.listen() }) };
+  }
+
+  async createAnswer(): Promise<{ type: string; sdp?: string }> {
+    if (this.answerSdp === null) throw new Error("no offer to answer");
+    return { type: "answer", sdp: this.answerSdp };
   }
 
   async setLocalDescription(): Promise<void> {
@@ -179,7 +185,12 @@ export class NativePeer implements PeerConnectionLike {
   }
 
   async setRemoteDescription(description: { type: "answer" | "offer"; sdp: string }): Promise<void> {
-    if (description.type !== "answer" || this.id === null) throw new Error("the app's peer only makes offers");
+    if (description.type === "offer") {
+      if (this.id !== null || this.answerSdp !== null) throw new Error("the app's peer has a description already");
+      this.answerSdp = await this.opened("rtc_take", { config: this.config, offer: description.sdp, events: this.listen() });
+      return;
+    }
+    if (this.id === null) throw new Error("an answer to no offer");
     await this.invoke("rtc_answer", { id: this.id, sdp: description.sdp });
   }
 
@@ -210,6 +221,22 @@ export class NativePeer implements PeerConnectionLike {
     this.channel?.ended();
   }
 
+  /** The channel Rust's news come back on. */
+  private listen(): Channel<ArrayBuffer> {
+    const events = this.makeChannel();
+    events.onmessage = (frame) => this.hear(frame);
+    return events;
+  }
+
+  /** Runs `command`, which makes Rust's peer; keeps its id and returns its SDP. */
+  private async opened(command: string, args: unknown): Promise<string> {
+    const opened = (await this.invoke(command, args)) as { id: number; sdp: string };
+    this.id = opened.id;
+    // Closed while Rust was gathering: end the peer Rust just made.
+    if (this.closed) void this.invoke("rtc_close", { id: opened.id }).catch(() => undefined);
+    return opened.sdp;
+  }
+
   private hear(frame: ArrayBuffer): void {
     const news = frame instanceof ArrayBuffer ? decodeNews(frame) : null;
     if (!news) return;
@@ -218,6 +245,11 @@ export class NativePeer implements PeerConnectionLike {
     switch (news.kind) {
       case "open":
         this.setState("connected");
+        if (!this.channel && this.answerSdp !== null) {
+          // Answering: the channel is the offerer's, handed over as a browser's would be.
+          this.channel = new NativeChannel(this);
+          this.ondatachannel?.({ channel: this.channel });
+        }
         this.channel?.opened();
         break;
       case "closed":
