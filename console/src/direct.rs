@@ -111,6 +111,21 @@ impl Peers {
             .ok_or_else(|| format!("no direct path {id}"))
     }
 
+    /// Whether the calling page may make another peer (a trusted server's, under [`MAX_PEERS`]):
+    /// its origin, and what the peer gathers.
+    fn admit<R: Runtime>(
+        &self,
+        webview: &Webview<R>,
+        config: PathConfig,
+    ) -> Result<(String, Gathering), String> {
+        let origin = remote_access::trusted_caller(webview)?;
+        let gathering = config.gathering()?;
+        if self.lock().len() >= MAX_PEERS {
+            return Err(format!("{MAX_PEERS} direct paths are open already"));
+        }
+        Ok((origin, gathering))
+    }
+
     /// Keeps a new peer's handle and starts passing its news; returns its id.
     fn keep(&self, peer: DirectPeer, events: Channel<InvokeResponseBody>) -> u32 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -141,11 +156,7 @@ pub(crate) async fn rtc_open<R: Runtime>(
     config: PathConfig,
     events: Channel<InvokeResponseBody>,
 ) -> Result<Opened, String> {
-    let origin = remote_access::trusted_caller(&webview)?;
-    let gathering = config.gathering()?;
-    if peers.lock().len() >= MAX_PEERS {
-        return Err(format!("{MAX_PEERS} direct paths are open already"));
-    }
+    let (origin, gathering) = peers.admit(&webview, config)?;
     let (peer, sdp) = DirectPeer::offer(&gathering)
         .await
         .map_err(|e| e.to_string())?;
@@ -163,11 +174,7 @@ pub(crate) async fn rtc_take<R: Runtime>(
     offer: String,
     events: Channel<InvokeResponseBody>,
 ) -> Result<Opened, String> {
-    let origin = remote_access::trusted_caller(&webview)?;
-    let gathering = config.gathering()?;
-    if peers.lock().len() >= MAX_PEERS {
-        return Err(format!("{MAX_PEERS} direct paths are open already"));
-    }
+    let (origin, gathering) = peers.admit(&webview, config)?;
     let (peer, sdp) = DirectPeer::answer(&offer, &gathering)
         .await
         .map_err(|e| e.to_string())?;
