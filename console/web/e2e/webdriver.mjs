@@ -5,7 +5,7 @@
 
 import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { binary, freePort, stopChild, until } from "./support.mjs";
 
@@ -14,7 +14,10 @@ const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 /** Starts WebKitWebDriver; what it launches inherits `env` (the app's display and folders). */
 export async function startWebDriver(env) {
   const port = await freePort();
-  const child = spawn("WebKitWebDriver", [`--port=${port}`, "--host=127.0.0.1"], { stdio: ["ignore", "pipe", "pipe"], env });
+  // In the app's home: with no download folder configured, WebKit saves a download in the
+  // working directory (a figures run once left its 64 MiB download in the checkout).
+  mkdirSync(env.HOME, { recursive: true });
+  const child = spawn("WebKitWebDriver", [`--port=${port}`, "--host=127.0.0.1"], { stdio: ["ignore", "pipe", "pipe"], env, cwd: env.HOME });
   const output = [];
   child.stdout.on("data", (chunk) => output.push(String(chunk)));
   child.stderr.on("data", (chunk) => output.push(String(chunk)));
