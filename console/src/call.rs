@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tauri::ipc::{Channel, InvokeResponseBody};
 use tauri::{Runtime, State, Webview};
-use tether_rtc::{DirectPeer, PeerError, PeerEvent, VoiceTrack};
+use tether_rtc::{DirectPeer, Gathering, PeerError, PeerEvent, VoiceTrack};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::direct::frames::{self, PeerNews};
@@ -79,7 +79,7 @@ impl Calls {
             .ok_or_else(|| format!("no call {id}"))
     }
 
-    /// Keeps a new call's handle and starts passing its news; refuses past [`MAX_CALLS`].
+    /// Keeps a new call's handle and starts passing its news; returns its id.
     fn add(
         &self,
         origin: &str,
@@ -106,11 +106,18 @@ impl Calls {
         id
     }
 
-    fn full(&self) -> Result<(), String> {
+    /// Whether the calling page may make another call (a trusted server's, under [`MAX_CALLS`]):
+    /// its origin, and what the call's peer gathers.
+    fn admit<R: Runtime>(
+        &self,
+        webview: &Webview<R>,
+        config: PathConfig,
+    ) -> Result<(String, Gathering), String> {
+        let origin = remote_access::trusted_caller(webview)?;
         if lock_open(&self.open).len() >= MAX_CALLS {
             return Err(format!("{MAX_CALLS} calls are open already"));
         }
-        Ok(())
+        Ok((origin, config.gathering()?))
     }
 }
 
@@ -123,9 +130,8 @@ pub(crate) async fn call_start<R: Runtime>(
     settings: CallSettings,
     events: Channel<InvokeResponseBody>,
 ) -> Result<Opened, String> {
-    let origin = remote_access::trusted_caller(&webview)?;
-    calls.full()?;
-    let (peer, sdp) = DirectPeer::call_offer(&config.gathering()?, settings.microphone)
+    let (origin, gathering) = calls.admit(&webview, config)?;
+    let (peer, sdp) = DirectPeer::call_offer(&gathering, settings.microphone)
         .await
         .map_err(|e| e.to_string())?;
     let id = calls.add(&origin, peer, settings, events);
@@ -142,9 +148,8 @@ pub(crate) async fn call_take<R: Runtime>(
     settings: CallSettings,
     events: Channel<InvokeResponseBody>,
 ) -> Result<Opened, String> {
-    let origin = remote_access::trusted_caller(&webview)?;
-    calls.full()?;
-    let (peer, sdp) = DirectPeer::call_answer(&offer, &config.gathering()?)
+    let (origin, gathering) = calls.admit(&webview, config)?;
+    let (peer, sdp) = DirectPeer::call_answer(&offer, &gathering)
         .await
         .map_err(|e| e.to_string())?;
     let id = calls.add(&origin, peer, settings, events);

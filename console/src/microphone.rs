@@ -103,21 +103,20 @@ fn capture(
         };
         frame.extend_from_slice(&buffer);
         while frame.len() >= PACKET_SAMPLES {
+            let samples = &mut frame[..PACKET_SAMPLES];
             if muted.load(Ordering::Relaxed) {
-                frame[..PACKET_SAMPLES].fill(0.0);
+                samples.fill(0.0);
             }
-            let packet = match encoder.encode_vec_float(&frame[..PACKET_SAMPLES], 4000) {
-                Ok(packet) => packet,
-                Err(e) => {
-                    eprintln!("tether-console: the microphone's sound did not encode: {e}");
-                    frame.drain(..PACKET_SAMPLES);
-                    continue;
-                }
-            };
+            let encoded = encoder.encode_vec_float(samples, sound::MAX_PACKET);
             frame.drain(..PACKET_SAMPLES);
-            if voice.send(packet, PACKET_SAMPLES as u32).is_err() {
-                // The call is gone.
-                return;
+            match encoded {
+                Ok(packet) => {
+                    if voice.send(packet, PACKET_SAMPLES as u32).is_err() {
+                        // The call is gone.
+                        return;
+                    }
+                }
+                Err(e) => eprintln!("tether-console: the microphone's sound did not encode: {e}"),
             }
         }
     }

@@ -30,8 +30,9 @@ pub(crate) const SAMPLE_RATE: u32 = 48_000;
 const PACKET_SAMPLES: usize = 960;
 /// Packets waiting for the decoder; about a second of sound.
 const QUEUE: usize = 50;
-/// A packet bigger than this is not one of the agent's (Opus's own maximum is 1275 bytes a frame).
-const MAX_PACKET: usize = 4000;
+/// A packet bigger than this is not one of the agent's (Opus's own maximum is 1275 bytes a frame);
+/// the microphone's encoder writes at most this much too.
+pub(crate) const MAX_PACKET: usize = 4000;
 /// The header naming the player a `sound_push` is for.
 const PLAYER_HEADER: &str = "tether-sound";
 /// Players at once: one per desktop session with its sound on; more is a page gone wrong (each is
