@@ -64,7 +64,11 @@ pub(crate) fn log_refused_certificates<R: tauri::Runtime>(
             false
         });
         view.connect_load_failed(|_, _event, uri, error| {
-            eprintln!("tether-console: failed to load {uri}: {error}");
+            // A load that another navigation replaced (the picker still loading when the
+            // server's page is opened) is cancelled, not failed: nothing to report.
+            if !error.matches(webkit2gtk::NetworkError::Cancelled) {
+                eprintln!("tether-console: failed to load {uri}: {error}");
+            }
             false
         });
     })
