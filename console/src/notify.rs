@@ -4,13 +4,16 @@
 //! from the user's settings (`notifications.json`, one switch per kind, and per server the groups
 //! watched) and shows them through the desktop's notification service. Everything shown is the
 //! page's text, escaped: notification bodies may carry markup on Linux, and a device or user name
-//! is data.
+//! is data. Clicking a notification brings its window forward (out of the tray if need be) and
+//! tells the page, which opens what it was about: the device, or the chat invitations.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use tauri::ipc::Channel;
 use tauri::{Runtime, State, Webview};
 
 use crate::remote_access;
@@ -19,6 +22,11 @@ use crate::servers::save_private;
 /// Longest title and body shown; longer ones are cut (a page cannot flood the desktop with text).
 const MAX_TITLE: usize = 120;
 const MAX_BODY: usize = 400;
+
+/// Notifications whose click is still awaited. Each holds a thread and a bus connection until it
+/// is clicked or closed, and a desktop may keep them for as long as it likes; past this many, a
+/// new notification is shown without a click action.
+const MAX_AWAITING_CLICK: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +98,7 @@ pub(crate) struct PageSettings {
 pub(crate) struct Notifications {
     path: PathBuf,
     settings: Mutex<Settings>,
+    awaiting_click: Arc<AtomicUsize>,
 }
 
 impl Notifications {
@@ -110,6 +119,7 @@ impl Notifications {
         Notifications {
             path,
             settings: Mutex::new(settings),
+            awaiting_click: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -157,7 +167,8 @@ pub(crate) fn notify_configure<R: Runtime>(
         .map_err(|e| format!("cannot save {}: {e}", notifications.path.display()))
 }
 
-/// Shows a notification if the user's settings want it; says whether it was shown.
+/// Shows a notification if the user's settings want it; says whether it was shown. When the user
+/// clicks it, its window comes forward and `on_click` hears of it.
 #[tauri::command]
 pub(crate) async fn notify<R: Runtime>(
     webview: Webview<R>,
@@ -166,6 +177,7 @@ pub(crate) async fn notify<R: Runtime>(
     group: Option<String>,
     title: String,
     body: String,
+    on_click: Channel<()>,
 ) -> Result<bool, String> {
     let origin = remote_access::trusted_caller(&webview)?;
     if !notifications.lock().wants(&origin, kind, group.as_deref()) {
@@ -173,24 +185,95 @@ pub(crate) async fn notify<R: Runtime>(
     }
     let title = plain(&title, MAX_TITLE);
     let body = plain(&body, MAX_BODY);
-    tauri::async_runtime::spawn_blocking(move || show(&title, &body))
+    let click = ClickSlot::take(&notifications.awaiting_click).map(|slot| {
+        let window = webview.window();
+        (slot, move || {
+            crate::tray::bring_forward(&window);
+            // The page may be gone (the window navigated away); nothing then to open.
+            let _ = on_click.send(());
+        })
+    });
+    tauri::async_runtime::spawn_blocking(move || show(&title, &body, click))
         .await
         .map_err(|e| e.to_string())??;
     Ok(true)
 }
 
-fn show(title: &str, body: &str) -> Result<(), String> {
-    notify_rust::Notification::new()
+/// One of the `MAX_AWAITING_CLICK` places, given back when dropped.
+struct ClickSlot(Arc<AtomicUsize>);
+
+impl ClickSlot {
+    fn take(count: &Arc<AtomicUsize>) -> Option<ClickSlot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_AWAITING_CLICK).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ClickSlot(Arc::clone(count)))
+    }
+}
+
+impl Drop for ClickSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn show(
+    title: &str,
+    body: &str,
+    click: Option<(ClickSlot, impl FnOnce() + Send + 'static)>,
+) -> Result<(), String> {
+    let mut notification = notify_rust::Notification::new();
+    notification
         .appname("Tether")
         .summary(title)
         .body(body)
-        .icon("tether-console")
-        .show()
-        .map(|_| ())
-        .map_err(|e| {
-            eprintln!("tether-console: cannot show a notification: {e}");
-            format!("the desktop did not take the notification: {e}")
-        })
+        .icon("tether-console");
+    if click.is_some() {
+        // "default" is the freedesktop name of a click on the notification itself.
+        notification.action("default", "Open");
+    }
+    let handle = notification.show().map_err(|e| {
+        eprintln!("tether-console: cannot show a notification: {e}");
+        format!("the desktop did not take the notification: {e}")
+    })?;
+    if let Some((slot, on_click)) = click {
+        await_click(handle, slot, on_click);
+    }
+    Ok(())
+}
+
+/// Waits on a thread of its own for the notification to be clicked or closed (notify-rust's wait
+/// blocks), holding `slot` until then.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn await_click(
+    handle: notify_rust::NotificationHandle,
+    slot: ClickSlot,
+    on_click: impl FnOnce() + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("notification-click".into())
+        .spawn(move || {
+            let _slot = slot;
+            handle.wait_for_action(|action| {
+                if action == "default" {
+                    on_click();
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        eprintln!("tether-console: a notification's click will not be heard: {e}");
+    }
+}
+
+/// Elsewhere notify-rust reports no clicks: the notification is shown without one.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn await_click(
+    _handle: notify_rust::NotificationHandle,
+    _slot: ClickSlot,
+    _on_click: impl FnOnce() + Send + 'static,
+) {
 }
 
 /// `text` as plain text for a notification: markup characters escaped (the freedesktop body may
@@ -242,6 +325,18 @@ mod tests {
         settings.devices = false;
         assert!(!settings.wants("https://b.example", Kind::Chat, None));
         assert!(!settings.wants("https://a.example", Kind::Devices, Some("g1")));
+    }
+
+    #[test]
+    fn at_most_so_many_notifications_await_a_click() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let slots: Vec<ClickSlot> = std::iter::from_fn(|| ClickSlot::take(&count))
+            .take(MAX_AWAITING_CLICK + 5)
+            .collect();
+        assert_eq!(slots.len(), MAX_AWAITING_CLICK);
+        drop(slots);
+        assert_eq!(count.load(Ordering::Acquire), 0);
+        assert!(ClickSlot::take(&count).is_some());
     }
 
     #[test]

@@ -49,10 +49,15 @@ pub(crate) fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<bool> {
 
 pub(crate) fn show_window<R: Runtime>(app: &AppHandle<R>) {
     if let Some(window) = app.get_webview_window("main") {
-        let _ = window.show();
-        let _ = window.unminimize();
-        let _ = window.set_focus();
+        bring_forward(&window.as_ref().window());
     }
+}
+
+/// Shows `window` if it was closed into the tray or minimised, and gives it the focus.
+pub(crate) fn bring_forward<R: Runtime>(window: &tauri::Window<R>) {
+    let _ = window.show();
+    let _ = window.unminimize();
+    let _ = window.set_focus();
 }
 
 #[cfg(target_os = "linux")]

@@ -4,14 +4,15 @@
 // xprobe's colour and a click changes it; the device's sound (a tone on its PulseAudio) comes out
 // of the app's own output (cpal, into a null sink of another PulseAudio, recorded there); the relay
 // carries next to nothing once switched (the session's audit record says so); terminal and file
-// upload take the same direct path. Closing the window leaves the app in its tray, and a watched
-// group's device going offline reaches the desktop's notification service (a private D-Bus
-// session bus, watched with dbus-monitor).
+// upload take the same direct path. Closing the window leaves the app in its tray, a watched
+// group's device going offline reaches the desktop's notification service (a stand-in for the
+// desktop's daemon on a private D-Bus session bus), and clicking the notification brings the
+// window back at that device.
 //
 // Two X servers: the device's (the agent captures it; xprobe paints it) and the app's.
 
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -29,11 +30,11 @@ import {
   startServer,
   startXprobe,
   startXvfb,
-  stopChild,
   tetherctlAs,
   tempDir,
   until,
 } from "./support.mjs";
+import { startNotificationService } from "./notificationService.mjs";
 import { appEnvironment, launchApp, signIn, startWebDriver, webFingerprint } from "./webdriver.mjs";
 
 const ADMIN = { name: "admin", password: "correct horse battery" };
@@ -46,28 +47,6 @@ const missing =
   (!existsSync(binary("tether-console")) && "tether-console is not built (cargo build -p tether-console)") ||
   (!(existsSync(binary("tether-agent")) && existsSync(binary("xprobe"))) && "tether-agent or xprobe is not built");
 if (missing && process.env.CI && process.env.TETHER_SKIP_DESKTOP !== "1") throw new Error(`desktop app e2e cannot run: ${missing}`);
-
-/** A private D-Bus session bus and a monitor of the notification calls made on it. */
-async function startSessionBus() {
-  const daemon = spawn("dbus-daemon", ["--session", "--nofork", "--print-address=1"], { stdio: ["ignore", "pipe", "ignore"] });
-  const address = await new Promise((resolve, reject) => {
-    daemon.stdout.once("data", (chunk) => resolve(String(chunk).trim()));
-    daemon.once("exit", (code) => reject(new Error(`dbus-daemon exited (${code})`)));
-  });
-  const monitor = spawn("dbus-monitor", ["--address", address, "interface='org.freedesktop.Notifications',member='Notify'"], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  const lines = [];
-  monitor.stdout.on("data", (chunk) => lines.push(...String(chunk).split("\n")));
-  return {
-    address,
-    lines,
-    async stop() {
-      await stopChild(monitor);
-      await stopChild(daemon);
-    },
-  };
-}
 
 /** Share of the screenshot's pixels near `rgb`. */
 function shareOf(shot, rgb) {
@@ -120,7 +99,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     tone = await startPulseWithTone(440);
     // What the app plays goes to a null sink of another PulseAudio, where the test records it.
     appSound = await startPulse("app");
-    bus = await startSessionBus();
+    bus = await startNotificationService();
     agent = await startAgent(msh, ["--x-display", screen.display], { env: tone.env });
     device = await onlineDevice(ctl);
     driver = await startWebDriver(appEnvironment(appScreen.display, home, { ...appSound.env, DBUS_SESSION_BUS_ADDRESS: bus.address }));
@@ -309,7 +288,7 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     }
   });
 
-  it("stays in the tray when its window is closed, and notifies of a watched group's device going offline", async () => {
+  it("stays in the tray when its window is closed, notifies of a watched group's device going offline, and a click on that opens the device", async () => {
     await app.click(await app.find("a[href='/account']"));
     const box = await until(() => app.find(`[data-testid=app-notifications] [data-group="${device.group}"]`).catch(() => null), Boolean, "the watched-groups setting");
     await app.click(box);
@@ -330,13 +309,21 @@ describe("the desktop app's own direct sessions", { skip: missing }, () => {
     // Still running: its page answers.
     assert.ok((await app.url()).startsWith(server.url));
 
-    const from = bus.lines.length;
+    const from = bus.shown.length;
     await agent.stop();
-    await until(
-      () => bus.lines.slice(from).join("\n"),
-      (seen) => seen.includes(`string "${device.name} went offline"`) && seen.includes("string \"In App screens\""),
+    const note = await until(
+      () => bus.shown.slice(from).find((n) => n.summary === `${device.name} went offline`),
+      Boolean,
       "the notification of the device going offline",
       60_000,
     );
+    assert.equal(note.appName, "Tether");
+    assert.equal(note.body, "In App screens");
+    assert.deepEqual(note.actions, ["default"], "a click on it is awaited");
+
+    bus.click(note.id);
+    await until(onScreen, (shown) => shown !== "", "the window comes back");
+    await until(() => app.url(), (url) => url === `${server.url}/devices/${encodeURIComponent(device.id)}`, "the device's page");
+    await until(() => app.find("#tab-desktop").catch(() => null), Boolean, "the device's tabs");
   });
 });

@@ -17,6 +17,7 @@ describe("desktop app notifications", () => {
       group: "g1",
       title: "web-01 went offline",
       body: "In Servers",
+      open: { screen: "device", id: "d1", tab: "general" },
     });
     expect(notificationFor({ type: "deviceOnline", device: "d9", group: "g9" } as ServerEvent, names)).toMatchObject({
       title: "A device is online",
@@ -26,13 +27,14 @@ describe("desktop app notifications", () => {
 
   it("tell of chat invitations and of others' sessions, not of one's own", () => {
     const invitation = { type: "chatInvitation", invitation: "i", from: "user//bob", fromName: "bob", url: "/x", expiresMs: 1 } as ServerEvent;
-    expect(notificationFor(invitation, names)).toMatchObject({ kind: "chat", group: null, title: "bob invites you to chat" });
+    expect(notificationFor(invitation, names)).toMatchObject({ kind: "chat", group: null, title: "bob invites you to chat", open: null });
     const record = { id: 1, time: 1, kind: "session_started", user: "user//bob", group: "g1", device: "d1", message: "bob opened a desktop session to web-01" };
     expect(notificationFor({ type: "logged", record } as ServerEvent, names)).toEqual({
       kind: "sessions",
       group: "g1",
       title: "A session was opened",
       body: "bob opened a desktop session to web-01",
+      open: { screen: "device", id: "d1", tab: "events" },
     });
     expect(notificationFor({ type: "logged", record: { ...record, user: names.me } } as ServerEvent, names)).toBeNull();
     expect(notificationFor({ type: "logged", record: { ...record, kind: "login" } } as ServerEvent, names)).toBeNull();

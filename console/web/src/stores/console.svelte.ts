@@ -10,6 +10,7 @@ import { notifyApp } from "../lib/appNotify";
 import { describeEvent } from "../lib/describe";
 import { DeviceIndex } from "../lib/devices";
 import type { Action, Actions, CampaignInfo, EventRecord, GroupInfo, ServerEvent, ServerInfo, UserInfo } from "../lib/protocol";
+import type { Route } from "../lib/routes";
 import type { SessionStart } from "../lib/sessions/relay";
 import { throttle } from "../lib/throttle";
 import { ToastQueue } from "../lib/toasts";
@@ -198,7 +199,9 @@ export class ConsoleStore {
       user: (id) => this.users.find((u) => u.id === id)?.name,
     });
     if (line) this.toast(line.message, line.tone);
-    notifyApp(event, { device: (id) => this.devices.get(id)?.name, group: (id) => this.groupName(id), me: user.id });
+    // The router is loaded when a notification is clicked: this store also runs without a page.
+    const go = (route: Route) => void import("./router.svelte").then(({ router }) => router.go(route));
+    notifyApp(event, { device: (id) => this.devices.get(id)?.name, group: (id) => this.groupName(id), me: user.id }, go);
 
     const grouped = applyGroupEvent(this.groups, event, user);
     if (grouped) {
