@@ -28,7 +28,7 @@ use tether_rtc::{DirectPeer, Gathering, PeerError, PeerEvent, VoiceTrack};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::direct::frames::{self, PeerNews};
-use crate::direct::{Opened, PathConfig};
+use crate::direct::{self, Opened, PathConfig};
 use crate::microphone::{self, Microphone};
 use crate::{remote_access, sound};
 
@@ -106,18 +106,14 @@ impl Calls {
         id
     }
 
-    /// Whether the calling page may make another call (a trusted server's, under [`MAX_CALLS`]):
-    /// its origin, and what the call's peer gathers.
+    /// [`direct::admit`] for one more call, at most [`MAX_CALLS`].
     fn admit<R: Runtime>(
         &self,
         webview: &Webview<R>,
         config: PathConfig,
     ) -> Result<(String, Gathering), String> {
-        let origin = remote_access::trusted_caller(webview)?;
-        if lock_open(&self.open).len() >= MAX_CALLS {
-            return Err(format!("{MAX_CALLS} calls are open already"));
-        }
-        Ok((origin, config.gathering()?))
+        let open = lock_open(&self.open).len();
+        direct::admit(webview, config, open, MAX_CALLS, "calls")
     }
 }
 

@@ -69,6 +69,24 @@ impl PathConfig {
     }
 }
 
+/// Whether the calling page may open one more peer of a kind (direct paths, calls) of which
+/// `open` are open and at most `max` may be: a trusted server's page, under the limit. Returns its
+/// origin and what the new peer gathers.
+pub(crate) fn admit<R: Runtime>(
+    webview: &Webview<R>,
+    config: PathConfig,
+    open: usize,
+    max: usize,
+    what: &str,
+) -> Result<(String, Gathering), String> {
+    let origin = remote_access::trusted_caller(webview)?;
+    let gathering = config.gathering()?;
+    if open >= max {
+        return Err(format!("{max} {what} are open already"));
+    }
+    Ok((origin, gathering))
+}
+
 /// A peer the app made: the id the page knows it by, and its SDP (offer or answer).
 #[derive(Debug, Serialize)]
 pub(crate) struct Opened {
@@ -111,19 +129,14 @@ impl Peers {
             .ok_or_else(|| format!("no direct path {id}"))
     }
 
-    /// Whether the calling page may make another peer (a trusted server's, under [`MAX_PEERS`]):
-    /// its origin, and what the peer gathers.
+    /// [`admit`] for one more direct path, at most [`MAX_PEERS`].
     fn admit<R: Runtime>(
         &self,
         webview: &Webview<R>,
         config: PathConfig,
     ) -> Result<(String, Gathering), String> {
-        let origin = remote_access::trusted_caller(webview)?;
-        let gathering = config.gathering()?;
-        if self.lock().len() >= MAX_PEERS {
-            return Err(format!("{MAX_PEERS} direct paths are open already"));
-        }
-        Ok((origin, gathering))
+        let open = self.lock().len();
+        admit(webview, config, open, MAX_PEERS, "direct paths")
     }
 
     /// Keeps a new peer's handle and starts passing its news; returns its id.
